@@ -1,0 +1,907 @@
+// RUN: jamba-opt %s -split-input-file -verify-diagnostics
+
+// One case per verifier diagnostic of the jamba ops (JambaOps.cpp), plus the
+// ODS constraints most likely to be hit by hand-written IR.
+
+// embedding: the table must be [vocab, hidden].
+func.func @embedding_table_rank(%t: tensor<128xf32>, %ids: tensor<1x4xi32>) {
+  // expected-error @+1 {{expected 'table' to have rank 2, got 1}}
+  %h = jamba.embedding %t, %ids : tensor<128xf32>, tensor<1x4xi32> -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// embedding: the result's hidden size comes from the table.
+func.func @embedding_result_hidden(%t: tensor<128x64xf32>, %ids: tensor<1x4xi32>) {
+  // expected-error @+1 {{expected 'result' dimension 2 to be hidden_size = 64, got 32}}
+  %h = jamba.embedding %t, %ids : tensor<128x64xf32>, tensor<1x4xi32> -> tensor<1x4x32xf32>
+  return
+}
+
+// -----
+
+// embedding: the result's element type is the table's.
+func.func @embedding_result_type(%t: tensor<128x64xf32>, %ids: tensor<1x4xi32>) {
+  // expected-error @+1 {{expected 'table' and 'result' to have the same element type, got 'f32' and 'bf16'}}
+  %h = jamba.embedding %t, %ids : tensor<128x64xf32>, tensor<1x4xi32> -> tensor<1x4x64xbf16>
+  return
+}
+
+// -----
+
+// embedding: ids must be integers (ODS constraint).
+func.func @embedding_float_ids(%t: tensor<128x64xf32>, %ids: tensor<1x4xf32>) {
+  // expected-error @+1 {{operand #1 must be ranked tensor of 32-bit signless integer or 64-bit signless integer values}}
+  %h = jamba.embedding %t, %ids : tensor<128x64xf32>, tensor<1x4xf32> -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// rms_norm: scalars have nothing to normalise.
+func.func @rms_norm_rank0(%x: tensor<f32>, %w: tensor<1xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 1, got 0}}
+  %y = jamba.rms_norm %x, %w : tensor<f32>, tensor<1xf32>
+  return
+}
+
+// -----
+
+// rms_norm: the weight covers the last dimension.
+func.func @rms_norm_weight_size(%x: tensor<1x4x64xf32>, %w: tensor<32xf32>) {
+  // expected-error @+1 {{expected 'weight' dimension 0 to be the normalised size = 64, got 32}}
+  %y = jamba.rms_norm %x, %w : tensor<1x4x64xf32>, tensor<32xf32>
+  return
+}
+
+// -----
+
+// rms_norm: weight and input share the model dtype.
+func.func @rms_norm_weight_type(%x: tensor<1x4x64xf32>, %w: tensor<64xbf16>) {
+  // expected-error @+1 {{expected 'input' and 'weight' to have the same element type, got 'f32' and 'bf16'}}
+  %y = jamba.rms_norm %x, %w : tensor<1x4x64xf32>, tensor<64xbf16>
+  return
+}
+
+// -----
+
+// rms_norm: epsilon must be positive.
+func.func @rms_norm_epsilon(%x: tensor<1x4x64xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{expected a positive epsilon, got 0}}
+  %y = jamba.rms_norm %x, %w {epsilon = 0.0 : f64} : tensor<1x4x64xf32>, tensor<64xf32>
+  return
+}
+
+// -----
+
+// mamba_mixer: the input is [batch, seq, hidden].
+func.func @mixer_input_rank(%x: tensor<4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank 3, got 2}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: a zero-width conv kernel is meaningless.
+func.func @mixer_dconv_zero(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x0xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x0xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected d_conv >= 1, got 0}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x0xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x0xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x0xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: the conv state holds d_conv - 1 columns.
+func.func @mixer_conv_state(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x4xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'conv_state' dimension 2 to be d_conv - 1 = 3, got 4}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x4xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x4xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: in_proj produces x and z, 2 * d_inner rows.
+func.func @mixer_in_proj(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<128x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'in_proj_weight' dimension 0 to be 2 * d_inner = 256, got 128}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<128x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: x_proj produces dt (R), B (N) and C (N).
+func.func @mixer_x_proj(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<16x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'x_proj_weight' dimension 0 to be dt_rank + 2 * d_state = 24, got 16}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<16x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: A_log's d_inner agrees with the conv's.
+func.func @mixer_a_log(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<64x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'A_log' dimension 0 to be d_inner = 128, got 64}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<64x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: the conv state is in the activation type.
+func.func @mixer_conv_state_type(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xbf16>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'input' and 'conv_state' to have the same element type, got 'f32' and 'bf16'}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xbf16>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xbf16>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: the result has the input's type.
+func.func @mixer_result_type(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'input' and 'result' to have the same type, got 'tensor<1x4x64xf32>' and 'tensor<1x?x64xf32>'}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: the SSM state is always f32 (ODS constraint).
+func.func @mixer_ssm_state_bf16(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xbf16>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{operand #2 must be tensor of 32-bit float values}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xbf16>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xbf16>)
+  return
+}
+
+// -----
+
+// mamba_mixer: epsilon must be positive.
+func.func @mixer_epsilon(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected a positive epsilon, got -1}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      {epsilon = -1.0 : f64}
+      : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// attention: query heads share kv heads in whole groups (GQA).
+func.func @attention_heads(%x: tensor<1x4x64xf32>, %wq: tensor<48x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x48xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected num_heads (3) to be a multiple of num_kv_heads (2)}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 3 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<48x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x48xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: head_dim is derived from q_weight, which needs a static row count.
+func.func @attention_dynamic_q(%x: tensor<1x4x64xf32>, %wq: tensor<?x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'q_weight' to have a static row count}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<?x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: q_weight rows split evenly into heads.
+func.func @attention_q_rows(%x: tensor<1x4x64xf32>, %wq: tensor<66x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'q_weight' rows (66) to be a multiple of num_heads (4)}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<66x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: k/v projections have num_kv_heads * head_dim rows.
+func.func @attention_k_rows(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<64x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_weight' dimension 0 to be num_kv_heads * head_dim = 32, got 64}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>, tensor<64x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: the KV cache is [batch, kv_heads, capacity, head_dim].
+func.func @attention_cache_rank(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_cache' to have rank 4, got 3}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<2x8x16xf32>, tensor<2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: K and V caches have one type.
+func.func @attention_cache_types(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x9x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_cache' and 'v_cache' to have the same type, got 'tensor<1x2x8x16xf32>' and 'tensor<1x2x9x16xf32>'}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %v, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x9x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x9x16xf32>)
+  return
+}
+
+// -----
+
+// attention: one cache length per sequence.
+func.func @attention_cache_len(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<2xi64>) {
+  // expected-error @+1 {{expected 'cache_len' dimension 0 to be batch = 1, got 2}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<2xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: the updated cache keeps the cache's type.
+func.func @attention_new_cache(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_cache' and 'new_k_cache' to have the same type, got 'tensor<1x2x8x16xf32>' and 'tensor<1x2x?x16xf32>'}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x?x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// attention: num_heads is positive (ODS constraint).
+func.func @attention_zero_heads(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>, %wk: tensor<32x64xf32>,
+    %wo: tensor<64x64xf32>, %k: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+2 {{attribute 'num_heads' failed to satisfy constraint: 64-bit signless integer attribute whose value is positive}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wo, cache(%k, %k, %len)
+      {num_heads = 0 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// moe: a scalar input has no hidden dimension.
+func.func @moe_rank0(%x: tensor<f32>, %r: tensor<4x64xf32>, %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 1, got 0}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<f32>, tensor<4x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// moe: the router is [experts, hidden].
+func.func @moe_router_rank(%x: tensor<1x4x64xf32>, %r: tensor<64xf32>, %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected 'router_weight' to have rank 2, got 1}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// moe: top_k cannot exceed the number of experts.
+func.func @moe_top_k(%x: tensor<1x4x64xf32>, %r: tensor<4x64xf32>, %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected top_k (5) to be at most the number of experts (4)}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 5 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// moe: the router reads the hidden state.
+func.func @moe_router_hidden(%x: tensor<1x4x64xf32>, %r: tensor<4x32xf32>, %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected 'router_weight' dimension 1 to be hidden_size = 64, got 32}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x32xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// moe: expert weights are stacked over all experts.
+func.func @moe_expert_count(%x: tensor<1x4x64xf32>, %r: tensor<4x64xf32>, %g: tensor<3x128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected 'gate_weight' dimension 0 to be num_experts = 4, got 3}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x64xf32>, tensor<3x128x64xf32>, tensor<3x128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// moe: stacked expert weights are rank 3.
+func.func @moe_gate_rank(%x: tensor<1x4x64xf32>, %r: tensor<4x64xf32>, %g: tensor<128x64xf32>, %d: tensor<4x64x128xf32>) {
+  // expected-error @+1 {{expected 'gate_weight' to have rank 3, got 2}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>,
+         tensor<4x64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// moe: down_proj maps the intermediate size back to hidden.
+func.func @moe_down(%x: tensor<1x4x64xf32>, %r: tensor<4x64xf32>, %g: tensor<4x128x64xf32>, %d: tensor<4x64x96xf32>) {
+  // expected-error @+1 {{expected 'down_weight' dimension 2 to be intermediate_size = 128, got 96}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x64x96xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// mlp: a scalar input has no hidden dimension.
+func.func @mlp_rank0(%x: tensor<f32>, %g: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 1, got 0}}
+  %y = jamba.mlp %x, %g, %g, %d
+      : (tensor<f32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>) -> tensor<f32>
+  return
+}
+
+// -----
+
+// mlp: up_proj has gate_proj's shape.
+func.func @mlp_up(%x: tensor<1x4x64xf32>, %g: tensor<128x64xf32>, %u: tensor<96x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'up_weight' dimension 0 to be intermediate_size = 128, got 96}}
+  %y = jamba.mlp %x, %g, %u, %d
+      : (tensor<1x4x64xf32>, tensor<128x64xf32>, tensor<96x64xf32>, tensor<64x128xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// lm_head: the input is [batch, seq, hidden].
+func.func @lm_head_rank(%h: tensor<4x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank 3, got 2}}
+  %l = jamba.lm_head %h, %w : tensor<4x64xf32>, tensor<128x64xf32> -> tensor<1x4x128xf32>
+  return
+}
+
+// -----
+
+// lm_head: the weight reads the hidden state.
+func.func @lm_head_hidden(%h: tensor<1x4x64xf32>, %w: tensor<128x32xf32>) {
+  // expected-error @+1 {{expected 'weight' dimension 1 to be hidden_size = 64, got 32}}
+  %l = jamba.lm_head %h, %w : tensor<1x4x64xf32>, tensor<128x32xf32> -> tensor<1x4x128xf32>
+  return
+}
+
+// -----
+
+// lm_head: with num_logits_to_keep, only that many positions come out.
+func.func @lm_head_keep(%h: tensor<1x4x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{expected 'result' dimension 1 to be num_logits_to_keep = 1, got 4}}
+  %l = jamba.lm_head %h, %w {num_logits_to_keep = 1 : i64} : tensor<1x4x64xf32>, tensor<128x64xf32> -> tensor<1x4x128xf32>
+  return
+}
+
+// -----
+
+// lm_head: one logit per vocabulary row.
+func.func @lm_head_vocab(%h: tensor<1x4x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{expected 'result' dimension 2 to be vocab_size = 128, got 100}}
+  %l = jamba.lm_head %h, %w : tensor<1x4x64xf32>, tensor<128x64xf32> -> tensor<1x4x100xf32>
+  return
+}
+
+// -----
+
+// lm_head: logits come out in the activation type.
+func.func @lm_head_type(%h: tensor<1x4x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{expected 'input' and 'result' to have the same element type, got 'f32' and 'f16'}}
+  %l = jamba.lm_head %h, %w : tensor<1x4x64xf32>, tensor<128x64xf32> -> tensor<1x4x128xf16>
+  return
+}
+
+// -----
+
+// causal_conv1d: the input is [batch, seq, channels].
+func.func @conv_rank(%x: tensor<4x128xf32>, %w: tensor<128x4xf32>, %s: tensor<1x128x3xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank 3, got 2}}
+  %y, %s2 = jamba.causal_conv1d %x, %w state(%s)
+      : (tensor<4x128xf32>, tensor<128x4xf32>, tensor<1x128x3xf32>) -> (tensor<4x128xf32>, tensor<1x128x3xf32>)
+  return
+}
+
+// -----
+
+// causal_conv1d: a zero-width kernel is meaningless.
+func.func @conv_width(%x: tensor<1x4x128xf32>, %w: tensor<128x0xf32>, %s: tensor<1x128x0xf32>) {
+  // expected-error @+1 {{expected a kernel width >= 1, got 0}}
+  %y, %s2 = jamba.causal_conv1d %x, %w state(%s)
+      : (tensor<1x4x128xf32>, tensor<128x0xf32>, tensor<1x128x0xf32>) -> (tensor<1x4x128xf32>, tensor<1x128x0xf32>)
+  return
+}
+
+// -----
+
+// causal_conv1d: depthwise, one filter per channel.
+func.func @conv_channels(%x: tensor<1x4x128xf32>, %w: tensor<64x4xf32>, %s: tensor<1x128x3xf32>) {
+  // expected-error @+1 {{expected 'weight' dimension 0 to be channels = 128, got 64}}
+  %y, %s2 = jamba.causal_conv1d %x, %w state(%s)
+      : (tensor<1x4x128xf32>, tensor<64x4xf32>, tensor<1x128x3xf32>) -> (tensor<1x4x128xf32>, tensor<1x128x3xf32>)
+  return
+}
+
+// -----
+
+// causal_conv1d: one bias per channel.
+func.func @conv_bias(%x: tensor<1x4x128xf32>, %w: tensor<128x4xf32>, %b: tensor<64xf32>, %s: tensor<1x128x3xf32>) {
+  // expected-error @+1 {{expected 'bias' dimension 0 to be channels = 128, got 64}}
+  %y, %s2 = jamba.causal_conv1d %x, %w bias(%b) state(%s)
+      : (tensor<1x4x128xf32>, tensor<128x4xf32>, tensor<64xf32>, tensor<1x128x3xf32>) -> (tensor<1x4x128xf32>, tensor<1x128x3xf32>)
+  return
+}
+
+// -----
+
+// causal_conv1d: the state holds width - 1 past inputs.
+func.func @conv_state(%x: tensor<1x4x128xf32>, %w: tensor<128x4xf32>, %s: tensor<1x128x4xf32>) {
+  // expected-error @+1 {{expected 'state' dimension 2 to be kernel width - 1 = 3, got 4}}
+  %y, %s2 = jamba.causal_conv1d %x, %w state(%s)
+      : (tensor<1x4x128xf32>, tensor<128x4xf32>, tensor<1x128x4xf32>) -> (tensor<1x4x128xf32>, tensor<1x128x4xf32>)
+  return
+}
+
+// -----
+
+// causal_conv1d: the state is in the activation type.
+func.func @conv_state_type(%x: tensor<1x4x128xf32>, %w: tensor<128x4xf32>, %s: tensor<1x128x3xbf16>) {
+  // expected-error @+1 {{expected 'input' and 'state' to have the same element type, got 'f32' and 'bf16'}}
+  %y, %s2 = jamba.causal_conv1d %x, %w state(%s)
+      : (tensor<1x4x128xf32>, tensor<128x4xf32>, tensor<1x128x3xbf16>) -> (tensor<1x4x128xf32>, tensor<1x128x3xbf16>)
+  return
+}
+
+// -----
+
+// selective_scan: u is [batch, seq, d_inner].
+func.func @scan_rank(%u: tensor<4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>) {
+  // expected-error @+1 {{expected 'u' to have rank 3, got 2}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B
+      : (tensor<4x128xf32>, tensor<4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>)
+      -> (tensor<4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: A's d_inner agrees with u's.
+func.func @scan_a(%u: tensor<1x4x128xf32>, %A: tensor<64x8xf32>, %B: tensor<1x4x8xf32>) {
+  // expected-error @+1 {{expected 'A' dimension 0 to be d_inner = 128, got 64}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<64x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: delta has u's shape.
+func.func @scan_delta(%u: tensor<1x4x128xf32>, %dt: tensor<1x5x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>) {
+  // expected-error @+1 {{expected 'delta' dimension 1 to be seq = 4, got 5}}
+  %y, %h = jamba.selective_scan %u, %dt, %A, %B, %B
+      : (tensor<1x4x128xf32>, tensor<1x5x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: d_state agrees across A, B and C.
+func.func @scan_c(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>, %C: tensor<1x4x16xf32>) {
+  // expected-error @+1 {{expected 'C' dimension 2 to be d_state = 8, got 16}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %C
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x16xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: one skip weight per channel.
+func.func @scan_d(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>, %D: tensor<64xf32>) {
+  // expected-error @+1 {{expected 'D' dimension 0 to be d_inner = 128, got 64}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B D(%D)
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<64xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: the gate z has u's shape.
+func.func @scan_z(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>, %z: tensor<1x4x64xf32>) {
+  // expected-error @+1 {{expected 'z' dimension 2 to be d_inner = 128, got 64}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B z(%z)
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x64xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: one delta bias per channel.
+func.func @scan_delta_bias(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>, %db: tensor<8xf32>) {
+  // expected-error @+1 {{expected 'delta_bias' dimension 0 to be d_inner = 128, got 8}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B delta_bias(%db)
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<8xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: the initial state is [batch, d_inner, d_state].
+func.func @scan_init(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>, %h0: tensor<1x8x128xf32>) {
+  // expected-error @+1 {{expected 'init_state' dimension 1 to be d_inner = 128, got 8}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B init_state(%h0)
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x8x128xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: so is the final state.
+func.func @scan_final(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: tensor<1x4x8xf32>) {
+  // expected-error @+1 {{expected 'final_state' dimension 2 to be d_state = 8, got 4}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B
+      : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>)
+      -> (tensor<1x4x128xf32>, tensor<1x128x4xf32>)
+  return
+}
+
+// -----
+
+// router_topk: scalars have no experts.
+func.func @router_rank0(%l: tensor<f32>) {
+  // expected-error @+1 {{expected 'logits' to have rank >= 1, got 0}}
+  %w, %i = jamba.router_topk %l {top_k = 1 : i64} : tensor<f32> -> tensor<1xf32>, tensor<1xi32>
+  return
+}
+
+// -----
+
+// router_topk: top_k cannot exceed the number of experts.
+func.func @router_top_k(%l: tensor<?x4xf32>) {
+  // expected-error @+1 {{expected top_k (8) to be at most the number of experts (4)}}
+  %w, %i = jamba.router_topk %l {top_k = 8 : i64} : tensor<?x4xf32> -> tensor<?x8xf32>, tensor<?x8xi32>
+  return
+}
+
+// -----
+
+// router_topk: the weights are [..., top_k].
+func.func @router_weights(%l: tensor<?x4xf32>) {
+  // expected-error @+1 {{expected 'weights' dimension 1 to be top_k = 2, got 4}}
+  %w, %i = jamba.router_topk %l {top_k = 2 : i64} : tensor<?x4xf32> -> tensor<?x4xf32>, tensor<?x2xi32>
+  return
+}
+
+// -----
+
+// router_topk: the indices have the weights' shape.
+func.func @router_indices(%l: tensor<3x4xf32>) {
+  // expected-error @+1 {{expected 'indices' dimension 0 to be the logits' size = 3, got 5}}
+  %w, %i = jamba.router_topk %l {top_k = 2 : i64} : tensor<3x4xf32> -> tensor<3x2xf32>, tensor<5x2xi32>
+  return
+}
+
+// -----
+
+// expert_gemm: weights are stacked [experts, N, K].
+func.func @expert_gemm_weight_rank(%x: tensor<?x64xf32>, %w: tensor<128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'weight' to have rank 3, got 2}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: one row per token, or one per token and slot.
+func.func @expert_gemm_input_rank(%x: tensor<64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'input' to have rank 2 or 3, got 1}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: the contraction sizes agree.
+func.func @expert_gemm_k(%x: tensor<?x32xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'input' dimension 1 to be the weight's K = 64, got 32}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x32xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: a per-slot input has top_k slots.
+func.func @expert_gemm_slots(%x: tensor<?x3x64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'input' dimension 1 to be top_k = 2, got 3}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x3x64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: int8 weights need their scales.
+func.func @expert_gemm_no_scale(%x: tensor<?x64xf32>, %q: tensor<4x128x64xi8>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected a 'scale' operand with int8 weights}}
+  %y = jamba.expert_gemm %x, %q indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x128x64xi8>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: float weights take no scale.
+func.func @expert_gemm_float_scale(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %s: tensor<4x128xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected no 'scale' operand with floating-point weights}}
+  %y = jamba.expert_gemm %x, %w scale(%s) indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<4x128xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: one scale per expert and output row.
+func.func @expert_gemm_scale_shape(%x: tensor<?x64xf32>, %q: tensor<4x128x64xi8>, %s: tensor<4x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'scale' dimension 1 to be the weight's N = 128, got 64}}
+  %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x128x64xi8>, tensor<4x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: one routing weight per token and slot.
+func.func @expert_gemm_route(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>, %rw: tensor<?x1xf32>) {
+  // expected-error @+1 {{expected 'route_weights' dimension 1 to be top_k = 2, got 1}}
+  %y = jamba.expert_gemm %x, %w indices(%idx) route_weights(%rw)
+      : (tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>, tensor<?x1xf32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: the result is [tokens, top_k, N].
+func.func @expert_gemm_result(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'result' dimension 2 to be the weight's N = 128, got 64}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x64xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: the result is in the activation type.
+func.func @expert_gemm_result_type(%x: tensor<?x64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'input' and 'result' to have the same element type, got 'f32' and 'bf16'}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xbf16>
+  return
+}
+
+// -----
+
+// linear: a scalar input has no K dimension.
+func.func @linear_rank0(%x: tensor<f32>, %w: tensor<256x64xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 1, got 0}}
+  %y = jamba.linear %x, %w : (tensor<f32>, tensor<256x64xf32>) -> tensor<256xf32>
+  return
+}
+
+// -----
+
+// linear: the weight is [N, K].
+func.func @linear_weight_rank(%x: tensor<1x4x64xf32>, %w: tensor<64xf32>) {
+  // expected-error @+1 {{expected 'weight' to have rank 2, got 1}}
+  %y = jamba.linear %x, %w : (tensor<1x4x64xf32>, tensor<64xf32>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// linear: the contraction sizes agree.
+func.func @linear_k(%x: tensor<1x4x64xf32>, %w: tensor<256x32xf32>) {
+  // expected-error @+1 {{expected 'weight' dimension 1 to be the input's K = 64, got 32}}
+  %y = jamba.linear %x, %w : (tensor<1x4x64xf32>, tensor<256x32xf32>) -> tensor<1x4x256xf32>
+  return
+}
+
+// -----
+
+// linear: int8 weights need their scales.
+func.func @linear_no_scale(%x: tensor<1x4x64xf32>, %q: tensor<256x64xi8>) {
+  // expected-error @+1 {{expected a 'scale' operand with int8 weights}}
+  %y = jamba.linear %x, %q : (tensor<1x4x64xf32>, tensor<256x64xi8>) -> tensor<1x4x256xf32>
+  return
+}
+
+// -----
+
+// linear: one bias per output row.
+func.func @linear_bias(%x: tensor<1x4x64xf32>, %w: tensor<256x64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{expected 'bias' dimension 0 to be the weight's N = 256, got 64}}
+  %y = jamba.linear %x, %w bias(%b) : (tensor<1x4x64xf32>, tensor<256x64xf32>, tensor<64xf32>) -> tensor<1x4x256xf32>
+  return
+}
+
+// -----
+
+// linear: leading dimensions pass through.
+func.func @linear_result(%x: tensor<1x4x64xf32>, %w: tensor<256x64xf32>) {
+  // expected-error @+1 {{expected 'result' dimension 1 to be the input's size = 4, got 5}}
+  %y = jamba.linear %x, %w : (tensor<1x4x64xf32>, tensor<256x64xf32>) -> tensor<1x5x256xf32>
+  return
+}
+
+// -----
+
+// linear: the result is in the activation type.
+func.func @linear_result_type(%x: tensor<1x4x64xf32>, %w: tensor<256x64xbf16>) {
+  // expected-error @+1 {{expected 'input' and 'result' to have the same element type, got 'f32' and 'bf16'}}
+  %y = jamba.linear %x, %w : (tensor<1x4x64xf32>, tensor<256x64xbf16>) -> tensor<1x4x256xbf16>
+  return
+}
+
+// -----
+
+// dequant: per-row scales need rows.
+func.func @dequant_rank(%q: tensor<64xi8>, %s: tensor<f32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 2, got 1}}
+  %w = jamba.dequant %q, %s : tensor<64xi8>, tensor<f32> -> tensor<64xf32>
+  return
+}
+
+// -----
+
+// dequant: one scale per row.
+func.func @dequant_scale(%q: tensor<4x128x64xi8>, %s: tensor<4x64xf32>) {
+  // expected-error @+1 {{expected 'scale' dimension 1 to be the input's size = 128, got 64}}
+  %w = jamba.dequant %q, %s : tensor<4x128x64xi8>, tensor<4x64xf32> -> tensor<4x128x64xf32>
+  return
+}
+
+// -----
+
+// dequant: the result has the input's shape.
+func.func @dequant_result(%q: tensor<128x64xi8>, %s: tensor<128xf32>) {
+  // expected-error @+1 {{expected 'result' to have rank 2, got 3}}
+  %w = jamba.dequant %q, %s : tensor<128x64xi8>, tensor<128xf32> -> tensor<1x128x64xf32>
+  return
+}
+
+// -----
+
+// dequant: only int8 is dequantized (ODS constraint).
+func.func @dequant_i16(%q: tensor<128x64xi16>, %s: tensor<128xf32>) {
+  // expected-error @+1 {{operand #0 must be tensor of 8-bit signless integer values}}
+  %w = jamba.dequant %q, %s : tensor<128x64xi16>, tensor<128xf32> -> tensor<128x64xf32>
+  return
+}

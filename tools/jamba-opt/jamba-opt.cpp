@@ -1,0 +1,31 @@
+//===- jamba-opt.cpp - The jamba pass-pipeline driver ---------------------===//
+//
+// Part of jamba-mlir. Parses, verifies, transforms and prints `.mlir` files
+// with the jamba dialect and every upstream dialect and pass registered, so
+// that any pipeline the compiler runs can be reproduced on the command line.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "llvm/Support/PrettyStackTrace.h"
+
+int main(int argc, char **argv) {
+  llvm::setBugReportMsg("jamba-opt crashed: please report it to the "
+                        "jamba-mlir issue tracker with the input file and "
+                        "command line.\n");
+  mlir::registerAllPasses();
+
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  registry.insert<mlir::jamba::JambaDialect>();
+
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "jamba-mlir optimizer driver\n", registry));
+}
