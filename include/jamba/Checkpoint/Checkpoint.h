@@ -1,0 +1,137 @@
+//===- Checkpoint.h - A Hugging Face Jamba checkpoint directory -*- C++ -*-===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// A checkpoint directory holds config.json and the weights in one of three
+// layouts, tried in this order:
+//   1. model.safetensors.index.json ({"weight_map": {tensor: file}}) plus the
+//      shard files it names;
+//   2. model.safetensors;
+//   3. every *.safetensors file in the directory, in sorted order.
+//
+// On top of the raw tensors, loadWeightF32/F64 resolve the canonical names of
+// SPEC.md 1.4 against the variants found in the wild (`.moe.` for
+// `.feed_forward.`, dense MLPs stored as `experts.0`, tied lm_head, and the
+// transformers-v5 fused expert tensors) and check the shape.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_CHECKPOINT_CHECKPOINT_H
+#define JAMBA_CHECKPOINT_CHECKPOINT_H
+
+#include "jamba/Checkpoint/Config.h"
+#include "jamba/Checkpoint/SafeTensors.h"
+#include "jamba/Checkpoint/Status.h"
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace jamba {
+namespace ckpt {
+
+/// An open checkpoint directory: the validated config and the memory-mapped
+/// tensors of every weight file.
+class Checkpoint {
+public:
+  /// Opens `dir`: reads and validates dir/config.json, then the weights (see
+  /// the file comment for the layouts). Shard file names from an index must
+  /// be plain names inside the directory (no '/', no ".."); every tensor the
+  /// index lists must be in the file it names; a tensor name may appear in
+  /// only one of the opened files. With an index, only the tensors it lists
+  /// are visible (as with Hugging Face's loader).
+  static StatusOr<std::unique_ptr<Checkpoint>> open(const std::string &dir);
+
+  const JambaConfig &config() const { return cfg; }
+  const std::string &directory() const { return dir; }
+
+  /// The stored tensor with exactly this name, or nullptr (no fallbacks).
+  const TensorInfo *find(std::string_view name) const;
+  /// Every tensor name, in index order (sharded) or file/header order.
+  const std::vector<std::string> &names() const { return nameList; }
+  /// The open weight files.
+  const std::vector<std::unique_ptr<SafeTensorsFile>> &files() const {
+    return fileList;
+  }
+
+  /// Finds the stored tensor for a plain canonical name, trying in order:
+  /// the exact name; the `.moe.` <-> `.feed_forward.` variant; for dense MLP
+  /// weights `...feed_forward.{gate,up,down}_proj.weight` the community form
+  /// `...feed_forward.experts.0.<proj>.weight` (and its `.moe.` variant); for
+  /// `lm_head.weight` with tied embeddings, `model.embed_tokens.weight`.
+  /// Returns nullptr if none exists; `tried` (optional) receives every name
+  /// tried.
+  const TensorInfo *resolve(const std::string &name,
+                            std::vector<std::string> *tried = nullptr) const;
+
+  /// Loads a weight converted to float, checking its shape.
+  ///
+  /// `name` is a canonical name (resolved as in resolve()) or a stacked-expert
+  /// pattern containing `{e}`, e.g.
+  /// `model.layers.3.feed_forward.experts.{e}.gate_proj.weight`, meaning the
+  /// experts e = 0..E-1 stacked along a new leading axis; `expectedShape`
+  /// then starts with E. Per-expert tensors are used when present, else the
+  /// transformers-v5 fused tensors `...experts.gate_up_proj` [E, 2I, H] (gate
+  /// rows first; with or without a `.weight` suffix) and
+  /// `...experts.down_proj` [E, H, I].
+  ///
+  /// Errors name the checkpoint and the tensor, and give expected and actual
+  /// shapes on a mismatch.
+  Status loadWeightF32(const std::string &name,
+                       const std::vector<int64_t> &expectedShape,
+                       std::vector<float> &out) const;
+  /// As loadWeightF32, converting to double.
+  Status loadWeightF64(const std::string &name,
+                       const std::vector<int64_t> &expectedShape,
+                       std::vector<double> &out) const;
+
+  /// Checks, without reading any data, that loadWeightF32(name,
+  /// expectedShape) would find its tensors with the right shapes.
+  Status checkWeight(const std::string &name,
+                     const std::vector<int64_t> &expectedShape) const;
+
+private:
+  Checkpoint() = default;
+
+  template <class T>
+  Status loadWeight(const std::string &name,
+                    const std::vector<int64_t> &expectedShape,
+                    std::vector<T> &out, bool convert = true) const;
+  template <class T>
+  Status loadStacked(const std::string &pattern,
+                     const std::vector<int64_t> &expectedShape,
+                     std::vector<T> &out, bool convert) const;
+  template <class T>
+  Status loadFused(const std::string &pattern,
+                   const std::vector<int64_t> &expectedShape,
+                   std::vector<T> &out, bool &found, bool convert) const;
+
+  std::string dir;
+  JambaConfig cfg;
+  std::vector<std::unique_ptr<SafeTensorsFile>> fileList;
+  std::vector<std::string> nameList;
+  std::unordered_map<std::string, const TensorInfo *> tensorMap;
+};
+
+/// The on-disk tensor names of SPEC.md 1.4 for `config` (per-expert layout,
+/// lm_head omitted when tied, biases only when configured), in a stable order:
+/// embeddings, then per layer input norm, mixer, pre-FFN norm, FFN, then the
+/// final norm and lm_head.
+std::vector<std::string> expectedTensorNames(const JambaConfig &config);
+
+/// The shape SPEC.md 1.4 gives `canonicalName` under `config`. Also accepts a
+/// `{e}` expert pattern (shape gets a leading E) and the v5 fused names
+/// `...experts.gate_up_proj` [E, 2I, H] and `...experts.down_proj` [E, H, I].
+/// Errors for names that do not exist in this config (e.g. attention weights
+/// of a Mamba layer, a layer index out of range, a bias that is disabled).
+StatusOr<std::vector<int64_t>> expectedShape(const JambaConfig &config,
+                                             const std::string &canonicalName);
+
+} // namespace ckpt
+} // namespace jamba
+
+#endif // JAMBA_CHECKPOINT_CHECKPOINT_H

@@ -1,0 +1,62 @@
+//===- Importer.h - Jamba config to jamba IR --------------------*- C++ -*-===//
+//
+// Part of jamba-mlir. Builds the whole model described by a Jamba config as
+// `jamba` IR: embedding, the layer schedule of SPEC.md 1.3, the final norm
+// and the LM head, as the entry points `@prefill` and `@decode`.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_IMPORT_IMPORTER_H
+#define JAMBA_IMPORT_IMPORTER_H
+
+#include "jamba/Checkpoint/Config.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "mlir/Support/LLVM.h"
+
+namespace mlir::jamba {
+
+/// Names of the attributes the importer puts on entry-point arguments and
+/// results, read by the interpreter and the backends.
+/// `jamba.weight = "<checkpoint tensor name>"`: the argument is bound to that
+/// tensor; a name containing `{e}` stacks the experts e = 0..E-1.
+inline constexpr StringLiteral kWeightAttrName = "jamba.weight";
+/// `jamba.state = "layers.<i>.<k_cache|v_cache|conv_state|ssm_state>"`: the
+/// argument (and the result of the same name) is recurrent state.
+inline constexpr StringLiteral kStateAttrName = "jamba.state";
+/// `jamba.input = "ids" | "cache_len"`: a per-call input.
+inline constexpr StringLiteral kInputAttrName = "jamba.input";
+/// `jamba.config` on the module: the config.json the module was built from.
+inline constexpr StringLiteral kConfigAttrName = "jamba.config";
+
+/// Options of the importer.
+struct ImportOptions {
+  /// Element type of activations, weights, the conv state and the KV cache:
+  /// "f32", "f64", "bf16" or "f16". The SSM state is always f32.
+  std::string elementType = "f32";
+  /// Positions whose logits `@prefill` returns: 0 = all (what the reference
+  /// interpreter reports), k = the last k (what generation needs).
+  int64_t prefillLogitsToKeep = 0;
+};
+
+/// Builds the model of `config` in a new module. Weights are function
+/// arguments carrying their checkpoint names, never constants.
+///
+/// Both entry points have the signature
+///   (ids: [batch, seq] i32, cache_len: [batch] i64,
+///    per layer in order: k_cache, v_cache (attention) or conv_state,
+///                        ssm_state (Mamba),
+///    weights...) -> (logits: [batch, positions, vocab], updated states...)
+/// `@prefill` takes any number of tokens per sequence, `@decode` one.
+/// Fails (with a diagnostic at `loc`) on an option it does not understand.
+FailureOr<OwningOpRef<ModuleOp>>
+importJambaModel(MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
+                 const ImportOptions &options, Location loc);
+
+/// Loads the dialects the importer's output needs.
+void loadImportDialects(MLIRContext *context);
+
+} // namespace mlir::jamba
+
+#endif // JAMBA_IMPORT_IMPORTER_H

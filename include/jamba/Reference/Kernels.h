@@ -1,0 +1,138 @@
+//===- Kernels.h - Reference semantics of the jamba ops ---------*- C++ -*-===//
+//
+// Part of jamba-mlir. One function per jamba op, written as straightforward
+// loops in the element type T (float or double) so that they can be read
+// against SPEC.md line by line. They are the numerical truth every backend is
+// tested against (DESIGN.md section 3). The layer-level functions are
+// composed from the primitive ones exactly as the ops decompose.
+//
+// Shapes are assumed valid: the interpreter checks them (against the IR types
+// and between operands) before calling a kernel.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_REFERENCE_KERNELS_H
+#define JAMBA_REFERENCE_KERNELS_H
+
+#include "jamba/Reference/Tensor.h"
+
+#include <cmath>
+#include <tuple>
+#include <utility>
+
+namespace jamba::ref {
+
+template <typename T> inline T silu(T x) { return x / (T(1) + std::exp(-x)); }
+
+/// log(1 + e^x), linear above 20 like torch.nn.functional.softplus and the
+/// mamba_ssm kernels.
+template <typename T> inline T softplus(T x) {
+  return x > T(20) ? x : std::log1p(std::exp(x));
+}
+
+//===----------------------------------------------------------------------===//
+// Primitives
+//===----------------------------------------------------------------------===//
+
+/// `result[..., n] = scale[n] * sum_k x[..., k] * w[n, k] + bias[n]`; `w` is
+/// [N, K]. `scale` (int8 weights) and `bias` may be null.
+template <typename T>
+Tensor<T> linear(const Tensor<T> &x, const Tensor<T> &w, const Tensor<T> *scale,
+                 const Tensor<T> *bias);
+
+/// RMSNorm over the last dimension (SPEC 1.5.3).
+template <typename T>
+Tensor<T> rmsNorm(const Tensor<T> &x, const Tensor<T> &weight, double eps);
+
+/// Causal depthwise conv1d with state: x [B, S, D], w [D, K], bias [D] or
+/// null, state [B, D, K-1] (oldest first). Returns {y, new_state}.
+template <typename T>
+std::pair<Tensor<T>, Tensor<T>>
+causalConv1d(const Tensor<T> &x, const Tensor<T> &w, const Tensor<T> *bias,
+             const Tensor<T> &state, bool applySilu);
+
+/// Operands of selectiveScan; the optional ones may be null.
+template <typename T> struct ScanOperands {
+  const Tensor<T> *u, *delta, *A, *B, *C;
+  const Tensor<T> *D = nullptr, *z = nullptr, *deltaBias = nullptr,
+                  *initState = nullptr;
+  bool deltaSoftplus = false;
+};
+
+/// The Mamba-1 selective scan, selective_scan_ref semantics (SPEC 1.6):
+/// u, delta, z [B, S, Di]; A [Di, N]; B, C [B, S, N]; D, delta_bias [Di];
+/// init_state [B, Di, N]. Returns {y [B, S, Di], final_state [B, Di, N]}.
+template <typename T>
+std::pair<Tensor<T>, Tensor<T>> selectiveScan(const ScanOperands<T> &ops);
+
+/// Softmax over the last dimension, then the top `k` (descending; ties go to
+/// the lower index). Returns {weights, indices} of shape [..., k].
+template <typename T>
+std::pair<Tensor<T>, Tensor<T>> routerTopK(const Tensor<T> &logits, int64_t k,
+                                           bool normalize);
+
+/// result[t, j, :] = rw[t, j] * scale[e] * (w[e] . x[t (, j)]) with
+/// e = idx[t, j]; x is [T, K] or [T, k, K], w [E, N, K].
+template <typename T>
+Tensor<T> expertGemm(const Tensor<T> &x, const Tensor<T> &w,
+                     const Tensor<T> *scale, const Tensor<T> &indices,
+                     const Tensor<T> *routeWeights);
+
+/// result[..., n, k] = scale[..., n] * q[..., n, k].
+template <typename T>
+Tensor<T> dequant(const Tensor<T> &q, const Tensor<T> &scale);
+
+/// SiLU(gate) * up.
+template <typename T>
+Tensor<T> swiglu(const Tensor<T> &gate, const Tensor<T> &up);
+
+/// Elementwise a + b (same shapes).
+template <typename T> Tensor<T> add(const Tensor<T> &a, const Tensor<T> &b);
+
+//===----------------------------------------------------------------------===//
+// Layer ops
+//===----------------------------------------------------------------------===//
+
+/// result[b, s, :] = table[ids[b, s], :].
+template <typename T>
+Tensor<T> embedding(const Tensor<T> &table, const Tensor<T> &ids);
+
+/// The Mamba mixer's weights (checkpoint shapes; optional ones may be null).
+template <typename T> struct MambaWeights {
+  const Tensor<T> *inProj, *inProjBias, *conv, *convBias, *xProj, *dtNorm,
+      *bNorm, *cNorm, *dtProj, *dtProjBias, *aLog, *D, *outProj, *outProjBias;
+};
+
+/// The Mamba mixer (SPEC 1.5.5, 1.5.6). Returns {out, conv_state, ssm_state}.
+template <typename T>
+std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
+mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
+           const Tensor<T> &ssmState, const MambaWeights<T> &w, double eps);
+
+/// Causal GQA attention with a KV cache (SPEC 1.5.4). `cacheLen[b]` tokens
+/// are already cached for sequence b. Returns {out, k_cache, v_cache}.
+template <typename T>
+std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
+attention(const Tensor<T> &x, const Tensor<T> &wq, const Tensor<T> &wk,
+          const Tensor<T> &wv, const Tensor<T> &wo, const Tensor<T> &kCache,
+          const Tensor<T> &vCache, const Tensor<T> &cacheLen, int64_t heads,
+          int64_t kvHeads);
+
+/// Sparse MoE (SPEC 1.5.7), composed of router_topk, expert_gemm, swiglu.
+template <typename T>
+Tensor<T> moe(const Tensor<T> &x, const Tensor<T> &router,
+              const Tensor<T> &gate, const Tensor<T> &up, const Tensor<T> &down,
+              int64_t topK, bool normalize);
+
+/// Dense SwiGLU MLP (SPEC 1.5.8).
+template <typename T>
+Tensor<T> mlp(const Tensor<T> &x, const Tensor<T> &gate, const Tensor<T> &up,
+              const Tensor<T> &down);
+
+/// Logits of the last `keep` positions (all when 0): x [B, S, H], w [V, H].
+template <typename T>
+Tensor<T> lmHead(const Tensor<T> &x, const Tensor<T> &w, int64_t keep);
+
+} // namespace jamba::ref
+
+#endif // JAMBA_REFERENCE_KERNELS_H

@@ -1,0 +1,365 @@
+//===- RandomCheckpoint.cpp - Seeded random Jamba checkpoints -------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Checkpoint/RandomCheckpoint.h"
+
+#include "jamba/Checkpoint/Checkpoint.h"
+#include "jamba/Checkpoint/Json.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+using namespace jamba::ckpt;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// Deterministic random numbers
+//===----------------------------------------------------------------------===//
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// splitmix64 stream with Box-Muller normals.
+class Rng {
+public:
+  explicit Rng(uint64_t seed) : state(seed) {}
+
+  uint64_t next() {
+    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  /// Uniform in (0, 1].
+  double uniform() {
+    return (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53;
+  }
+  double normal() {
+    if (hasSpare) {
+      hasSpare = false;
+      return spare;
+    }
+    double u1 = uniform(), u2 = uniform();
+    double radius = std::sqrt(-2.0 * std::log(u1));
+    double angle = 2.0 * M_PI * u2;
+    spare = radius * std::sin(angle);
+    hasSpare = true;
+    return radius * std::cos(angle);
+  }
+
+private:
+  uint64_t state;
+  bool hasSpare = false;
+  double spare = 0.0;
+};
+
+//===----------------------------------------------------------------------===//
+// Weight generation
+//===----------------------------------------------------------------------===//
+
+struct Generator {
+  const JambaConfig &config;
+  uint64_t seed;
+
+  /// Generates the values of the per-expert / plain tensor `name` with
+  /// `numel` elements, row-major.
+  std::vector<float> generate(const std::string &name, size_t numel) const {
+    Rng rng(seed ^ (fnv1a(name) * 0x9E3779B97F4A7C15ull));
+    rng.next();
+    std::vector<float> v(numel);
+    auto endsWith = [&](const char *suffix) {
+      size_t n = std::strlen(suffix);
+      return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+    };
+    auto fillNormal = [&](double mean, double std) {
+      for (float &x : v)
+        x = static_cast<float>(mean + std * rng.normal());
+    };
+    if (endsWith("layernorm.weight")) {
+      fillNormal(1.0, 0.1);
+    } else if (endsWith("router.weight")) {
+      fillNormal(0.0, 1.0 / std::sqrt(static_cast<double>(config.hiddenSize)));
+    } else if (endsWith("x_proj.weight")) {
+      fillNormal(0.0, 1.0 / std::sqrt(static_cast<double>(config.dInner())));
+    } else if (endsWith("dt_proj.weight")) {
+      double bound = 1.0 / std::sqrt(static_cast<double>(config.mambaDtRank));
+      for (float &x : v)
+        x = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+    } else if (endsWith("dt_proj.bias")) {
+      const double lo = std::log(1e-3), hi = std::log(1e-1);
+      for (float &x : v) {
+        double dt = std::exp(lo + (hi - lo) * rng.uniform());
+        // softplus^-1(dt) = dt + log(1 - exp(-dt)).
+        x = static_cast<float>(dt + std::log(-std::expm1(-dt)));
+      }
+    } else if (endsWith("A_log")) {
+      size_t n = static_cast<size_t>(config.mambaDState);
+      for (size_t i = 0; i < numel; ++i)
+        v[i] = static_cast<float>(std::log(static_cast<double>(i % n + 1)));
+    } else if (endsWith("mamba.D")) {
+      fillNormal(1.0, 0.02);
+    } else if (endsWith("conv1d.weight")) {
+      fillNormal(0.0, 0.2);
+    } else {
+      // Embeddings, lm_head, projections, MLP/expert weights and biases.
+      fillNormal(0.0, 0.02);
+    }
+    return v;
+  }
+};
+
+/// Stores `values` into `dst` as `dtype` (F32 or BF16).
+void store(const std::vector<float> &values, DType dtype, uint8_t *dst) {
+  if (dtype == DType::F32) {
+    std::memcpy(dst, values.data(), values.size() * 4);
+    return;
+  }
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint16_t b = f32ToBf16(values[i]);
+    std::memcpy(dst + 2 * i, &b, 2);
+  }
+}
+
+/// One tensor to write: its name, shape and a producer of its bytes.
+struct PlannedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  uint64_t nbytes;
+  SafeTensorsWriter::Producer producer;
+};
+
+size_t product(const std::vector<int64_t> &shape) {
+  size_t n = 1;
+  for (int64_t d : shape)
+    n *= static_cast<size_t>(d);
+  return n;
+}
+
+std::string joinPath(const std::string &dir, const std::string &name) {
+  return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+Status writeTextFile(const std::string &path, const std::string &text) {
+  std::string tmp = path + ".tmp";
+  FILE *f = std::fopen(tmp.c_str(), "wb");
+  if (!f)
+    return makeError(tmp, ": cannot create: ", std::strerror(errno));
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return makeError(tmp, ": write failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return makeError(path, ": cannot rename from ", tmp);
+  }
+  return Status::success();
+}
+
+std::string shardName(int64_t k, int64_t n) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "model-%05lld-of-%05lld.safetensors",
+                static_cast<long long>(k), static_cast<long long>(n));
+  return buf;
+}
+
+/// Removes weight files of an earlier run that this run does not overwrite.
+void removeStaleWeights(const std::string &dir,
+                        const std::vector<std::string> &keep) {
+  DIR *d = ::opendir(dir.c_str());
+  if (!d)
+    return;
+  std::vector<std::string> stale;
+  while (struct dirent *e = ::readdir(d)) {
+    std::string name = e->d_name;
+    bool ours = name == "model.safetensors" ||
+                name == "model.safetensors.index.json" ||
+                (name.rfind("model-", 0) == 0 &&
+                 name.find("-of-") != std::string::npos && name.size() > 12 &&
+                 name.compare(name.size() - 12, 12, ".safetensors") == 0);
+    bool kept = false;
+    for (const std::string &k : keep)
+      kept = kept || k == name;
+    if (ours && !kept)
+      stale.push_back(name);
+  }
+  ::closedir(d);
+  for (const std::string &name : stale)
+    ::unlink(joinPath(dir, name).c_str());
+}
+
+} // namespace
+
+Status
+jamba::ckpt::writeRandomCheckpoint(const JambaConfig &source,
+                                   const std::string &outDir,
+                                   const RandomCheckpointOptions &options) {
+  if (options.dtype != DType::F32 && options.dtype != DType::BF16)
+    return makeError("random checkpoints are f32 or bf16, not ",
+                     dtypeName(options.dtype));
+  if (options.shards < 1)
+    return makeError("the shard count must be positive");
+  JambaConfig config = source;
+  config.torchDtype = options.dtype == DType::F32 ? "float32" : "bfloat16";
+
+  if (::mkdir(outDir.c_str(), 0755) != 0 && errno != EEXIST)
+    return makeError(outDir,
+                     ": cannot create directory: ", std::strerror(errno));
+  struct stat dirStat;
+  if (::stat(outDir.c_str(), &dirStat) != 0 || !S_ISDIR(dirStat.st_mode))
+    return makeError(outDir, ": not a directory");
+
+  // Plan every tensor in SPEC order; in the fused layout, replace each MoE
+  // layer's per-expert weights by the two fused tensors at the position of
+  // its first expert weight.
+  Generator gen{config, options.seed};
+  const DType dtype = options.dtype;
+  const size_t esize = dtypeSize(dtype);
+  std::vector<PlannedTensor> plan;
+  for (const std::string &name : expectedTensorNames(config)) {
+    std::string fusedPrefix;
+    size_t expertsPos = name.find(".feed_forward.experts.");
+    if (options.fusedExperts && expertsPos != std::string::npos) {
+      std::string prefix =
+          name.substr(0, expertsPos) + ".feed_forward.experts.";
+      if (name != prefix + "0.gate_proj.weight")
+        continue; // Covered by the fused tensors planned at expert 0.
+      const int64_t numExperts = config.numExperts;
+      const size_t rows = static_cast<size_t>(config.intermediateSize);
+      const size_t cols = static_cast<size_t>(config.hiddenSize);
+      std::string base = prefix;
+      plan.push_back(PlannedTensor{
+          prefix + "gate_up_proj",
+          {numExperts, 2 * config.intermediateSize, config.hiddenSize},
+          0,
+          [gen, base, numExperts, rows, cols, dtype, esize](uint8_t *dst,
+                                                            size_t) {
+            size_t block = rows * cols;
+            for (int64_t e = 0; e < numExperts; ++e) {
+              std::string p = base + std::to_string(e) + ".";
+              store(gen.generate(p + "gate_proj.weight", block), dtype,
+                    dst + (2 * e) * block * esize);
+              store(gen.generate(p + "up_proj.weight", block), dtype,
+                    dst + (2 * e + 1) * block * esize);
+            }
+          }});
+      plan.push_back(PlannedTensor{
+          prefix + "down_proj",
+          {numExperts, config.hiddenSize, config.intermediateSize},
+          0,
+          [gen, base, numExperts, rows, cols, dtype, esize](uint8_t *dst,
+                                                            size_t) {
+            size_t block = rows * cols;
+            for (int64_t e = 0; e < numExperts; ++e)
+              store(gen.generate(base + std::to_string(e) + ".down_proj.weight",
+                                 block),
+                    dtype, dst + e * block * esize);
+          }});
+      continue;
+    }
+    StatusOr<std::vector<int64_t>> shape = expectedShape(config, name);
+    if (!shape.ok())
+      return makeError("internal error: ", shape.status().message());
+    size_t numel = product(*shape);
+    plan.push_back(PlannedTensor{
+        name, *shape, 0, [gen, name, numel, dtype](uint8_t *dst, size_t) {
+          store(gen.generate(name, numel), dtype, dst);
+        }});
+  }
+  uint64_t totalBytes = 0;
+  for (PlannedTensor &t : plan) {
+    t.nbytes = product(t.shape) * esize;
+    totalBytes += t.nbytes;
+  }
+  if (options.shards > static_cast<int64_t>(plan.size()))
+    return makeError("cannot split ", plan.size(), " tensors into ",
+                     options.shards, " shards");
+
+  // Split in order into shards of about equal size, none empty.
+  std::vector<int64_t> shardOf(plan.size());
+  {
+    int64_t cur = 0;
+    uint64_t cum = 0;
+    size_t inCur = 0;
+    for (size_t j = 0; j < plan.size(); ++j) {
+      int64_t shardsLeft = options.shards - 1 - cur;
+      uint64_t target = static_cast<uint64_t>(
+          (static_cast<long double>(totalBytes) * (cur + 1)) / options.shards);
+      if (inCur > 0 && shardsLeft > 0 &&
+          (cum >= target ||
+           static_cast<int64_t>(plan.size() - j) == shardsLeft)) {
+        ++cur;
+        inCur = 0;
+      }
+      shardOf[j] = cur;
+      cum += plan[j].nbytes;
+      ++inCur;
+    }
+  }
+
+  std::vector<std::string> fileNames;
+  for (int64_t k = 0; k < options.shards; ++k)
+    fileNames.push_back(options.shards == 1 ? "model.safetensors"
+                                            : shardName(k + 1, options.shards));
+
+  JsonValue weightMap = JsonValue::makeObject();
+  for (int64_t k = 0; k < options.shards; ++k) {
+    SafeTensorsWriter writer;
+    writer.setMetadata("format", "pt");
+    for (size_t j = 0; j < plan.size(); ++j) {
+      if (shardOf[j] != k)
+        continue;
+      Status st =
+          writer.addLazy(plan[j].name, dtype, plan[j].shape, plan[j].producer);
+      if (!st.ok())
+        return st;
+      weightMap.getObject().emplace_back(plan[j].name,
+                                         JsonValue::makeString(fileNames[k]));
+    }
+    Status st = writer.write(joinPath(outDir, fileNames[k]));
+    if (!st.ok())
+      return st;
+  }
+
+  std::vector<std::string> keep = fileNames;
+  if (options.shards > 1) {
+    JsonValue index = JsonValue::makeObject();
+    JsonValue metadata = JsonValue::makeObject();
+    metadata.set("total_size",
+                 JsonValue::makeInt(static_cast<int64_t>(totalBytes)));
+    index.set("metadata", std::move(metadata));
+    index.set("weight_map", std::move(weightMap));
+    Status st = writeTextFile(joinPath(outDir, "model.safetensors.index.json"),
+                              writeJson(index, 2) + "\n");
+    if (!st.ok())
+      return st;
+    keep.push_back("model.safetensors.index.json");
+  }
+  removeStaleWeights(outDir, keep);
+
+  Status st =
+      writeTextFile(joinPath(outDir, "config.json"), configToJson(config));
+  if (!st.ok())
+    return st;
+  return Status::success();
+}

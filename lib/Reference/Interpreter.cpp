@@ -1,0 +1,337 @@
+//===- Interpreter.cpp - Reference interpreter of the jamba dialect -------===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Reference/Interpreter.h"
+
+#include "jamba/Dialect/Jamba/IR/JambaOps.h"
+#include "jamba/Reference/Kernels.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+using ::jamba::ref::Tensor;
+
+namespace {
+
+template <typename T> class Interpreter {
+public:
+  /// Runs every op of `block` until the terminator; fills `results`.
+  LogicalResult run(Block &block, SmallVectorImpl<Tensor<T>> &results);
+
+  /// Binds `v` to a tensor the interpreter owns.
+  void bind(Value v, Tensor<T> t) {
+    owned.push_back(std::make_unique<Tensor<T>>(std::move(t)));
+    values[v] = owned.back().get();
+  }
+  /// Binds `v` to a tensor owned by the caller (arguments: no copy).
+  void bindRef(Value v, const Tensor<T> &t) { values[v] = &t; }
+
+private:
+  const Tensor<T> &get(Value v) { return *values.find(v)->second; }
+  const Tensor<T> *getOpt(Value v) { return v ? &get(v) : nullptr; }
+
+  /// Checks the runtime shape of `t` against the IR type of `v`.
+  LogicalResult checkType(Operation *op, StringRef what, Value v,
+                          const Tensor<T> &t);
+  /// Checks that dimension `da` of `a` equals dimension `db` of `b`.
+  LogicalResult checkSameDim(Operation *op, StringRef nameA, Value a,
+                             int64_t da, StringRef nameB, Value b, int64_t db);
+  /// Checks that every value of `t` is an integer in [0, bound).
+  LogicalResult checkIndices(Operation *op, StringRef what, const Tensor<T> &t,
+                             int64_t bound);
+
+  LogicalResult execute(Operation *op);
+
+  DenseMap<Value, const Tensor<T> *> values;
+  std::vector<std::unique_ptr<Tensor<T>>> owned;
+};
+
+template <typename T>
+LogicalResult Interpreter<T>::checkType(Operation *op, StringRef what, Value v,
+                                        const Tensor<T> &t) {
+  auto type = dyn_cast<RankedTensorType>(v.getType());
+  if (!type)
+    return op->emitError() << "reference interpreter: " << what << " has type "
+                           << v.getType()
+                           << "; only ranked tensors are supported";
+  bool ok = type.getRank() == t.rank();
+  for (int64_t i = 0; ok && i < t.rank(); ++i)
+    ok = type.isDynamicDim(i) || type.getDimSize(i) == t.dim(i);
+  if (ok)
+    return success();
+  return op->emitError() << "reference interpreter: " << what << " has shape "
+                         << ::jamba::ref::formatShape(t.shape)
+                         << ", which does not match its type " << type;
+}
+
+template <typename T>
+LogicalResult Interpreter<T>::checkSameDim(Operation *op, StringRef nameA,
+                                           Value a, int64_t da, StringRef nameB,
+                                           Value b, int64_t db) {
+  int64_t sa = get(a).dim(da), sb = get(b).dim(db);
+  if (sa == sb)
+    return success();
+  return op->emitError() << "reference interpreter: dimension " << da << " of '"
+                         << nameA << "' (" << sa << ") differs from dimension "
+                         << db << " of '" << nameB << "' (" << sb << ")";
+}
+
+template <typename T>
+LogicalResult Interpreter<T>::checkIndices(Operation *op, StringRef what,
+                                           const Tensor<T> &t, int64_t bound) {
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    T v = t[i];
+    if (v >= 0 && v < T(bound) && v == std::floor(v))
+      continue;
+    InFlightDiagnostic diag = op->emitError()
+                              << "reference interpreter: " << what << " value ";
+    if (v == std::floor(v) && std::abs(v) < T(1e15))
+      diag << static_cast<int64_t>(v);
+    else
+      diag << static_cast<double>(v);
+    return diag << " at flat index " << i << " is outside [0, " << bound << ")";
+  }
+  return success();
+}
+
+template <typename T>
+LogicalResult Interpreter<T>::run(Block &block,
+                                  SmallVectorImpl<Tensor<T>> &results) {
+  for (Operation &op : block) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      for (Value v : ret.getOperands())
+        results.push_back(get(v));
+      return success();
+    }
+    for (auto [i, operand] : llvm::enumerate(op.getOperands()))
+      if (failed(checkType(&op, "operand #" + std::to_string(i), operand,
+                           get(operand))))
+        return failure();
+    if (failed(execute(&op)))
+      return failure();
+    for (auto [i, result] : llvm::enumerate(op.getResults()))
+      if (failed(checkType(&op, "result #" + std::to_string(i), result,
+                           get(result))))
+        return failure();
+  }
+  return block.getParentOp()->emitError()
+         << "reference interpreter: block has no func.return";
+}
+
+template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
+  using namespace ::jamba::ref;
+  return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+      .template Case<EmbeddingOp>([&](EmbeddingOp e) {
+        if (failed(checkIndices(op, "token id", get(e.getIds()),
+                                get(e.getTable()).dim(0))))
+          return failure();
+        bind(e.getResult(), embedding(get(e.getTable()), get(e.getIds())));
+        return success();
+      })
+      .template Case<RMSNormOp>([&](RMSNormOp n) {
+        bind(n.getResult(), rmsNorm(get(n.getInput()), get(n.getWeight()),
+                                    n.getEpsilon().convertToDouble()));
+        return success();
+      })
+      .template Case<LinearOp>([&](LinearOp l) {
+        bind(l.getResult(), linear(get(l.getInput()), get(l.getWeight()),
+                                   getOpt(l.getScale()), getOpt(l.getBias())));
+        return success();
+      })
+      .template Case<MambaMixerOp>([&](MambaMixerOp m) {
+        if (failed(checkSameDim(op, "input", m.getInput(), 0, "conv_state",
+                                m.getConvState(), 0)) ||
+            failed(checkSameDim(op, "input", m.getInput(), 0, "ssm_state",
+                                m.getSsmState(), 0)))
+          return failure();
+        MambaWeights<T> w{
+            &get(m.getInProjWeight()),  getOpt(m.getInProjBias()),
+            &get(m.getConvWeight()),    getOpt(m.getConvBias()),
+            &get(m.getXProjWeight()),   &get(m.getDtNormWeight()),
+            &get(m.getBNormWeight()),   &get(m.getCNormWeight()),
+            &get(m.getDtProjWeight()),  &get(m.getDtProjBias()),
+            &get(m.getALog()),          &get(m.getD()),
+            &get(m.getOutProjWeight()), getOpt(m.getOutProjBias())};
+        auto [out, conv, ssm] = mambaMixer(
+            get(m.getInput()), get(m.getConvState()), get(m.getSsmState()), w,
+            m.getEpsilon().convertToDouble());
+        bind(m.getResult(), std::move(out));
+        bind(m.getNewConvState(), std::move(conv));
+        bind(m.getNewSsmState(), std::move(ssm));
+        return success();
+      })
+      .template Case<AttentionOp>([&](AttentionOp a) {
+        if (failed(checkSameDim(op, "input", a.getInput(), 0, "k_cache",
+                                a.getKCache(), 0)) ||
+            failed(checkSameDim(op, "k_cache", a.getKCache(), 2, "v_cache",
+                                a.getVCache(), 2)) ||
+            failed(checkSameDim(op, "input", a.getInput(), 0, "cache_len",
+                                a.getCacheLen(), 0)))
+          return failure();
+        const Tensor<T> &x = get(a.getInput()), &len = get(a.getCacheLen());
+        int64_t capacity = get(a.getKCache()).dim(2);
+        // Every sequence's new tokens must fit in the cache.
+        if (failed(checkIndices(op, "cache_len", len, capacity - x.dim(1) + 1)))
+          return failure();
+        auto [out, k, v] = attention(
+            x, get(a.getQWeight()), get(a.getKWeight()), get(a.getVWeight()),
+            get(a.getOWeight()), get(a.getKCache()), get(a.getVCache()), len,
+            a.getNumHeads(), a.getNumKvHeads());
+        bind(a.getResult(), std::move(out));
+        bind(a.getNewKCache(), std::move(k));
+        bind(a.getNewVCache(), std::move(v));
+        return success();
+      })
+      .template Case<MoEOp>([&](MoEOp m) {
+        bind(m.getResult(),
+             moe(get(m.getInput()), get(m.getRouterWeight()),
+                 get(m.getGateWeight()), get(m.getUpWeight()),
+                 get(m.getDownWeight()), m.getTopK(), m.getNormalizeTopK()));
+        return success();
+      })
+      .template Case<MLPOp>([&](MLPOp m) {
+        bind(m.getResult(), mlp(get(m.getInput()), get(m.getGateWeight()),
+                                get(m.getUpWeight()), get(m.getDownWeight())));
+        return success();
+      })
+      .template Case<LMHeadOp>([&](LMHeadOp l) {
+        int64_t keep = l.getNumLogitsToKeep();
+        if (keep > get(l.getInput()).dim(1))
+          return LogicalResult(op->emitError()
+                               << "reference interpreter: num_logits_to_keep ("
+                               << keep << ") exceeds the sequence length ("
+                               << get(l.getInput()).dim(1) << ")");
+        bind(l.getResult(),
+             lmHead(get(l.getInput()), get(l.getWeight()), keep));
+        return success();
+      })
+      .template Case<CausalConv1dOp>([&](CausalConv1dOp c) {
+        if (failed(checkSameDim(op, "input", c.getInput(), 0, "state",
+                                c.getState(), 0)))
+          return failure();
+        auto [y, state] =
+            causalConv1d(get(c.getInput()), get(c.getWeight()),
+                         getOpt(c.getBias()), get(c.getState()), c.getSilu());
+        bind(c.getResult(), std::move(y));
+        bind(c.getNewState(), std::move(state));
+        return success();
+      })
+      .template Case<SelectiveScanOp>([&](SelectiveScanOp s) {
+        Value u = s.getU();
+        for (auto [name, v] :
+             {std::pair<StringRef, Value>{"delta", s.getDelta()},
+              {"B", s.getB()},
+              {"C", s.getC()},
+              {"z", s.getZ()}}) {
+          if (v && (failed(checkSameDim(op, "u", u, 0, name, v, 0)) ||
+                    failed(checkSameDim(op, "u", u, 1, name, v, 1))))
+            return failure();
+        }
+        if (s.getInitState() && failed(checkSameDim(op, "u", u, 0, "init_state",
+                                                    s.getInitState(), 0)))
+          return failure();
+        ScanOperands<T> ops{&get(u), &get(s.getDelta()), &get(s.getA()),
+                            &get(s.getB()), &get(s.getC())};
+        ops.D = getOpt(s.getD());
+        ops.z = getOpt(s.getZ());
+        ops.deltaBias = getOpt(s.getDeltaBias());
+        ops.initState = getOpt(s.getInitState());
+        ops.deltaSoftplus = s.getDeltaSoftplus();
+        auto [y, last] = selectiveScan(ops);
+        bind(s.getResult(), std::move(y));
+        bind(s.getFinalState(), std::move(last));
+        return success();
+      })
+      .template Case<RouterTopKOp>([&](RouterTopKOp r) {
+        auto [w, i] =
+            routerTopK(get(r.getLogits()), r.getTopK(), r.getNormalize());
+        bind(r.getWeights(), std::move(w));
+        bind(r.getIndices(), std::move(i));
+        return success();
+      })
+      .template Case<ExpertGemmOp>([&](ExpertGemmOp g) {
+        if (failed(checkSameDim(op, "input", g.getInput(), 0, "indices",
+                                g.getIndices(), 0)) ||
+            (g.getRouteWeights() &&
+             failed(checkSameDim(op, "indices", g.getIndices(), 0,
+                                 "route_weights", g.getRouteWeights(), 0))) ||
+            failed(checkIndices(op, "expert index", get(g.getIndices()),
+                                get(g.getWeight()).dim(0))))
+          return failure();
+        bind(g.getResult(),
+             expertGemm(get(g.getInput()), get(g.getWeight()),
+                        getOpt(g.getScale()), get(g.getIndices()),
+                        getOpt(g.getRouteWeights())));
+        return success();
+      })
+      .template Case<DequantOp>([&](DequantOp d) {
+        bind(d.getResult(), dequant(get(d.getInput()), get(d.getScale())));
+        return success();
+      })
+      .template Case<SwiGLUOp>([&](SwiGLUOp s) {
+        if (get(s.getGate()).shape != get(s.getUp()).shape)
+          return LogicalResult(
+              op->emitError()
+              << "reference interpreter: 'gate' and 'up' shapes "
+                 "differ");
+        bind(s.getResult(), swiglu(get(s.getGate()), get(s.getUp())));
+        return success();
+      })
+      .template Case<arith::AddFOp>([&](arith::AddFOp a) {
+        if (!isa<RankedTensorType>(a.getType()) ||
+            get(a.getLhs()).shape != get(a.getRhs()).shape)
+          return LogicalResult(op->emitError()
+                               << "reference interpreter: arith.addf needs two "
+                                  "tensors of one shape");
+        bind(a.getResult(), add(get(a.getLhs()), get(a.getRhs())));
+        return success();
+      })
+      .Default([&](Operation *other) {
+        return other->emitError() << "reference interpreter: unsupported op '"
+                                  << other->getName() << "'";
+      });
+}
+
+} // namespace
+
+template <typename T>
+FailureOr<SmallVector<Tensor<T>>>
+mlir::jamba::interpretFunction(func::FuncOp func,
+                               ArrayRef<const Tensor<T> *> args) {
+  if (func.isExternal())
+    return func.emitError() << "reference interpreter: function has no body";
+  if (args.size() != func.getNumArguments())
+    return func.emitError()
+           << "reference interpreter: expected " << func.getNumArguments()
+           << " arguments, got " << args.size();
+  Interpreter<T> interp;
+  Block &entry = func.getBody().front();
+  for (auto [i, arg] : llvm::enumerate(entry.getArguments())) {
+    auto type = dyn_cast<RankedTensorType>(arg.getType());
+    bool ok = type && type.getRank() == args[i]->rank();
+    for (int64_t d = 0; ok && d < args[i]->rank(); ++d)
+      ok = type.isDynamicDim(d) || type.getDimSize(d) == args[i]->dim(d);
+    if (!ok)
+      return func.emitError()
+             << "reference interpreter: argument #" << i << " has shape "
+             << ::jamba::ref::formatShape(args[i]->shape)
+             << ", which does not match its type " << arg.getType();
+    interp.bindRef(arg, *args[i]);
+  }
+  SmallVector<Tensor<T>> results;
+  if (failed(interp.run(entry, results)))
+    return failure();
+  return results;
+}
+
+template FailureOr<SmallVector<Tensor<float>>>
+    mlir::jamba::interpretFunction(func::FuncOp,
+                                   ArrayRef<const Tensor<float> *>);
+template FailureOr<SmallVector<Tensor<double>>>
+    mlir::jamba::interpretFunction(func::FuncOp,
+                                   ArrayRef<const Tensor<double> *>);

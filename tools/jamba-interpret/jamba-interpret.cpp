@@ -1,0 +1,146 @@
+//===- jamba-interpret.cpp - Run a model with the reference interpreter ---===//
+//
+// Part of jamba-mlir.
+//   jamba-interpret CKPT_DIR [--module M.mlir] --prompt-ids 1,17,42 -n 8
+//                   [--dtype f32|f64] [--logits-out F.npy]
+// prints the greedily generated ids on one line, comma-separated, and writes
+// the logits of every prompt position followed by each decode step as a
+// float32 .npy of shape [positions + steps, vocab] (see Generate.h for the
+// exact row convention).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Checkpoint/Checkpoint.h"
+#include "jamba/Checkpoint/Npy.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include "jamba/Import/Importer.h"
+#include "jamba/Reference/Generate.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> checkpointDir(cl::Positional, cl::Required,
+                                          cl::desc("<checkpoint dir>"));
+static cl::opt<std::string>
+    modulePath("module",
+               cl::desc("Run this .mlir module instead of importing the "
+                        "checkpoint's config"),
+               cl::value_desc("file"));
+static cl::opt<std::string> promptIds("prompt-ids", cl::Required,
+                                      cl::desc("Comma-separated token ids"));
+static cl::opt<int64_t> steps("n", cl::desc("Number of ids to generate"),
+                              cl::init(8));
+static cl::opt<std::string> dtype("dtype",
+                                  cl::desc("Arithmetic precision: f32 or f64"),
+                                  cl::init("f32"));
+static cl::opt<std::string> logitsOut("logits-out",
+                                      cl::desc("Write the logits as .npy"),
+                                      cl::value_desc("file"));
+static cl::opt<bool> timing("time",
+                            cl::desc("Print load, prefill and decode timings"),
+                            cl::init(false));
+
+static int fail(const std::string &message) {
+  llvm::errs() << "jamba-interpret: error: " << message << "\n";
+  return 1;
+}
+
+/// Parses "1,17,42" strictly: non-negative decimal integers, no empty items.
+static bool parseIds(StringRef text, std::vector<int64_t> &ids,
+                     std::string &error) {
+  SmallVector<StringRef> items;
+  text.split(items, ',');
+  for (StringRef item : items) {
+    int64_t id;
+    if (item.trim().getAsInteger(10, id) || id < 0) {
+      error = "--prompt-ids: '" + item.str() +
+              "' is not a non-negative integer (expected e.g. 1,17,42)";
+      return false;
+    }
+    ids.push_back(id);
+  }
+  return true;
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::setBugReportMsg("jamba-interpret crashed: please report it to the "
+                        "jamba-mlir issue tracker with the command line.\n");
+  cl::ParseCommandLineOptions(argc, argv, "jamba-mlir reference interpreter\n");
+
+  std::vector<int64_t> ids;
+  std::string error;
+  if (!parseIds(promptIds, ids, error))
+    return fail(error);
+  if (steps < 0)
+    return fail("-n must be non-negative");
+  if (dtype != "f32" && dtype != "f64")
+    return fail("--dtype must be f32 or f64, got '" + dtype + "'");
+
+  auto opened = ::jamba::ckpt::Checkpoint::open(checkpointDir);
+  if (!opened.ok())
+    return fail(opened.status().message());
+  std::unique_ptr<::jamba::ckpt::Checkpoint> checkpoint = std::move(*opened);
+
+  MLIRContext context;
+  mlir::jamba::loadImportDialects(&context);
+  // Diagnostics print as file:line:col: error: ..., with the source line.
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module;
+  if (!modulePath.empty()) {
+    module = parseSourceFile<ModuleOp>(modulePath, sourceMgr,
+                                       ParserConfig(&context));
+    if (!module)
+      return 1; // The parser has reported the error with its location.
+  } else {
+    auto imported = mlir::jamba::importJambaModel(
+        &context, checkpoint->config(), mlir::jamba::ImportOptions(),
+        FileLineColLoc::get(&context, checkpointDir, 0, 0));
+    if (failed(imported))
+      return 1;
+    module = std::move(*imported);
+  }
+
+  mlir::jamba::GenerateOptions options;
+  options.promptIds = ids;
+  options.steps = steps;
+  FailureOr<mlir::jamba::Generation> gen =
+      dtype == "f64"
+          ? mlir::jamba::generateGreedy<double>(*module, *checkpoint, options)
+          : mlir::jamba::generateGreedy<float>(*module, *checkpoint, options);
+  if (failed(gen))
+    return 1;
+
+  for (size_t i = 0; i < gen->ids.size(); ++i)
+    llvm::outs() << (i ? "," : "") << gen->ids[i];
+  llvm::outs() << "\n";
+  llvm::outs().flush();
+
+  if (!logitsOut.empty()) {
+    ::jamba::ckpt::Status status = ::jamba::ckpt::writeNpyF32(
+        logitsOut, {gen->rows, gen->vocab}, gen->logits);
+    if (!status.ok())
+      return fail(status.message());
+  }
+  if (timing) {
+    int64_t prompt = ids.size();
+    llvm::errs() << llvm::format(
+        "jamba-interpret: load %.3f s, prefill %lld tokens in %.3f s "
+        "(%.2f tok/s), decode %lld tokens in %.3f s (%.2f tok/s)\n",
+        gen->loadSeconds, (long long)prompt, gen->prefillSeconds,
+        prompt / gen->prefillSeconds, (long long)steps.getValue(),
+        gen->decodeSeconds, steps > 0 ? steps / gen->decodeSeconds : 0.0);
+  }
+  return 0;
+}
