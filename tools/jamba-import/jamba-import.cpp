@@ -15,6 +15,7 @@
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/ToolOutputFile.h"
 
@@ -101,10 +102,9 @@ int main(int argc, char **argv) {
   output->os() << "\n";
   output->keep();
   if (timing)
-    llvm::errs() << "jamba-import: "
-                 << std::chrono::duration<double>(
-                        std::chrono::steady_clock::now() - start)
-                        .count()
-                 << " s\n";
+    llvm::errs() << llvm::format(
+        "jamba-import: %.3f s (read config, build, verify and print)\n",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count());
   return 0;
 }
