@@ -364,26 +364,23 @@ Status Checkpoint::loadStacked(const std::string &pattern,
   return Status::success();
 }
 
-template <class T>
-Status Checkpoint::loadFused(const std::string &pattern,
-                             const std::vector<int64_t> &expectedShape,
-                             std::vector<T> &out, bool &found,
-                             bool convert) const {
-  found = false;
+const TensorInfo *Checkpoint::findFused(const std::string &pattern, bool &isUp,
+                                        bool &isDown) const {
   // Only `<prefix>experts.{e}.<proj>[.weight]` with a gate/up/down projection
   // has a fused form.
   static const std::string kExperts = "experts.{e}.";
   size_t pos = pattern.find(kExperts);
-  if (pos == std::string::npos || expectedShape.size() != 3)
-    return Status::success();
+  if (pos == std::string::npos)
+    return nullptr;
   std::string prefix = pattern.substr(0, pos);
   std::string proj = pattern.substr(pos + kExperts.size());
   if (endsWith(proj, ".weight"))
     proj.resize(proj.size() - 7);
-  bool isGate = proj == "gate_proj", isUp = proj == "up_proj",
-       isDown = proj == "down_proj";
+  bool isGate = proj == "gate_proj";
+  isUp = proj == "up_proj";
+  isDown = proj == "down_proj";
   if (!isGate && !isUp && !isDown)
-    return Status::success();
+    return nullptr;
 
   std::string base =
       prefix + (isDown ? "experts.down_proj" : "experts.gate_up_proj");
@@ -393,10 +390,22 @@ Status Checkpoint::loadFused(const std::string &pattern,
     candidates.push_back(variant);
     candidates.push_back(variant + ".weight");
   }
-  const TensorInfo *t = nullptr;
   for (const std::string &c : candidates)
-    if ((t = find(c)))
-      break;
+    if (const TensorInfo *t = find(c))
+      return t;
+  return nullptr;
+}
+
+template <class T>
+Status Checkpoint::loadFused(const std::string &pattern,
+                             const std::vector<int64_t> &expectedShape,
+                             std::vector<T> &out, bool &found,
+                             bool convert) const {
+  found = false;
+  if (expectedShape.size() != 3)
+    return Status::success();
+  bool isUp = false, isDown = false;
+  const TensorInfo *t = findFused(pattern, isUp, isDown);
   if (!t)
     return Status::success();
   found = true;
@@ -429,6 +438,93 @@ Status Checkpoint::loadFused(const std::string &pattern,
       out.clear();
       return makeError("checkpoint ", dir, ": ", st.message());
     }
+  }
+  return Status::success();
+}
+
+Status Checkpoint::locateWeight(const std::string &name,
+                                const std::vector<int64_t> &expectedShape,
+                                WeightSlice &out, int64_t expert) const {
+  out = WeightSlice();
+  uint64_t numel = 0, unusedBytes = 0;
+  if (!computeByteSize(expectedShape, 1, numel, unusedBytes))
+    return makeError("checkpoint ", dir, ": tensor '", name,
+                     "': invalid expected shape ", formatShape(expectedShape));
+  std::string tensorName = name;
+  if (expert >= 0) {
+    size_t pos = name.find("{e}");
+    if (pos == std::string::npos ||
+        name.find("{e}", pos + 1) != std::string::npos)
+      return makeError("checkpoint ", dir, ": tensor pattern '", name,
+                       "' must contain exactly one '{e}'");
+    if (expert >= cfg.numExperts)
+      return makeError("checkpoint ", dir, ": tensor pattern '", name,
+                       "': expert ", expert, " is not in [0, ", cfg.numExperts,
+                       ")");
+    tensorName.replace(pos, 3, std::to_string(expert));
+  }
+
+  std::vector<std::string> tried;
+  if (const TensorInfo *t = resolve(tensorName, &tried)) {
+    if (t->shape != expectedShape) {
+      std::string stored = t->name == tensorName
+                               ? std::string()
+                               : concat(" (stored as '", t->name, "')");
+      return makeError("checkpoint ", dir, ": tensor '", tensorName, "'",
+                       stored, ": expected shape ", formatShape(expectedShape),
+                       ", got ", formatShape(t->shape));
+    }
+    out = WeightSlice{t, 0, static_cast<size_t>(numel)};
+    return Status::success();
+  }
+
+  bool isUp = false, isDown = false;
+  const TensorInfo *fused = nullptr;
+  if (expert >= 0 && expectedShape.size() == 2)
+    fused = findFused(name, isUp, isDown);
+  if (!fused) {
+    std::string alternatives = quoteList(tried, 1);
+    if (expert < 0)
+      return makeError(
+          "checkpoint ", dir, ": tensor '", tensorName, "' not found",
+          alternatives.empty() ? std::string()
+                               : concat(" (also tried ", alternatives, ")"));
+    return makeError("checkpoint ", dir, ": tensor '", tensorName,
+                     "' not found (also tried ", alternatives,
+                     alternatives.empty() ? "" : " and ",
+                     "the fused transformers-v5 expert tensors)");
+  }
+  int64_t rows = expectedShape[0], cols = expectedShape[1];
+  std::vector<int64_t> fusedShape{cfg.numExperts, isDown ? rows : 2 * rows,
+                                  cols};
+  if (fused->shape != fusedShape)
+    return makeError("checkpoint ", dir, ": tensor '", fused->name,
+                     "' (fused experts for '", name, "'): expected shape ",
+                     formatShape(fusedShape), ", got ",
+                     formatShape(fused->shape));
+  size_t perExpert = static_cast<size_t>(numel);
+  size_t first = static_cast<size_t>(expert) * (isDown ? 1 : 2) * perExpert +
+                 (isUp ? perExpert : 0);
+  out = WeightSlice{fused, first, perExpert};
+  return Status::success();
+}
+
+Status
+Checkpoint::loadExpertWeightF32(const std::string &pattern, int64_t expert,
+                                const std::vector<int64_t> &expectedShape,
+                                std::vector<float> &out) const {
+  out.clear();
+  if (expert < 0)
+    return makeError("checkpoint ", dir, ": tensor pattern '", pattern,
+                     "': negative expert index ", expert);
+  WeightSlice slice;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      locateWeight(pattern, expectedShape, slice, expert));
+  out.resize(slice.count);
+  Status st = convertToF32(*slice.tensor, slice.first, slice.count, out.data());
+  if (!st.ok()) {
+    out.clear();
+    return makeError("checkpoint ", dir, ": ", st.message());
   }
   return Status::success();
 }

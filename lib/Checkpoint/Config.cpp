@@ -39,7 +39,8 @@ bool JambaConfig::operator==(const JambaConfig &o) const {
          useMambaKernels == o.useMambaKernels && mambaDState == o.mambaDState &&
          mambaDConv == o.mambaDConv && mambaExpand == o.mambaExpand &&
          mambaDtRank == o.mambaDtRank && mambaConvBias == o.mambaConvBias &&
-         mambaProjBias == o.mambaProjBias && torchDtype == o.torchDtype;
+         mambaProjBias == o.mambaProjBias && torchDtype == o.torchDtype &&
+         quantMethod == o.quantMethod && quantDenseMlp == o.quantDenseMlp;
 }
 
 Status jamba::ckpt::readFileToString(const std::string &path, std::string &out,
@@ -304,6 +305,30 @@ StatusOr<JambaConfig> jamba::ckpt::parseConfig(std::string_view jsonText,
   r.boolean("mamba_proj_bias", c.mambaProjBias);
   r.optionalString("torch_dtype", c.torchDtype);
 
+  // quantization_config: {"quant_method": "experts_int8", "dense_mlp": bool}.
+  // Unknown members are ignored like unknown top-level keys.
+  if (const JsonValue *q = r.present("quantization_config")) {
+    if (!q->isObject()) {
+      r.typeError("quantization_config", "an object", *q);
+    } else {
+      const JsonValue *method = q->get("quant_method");
+      const JsonValue *dense = q->get("dense_mlp");
+      if (!method) {
+        if (r.st.ok())
+          r.st = makeError(path, ": key 'quantization_config': missing "
+                                 "'quant_method'");
+      } else if (!method->isString()) {
+        r.typeError("quantization_config.quant_method", "a string", *method);
+      } else {
+        c.quantMethod = method->getString();
+      }
+      if (dense && !dense->isBool())
+        r.typeError("quantization_config.dense_mlp", "a boolean", *dense);
+      else if (dense)
+        c.quantDenseMlp = dense->getBool();
+    }
+  }
+
   if (!r.st.ok())
     return r.st;
   Status valid = validateConfig(c, path);
@@ -386,6 +411,14 @@ Status jamba::ckpt::validateConfig(const JambaConfig &c,
                      ": key 'num_logits_to_keep': expected a "
                      "non-negative integer, got ",
                      c.numLogitsToKeep);
+
+  if (c.quantMethod && *c.quantMethod != kQuantMethodExpertsInt8)
+    return makeError(path, ": key 'quantization_config.quant_method': only \"",
+                     kQuantMethodExpertsInt8, "\" is supported, got \"",
+                     *c.quantMethod, "\"");
+  if (c.quantDenseMlp && !c.quantMethod)
+    return makeError(path, ": key 'quantization_config.dense_mlp' is set "
+                           "without a quant_method");
 
   // Layer schedules (HF raises ValueError for offset >= period).
   if (c.attnLayerOffset < 0 || c.attnLayerOffset >= c.attnLayerPeriod)
@@ -505,6 +538,12 @@ std::string jamba::ckpt::configToJson(const JambaConfig &c) {
   o.set("num_logits_to_keep", JsonValue::makeInt(c.numLogitsToKeep));
   o.set("output_router_logits", JsonValue::makeBool(c.outputRouterLogits));
   o.set("pad_token_id", optInt(c.padTokenId));
+  if (c.quantMethod) {
+    JsonValue q = JsonValue::makeObject();
+    q.set("dense_mlp", JsonValue::makeBool(c.quantDenseMlp));
+    q.set("quant_method", JsonValue::makeString(*c.quantMethod));
+    o.set("quantization_config", std::move(q));
+  }
   o.set("rms_norm_eps", JsonValue::makeDouble(c.rmsNormEps));
   o.set("router_aux_loss_coef", JsonValue::makeDouble(c.routerAuxLossCoef));
   o.set("sliding_window", optInt(c.slidingWindow));

@@ -413,13 +413,19 @@ SafeTensorsFile::open(const std::string &path) {
 // Conversion to float / double
 //===----------------------------------------------------------------------===//
 
+/// True for the dtypes convertToF32/F64 accept: the floating-point types and
+/// I8 (int8 weights of ExpertsInt8 checkpoints, converted exactly).
+static bool isConvertible(DType dtype) {
+  return isFloatingPoint(dtype) || dtype == DType::I8;
+}
+
 template <class T>
 static Status convertRange(const TensorInfo &t, size_t first, size_t count,
                            T *out) {
-  if (!isFloatingPoint(t.dtype))
+  if (!isConvertible(t.dtype))
     return makeError("tensor '", t.name, "': dtype ", dtypeName(t.dtype),
-                     " is not a floating-point type (expected F32, F16, BF16 "
-                     "or F64)");
+                     " cannot be converted to float (expected F32, F16, BF16, "
+                     "F64 or I8)");
   size_t esize = dtypeSize(t.dtype);
   size_t numel = t.nbytes / esize;
   if (first > numel || count > numel - first)
@@ -455,6 +461,10 @@ static Status convertRange(const TensorInfo &t, size_t first, size_t count,
       out[i] = static_cast<T>(f16ToF32(v));
     }
     break;
+  case DType::I8:
+    for (size_t i = 0; i < count; ++i)
+      out[i] = static_cast<T>(static_cast<int8_t>(p[i]));
+    break;
   default:
     break;
   }
@@ -474,14 +484,14 @@ Status jamba::ckpt::convertToF64(const TensorInfo &tensor, size_t first,
 Status jamba::ckpt::readAsF32(const TensorInfo &tensor,
                               std::vector<float> &out) {
   size_t n = tensor.nbytes / dtypeSize(tensor.dtype);
-  out.assign(isFloatingPoint(tensor.dtype) ? n : 0, 0.0f);
+  out.assign(isConvertible(tensor.dtype) ? n : 0, 0.0f);
   return convertRange(tensor, 0, out.size(), out.data());
 }
 
 Status jamba::ckpt::readAsF64(const TensorInfo &tensor,
                               std::vector<double> &out) {
   size_t n = tensor.nbytes / dtypeSize(tensor.dtype);
-  out.assign(isFloatingPoint(tensor.dtype) ? n : 0, 0.0);
+  out.assign(isConvertible(tensor.dtype) ? n : 0, 0.0);
   return convertRange(tensor, 0, out.size(), out.data());
 }
 

@@ -458,6 +458,69 @@ TEST(CheckpointTest, FusedV5ExpertsMatchPerExpert) {
   }
 }
 
+TEST(CheckpointTest, LoadsOneExpertAtATime) {
+  std::vector<Tensor> model = fullModel(testConfig());
+  // Per-expert tensors, fused ones, and fused ones under `.moe.`.
+  for (int layout = 0; layout < 3; ++layout) {
+    std::vector<Tensor> tensors =
+        layout == 0 ? model : fuseExperts(model, layout == 1 ? "" : ".weight");
+    if (layout == 2)
+      for (Tensor &t : tensors)
+        if (t.name.find(".experts.") != std::string::npos)
+          t.name.replace(t.name.find(".feed_forward."), 14, ".moe.");
+    TempDir dir;
+    writeCheckpoint(dir, tensors);
+    std::unique_ptr<Checkpoint> ckpt = openOk(dir);
+    ASSERT_TRUE(ckpt);
+    for (const char *proj :
+         {"gate_proj.weight", "up_proj.weight", "down_proj.weight"}) {
+      std::vector<int64_t> shape = std::string(proj) == "down_proj.weight"
+                                       ? std::vector<int64_t>{8, 4}
+                                       : std::vector<int64_t>{4, 8};
+      std::string pattern =
+          std::string("model.layers.1.feed_forward.experts.{e}.") + proj;
+      for (int e = 0; e < 2; ++e) {
+        std::vector<float> out;
+        Status st = ckpt->loadExpertWeightF32(pattern, e, shape, out);
+        ASSERT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(out, get(model, "model.layers.1.feed_forward.experts." +
+                                      std::to_string(e) + "." + proj)
+                           .values)
+            << proj << " expert " << e << " layout " << layout;
+        WeightSlice slice;
+        ASSERT_TRUE(ckpt->locateWeight(pattern, shape, slice, e).ok());
+        EXPECT_EQ(slice.count, 32u);
+        EXPECT_EQ(slice.tensor->name.find(".experts.{e}"), std::string::npos);
+      }
+    }
+    std::vector<float> out;
+    std::string gate = "model.layers.1.feed_forward.experts.{e}.gate_proj."
+                       "weight";
+    EXPECT_CONTAINS(ckpt->loadExpertWeightF32(gate, 2, {4, 8}, out).message(),
+                    "expert 2 is not in [0, 2)");
+    EXPECT_CONTAINS(ckpt->loadExpertWeightF32(gate, 0, {8, 4}, out).message(),
+                    "expected shape");
+    EXPECT_CONTAINS(ckpt->loadExpertWeightF32("model.layers.1.feed_forward."
+                                              "experts.0.gate_proj.weight",
+                                              0, {4, 8}, out)
+                        .message(),
+                    "must contain exactly one '{e}'");
+  }
+  // A plain canonical name is located as a whole tensor.
+  TempDir dir;
+  writeCheckpoint(dir, model);
+  std::unique_ptr<Checkpoint> ckpt = openOk(dir);
+  ASSERT_TRUE(ckpt);
+  WeightSlice slice;
+  ASSERT_TRUE(ckpt->locateWeight("model.layers.0.mamba.D", {16}, slice).ok());
+  EXPECT_EQ(slice.tensor->name, "model.layers.0.mamba.D");
+  EXPECT_EQ(slice.first, 0u);
+  EXPECT_EQ(slice.count, 16u);
+  EXPECT_CONTAINS(
+      ckpt->locateWeight("model.layers.0.mamba.E", {16}, slice).message(),
+      "'model.layers.0.mamba.E' not found");
+}
+
 TEST(CheckpointTest, FusedV5WrongShape) {
   TempDir dir;
   std::vector<Tensor> fused = fuseExperts(fullModel(testConfig()), "");
@@ -597,7 +660,7 @@ TEST(CheckpointTest, NonFloatTensorIsAnError) {
   writeFile(dir.file("config.json"), kConfig);
   SafeTensorsWriter w;
   ASSERT_TRUE(
-      w.add("model.layers.0.mamba.D", DType::I8, {16}, std::string(16, '\1'))
+      w.add("model.layers.0.mamba.D", DType::I16, {16}, std::string(32, '\1'))
           .ok());
   ASSERT_TRUE(w.write(dir.file("model.safetensors")).ok());
   std::unique_ptr<Checkpoint> ckpt = openOk(dir);
@@ -605,9 +668,32 @@ TEST(CheckpointTest, NonFloatTensorIsAnError) {
   std::vector<float> out;
   Status st = ckpt->loadWeightF32("model.layers.0.mamba.D", {16}, out);
   EXPECT_EQ(st.message(), "checkpoint " + dir.path() +
-                              ": tensor 'model.layers.0.mamba.D': dtype I8 is "
-                              "not a floating-point type (expected F32, F16, "
-                              "BF16 or F64)");
+                              ": tensor 'model.layers.0.mamba.D': dtype I16 "
+                              "cannot be converted to float (expected F32, "
+                              "F16, BF16, F64 or I8)");
+}
+
+TEST(CheckpointTest, I8WeightsLoadExactly) {
+  TempDir dir;
+  writeFile(dir.file("config.json"), kConfig);
+  SafeTensorsWriter w;
+  std::string bytes(16, '\0');
+  for (int i = 0; i < 16; ++i)
+    bytes[i] = static_cast<char>(static_cast<int8_t>(8 * i - 127));
+  ASSERT_TRUE(w.add("model.layers.0.mamba.D", DType::I8, {16}, bytes).ok());
+  ASSERT_TRUE(w.write(dir.file("model.safetensors")).ok());
+  std::unique_ptr<Checkpoint> ckpt = openOk(dir);
+  ASSERT_TRUE(ckpt);
+  std::vector<float> out;
+  ASSERT_TRUE(ckpt->loadWeightF32("model.layers.0.mamba.D", {16}, out).ok());
+  std::vector<double> out64;
+  ASSERT_TRUE(ckpt->loadWeightF64("model.layers.0.mamba.D", {16}, out64).ok());
+  ASSERT_EQ(out.size(), 16u);
+  ASSERT_EQ(out64.size(), 16u);
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(out[i], static_cast<float>(8 * i - 127));
+    EXPECT_EQ(out64[i], static_cast<double>(8 * i - 127));
+  }
 }
 
 } // namespace

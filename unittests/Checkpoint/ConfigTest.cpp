@@ -279,6 +279,52 @@ TEST(ConfigTest, RoundTripsThroughJson) {
   EXPECT_EQ(parseOk(configToJson(JambaConfig())), JambaConfig());
 }
 
+TEST(ConfigTest, QuantizationConfig) {
+  JambaConfig plain = parseOk("{}");
+  EXPECT_FALSE(plain.quantMethod.has_value());
+  EXPECT_FALSE(plain.quantDenseMlp);
+  EXPECT_EQ(configToJson(plain).find("quantization_config"), std::string::npos);
+  EXPECT_EQ(parseOk(R"({"quantization_config": null})"), plain);
+
+  JambaConfig q =
+      parseOk(R"({"quantization_config": {"quant_method": "experts_int8"}})");
+  EXPECT_EQ(q.quantMethod, std::optional<std::string>("experts_int8"));
+  EXPECT_FALSE(q.quantDenseMlp);
+  EXPECT_NE(q, plain);
+  JambaConfig d = parseOk(R"({"quantization_config": {
+      "quant_method": "experts_int8", "dense_mlp": true, "other": 1}})");
+  EXPECT_TRUE(d.quantDenseMlp);
+  EXPECT_NE(d, q);
+  for (const JambaConfig &c : {q, d}) {
+    std::string text = configToJson(c);
+    EXPECT_NE(text.find("\"quantization_config\""), std::string::npos);
+    EXPECT_EQ(parseOk(text), c);
+    EXPECT_EQ(configToJson(parseOk(text)), text);
+  }
+
+  EXPECT_EQ(parseError(R"({"quantization_config": {"quant_method": "fp8"}})"),
+            "config.json: key 'quantization_config.quant_method': only "
+            "\"experts_int8\" is supported, got \"fp8\"");
+  EXPECT_EQ(parseError(R"({"quantization_config": "experts_int8"})"),
+            "config.json: key 'quantization_config': expected an object, got "
+            "string");
+  EXPECT_EQ(parseError(R"({"quantization_config": {"quant_method": 8}})"),
+            "config.json: key 'quantization_config.quant_method': expected a "
+            "string, got 8");
+  EXPECT_EQ(parseError(R"({"quantization_config": {"dense_mlp": true}})"),
+            "config.json: key 'quantization_config': missing 'quant_method'");
+  EXPECT_EQ(parseError(R"({"quantization_config":
+                {"quant_method": "experts_int8", "dense_mlp": "yes"}})"),
+            "config.json: key 'quantization_config.dense_mlp': expected a "
+            "boolean, got string");
+
+  JambaConfig edited;
+  edited.quantDenseMlp = true;
+  Status st = validateConfig(edited, "edited");
+  EXPECT_EQ(st.message(), "edited: key 'quantization_config.dense_mlp' is set "
+                          "without a quant_method");
+}
+
 TEST(ConfigTest, LoadConfigNamesMissingFile) {
   StatusOr<JambaConfig> c = loadConfig("/nonexistent/dir/config.json");
   ASSERT_FALSE(c.ok());

@@ -157,8 +157,8 @@ TEST(SafeTensorsTest, ConvertsFloatsToF32AndF64) {
 
   Status st = readAsF32(*(*f)->find("ints"), out);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.message(), "tensor 'ints': dtype I32 is not a floating-point "
-                          "type (expected F32, F16, BF16 or F64)");
+  EXPECT_EQ(st.message(), "tensor 'ints': dtype I32 cannot be converted to "
+                          "float (expected F32, F16, BF16, F64 or I8)");
   st = readAsF64(*(*f)->find("ints"), out64);
   EXPECT_FALSE(st.ok());
 
@@ -168,6 +168,28 @@ TEST(SafeTensorsTest, ConvertsFloatsToF32AndF64) {
   EXPECT_EQ(two[0], 0.1f);
   EXPECT_EQ(two[1], 65504.0f);
   EXPECT_FALSE(convertToF32(*(*f)->find("wF32"), 3, 2, two).ok());
+}
+
+TEST(SafeTensorsTest, ConvertsI8Exactly) {
+  TempDir dir;
+  SafeTensorsWriter writer;
+  std::string bytes = {'\x81', '\xff', '\x00', '\x01', '\x7f', '\x80'};
+  ASSERT_TRUE(writer.add("q", DType::I8, {2, 3}, bytes).ok());
+  ASSERT_TRUE(writer.write(dir.file("q.safetensors")).ok());
+  auto f = SafeTensorsFile::open(dir.file("q.safetensors"));
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  const TensorInfo &q = *(*f)->find("q");
+  std::vector<float> out;
+  ASSERT_TRUE(readAsF32(q, out).ok());
+  EXPECT_EQ(out, (std::vector<float>{-127, -1, 0, 1, 127, -128}));
+  std::vector<double> out64;
+  ASSERT_TRUE(readAsF64(q, out64).ok());
+  EXPECT_EQ(out64, (std::vector<double>{-127, -1, 0, 1, 127, -128}));
+  float two[2];
+  ASSERT_TRUE(convertToF32(q, 4, 2, two).ok());
+  EXPECT_EQ(two[0], 127.0f);
+  EXPECT_EQ(two[1], -128.0f);
+  EXPECT_FALSE(convertToF32(q, 5, 2, two).ok());
 }
 
 TEST(SafeTensorsTest, LazyTensorsAreProducedAtWriteTime) {

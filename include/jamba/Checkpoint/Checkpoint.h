@@ -34,6 +34,15 @@
 namespace jamba {
 namespace ckpt {
 
+/// Where the elements of one weight are stored: elements [first, first +
+/// count) of `tensor`, in row-major order (a whole tensor, or one expert's
+/// rows of a transformers-v5 fused expert tensor).
+struct WeightSlice {
+  const TensorInfo *tensor = nullptr;
+  size_t first = 0;
+  size_t count = 0;
+};
+
 /// An open checkpoint directory: the validated config and the memory-mapped
 /// tensors of every weight file.
 class Checkpoint {
@@ -94,6 +103,23 @@ public:
   Status checkWeight(const std::string &name,
                      const std::vector<int64_t> &expectedShape) const;
 
+  /// Finds, without reading any data, where one weight is stored, checking
+  /// its shape. With `expert` < 0, `name` is a canonical name (resolved as in
+  /// resolve()) and `expectedShape` its shape. With `expert` >= 0, `name` is
+  /// a stacked-expert pattern containing `{e}` (as for loadWeightF32) and
+  /// `expectedShape` the shape of one expert's matrix, without the leading E:
+  /// the per-expert tensor is used when present, else that expert's rows of
+  /// the transformers-v5 fused tensor (which must hold config().numExperts
+  /// experts). Errors are worded as loadWeightF32's.
+  Status locateWeight(const std::string &name,
+                      const std::vector<int64_t> &expectedShape,
+                      WeightSlice &out, int64_t expert = -1) const;
+  /// Loads expert `expert` of a stacked-expert pattern (see locateWeight)
+  /// converted to float, reading only that expert's data.
+  Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
+                             const std::vector<int64_t> &expectedShape,
+                             std::vector<float> &out) const;
+
 private:
   Checkpoint() = default;
 
@@ -105,6 +131,10 @@ private:
   Status loadStacked(const std::string &pattern,
                      const std::vector<int64_t> &expectedShape,
                      std::vector<T> &out, bool convert) const;
+  /// The v5 fused tensor holding `pattern`'s weights (gate/up/down of an
+  /// `experts.{e}.` pattern), or nullptr; `isUp`/`isDown` say which part.
+  const TensorInfo *findFused(const std::string &pattern, bool &isUp,
+                              bool &isDown) const;
   template <class T>
   Status loadFused(const std::string &pattern,
                    const std::vector<int64_t> &expectedShape,

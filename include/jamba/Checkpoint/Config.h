@@ -74,6 +74,14 @@ struct JambaConfig {
   /// "float32", "bfloat16", ... when present.
   std::optional<std::string> torchDtype;
 
+  /// `quantization_config.quant_method` when the key is present; the only
+  /// accepted method is "experts_int8" (kQuantMethodExpertsInt8; see
+  /// docs/ExpertsInt8.md). Absent -> no quantization.
+  std::optional<std::string> quantMethod;
+  /// `quantization_config.dense_mlp` (default false): the dense-MLP layers'
+  /// projections are int8 too, not only the MoE experts.
+  bool quantDenseMlp = false;
+
   /// True if layer `i` has an attention mixer (else a Mamba mixer).
   bool isAttentionLayer(int64_t i) const {
     return i >= 0 && i % attnLayerPeriod == attnLayerOffset;
@@ -90,6 +98,9 @@ struct JambaConfig {
   bool operator==(const JambaConfig &other) const;
   bool operator!=(const JambaConfig &other) const { return !(*this == other); }
 };
+
+/// The `quant_method` of an ExpertsInt8 checkpoint.
+constexpr const char kQuantMethodExpertsInt8[] = "experts_int8";
 
 /// The largest value accepted for any single dimension (2^31). Together with
 /// the product checks in validateConfig this keeps every tensor's element

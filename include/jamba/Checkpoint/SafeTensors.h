@@ -128,14 +128,15 @@ private:
   std::vector<std::pair<std::string, std::string>> meta;
 };
 
-/// Converts a floating-point tensor (F32, F16, BF16 or F64) to float / double.
+/// Converts a floating-point tensor (F32, F16, BF16 or F64) or an I8 tensor
+/// (the int8 weights of an ExpertsInt8 checkpoint; exact) to float / double.
 /// Other dtypes are an error naming the tensor.
 Status readAsF32(const TensorInfo &tensor, std::vector<float> &out);
 Status readAsF64(const TensorInfo &tensor, std::vector<double> &out);
 
-/// Converts elements [first, first + count) of a floating-point tensor into
-/// `out` (which must have room for `count` values). Fails for non-float
-/// dtypes and for a range outside the tensor.
+/// Converts elements [first, first + count) of an F32, F16, BF16, F64 or I8
+/// tensor into `out` (which must have room for `count` values). Fails for
+/// other dtypes and for a range outside the tensor.
 Status convertToF32(const TensorInfo &tensor, size_t first, size_t count,
                     float *out);
 Status convertToF64(const TensorInfo &tensor, size_t first, size_t count,
