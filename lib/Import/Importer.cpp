@@ -181,7 +181,7 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
   int64_t positions = logitsToKeep == 0 ? seq : logitsToKeep;
   SmallVector<Type> resultTypes = {tensor({kDynamic, positions, vocab})};
   SmallVector<Attribute> resultAttrs = {builder.getDictionaryAttr(
-      builder.getNamedAttr("jamba.output", builder.getStringAttr("logits")))};
+      builder.getNamedAttr(kOutputAttrName, builder.getStringAttr("logits")))};
   for (unsigned s : stateArgs) {
     resultTypes.push_back(argTypes[s]);
     resultAttrs.push_back(argAttrs[s]);

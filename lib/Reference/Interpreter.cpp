@@ -255,18 +255,27 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         return success();
       })
       .template Case<ExpertGemmOp>([&](ExpertGemmOp g) {
-        if (failed(checkSameDim(op, "input", g.getInput(), 0, "indices",
-                                g.getIndices(), 0)) ||
-            (g.getRouteWeights() &&
-             failed(checkSameDim(op, "indices", g.getIndices(), 0,
-                                 "route_weights", g.getRouteWeights(), 0))) ||
-            failed(checkIndices(op, "expert index", get(g.getIndices()),
+        // Leading (token) dimensions agree between input, indices and route
+        // weights; the IR types only fix the static ones.
+        int64_t lead = get(g.getIndices()).rank() - 1;
+        for (int64_t d = 0; d < lead; ++d)
+          if (failed(checkSameDim(op, "input", g.getInput(), d, "indices",
+                                  g.getIndices(), d)) ||
+              (g.getRouteWeights() &&
+               failed(checkSameDim(op, "indices", g.getIndices(), d,
+                                   "route_weights", g.getRouteWeights(), d))))
+            return failure();
+        if (failed(checkIndices(op, "expert index", get(g.getIndices()),
                                 get(g.getWeight()).dim(0))))
           return failure();
         bind(g.getResult(),
              expertGemm(get(g.getInput()), get(g.getWeight()),
                         getOpt(g.getScale()), get(g.getIndices()),
                         getOpt(g.getRouteWeights())));
+        return success();
+      })
+      .template Case<CombineSlotsOp>([&](CombineSlotsOp c) {
+        bind(c.getResult(), combineSlots(get(c.getInput())));
         return success();
       })
       .template Case<DequantOp>([&](DequantOp d) {

@@ -176,10 +176,12 @@ Tensor<T> jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                                  const Tensor<T> *scale,
                                  const Tensor<T> &indices,
                                  const Tensor<T> *routeWeights) {
-  const int64_t tokens = indices.dim(0), slots = indices.dim(1), n = w.dim(1),
-                k = w.dim(2);
-  const bool perSlot = x.rank() == 3;
-  Tensor<T> y({tokens, slots, n});
+  const int64_t slots = indices.dim(-1), tokens = indices.numel() / slots,
+                n = w.dim(1), k = w.dim(2);
+  const bool perSlot = x.rank() == indices.rank() + 1;
+  std::vector<int64_t> shape = indices.shape;
+  shape.push_back(n);
+  Tensor<T> y(shape);
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t j = 0; j < slots; ++j) {
       const int64_t e = static_cast<int64_t>(indices[t * slots + j]);
@@ -197,6 +199,19 @@ Tensor<T> jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
       }
     }
   }
+  return y;
+}
+
+template <typename T> Tensor<T> jamba::ref::combineSlots(const Tensor<T> &x) {
+  const int64_t n = x.dim(-1), slots = x.dim(-2),
+                tokens = x.numel() / (slots * n);
+  std::vector<int64_t> shape = x.shape;
+  shape.erase(shape.end() - 2);
+  Tensor<T> y(shape);
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t j = 0; j < slots; ++j)
+      for (int64_t i = 0; i < n; ++i)
+        y[t * n + i] += x[(t * slots + j) * n + i];
   return y;
 }
 
@@ -368,11 +383,8 @@ Tensor<T> jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
   Tensor<T> a = swiglu(g, u);
   // The routing weight is applied in the down projection's epilogue.
   Tensor<T> d = expertGemm<T>(a, down, nullptr, indices, &weights);
-  Tensor<T> y(x.shape);
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t j = 0; j < topK; ++j)
-      for (int64_t i = 0; i < hidden; ++i)
-        y[t * hidden + i] += d[(t * topK + j) * hidden + i];
+  Tensor<T> y = combineSlots(d);
+  y.shape = x.shape;
   return y;
 }
 

@@ -9,6 +9,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Import/Importer.h"
+#include "jamba/Pipelines/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -72,7 +73,7 @@ int main(int argc, char **argv) {
   mlir::jamba::ImportOptions options;
   options.elementType = elementType;
   options.prefillLogitsToKeep = logitsToKeep;
-  auto module = mlir::jamba::importJambaModel(
+  auto module = mlir::jamba::importModelForCheckpoint(
       &context, config, options,
       FileLineColLoc::get(&context, inputPath, 0, 0));
   if (failed(module))

@@ -14,6 +14,7 @@
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Import/Importer.h"
+#include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Reference/Generate.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -104,7 +105,7 @@ int main(int argc, char **argv) {
     if (!module)
       return 1; // The parser has reported the error with its location.
   } else {
-    auto imported = mlir::jamba::importJambaModel(
+    auto imported = mlir::jamba::importModelForCheckpoint(
         &context, checkpoint->config(), mlir::jamba::ImportOptions(),
         FileLineColLoc::get(&context, checkpointDir, 0, 0));
     if (failed(imported))

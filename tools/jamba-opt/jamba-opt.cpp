@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include "jamba/Pipelines/Pipelines.h"
+#include "jamba/Transforms/Passes.h"
 
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/InitAllDialects.h"
@@ -20,6 +22,8 @@ int main(int argc, char **argv) {
                         "jamba-mlir issue tracker with the input file and "
                         "command line.\n");
   mlir::registerAllPasses();
+  mlir::jamba::registerJambaPasses();
+  mlir::jamba::registerJambaPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -10,6 +10,7 @@
 #define JAMBA_IMPORT_IMPORTER_H
 
 #include "jamba/Checkpoint/Config.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -17,18 +18,9 @@
 
 namespace mlir::jamba {
 
-/// Names of the attributes the importer puts on entry-point arguments and
-/// results, read by the interpreter and the backends.
-/// `jamba.weight = "<checkpoint tensor name>"`: the argument is bound to that
-/// tensor; a name containing `{e}` stacks the experts e = 0..E-1.
-inline constexpr StringLiteral kWeightAttrName = "jamba.weight";
-/// `jamba.state = "layers.<i>.<k_cache|v_cache|conv_state|ssm_state>"`: the
-/// argument (and the result of the same name) is recurrent state.
-inline constexpr StringLiteral kStateAttrName = "jamba.state";
-/// `jamba.input = "ids" | "cache_len"`: a per-call input.
-inline constexpr StringLiteral kInputAttrName = "jamba.input";
-/// `jamba.config` on the module: the config.json the module was built from.
-inline constexpr StringLiteral kConfigAttrName = "jamba.config";
+// The argument and result attributes the importer writes (jamba.weight,
+// jamba.state, jamba.input, jamba.output, jamba.config) are declared in
+// JambaDialect.h.
 
 /// Options of the importer.
 struct ImportOptions {

@@ -71,12 +71,16 @@ template <typename T>
 std::pair<Tensor<T>, Tensor<T>> routerTopK(const Tensor<T> &logits, int64_t k,
                                            bool normalize);
 
-/// result[t, j, :] = rw[t, j] * scale[e] * (w[e] . x[t (, j)]) with
-/// e = idx[t, j]; x is [T, K] or [T, k, K], w [E, N, K].
+/// result[..., j, :] = rw[..., j] * scale[e] * (w[e] . x[..., (j,) :]) with
+/// e = idx[..., j]; x is [..., K] or [..., k, K], w [E, N, K]; the result is
+/// [..., k, N].
 template <typename T>
 Tensor<T> expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                      const Tensor<T> *scale, const Tensor<T> &indices,
                      const Tensor<T> *routeWeights);
+
+/// result[..., n] = sum_j x[..., j, n].
+template <typename T> Tensor<T> combineSlots(const Tensor<T> &x);
 
 /// result[..., n, k] = scale[..., n] * q[..., n, k].
 template <typename T>

@@ -721,9 +721,19 @@ func.func @expert_gemm_weight_rank(%x: tensor<?x64xf32>, %w: tensor<128x64xf32>,
 
 // expert_gemm: one row per token, or one per token and slot.
 func.func @expert_gemm_input_rank(%x: tensor<64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<?x2xi32>) {
-  // expected-error @+1 {{expected 'input' to have rank 2 or 3, got 1}}
+  // expected-error @+1 {{expected 'input' to have rank 2 or 3 (the rank of 'indices', or one more), got 1}}
   %y = jamba.expert_gemm %x, %w indices(%idx)
       : (tensor<64xf32>, tensor<4x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: indices need a top_k dimension.
+func.func @expert_gemm_indices_rank(%x: tensor<64xf32>, %w: tensor<4x128x64xf32>, %idx: tensor<i32>) {
+  // expected-error @+1 {{expected 'indices' to have rank >= 1, got 0}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<64xf32>, tensor<4x128x64xf32>, tensor<i32>) -> tensor<128xf32>
   return
 }
 
@@ -903,5 +913,32 @@ func.func @dequant_result(%q: tensor<128x64xi8>, %s: tensor<128xf32>) {
 func.func @dequant_i16(%q: tensor<128x64xi16>, %s: tensor<128xf32>) {
   // expected-error @+1 {{operand #0 must be tensor of 8-bit signless integer values}}
   %w = jamba.dequant %q, %s : tensor<128x64xi16>, tensor<128xf32> -> tensor<128x64xf32>
+  return
+}
+
+// -----
+
+// combine_slots: needs a slot dimension.
+func.func @combine_rank(%d: tensor<64xf32>) {
+  // expected-error @+1 {{expected 'input' to have rank >= 2, got 1}}
+  %y = jamba.combine_slots %d : tensor<64xf32> -> tensor<64xf32>
+  return
+}
+
+// -----
+
+// combine_slots: the slot dimension is summed away.
+func.func @combine_shape(%d: tensor<5x2x64xf32>) {
+  // expected-error @+1 {{expected 'result' dimension 1 to be the input's size = 64, got 2}}
+  %y = jamba.combine_slots %d : tensor<5x2x64xf32> -> tensor<5x2xf32>
+  return
+}
+
+// -----
+
+// combine_slots: the result keeps the element type.
+func.func @combine_type(%d: tensor<5x2x64xf32>) {
+  // expected-error @+1 {{expected 'input' and 'result' to have the same element type, got 'f32' and 'bf16'}}
+  %y = jamba.combine_slots %d : tensor<5x2x64xf32> -> tensor<5x64xbf16>
   return
 }

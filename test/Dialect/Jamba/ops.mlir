@@ -201,3 +201,15 @@ func.func @swiglu(%g: tensor<?x2x128xf32>, %u: tensor<?x2x128xf32>) -> tensor<?x
   %a = jamba.swiglu %g, %u : tensor<?x2x128xf32>
   return %a : tensor<?x2x128xf32>
 }
+
+// Rank-3 routing: tokens keep their [batch, seq] dimensions.
+// CHECK-LABEL: func @expert_gemm_batched
+//       CHECK:   jamba.expert_gemm %{{[^ ,)]+}}, %{{[^ ,)]+}} indices(%{{[^ ,)]+}}) : (tensor<2x?x64xf32>, tensor<4x128x64xf32>, tensor<2x?x2xi32>) -> tensor<2x?x2x128xf32>
+//       CHECK:   jamba.combine_slots %{{[^ ,)]+}} : tensor<2x?x2x128xf32> -> tensor<2x?x128xf32>
+func.func @expert_gemm_batched(%x: tensor<2x?x64xf32>, %w: tensor<4x128x64xf32>,
+                               %idx: tensor<2x?x2xi32>) -> tensor<2x?x128xf32> {
+  %h = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<2x?x64xf32>, tensor<4x128x64xf32>, tensor<2x?x2xi32>) -> tensor<2x?x2x128xf32>
+  %y = jamba.combine_slots %h : tensor<2x?x2x128xf32> -> tensor<2x?x128xf32>
+  return %y : tensor<2x?x128xf32>
+}

@@ -453,33 +453,62 @@ LogicalResult RouterTopKOp::verify() {
 LogicalResult ExpertGemmOp::verify() {
   Operation *op = getOperation();
   Value input = getInput(), weight = getWeight(), indices = getIndices();
-  if (failed(checkRank(op, "weight", weight, 3)) ||
-      failed(checkRank(op, "indices", indices, 2)))
+  if (failed(checkRank(op, "weight", weight, 3)))
     return failure();
+  auto idxType = cast<ShapedType>(indices.getType());
+  int64_t idxRank = idxType.getRank();
+  if (idxRank < 1)
+    return emitOpError() << "expected 'indices' to have rank >= 1, got 0";
   int64_t inRank = shapedOf(input).getRank();
-  if (inRank != 2 && inRank != 3)
-    return emitOpError() << "expected 'input' to have rank 2 or 3, got "
-                         << inRank;
-  int64_t tokens = dimOf(indices, 0), slots = dimOf(indices, 1);
+  if (inRank != idxRank && inRank != idxRank + 1)
+    return emitOpError() << "expected 'input' to have rank " << idxRank
+                         << " or " << idxRank + 1 << " (the rank of "
+                         << "'indices', or one more), got " << inRank;
   int64_t experts = dimOf(weight, 0), rows = dimOf(weight, 1),
           depth = dimOf(weight, 2);
-  SmallVector<int64_t> inShape = {tokens};
-  SmallVector<StringRef> inWhat = {"tokens"};
-  if (inRank == 3) {
-    inShape.push_back(slots);
-    inWhat.push_back("top_k");
+  // input [..., K] or [..., k, K]; result [..., k, N].
+  SmallVector<int64_t> inShape(idxType.getShape());
+  SmallVector<StringRef> inWhat(idxRank, "the indices' size");
+  inWhat.back() = "top_k";
+  if (inRank == idxRank) {
+    inShape.pop_back();
+    inWhat.pop_back();
   }
+  SmallVector<int64_t> resultShape(idxType.getShape());
+  SmallVector<StringRef> resultWhat(idxRank, "the indices' size");
+  resultWhat.back() = "top_k";
   inShape.push_back(depth);
   inWhat.push_back("the weight's K");
+  resultShape.push_back(rows);
+  resultWhat.push_back("the weight's N");
   if (failed(checkShape(op, "input", input, inShape, inWhat)) ||
       failed(checkWeightScale(op, weight, getScale(), {experts, rows},
                               {"num_experts", "the weight's N"})) ||
       (getRouteWeights() &&
        failed(checkShape(op, "route_weights", getRouteWeights(),
-                         {tokens, slots}, {"tokens", "top_k"}))) ||
-      failed(checkShape(op, "result", getResult(), {tokens, slots, rows},
-                        {"tokens", "top_k", "the weight's N"})) ||
+                         idxType.getShape(),
+                         ArrayRef<StringRef>(resultWhat).drop_back()))) ||
+      failed(checkShape(op, "result", getResult(), resultShape, resultWhat)) ||
       failed(checkSameElementType(op, "input", input, "result", getResult())))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineSlotsOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineSlotsOp::verify() {
+  auto inType = cast<ShapedType>(getInput().getType());
+  int64_t rank = inType.getRank();
+  if (rank < 2)
+    return emitOpError() << "expected 'input' to have rank >= 2, got " << rank;
+  SmallVector<int64_t> shape(inType.getShape());
+  shape.erase(shape.end() - 2);
+  SmallVector<StringRef> what(rank - 1, "the input's size");
+  if (failed(checkShape(getOperation(), "result", getResult(), shape, what)) ||
+      failed(checkSameElementType(getOperation(), "input", getInput(), "result",
+                                  getResult())))
     return failure();
   return success();
 }

@@ -21,6 +21,7 @@ def Jamba_Dialect : Dialect {
       `jamba.attention`, `jamba.moe`, `jamba.mlp`, `jamba.lm_head`;
     * **primitives** the layer ops decompose into: `jamba.causal_conv1d`,
       `jamba.selective_scan`, `jamba.router_topk`, `jamba.expert_gemm`,
+      `jamba.combine_slots`,
       `jamba.linear`, `jamba.dequant`, `jamba.swiglu`.
 
     All ops work on ranked tensors with value semantics. Activations are

@@ -360,14 +360,15 @@ def Jamba_ExpertGemmOp : Jamba_Op<"expert_gemm",
     [Pure, AttrSizedOperandSegments]> {
   let summary = "grouped expert GEMM over routed tokens (float or int8 weights)";
   let description = [{
-    For every token `t` and routing slot `j`:
-    `result[t, j, :] = rw[t, j] * (W[idx[t, j]] . x[t, (j,) :])`, where
-    `weight [E, N, K]`. `input` is `[T, K]` (the same row for every slot, as
-    for gate/up projections) or `[T, k, K]` (one row per slot, as for the down
-    projection). With an int8 `weight`, `scale [E, N]` (f32) is required and
-    applied after the K loop: `result = scale[e, n] * sum_k f(q[e,n,k]) x[k]`
-    with f32 accumulation (SPEC 1.11). `route_weights [T, k]` is the optional
-    epilogue multiplier.
+    For every token `t` (any number of leading dimensions, written `...`) and
+    routing slot `j`:
+    `result[..., j, :] = rw[..., j] * (W[idx[..., j]] . x[..., (j,) :])`, where
+    `weight [E, N, K]` and `indices [..., k]`. `input` is `[..., K]` (the same
+    row for every slot, as for gate/up projections) or `[..., k, K]` (one row
+    per slot, as for the down projection). With an int8 `weight`, `scale
+    [E, N]` (f32) is required and applied after the K loop:
+    `result = scale[e, n] * sum_k f(q[e,n,k]) x[k]` with f32 accumulation
+    (SPEC 1.11). `route_weights [..., k]` is the optional epilogue multiplier.
 
     ```mlir
     %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx)
@@ -385,6 +386,22 @@ def Jamba_ExpertGemmOp : Jamba_Op<"expert_gemm",
     (`route_weights` `(` $route_weights^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
+  let hasVerifier = 1;
+}
+
+def Jamba_CombineSlotsOp : Jamba_Op<"combine_slots", [Pure]> {
+  let summary = "sum of the routed experts' outputs over the top-k slots";
+  let description = [{
+    `result[..., n] = sum_j input[..., j, n]`: the last step of a sparse MoE
+    block, after the down projection has applied the routing weights.
+
+    ```mlir
+    %y = jamba.combine_slots %d : tensor<?x2x64xf32> -> tensor<?x64xf32>
+    ```
+  }];
+  let arguments = (ins Jamba_FloatTensor:$input);
+  let results = (outs Jamba_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
   let hasVerifier = 1;
 }
 

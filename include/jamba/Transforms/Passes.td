@@ -1,0 +1,129 @@
+//===- Passes.td - jamba transformation passes -------------*- tablegen -*-===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_TRANSFORMS_PASSES_TD
+#define JAMBA_TRANSFORMS_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Decomposition
+//===----------------------------------------------------------------------===//
+
+def JambaDecomposeLayersPass
+    : Pass<"jamba-decompose-layers", "func::FuncOp"> {
+  let summary = "Decompose layer-level FFN ops into jamba primitives";
+  let description = [{
+    Rewrites `jamba.moe` into the router GEMM, `jamba.router_topk`, the gate
+    and up `jamba.expert_gemm`s, `jamba.swiglu`, the down `jamba.expert_gemm`
+    with the routing weights in its epilogue, and `jamba.combine_slots`; and
+    `jamba.mlp` into three `jamba.linear`s around a `jamba.swiglu`. The
+    primitives are what backends implement and what
+    `jamba-fuse-dequant-into-gemm` fuses into.
+
+    Before:
+
+    ```mlir
+    %y = jamba.moe %x, %router, %gate, %up, %down {top_k = 2 : i64} : ...
+    ```
+
+    After:
+
+    ```mlir
+    %logits = jamba.linear %x, %router : ...
+    %w, %idx = jamba.router_topk %logits {top_k = 2 : i64} : ...
+    %g = jamba.expert_gemm %x, %gate indices(%idx) : ...
+    %u = jamba.expert_gemm %x, %up indices(%idx) : ...
+    %a = jamba.swiglu %g, %u : ...
+    %d = jamba.expert_gemm %a, %down indices(%idx) route_weights(%w) : ...
+    %y = jamba.combine_slots %d : ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::jamba::JambaDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsInt8
+//===----------------------------------------------------------------------===//
+
+def JambaFuseDequantIntoGemmPass
+    : Pass<"jamba-fuse-dequant-into-gemm", "func::FuncOp"> {
+  let summary = "Fold jamba.dequant into the GEMM that consumes it";
+  let description = [{
+    A `jamba.dequant` feeding the weight of a `jamba.linear` or a
+    `jamba.expert_gemm` becomes that GEMM's int8 weight and `scale` operand:
+    the GEMM converts the int8 values inside its K loop, accumulates in f32
+    and applies the per-row scale after the loop (SPEC 1.11). The routing
+    weight of an expert down projection stays in the same GEMM's epilogue.
+
+    By default only a dequant with a single use is fused (a dequant with
+    another user still materialises its float weights, so fusing a second
+    consumer would not save that memory); `multi-use` fuses every GEMM
+    consumer, leaving the dequant for its non-GEMM users.
+
+    Before:
+
+    ```mlir
+    %w = jamba.dequant %q, %s : tensor<4x128x64xi8>, tensor<4x128xf32> -> tensor<4x128x64xf32>
+    %y = jamba.expert_gemm %x, %w indices(%idx) : ...
+    ```
+
+    After:
+
+    ```mlir
+    %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) : ...
+    ```
+  }];
+  let options = [
+    Option<"multiUse", "multi-use", "bool", /*default=*/"false",
+           "Fuse into every GEMM user of a dequant, not only a single use">,
+  ];
+  let dependentDialects = ["::mlir::jamba::JambaDialect"];
+}
+
+def JambaQuantizeExpertsPass
+    : Pass<"jamba-quantize-experts", "ModuleOp"> {
+  let summary = "ExpertsInt8: int8 expert weights with per-row f32 scales";
+  let description = [{
+    Every expert weight argument of an entry point (the gate, up and down
+    weights of `jamba.moe` and `jamba.expert_gemm`) becomes an int8 argument
+    of the same shape and checkpoint name, followed by a new f32 argument
+    `<name>_scale` holding one scale per output row, and a `jamba.dequant`
+    at the function's entry rebuilds the float weights for their users.
+    With `dense-mlp`, the weights of `jamba.mlp` are quantized too (the
+    paper's "MoE and MLP weights"); by default only experts are, as in vLLM.
+
+    The quantization itself (symmetric, per expert and output row,
+    `scale = max|row| / 127`, round half to even, clamp to +-127) is applied
+    to checkpoint data by `jamba-quantize`; this pass makes the IR agree
+    with such a checkpoint. Weights that are not entry-point arguments with
+    a `jamba.weight` name are left unchanged.
+
+    Before:
+
+    ```mlir
+    func.func @f(%x: tensor<?x64xf32>,
+                 %g: tensor<4x128x64xf32> {jamba.weight = "...experts.{e}.gate_proj.weight"}, ...)
+    ```
+
+    After:
+
+    ```mlir
+    func.func @f(%x: tensor<?x64xf32>,
+                 %g: tensor<4x128x64xi8> {jamba.weight = "...experts.{e}.gate_proj.weight"},
+                 %gs: tensor<4x128xf32> {jamba.weight = "...experts.{e}.gate_proj.weight_scale"}, ...) {
+      %0 = jamba.dequant %g, %gs : tensor<4x128x64xi8>, tensor<4x128xf32> -> tensor<4x128x64xf32>
+    ```
+  }];
+  let options = [
+    Option<"denseMlp", "dense-mlp", "bool", /*default=*/"false",
+           "Also quantize the weights of dense MLP layers">,
+  ];
+  let dependentDialects = ["::mlir::jamba::JambaDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
+#endif // JAMBA_TRANSFORMS_PASSES_TD

@@ -1,0 +1,58 @@
+//===- Compare.cpp - Comparing two runs' logits ---------------------------===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Reference/Compare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+using namespace jamba::ref;
+
+/// log(sum(exp(x))) over `n` values, max-subtracted.
+static double logSumExp(const float *x, int64_t n) {
+  double m = *std::max_element(x, x + n), sum = 0;
+  for (int64_t i = 0; i < n; ++i)
+    sum += std::exp(double(x[i]) - m);
+  return m + std::log(sum);
+}
+
+static int64_t argmaxOf(const float *x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best])
+      best = i;
+  return best;
+}
+
+LogitsComparison jamba::ref::compareLogits(const float *test,
+                                           const float *reference, int64_t rows,
+                                           int64_t vocab) {
+  LogitsComparison c;
+  c.rows = rows;
+  for (int64_t r = 0; r < rows; ++r) {
+    const float *a = test + r * vocab, *b = reference + r * vocab;
+    double maxDiff = 0, maxRef = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      maxDiff = std::max(maxDiff, std::abs(double(a[v]) - double(b[v])));
+      maxRef = std::max(maxRef, std::abs(double(b[v])));
+    }
+    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    c.maxRelErr = std::max(c.maxRelErr, rel);
+    c.meanRelErr += rel / double(rows);
+    c.top1Agree += argmaxOf(a, vocab) == argmaxOf(b, vocab);
+    // KL(p || q) = sum p (log p - log q) with p = softmax(ref).
+    double lseA = logSumExp(a, vocab), lseB = logSumExp(b, vocab), kl = 0;
+    for (int64_t v = 0; v < vocab; ++v) {
+      double logP = double(b[v]) - lseB, logQ = double(a[v]) - lseA;
+      kl += std::exp(logP) * (logP - logQ);
+    }
+    kl = std::max(kl, 0.0); // Rounding can give -1e-17.
+    c.meanKL += kl / double(rows);
+    c.maxKL = std::max(c.maxKL, kl);
+  }
+  return c;
+}
