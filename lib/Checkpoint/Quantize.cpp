@@ -415,8 +415,7 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
     p.name = name;
     p.shape = *shape;
     int64_t layer = layerOf(name);
-    bool moeLayer =
-        layer >= 0 && config.isMoELayer(layer) && config.numExperts > 1;
+    bool moeLayer = layer >= 0 && config.isMoELayer(layer);
     std::string pattern;
     int64_t expert = -1;
     bool isExpert = splitExpertName(name, pattern, expert);

@@ -22,12 +22,6 @@ namespace {
 
 constexpr int64_t kDynamic = ShapedType::kDynamic;
 
-/// True when layer `i` has a sparse MoE FFN. As in transformers, a layer with
-/// a single expert is a dense MLP whatever the schedule says.
-bool hasMoE(const JambaConfig &config, int64_t i) {
-  return config.isMoELayer(i) && config.numExperts > 1;
-}
-
 /// Builds one entry point. Arguments are collected first (inputs, states,
 /// weights), then the body is emitted against them.
 class EntryPointBuilder {
@@ -110,7 +104,7 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
   for (int64_t i = 0; i < config.numHiddenLayers; ++i) {
     LayerArgs &l = layers[i];
     l.attention = config.isAttentionLayer(i);
-    l.moe = hasMoE(config, i);
+    l.moe = config.isMoELayer(i);
     std::string prefix = "layers." + std::to_string(i) + ".";
     if (l.attention) {
       auto cacheType = tensor({kDynamic, kvHeads, kDynamic, headDim});

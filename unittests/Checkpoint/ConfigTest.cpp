@@ -356,6 +356,18 @@ TEST(ConfigTest, TinySchedule) {
   EXPECT_TRUE(!c->isAttentionLayer(0) && !c->isMoELayer(0));
 }
 
+TEST(ConfigTest, SingleExpertLayersAreDense) {
+  // transformers builds a JambaMLP, not a sparse block, when a layer the
+  // schedule makes MoE has only one expert.
+  JambaConfig c;
+  c.numExperts = 1;
+  c.numExpertsPerTok = 1;
+  EXPECT_FALSE(c.isMoELayer(1));
+  c.numExperts = 2;
+  EXPECT_TRUE(c.isMoELayer(1));
+  EXPECT_FALSE(c.isMoELayer(0));
+}
+
 TEST(ConfigTest, Mini15Schedule) {
   REQUIRE_SHARED_MODELS(dir);
   StatusOr<JambaConfig> c = loadConfig(dir + "/jamba-1.5-mini.json");

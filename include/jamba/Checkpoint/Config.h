@@ -86,9 +86,12 @@ struct JambaConfig {
   bool isAttentionLayer(int64_t i) const {
     return i >= 0 && i % attnLayerPeriod == attnLayerOffset;
   }
-  /// True if layer `i` has a sparse MoE FFN (else a dense MLP).
+  /// True if layer `i` has a sparse MoE FFN (else a dense MLP). As in
+  /// transformers, a layer the schedule makes MoE is a dense MLP when
+  /// there is a single expert (`layers_num_experts[i] > 1`).
   bool isMoELayer(int64_t i) const {
-    return i >= 0 && i % expertLayerPeriod == expertLayerOffset;
+    return i >= 0 && i % expertLayerPeriod == expertLayerOffset &&
+           numExperts > 1;
   }
   /// hidden_size / num_attention_heads.
   int64_t headDim() const { return hiddenSize / numAttentionHeads; }

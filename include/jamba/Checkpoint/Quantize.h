@@ -137,7 +137,7 @@ std::string int8ScaleName(const std::string &weightName);
 /// input config with `quantization_config` = {"quant_method":
 /// "experts_int8", "dense_mlp": options.denseMlp}, and
 /// `outDir/model.safetensors` holds, in the order of expectedTensorNames():
-///  * for every MoE layer (config.isMoELayer(i) and num_experts > 1), expert
+///  * for every MoE layer (config.isMoELayer(i): never with one expert), expert
 ///    e and proj in {gate_proj, up_proj, down_proj}:
 ///    `model.layers.{i}.feed_forward.experts.{e}.{proj}.weight` as I8 with
 ///    the original [rows, cols] shape, followed by `...{proj}.weight_scale`
