@@ -70,6 +70,8 @@ int main(int argc, char **argv) {
   }
 
   MLIRContext context;
+  // Errors are one line (plus the source excerpt), not the offending op.
+  context.printOpOnDiagnostic(false);
   mlir::jamba::ImportOptions options;
   options.elementType = elementType;
   options.prefillLogitsToKeep = logitsToKeep;

@@ -94,6 +94,8 @@ int main(int argc, char **argv) {
   std::unique_ptr<::jamba::ckpt::Checkpoint> checkpoint = std::move(*opened);
 
   MLIRContext context;
+  // Errors are one line (plus the source excerpt), not the offending op.
+  context.printOpOnDiagnostic(false);
   mlir::jamba::loadImportDialects(&context);
   // Diagnostics print as file:line:col: error: ..., with the source line.
   llvm::SourceMgr sourceMgr;

@@ -140,6 +140,8 @@ int main(int argc, char **argv) {
   }
 
   MLIRContext context;
+  // Errors are one line (plus the source excerpt), not the offending op.
+  context.printOpOnDiagnostic(false);
   mlir::jamba::loadImportDialects(&context);
   mlir::jamba::GenerateOptions options;
   options.promptIds = prompt;
