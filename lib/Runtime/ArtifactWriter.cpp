@@ -1,0 +1,163 @@
+//===- ArtifactWriter.cpp - Writing artifact directories ------------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/ArtifactWriter.h"
+#include "jamba/Runtime/Sha256.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <system_error>
+
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::makeError;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Writes `source` (a file, or `contents`) to `dest`, returning its size and
+/// SHA-256 in `desc`.
+Status writeOne(const ArtifactFileSource &source, const std::string &dest,
+                FileDesc &desc) {
+  std::error_code ec;
+  fs::create_directories(fs::path(dest).parent_path(), ec);
+  if (ec)
+    return makeError(dest, ": cannot create the directory: ", ec.message());
+  FILE *out = std::fopen(dest.c_str(), "wb");
+  if (!out)
+    return makeError(dest, ": cannot create: ", std::strerror(errno));
+  Sha256 hasher;
+  uint64_t total = 0;
+  bool writeFailed = false;
+  auto emit = [&](const char *data, size_t n) {
+    hasher.update(data, n);
+    total += n;
+    writeFailed |= std::fwrite(data, 1, n, out) != n;
+  };
+  if (source.sourcePath.empty()) {
+    emit(source.contents.data(), source.contents.size());
+  } else {
+    FILE *in = std::fopen(source.sourcePath.c_str(), "rb");
+    if (!in) {
+      int savedErrno = errno;
+      std::fclose(out);
+      return makeError(source.sourcePath,
+                       ": cannot open: ", std::strerror(savedErrno));
+    }
+    std::vector<char> chunk(size_t(1) << 20);
+    size_t n;
+    while ((n = std::fread(chunk.data(), 1, chunk.size(), in)) > 0)
+      emit(chunk.data(), n);
+    bool readFailed = std::ferror(in);
+    std::fclose(in);
+    if (readFailed) {
+      std::fclose(out);
+      return makeError(source.sourcePath, ": read error");
+    }
+  }
+  if (std::fclose(out) != 0 || writeFailed)
+    return makeError(dest, ": write error");
+  desc.path = source.path;
+  desc.size = total;
+  desc.sha256 = Sha256::toHex(hasher.finish());
+  return Status::success();
+}
+
+/// Replaces the temporary directory's name by the final one in a message.
+std::string renameInMessage(std::string message, const std::string &from,
+                            const std::string &to) {
+  size_t pos = message.find(from);
+  if (pos != std::string::npos)
+    message.replace(pos, from.size(), to);
+  return message;
+}
+
+} // namespace
+
+Status rt::writeArtifact(const ArtifactManifest &manifest,
+                         const std::string &dir,
+                         const std::vector<ArtifactFileSource> &files,
+                         const WriteOptions &options) {
+  std::string context = "artifact " + dir;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      validateManifest(manifest, context, /*checkFiles=*/false));
+
+  std::set<std::string> paths;
+  for (const ArtifactFileSource &f : files) {
+    if (!isValidArtifactPath(f.path))
+      return makeError(context, ": '", f.path,
+                       "' is not a valid artifact path");
+    if (!paths.insert(f.path).second)
+      return makeError(context, ": file '", f.path, "' is given twice");
+  }
+  for (const KernelDesc &k : manifest.kernels)
+    if (!paths.count(k.file))
+      return makeError(context, ": kernel '", k.name, "': file '", k.file,
+                       "' is not among the files to write");
+  for (const WeightDesc &w : manifest.weights)
+    if (!paths.count(w.file))
+      return makeError(context, ": weight '", w.name, "': file '", w.file,
+                       "' is not among the files to write");
+
+  std::error_code ec;
+  bool exists = fs::exists(dir, ec);
+  if (exists && !options.overwrite)
+    return makeError(context, ": already exists");
+
+  std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec)
+    return makeError(context, ": cannot create ", tmp, ": ", ec.message());
+  auto fail = [&](Status status) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    return status;
+  };
+
+  ArtifactManifest out = manifest;
+  out.files.clear();
+  for (const ArtifactFileSource &f : files) {
+    FileDesc desc;
+    Status s = writeOne(f, tmp + "/" + f.path, desc);
+    if (!s.ok())
+      return fail(makeError(context, ": file '", f.path, "': ", s.message()));
+    out.files.push_back(std::move(desc));
+  }
+  ArtifactFileSource manifestSource =
+      ArtifactFileSource::fromBytes(kManifestFileName, writeManifest(out));
+  FileDesc ignoredDesc;
+  Status s =
+      writeOne(manifestSource, tmp + "/" + kManifestFileName, ignoredDesc);
+  if (!s.ok())
+    return fail(makeError(context, ": ", s.message()));
+
+  // Read it back the way the runtime will (hashes were just computed).
+  OpenOptions openOptions;
+  openOptions.verifyFileHashes = false;
+  StatusOr<std::unique_ptr<Artifact>> check = Artifact::open(tmp, openOptions);
+  if (!check.ok())
+    return fail(Status::error(
+        renameInMessage(check.status().message(), "artifact " + tmp, context)));
+  check->reset();
+
+  if (exists) {
+    fs::remove_all(dir, ec);
+    if (ec)
+      return fail(makeError(context, ": cannot replace: ", ec.message()));
+  }
+  fs::rename(tmp, dir, ec);
+  if (ec)
+    return fail(
+        makeError(context, ": cannot rename ", tmp, ": ", ec.message()));
+  return Status::success();
+}

@@ -1,0 +1,431 @@
+//===- ArtifactTest.cpp - Opening, refusing and writing artifacts ---------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// A valid artifact is written with the writer; then copies of it are
+// truncated, corrupted, version-bumped or made inconsistent, and every one
+// must be refused by Artifact::open with a message naming the directory and
+// the problem (STYLE.md habit 13).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Artifact.h"
+#include "jamba/Runtime/ArtifactWriter.h"
+#include "jamba/Runtime/ExampleArtifact.h"
+#include "jamba/Runtime/Sha256.h"
+
+#include "gtest/gtest.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <system_error>
+
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::JsonValue;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string readAll(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+void writeAll(const std::string &path, const std::string &bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+/// Each test gets a fresh copy of the example artifact in a temporary
+/// directory.
+class ArtifactTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") +
+                       "/jamba-artifact-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root = tmpl;
+    dir = root + "/a";
+    Status s = writeExampleArtifact(dir);
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+
+  std::string file(const std::string &relative) const {
+    return dir + "/" + relative;
+  }
+
+  /// Opens `dir` and expects a failure whose message starts with
+  /// "artifact DIR: " and contains `needle`.
+  void expectRefused(const std::string &needle,
+                     const OpenOptions &options = {}) {
+    StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(dir, options);
+    ASSERT_FALSE(a.ok()) << "expected an error containing: " << needle;
+    const std::string &message = a.status().message();
+    EXPECT_EQ(message.rfind("artifact " + dir + ": ", 0), 0u) << message;
+    EXPECT_NE(message.find(needle), std::string::npos) << message;
+  }
+
+  /// Rewrites manifest.json from the parsed manifest after `edit`, with a
+  /// correct content hash.
+  void editManifest(const std::function<void(ArtifactManifest &)> &edit) {
+    StatusOr<ArtifactManifest> m =
+        parseManifest(readAll(file(kManifestFileName)), "test");
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    edit(*m);
+    writeAll(file(kManifestFileName), writeManifest(*m));
+  }
+
+  /// Rewrites manifest.json's JSON after `edit`, re-hashing unless `rehash`
+  /// is false.
+  void editJson(const std::function<void(JsonValue &)> &edit,
+                bool rehash = true) {
+    ckpt::StatusOr<JsonValue> doc =
+        ckpt::parseJson(readAll(file(kManifestFileName)), "manifest");
+    ASSERT_TRUE(doc.ok());
+    edit(*doc);
+    if (rehash)
+      doc->set("content_hash", JsonValue::makeString(computeContentHash(*doc)));
+    writeAll(file(kManifestFileName), ckpt::writeJson(*doc, 2));
+  }
+
+  /// Replaces the weights file by one holding `writer`'s tensors and records
+  /// its new size and hash in the manifest, so that only the tensor check
+  /// can catch the difference.
+  void replaceWeights(const ckpt::SafeTensorsWriter &writer) {
+    std::string path = file("weights/rank-0.safetensors");
+    Status s = writer.write(path);
+    ASSERT_TRUE(s.ok()) << s.message();
+    uint64_t size = 0;
+    StatusOr<std::string> hash = sha256File(path, &size);
+    ASSERT_TRUE(hash.ok());
+    editManifest([&](ArtifactManifest &m) {
+      for (FileDesc &f : m.files)
+        if (f.path == "weights/rank-0.safetensors") {
+          f.size = size;
+          f.sha256 = *hash;
+        }
+    });
+  }
+
+  /// A weights writer with the example's tensors, minus `skip`, plus
+  /// `extra` when not empty.
+  static ckpt::SafeTensorsWriter weightsWriter(const std::string &skip = "",
+                                               const std::string &extra = "") {
+    ckpt::SafeTensorsWriter writer;
+    for (const WeightDesc &w : exampleManifest().weights) {
+      if (w.name == skip)
+        continue;
+      int64_t numel = 1;
+      for (int64_t d : w.shape)
+        numel *= d;
+      EXPECT_TRUE(writer
+                      .addFloats(w.name, w.dtype, w.shape,
+                                 std::vector<float>(size_t(numel), 0.5f))
+                      .ok());
+    }
+    if (!extra.empty())
+      EXPECT_TRUE(writer.addFloats(extra, DType::F32, {2}, {1, 2}).ok());
+    return writer;
+  }
+
+  std::string root, dir;
+};
+
+//===----------------------------------------------------------------------===//
+// The valid artifact
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, ValidArtifactOpens) {
+  StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(dir);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  const ArtifactManifest &m = (*a)->manifest();
+  EXPECT_EQ(m.version.major, 1);
+  EXPECT_EQ(m.files.size(), 2u);
+  EXPECT_EQ(m.files[0].path, "kernels/cpu.so");
+  EXPECT_EQ(m.files[1].path, "weights/rank-0.safetensors");
+  const ckpt::TensorInfo *t = (*a)->weight("lm_head.weight", 0);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->dtype, DType::BF16);
+  EXPECT_EQ(t->nbytes, 128u * 64 * 2);
+  EXPECT_EQ((*a)->weight("lm_head.weight", 1), nullptr);
+  EXPECT_EQ((*a)->weight("nothing", 0), nullptr);
+}
+
+TEST_F(ArtifactTest, MinorVersionOneIsAccepted) {
+  editJson([](JsonValue &doc) {
+    doc.set("schema_version", JsonValue::makeArray({JsonValue::makeInt(1),
+                                                    JsonValue::makeInt(1)}));
+    doc.set("added_in_1_1", JsonValue::makeObject());
+  });
+  StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(dir);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  EXPECT_EQ((*a)->manifest().version.minor, 1);
+}
+
+//===----------------------------------------------------------------------===//
+// The manifest
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, MissingDirectoryOrManifest) {
+  std::string real = dir;
+  dir = root + "/none";
+  expectRefused("cannot open the directory");
+  dir = real;
+  std::remove(file(kManifestFileName).c_str());
+  expectRefused("cannot read manifest.json");
+}
+
+TEST_F(ArtifactTest, TruncatedManifest) {
+  std::string text = readAll(file(kManifestFileName));
+  writeAll(file(kManifestFileName), text.substr(0, text.size() * 2 / 3));
+  expectRefused("manifest.json:");
+}
+
+TEST_F(ArtifactTest, InvalidJson) {
+  writeAll(file(kManifestFileName), "{\"format\": jamba}");
+  expectRefused("manifest.json:1:12:");
+}
+
+TEST_F(ArtifactTest, WrongFormat) {
+  editJson([](JsonValue &doc) {
+    doc.set("format", JsonValue::makeString("jamba-checkpoint"));
+  });
+  expectRefused("not a jamba artifact: format is 'jamba-checkpoint', "
+                "expected 'jamba-artifact'");
+}
+
+TEST_F(ArtifactTest, SchemaMajorTwo) {
+  editJson(
+      [](JsonValue &doc) {
+        doc.set("schema_version",
+                JsonValue::makeArray(
+                    {JsonValue::makeInt(2), JsonValue::makeInt(0)}));
+      },
+      /*rehash=*/false);
+  StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(dir);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.status().message(),
+            "artifact " + dir +
+                ": schema version 2.0 is not supported by this runtime (1.x)");
+}
+
+TEST_F(ArtifactTest, ContentHashMismatch) {
+  std::string text = readAll(file(kManifestFileName));
+  size_t at = text.find("\"hidden_size\": 64");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 17, "\"hidden_size\": 65");
+  writeAll(file(kManifestFileName), text);
+  expectRefused("content_hash mismatch: manifest.json records ");
+}
+
+//===----------------------------------------------------------------------===//
+// Files
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, MissingFile) {
+  std::remove(file("kernels/cpu.so").c_str());
+  expectRefused("file 'kernels/cpu.so' is missing");
+}
+
+TEST_F(ArtifactTest, FileSizeMismatch) {
+  writeAll(file("kernels/cpu.so"), readAll(file("kernels/cpu.so")) + "x");
+  expectRefused("file 'kernels/cpu.so' has 57 bytes, the manifest records 56");
+}
+
+TEST_F(ArtifactTest, FlippedByteInWeights) {
+  std::string bytes = readAll(file("weights/rank-0.safetensors"));
+  bytes[bytes.size() - 100] ^= 0x01;
+  writeAll(file("weights/rank-0.safetensors"), bytes);
+  expectRefused("file 'weights/rank-0.safetensors' has SHA-256 ");
+  // Without hashing, the flip is not seen (sizes still are).
+  OpenOptions fast;
+  fast.verifyFileHashes = false;
+  EXPECT_TRUE(Artifact::open(dir, fast).ok());
+}
+
+TEST_F(ArtifactTest, TruncatedWeights) {
+  std::string bytes = readAll(file("weights/rank-0.safetensors"));
+  writeAll(file("weights/rank-0.safetensors"), bytes.substr(0, 1000));
+  expectRefused("file 'weights/rank-0.safetensors' has 1000 bytes, the "
+                "manifest records ");
+}
+
+// A truncated weights file whose new size and hash were recorded as well:
+// the safetensors reader catches it.
+TEST_F(ArtifactTest, TruncatedWeightsWithMatchingHash) {
+  std::string path = file("weights/rank-0.safetensors");
+  writeAll(path, readAll(path).substr(0, 1000));
+  uint64_t size = 0;
+  StatusOr<std::string> hash = sha256File(path, &size);
+  ASSERT_TRUE(hash.ok());
+  editManifest([&](ArtifactManifest &m) {
+    m.files[1].size = size;
+    m.files[1].sha256 = *hash;
+  });
+  expectRefused("weights file 'weights/rank-0.safetensors': ");
+}
+
+TEST_F(ArtifactTest, DirectoryInsteadOfFile) {
+  std::remove(file("kernels/cpu.so").c_str());
+  fs::create_directory(file("kernels/cpu.so"));
+  expectRefused("file 'kernels/cpu.so' is not a regular file");
+}
+
+//===----------------------------------------------------------------------===//
+// Weights against the safetensors file
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, WeightMissingFromFile) {
+  replaceWeights(weightsWriter("model.final_layernorm.weight"));
+  expectRefused("weight 'model.final_layernorm.weight' (rank 0) is not in "
+                "weights/rank-0.safetensors");
+}
+
+TEST_F(ArtifactTest, UnlistedTensorInFile) {
+  replaceWeights(weightsWriter("", "stray.weight"));
+  expectRefused("tensor 'stray.weight' in weights/rank-0.safetensors is not "
+                "listed in the manifest's weights");
+}
+
+TEST_F(ArtifactTest, WeightDTypeMismatch) {
+  editManifest([](ArtifactManifest &m) { m.weights[2].dtype = DType::F32; });
+  expectRefused("weight 'lm_head.weight' (rank 0): weights/rank-0.safetensors "
+                "holds BF16, the manifest records F32");
+}
+
+TEST_F(ArtifactTest, WeightShapeMismatch) {
+  editManifest([](ArtifactManifest &m) { m.weights[0].shape = {64, 128}; });
+  expectRefused("weight 'model.embed_tokens.weight' (rank 0): "
+                "weights/rank-0.safetensors holds shape [128, 64], the "
+                "manifest records [64, 128]");
+}
+
+//===----------------------------------------------------------------------===//
+// Bounds and cross-references on disk
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, StepReferencesUnknownBuffer) {
+  editManifest([](ArtifactManifest &m) {
+    m.entryPoints[0].steps[1].args[3].ref = "scratch";
+  });
+  expectRefused("entry point 'prefill': steps[1]: args[3]: unknown buffer "
+                "'scratch'");
+}
+
+TEST_F(ArtifactTest, StepReferencesUnknownKernel) {
+  editManifest([](ArtifactManifest &m) { m.kernels.erase(m.kernels.begin()); });
+  expectRefused("entry point 'prefill': steps[0]: unknown kernel 'embed'");
+}
+
+TEST_F(ArtifactTest, StepReferencesUnknownWeight) {
+  editManifest([](ArtifactManifest &m) {
+    m.entryPoints[1].steps[4].args[1].ref = "lm_head.bias";
+  });
+  expectRefused("entry point 'decode': steps[4]: args[1]: unknown weight "
+                "'lm_head.bias'");
+}
+
+TEST_F(ArtifactTest, NegativeDim) {
+  editManifest([](ArtifactManifest &m) {
+    m.buffers[3].shape[2] = DimExpr::constant(-64);
+  });
+  expectRefused("buffer 'normed': shape[2]: dimension -64 is negative");
+}
+
+TEST_F(ArtifactTest, AbsurdDim) {
+  editManifest([](ArtifactManifest &m) {
+    m.buffers[3].shape[2] = DimExpr::constant(int64_t(1) << 33);
+  });
+  expectRefused("buffer 'normed': shape[2]: dimension 8589934592 exceeds the "
+                "limit of 2147483648");
+}
+
+TEST_F(ArtifactTest, AbsurdDimMax) {
+  editManifest([](ArtifactManifest &m) { m.dims[0].max = int64_t(1) << 62; });
+  expectRefused("dimension 'batch': max must be in [1, 2147483648]");
+}
+
+TEST_F(ArtifactTest, KernelFileNotListed) {
+  editManifest(
+      [](ArtifactManifest &m) { m.kernels[0].file = "kernels/other.so"; });
+  expectRefused("kernel 'embed': file 'kernels/other.so' is not listed in "
+                "'files'");
+}
+
+//===----------------------------------------------------------------------===//
+// The writer
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, WriterRefusesExistingDirectory) {
+  Status s = writeExampleArtifact(dir);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "artifact " + dir + ": already exists");
+  s = writeExampleArtifact(dir, /*overwrite=*/true);
+  EXPECT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(Artifact::open(dir).ok());
+}
+
+TEST_F(ArtifactTest, WriterRefusesInvalidManifest) {
+  ArtifactManifest m = exampleManifest();
+  m.entryPoints[0].steps[0].args[0].ref = "nope";
+  std::string out = root + "/b";
+  Status s = writeArtifact(m, out, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "artifact " + out +
+                             ": entry point 'prefill': steps[0]: args[0]: "
+                             "unknown buffer 'nope'");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(ArtifactTest, WriterRefusesMissingFileSource) {
+  std::string out = root + "/b";
+  Status s =
+      writeArtifact(exampleManifest(), out,
+                    {ArtifactFileSource::fromBytes("kernels/cpu.so", "x")});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("weight 'model.embed_tokens.weight': file "
+                             "'weights/rank-0.safetensors' is not among the "
+                             "files to write"),
+            std::string::npos)
+      << s.message();
+}
+
+// The writer re-opens what it wrote: weights that do not match the manifest
+// never reach the final directory name.
+TEST_F(ArtifactTest, WriterChecksWeights) {
+  std::string weights = root + "/w.safetensors";
+  ASSERT_TRUE(weightsWriter("lm_head.weight").write(weights).ok());
+  std::string out = root + "/b";
+  Status s = writeArtifact(
+      exampleManifest(), out,
+      {ArtifactFileSource::fromBytes("kernels/cpu.so", "x"),
+       ArtifactFileSource::fromFile("weights/rank-0.safetensors", weights)});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "artifact " + out +
+                             ": weight 'lm_head.weight' (rank 0) is not in "
+                             "weights/rank-0.safetensors");
+  EXPECT_FALSE(fs::exists(out));
+  for (const fs::directory_entry &e : fs::directory_iterator(root))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos)
+        << e.path();
+}
+
+} // namespace
