@@ -10,6 +10,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -244,7 +246,8 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
 } // namespace
 
 void mlir::jamba::loadImportDialects(MLIRContext *context) {
-  context->loadDialect<JambaDialect, func::FuncDialect, arith::ArithDialect>();
+  context->loadDialect<JambaDialect, func::FuncDialect, arith::ArithDialect,
+                       math::MathDialect, tensor::TensorDialect>();
 }
 
 FailureOr<OwningOpRef<ModuleOp>>

@@ -10,6 +10,8 @@
 #include "jamba/Reference/Kernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -54,6 +56,13 @@ private:
 template <typename T>
 LogicalResult Interpreter<T>::checkType(Operation *op, StringRef what, Value v,
                                         const Tensor<T> &t) {
+  // Scalars (index, integer, float) are held as rank-0 tensors.
+  if (v.getType().isIntOrIndexOrFloat()) {
+    if (t.rank() == 0)
+      return success();
+    return op->emitError() << "reference interpreter: scalar " << what
+                           << " holds a tensor";
+  }
   auto type = dyn_cast<RankedTensorType>(v.getType());
   if (!type)
     return op->emitError() << "reference interpreter: " << what << " has type "
@@ -274,6 +283,32 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
                         getOpt(g.getRouteWeights())));
         return success();
       })
+      .template Case<CachedAttentionOp>([&](CachedAttentionOp a) {
+        Value q = a.getQuery();
+        if (failed(checkSameDim(op, "query", q, 0, "key", a.getKey(), 0)) ||
+            failed(checkSameDim(op, "query", q, 1, "key", a.getKey(), 1)) ||
+            failed(checkSameDim(op, "query", q, 0, "value", a.getValue(), 0)) ||
+            failed(checkSameDim(op, "query", q, 1, "value", a.getValue(), 1)) ||
+            failed(
+                checkSameDim(op, "query", q, 0, "k_cache", a.getKCache(), 0)) ||
+            failed(checkSameDim(op, "k_cache", a.getKCache(), 2, "v_cache",
+                                a.getVCache(), 2)) ||
+            failed(checkSameDim(op, "query", q, 0, "cache_len", a.getCacheLen(),
+                                0)))
+          return failure();
+        const Tensor<T> &len = get(a.getCacheLen());
+        int64_t capacity = get(a.getKCache()).dim(2);
+        if (failed(checkIndices(op, "cache_len", len,
+                                capacity - get(q).dim(1) + 1)))
+          return failure();
+        auto [o, k, v] = cachedAttention(
+            get(q), get(a.getKey()), get(a.getValue()), get(a.getKCache()),
+            get(a.getVCache()), len, a.getNumHeads(), a.getNumKvHeads());
+        bind(a.getResult(), std::move(o));
+        bind(a.getNewKCache(), std::move(k));
+        bind(a.getNewVCache(), std::move(v));
+        return success();
+      })
       .template Case<CombineSlotsOp>([&](CombineSlotsOp c) {
         bind(c.getResult(), combineSlots(get(c.getInput())));
         return success();
@@ -298,6 +333,91 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
                                << "reference interpreter: arith.addf needs two "
                                   "tensors of one shape");
         bind(a.getResult(), add(get(a.getLhs()), get(a.getRhs())));
+        return success();
+      })
+      // The upstream ops the decompositions use.
+      .template Case<arith::ConstantOp>([&](arith::ConstantOp c) {
+        Attribute value = c.getValue();
+        if (auto i = dyn_cast<IntegerAttr>(value)) {
+          bind(c.getResult(), Tensor<T>({}, T(i.getInt())));
+          return success();
+        }
+        if (auto f = dyn_cast<FloatAttr>(value)) {
+          bind(c.getResult(), Tensor<T>({}, T(f.getValueAsDouble())));
+          return success();
+        }
+        auto dense = dyn_cast<DenseElementsAttr>(value);
+        if (!dense || !dense.isSplat() ||
+            !isa<FloatType>(dense.getElementType()))
+          return LogicalResult(op->emitError()
+                               << "reference interpreter: only scalar and "
+                                  "float splat constants are supported");
+        auto type = cast<RankedTensorType>(c.getType());
+        bind(c.getResult(),
+             Tensor<T>(std::vector<int64_t>(type.getShape()),
+                       T(dense.getSplatValue<APFloat>().convertToDouble())));
+        return success();
+      })
+      .template Case<tensor::DimOp>([&](tensor::DimOp d) {
+        int64_t index = static_cast<int64_t>(get(d.getIndex())[0]);
+        const Tensor<T> &source = get(d.getSource());
+        if (index < 0 || index >= source.rank())
+          return LogicalResult(op->emitError()
+                               << "reference interpreter: dimension " << index
+                               << " of a rank-" << source.rank() << " tensor");
+        bind(d.getResult(), Tensor<T>({}, T(source.dim(index))));
+        return success();
+      })
+      .template Case<tensor::ExtractSliceOp>([&](tensor::ExtractSliceOp e) {
+        const Tensor<T> &source = get(e.getSource());
+        auto values = [&](ArrayRef<OpFoldResult> mixed) {
+          std::vector<int64_t> out;
+          for (OpFoldResult r : mixed)
+            out.push_back(isa<Attribute>(r)
+                              ? cast<IntegerAttr>(cast<Attribute>(r)).getInt()
+                              : static_cast<int64_t>(get(cast<Value>(r))[0]));
+          return out;
+        };
+        std::vector<int64_t> offsets = values(e.getMixedOffsets()),
+                             sizes = values(e.getMixedSizes()),
+                             strides = values(e.getMixedStrides());
+        if (e.getType().getRank() != source.rank())
+          return LogicalResult(op->emitError()
+                               << "reference interpreter: rank-reducing "
+                                  "slices are not supported");
+        for (int64_t d = 0; d < source.rank(); ++d)
+          if (offsets[d] < 0 || sizes[d] < 0 || strides[d] < 1 ||
+              (sizes[d] > 0 &&
+               offsets[d] + (sizes[d] - 1) * strides[d] >= source.dim(d)))
+            return LogicalResult(op->emitError()
+                                 << "reference interpreter: slice of "
+                                    "dimension "
+                                 << d << " is out of bounds");
+        bind(e.getResult(),
+             ::jamba::ref::slice(source, offsets, sizes, strides));
+        return success();
+      })
+      .template Case<tensor::CollapseShapeOp>([&](tensor::CollapseShapeOp c) {
+        Tensor<T> t = get(c.getSrc());
+        std::vector<int64_t> shape;
+        for (ReassociationIndices group : c.getReassociationIndices()) {
+          int64_t n = 1;
+          for (int64_t d : group)
+            n *= t.dim(d);
+          shape.push_back(n);
+        }
+        t.shape = shape;
+        bind(c.getResult(), std::move(t));
+        return success();
+      })
+      .template Case<math::ExpOp, arith::NegFOp, arith::ExtFOp,
+                     arith::TruncFOp>([&](Operation *unary) {
+        Tensor<T> t = get(unary->getOperand(0));
+        for (T &v : t.data)
+          v = isa<math::ExpOp>(unary)     ? std::exp(v)
+              : isa<arith::NegFOp>(unary) ? -v
+                                          : v;
+        bind(unary->getResult(0), std::move(t));
         return success();
       })
       .Default([&](Operation *other) {

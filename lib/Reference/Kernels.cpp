@@ -233,6 +233,29 @@ Tensor<T> jamba::ref::swiglu(const Tensor<T> &gate, const Tensor<T> &up) {
 }
 
 template <typename T>
+Tensor<T> jamba::ref::slice(const Tensor<T> &source,
+                            const std::vector<int64_t> &offsets,
+                            const std::vector<int64_t> &sizes,
+                            const std::vector<int64_t> &strides) {
+  Tensor<T> y(sizes);
+  const int64_t rank = source.rank();
+  std::vector<int64_t> index(rank, 0);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    // Row-major source offset of the current multi-index.
+    int64_t flat = 0;
+    for (int64_t d = 0; d < rank; ++d)
+      flat = flat * source.dim(d) + offsets[d] + index[d] * strides[d];
+    y[i] = source[flat];
+    for (int64_t d = rank - 1; d >= 0; --d) {
+      if (++index[d] < sizes[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return y;
+}
+
+template <typename T>
 Tensor<T> jamba::ref::add(const Tensor<T> &a, const Tensor<T> &b) {
   Tensor<T> y(a.shape);
   for (int64_t i = 0; i < a.numel(); ++i)
@@ -309,16 +332,12 @@ jamba::ref::mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
 
 template <typename T>
 std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
-jamba::ref::attention(const Tensor<T> &x, const Tensor<T> &wq,
-                      const Tensor<T> &wk, const Tensor<T> &wv,
-                      const Tensor<T> &wo, const Tensor<T> &kCache,
-                      const Tensor<T> &vCache, const Tensor<T> &cacheLen,
-                      int64_t heads, int64_t kvHeads) {
-  const int64_t batch = x.dim(0), seq = x.dim(1), headDim = wq.dim(0) / heads,
+jamba::ref::cachedAttention(const Tensor<T> &q, const Tensor<T> &k,
+                            const Tensor<T> &v, const Tensor<T> &kCache,
+                            const Tensor<T> &vCache, const Tensor<T> &cacheLen,
+                            int64_t heads, int64_t kvHeads) {
+  const int64_t batch = q.dim(0), seq = q.dim(1), headDim = kCache.dim(3),
                 capacity = kCache.dim(2), group = heads / kvHeads;
-  Tensor<T> q = linear<T>(x, wq, nullptr, nullptr);
-  Tensor<T> k = linear<T>(x, wk, nullptr, nullptr);
-  Tensor<T> v = linear<T>(x, wv, nullptr, nullptr);
 
   // Append the new keys and values (before head repetition) to the caches.
   Tensor<T> kc = kCache, vc = vCache;
@@ -366,6 +385,21 @@ jamba::ref::attention(const Tensor<T> &x, const Tensor<T> &wq,
       }
     }
   }
+  return {std::move(o), std::move(kc), std::move(vc)};
+}
+
+template <typename T>
+std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
+jamba::ref::attention(const Tensor<T> &x, const Tensor<T> &wq,
+                      const Tensor<T> &wk, const Tensor<T> &wv,
+                      const Tensor<T> &wo, const Tensor<T> &kCache,
+                      const Tensor<T> &vCache, const Tensor<T> &cacheLen,
+                      int64_t heads, int64_t kvHeads) {
+  Tensor<T> q = linear<T>(x, wq, nullptr, nullptr);
+  Tensor<T> k = linear<T>(x, wk, nullptr, nullptr);
+  Tensor<T> v = linear<T>(x, wv, nullptr, nullptr);
+  auto [o, kc, vc] =
+      cachedAttention(q, k, v, kCache, vCache, cacheLen, heads, kvHeads);
   Tensor<T> out = linear<T>(o, wo, nullptr, nullptr);
   return {std::move(out), std::move(kc), std::move(vc)};
 }
@@ -430,12 +464,20 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
   template Tensor<T> jamba::ref::dequant(const Tensor<T> &,                    \
                                          const Tensor<T> &);                   \
   template Tensor<T> jamba::ref::swiglu(const Tensor<T> &, const Tensor<T> &); \
+  template Tensor<T> jamba::ref::slice(                                        \
+      const Tensor<T> &, const std::vector<int64_t> &,                         \
+      const std::vector<int64_t> &, const std::vector<int64_t> &);             \
   template Tensor<T> jamba::ref::add(const Tensor<T> &, const Tensor<T> &);    \
   template Tensor<T> jamba::ref::embedding(const Tensor<T> &,                  \
                                            const Tensor<T> &);                 \
   template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>> jamba::ref::mambaMixer( \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const MambaWeights<T> &, double);                                        \
+  template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>                         \
+  jamba::ref::cachedAttention(const Tensor<T> &, const Tensor<T> &,            \
+                              const Tensor<T> &, const Tensor<T> &,            \
+                              const Tensor<T> &, const Tensor<T> &, int64_t,   \
+                              int64_t);                                        \
   template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>> jamba::ref::attention(  \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \

@@ -7,6 +7,9 @@
 #include "jamba/Transforms/Passes.h"
 #include "jamba/Transforms/Transforms.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::jamba {
@@ -100,11 +103,136 @@ struct DecomposeMLP : OpRewritePattern<MLPOp> {
   }
 };
 
+/// Slices channels [offset, offset + size) of the last dimension of the
+/// rank-3 `x`, keeping the (possibly dynamic) leading dimensions.
+Value sliceLastDim(OpBuilder &b, Location loc, Value x, int64_t offset,
+                   int64_t size) {
+  auto type = cast<RankedTensorType>(x.getType());
+  SmallVector<OpFoldResult> offsets, sizes, strides;
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    bool last = d + 1 == type.getRank();
+    offsets.push_back(b.getIndexAttr(last ? offset : 0));
+    strides.push_back(b.getIndexAttr(1));
+    if (last)
+      sizes.push_back(b.getIndexAttr(size));
+    else if (type.isDynamicDim(d))
+      sizes.push_back(tensor::DimOp::create(b, loc, x, d).getResult());
+    else
+      sizes.push_back(b.getIndexAttr(type.getDimSize(d)));
+  }
+  return tensor::ExtractSliceOp::create(b, loc, x, offsets, sizes, strides);
+}
+
+/// jamba.mamba_mixer -> in_proj linear, x/z slices, causal_conv1d + SiLU,
+/// x_proj linear, dt/B/C slices and RMSNorms, dt_proj linear, A = -exp(A_log),
+/// selective_scan (delta bias, softplus, D, SiLU(z), state), out_proj linear
+/// (SPEC 1.5.5).
+struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MambaMixerOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    const int64_t dInner = op.getDInner(), dState = op.getDState(),
+                  dtRank = op.getDtRank();
+    if (ShapedType::isDynamic(dInner) || ShapedType::isDynamic(dState) ||
+        ShapedType::isDynamic(dtRank) || ShapedType::isDynamic(op.getDConv()))
+      return rewriter.notifyMatchFailure(op, "needs static Mamba sizes");
+    auto f32 = rewriter.getF32Type();
+
+    Value xz =
+        LinearOp::create(rewriter, loc, withLastDim(xType, 2 * dInner), x,
+                         op.getInProjWeight(), Value(), op.getInProjBias());
+    Value xs = sliceLastDim(rewriter, loc, xz, 0, dInner);
+    Value z = sliceLastDim(rewriter, loc, xz, dInner, dInner);
+    // conv1d.weight [Di, 1, K] -> [Di, K].
+    auto convType = cast<RankedTensorType>(op.getConvWeight().getType());
+    Value convW = tensor::CollapseShapeOp::create(
+        rewriter, loc,
+        RankedTensorType::get({dInner, convType.getDimSize(2)},
+                              convType.getElementType()),
+        op.getConvWeight(), ArrayRef<ReassociationIndices>{{0}, {1, 2}});
+    auto conv = CausalConv1dOp::create(
+        rewriter, loc, xs.getType(), op.getConvState().getType(), xs, convW,
+        op.getConvBias(), op.getConvState(), /*silu=*/true);
+    Value xc = conv.getResult();
+    Value xdbl =
+        LinearOp::create(rewriter, loc, withLastDim(xType, dtRank + 2 * dState),
+                         xc, op.getXProjWeight(), Value(), Value());
+    auto eps = op.getEpsilonAttr();
+    auto norm = [&](int64_t offset, int64_t size, Value weight) -> Value {
+      Value part = sliceLastDim(rewriter, loc, xdbl, offset, size);
+      return RMSNormOp::create(rewriter, loc, part.getType(), part, weight,
+                               eps);
+    };
+    Value dt = norm(0, dtRank, op.getDtNormWeight());
+    Value B = norm(dtRank, dState, op.getBNormWeight());
+    Value C = norm(dtRank + dState, dState, op.getCNormWeight());
+    // dt_proj without its bias: the scan adds the bias once, before softplus.
+    Value delta = LinearOp::create(rewriter, loc, xs.getType(), dt,
+                                   op.getDtProjWeight(), Value(), Value());
+    // A = -exp(f32(A_log)).
+    Value aLog = op.getALog();
+    auto aType = cast<RankedTensorType>(aLog.getType()).clone(f32);
+    if (aType != aLog.getType())
+      aLog = arith::ExtFOp::create(rewriter, loc, aType, aLog);
+    Value A = arith::NegFOp::create(
+        rewriter, loc, math::ExpOp::create(rewriter, loc, aLog).getResult());
+    auto scan = SelectiveScanOp::create(
+        rewriter, loc, xc.getType(), op.getSsmState().getType(), xc, delta, A,
+        B, C, op.getD(), z, op.getDtProjBias(), op.getSsmState(),
+        /*delta_softplus=*/true);
+    Value out =
+        LinearOp::create(rewriter, loc, xType, scan.getResult(),
+                         op.getOutProjWeight(), Value(), op.getOutProjBias());
+    rewriter.replaceOp(op, {out, conv.getNewState(), scan.getFinalState()});
+    return success();
+  }
+};
+
+/// jamba.attention -> q/k/v linears, cached_attention, o linear.
+struct DecomposeAttention : OpRewritePattern<AttentionOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto rows = [](Value w) {
+      return cast<ShapedType>(w.getType()).getDimSize(0);
+    };
+    Value q = LinearOp::create(rewriter, loc,
+                               withLastDim(xType, rows(op.getQWeight())), x,
+                               op.getQWeight(), Value(), Value());
+    Value k = LinearOp::create(rewriter, loc,
+                               withLastDim(xType, rows(op.getKWeight())), x,
+                               op.getKWeight(), Value(), Value());
+    Value v = LinearOp::create(rewriter, loc,
+                               withLastDim(xType, rows(op.getVWeight())), x,
+                               op.getVWeight(), Value(), Value());
+    auto core = CachedAttentionOp::create(
+        rewriter, loc, q.getType(), op.getKCache().getType(),
+        op.getVCache().getType(), q, k, v, op.getKCache(), op.getVCache(),
+        op.getCacheLen(), op.getNumHeads(), op.getNumKvHeads());
+    Value out = LinearOp::create(rewriter, loc, xType, core.getResult(),
+                                 op.getOWeight(), Value(), Value());
+    rewriter.replaceOp(op, {out, core.getNewKCache(), core.getNewVCache()});
+    return success();
+  }
+};
+
 struct JambaDecomposeLayersPass
     : jamba::impl::JambaDecomposeLayersPassBase<JambaDecomposeLayersPass> {
+  using Base::Base;
+
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     populateDecomposeFFNPatterns(patterns);
+    if (mixers)
+      populateDecomposeMixerPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }
@@ -114,4 +242,8 @@ struct JambaDecomposeLayersPass
 
 void mlir::jamba::populateDecomposeFFNPatterns(RewritePatternSet &patterns) {
   patterns.add<DecomposeMoE, DecomposeMLP>(patterns.getContext());
+}
+
+void mlir::jamba::populateDecomposeMixerPatterns(RewritePatternSet &patterns) {
+  patterns.add<DecomposeMambaMixer, DecomposeAttention>(patterns.getContext());
 }

@@ -13,10 +13,12 @@
 #include "jamba/Import/Importer.h"
 #include "jamba/Reference/Generate.h"
 #include "jamba/Reference/Kernels.h"
+#include "jamba/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
 
 #include <gtest/gtest.h>
 
@@ -224,6 +226,40 @@ TEST_F(ReferenceModelTest, FloatAgreesWithDouble) {
     }
     EXPECT_LE(maxErr / maxAbs, 1e-4) << "row " << r;
   }
+}
+
+TEST_F(ReferenceModelTest, DecomposedModelEqualsLayerLevelModel) {
+  // jamba-decompose-layers rewrites every layer op into primitives; the
+  // interpreter runs both levels, so the decomposition is checked on the
+  // whole model, prefill and decode with state.
+  ckpt::JambaConfig config = loadShared("jamba-tiny.json");
+  auto checkpoint = makeCheckpoint(config, 13);
+  ASSERT_TRUE(checkpoint);
+  OwningOpRef<ModuleOp> layered = import(config);
+  OwningOpRef<ModuleOp> decomposed = import(config);
+  PassManager pm(&context, ModuleOp::getOperationName());
+  pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
+  ASSERT_TRUE(succeeded(pm.run(*decomposed)));
+  int64_t layerOps = 0;
+  decomposed->walk([&](Operation *op) {
+    layerOps += isa<MambaMixerOp, AttentionOp, MoEOp, MLPOp>(op);
+  });
+  EXPECT_EQ(layerOps, 0);
+  EXPECT_GT(countOps<SelectiveScanOp>(*decomposed, "decode"), 0);
+  EXPECT_GT(countOps<CachedAttentionOp>(*decomposed, "prefill"), 0);
+
+  GenerateOptions options;
+  options.promptIds = {3, 1, 4, 1, 5, 9, 2, 6};
+  options.steps = 12;
+  auto a = generateGreedy<double>(*layered, *checkpoint, options);
+  auto b = generateGreedy<double>(*decomposed, *checkpoint, options);
+  ASSERT_TRUE(succeeded(a) && succeeded(b));
+  EXPECT_EQ(a->ids, b->ids);
+  ASSERT_EQ(a->logits.size(), b->logits.size());
+  for (size_t i = 0; i < a->logits.size(); ++i)
+    EXPECT_NEAR(a->logits[i], b->logits[i],
+                1e-6 * std::abs(a->logits[i]) + 1e-9)
+        << "logit " << i;
 }
 
 TEST_F(ReferenceModelTest, OutOfRangeTokenIdIsAnError) {

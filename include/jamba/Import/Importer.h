@@ -46,7 +46,8 @@ FailureOr<OwningOpRef<ModuleOp>>
 importJambaModel(MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
                  const ImportOptions &options, Location loc);
 
-/// Loads the dialects the importer's output needs.
+/// Loads the dialects of the importer's output and of its decompositions
+/// (jamba, func, arith, math, tensor): what the reference interpreter runs.
 void loadImportDialects(MLIRContext *context);
 
 } // namespace mlir::jamba

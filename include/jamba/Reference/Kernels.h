@@ -90,6 +90,12 @@ Tensor<T> dequant(const Tensor<T> &q, const Tensor<T> &scale);
 template <typename T>
 Tensor<T> swiglu(const Tensor<T> &gate, const Tensor<T> &up);
 
+/// The strided slice source[offsets + i * strides] of shape `sizes`.
+template <typename T>
+Tensor<T> slice(const Tensor<T> &source, const std::vector<int64_t> &offsets,
+                const std::vector<int64_t> &sizes,
+                const std::vector<int64_t> &strides);
+
 /// Elementwise a + b (same shapes).
 template <typename T> Tensor<T> add(const Tensor<T> &a, const Tensor<T> &b);
 
@@ -112,6 +118,15 @@ template <typename T>
 std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
 mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
            const Tensor<T> &ssmState, const MambaWeights<T> &w, double eps);
+
+/// The attention core: q [B, S, nH*hd] and the new k, v [B, S, nKV*hd] are
+/// appended to the caches at cacheLen[b] and attended causally (SPEC 1.5.4).
+/// Returns {heads concatenated [B, S, nH*hd], k_cache, v_cache}.
+template <typename T>
+std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
+cachedAttention(const Tensor<T> &q, const Tensor<T> &k, const Tensor<T> &v,
+                const Tensor<T> &kCache, const Tensor<T> &vCache,
+                const Tensor<T> &cacheLen, int64_t heads, int64_t kvHeads);
 
 /// Causal GQA attention with a KV cache (SPEC 1.5.4). `cacheLen[b]` tokens
 /// are already cached for sequence b. Returns {out, k_cache, v_cache}.

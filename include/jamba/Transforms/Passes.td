@@ -15,14 +15,18 @@ include "mlir/Pass/PassBase.td"
 
 def JambaDecomposeLayersPass
     : Pass<"jamba-decompose-layers", "func::FuncOp"> {
-  let summary = "Decompose layer-level FFN ops into jamba primitives";
+  let summary = "Decompose layer-level ops into jamba primitives";
   let description = [{
     Rewrites `jamba.moe` into the router GEMM, `jamba.router_topk`, the gate
     and up `jamba.expert_gemm`s, `jamba.swiglu`, the down `jamba.expert_gemm`
     with the routing weights in its epilogue, and `jamba.combine_slots`; and
-    `jamba.mlp` into three `jamba.linear`s around a `jamba.swiglu`. The
-    primitives are what backends implement and what
-    `jamba-fuse-dequant-into-gemm` fuses into.
+    `jamba.mlp` into three `jamba.linear`s around a `jamba.swiglu`. With
+    `mixers` (the default), `jamba.mamba_mixer` becomes the in/x/dt/out
+    projections, `tensor.extract_slice`s for the x/z and dt/B/C splits,
+    `jamba.causal_conv1d`, three `jamba.rms_norm`s, `A = -exp(A_log)` and
+    `jamba.selective_scan`; `jamba.attention` becomes the q/k/v/o
+    projections around `jamba.cached_attention`. The primitives are what
+    backends implement and what `jamba-fuse-dequant-into-gemm` fuses into.
 
     Before:
 
@@ -42,7 +46,14 @@ def JambaDecomposeLayersPass
     %y = jamba.combine_slots %d : ...
     ```
   }];
-  let dependentDialects = ["::mlir::jamba::JambaDialect"];
+  let options = [
+    Option<"mixers", "mixers", "bool", /*default=*/"true",
+           "Also decompose jamba.mamba_mixer and jamba.attention">,
+  ];
+  let dependentDialects = ["::mlir::jamba::JambaDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 //===----------------------------------------------------------------------===//

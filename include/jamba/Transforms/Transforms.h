@@ -31,6 +31,10 @@ void populateFuseDequantIntoGemmPatterns(
 /// Patterns decomposing `jamba.moe` and `jamba.mlp` into primitives.
 void populateDecomposeFFNPatterns(RewritePatternSet &patterns);
 
+/// Patterns decomposing `jamba.mamba_mixer` and `jamba.attention` into
+/// primitives (plus tensor.extract_slice / collapse_shape, math.exp).
+void populateDecomposeMixerPatterns(RewritePatternSet &patterns);
+
 } // namespace mlir::jamba
 
 #endif // JAMBA_TRANSFORMS_TRANSFORMS_H

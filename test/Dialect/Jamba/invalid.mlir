@@ -942,3 +942,51 @@ func.func @combine_type(%d: tensor<5x2x64xf32>) {
   %y = jamba.combine_slots %d : tensor<5x2x64xf32> -> tensor<5x64xbf16>
   return
 }
+
+// -----
+
+// cached_attention: query heads share kv heads in whole groups.
+func.func @cached_heads(%q: tensor<1x4x48xf32>, %k: tensor<1x4x32xf32>, %c: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected num_heads (3) to be a multiple of num_kv_heads (2)}}
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %k, cache(%c, %c, %len)
+      {num_heads = 3 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x48xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x2x8x16xf32>,
+         tensor<1x2x8x16xf32>, tensor<1xi64>) -> (tensor<1x4x48xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// cached_attention: head_dim comes from the cache and must be static.
+func.func @cached_dynamic_head_dim(%q: tensor<1x4x64xf32>, %k: tensor<1x4x32xf32>, %c: tensor<1x2x8x?xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_cache' to have a static head_dim}}
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %k, cache(%c, %c, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x2x8x?xf32>,
+         tensor<1x2x8x?xf32>, tensor<1xi64>) -> (tensor<1x4x64xf32>, tensor<1x2x8x?xf32>, tensor<1x2x8x?xf32>)
+  return
+}
+
+// -----
+
+// cached_attention: keys have num_kv_heads * head_dim features.
+func.func @cached_key(%q: tensor<1x4x64xf32>, %k: tensor<1x4x64xf32>, %c: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'key' dimension 2 to be num_kv_heads * head_dim = 32, got 64}}
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %k, cache(%c, %c, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<1x4x64xf32>, tensor<1x4x64xf32>, tensor<1x2x8x16xf32>,
+         tensor<1x2x8x16xf32>, tensor<1xi64>) -> (tensor<1x4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}
+
+// -----
+
+// cached_attention: the query is [batch, seq, features].
+func.func @cached_query_rank(%q: tensor<4x64xf32>, %k: tensor<1x4x32xf32>, %c: tensor<1x2x8x16xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'query' to have rank 3, got 2}}
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %k, cache(%c, %c, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<4x64xf32>, tensor<1x4x32xf32>, tensor<1x4x32xf32>, tensor<1x2x8x16xf32>,
+         tensor<1x2x8x16xf32>, tensor<1xi64>) -> (tensor<4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
+  return
+}

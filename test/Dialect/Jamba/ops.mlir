@@ -213,3 +213,16 @@ func.func @expert_gemm_batched(%x: tensor<2x?x64xf32>, %w: tensor<4x128x64xf32>,
   %y = jamba.combine_slots %h : tensor<2x?x2x128xf32> -> tensor<2x?x128xf32>
   return %y : tensor<2x?x128xf32>
 }
+
+// CHECK-LABEL: func @cached_attention
+//       CHECK:   jamba.cached_attention %{{[^ ,)]+}}, %{{[^ ,)]+}}, %{{[^ ,)]+}}, cache(%{{[^ ,)]+}}, %{{[^ ,)]+}}, %{{[^ ,)]+}}) {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+func.func @cached_attention(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: tensor<1x?x32xf32>,
+                            %kc: tensor<1x2x256x16xf32>, %vc: tensor<1x2x256x16xf32>,
+                            %len: tensor<1xi64>) -> tensor<1x?x64xf32> {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>,
+         tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>, tensor<1xi64>)
+      -> (tensor<1x?x64xf32>, tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>)
+  return %o : tensor<1x?x64xf32>
+}

@@ -421,6 +421,48 @@ LogicalResult SelectiveScanOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// CachedAttentionOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CachedAttentionOp::verify() {
+  Operation *op = getOperation();
+  Value query = getQuery();
+  int64_t heads = getNumHeads(), kvHeads = getNumKvHeads();
+  if (heads % kvHeads != 0)
+    return emitOpError() << "expected num_heads (" << heads
+                         << ") to be a multiple of num_kv_heads (" << kvHeads
+                         << ")";
+  if (failed(checkRank(op, "query", query, 3)) ||
+      failed(checkRank(op, "k_cache", getKCache(), 4)))
+    return failure();
+  int64_t batch = dimOf(query, 0), seq = dimOf(query, 1),
+          headDim = dimOf(getKCache(), 3);
+  if (ShapedType::isDynamic(headDim))
+    return emitOpError() << "expected 'k_cache' to have a static head_dim";
+  SmallVector<StringRef> qWhat = {"batch", "seq", "num_heads * head_dim"};
+  SmallVector<StringRef> kvWhat = {"batch", "seq", "num_kv_heads * head_dim"};
+  if (failed(checkShape(op, "query", query, {batch, seq, heads * headDim},
+                        qWhat)) ||
+      failed(checkShape(op, "key", getKey(), {batch, seq, kvHeads * headDim},
+                        kvWhat)) ||
+      failed(checkShape(op, "value", getValue(),
+                        {batch, seq, kvHeads * headDim}, kvWhat)) ||
+      failed(checkShape(op, "k_cache", getKCache(),
+                        {batch, kvHeads, dimOf(getKCache(), 2), headDim},
+                        {"batch", "num_kv_heads", "capacity", "head_dim"})) ||
+      failed(
+          checkSameType(op, "k_cache", getKCache(), "v_cache", getVCache())) ||
+      failed(checkShape(op, "cache_len", getCacheLen(), {batch}, {"batch"})) ||
+      failed(checkSameType(op, "query", query, "result", getResult())) ||
+      failed(checkSameType(op, "k_cache", getKCache(), "new_k_cache",
+                           getNewKCache())) ||
+      failed(checkSameType(op, "v_cache", getVCache(), "new_v_cache",
+                           getNewVCache())))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // RouterTopKOp
 //===----------------------------------------------------------------------===//
 

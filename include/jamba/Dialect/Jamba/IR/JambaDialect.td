@@ -20,8 +20,8 @@ def Jamba_Dialect : Dialect {
     * **layer level**: `jamba.embedding`, `jamba.rms_norm`, `jamba.mamba_mixer`,
       `jamba.attention`, `jamba.moe`, `jamba.mlp`, `jamba.lm_head`;
     * **primitives** the layer ops decompose into: `jamba.causal_conv1d`,
-      `jamba.selective_scan`, `jamba.router_topk`, `jamba.expert_gemm`,
-      `jamba.combine_slots`,
+      `jamba.selective_scan`, `jamba.cached_attention`, `jamba.router_topk`,
+      `jamba.expert_gemm`, `jamba.combine_slots`,
       `jamba.linear`, `jamba.dequant`, `jamba.swiglu`.
 
     All ops work on ranked tensors with value semantics. Activations are

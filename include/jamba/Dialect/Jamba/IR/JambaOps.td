@@ -333,6 +333,45 @@ def Jamba_SelectiveScanOp : Jamba_Op<"selective_scan",
   let hasVerifier = 1;
 }
 
+def Jamba_CachedAttentionOp : Jamba_Op<"cached_attention", [Pure]> {
+  let summary = "causal GQA scaled dot-product attention over a KV cache";
+  let description = [{
+    The core of `jamba.attention` once its projections are split out
+    (SPEC 1.5.4): `q [B, S, num_heads * hd]`, `k, v [B, S, num_kv_heads * hd]`
+    (the new tokens' projections) are appended to the caches
+    `[B, num_kv_heads, capacity, hd]` at positions `cache_len[b] ...`, and
+    each query at absolute position `p` attends to cached positions `0..p`
+    with `softmax(q . k * hd^-1/2)` in f32; query head `h` reads kv head
+    `h / (num_heads / num_kv_heads)`. Returns the heads concatenated
+    `[B, S, num_heads * hd]` and the updated caches.
+
+    ```mlir
+    %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+        {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+        : (tensor<1x?x64xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>,
+           tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>, tensor<1xi64>)
+        -> (tensor<1x?x64xf32>, tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>)
+    ```
+  }];
+  let arguments = (ins
+    Jamba_FloatTensor:$query,
+    Jamba_FloatTensor:$key,
+    Jamba_FloatTensor:$value,
+    Jamba_FloatTensor:$k_cache,
+    Jamba_FloatTensor:$v_cache,
+    TensorRankOf<[I32, I64], [1]>:$cache_len,
+    ConfinedAttr<I64Attr, [IntPositive]>:$num_heads,
+    ConfinedAttr<I64Attr, [IntPositive]>:$num_kv_heads);
+  let results = (outs Jamba_FloatTensor:$result,
+                      Jamba_FloatTensor:$new_k_cache,
+                      Jamba_FloatTensor:$new_v_cache);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` `cache` `(` $k_cache `,` $v_cache `,`
+    $cache_len `)` attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
 def Jamba_RouterTopKOp : Jamba_Op<"router_topk", [Pure]> {
   let summary = "router softmax over all experts in f32, then top-k";
   let description = [{
