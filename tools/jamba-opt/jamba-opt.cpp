@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "jamba/Conversion/Passes.h"
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Transforms/Passes.h"
@@ -24,6 +25,8 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::jamba::registerJambaPasses();
   mlir::jamba::registerJambaPipelines();
+  mlir::jamba::registerJambaConversionPasses();
+  mlir::jamba::registerJambaConversionPipelines();
 
   mlir::DialectRegistry registry;
   mlir::registerAllDialects(registry);

@@ -1,0 +1,50 @@
+//===- Passes.h - jamba conversion passes -----------------------*- C++ -*-===//
+//
+// Part of jamba-mlir. The passes lowering the jamba dialect towards a
+// backend, and the registered CPU lowering pipeline.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_CONVERSION_PASSES_H
+#define JAMBA_CONVERSION_PASSES_H
+
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir::jamba {
+
+#define GEN_PASS_DECL
+#include "jamba/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "jamba/Conversion/Passes.h.inc"
+
+/// Options of `jamba-cpu-lower-pipeline`.
+struct CPULowerPipelineOptions
+    : public PassPipelineOptions<CPULowerPipelineOptions> {
+  PassOptions::Option<bool> approximateMath{
+      *this, "approximate-math",
+      llvm::cl::desc("Replace f32 math.exp/tanh/... by inline polynomial "
+                     "approximations (vectorisable, ~2e-7 relative error) "
+                     "instead of libm calls"),
+      llvm::cl::init(true)};
+};
+
+/// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM
+/// dialect for the host CPU. convert-jamba-to-linalg, one-shot bufferization
+/// (function boundaries, identity layouts) with deallocation, linalg to
+/// loops, and the upstream conversions to LLVM. Every jamba op left in the
+/// input must be one `convert-jamba-to-linalg` lowers.
+void buildCPULowerPipeline(OpPassManager &pm,
+                           const CPULowerPipelineOptions &options);
+
+/// Registers the conversion pipelines with the pass registry (jamba-opt).
+void registerJambaConversionPipelines();
+
+} // namespace mlir::jamba
+
+#endif // JAMBA_CONVERSION_PASSES_H

@@ -1,0 +1,113 @@
+//===- Passes.td - jamba conversion passes -----------------*- tablegen -*-===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_CONVERSION_PASSES_TD
+#define JAMBA_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// CPU backend
+//===----------------------------------------------------------------------===//
+
+def ConvertJambaToLinalgPass
+    : Pass<"convert-jamba-to-linalg", "func::FuncOp"> {
+  let summary = "Lower jamba primitives to linalg, tensor, arith, math and scf";
+  let description = [{
+    A partial conversion of the jamba primitives to destination-passing
+    style on tensors (`tensor.empty` + `linalg.fill` + `linalg.generic`),
+    ready for one-shot bufferization. Dynamic sizes are read with
+    `tensor.dim`. Lowered: `jamba.linear`, `jamba.expert_gemm`,
+    `jamba.dequant`, `jamba.rms_norm`, `jamba.swiglu`, `jamba.combine_slots`,
+    `jamba.router_topk`, `jamba.embedding`, `jamba.causal_conv1d` and
+    `jamba.selective_scan`; layer-level ops (`jamba.moe`, `jamba.mlp`,
+    `jamba.mamba_mixer`, `jamba.attention`, `jamba.lm_head`) are left alone.
+
+    Numerics follow the reference kernels: accumulation in f32 (f64 when the
+    result is f64), bf16/f16 operands widened in the loop body and the
+    result rounded once; int8 weights are converted (`arith.sitofp`) inside
+    the K loop and the per-row scale is applied after it, then the bias or
+    routing weight (SPEC 1.11). Gathers (`jamba.embedding`, the expert row
+    of `jamba.expert_gemm`) clamp the id into range, so a bad id reads a
+    valid row instead of outside the buffer; the runtime rejects such ids
+    before running.
+
+    Before:
+
+    ```mlir
+    %y = jamba.linear %x, %q scale(%s)
+        : (tensor<?x64xf32>, tensor<256x64xi8>, tensor<256xf32>) -> tensor<?x256xf32>
+    ```
+
+    After:
+
+    ```mlir
+    %c0 = arith.constant 0 : index
+    %zero = arith.constant 0.000000e+00 : f32
+    %rows = tensor.dim %x, %c0 : tensor<?x64xf32>
+    %e = tensor.empty(%rows) : tensor<?x256xf32>
+    %init = linalg.fill ins(%zero : f32) outs(%e : tensor<?x256xf32>) -> tensor<?x256xf32>
+    %acc = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d2)>,
+                                            affine_map<(d0, d1, d2) -> (d1, d2)>,
+                                            affine_map<(d0, d1, d2) -> (d0, d1)>],
+                           iterator_types = ["parallel", "parallel", "reduction"]}
+        ins(%x, %q : tensor<?x64xf32>, tensor<256x64xi8>) outs(%init : tensor<?x256xf32>) {
+    ^bb0(%a: f32, %w: i8, %out: f32):
+      %wf = arith.sitofp %w : i8 to f32
+      %m = arith.mulf %a, %wf : f32
+      %s = arith.addf %out, %m : f32
+      linalg.yield %s : f32
+    } -> tensor<?x256xf32>
+    %e2 = tensor.empty(%rows) : tensor<?x256xf32>
+    %y = linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d0, d1)>,
+                                          affine_map<(d0, d1) -> (d1)>,
+                                          affine_map<(d0, d1) -> (d0, d1)>],
+                         iterator_types = ["parallel", "parallel"]}
+        ins(%acc, %s : tensor<?x256xf32>, tensor<256xf32>) outs(%e2 : tensor<?x256xf32>) {
+    ^bb0(%a: f32, %scale: f32, %out: f32):
+      %v = arith.mulf %a, %scale : f32
+      linalg.yield %v : f32
+    } -> tensor<?x256xf32>
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def JambaApproximateMathPass
+    : Pass<"jamba-approximate-math", "func::FuncOp"> {
+  let summary = "Inline polynomial approximations of f32 math functions";
+  let description = [{
+    Applies MLIR's math polynomial approximations (exp, expm1, log, log1p,
+    tanh, erf, ...) to f32 scalars and vectors, so that the CPU code needs no
+    libm call and the loops vectorise (TOOLCHAIN.md, the selective scan
+    figures: relative error about 2e-7). f64 math is left for
+    `convert-math-to-llvm`.
+
+    Before:
+
+    ```mlir
+    %e = math.exp %x : f32
+    ```
+
+    After:
+
+    ```mlir
+    // A range reduction, a degree-6 polynomial and an exponent bit-cast:
+    %k = math.floor ... : f32
+    ...
+    %e = arith.bitcast %bits : i32 to f32
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+#endif // JAMBA_CONVERSION_PASSES_TD

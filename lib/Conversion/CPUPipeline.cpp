@@ -1,0 +1,69 @@
+//===- CPUPipeline.cpp - The jamba-cpu-lower-pipeline ---------------------===//
+//
+// Part of jamba-mlir. jamba primitives on tensors to the LLVM dialect for
+// the host CPU, registered so that jamba-opt reproduces exactly what the
+// compiler runs (STYLE.md habit 10).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+void mlir::jamba::buildCPULowerPipeline(
+    OpPassManager &pm, const CPULowerPipelineOptions &options) {
+  // jamba -> linalg/tensor/scf on tensors.
+  pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Tensors -> buffers. Function boundaries take and return plain
+  // (identity-layout) memrefs, the ABI the runtime calls.
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  pm.addPass(createCanonicalizerPass());
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+
+  // Loops, then LLVM.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  if (options.approximateMath)
+    pm.addNestedPass<func::FuncOp>(createJambaApproximateMathPass());
+  pm.addPass(createSCFToControlFlowPass());
+  arith::ArithExpandOpsPassOptions expand;
+  expand.includeBf16 = true;
+  pm.addPass(arith::createArithExpandOpsPass(expand));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+}
+
+void mlir::jamba::registerJambaConversionPipelines() {
+  PassPipelineRegistration<CPULowerPipelineOptions>(
+      "jamba-cpu-lower-pipeline",
+      "Lower jamba primitives on tensors to the LLVM dialect for the host CPU "
+      "(convert-jamba-to-linalg, one-shot bufferization, loops, LLVM)",
+      buildCPULowerPipeline);
+}

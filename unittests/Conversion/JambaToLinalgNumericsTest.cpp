@@ -1,0 +1,567 @@
+//===- JambaToLinalgNumericsTest.cpp - Compiled CPU kernels vs reference --===//
+//
+// Part of jamba-mlir. Each test parses a small function holding one jamba
+// primitive (static shapes, llvm.emit_c_interface), lowers it with
+// jamba-cpu-lower-pipeline, JIT-compiles it with the ExecutionEngine, runs it
+// on seeded random inputs and compares with the reference kernel
+// (jamba::ref, Kernels.h): the proof that the CPU backend computes what the
+// reference computes.
+//
+// Error measure: max |test - ref| / max |ref| over the tensor (the
+// project's per-row relative error, over the whole tensor); f32 tolerance
+// 1e-5. Integer results (expert indices) must be equal.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include "jamba/Reference/Kernels.h"
+
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+using namespace mlir;
+namespace ref = ::jamba::ref;
+using ref::Tensor;
+
+namespace {
+
+constexpr double kF32Tolerance = 1e-5;
+
+/// A host buffer passed to or returned by a compiled function.
+struct Buffer {
+  void *data = nullptr;
+  std::vector<int64_t> shape;
+  /// Elements before the first one (results only).
+  int64_t offset = 0;
+
+  template <typename T> const T *elements() const {
+    return static_cast<const T *>(data) + offset;
+  }
+};
+
+/// Builds the memref descriptor {base, aligned, offset, sizes, strides} of a
+/// contiguous row-major buffer: every field is 8 bytes on the 64-bit hosts
+/// we run on, so a vector of int64_t holds it.
+std::vector<int64_t> descriptorOf(const Buffer &b) {
+  std::vector<int64_t> d{reinterpret_cast<int64_t>(b.data),
+                         reinterpret_cast<int64_t>(b.data), 0};
+  d.insert(d.end(), b.shape.begin(), b.shape.end());
+  std::vector<int64_t> strides(b.shape.size(), 1);
+  for (int64_t i = static_cast<int64_t>(b.shape.size()) - 2; i >= 0; --i)
+    strides[i] = strides[i + 1] * b.shape[i + 1];
+  d.insert(d.end(), strides.begin(), strides.end());
+  return d;
+}
+
+/// Compiles `ir` (one function `@f`) with jamba-cpu-lower-pipeline and runs
+/// it. `resultRanks` gives the rank of each returned tensor.
+class Kernel {
+public:
+  explicit Kernel(const std::string &ir) {
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllExtensions(registry);
+    registry.insert<mlir::jamba::JambaDialect>();
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    context.appendDialectRegistry(registry);
+    context.loadAllAvailableDialects();
+
+    module = parseSourceString<ModuleOp>(ir, &context);
+    if (!module) {
+      error = "parse failed";
+      return;
+    }
+    PassManager pm(&context, "builtin.module");
+    mlir::jamba::buildCPULowerPipeline(pm,
+                                       mlir::jamba::CPULowerPipelineOptions());
+    if (failed(pm.run(*module))) {
+      error = "lowering failed";
+      return;
+    }
+    auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+    ExecutionEngineOptions options;
+    options.transformer = transformer;
+    auto created = ExecutionEngine::create(*module, options);
+    if (!created) {
+      error = llvm::toString(created.takeError());
+      return;
+    }
+    engine = std::move(*created);
+  }
+
+  /// Runs `@f` on `inputs`; returns the results (malloc'ed by the kernel,
+  /// released with `release`).
+  std::vector<Buffer> run(const std::vector<Buffer> &inputs,
+                          const std::vector<int64_t> &resultRanks) {
+    std::vector<std::vector<int64_t>> descs;
+    for (const Buffer &b : inputs)
+      descs.push_back(descriptorOf(b));
+    size_t resultWords = 0;
+    for (int64_t r : resultRanks)
+      resultWords += 3 + 2 * r;
+    std::vector<int64_t> results(resultWords, 0);
+    std::vector<void *> pointers{results.data()};
+    for (auto &d : descs)
+      pointers.push_back(d.data());
+    std::vector<void *> args;
+    for (void *&p : pointers)
+      args.push_back(&p);
+    llvm::Error err = engine->invokePacked("_mlir_ciface_f", args);
+    EXPECT_FALSE(static_cast<bool>(err)) << llvm::toString(std::move(err));
+
+    std::vector<Buffer> out;
+    size_t at = 0;
+    for (int64_t r : resultRanks) {
+      Buffer b;
+      auto *base = reinterpret_cast<char *>(results[at]);
+      auto *aligned = reinterpret_cast<char *>(results[at + 1]);
+      int64_t offset = results[at + 2];
+      b.shape.assign(results.begin() + at + 3, results.begin() + at + 3 + r);
+      b.data = aligned;
+      b.offset = offset;
+      bases.push_back(base);
+      for (const Buffer &in : inputs)
+        if (in.data == base)
+          bases.pop_back(); // Returned an input in place: not ours to free.
+      out.push_back(b);
+      at += 3 + 2 * r;
+    }
+    return out;
+  }
+
+  ~Kernel() {
+    for (void *p : bases)
+      std::free(p);
+  }
+
+  std::string error;
+
+private:
+  MLIRContext context;
+  OwningOpRef<ModuleOp> module;
+  std::unique_ptr<ExecutionEngine> engine;
+  std::vector<void *> bases;
+};
+
+/// Seeded uniform values in [lo, hi).
+std::vector<float> randomFloats(size_t n, unsigned seed, float lo = -1.0f,
+                                float hi = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+/// Seeded int8 values in [-127, 127].
+std::vector<int8_t> randomInt8(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-127, 127);
+  std::vector<int8_t> v(n);
+  for (int8_t &x : v)
+    x = static_cast<int8_t>(dist(rng));
+  return v;
+}
+
+/// bf16 bits of `f`, rounded to nearest even (finite values).
+uint16_t toBF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+float fromBF16(uint16_t h) {
+  uint32_t bits = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+template <typename T>
+Tensor<float> toRef(const std::vector<T> &v, std::vector<int64_t> shape) {
+  return Tensor<float>(std::move(shape),
+                       std::vector<float>(v.begin(), v.end()));
+}
+
+template <typename T> Buffer buf(std::vector<T> &v, std::vector<int64_t> s) {
+  return Buffer{v.data(), std::move(s)};
+}
+
+/// max |test - ref| / max |ref|, after checking the shapes agree.
+double relativeError(const Buffer &test, const Tensor<float> &ref) {
+  EXPECT_EQ(test.shape, ref.shape);
+  const float *t = test.elements<float>();
+  double maxDiff = 0, maxRef = 0;
+  for (int64_t i = 0; i < ref.numel(); ++i) {
+    maxDiff = std::max(maxDiff, std::fabs(double(t[i]) - double(ref[i])));
+    maxRef = std::max(maxRef, std::fabs(double(ref[i])));
+  }
+  return maxRef > 0 ? maxDiff / maxRef : maxDiff;
+}
+
+/// Expects `test` within `tolerance` of `ref`, and prints the error.
+void expectClose(const Buffer &test, const Tensor<float> &ref, const char *what,
+                 double tolerance = kF32Tolerance) {
+  double err = relativeError(test, ref);
+  llvm::outs() << "[ numerics ] " << what << ": max rel err " << err << "\n";
+  EXPECT_LE(err, tolerance) << what;
+}
+
+/// Expects the integer results to equal the reference's.
+template <typename I>
+void expectSameIndices(const Buffer &test, const Tensor<float> &ref) {
+  EXPECT_EQ(test.shape, ref.shape);
+  const I *t = test.elements<I>();
+  for (int64_t i = 0; i < ref.numel(); ++i)
+    EXPECT_EQ(static_cast<int64_t>(t[i]), static_cast<int64_t>(ref[i]))
+        << "at " << i;
+}
+
+class JambaToLinalgNumerics : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  }
+};
+
+TEST_F(JambaToLinalgNumerics, LinearF32WithBias) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<2x3x16xf32>, %w: tensor<8x16xf32>, %b: tensor<8xf32>)
+        -> tensor<2x3x8xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %w bias(%b)
+          : (tensor<2x3x16xf32>, tensor<8x16xf32>, tensor<8xf32>) -> tensor<2x3x8xf32>
+      return %y : tensor<2x3x8xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(96, 1), w = randomFloats(128, 2),
+       b = randomFloats(8, 3);
+  auto out = k.run({buf(x, {2, 3, 16}), buf(w, {8, 16}), buf(b, {8})}, {3});
+  Tensor<float> rb = toRef(b, {8});
+  expectClose(
+      out[0],
+      ref::linear<float>(toRef(x, {2, 3, 16}), toRef(w, {8, 16}), nullptr, &rb),
+      "linear f32 + bias");
+}
+
+TEST_F(JambaToLinalgNumerics, LinearInt8WithScaleAndBias) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<5x32xf32>, %q: tensor<16x32xi8>, %s: tensor<16xf32>,
+                 %b: tensor<16xf32>) -> tensor<5x16xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %q scale(%s) bias(%b)
+          : (tensor<5x32xf32>, tensor<16x32xi8>, tensor<16xf32>, tensor<16xf32>) -> tensor<5x16xf32>
+      return %y : tensor<5x16xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(160, 4), s = randomFloats(16, 5, 0.001f, 0.02f),
+       b = randomFloats(16, 6);
+  auto q = randomInt8(512, 7);
+  auto out = k.run(
+      {buf(x, {5, 32}), buf(q, {16, 32}), buf(s, {16}), buf(b, {16})}, {2});
+  Tensor<float> rs = toRef(s, {16}), rb = toRef(b, {16});
+  expectClose(
+      out[0],
+      ref::linear<float>(toRef(x, {5, 32}), toRef(q, {16, 32}), &rs, &rb),
+      "linear int8 + scale + bias");
+}
+
+TEST_F(JambaToLinalgNumerics, LinearDynamicRows) {
+  // The row count is only known at run time (tensor.dim in the kernel).
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<?x16xf32>, %w: tensor<8x16xf32>) -> tensor<?x8xf32>
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %w : (tensor<?x16xf32>, tensor<8x16xf32>) -> tensor<?x8xf32>
+      return %y : tensor<?x8xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  for (int64_t rows : {1, 7}) {
+    auto x = randomFloats(rows * 16, 40 + rows), w = randomFloats(128, 41);
+    auto out = k.run({buf(x, {rows, 16}), buf(w, {8, 16})}, {2});
+    expectClose(out[0],
+                ref::linear<float>(toRef(x, {rows, 16}), toRef(w, {8, 16}),
+                                   nullptr, nullptr),
+                "linear f32, dynamic rows");
+  }
+}
+
+TEST_F(JambaToLinalgNumerics, LinearBF16) {
+  // bf16 activations and weights, f32 accumulation, one rounding to bf16
+  // (nearest even): the reference runs in f32 on the same bf16 values and
+  // its result, rounded the same way, must come out bit for bit.
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<3x32xbf16>, %w: tensor<8x32xbf16>) -> tensor<3x8xbf16>
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %w : (tensor<3x32xbf16>, tensor<8x32xbf16>) -> tensor<3x8xbf16>
+      return %y : tensor<3x8xbf16>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto xf = randomFloats(96, 42), wf = randomFloats(256, 43);
+  std::vector<uint16_t> x, w;
+  for (float &v : xf)
+    x.push_back(toBF16(v)), v = fromBF16(x.back());
+  for (float &v : wf)
+    w.push_back(toBF16(v)), v = fromBF16(w.back());
+  auto out = k.run({buf(x, {3, 32}), buf(w, {8, 32})}, {2});
+  Tensor<float> expected = ref::linear<float>(
+      toRef(xf, {3, 32}), toRef(wf, {8, 32}), nullptr, nullptr);
+  std::vector<float> yf;
+  for (int i = 0; i < 24; ++i) {
+    yf.push_back(fromBF16(out[0].elements<uint16_t>()[i]));
+    expected[i] = fromBF16(toBF16(expected[i]));
+  }
+  expectClose(Buffer{yf.data(), out[0].shape}, expected,
+              "linear bf16 (vs the reference rounded to bf16)");
+}
+
+TEST_F(JambaToLinalgNumerics, RMSNorm) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<2x3x32xf32>, %w: tensor<32xf32>) -> tensor<2x3x32xf32>
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<2x3x32xf32>, tensor<32xf32>
+      return %y : tensor<2x3x32xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(192, 8), w = randomFloats(32, 9);
+  auto out = k.run({buf(x, {2, 3, 32}), buf(w, {32})}, {3});
+  expectClose(out[0], ref::rmsNorm(toRef(x, {2, 3, 32}), toRef(w, {32}), 1e-6),
+              "rms_norm");
+}
+
+TEST_F(JambaToLinalgNumerics, SwiGLU) {
+  Kernel k(R"mlir(
+    func.func @f(%g: tensor<3x2x16xf32>, %u: tensor<3x2x16xf32>) -> tensor<3x2x16xf32>
+        attributes {llvm.emit_c_interface} {
+      %a = jamba.swiglu %g, %u : tensor<3x2x16xf32>
+      return %a : tensor<3x2x16xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto g = randomFloats(96, 10, -4.0f, 4.0f), u = randomFloats(96, 11);
+  auto out = k.run({buf(g, {3, 2, 16}), buf(u, {3, 2, 16})}, {3});
+  expectClose(out[0], ref::swiglu(toRef(g, {3, 2, 16}), toRef(u, {3, 2, 16})),
+              "swiglu");
+}
+
+TEST_F(JambaToLinalgNumerics, CombineSlots) {
+  Kernel k(R"mlir(
+    func.func @f(%d: tensor<3x2x16xf32>) -> tensor<3x16xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.combine_slots %d : tensor<3x2x16xf32> -> tensor<3x16xf32>
+      return %y : tensor<3x16xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto d = randomFloats(96, 12);
+  auto out = k.run({buf(d, {3, 2, 16})}, {2});
+  expectClose(out[0], ref::combineSlots(toRef(d, {3, 2, 16})), "combine_slots");
+}
+
+TEST_F(JambaToLinalgNumerics, Dequant) {
+  Kernel k(R"mlir(
+    func.func @f(%q: tensor<4x8x16xi8>, %s: tensor<4x8xf32>) -> tensor<4x8x16xf32>
+        attributes {llvm.emit_c_interface} {
+      %w = jamba.dequant %q, %s : tensor<4x8x16xi8>, tensor<4x8xf32> -> tensor<4x8x16xf32>
+      return %w : tensor<4x8x16xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto q = randomInt8(512, 13);
+  auto s = randomFloats(32, 14, 0.001f, 0.02f);
+  auto out = k.run({buf(q, {4, 8, 16}), buf(s, {4, 8})}, {3});
+  expectClose(out[0], ref::dequant(toRef(q, {4, 8, 16}), toRef(s, {4, 8})),
+              "dequant");
+}
+
+TEST_F(JambaToLinalgNumerics, ExpertGemmFloatSharedInput) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<5x16xf32>, %w: tensor<4x8x16xf32>, %idx: tensor<5x2xi32>)
+        -> tensor<5x2x8xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %w indices(%idx)
+          : (tensor<5x16xf32>, tensor<4x8x16xf32>, tensor<5x2xi32>) -> tensor<5x2x8xf32>
+      return %y : tensor<5x2x8xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(80, 15), w = randomFloats(512, 16);
+  std::vector<int32_t> idx{0, 3, 2, 1, 3, 3, 1, 0, 2, 0};
+  auto out =
+      k.run({buf(x, {5, 16}), buf(w, {4, 8, 16}), buf(idx, {5, 2})}, {3});
+  expectClose(out[0],
+              ref::expertGemm<float>(toRef(x, {5, 16}), toRef(w, {4, 8, 16}),
+                                     nullptr, toRef(idx, {5, 2}), nullptr),
+              "expert_gemm f32");
+}
+
+TEST_F(JambaToLinalgNumerics, ExpertGemmInt8PerSlotWithRouteWeights) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<5x2x16xf32>, %q: tensor<4x8x16xi8>, %s: tensor<4x8xf32>,
+                 %idx: tensor<5x2xi32>, %rw: tensor<5x2xf32>)
+        -> tensor<5x2x8xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+          : (tensor<5x2x16xf32>, tensor<4x8x16xi8>, tensor<4x8xf32>, tensor<5x2xi32>,
+             tensor<5x2xf32>) -> tensor<5x2x8xf32>
+      return %y : tensor<5x2x8xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(160, 17), s = randomFloats(32, 18, 0.001f, 0.02f),
+       rw = randomFloats(10, 19, 0.1f, 0.9f);
+  auto q = randomInt8(512, 20);
+  std::vector<int32_t> idx{1, 2, 0, 3, 3, 2, 2, 1, 0, 1};
+  auto out = k.run({buf(x, {5, 2, 16}), buf(q, {4, 8, 16}), buf(s, {4, 8}),
+                    buf(idx, {5, 2}), buf(rw, {5, 2})},
+                   {3});
+  Tensor<float> rs = toRef(s, {4, 8}), rrw = toRef(rw, {5, 2});
+  expectClose(out[0],
+              ref::expertGemm<float>(toRef(x, {5, 2, 16}), toRef(q, {4, 8, 16}),
+                                     &rs, toRef(idx, {5, 2}), &rrw),
+              "expert_gemm int8 + scale + route weights");
+}
+
+/// router_topk on `logits` [6, 8], k = 2, with or without renormalisation.
+void checkRouter(const std::vector<float> &logitsIn, bool normalize) {
+  std::string ir = std::string(R"mlir(
+    func.func @f(%l: tensor<6x8xf32>) -> (tensor<6x2xf32>, tensor<6x2xi32>)
+        attributes {llvm.emit_c_interface} {
+      %w, %i = jamba.router_topk %l {top_k = 2 : i64)mlir") +
+                   (normalize ? ", normalize" : "") + R"mlir(}
+          : tensor<6x8xf32> -> tensor<6x2xf32>, tensor<6x2xi32>
+      return %w, %i : tensor<6x2xf32>, tensor<6x2xi32>
+    })mlir";
+  Kernel k(ir);
+  ASSERT_EQ(k.error, "");
+  std::vector<float> logits = logitsIn;
+  auto out = k.run({buf(logits, {6, 8})}, {2, 2});
+  auto [w, idx] = ref::routerTopK(toRef(logits, {6, 8}), 2, normalize);
+  expectClose(out[0], w,
+              normalize ? "router_topk weights (normalize)"
+                        : "router_topk weights");
+  expectSameIndices<int32_t>(out[1], idx);
+}
+
+TEST_F(JambaToLinalgNumerics, RouterTopK) {
+  checkRouter(randomFloats(48, 21, -3.0f, 3.0f), false);
+  checkRouter(randomFloats(48, 22, -3.0f, 3.0f), true);
+}
+
+TEST_F(JambaToLinalgNumerics, RouterTopKTiesGoToTheLowerIndex) {
+  // Rows with tied maxima, a tie for second place, and all-equal logits.
+  std::vector<float> logits = randomFloats(48, 23);
+  float *r = logits.data();
+  for (int e = 0; e < 8; ++e)
+    r[e] = 0.5f;              // Row 0: all equal -> experts 0, 1.
+  r[8 + 6] = r[8 + 2] = 2.0f; // Row 1: tie for first -> 2, 6.
+  r[16 + 1] = 3.0f;
+  r[16 + 7] = r[16 + 4] = 2.5f; // Row 2: 1 first, then the tie -> 4.
+  checkRouter(logits, false);
+}
+
+TEST_F(JambaToLinalgNumerics, RouterTopKRank3Dynamic) {
+  // [2, ?, 8] logits: collapsed to [rows, experts] and expanded back.
+  Kernel k(R"mlir(
+    func.func @f(%l: tensor<2x?x8xf32>) -> (tensor<2x?x2xf32>, tensor<2x?x2xi32>)
+        attributes {llvm.emit_c_interface} {
+      %w, %i = jamba.router_topk %l {top_k = 2 : i64, normalize}
+          : tensor<2x?x8xf32> -> tensor<2x?x2xf32>, tensor<2x?x2xi32>
+      return %w, %i : tensor<2x?x2xf32>, tensor<2x?x2xi32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto logits = randomFloats(48, 44, -3.0f, 3.0f);
+  auto out = k.run({buf(logits, {2, 3, 8})}, {3, 3});
+  auto [w, idx] = ref::routerTopK(toRef(logits, {2, 3, 8}), 2, true);
+  expectClose(out[0], w, "router_topk rank 3, dynamic");
+  expectSameIndices<int32_t>(out[1], idx);
+}
+
+TEST_F(JambaToLinalgNumerics, Embedding) {
+  Kernel k(R"mlir(
+    func.func @f(%t: tensor<32x16xf32>, %ids: tensor<2x5xi32>) -> tensor<2x5x16xf32>
+        attributes {llvm.emit_c_interface} {
+      %h = jamba.embedding %t, %ids : tensor<32x16xf32>, tensor<2x5xi32> -> tensor<2x5x16xf32>
+      return %h : tensor<2x5x16xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto t = randomFloats(512, 24);
+  std::vector<int32_t> ids{0, 31, 7, 7, 12, 3, 30, 1, 16, 9};
+  auto out = k.run({buf(t, {32, 16}), buf(ids, {2, 5})}, {3});
+  expectClose(out[0], ref::embedding(toRef(t, {32, 16}), toRef(ids, {2, 5})),
+              "embedding");
+}
+
+TEST_F(JambaToLinalgNumerics, CausalConv1dWithStateBiasAndSiLU) {
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<2x7x8xf32>, %w: tensor<8x4xf32>, %b: tensor<8xf32>,
+                 %s: tensor<2x8x3xf32>) -> (tensor<2x7x8xf32>, tensor<2x8x3xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y, %st = jamba.causal_conv1d %x, %w bias(%b) state(%s) {silu}
+          : (tensor<2x7x8xf32>, tensor<8x4xf32>, tensor<8xf32>, tensor<2x8x3xf32>)
+          -> (tensor<2x7x8xf32>, tensor<2x8x3xf32>)
+      return %y, %st : tensor<2x7x8xf32>, tensor<2x8x3xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(112, 25), w = randomFloats(32, 26),
+       b = randomFloats(8, 27), s = randomFloats(48, 28);
+  Tensor<float> rb = toRef(b, {8});
+  auto [y, st] = ref::causalConv1d(toRef(x, {2, 7, 8}), toRef(w, {8, 4}), &rb,
+                                   toRef(s, {2, 8, 3}), true);
+  auto out =
+      k.run({buf(x, {2, 7, 8}), buf(w, {8, 4}), buf(b, {8}), buf(s, {2, 8, 3})},
+            {3, 3});
+  expectClose(out[0], y, "causal_conv1d output");
+  expectClose(out[1], st, "causal_conv1d new state");
+}
+
+TEST_F(JambaToLinalgNumerics, SelectiveScanWithAllOperands) {
+  Kernel k(R"mlir(
+    func.func @f(%u: tensor<2x6x8xf32>, %delta: tensor<2x6x8xf32>, %A: tensor<8x4xf32>,
+                 %B: tensor<2x6x4xf32>, %C: tensor<2x6x4xf32>, %D: tensor<8xf32>,
+                 %z: tensor<2x6x8xf32>, %db: tensor<8xf32>, %h0: tensor<2x8x4xf32>)
+        -> (tensor<2x6x8xf32>, tensor<2x8x4xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<2x6x8xf32>, tensor<2x6x8xf32>, tensor<8x4xf32>, tensor<2x6x4xf32>,
+             tensor<2x6x4xf32>, tensor<8xf32>, tensor<2x6x8xf32>, tensor<8xf32>,
+             tensor<2x8x4xf32>) -> (tensor<2x6x8xf32>, tensor<2x8x4xf32>)
+      return %y, %h : tensor<2x6x8xf32>, tensor<2x8x4xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto u = randomFloats(96, 29), delta = randomFloats(96, 30, -3.0f, 1.0f),
+       A = randomFloats(32, 31, -2.0f, -0.1f), B = randomFloats(48, 32),
+       C = randomFloats(48, 33), D = randomFloats(8, 34),
+       z = randomFloats(96, 35), db = randomFloats(8, 36),
+       h0 = randomFloats(64, 37);
+  Tensor<float> ru = toRef(u, {2, 6, 8}), rd = toRef(delta, {2, 6, 8}),
+                rA = toRef(A, {8, 4}), rB = toRef(B, {2, 6, 4}),
+                rC = toRef(C, {2, 6, 4}), rD = toRef(D, {8}),
+                rz = toRef(z, {2, 6, 8}), rdb = toRef(db, {8}),
+                rh0 = toRef(h0, {2, 8, 4});
+  ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+  ops.D = &rD;
+  ops.z = &rz;
+  ops.deltaBias = &rdb;
+  ops.initState = &rh0;
+  ops.deltaSoftplus = true;
+  auto [y, h] = ref::selectiveScan(ops);
+  auto out = k.run({buf(u, {2, 6, 8}), buf(delta, {2, 6, 8}), buf(A, {8, 4}),
+                    buf(B, {2, 6, 4}), buf(C, {2, 6, 4}), buf(D, {8}),
+                    buf(z, {2, 6, 8}), buf(db, {8}), buf(h0, {2, 8, 4})},
+                   {3, 3});
+  expectClose(out[0], y, "selective_scan output");
+  expectClose(out[1], h, "selective_scan final state");
+}
+
+} // namespace
