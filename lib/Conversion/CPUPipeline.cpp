@@ -23,8 +23,10 @@ using namespace mlir::jamba;
 
 void mlir::jamba::buildCPULowerPipeline(
     OpPassManager &pm, const CPULowerPipelineOptions &options) {
-  // jamba -> linalg/tensor/scf on tensors.
+  // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
+  // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 

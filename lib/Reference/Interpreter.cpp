@@ -358,6 +358,21 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
                        T(dense.getSplatValue<APFloat>().convertToDouble())));
         return success();
       })
+      .template Case<arith::SubIOp, arith::AddIOp, arith::MulIOp>(
+          [&](Operation *binary) {
+            // Index arithmetic of the decompositions (scalars only).
+            const Tensor<T> &a = get(binary->getOperand(0)),
+                            &b = get(binary->getOperand(1));
+            if (a.rank() != 0 || b.rank() != 0)
+              return LogicalResult(binary->emitError()
+                                   << "reference interpreter: integer "
+                                      "arithmetic on tensors is not supported");
+            T v = isa<arith::SubIOp>(binary)   ? a[0] - b[0]
+                  : isa<arith::AddIOp>(binary) ? a[0] + b[0]
+                                               : a[0] * b[0];
+            bind(binary->getResult(0), Tensor<T>({}, v));
+            return success();
+          })
       .template Case<tensor::DimOp>([&](tensor::DimOp d) {
         int64_t index = static_cast<int64_t>(get(d.getIndex())[0]);
         const Tensor<T> &source = get(d.getSource());

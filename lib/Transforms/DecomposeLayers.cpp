@@ -224,6 +224,60 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
   }
 };
 
+/// jamba.lm_head -> tensor.extract_slice of the last `num_logits_to_keep`
+/// positions (none when it is 0: all positions) + jamba.linear (SPEC 1.5.2).
+struct DecomposeLMHead : OpRewritePattern<LMHeadOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LMHeadOp op,
+                                PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value x = op.getInput();
+    auto xType = cast<RankedTensorType>(x.getType());
+    auto resultType = cast<RankedTensorType>(op.getResult().getType());
+    if (xType.getRank() != 3)
+      return rewriter.notifyMatchFailure(op, "expects a [batch, seq, hidden] "
+                                             "input");
+    const int64_t keep = op.getNumLogitsToKeep();
+    if (keep != 0) {
+      // Positions [seq - keep, seq) of every sequence.
+      OpFoldResult batch =
+          xType.isDynamicDim(0)
+              ? OpFoldResult(tensor::DimOp::create(rewriter, loc, x, 0))
+              : OpFoldResult(rewriter.getIndexAttr(xType.getDimSize(0)));
+      OpFoldResult start;
+      if (xType.isDynamicDim(1)) {
+        Value seq = tensor::DimOp::create(rewriter, loc, x, 1);
+        start = arith::SubIOp::create(
+                    rewriter, loc, seq,
+                    arith::ConstantIndexOp::create(rewriter, loc, keep))
+                    .getResult();
+      } else {
+        start = rewriter.getIndexAttr(xType.getDimSize(1) - keep);
+      }
+      SmallVector<OpFoldResult> offsets{rewriter.getIndexAttr(0), start,
+                                        rewriter.getIndexAttr(0)};
+      SmallVector<OpFoldResult> sizes{
+          batch, rewriter.getIndexAttr(keep),
+          rewriter.getIndexAttr(xType.getDimSize(2))};
+      SmallVector<OpFoldResult> strides(3, rewriter.getIndexAttr(1));
+      x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
+                                         strides);
+    }
+    // The linear's result keeps the positions of its input; cast to the
+    // op's (possibly more static) result type when they differ.
+    auto xs = cast<RankedTensorType>(x.getType());
+    auto linType = withLastDim(xs, resultType.getShape().back())
+                       .clone(resultType.getElementType());
+    Value logits = LinearOp::create(rewriter, loc, linType, x, op.getWeight(),
+                                    Value(), Value());
+    if (linType != resultType)
+      logits = tensor::CastOp::create(rewriter, loc, resultType, logits);
+    rewriter.replaceOp(op, logits);
+    return success();
+  }
+};
+
 struct JambaDecomposeLayersPass
     : jamba::impl::JambaDecomposeLayersPassBase<JambaDecomposeLayersPass> {
   using Base::Base;
@@ -245,5 +299,6 @@ void mlir::jamba::populateDecomposeFFNPatterns(RewritePatternSet &patterns) {
 }
 
 void mlir::jamba::populateDecomposeMixerPatterns(RewritePatternSet &patterns) {
-  patterns.add<DecomposeMambaMixer, DecomposeAttention>(patterns.getContext());
+  patterns.add<DecomposeMambaMixer, DecomposeAttention, DecomposeLMHead>(
+      patterns.getContext());
 }

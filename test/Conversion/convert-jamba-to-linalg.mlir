@@ -335,3 +335,67 @@ func.func @edge_shapes(%v: tensor<64xf32>, %w: tensor<64xf32>, %l: tensor<4xf16>
   return %n, %p, %i, %y, %z, %c : tensor<64xf32>, tensor<2xf32>, tensor<2xi64>, tensor<?x?xf32>,
       tensor<4x8xf32>, tensor<?x?xf32>
 }
+
+// -----
+
+// Tests that cached_attention first writes the new k/v rows into the caches
+// at cache_len[b] + s (element by element: in place once bufferized), then
+// loops over batch, position and head: scores against cached
+// positions 0 .. cache_len[b] + s with their running max (scale
+// 16^-1/2 = 0.25), exp(score - max) and the sum, and the weighted sum of v
+// rows; the query head h reads kv head h / 2.
+// CHECK-LABEL: func @cached_attention
+//  CHECK-SAME:   (%[[Q:[^:]+]]: tensor<1x?x64xf32>, %[[K:[^:]+]]: tensor<1x?x32xf32>, %[[V:[^:]+]]: tensor<1x?x32xf32>, %[[KC:[^:]+]]: tensor<1x2x?x16xf32>, %[[VC:[^:]+]]: tensor<1x2x?x16xf32>, %[[LEN:[^:]+]]: tensor<1xi64>)
+//   CHECK-NOT:   jamba.cached_attention
+//       CHECK:   %[[CACHES:.+]]:2 = scf.for %[[B:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%{{.+}} = %[[KC]], %{{.+}} = %[[VC]])
+//       CHECK:     tensor.extract %[[LEN]][%[[B]]] : tensor<1xi64>
+//       CHECK:     scf.for %[[S:[^ ]+]] =
+//       CHECK:       %[[POS:.+]] = arith.addi %{{.+}}, %[[S]] : index
+//       CHECK:       scf.for %[[G:[^ ]+]] =
+//       CHECK:         scf.for %[[D:[^ ]+]] =
+//       CHECK:           %[[KX:.+]] = tensor.extract %[[K]][%[[B]], %[[S]], %{{.+}}] : tensor<1x?x32xf32>
+//       CHECK:           tensor.insert %[[KX]] into %{{.+}}[%[[B]], %[[G]], %[[POS]], %[[D]]] : tensor<1x2x?x16xf32>
+//       CHECK:           tensor.extract %[[V]]
+//       CHECK:           tensor.insert
+//   CHECK-DAG:   %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+//   CHECK-DAG:   %[[SCALE:.+]] = arith.constant 2.500000e-01 : f32
+//       CHECK:   linalg.fill
+//       CHECK:   scf.for
+//       CHECK:     scf.for
+//       CHECK:       scf.for %[[H:[^ ]+]] =
+//       CHECK:         arith.divui %[[H]], %{{.+}} : index
+//       CHECK:         tensor.empty(%{{.+}}) : tensor<?xf32>
+//       CHECK:         scf.for {{.*}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %[[NEGINF]])
+//       CHECK:           tensor.extract %[[CACHES]]#0
+//       CHECK:           arith.mulf %{{.+}}, %[[SCALE]] : f32
+//       CHECK:           arith.cmpf olt
+//       CHECK:         math.exp
+//       CHECK:         arith.divf
+//       CHECK:           tensor.extract %[[CACHES]]#1
+//       CHECK:   return %{{.+}}, %[[CACHES]]#0, %[[CACHES]]#1
+func.func @cached_attention(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: tensor<1x?x32xf32>,
+                            %kc: tensor<1x2x?x16xf32>, %vc: tensor<1x2x?x16xf32>, %len: tensor<1xi64>)
+    -> (tensor<1x?x64xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>) {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<1x2x?x16xf32>,
+         tensor<1x2x?x16xf32>, tensor<1xi64>)
+      -> (tensor<1x?x64xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>)
+  return %o, %k2, %v2 : tensor<1x?x64xf32>, tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>
+}
+
+// -----
+
+// Tests that weight arguments (jamba.weight) become read-only for
+// bufferization (bufferization.writable = false) so that no kernel writes
+// into them; states and inputs stay writable (unmarked).
+// CHECK-LABEL: func @weights_read_only
+//  CHECK-SAME:   %{{[^:]+}}: tensor<1x?x16xf32>,
+//  CHECK-SAME:   %{{[^:]+}}: tensor<8x16xf32> {bufferization.writable = false, jamba.weight = "w"}
+//  CHECK-SAME:   %{{[^:]+}}: tensor<1x8x3xf32> {jamba.state = "s"}
+func.func @weights_read_only(%x: tensor<1x?x16xf32>, %w: tensor<8x16xf32> {jamba.weight = "w"},
+                             %s: tensor<1x8x3xf32> {jamba.state = "s"})
+    -> (tensor<1x?x8xf32>, tensor<1x8x3xf32>) {
+  %y = jamba.linear %x, %w : (tensor<1x?x16xf32>, tensor<8x16xf32>) -> tensor<1x?x8xf32>
+  return %y, %s : tensor<1x?x8xf32>, tensor<1x8x3xf32>
+}

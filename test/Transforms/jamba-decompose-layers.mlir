@@ -149,3 +149,47 @@ func.func @attention(%x: tensor<1x?x64xf32>, %wq: tensor<64x64xf32>,
       -> (tensor<1x?x64xf32>, tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>)
   return %o, %k2, %v2 : tensor<1x?x64xf32>, tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>
 }
+
+// -----
+
+// The LM head keeps the last num_logits_to_keep positions of each sequence
+// (a slice starting at seq - keep), then projects them onto the vocabulary.
+// CHECK-LABEL: func @lm_head_last
+//  CHECK-SAME:   (%[[X:[^:]+]]: tensor<2x?x64xf32>, %[[W:[^:]+]]: tensor<128x64xf32>)
+//       CHECK:   %[[SEQ:.+]] = tensor.dim %[[X]], %c1
+//       CHECK:   %[[START:.+]] = arith.subi %[[SEQ]], %c1
+//       CHECK:   %[[LAST:.+]] = tensor.extract_slice %[[X]][0, %[[START]], 0] [2, 1, 64] [1, 1, 1] : tensor<2x?x64xf32> to tensor<2x1x64xf32>
+//       CHECK:   %[[L:.+]] = jamba.linear %[[LAST]], %[[W]] : (tensor<2x1x64xf32>, tensor<128x64xf32>) -> tensor<2x1x128xf32>
+//       CHECK:   return %[[L]]
+// FFN-LABEL: func @lm_head_last
+//       FFN:   jamba.lm_head
+func.func @lm_head_last(%x: tensor<2x?x64xf32>, %w: tensor<128x64xf32>) -> tensor<2x1x128xf32> {
+  %l = jamba.lm_head %x, %w {num_logits_to_keep = 1 : i64}
+      : tensor<2x?x64xf32>, tensor<128x64xf32> -> tensor<2x1x128xf32>
+  return %l : tensor<2x1x128xf32>
+}
+
+// -----
+
+// num_logits_to_keep = 0 keeps every position: a plain linear, no slice.
+// CHECK-LABEL: func @lm_head_all
+//   CHECK-NOT:   tensor.extract_slice
+//       CHECK:   %[[L:.+]] = jamba.linear %{{[^ ,]+}}, %{{[^ ,]+}} : (tensor<?x?x64xf32>, tensor<128x64xf32>) -> tensor<?x?x128xf32>
+//       CHECK:   return %[[L]]
+func.func @lm_head_all(%x: tensor<?x?x64xf32>, %w: tensor<128x64xf32>) -> tensor<?x?x128xf32> {
+  %l = jamba.lm_head %x, %w : tensor<?x?x64xf32>, tensor<128x64xf32> -> tensor<?x?x128xf32>
+  return %l : tensor<?x?x128xf32>
+}
+
+// -----
+
+// A static sequence gives a static slice offset (seq - keep = 6).
+// CHECK-LABEL: func @lm_head_static
+//   CHECK-NOT:   arith.subi
+//       CHECK:   tensor.extract_slice %{{.+}}[0, 6, 0] [1, 2, 64] [1, 1, 1] : tensor<1x8x64xf32> to tensor<1x2x64xf32>
+//       CHECK:   jamba.linear {{.*}} -> tensor<1x2x128xf32>
+func.func @lm_head_static(%x: tensor<1x8x64xf32>, %w: tensor<128x64xf32>) -> tensor<1x2x128xf32> {
+  %l = jamba.lm_head %x, %w {num_logits_to_keep = 2 : i64}
+      : tensor<1x8x64xf32>, tensor<128x64xf32> -> tensor<1x2x128xf32>
+  return %l : tensor<1x2x128xf32>
+}

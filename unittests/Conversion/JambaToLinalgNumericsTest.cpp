@@ -564,4 +564,102 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanWithAllOperands) {
   expectClose(out[1], h, "selective_scan final state");
 }
 
+TEST_F(JambaToLinalgNumerics, MambaStatesCarryOverDynamicLengths) {
+  // The Mamba primitives as the decomposed model uses them: a dynamic
+  // sequence length, x and z slices of one in_proj output, the conv state
+  // and the SSM state passed in and returned.
+  Kernel k(R"mlir(
+    func.func @f(%xz: tensor<1x?x16xf32>, %w: tensor<8x4xf32>, %b: tensor<8xf32>,
+                 %s: tensor<1x8x3xf32>, %delta: tensor<1x?x8xf32>, %A: tensor<8x4xf32>,
+                 %B: tensor<1x?x4xf32>, %C: tensor<1x?x4xf32>, %D: tensor<8xf32>,
+                 %db: tensor<8xf32>, %h0: tensor<1x8x4xf32>)
+        -> (tensor<1x?x8xf32>, tensor<1x8x3xf32>, tensor<1x8x4xf32>)
+        attributes {llvm.emit_c_interface} {
+      %c1 = arith.constant 1 : index
+      %n = tensor.dim %xz, %c1 : tensor<1x?x16xf32>
+      %x = tensor.extract_slice %xz[0, 0, 0] [1, %n, 8] [1, 1, 1] : tensor<1x?x16xf32> to tensor<1x?x8xf32>
+      %z = tensor.extract_slice %xz[0, 0, 8] [1, %n, 8] [1, 1, 1] : tensor<1x?x16xf32> to tensor<1x?x8xf32>
+      %xc, %st = jamba.causal_conv1d %x, %w bias(%b) state(%s) {silu}
+          : (tensor<1x?x8xf32>, tensor<8x4xf32>, tensor<8xf32>, tensor<1x8x3xf32>)
+          -> (tensor<1x?x8xf32>, tensor<1x8x3xf32>)
+      %y, %h = jamba.selective_scan %xc, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<1x?x8xf32>, tensor<1x?x8xf32>, tensor<8x4xf32>, tensor<1x?x4xf32>,
+             tensor<1x?x4xf32>, tensor<8xf32>, tensor<1x?x8xf32>, tensor<8xf32>,
+             tensor<1x8x4xf32>) -> (tensor<1x?x8xf32>, tensor<1x8x4xf32>)
+      return %y, %st, %h : tensor<1x?x8xf32>, tensor<1x8x3xf32>, tensor<1x8x4xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  for (int64_t seq : {5, 1}) {
+    auto xz = randomFloats(seq * 16, 60 + seq), w = randomFloats(32, 61),
+         b = randomFloats(8, 62), s = randomFloats(24, 63),
+         delta = randomFloats(seq * 8, 64, -3.0f, 1.0f),
+         A = randomFloats(32, 65, -2.0f, -0.1f), B = randomFloats(seq * 4, 66),
+         C = randomFloats(seq * 4, 67), D = randomFloats(8, 68),
+         db = randomFloats(8, 69), h0 = randomFloats(32, 70);
+    std::vector<float> x, z;
+    for (int64_t t = 0; t < seq; ++t)
+      for (int64_t c = 0; c < 16; ++c)
+        (c < 8 ? x : z).push_back(xz[t * 16 + c]);
+    Tensor<float> rb = toRef(b, {8});
+    auto [xc, st] = ref::causalConv1d(toRef(x, {1, seq, 8}), toRef(w, {8, 4}),
+                                      &rb, toRef(s, {1, 8, 3}), true);
+    Tensor<float> rd = toRef(delta, {1, seq, 8}), rA = toRef(A, {8, 4}),
+                  rB = toRef(B, {1, seq, 4}), rC = toRef(C, {1, seq, 4}),
+                  rD = toRef(D, {8}), rz = toRef(z, {1, seq, 8}),
+                  rdb = toRef(db, {8}), rh0 = toRef(h0, {1, 8, 4});
+    ref::ScanOperands<float> ops{&xc, &rd, &rA, &rB, &rC};
+    ops.D = &rD;
+    ops.z = &rz;
+    ops.deltaBias = &rdb;
+    ops.initState = &rh0;
+    ops.deltaSoftplus = true;
+    auto [y, h] = ref::selectiveScan(ops);
+    auto out = k.run({buf(xz, {1, seq, 16}), buf(w, {8, 4}), buf(b, {8}),
+                      buf(s, {1, 8, 3}), buf(delta, {1, seq, 8}),
+                      buf(A, {8, 4}), buf(B, {1, seq, 4}), buf(C, {1, seq, 4}),
+                      buf(D, {8}), buf(db, {8}), buf(h0, {1, 8, 4})},
+                     {3, 3, 3});
+    expectClose(out[0], y, "conv + scan output, dynamic length");
+    expectClose(out[1], st, "conv state, dynamic length");
+    expectClose(out[2], h, "SSM state, dynamic length");
+  }
+}
+
+TEST_F(JambaToLinalgNumerics, CachedAttentionGQAWithHistory) {
+  // Two sequences with 3 and 5 cached positions, 4 new tokens each, 4 query
+  // heads over 2 kv heads (head_dim 8, capacity 12): the new rows land at
+  // cache_len[b] + s, rows past them stay as they were, and each query sees
+  // positions 0 .. cache_len[b] + s.
+  Kernel k(R"mlir(
+    func.func @f(%q: tensor<2x?x32xf32>, %k: tensor<2x?x16xf32>, %v: tensor<2x?x16xf32>,
+                 %kc: tensor<2x2x?x8xf32>, %vc: tensor<2x2x?x8xf32>, %len: tensor<2xi64>)
+        -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
+        attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+          : (tensor<2x?x32xf32>, tensor<2x?x16xf32>, tensor<2x?x16xf32>, tensor<2x2x?x8xf32>,
+             tensor<2x2x?x8xf32>, tensor<2xi64>)
+          -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
+      return %o, %k2, %v2 : tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto q = randomFloats(256, 50, -2.0f, 2.0f), kk = randomFloats(128, 51),
+       v = randomFloats(128, 52), kc = randomFloats(384, 53),
+       vc = randomFloats(384, 54);
+  std::vector<int64_t> len{3, 5};
+  // The reference first: the kernel may update the caches in place.
+  auto [o, rk, rv] = ref::cachedAttention<float>(
+      toRef(q, {2, 4, 32}), toRef(kk, {2, 4, 16}), toRef(v, {2, 4, 16}),
+      toRef(kc, {2, 2, 12, 8}), toRef(vc, {2, 2, 12, 8}), toRef(len, {2}), 4,
+      2);
+  auto out =
+      k.run({buf(q, {2, 4, 32}), buf(kk, {2, 4, 16}), buf(v, {2, 4, 16}),
+             buf(kc, {2, 2, 12, 8}), buf(vc, {2, 2, 12, 8}), buf(len, {2})},
+            {3, 4, 4});
+  expectClose(out[0], o, "cached_attention output");
+  expectClose(out[1], rk, "cached_attention k cache");
+  expectClose(out[2], rv, "cached_attention v cache");
+}
+
 } // namespace

@@ -262,6 +262,35 @@ TEST_F(ReferenceModelTest, DecomposedModelEqualsLayerLevelModel) {
         << "logit " << i;
 }
 
+TEST_F(ReferenceModelTest, DecomposedLastLogitsOnlyPrefill) {
+  // With num_logits_to_keep = 1 and a dynamic sequence, the decomposed
+  // lm_head slices the last position with index arithmetic.
+  ckpt::JambaConfig config = loadShared("jamba-tiny.json");
+  auto checkpoint = makeCheckpoint(config, 14);
+  ASSERT_TRUE(checkpoint);
+  ImportOptions lastOnly;
+  lastOnly.prefillLogitsToKeep = 1;
+  auto module =
+      importJambaModel(&context, config, lastOnly, UnknownLoc::get(&context));
+  ASSERT_TRUE(succeeded(module));
+  PassManager pm(&context, ModuleOp::getOperationName());
+  pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
+  ASSERT_TRUE(succeeded(pm.run(**module)));
+  OwningOpRef<ModuleOp> full = import(config);
+  GenerateOptions options;
+  options.promptIds = {5, 6, 7, 8};
+  options.steps = 3;
+  auto a = generateGreedy<double>(**module, *checkpoint, options);
+  auto b = generateGreedy<double>(*full, *checkpoint, options);
+  ASSERT_TRUE(succeeded(a) && succeeded(b));
+  // One prefill row (the last prompt position), then the decode rows.
+  ASSERT_EQ(a->rows, 1 + 3);
+  EXPECT_EQ(a->ids, b->ids);
+  for (int64_t v = 0; v < a->vocab; ++v)
+    EXPECT_NEAR(a->logits[v], b->logits[3 * b->vocab + v],
+                1e-6 * std::abs(b->logits[3 * b->vocab + v]) + 1e-9);
+}
+
 TEST_F(ReferenceModelTest, OutOfRangeTokenIdIsAnError) {
   ckpt::JambaConfig config = loadShared("jamba-tiny.json");
   auto checkpoint = makeCheckpoint(config, 1);

@@ -15,9 +15,9 @@ namespace mlir::jamba {
 
 /// Patterns lowering the jamba primitives (linear, expert_gemm, dequant,
 /// rms_norm, swiglu, combine_slots, router_topk, embedding, causal_conv1d,
-/// selective_scan) to linalg/tensor/arith/math/scf on tensors, in
-/// destination-passing style. Math in f32 (f64 for f64 tensors); int8
-/// weights are converted inside the K loop and scaled after it.
+/// selective_scan, cached_attention) to linalg/tensor/arith/math/scf on
+/// tensors, in destination-passing style. Math in f32 (f64 for f64 tensors);
+/// int8 weights are converted inside the K loop and scaled after it.
 void populateJambaToLinalgConversionPatterns(RewritePatternSet &patterns);
 
 /// Marks the ops `populateJambaToLinalgConversionPatterns` lowers illegal

@@ -22,8 +22,11 @@ def ConvertJambaToLinalgPass
     ready for one-shot bufferization. Dynamic sizes are read with
     `tensor.dim`. Lowered: `jamba.linear`, `jamba.expert_gemm`,
     `jamba.dequant`, `jamba.rms_norm`, `jamba.swiglu`, `jamba.combine_slots`,
-    `jamba.router_topk`, `jamba.embedding`, `jamba.causal_conv1d` and
-    `jamba.selective_scan`; layer-level ops (`jamba.moe`, `jamba.mlp`,
+    `jamba.router_topk`, `jamba.embedding`, `jamba.causal_conv1d`,
+    `jamba.selective_scan` and `jamba.cached_attention` (the KV rows
+    inserted into the caches with `tensor.insert_slice`, then `scf.for`
+    loops over batch, position and head computing the causal softmax in
+    f32 with max subtraction); layer-level ops (`jamba.moe`, `jamba.mlp`,
     `jamba.mamba_mixer`, `jamba.attention`, `jamba.lm_head`) are left alone.
 
     Numerics follow the reference kernels: accumulation in f32 (f64 when the
@@ -34,6 +37,12 @@ def ConvertJambaToLinalgPass
     of `jamba.expert_gemm`) clamp the id into range, so a bad id reads a
     valid row instead of outside the buffer; the runtime rejects such ids
     before running.
+
+    Function arguments carrying a `jamba.weight` name are marked
+    `bufferization.writable = false`: weights are read-only (the runtime maps
+    them), so bufferization copies instead of writing into them (elementwise
+    ops on a weight, such as `A = -exp(A_log)`, reuse their operand as the
+    output once `convert-elementwise-to-linalg` has run).
 
     Before:
 
@@ -74,6 +83,7 @@ def ConvertJambaToLinalgPass
     ```
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::bufferization::BufferizationDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::arith::ArithDialect",
                            "::mlir::math::MathDialect",

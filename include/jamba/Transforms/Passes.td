@@ -25,7 +25,9 @@ def JambaDecomposeLayersPass
     projections, `tensor.extract_slice`s for the x/z and dt/B/C splits,
     `jamba.causal_conv1d`, three `jamba.rms_norm`s, `A = -exp(A_log)` and
     `jamba.selective_scan`; `jamba.attention` becomes the q/k/v/o
-    projections around `jamba.cached_attention`. The primitives are what
+    projections around `jamba.cached_attention`; `jamba.lm_head` becomes a
+    `tensor.extract_slice` of its last `num_logits_to_keep` positions (none
+    when that is 0) and a `jamba.linear`. The primitives are what
     backends implement and what `jamba-fuse-dequant-into-gemm` fuses into.
 
     Before:
@@ -48,7 +50,8 @@ def JambaDecomposeLayersPass
   }];
   let options = [
     Option<"mixers", "mixers", "bool", /*default=*/"true",
-           "Also decompose jamba.mamba_mixer and jamba.attention">,
+           "Also decompose jamba.mamba_mixer, jamba.attention and "
+           "jamba.lm_head">,
   ];
   let dependentDialects = ["::mlir::jamba::JambaDialect",
                            "::mlir::arith::ArithDialect",

@@ -31,8 +31,9 @@ void populateFuseDequantIntoGemmPatterns(
 /// Patterns decomposing `jamba.moe` and `jamba.mlp` into primitives.
 void populateDecomposeFFNPatterns(RewritePatternSet &patterns);
 
-/// Patterns decomposing `jamba.mamba_mixer` and `jamba.attention` into
-/// primitives (plus tensor.extract_slice / collapse_shape, math.exp).
+/// Patterns decomposing `jamba.mamba_mixer`, `jamba.attention` and
+/// `jamba.lm_head` into primitives (plus tensor.extract_slice /
+/// collapse_shape, math.exp).
 void populateDecomposeMixerPatterns(RewritePatternSet &patterns);
 
 } // namespace mlir::jamba

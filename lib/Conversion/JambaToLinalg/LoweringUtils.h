@@ -89,6 +89,7 @@ void populateGemmLoweringPatterns(RewritePatternSet &patterns);
 void populateElementwiseLoweringPatterns(RewritePatternSet &patterns);
 void populateRouterLoweringPatterns(RewritePatternSet &patterns);
 void populateSequenceLoweringPatterns(RewritePatternSet &patterns);
+void populateAttentionLoweringPatterns(RewritePatternSet &patterns);
 
 } // namespace mlir::jamba::lowering
 

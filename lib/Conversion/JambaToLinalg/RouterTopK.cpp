@@ -220,6 +220,28 @@ struct RouterTopKLowering : OpConversionPattern<RouterTopKOp> {
       }
       shape.push_back(kSize);
       auto type = cast<RankedTensorType>(v.getType());
+      if (llvm::count_if(ArrayRef(shape).drop_back(), [](OpFoldResult s) {
+            return !getConstantIntValue(s);
+          }) > 1) {
+        // Two or more dynamic sizes in one group: MLIR 22's
+        // expand-strided-metadata crashes on such a memref.expand_shape, so
+        // gather the rows instead: out[i0, .., j] = v[flat(i0, ..), j].
+        return buildElementwise(
+            b, loc, ValueRange{}, {},
+            emptyTensor(b, loc, shape, type.getElementType()),
+            [&](OpBuilder &nb, Location l, ValueRange, Value) -> Value {
+              Value row = linalg::IndexOp::create(nb, l, 0);
+              for (int64_t i = 1; i + 1 < rank; ++i)
+                row = arith::AddIOp::create(
+                    nb, l,
+                    arith::MulIOp::create(
+                        nb, l, row,
+                        getValueOrCreateConstantIndexOp(nb, l, shape[i])),
+                    linalg::IndexOp::create(nb, l, i));
+              Value j = linalg::IndexOp::create(nb, l, rank - 1);
+              return tensor::ExtractOp::create(nb, l, v, ValueRange{row, j});
+            });
+      }
       return tensor::ExpandShapeOp::create(
           b, loc,
           RankedTensorType::get(staticShape(shape), type.getElementType()), v,
