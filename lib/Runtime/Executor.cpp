@@ -1,0 +1,498 @@
+//===- Executor.cpp - Running an artifact's entry points on the CPU -------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Binding (dims, memory plan, model ABI checks), kernel loading (dlopen),
+// weight binding, allocation and the packed-ABI calls. No model arithmetic:
+// the executor only fills argument arrays.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Executor.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <map>
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::makeError;
+
+namespace {
+
+uint64_t alignUp64(uint64_t value) {
+  return (value + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+}
+
+/// True when `e` is exactly the symbol `name` (one term).
+bool isSymbol(const DimExpr &e, const char *name) {
+  return e.terms.size() == 1 && e.terms[0].symbol == name;
+}
+
+/// True when `e` is the constant `value`.
+bool isConstant(const DimExpr &e, int64_t value) {
+  if (!e.isStatic())
+    return false;
+  int64_t product = 1;
+  for (const DimExpr::Term &t : e.terms)
+    product *= t.constant;
+  return product == value;
+}
+
+std::string shapeText(const std::vector<DimExpr> &shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    out += (i ? ", " : "") + shape[i].str();
+  return out + "]";
+}
+
+/// The architecture this runtime was built for, as an LLVM triple's first
+/// component.
+const char *hostArch() {
+#if defined(__x86_64__)
+  return "x86_64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#else
+  return "unknown";
+#endif
+}
+
+/// Checks that the artifact's CPU target can run here. Returns a note when
+/// the CPU name cannot be checked.
+Status checkCpuTarget(const TargetDesc &t, std::vector<std::string> &notes) {
+  if (t.kind != TargetDesc::Kind::Cpu)
+    return makeError("the artifact targets '", targetKindName(t.kind),
+                     "', this executor runs CPU artifacts");
+  std::string arch = t.triple.substr(0, t.triple.find('-'));
+  if (arch == "amd64")
+    arch = "x86_64";
+  if (arch == "arm64")
+    arch = "aarch64";
+  if (arch != hostArch())
+    return makeError("the artifact's kernels are built for '", t.triple,
+                     "', this machine is ", hostArch());
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  bool v2 = __builtin_cpu_supports("sse4.2") &&
+            __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("ssse3");
+  bool v3 = v2 && __builtin_cpu_supports("avx2") &&
+            __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2");
+  bool v4 = v3 && __builtin_cpu_supports("avx512f") &&
+            __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512dq") &&
+            __builtin_cpu_supports("avx512vl");
+  if (t.cpu == "x86-64" || t.cpu == "generic")
+    return Status::success();
+  if ((t.cpu == "x86-64-v2" && !v2) || (t.cpu == "x86-64-v3" && !v3) ||
+      (t.cpu == "x86-64-v4" && !v4))
+    return makeError("the artifact's kernels need an ", t.cpu,
+                     " CPU; this one lacks some of its instructions");
+  if (t.cpu == "x86-64-v2" || t.cpu == "x86-64-v3" || t.cpu == "x86-64-v4")
+    return Status::success();
+#endif
+  notes.push_back("target cpu '" + t.cpu +
+                  "' is not checked against this machine's instructions");
+  return Status::success();
+}
+
+/// Finds the model ABI's io buffers of entry point `name`.
+Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
+                      ModelEntry &out) {
+  const EntryPoint *e = m.findEntryPoint(name);
+  if (!e)
+    return makeError("the artifact has no entry point '", name, "'");
+  std::string where = std::string("entry point '") + name + "': ";
+  if (e->inputs.size() < 2 || e->outputs.empty())
+    return makeError(where,
+                     "expected inputs (token ids, cache lengths, ...) and "
+                     "outputs (logits, ...); it has ",
+                     e->inputs.size(), " inputs and ", e->outputs.size(),
+                     " outputs");
+  auto index = [&](const std::string &id) {
+    for (size_t i = 0; i < m.buffers.size(); ++i)
+      if (m.buffers[i].id == id)
+        return i;
+    return m.buffers.size();
+  };
+  out.name = name;
+  out.ids = index(e->inputs[0]);
+  out.cacheLen = index(e->inputs[1]);
+  out.logits = index(e->outputs[0]);
+  if (out.ids == m.buffers.size() || out.cacheLen == m.buffers.size() ||
+      out.logits == m.buffers.size())
+    return makeError(where, "an input or output buffer is not declared");
+  const BufferDesc &ids = m.buffers[out.ids];
+  const BufferDesc &len = m.buffers[out.cacheLen];
+  const BufferDesc &logits = m.buffers[out.logits];
+  auto seqOk = [&](const DimExpr &d) {
+    return isSymbol(d, kDimSeq) || (decode && isConstant(d, 1));
+  };
+  const char *seqText = decode ? "1" : "seq";
+  if (ids.kind != BufferDesc::Kind::Io || ids.dtype != DType::I32 ||
+      ids.shape.size() != 2 || !isSymbol(ids.shape[0], kDimBatch) ||
+      !seqOk(ids.shape[1]))
+    return makeError(where, "inputs[0] '", ids.id,
+                     "' must be the token ids, an io I32 buffer [batch, ",
+                     seqText, "]; it is ", bufferKindName(ids.kind), " ",
+                     ckpt::dtypeName(ids.dtype), " ", shapeText(ids.shape));
+  if (len.kind != BufferDesc::Kind::Io || len.dtype != DType::I64 ||
+      len.shape.size() != 1 || !isSymbol(len.shape[0], kDimBatch))
+    return makeError(where, "inputs[1] '", len.id,
+                     "' must be the cache lengths, an io I64 buffer [batch]; "
+                     "it is ",
+                     bufferKindName(len.kind), " ", ckpt::dtypeName(len.dtype),
+                     " ", shapeText(len.shape));
+  if (logits.kind != BufferDesc::Kind::Io || logits.dtype != DType::F32 ||
+      logits.shape.size() != 3 || !isSymbol(logits.shape[0], kDimBatch) ||
+      !(seqOk(logits.shape[1]) || isConstant(logits.shape[1], 1)) ||
+      !isConstant(logits.shape[2], m.config.vocabSize))
+    return makeError(where, "outputs[0] '", logits.id,
+                     "' must be the logits, an io F32 buffer [batch, ", seqText,
+                     decode ? "" : " or 1", ", ", m.config.vocabSize,
+                     "]; it is ", bufferKindName(logits.kind), " ",
+                     ckpt::dtypeName(logits.dtype), " ",
+                     shapeText(logits.shape));
+  out.lastLogitsOnly = isConstant(logits.shape[1], 1);
+  return Status::success();
+}
+
+void *allocateZeroed(uint64_t bytes) {
+  void *p = nullptr;
+  uint64_t size = alignUp64(std::max<uint64_t>(bytes, 1));
+  if (size > SIZE_MAX || ::posix_memalign(&p, kBufferAlignment, size) != 0)
+    return nullptr;
+  std::memset(p, 0, size);
+  return p;
+}
+
+std::string bytesText(uint64_t bytes) {
+  char buf[64];
+  if (bytes >= (uint64_t(1) << 30))
+    std::snprintf(buf, sizeof(buf), "%.2f GiB", double(bytes) / (1 << 30));
+  else if (bytes >= (uint64_t(1) << 20))
+    std::snprintf(buf, sizeof(buf), "%.2f MiB", double(bytes) / (1 << 20));
+  else
+    std::snprintf(buf, sizeof(buf), "%.1f KiB", double(bytes) / 1024);
+  return ckpt::concat(bytes, " bytes (", buf, ")");
+}
+
+} // namespace
+
+uint64_t rt::totalPlanBytes(const MemoryPlan &plan) {
+  return plan.weightBytes + plan.stateBytes + plan.arenaBytes + plan.ioBytes;
+}
+
+StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
+                                     const SessionOptions &options) {
+  const ArtifactManifest &m = artifact.manifest();
+  int64_t context = options.contextLength;
+  if (context == 0) {
+    const SymbolicDim *cap = m.findDim(kDimCapacity);
+    context = cap ? std::min<int64_t>(4096, cap->max) : 4096;
+  }
+  if (options.batch < 1)
+    return makeError("batch must be at least 1, got ", options.batch);
+  if (context < 1)
+    return makeError("context length must be at least 1, got ", context);
+  StatusOr<DimBindings> bindings =
+      bindDims(m, options.batch, context, options.seq);
+  if (!bindings.ok())
+    return bindings.status();
+  return planMemory(m, *bindings);
+}
+
+StatusOr<std::unique_ptr<CpuExecutor>>
+CpuExecutor::create(const Artifact &artifact, const SessionOptions &options) {
+  std::unique_ptr<CpuExecutor> ex(new CpuExecutor(artifact));
+  Status s = ex->prepare(options);
+  if (!s.ok())
+    return s;
+  return ex;
+}
+
+CpuExecutor::~CpuExecutor() {
+  for (void *p : allocations)
+    std::free(p);
+  for (void *h : handles)
+    ::dlclose(h);
+}
+
+Status CpuExecutor::prepare(const SessionOptions &options) {
+  const ArtifactManifest &m = art.manifest();
+  JAMBA_CKPT_RETURN_IF_ERROR(checkCpuTarget(m.target, noteList));
+  if (options.rank < 0 || options.rank >= m.ranks)
+    return makeError("rank ", options.rank, " is outside the artifact's 0..",
+                     m.ranks - 1);
+
+  // Dims and the plan, checked before anything is allocated.
+  StatusOr<MemoryPlan> plan = planSession(art, options);
+  if (!plan.ok())
+    return plan.status();
+  memPlan = std::move(*plan);
+  auto bound = [&](const char *name, int64_t fallback) {
+    auto it = memPlan.bindings.find(name);
+    return it == memPlan.bindings.end() ? fallback : it->second;
+  };
+  boundBatch = bound(kDimBatch, options.batch);
+  boundSeq = bound(kDimSeq, 1);
+  boundCapacity = bound(kDimCapacity, INT64_MAX);
+  vocabSize = m.config.vocabSize;
+  uint64_t total = totalPlanBytes(memPlan);
+  uint64_t limit = options.memoryLimitBytes;
+  const char *limitWhat = "the memory limit";
+  if (limit == 0) {
+    long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0)
+      limit = uint64_t(pages) * uint64_t(pageSize);
+    limitWhat = "this machine's memory";
+  }
+  if (limit && total > limit)
+    return makeError("the memory plan needs ", bytesText(total), " (weights ",
+                     memPlan.weightBytes, ", state ", memPlan.stateBytes,
+                     ", arena ", memPlan.arenaBytes, ", io ", memPlan.ioBytes,
+                     ") for batch ", boundBatch, " and context ", boundCapacity,
+                     "; ", limitWhat, " is ", bytesText(limit));
+
+  // The model ABI of the two entry points.
+  JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryPrefill, false, prefill));
+  JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryDecode, true, decode));
+
+  // Kernels: each file loaded once, each symbol resolved.
+  std::map<std::string, void *> fileHandles;
+  std::map<std::string, void (*)(void **)> kernelFns;
+  for (const KernelDesc &k : m.kernels) {
+    if (k.abi != "packed")
+      return makeError("kernel '", k.name, "': ABI '", k.abi,
+                       "' is not supported (this runtime knows 'packed')");
+    void *&handle = fileHandles[k.file];
+    if (!handle) {
+      std::string path = art.filePath(k.file);
+      ::dlerror();
+      handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (!handle) {
+        const char *why = ::dlerror();
+        return makeError("kernel file '", k.file, "': cannot load it: ",
+                         why ? why : "unknown dlopen error");
+      }
+      handles.push_back(handle);
+    }
+    ::dlerror();
+    void *sym = ::dlsym(handle, k.symbol.c_str());
+    const char *why = ::dlerror();
+    if (why || !sym)
+      return makeError("kernel '", k.name, "': symbol '", k.symbol,
+                       "' not found in '", k.file,
+                       "': ", why ? why : "null address");
+    kernelFns[k.name] = reinterpret_cast<void (*)(void **)>(sym);
+  }
+
+  // Weights: the mapped data in place, or an aligned copy.
+  std::map<std::string, void *> weightPtrs;
+  for (const WeightDesc &w : m.weights) {
+    if (w.rank != options.rank)
+      continue;
+    const ckpt::TensorInfo *t = art.weight(w.name, w.rank);
+    if (!t)
+      return makeError("weight '", w.name, "' (rank ", w.rank,
+                       ") is not mapped");
+    size_t elem = ckpt::dtypeSize(t->dtype);
+    uintptr_t address = reinterpret_cast<uintptr_t>(t->data);
+    if (elem > 1 && address % elem != 0) {
+      void *copy = allocateZeroed(t->nbytes);
+      if (!copy)
+        return makeError("cannot allocate ", t->nbytes, " bytes for weight '",
+                         w.name, "'");
+      allocations.push_back(copy);
+      if (t->nbytes)
+        std::memcpy(copy, t->data, t->nbytes);
+      noteList.push_back("weight '" + w.name +
+                         "' is not aligned to its element size in " + w.file +
+                         "; copied (" + std::to_string(t->nbytes) + " bytes)");
+      weightPtrs[w.name] = copy;
+    } else {
+      weightPtrs[w.name] = const_cast<uint8_t *>(t->data);
+    }
+  }
+
+  // Buffers: state and io get their own zeroed allocation; temps the arena.
+  buffers.assign(m.buffers.size(), nullptr);
+  rowBytes.assign(m.buffers.size(), 0);
+  for (size_t i = 0; i < m.buffers.size(); ++i) {
+    const BufferDesc &b = m.buffers[i];
+    if (b.kind == BufferDesc::Kind::Temp)
+      continue;
+    void *p = allocateZeroed(memPlan.bufferBytes[i]);
+    if (!p)
+      return makeError("cannot allocate ", memPlan.bufferBytes[i],
+                       " bytes for buffer '", b.id, "'");
+    allocations.push_back(p);
+    buffers[i] = p;
+    if (b.kind == BufferDesc::Kind::State && !b.shape.empty() &&
+        isSymbol(b.shape[0], kDimBatch))
+      rowBytes[i] = memPlan.bufferBytes[i] / uint64_t(boundBatch);
+  }
+  if (memPlan.arenaBytes) {
+    arena = allocateZeroed(memPlan.arenaBytes);
+    if (!arena)
+      return makeError("cannot allocate the ", memPlan.arenaBytes,
+                       " byte arena");
+    allocations.push_back(arena);
+  }
+
+  // Prepared argument arrays for every entry point.
+  std::map<std::string, size_t> bufferIndex;
+  for (size_t i = 0; i < m.buffers.size(); ++i)
+    bufferIndex[m.buffers[i].id] = i;
+  for (size_t e = 0; e < m.entryPoints.size(); ++e) {
+    const EntryPoint &ep = m.entryPoints[e];
+    PreparedEntry pe;
+    pe.name = ep.name;
+    for (size_t s = 0; s < ep.steps.size(); ++s) {
+      const Step &step = ep.steps[s];
+      PreparedStep ps;
+      ps.fn = kernelFns[step.kernel];
+      if (!ps.fn)
+        return makeError("entry point '", ep.name, "': steps[", s,
+                         "]: kernel '", step.kernel, "' is not loaded");
+      size_t n = step.args.size();
+      ps.slots.resize(n);
+      ps.values.assign(n, 0);
+      for (size_t a = 0; a < n; ++a) {
+        const StepArg &arg = step.args[a];
+        ArgSlot &slot = ps.slots[a];
+        switch (arg.kind) {
+        case StepArg::Kind::Buffer: {
+          auto it = bufferIndex.find(arg.ref);
+          if (it == bufferIndex.end())
+            return makeError("entry point '", ep.name, "': steps[", s,
+                             "]: unknown buffer '", arg.ref, "'");
+          slot.buffer = it->second;
+          const BufferDesc &b = m.buffers[it->second];
+          if (b.kind == BufferDesc::Kind::Temp) {
+            int64_t offset = memPlan.arenaOffsets[e][it->second];
+            if (offset < 0)
+              return makeError("entry point '", ep.name, "': steps[", s,
+                               "]: temp buffer '", arg.ref, "' is not placed");
+            slot.kind = ArgSlot::Kind::TempBuffer;
+            void *address = static_cast<char *>(arena) + offset;
+            std::memcpy(&ps.values[a], &address, sizeof(address));
+          } else {
+            slot.kind = ArgSlot::Kind::Buffer;
+            slot.rowOffset = b.kind == BufferDesc::Kind::State;
+            void *address = buffers[it->second];
+            std::memcpy(&ps.values[a], &address, sizeof(address));
+          }
+          break;
+        }
+        case StepArg::Kind::Weight: {
+          auto it = weightPtrs.find(arg.ref);
+          if (it == weightPtrs.end())
+            return makeError("entry point '", ep.name, "': steps[", s,
+                             "]: weight '", arg.ref, "' has no rank ",
+                             options.rank, " tensor");
+          std::memcpy(&ps.values[a], &it->second, sizeof(void *));
+          break;
+        }
+        case StepArg::Kind::Dim:
+          slot.kind = ArgSlot::Kind::Dim;
+          if (arg.ref == kDimBatch)
+            slot.dim = 0;
+          else if (arg.ref == kDimSeq)
+            slot.dim = 1;
+          else if (arg.ref == kDimCapacity)
+            slot.dim = 2;
+          else
+            return makeError("entry point '", ep.name, "': steps[", s,
+                             "]: dimension '", arg.ref, "' is not known");
+          break;
+        case StepArg::Kind::I64:
+          std::memcpy(&ps.values[a], &arg.i64, sizeof(int64_t));
+          break;
+        case StepArg::Kind::F64:
+          std::memcpy(&ps.values[a], &arg.f64, sizeof(double));
+          break;
+        }
+      }
+      pe.steps.push_back(std::move(ps));
+    }
+    entries.push_back(std::move(pe));
+  }
+  // Pointers into `values` are taken once the vectors no longer move.
+  for (PreparedEntry &pe : entries)
+    for (PreparedStep &ps : pe.steps) {
+      ps.args.resize(ps.values.size());
+      for (size_t a = 0; a < ps.values.size(); ++a)
+        ps.args[a] = &ps.values[a];
+    }
+  return Status::success();
+}
+
+void *CpuExecutor::bufferData(std::string_view id) {
+  const ArtifactManifest &m = art.manifest();
+  for (size_t i = 0; i < m.buffers.size(); ++i)
+    if (m.buffers[i].id == id)
+      return buffers[i];
+  return nullptr;
+}
+
+void CpuExecutor::zeroStates(int64_t firstRow, int64_t count) {
+  const ArtifactManifest &m = art.manifest();
+  for (size_t i = 0; i < m.buffers.size(); ++i) {
+    if (m.buffers[i].kind != BufferDesc::Kind::State)
+      continue;
+    if (rowBytes[i] == 0 || firstRow < 0 || count < 0 ||
+        firstRow + count > boundBatch) {
+      std::memset(buffers[i], 0, memPlan.bufferBytes[i]);
+      continue;
+    }
+    std::memset(static_cast<char *>(buffers[i]) + firstRow * rowBytes[i], 0,
+                count * rowBytes[i]);
+  }
+}
+
+Status CpuExecutor::run(std::string_view name, const CallDims &dims) {
+  PreparedEntry *entry = nullptr;
+  for (PreparedEntry &e : entries)
+    if (e.name == name)
+      entry = &e;
+  if (!entry)
+    return makeError("the artifact has no entry point '", name, "'");
+  if (dims.batch < 1 || dims.firstRow < 0 ||
+      dims.firstRow + dims.batch > boundBatch)
+    return makeError("entry point '", name, "': rows ", dims.firstRow, "..",
+                     dims.firstRow + dims.batch - 1,
+                     " are outside the bound batch of ", boundBatch);
+  if (dims.seq < 1 || dims.seq > boundSeq)
+    return makeError("entry point '", name, "': seq ", dims.seq,
+                     " is outside 1..", boundSeq, " (the bound seq)");
+  bool partial = dims.firstRow != 0 || dims.batch != boundBatch;
+  int64_t dimValues[3] = {dims.batch, dims.seq, boundCapacity};
+  const ArtifactManifest &m = art.manifest();
+  // Fill every slot first, so that a refusal happens before any kernel runs.
+  for (PreparedStep &ps : entry->steps)
+    for (size_t a = 0; a < ps.slots.size(); ++a) {
+      const ArgSlot &slot = ps.slots[a];
+      if (slot.kind == ArgSlot::Kind::Dim) {
+        std::memcpy(&ps.values[a], &dimValues[slot.dim], sizeof(int64_t));
+      } else if (slot.kind == ArgSlot::Kind::Buffer && slot.rowOffset) {
+        if (partial && rowBytes[slot.buffer] == 0)
+          return makeError("entry point '", name, "': state buffer '",
+                           m.buffers[slot.buffer].id,
+                           "' does not lead with the batch dim, so rows ",
+                           dims.firstRow, "..", dims.firstRow + dims.batch - 1,
+                           " of ", boundBatch, " cannot run alone");
+        void *address = static_cast<char *>(buffers[slot.buffer]) +
+                        uint64_t(dims.firstRow) * rowBytes[slot.buffer];
+        std::memcpy(&ps.values[a], &address, sizeof(address));
+      }
+    }
+  for (PreparedStep &ps : entry->steps)
+    ps.fn(ps.args.data());
+  return Status::success();
+}

@@ -1,0 +1,322 @@
+//===- Generate.cpp - Prefill, decode and sampling ------------------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::makeError;
+
+//===----------------------------------------------------------------------===//
+// Sampling
+//===----------------------------------------------------------------------===//
+
+uint64_t Rng::next() {
+  // SplitMix64 (Steele, Lea, Flood 2014): a Weyl sequence, then a mix.
+  state += 0x9e3779b97f4a7c15ull;
+  uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+double Rng::uniform() { return double(next() >> 11) * 0x1.0p-53; }
+
+Status rt::validateSampling(const SamplingOptions &o) {
+  if (!std::isfinite(o.temperature) || o.temperature < 0)
+    return makeError("temperature must be a finite number >= 0, got ",
+                     o.temperature);
+  if (o.topK < 0)
+    return makeError("top-k must be >= 0 (0: all ids), got ", o.topK);
+  if (!std::isfinite(o.topP) || o.topP <= 0 || o.topP > 1)
+    return makeError("top-p must be in (0, 1], got ", o.topP);
+  return Status::success();
+}
+
+int64_t rt::argmaxIndex(const float *values, int64_t n) {
+  int64_t best = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if (std::isnan(values[i]))
+      continue;
+    if (best < 0 || values[i] > values[best])
+      best = i;
+  }
+  return best;
+}
+
+StatusOr<int64_t> rt::sampleNext(const float *logits, int64_t vocab,
+                                 const SamplingOptions &options, Rng &rng) {
+  JAMBA_CKPT_RETURN_IF_ERROR(validateSampling(options));
+  for (int64_t i = 0; i < vocab; ++i)
+    if (std::isnan(logits[i]))
+      return makeError("the logits hold NaN (id ", i, ")");
+  int64_t best = argmaxIndex(logits, vocab);
+  if (best < 0 || logits[best] == -INFINITY)
+    return makeError("no id has a finite logit");
+  // Greedy, or a +inf logit, which takes all the probability.
+  if (options.isGreedy() || logits[best] == INFINITY)
+    return best;
+
+  std::vector<int64_t> order;
+  order.reserve(size_t(vocab));
+  for (int64_t i = 0; i < vocab; ++i)
+    if (logits[i] != -INFINITY)
+      order.push_back(i);
+  auto before = [&](int64_t a, int64_t b) {
+    return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
+  };
+  size_t keep = order.size();
+  if (options.topK > 0 && size_t(options.topK) < keep) {
+    keep = size_t(options.topK);
+    std::partial_sort(order.begin(), order.begin() + keep, order.end(), before);
+    order.resize(keep);
+  } else {
+    std::sort(order.begin(), order.end(), before);
+  }
+
+  // Softmax of logit / temperature over the kept ids, in double.
+  std::vector<double> prob(keep);
+  double top = double(logits[order[0]]) / options.temperature, sum = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    prob[i] = std::exp(double(logits[order[i]]) / options.temperature - top);
+    sum += prob[i];
+  }
+  for (double &p : prob)
+    p /= sum;
+
+  // Top-p: the smallest prefix whose probability reaches top_p.
+  if (options.topP < 1) {
+    double cumulative = 0;
+    size_t n = 0;
+    while (n < keep) {
+      cumulative += prob[n++];
+      if (cumulative >= options.topP)
+        break;
+    }
+    keep = n;
+  }
+  double total = 0;
+  for (size_t i = 0; i < keep; ++i)
+    total += prob[i];
+  double u = rng.uniform() * total, cumulative = 0;
+  for (size_t i = 0; i < keep; ++i) {
+    cumulative += prob[i];
+    if (u < cumulative)
+      return order[i];
+  }
+  return order[keep - 1];
+}
+
+//===----------------------------------------------------------------------===//
+// Generation
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// One generation run's bookkeeping over the executor.
+struct Runner {
+  CpuExecutor &ex;
+  const GenerateOptions &options;
+  GenerationResult &result;
+  std::vector<int64_t> cacheLen;
+  /// Per row: the logits of its most recent position.
+  std::vector<std::vector<float>> last;
+
+  /// Runs `entry` on rows [first, first + rows) with `seq` tokens each:
+  /// tokens(r, s) gives row first + r's s-th token; `feeds(r)` says whether
+  /// the row really consumes them (its cache length advances and its logits
+  /// are kept).
+  template <class Tokens, class Feeds>
+  Status call(const ModelEntry &entry, int64_t first, int64_t rows, int64_t seq,
+              Tokens tokens, Feeds feeds) {
+    int64_t vocab = ex.vocab();
+    auto *ids = static_cast<int32_t *>(ex.bufferData(entry.ids));
+    auto *lens = static_cast<int64_t *>(ex.bufferData(entry.cacheLen));
+    for (int64_t r = 0; r < rows; ++r) {
+      lens[r] = cacheLen[size_t(first + r)];
+      for (int64_t s = 0; s < seq; ++s)
+        ids[r * seq + s] = static_cast<int32_t>(tokens(r, s));
+    }
+    CallDims dims;
+    dims.firstRow = first;
+    dims.batch = rows;
+    dims.seq = seq;
+    JAMBA_CKPT_RETURN_IF_ERROR(ex.run(entry.name, dims));
+    const auto *logits =
+        static_cast<const float *>(ex.bufferData(entry.logits));
+    // Positions per row in the logits: seq, or 1 (the last) when the entry
+    // point keeps only the last position's.
+    int64_t positions = entry.lastLogitsOnly ? 1 : seq;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (!feeds(r))
+        continue;
+      size_t row = size_t(first + r);
+      cacheLen[row] += seq;
+      const float *rowLogits = logits + r * positions * vocab;
+      if (options.recordLogits) {
+        SequenceOutput &out = result.sequences[row];
+        out.logits.insert(out.logits.end(), rowLogits,
+                          rowLogits + positions * vocab);
+        out.rows += positions;
+      }
+      last[row].assign(rowLogits + (positions - 1) * vocab,
+                       rowLogits + positions * vocab);
+    }
+    return Status::success();
+  }
+};
+
+} // namespace
+
+StatusOr<GenerationResult>
+rt::generate(CpuExecutor &ex, const std::vector<std::vector<int64_t>> &prompts,
+             const GenerateOptions &options) {
+  const int64_t batch = static_cast<int64_t>(prompts.size());
+  const int64_t vocab = ex.vocab();
+  const int64_t n = options.maxNewTokens;
+  if (batch == 0)
+    return makeError("no prompt given");
+  if (batch > ex.batch())
+    return makeError(batch, " prompts but the session runs at most ",
+                     ex.batch(), " sequences at once (its batch)");
+  if (n < 0)
+    return makeError("the number of ids to generate must be >= 0, got ", n);
+  JAMBA_CKPT_RETURN_IF_ERROR(validateSampling(options.sampling));
+  if (options.recordLogits && ex.prefillEntry().lastLogitsOnly)
+    return makeError("the artifact's prefill keeps only the last position's "
+                     "logits, so the logits of every prompt position cannot "
+                     "be recorded");
+  for (int64_t b = 0; b < batch; ++b) {
+    const std::vector<int64_t> &p = prompts[size_t(b)];
+    if (p.empty())
+      return makeError("prompt ", b, " is empty");
+    for (size_t i = 0; i < p.size(); ++i)
+      if (p[i] < 0 || p[i] >= vocab)
+        return makeError("prompt ", b, ": id ", p[i], " at position ", i,
+                         " is outside the vocabulary [0, ", vocab, ")");
+    int64_t need = int64_t(p.size()) + n;
+    if (need > ex.capacity())
+      return makeError("sequence ", b, " needs ", need, " cache positions (",
+                       p.size(), " prompt + ", n,
+                       " generated ids) but the context length (KV capacity) "
+                       "is ",
+                       ex.capacity());
+  }
+  std::vector<int64_t> eos = options.eosIds;
+  if (eos.empty())
+    eos = ex.manifest().config.eosTokenIds;
+
+  GenerationResult result;
+  result.vocab = vocab;
+  result.sequences.resize(size_t(batch));
+  Runner runner{ex, options, result, std::vector<int64_t>(size_t(batch), 0),
+                std::vector<std::vector<float>>(size_t(batch))};
+  ex.zeroStates(0, batch);
+  auto feedAll = [](int64_t) { return true; };
+
+  // Prefill: the common prefix for all rows together, then each row's rest
+  // alone; both in chunks of at most the bound seq.
+  Clock::time_point start = Clock::now();
+  size_t common = prompts[0].size();
+  for (const auto &p : prompts)
+    common = std::min(common, p.size());
+  const ModelEntry &pre = ex.prefillEntry();
+  for (size_t at = 0; at < common;) {
+    int64_t seq = std::min<int64_t>(ex.seq(), int64_t(common - at));
+    JAMBA_CKPT_RETURN_IF_ERROR(runner.call(
+        pre, 0, batch, seq,
+        [&](int64_t r, int64_t s) { return prompts[size_t(r)][at + s]; },
+        feedAll));
+    ++result.prefillCalls;
+    at += size_t(seq);
+  }
+  for (int64_t b = 0; b < batch; ++b) {
+    const std::vector<int64_t> &p = prompts[size_t(b)];
+    for (size_t at = common; at < p.size();) {
+      int64_t seq = std::min<int64_t>(ex.seq(), int64_t(p.size() - at));
+      JAMBA_CKPT_RETURN_IF_ERROR(runner.call(
+          pre, b, 1, seq, [&](int64_t, int64_t s) { return p[at + s]; },
+          feedAll));
+      ++result.prefillCalls;
+      at += size_t(seq);
+    }
+    result.prefillTokens += int64_t(p.size());
+  }
+  result.prefillSeconds = secondsSince(start);
+
+  // Decode: choose id j from the latest logits, then feed it.
+  start = Clock::now();
+  std::vector<Rng> rngs;
+  for (int64_t b = 0; b < batch; ++b)
+    rngs.emplace_back(options.sampling.seed ^
+                      (0xd1b54a32d192ed03ull * uint64_t(b + 1)));
+  auto choose = [&](int64_t b) -> Status {
+    SequenceOutput &out = result.sequences[size_t(b)];
+    StatusOr<int64_t> id = sampleNext(runner.last[size_t(b)].data(), vocab,
+                                      options.sampling, rngs[size_t(b)]);
+    if (!id.ok())
+      return makeError("sequence ", b, ", generated id ", out.ids.size(), ": ",
+                       id.status().message());
+    out.ids.push_back(*id);
+    if (options.stopOnEos &&
+        std::find(eos.begin(), eos.end(), *id) != eos.end())
+      out.stoppedOnEos = true;
+    return Status::success();
+  };
+  if (n > 0)
+    for (int64_t b = 0; b < batch; ++b)
+      JAMBA_CKPT_RETURN_IF_ERROR(choose(b));
+  const ModelEntry &dec = ex.decodeEntry();
+  for (int64_t j = 0; j < n; ++j) {
+    // Rows holding an id j to feed.
+    auto active = [&](int64_t b) {
+      return int64_t(result.sequences[size_t(b)].ids.size()) == j + 1;
+    };
+    int64_t lo = -1, hi = -1;
+    for (int64_t b = 0; b < batch; ++b)
+      if (active(b)) {
+        if (lo < 0)
+          lo = b;
+        hi = b;
+      }
+    if (lo < 0)
+      break;
+    JAMBA_CKPT_RETURN_IF_ERROR(runner.call(
+        dec, lo, hi - lo + 1, 1,
+        [&](int64_t r, int64_t) {
+          const std::vector<int64_t> &ids =
+              result.sequences[size_t(lo + r)].ids;
+          return ids.empty() ? prompts[size_t(lo + r)].back() : ids.back();
+        },
+        [&](int64_t r) { return active(lo + r); }));
+    ++result.decodeCalls;
+    for (int64_t b = lo; b <= hi; ++b) {
+      if (!active(b))
+        continue;
+      ++result.decodeTokens;
+      const SequenceOutput &out = result.sequences[size_t(b)];
+      if (int64_t(out.ids.size()) < n && !out.stoppedOnEos)
+        JAMBA_CKPT_RETURN_IF_ERROR(choose(b));
+    }
+  }
+  result.decodeSeconds = secondsSince(start);
+  if (!options.recordLogits)
+    for (SequenceOutput &out : result.sequences)
+      out.rows = 0;
+  return result;
+}

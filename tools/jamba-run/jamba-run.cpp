@@ -1,0 +1,310 @@
+//===- jamba-run.cpp - Generate with a compiled artifact ------------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+//   jamba-run ARTIFACT --prompt-ids 1,17,42 -n 8 [--seed S] [--temperature T]
+//             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
+//             [--ignore-eos] [--logits-out F.npy]
+//
+// Loads and validates the artifact, binds it for the sequences and context
+// length, prints the generated ids of each sequence on one line,
+// comma-separated (same convention as jamba-interpret), writes the logits as
+// .npy and prints the memory plan and prefill/decode tokens/s on stderr. A
+// thin main over lib/Runtime (docs/Runtime.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Checkpoint/Npy.h"
+#include "jamba/Runtime/Executor.h"
+#include "jamba/Runtime/Generate.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace jamba;
+using namespace jamba::rt;
+
+static const char kUsage[] =
+    R"(usage: jamba-run ARTIFACT_DIR --prompt-ids 1,17,42 [options]
+
+Generates ids with a compiled artifact on this CPU. Prints the generated ids
+of each sequence on one line, comma-separated; the memory plan, notes and
+tokens/s go to stderr. Any problem is one line `jamba-run: error: ...` and a
+non-zero exit.
+
+options:
+  --prompt-ids IDS   comma-separated prompt ids; repeat the option for
+                     several sequences (run together)
+  -n N               ids to generate per sequence (default 8)
+  --batch B          run B copies of the (single) prompt together
+  --context C        tokens per sequence the KV cache holds (default: the
+                     longest prompt + N)
+  --seq S            prompt tokens per prefill call (default: min(context,
+                     the artifact's largest))
+  --temperature T    0 (default): greedy; else sample from softmax(logits/T)
+  --top-k K          sample among the K most likely ids (0: all)
+  --top-p P          sample among the smallest set reaching probability P
+  --seed S           seed of the sampler (default 0)
+  --ignore-eos       do not stop at the model's EOS ids
+  --logits-out F     write the logits of every prompt position and decode
+                     step as float32 .npy [rows, vocab]; with several
+                     sequences, F with .npy replaced by .I.npy per sequence
+  --help             print this message
+)";
+
+static int fail(const std::string &message) {
+  std::fprintf(stderr, "jamba-run: error: %s\n", message.c_str());
+  return 1;
+}
+
+static bool parseInt(const char *text, int64_t &out) {
+  if (!text || !*text)
+    return false;
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(text, &end, 10);
+  if (errno || *end)
+    return false;
+  out = v;
+  return true;
+}
+
+static bool parseU64(const char *text, uint64_t &out) {
+  if (!text || !*text || *text == '-')
+    return false;
+  char *end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno || *end)
+    return false;
+  out = v;
+  return true;
+}
+
+static bool parseDouble(const char *text, double &out) {
+  if (!text || !*text)
+    return false;
+  char *end = nullptr;
+  errno = 0;
+  double v = std::strtod(text, &end);
+  if (errno || *end || !std::isfinite(v))
+    return false;
+  out = v;
+  return true;
+}
+
+/// Parses "1,17,42" strictly: non-negative decimal integers, no empty items.
+static bool parseIds(const std::string &text, std::vector<int64_t> &ids,
+                     std::string &error) {
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(
+        start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    std::string trimmed =
+        b == std::string::npos ? std::string() : item.substr(b, e - b + 1);
+    int64_t id;
+    if (trimmed.empty() || trimmed[0] == '+' || trimmed[0] == '-' ||
+        !parseInt(trimmed.c_str(), id) || id < 0) {
+      error = "--prompt-ids: '" + item +
+              "' is not a non-negative integer (expected e.g. 1,17,42)";
+      return false;
+    }
+    ids.push_back(id);
+    if (comma == std::string::npos)
+      return true;
+    start = comma + 1;
+  }
+}
+
+static double seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+int main(int argc, char **argv) {
+  std::string artifactDir, logitsOut;
+  std::vector<std::vector<int64_t>> prompts;
+  int64_t steps = 8, batch = 0, context = 0, seq = 0;
+  GenerateOptions options;
+
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char *&out) {
+      if (i + 1 >= argc)
+        return false;
+      out = argv[++i];
+      return true;
+    };
+    const char *v = nullptr;
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (arg == "--ignore-eos") {
+      options.stopOnEos = false;
+      continue;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      if (!value(v))
+        return fail("option " + arg + " needs a value");
+      std::string text = v;
+      if (arg == "--prompt-ids") {
+        std::vector<int64_t> ids;
+        std::string error;
+        if (!parseIds(text, ids, error))
+          return fail(error);
+        prompts.push_back(std::move(ids));
+      } else if (arg == "-n") {
+        if (!parseInt(v, steps) || steps < 0)
+          return fail("-n must be a non-negative integer, got '" + text + "'");
+      } else if (arg == "--batch") {
+        if (!parseInt(v, batch) || batch < 1)
+          return fail("--batch must be a positive integer, got '" + text + "'");
+      } else if (arg == "--context") {
+        if (!parseInt(v, context) || context < 1)
+          return fail("--context must be a positive integer, got '" + text +
+                      "'");
+      } else if (arg == "--seq") {
+        if (!parseInt(v, seq) || seq < 1)
+          return fail("--seq must be a positive integer, got '" + text + "'");
+      } else if (arg == "--seed") {
+        if (!parseU64(v, options.sampling.seed))
+          return fail("--seed must be a non-negative integer, got '" + text +
+                      "'");
+      } else if (arg == "--temperature") {
+        if (!parseDouble(v, options.sampling.temperature) ||
+            options.sampling.temperature < 0)
+          return fail("--temperature must be a finite number >= 0, got '" +
+                      text + "'");
+      } else if (arg == "--top-k") {
+        if (!parseInt(v, options.sampling.topK) || options.sampling.topK < 0)
+          return fail("--top-k must be a non-negative integer, got '" + text +
+                      "'");
+      } else if (arg == "--top-p") {
+        if (!parseDouble(v, options.sampling.topP) ||
+            options.sampling.topP <= 0 || options.sampling.topP > 1)
+          return fail("--top-p must be a number in (0, 1], got '" + text + "'");
+      } else if (arg == "--logits-out") {
+        logitsOut = text;
+      } else {
+        return fail("unknown option '" + arg + "' (see --help)");
+      }
+      continue;
+    }
+    if (!artifactDir.empty())
+      return fail("more than one artifact directory given ('" + artifactDir +
+                  "' and '" + arg + "')");
+    artifactDir = arg;
+  }
+  if (artifactDir.empty())
+    return fail("no artifact directory given (see --help)");
+  if (prompts.empty())
+    return fail("--prompt-ids is required");
+  if (batch > 0) {
+    if (prompts.size() == 1)
+      prompts.assign(size_t(batch), prompts[0]);
+    else if (int64_t(prompts.size()) != batch)
+      return fail(ckpt::concat("--batch ", batch, " but ", prompts.size(),
+                               " prompts given (use one prompt to repeat it)"));
+  }
+
+  auto loadStart = std::chrono::steady_clock::now();
+  auto opened = Artifact::open(artifactDir);
+  if (!opened.ok())
+    return fail(opened.status().message());
+  const Artifact &artifact = **opened;
+
+  // The context: what the longest sequence needs, unless given.
+  size_t longest = 0;
+  for (const auto &p : prompts)
+    longest = std::max(longest, p.size());
+  int64_t needed = int64_t(longest) + steps;
+  if (context == 0) {
+    const SymbolicDim *cap = artifact.manifest().findDim(kDimCapacity);
+    if (cap && needed > cap->max)
+      return fail(ckpt::concat("the longest prompt (", longest, " ids) + ",
+                               steps, " generated ids need a context of ",
+                               needed, "; the artifact supports at most ",
+                               cap->max));
+    context = needed;
+  }
+  SessionOptions session;
+  session.batch = int64_t(prompts.size());
+  session.contextLength = context;
+  if (seq)
+    session.seq = seq;
+  auto plan = planSession(artifact, session);
+  if (!plan.ok())
+    return fail(plan.status().message());
+  auto bound = [&](const char *name) {
+    auto it = plan->bindings.find(name);
+    return it == plan->bindings.end() ? int64_t(0) : it->second;
+  };
+  std::fprintf(
+      stderr,
+      "jamba-run: plan for batch %" PRId64 ", context %" PRId64 ", seq %" PRId64
+      ": weights %" PRIu64 ", state %" PRIu64 ", arena %" PRIu64 ", io %" PRIu64
+      " bytes (%" PRIu64 " in all)\n",
+      bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq), plan->weightBytes,
+      plan->stateBytes, plan->arenaBytes, plan->ioBytes, totalPlanBytes(*plan));
+  auto executor = CpuExecutor::create(artifact, session);
+  if (!executor.ok())
+    return fail(executor.status().message());
+  for (const std::string &note : (*executor)->notes())
+    std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
+  double loadSeconds = seconds(loadStart);
+
+  options.maxNewTokens = steps;
+  options.recordLogits = !logitsOut.empty();
+  auto result = generate(**executor, prompts, options);
+  if (!result.ok())
+    return fail(result.status().message());
+
+  for (const SequenceOutput &out : result->sequences) {
+    std::string line;
+    for (size_t i = 0; i < out.ids.size(); ++i)
+      line += (i ? "," : "") + std::to_string(out.ids[i]);
+    std::printf("%s\n", line.c_str());
+  }
+  std::fflush(stdout);
+
+  if (!logitsOut.empty()) {
+    for (size_t b = 0; b < result->sequences.size(); ++b) {
+      std::string path = logitsOut;
+      if (result->sequences.size() > 1) {
+        std::string suffix = "." + std::to_string(b) + ".npy";
+        if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0)
+          path = path.substr(0, path.size() - 4) + suffix;
+        else
+          path += suffix;
+      }
+      const SequenceOutput &out = result->sequences[b];
+      ckpt::Status s =
+          ckpt::writeNpyF32(path, {out.rows, result->vocab}, out.logits);
+      if (!s.ok())
+        return fail(s.message());
+    }
+  }
+
+  const GenerationResult &r = *result;
+  std::fprintf(stderr,
+               "jamba-run: load %.3f s, prefill %" PRId64
+               " tokens in %.3f s (%.2f tok/s), decode %" PRId64
+               " tokens in %.3f s (%.2f tok/s)\n",
+               loadSeconds, r.prefillTokens, r.prefillSeconds,
+               r.prefillSeconds > 0 ? r.prefillTokens / r.prefillSeconds : 0.0,
+               r.decodeTokens, r.decodeSeconds,
+               r.decodeSeconds > 0 ? r.decodeTokens / r.decodeSeconds : 0.0);
+  return 0;
+}

@@ -1,0 +1,503 @@
+//===- ExecutorTest.cpp - The CPU executor and generation -----------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The plumbing of CpuExecutor and rt::generate, checked with the test kernels
+// of TestKernels.cpp (a toy rule over the KV cache, see there): argument
+// order, per-call dims, in-place state across calls, cache lengths, chunked
+// prefill, batch packing and row offsets, EOS; and the refusals (dims above
+// the maxima, capacity too small, a kernels file that is no shared object,
+// a missing symbol, a plan above the memory limit, a non-model artifact).
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestArtifact.h"
+
+#include "jamba/Runtime/Executor.h"
+#include "jamba/Runtime/Generate.h"
+#include "jamba/Runtime/jamba_runtime.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using namespace jamba::rt::testing;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class ExecutorTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") +
+                       "/jamba-executor-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+
+  std::unique_ptr<Artifact> open(const TestArtifactOptions &o = {}) {
+    std::string dir = root + "/a" + std::to_string(counter++);
+    Status s = writeTestArtifact(dir, o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    auto opened = Artifact::open(dir);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }
+
+  std::unique_ptr<CpuExecutor> session(const Artifact &a,
+                                       const SessionOptions &o) {
+    auto ex = CpuExecutor::create(a, o);
+    EXPECT_TRUE(ex.ok()) << ex.status().message();
+    return ex.ok() ? std::move(*ex) : nullptr;
+  }
+
+  std::string root;
+  int counter = 0;
+};
+
+SessionOptions opts(int64_t batch, int64_t context,
+                    std::optional<int64_t> seq = std::nullopt) {
+  SessionOptions o;
+  o.batch = batch;
+  o.contextLength = context;
+  o.seq = seq;
+  return o;
+}
+
+/// The ids and logits rows the toy rule gives for `prompt` and n greedy ids.
+void expectToyRun(const std::vector<int64_t> &prompt, int64_t n,
+                  const SequenceOutput &out, bool logits) {
+  std::vector<int64_t> history;
+  std::vector<int64_t> expectedIds;
+  std::vector<int64_t> favoured; // per logits row
+  for (int64_t t : prompt) {
+    history.push_back(t);
+    favoured.push_back(testNext(history));
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    expectedIds.push_back(favoured.back());
+    history.push_back(expectedIds.back());
+    favoured.push_back(testNext(history));
+  }
+  EXPECT_EQ(out.ids, expectedIds);
+  if (!logits)
+    return;
+  ASSERT_EQ(out.rows, int64_t(prompt.size()) + n);
+  ASSERT_EQ(out.logits.size(), size_t(out.rows) * 128);
+  for (int64_t r = 0; r < out.rows; ++r)
+    for (int64_t v = 0; v < 128; ++v)
+      ASSERT_EQ(out.logits[size_t(r * 128 + v)],
+                testBias(v) + (v == favoured[size_t(r)] ? 10.0f : 0.0f))
+          << "row " << r << " id " << v;
+}
+
+GenerateOptions greedy(int64_t n, bool logits = true) {
+  GenerateOptions g;
+  g.maxNewTokens = n;
+  g.stopOnEos = false;
+  g.recordLogits = logits;
+  return g;
+}
+
+TEST_F(ExecutorTest, RunPassesDimsBuffersAndWeights) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  auto ex = session(*a, opts(3, 16, 4));
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->batch(), 3);
+  EXPECT_EQ(ex->seq(), 4);
+  EXPECT_EQ(ex->capacity(), 16);
+  // Rows 1..2, 3 tokens each, packed with row stride 3.
+  auto *ids = static_cast<int32_t *>(ex->bufferData("ids"));
+  auto *len = static_cast<int64_t *>(ex->bufferData("cache_len"));
+  for (int i = 0; i < 6; ++i)
+    ids[i] = 10 + i;
+  len[0] = len[1] = 0;
+  CallDims d;
+  d.firstRow = 1;
+  d.batch = 2;
+  d.seq = 3;
+  Status s = ex->run("prefill", d);
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto *logits = static_cast<float *>(ex->bufferData("logits"));
+  for (int r = 0; r < 2; ++r)
+    for (int t = 0; t < 3; ++t) {
+      std::vector<int64_t> history(ids + r * 3, ids + r * 3 + t + 1);
+      int64_t next = testNext(history);
+      EXPECT_EQ(logits[(r * 3 + t) * 128 + next], testBias(next) + 10.0f);
+      EXPECT_EQ(logits[(r * 3 + t) * 128 + (next + 1) % 128],
+                testBias((next + 1) % 128));
+    }
+  auto *ssm = static_cast<float *>(ex->bufferData("layers.0.ssm_state"));
+  auto *conv = static_cast<float *>(ex->bufferData("layers.0.conv_state"));
+  const int64_t ssmRow = 128 * 8, convRow = 128 * 3;
+  EXPECT_EQ(ssm[0], 0.0f) << "row 0 did not take part";
+  EXPECT_EQ(conv[0], 0.0f);
+  for (int r = 1; r <= 2; ++r) {
+    EXPECT_EQ(ssm[r * ssmRow + 0], 1.0f);   // one call
+    EXPECT_EQ(ssm[r * ssmRow + 1], 2.0f);   // call batch
+    EXPECT_EQ(ssm[r * ssmRow + 2], 3.0f);   // call seq
+    EXPECT_EQ(ssm[r * ssmRow + 3], 16.0f);  // capacity
+    EXPECT_EQ(ssm[r * ssmRow + 4], 0.0f);   // prefill
+    EXPECT_EQ(conv[r * convRow + 0], 3.0f); // tokens fed
+  }
+
+  // Out-of-range calls are refused without running.
+  d.firstRow = 2;
+  s = ex->run("prefill", d);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("outside the bound batch of 3"), std::string::npos)
+      << s.message();
+  d.firstRow = 0;
+  d.seq = 5;
+  s = ex->run("prefill", d);
+  EXPECT_NE(s.message().find("seq 5 is outside 1..4"), std::string::npos)
+      << s.message();
+  EXPECT_FALSE(ex->run("nope", CallDims()).ok());
+  EXPECT_EQ(ssm[1 * ssmRow], 1.0f);
+}
+
+TEST_F(ExecutorTest, GreedyBatchOneMatchesTheRule) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  auto ex = session(*a, opts(1, 64));
+  ASSERT_TRUE(ex);
+  std::vector<int64_t> prompt = {1, 17, 42};
+  auto r = generate(*ex, {prompt}, greedy(6));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  expectToyRun(prompt, 6, r->sequences[0], true);
+  EXPECT_EQ(r->prefillCalls, 1);
+  EXPECT_EQ(r->decodeCalls, 6);
+  EXPECT_EQ(r->prefillTokens, 3);
+  EXPECT_EQ(r->decodeTokens, 6);
+  // State persisted across the calls: 3 + 6 tokens in 7 calls.
+  auto *conv = static_cast<float *>(ex->bufferData("layers.0.conv_state"));
+  auto *ssm = static_cast<float *>(ex->bufferData("layers.0.ssm_state"));
+  EXPECT_EQ(conv[0], 9.0f);
+  EXPECT_EQ(ssm[0], 7.0f);
+  EXPECT_EQ(ssm[4], 1.0f); // last call was decode
+
+  // A second run starts fresh (states zeroed, cache length 0).
+  auto again = generate(*ex, {prompt}, greedy(6));
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->sequences[0].ids, r->sequences[0].ids);
+  EXPECT_EQ(conv[0], 9.0f);
+
+  // n = 0: the prompt's logits only.
+  auto none = generate(*ex, {prompt}, greedy(0));
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  expectToyRun(prompt, 0, none->sequences[0], true);
+}
+
+TEST_F(ExecutorTest, ChunkedPrefillEqualsOneShot) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  std::vector<int64_t> prompt = {5, 9, 100, 3, 77, 12, 1};
+  auto ex = session(*a, opts(1, 32, 2));
+  ASSERT_TRUE(ex);
+  auto r = generate(*ex, {prompt}, greedy(4));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->prefillCalls, 4); // 2 + 2 + 2 + 1
+  expectToyRun(prompt, 4, r->sequences[0], true);
+  auto whole = session(*a, opts(1, 32, 8));
+  auto w = generate(*whole, {prompt}, greedy(4));
+  ASSERT_TRUE(w.ok()) << w.status().message();
+  EXPECT_EQ(w->prefillCalls, 1);
+  EXPECT_EQ(w->sequences[0].logits, r->sequences[0].logits);
+}
+
+TEST_F(ExecutorTest, SequencesOfDifferentLengthsAtOnce) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  std::vector<std::vector<int64_t>> prompts = {
+      {1, 17, 42},
+      {4, 4, 4, 4, 4},
+      {99},
+      {7, 8, 9, 10, 11, 12, 13, 14, 15, 16}};
+  auto ex = session(*a, opts(4, 32, 4));
+  ASSERT_TRUE(ex);
+  auto r = generate(*ex, prompts, greedy(5));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->sequences.size(), 4u);
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    SCOPED_TRACE("sequence " + std::to_string(b));
+    expectToyRun(prompts[b], 5, r->sequences[b], true);
+  }
+  // Common prefix 1 (one joint call), then per-row rests in chunks of 4:
+  // row 0: 2 ids (1 call), row 1: 4 (1), row 2: none, row 3: 9 (3 calls).
+  EXPECT_EQ(r->prefillCalls, 1 + 1 + 1 + 3);
+  EXPECT_EQ(r->decodeCalls, 5);
+  EXPECT_EQ(r->prefillTokens, 19);
+
+  // Equal lengths: one joint prefill, the same ids as batch 1.
+  auto eq = generate(*ex, {{3, 1, 4}, {1, 5, 9}, {2, 6, 5}}, greedy(3));
+  ASSERT_TRUE(eq.ok()) << eq.status().message();
+  EXPECT_EQ(eq->prefillCalls, 1);
+  expectToyRun({2, 6, 5}, 3, eq->sequences[2], true);
+}
+
+TEST_F(ExecutorTest, PrefillKeepingTheLastLogitsOnly) {
+  TestArtifactOptions o;
+  o.prefillLastLogitsOnly = true;
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = session(*a, opts(2, 32, 2));
+  ASSERT_TRUE(ex);
+  EXPECT_TRUE(ex->prefillEntry().lastLogitsOnly);
+  std::vector<std::vector<int64_t>> prompts = {{1, 17, 42, 5, 6}, {8, 9}};
+  auto r = generate(*ex, prompts, greedy(4, /*logits=*/false));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  expectToyRun(prompts[0], 4, r->sequences[0], false);
+  expectToyRun(prompts[1], 4, r->sequences[1], false);
+  auto logged = generate(*ex, prompts, greedy(4, /*logits=*/true));
+  ASSERT_FALSE(logged.ok());
+  EXPECT_EQ(logged.status().message(),
+            "the artifact's prefill keeps only the last position's logits, so "
+            "the logits of every prompt position cannot be recorded");
+}
+
+TEST_F(ExecutorTest, StopsOnEos) {
+  // Find a prompt whose second generated id is x, and make x the EOS id.
+  std::vector<int64_t> prompt = {1, 17, 42};
+  std::vector<int64_t> h = prompt;
+  h.push_back(testNext(h));
+  int64_t second = testNext(h);
+  TestArtifactOptions o;
+  o.eosIds = {second};
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = session(*a, opts(2, 32));
+  ASSERT_TRUE(ex);
+  GenerateOptions g = greedy(6);
+  g.stopOnEos = true;
+  auto r = generate(*ex, {prompt, {3, 3}}, g);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->sequences[0].stoppedOnEos);
+  ASSERT_EQ(r->sequences[0].ids.size(), 2u);
+  EXPECT_EQ(r->sequences[0].ids[1], second);
+  EXPECT_EQ(r->sequences[0].rows, 3 + 2); // the EOS id was fed too
+  // The other sequence runs on, unaffected (unless it meets EOS itself).
+  const SequenceOutput &other = r->sequences[1];
+  if (!other.stoppedOnEos) {
+    EXPECT_EQ(other.ids.size(), 6u);
+    expectToyRun({3, 3}, 6, other, true);
+  }
+  // Explicit EOS ids override the config's.
+  g.eosIds = {999};
+  auto r2 = generate(*ex, {prompt}, g);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->sequences[0].ids.size(), 6u);
+}
+
+TEST_F(ExecutorTest, RefusesBadBindingsAndRuns) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  auto big = CpuExecutor::create(*a, opts(5, 16));
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find(
+                "batch (sequences at once) = 5 is outside what the artifact "
+                "supports (1..4)"),
+            std::string::npos)
+      << big.status().message();
+  auto longer = CpuExecutor::create(*a, opts(1, 65));
+  ASSERT_FALSE(longer.ok());
+  EXPECT_NE(longer.status().message().find("capacity (context length) = 65"),
+            std::string::npos)
+      << longer.status().message();
+  SessionOptions limited = opts(1, 64);
+  limited.memoryLimitBytes = 1000;
+  auto small = CpuExecutor::create(*a, limited);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("the memory limit is 1000 bytes"),
+            std::string::npos)
+      << small.status().message();
+
+  auto ex = session(*a, opts(2, 8));
+  ASSERT_TRUE(ex);
+  // Capacity: 5 + 4 > 8, refused before running (the state stays zero).
+  auto r = generate(*ex, {{1, 2, 3, 4, 5}}, greedy(4));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "sequence 0 needs 9 cache positions (5 prompt + 4 generated ids) "
+            "but the context length (KV capacity) is 8");
+  auto *ssm = static_cast<float *>(ex->bufferData("layers.0.ssm_state"));
+  EXPECT_EQ(ssm[0], 0.0f);
+  EXPECT_TRUE(generate(*ex, {{1, 2, 3, 4, 5}}, greedy(3)).ok());
+
+  auto bad = [&](std::vector<std::vector<int64_t>> prompts, GenerateOptions g) {
+    auto res = generate(*ex, prompts, g);
+    EXPECT_FALSE(res.ok());
+    return res.ok() ? std::string() : res.status().message();
+  };
+  EXPECT_EQ(bad({{1}, {2}, {3}}, greedy(1)),
+            "3 prompts but the session runs at most 2 sequences at once "
+            "(its batch)");
+  EXPECT_EQ(bad({}, greedy(1)), "no prompt given");
+  EXPECT_EQ(bad({{1}, {}}, greedy(1)), "prompt 1 is empty");
+  EXPECT_EQ(
+      bad({{1, 128}}, greedy(1)),
+      "prompt 0: id 128 at position 1 is outside the vocabulary [0, 128)");
+  EXPECT_EQ(bad({{-1}}, greedy(1)),
+            "prompt 0: id -1 at position 0 is outside the vocabulary [0, 128)");
+  EXPECT_EQ(bad({{1}}, greedy(-1)),
+            "the number of ids to generate must be >= 0, got -1");
+  GenerateOptions hot = greedy(1);
+  hot.sampling.temperature = -1;
+  EXPECT_EQ(bad({{1}}, hot),
+            "temperature must be a finite number >= 0, got -1");
+}
+
+TEST_F(ExecutorTest, KernelFileThatIsNotASharedObject) {
+  TestArtifactOptions o;
+  o.kernelBytes = "this is not an ELF file\n";
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = CpuExecutor::create(*a, opts(1, 16));
+  ASSERT_FALSE(ex.ok());
+  const std::string &m = ex.status().message();
+  EXPECT_NE(m.find("kernel file 'kernels/cpu.so': cannot load it: "),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("cpu.so"), m.find("cannot load it")) << m;
+  // dlerror's own words follow (glibc: "... invalid ELF header" or
+  // "file too short").
+  EXPECT_TRUE(m.find("ELF") != std::string::npos ||
+              m.find("too short") != std::string::npos)
+      << m;
+}
+
+TEST_F(ExecutorTest, MissingSymbol) {
+  TestArtifactOptions o;
+  o.prefillSymbol = "jamba_no_such_kernel";
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = CpuExecutor::create(*a, opts(1, 16));
+  ASSERT_FALSE(ex.ok());
+  const std::string &m = ex.status().message();
+  EXPECT_NE(m.find("kernel 'prefill_model': symbol 'jamba_no_such_kernel' not "
+                   "found in 'kernels/cpu.so': "),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("undefined symbol: jamba_no_such_kernel"), std::string::npos)
+      << m;
+}
+
+TEST_F(ExecutorTest, RefusesAnArtifactWithoutTheModelAbi) {
+  std::string dir = root + "/example";
+  ASSERT_TRUE(writeExampleArtifact(dir).ok());
+  auto a = Artifact::open(dir);
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  auto ex = CpuExecutor::create(**a, opts(1, 16));
+  ASSERT_FALSE(ex.ok());
+  EXPECT_EQ(ex.status().message(),
+            "entry point 'prefill': inputs[0] 'tokens' must be the token ids, "
+            "an io I32 buffer [batch, seq]; it is io I64 [batch, seq]");
+}
+
+TEST_F(ExecutorTest, PlanBeforeAllocating) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  auto plan = planSession(*a, opts(2, 64, 8));
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  // k and v caches: 2 * (2 rows * 2 heads * 64 * 16 * 4 bytes).
+  EXPECT_GE(plan->stateBytes, uint64_t(2 * 2 * 2 * 64 * 16 * 4));
+  EXPECT_EQ(plan->weightBytes, 128u * 4);
+  EXPECT_EQ(totalPlanBytes(*plan), plan->weightBytes + plan->stateBytes +
+                                       plan->arenaBytes + plan->ioBytes);
+  auto ex = session(*a, opts(2, 64, 8));
+  ASSERT_TRUE(ex);
+  EXPECT_EQ(ex->plan().stateBytes, plan->stateBytes);
+  EXPECT_EQ(
+      reinterpret_cast<uintptr_t>(ex->bufferData("layers.1.k_cache")) % 64, 0u);
+}
+
+//===----------------------------------------------------------------------===//
+// The C API
+//===----------------------------------------------------------------------===//
+
+TEST_F(ExecutorTest, CApi) {
+  std::string dir = root + "/capi";
+  ASSERT_TRUE(writeTestArtifact(dir).ok());
+  jamba_artifact *art = nullptr;
+  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
+      << jamba_last_error();
+  EXPECT_EQ(jamba_artifact_vocab_size(art), 128);
+  jamba_session *s = nullptr;
+  ASSERT_EQ(jamba_session_create(art, 2, 32, &s), JAMBA_OK)
+      << jamba_last_error();
+  EXPECT_GT(jamba_session_plan_bytes(s), 0u);
+  jamba_artifact_free(art); // The session keeps what it needs.
+
+  jamba_generate_options o;
+  jamba_generate_options_init(&o);
+  o.max_new_tokens = 4;
+  o.stop_on_eos = 0;
+  int32_t p0[] = {1, 17, 42}, p1[] = {9};
+  const int32_t *prompts[] = {p0, p1};
+  int64_t lengths[] = {3, 1};
+  int32_t out[8] = {};
+  int64_t outLengths[2] = {};
+  ASSERT_EQ(jamba_generate(s, &o, 2, prompts, lengths, out, outLengths),
+            JAMBA_OK)
+      << jamba_last_error();
+  EXPECT_EQ(outLengths[0], 4);
+  EXPECT_EQ(outLengths[1], 4);
+  std::vector<int64_t> h = {1, 17, 42};
+  for (int j = 0; j < 4; ++j) {
+    int64_t next = testNext(h);
+    EXPECT_EQ(out[j], next);
+    h.push_back(next);
+  }
+
+  // Errors: a code and a one-line message.
+  EXPECT_EQ(jamba_generate(s, &o, 3, prompts, lengths, out, outLengths),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(jamba_last_error()).find("3 sequences"),
+            std::string::npos);
+  o.top_p = 0;
+  EXPECT_EQ(jamba_generate(s, &o, 1, prompts, lengths, out, outLengths),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(jamba_last_error()).find("top-p"), std::string::npos);
+  o.top_p = 1;
+  int32_t badId[] = {1000};
+  const int32_t *badPrompts[] = {badId};
+  int64_t one[] = {1};
+  EXPECT_EQ(jamba_generate(s, &o, 1, badPrompts, one, out, outLengths),
+            JAMBA_ERROR);
+  EXPECT_NE(std::string(jamba_last_error()).find("outside the vocabulary"),
+            std::string::npos);
+  EXPECT_EQ(jamba_generate(nullptr, &o, 1, prompts, lengths, out, outLengths),
+            JAMBA_INVALID_ARGUMENT);
+  jamba_session_free(s);
+
+  jamba_artifact *missing = nullptr;
+  EXPECT_EQ(jamba_artifact_open((root + "/nope").c_str(), &missing),
+            JAMBA_ERROR);
+  EXPECT_EQ(missing, nullptr);
+  EXPECT_NE(std::string(jamba_last_error()).find("/nope"), std::string::npos);
+  EXPECT_EQ(jamba_artifact_open(nullptr, &missing), JAMBA_INVALID_ARGUMENT);
+  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK);
+  EXPECT_EQ(jamba_session_create(art, 9, 16, &s), JAMBA_ERROR);
+  EXPECT_NE(std::string(jamba_last_error()).find("1..4"), std::string::npos)
+      << jamba_last_error();
+  jamba_artifact_free(art);
+  jamba_session_free(nullptr);
+  jamba_artifact_free(nullptr);
+}
+
+} // namespace

@@ -1,0 +1,165 @@
+//===- JambaRunTest.cpp - jamba-run over a runnable test artifact ---------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Runs the jamba-run tool (its path comes from CMake) over the test artifact
+// of TestArtifact.h: ids on stdout, one line per sequence, the logits .npy
+// files, the plan and tokens/s on stderr. (The lit tests in test/Runtime
+// cover its errors; they have no runnable artifact.)
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestArtifact.h"
+
+#include "jamba/Checkpoint/Npy.h"
+
+#include "gtest/gtest.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt::testing;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+#ifdef JAMBA_RUN_TOOL
+
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string &path) {
+  std::ifstream in(path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class JambaRunTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/jamba-run-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root = tmpl;
+    ckpt::Status s = writeTestArtifact(root + "/art");
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  Outcome run(const std::string &args) {
+    std::string cmd = std::string(JAMBA_RUN_TOOL) + " " + root + "/art " +
+                      args + " >" + root + "/out 2>" + root + "/err";
+    Outcome o;
+    int status = std::system(cmd.c_str());
+    o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    o.out = slurp(root + "/out");
+    o.err = slurp(root + "/err");
+    return o;
+  }
+  std::string root;
+};
+
+std::string expectedLine(std::vector<int64_t> history, int n) {
+  std::string line;
+  for (int j = 0; j < n; ++j) {
+    int64_t next = testNext(history);
+    line += (j ? "," : "") + std::to_string(next);
+    history.push_back(next);
+  }
+  return line + "\n";
+}
+
+TEST_F(JambaRunTest, GeneratesAndWritesLogits) {
+  Outcome o = run("--prompt-ids 1,17,42 -n 5 --ignore-eos --logits-out " +
+                  root + "/l.npy");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 5));
+  EXPECT_NE(o.err.find("jamba-run: plan for batch 1, context 8, seq 8: "),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("prefill 3 tokens in"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("decode 5 tokens in"), std::string::npos) << o.err;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  ckpt::Status s = ckpt::readNpyF32(root + "/l.npy", shape, values);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(shape, (std::vector<int64_t>{8, 128}));
+  // Row 0: after the first prompt id.
+  int64_t first = testNext({1});
+  EXPECT_EQ(values[size_t(first)], testBias(first) + 10.0f);
+}
+
+TEST_F(JambaRunTest, SeveralSequences) {
+  Outcome o = run("--prompt-ids 1,17,42 --batch 3 -n 3 --ignore-eos");
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::string line = expectedLine({1, 17, 42}, 3);
+  EXPECT_EQ(o.out, line + line + line);
+  o = run("--prompt-ids 1,17,42 --prompt-ids 5 -n 2 --ignore-eos --seq 2 "
+          "--logits-out " +
+          root + "/m.npy");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 2) + expectedLine({5}, 2));
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  ASSERT_TRUE(ckpt::readNpyF32(root + "/m.1.npy", shape, values).ok());
+  EXPECT_EQ(shape, (std::vector<int64_t>{3, 128}));
+  ASSERT_TRUE(ckpt::readNpyF32(root + "/m.0.npy", shape, values).ok());
+  EXPECT_EQ(shape, (std::vector<int64_t>{5, 128}));
+}
+
+TEST_F(JambaRunTest, SamplingIsSeeded) {
+  std::string args = "--prompt-ids 3 -n 6 --ignore-eos --temperature 50 "
+                     "--seed 9";
+  Outcome a = run(args), b = run(args);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(JambaRunTest, Refusals) {
+  Outcome o = run("--prompt-ids 1,2,3 -n 100");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "jamba-run: error: the longest prompt (3 ids) + 100 "
+                   "generated ids need a context of 103; the artifact "
+                   "supports at most 64\n");
+  o = run("--prompt-ids 1,2,3 -n 10 --context 8");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("jamba-run: error: sequence 0 needs 13 cache "
+                       "positions (3 prompt + 10 generated ids) but the "
+                       "context length (KV capacity) is 8\n"),
+            std::string::npos)
+      << o.err;
+  o = run("--prompt-ids 1 --batch 5");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("batch (sequences at once) = 5 is outside what the "
+                       "artifact supports (1..4)"),
+            std::string::npos)
+      << o.err;
+  o = run("--prompt-ids 1,500");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("prompt 0: id 500 at position 1 is outside the "
+                       "vocabulary [0, 128)"),
+            std::string::npos)
+      << o.err;
+  EXPECT_EQ(o.out, "");
+}
+
+#endif // JAMBA_RUN_TOOL
+
+} // namespace

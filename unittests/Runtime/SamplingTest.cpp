@@ -1,0 +1,150 @@
+//===- SamplingTest.cpp - Greedy and sampled next ids ---------------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Generate.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <set>
+#include <vector>
+
+using namespace jamba;
+using namespace jamba::rt;
+
+namespace {
+
+int64_t draw(const std::vector<float> &logits, const SamplingOptions &o,
+             Rng &rng) {
+  auto id = sampleNext(logits.data(), int64_t(logits.size()), o, rng);
+  EXPECT_TRUE(id.ok()) << id.status().message();
+  return id.ok() ? *id : -1;
+}
+
+TEST(SamplingTest, GreedyIsArgmaxLowestOnTies) {
+  std::vector<float> l = {0.5f, 3.0f, -1.0f, 3.0f, 2.0f};
+  EXPECT_EQ(argmaxIndex(l.data(), 5), 1);
+  Rng rng(1);
+  SamplingOptions o; // temperature 0
+  EXPECT_EQ(draw(l, o, rng), 1);
+  std::vector<float> withNan = {NAN, 1.0f, 2.0f};
+  EXPECT_EQ(argmaxIndex(withNan.data(), 3), 2);
+  EXPECT_EQ(argmaxIndex(withNan.data(), 1), -1);
+}
+
+TEST(SamplingTest, TemperatureZeroAndTopKOneAreGreedy) {
+  std::vector<float> l = {1.0f, 1.2f, 0.9f, 1.1f};
+  Rng rng(7);
+  SamplingOptions t0;
+  t0.temperature = 0;
+  t0.seed = 3;
+  SamplingOptions k1;
+  k1.temperature = 5.0;
+  k1.topK = 1;
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(draw(l, t0, rng), 1);
+    EXPECT_EQ(draw(l, k1, rng), 1);
+  }
+}
+
+TEST(SamplingTest, SeededSamplingIsReproducible) {
+  std::vector<float> l(64);
+  for (size_t i = 0; i < l.size(); ++i)
+    l[i] = float(std::sin(double(i)));
+  SamplingOptions o;
+  o.temperature = 1.0;
+  Rng a(42), b(42), c(43);
+  std::vector<int64_t> da, db, dc;
+  for (int i = 0; i < 200; ++i) {
+    da.push_back(draw(l, o, a));
+    db.push_back(draw(l, o, b));
+    dc.push_back(draw(l, o, c));
+  }
+  EXPECT_EQ(da, db);
+  EXPECT_NE(da, dc);
+  // The generator itself: fixed values for a fixed seed (SplitMix64).
+  Rng r(0);
+  EXPECT_EQ(r.next(), 0xe220a8397b1dcdafull);
+  double u = Rng(5).uniform();
+  EXPECT_GE(u, 0.0);
+  EXPECT_LT(u, 1.0);
+}
+
+TEST(SamplingTest, TopKAndTopPKeepTheRightSets) {
+  // Probabilities at temperature 1: 0.5, 0.3, 0.2 (logits = log p).
+  std::vector<float> l = {float(std::log(0.3)), float(std::log(0.5)),
+                          float(std::log(0.2))};
+  SamplingOptions o;
+  o.temperature = 1.0;
+  Rng rng(11);
+
+  // top-p 0.5: the smallest set reaching 0.5 is {1}.
+  o.topP = 0.5;
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(draw(l, o, rng), 1);
+  // top-p 0.6: {1, 0}, never 2, and both seen.
+  o.topP = 0.6;
+  std::set<int64_t> seen;
+  int zeros = 0;
+  for (int i = 0; i < 2000; ++i) {
+    int64_t id = draw(l, o, rng);
+    seen.insert(id);
+    zeros += id == 0;
+  }
+  EXPECT_EQ(seen, (std::set<int64_t>{0, 1}));
+  EXPECT_NEAR(zeros / 2000.0, 0.3 / 0.8, 0.05);
+  // top-k 2 has the same set.
+  o.topP = 1;
+  o.topK = 2;
+  seen.clear();
+  for (int i = 0; i < 500; ++i)
+    seen.insert(draw(l, o, rng));
+  EXPECT_EQ(seen, (std::set<int64_t>{0, 1}));
+  // No filter: the frequencies follow the softmax.
+  o.topK = 0;
+  int counts[3] = {};
+  for (int i = 0; i < 20000; ++i)
+    ++counts[draw(l, o, rng)];
+  EXPECT_NEAR(counts[0] / 20000.0, 0.3, 0.02);
+  EXPECT_NEAR(counts[1] / 20000.0, 0.5, 0.02);
+  EXPECT_NEAR(counts[2] / 20000.0, 0.2, 0.02);
+  // A high temperature flattens, a low one sharpens.
+  o.temperature = 0.05;
+  int ones = 0;
+  for (int i = 0; i < 200; ++i)
+    ones += draw(l, o, rng) == 1;
+  EXPECT_GT(ones, 195);
+}
+
+TEST(SamplingTest, RefusesBadLogitsAndOptions) {
+  Rng rng(1);
+  SamplingOptions o;
+  std::vector<float> nan = {1.0f, NAN};
+  auto r = sampleNext(nan.data(), 2, o, rng);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "the logits hold NaN (id 1)");
+  std::vector<float> inf = {-INFINITY, -INFINITY};
+  EXPECT_FALSE(sampleNext(inf.data(), 2, o, rng).ok());
+  o.topP = 1.5;
+  EXPECT_EQ(validateSampling(o).message(), "top-p must be in (0, 1], got 1.5");
+  o.topP = 1;
+  o.topK = -2;
+  EXPECT_EQ(validateSampling(o).message(),
+            "top-k must be >= 0 (0: all ids), got -2");
+  o.topK = 0;
+  o.temperature = NAN;
+  EXPECT_FALSE(validateSampling(o).ok());
+  // -inf logits are never sampled.
+  SamplingOptions s;
+  s.temperature = 1;
+  std::vector<float> masked = {-INFINITY, 0.0f, -INFINITY, 0.0f};
+  for (int i = 0; i < 100; ++i) {
+    int64_t id = draw(masked, s, rng);
+    EXPECT_TRUE(id == 1 || id == 3);
+  }
+}
+
+} // namespace

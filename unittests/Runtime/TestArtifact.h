@@ -1,0 +1,168 @@
+//===- TestArtifact.h - Runnable artifacts for the executor tests -*- C++
+//-*-===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Test code: a manifest following the agreed model ABI (docs/Runtime.md)
+// over the example model (layer 0 Mamba, layer 1 attention, vocab 128),
+// whose kernels are the test shared object built from TestKernels.cpp
+// (its path comes from CMake as JAMBA_TEST_KERNELS).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_UNITTESTS_RUNTIME_TESTARTIFACT_H
+#define JAMBA_UNITTESTS_RUNTIME_TESTARTIFACT_H
+
+#include "jamba/Runtime/ArtifactWriter.h"
+#include "jamba/Runtime/ExampleArtifact.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace jamba {
+namespace rt {
+namespace testing {
+
+struct TestArtifactOptions {
+  int64_t maxBatch = 4, maxSeq = 8, maxCapacity = 64;
+  std::string prefillSymbol = "jamba_test_prefill";
+  /// Empty: the built test kernels; else these bytes are the kernels file.
+  std::string kernelBytes;
+  std::vector<int64_t> eosIds = {2};
+  /// Prefill keeps only the last position's logits ([batch, 1, vocab]).
+  bool prefillLastLogitsOnly = false;
+};
+
+/// bias[v] of the test artifact's single weight.
+inline float testBias(int64_t v) { return float(v % 7) * 0.125f; }
+
+inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
+  using Kind = BufferDesc::Kind;
+  using Role = BufferDesc::Role;
+  ckpt::JambaConfig config = exampleConfig();
+  config.eosTokenIds = o.eosIds;
+  ArtifactManifest m;
+  m.generator = "jamba-mlir runtime tests";
+  m.setModelConfig(config);
+  m.dims = {{kDimBatch, o.maxBatch},
+            {kDimSeq, o.maxSeq},
+            {kDimCapacity, o.maxCapacity}};
+  auto buf = [](std::string id, DType dtype, std::vector<DimExpr> shape,
+                Kind kind, Role role = Role::None, int64_t layer = -1) {
+    BufferDesc b;
+    b.id = std::move(id);
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.kind = kind;
+    b.role = role;
+    b.layer = layer;
+    return b;
+  };
+  auto sym = [](const char *n) { return DimExpr::symbol(n); };
+  auto num = [](int64_t v) { return DimExpr::constant(v); };
+  m.buffers = {
+      buf("ids", DType::I32, {sym("batch"), sym("seq")}, Kind::Io),
+      buf("cache_len", DType::I64, {sym("batch")}, Kind::Io),
+      buf("logits", DType::F32,
+          {sym("batch"), o.prefillLastLogitsOnly ? num(1) : sym("seq"),
+           num(128)},
+          Kind::Io),
+      buf("decode.ids", DType::I32, {sym("batch"), num(1)}, Kind::Io),
+      buf("decode.logits", DType::F32, {sym("batch"), num(1), num(128)},
+          Kind::Io),
+      buf("layers.0.conv_state", DType::F32, {sym("batch"), num(128), num(3)},
+          Kind::State, Role::Conv, 0),
+      buf("layers.0.ssm_state", DType::F32, {sym("batch"), num(128), num(8)},
+          Kind::State, Role::Ssm, 0),
+      buf("layers.1.k_cache", DType::F32,
+          {sym("batch"), num(2), sym("capacity"), num(16)}, Kind::State,
+          Role::KvKey, 1),
+      buf("layers.1.v_cache", DType::F32,
+          {sym("batch"), num(2), sym("capacity"), num(16)}, Kind::State,
+          Role::KvValue, 1),
+  };
+  KernelDesc pre, dec;
+  pre.name = "prefill_model";
+  pre.symbol =
+      o.prefillLastLogitsOnly ? "jamba_test_prefill_last" : o.prefillSymbol;
+  pre.file = "kernels/cpu.so";
+  pre.numArgs = 15;
+  dec = pre;
+  dec.name = "decode_model";
+  dec.symbol = "jamba_test_decode";
+  m.kernels = {pre, dec};
+  WeightDesc bias;
+  bias.name = "test.bias";
+  bias.file = "weights/rank-0.safetensors";
+  bias.dtype = DType::F32;
+  bias.shape = {128};
+  m.weights = {bias};
+  std::vector<std::string> states = {"layers.0.conv_state",
+                                     "layers.0.ssm_state", "layers.1.k_cache",
+                                     "layers.1.v_cache"};
+  for (int decode = 0; decode < 2; ++decode) {
+    EntryPoint e;
+    e.name = decode ? "decode" : "prefill";
+    std::string ids = decode ? "decode.ids" : "ids";
+    std::string logits = decode ? "decode.logits" : "logits";
+    e.inputs = {ids, "cache_len"};
+    e.inputs.insert(e.inputs.end(), states.begin(), states.end());
+    e.outputs = {logits};
+    e.outputs.insert(e.outputs.end(), states.begin(), states.end());
+    Step s;
+    s.kernel = decode ? "decode_model" : "prefill_model";
+    s.args = {StepArg::dim("batch"), StepArg::dim("seq"),
+              StepArg::dim("capacity"), StepArg::buffer(ids),
+              StepArg::buffer("cache_len")};
+    for (const std::string &st : states)
+      s.args.push_back(StepArg::buffer(st));
+    s.args.push_back(StepArg::weight("test.bias"));
+    s.args.push_back(StepArg::buffer(logits));
+    for (const std::string &st : states)
+      s.args.push_back(StepArg::buffer(st));
+    e.steps = {s};
+    m.entryPoints.push_back(std::move(e));
+  }
+  return m;
+}
+
+/// Writes the test artifact into `dir` (replacing it).
+inline Status writeTestArtifact(const std::string &dir,
+                                const TestArtifactOptions &o = {}) {
+  ArtifactManifest m = testManifest(o);
+  ckpt::SafeTensorsWriter writer;
+  std::vector<float> bias(128);
+  for (int64_t v = 0; v < 128; ++v)
+    bias[size_t(v)] = testBias(v);
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      writer.addFloats("test.bias", DType::F32, {128}, bias));
+  std::string weights = dir + ".weights";
+  JAMBA_CKPT_RETURN_IF_ERROR(writer.write(weights));
+  std::vector<ArtifactFileSource> files = {
+      o.kernelBytes.empty()
+          ? ArtifactFileSource::fromFile("kernels/cpu.so", JAMBA_TEST_KERNELS)
+          : ArtifactFileSource::fromBytes("kernels/cpu.so", o.kernelBytes),
+      ArtifactFileSource::fromFile("weights/rank-0.safetensors", weights)};
+  WriteOptions w;
+  w.overwrite = true;
+  Status s = writeArtifact(m, dir, files, w);
+  std::remove(weights.c_str());
+  return s;
+}
+
+/// The toy rule of TestKernels.cpp: the id the logits after `history` favour.
+inline int64_t testNext(const std::vector<int64_t> &history) {
+  int64_t h = 0;
+  for (size_t q = 0; q < history.size(); ++q)
+    h += history[q] * int64_t(q + 1);
+  return (h * 31 + 7) % 128;
+}
+
+} // namespace testing
+} // namespace rt
+} // namespace jamba
+
+#endif // JAMBA_UNITTESTS_RUNTIME_TESTARTIFACT_H
