@@ -26,7 +26,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 tool_dirs = [config.jamba_tools_dir, config.llvm_tools_dir]
 tools = ["jamba-opt"]
 for optional in ["jamba-make-checkpoint", "jamba-import", "jamba-interpret",
-                 "jamba-quantize", "jamba-quant-report", "jamba-dump"]:
+                 "jamba-quantize", "jamba-quant-report", "jamba-dump",
+                 "jamba-compile", "jamba-run"]:
     if os.path.exists(os.path.join(config.jamba_tools_dir, optional)):
         tools.append(optional)
         config.available_features.add(optional)

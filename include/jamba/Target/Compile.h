@@ -1,0 +1,47 @@
+//===- Compile.h - Checkpoint to artifact -----------------------*- C++ -*-===//
+//
+// Part of jamba-mlir. What `jamba-compile` does, as a library call: import
+// the checkpoint's model, (optionally) apply ExpertsInt8 to the data and the
+// IR, decompose and lower it for the CPU, emit the kernels' shared object,
+// write the already-transformed weights and the manifest (artifact v1,
+// docs/ArtifactFormat.md).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_TARGET_COMPILE_H
+#define JAMBA_TARGET_COMPILE_H
+
+#include "jamba/Target/CpuTarget.h"
+
+#include "mlir/IR/MLIRContext.h"
+
+#include <cstdint>
+#include <string>
+
+namespace mlir::jamba {
+
+struct CompileOptions {
+  /// Quantize the experts (ExpertsInt8) at compile time.
+  bool expertsInt8 = false;
+  /// With expertsInt8, also the dense MLPs.
+  bool denseMlp = false;
+  /// Largest batch, prompt chunk and context the artifact declares.
+  int64_t maxBatch = 64, maxSeq = 4096,
+          maxContext = 0; ///< 0: the config's
+                          ///< max_position_embeddings.
+  /// Replace an existing output directory.
+  bool overwrite = false;
+  CpuTargetOptions cpu;
+};
+
+/// Compiles the checkpoint in `checkpointDir` into an artifact directory
+/// `outDir`. Errors are emitted as diagnostics (naming the file, tensor or
+/// field) and yield failure; nothing is left at `outDir` on failure.
+LogicalResult compileCheckpoint(MLIRContext *context,
+                                const std::string &checkpointDir,
+                                const std::string &outDir,
+                                const CompileOptions &options);
+
+} // namespace mlir::jamba
+
+#endif // JAMBA_TARGET_COMPILE_H

@@ -1,0 +1,74 @@
+//===- CpuTarget.h - CPU shared objects with packed entry points -*- C++
+//-*-===//
+//
+// Part of jamba-mlir. Turns a module lowered to the LLVM dialect into a
+// native shared object for the host CPU: LLVM's TargetMachine emits the
+// object in process, ld.lld links it. Every entry point gets a wrapper
+// `void <symbol>(void **args)` in the artifact's "packed" ABI
+// (docs/ArtifactFormat.md, docs/Runtime.md):
+//
+//   args[0..2]   int64_t *: the call's batch, seq and capacity
+//   args[3 + i]  void **:  the address of input i's data (dense, row-major)
+//   args[3 + n + j] void **: the address of output j's buffer
+//
+// The wrapper builds the memref descriptors of the `_mlir_ciface_<name>`
+// function (llvm.emit_c_interface), calls it, copies every result into its
+// output buffer and frees the result allocations that are not inputs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_TARGET_CPUTARGET_H
+#define JAMBA_TARGET_CPUTARGET_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/LLVM.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir::jamba {
+
+/// Which packed dim argument gives a dynamic dimension's size.
+enum class PackedDim : int { Static = -1, Batch = 0, Seq = 1, Capacity = 2 };
+
+/// One input or output of an entry point in the packed ABI.
+struct PackedOperand {
+  /// Per dimension: the static size, or kDynamic with `dims[i]` naming the
+  /// packed dim argument that holds it.
+  std::vector<int64_t> sizes;
+  std::vector<PackedDim> dims;
+  /// Bytes per element.
+  unsigned elementBytes = 4;
+};
+
+/// An entry point (a func.func with llvm.emit_c_interface before lowering).
+struct PackedEntry {
+  std::string function; ///< The func.func name, e.g. "prefill".
+  std::string symbol;   ///< The exported wrapper, e.g. "jamba_prefill".
+  std::vector<PackedOperand> inputs, outputs;
+};
+
+struct CpuTargetOptions {
+  /// The CPU the code is tuned and restricted to (x86-64-v3: AVX2 + FMA).
+  std::string cpu = "x86-64-v3";
+  /// LLVM optimisation level for the IR and the code generator.
+  unsigned optLevel = 3;
+};
+
+/// Describes the entry points `names` of a tensor-level module (before
+/// lowering) for the packed ABI: dynamic dimension 0 is the batch, the
+/// second dimension of `ids` and of the logits is the sequence, and the
+/// third of a KV cache is its capacity. Fails on a shape it cannot map.
+FailureOr<std::vector<PackedEntry>>
+describePackedEntries(ModuleOp module, ArrayRef<std::string> names);
+
+/// Emits `module` (LLVM dialect only) as a shared object at `path` with a
+/// packed wrapper per entry of `entries`. Errors are emitted at the module.
+LogicalResult emitCpuSharedObject(ModuleOp module,
+                                  ArrayRef<PackedEntry> entries,
+                                  const CpuTargetOptions &options,
+                                  StringRef path);
+
+} // namespace mlir::jamba
+
+#endif // JAMBA_TARGET_CPUTARGET_H

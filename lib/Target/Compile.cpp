@@ -1,0 +1,323 @@
+//===- Compile.cpp - Checkpoint to artifact -------------------------------===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Target/Compile.h"
+
+#include "jamba/Checkpoint/Checkpoint.h"
+#include "jamba/Checkpoint/Quantize.h"
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include "jamba/Pipelines/Pipelines.h"
+#include "jamba/Runtime/Artifact.h"
+#include "jamba/Runtime/ArtifactWriter.h"
+#include "jamba/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+
+#include <cstring>
+
+using namespace mlir;
+using namespace mlir::jamba;
+namespace ckpt = ::jamba::ckpt;
+namespace rt = ::jamba::rt;
+
+namespace {
+
+constexpr const char *kEntryPoints[] = {"prefill", "decode"};
+constexpr const char kKernelFile[] = "kernels/cpu.so";
+constexpr const char kWeightsFile[] = "weights/rank-0.safetensors";
+
+/// Removes a directory tree when it goes out of scope.
+struct TempDir {
+  std::string path;
+  ~TempDir() {
+    if (!path.empty())
+      llvm::sys::fs::remove_directories(path);
+  }
+};
+
+/// The symbolic shape of a packed operand.
+std::vector<rt::DimExpr> symbolicShape(const PackedOperand &operand) {
+  std::vector<rt::DimExpr> shape;
+  for (size_t d = 0; d < operand.sizes.size(); ++d) {
+    switch (operand.dims[d]) {
+    case PackedDim::Static:
+      shape.push_back(rt::DimExpr::constant(operand.sizes[d]));
+      break;
+    case PackedDim::Batch:
+      shape.push_back(rt::DimExpr::symbol(rt::kDimBatch));
+      break;
+    case PackedDim::Seq:
+      shape.push_back(rt::DimExpr::symbol(rt::kDimSeq));
+      break;
+    case PackedDim::Capacity:
+      shape.push_back(rt::DimExpr::symbol(rt::kDimCapacity));
+      break;
+    }
+  }
+  return shape;
+}
+
+FailureOr<ckpt::DType> dtypeOf(Operation *op, Type type) {
+  Type elem = cast<ShapedType>(type).getElementType();
+  if (elem.isF32())
+    return ckpt::DType::F32;
+  if (elem.isInteger(8))
+    return ckpt::DType::I8;
+  if (elem.isInteger(32))
+    return ckpt::DType::I32;
+  if (elem.isInteger(64))
+    return ckpt::DType::I64;
+  return op->emitError() << "the CPU backend does not support element type "
+                         << elem << " yet";
+}
+
+/// The state buffer's role and layer from its name `layers.<i>.<kind>`.
+void setStateRole(rt::BufferDesc &buffer, StringRef name) {
+  buffer.kind = rt::BufferDesc::Kind::State;
+  SmallVector<StringRef> parts;
+  name.split(parts, '.');
+  if (parts.size() == 3)
+    parts[1].getAsInteger(10, buffer.layer);
+  StringRef kind = parts.back();
+  buffer.role = kind == "k_cache"      ? rt::BufferDesc::Role::KvKey
+                : kind == "v_cache"    ? rt::BufferDesc::Role::KvValue
+                : kind == "conv_state" ? rt::BufferDesc::Role::Conv
+                                       : rt::BufferDesc::Role::Ssm;
+}
+
+/// Adds the buffers, kernel and step of entry point `func` to `manifest`.
+LogicalResult describeEntryPoint(func::FuncOp func, const PackedEntry &entry,
+                                 rt::ArtifactManifest &manifest,
+                                 std::map<std::string, Type> &weights) {
+  const bool decode = func.getName() == "decode";
+  std::string prefix = decode ? "decode." : "";
+  rt::EntryPoint ep;
+  ep.name = func.getName().str();
+  rt::Step step;
+  step.kernel = ep.name;
+  for (const char *dim : {rt::kDimBatch, rt::kDimSeq, rt::kDimCapacity})
+    step.args.push_back(rt::StepArg::dim(dim));
+
+  auto addBuffer = [&](std::string id, Type type, const PackedOperand &operand,
+                       StringRef state) -> LogicalResult {
+    if (manifest.findBuffer(id))
+      return success();
+    rt::BufferDesc buffer;
+    buffer.id = id;
+    FailureOr<ckpt::DType> dtype = dtypeOf(func, type);
+    if (failed(dtype))
+      return failure();
+    buffer.dtype = *dtype;
+    buffer.shape = symbolicShape(operand);
+    buffer.kind = rt::BufferDesc::Kind::Io;
+    if (!state.empty())
+      setStateRole(buffer, state);
+    manifest.buffers.push_back(std::move(buffer));
+    return success();
+  };
+
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    Type type = func.getArgumentTypes()[i];
+    if (auto weight = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName)) {
+      auto [it, inserted] = weights.try_emplace(weight.str(), type);
+      if (!inserted && it->second != type)
+        return func.emitError() << "weight '" << weight.getValue()
+                                << "' has two types across entry points";
+      step.args.push_back(rt::StepArg::weight(weight.str()));
+      continue;
+    }
+    std::string id;
+    StringRef state;
+    if (auto s = func.getArgAttrOfType<StringAttr>(i, kStateAttrName)) {
+      state = s.getValue();
+      id = state.str();
+    } else if (auto input =
+                   func.getArgAttrOfType<StringAttr>(i, kInputAttrName)) {
+      id = input.getValue() == "cache_len" ? "cache_len"
+                                           : prefix + input.getValue().str();
+    } else {
+      return func.emitError() << "argument #" << i
+                              << " is neither an input, a state nor a weight";
+    }
+    if (failed(addBuffer(id, type, entry.inputs[i], state)))
+      return failure();
+    ep.inputs.push_back(id);
+    step.args.push_back(rt::StepArg::buffer(id));
+  }
+  for (unsigned r = 0; r < func.getNumResults(); ++r) {
+    std::string id;
+    StringRef state;
+    if (auto s = func.getResultAttrOfType<StringAttr>(r, kStateAttrName)) {
+      state = s.getValue();
+      id = state.str();
+    } else {
+      id = prefix + "logits";
+    }
+    if (failed(
+            addBuffer(id, func.getResultTypes()[r], entry.outputs[r], state)))
+      return failure();
+    ep.outputs.push_back(id);
+    step.args.push_back(rt::StepArg::buffer(id));
+  }
+
+  rt::KernelDesc kernel;
+  kernel.name = ep.name;
+  kernel.file = kKernelFile;
+  kernel.symbol = entry.symbol;
+  kernel.abi = "packed";
+  kernel.numArgs = step.args.size();
+  manifest.kernels.push_back(kernel);
+  ep.steps.push_back(std::move(step));
+  manifest.entryPoints.push_back(std::move(ep));
+  return success();
+}
+
+/// Writes one tensor per weight argument, in the IR's element type.
+ckpt::Status writeWeights(const ckpt::Checkpoint &source,
+                          const std::map<std::string, Type> &weights,
+                          const std::string &path,
+                          rt::ArtifactManifest &manifest) {
+  ckpt::SafeTensorsWriter writer;
+  writer.setMetadata("format", "jamba-artifact");
+  for (const auto &[name, type] : weights) {
+    auto shaped = cast<ShapedType>(type);
+    std::vector<int64_t> shape(shaped.getShape());
+    bool int8 = shaped.getElementType().isInteger(8);
+    ckpt::DType dtype = int8 ? ckpt::DType::I8 : ckpt::DType::F32;
+    // Checked now so that a missing tensor fails before anything is written.
+    JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, shape));
+    const ckpt::Checkpoint *src = &source;
+    std::string tensor = name;
+    JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+        name, dtype, shape, [src, tensor, shape, int8](uint8_t *dst, size_t) {
+          std::vector<float> values;
+          // Checked above; int8 values convert exactly.
+          (void)src->loadWeightF32(tensor, shape, values);
+          if (!int8) {
+            std::memcpy(dst, values.data(), values.size() * sizeof(float));
+            return;
+          }
+          for (size_t i = 0; i < values.size(); ++i)
+            dst[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
+        }));
+    rt::WeightDesc desc;
+    desc.name = name;
+    desc.rank = 0;
+    desc.file = kWeightsFile;
+    desc.dtype = dtype;
+    desc.shape = shape;
+    manifest.weights.push_back(std::move(desc));
+  }
+  return writer.write(path);
+}
+
+} // namespace
+
+LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
+                                             const std::string &checkpointDir,
+                                             const std::string &outDir,
+                                             const CompileOptions &options) {
+  Location loc = FileLineColLoc::get(context, checkpointDir, 0, 0);
+  auto fail = [&](const std::string &message) {
+    return LogicalResult(emitError(loc) << message);
+  };
+  auto opened = ckpt::Checkpoint::open(checkpointDir);
+  if (!opened.ok())
+    return fail(opened.status().message());
+  std::unique_ptr<ckpt::Checkpoint> source = std::move(*opened);
+
+  TempDir work;
+  SmallString<128> workPath;
+  if (llvm::sys::fs::createUniqueDirectory("jamba-compile", workPath))
+    return fail("cannot create a temporary directory");
+  work.path = workPath.str().str();
+
+  // ExpertsInt8 on the data; the importer then applies it to the IR.
+  if (options.expertsInt8) {
+    if (source->config().quantMethod)
+      return fail("the checkpoint is already quantized");
+    ckpt::QuantizeOptions quantize;
+    quantize.denseMlp = options.denseMlp;
+    std::string q8 = work.path + "/experts-int8";
+    if (ckpt::Status st = ckpt::writeQuantizedCheckpoint(*source, q8, quantize);
+        !st.ok())
+      return fail(st.message());
+    auto reopened = ckpt::Checkpoint::open(q8);
+    if (!reopened.ok())
+      return fail(reopened.status().message());
+    source = std::move(*reopened);
+  }
+
+  auto imported =
+      importModelForCheckpoint(context, source->config(), ImportOptions(), loc);
+  if (failed(imported))
+    return failure();
+  ModuleOp module = **imported;
+  std::vector<std::string> names(std::begin(kEntryPoints),
+                                 std::end(kEntryPoints));
+  FailureOr<std::vector<PackedEntry>> entries =
+      describePackedEntries(module, names);
+  if (failed(entries))
+    return failure();
+
+  // The manifest's entry points, buffers, kernels and weights.
+  rt::ArtifactManifest manifest;
+  manifest.generator = "jamba-compile (jamba-mlir)";
+  manifest.setModelConfig(source->config());
+  manifest.target.kind = rt::TargetDesc::Kind::Cpu;
+  manifest.target.cpu = options.cpu.cpu;
+  int64_t maxContext = options.maxContext > 0
+                           ? options.maxContext
+                           : source->config().maxPositionEmbeddings;
+  manifest.dims = {{rt::kDimBatch, options.maxBatch},
+                   {rt::kDimSeq, options.maxSeq},
+                   {rt::kDimCapacity, maxContext}};
+  std::map<std::string, Type> weights;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto func = module.lookupSymbol<func::FuncOp>(names[i]);
+    if (failed(describeEntryPoint(func, (*entries)[i], manifest, weights)))
+      return failure();
+    // The runtime maps weights read-only: bufferization must not write them.
+    for (unsigned a = 0; a < func.getNumArguments(); ++a)
+      if (func.getArgAttr(a, kWeightAttrName))
+        func.setArgAttr(a, "bufferization.writable",
+                        BoolAttr::get(context, false));
+    func->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
+  }
+
+  // Decompose and lower for the CPU.
+  PassManager pm(context, ModuleOp::getOperationName());
+  pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
+  buildCPULowerPipeline(pm, CPULowerPipelineOptions());
+  if (failed(pm.run(module)))
+    return failure();
+
+  if (llvm::sys::fs::create_directories(work.path + "/kernels") ||
+      llvm::sys::fs::create_directories(work.path + "/weights"))
+    return fail("cannot create " + work.path + "/{kernels,weights}");
+  std::string soPath = work.path + "/" + kKernelFile;
+  if (failed(emitCpuSharedObject(module, *entries, options.cpu, soPath)))
+    return failure();
+  std::string weightsPath = work.path + "/" + kWeightsFile;
+  if (ckpt::Status st = writeWeights(*source, weights, weightsPath, manifest);
+      !st.ok())
+    return fail(st.message());
+
+  rt::WriteOptions write;
+  write.overwrite = options.overwrite;
+  ckpt::Status st = rt::writeArtifact(
+      manifest, outDir,
+      {rt::ArtifactFileSource::fromFile(kKernelFile, soPath),
+       rt::ArtifactFileSource::fromFile(kWeightsFile, weightsPath)},
+      write);
+  if (!st.ok())
+    return fail(st.message());
+  return success();
+}

@@ -1,0 +1,356 @@
+//===- CpuSharedObject.cpp - CPU shared objects with packed entry points --===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Target/CpuTarget.h"
+
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+//===----------------------------------------------------------------------===//
+// Describing entry points
+//===----------------------------------------------------------------------===//
+
+/// The packed description of a value of tensor type `type` whose argument
+/// or result attributes are `attrs`.
+static FailureOr<PackedOperand>
+describeOperand(Operation *op, Type type, DictionaryAttr attrs, bool isResult) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor)
+    return op->emitError() << "packed ABI: expected a ranked tensor, got "
+                           << type;
+  PackedOperand operand;
+  Type elem = tensor.getElementType();
+  operand.elementBytes = (elem.getIntOrFloatBitWidth() + 7) / 8;
+  auto named = [&](StringRef key) -> StringRef {
+    if (!attrs)
+      return {};
+    auto value = attrs.getAs<StringAttr>(key);
+    return value ? value.getValue() : StringRef();
+  };
+  StringRef input = named(kInputAttrName), state = named(kStateAttrName),
+            output = named(kOutputAttrName);
+  bool sequenceLike = input == "ids" || (isResult && output == "logits");
+  bool kvCache = state.ends_with("k_cache") || state.ends_with("v_cache");
+  for (int64_t d = 0; d < tensor.getRank(); ++d) {
+    operand.sizes.push_back(tensor.getDimSize(d));
+    if (!tensor.isDynamicDim(d)) {
+      operand.dims.push_back(PackedDim::Static);
+      continue;
+    }
+    if (d == 0)
+      operand.dims.push_back(PackedDim::Batch);
+    else if (d == 1 && sequenceLike)
+      operand.dims.push_back(PackedDim::Seq);
+    else if (d == 2 && kvCache)
+      operand.dims.push_back(PackedDim::Capacity);
+    else
+      return op->emitError() << "packed ABI: cannot tell the size of dynamic "
+                                "dimension "
+                             << d << " of " << type;
+  }
+  return operand;
+}
+
+FailureOr<std::vector<PackedEntry>>
+mlir::jamba::describePackedEntries(ModuleOp module,
+                                   ArrayRef<std::string> names) {
+  std::vector<PackedEntry> entries;
+  for (const std::string &name : names) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (!func)
+      return module.emitError() << "no entry point @" << name;
+    PackedEntry entry;
+    entry.function = name;
+    entry.symbol = "jamba_" + name;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      auto operand = describeOperand(func, func.getArgumentTypes()[i],
+                                     func.getArgAttrDict(i), false);
+      if (failed(operand))
+        return failure();
+      entry.inputs.push_back(*operand);
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i) {
+      auto operand = describeOperand(func, func.getResultTypes()[i],
+                                     func.getResultAttrDict(i), true);
+      if (failed(operand))
+        return failure();
+      entry.outputs.push_back(*operand);
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+//===----------------------------------------------------------------------===//
+// The packed wrapper, in LLVM IR
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Builds `void <symbol>(ptr args)` around `_mlir_ciface_<function>`.
+class PackedWrapperBuilder {
+public:
+  PackedWrapperBuilder(llvm::Module &module, const PackedEntry &entry)
+      : module(module), entry(entry), ctx(module.getContext()),
+        b(module.getContext()), i64(llvm::Type::getInt64Ty(ctx)),
+        ptr(llvm::PointerType::get(ctx, 0)) {}
+
+  LogicalResult build(std::string &error);
+
+private:
+  llvm::StructType *descriptorType(size_t rank) {
+    if (rank == 0)
+      return llvm::StructType::get(ctx, {ptr, ptr, i64});
+    auto *sizes = llvm::ArrayType::get(i64, rank);
+    return llvm::StructType::get(ctx, {ptr, ptr, i64, sizes, sizes});
+  }
+
+  /// `*(T *)args[index]`: what packed argument `index` points at.
+  llvm::Value *packedArg(llvm::Value *args, unsigned index, llvm::Type *type) {
+    llvm::Value *slot = b.CreateConstGEP1_64(ptr, args, index);
+    return b.CreateLoad(type, b.CreateLoad(ptr, slot));
+  }
+
+  llvm::Module &module;
+  const PackedEntry &entry;
+  llvm::LLVMContext &ctx;
+  llvm::IRBuilder<> b;
+  llvm::Type *i64;
+  llvm::PointerType *ptr;
+};
+
+LogicalResult PackedWrapperBuilder::build(std::string &error) {
+  llvm::Function *callee = module.getFunction("_mlir_ciface_" + entry.function);
+  if (!callee) {
+    error = "no _mlir_ciface_" + entry.function +
+            " (the entry point needs llvm.emit_c_interface)";
+    return failure();
+  }
+  const size_t numIn = entry.inputs.size(), numOut = entry.outputs.size();
+  // With results, the C interface passes a pointer to them first.
+  const size_t expectedParams = numIn + (numOut ? 1 : 0);
+  if (callee->arg_size() != expectedParams) {
+    error = "_mlir_ciface_" + entry.function + " takes " +
+            std::to_string(callee->arg_size()) + " parameters, expected " +
+            std::to_string(expectedParams);
+    return failure();
+  }
+
+  auto *fnType =
+      llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptr}, false);
+  auto *wrapper = llvm::Function::Create(
+      fnType, llvm::GlobalValue::ExternalLinkage, entry.symbol, module);
+  llvm::Value *args = wrapper->getArg(0);
+  b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", wrapper));
+
+  llvm::Value *dims[3];
+  for (unsigned d = 0; d < 3; ++d)
+    dims[d] = packedArg(args, d, i64);
+
+  // Inputs: descriptors over the caller's dense buffers.
+  std::vector<llvm::Value *> callArgs, inputData;
+  llvm::StructType *resultType = nullptr;
+  llvm::Value *results = nullptr;
+  if (numOut) {
+    std::vector<llvm::Type *> fields;
+    for (const PackedOperand &out : entry.outputs)
+      fields.push_back(descriptorType(out.sizes.size()));
+    resultType = llvm::StructType::get(ctx, fields);
+    results = b.CreateAlloca(resultType);
+    callArgs.push_back(results);
+  }
+  for (size_t i = 0; i < numIn; ++i) {
+    const PackedOperand &in = entry.inputs[i];
+    const size_t rank = in.sizes.size();
+    llvm::StructType *descType = descriptorType(rank);
+    llvm::Value *desc = b.CreateAlloca(descType);
+    llvm::Value *data = packedArg(args, 3 + i, ptr);
+    inputData.push_back(data);
+    b.CreateStore(data, b.CreateStructGEP(descType, desc, 0));
+    b.CreateStore(data, b.CreateStructGEP(descType, desc, 1));
+    b.CreateStore(b.getInt64(0), b.CreateStructGEP(descType, desc, 2));
+    llvm::Value *stride = b.getInt64(1);
+    for (size_t d = rank; d-- > 0;) {
+      llvm::Value *size =
+          in.dims[d] == PackedDim::Static
+              ? static_cast<llvm::Value *>(b.getInt64(in.sizes[d]))
+              : dims[static_cast<int>(in.dims[d])];
+      b.CreateStore(size,
+                    b.CreateGEP(descType, desc,
+                                {b.getInt32(0), b.getInt32(3), b.getInt32(d)}));
+      b.CreateStore(stride,
+                    b.CreateGEP(descType, desc,
+                                {b.getInt32(0), b.getInt32(4), b.getInt32(d)}));
+      stride = b.CreateMul(stride, size);
+    }
+    callArgs.push_back(desc);
+  }
+  b.CreateCall(callee, callArgs);
+
+  // Outputs: copy each result into its buffer, then free the allocations
+  // that are neither an input nor an earlier result's.
+  llvm::FunctionCallee memmoveFn = module.getOrInsertFunction(
+      "memmove", llvm::FunctionType::get(ptr, {ptr, ptr, i64}, false));
+  llvm::FunctionCallee freeFn = module.getOrInsertFunction(
+      "free",
+      llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptr}, false));
+  std::vector<llvm::Value *> freed;
+  for (size_t j = 0; j < numOut; ++j) {
+    const PackedOperand &out = entry.outputs[j];
+    const size_t rank = out.sizes.size();
+    llvm::StructType *descType = descriptorType(rank);
+    llvm::Value *desc = b.CreateStructGEP(resultType, results, j);
+    llvm::Value *allocated =
+        b.CreateLoad(ptr, b.CreateStructGEP(descType, desc, 0));
+    llvm::Value *aligned =
+        b.CreateLoad(ptr, b.CreateStructGEP(descType, desc, 1));
+    llvm::Value *offset =
+        b.CreateLoad(i64, b.CreateStructGEP(descType, desc, 2));
+    llvm::Value *count = b.getInt64(1);
+    for (size_t d = 0; d < rank; ++d)
+      count = b.CreateMul(
+          count, b.CreateLoad(i64, b.CreateGEP(descType, desc,
+                                               {b.getInt32(0), b.getInt32(3),
+                                                b.getInt32(d)})));
+    llvm::Value *elem = b.getInt64(out.elementBytes);
+    llvm::Value *src =
+        b.CreateGEP(b.getInt8Ty(), aligned, b.CreateMul(offset, elem));
+    llvm::Value *dst = packedArg(args, 3 + numIn + j, ptr);
+    b.CreateCall(memmoveFn, {dst, src, b.CreateMul(count, elem)});
+
+    llvm::Value *shared = b.getFalse();
+    for (llvm::Value *other : inputData)
+      shared = b.CreateOr(shared, b.CreateICmpEQ(allocated, other));
+    for (llvm::Value *other : freed)
+      shared = b.CreateOr(shared, b.CreateICmpEQ(allocated, other));
+    llvm::BasicBlock *freeBlock =
+        llvm::BasicBlock::Create(ctx, "free", wrapper);
+    llvm::BasicBlock *next = llvm::BasicBlock::Create(ctx, "next", wrapper);
+    b.CreateCondBr(shared, next, freeBlock);
+    b.SetInsertPoint(freeBlock);
+    b.CreateCall(freeFn, {allocated});
+    b.CreateBr(next);
+    b.SetInsertPoint(next);
+    freed.push_back(allocated);
+  }
+  b.CreateRetVoid();
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Object emission and linking
+//===----------------------------------------------------------------------===//
+
+LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
+                                               ArrayRef<PackedEntry> entries,
+                                               const CpuTargetOptions &options,
+                                               StringRef path) {
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  module.getContext()->appendDialectRegistry(registry);
+
+  llvm::LLVMContext llvmContext;
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, llvmContext, "jamba");
+  if (!llvmModule)
+    return module.emitError() << "cannot translate the module to LLVM IR";
+  for (const PackedEntry &entry : entries) {
+    std::string error;
+    if (failed(PackedWrapperBuilder(*llvmModule, entry).build(error)))
+      return module.emitError()
+             << "packed wrapper for @" << entry.function << ": " << error;
+  }
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
+  std::string error;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return module.emitError()
+           << "no LLVM target for " << triple.str() << ": " << error;
+  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
+      triple, options.cpu, "", llvm::TargetOptions(), llvm::Reloc::PIC_,
+      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+  if (!machine)
+    return module.emitError()
+           << "cannot create a target machine for " << options.cpu;
+  llvmModule->setTargetTriple(triple);
+  llvmModule->setDataLayout(machine->createDataLayout());
+  if (llvm::Error err = makeOptimizingTransformer(
+          options.optLevel, 0, machine.get())(llvmModule.get()))
+    return module.emitError()
+           << "LLVM optimisation failed: " << llvm::toString(std::move(err));
+
+  SmallString<128> objectPath(path);
+  objectPath += ".o";
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return module.emitError()
+             << "cannot write " << objectPath << ": " << ec.message();
+    llvm::legacy::PassManager pm;
+    if (machine->addPassesToEmitFile(pm, os, nullptr,
+                                     llvm::CodeGenFileType::ObjectFile))
+      return module.emitError() << "the target cannot emit object files";
+    pm.run(*llvmModule);
+  }
+
+  // Link with lld: the object only needs malloc/free/memmove from libc,
+  // which the loading process provides.
+  std::string lld;
+  for (StringRef name : {"ld.lld-22", "ld.lld"})
+    if (auto found = llvm::sys::findProgramByName(name)) {
+      lld = *found;
+      break;
+    }
+  if (lld.empty())
+    if (auto found =
+            llvm::sys::findProgramByName("ld.lld", {"/usr/lib/llvm-22/bin"}))
+      lld = *found;
+  if (lld.empty())
+    return module.emitError()
+           << "cannot find ld.lld (install lld-22) to link " << path;
+  std::string pathStr = path.str();
+  std::string objectStr = objectPath.str().str();
+  SmallVector<StringRef> argv = {lld,  "-shared", "--no-undefined-version",
+                                 "-o", pathStr,   objectStr};
+  std::string message;
+  int rc =
+      llvm::sys::ExecuteAndWait(lld, argv, std::nullopt, {}, 0, 0, &message);
+  llvm::sys::fs::remove(objectPath);
+  if (rc != 0)
+    return module.emitError()
+           << "linking " << path << " failed (" << lld << " exited " << rc
+           << ")" << (message.empty() ? "" : ": ") << message;
+  return success();
+}

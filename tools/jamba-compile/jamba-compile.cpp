@@ -1,0 +1,89 @@
+//===- jamba-compile.cpp - Checkpoint to artifact -------------------------===//
+//
+// Part of jamba-mlir.
+//   jamba-compile CKPT_DIR -o OUT [--target cpu] [--experts-int8 [--dense-mlp]]
+//                 [--max-batch N] [--max-seq N] [--max-context N] [--force]
+// compiles a Hugging Face Jamba checkpoint into an artifact directory
+// (docs/ArtifactFormat.md) that jamba-run executes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Import/Importer.h"
+#include "jamba/Target/Compile.h"
+
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+
+#include <chrono>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::opt<std::string> checkpointDir(cl::Positional, cl::Required,
+                                          cl::desc("<checkpoint dir>"));
+static cl::opt<std::string> outDir("o", cl::Required,
+                                   cl::desc("Output artifact directory"),
+                                   cl::value_desc("dir"));
+static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
+                                   cl::init("cpu"));
+static cl::opt<bool> expertsInt8("experts-int8",
+                                 cl::desc("Quantize the experts (ExpertsInt8)"),
+                                 cl::init(false));
+static cl::opt<bool> denseMlp("dense-mlp",
+                              cl::desc("With --experts-int8, also the dense "
+                                       "MLP weights"),
+                              cl::init(false));
+static cl::opt<int64_t> maxBatch("max-batch", cl::desc("Largest batch"),
+                                 cl::init(64));
+static cl::opt<int64_t> maxSeq("max-seq", cl::desc("Largest prompt chunk"),
+                               cl::init(4096));
+static cl::opt<int64_t>
+    maxContext("max-context",
+               cl::desc("Largest context (0: max_position_embeddings)"),
+               cl::init(0));
+static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
+                           cl::init(false));
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::setBugReportMsg("jamba-compile crashed: please report it to the "
+                        "jamba-mlir issue tracker with the command line.\n");
+  cl::ParseCommandLineOptions(argc, argv, "jamba-mlir compiler\n");
+  if (target != "cpu") {
+    llvm::errs() << "jamba-compile: error: unsupported target '" << target
+                 << "' (this build supports: cpu)\n";
+    return 1;
+  }
+  if (denseMlp && !expertsInt8) {
+    llvm::errs() << "jamba-compile: error: --dense-mlp needs --experts-int8\n";
+    return 1;
+  }
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  MLIRContext context(registry);
+  context.printOpOnDiagnostic(false);
+  mlir::jamba::loadImportDialects(&context);
+
+  mlir::jamba::CompileOptions options;
+  options.expertsInt8 = expertsInt8;
+  options.denseMlp = denseMlp;
+  options.maxBatch = maxBatch;
+  options.maxSeq = maxSeq;
+  options.maxContext = maxContext;
+  options.overwrite = force;
+  auto start = std::chrono::steady_clock::now();
+  if (failed(mlir::jamba::compileCheckpoint(&context, checkpointDir, outDir,
+                                            options)))
+    return 1;
+  llvm::errs() << llvm::format(
+      "jamba-compile: wrote %s in %.2f s\n", outDir.c_str(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count());
+  return 0;
+}

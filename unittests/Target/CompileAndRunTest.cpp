@@ -1,0 +1,195 @@
+//===- CompileAndRunTest.cpp - Compiled CPU artifact vs the interpreter ---===//
+//
+// Part of jamba-mlir. The CPU backend's acceptance test: a seeded checkpoint
+// is compiled into an artifact (jamba-compile's library call), the MLIR-free
+// runtime executes it, and its logits and greedy ids are compared with the
+// reference interpreter's on the same checkpoint (never with another
+// backend).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Checkpoint/Checkpoint.h"
+#include "jamba/Checkpoint/Quantize.h"
+#include "jamba/Checkpoint/RandomCheckpoint.h"
+#include "jamba/Import/Importer.h"
+#include "jamba/Pipelines/Pipelines.h"
+#include "jamba/Reference/Compare.h"
+#include "jamba/Reference/Generate.h"
+#include "jamba/Runtime/Artifact.h"
+#include "jamba/Runtime/Executor.h"
+#include "jamba/Runtime/Generate.h"
+#include "jamba/Target/Compile.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+using namespace mlir;
+namespace ckpt = ::jamba::ckpt;
+namespace rt = ::jamba::rt;
+namespace fs = std::filesystem;
+
+namespace {
+
+class CompileAndRunTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    std::string config =
+        std::string(JAMBA_SHARED_MODELS_DIR) + "/jamba-tiny.json";
+    if (!fs::exists(config))
+      GTEST_SKIP() << "shared models not found at " << JAMBA_SHARED_MODELS_DIR;
+    auto loaded = ckpt::loadConfig(config);
+    ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+    tiny = *loaded;
+    dir = fs::temp_directory_path() /
+          ("jamba-compile-test-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    DialectRegistry registry;
+    registerAllDialects(registry);
+    registerAllExtensions(registry);
+    context.appendDialectRegistry(registry);
+    mlir::jamba::loadImportDialects(&context);
+  }
+  void TearDown() override {
+    if (!dir.empty())
+      fs::remove_all(dir);
+  }
+
+  std::unique_ptr<ckpt::Checkpoint> writeCheckpoint(uint64_t seed) {
+    ckpt::RandomCheckpointOptions options;
+    options.seed = seed;
+    EXPECT_TRUE(
+        ckpt::writeRandomCheckpoint(tiny, (dir / "ckpt").string(), options)
+            .ok());
+    auto opened = ckpt::Checkpoint::open((dir / "ckpt").string());
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }
+
+  /// Greedy ids and logits of every prompt position and decode step, from
+  /// the reference interpreter (f32).
+  mlir::jamba::Generation interpret(const ckpt::Checkpoint &checkpoint,
+                                    const std::vector<int64_t> &prompt,
+                                    int64_t steps) {
+    auto module = mlir::jamba::importModelForCheckpoint(
+        &context, checkpoint.config(), mlir::jamba::ImportOptions(),
+        UnknownLoc::get(&context));
+    EXPECT_TRUE(succeeded(module));
+    mlir::jamba::GenerateOptions options;
+    options.promptIds = prompt;
+    options.steps = steps;
+    auto gen =
+        mlir::jamba::generateGreedy<float>(**module, checkpoint, options);
+    EXPECT_TRUE(succeeded(gen));
+    return succeeded(gen) ? *gen : mlir::jamba::Generation();
+  }
+
+  /// Compiles `checkpointDir` and runs the prompts with the runtime.
+  rt::GenerationResult
+  compileAndRun(const std::string &checkpointDir,
+                const std::vector<std::vector<int64_t>> &prompts, int64_t steps,
+                const mlir::jamba::CompileOptions &options = {},
+                int64_t seq = 0) {
+    std::string out = (dir / "artifact").string();
+    fs::remove_all(out);
+    EXPECT_TRUE(succeeded(
+        mlir::jamba::compileCheckpoint(&context, checkpointDir, out, options)));
+    auto artifact = rt::Artifact::open(out);
+    EXPECT_TRUE(artifact.ok()) << artifact.status().message();
+    if (!artifact.ok())
+      return {};
+    rt::SessionOptions session;
+    session.batch = prompts.size();
+    int64_t longest = 0;
+    for (const auto &p : prompts)
+      longest = std::max<int64_t>(longest, p.size());
+    session.contextLength = longest + steps;
+    if (seq)
+      session.seq = seq;
+    auto executor = rt::CpuExecutor::create(**artifact, session);
+    EXPECT_TRUE(executor.ok()) << executor.status().message();
+    if (!executor.ok())
+      return {};
+    rt::GenerateOptions generate;
+    generate.maxNewTokens = steps;
+    generate.stopOnEos = false;
+    generate.recordLogits = true;
+    auto result = rt::generate(**executor, prompts, generate);
+    EXPECT_TRUE(result.ok()) << result.status().message();
+    return result.ok() ? *result : rt::GenerationResult();
+  }
+
+  /// Compiled vs reference: identical ids, max relative error <= 1e-5.
+  void expectAgreement(const rt::SequenceOutput &compiled,
+                       const mlir::jamba::Generation &reference) {
+    EXPECT_EQ(compiled.ids, reference.ids);
+    ASSERT_EQ(compiled.rows, reference.rows);
+    ::jamba::ref::LogitsComparison c = ::jamba::ref::compareLogits(
+        compiled.logits.data(), reference.logits.data(), reference.rows,
+        reference.vocab);
+    EXPECT_LE(c.maxRelErr, 1e-5);
+    EXPECT_EQ(c.top1Agree, reference.rows);
+  }
+
+  ckpt::JambaConfig tiny;
+  MLIRContext context;
+  fs::path dir;
+};
+
+TEST_F(CompileAndRunTest, BatchOneMatchesTheInterpreter) {
+  auto checkpoint = writeCheckpoint(31);
+  ASSERT_TRUE(checkpoint);
+  std::vector<int64_t> prompt = {1, 17, 42, 5, 9, 100, 3};
+  mlir::jamba::Generation reference = interpret(*checkpoint, prompt, 32);
+  rt::GenerationResult compiled =
+      compileAndRun((dir / "ckpt").string(), {prompt}, 32);
+  ASSERT_EQ(compiled.sequences.size(), 1u);
+  expectAgreement(compiled.sequences[0], reference);
+}
+
+TEST_F(CompileAndRunTest, FourSequencesOfDifferentLengthsMatchTheInterpreter) {
+  auto checkpoint = writeCheckpoint(32);
+  ASSERT_TRUE(checkpoint);
+  std::vector<std::vector<int64_t>> prompts = {
+      {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+      {7, 8},
+      {100, 50, 25, 12, 6},
+      {3, 1, 4}};
+  // Prefill in chunks of 4 tokens, so long prompts take several calls.
+  rt::GenerationResult compiled = compileAndRun(
+      (dir / "ckpt").string(), prompts, 16, mlir::jamba::CompileOptions(), 4);
+  ASSERT_EQ(compiled.sequences.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    SCOPED_TRACE("sequence " + std::to_string(i));
+    expectAgreement(compiled.sequences[i],
+                    interpret(*checkpoint, prompts[i], 16));
+  }
+}
+
+TEST_F(CompileAndRunTest, ExpertsInt8MatchesTheInterpreterOnTheInt8Model) {
+  auto checkpoint = writeCheckpoint(33);
+  ASSERT_TRUE(checkpoint);
+  // The reference runs the same ExpertsInt8 checkpoint the compiler makes.
+  std::string q8 = (dir / "q8").string();
+  ASSERT_TRUE(
+      ckpt::writeQuantizedCheckpoint(*checkpoint, q8, ckpt::QuantizeOptions())
+          .ok());
+  auto quantized = ckpt::Checkpoint::open(q8);
+  ASSERT_TRUE(quantized.ok());
+  std::vector<int64_t> prompt = {9, 8, 7, 6, 5};
+  mlir::jamba::Generation reference = interpret(**quantized, prompt, 24);
+  mlir::jamba::CompileOptions options;
+  options.expertsInt8 = true;
+  rt::GenerationResult compiled =
+      compileAndRun((dir / "ckpt").string(), {prompt}, 24, options);
+  ASSERT_EQ(compiled.sequences.size(), 1u);
+  expectAgreement(compiled.sequences[0], reference);
+}
+
+} // namespace
