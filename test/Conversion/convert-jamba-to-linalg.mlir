@@ -15,8 +15,8 @@
 //  CHECK-SAME:     ins(%[[X]], %[[Q]] : tensor<2x?x64xf32>, tensor<32x64xi8>) outs(%[[ZERO]]
 //       CHECK:   ^bb0(%[[XV:.+]]: f32, %[[QV:.+]]: i8, %[[OUT:.+]]: f32):
 //       CHECK:     %[[QF:.+]] = arith.sitofp %[[QV]] : i8 to f32
-//       CHECK:     %[[M:.+]] = arith.mulf %[[XV]], %[[QF]] : f32
-//       CHECK:     arith.addf %[[OUT]], %[[M]] : f32
+//       CHECK:     %[[M:.+]] = arith.mulf %[[XV]], %[[QF]] fastmath<reassoc,contract> : f32
+//       CHECK:     arith.addf %[[OUT]], %[[M]] fastmath<reassoc,contract> : f32
 //       CHECK:   %[[Y:.+]] = linalg.generic
 //  CHECK-SAME:     ins(%[[ACC]], %[[S]], %[[B]] : tensor<2x?x32xf32>, tensor<32xf32>, tensor<32xf32>)
 //       CHECK:   ^bb0(%[[AV:.+]]: f32, %[[SV:.+]]: f32, %[[BV:.+]]: f32, %{{.+}}: f32):
@@ -39,7 +39,7 @@ func.func @linear_int8(%x: tensor<2x?x64xf32>, %q: tensor<32x64xi8>, %s: tensor<
 //       CHECK:   ^bb0(%[[XV:.+]]: bf16, %[[WV:.+]]: bf16, %[[OUT:.+]]: f32):
 //       CHECK:     %[[XF:.+]] = arith.extf %[[XV]] : bf16 to f32
 //       CHECK:     %[[WF:.+]] = arith.extf %[[WV]] : bf16 to f32
-//       CHECK:     arith.mulf %[[XF]], %[[WF]] : f32
+//       CHECK:     arith.mulf %[[XF]], %[[WF]] fastmath<reassoc,contract> : f32
 //       CHECK:   linalg.generic
 //       CHECK:     arith.truncf %{{.+}} : f32 to bf16
 func.func @linear_bf16(%x: tensor<?x64xbf16>, %w: tensor<32x64xbf16>) -> tensor<?x32xbf16> {

@@ -20,13 +20,17 @@ using namespace mlir::jamba::lowering;
 
 namespace {
 
-/// `acc + cvt(a) * cvt(b)` in the accumulator's type.
+/// `acc + cvt(a) * cvt(b)` in the accumulator's type. The K reduction may be
+/// reassociated and contracted into FMAs, so LLVM can keep partial sums in
+/// vector lanes (TOOLCHAIN.md: an ordered reduction stays scalar).
 Value multiplyAccumulate(OpBuilder &b, Location loc, Value a, Value w,
                          Value acc) {
   Type t = acc.getType();
-  Value product = arith::MulFOp::create(b, loc, convertScalar(b, loc, a, t),
-                                        convertScalar(b, loc, w, t));
-  return arith::AddFOp::create(b, loc, acc, product);
+  auto fast = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+  Value product =
+      arith::MulFOp::create(b, loc, convertScalar(b, loc, a, t),
+                            convertScalar(b, loc, w, t), fast);
+  return arith::AddFOp::create(b, loc, acc, product, fast);
 }
 
 /// jamba.linear: acc[..., n] = sum_k x[..., k] * W[n, k] over the K loop,
