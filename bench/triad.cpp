@@ -28,9 +28,9 @@ int main() {
       });
     for (std::thread &th : pool)
       th.join();
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                             start)
-                   .count();
+    double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
     rates.push_back(24.0 * double(n) / s / 1e9);
   }
   std::sort(rates.begin(), rates.end());

@@ -27,9 +27,8 @@ Value multiplyAccumulate(OpBuilder &b, Location loc, Value a, Value w,
                          Value acc) {
   Type t = acc.getType();
   auto fast = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
-  Value product =
-      arith::MulFOp::create(b, loc, convertScalar(b, loc, a, t),
-                            convertScalar(b, loc, w, t), fast);
+  Value product = arith::MulFOp::create(b, loc, convertScalar(b, loc, a, t),
+                                        convertScalar(b, loc, w, t), fast);
   return arith::AddFOp::create(b, loc, acc, product, fast);
 }
 
