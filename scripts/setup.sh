@@ -12,7 +12,7 @@ JAMBA_BUILD_DIR="${JAMBA_BUILD_DIR:-$JAMBA_ROOT/build}"
 # FileCheck, GoogleTest, and clang-format for the format check.
 JAMBA_APT_PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
-  clang-format-22 libgtest-dev cmake ninja-build ccache python3
+  clang-format-22 libomp-22-dev libgtest-dev cmake ninja-build ccache python3
 )
 
 jamba_install_packages() {

@@ -8,7 +8,9 @@
 
 #include "jamba/Conversion/Passes.h"
 
+#include "mlir/Conversion/OpenMPToLLVM/ConvertOpenMPToLLVM.h"
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Conversion/SCFToOpenMP/SCFToOpenMP.h"
 #include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
@@ -43,11 +45,22 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createConvertBufferizationToMemRefPass());
 
   // Loops, then LLVM.
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // With threads, the parallel dimensions become scf.parallel and then
+  // OpenMP regions; reductions stay sequential inside each thread.
+  if (options.threads)
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  else
+    pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  if (options.threads)
+    pm.addPass(createConvertSCFToOpenMPPass());
   if (options.approximateMath)
     pm.addNestedPass<func::FuncOp>(createJambaApproximateMathPass());
+  // scf-to-openmp wraps bodies in memref.alloca_scope: lower memrefs before
+  // scf-to-cf makes those regions multi-block (TOOLCHAIN.md gotcha 1).
+  if (options.threads)
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
@@ -55,9 +68,12 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
-  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+  if (!options.threads)
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
+  if (options.threads)
+    pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
 }

@@ -295,7 +295,9 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // Decompose and lower for the CPU.
   PassManager pm(context, ModuleOp::getOperationName());
   pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
-  buildCPULowerPipeline(pm, CPULowerPipelineOptions());
+  CPULowerPipelineOptions lower;
+  lower.threads = options.cpu.threads;
+  buildCPULowerPipeline(pm, lower);
   if (failed(pm.run(module)))
     return failure();
 

@@ -12,6 +12,7 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
 #include "llvm/IR/IRBuilder.h"
@@ -274,6 +275,7 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
 
   llvm::LLVMContext llvmContext;
@@ -344,6 +346,11 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   std::string objectStr = objectPath.str().str();
   SmallVector<StringRef> argv = {lld,  "-shared", "--no-undefined-version",
                                  "-o", pathStr,   objectStr};
+  // Threaded kernels call the OpenMP runtime: record libomp and where LLVM
+  // 22 installs it, so that the runtime's dlopen finds it.
+  if (options.threads)
+    argv.append(
+        {"-L" LLVM_LIBDIR_FOR_OMP, "-lomp", "-rpath=" LLVM_LIBDIR_FOR_OMP});
   std::string message;
   int rc =
       llvm::sys::ExecuteAndWait(lld, argv, std::nullopt, {}, 0, 0, &message);

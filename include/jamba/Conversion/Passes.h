@@ -32,6 +32,11 @@ struct CPULowerPipelineOptions
                      "approximations (vectorisable, ~2e-7 relative error) "
                      "instead of libm calls"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> threads{
+      *this, "threads",
+      llvm::cl::desc("Run the parallel loops of every linalg op on OpenMP "
+                     "threads (the object then needs libomp)"),
+      llvm::cl::init(false)};
 };
 
 /// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM

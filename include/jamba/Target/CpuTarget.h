@@ -53,6 +53,8 @@ struct CpuTargetOptions {
   std::string cpu = "x86-64-v3";
   /// LLVM optimisation level for the IR and the code generator.
   unsigned optLevel = 3;
+  /// The kernels run their parallel loops on OpenMP threads (libomp).
+  bool threads = true;
 };
 
 /// Describes the entry points `names` of a tensor-level module (before
