@@ -6,7 +6,7 @@
 
 #include "jamba/Reference/Generate.h"
 
-#include "jamba/Import/Importer.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Reference/Interpreter.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -169,6 +169,13 @@ mlir::jamba::generateGreedy(ModuleOp module,
     return module.emitError() << "the prompt is empty";
   if (options.steps < 0)
     return module.emitError() << "the number of steps is negative";
+  const int64_t maxTokens = checkpoint.config().maxPositionEmbeddings;
+  if (static_cast<int64_t>(prompt.size()) > maxTokens ||
+      options.steps > maxTokens - static_cast<int64_t>(prompt.size()))
+    return module.emitError()
+           << "the prompt (" << prompt.size() << " ids) and " << options.steps
+           << " steps exceed the model's max_position_embeddings (" << maxTokens
+           << ")";
 
   Generator<T> gen(module, checkpoint);
   gen.capacity = prompt.size() + options.steps;

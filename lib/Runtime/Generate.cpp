@@ -90,6 +90,10 @@ StatusOr<int64_t> rt::sampleNext(const float *logits, int64_t vocab,
     prob[i] = std::exp(double(logits[order[i]]) / options.temperature - top);
     sum += prob[i];
   }
+  // A tiny temperature can overflow logit / temperature (inf - inf): such
+  // a distribution is a point mass on the top id.
+  if (!std::isfinite(top) || !std::isfinite(sum) || sum <= 0)
+    return order[0];
   for (double &p : prob)
     p /= sum;
 

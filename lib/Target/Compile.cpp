@@ -184,6 +184,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
                           const std::map<std::string, Type> &weights,
                           const std::string &path,
                           rt::ArtifactManifest &manifest) {
+  ckpt::Status loadError = ckpt::Status::success();
   ckpt::SafeTensorsWriter writer;
   writer.setMetadata("format", "jamba-artifact");
   for (const auto &[name, type] : weights) {
@@ -196,10 +197,17 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
     const ckpt::Checkpoint *src = &source;
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-        name, dtype, shape, [src, tensor, shape, int8](uint8_t *dst, size_t) {
+        name, dtype, shape,
+        [src, tensor, shape, int8, &loadError](uint8_t *dst, size_t) {
           std::vector<float> values;
-          // Checked above; int8 values convert exactly.
-          (void)src->loadWeightF32(tensor, shape, values);
+          // Checked above, but the file may still fail to read: remember
+          // the first error and fail after writing.
+          ckpt::Status st = src->loadWeightF32(tensor, shape, values);
+          if (!st.ok()) {
+            if (loadError.ok())
+              loadError = st;
+            return;
+          }
           if (!int8) {
             std::memcpy(dst, values.data(), values.size() * sizeof(float));
             return;
@@ -215,7 +223,8 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
     desc.shape = shape;
     manifest.weights.push_back(std::move(desc));
   }
-  return writer.write(path);
+  JAMBA_CKPT_RETURN_IF_ERROR(writer.write(path));
+  return loadError;
 }
 
 } // namespace
@@ -228,6 +237,9 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   auto fail = [&](const std::string &message) {
     return LogicalResult(emitError(loc) << message);
   };
+  // Refuse an existing output before minutes of compilation.
+  if (!options.overwrite && llvm::sys::fs::exists(outDir))
+    return fail(outDir + " already exists (use --force to replace it)");
   auto opened = ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())
     return fail(opened.status().message());

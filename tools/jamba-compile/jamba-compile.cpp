@@ -18,6 +18,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
 
 #include <chrono>
 
@@ -68,6 +69,9 @@ int main(int argc, char **argv) {
   registerAllExtensions(registry);
   MLIRContext context(registry);
   context.printOpOnDiagnostic(false);
+  // Diagnostics print as `file:line:col: error: ...`, one line each.
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   mlir::jamba::loadImportDialects(&context);
 
   mlir::jamba::CompileOptions options;

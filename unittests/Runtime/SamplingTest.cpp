@@ -35,6 +35,18 @@ TEST(SamplingTest, GreedyIsArgmaxLowestOnTies) {
   EXPECT_EQ(argmaxIndex(withNan.data(), 1), -1);
 }
 
+TEST(SamplingTest, TinyTemperatureIsThePointMassOnTheTopId) {
+  // logit / 1e-308 overflows to inf; the draw must still be the top id,
+  // never an arbitrary one (inf - inf = NaN would fail every comparison).
+  std::vector<float> l = {0.5f, 3.0f, -1.0f, 2.0f};
+  SamplingOptions o;
+  o.temperature = 1e-308;
+  for (uint64_t seed = 0; seed < 8; ++seed) {
+    Rng rng(seed);
+    EXPECT_EQ(draw(l, o, rng), 1);
+  }
+}
+
 TEST(SamplingTest, TemperatureZeroAndTopKOneAreGreedy) {
   std::vector<float> l = {1.0f, 1.2f, 0.9f, 1.1f};
   Rng rng(7);
