@@ -9,6 +9,7 @@
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
@@ -277,6 +278,24 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
+
+  // The jamba.* argument and result attributes have served their purpose
+  // (the packed entries describe the ABI); LLVM IR has no place for them.
+  module.walk([](LLVM::LLVMFuncOp func) {
+    auto strip = [](DictionaryAttr attrs) {
+      if (!attrs)
+        return attrs;
+      SmallVector<NamedAttribute> kept;
+      for (NamedAttribute attr : attrs)
+        if (!attr.getName().strref().starts_with("jamba."))
+          kept.push_back(attr);
+      return DictionaryAttr::get(attrs.getContext(), kept);
+    };
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      func.setArgAttrs(i, strip(func.getArgAttrDict(i)));
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      func.setResultAttrs(i, strip(func.getResultAttrDict(i)));
+  });
 
   llvm::LLVMContext llvmContext;
   std::unique_ptr<llvm::Module> llvmModule =

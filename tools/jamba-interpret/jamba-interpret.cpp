@@ -12,6 +12,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Npy.h"
+#include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Import/Importer.h"
 #include "jamba/Pipelines/Pipelines.h"
@@ -56,33 +57,16 @@ static int fail(const std::string &message) {
   return 1;
 }
 
-/// Parses "1,17,42" strictly: non-negative decimal integers, no empty items.
-static bool parseIds(StringRef text, std::vector<int64_t> &ids,
-                     std::string &error) {
-  SmallVector<StringRef> items;
-  text.split(items, ',');
-  for (StringRef item : items) {
-    int64_t id;
-    if (item.trim().getAsInteger(10, id) || id < 0) {
-      error = "--prompt-ids: '" + item.str() +
-              "' is not a non-negative integer (expected e.g. 1,17,42)";
-      return false;
-    }
-    ids.push_back(id);
-  }
-  return true;
-}
-
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   llvm::setBugReportMsg("jamba-interpret crashed: please report it to the "
                         "jamba-mlir issue tracker with the command line.\n");
   cl::ParseCommandLineOptions(argc, argv, "jamba-mlir reference interpreter\n");
 
-  std::vector<int64_t> ids;
-  std::string error;
-  if (!parseIds(promptIds, ids, error))
-    return fail(error);
+  auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
+  if (!parsedIds.ok())
+    return fail("--prompt-ids: " + parsedIds.status().message());
+  std::vector<int64_t> ids = std::move(*parsedIds);
   if (steps < 0)
     return fail("-n must be non-negative");
   if (dtype != "f32" && dtype != "f64")

@@ -14,6 +14,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Quantize.h"
+#include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Reference/Compare.h"
 #include "jamba/Reference/Generate.h"
@@ -87,16 +88,10 @@ int main(int argc, char **argv) {
     return fail("--dtype must be f32 or f64, got '" + dtype + "'");
   if (steps < 1)
     return fail("-n must be positive");
-  std::vector<int64_t> prompt;
-  SmallVector<StringRef> items;
-  StringRef(promptIds).split(items, ',');
-  for (StringRef item : items) {
-    int64_t id;
-    if (item.trim().getAsInteger(10, id) || id < 0)
-      return fail("--prompt-ids: '" + item.str() +
-                  "' is not a non-negative integer");
-    prompt.push_back(id);
-  }
+  auto parsedIds = ckpt::parseTokenIds(promptIds);
+  if (!parsedIds.ok())
+    return fail("--prompt-ids: " + parsedIds.status().message());
+  std::vector<int64_t> prompt = std::move(*parsedIds);
 
   auto opened = ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())

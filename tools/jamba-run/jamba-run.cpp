@@ -17,6 +17,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Checkpoint/Npy.h"
+#include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 
@@ -103,29 +104,6 @@ static bool parseDouble(const char *text, double &out) {
 }
 
 /// Parses "1,17,42" strictly: non-negative decimal integers, no empty items.
-static bool parseIds(const std::string &text, std::vector<int64_t> &ids,
-                     std::string &error) {
-  size_t start = 0;
-  while (true) {
-    size_t comma = text.find(',', start);
-    std::string item = text.substr(
-        start, comma == std::string::npos ? std::string::npos : comma - start);
-    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
-    std::string trimmed =
-        b == std::string::npos ? std::string() : item.substr(b, e - b + 1);
-    int64_t id;
-    if (trimmed.empty() || trimmed[0] == '+' || trimmed[0] == '-' ||
-        !parseInt(trimmed.c_str(), id) || id < 0) {
-      error = "--prompt-ids: '" + item +
-              "' is not a non-negative integer (expected e.g. 1,17,42)";
-      return false;
-    }
-    ids.push_back(id);
-    if (comma == std::string::npos)
-      return true;
-    start = comma + 1;
-  }
-}
 
 static double seconds(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
@@ -160,11 +138,10 @@ int main(int argc, char **argv) {
         return fail("option " + arg + " needs a value");
       std::string text = v;
       if (arg == "--prompt-ids") {
-        std::vector<int64_t> ids;
-        std::string error;
-        if (!parseIds(text, ids, error))
-          return fail(error);
-        prompts.push_back(std::move(ids));
+        auto parsed = ckpt::parseTokenIds(text);
+        if (!parsed.ok())
+          return fail("--prompt-ids: " + parsed.status().message());
+        prompts.push_back(std::move(*parsed));
       } else if (arg == "-n") {
         if (!parseInt(v, steps) || steps < 0)
           return fail("-n must be a non-negative integer, got '" + text + "'");
