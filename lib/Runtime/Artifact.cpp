@@ -118,6 +118,50 @@ std::string DimExpr::str() const {
   return out;
 }
 
+std::string rt::stepSignature(const ArtifactManifest &manifest,
+                              const Step &step, int64_t rank) {
+  std::string out;
+  auto shapeOf = [](std::string &o, ckpt::DType dtype, const auto &dims,
+                    auto &&str) {
+    o += ckpt::dtypeName(dtype);
+    o += '[';
+    for (size_t i = 0; i < dims.size(); ++i)
+      o += (i ? "," : "") + str(dims[i]);
+    o += ']';
+  };
+  for (size_t i = 0; i < step.args.size(); ++i) {
+    const StepArg &a = step.args[i];
+    if (i)
+      out += ';';
+    switch (a.kind) {
+    case StepArg::Kind::Dim:
+      out += "dim:" + a.ref;
+      break;
+    case StepArg::Kind::I64:
+      out += "i64";
+      break;
+    case StepArg::Kind::F64:
+      out += "f64";
+      break;
+    case StepArg::Kind::Buffer:
+      if (const BufferDesc *b = manifest.findBuffer(a.ref))
+        shapeOf(out, b->dtype, b->shape,
+                [](const DimExpr &d) { return d.str(); });
+      else
+        out += '?';
+      break;
+    case StepArg::Kind::Weight:
+      if (const WeightDesc *w = manifest.findWeight(a.ref, rank))
+        shapeOf(out, w->dtype, w->shape,
+                [](int64_t d) { return std::to_string(d); });
+      else
+        out += '?';
+      break;
+    }
+  }
+  return out;
+}
+
 StepArg StepArg::buffer(std::string id) {
   StepArg a;
   a.kind = Kind::Buffer;

@@ -290,6 +290,24 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
                        "' not found in '", k.file,
                        "': ", why ? why : "null address");
     kernelFns[k.name] = reinterpret_cast<void (*)(void **)>(sym);
+    // A kernel object that exports its argument signature (jamba-compile's
+    // do) must be called with exactly that signature: a manifest edited to
+    // swap, drop or reshape arguments is refused here, before any call.
+    std::string sigName = k.symbol + "_signature";
+    if (const char *sig =
+            static_cast<const char *>(::dlsym(handle, sigName.c_str()))) {
+      for (const EntryPoint &ep : m.entryPoints)
+        for (const Step &step : ep.steps) {
+          if (step.kernel != k.name)
+            continue;
+          std::string expected = stepSignature(m, step, options.rank);
+          if (expected != sig)
+            return makeError("kernel '", k.name, "' in '", k.file,
+                             "' was compiled for the arguments\n  ", sig,
+                             "\nbut entry point '", ep.name, "' passes\n  ",
+                             expected);
+        }
+    }
   }
 
   // Weights: the mapped data in place, or an aligned copy.

@@ -47,6 +47,14 @@ describeOperand(Operation *op, Type type, DictionaryAttr attrs, bool isResult) {
   PackedOperand operand;
   Type elem = tensor.getElementType();
   operand.elementBytes = (elem.getIntOrFloatBitWidth() + 7) / 8;
+  operand.dtype = elem.isF32()         ? "F32"
+                  : elem.isF64()       ? "F64"
+                  : elem.isBF16()      ? "BF16"
+                  : elem.isF16()       ? "F16"
+                  : elem.isInteger(8)  ? "I8"
+                  : elem.isInteger(32) ? "I32"
+                  : elem.isInteger(64) ? "I64"
+                                       : "?";
   auto named = [&](StringRef key) -> StringRef {
     if (!attrs)
       return {};
@@ -260,6 +268,39 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
     freed.push_back(allocated);
   }
   b.CreateRetVoid();
+
+  // The argument signature, for the runtime to check the manifest against.
+  std::string signature = "dim:batch;dim:seq;dim:capacity";
+  auto append = [&](const PackedOperand &operand) {
+    signature += ";" + operand.dtype + "[";
+    for (size_t d = 0; d < operand.sizes.size(); ++d) {
+      if (d)
+        signature += ",";
+      switch (operand.dims[d]) {
+      case PackedDim::Static:
+        signature += std::to_string(operand.sizes[d]);
+        break;
+      case PackedDim::Batch:
+        signature += "batch";
+        break;
+      case PackedDim::Seq:
+        signature += "seq";
+        break;
+      case PackedDim::Capacity:
+        signature += "capacity";
+        break;
+      }
+    }
+    signature += "]";
+  };
+  for (const PackedOperand &in : entry.inputs)
+    append(in);
+  for (const PackedOperand &out : entry.outputs)
+    append(out);
+  auto *init = llvm::ConstantDataArray::getString(ctx, signature);
+  new llvm::GlobalVariable(module, init->getType(), /*isConstant=*/true,
+                           llvm::GlobalValue::ExternalLinkage, init,
+                           entry.symbol + "_signature");
   return success();
 }
 

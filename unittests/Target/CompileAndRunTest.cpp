@@ -27,6 +27,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <functional>
 
 using namespace mlir;
 namespace ckpt = ::jamba::ckpt;
@@ -190,6 +192,67 @@ TEST_F(CompileAndRunTest, ExpertsInt8MatchesTheInterpreterOnTheInt8Model) {
       compileAndRun((dir / "ckpt").string(), {prompt}, 24, options);
   ASSERT_EQ(compiled.sequences.size(), 1u);
   expectAgreement(compiled.sequences[0], reference);
+}
+
+TEST_F(CompileAndRunTest, EditedManifestIsRefusedBeforeAnyKernelRuns) {
+  // A manifest edited to swap or reshape kernel arguments, with its content
+  // hash recomputed, passes Artifact::open; the kernels' exported signature
+  // catches it when the executor loads them (it would otherwise crash).
+  auto checkpoint = writeCheckpoint(34);
+  ASSERT_TRUE(checkpoint);
+  std::string out = (dir / "artifact").string();
+  ASSERT_TRUE(succeeded(mlir::jamba::compileCheckpoint(
+      &context, (dir / "ckpt").string(), out, mlir::jamba::CompileOptions())));
+  std::string manifestPath = out + "/manifest.json";
+  std::string text;
+  ASSERT_TRUE(ckpt::readFileToString(manifestPath, text).ok());
+  auto original = rt::parseManifest(text, manifestPath);
+  ASSERT_TRUE(original.ok()) << original.status().message();
+
+  auto expectRefused =
+      [&](const std::function<void(rt::ArtifactManifest &)> &edit,
+          const std::string &what) {
+        rt::ArtifactManifest m = *original;
+        edit(m);
+        std::ofstream(manifestPath, std::ios::trunc) << rt::writeManifest(m);
+        auto artifact = rt::Artifact::open(out);
+        ASSERT_TRUE(artifact.ok())
+            << what << ": " << artifact.status().message();
+        rt::SessionOptions session;
+        session.contextLength = 8;
+        auto executor = rt::CpuExecutor::create(**artifact, session);
+        ASSERT_FALSE(executor.ok()) << what;
+        EXPECT_NE(executor.status().message().find("was compiled for the "
+                                                   "arguments"),
+                  std::string::npos)
+            << what << ": " << executor.status().message();
+      };
+  expectRefused(
+      [](rt::ArtifactManifest &m) {
+        std::swap(m.entryPoints[0].steps[0].args[3],
+                  m.entryPoints[0].steps[0].args[4]);
+      },
+      "ids and cache_len swapped");
+  expectRefused(
+      [](rt::ArtifactManifest &m) {
+        for (rt::BufferDesc &b : m.buffers)
+          if (b.id == "layers.0.conv_state")
+            b.shape[1] = rt::DimExpr::constant(1);
+      },
+      "conv state reshaped");
+  expectRefused(
+      [](rt::ArtifactManifest &m) {
+        m.entryPoints[1].steps[0].args[0] = rt::StepArg::dim("capacity");
+      },
+      "dim argument changed");
+
+  // The unedited manifest still runs.
+  std::ofstream(manifestPath, std::ios::trunc) << rt::writeManifest(*original);
+  auto artifact = rt::Artifact::open(out);
+  ASSERT_TRUE(artifact.ok());
+  rt::SessionOptions session;
+  session.contextLength = 8;
+  EXPECT_TRUE(rt::CpuExecutor::create(**artifact, session).ok());
 }
 
 } // namespace

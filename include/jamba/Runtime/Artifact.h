@@ -229,6 +229,14 @@ struct ArtifactManifest {
   const FileDesc *findFile(std::string_view path) const;
 };
 
+/// The argument signature of a step in the form a kernel object exports
+/// as `<symbol>_signature` (docs/ArtifactFormat.md, "Kernel signatures"):
+/// one item per argument, joined by ';': `dim:<name>`, `i64`, `f64`, or
+/// `<DTYPE>[<d0>,<d1>,...]` for a buffer or weight (dimension expressions as
+/// DimExpr::str() writes them). Unknown references give `?`.
+std::string stepSignature(const ArtifactManifest &manifest, const Step &step,
+                          int64_t rank);
+
 /// Short names used in the manifest and in messages.
 const char *targetKindName(TargetDesc::Kind kind);
 const char *bufferKindName(BufferDesc::Kind kind);

@@ -13,7 +13,9 @@
 //
 // The wrapper builds the memref descriptors of the `_mlir_ciface_<name>`
 // function (llvm.emit_c_interface), calls it, copies every result into its
-// output buffer and frees the result allocations that are not inputs.
+// output buffer and frees the result allocations that are not inputs. The
+// object also exports `const char <symbol>_signature[]`, the argument list
+// in the form rt::stepSignature writes, which the runtime checks at load.
 //
 //===----------------------------------------------------------------------===//
 
@@ -37,8 +39,9 @@ struct PackedOperand {
   /// packed dim argument that holds it.
   std::vector<int64_t> sizes;
   std::vector<PackedDim> dims;
-  /// Bytes per element.
+  /// Bytes per element, and the element type's safetensors name ("F32").
   unsigned elementBytes = 4;
+  std::string dtype = "F32";
 };
 
 /// An entry point (a func.func with llvm.emit_c_interface before lowering).
