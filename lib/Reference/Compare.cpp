@@ -20,7 +20,7 @@ static double logSumExp(const float *x, int64_t n) {
   return m + std::log(sum);
 }
 
-static int64_t argmaxOf(const float *x, int64_t n) {
+int64_t jamba::ref::argmax(const float *x, int64_t n) {
   int64_t best = 0;
   for (int64_t i = 1; i < n; ++i)
     if (x[i] > x[best])
@@ -43,7 +43,7 @@ LogitsComparison jamba::ref::compareLogits(const float *test,
     double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
     c.maxRelErr = std::max(c.maxRelErr, rel);
     c.meanRelErr += rel / double(rows);
-    c.top1Agree += argmaxOf(a, vocab) == argmaxOf(b, vocab);
+    c.top1Agree += argmax(a, vocab) == argmax(b, vocab);
     // KL(p || q) = sum p (log p - log q) with p = softmax(ref).
     double lseA = logSumExp(a, vocab), lseB = logSumExp(b, vocab), kl = 0;
     for (int64_t v = 0; v < vocab; ++v) {

@@ -7,6 +7,7 @@
 #include "jamba/Reference/Generate.h"
 
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include "jamba/Reference/Compare.h"
 #include "jamba/Reference/Interpreter.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -151,14 +152,6 @@ FailureOr<Tensor<T>> Generator<T>::call(StringRef name,
 
 } // namespace
 
-int64_t mlir::jamba::argmax(const float *values, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (values[i] > values[best])
-      best = i;
-  return best;
-}
-
 template <typename T>
 FailureOr<Generation>
 mlir::jamba::generateGreedy(ModuleOp module,
@@ -188,7 +181,8 @@ mlir::jamba::generateGreedy(ModuleOp module,
     out.rows += logits.numel() / out.vocab;
   };
   auto lastRowArgmax = [&] {
-    return argmax(&out.logits[(out.rows - 1) * out.vocab], out.vocab);
+    return ::jamba::ref::argmax(&out.logits[(out.rows - 1) * out.vocab],
+                                out.vocab);
   };
 
   auto start = std::chrono::steady_clock::now();

@@ -29,6 +29,15 @@ RankedTensorType withLastDim(RankedTensorType type, int64_t last) {
   return type.clone(shape);
 }
 
+/// `x W^T (+ bias)` with jamba.linear; the output width is W's row count.
+Value project(OpBuilder &b, Location loc, Value x, Value weight,
+              Value bias = Value()) {
+  auto xType = cast<RankedTensorType>(x.getType());
+  int64_t rows = cast<ShapedType>(weight.getType()).getDimSize(0);
+  return LinearOp::create(b, loc, withLastDim(xType, rows), x, weight,
+                          /*scale=*/Value(), bias);
+}
+
 /// `shape[:-1] + [k, n]`: one row of size n per routing slot.
 RankedTensorType withSlots(RankedTensorType type, int64_t k, int64_t n,
                            Type elem) {
@@ -50,15 +59,11 @@ struct DecomposeMoE : OpRewritePattern<MoEOp> {
     auto xType = cast<RankedTensorType>(x.getType());
     Type elem = xType.getElementType();
     const int64_t k = op.getTopK();
-    const int64_t experts =
-        cast<ShapedType>(op.getRouterWeight().getType()).getDimSize(0);
     const int64_t inter =
         cast<ShapedType>(op.getGateWeight().getType()).getDimSize(1);
     const int64_t hidden = xType.getShape().back();
 
-    Value logits = LinearOp::create(rewriter, loc, withLastDim(xType, experts),
-                                    x, op.getRouterWeight(), /*scale=*/Value(),
-                                    /*bias=*/Value());
+    Value logits = project(rewriter, loc, x, op.getRouterWeight());
     auto weightsType = withLastDim(xType, k).clone(rewriter.getF32Type());
     auto indicesType = withLastDim(xType, k).clone(rewriter.getI32Type());
     auto topk = RouterTopKOp::create(rewriter, loc, weightsType, indicesType,
@@ -88,17 +93,10 @@ struct DecomposeMLP : OpRewritePattern<MLPOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x = op.getInput();
-    auto xType = cast<RankedTensorType>(x.getType());
-    const int64_t inter =
-        cast<ShapedType>(op.getGateWeight().getType()).getDimSize(0);
-    auto interType = withLastDim(xType, inter);
-    Value gate = LinearOp::create(rewriter, loc, interType, x,
-                                  op.getGateWeight(), Value(), Value());
-    Value up = LinearOp::create(rewriter, loc, interType, x, op.getUpWeight(),
-                                Value(), Value());
+    Value gate = project(rewriter, loc, x, op.getGateWeight());
+    Value up = project(rewriter, loc, x, op.getUpWeight());
     Value act = SwiGLUOp::create(rewriter, loc, gate.getType(), gate, up);
-    rewriter.replaceOpWithNewOp<LinearOp>(op, xType, act, op.getDownWeight(),
-                                          Value(), Value());
+    rewriter.replaceOp(op, project(rewriter, loc, act, op.getDownWeight()));
     return success();
   }
 };
@@ -134,7 +132,6 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x = op.getInput();
-    auto xType = cast<RankedTensorType>(x.getType());
     const int64_t dInner = op.getDInner(), dState = op.getDState(),
                   dtRank = op.getDtRank();
     if (ShapedType::isDynamic(dInner) || ShapedType::isDynamic(dState) ||
@@ -143,8 +140,7 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
     auto f32 = rewriter.getF32Type();
 
     Value xz =
-        LinearOp::create(rewriter, loc, withLastDim(xType, 2 * dInner), x,
-                         op.getInProjWeight(), Value(), op.getInProjBias());
+        project(rewriter, loc, x, op.getInProjWeight(), op.getInProjBias());
     Value xs = sliceLastDim(rewriter, loc, xz, 0, dInner);
     Value z = sliceLastDim(rewriter, loc, xz, dInner, dInner);
     // conv1d.weight [Di, 1, K] -> [Di, K].
@@ -158,9 +154,7 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
         rewriter, loc, xs.getType(), op.getConvState().getType(), xs, convW,
         op.getConvBias(), op.getConvState(), /*silu=*/true);
     Value xc = conv.getResult();
-    Value xdbl =
-        LinearOp::create(rewriter, loc, withLastDim(xType, dtRank + 2 * dState),
-                         xc, op.getXProjWeight(), Value(), Value());
+    Value xdbl = project(rewriter, loc, xc, op.getXProjWeight());
     auto eps = op.getEpsilonAttr();
     auto norm = [&](int64_t offset, int64_t size, Value weight) -> Value {
       Value part = sliceLastDim(rewriter, loc, xdbl, offset, size);
@@ -171,8 +165,7 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
     Value B = norm(dtRank, dState, op.getBNormWeight());
     Value C = norm(dtRank + dState, dState, op.getCNormWeight());
     // dt_proj without its bias: the scan adds the bias once, before softplus.
-    Value delta = LinearOp::create(rewriter, loc, xs.getType(), dt,
-                                   op.getDtProjWeight(), Value(), Value());
+    Value delta = project(rewriter, loc, dt, op.getDtProjWeight());
     // A = -exp(f32(A_log)).
     Value aLog = op.getALog();
     auto aType = cast<RankedTensorType>(aLog.getType()).clone(f32);
@@ -184,9 +177,8 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
         rewriter, loc, xc.getType(), op.getSsmState().getType(), xc, delta, A,
         B, C, op.getD(), z, op.getDtProjBias(), op.getSsmState(),
         /*delta_softplus=*/true);
-    Value out =
-        LinearOp::create(rewriter, loc, xType, scan.getResult(),
-                         op.getOutProjWeight(), Value(), op.getOutProjBias());
+    Value out = project(rewriter, loc, scan.getResult(), op.getOutProjWeight(),
+                        op.getOutProjBias());
     rewriter.replaceOp(op, {out, conv.getNewState(), scan.getFinalState()});
     return success();
   }
@@ -200,25 +192,14 @@ struct DecomposeAttention : OpRewritePattern<AttentionOp> {
                                 PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
     Value x = op.getInput();
-    auto xType = cast<RankedTensorType>(x.getType());
-    auto rows = [](Value w) {
-      return cast<ShapedType>(w.getType()).getDimSize(0);
-    };
-    Value q = LinearOp::create(rewriter, loc,
-                               withLastDim(xType, rows(op.getQWeight())), x,
-                               op.getQWeight(), Value(), Value());
-    Value k = LinearOp::create(rewriter, loc,
-                               withLastDim(xType, rows(op.getKWeight())), x,
-                               op.getKWeight(), Value(), Value());
-    Value v = LinearOp::create(rewriter, loc,
-                               withLastDim(xType, rows(op.getVWeight())), x,
-                               op.getVWeight(), Value(), Value());
+    Value q = project(rewriter, loc, x, op.getQWeight());
+    Value k = project(rewriter, loc, x, op.getKWeight());
+    Value v = project(rewriter, loc, x, op.getVWeight());
     auto core = CachedAttentionOp::create(
         rewriter, loc, q.getType(), op.getKCache().getType(),
         op.getVCache().getType(), q, k, v, op.getKCache(), op.getVCache(),
         op.getCacheLen(), op.getNumHeads(), op.getNumKvHeads());
-    Value out = LinearOp::create(rewriter, loc, xType, core.getResult(),
-                                 op.getOWeight(), Value(), Value());
+    Value out = project(rewriter, loc, core.getResult(), op.getOWeight());
     rewriter.replaceOp(op, {out, core.getNewKCache(), core.getNewVCache()});
     return success();
   }

@@ -180,8 +180,8 @@ int main(int argc, char **argv) {
   for (int64_t r = 0; r < ref->rows; ++r) {
     const float *a = test->logits.data() + r * vocab,
                 *b = ref->logits.data() + r * vocab;
-    int64_t ia = mlir::jamba::argmax(a, vocab),
-            ib = mlir::jamba::argmax(b, vocab);
+    int64_t ia = ::jamba::ref::argmax(a, vocab),
+            ib = ::jamba::ref::argmax(b, vocab);
     if (ia != ib)
       llvm::outs() << llvm::format(
           "  position %lld: reference top-1 %lld, quantized top-1 %lld; "

@@ -383,7 +383,7 @@ generateCompiled(CompiledModel &model,
     std::vector<std::vector<int64_t>> next(batch);
     for (int64_t b = 0; b < batch; ++b) {
       const float *last = &out.logits[b][out.logits[b].size() - vocab];
-      out.ids[b].push_back(argmax(last, vocab));
+      out.ids[b].push_back(::jamba::ref::argmax(last, vocab));
       next[b] = {out.ids[b].back()};
     }
     logits = model.call("decode", next, &shape);

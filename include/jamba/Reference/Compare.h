@@ -23,6 +23,9 @@ struct LogitsComparison {
   double meanKL = 0, maxKL = 0;
 };
 
+/// Index of the largest of `n` values (the lowest index on ties).
+int64_t argmax(const float *values, int64_t n);
+
 LogitsComparison compareLogits(const float *test, const float *reference,
                                int64_t rows, int64_t vocab);
 

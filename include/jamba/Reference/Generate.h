@@ -46,9 +46,6 @@ FailureOr<Generation>
 generateGreedy(ModuleOp module, const ::jamba::ckpt::Checkpoint &checkpoint,
                const GenerateOptions &options);
 
-/// Index of the largest of `n` values (the lowest index on ties).
-int64_t argmax(const float *values, int64_t n);
-
 } // namespace mlir::jamba
 
 #endif // JAMBA_REFERENCE_GENERATE_H

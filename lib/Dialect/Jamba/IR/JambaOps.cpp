@@ -104,6 +104,34 @@ static LogicalResult checkEpsilon(Operation *op, double epsilon) {
   return op->emitOpError() << "expected a positive epsilon, got " << epsilon;
 }
 
+/// Checks that query heads share kv heads in whole groups (GQA).
+static LogicalResult checkHeadGroups(Operation *op, int64_t heads,
+                                     int64_t kvHeads) {
+  if (heads % kvHeads == 0)
+    return success();
+  return op->emitOpError() << "expected num_heads (" << heads
+                           << ") to be a multiple of num_kv_heads (" << kvHeads
+                           << ")";
+}
+
+/// Checks the KV cache operands the attention ops share: both caches
+/// [batch, num_kv_heads, capacity, head_dim] of one type, `cache_len`
+/// [batch], and the updated caches of the caches' types.
+static LogicalResult checkKvCache(Operation *op, Value kCache, Value vCache,
+                                  Value cacheLen, Value newKCache,
+                                  Value newVCache, int64_t batch,
+                                  int64_t kvHeads, int64_t headDim) {
+  return failure(
+      failed(checkRank(op, "k_cache", kCache, 4)) ||
+      failed(checkShape(op, "k_cache", kCache,
+                        {batch, kvHeads, dimOf(kCache, 2), headDim},
+                        {"batch", "num_kv_heads", "capacity", "head_dim"})) ||
+      failed(checkSameType(op, "k_cache", kCache, "v_cache", vCache)) ||
+      failed(checkShape(op, "cache_len", cacheLen, {batch}, {"batch"})) ||
+      failed(checkSameType(op, "k_cache", kCache, "new_k_cache", newKCache)) ||
+      failed(checkSameType(op, "v_cache", vCache, "new_v_cache", newVCache)));
+}
+
 /// Checks a SwiGLU FFN's weights `gate, up [(E,) I, H]`, `down [(E,) H, I]`
 /// against `hidden`; `lead` holds the expert count when they are stacked.
 static LogicalResult checkFFNWeights(Operation *op, Value gate, Value up,
@@ -258,10 +286,8 @@ LogicalResult AttentionOp::verify() {
   Operation *op = getOperation();
   Value input = getInput();
   int64_t heads = getNumHeads(), kvHeads = getNumKvHeads();
-  if (heads % kvHeads != 0)
-    return emitOpError() << "expected num_heads (" << heads
-                         << ") to be a multiple of num_kv_heads (" << kvHeads
-                         << ")";
+  if (failed(checkHeadGroups(op, heads, kvHeads)))
+    return failure();
   if (failed(checkRank(op, "input", input, 3)) ||
       failed(checkRank(op, "q_weight", getQWeight(), 2)))
     return failure();
@@ -283,20 +309,12 @@ LogicalResult AttentionOp::verify() {
                         {"num_kv_heads * head_dim", "hidden_size"})) ||
       failed(checkShape(op, "o_weight", getOWeight(), {hidden, heads * headDim},
                         {"hidden_size", "num_heads * head_dim"})) ||
-      failed(checkRank(op, "k_cache", getKCache(), 4)) ||
-      failed(checkShape(op, "k_cache", getKCache(),
-                        {batch, kvHeads, dimOf(getKCache(), 2), headDim},
-                        {"batch", "num_kv_heads", "capacity", "head_dim"})) ||
-      failed(
-          checkSameType(op, "k_cache", getKCache(), "v_cache", getVCache())) ||
-      failed(checkShape(op, "cache_len", getCacheLen(), {batch}, {"batch"})) ||
+      failed(checkKvCache(op, getKCache(), getVCache(), getCacheLen(),
+                          getNewKCache(), getNewVCache(), batch, kvHeads,
+                          headDim)) ||
       failed(
           checkSameElementType(op, "input", input, "k_cache", getKCache())) ||
-      failed(checkSameType(op, "input", input, "result", getResult())) ||
-      failed(checkSameType(op, "k_cache", getKCache(), "new_k_cache",
-                           getNewKCache())) ||
-      failed(checkSameType(op, "v_cache", getVCache(), "new_v_cache",
-                           getNewVCache())))
+      failed(checkSameType(op, "input", input, "result", getResult())))
     return failure();
   return success();
 }
@@ -428,10 +446,8 @@ LogicalResult CachedAttentionOp::verify() {
   Operation *op = getOperation();
   Value query = getQuery();
   int64_t heads = getNumHeads(), kvHeads = getNumKvHeads();
-  if (heads % kvHeads != 0)
-    return emitOpError() << "expected num_heads (" << heads
-                         << ") to be a multiple of num_kv_heads (" << kvHeads
-                         << ")";
+  if (failed(checkHeadGroups(op, heads, kvHeads)))
+    return failure();
   if (failed(checkRank(op, "query", query, 3)) ||
       failed(checkRank(op, "k_cache", getKCache(), 4)))
     return failure();
@@ -447,17 +463,10 @@ LogicalResult CachedAttentionOp::verify() {
                         kvWhat)) ||
       failed(checkShape(op, "value", getValue(),
                         {batch, seq, kvHeads * headDim}, kvWhat)) ||
-      failed(checkShape(op, "k_cache", getKCache(),
-                        {batch, kvHeads, dimOf(getKCache(), 2), headDim},
-                        {"batch", "num_kv_heads", "capacity", "head_dim"})) ||
-      failed(
-          checkSameType(op, "k_cache", getKCache(), "v_cache", getVCache())) ||
-      failed(checkShape(op, "cache_len", getCacheLen(), {batch}, {"batch"})) ||
-      failed(checkSameType(op, "query", query, "result", getResult())) ||
-      failed(checkSameType(op, "k_cache", getKCache(), "new_k_cache",
-                           getNewKCache())) ||
-      failed(checkSameType(op, "v_cache", getVCache(), "new_v_cache",
-                           getNewVCache())))
+      failed(checkKvCache(op, getKCache(), getVCache(), getCacheLen(),
+                          getNewKCache(), getNewVCache(), batch, kvHeads,
+                          headDim)) ||
+      failed(checkSameType(op, "query", query, "result", getResult())))
     return failure();
   return success();
 }
