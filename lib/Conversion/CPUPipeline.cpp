@@ -25,8 +25,11 @@ using namespace mlir::jamba;
 
 void mlir::jamba::buildCPULowerPipeline(
     OpPassManager &pm, const CPULowerPipelineOptions &options) {
+  // The GEMMs first, as vector microkernels on buffers; then the rest of
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
+  if (options.microkernels)
+    pm.addNestedPass<func::FuncOp>(createJambaCpuGemmMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
@@ -57,6 +60,11 @@ void mlir::jamba::buildCPULowerPipeline(
     pm.addPass(createConvertSCFToOpenMPPass());
   if (options.approximateMath)
     pm.addNestedPass<func::FuncOp>(createJambaApproximateMathPass());
+  // The microkernels' horizontal sums are reassociable (TOOLCHAIN.md
+  // gotcha 2).
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.reassociateFPReductions = true;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   // scf-to-openmp wraps bodies in memref.alloca_scope: lower memrefs before
   // scf-to-cf makes those regions multi-block (TOOLCHAIN.md gotcha 1).
   if (options.threads)

@@ -74,7 +74,9 @@ std::vector<int64_t> descriptorOf(const Buffer &b) {
 /// it. `resultRanks` gives the rank of each returned tensor.
 class Kernel {
 public:
-  explicit Kernel(const std::string &ir) {
+  explicit Kernel(const std::string &ir,
+                  const mlir::jamba::CPULowerPipelineOptions &pipeline =
+                      mlir::jamba::CPULowerPipelineOptions()) {
     DialectRegistry registry;
     registerAllDialects(registry);
     registerAllExtensions(registry);
@@ -90,8 +92,7 @@ public:
       return;
     }
     PassManager pm(&context, "builtin.module");
-    mlir::jamba::buildCPULowerPipeline(pm,
-                                       mlir::jamba::CPULowerPipelineOptions());
+    mlir::jamba::buildCPULowerPipeline(pm, pipeline);
     if (failed(pm.run(*module))) {
       error = "lowering failed";
       return;
@@ -430,6 +431,111 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmInt8PerSlotWithRouteWeights) {
               ref::expertGemm<float>(toRef(x, {5, 2, 16}), toRef(q, {4, 8, 16}),
                                      &rs, toRef(idx, {5, 2}), &rrw),
               "expert_gemm int8 + scale + route weights");
+}
+
+/// Pipeline options with the GEMM microkernels on or off: the odd-shape
+/// GEMM tests run both lowerings of jamba.linear / expert_gemm.
+std::unique_ptr<mlir::jamba::CPULowerPipelineOptions>
+withMicrokernels(bool on) {
+  auto options = std::make_unique<mlir::jamba::CPULowerPipelineOptions>();
+  options->microkernels = on;
+  return options;
+}
+
+TEST_F(JambaToLinalgNumerics, LinearOddShapesEveryRowCount) {
+  // K = 37 and N = 13 are not multiples of the vector step (8, 16, 32) or
+  // the 4-row register tile; rank-3 input with dynamic leading dims; row
+  // counts 1 (GEMV tile), 2 (one pair), 3, 5 and 9 (pairs + the last row).
+  // int8 weights with scale and bias, bf16 weights with f32 activations
+  // (the reference on the same bf16 values) and f32 weights.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x?x37xf32>, %w: tensor<13x37xf32>, %q: tensor<13x37xi8>,
+                 %s: tensor<13xf32>, %b: tensor<13xf32>, %h: tensor<13x37xbf16>)
+        -> (tensor<?x?x13xf32>, tensor<?x?x13xf32>, tensor<?x?x13xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %w : (tensor<?x?x37xf32>, tensor<13x37xf32>) -> tensor<?x?x13xf32>
+      %z = jamba.linear %x, %q scale(%s) bias(%b)
+          : (tensor<?x?x37xf32>, tensor<13x37xi8>, tensor<13xf32>, tensor<13xf32>) -> tensor<?x?x13xf32>
+      %v = jamba.linear %x, %h : (tensor<?x?x37xf32>, tensor<13x37xbf16>) -> tensor<?x?x13xf32>
+      return %y, %z, %v : tensor<?x?x13xf32>, tensor<?x?x13xf32>, tensor<?x?x13xf32>
+    })mlir";
+  auto w = randomFloats(13 * 37, 60), s = randomFloats(13, 61, 0.001f, 0.02f),
+       b = randomFloats(13, 62), hf = randomFloats(13 * 37, 63);
+  auto q = randomInt8(13 * 37, 64);
+  std::vector<uint16_t> h;
+  for (float &v : hf)
+    h.push_back(toBF16(v)), v = fromBF16(h.back());
+  Tensor<float> rs = toRef(s, {13}), rb = toRef(b, {13});
+  for (bool microkernels : {true, false}) {
+    Kernel k(ir, *withMicrokernels(microkernels));
+    ASSERT_EQ(k.error, "");
+    for (auto [b0, b1] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 1}, {1, 2}, {3, 1}, {1, 5}, {3, 3}}) {
+      auto x = randomFloats(b0 * b1 * 37, 65 + b0 * 7 + b1);
+      auto out =
+          k.run({buf(x, {b0, b1, 37}), buf(w, {13, 37}), buf(q, {13, 37}),
+                 buf(s, {13}), buf(b, {13}), buf(h, {13, 37})},
+                {3, 3, 3});
+      Tensor<float> rx = toRef(x, {b0, b1, 37});
+      std::string what = std::string(microkernels ? "microkernel" : "linalg") +
+                         " linear 37->13, rows " + std::to_string(b0 * b1);
+      expectClose(out[0],
+                  ref::linear<float>(rx, toRef(w, {13, 37}), nullptr, nullptr),
+                  (what + ", f32").c_str());
+      expectClose(out[1], ref::linear<float>(rx, toRef(q, {13, 37}), &rs, &rb),
+                  (what + ", int8 + scale + bias").c_str());
+      expectClose(out[2],
+                  ref::linear<float>(rx, toRef(hf, {13, 37}), nullptr, nullptr),
+                  (what + ", bf16 weights").c_str());
+    }
+  }
+}
+
+TEST_F(JambaToLinalgNumerics, ExpertGemmOddShapesUnevenRouting) {
+  // 9 tokens ([3, 3], dynamic) x 2 slots over 5 experts, expert 4 never
+  // chosen and expert 0 chosen 7 times (odd: pairs + a single row), K = 37,
+  // N = 13; int8 with scale and route weights (per-slot input, as the down
+  // projection) and f32 with a shared input (as gate/up).
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x?x37xf32>, %xs: tensor<?x?x2x37xf32>,
+                 %w: tensor<5x13x37xf32>, %q: tensor<5x13x37xi8>, %s: tensor<5x13xf32>,
+                 %idx: tensor<?x?x2xi64>, %rw: tensor<?x?x2xf32>)
+        -> (tensor<?x?x2x13xf32>, tensor<?x?x2x13xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %w indices(%idx)
+          : (tensor<?x?x37xf32>, tensor<5x13x37xf32>, tensor<?x?x2xi64>) -> tensor<?x?x2x13xf32>
+      %z = jamba.expert_gemm %xs, %q scale(%s) indices(%idx) route_weights(%rw)
+          : (tensor<?x?x2x37xf32>, tensor<5x13x37xi8>, tensor<5x13xf32>, tensor<?x?x2xi64>,
+             tensor<?x?x2xf32>) -> tensor<?x?x2x13xf32>
+      return %y, %z : tensor<?x?x2x13xf32>, tensor<?x?x2x13xf32>
+    })mlir";
+  auto x = randomFloats(9 * 37, 70), xs = randomFloats(18 * 37, 71),
+       w = randomFloats(5 * 13 * 37, 72),
+       s = randomFloats(65, 73, 0.001f, 0.02f),
+       rw = randomFloats(18, 74, 0.1f, 0.9f);
+  auto q = randomInt8(5 * 13 * 37, 75);
+  std::vector<int64_t> idx{0, 1, 0, 2, 3, 0, 1, 0, 0,
+                           2, 3, 1, 0, 3, 2, 0, 1, 3};
+  Tensor<float> rs = toRef(s, {5, 13}), rrw = toRef(rw, {3, 3, 2}),
+                ridx = toRef(idx, {3, 3, 2});
+  for (bool microkernels : {true, false}) {
+    Kernel k(ir, *withMicrokernels(microkernels));
+    ASSERT_EQ(k.error, "");
+    auto out = k.run({buf(x, {3, 3, 37}), buf(xs, {3, 3, 2, 37}),
+                      buf(w, {5, 13, 37}), buf(q, {5, 13, 37}), buf(s, {5, 13}),
+                      buf(idx, {3, 3, 2}), buf(rw, {3, 3, 2})},
+                     {4, 4});
+    std::string what = microkernels ? "microkernel" : "linalg";
+    expectClose(out[0],
+                ref::expertGemm<float>(toRef(x, {3, 3, 37}),
+                                       toRef(w, {5, 13, 37}), nullptr, ridx,
+                                       nullptr),
+                (what + " expert_gemm f32, shared input").c_str());
+    expectClose(out[1],
+                ref::expertGemm<float>(toRef(xs, {3, 3, 2, 37}),
+                                       toRef(q, {5, 13, 37}), &rs, ridx, &rrw),
+                (what + " expert_gemm int8, per slot, route weights").c_str());
+  }
 }
 
 /// router_topk on `logits` [6, 8], k = 2, with or without renormalisation.

@@ -37,6 +37,12 @@ struct CPULowerPipelineOptions
       llvm::cl::desc("Run the parallel loops of every linalg op on OpenMP "
                      "threads (the object then needs libomp)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> microkernels{
+      *this, "microkernels",
+      llvm::cl::desc("Lower jamba.linear and jamba.expert_gemm with "
+                     "jamba-cpu-gemm-microkernels (register-tiled vector "
+                     "loops) instead of linalg reductions"),
+      llvm::cl::init(true)};
 };
 
 /// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM

@@ -90,6 +90,56 @@ def ConvertJambaToLinalgPass
                            "::mlir::scf::SCFDialect"];
 }
 
+def JambaCpuGemmMicrokernelsPass
+    : Pass<"jamba-cpu-gemm-microkernels", "func::FuncOp"> {
+  let summary = "Lower jamba.linear and jamba.expert_gemm to register-tiled "
+                "vector loops on buffers";
+  let description = [{
+    The GEMM microkernels of the CPU backend (TOOLCHAIN.md part 2). Each
+    `jamba.linear` and `jamba.expert_gemm` whose input, weight and result
+    are f32, bf16 or f16 (weights also int8) becomes a loop nest on buffers:
+
+    - `scf.parallel` over weight panels (rows of W sized to `panel-bytes`,
+      an L2-resident block each thread reuses over all input rows);
+    - inside a panel, register tiles of 2 input rows x 4 weight rows; a
+      single remaining input row (decode, GEMV) uses 4 rows x 16 lanes for
+      f32 weights and 1 row x 32 lanes with a `memref.prefetch` of the row
+      `prefetch-rows` ahead for narrow weights;
+    - the K loop keeps the partial sums in `vector<lanes x f32>`
+      accumulators (`vector.fma`; bf16/f16 widened with `arith.extf`, int8
+      with `arith.sitofp` in registers) and reduces them once per output
+      (`vector.reduction` with `reassoc`); a scalar loop finishes K when it
+      is not a multiple of the vector step;
+    - the epilogue applies the per-row scale after the K loop, then the
+      bias or routing weight, and rounds to the result type (SPEC 1.11).
+
+    `jamba.expert_gemm` first sorts the (token, slot) pairs by expert (a
+    counting sort into an index buffer; an out-of-range expert index is
+    clamped), then runs the panel-parallel GEMM for each expert that has
+    pairs, over its pairs, so an expert's weights are read once per call.
+
+    Operands are read through `bufferization.to_buffer read_only`; the
+    result is a fresh `memref.alloc` returned by `bufferization.to_tensor
+    restrict writable`, so one-shot bufferization of the surrounding tensor
+    program is unchanged. Other element types (f64) are left for
+    `convert-jamba-to-linalg`.
+  }];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", /*default=*/"8",
+           "f32 lanes of one accumulator vector (8 for AVX2)">,
+    Option<"panelBytes", "panel-bytes", "int64_t", /*default=*/"262144",
+           "Bytes of weights in one thread's panel">,
+    Option<"prefetchRows", "prefetch-rows", "int64_t", /*default=*/"16",
+           "GEMV with narrow weights: prefetch the weight row this many "
+           "rows ahead (0: no prefetch)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def JambaApproximateMathPass
     : Pass<"jamba-approximate-math", "func::FuncOp"> {
   let summary = "Inline polynomial approximations of f32 math functions";

@@ -1,0 +1,623 @@
+//===- GemmMicrokernels.cpp - The jamba-cpu-gemm-microkernels pass --------===//
+//
+// Part of jamba-mlir. jamba.linear and jamba.expert_gemm as register-tiled
+// vector loop nests on buffers (TOOLCHAIN.md part 2): partial sums stay in
+// vector lanes across K and are reduced once per output, weight panels are
+// sized for the L2 cache and distributed over threads with scf.parallel,
+// and narrow weights (bf16, f16, int8) are widened in registers inside the
+// K loop. The expert GEMM first groups the routed (token, slot) pairs by
+// expert with a counting sort, so that every expert's weights are read once
+// per call for all the tokens routed to it.
+//
+// The kernels read their operands through `bufferization.to_buffer
+// read_only` and write a fresh `memref.alloc` returned with
+// `bufferization.to_tensor restrict writable`, so the surrounding tensor
+// program still goes through one-shot bufferization unchanged.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBACPUGEMMMICROKERNELSPASS
+#include "jamba/Conversion/Passes.h.inc"
+} // namespace mlir::jamba
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+namespace {
+
+/// The shape of one register tile: `rows` input rows times `cols` weight
+/// rows, each accumulating `unroll` vectors of `lanes` f32 per K step.
+struct TileShape {
+  int64_t rows, cols, unroll;
+  /// Prefetch the weight rows `prefetchRows` ahead in the K loop (narrow
+  /// weights in GEMV tiles: short interleaved rows defeat the hardware
+  /// stream prefetcher, TOOLCHAIN.md part 2).
+  bool prefetch;
+};
+
+/// Where one tile row reads its input row and writes its output row.
+struct RowRef {
+  SmallVector<Value> input;  // indices into the input, K excluded
+  SmallVector<Value> output; // indices into the output, N excluded
+  Value factor;              // f32 multiplier of the epilogue, or null
+};
+
+struct KernelOptions {
+  int64_t lanes;
+  int64_t panelBytes;
+  int64_t prefetchRows;
+};
+
+bool isSupportedFloat(Type t) { return t.isF32() || t.isBF16() || t.isF16(); }
+
+Value indexConst(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+
+/// `v` (scalar or vector) converted to f32 (or its vector).
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  Type elem = getElementTypeOrSelf(v.getType());
+  if (elem.isF32())
+    return v;
+  Type f32 = b.getF32Type();
+  Type to = f32;
+  if (auto vec = dyn_cast<VectorType>(v.getType()))
+    to = VectorType::get(vec.getShape(), f32);
+  if (isa<IntegerType>(elem))
+    return arith::SIToFPOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
+/// f32 scalar `v` rounded to `elem`.
+Value fromF32(OpBuilder &b, Location loc, Value v, Type elem) {
+  if (elem.isF32())
+    return v;
+  return arith::TruncFOp::create(b, loc, elem, v);
+}
+
+/// Splits the flat row index `flat` over `dims` (row-major), innermost last.
+SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value flat,
+                               ArrayRef<Value> dims) {
+  SmallVector<Value> indices(dims.size());
+  for (int64_t i = int64_t(dims.size()) - 1; i > 0; --i) {
+    indices[i] = arith::RemUIOp::create(b, loc, flat, dims[i]);
+    flat = arith::DivUIOp::create(b, loc, flat, dims[i]);
+  }
+  if (!dims.empty())
+    indices[0] = flat;
+  return indices;
+}
+
+/// The sizes of the first `count` dimensions of memref `m`.
+SmallVector<Value> leadingSizes(OpBuilder &b, Location loc, Value m,
+                                unsigned count) {
+  SmallVector<Value> sizes;
+  for (unsigned i = 0; i < count; ++i)
+    sizes.push_back(memref::DimOp::create(b, loc, m, i));
+  return sizes;
+}
+
+Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
+  Value p = indexConst(b, loc, 1);
+  for (Value v : values)
+    p = arith::MulIOp::create(b, loc, p, v);
+  return p;
+}
+
+/// `tensor` as a read-only buffer: strided with a dynamic offset and
+/// strides except a unit innermost stride (vector.load needs it), so any
+/// buffer bufferization picks for it casts to this type.
+Value readBuffer(OpBuilder &b, Location loc, Value tensor) {
+  auto type = cast<RankedTensorType>(tensor.getType());
+  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+  if (!strides.empty())
+    strides.back() = 1;
+  auto layout =
+      StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
+  auto memrefType =
+      MemRefType::get(type.getShape(), type.getElementType(), layout);
+  return bufferization::ToBufferOp::create(b, loc, memrefType, tensor,
+                                           /*read_only=*/true);
+}
+
+/// Emits the loop nests of one GEMM-like op over buffers.
+class GemmEmitter {
+public:
+  GemmEmitter(OpBuilder &b, Location loc, const KernelOptions &options,
+              Value input, Value weight, Value scale, Value bias, Value output)
+      : b(b), loc(loc), options(options), input(input), weight(weight),
+        scale(scale), bias(bias), output(output) {
+    auto wType = cast<MemRefType>(weight.getType());
+    wRank = wType.getRank();
+    wElem = wType.getElementType();
+    narrowWeights = !wElem.isF32();
+    numRows = memref::DimOp::create(b, loc, weight, wRank - 2);
+    depth = memref::DimOp::create(b, loc, weight, wRank - 1);
+    staticDepth = wType.getDimSize(wRank - 1);
+    staticRows = wType.getDimSize(wRank - 2);
+  }
+
+  /// Tiles for a block of two input rows, and for a single row (GEMV).
+  TileShape pairShape() const { return {2, 4, 1, false}; }
+  TileShape singleShape() const {
+    // TOOLCHAIN.md part 2: f32 GEMV is best with 4 weight rows of 16 lanes;
+    // bf16 and int8 with one row of 32 lanes and a prefetch ahead.
+    if (narrowWeights)
+      return {1, 1, 4, options.prefetchRows > 0};
+    return {1, 4, 2, false};
+  }
+
+  /// Weight rows per panel: the panel fits `panelBytes` (an L2-sized block
+  /// one thread reuses over all its input rows), is a multiple of 4 and
+  /// leaves at least 8 panels when the weight has enough rows.
+  int64_t panelRows() const {
+    int64_t rowBytes =
+        (ShapedType::isDynamic(staticDepth) ? 1024 : staticDepth) *
+        std::max<int64_t>(1, wElem.getIntOrFloatBitWidth() / 8);
+    int64_t rows = std::max<int64_t>(4, options.panelBytes / rowBytes);
+    if (!ShapedType::isDynamic(staticRows))
+      rows = std::min(rows, std::max<int64_t>(4, (staticRows + 7) / 8));
+    return std::max<int64_t>(4, rows / 4 * 4);
+  }
+
+  /// scf.parallel over weight panels; `body(nBegin, nEnd)` emits the work of
+  /// one panel.
+  void forEachPanel(function_ref<void(Value, Value)> body) {
+    int64_t rows = panelRows();
+    Value panel = indexConst(b, loc, rows);
+    Value count = arith::CeilDivUIOp::create(b, loc, numRows, panel);
+    Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+    scf::ParallelOp::create(
+        b, loc, ValueRange{zero}, ValueRange{count}, ValueRange{one},
+        [&](OpBuilder &nested, Location l, ValueRange ivs) {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPoint(nested.getInsertionBlock(),
+                              nested.getInsertionPoint());
+          Value begin = arith::MulIOp::create(b, l, ivs[0], panel);
+          Value end = arith::MinUIOp::create(
+              b, l, arith::AddIOp::create(b, l, begin, panel), numRows);
+          body(begin, end);
+          scf::ReduceOp::create(b, l);
+        });
+  }
+
+  /// All weight rows [nBegin, nEnd) for the input rows `rows`: tiles of
+  /// `shape`, then single weight rows for the remainder.
+  void emitRowBlock(ArrayRef<RowRef> rows, Value nBegin, Value nEnd,
+                    TileShape shape, Value expert) {
+    Value cols = indexConst(b, loc, shape.cols);
+    Value span = arith::SubIOp::create(b, loc, nEnd, nBegin);
+    Value mainEnd = arith::AddIOp::create(
+        b, loc, nBegin,
+        arith::MulIOp::create(
+            b, loc, arith::DivUIOp::create(b, loc, span, cols), cols));
+    forLoop(nBegin, mainEnd, shape.cols,
+            [&](Value n) { emitTile(rows, n, shape, expert); });
+    if (shape.cols > 1) {
+      TileShape one = shape;
+      one.cols = 1;
+      forLoop(mainEnd, nEnd, 1,
+              [&](Value n) { emitTile(rows, n, one, expert); });
+    }
+  }
+
+  /// A sequential loop from `lo` to `hi` by `step`; `body(iv)`.
+  void forLoop(Value lo, Value hi, int64_t step,
+               function_ref<void(Value)> body) {
+    scf::ForOp::create(b, loc, lo, hi, indexConst(b, loc, step), ValueRange{},
+                       [&](OpBuilder &nested, Location, Value iv, ValueRange) {
+                         OpBuilder::InsertionGuard guard(b);
+                         b.setInsertionPoint(nested.getInsertionBlock(),
+                                             nested.getInsertionPoint());
+                         body(iv);
+                         scf::YieldOp::create(b, loc);
+                       });
+  }
+
+private:
+  SmallVector<Value> weightIndices(Value expert, Value n, Value k) {
+    SmallVector<Value> idx;
+    if (expert)
+      idx.push_back(expert);
+    idx.push_back(n);
+    idx.push_back(k);
+    return idx;
+  }
+
+  static SmallVector<Value> withLast(ArrayRef<Value> prefix, Value last) {
+    SmallVector<Value> idx(prefix);
+    idx.push_back(last);
+    return idx;
+  }
+
+  /// One register tile: output rows `rows` x weight rows [n0, n0 + cols).
+  void emitTile(ArrayRef<RowRef> rows, Value n0, TileShape shape,
+                Value expert) {
+    int64_t lanes = options.lanes, step = lanes * shape.unroll;
+    int64_t numAcc = shape.rows * shape.cols * shape.unroll;
+    auto f32 = b.getF32Type();
+    auto accType = VectorType::get({lanes}, f32);
+    auto fast = arith::FastMathFlags::reassoc | arith::FastMathFlags::contract;
+    Value zeroVec = arith::ConstantOp::create(
+        b, loc, accType, DenseElementsAttr::get(accType, 0.0f));
+    Value zero = indexConst(b, loc, 0);
+
+    SmallVector<Value> nIdx;
+    for (int64_t j = 0; j < shape.cols; ++j)
+      nIdx.push_back(
+          j == 0 ? n0
+                 : arith::AddIOp::create(b, loc, n0, indexConst(b, loc, j)));
+    SmallVector<Value> prefetchRow;
+    if (shape.prefetch) {
+      Value last =
+          arith::SubIOp::create(b, loc, numRows, indexConst(b, loc, 1));
+      for (Value n : nIdx)
+        prefetchRow.push_back(arith::MinUIOp::create(
+            b, loc,
+            arith::AddIOp::create(b, loc, n,
+                                  indexConst(b, loc, options.prefetchRows)),
+            last));
+    }
+
+    // The vector K loop.
+    Value mainEnd;
+    if (!ShapedType::isDynamic(staticDepth))
+      mainEnd = indexConst(b, loc, staticDepth / step * step);
+    else
+      mainEnd = arith::MulIOp::create(
+          b, loc,
+          arith::DivUIOp::create(b, loc, depth, indexConst(b, loc, step)),
+          indexConst(b, loc, step));
+    SmallVector<Value> init(numAcc, zeroVec);
+    auto accIndex = [&](int64_t i, int64_t j, int64_t u) {
+      return (i * shape.cols + j) * shape.unroll + u;
+    };
+    auto kLoop = scf::ForOp::create(
+        b, loc, zero, mainEnd, indexConst(b, loc, step), init,
+        [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
+          SmallVector<Value> next(accs.begin(), accs.end());
+          for (Value row : prefetchRow)
+            memref::PrefetchOp::create(nb, l, weight,
+                                       weightIndices(expert, row, k),
+                                       /*isWrite=*/false, /*locality=*/3,
+                                       /*isDataCache=*/true);
+          for (int64_t u = 0; u < shape.unroll; ++u) {
+            Value kk = u == 0 ? k
+                              : arith::AddIOp::create(
+                                    nb, l, k, indexConst(nb, l, u * lanes));
+            SmallVector<Value> xs, ws;
+            for (const RowRef &r : rows) {
+              auto type = VectorType::get(
+                  {lanes}, cast<MemRefType>(input.getType()).getElementType());
+              xs.push_back(
+                  toF32(nb, l,
+                        vector::LoadOp::create(nb, l, type, input,
+                                               withLast(r.input, kk))));
+            }
+            for (Value n : nIdx) {
+              auto type = VectorType::get({lanes}, wElem);
+              ws.push_back(
+                  toF32(nb, l,
+                        vector::LoadOp::create(nb, l, type, weight,
+                                               weightIndices(expert, n, kk))));
+            }
+            for (int64_t i = 0; i < shape.rows; ++i)
+              for (int64_t j = 0; j < shape.cols; ++j) {
+                Value &acc = next[accIndex(i, j, u)];
+                acc = vector::FMAOp::create(nb, l, xs[i], ws[j], acc);
+              }
+          }
+          scf::YieldOp::create(nb, l, next);
+        });
+
+    // One horizontal reduction per output, then the scalar K tail.
+    SmallVector<Value> sums;
+    for (int64_t i = 0; i < shape.rows; ++i)
+      for (int64_t j = 0; j < shape.cols; ++j) {
+        Value v = kLoop.getResult(accIndex(i, j, 0));
+        for (int64_t u = 1; u < shape.unroll; ++u)
+          v = arith::AddFOp::create(b, loc, v,
+                                    kLoop.getResult(accIndex(i, j, u)), fast);
+        sums.push_back(vector::ReductionOp::create(
+            b, loc, vector::CombiningKind::ADD, v, /*acc=*/Value(), fast));
+      }
+    bool needsTail =
+        ShapedType::isDynamic(staticDepth) || staticDepth % step != 0;
+    if (needsTail) {
+      auto tail = scf::ForOp::create(
+          b, loc, mainEnd, depth, indexConst(b, loc, 1), sums,
+          [&](OpBuilder &nb, Location l, Value k, ValueRange accs) {
+            SmallVector<Value> next(accs.begin(), accs.end());
+            for (int64_t i = 0; i < shape.rows; ++i) {
+              Value xv = toF32(nb, l,
+                               memref::LoadOp::create(
+                                   nb, l, input, withLast(rows[i].input, k)));
+              for (int64_t j = 0; j < shape.cols; ++j) {
+                Value wv = toF32(
+                    nb, l,
+                    memref::LoadOp::create(nb, l, weight,
+                                           weightIndices(expert, nIdx[j], k)));
+                Value &acc = next[i * shape.cols + j];
+                acc = arith::AddFOp::create(
+                    nb, l, acc, arith::MulFOp::create(nb, l, xv, wv, fast),
+                    fast);
+              }
+            }
+            scf::YieldOp::create(nb, l, next);
+          });
+      sums.assign(tail.getResults().begin(), tail.getResults().end());
+    }
+
+    // Epilogue: scale after the K loop, then the bias or routing weight,
+    // then the rounding to the result type (SPEC 1.11).
+    Type outElem = cast<MemRefType>(output.getType()).getElementType();
+    for (int64_t i = 0; i < shape.rows; ++i)
+      for (int64_t j = 0; j < shape.cols; ++j) {
+        Value v = sums[i * shape.cols + j];
+        if (scale) {
+          SmallVector<Value> idx;
+          if (expert)
+            idx.push_back(expert);
+          idx.push_back(nIdx[j]);
+          v = arith::MulFOp::create(
+              b, loc, v,
+              toF32(b, loc, memref::LoadOp::create(b, loc, scale, idx)));
+        }
+        if (bias)
+          v = arith::AddFOp::create(
+              b, loc, v,
+              toF32(b, loc,
+                    memref::LoadOp::create(b, loc, bias, ValueRange{nIdx[j]})));
+        if (rows[i].factor)
+          v = arith::MulFOp::create(b, loc, v, rows[i].factor);
+        memref::StoreOp::create(b, loc, fromF32(b, loc, v, outElem), output,
+                                withLast(rows[i].output, nIdx[j]));
+      }
+  }
+
+  OpBuilder &b;
+  Location loc;
+  const KernelOptions &options;
+  Value input, weight, scale, bias, output;
+  int64_t wRank;
+  Type wElem;
+  bool narrowWeights;
+  Value numRows, depth;
+  int64_t staticDepth, staticRows;
+};
+
+/// A fresh output buffer of `type`, with the dynamic sizes read from
+/// `sources` (the dimension of `type` each one gives, in order).
+Value allocOutput(OpBuilder &b, Location loc, RankedTensorType type,
+                  ArrayRef<Value> dynamicSizes) {
+  return memref::AllocOp::create(
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()),
+      dynamicSizes);
+}
+
+Value finishOutput(OpBuilder &b, Location loc, RankedTensorType type,
+                   Value buffer) {
+  return bufferization::ToTensorOp::create(b, loc, type, buffer,
+                                           /*restrict=*/true,
+                                           /*writable=*/true);
+}
+
+bool supported(Value input, Value weight, Type resultType) {
+  Type x = getElementTypeOrSelf(input.getType());
+  Type w = getElementTypeOrSelf(weight.getType());
+  Type r = getElementTypeOrSelf(resultType);
+  return isSupportedFloat(x) && isSupportedFloat(r) &&
+         (isSupportedFloat(w) || w.isInteger(8));
+}
+
+/// jamba.linear: result[..., n] = x[..., :] . W[n, :] (scale, bias).
+LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
+                          const KernelOptions &options) {
+  auto resultType = cast<RankedTensorType>(op.getType());
+  if (!supported(op.getInput(), op.getWeight(), resultType))
+    return failure();
+  Location loc = op.getLoc();
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, loc, op.getInput());
+  Value w = readBuffer(b, loc, op.getWeight());
+  Value scale = op.getScale() ? readBuffer(b, loc, op.getScale()) : Value();
+  Value bias = op.getBias() ? readBuffer(b, loc, op.getBias()) : Value();
+  unsigned lead = resultType.getRank() - 1;
+  SmallVector<Value> dims = leadingSizes(b, loc, x, lead);
+  SmallVector<Value> dynamic;
+  for (unsigned i = 0; i < lead; ++i)
+    if (resultType.isDynamicDim(i))
+      dynamic.push_back(dims[i]);
+  Value out = allocOutput(b, loc, resultType, dynamic);
+  Value rows = product(b, loc, dims);
+
+  GemmEmitter emit(b, loc, options, x, w, scale, bias, out);
+  auto rowRef = [&](Value m) {
+    RowRef r;
+    r.input = delinearize(b, loc, m, dims);
+    r.output = r.input;
+    return r;
+  };
+  emit.forEachPanel([&](Value nBegin, Value nEnd) {
+    Value two = indexConst(b, loc, 2);
+    Value pairEnd = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, rows, two), two);
+    emit.forLoop(indexConst(b, loc, 0), pairEnd, 2, [&](Value m) {
+      Value m1 = arith::AddIOp::create(b, loc, m, indexConst(b, loc, 1));
+      emit.emitRowBlock({rowRef(m), rowRef(m1)}, nBegin, nEnd, emit.pairShape(),
+                        Value());
+    });
+    emit.forLoop(pairEnd, rows, 1, [&](Value m) {
+      emit.emitRowBlock({rowRef(m)}, nBegin, nEnd, emit.singleShape(), Value());
+    });
+  });
+  b.replaceOp(op, finishOutput(b, loc, resultType, out));
+  return success();
+}
+
+/// jamba.expert_gemm: the (token, slot) pairs sorted by expert (counting
+/// sort), then per expert with routed pairs the panel-parallel GEMM over
+/// its pairs.
+LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
+                              const KernelOptions &options) {
+  auto resultType = cast<RankedTensorType>(op.getType());
+  if (!supported(op.getInput(), op.getWeight(), resultType))
+    return failure();
+  Location loc = op.getLoc();
+  b.setInsertionPoint(op);
+  Value x = readBuffer(b, loc, op.getInput());
+  Value w = readBuffer(b, loc, op.getWeight());
+  Value scale = op.getScale() ? readBuffer(b, loc, op.getScale()) : Value();
+  Value indices = readBuffer(b, loc, op.getIndices());
+  Value routeWeights =
+      op.getRouteWeights() ? readBuffer(b, loc, op.getRouteWeights()) : Value();
+  unsigned q = cast<RankedTensorType>(op.getIndices().getType()).getRank();
+  bool perSlot = cast<RankedTensorType>(op.getInput().getType()).getRank() ==
+                 int64_t(q) + 1;
+
+  SmallVector<Value> slotDims = leadingSizes(b, loc, indices, q);
+  SmallVector<Value> dynamic;
+  for (unsigned i = 0; i < q; ++i)
+    if (resultType.isDynamicDim(i))
+      dynamic.push_back(slotDims[i]);
+  Value out = allocOutput(b, loc, resultType, dynamic);
+  Value numSlots = product(b, loc, slotDims);
+  Value numExperts = memref::DimOp::create(b, loc, w, 0);
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+
+  GemmEmitter emit(b, loc, options, x, w, scale, Value(), out);
+  auto expertOf = [&](ArrayRef<Value> slot) {
+    Value raw = memref::LoadOp::create(b, loc, indices, slot);
+    Value e = arith::IndexCastOp::create(b, loc, b.getIndexType(), raw);
+    // A bad index reads a valid expert, never outside the buffer; the
+    // router produces in-range indices.
+    Value last = arith::SubIOp::create(b, loc, numExperts, one);
+    return arith::MinSIOp::create(b, loc,
+                                  arith::MaxSIOp::create(b, loc, e, zero), last)
+        .getResult();
+  };
+
+  // offsets[e + 1] counts expert e's pairs, then becomes its end offset.
+  auto indexBuffer = [&](Value size) {
+    return memref::AllocOp::create(
+        b, loc, MemRefType::get({ShapedType::kDynamic}, b.getIndexType()),
+        ValueRange{size});
+  };
+  Value numOffsets = arith::AddIOp::create(b, loc, numExperts, one);
+  Value offsets = indexBuffer(numOffsets);
+  Value cursor = indexBuffer(numExperts);
+  Value order = indexBuffer(numSlots);
+  emit.forLoop(zero, numOffsets, 1, [&](Value e) {
+    memref::StoreOp::create(b, loc, zero, offsets, e);
+  });
+  emit.forLoop(zero, numSlots, 1, [&](Value s) {
+    Value e = expertOf(delinearize(b, loc, s, slotDims));
+    Value at = arith::AddIOp::create(b, loc, e, one);
+    Value c = memref::LoadOp::create(b, loc, offsets, at);
+    memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
+                            offsets, at);
+  });
+  emit.forLoop(zero, numExperts, 1, [&](Value e) {
+    Value at = arith::AddIOp::create(b, loc, e, one);
+    Value sum = arith::AddIOp::create(
+        b, loc, memref::LoadOp::create(b, loc, offsets, e),
+        memref::LoadOp::create(b, loc, offsets, at));
+    memref::StoreOp::create(b, loc, sum, offsets, at);
+    memref::StoreOp::create(b, loc, memref::LoadOp::create(b, loc, offsets, e),
+                            cursor, e);
+  });
+  emit.forLoop(zero, numSlots, 1, [&](Value s) {
+    Value e = expertOf(delinearize(b, loc, s, slotDims));
+    Value c = memref::LoadOp::create(b, loc, cursor, e);
+    memref::StoreOp::create(b, loc, s, order, c);
+    memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
+                            cursor, e);
+  });
+
+  auto rowRef = [&](Value position) {
+    Value s = memref::LoadOp::create(b, loc, order, position);
+    RowRef r;
+    r.output = delinearize(b, loc, s, slotDims);
+    r.input = r.output;
+    if (!perSlot)
+      r.input.pop_back();
+    if (routeWeights)
+      r.factor =
+          toF32(b, loc, memref::LoadOp::create(b, loc, routeWeights, r.output));
+    return r;
+  };
+  emit.forLoop(zero, numExperts, 1, [&](Value e) {
+    Value begin = memref::LoadOp::create(b, loc, offsets, e);
+    Value next = arith::AddIOp::create(b, loc, e, one);
+    Value end = memref::LoadOp::create(b, loc, offsets, next);
+    Value any =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, begin, end);
+    scf::IfOp::create(b, loc, any, [&](OpBuilder &nested, Location l) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nested.getInsertionBlock(),
+                          nested.getInsertionPoint());
+      emit.forEachPanel([&](Value nBegin, Value nEnd) {
+        Value two = indexConst(b, loc, 2);
+        Value count = arith::SubIOp::create(b, loc, end, begin);
+        Value pairEnd = arith::AddIOp::create(
+            b, loc, begin,
+            arith::MulIOp::create(
+                b, loc, arith::DivUIOp::create(b, loc, count, two), two));
+        emit.forLoop(begin, pairEnd, 2, [&](Value p) {
+          Value p1 = arith::AddIOp::create(b, loc, p, one);
+          emit.emitRowBlock({rowRef(p), rowRef(p1)}, nBegin, nEnd,
+                            emit.pairShape(), e);
+        });
+        emit.forLoop(pairEnd, end, 1, [&](Value p) {
+          emit.emitRowBlock({rowRef(p)}, nBegin, nEnd, emit.singleShape(), e);
+        });
+      });
+      scf::YieldOp::create(b, l);
+    });
+  });
+  b.replaceOp(op, finishOutput(b, loc, resultType, out));
+  return success();
+}
+
+struct JambaCpuGemmMicrokernelsPass
+    : jamba::impl::JambaCpuGemmMicrokernelsPassBase<
+          JambaCpuGemmMicrokernelsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (lanes < 1 || panelBytes < 1) {
+      getOperation().emitError()
+          << "jamba-cpu-gemm-microkernels: lanes and panel-bytes must be "
+             "positive";
+      return signalPassFailure();
+    }
+    KernelOptions options{lanes, panelBytes, prefetchRows};
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (isa<LinearOp, ExpertGemmOp>(op))
+        ops.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (Operation *op : ops) {
+      // Unsupported element types (f64) stay for convert-jamba-to-linalg.
+      if (auto linear = dyn_cast<LinearOp>(op))
+        (void)lowerLinear(rewriter, linear, options);
+      else
+        (void)lowerExpertGemm(rewriter, cast<ExpertGemmOp>(op), options);
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,131 @@
+// RUN: jamba-opt %s -jamba-cpu-gemm-microkernels -canonicalize -cse -split-input-file | FileCheck %s
+// RUN: not jamba-opt %s -jamba-cpu-gemm-microkernels=lanes=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: error: jamba-cpu-gemm-microkernels: lanes and panel-bytes must be positive
+
+// f32 linear, dynamic rows: 96 weight rows in 8 panels of 12 (at least 8
+// panels), pairs of input rows against 4 weight rows with 8 accumulators of
+// 8 lanes, a single weight row for the panel remainder, then the last odd
+// input row (GEMV) with 4 weight rows of 16 lanes.
+
+// CHECK-LABEL: func.func @linear_f32
+// CHECK-SAME:    (%[[X:.+]]: tensor<?x64xf32>, %[[W:.+]]: tensor<96x64xf32>)
+// CHECK-DAG:     %[[XB:.+]] = bufferization.to_buffer %[[X]] read_only : tensor<?x64xf32> to memref<?x64xf32, strided<[?, 1], offset: ?>>
+// CHECK-DAG:     %[[WB:.+]] = bufferization.to_buffer %[[W]] read_only : tensor<96x64xf32> to memref<96x64xf32, strided<[?, 1], offset: ?>>
+// CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}) : memref<?x96xf32>
+// CHECK:         scf.parallel (%[[P:.+]]) = (%c0) to (%c8) step (%c1) {
+// CHECK:           %[[N0:.+]] = arith.muli %[[P]], %c12
+// CHECK:           scf.for %[[M:.+]] = %c0 to %{{.+}} step %c2 {
+// CHECK:             scf.for %[[N:.+]] = %[[N0]] to %{{.+}} step %c4 {
+// CHECK:               %{{.+}}:8 = scf.for %[[K:.+]] = %c0 to %c64 step %c8 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// CHECK-COUNT-2:     vector.load %[[XB]][%{{.+}}, %[[K]]] : memref<?x64xf32, strided<[?, 1], offset: ?>>, vector<8xf32>
+// CHECK-COUNT-4:     vector.load %[[WB]][%{{.+}}, %[[K]]] : memref<96x64xf32, strided<[?, 1], offset: ?>>, vector<8xf32>
+// CHECK-COUNT-8:     vector.fma %{{.+}} : vector<8xf32>
+// CHECK:             }
+// CHECK-COUNT-8:     vector.reduction <add>, %{{.+}} fastmath<reassoc,contract> : vector<8xf32> into f32
+// CHECK-COUNT-8:     memref.store %{{.+}}, %[[OUT]][%{{.+}}, %{{.+}}] : memref<?x96xf32>
+// CHECK:           scf.for %{{.+}} step %c1 {
+// CHECK:             scf.for %{{.+}} = %c0 to %c64 step %c8 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>)
+// CHECK:         scf.for %{{.+}} step %c1 {
+// CHECK:           scf.for %{{.+}} step %c4 {
+// CHECK:             scf.for %{{.+}} = %c0 to %c64 step %c16 iter_args
+// CHECK:         scf.reduce
+// CHECK:       %[[R:.+]] = bufferization.to_tensor %[[OUT]] restrict writable : memref<?x96xf32> to tensor<?x96xf32>
+// CHECK:       return %[[R]]
+func.func @linear_f32(%x: tensor<?x64xf32>, %w: tensor<96x64xf32>) -> tensor<?x96xf32> {
+  %y = jamba.linear %x, %w : (tensor<?x64xf32>, tensor<96x64xf32>) -> tensor<?x96xf32>
+  return %y : tensor<?x96xf32>
+}
+
+// -----
+
+// int8 weights: widened with sitofp in vector registers; K = 72 is not a
+// multiple of the GEMV tile's vector step (32), so a scalar loop finishes
+// it; the scale is applied after the K loop, then the bias. The GEMV tile of
+// narrow weights reads one row of 32 lanes and prefetches the row 16 ahead
+// (clamped to the last row).
+
+// CHECK-LABEL: func.func @linear_i8
+// CHECK:         scf.parallel
+// CHECK:           scf.for %[[K:.+]] = %c0 to %c72 step %c8 iter_args
+// CHECK:             %[[Q:.+]] = vector.load %{{.+}}[%{{.+}}, %[[K]]] : memref<8x72xi8, strided<[?, 1], offset: ?>>, vector<8xi8>
+// CHECK:             arith.sitofp %[[Q]] : vector<8xi8> to vector<8xf32>
+// CHECK:           scf.for %[[M:.+]] = %{{.+}} to %dim step %c1 {
+// CHECK:             scf.for %[[N:.+]] = %{{.+}} to %{{.+}} step %c1 {
+// CHECK:               %[[AHEAD:.+]] = arith.addi %[[N]], %c16
+// CHECK:               %[[ROW:.+]] = arith.minui %[[AHEAD]], %c7
+// CHECK:               scf.for %[[K2:.+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:                 memref.prefetch %{{.+}}[%[[ROW]], %[[K2]]], read, locality<3>, data
+// CHECK:               %[[SUM:.+]] = scf.for %{{.+}} = %c64 to %c72 step %c1 iter_args
+// CHECK:               %[[S:.+]] = tensor.extract %{{.+}}[%[[N]]] : tensor<8xf32>
+// CHECK:               %[[SCALED:.+]] = arith.mulf %[[SUM]], %[[S]] : f32
+// CHECK:               %[[B:.+]] = tensor.extract %{{.+}}[%[[N]]] : tensor<8xf32>
+// CHECK:               %[[V:.+]] = arith.addf %[[SCALED]], %[[B]] : f32
+// CHECK:               memref.store %[[V]], %{{.+}}[%[[M]], %[[N]]] : memref<?x8xf32>
+func.func @linear_i8(%x: tensor<?x72xf32>, %q: tensor<8x72xi8>, %s: tensor<8xf32>, %b: tensor<8xf32>) -> tensor<?x8xf32> {
+  %y = jamba.linear %x, %q scale(%s) bias(%b) : (tensor<?x72xf32>, tensor<8x72xi8>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
+
+// -----
+
+// bf16 weights with f32 activations: widened with extf inside the K loop.
+
+// CHECK-LABEL: func.func @linear_bf16_weights
+// CHECK:         vector.load %{{.+}} : memref<8x16xbf16, strided<[?, 1], offset: ?>>, vector<8xbf16>
+// CHECK-NEXT:    arith.extf %{{.+}} : vector<8xbf16> to vector<8xf32>
+func.func @linear_bf16_weights(%x: tensor<3x16xf32>, %w: tensor<8x16xbf16>) -> tensor<3x8xf32> {
+  %y = jamba.linear %x, %w : (tensor<3x16xf32>, tensor<8x16xbf16>) -> tensor<3x8xf32>
+  return %y : tensor<3x8xf32>
+}
+
+// -----
+
+// expert_gemm: a counting sort of the (token, slot) pairs by expert into
+// index buffers (clamped expert ids), then for each expert that has pairs
+// the panel-parallel GEMM over them, with the scale of (expert, row) and the
+// pair's routing weight in the epilogue.
+
+// CHECK-LABEL: func.func @expert_gemm
+// CHECK-SAME:    (%[[X:.+]]: tensor<?x16xf32>, %[[Q:.+]]: tensor<4x8x16xi8>, %[[S:.+]]: tensor<4x8xf32>, %[[I:.+]]: tensor<?x2xi32>, %[[RW:.+]]: tensor<?x2xf32>)
+// CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}) : memref<?x2x8xf32>
+// CHECK:         %[[OFF:.+]] = memref.alloc() : memref<5xindex>
+// CHECK:         %[[CUR:.+]] = memref.alloc() : memref<4xindex>
+// CHECK:         %[[ORDER:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
+// CHECK:         scf.for
+// CHECK:           memref.store %c0, %[[OFF]]
+// CHECK:         scf.for
+// CHECK:           %[[RAW:.+]] = tensor.extract %[[I]]
+// CHECK:           %[[E:.+]] = arith.index_cast %[[RAW]] : i32 to index
+// CHECK:           %[[LO:.+]] = arith.maxsi %[[E]], %c0
+// CHECK:           arith.minsi %[[LO]], %c3
+// CHECK:         scf.for
+// CHECK:         scf.for
+// CHECK:           memref.store %{{.+}}, %[[ORDER]]
+// CHECK:         scf.for %[[EXPERT:.+]] = %c0 to %c4 step %c1 {
+// CHECK:           %[[BEGIN:.+]] = memref.load %[[OFF]][%[[EXPERT]]]
+// CHECK:           %[[END:.+]] = memref.load %[[OFF]]
+// CHECK:           %[[ANY:.+]] = arith.cmpi ult, %[[BEGIN]], %[[END]]
+// CHECK:           scf.if %[[ANY]] {
+// CHECK:             scf.parallel
+// CHECK:               memref.load %[[ORDER]]
+// CHECK:               vector.load %{{.+}}[%[[EXPERT]], %{{.+}}, %{{.+}}] : memref<4x8x16xi8, strided<[?, ?, 1], offset: ?>>, vector<8xi8>
+// CHECK:               tensor.extract %[[S]][%[[EXPERT]], %{{.+}}] : tensor<4x8xf32>
+// CHECK:               tensor.extract %[[RW]]
+// CHECK:       bufferization.to_tensor %[[OUT]] restrict writable
+func.func @expert_gemm(%x: tensor<?x16xf32>, %q: tensor<4x8x16xi8>, %s: tensor<4x8xf32>, %i: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x8xf32> {
+  %y = jamba.expert_gemm %x, %q scale(%s) indices(%i) route_weights(%rw) : (tensor<?x16xf32>, tensor<4x8x16xi8>, tensor<4x8xf32>, tensor<?x2xi32>, tensor<?x2xf32>) -> tensor<?x2x8xf32>
+  return %y : tensor<?x2x8xf32>
+}
+
+// -----
+
+// f64 is left for convert-jamba-to-linalg.
+
+// CHECK-LABEL: func.func @linear_f64
+// CHECK:         jamba.linear
+// CHECK-NOT:     vector.
+func.func @linear_f64(%x: tensor<3x16xf64>, %w: tensor<8x16xf64>) -> tensor<3x8xf64> {
+  %y = jamba.linear %x, %w : (tensor<3x16xf64>, tensor<8x16xf64>) -> tensor<3x8xf64>
+  return %y : tensor<3x8xf64>
+}
