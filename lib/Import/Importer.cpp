@@ -29,8 +29,9 @@ constexpr int64_t kDynamic = ShapedType::kDynamic;
 class EntryPointBuilder {
 public:
   EntryPointBuilder(OpBuilder &builder, const JambaConfig &config,
-                    Type elemType, Location loc)
-      : builder(builder), config(config), elemType(elemType), loc(loc) {}
+                    Type elemType, Type weightType, Location loc)
+      : builder(builder), config(config), elemType(elemType),
+        weightType(weightType), loc(loc) {}
 
   /// Emits `func.func @name` for `seq` tokens per sequence (kDynamic for any)
   /// returning the last `logitsToKeep` positions (0 = all).
@@ -53,7 +54,7 @@ private:
   unsigned weight(const std::string &name, ArrayRef<int64_t> shape) {
     auto [it, inserted] = weightArgs.try_emplace(name, 0);
     if (inserted)
-      it->second = addArg(tensor(shape), kWeightAttrName, name);
+      it->second = addArg(tensor(shape, weightType), kWeightAttrName, name);
     return it->second;
   }
 
@@ -61,7 +62,7 @@ private:
 
   OpBuilder &builder;
   const JambaConfig &config;
-  Type elemType;
+  Type elemType, weightType;
   Location loc;
 
   SmallVector<Type> argTypes;
@@ -255,14 +256,24 @@ mlir::jamba::importJambaModel(MLIRContext *context, const JambaConfig &config,
                               const ImportOptions &options, Location loc) {
   loadImportDialects(context);
   OpBuilder builder(context);
-  Type elemType = llvm::StringSwitch<Type>(options.elementType)
-                      .Case("f32", builder.getF32Type())
-                      .Case("f64", builder.getF64Type())
-                      .Case("bf16", builder.getBF16Type())
-                      .Case("f16", builder.getF16Type())
-                      .Default(Type());
+  auto parseType = [&](StringRef name) {
+    return llvm::StringSwitch<Type>(name)
+        .Case("f32", builder.getF32Type())
+        .Case("f64", builder.getF64Type())
+        .Case("bf16", builder.getBF16Type())
+        .Case("f16", builder.getF16Type())
+        .Default(Type());
+  };
+  Type elemType = parseType(options.elementType);
   if (!elemType)
     return emitError(loc) << "unknown element type '" << options.elementType
+                          << "' (expected f32, f64, bf16 or f16)";
+  Type weightType = options.weightElementType.empty()
+                        ? elemType
+                        : parseType(options.weightElementType);
+  if (!weightType)
+    return emitError(loc) << "unknown weight element type '"
+                          << options.weightElementType
                           << "' (expected f32, f64, bf16 or f16)";
   if (options.prefillLogitsToKeep < 0)
     return emitError(loc) << "expected prefillLogitsToKeep >= 0, got "
@@ -272,9 +283,9 @@ mlir::jamba::importJambaModel(MLIRContext *context, const JambaConfig &config,
   (*module)->setAttr(kConfigAttrName, builder.getStringAttr(
                                           ::jamba::ckpt::configToJson(config)));
   builder.setInsertionPointToEnd(module->getBody());
-  EntryPointBuilder(builder, config, elemType, loc)
+  EntryPointBuilder(builder, config, elemType, weightType, loc)
       .build("prefill", kDynamic, options.prefillLogitsToKeep);
-  EntryPointBuilder(builder, config, elemType, loc)
+  EntryPointBuilder(builder, config, elemType, weightType, loc)
       .build("decode", 1, /*logitsToKeep=*/0);
   if (failed(verify(*module)))
     return failure();

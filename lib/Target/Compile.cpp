@@ -68,6 +68,8 @@ FailureOr<ckpt::DType> dtypeOf(Operation *op, Type type) {
   Type elem = cast<ShapedType>(type).getElementType();
   if (elem.isF32())
     return ckpt::DType::F32;
+  if (elem.isBF16())
+    return ckpt::DType::BF16;
   if (elem.isInteger(8))
     return ckpt::DType::I8;
   if (elem.isInteger(32))
@@ -190,15 +192,18 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
   for (const auto &[name, type] : weights) {
     auto shaped = cast<ShapedType>(type);
     std::vector<int64_t> shape(shaped.getShape());
-    bool int8 = shaped.getElementType().isInteger(8);
-    ckpt::DType dtype = int8 ? ckpt::DType::I8 : ckpt::DType::F32;
+    Type elem = shaped.getElementType();
+    bool int8 = elem.isInteger(8), bf16 = elem.isBF16();
+    ckpt::DType dtype = int8   ? ckpt::DType::I8
+                        : bf16 ? ckpt::DType::BF16
+                               : ckpt::DType::F32;
     // Checked now so that a missing tensor fails before anything is written.
     JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, shape));
     const ckpt::Checkpoint *src = &source;
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, shape, int8, &loadError](uint8_t *dst, size_t) {
+        [src, tensor, shape, int8, bf16, &loadError](uint8_t *dst, size_t) {
           std::vector<float> values;
           // Checked above, but the file may still fail to read: remember
           // the first error and fail after writing.
@@ -206,6 +211,15 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
           if (!st.ok()) {
             if (loadError.ok())
               loadError = st;
+            return;
+          }
+          if (bf16) {
+            // Exact for values that were bf16 in the checkpoint; f32 values
+            // are rounded to nearest even.
+            for (size_t i = 0; i < values.size(); ++i) {
+              uint16_t h = ckpt::f32ToBf16(values[i]);
+              std::memcpy(dst + 2 * i, &h, 2);
+            }
             return;
           }
           if (!int8) {
@@ -225,6 +239,22 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
   }
   JAMBA_CKPT_RETURN_IF_ERROR(writer.write(path));
   return loadError;
+}
+
+/// Whether the checkpoint's float tensors are all bf16 (how real Jamba
+/// ships); int8 tensors and scales of a quantized checkpoint do not count.
+bool allFloatTensorsBF16(const ckpt::Checkpoint &checkpoint) {
+  bool any = false;
+  for (const std::string &name : checkpoint.names()) {
+    const ckpt::TensorInfo *info = checkpoint.find(name);
+    if (!info || info->dtype == ckpt::DType::I8 ||
+        llvm::StringRef(name).ends_with(kScaleSuffix))
+      continue;
+    if (info->dtype != ckpt::DType::BF16)
+      return false;
+    any = true;
+  }
+  return any;
 }
 
 } // namespace
@@ -267,8 +297,15 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     source = std::move(*reopened);
   }
 
+  ImportOptions import;
+  if (options.weightDtype == "bf16" ||
+      (options.weightDtype == "auto" && allFloatTensorsBF16(*source)))
+    import.weightElementType = "bf16";
+  else if (options.weightDtype != "f32" && options.weightDtype != "auto")
+    return fail("unknown weight dtype '" + options.weightDtype +
+                "' (expected auto, f32 or bf16)");
   auto imported =
-      importModelForCheckpoint(context, source->config(), ImportOptions(), loc);
+      importModelForCheckpoint(context, source->config(), import, loc);
   if (failed(imported))
     return failure();
   ModuleOp module = **imported;

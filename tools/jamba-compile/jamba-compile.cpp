@@ -47,6 +47,12 @@ static cl::opt<int64_t>
     maxContext("max-context",
                cl::desc("Largest context (0: max_position_embeddings)"),
                cl::init(0));
+static cl::opt<std::string> weightDtype(
+    "weight-dtype",
+    cl::desc("Element type of the float weights in the artifact: auto (bf16 "
+             "when every float tensor of the checkpoint is bf16, else f32), "
+             "f32 or bf16; the kernels compute in f32 either way"),
+    cl::init("auto"));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -74,7 +80,14 @@ int main(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   mlir::jamba::loadImportDialects(&context);
 
+  if (weightDtype != "auto" && weightDtype != "f32" && weightDtype != "bf16") {
+    llvm::errs() << "jamba-compile: error: --weight-dtype must be auto, f32 "
+                    "or bf16, got '"
+                 << weightDtype << "'\n";
+    return 1;
+  }
   mlir::jamba::CompileOptions options;
+  options.weightDtype = weightDtype;
   options.expertsInt8 = expertsInt8;
   options.denseMlp = denseMlp;
   options.maxBatch = maxBatch;

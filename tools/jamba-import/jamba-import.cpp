@@ -35,6 +35,11 @@ static cl::opt<std::string>
                 cl::desc("Element type of activations and weights: "
                          "f32, f64, bf16 or f16"),
                 cl::init("f32"));
+static cl::opt<std::string> weightType(
+    "weight-dtype",
+    cl::desc("Element type of the float weights when it differs from "
+             "--dtype (bf16 with --dtype f32: bf16 weights, f32 compute)"),
+    cl::init(""));
 static cl::opt<int64_t>
     logitsToKeep("prefill-logits-to-keep",
                  cl::desc("Positions whose logits @prefill returns (0 = all)"),
@@ -74,6 +79,7 @@ int main(int argc, char **argv) {
   context.printOpOnDiagnostic(false);
   mlir::jamba::ImportOptions options;
   options.elementType = elementType;
+  options.weightElementType = weightType;
   options.prefillLogitsToKeep = logitsToKeep;
   auto module = mlir::jamba::importModelForCheckpoint(
       &context, config, options,

@@ -27,6 +27,10 @@ struct ImportOptions {
   /// Element type of activations, weights, the conv state and the KV cache:
   /// "f32", "f64", "bf16" or "f16". The SSM state is always f32.
   std::string elementType = "f32";
+  /// Element type of the float weights when it differs from `elementType`
+  /// (empty: the same). "bf16" with `elementType` "f32" is how bf16
+  /// checkpoints compile: weights stay bf16, every op computes in f32.
+  std::string weightElementType;
   /// Positions whose logits `@prefill` returns: 0 = all (what the reference
   /// interpreter reports), k = the last k (what generation needs).
   int64_t prefillLogitsToKeep = 0;

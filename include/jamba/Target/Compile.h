@@ -29,6 +29,10 @@ struct CompileOptions {
   int64_t maxBatch = 64, maxSeq = 4096,
           maxContext = 0; ///< 0: the config's
                           ///< max_position_embeddings.
+  /// Element type of the float weights in the artifact: "auto" (bf16 when
+  /// every float tensor of the checkpoint is bf16, else f32), "f32" or
+  /// "bf16". Activations and arithmetic stay f32.
+  std::string weightDtype = "auto";
   /// Replace an existing output directory.
   bool overwrite = false;
   CpuTargetOptions cpu;

@@ -218,8 +218,10 @@ struct EmbeddingLowering : OpConversionPattern<EmbeddingOp> {
           Value id = clampIndex(
               b, l, convertScalar(b, l, in[0], b.getIndexType()), vocab);
           Value h = linalg::IndexOp::create(b, l, q);
-          return tensor::ExtractOp::create(b, l, table, ValueRange{id, h})
-              .getResult();
+          // The table may be stored narrower than the activations (bf16
+          // weights, f32 compute).
+          Value v = tensor::ExtractOp::create(b, l, table, ValueRange{id, h});
+          return convertScalar(b, l, v, resultType.getElementType());
         });
     rewriter.replaceOp(op, castIfNeeded(rewriter, loc, result, resultType));
     return success();

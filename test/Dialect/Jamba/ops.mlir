@@ -21,6 +21,17 @@ func.func @rms_norm(%x: tensor<2x?x64xbf16>, %w: tensor<64xbf16>) -> tensor<2x?x
   return %z : tensor<2x?x64xbf16>
 }
 
+// Weights may be stored narrower than the activations (bf16 weights, f32
+// compute): the embedding table and the norm weight here.
+// CHECK-LABEL: func @bf16_weights_f32_activations
+//       CHECK:   jamba.embedding %{{[^ ,)]+}}, %{{[^ ,)]+}} : tensor<128x64xbf16>, tensor<2x?xi32> -> tensor<2x?x64xf32>
+//       CHECK:   jamba.rms_norm %{{[^ ,)]+}}, %{{[^ ,)]+}} : tensor<2x?x64xf32>, tensor<64xbf16>
+func.func @bf16_weights_f32_activations(%table: tensor<128x64xbf16>, %ids: tensor<2x?xi32>, %w: tensor<64xbf16>) -> tensor<2x?x64xf32> {
+  %h = jamba.embedding %table, %ids : tensor<128x64xbf16>, tensor<2x?xi32> -> tensor<2x?x64xf32>
+  %y = jamba.rms_norm %h, %w : tensor<2x?x64xf32>, tensor<64xbf16>
+  return %y : tensor<2x?x64xf32>
+}
+
 // CHECK-LABEL: func @mamba_mixer
 //  CHECK-SAME:   (%[[X:[^:]+]]: tensor<1x?x64xf32>, %[[CS:[^:]+]]: tensor<1x128x3xf32>, %[[SS:[^:]+]]: tensor<1x128x8xf32>
 //       CHECK:   jamba.mamba_mixer %[[X]], state(%[[CS]], %[[SS]]) in_proj(%{{[^ ,)]+}}) conv1d(%{{[^ ,)]+}}, %{{[^ ,)]+}}) x_proj(%{{[^ ,)]+}}) norms(%{{[^ ,)]+}}, %{{[^ ,)]+}}, %{{[^ ,)]+}}) dt_proj(%{{[^ ,)]+}}, %{{[^ ,)]+}}) ssm(%{{[^ ,)]+}}, %{{[^ ,)]+}}) out_proj(%{{[^ ,)]+}})

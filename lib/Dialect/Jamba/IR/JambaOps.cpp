@@ -186,8 +186,7 @@ LogicalResult EmbeddingOp::verify() {
       failed(checkRank(op, "ids", ids, 2)) ||
       failed(checkShape(op, "result", result,
                         {dimOf(ids, 0), dimOf(ids, 1), dimOf(table, 1)},
-                        {"batch", "seq", "hidden_size"})) ||
-      failed(checkSameElementType(op, "table", table, "result", result)))
+                        {"batch", "seq", "hidden_size"})))
     return failure();
   return success();
 }
@@ -204,7 +203,6 @@ LogicalResult RMSNormOp::verify() {
     return emitOpError() << "expected 'input' to have rank >= 1, got 0";
   if (failed(checkShape(op, "weight", weight, {dimOf(input, rank - 1)},
                         {"the normalised size"})) ||
-      failed(checkSameElementType(op, "input", input, "weight", weight)) ||
       failed(checkEpsilon(op, getEpsilon().convertToDouble())))
     return failure();
   return success();
