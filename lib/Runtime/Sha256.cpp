@@ -5,17 +5,24 @@
 //===----------------------------------------------------------------------===//
 //
 // Written from FIPS 180-4 sections 4.1.2 (functions), 4.2.2 (constants),
-// 5.1.1 (padding), 5.3.3 (initial hash value) and 6.2.2 (computation).
+// 5.1.1 (padding), 5.3.3 (initial hash value) and 6.2.2 (computation). The
+// SHA-NI path follows the instruction definitions in the Intel SHA extensions
+// white paper and the Intel SDM.
 //
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Runtime/Sha256.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -39,6 +46,141 @@ constexpr uint32_t kRoundConstants[64] = {
 inline uint32_t rotr(uint32_t x, unsigned n) {
   return (x >> n) | (x << (32 - n));
 }
+
+/// Compresses `nblocks` consecutive 64-byte blocks into `state` (a..h).
+using CompressFn = void (*)(uint32_t *state, const uint8_t *blocks,
+                            size_t nblocks);
+
+/// FIPS 180-4 6.2.2, one block at a time.
+void compressPortable(uint32_t *state, const uint8_t *blocks, size_t nblocks) {
+  for (; nblocks; --nblocks, blocks += 64) {
+    uint32_t w[64];
+    for (int t = 0; t < 16; ++t)
+      w[t] = (uint32_t(blocks[4 * t]) << 24) |
+             (uint32_t(blocks[4 * t + 1]) << 16) |
+             (uint32_t(blocks[4 * t + 2]) << 8) | uint32_t(blocks[4 * t + 3]);
+    for (int t = 16; t < 64; ++t) {
+      uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
+    uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
+    for (int t = 0; t < 64; ++t) {
+      uint32_t bigSigma1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+      uint32_t ch = (e & f) ^ (~e & g);
+      uint32_t t1 = h + bigSigma1 + ch + kRoundConstants[t] + w[t];
+      uint32_t bigSigma0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+      uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
+      uint32_t t2 = bigSigma0 + maj;
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    state[0] += a;
+    state[1] += b;
+    state[2] += c;
+    state[3] += d;
+    state[4] += e;
+    state[5] += f;
+    state[6] += g;
+    state[7] += h;
+  }
+}
+
+#if defined(__x86_64__)
+/// The same computation with the x86 SHA extensions (Intel, "New
+/// Instructions Supporting the Secure Hash Algorithm on Intel Architecture
+/// Processors"). SHA256RNDS2 runs two rounds on the working variables split
+/// as {A,B,E,F} and {C,D,G,H} (A in the top dword), taking W[t]+K[t] for the
+/// two rounds in the low two dwords of its third operand; SHA256MSG1 and
+/// SHA256MSG2 compute the sigma0 and sigma1 halves of the message schedule,
+/// four words at a time. Only this function is compiled for those
+/// instructions; it is called only when shaNiAvailable() says so.
+__attribute__((target("sha,sse4.1"))) void
+compressShaNi(uint32_t *state, const uint8_t *blocks, size_t nblocks) {
+  // Reverses the bytes of each 32-bit lane: the message words are big-endian.
+  const __m128i byteSwap =
+      _mm_set_epi8(12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3);
+
+  // state is {a,b,c,d} {e,f,g,h} (a in the low dword); the instructions want
+  // abef = {f,e,b,a} and cdgh = {h,g,d,c} (low dword first).
+  __m128i dcba = _mm_shuffle_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i *>(state)), 0x1B);
+  __m128i hgfe = _mm_shuffle_epi32(
+      _mm_loadu_si128(reinterpret_cast<const __m128i *>(state + 4)), 0x1B);
+  __m128i abef = _mm_unpackhi_epi64(hgfe, dcba);
+  __m128i cdgh = _mm_unpacklo_epi64(hgfe, dcba);
+
+  for (; nblocks; --nblocks, blocks += 64) {
+    const __m128i savedAbef = abef, savedCdgh = cdgh;
+    // msg[i & 3] holds W[4i .. 4i+3] (W[4i] in the low dword) for the group
+    // of four rounds i; the ring keeps the last four groups.
+    __m128i msg[4];
+    for (int i = 0; i < 4; ++i)
+      msg[i] = _mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i *>(blocks + 16 * i)),
+          byteSwap);
+    for (int i = 0; i < 16; ++i) {
+      if (i >= 4) {
+        // W[t] = sigma1(W[t-2]) + W[t-7] + sigma0(W[t-15]) + W[t-16]:
+        // MSG1 gives W[t-16] + sigma0(W[t-15]), the byte shift W[t-7], and
+        // MSG2 adds sigma1(W[t-2]) (using the words it has just made).
+        __m128i older = msg[i & 3], old = msg[(i + 1) & 3];
+        __m128i recent = msg[(i + 2) & 3], newest = msg[(i + 3) & 3];
+        __m128i partial = _mm_add_epi32(_mm_sha256msg1_epu32(older, old),
+                                        _mm_alignr_epi8(newest, recent, 4));
+        msg[i & 3] = _mm_sha256msg2_epu32(partial, newest);
+      }
+      __m128i wk = _mm_add_epi32(
+          msg[i & 3], _mm_loadu_si128(reinterpret_cast<const __m128i *>(
+                          kRoundConstants + 4 * i)));
+      // Rounds 4i and 4i+1: the new {A,B,E,F}; the old one becomes {C,D,G,H}.
+      cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
+      // Rounds 4i+2 and 4i+3 with the upper two words, roles swapped back.
+      abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, savedAbef);
+    cdgh = _mm_add_epi32(cdgh, savedCdgh);
+  }
+
+  dcba = _mm_unpackhi_epi64(cdgh, abef);
+  hgfe = _mm_unpacklo_epi64(cdgh, abef);
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(state),
+                   _mm_shuffle_epi32(dcba, 0x1B));
+  _mm_storeu_si128(reinterpret_cast<__m128i *>(state + 4),
+                   _mm_shuffle_epi32(hgfe, 0x1B));
+}
+
+/// Whether compressShaNi can run here; the CPU is asked once.
+bool shaNiAvailable() {
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+  }();
+  return available;
+}
+#endif
+
+/// The fastest routine this CPU supports.
+CompressFn chooseCompress() {
+#if defined(__x86_64__)
+  if (shaNiAvailable())
+    return compressShaNi;
+#endif
+  return compressPortable;
+}
+
+/// The routine every Sha256 uses; setImplementationForTesting() changes it.
+std::atomic<CompressFn> &activeCompress() {
+  static std::atomic<CompressFn> fn{chooseCompress()};
+  return fn;
+}
 } // namespace
 
 Sha256::Sha256() {
@@ -50,42 +192,35 @@ Sha256::Sha256() {
   std::memcpy(state, kInit, sizeof(state));
 }
 
-void Sha256::compress(const uint8_t *block) {
-  uint32_t w[64];
-  for (int t = 0; t < 16; ++t)
-    w[t] = (uint32_t(block[4 * t]) << 24) | (uint32_t(block[4 * t + 1]) << 16) |
-           (uint32_t(block[4 * t + 2]) << 8) | uint32_t(block[4 * t + 3]);
-  for (int t = 16; t < 64; ++t) {
-    uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
-    uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
-    w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+void Sha256::compressBlocks(const uint8_t *blocks, size_t nblocks) {
+  activeCompress().load(std::memory_order_relaxed)(state, blocks, nblocks);
+}
+
+bool Sha256::setImplementationForTesting(Implementation impl) {
+  CompressFn fn = nullptr;
+  switch (impl) {
+  case Implementation::Auto:
+    fn = chooseCompress();
+    break;
+  case Implementation::Portable:
+    fn = compressPortable;
+    break;
+  case Implementation::ShaNi:
+#if defined(__x86_64__)
+    if (shaNiAvailable())
+      fn = compressShaNi;
+#endif
+    break;
   }
-  uint32_t a = state[0], b = state[1], c = state[2], d = state[3];
-  uint32_t e = state[4], f = state[5], g = state[6], h = state[7];
-  for (int t = 0; t < 64; ++t) {
-    uint32_t bigSigma1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
-    uint32_t ch = (e & f) ^ (~e & g);
-    uint32_t t1 = h + bigSigma1 + ch + kRoundConstants[t] + w[t];
-    uint32_t bigSigma0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
-    uint32_t maj = (a & b) ^ (a & c) ^ (b & c);
-    uint32_t t2 = bigSigma0 + maj;
-    h = g;
-    g = f;
-    f = e;
-    e = d + t1;
-    d = c;
-    c = b;
-    b = a;
-    a = t1 + t2;
-  }
-  state[0] += a;
-  state[1] += b;
-  state[2] += c;
-  state[3] += d;
-  state[4] += e;
-  state[5] += f;
-  state[6] += g;
-  state[7] += h;
+  if (!fn)
+    return false;
+  activeCompress().store(fn);
+  return true;
+}
+
+Sha256::Implementation Sha256::activeImplementation() {
+  return activeCompress().load() == compressPortable ? Implementation::Portable
+                                                     : Implementation::ShaNi;
 }
 
 void Sha256::update(const void *data, size_t size) {
@@ -99,11 +234,14 @@ void Sha256::update(const void *data, size_t size) {
     size -= take;
     if (buffered < sizeof(buffer))
       return;
-    compress(buffer);
+    compressBlocks(buffer, 1);
     buffered = 0;
   }
-  for (; size >= 64; p += 64, size -= 64)
-    compress(p);
+  if (size_t nblocks = size / 64) {
+    compressBlocks(p, nblocks);
+    p += 64 * nblocks;
+    size -= 64 * nblocks;
+  }
   if (size) {
     std::memcpy(buffer, p, size);
     buffered = size;

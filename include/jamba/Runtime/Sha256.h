@@ -8,6 +8,9 @@
 // content hash and its file hashes. Digests are written as 64 lowercase hex
 // digits.
 //
+// On x86-64 CPUs with the SHA extensions the block compression uses them
+// (chosen once at run time); elsewhere a portable implementation is used.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef JAMBA_RUNTIME_SHA256_H
@@ -42,8 +45,24 @@ public:
   /// 64 lowercase hex digits of `digest`.
   static std::string toHex(const Digest &digest);
 
+  /// The block compression routines.
+  enum class Implementation {
+    Auto,     ///< The fastest one this CPU supports (the default).
+    Portable, ///< Plain C++ (FIPS 180-4 6.2.2); always available.
+    ShaNi,    ///< x86-64 SHA extensions; only where the CPU has them.
+  };
+
+  /// For tests only: makes every Sha256 use `impl` from now on (Auto restores
+  /// the run-time choice). Returns false, changing nothing, when `impl` is not
+  /// available on this CPU or in this build.
+  static bool setImplementationForTesting(Implementation impl);
+
+  /// The routine in use now (never Auto).
+  static Implementation activeImplementation();
+
 private:
-  void compress(const uint8_t *block);
+  /// Runs the compression function over `nblocks` consecutive 64-byte blocks.
+  void compressBlocks(const uint8_t *blocks, size_t nblocks);
 
   uint32_t state[8];
   uint8_t buffer[64];
