@@ -29,7 +29,7 @@ void mlir::jamba::buildCPULowerPipeline(
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
   if (options.microkernels)
-    pm.addNestedPass<func::FuncOp>(createJambaCpuGemmMicrokernelsPass());
+    pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());

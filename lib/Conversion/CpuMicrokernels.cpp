@@ -1,4 +1,4 @@
-//===- GemmMicrokernels.cpp - The jamba-cpu-gemm-microkernels pass --------===//
+//===- GemmMicrokernels.cpp - The jamba-cpu-microkernels pass --------===//
 //
 // Part of jamba-mlir. jamba.linear and jamba.expert_gemm as register-tiled
 // vector loop nests on buffers (TOOLCHAIN.md part 2): partial sums stay in
@@ -16,11 +16,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "JambaToLinalg/LoweringUtils.h"
+
 #include "jamba/Conversion/Passes.h"
 #include "jamba/Dialect/Jamba/IR/JambaOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -28,7 +31,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 namespace mlir::jamba {
-#define GEN_PASS_DEF_JAMBACPUGEMMMICROKERNELSPASS
+#define GEN_PASS_DEF_JAMBACPUMICROKERNELSPASS
 #include "jamba/Conversion/Passes.h.inc"
 } // namespace mlir::jamba
 
@@ -591,29 +594,208 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
   return success();
 }
 
-struct JambaCpuGemmMicrokernelsPass
-    : jamba::impl::JambaCpuGemmMicrokernelsPassBase<
-          JambaCpuGemmMicrokernelsPass> {
+/// jamba.selective_scan (SPEC 1.6) over channel blocks of `lanes`: one
+/// parallel item per (sequence, block) keeps the block's d_state state
+/// vectors in registers across the whole time loop; A is transposed once per
+/// block into a stack buffer so that each step loads it as vectors; B[t, n]
+/// and C[t, n] are broadcast. The arithmetic follows the reference order:
+/// d = softplus(delta + bias); h = exp(d A) h + (d B) u;
+/// y = sum_n C h (n ascending) + D u, times SiLU(z).
+LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
+                                 const KernelOptions &options) {
+  auto yType = cast<RankedTensorType>(op.getResult().getType());
+  auto hType = cast<RankedTensorType>(op.getFinalState().getType());
+  auto aType = cast<RankedTensorType>(op.getA().getType());
+  int64_t lanes = options.lanes;
+  int64_t inner = aType.getDimSize(0), states = aType.getDimSize(1);
+  // Static d_inner in whole blocks and a d_state that fits the registers;
+  // anything else keeps the generic lowering.
+  if (ShapedType::isDynamic(inner) || ShapedType::isDynamic(states) ||
+      inner % lanes != 0 || states > 32)
+    return failure();
+  for (Value v : op->getOperands())
+    if (!isSupportedFloat(getElementTypeOrSelf(v.getType())))
+      return failure();
+  if (!isSupportedFloat(yType.getElementType()))
+    return failure();
+
+  Location loc = op.getLoc();
+  b.setInsertionPoint(op);
+  auto read = [&](Value v) { return v ? readBuffer(b, loc, v) : Value(); };
+  Value u = read(op.getU()), delta = read(op.getDelta()), A = read(op.getA()),
+        Bm = read(op.getB()), Cm = read(op.getC()), D = read(op.getD()),
+        z = read(op.getZ()), bias = read(op.getDeltaBias()),
+        h0 = read(op.getInitState());
+  bool softplus = op.getDeltaSoftplus();
+
+  Value batch = memref::DimOp::create(b, loc, u, 0);
+  Value steps = memref::DimOp::create(b, loc, u, 1);
+  SmallVector<Value> yDynamic, hDynamic;
+  if (yType.isDynamicDim(0))
+    yDynamic.push_back(batch);
+  if (yType.isDynamicDim(1))
+    yDynamic.push_back(steps);
+  if (hType.isDynamicDim(0))
+    hDynamic.push_back(batch);
+  Value y = allocOutput(b, loc, yType, yDynamic);
+  Value hOut = allocOutput(b, loc, hType, hDynamic);
+
+  Type f32 = b.getF32Type();
+  auto vecType = VectorType::get({lanes}, f32);
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+  Value lanesV = indexConst(b, loc, lanes);
+  Value blocks = indexConst(b, loc, inner / lanes);
+  auto loadVec = [&](OpBuilder &nb, Location l, Value m, ValueRange idx) {
+    auto type = VectorType::get({lanes},
+                                cast<MemRefType>(m.getType()).getElementType());
+    return toF32(nb, l, vector::LoadOp::create(nb, l, type, m, idx));
+  };
+
+  scf::ParallelOp::create(
+      b, loc, ValueRange{zero, zero}, ValueRange{batch, blocks},
+      ValueRange{one, one}, [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value seqIdx = ivs[0];
+        Value c0 = arith::MulIOp::create(pb, l, ivs[1], lanesV);
+        // [d_state, lanes] blocks on the stack: A transposed, once per
+        // block (each step then loads A as vectors), and the state in and
+        // out in the same layout.
+        auto blockType = MemRefType::get({states, lanes}, f32);
+        Value at = memref::AllocaOp::create(pb, l, blockType);
+        Value hBlock = memref::AllocaOp::create(pb, l, blockType);
+        Value statesV = indexConst(pb, l, states);
+        // for n < d_state, i < lanes: body(n, i, c0 + i).
+        auto forBlock =
+            [&](function_ref<void(OpBuilder &, Location, Value, Value, Value)>
+                    body) {
+              scf::ForOp::create(
+                  pb, l, zero, statesV, one, ValueRange{},
+                  [&](OpBuilder &nb, Location nl, Value n, ValueRange) {
+                    scf::ForOp::create(
+                        nb, nl, zero, lanesV, one, ValueRange{},
+                        [&](OpBuilder &ib, Location il, Value i, ValueRange) {
+                          body(ib, il, n, i,
+                               arith::AddIOp::create(ib, il, c0, i));
+                          scf::YieldOp::create(ib, il);
+                        });
+                    scf::YieldOp::create(nb, nl);
+                  });
+            };
+        forBlock([&](OpBuilder &ib, Location il, Value n, Value i, Value c) {
+          Value v = memref::LoadOp::create(ib, il, A, ValueRange{c, n});
+          memref::StoreOp::create(ib, il, toF32(ib, il, v), at,
+                                  ValueRange{n, i});
+        });
+        Value biasV = bias ? loadVec(pb, l, bias, ValueRange{c0}) : Value();
+        Value dV = D ? loadVec(pb, l, D, ValueRange{c0}) : Value();
+        Value zeroVec = lowering::floatConst(pb, l, vecType, 0.0);
+
+        SmallVector<Value> init(states, zeroVec);
+        if (h0) {
+          forBlock([&](OpBuilder &ib, Location il, Value n, Value i, Value c) {
+            Value v =
+                memref::LoadOp::create(ib, il, h0, ValueRange{seqIdx, c, n});
+            memref::StoreOp::create(ib, il, toF32(ib, il, v), hBlock,
+                                    ValueRange{n, i});
+          });
+          for (int64_t n = 0; n < states; ++n)
+            init[n] = vector::LoadOp::create(
+                pb, l, vecType, hBlock, ValueRange{indexConst(pb, l, n), zero});
+        }
+
+        auto time = scf::ForOp::create(
+            pb, l, zero, steps, one, init,
+            [&](OpBuilder &tb, Location tl, Value t, ValueRange h) {
+              Value d = loadVec(tb, tl, delta, ValueRange{seqIdx, t, c0});
+              if (biasV)
+                d = arith::AddFOp::create(tb, tl, d, biasV);
+              if (softplus)
+                d = lowering::buildSoftplus(tb, tl, d);
+              Value uv = loadVec(tb, tl, u, ValueRange{seqIdx, t, c0});
+              Value acc = zeroVec;
+              SmallVector<Value> next;
+              for (int64_t n = 0; n < states; ++n) {
+                Value nIdx = indexConst(tb, tl, n);
+                Value a = vector::LoadOp::create(tb, tl, vecType, at,
+                                                 ValueRange{nIdx, zero});
+                Value decay = math::ExpOp::create(
+                    tb, tl, arith::MulFOp::create(tb, tl, d, a));
+                Value bn = vector::BroadcastOp::create(
+                    tb, tl, vecType,
+                    toF32(tb, tl,
+                          memref::LoadOp::create(tb, tl, Bm,
+                                                 ValueRange{seqIdx, t, nIdx})));
+                Value kept = arith::MulFOp::create(tb, tl, decay, h[n]);
+                Value input = arith::MulFOp::create(
+                    tb, tl, arith::MulFOp::create(tb, tl, d, bn), uv);
+                Value hn = arith::AddFOp::create(tb, tl, kept, input);
+                next.push_back(hn);
+                Value cn = vector::BroadcastOp::create(
+                    tb, tl, vecType,
+                    toF32(tb, tl,
+                          memref::LoadOp::create(tb, tl, Cm,
+                                                 ValueRange{seqIdx, t, nIdx})));
+                acc = arith::AddFOp::create(
+                    tb, tl, acc, arith::MulFOp::create(tb, tl, cn, hn));
+              }
+              if (dV)
+                acc = arith::AddFOp::create(
+                    tb, tl, acc, arith::MulFOp::create(tb, tl, dV, uv));
+              if (z)
+                acc = arith::MulFOp::create(
+                    tb, tl, acc,
+                    lowering::buildSilu(
+                        tb, tl, loadVec(tb, tl, z, ValueRange{seqIdx, t, c0})));
+              Type yElem = yType.getElementType();
+              Value out = acc;
+              if (!yElem.isF32())
+                out = arith::TruncFOp::create(
+                    tb, tl, VectorType::get({lanes}, yElem), acc);
+              vector::StoreOp::create(tb, tl, out, y,
+                                      ValueRange{seqIdx, t, c0});
+              scf::YieldOp::create(tb, tl, next);
+            });
+
+        // The final state: the vectors to the stack block, then scattered
+        // to [seq, channel, state].
+        for (int64_t n = 0; n < states; ++n)
+          vector::StoreOp::create(pb, l, time.getResult(n), hBlock,
+                                  ValueRange{indexConst(pb, l, n), zero});
+        forBlock([&](OpBuilder &ib, Location il, Value n, Value i, Value c) {
+          Value v = memref::LoadOp::create(ib, il, hBlock, ValueRange{n, i});
+          memref::StoreOp::create(ib, il, v, hOut, ValueRange{seqIdx, c, n});
+        });
+        scf::ReduceOp::create(pb, l);
+      });
+  b.replaceOp(
+      op, {finishOutput(b, loc, yType, y), finishOutput(b, loc, hType, hOut)});
+  return success();
+}
+
+struct JambaCpuMicrokernelsPass
+    : jamba::impl::JambaCpuMicrokernelsPassBase<JambaCpuMicrokernelsPass> {
   using Base::Base;
 
   void runOnOperation() override {
     if (lanes < 1 || panelBytes < 1) {
       getOperation().emitError()
-          << "jamba-cpu-gemm-microkernels: lanes and panel-bytes must be "
+          << "jamba-cpu-microkernels: lanes and panel-bytes must be "
              "positive";
       return signalPassFailure();
     }
     KernelOptions options{lanes, panelBytes, prefetchRows};
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<LinearOp, ExpertGemmOp>(op))
+      if (isa<LinearOp, ExpertGemmOp, SelectiveScanOp>(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
     for (Operation *op : ops) {
-      // Unsupported element types (f64) stay for convert-jamba-to-linalg.
+      // What a kernel does not cover (f64, a d_inner that is not a whole
+      // number of vector blocks...) stays for convert-jamba-to-linalg.
       if (auto linear = dyn_cast<LinearOp>(op))
         (void)lowerLinear(rewriter, linear, options);
+      else if (auto scan = dyn_cast<SelectiveScanOp>(op))
+        (void)lowerSelectiveScan(rewriter, scan, options);
       else
         (void)lowerExpertGemm(rewriter, cast<ExpertGemmOp>(op), options);
     }

@@ -1,7 +1,7 @@
-// RUN: jamba-opt %s -jamba-cpu-gemm-microkernels -canonicalize -cse -split-input-file | FileCheck %s
-// RUN: not jamba-opt %s -jamba-cpu-gemm-microkernels=lanes=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: jamba-opt %s -jamba-cpu-microkernels -canonicalize -cse -split-input-file | FileCheck %s
+// RUN: not jamba-opt %s -jamba-cpu-microkernels=lanes=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: error: jamba-cpu-gemm-microkernels: lanes and panel-bytes must be positive
+// BAD: error: jamba-cpu-microkernels: lanes and panel-bytes must be positive
 
 // f32 linear, dynamic rows: 96 weight rows in 8 panels of 12 (at least 8
 // panels), pairs of input rows against 4 weight rows with 8 accumulators of
@@ -128,4 +128,52 @@ func.func @expert_gemm(%x: tensor<?x16xf32>, %q: tensor<4x8x16xi8>, %s: tensor<4
 func.func @linear_f64(%x: tensor<3x16xf64>, %w: tensor<8x16xf64>) -> tensor<3x8xf64> {
   %y = jamba.linear %x, %w : (tensor<3x16xf64>, tensor<8x16xf64>) -> tensor<3x8xf64>
   return %y : tensor<3x8xf64>
+}
+
+// -----
+
+// selective_scan: one parallel item per (sequence, block of 8 channels); A
+// transposed once into a stack block; the 4 state vectors of the block stay
+// in registers (iter_args) over the time loop; per step a vector softplus of
+// delta + bias, exp(d A) per state, broadcasts of B[t, n] and C[t, n], the D
+// skip and the SiLU(z) gate; the final state goes out through the stack
+// block.
+
+// CHECK-LABEL: func.func @selective_scan
+// CHECK:         %[[Y:.+]] = memref.alloc(%{{.+}}, %{{.+}}) : memref<?x?x16xf32>
+// CHECK:         %[[H:.+]] = memref.alloc(%{{.+}}) : memref<?x16x4xf32>
+// CHECK:         scf.parallel (%[[S:.+]], %[[BLK:.+]]) = (%c0, %c0) to (%{{.+}}, %c2) step (%c1, %c1) {
+// CHECK:           %[[C0:.+]] = arith.muli %[[BLK]], %c8
+// CHECK:           %[[AT:.+]] = memref.alloca() : memref<4x8xf32>
+// CHECK:           %[[HB:.+]] = memref.alloca() : memref<4x8xf32>
+// CHECK:           scf.for %[[N:.+]] = %c0 to %c4 step %c1 {
+// CHECK:             scf.for %[[I:.+]] = %c0 to %c8 step %c1 {
+// CHECK:               memref.store %{{.+}}, %[[AT]][%[[N]], %[[I]]]
+// CHECK:           %{{.+}}:4 = scf.for %[[T:.+]] = %c0 to %{{.+}} step %c1 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// CHECK:             vector.load %{{.+}}[%[[S]], %[[T]], %[[C0]]] {{.+}}, vector<8xf32>
+// CHECK:             math.exp %{{.+}} : vector<8xf32>
+// CHECK:             math.log %{{.+}} : vector<8xf32>
+// CHECK-COUNT-4:     math.exp %{{.+}} : vector<8xf32>
+// CHECK:             vector.store %{{.+}}, %[[Y]][%[[S]], %[[T]], %[[C0]]] : memref<?x?x16xf32>, vector<8xf32>
+// CHECK-COUNT-4:   vector.store %{{.+}}, %[[HB]][%{{.+}}, %c0] : memref<4x8xf32>, vector<8xf32>
+// CHECK:           scf.for
+// CHECK:             scf.for
+// CHECK:               memref.store %{{.+}}, %[[H]][%[[S]], %{{.+}}, %{{.+}}] : memref<?x16x4xf32>
+func.func @selective_scan(%u: tensor<?x?x16xf32>, %dt: tensor<?x?x16xf32>, %A: tensor<16x4xf32>, %B: tensor<?x?x4xf32>, %C: tensor<?x?x4xf32>, %D: tensor<16xf32>, %z: tensor<?x?x16xf32>, %db: tensor<16xf32>) -> (tensor<?x?x16xf32>, tensor<?x16x4xf32>) {
+  %y, %h = jamba.selective_scan %u, %dt, %A, %B, %C D(%D) z(%z) delta_bias(%db) {delta_softplus}
+      : (tensor<?x?x16xf32>, tensor<?x?x16xf32>, tensor<16x4xf32>, tensor<?x?x4xf32>, tensor<?x?x4xf32>, tensor<16xf32>, tensor<?x?x16xf32>, tensor<16xf32>) -> (tensor<?x?x16xf32>, tensor<?x16x4xf32>)
+  return %y, %h : tensor<?x?x16xf32>, tensor<?x16x4xf32>
+}
+
+// -----
+
+// d_inner = 12 is not a whole number of 8-lane blocks: left for
+// convert-jamba-to-linalg.
+
+// CHECK-LABEL: func.func @selective_scan_partial_block
+// CHECK:         jamba.selective_scan
+func.func @selective_scan_partial_block(%u: tensor<1x?x12xf32>, %dt: tensor<1x?x12xf32>, %A: tensor<12x4xf32>, %B: tensor<1x?x4xf32>, %C: tensor<1x?x4xf32>) -> tensor<1x?x12xf32> {
+  %y, %h = jamba.selective_scan %u, %dt, %A, %B, %C
+      : (tensor<1x?x12xf32>, tensor<1x?x12xf32>, tensor<12x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>) -> (tensor<1x?x12xf32>, tensor<1x12x4xf32>)
+  return %y : tensor<1x?x12xf32>
 }

@@ -670,6 +670,58 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanWithAllOperands) {
   expectClose(out[1], h, "selective_scan final state");
 }
 
+TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
+  // d_inner = 24 (three 8-channel blocks of the microkernel), d_state = 5,
+  // dynamic batch and length (3 sequences; 1 step as in decode, 7 as in a
+  // prefill chunk), no initial state (zeros), softplus with a bias; run with
+  // the microkernels and with the generic lowering.
+  const char *ir = R"mlir(
+    func.func @f(%u: tensor<?x?x24xf32>, %delta: tensor<?x?x24xf32>, %A: tensor<24x5xf32>,
+                 %B: tensor<?x?x5xf32>, %C: tensor<?x?x5xf32>, %D: tensor<24xf32>,
+                 %z: tensor<?x?x24xf32>, %db: tensor<24xf32>)
+        -> (tensor<?x?x24xf32>, tensor<?x24x5xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          {delta_softplus}
+          : (tensor<?x?x24xf32>, tensor<?x?x24xf32>, tensor<24x5xf32>, tensor<?x?x5xf32>,
+             tensor<?x?x5xf32>, tensor<24xf32>, tensor<?x?x24xf32>, tensor<24xf32>)
+          -> (tensor<?x?x24xf32>, tensor<?x24x5xf32>)
+      return %y, %h : tensor<?x?x24xf32>, tensor<?x24x5xf32>
+    })mlir";
+  for (bool microkernels : {true, false}) {
+    Kernel k(ir, *withMicrokernels(microkernels));
+    ASSERT_EQ(k.error, "");
+    for (int64_t seq : {1, 7}) {
+      int64_t n = 3 * seq;
+      auto u = randomFloats(n * 24, 80 + seq),
+           delta = randomFloats(n * 24, 81 + seq, -3.0f, 1.0f),
+           A = randomFloats(120, 82, -2.0f, -0.1f),
+           B = randomFloats(n * 5, 83 + seq), C = randomFloats(n * 5, 84 + seq),
+           D = randomFloats(24, 85), z = randomFloats(n * 24, 86 + seq),
+           db = randomFloats(24, 87);
+      Tensor<float> ru = toRef(u, {3, seq, 24}),
+                    rd = toRef(delta, {3, seq, 24}), rA = toRef(A, {24, 5}),
+                    rB = toRef(B, {3, seq, 5}), rC = toRef(C, {3, seq, 5}),
+                    rD = toRef(D, {24}), rz = toRef(z, {3, seq, 24}),
+                    rdb = toRef(db, {24});
+      ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+      ops.D = &rD;
+      ops.z = &rz;
+      ops.deltaBias = &rdb;
+      ops.deltaSoftplus = true;
+      auto [y, h] = ref::selectiveScan(ops);
+      auto out =
+          k.run({buf(u, {3, seq, 24}), buf(delta, {3, seq, 24}),
+                 buf(A, {24, 5}), buf(B, {3, seq, 5}), buf(C, {3, seq, 5}),
+                 buf(D, {24}), buf(z, {3, seq, 24}), buf(db, {24})},
+                {3, 3});
+      std::string what = std::string(microkernels ? "microkernel" : "linalg") +
+                         " selective_scan, length " + std::to_string(seq);
+      expectClose(out[0], y, (what + ", output").c_str());
+      expectClose(out[1], h, (what + ", final state").c_str());
+    }
+  }
+}
+
 TEST_F(JambaToLinalgNumerics, MambaStatesCarryOverDynamicLengths) {
   // The Mamba primitives as the decomposed model uses them: a dynamic
   // sequence length, x and z slices of one in_proj output, the conv state

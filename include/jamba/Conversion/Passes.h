@@ -40,7 +40,7 @@ struct CPULowerPipelineOptions
   PassOptions::Option<bool> microkernels{
       *this, "microkernels",
       llvm::cl::desc("Lower jamba.linear and jamba.expert_gemm with "
-                     "jamba-cpu-gemm-microkernels (register-tiled vector "
+                     "jamba-cpu-microkernels (register-tiled vector "
                      "loops) instead of linalg reductions"),
       llvm::cl::init(true)};
 };

@@ -90,12 +90,12 @@ def ConvertJambaToLinalgPass
                            "::mlir::scf::SCFDialect"];
 }
 
-def JambaCpuGemmMicrokernelsPass
-    : Pass<"jamba-cpu-gemm-microkernels", "func::FuncOp"> {
-  let summary = "Lower jamba.linear and jamba.expert_gemm to register-tiled "
-                "vector loops on buffers";
+def JambaCpuMicrokernelsPass
+    : Pass<"jamba-cpu-microkernels", "func::FuncOp"> {
+  let summary = "Lower the GEMMs and the selective scan to vector "
+                "microkernels on buffers";
   let description = [{
-    The GEMM microkernels of the CPU backend (TOOLCHAIN.md part 2). Each
+    The microkernels of the CPU backend (TOOLCHAIN.md part 2). Each
     `jamba.linear` and `jamba.expert_gemm` whose input, weight and result
     are f32, bf16 or f16 (weights also int8) becomes a loop nest on buffers:
 
@@ -117,6 +117,15 @@ def JambaCpuGemmMicrokernelsPass
     counting sort into an index buffer; an out-of-range expert index is
     clamped), then runs the panel-parallel GEMM for each expert that has
     pairs, over its pairs, so an expert's weights are read once per call.
+
+    `jamba.selective_scan` with a static d_inner that is a multiple of
+    `lanes` and d_state <= 32 becomes `scf.parallel` over (sequence, block
+    of `lanes` channels): the block's d_state state vectors stay in
+    registers (iter_args) across the time loop, A is transposed once per
+    block into a stack buffer, B[t, n] and C[t, n] are broadcast, and the
+    softplus, exp, D skip and SiLU(z) gate are vector ops (the polynomial
+    exp/log of `jamba-approximate-math` keep them inline). The order of the
+    arithmetic is the reference kernel's.
 
     Operands are read through `bufferization.to_buffer read_only`; the
     result is a fresh `memref.alloc` returned by `bufferization.to_tensor

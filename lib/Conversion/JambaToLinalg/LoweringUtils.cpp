@@ -37,6 +37,11 @@ Value lowering::convertScalar(OpBuilder &b, Location loc, Value v, Type to) {
 
 Value lowering::floatConst(OpBuilder &b, Location loc, Type type,
                            double value) {
+  if (auto shaped = dyn_cast<ShapedType>(type))
+    return arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(shaped,
+                               b.getFloatAttr(shaped.getElementType(), value)));
   return arith::ConstantOp::create(b, loc, b.getFloatAttr(type, value));
 }
 

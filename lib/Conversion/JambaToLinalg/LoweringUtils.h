@@ -28,17 +28,19 @@ Type computeType(Type elem);
 /// already agree.
 Value convertScalar(OpBuilder &b, Location loc, Value v, Type to);
 
-/// A float constant of type `type`.
+/// A float constant of type `type` (a splat when `type` is a vector or
+/// tensor type).
 Value floatConst(OpBuilder &b, Location loc, Type type, double value);
 
 /// An index constant.
 Value indexConst(OpBuilder &b, Location loc, int64_t value);
 
-/// SiLU(x) = x / (1 + exp(-x)), as the reference computes it.
+/// SiLU(x) = x / (1 + exp(-x)), as the reference computes it (scalars or
+/// vectors).
 Value buildSilu(OpBuilder &b, Location loc, Value x);
 
 /// softplus(x) = x > 20 ? x : log1p(exp(x)), with an accurate log1p (the
-/// LLVM lowering of math.log1p is log(1 + x)).
+/// LLVM lowering of math.log1p is log(1 + x)); scalars or vectors.
 Value buildSoftplus(OpBuilder &b, Location loc, Value x);
 
 /// Clamps index `i` into [0, size).
