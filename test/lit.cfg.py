@@ -27,7 +27,7 @@ tool_dirs = [config.jamba_tools_dir, config.llvm_tools_dir]
 tools = ["jamba-opt"]
 for optional in ["jamba-make-checkpoint", "jamba-import", "jamba-interpret",
                  "jamba-quantize", "jamba-quant-report", "jamba-dump",
-                 "jamba-compile", "jamba-run"]:
+                 "jamba-compile", "jamba-run", "jamba-plan"]:
     if os.path.exists(os.path.join(config.jamba_tools_dir, optional)):
         tools.append(optional)
         config.available_features.add(optional)
