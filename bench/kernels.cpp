@@ -190,15 +190,15 @@ template <typename T> std::vector<T> randomValues(size_t n, unsigned seed) {
 double gemvGBs(MLIRContext &context, int64_t n, int64_t k,
                const std::string &format) {
   std::string w = format == "f32" ? "f32" : format == "bf16" ? "bf16" : "i8";
-  std::string wt = "tensor<" + std::to_string(n) + "x" + std::to_string(k) +
-                   "x" + w + ">";
+  std::string wt =
+      "tensor<" + std::to_string(n) + "x" + std::to_string(k) + "x" + w + ">";
   std::string xt = "tensor<1x" + std::to_string(k) + "xf32>";
   std::string yt = "tensor<1x" + std::to_string(n) + "xf32>";
   std::string st = "tensor<" + std::to_string(n) + "xf32>";
   bool int8 = format == "i8";
   std::string ir =
-      "func.func @f(%x: " + xt + ", %w: " + wt +
-      (int8 ? ", %s: " + st : "") + ") -> " + yt +
+      "func.func @f(%x: " + xt + ", %w: " + wt + (int8 ? ", %s: " + st : "") +
+      ") -> " + yt +
       " attributes {llvm.emit_c_interface} {\n  %y = jamba.linear %x, %w " +
       (int8 ? "scale(%s) " : "") + ": (" + xt + ", " + wt +
       (int8 ? ", " + st : "") + ") -> " + yt + "\n  return %y : " + yt + "\n}";
@@ -209,7 +209,8 @@ double gemvGBs(MLIRContext &context, int64_t n, int64_t k,
   }
   size_t elemBytes = format == "f32" ? 4 : format == "bf16" ? 2 : 1;
   size_t bytes = size_t(n) * k * elemBytes + (int8 ? 4 * size_t(n) : 0);
-  size_t copies = std::max<size_t>(2, ((size_t(512) << 20) + bytes - 1) / bytes);
+  size_t copies =
+      std::max<size_t>(2, ((size_t(512) << 20) + bytes - 1) / bytes);
   std::vector<std::vector<uint8_t>> weights(copies);
   std::vector<uint8_t> seed(size_t(n) * k * elemBytes);
   auto fill = [&](const auto &values) {
@@ -307,8 +308,8 @@ double expertGFlops(MLIRContext &context, int64_t m, int64_t e, int64_t n,
   std::vector<double> times;
   for (int rep = 0; rep < 5; ++rep) {
     auto start = Clock::now();
-    kernel.run({{x.data(), {m, k}}, {w.data(), {e, n, k}}, {idx.data(), {m, 2}}},
-               {3});
+    kernel.run(
+        {{x.data(), {m, k}}, {w.data(), {e, n, k}}, {idx.data(), {m, 2}}}, {3});
     times.push_back(seconds(start));
   }
   return 2.0 * m * 2 * n * k / median(times) / 1e9;
@@ -327,8 +328,8 @@ double scanNs(MLIRContext &context, int64_t tokens, int64_t d, int64_t n) {
               vt = t({d}), ht = t({1, d, n});
   Kernel kernel(context,
                 "func.func @f(%u: " + ut + ", %dt: " + ut + ", %A: " + at +
-                    ", %B: " + bt + ", %C: " + bt + ", %D: " + vt + ", %z: " +
-                    ut + ", %db: " + vt + ") -> (" + ut + ", " + ht +
+                    ", %B: " + bt + ", %C: " + bt + ", %D: " + vt +
+                    ", %z: " + ut + ", %db: " + vt + ") -> (" + ut + ", " + ht +
                     ") attributes {llvm.emit_c_interface} {\n"
                     "  %y, %h = jamba.selective_scan %u, %dt, %A, %B, %C "
                     "D(%D) z(%z) delta_bias(%db) {delta_softplus} : (" +
@@ -337,13 +338,12 @@ double scanNs(MLIRContext &context, int64_t tokens, int64_t d, int64_t n) {
                     ")\n  return %y, %h : " + ut + ", " + ht + "\n}");
   if (!kernel.error.empty())
     std::exit(1);
-  auto u = randomValues<float>(tokens * d, 9), dt = randomValues<float>(
-                                                   tokens * d, 10),
-       a = randomValues<float>(d * n, 11), b = randomValues<float>(tokens * n,
-                                                                   12),
+  auto u = randomValues<float>(tokens * d, 9),
+       dt = randomValues<float>(tokens * d, 10),
+       a = randomValues<float>(d * n, 11),
+       b = randomValues<float>(tokens * n, 12),
        c = randomValues<float>(tokens * n, 13), dd = randomValues<float>(d, 14),
-       z = randomValues<float>(tokens * d, 15),
-       db = randomValues<float>(d, 16);
+       z = randomValues<float>(tokens * d, 15), db = randomValues<float>(d, 16);
   for (float &v : a)
     v = -std::abs(v) - 0.1f; // A = -exp(A_log) < 0
   std::vector<double> times;
