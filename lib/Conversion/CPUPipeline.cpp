@@ -42,6 +42,8 @@ void mlir::jamba::buildCPULowerPipeline(
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  if (options.statesInPlace)
+    pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
   pm.addPass(createCanonicalizerPass());
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);

@@ -346,6 +346,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
   CPULowerPipelineOptions lower;
   lower.threads = options.cpu.threads;
+  lower.statesInPlace = true;
   buildCPULowerPipeline(pm, lower);
   if (failed(pm.run(module)))
     return failure();

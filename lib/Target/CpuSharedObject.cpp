@@ -63,6 +63,7 @@ describeOperand(Operation *op, Type type, DictionaryAttr attrs, bool isResult) {
   };
   StringRef input = named(kInputAttrName), state = named(kStateAttrName),
             output = named(kOutputAttrName);
+  operand.inPlace = isResult && !state.empty();
   bool sequenceLike = input == "ids" || (isResult && output == "logits");
   bool kvCache = state.ends_with("k_cache") || state.ends_with("v_cache");
   for (int64_t d = 0; d < tensor.getRank(); ++d) {
@@ -161,8 +162,13 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
     return failure();
   }
   const size_t numIn = entry.inputs.size(), numOut = entry.outputs.size();
+  // The outputs the function returns (the states are updated in place).
+  std::vector<size_t> returned;
+  for (size_t j = 0; j < numOut; ++j)
+    if (!entry.outputs[j].inPlace)
+      returned.push_back(j);
   // With results, the C interface passes a pointer to them first.
-  const size_t expectedParams = numIn + (numOut ? 1 : 0);
+  const size_t expectedParams = numIn + (returned.empty() ? 0 : 1);
   if (callee->arg_size() != expectedParams) {
     error = "_mlir_ciface_" + entry.function + " takes " +
             std::to_string(callee->arg_size()) + " parameters, expected " +
@@ -185,10 +191,10 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
   std::vector<llvm::Value *> callArgs, inputData;
   llvm::StructType *resultType = nullptr;
   llvm::Value *results = nullptr;
-  if (numOut) {
+  if (!returned.empty()) {
     std::vector<llvm::Type *> fields;
-    for (const PackedOperand &out : entry.outputs)
-      fields.push_back(descriptorType(out.sizes.size()));
+    for (size_t j : returned)
+      fields.push_back(descriptorType(entry.outputs[j].sizes.size()));
     resultType = llvm::StructType::get(ctx, fields);
     results = b.CreateAlloca(resultType);
     callArgs.push_back(results);
@@ -221,19 +227,20 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
   }
   b.CreateCall(callee, callArgs);
 
-  // Outputs: copy each result into its buffer, then free the allocations
-  // that are neither an input nor an earlier result's.
+  // Returned outputs: copy each result into its buffer, then free the
+  // allocations that are neither an input nor an earlier result's.
   llvm::FunctionCallee memmoveFn = module.getOrInsertFunction(
       "memmove", llvm::FunctionType::get(ptr, {ptr, ptr, i64}, false));
   llvm::FunctionCallee freeFn = module.getOrInsertFunction(
       "free",
       llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptr}, false));
   std::vector<llvm::Value *> freed;
-  for (size_t j = 0; j < numOut; ++j) {
+  for (size_t field = 0; field < returned.size(); ++field) {
+    const size_t j = returned[field];
     const PackedOperand &out = entry.outputs[j];
     const size_t rank = out.sizes.size();
     llvm::StructType *descType = descriptorType(rank);
-    llvm::Value *desc = b.CreateStructGEP(resultType, results, j);
+    llvm::Value *desc = b.CreateStructGEP(resultType, results, field);
     llvm::Value *allocated =
         b.CreateLoad(ptr, b.CreateStructGEP(descType, desc, 0));
     llvm::Value *aligned =

@@ -43,6 +43,12 @@ struct CPULowerPipelineOptions
                      "jamba-cpu-microkernels (register-tiled vector "
                      "loops) instead of linalg reductions"),
       llvm::cl::init(true)};
+  PassOptions::Option<bool> statesInPlace{
+      *this, "states-in-place",
+      llvm::cl::desc("Entry points update their jamba.state arguments in "
+                     "place instead of returning the states "
+                     "(jamba-states-in-place; the ABI jamba-compile uses)"),
+      llvm::cl::init(false)};
 };
 
 /// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM

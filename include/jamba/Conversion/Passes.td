@@ -149,6 +149,47 @@ def JambaCpuMicrokernelsPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def JambaStatesInPlacePass
+    : Pass<"jamba-states-in-place", "func::FuncOp"> {
+  let summary = "Turn the state results of bufferized entry points into "
+                "in-place updates of their arguments";
+  let description = [{
+    Runs after one-shot bufferization. Every result carrying `jamba.state =
+    "layers.N.<kind>"` is matched with the argument carrying the same name;
+    the result is removed from the function, and unless the returned buffer
+    already is the argument (bufferization wrote the state in place, as it
+    does for the KV caches), a `linalg.copy` of it into the argument is
+    inserted before the return. The entry point then updates its state
+    buffers instead of returning new ones, and the deallocation pipeline no
+    longer clones returned arguments (a copy of every KV cache per call).
+    `jamba-compile` uses it; the packed wrapper knows these outputs are
+    written in place.
+
+    Before:
+
+    ```mlir
+    func.func @decode(%kc: memref<?x2x?x16xf32> {jamba.state = "layers.1.k_cache"},
+                      %ss: memref<?x128x8xf32> {jamba.state = "layers.0.ssm_state"}, ...)
+        -> (memref<?x1x128xf32>, memref<?x2x?x16xf32> {jamba.state = "layers.1.k_cache"},
+            memref<?x128x8xf32> {jamba.state = "layers.0.ssm_state"}) {
+      ...
+      return %logits, %kc, %new_ss : ...
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @decode(...) -> memref<?x1x128xf32> {
+      ...
+      linalg.copy ins(%new_ss : memref<?x128x8xf32>) outs(%ss : memref<?x128x8xf32>)
+      return %logits : memref<?x1x128xf32>
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def JambaApproximateMathPass
     : Pass<"jamba-approximate-math", "func::FuncOp"> {
   let summary = "Inline polynomial approximations of f32 math functions";

@@ -42,6 +42,10 @@ struct PackedOperand {
   /// Bytes per element, and the element type's safetensors name ("F32").
   unsigned elementBytes = 4;
   std::string dtype = "F32";
+  /// An output the entry point writes in place into the input of the same
+  /// state (a `jamba.state` result, removed by jamba-states-in-place): the
+  /// compiled function does not return it and the wrapper copies nothing.
+  bool inPlace = false;
 };
 
 /// An entry point (a func.func with llvm.emit_c_interface before lowering).
@@ -68,7 +72,9 @@ FailureOr<std::vector<PackedEntry>>
 describePackedEntries(ModuleOp module, ArrayRef<std::string> names);
 
 /// Emits `module` (LLVM dialect only) as a shared object at `path` with a
-/// packed wrapper per entry of `entries`. Errors are emitted at the module.
+/// packed wrapper per entry of `entries`. The state outputs are expected to
+/// be updated in place (jamba-cpu-lower-pipeline{states-in-place}). Errors
+/// are emitted at the module.
 LogicalResult emitCpuSharedObject(ModuleOp module,
                                   ArrayRef<PackedEntry> entries,
                                   const CpuTargetOptions &options,

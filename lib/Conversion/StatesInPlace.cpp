@@ -1,0 +1,90 @@
+//===- StatesInPlace.cpp - The jamba-states-in-place pass -----------------===//
+//
+// Part of jamba-mlir. After bufferization, every entry-point result that is
+// a state (`jamba.state = "layers.N.<kind>"` on the result and on an
+// argument) becomes an update of the argument's buffer: the result is
+// dropped from the function, and when bufferization did not already write
+// the state in place (the KV caches usually are; the SSM state comes out of
+// its kernel in a fresh buffer) a `linalg.copy` into the argument is added
+// before the return. Without this, the deallocation pipeline clones every
+// returned argument (a public function does not own its arguments): a copy
+// of the whole KV cache on every decode step.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "llvm/ADT/BitVector.h"
+
+namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBASTATESINPLACEPASS
+#include "jamba/Conversion/Passes.h.inc"
+} // namespace mlir::jamba
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+namespace {
+
+/// `v` without the memref.casts bufferization may put around it.
+Value stripCasts(Value v) {
+  while (auto cast = v.getDefiningOp<memref::CastOp>())
+    v = cast.getSource();
+  return v;
+}
+
+struct JambaStatesInPlacePass
+    : jamba::impl::JambaStatesInPlacePassBase<JambaStatesInPlacePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (func.isExternal())
+      return;
+    llvm::StringMap<unsigned> stateArgs;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i)
+      if (auto name = func.getArgAttrOfType<StringAttr>(i, kStateAttrName))
+        stateArgs[name.getValue()] = i;
+
+    auto returns = llvm::to_vector(func.getOps<func::ReturnOp>());
+    if (returns.size() != 1) {
+      func.emitError() << "jamba-states-in-place: expected one return";
+      return signalPassFailure();
+    }
+    func::ReturnOp ret = returns.front();
+    llvm::BitVector erase(func.getNumResults());
+    for (unsigned r = 0; r < func.getNumResults(); ++r) {
+      auto name = func.getResultAttrOfType<StringAttr>(r, kStateAttrName);
+      if (!name)
+        continue;
+      auto it = stateArgs.find(name.getValue());
+      if (it == stateArgs.end()) {
+        func.emitError() << "jamba-states-in-place: result #" << r
+                         << " is state '" << name.getValue()
+                         << "' but no argument is";
+        return signalPassFailure();
+      }
+      Value arg = func.getArgument(it->second);
+      Value result = ret.getOperand(r);
+      if (!isa<MemRefType>(arg.getType()) ||
+          !isa<MemRefType>(result.getType())) {
+        func.emitError() << "jamba-states-in-place: state '" << name.getValue()
+                         << "' is not a buffer (run after bufferization)";
+        return signalPassFailure();
+      }
+      if (stripCasts(result) != arg) {
+        OpBuilder b(ret);
+        linalg::CopyOp::create(b, ret.getLoc(), result, arg);
+      }
+      erase.set(r);
+    }
+    ret->eraseOperands(erase);
+    if (failed(func.eraseResults(erase)))
+      return signalPassFailure();
+  }
+};
+
+} // namespace
