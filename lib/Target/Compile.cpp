@@ -16,6 +16,7 @@
 #include "jamba/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
@@ -94,21 +95,21 @@ void setStateRole(rt::BufferDesc &buffer, StringRef name) {
                                        : rt::BufferDesc::Role::Ssm;
 }
 
-/// Adds the buffers, kernel and step of entry point `func` to `manifest`.
-LogicalResult describeEntryPoint(func::FuncOp func, const PackedEntry &entry,
-                                 rt::ArtifactManifest &manifest,
-                                 std::map<std::string, Type> &weights) {
+/// Adds entry point `func` to `manifest`: its host schedule (one
+/// `func.call` per stage function, jamba-split-stages) becomes the steps;
+/// each stage function is a kernel described by `stages`; the values passed
+/// between stages are temp buffers. Weight types are collected in
+/// `weights`.
+LogicalResult describeEntryPoint(
+    func::FuncOp func, const std::map<std::string, PackedEntry> &stages,
+    rt::ArtifactManifest &manifest, std::map<std::string, Type> &weights) {
   const bool decode = func.getName() == "decode";
   std::string prefix = decode ? "decode." : "";
   rt::EntryPoint ep;
   ep.name = func.getName().str();
-  rt::Step step;
-  step.kernel = ep.name;
-  for (const char *dim : {rt::kDimBatch, rt::kDimSeq, rt::kDimCapacity})
-    step.args.push_back(rt::StepArg::dim(dim));
 
   auto addBuffer = [&](std::string id, Type type, const PackedOperand &operand,
-                       StringRef state) -> LogicalResult {
+                       StringRef state, bool temp) -> LogicalResult {
     if (manifest.findBuffer(id))
       return success();
     rt::BufferDesc buffer;
@@ -118,65 +119,111 @@ LogicalResult describeEntryPoint(func::FuncOp func, const PackedEntry &entry,
       return failure();
     buffer.dtype = *dtype;
     buffer.shape = symbolicShape(operand);
-    buffer.kind = rt::BufferDesc::Kind::Io;
+    buffer.kind = temp ? rt::BufferDesc::Kind::Temp : rt::BufferDesc::Kind::Io;
     if (!state.empty())
       setStateRole(buffer, state);
     manifest.buffers.push_back(std::move(buffer));
     return success();
   };
-
-  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-    Type type = func.getArgumentTypes()[i];
-    if (auto weight = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName)) {
-      auto [it, inserted] = weights.try_emplace(weight.str(), type);
-      if (!inserted && it->second != type)
-        return func.emitError() << "weight '" << weight.getValue()
-                                << "' has two types across entry points";
-      step.args.push_back(rt::StepArg::weight(weight.str()));
-      continue;
+  // The buffer id of a value with these attributes (argument or result).
+  auto bufferId = [&](DictionaryAttr attrs, bool isResult, std::string &id,
+                      StringRef &state, bool &temp) -> LogicalResult {
+    auto named = [&](StringRef key) {
+      auto v = attrs ? attrs.getAs<StringAttr>(key) : StringAttr();
+      return v ? v.getValue() : StringRef();
+    };
+    temp = false;
+    state = named(kStateAttrName);
+    if (!state.empty()) {
+      id = state.str();
+      return success();
     }
+    if (StringRef t = named(kTempAttrName); !t.empty()) {
+      id = t.str();
+      temp = true;
+      return success();
+    }
+    if (StringRef input = named(kInputAttrName); !input.empty()) {
+      id = input == "cache_len" ? "cache_len" : prefix + input.str();
+      return success();
+    }
+    if (isResult && named(kOutputAttrName) == "logits") {
+      id = prefix + "logits";
+      return success();
+    }
+    return func.emitError() << "a value of the schedule is neither an input, "
+                               "a state, a temp nor the logits";
+  };
+
+  // The entry point's inputs and outputs.
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    if (func.getArgAttr(i, kWeightAttrName))
+      continue;
     std::string id;
     StringRef state;
-    if (auto s = func.getArgAttrOfType<StringAttr>(i, kStateAttrName)) {
-      state = s.getValue();
-      id = state.str();
-    } else if (auto input =
-                   func.getArgAttrOfType<StringAttr>(i, kInputAttrName)) {
-      id = input.getValue() == "cache_len" ? "cache_len"
-                                           : prefix + input.getValue().str();
-    } else {
-      return func.emitError() << "argument #" << i
-                              << " is neither an input, a state nor a weight";
-    }
-    if (failed(addBuffer(id, type, entry.inputs[i], state)))
+    bool temp;
+    if (failed(bufferId(func.getArgAttrDict(i), false, id, state, temp)))
       return failure();
     ep.inputs.push_back(id);
-    step.args.push_back(rt::StepArg::buffer(id));
   }
   for (unsigned r = 0; r < func.getNumResults(); ++r) {
     std::string id;
     StringRef state;
-    if (auto s = func.getResultAttrOfType<StringAttr>(r, kStateAttrName)) {
-      state = s.getValue();
-      id = state.str();
-    } else {
-      id = prefix + "logits";
-    }
-    if (failed(
-            addBuffer(id, func.getResultTypes()[r], entry.outputs[r], state)))
+    bool temp;
+    if (failed(bufferId(func.getResultAttrDict(r), true, id, state, temp)))
       return failure();
     ep.outputs.push_back(id);
-    step.args.push_back(rt::StepArg::buffer(id));
   }
 
-  rt::KernelDesc kernel;
-  kernel.name = ep.name;
-  kernel.file = kKernelFile;
-  kernel.symbol = entry.symbol;
-  kernel.abi = "packed";
-  kernel.numArgs = step.args.size();
-  manifest.kernels.push_back(kernel);
-  ep.steps.push_back(std::move(step));
+  // One step per stage call.
+  for (auto call : func.getBody().getOps<func::CallOp>()) {
+    auto stage = func->getParentOfType<ModuleOp>().lookupSymbol<func::FuncOp>(
+        call.getCallee());
+    auto packed = stages.find(call.getCallee().str());
+    if (!stage || packed == stages.end())
+      return call.emitError() << "no stage function @" << call.getCallee();
+    rt::Step step;
+    step.kernel = stage.getName().str();
+    for (const char *dim : {rt::kDimBatch, rt::kDimSeq, rt::kDimCapacity})
+      step.args.push_back(rt::StepArg::dim(dim));
+    for (unsigned i = 0; i < stage.getNumArguments(); ++i) {
+      Type type = stage.getArgumentTypes()[i];
+      if (auto weight =
+              stage.getArgAttrOfType<StringAttr>(i, kWeightAttrName)) {
+        auto [it, inserted] = weights.try_emplace(weight.str(), type);
+        if (!inserted && it->second != type)
+          return func.emitError() << "weight '" << weight.getValue()
+                                  << "' has two types across stages";
+        step.args.push_back(rt::StepArg::weight(weight.str()));
+        continue;
+      }
+      std::string id;
+      StringRef state;
+      bool temp;
+      if (failed(bufferId(stage.getArgAttrDict(i), false, id, state, temp)) ||
+          failed(addBuffer(id, type, packed->second.inputs[i], state, temp)))
+        return failure();
+      step.args.push_back(rt::StepArg::buffer(id));
+    }
+    for (unsigned r = 0; r < stage.getNumResults(); ++r) {
+      std::string id;
+      StringRef state;
+      bool temp;
+      if (failed(bufferId(stage.getResultAttrDict(r), true, id, state, temp)) ||
+          failed(addBuffer(id, stage.getResultTypes()[r],
+                           packed->second.outputs[r], state, temp)))
+        return failure();
+      step.args.push_back(rt::StepArg::buffer(id));
+    }
+    rt::KernelDesc kernel;
+    kernel.name = step.kernel;
+    kernel.file = kKernelFile;
+    kernel.symbol = packed->second.symbol;
+    kernel.abi = "packed";
+    kernel.numArgs = step.args.size();
+    manifest.kernels.push_back(kernel);
+    ep.steps.push_back(std::move(step));
+  }
   manifest.entryPoints.push_back(std::move(ep));
   return success();
 }
@@ -309,12 +356,29 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   if (failed(imported))
     return failure();
   ModuleOp module = **imported;
-  std::vector<std::string> names(std::begin(kEntryPoints),
-                                 std::end(kEntryPoints));
+  // The host schedule: each entry point becomes calls of stage functions
+  // (embedding, one per layer, head), each a kernel of the artifact.
+  {
+    PassManager split(context, ModuleOp::getOperationName());
+    split.addPass(createJambaSplitStagesPass());
+    if (failed(split.run(module)))
+      return failure();
+  }
+  std::vector<std::string> stageNames;
+  for (const char *name : kEntryPoints) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (!func)
+      return fail(std::string("the model has no @") + name);
+    for (auto call : func.getBody().getOps<func::CallOp>())
+      stageNames.push_back(call.getCallee().str());
+  }
   FailureOr<std::vector<PackedEntry>> entries =
-      describePackedEntries(module, names);
+      describePackedEntries(module, stageNames);
   if (failed(entries))
     return failure();
+  std::map<std::string, PackedEntry> stages;
+  for (const PackedEntry &entry : *entries)
+    stages[entry.function] = entry;
 
   // The manifest's entry points, buffers, kernels and weights.
   rt::ArtifactManifest manifest;
@@ -329,10 +393,16 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
                    {rt::kDimSeq, options.maxSeq},
                    {rt::kDimCapacity, maxContext}};
   std::map<std::string, Type> weights;
-  for (size_t i = 0; i < names.size(); ++i) {
-    auto func = module.lookupSymbol<func::FuncOp>(names[i]);
-    if (failed(describeEntryPoint(func, (*entries)[i], manifest, weights)))
+  for (const char *name : kEntryPoints) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (failed(describeEntryPoint(func, stages, manifest, weights)))
       return failure();
+    // The schedule lives in the manifest now; only the stages are code.
+    func.erase();
+  }
+  for (const std::string &name : stageNames) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    func.setPublic();
     // The runtime maps weights read-only: bufferization must not write them.
     for (unsigned a = 0; a < func.getNumArguments(); ++a)
       if (func.getArgAttr(a, kWeightAttrName))

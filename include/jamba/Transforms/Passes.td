@@ -140,4 +140,56 @@ def JambaQuantizeExpertsPass
                            "::mlir::func::FuncDialect"];
 }
 
+def JambaSplitStagesPass : Pass<"jamba-split-stages", "ModuleOp"> {
+  let summary = "Split each entry point into per-layer stage functions and a "
+                "host schedule of calls";
+  let description = [{
+    Every public entry point `@f` (with `jamba.weight` / `jamba.state`
+    arguments, as `jamba-import` makes them) is split into private stage
+    functions `@f__embed`, `@f__layer0` ... `@f__layer{N-1}`, `@f__head`,
+    and its body becomes the host schedule: one `func.call` per stage, in
+    order. An op belongs to the largest stage among its operands: a weight
+    or state argument names its layer (`model.layers.N.`, `layers.N.`),
+    `model.embed_tokens.` is the embedding stage and any other weight the
+    head; ops with no staged operand (constants, sizes) are pure and are
+    cloned into the stages that use them.
+
+    Stage arguments and results keep the entry point's attributes (weights,
+    states, inputs, logits); a value passed between stages is marked
+    `jamba.temp = "<f>.temp<i>"` on the producing result and on the
+    consuming argument. `jamba-compile` turns each call into a step of the
+    artifact's schedule and each temp into a planned buffer (reused by
+    liveness).
+
+    Before:
+
+    ```mlir
+    func.func @decode(%ids {jamba.input = "ids"}, %emb {jamba.weight = "model.embed_tokens.weight"},
+                      %n0 {jamba.weight = "model.layers.0.input_layernorm.weight"}, ...) -> ... {
+      %h = jamba.embedding %emb, %ids ...
+      %x = jamba.rms_norm %h, %n0 ...
+      ...
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func private @decode__embed(%ids, %emb) -> (tensor<?x1x64xf32> {jamba.temp = "decode.temp0"})
+    func.func private @decode__layer0(%h {jamba.temp = "decode.temp0"}, %n0, ...) -> ...
+    func.func @decode(...) -> ... {
+      %h = call @decode__embed(%ids, %emb) : ...
+      %h1 = call @decode__layer0(%h, %n0, ...) : ...
+      ...
+    }
+    ```
+  }];
+  let options = [
+    Option<"numLayers", "num-layers", "int64_t", /*default=*/"0",
+           "Number of layers (0: one more than the largest layer index "
+           "an argument names)">,
+  ];
+  let dependentDialects = ["::mlir::func::FuncDialect"];
+}
+
 #endif // JAMBA_TRANSFORMS_PASSES_TD

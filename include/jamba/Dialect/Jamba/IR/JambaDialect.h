@@ -26,6 +26,10 @@ inline constexpr StringLiteral kStateAttrName = "jamba.state";
 inline constexpr StringLiteral kInputAttrName = "jamba.input";
 /// `jamba.output = "logits"`: the entry point's logits result.
 inline constexpr StringLiteral kOutputAttrName = "jamba.output";
+/// `jamba.temp = "<entry>.temp<i>"`: on the arguments and results of the
+/// stage functions of jamba-split-stages, a value passed from one step of
+/// the host schedule to a later one (an activation [batch, seq, ...]).
+inline constexpr StringLiteral kTempAttrName = "jamba.temp";
 /// `jamba.config` on the module: the config.json the module was built from.
 inline constexpr StringLiteral kConfigAttrName = "jamba.config";
 /// The per-row scales of an int8 weight `W` are the weight `W` + this suffix
