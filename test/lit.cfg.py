@@ -27,7 +27,8 @@ tool_dirs = [config.jamba_tools_dir, config.llvm_tools_dir]
 tools = ["jamba-opt"]
 for optional in ["jamba-make-checkpoint", "jamba-import", "jamba-interpret",
                  "jamba-quantize", "jamba-quant-report", "jamba-dump",
-                 "jamba-compile", "jamba-run", "jamba-plan"]:
+                 "jamba-compile", "jamba-run", "jamba-plan",
+                 "jamba-compare-logits"]:
     if os.path.exists(os.path.join(config.jamba_tools_dir, optional)):
         tools.append(optional)
         config.available_features.add(optional)
@@ -42,3 +43,10 @@ if ptxas:
     config.substitutions.append(("%ptxas", ptxas))
 if os.path.isdir(os.path.join(config.jamba_shared_dir, "models")):
     config.available_features.add("shared-models")
+
+# Real MPI ranks (test/Runtime/mpi.test): mpirun on PATH and the runtime's
+# MPI check program built (it is when CMake found MPI).
+mpi_check = os.path.join(config.jamba_tools_dir, "mpi_allreduce_check")
+if shutil.which("mpirun") and os.path.exists(mpi_check):
+    config.available_features.add("mpi")
+    config.substitutions.append(("%mpi_allreduce_check", mpi_check))
