@@ -28,6 +28,7 @@ void mlir::jamba::buildCPULowerPipeline(
   // The GEMMs first, as vector microkernels on buffers; then the rest of
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
+  pm.addPass(createJambaCpuLowerCollectivesPass());
   if (options.microkernels)
     pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());

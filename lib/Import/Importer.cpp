@@ -220,7 +220,8 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
           arg(l.convState), arg(l.ssmState), arg(l.inProj), opt(l.inProjBias),
           arg(l.conv), opt(l.convBias), arg(l.x), arg(l.dtNorm), arg(l.bNorm),
           arg(l.cNorm), arg(l.dt), arg(l.dtBias), arg(l.aLog), arg(l.d),
-          arg(l.out), opt(l.outProjBias), eps);
+          arg(l.out), opt(l.outProjBias), eps,
+          /*x_proj_all_reduce=*/UnitAttr());
       mixed = op.getResult();
       newStates.append({op.getNewConvState(), op.getNewSsmState()});
     }

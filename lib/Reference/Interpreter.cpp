@@ -317,6 +317,11 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         bind(d.getResult(), dequant(get(d.getInput()), get(d.getScale())));
         return success();
       })
+      .template Case<AllReduceOp>([&](AllReduceOp a) {
+        // The interpreter is one rank: the sum over one rank.
+        bind(a.getResult(), get(a.getInput()));
+        return success();
+      })
       .template Case<SwiGLUOp>([&](SwiGLUOp s) {
         if (get(s.getGate()).shape != get(s.getUp()).shape)
           return LogicalResult(

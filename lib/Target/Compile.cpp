@@ -32,7 +32,6 @@ namespace {
 
 constexpr const char *kEntryPoints[] = {"prefill", "decode"};
 constexpr const char kKernelFile[] = "kernels/cpu.so";
-constexpr const char kWeightsFile[] = "weights/rank-0.safetensors";
 
 /// Removes a directory tree when it goes out of scope.
 struct TempDir {
@@ -228,10 +227,80 @@ LogicalResult describeEntryPoint(
   return success();
 }
 
-/// Writes one tensor per weight argument, in the IR's element type.
+/// How rank r's weight is cut from the checkpoint tensor: jamba-shard's
+/// `jamba.shard` recipe (absent: the whole tensor).
+struct ShardRecipe {
+  std::vector<int64_t> fullShape;
+  std::vector<std::string> modes;
+  int64_t kvHeads = 0;
+};
+
+/// Per dimension, the checkpoint indices rank `r` of `tp` takes.
+std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
+                                               int64_t tp, int64_t r) {
+  std::vector<std::vector<int64_t>> indices;
+  for (size_t d = 0; d < recipe.fullShape.size(); ++d) {
+    int64_t size = recipe.fullShape[d];
+    const std::string &mode = recipe.modes[d];
+    std::vector<int64_t> take;
+    auto range = [&](int64_t begin, int64_t count) {
+      for (int64_t i = 0; i < count; ++i)
+        take.push_back(begin + i);
+    };
+    if (mode == "tp" || (mode == "kv" && recipe.kvHeads >= tp)) {
+      range(r * (size / tp), size / tp);
+    } else if (mode == "halves") {
+      int64_t half = size / 2, chunk = half / tp;
+      range(r * chunk, chunk);
+      range(half + r * chunk, chunk);
+    } else if (mode == "kv") {
+      // Fewer kv heads than ranks: rank r serves query heads of kv head
+      // r / (tp / kv_heads), replicated on tp / kv_heads ranks.
+      int64_t headDim = size / recipe.kvHeads;
+      range((r / (tp / recipe.kvHeads)) * headDim, headDim);
+    } else {
+      range(0, size);
+    }
+    indices.push_back(std::move(take));
+  }
+  return indices;
+}
+
+/// Copies rank r's slice of `full` (row-major over recipe.fullShape).
+std::vector<float> slice(const std::vector<float> &full,
+                         const ShardRecipe &recipe, int64_t tp, int64_t r) {
+  std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, tp, r);
+  size_t rank = idx.size();
+  std::vector<int64_t> strides(rank, 1);
+  for (size_t d = rank; d-- > 1;)
+    strides[d - 1] = strides[d] * recipe.fullShape[d];
+  size_t count = 1;
+  for (const auto &v : idx)
+    count *= v.size();
+  std::vector<float> out;
+  out.reserve(count);
+  std::vector<size_t> at(rank, 0);
+  for (size_t n = 0; n < count; ++n) {
+    int64_t offset = 0;
+    for (size_t d = 0; d < rank; ++d)
+      offset += idx[d][at[d]] * strides[d];
+    out.push_back(full[offset]);
+    for (size_t d = rank; d-- > 0;) {
+      if (++at[d] < idx[d].size())
+        break;
+      at[d] = 0;
+    }
+  }
+  return out;
+}
+
+/// Writes rank `rank`'s tensor for every weight argument, in the IR's
+/// element type, to `path` (artifact-relative `file`).
 ckpt::Status writeWeights(const ckpt::Checkpoint &source,
                           const std::map<std::string, Type> &weights,
-                          const std::string &path,
+                          const std::map<std::string, ShardRecipe> &recipes,
+                          int64_t rank, int64_t tp, const std::string &path,
+                          const std::string &file,
                           rt::ArtifactManifest &manifest) {
   ckpt::Status loadError = ckpt::Status::success();
   ckpt::SafeTensorsWriter writer;
@@ -239,27 +308,34 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
   for (const auto &[name, type] : weights) {
     auto shaped = cast<ShapedType>(type);
     std::vector<int64_t> shape(shaped.getShape());
+    const ShardRecipe *recipe = nullptr;
+    if (auto it = recipes.find(name); it != recipes.end())
+      recipe = &it->second;
+    std::vector<int64_t> sourceShape = recipe ? recipe->fullShape : shape;
     Type elem = shaped.getElementType();
     bool int8 = elem.isInteger(8), bf16 = elem.isBF16();
     ckpt::DType dtype = int8   ? ckpt::DType::I8
                         : bf16 ? ckpt::DType::BF16
                                : ckpt::DType::F32;
     // Checked now so that a missing tensor fails before anything is written.
-    JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, shape));
+    JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, sourceShape));
     const ckpt::Checkpoint *src = &source;
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, shape, int8, bf16, &loadError](uint8_t *dst, size_t) {
+        [src, tensor, sourceShape, recipe, rank, tp, int8, bf16,
+         &loadError](uint8_t *dst, size_t) {
           std::vector<float> values;
           // Checked above, but the file may still fail to read: remember
           // the first error and fail after writing.
-          ckpt::Status st = src->loadWeightF32(tensor, shape, values);
+          ckpt::Status st = src->loadWeightF32(tensor, sourceShape, values);
           if (!st.ok()) {
             if (loadError.ok())
               loadError = st;
             return;
           }
+          if (recipe)
+            values = slice(values, *recipe, tp, rank);
           if (bf16) {
             // Exact for values that were bf16 in the checkpoint; f32 values
             // are rounded to nearest even.
@@ -278,8 +354,8 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
         }));
     rt::WeightDesc desc;
     desc.name = name;
-    desc.rank = 0;
-    desc.file = kWeightsFile;
+    desc.rank = rank;
+    desc.file = file;
     desc.dtype = dtype;
     desc.shape = shape;
     manifest.weights.push_back(std::move(desc));
@@ -351,11 +427,44 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   else if (options.weightDtype != "f32" && options.weightDtype != "auto")
     return fail("unknown weight dtype '" + options.weightDtype +
                 "' (expected auto, f32 or bf16)");
+  const int64_t tp = options.tensorParallel;
+  if (tp < 1)
+    return fail("--tensor-parallel must be >= 1, got " + std::to_string(tp));
+  if (tp > 1 && source->config().quantMethod)
+    return fail("--tensor-parallel with ExpertsInt8 is not supported yet");
   auto imported =
       importModelForCheckpoint(context, source->config(), import, loc);
   if (failed(imported))
     return failure();
   ModuleOp module = **imported;
+
+  // Tensor parallelism: every rank runs the same code over its shard of
+  // the weights (jamba-shard); the recipes say how to cut each weight.
+  std::map<std::string, ShardRecipe> recipes;
+  if (tp > 1) {
+    PassManager shard(context, ModuleOp::getOperationName());
+    JambaShardPassOptions shardOptions;
+    shardOptions.tensorParallel = tp;
+    shard.addPass(createJambaShardPass(shardOptions));
+    if (failed(shard.run(module)))
+      return failure();
+    for (func::FuncOp func : module.getOps<func::FuncOp>())
+      for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        auto name = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName);
+        auto spec = func.getArgAttrOfType<DictionaryAttr>(i, "jamba.shard");
+        if (!name || !spec)
+          continue;
+        ShardRecipe recipe;
+        ArrayRef<int64_t> full =
+            spec.getAs<DenseI64ArrayAttr>("shape").asArrayRef();
+        recipe.fullShape.assign(full.begin(), full.end());
+        for (Attribute m : spec.getAs<ArrayAttr>("modes"))
+          recipe.modes.push_back(cast<StringAttr>(m).str());
+        if (auto kv = spec.getAs<IntegerAttr>("kv_heads"))
+          recipe.kvHeads = kv.getInt();
+        recipes[name.str()] = std::move(recipe);
+      }
+  }
   // The host schedule: each entry point becomes calls of stage functions
   // (embedding, one per layer, head), each a kernel of the artifact.
   {
@@ -386,6 +495,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   manifest.setModelConfig(source->config());
   manifest.target.kind = rt::TargetDesc::Kind::Cpu;
   manifest.target.cpu = options.cpu.cpu;
+  manifest.ranks = tp;
   int64_t maxContext = options.maxContext > 0
                            ? options.maxContext
                            : source->config().maxPositionEmbeddings;
@@ -427,18 +537,23 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   std::string soPath = work.path + "/" + kKernelFile;
   if (failed(emitCpuSharedObject(module, *entries, options.cpu, soPath)))
     return failure();
-  std::string weightsPath = work.path + "/" + kWeightsFile;
-  if (ckpt::Status st = writeWeights(*source, weights, weightsPath, manifest);
-      !st.ok())
-    return fail(st.message());
+  // One weights file per rank, each streamed from the checkpoint tensor by
+  // tensor.
+  std::vector<rt::ArtifactFileSource> files{
+      rt::ArtifactFileSource::fromFile(kKernelFile, soPath)};
+  for (int64_t rank = 0; rank < tp; ++rank) {
+    std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
+    std::string path = work.path + "/" + file;
+    if (ckpt::Status st = writeWeights(*source, weights, recipes, rank, tp,
+                                       path, file, manifest);
+        !st.ok())
+      return fail(st.message());
+    files.push_back(rt::ArtifactFileSource::fromFile(file, path));
+  }
 
   rt::WriteOptions write;
   write.overwrite = options.overwrite;
-  ckpt::Status st = rt::writeArtifact(
-      manifest, outDir,
-      {rt::ArtifactFileSource::fromFile(kKernelFile, soPath),
-       rt::ArtifactFileSource::fromFile(kWeightsFile, weightsPath)},
-      write);
+  ckpt::Status st = rt::writeArtifact(manifest, outDir, files, write);
   if (!st.ok())
     return fail(st.message());
   return success();

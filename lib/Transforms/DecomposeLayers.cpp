@@ -155,6 +155,10 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
         op.getConvBias(), op.getConvState(), /*silu=*/true);
     Value xc = conv.getResult();
     Value xdbl = project(rewriter, loc, xc, op.getXProjWeight());
+    // Tensor-parallel: each rank holds a d_inner slice, so its x_proj
+    // product is a partial sum over d_inner (SPEC 1.9).
+    if (op.getXProjAllReduce())
+      xdbl = AllReduceOp::create(rewriter, loc, xdbl.getType(), xdbl);
     auto eps = op.getEpsilonAttr();
     auto norm = [&](int64_t offset, int64_t size, Value weight) -> Value {
       Value part = sliceLastDim(rewriter, loc, xdbl, offset, size);

@@ -53,6 +53,11 @@ static cl::opt<std::string> weightDtype(
              "when every float tensor of the checkpoint is bf16, else f32), "
              "f32 or bf16; the kernels compute in f32 either way"),
     cl::init("auto"));
+static cl::opt<int64_t> tensorParallel(
+    "tensor-parallel",
+    cl::desc("Shard the model over N ranks (tensor parallelism, SPEC 1.9): "
+             "run it with `mpirun -np N jamba-run`"),
+    cl::init(1));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -88,6 +93,7 @@ int main(int argc, char **argv) {
   }
   mlir::jamba::CompileOptions options;
   options.weightDtype = weightDtype;
+  options.tensorParallel = tensorParallel;
   options.expertsInt8 = expertsInt8;
   options.denseMlp = denseMlp;
   options.maxBatch = maxBatch;

@@ -190,6 +190,25 @@ def JambaStatesInPlacePass
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
+def JambaCpuLowerCollectivesPass
+    : Pass<"jamba-cpu-lower-collectives", "ModuleOp"> {
+  let summary = "Lower jamba.all_reduce to calls of the CPU runtime";
+  let description = [{
+    Each f32 `jamba.all_reduce` becomes: a copy of the input into a fresh
+    buffer, a call of `jamba_rt_all_reduce_f32(float *data, int64_t count)`
+    (declared in the module; the runtime defines it: MPI_Allreduce between
+    ranks, nothing on one rank) on that buffer, and the buffer as the result
+    (`bufferization.to_tensor restrict writable`). Other element types are
+    refused.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect"];
+}
+
 def JambaApproximateMathPass
     : Pass<"jamba-approximate-math", "func::FuncOp"> {
   let summary = "Inline polynomial approximations of f32 math functions";

@@ -33,6 +33,9 @@ struct CompileOptions {
   /// every float tensor of the checkpoint is bf16, else f32), "f32" or
   /// "bf16". Activations and arithmetic stay f32.
   std::string weightDtype = "auto";
+  /// Tensor-parallel ranks (jamba-shard): one weights file per rank, the
+  /// layers' outputs summed with all-reduces. 1: a single-rank artifact.
+  int64_t tensorParallel = 1;
   /// Replace an existing output directory.
   bool overwrite = false;
   CpuTargetOptions cpu;

@@ -192,4 +192,36 @@ def JambaSplitStagesPass : Pass<"jamba-split-stages", "ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
+  let summary = "Tensor-parallel sharding of the layer-level model (SPEC 1.9)";
+  let description = [{
+    Rewrites the entry points for one of `tensor-parallel` ranks: every
+    sharded weight argument takes its per-rank shape and a `jamba.shard =
+    {modes = [...], shape = [...]}` recipe (its checkpoint shape; per
+    dimension "" whole, "tp" block r of tp, "halves" block r of each half,
+    "kv" kv-head rows, replicated when kv heads < tp); states take d_inner /
+    tp channels or the rank's kv heads; attention gets its local head
+    counts; Mamba mixers get `x_proj_all_reduce`; and the outputs of the
+    attention, Mamba, MLP and MoE layers are summed over the ranks with
+    `jamba.all_reduce`. The router, the norms, the embedding and the LM head
+    are replicated. ExpertsInt8 scales keep the unsharded quantization
+    (split with the gate/up rows, whole for down), so the ranks compute the
+    unsharded int8 model exactly. The module gets
+    `jamba.tensor_parallel = tp`; `jamba-compile --tensor-parallel` slices
+    the weights per rank by the recipes.
+
+    Refused with a diagnostic: heads not divisible by tp, kv heads and tp
+    neither dividing the other, a dimension that does not split evenly, a
+    Mamba out_proj bias (row-parallel bias: not supported yet), and
+    `expert-parallel` other than 1 (not implemented yet).
+  }];
+  let options = [
+    Option<"tensorParallel", "tensor-parallel", "int64_t", /*default=*/"1",
+           "Ranks sharing each layer (tensor parallelism)">,
+    Option<"expertParallel", "expert-parallel", "int64_t", /*default=*/"1",
+           "Ranks sharing the experts (only 1 today)">,
+  ];
+  let dependentDialects = ["::mlir::jamba::JambaDialect"];
+}
+
 #endif // JAMBA_TRANSFORMS_PASSES_TD

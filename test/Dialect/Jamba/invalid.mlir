@@ -972,3 +972,12 @@ func.func @cached_query_rank(%q: tensor<4x64xf32>, %k: tensor<1x4x32xf32>, %c: t
          tensor<1x2x8x16xf32>, tensor<1xi64>) -> (tensor<4x64xf32>, tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>)
   return
 }
+
+// -----
+
+// all_reduce: the sum has the input's type.
+func.func @all_reduce_type(%x: tensor<4xf32>) {
+  // expected-error @+1 {{'jamba.all_reduce' op failed to verify that all of {input, result} have same type}}
+  %y = "jamba.all_reduce"(%x) : (tensor<4xf32>) -> tensor<4xbf16>
+  return
+}

@@ -36,6 +36,8 @@ func.func @bf16_weights_f32_activations(%table: tensor<128x64xbf16>, %ids: tenso
 //  CHECK-SAME:   (%[[X:[^:]+]]: tensor<1x?x64xf32>, %[[CS:[^:]+]]: tensor<1x128x3xf32>, %[[SS:[^:]+]]: tensor<1x128x8xf32>
 //       CHECK:   jamba.mamba_mixer %[[X]], state(%[[CS]], %[[SS]]) in_proj(%{{[^ ,)]+}}) conv1d(%{{[^ ,)]+}}, %{{[^ ,)]+}}) x_proj(%{{[^ ,)]+}}) norms(%{{[^ ,)]+}}, %{{[^ ,)]+}}, %{{[^ ,)]+}}) dt_proj(%{{[^ ,)]+}}, %{{[^ ,)]+}}) ssm(%{{[^ ,)]+}}, %{{[^ ,)]+}}) out_proj(%{{[^ ,)]+}})
 //  CHECK-SAME:   -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+//       CHECK:   jamba.mamba_mixer
+//  CHECK-SAME:   out_proj(%{{[^ ,)]+}}) {x_proj_all_reduce}
 func.func @mamba_mixer(%x: tensor<1x?x64xf32>, %cs: tensor<1x128x3xf32>,
                        %ss: tensor<1x128x8xf32>, %w_in: tensor<256x64xf32>,
                        %w_conv: tensor<128x1x4xf32>, %b_conv: tensor<128xf32>,
@@ -54,7 +56,18 @@ func.func @mamba_mixer(%x: tensor<1x?x64xf32>, %cs: tensor<1x128x3xf32>,
          tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>,
          tensor<128xf32>, tensor<64x128xf32>)
       -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
-  return %out : tensor<1x?x64xf32>
+  // A tensor-parallel shard sums its x_proj product over the ranks.
+  %out2, %conv2, %ssm2 = jamba.mamba_mixer %out, state(%conv, %ssm)
+      in_proj(%w_in) conv1d(%w_conv, %b_conv) x_proj(%w_x)
+      norms(%n_dt, %n_b, %n_c) dt_proj(%w_dt, %b_dt) ssm(%a_log, %d)
+      out_proj(%w_out) {x_proj_all_reduce}
+      : (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>,
+         tensor<256x64xf32>, tensor<128x1x4xf32>, tensor<128xf32>,
+         tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>,
+         tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return %out2 : tensor<1x?x64xf32>
 }
 
 // All three optional biases (mamba_proj_bias and mamba_conv_bias).
@@ -236,4 +249,11 @@ func.func @cached_attention(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: 
          tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>, tensor<1xi64>)
       -> (tensor<1x?x64xf32>, tensor<1x2x256x16xf32>, tensor<1x2x256x16xf32>)
   return %o : tensor<1x?x64xf32>
+}
+
+// CHECK-LABEL: func @all_reduce
+//       CHECK:   jamba.all_reduce %{{[^ ,)]+}} : tensor<?x?x64xf32>
+func.func @all_reduce(%x: tensor<?x?x64xf32>) -> tensor<?x?x64xf32> {
+  %y = jamba.all_reduce %x : tensor<?x?x64xf32>
+  return %y : tensor<?x?x64xf32>
 }

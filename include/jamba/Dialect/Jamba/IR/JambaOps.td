@@ -76,6 +76,11 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
     `x_proj [R + 2N, d_inner]`, `dt_proj [d_inner, R]`, `A_log [d_inner, N]`,
     `D [d_inner]`, `out_proj [hidden, d_inner]`.
 
+    `x_proj_all_reduce` (set by `jamba-shard` on a tensor-parallel model,
+    whose d_inner is this rank's share) sums the x_proj product over the
+    ranks (`jamba.all_reduce`) before the dt/B/C split: x_proj is then
+    row-parallel (SPEC 1.9).
+
     ```mlir
     %out, %conv, %ssm = jamba.mamba_mixer %x, state(%cs, %ss)
         in_proj(%w_in) conv1d(%w_conv, %b_conv) x_proj(%w_x)
@@ -107,7 +112,8 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
     Jamba_FloatTensor:$D,
     Jamba_FloatTensor:$out_proj_weight,
     Optional<Jamba_FloatTensor>:$out_proj_bias,
-    DefaultValuedAttr<F64Attr, "1.0e-6">:$epsilon);
+    DefaultValuedAttr<F64Attr, "1.0e-6">:$epsilon,
+    UnitAttr:$x_proj_all_reduce);
   let results = (outs Jamba_FloatTensor:$result,
                       Jamba_FloatTensor:$new_conv_state,
                       TensorOf<[F32]>:$new_ssm_state);
@@ -505,6 +511,28 @@ def Jamba_SwiGLUOp : Jamba_Op<"swiglu",
   let arguments = (ins Jamba_FloatTensor:$gate, Jamba_FloatTensor:$up);
   let results = (outs Jamba_FloatTensor:$result);
   let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def Jamba_AllReduceOp : Jamba_Op<"all_reduce",
+    [AllTypesMatch<["input", "result"]>]> {
+  let summary = "sum of a tensor over the ranks of the communicator";
+  let description = [{
+    Every rank passes its partial `input`; every rank gets the elementwise
+    sum over all ranks (SPEC 1.9: after the row-parallel o_proj, out_proj,
+    x_proj and FFN down projections of a tensor-parallel model).
+    `jamba-shard` inserts it. On one rank it is the identity (the reference
+    interpreter runs it so). On CPUs it lowers to a call of the runtime's
+    `jamba_rt_all_reduce_f32(float *data, int64_t count)` on a copy of the
+    input. It communicates, so it is not `Pure`: it is neither moved nor
+    removed.
+
+    ```mlir
+    %h = jamba.all_reduce %partial : tensor<?x?x1024xf32>
+    ```
+  }];
+  let arguments = (ins Jamba_FloatTensor:$input);
+  let results = (outs Jamba_FloatTensor:$result);
+  let assemblyFormat = "$input attr-dict `:` type($result)";
 }
 
 #endif // JAMBA_DIALECT_JAMBA_IR_JAMBAOPS_TD

@@ -1,0 +1,105 @@
+//===- LowerCollectives.cpp - The jamba-cpu-lower-collectives pass --------===//
+//
+// Part of jamba-mlir. `jamba.all_reduce` for the CPU: the input is copied
+// into a fresh buffer, whose address and element count go to the runtime's
+// `jamba_rt_all_reduce_f32(float *, int64_t)` (lib/Runtime/Communicator:
+// MPI between processes, the identity on one rank), and the buffer is the
+// result. A module pass, because it declares that function in the module.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBACPULOWERCOLLECTIVESPASS
+#include "jamba/Conversion/Passes.h.inc"
+} // namespace mlir::jamba
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+namespace {
+
+constexpr StringLiteral kAllReduceSymbol = "jamba_rt_all_reduce_f32";
+
+struct JambaCpuLowerCollectivesPass
+    : jamba::impl::JambaCpuLowerCollectivesPassBase<
+          JambaCpuLowerCollectivesPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    SmallVector<AllReduceOp> ops;
+    module.walk([&](AllReduceOp op) { ops.push_back(op); });
+    if (ops.empty())
+      return;
+    MLIRContext *ctx = &getContext();
+    auto ptrType = LLVM::LLVMPointerType::get(ctx);
+    auto i64 = IntegerType::get(ctx, 64);
+
+    // void jamba_rt_all_reduce_f32(float *data, int64_t count)
+    auto callee = module.lookupSymbol<func::FuncOp>(kAllReduceSymbol);
+    if (!callee) {
+      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+      callee = func::FuncOp::create(b, module.getLoc(), kAllReduceSymbol,
+                                    b.getFunctionType({ptrType, i64}, {}));
+      callee.setPrivate();
+    }
+
+    for (AllReduceOp op : ops) {
+      auto type = cast<RankedTensorType>(op.getType());
+      if (!type.getElementType().isF32()) {
+        op.emitOpError() << "jamba-cpu-lower-collectives: the CPU runtime "
+                            "all-reduces f32 tensors, got "
+                         << type.getElementType();
+        return signalPassFailure();
+      }
+      OpBuilder b(op);
+      Location loc = op.getLoc();
+      SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
+      if (!strides.empty())
+        strides.back() = 1;
+      auto inType = MemRefType::get(
+          type.getShape(), type.getElementType(),
+          StridedLayoutAttr::get(ctx, ShapedType::kDynamic, strides));
+      Value in =
+          bufferization::ToBufferOp::create(b, loc, inType, op.getInput(),
+                                            /*read_only=*/true);
+      SmallVector<Value> dynamic;
+      Value count = arith::ConstantIndexOp::create(b, loc, 1);
+      for (int64_t d = 0; d < type.getRank(); ++d) {
+        Value size = memref::DimOp::create(b, loc, in, d);
+        if (type.isDynamicDim(d))
+          dynamic.push_back(size);
+        count = arith::MulIOp::create(b, loc, count, size);
+      }
+      Value out = memref::AllocOp::create(
+          b, loc, MemRefType::get(type.getShape(), type.getElementType()),
+          dynamic);
+      linalg::CopyOp::create(b, loc, in, out);
+      Value address =
+          memref::ExtractAlignedPointerAsIndexOp::create(b, loc, out);
+      Value addressI64 = arith::IndexCastOp::create(b, loc, i64, address);
+      Value ptr = LLVM::IntToPtrOp::create(b, loc, ptrType, addressI64);
+      func::CallOp::create(
+          b, loc, callee,
+          ValueRange{ptr, arith::IndexCastOp::create(b, loc, i64, count)});
+      op.replaceAllUsesWith(bufferization::ToTensorOp::create(b, loc, type, out,
+                                                              /*restrict=*/true,
+                                                              /*writable=*/true)
+                                .getResult());
+      op.erase();
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,33 @@
+// RUN: jamba-opt %s -jamba-cpu-lower-collectives -split-input-file -verify-diagnostics | FileCheck %s
+
+// jamba.all_reduce on the CPU: a copy of the input in a fresh buffer, the
+// runtime's jamba_rt_all_reduce_f32(address, element count) on it, the
+// buffer as the result.
+
+// CHECK: func.func private @jamba_rt_all_reduce_f32(!llvm.ptr, i64)
+// CHECK-LABEL: func.func @sum
+// CHECK-SAME:    (%[[X:.+]]: tensor<?x3x8xf32>)
+// CHECK:         %[[IN:.+]] = bufferization.to_buffer %[[X]] read_only : tensor<?x3x8xf32> to memref<?x3x8xf32, strided<[?, ?, 1], offset: ?>>
+// CHECK:         %[[D0:.+]] = memref.dim %[[IN]], %c0
+// CHECK:         %[[N0:.+]] = arith.muli %{{.+}}, %[[D0]]
+// CHECK:         %[[OUT:.+]] = memref.alloc(%[[D0]]) : memref<?x3x8xf32>
+// CHECK:         linalg.copy ins(%[[IN]] : {{.+}}) outs(%[[OUT]] : memref<?x3x8xf32>)
+// CHECK:         %[[ADDR:.+]] = memref.extract_aligned_pointer_as_index %[[OUT]]
+// CHECK:         %[[A64:.+]] = arith.index_cast %[[ADDR]] : index to i64
+// CHECK:         %[[PTR:.+]] = llvm.inttoptr %[[A64]] : i64 to !llvm.ptr
+// CHECK:         %[[COUNT:.+]] = arith.index_cast %{{.+}} : index to i64
+// CHECK:         call @jamba_rt_all_reduce_f32(%[[PTR]], %[[COUNT]]) : (!llvm.ptr, i64) -> ()
+// CHECK:         %[[R:.+]] = bufferization.to_tensor %[[OUT]] restrict writable
+// CHECK:         return %[[R]]
+func.func @sum(%x: tensor<?x3x8xf32>) -> tensor<?x3x8xf32> {
+  %y = jamba.all_reduce %x : tensor<?x3x8xf32>
+  return %y : tensor<?x3x8xf32>
+}
+
+// -----
+
+func.func @bf16(%x: tensor<4xbf16>) -> tensor<4xbf16> {
+  // expected-error @+1 {{jamba-cpu-lower-collectives: the CPU runtime all-reduces f32 tensors, got 'bf16'}}
+  %y = jamba.all_reduce %x : tensor<4xbf16>
+  return %y : tensor<4xbf16>
+}
