@@ -3,7 +3,8 @@
 # 5's acceptance check at the larger size; the jamba-tiny cases run in ctest):
 # a seeded f32 checkpoint, a 32-token prompt and 32 greedy steps at batch 1,
 # and 4 sequences of different lengths at once, with and without ExpertsInt8
-# (the interpreter runs the same ExpertsInt8 checkpoint the compiler makes).
+# (the interpreter runs the same ExpertsInt8 checkpoint the compiler makes),
+# and the f32 model sharded over 2 tensor-parallel MPI ranks.
 # Prints jamba-compare-logits' line per case; exits 1 if any case exceeds
 # 1e-5 or the ids differ. Usage: bench/agreement-small.sh [BUILD_DIR].
 # Takes about 6 minutes on the 2-core development VM.
@@ -47,4 +48,19 @@ for variant in f32 int8; do
       --tolerance 1e-5 || status=1
   done
 done
+# tensor parallelism: the same prompt over 2 MPI ranks (one thread each)
+if command -v mpirun >/dev/null; then
+  "$bin/jamba-compile" "$work/f32" -o "$work/art-tp2" --tensor-parallel 2 2>&1 | tail -1
+  OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
+    -x OMP_NUM_THREADS "$bin/jamba-run" "$work/art-tp2" \
+    --prompt-ids "${prompts[0]}" -n 32 --ignore-eos \
+    --logits-out "$work/tp2.npy" >"$work/tp2.ids" 2>/dev/null
+  "$bin/jamba-interpret" "$work/f32" --prompt-ids "${prompts[0]}" -n 32 \
+    --logits-out "$work/ref.npy" >"$work/ref.ids" 2>/dev/null
+  echo -n "f32 tensor-parallel 2 (mpirun), batch 1: "
+  cmp -s "$work/tp2.ids" "$work/ref.ids" && echo -n "ids identical; " ||
+    { echo -n "ids DIFFER; "; status=1; }
+  "$bin/jamba-compare-logits" "$work/tp2.npy" "$work/ref.npy" --tolerance 1e-5 ||
+    status=1
+fi
 exit $status

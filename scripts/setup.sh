@@ -9,10 +9,12 @@ JAMBA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JAMBA_BUILD_DIR="${JAMBA_BUILD_DIR:-$JAMBA_ROOT/build}"
 
 # Debian packages: LLVM/MLIR 22 (bookworm-security), the build tools, lit's
-# FileCheck, GoogleTest, and clang-format for the format check.
+# FileCheck, GoogleTest, clang-format for the format check, and Open MPI for
+# CPU ranks (the runtime's MPI communicator and test/Runtime/mpi.test).
 JAMBA_APT_PACKAGES=(
   libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22 lld-22
   clang-format-22 libomp-22-dev libgtest-dev cmake ninja-build ccache python3
+  libopenmpi-dev openmpi-bin
 )
 
 jamba_install_packages() {

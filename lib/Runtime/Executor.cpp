@@ -171,6 +171,35 @@ void *allocateZeroed(uint64_t bytes) {
   return p;
 }
 
+/// Checks that this process can run rank `options.rank` of the artifact:
+/// the artifact's rank count is the communicator's size (1 without one), the
+/// rank is the communicator's, and the artifact has weights for it.
+Status checkRanks(const ArtifactManifest &m, const SessionOptions &options) {
+  const Communicator *c = options.communicator;
+  int64_t size = c ? c->size() : 1;
+  std::string what =
+      c ? ckpt::concat("the ", c->name(), " communicator") : "no communicator";
+  if (m.ranks != size)
+    return makeError("the artifact is compiled for ", m.ranks,
+                     m.ranks == 1 ? " rank" : " ranks", ", but this run has ",
+                     size, " (", what, "): start it with mpirun -np ", m.ranks);
+  if (c && options.rank != c->rank())
+    return makeError("rank ", options.rank, " was asked for, but this process ",
+                     "is rank ", c->rank(), " of ", what);
+  if (options.rank < 0 || options.rank >= m.ranks)
+    return makeError("rank ", options.rank, " is outside the artifact's 0..",
+                     m.ranks - 1);
+  bool any = false, mine = false;
+  for (const WeightDesc &w : m.weights) {
+    any = true;
+    mine = mine || w.rank == options.rank;
+  }
+  if (any && !mine)
+    return makeError("the artifact has no weights for rank ", options.rank,
+                     " (of ", m.ranks, ")");
+  return Status::success();
+}
+
 std::string bytesText(uint64_t bytes) {
   char buf[64];
   if (bytes >= (uint64_t(1) << 30))
@@ -191,6 +220,7 @@ uint64_t rt::totalPlanBytes(const MemoryPlan &plan) {
 StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
                                      const SessionOptions &options) {
   const ArtifactManifest &m = artifact.manifest();
+  JAMBA_CKPT_RETURN_IF_ERROR(checkRanks(m, options));
   int64_t context = options.contextLength;
   if (context == 0) {
     const SymbolicDim *cap = m.findDim(kDimCapacity);
@@ -204,7 +234,18 @@ StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
       bindDims(m, options.batch, context, options.seq);
   if (!bindings.ok())
     return bindings.status();
-  return planMemory(m, *bindings);
+  StatusOr<MemoryPlan> plan = planMemory(m, *bindings);
+  if (!plan.ok() || m.ranks == 1)
+    return plan;
+  // A process binds the weights of its own rank only.
+  plan->weightBytes = 0;
+  for (const WeightDesc &w : m.weights) {
+    uint64_t numel, nbytes;
+    if (w.rank == options.rank &&
+        ckpt::computeByteSize(w.shape, ckpt::dtypeSize(w.dtype), numel, nbytes))
+      plan->weightBytes += nbytes;
+  }
+  return plan;
 }
 
 StatusOr<std::unique_ptr<CpuExecutor>>
@@ -226,11 +267,10 @@ CpuExecutor::~CpuExecutor() {
 Status CpuExecutor::prepare(const SessionOptions &options) {
   const ArtifactManifest &m = art.manifest();
   JAMBA_CKPT_RETURN_IF_ERROR(checkCpuTarget(m.target, noteList));
-  if (options.rank < 0 || options.rank >= m.ranks)
-    return makeError("rank ", options.rank, " is outside the artifact's 0..",
-                     m.ranks - 1);
+  boundRank = options.rank;
+  comm = options.communicator;
 
-  // Dims and the plan, checked before anything is allocated.
+  // Ranks, dims and the plan, checked before anything is allocated.
   StatusOr<MemoryPlan> plan = planSession(art, options);
   if (!plan.ok())
     return plan.status();
@@ -375,6 +415,7 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
       const Step &step = ep.steps[s];
       PreparedStep ps;
       ps.fn = kernelFns[step.kernel];
+      ps.kernel = step.kernel;
       if (!ps.fn)
         return makeError("entry point '", ep.name, "': steps[", s,
                          "]: kernel '", step.kernel, "' is not loaded");
@@ -510,7 +551,26 @@ Status CpuExecutor::run(std::string_view name, const CallDims &dims) {
         std::memcpy(&ps.values[a], &address, sizeof(address));
       }
     }
-  for (PreparedStep &ps : entry->steps)
+  // The kernels' all-reduces go to this session's communicator (none: a
+  // single rank, they do nothing); an error one of them recorded fails the
+  // run after its step.
+  ActiveCommunicatorScope scope(comm);
+  if (comm) {
+    Status stale = comm->takeError();
+    if (!stale.ok())
+      return makeError("entry point '", name, "': the ", comm->name(),
+                       " communicator holds an error from before this run: ",
+                       stale.message());
+  }
+  for (size_t i = 0; i < entry->steps.size(); ++i) {
+    PreparedStep &ps = entry->steps[i];
     ps.fn(ps.args.data());
+    if (comm) {
+      Status error = comm->takeError();
+      if (!error.ok())
+        return makeError("entry point '", name, "': steps[", i, "] (kernel '",
+                         ps.kernel, "'): ", error.message());
+    }
+  }
   return Status::success();
 }

@@ -6,7 +6,8 @@
 //
 //   jamba-run ARTIFACT --prompt-ids 1,17,42 -n 8 [--seed S] [--temperature T]
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
-//             [--ignore-eos] [--logits-out F.npy]
+//             [--ignore-eos] [--logits-out F.npy] [--mpi]
+//   mpirun -np N jamba-run ARTIFACT ...
 //
 // Loads and validates the artifact, binds it for the sequences and context
 // length, prints the generated ids of each sequence on one line,
@@ -14,13 +15,19 @@
 // .npy and prints the memory plan and prefill/decode tokens/s on stderr. A
 // thin main over lib/Runtime (docs/Runtime.md).
 //
+// Started by an MPI launcher (or with --mpi), each process runs the rank MPI
+// gives it; rank 0 alone prints and writes, the others only report errors,
+// and a rank that fails stops them all (MPI_Abort).
+//
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Checkpoint/TokenIds.h"
+#include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
@@ -28,6 +35,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,11 +67,30 @@ options:
   --logits-out F     write the logits of every prompt position and decode
                      step as float32 .npy [rows, vocab]; with several
                      sequences, F with .npy replaced by .I.npy per sequence
+  --mpi              run the rank MPI gives this process (implied when an
+                     MPI launcher such as mpirun started it); rank 0 prints
+                     and writes, the other ranks only report errors
   --help             print this message
 )";
 
+/// Who reports: with several ranks, messages name the rank, and an error
+/// stops every rank (Communicator::abort) so that none waits forever in a
+/// collective.
+static struct {
+  int64_t rank = -1; ///< -1: a single process (no rank in messages).
+  Communicator *communicator = nullptr;
+} reporter;
+
 static int fail(const std::string &message) {
-  std::fprintf(stderr, "jamba-run: error: %s\n", message.c_str());
+  if (reporter.rank >= 0)
+    std::fprintf(stderr, "jamba-run: rank %" PRId64 ": error: %s\n",
+                 reporter.rank, message.c_str());
+  else
+    std::fprintf(stderr, "jamba-run: error: %s\n", message.c_str());
+  if (reporter.communicator && reporter.communicator->size() > 1) {
+    std::fflush(stdout);
+    reporter.communicator->abort(1);
+  }
   return 1;
 }
 
@@ -114,7 +141,13 @@ int main(int argc, char **argv) {
   std::string artifactDir, logitsOut;
   std::vector<std::vector<int64_t>> prompts;
   int64_t steps = 8, batch = 0, context = 0, seq = 0;
+  bool mpiFlag = false;
   GenerateOptions options;
+  // Before a communicator exists, errors name the rank the launcher gives.
+  const bool several =
+      launchedByMpi() && (mpiLaunchSize() > 1 || mpiLaunchRank() > 0);
+  if (several)
+    reporter.rank = std::max<int64_t>(0, mpiLaunchRank());
 
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -131,6 +164,10 @@ int main(int argc, char **argv) {
     }
     if (arg == "--ignore-eos") {
       options.stopOnEos = false;
+      continue;
+    }
+    if (arg == "--mpi") {
+      mpiFlag = true;
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
@@ -196,6 +233,26 @@ int main(int argc, char **argv) {
                                " prompts given (use one prompt to repeat it)"));
   }
 
+  // The ranks: MPI's when launched by it (or asked for), else one. One
+  // process started alone by a launcher, in a build without MPI, runs as a
+  // single rank; several cannot.
+  std::unique_ptr<Communicator> communicator;
+  if (mpiFlag || (launchedByMpi() && (haveMpi() || several))) {
+    auto created = createMpiCommunicator();
+    if (!created.ok()) {
+      if (several)
+        return fail(ckpt::concat(
+            "started by an MPI launcher as one of ",
+            mpiLaunchSize() > 0 ? std::to_string(mpiLaunchSize()) : "several",
+            " processes, but ", created.status().message()));
+      return fail(created.status().message());
+    }
+    communicator = std::move(*created);
+    reporter.communicator = communicator.get();
+    reporter.rank = communicator->size() > 1 ? communicator->rank() : -1;
+  }
+  const bool lead = !communicator || communicator->rank() == 0;
+
   auto loadStart = std::chrono::steady_clock::now();
   auto opened = Artifact::open(artifactDir);
   if (!opened.ok())
@@ -221,6 +278,10 @@ int main(int argc, char **argv) {
   session.contextLength = context;
   if (seq)
     session.seq = seq;
+  if (communicator) {
+    session.rank = communicator->rank();
+    session.communicator = communicator.get();
+  }
   auto plan = planSession(artifact, session);
   if (!plan.ok())
     return fail(plan.status().message());
@@ -228,18 +289,21 @@ int main(int argc, char **argv) {
     auto it = plan->bindings.find(name);
     return it == plan->bindings.end() ? int64_t(0) : it->second;
   };
-  std::fprintf(
-      stderr,
-      "jamba-run: plan for batch %" PRId64 ", context %" PRId64 ", seq %" PRId64
-      ": weights %" PRIu64 ", state %" PRIu64 ", arena %" PRIu64 ", io %" PRIu64
-      " bytes (%" PRIu64 " in all)\n",
-      bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq), plan->weightBytes,
-      plan->stateBytes, plan->arenaBytes, plan->ioBytes, totalPlanBytes(*plan));
+  if (lead)
+    std::fprintf(stderr,
+                 "jamba-run: plan for batch %" PRId64 ", context %" PRId64
+                 ", seq %" PRId64 ": weights %" PRIu64 ", state %" PRIu64
+                 ", arena %" PRIu64 ", io %" PRIu64 " bytes (%" PRIu64
+                 " in all)\n",
+                 bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq),
+                 plan->weightBytes, plan->stateBytes, plan->arenaBytes,
+                 plan->ioBytes, totalPlanBytes(*plan));
   auto executor = CpuExecutor::create(artifact, session);
   if (!executor.ok())
     return fail(executor.status().message());
   for (const std::string &note : (*executor)->notes())
-    std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
+    if (lead)
+      std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
   double loadSeconds = seconds(loadStart);
 
   options.maxNewTokens = steps;
@@ -247,6 +311,9 @@ int main(int argc, char **argv) {
   auto result = generate(**executor, prompts, options);
   if (!result.ok())
     return fail(result.status().message());
+  // Every rank computed the same ids and logits; rank 0 reports them.
+  if (!lead)
+    return 0;
 
   for (const SequenceOutput &out : result->sequences) {
     std::string line;

@@ -7,13 +7,16 @@
 // Runs the jamba-run tool (its path comes from CMake) over the test artifact
 // of TestArtifact.h: ids on stdout, one line per sequence, the logits .npy
 // files, the plan and tokens/s on stderr. (The lit tests in test/Runtime
-// cover its errors; they have no runnable artifact.)
+// cover its errors; they have no runnable artifact.) Where MPI is built in
+// and mpirun is on PATH, also real ranks: `mpirun -np 2 jamba-run` over a
+// 2-rank artifact whose kernels all-reduce their logits.
 //
 //===----------------------------------------------------------------------===//
 
 #include "TestArtifact.h"
 
 #include "jamba/Checkpoint/Npy.h"
+#include "jamba/Runtime/Communicator.h"
 
 #include "gtest/gtest.h"
 
@@ -63,9 +66,11 @@ protected:
     std::error_code ec;
     fs::remove_all(root, ec);
   }
-  Outcome run(const std::string &args) {
-    std::string cmd = std::string(JAMBA_RUN_TOOL) + " " + root + "/art " +
-                      args + " >" + root + "/out 2>" + root + "/err";
+  Outcome run(const std::string &args, const std::string &launcher = "",
+              const std::string &artifact = "art") {
+    std::string cmd = launcher + std::string(JAMBA_RUN_TOOL) + " " + root +
+                      "/" + artifact + " " + args + " >" + root + "/out 2>" +
+                      root + "/err";
     Outcome o;
     int status = std::system(cmd.c_str());
     o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -158,6 +163,75 @@ TEST_F(JambaRunTest, Refusals) {
             std::string::npos)
       << o.err;
   EXPECT_EQ(o.out, "");
+}
+
+size_t count(const std::string &text, const std::string &what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos;
+       at = text.find(what, at + 1))
+    ++n;
+  return n;
+}
+
+TEST_F(JambaRunTest, MpiRanks) {
+  if (!rt::haveMpi())
+    GTEST_SKIP() << "this build has no MPI";
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no mpirun on PATH";
+  TestArtifactOptions two;
+  two.allReduceLogits = true;
+  two.ranks = 2;
+  ckpt::Status s = writeTestArtifact(root + "/art2", two);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // `timeout`: a rank left waiting in a collective fails the test, not
+  // hangs it.
+  auto mpirun = [](int ranks) {
+    return "timeout 120 mpirun --allow-run-as-root --oversubscribe -np " +
+           std::to_string(ranks) + " ";
+  };
+
+  // Two ranks of equal data: the all-reduced logits are twice one rank's,
+  // the ids those of one rank, printed once; rank 1 is silent.
+  Outcome o = run("--prompt-ids 1,17,42 -n 5 --ignore-eos --logits-out " +
+                      root + "/l.npy",
+                  mpirun(2), "art2");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 5));
+  EXPECT_EQ(count(o.err, "jamba-run: plan for batch 1"), 1u) << o.err;
+  EXPECT_EQ(count(o.err, "jamba-run: load "), 1u) << o.err;
+  EXPECT_EQ(count(o.err, "error"), 0u) << o.err;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  s = ckpt::readNpyF32(root + "/l.npy", shape, values);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(shape, (std::vector<int64_t>{8, 128}));
+  int64_t first = testNext({1});
+  EXPECT_EQ(values[size_t(first)], 2 * (testBias(first) + 10.0f));
+  EXPECT_EQ(values[size_t((first + 1) % 128)], 2 * testBias((first + 1) % 128));
+
+  // The wrong number of ranks: every rank says so, and they stop.
+  o = run("--prompt-ids 1,17,42 -n 2", mpirun(3), "art2");
+  EXPECT_NE(o.code, 0);
+  EXPECT_NE(o.code, 124) << "timed out: " << o.err; // timeout's status.
+  EXPECT_NE(o.err.find(": error: the artifact is compiled for 2 ranks, but "
+                       "this run has 3 (the mpi communicator): start it with "
+                       "mpirun -np 2"),
+            std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("jamba-run: rank "), std::string::npos) << o.err;
+  EXPECT_EQ(o.out, "");
+
+  // Started alone, a 2-rank artifact is refused.
+  o = run("--prompt-ids 1,17,42 -n 2", "", "art2");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "jamba-run: error: the artifact is compiled for 2 ranks, "
+                   "but this run has 1 (no communicator): start it with "
+                   "mpirun -np 2\n");
+
+  // One rank under mpirun runs a single-rank artifact as usual.
+  o = run("--prompt-ids 1,17,42 -n 3 --ignore-eos", mpirun(1));
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 3));
 }
 
 #endif // JAMBA_RUN_TOOL

@@ -34,6 +34,11 @@ struct TestArtifactOptions {
   std::vector<int64_t> eosIds = {2};
   /// Prefill keeps only the last position's logits ([batch, 1, vocab]).
   bool prefillLastLogitsOnly = false;
+  /// The kernels sum their logits over the ranks (jamba_rt_all_reduce_f32).
+  bool allReduceLogits = false;
+  /// The artifact's `ranks`: every rank gets the same weights, in
+  /// weights/rank-K.safetensors.
+  int64_t ranks = 1;
 };
 
 /// bias[v] of the test artifact's single weight.
@@ -86,20 +91,26 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
   };
   KernelDesc pre, dec;
   pre.name = "prefill_model";
-  pre.symbol =
-      o.prefillLastLogitsOnly ? "jamba_test_prefill_last" : o.prefillSymbol;
+  pre.symbol = o.prefillLastLogitsOnly ? "jamba_test_prefill_last"
+               : o.allReduceLogits     ? "jamba_test_prefill_allreduce"
+                                       : o.prefillSymbol;
   pre.file = "kernels/cpu.so";
   pre.numArgs = 15;
   dec = pre;
   dec.name = "decode_model";
-  dec.symbol = "jamba_test_decode";
+  dec.symbol =
+      o.allReduceLogits ? "jamba_test_decode_allreduce" : "jamba_test_decode";
   m.kernels = {pre, dec};
-  WeightDesc bias;
-  bias.name = "test.bias";
-  bias.file = "weights/rank-0.safetensors";
-  bias.dtype = DType::F32;
-  bias.shape = {128};
-  m.weights = {bias};
+  m.ranks = o.ranks;
+  for (int64_t r = 0; r < o.ranks; ++r) {
+    WeightDesc bias;
+    bias.name = "test.bias";
+    bias.rank = r;
+    bias.file = "weights/rank-" + std::to_string(r) + ".safetensors";
+    bias.dtype = DType::F32;
+    bias.shape = {128};
+    m.weights.push_back(bias);
+  }
   std::vector<std::string> states = {"layers.0.conv_state",
                                      "layers.0.ssm_state", "layers.1.k_cache",
                                      "layers.1.v_cache"};
@@ -144,8 +155,10 @@ inline Status writeTestArtifact(const std::string &dir,
   std::vector<ArtifactFileSource> files = {
       o.kernelBytes.empty()
           ? ArtifactFileSource::fromFile("kernels/cpu.so", JAMBA_TEST_KERNELS)
-          : ArtifactFileSource::fromBytes("kernels/cpu.so", o.kernelBytes),
-      ArtifactFileSource::fromFile("weights/rank-0.safetensors", weights)};
+          : ArtifactFileSource::fromBytes("kernels/cpu.so", o.kernelBytes)};
+  for (int64_t r = 0; r < o.ranks; ++r)
+    files.push_back(ArtifactFileSource::fromFile(
+        "weights/rank-" + std::to_string(r) + ".safetensors", weights));
   WriteOptions w;
   w.overwrite = true;
   Status s = writeArtifact(m, dir, files, w);

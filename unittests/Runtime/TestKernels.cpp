@@ -22,6 +22,12 @@
 // record the call's batch, seq, capacity and whether it was decode. A broken
 // history (a missing position) or an inconsistency turns the logits NaN.
 //
+// The `_allreduce` variants then sum the logits over the ranks with the
+// runtime's collective, as a sharded model's kernels do: the symbol
+// `jamba_rt_all_reduce_f32` is left undefined here and resolved from the
+// process that dlopen()s this object (docs/Runtime.md, "Ranks and the
+// communicator").
+//
 //===----------------------------------------------------------------------===//
 
 #include <cmath>
@@ -83,6 +89,20 @@ void runModel(void **args, bool decode, bool lastOnly = false) {
 
 } // namespace
 
+extern "C" void jamba_rt_all_reduce_f32(float *data, int64_t count);
+
+namespace {
+
+/// All-reduces the logits of a call: [batch, seq, vocab] packed.
+void allReduceLogits(void **args, bool decode) {
+  int64_t batch = *static_cast<int64_t *>(args[0]);
+  int64_t seq = decode ? 1 : *static_cast<int64_t *>(args[1]);
+  jamba_rt_all_reduce_f32(*static_cast<float **>(args[10]),
+                          batch * seq * kVocab);
+}
+
+} // namespace
+
 extern "C" {
 __attribute__((visibility("default"))) void jamba_test_prefill(void **args) {
   runModel(args, false);
@@ -93,5 +113,15 @@ jamba_test_prefill_last(void **args) {
 }
 __attribute__((visibility("default"))) void jamba_test_decode(void **args) {
   runModel(args, true);
+}
+__attribute__((visibility("default"))) void
+jamba_test_prefill_allreduce(void **args) {
+  runModel(args, false);
+  allReduceLogits(args, false);
+}
+__attribute__((visibility("default"))) void
+jamba_test_decode_allreduce(void **args) {
+  runModel(args, true);
+  allReduceLogits(args, true);
 }
 }

@@ -20,6 +20,7 @@
 #define JAMBA_RUNTIME_EXECUTOR_H
 
 #include "jamba/Runtime/Artifact.h"
+#include "jamba/Runtime/Communicator.h"
 
 #include <cstdint>
 #include <memory>
@@ -49,8 +50,13 @@ struct SessionOptions {
   /// Refuse a plan whose weights + state + arena + io bytes exceed this
   /// (0: no limit). The message gives every number.
   uint64_t memoryLimitBytes = 0;
-  /// The rank whose weights are bound (schema 1.0 runs are single-process).
+  /// The rank whose weights are bound. With a communicator it must equal
+  /// communicator->rank().
   int64_t rank = 0;
+  /// The ranks this process runs with, and the all-reduce the kernels call
+  /// (Communicator.h); nullptr: a single rank. Its size must equal the
+  /// artifact's `ranks`. Not owned: it must outlive the executor.
+  Communicator *communicator = nullptr;
 };
 
 /// The row range and length of one entry-point call.
@@ -79,8 +85,10 @@ struct ModelEntry {
 };
 
 /// Computes the memory plan that CpuExecutor::create would allocate, without
-/// allocating anything (jamba-run prints it first). Fails with the numbers
-/// when a dim is outside the artifact's maxima.
+/// allocating anything (jamba-run prints it first): the weights counted are
+/// those of `options.rank`. Fails with the numbers when a dim is outside the
+/// artifact's maxima, and when the ranks do not fit (see
+/// CpuExecutor::create).
 StatusOr<MemoryPlan> planSession(const Artifact &artifact,
                                  const SessionOptions &options);
 
@@ -92,9 +100,11 @@ uint64_t totalPlanBytes(const MemoryPlan &plan);
 class CpuExecutor {
 public:
   /// Binds `artifact` for `options`: checks the target (a CPU artifact for
-  /// this machine's architecture), binds and plans (refusing dims above the
-  /// maxima and plans above the limit, with the numbers), checks the model
-  /// ABI of "prefill" and "decode", dlopen()s every kernel file
+  /// this machine's architecture) and the ranks (the artifact's `ranks` is
+  /// the communicator's size, 1 without one; `options.rank` is the
+  /// communicator's rank and has weights), binds and plans (refusing dims
+  /// above the maxima and plans above the limit, with the numbers), checks
+  /// the model ABI of "prefill" and "decode", dlopen()s every kernel file
   /// (RTLD_NOW | RTLD_LOCAL) and resolves every symbol (dlerror() text in
   /// the message), binds the weights of `options.rank` in place from the
   /// mapping (copying, with a note, the rare tensor that is not aligned to
@@ -114,6 +124,10 @@ public:
   int64_t seq() const { return boundSeq; }
   int64_t capacity() const { return boundCapacity; }
   int64_t vocab() const { return vocabSize; }
+  /// The rank whose weights are bound, and the communicator (nullptr: a
+  /// single rank).
+  int64_t rank() const { return boundRank; }
+  Communicator *communicator() const { return comm; }
 
   /// The prefill and decode entries' io buffers.
   const ModelEntry &prefillEntry() const { return prefill; }
@@ -123,7 +137,9 @@ public:
   /// its packed argument array with this call's dims. Fails (without
   /// running) on an unknown entry point or dims outside the bound values;
   /// a row range other than the whole batch needs every state buffer's
-  /// leading dimension to be exactly `batch`.
+  /// leading dimension to be exactly `batch`. The communicator (none: a
+  /// single rank) is the active one while the kernels run; an all-reduce
+  /// error it recorded fails the run after the step that hit it.
   Status run(std::string_view name, const CallDims &dims);
 
   /// The address of an io or state buffer (nullptr for an unknown id or a
@@ -151,6 +167,7 @@ private:
   };
   struct PreparedStep {
     void (*fn)(void **) = nullptr;
+    std::string kernel; ///< For messages.
     std::vector<ArgSlot> slots;
     std::vector<uint64_t> values; ///< One 8-byte value per argument.
     std::vector<void *> args;     ///< args[i] = &values[i].
@@ -167,6 +184,8 @@ private:
   const Artifact &art;
   MemoryPlan memPlan;
   int64_t boundBatch = 1, boundSeq = 1, boundCapacity = 1, vocabSize = 0;
+  int64_t boundRank = 0;
+  Communicator *comm = nullptr;
   ModelEntry prefill, decode;
   std::vector<void *> handles;     ///< dlopen handles.
   std::vector<void *> allocations; ///< Owned, freed in the destructor.

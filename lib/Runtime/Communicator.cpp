@@ -1,0 +1,266 @@
+//===- Communicator.cpp - Ranks and collectives for sharded runs ----------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The single-rank and MPI communicators, the process-wide active
+// communicator and the kernels' collective `jamba_rt_all_reduce_f32`. MPI is
+// compiled in only when CMake found it (JAMBA_HAVE_MPI); its C API is used,
+// never the deprecated C++ bindings.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Communicator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+
+#if JAMBA_HAVE_MPI
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::makeError;
+
+namespace {
+
+std::atomic<Communicator *> active{nullptr};
+
+/// The arguments every all-reduce checks before touching anything.
+Status checkAllReduceArgs(const float *data, int64_t count) {
+  if (count < 0)
+    return makeError("all-reduce of a negative count (", count, ")");
+  if (count > 0 && !data)
+    return makeError("all-reduce of ", count, " floats at a null address");
+  return Status::success();
+}
+
+/// The value of environment variable `name`, or nullptr when it is unset or
+/// empty.
+const char *env(const char *name) {
+  const char *v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+/// The first of `names` that is set to a non-negative integer; -1 if none.
+int64_t envInteger(std::initializer_list<const char *> names) {
+  for (const char *name : names) {
+    const char *v = env(name);
+    if (!v)
+      continue;
+    char *end = nullptr;
+    long long n = std::strtoll(v, &end, 10);
+    if (*end == '\0' && n >= 0)
+      return n;
+  }
+  return -1;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Communicator
+//===----------------------------------------------------------------------===//
+
+Communicator::~Communicator() = default;
+
+void Communicator::abort(int) {}
+
+void Communicator::recordError(const Status &error) {
+  if (error.ok())
+    return;
+  std::lock_guard<std::mutex> lock(errorMutex);
+  if (firstError.ok())
+    firstError = error;
+}
+
+bool Communicator::hasError() const {
+  std::lock_guard<std::mutex> lock(errorMutex);
+  return !firstError.ok();
+}
+
+Status Communicator::takeError() {
+  std::lock_guard<std::mutex> lock(errorMutex);
+  Status error = firstError;
+  firstError = Status::success();
+  return error;
+}
+
+Status SingleRankCommunicator::allReduceSumF32(float *data, int64_t count) {
+  return checkAllReduceArgs(data, count);
+}
+
+//===----------------------------------------------------------------------===//
+// MPI
+//===----------------------------------------------------------------------===//
+
+#if JAMBA_HAVE_MPI
+namespace {
+
+std::string mpiErrorText(int code) {
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(code, text, &length) != MPI_SUCCESS || length <= 0)
+    return ckpt::concat("MPI error code ", code);
+  return std::string(text, size_t(length));
+}
+
+/// A failed MPI call as a Status naming the call and MPI's error string.
+Status mpiCheck(int code, const char *call) {
+  if (code == MPI_SUCCESS)
+    return Status::success();
+  return makeError(call, " failed: ", mpiErrorText(code));
+}
+
+/// Whether MPI was initialised by createMpiCommunicator, and how many of its
+/// communicators are alive: the last one to go finalises what it started.
+std::mutex mpiMutex;
+bool initialisedHere = false;
+int liveCommunicators = 0;
+
+class MpiCommunicator : public Communicator {
+public:
+  MpiCommunicator(MPI_Comm comm, int rank, int size)
+      : comm(comm), myRank(rank), mySize(size) {}
+
+  ~MpiCommunicator() override {
+    std::lock_guard<std::mutex> lock(mpiMutex);
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized)
+      return; // Someone else finalised MPI: nothing can be freed any more.
+    MPI_Comm_free(&comm);
+    if (--liveCommunicators == 0 && initialisedHere) {
+      MPI_Finalize();
+      initialisedHere = false;
+    }
+  }
+
+  int64_t rank() const override { return myRank; }
+  int64_t size() const override { return mySize; }
+  std::string name() const override { return "mpi"; }
+
+  Status allReduceSumF32(float *data, int64_t count) override {
+    JAMBA_CKPT_RETURN_IF_ERROR(checkAllReduceArgs(data, count));
+    // MPI counts are int: a larger buffer goes in pieces.
+    while (count > 0) {
+      int n = int(std::min<int64_t>(count, INT_MAX));
+      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
+          MPI_Allreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, comm),
+          "MPI_Allreduce"));
+      data += n;
+      count -= n;
+    }
+    return Status::success();
+  }
+
+  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
+
+private:
+  MPI_Comm comm;
+  int myRank, mySize;
+};
+
+} // namespace
+
+bool rt::haveMpi() { return true; }
+
+StatusOr<std::unique_ptr<Communicator>> rt::createMpiCommunicator() {
+  std::lock_guard<std::mutex> lock(mpiMutex);
+  int finalized = 0, initialized = 0;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      mpiCheck(MPI_Finalized(&finalized), "MPI_Finalized"));
+  if (finalized)
+    return makeError("MPI was already finalised in this process; it cannot "
+                     "be initialised again");
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      mpiCheck(MPI_Initialized(&initialized), "MPI_Initialized"));
+  if (!initialized) {
+    // Only this thread (the one that runs the kernels) calls MPI; kernels
+    // may use threads of their own for the arithmetic.
+    int provided = 0;
+    JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
+        MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided),
+        "MPI_Init_thread"));
+    initialisedHere = true;
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      mpiCheck(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN),
+               "MPI_Comm_set_errhandler"));
+  // A duplicate keeps the kernels' collectives apart from any MPI traffic of
+  // an embedding application; it inherits MPI_ERRORS_RETURN.
+  MPI_Comm comm = MPI_COMM_NULL;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      mpiCheck(MPI_Comm_dup(MPI_COMM_WORLD, &comm), "MPI_Comm_dup"));
+  int rank = 0, size = 0;
+  Status s = mpiCheck(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  if (s.ok())
+    s = mpiCheck(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  if (!s.ok()) {
+    MPI_Comm_free(&comm);
+    return s;
+  }
+  ++liveCommunicators;
+  return std::unique_ptr<Communicator>(new MpiCommunicator(comm, rank, size));
+}
+
+#else // !JAMBA_HAVE_MPI
+
+bool rt::haveMpi() { return false; }
+
+StatusOr<std::unique_ptr<Communicator>> rt::createMpiCommunicator() {
+  return makeError(
+      "this build has no MPI (install libopenmpi-dev and reconfigure)");
+}
+
+#endif // JAMBA_HAVE_MPI
+
+//===----------------------------------------------------------------------===//
+// The launcher's environment
+//===----------------------------------------------------------------------===//
+
+bool rt::launchedByMpi() {
+  return env("OMPI_COMM_WORLD_SIZE") || env("PMI_SIZE") || env("PMIX_RANK");
+}
+
+int64_t rt::mpiLaunchSize() {
+  return std::max<int64_t>(0, envInteger({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}));
+}
+
+int64_t rt::mpiLaunchRank() {
+  return envInteger({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"});
+}
+
+//===----------------------------------------------------------------------===//
+// The active communicator and the kernels' collective
+//===----------------------------------------------------------------------===//
+
+void rt::setActiveCommunicator(Communicator *communicator) {
+  active.store(communicator, std::memory_order_release);
+}
+
+Communicator *rt::activeCommunicator() {
+  return active.load(std::memory_order_acquire);
+}
+
+extern "C" void jamba_rt_all_reduce_f32(float *data, int64_t count) {
+  Communicator *c = activeCommunicator();
+  // A recorded error stops the collectives of this rank: the executor
+  // reports it after the step, and the launcher stops the other ranks.
+  if (!c || c->hasError())
+    return;
+  Status s = c->allReduceSumF32(data, count);
+  if (!s.ok())
+    c->recordError(Status::error(
+        ckpt::concat("all-reduce of ", count, " floats over ", c->size(),
+                     c->size() == 1 ? " rank (" : " ranks (", c->name(),
+                     "): ", s.message())));
+}

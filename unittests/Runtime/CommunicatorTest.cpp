@@ -1,0 +1,351 @@
+//===- CommunicatorTest.cpp - Ranks, the all-reduce symbol, the executor --===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// The communicators and the kernels' collective `jamba_rt_all_reduce_f32`:
+// the single rank is a no-op, the symbol does nothing without an active
+// communicator and forwards to one that is, a failed all-reduce sticks until
+// taken. Then through the executor, with the `_allreduce` test kernels
+// (TestKernels.cpp) resolving the symbol from this process: the communicator
+// is active during run() only, its error fails the run after the step, and
+// the rank checks (the artifact's rank count against the communicator's
+// size, the rank, its weights). A fake communicator stands for N ranks that
+// hold equal data: its sum multiplies by N. Real MPI ranks are tested by
+// mpi_allreduce_check (test/Runtime/mpi.test) and JambaRunTest.
+//
+//===----------------------------------------------------------------------===//
+
+#include "TestArtifact.h"
+
+#include "jamba/Runtime/Communicator.h"
+#include "jamba/Runtime/Executor.h"
+
+#include "gtest/gtest.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using namespace jamba::rt::testing;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// `size` ranks that hold equal data: the sum multiplies by `size`. With
+/// `failure` set, every all-reduce fails with it.
+class FakeCommunicator : public Communicator {
+public:
+  FakeCommunicator(int64_t rank, int64_t size) : myRank(rank), mySize(size) {}
+  int64_t rank() const override { return myRank; }
+  int64_t size() const override { return mySize; }
+  std::string name() const override { return "fake"; }
+  Status allReduceSumF32(float *data, int64_t count) override {
+    ++calls;
+    /// What the kernels saw as the active communicator.
+    sawActive = activeCommunicator() == this;
+    if (!failure.empty())
+      return Status::error(failure);
+    for (int64_t i = 0; i < count; ++i)
+      data[i] *= float(mySize);
+    return Status::success();
+  }
+  std::string failure;
+  int calls = 0;
+  bool sawActive = false;
+
+private:
+  int64_t myRank, mySize;
+};
+
+TEST(CommunicatorTest, SingleRankIsANoOp) {
+  SingleRankCommunicator single;
+  EXPECT_EQ(single.rank(), 0);
+  EXPECT_EQ(single.size(), 1);
+  EXPECT_EQ(single.name(), "single");
+  std::vector<float> data = {1.5f, -2.0f, 3.25f};
+  Status s = single.allReduceSumF32(data.data(), 3);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(data, (std::vector<float>{1.5f, -2.0f, 3.25f}));
+  EXPECT_TRUE(single.allReduceSumF32(nullptr, 0).ok());
+  single.abort(1); // Nobody else to stop: returns.
+}
+
+TEST(CommunicatorTest, BadArgumentsAreErrors) {
+  SingleRankCommunicator single;
+  float x = 1;
+  Status s = single.allReduceSumF32(&x, -1);
+  EXPECT_EQ(s.message(), "all-reduce of a negative count (-1)");
+  s = single.allReduceSumF32(nullptr, 4);
+  EXPECT_EQ(s.message(), "all-reduce of 4 floats at a null address");
+}
+
+TEST(CommunicatorTest, NoActiveCommunicatorLeavesDataUnchanged) {
+  ASSERT_EQ(activeCommunicator(), nullptr);
+  std::vector<float> data = {1, 2, 3};
+  jamba_rt_all_reduce_f32(data.data(), 3);
+  EXPECT_EQ(data, (std::vector<float>{1, 2, 3}));
+  jamba_rt_all_reduce_f32(nullptr, -5); // Nothing to check it against.
+}
+
+TEST(CommunicatorTest, ForwardsToTheActiveCommunicator) {
+  FakeCommunicator two(0, 2);
+  std::vector<float> data = {1, 2, 3};
+  {
+    ActiveCommunicatorScope scope(&two);
+    EXPECT_EQ(activeCommunicator(), &two);
+    jamba_rt_all_reduce_f32(data.data(), 3);
+    {
+      // Scopes nest: the inner one restores the outer one.
+      ActiveCommunicatorScope none(nullptr);
+      jamba_rt_all_reduce_f32(data.data(), 3);
+    }
+    EXPECT_EQ(activeCommunicator(), &two);
+  }
+  EXPECT_EQ(activeCommunicator(), nullptr);
+  EXPECT_EQ(data, (std::vector<float>{2, 4, 6}));
+  EXPECT_EQ(two.calls, 1);
+  EXPECT_TRUE(two.sawActive);
+  EXPECT_FALSE(two.hasError());
+}
+
+TEST(CommunicatorTest, FirstErrorSticksUntilTaken) {
+  FakeCommunicator two(0, 2);
+  two.failure = "the network is down";
+  float x = 1;
+  {
+    ActiveCommunicatorScope scope(&two);
+    jamba_rt_all_reduce_f32(&x, 1);
+    two.failure = "a second failure";
+    jamba_rt_all_reduce_f32(&x, 1); // Skipped: an error is recorded.
+  }
+  EXPECT_EQ(two.calls, 1);
+  EXPECT_TRUE(two.hasError());
+  two.recordError(Status::error("a third failure")); // Does not replace it.
+  two.recordError(Status::success());                // Ignored.
+  Status first = two.takeError();
+  EXPECT_EQ(first.message(),
+            "all-reduce of 1 floats over 2 ranks (fake): the network is down");
+  EXPECT_FALSE(two.hasError());
+  EXPECT_TRUE(two.takeError().ok());
+
+  // The communicator's own argument checks are recorded the same way.
+  SingleRankCommunicator single;
+  {
+    ActiveCommunicatorScope scope(&single);
+    jamba_rt_all_reduce_f32(&x, -3);
+  }
+  EXPECT_EQ(single.takeError().message(),
+            "all-reduce of -3 floats over 1 rank (single): all-reduce of a "
+            "negative count (-3)");
+}
+
+TEST(CommunicatorTest, MpiInThisBuild) {
+  if (haveMpi())
+    GTEST_SKIP() << "MPI is built in: mpi_allreduce_check (test/Runtime/"
+                    "mpi.test) and JambaRunTest.MpiRanks run real ranks";
+  auto c = createMpiCommunicator();
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "this build has no MPI (install libopenmpi-dev and reconfigure)");
+}
+
+TEST(CommunicatorTest, LaunchedByMpiReadsTheEnvironment) {
+  const char *names[] = {"OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK",
+                         "PMI_SIZE", "PMI_RANK", "PMIX_RANK"};
+  std::vector<std::pair<std::string, std::string>> saved;
+  for (const char *n : names)
+    if (const char *v = std::getenv(n)) {
+      saved.emplace_back(n, v);
+      ::unsetenv(n);
+    }
+  EXPECT_FALSE(launchedByMpi());
+  EXPECT_EQ(mpiLaunchSize(), 0);
+  EXPECT_EQ(mpiLaunchRank(), -1);
+  ::setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
+  ::setenv("OMPI_COMM_WORLD_RANK", "3", 1);
+  EXPECT_TRUE(launchedByMpi());
+  EXPECT_EQ(mpiLaunchSize(), 4);
+  EXPECT_EQ(mpiLaunchRank(), 3);
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+  ::unsetenv("OMPI_COMM_WORLD_RANK");
+  ::setenv("PMI_SIZE", "2", 1);
+  EXPECT_TRUE(launchedByMpi());
+  EXPECT_EQ(mpiLaunchSize(), 2);
+  ::unsetenv("PMI_SIZE");
+  ::setenv("PMIX_RANK", "1", 1);
+  EXPECT_TRUE(launchedByMpi());
+  EXPECT_EQ(mpiLaunchSize(), 0); // PMIx alone does not say.
+  EXPECT_EQ(mpiLaunchRank(), 1);
+  ::unsetenv("PMIX_RANK");
+  for (const auto &[n, v] : saved)
+    ::setenv(n.c_str(), v.c_str(), 1);
+}
+
+//===----------------------------------------------------------------------===//
+// Through the executor
+//===----------------------------------------------------------------------===//
+
+class ExecutorRanksTest : public ::testing::Test {
+protected:
+  void SetUp() override {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/jamba-ranks-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    root = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+
+  std::unique_ptr<Artifact> open(int64_t ranks) {
+    TestArtifactOptions o;
+    o.allReduceLogits = true;
+    o.ranks = ranks;
+    std::string dir = root + "/a" + std::to_string(counter++);
+    Status s = writeTestArtifact(dir, o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    auto opened = Artifact::open(dir);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }
+
+  static SessionOptions options(Communicator *c, int64_t rank) {
+    SessionOptions o;
+    o.batch = 1;
+    o.contextLength = 16;
+    o.rank = rank;
+    o.communicator = c;
+    return o;
+  }
+
+  /// Prefills ids {1, 17, 42}; returns the logits of position 0.
+  std::vector<float> prefill(CpuExecutor &ex, Status &status) {
+    auto *ids = static_cast<int32_t *>(ex.bufferData("ids"));
+    ids[0] = 1;
+    ids[1] = 17;
+    ids[2] = 42;
+    static_cast<int64_t *>(ex.bufferData("cache_len"))[0] = 0;
+    status = ex.run(kEntryPrefill, CallDims{0, 1, 3});
+    const float *logits = static_cast<const float *>(ex.bufferData("logits"));
+    return std::vector<float>(logits, logits + 128);
+  }
+
+  std::string root;
+  int counter = 0;
+};
+
+TEST_F(ExecutorRanksTest, SingleRankKernelsResolveTheSymbol) {
+  // dlopen(RTLD_NOW) of kernels that call jamba_rt_all_reduce_f32 works
+  // only if this executable exports it.
+  auto art = open(1);
+  ASSERT_TRUE(art);
+  auto ex = CpuExecutor::create(*art, options(nullptr, 0));
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  EXPECT_EQ((*ex)->communicator(), nullptr);
+  Status s;
+  std::vector<float> logits = prefill(**ex, s);
+  ASSERT_TRUE(s.ok()) << s.message();
+  int64_t next = testNext({1});
+  EXPECT_EQ(logits[size_t(next)], testBias(next) + 10.0f);
+  EXPECT_EQ(logits[size_t((next + 1) % 128)], testBias((next + 1) % 128));
+}
+
+TEST_F(ExecutorRanksTest, TheCommunicatorIsActiveDuringRun) {
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  FakeCommunicator two(1, 2);
+  auto ex = CpuExecutor::create(*art, options(&two, 1));
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  EXPECT_EQ((*ex)->rank(), 1);
+  EXPECT_EQ((*ex)->communicator(), &two);
+  Status s;
+  std::vector<float> logits = prefill(**ex, s);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(two.calls, 1);
+  EXPECT_TRUE(two.sawActive);
+  EXPECT_EQ(activeCommunicator(), nullptr);
+  int64_t next = testNext({1});
+  EXPECT_EQ(logits[size_t(next)], 2 * (testBias(next) + 10.0f));
+  EXPECT_EQ(logits[size_t((next + 1) % 128)], 2 * testBias((next + 1) % 128));
+}
+
+TEST_F(ExecutorRanksTest, AnAllReduceErrorFailsTheRun) {
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  FakeCommunicator two(0, 2);
+  auto ex = CpuExecutor::create(*art, options(&two, 0));
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  two.failure = "MPI_Allreduce failed: MPI_ERR_TRUNCATE: message truncated";
+  Status s;
+  prefill(**ex, s);
+  EXPECT_EQ(s.message(),
+            "entry point 'prefill': steps[0] (kernel 'prefill_model'): "
+            "all-reduce of 384 floats over 2 ranks (fake): MPI_Allreduce "
+            "failed: MPI_ERR_TRUNCATE: message truncated");
+  EXPECT_FALSE(two.hasError()); // The run took it.
+  // The next run works again.
+  two.failure.clear();
+  prefill(**ex, s);
+  EXPECT_TRUE(s.ok()) << s.message();
+  // An error recorded outside a run is reported before any kernel runs.
+  two.recordError(Status::error("stale"));
+  int before = two.calls;
+  prefill(**ex, s);
+  EXPECT_EQ(s.message(), "entry point 'prefill': the fake communicator holds "
+                         "an error from before this run: stale");
+  EXPECT_EQ(two.calls, before);
+}
+
+TEST_F(ExecutorRanksTest, RankChecks) {
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  auto refused = [&](Communicator *c, int64_t rank) {
+    auto ex = CpuExecutor::create(*art, options(c, rank));
+    EXPECT_FALSE(ex.ok());
+    return ex.ok() ? std::string() : ex.status().message();
+  };
+  EXPECT_EQ(refused(nullptr, 0),
+            "the artifact is compiled for 2 ranks, but this run has 1 (no "
+            "communicator): start it with mpirun -np 2");
+  FakeCommunicator three(0, 3);
+  EXPECT_EQ(refused(&three, 0),
+            "the artifact is compiled for 2 ranks, but this run has 3 (the "
+            "fake communicator): start it with mpirun -np 2");
+  FakeCommunicator two(1, 2);
+  EXPECT_EQ(refused(&two, 0), "rank 0 was asked for, but this process is "
+                              "rank 1 of the fake communicator");
+
+  auto single = open(1);
+  ASSERT_TRUE(single);
+  FakeCommunicator four(0, 4);
+  auto ex = CpuExecutor::create(*single, options(&four, 0));
+  ASSERT_FALSE(ex.ok());
+  EXPECT_EQ(ex.status().message(),
+            "the artifact is compiled for 1 rank, but this run has 4 (the "
+            "fake communicator): start it with mpirun -np 1");
+  // A single-rank communicator runs a single-rank artifact.
+  SingleRankCommunicator one;
+  auto ok = CpuExecutor::create(*single, options(&one, 0));
+  EXPECT_TRUE(ok.ok()) << ok.status().message();
+}
+
+TEST_F(ExecutorRanksTest, ThePlanCountsThisRanksWeights) {
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  FakeCommunicator two(1, 2);
+  auto plan = planSession(*art, options(&two, 1));
+  ASSERT_TRUE(plan.ok()) << plan.status().message();
+  EXPECT_EQ(plan->weightBytes, 128u * 4u);
+}
+
+} // namespace
