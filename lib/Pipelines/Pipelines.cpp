@@ -34,18 +34,33 @@ void mlir::jamba::registerJambaPipelines() {
 
 FailureOr<OwningOpRef<ModuleOp>> mlir::jamba::importModelForCheckpoint(
     MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
-    const ImportOptions &options, Location loc) {
+    const ImportOptions &options, Location loc, int64_t tensorParallel) {
   FailureOr<OwningOpRef<ModuleOp>> module =
       importJambaModel(context, config, options, loc);
-  if (failed(module) || !config.quantMethod)
+  if (failed(module) || (!config.quantMethod && tensorParallel == 1))
     return module;
-  if (*config.quantMethod != ::jamba::ckpt::kQuantMethodExpertsInt8)
+  if (config.quantMethod &&
+      *config.quantMethod != ::jamba::ckpt::kQuantMethodExpertsInt8)
     return emitError(loc) << "unsupported quantization method '"
                           << *config.quantMethod << "'";
+  // The ExpertsInt8 pipeline, with the sharding between the quantization
+  // (which works on the layer ops) and the decomposition.
   PassManager pm(context, ModuleOp::getOperationName());
-  ExpertsInt8PipelineOptions pipeline;
-  pipeline.denseMlp = config.quantDenseMlp;
-  buildExpertsInt8Pipeline(pm, pipeline);
+  if (config.quantMethod) {
+    JambaQuantizeExpertsPassOptions quantize;
+    quantize.denseMlp = config.quantDenseMlp;
+    pm.addPass(createJambaQuantizeExpertsPass(quantize));
+  }
+  if (tensorParallel != 1) {
+    JambaShardPassOptions shard;
+    shard.tensorParallel = tensorParallel;
+    pm.addPass(createJambaShardPass(shard));
+  }
+  if (config.quantMethod) {
+    OpPassManager &funcPm = pm.nest<func::FuncOp>();
+    funcPm.addPass(createJambaDecomposeLayersPass());
+    funcPm.addPass(createJambaFuseDequantIntoGemmPass());
+  }
   if (failed(pm.run(**module)))
     return failure();
   return module;

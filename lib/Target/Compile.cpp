@@ -430,10 +430,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   const int64_t tp = options.tensorParallel;
   if (tp < 1)
     return fail("--tensor-parallel must be >= 1, got " + std::to_string(tp));
-  if (tp > 1 && source->config().quantMethod)
-    return fail("--tensor-parallel with ExpertsInt8 is not supported yet");
   auto imported =
-      importModelForCheckpoint(context, source->config(), import, loc);
+      importModelForCheckpoint(context, source->config(), import, loc, tp);
   if (failed(imported))
     return failure();
   ModuleOp module = **imported;
@@ -442,12 +440,6 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // the weights (jamba-shard); the recipes say how to cut each weight.
   std::map<std::string, ShardRecipe> recipes;
   if (tp > 1) {
-    PassManager shard(context, ModuleOp::getOperationName());
-    JambaShardPassOptions shardOptions;
-    shardOptions.tensorParallel = tp;
-    shard.addPass(createJambaShardPass(shardOptions));
-    if (failed(shard.run(module)))
-      return failure();
     for (func::FuncOp func : module.getOps<func::FuncOp>())
       for (unsigned i = 0; i < func.getNumArguments(); ++i) {
         auto name = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName);

@@ -237,6 +237,13 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
       mamba.getNewConvState().setType(mamba.getConvState().getType());
       mamba.getNewSsmState().setType(mamba.getSsmState().getType());
       allReduce(mamba.getResult());
+    } else if (auto dequant = dyn_cast<DequantOp>(op)) {
+      // ExpertsInt8 (quantized before sharding): the dequantized weight
+      // has its int8 operand's local shape.
+      auto in = cast<RankedTensorType>(dequant.getInput().getType());
+      dequant.getResult().setType(RankedTensorType::get(
+          in.getShape(),
+          cast<RankedTensorType>(dequant.getType()).getElementType()));
     } else if (isa<MLPOp, MoEOp>(op)) {
       allReduce(op->getResult(0));
     } else if (auto ret = dyn_cast<func::ReturnOp>(op)) {

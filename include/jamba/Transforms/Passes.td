@@ -210,6 +210,11 @@ def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
     `jamba.tensor_parallel = tp`; `jamba-compile --tensor-parallel` slices
     the weights per rank by the recipes.
 
+    On an ExpertsInt8 model it runs after `jamba-quantize-experts` and
+    before the decomposition (`importModelForCheckpoint` orders them so):
+    the int8 weights and their `_scale`s are sharded like the float weights
+    and `jamba.dequant` takes the local shapes.
+
     Refused with a diagnostic: heads not divisible by tp, kv heads and tp
     neither dividing the other, a dimension that does not split evenly, a
     Mamba out_proj bias (row-parallel bias: not supported yet), and
