@@ -23,6 +23,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -486,6 +487,8 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
   Value indices = readBuffer(b, loc, op.getIndices());
   Value routeWeights =
       op.getRouteWeights() ? readBuffer(b, loc, op.getRouteWeights()) : Value();
+  Value offsetBuffer =
+      op.getExpertOffset() ? readBuffer(b, loc, op.getExpertOffset()) : Value();
   unsigned q = cast<RankedTensorType>(op.getIndices().getType()).getRank();
   bool perSlot = cast<RankedTensorType>(op.getInput().getType()).getRank() ==
                  int64_t(q) + 1;
@@ -501,15 +504,50 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
 
   GemmEmitter emit(b, loc, options, x, w, scale, Value(), out);
-  auto expertOf = [&](ArrayRef<Value> slot) {
+  // Expert parallelism: expert e is weight row e - offset; the slots of
+  // other ranks' experts are skipped and keep the zero rows filled here.
+  Value offset;
+  if (offsetBuffer) {
+    offset = memref::LoadOp::create(b, loc, offsetBuffer, ValueRange{zero});
+    offset = arith::IndexCastOp::create(b, loc, b.getIndexType(), offset);
+    Value zeroF = arith::ConstantOp::create(
+        b, loc, b.getFloatAttr(resultType.getElementType(), 0.0));
+    linalg::FillOp::create(b, loc, ValueRange{zeroF}, ValueRange{out});
+  }
+  auto rawExpert = [&](ArrayRef<Value> slot) {
     Value raw = memref::LoadOp::create(b, loc, indices, slot);
     Value e = arith::IndexCastOp::create(b, loc, b.getIndexType(), raw);
+    return offset ? arith::SubIOp::create(b, loc, e, offset).getResult() : e;
+  };
+  auto expertOf = [&](ArrayRef<Value> slot) {
+    Value e = rawExpert(slot);
     // A bad index reads a valid expert, never outside the buffer; the
     // router produces in-range indices.
     Value last = arith::SubIOp::create(b, loc, numExperts, one);
     return arith::MinSIOp::create(b, loc,
                                   arith::MaxSIOp::create(b, loc, e, zero), last)
         .getResult();
+  };
+  // Whether slot `slot` is this rank's (always, without an offset); `body`
+  // runs only for those.
+  auto ifLocal = [&](ArrayRef<Value> slot, function_ref<void()> body) {
+    if (!offset) {
+      body();
+      return;
+    }
+    Value e = rawExpert(slot);
+    Value local = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, e, zero),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, e,
+                              numExperts));
+    scf::IfOp::create(b, loc, local, [&](OpBuilder &nested, Location l) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPoint(nested.getInsertionBlock(),
+                          nested.getInsertionPoint());
+      body();
+      scf::YieldOp::create(b, l);
+    });
   };
 
   // offsets[e + 1] counts expert e's pairs, then becomes its end offset.
@@ -526,11 +564,14 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
     memref::StoreOp::create(b, loc, zero, offsets, e);
   });
   emit.forLoop(zero, numSlots, 1, [&](Value s) {
-    Value e = expertOf(delinearize(b, loc, s, slotDims));
-    Value at = arith::AddIOp::create(b, loc, e, one);
-    Value c = memref::LoadOp::create(b, loc, offsets, at);
-    memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
-                            offsets, at);
+    SmallVector<Value> slot = delinearize(b, loc, s, slotDims);
+    ifLocal(slot, [&] {
+      Value e = expertOf(slot);
+      Value at = arith::AddIOp::create(b, loc, e, one);
+      Value c = memref::LoadOp::create(b, loc, offsets, at);
+      memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
+                              offsets, at);
+    });
   });
   emit.forLoop(zero, numExperts, 1, [&](Value e) {
     Value at = arith::AddIOp::create(b, loc, e, one);
@@ -542,11 +583,14 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
                             cursor, e);
   });
   emit.forLoop(zero, numSlots, 1, [&](Value s) {
-    Value e = expertOf(delinearize(b, loc, s, slotDims));
-    Value c = memref::LoadOp::create(b, loc, cursor, e);
-    memref::StoreOp::create(b, loc, s, order, c);
-    memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
-                            cursor, e);
+    SmallVector<Value> slot = delinearize(b, loc, s, slotDims);
+    ifLocal(slot, [&] {
+      Value e = expertOf(slot);
+      Value c = memref::LoadOp::create(b, loc, cursor, e);
+      memref::StoreOp::create(b, loc, s, order, c);
+      memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, c, one),
+                              cursor, e);
+    });
   });
 
   auto rowRef = [&](Value position) {

@@ -30,6 +30,7 @@ using namespace mlir::jamba;
 namespace {
 
 constexpr StringLiteral kAllReduceSymbol = "jamba_rt_all_reduce_f32";
+constexpr StringLiteral kGroupAllReduceSymbol = "jamba_rt_all_reduce_group_f32";
 
 struct JambaCpuLowerCollectivesPass
     : jamba::impl::JambaCpuLowerCollectivesPassBase<
@@ -47,13 +48,18 @@ struct JambaCpuLowerCollectivesPass
     auto i64 = IntegerType::get(ctx, 64);
 
     // void jamba_rt_all_reduce_f32(float *data, int64_t count)
-    auto callee = module.lookupSymbol<func::FuncOp>(kAllReduceSymbol);
-    if (!callee) {
-      OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
-      callee = func::FuncOp::create(b, module.getLoc(), kAllReduceSymbol,
-                                    b.getFunctionType({ptrType, i64}, {}));
-      callee.setPrivate();
-    }
+    // void jamba_rt_all_reduce_group_f32(float *data, int64_t count,
+    //                                    int64_t group_size)
+    auto declare = [&](StringRef name, TypeRange params) {
+      auto callee = module.lookupSymbol<func::FuncOp>(name);
+      if (!callee) {
+        OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
+        callee = func::FuncOp::create(b, module.getLoc(), name,
+                                      b.getFunctionType(params, {}));
+        callee.setPrivate();
+      }
+      return callee;
+    };
 
     for (AllReduceOp op : ops) {
       auto type = cast<RankedTensorType>(op.getType());
@@ -90,9 +96,16 @@ struct JambaCpuLowerCollectivesPass
           memref::ExtractAlignedPointerAsIndexOp::create(b, loc, out);
       Value addressI64 = arith::IndexCastOp::create(b, loc, i64, address);
       Value ptr = LLVM::IntToPtrOp::create(b, loc, ptrType, addressI64);
-      func::CallOp::create(
-          b, loc, callee,
-          ValueRange{ptr, arith::IndexCastOp::create(b, loc, i64, count)});
+      Value count64 = arith::IndexCastOp::create(b, loc, i64, count);
+      if (int64_t group = op.getGroupSize()) {
+        func::CallOp::create(
+            b, loc, declare(kGroupAllReduceSymbol, {ptrType, i64, i64}),
+            ValueRange{ptr, count64,
+                       arith::ConstantIntOp::create(b, loc, i64, group)});
+      } else {
+        func::CallOp::create(b, loc, declare(kAllReduceSymbol, {ptrType, i64}),
+                             ValueRange{ptr, count64});
+      }
       op.replaceAllUsesWith(bufferization::ToTensorOp::create(b, loc, type, out,
                                                               /*restrict=*/true,
                                                               /*writable=*/true)

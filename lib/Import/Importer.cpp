@@ -221,7 +221,7 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
           arg(l.conv), opt(l.convBias), arg(l.x), arg(l.dtNorm), arg(l.bNorm),
           arg(l.cNorm), arg(l.dt), arg(l.dtBias), arg(l.aLog), arg(l.d),
           arg(l.out), opt(l.outProjBias), eps,
-          /*x_proj_all_reduce=*/UnitAttr());
+          /*x_proj_all_reduce=*/IntegerAttr());
       mixed = op.getResult();
       newStates.append({op.getNewConvState(), op.getNewSsmState()});
     }
@@ -230,7 +230,8 @@ void EntryPointBuilder::build(StringRef name, int64_t seq,
     Value ffn;
     if (l.moe)
       ffn = MoEOp::create(builder, loc, actType, y, arg(l.router), arg(l.gate),
-                          arg(l.up), arg(l.down), config.numExpertsPerTok,
+                          arg(l.up), arg(l.down), /*expert_offset=*/Value(),
+                          config.numExpertsPerTok,
                           /*normalize_top_k=*/false);
     else
       ffn = MLPOp::create(builder, loc, actType, y, arg(l.gate), arg(l.up),

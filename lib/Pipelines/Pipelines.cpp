@@ -34,10 +34,12 @@ void mlir::jamba::registerJambaPipelines() {
 
 FailureOr<OwningOpRef<ModuleOp>> mlir::jamba::importModelForCheckpoint(
     MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
-    const ImportOptions &options, Location loc, int64_t tensorParallel) {
+    const ImportOptions &options, Location loc, int64_t tensorParallel,
+    int64_t expertParallel) {
   FailureOr<OwningOpRef<ModuleOp>> module =
       importJambaModel(context, config, options, loc);
-  if (failed(module) || (!config.quantMethod && tensorParallel == 1))
+  const bool shard = tensorParallel != 1 || expertParallel != 1;
+  if (failed(module) || (!config.quantMethod && !shard))
     return module;
   if (config.quantMethod &&
       *config.quantMethod != ::jamba::ckpt::kQuantMethodExpertsInt8)
@@ -51,10 +53,11 @@ FailureOr<OwningOpRef<ModuleOp>> mlir::jamba::importModelForCheckpoint(
     quantize.denseMlp = config.quantDenseMlp;
     pm.addPass(createJambaQuantizeExpertsPass(quantize));
   }
-  if (tensorParallel != 1) {
-    JambaShardPassOptions shard;
-    shard.tensorParallel = tensorParallel;
-    pm.addPass(createJambaShardPass(shard));
+  if (shard) {
+    JambaShardPassOptions options;
+    options.tensorParallel = tensorParallel;
+    options.expertParallel = expertParallel;
+    pm.addPass(createJambaShardPass(options));
   }
   if (config.quantMethod) {
     OpPassManager &funcPm = pm.nest<func::FuncOp>();

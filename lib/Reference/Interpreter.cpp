@@ -197,6 +197,11 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         return success();
       })
       .template Case<MoEOp>([&](MoEOp m) {
+        if (m.getExpertOffset())
+          return LogicalResult(
+              op->emitError()
+              << "reference interpreter: jamba.moe with an expert_offset "
+                 "(one rank of an expert-parallel model) is run decomposed");
         bind(m.getResult(),
              moe(get(m.getInput()), get(m.getRouterWeight()),
                  get(m.getGateWeight()), get(m.getUpWeight()),
@@ -274,13 +279,17 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
                failed(checkSameDim(op, "indices", g.getIndices(), d,
                                    "route_weights", g.getRouteWeights(), d))))
             return failure();
-        if (failed(checkIndices(op, "expert index", get(g.getIndices()),
+        // With an expert offset, indices of other ranks' experts are
+        // expected (their rows are zero).
+        if (!g.getExpertOffset() &&
+            failed(checkIndices(op, "expert index", get(g.getIndices()),
                                 get(g.getWeight()).dim(0))))
           return failure();
         bind(g.getResult(),
              expertGemm(get(g.getInput()), get(g.getWeight()),
                         getOpt(g.getScale()), get(g.getIndices()),
-                        getOpt(g.getRouteWeights())));
+                        getOpt(g.getRouteWeights()),
+                        getOpt(g.getExpertOffset())));
         return success();
       })
       .template Case<CachedAttentionOp>([&](CachedAttentionOp a) {

@@ -175,16 +175,23 @@ template <typename T>
 Tensor<T> jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                                  const Tensor<T> *scale,
                                  const Tensor<T> &indices,
-                                 const Tensor<T> *routeWeights) {
+                                 const Tensor<T> *routeWeights,
+                                 const Tensor<T> *expertOffset) {
   const int64_t slots = indices.dim(-1), tokens = indices.numel() / slots,
-                n = w.dim(1), k = w.dim(2);
+                n = w.dim(1), k = w.dim(2), experts = w.dim(0);
+  // Expert parallelism: this weight holds experts offset .. offset + E - 1;
+  // a slot routed elsewhere gives a zero row.
+  const int64_t offset =
+      expertOffset ? static_cast<int64_t>((*expertOffset)[0]) : 0;
   const bool perSlot = x.rank() == indices.rank() + 1;
   std::vector<int64_t> shape = indices.shape;
   shape.push_back(n);
   Tensor<T> y(shape);
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t j = 0; j < slots; ++j) {
-      const int64_t e = static_cast<int64_t>(indices[t * slots + j]);
+      const int64_t e = static_cast<int64_t>(indices[t * slots + j]) - offset;
+      if (expertOffset && (e < 0 || e >= experts))
+        continue; // y is zero-initialised
       const T *xr = perSlot ? &x[(t * slots + j) * k] : &x[t * k];
       for (int64_t r = 0; r < n; ++r) {
         const T *wr = &w[(e * n + r) * k];
@@ -460,7 +467,7 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
       const Tensor<T> &, int64_t, bool);                                       \
   template Tensor<T> jamba::ref::expertGemm(                                   \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> *,                 \
-      const Tensor<T> &, const Tensor<T> *);                                   \
+      const Tensor<T> &, const Tensor<T> *, const Tensor<T> *);                \
   template Tensor<T> jamba::ref::dequant(const Tensor<T> &,                    \
                                          const Tensor<T> &);                   \
   template Tensor<T> jamba::ref::swiglu(const Tensor<T> &, const Tensor<T> &); \

@@ -18,6 +18,7 @@
 #include <climits>
 #include <cstdlib>
 #include <initializer_list>
+#include <map>
 #include <string>
 
 #if JAMBA_HAVE_MPI
@@ -98,6 +99,19 @@ Status SingleRankCommunicator::allReduceSumF32(float *data, int64_t count) {
   return checkAllReduceArgs(data, count);
 }
 
+Status Communicator::allReduceSumF32Group(float *data, int64_t count,
+                                          int64_t groupSize) {
+  if (groupSize < 0 || (groupSize > 0 && size() % groupSize != 0))
+    return makeError("all-reduce over groups of ", groupSize, " of ", size(),
+                     " ranks: the group size must divide the rank count");
+  if (groupSize == 0 || groupSize == size())
+    return allReduceSumF32(data, count);
+  if (groupSize == 1)
+    return checkAllReduceArgs(data, count);
+  return makeError("the ", name(), " communicator has no groups of ", groupSize,
+                   " ranks");
+}
+
 //===----------------------------------------------------------------------===//
 // MPI
 //===----------------------------------------------------------------------===//
@@ -137,6 +151,8 @@ public:
     MPI_Finalized(&finalized);
     if (finalized)
       return; // Someone else finalised MPI: nothing can be freed any more.
+    for (auto &[size, group] : groups)
+      MPI_Comm_free(&group);
     MPI_Comm_free(&comm);
     if (--liveCommunicators == 0 && initialisedHere) {
       MPI_Finalize();
@@ -162,11 +178,38 @@ public:
     return Status::success();
   }
 
+  Status allReduceSumF32Group(float *data, int64_t count,
+                              int64_t groupSize) override {
+    if (groupSize <= 1 || groupSize == mySize || mySize % groupSize != 0)
+      return Communicator::allReduceSumF32Group(data, count, groupSize);
+    JAMBA_CKPT_RETURN_IF_ERROR(checkAllReduceArgs(data, count));
+    // One communicator per group size, made on first use (every rank makes
+    // it at the same collective, in the same order).
+    auto it = groups.find(groupSize);
+    if (it == groups.end()) {
+      MPI_Comm group;
+      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
+          MPI_Comm_split(comm, int(myRank / groupSize), myRank, &group),
+          "MPI_Comm_split"));
+      it = groups.emplace(groupSize, group).first;
+    }
+    while (count > 0) {
+      int n = int(std::min<int64_t>(count, INT_MAX));
+      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
+          MPI_Allreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, it->second),
+          "MPI_Allreduce (group)"));
+      data += n;
+      count -= n;
+    }
+    return Status::success();
+  }
+
   void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
 
 private:
   MPI_Comm comm;
   int myRank, mySize;
+  std::map<int64_t, MPI_Comm> groups;
 };
 
 } // namespace
@@ -249,6 +292,18 @@ void rt::setActiveCommunicator(Communicator *communicator) {
 
 Communicator *rt::activeCommunicator() {
   return active.load(std::memory_order_acquire);
+}
+
+extern "C" void jamba_rt_all_reduce_group_f32(float *data, int64_t count,
+                                              int64_t group_size) {
+  Communicator *c = activeCommunicator();
+  if (!c || c->hasError())
+    return;
+  Status s = c->allReduceSumF32Group(data, count, group_size);
+  if (!s.ok())
+    c->recordError(Status::error(ckpt::concat(
+        "all-reduce of ", count, " floats over groups of ", group_size, " of ",
+        c->size(), " ranks (", c->name(), "): ", s.message())));
 }
 
 extern "C" void jamba_rt_all_reduce_f32(float *data, int64_t count) {

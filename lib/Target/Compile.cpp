@@ -233,11 +233,27 @@ struct ShardRecipe {
   std::vector<int64_t> fullShape;
   std::vector<std::string> modes;
   int64_t kvHeads = 0;
+  /// Expert parallelism's synthetic per-rank tensor (`modes` =
+  /// ["expert_offset"]): the rank's first expert, not in the checkpoint.
+  int64_t expertsPerRank = 0;
+  bool isExpertOffset() const {
+    return modes.size() == 1 && modes[0] == "expert_offset";
+  }
 };
 
-/// Per dimension, the checkpoint indices rank `r` of `tp` takes.
+/// The rank layout: tp x ep ranks, rank r = e * tp + t (the tensor-parallel
+/// groups are consecutive ranks).
+struct RankLayout {
+  int64_t tp = 1, ep = 1;
+  int64_t tensorIndex(int64_t rank) const { return rank % tp; }
+  int64_t expertIndex(int64_t rank) const { return rank / tp; }
+};
+
+/// Per dimension, the checkpoint indices rank `rank` takes.
 std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
-                                               int64_t tp, int64_t r) {
+                                               const RankLayout &layout,
+                                               int64_t rank) {
+  const int64_t tp = layout.tp, r = layout.tensorIndex(rank);
   std::vector<std::vector<int64_t>> indices;
   for (size_t d = 0; d < recipe.fullShape.size(); ++d) {
     int64_t size = recipe.fullShape[d];
@@ -247,7 +263,9 @@ std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
       for (int64_t i = 0; i < count; ++i)
         take.push_back(begin + i);
     };
-    if (mode == "tp" || (mode == "kv" && recipe.kvHeads >= tp)) {
+    if (mode == "ep") {
+      range(layout.expertIndex(rank) * (size / layout.ep), size / layout.ep);
+    } else if (mode == "tp" || (mode == "kv" && recipe.kvHeads >= tp)) {
       range(r * (size / tp), size / tp);
     } else if (mode == "halves") {
       int64_t half = size / 2, chunk = half / tp;
@@ -266,26 +284,27 @@ std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
   return indices;
 }
 
-/// Copies rank r's slice of `full` (row-major over recipe.fullShape).
+/// Copies rank `rank`'s slice of `full` (row-major over recipe.fullShape).
 std::vector<float> slice(const std::vector<float> &full,
-                         const ShardRecipe &recipe, int64_t tp, int64_t r) {
-  std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, tp, r);
-  size_t rank = idx.size();
-  std::vector<int64_t> strides(rank, 1);
-  for (size_t d = rank; d-- > 1;)
+                         const ShardRecipe &recipe, const RankLayout &layout,
+                         int64_t rank) {
+  std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, layout, rank);
+  size_t dims = idx.size();
+  std::vector<int64_t> strides(dims, 1);
+  for (size_t d = dims; d-- > 1;)
     strides[d - 1] = strides[d] * recipe.fullShape[d];
   size_t count = 1;
   for (const auto &v : idx)
     count *= v.size();
   std::vector<float> out;
   out.reserve(count);
-  std::vector<size_t> at(rank, 0);
+  std::vector<size_t> at(dims, 0);
   for (size_t n = 0; n < count; ++n) {
     int64_t offset = 0;
-    for (size_t d = 0; d < rank; ++d)
+    for (size_t d = 0; d < dims; ++d)
       offset += idx[d][at[d]] * strides[d];
     out.push_back(full[offset]);
-    for (size_t d = rank; d-- > 0;) {
+    for (size_t d = dims; d-- > 0;) {
       if (++at[d] < idx[d].size())
         break;
       at[d] = 0;
@@ -299,8 +318,8 @@ std::vector<float> slice(const std::vector<float> &full,
 ckpt::Status writeWeights(const ckpt::Checkpoint &source,
                           const std::map<std::string, Type> &weights,
                           const std::map<std::string, ShardRecipe> &recipes,
-                          int64_t rank, int64_t tp, const std::string &path,
-                          const std::string &file,
+                          int64_t rank, const RankLayout &layout,
+                          const std::string &path, const std::string &file,
                           rt::ArtifactManifest &manifest) {
   ckpt::Status loadError = ckpt::Status::success();
   ckpt::SafeTensorsWriter writer;
@@ -313,6 +332,22 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
       recipe = &it->second;
     std::vector<int64_t> sourceShape = recipe ? recipe->fullShape : shape;
     Type elem = shaped.getElementType();
+    if (recipe && recipe->isExpertOffset()) {
+      // Synthetic: this rank's first expert.
+      int64_t first = layout.expertIndex(rank) * recipe->expertsPerRank;
+      JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+          name, ckpt::DType::I64, shape, [first](uint8_t *dst, size_t) {
+            std::memcpy(dst, &first, sizeof(first));
+          }));
+      rt::WeightDesc desc;
+      desc.name = name;
+      desc.rank = rank;
+      desc.file = file;
+      desc.dtype = ckpt::DType::I64;
+      desc.shape = shape;
+      manifest.weights.push_back(std::move(desc));
+      continue;
+    }
     bool int8 = elem.isInteger(8), bf16 = elem.isBF16();
     ckpt::DType dtype = int8   ? ckpt::DType::I8
                         : bf16 ? ckpt::DType::BF16
@@ -323,7 +358,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, sourceShape, recipe, rank, tp, int8, bf16,
+        [src, tensor, sourceShape, recipe, rank, layout, int8, bf16,
          &loadError](uint8_t *dst, size_t) {
           std::vector<float> values;
           // Checked above, but the file may still fail to read: remember
@@ -335,7 +370,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
             return;
           }
           if (recipe)
-            values = slice(values, *recipe, tp, rank);
+            values = slice(values, *recipe, layout, rank);
           if (bf16) {
             // Exact for values that were bf16 in the checkpoint; f32 values
             // are rounded to nearest even.
@@ -427,11 +462,16 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   else if (options.weightDtype != "f32" && options.weightDtype != "auto")
     return fail("unknown weight dtype '" + options.weightDtype +
                 "' (expected auto, f32 or bf16)");
-  const int64_t tp = options.tensorParallel;
-  if (tp < 1)
-    return fail("--tensor-parallel must be >= 1, got " + std::to_string(tp));
-  auto imported =
-      importModelForCheckpoint(context, source->config(), import, loc, tp);
+  RankLayout layout;
+  layout.tp = options.tensorParallel;
+  layout.ep = options.expertParallel;
+  if (layout.tp < 1 || layout.ep < 1)
+    return fail("--tensor-parallel and --expert-parallel must be >= 1, got " +
+                std::to_string(layout.tp) + " and " +
+                std::to_string(layout.ep));
+  const int64_t ranks = layout.tp * layout.ep;
+  auto imported = importModelForCheckpoint(context, source->config(), import,
+                                           loc, layout.tp, layout.ep);
   if (failed(imported))
     return failure();
   ModuleOp module = **imported;
@@ -439,7 +479,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // Tensor parallelism: every rank runs the same code over its shard of
   // the weights (jamba-shard); the recipes say how to cut each weight.
   std::map<std::string, ShardRecipe> recipes;
-  if (tp > 1) {
+  if (ranks > 1) {
     for (func::FuncOp func : module.getOps<func::FuncOp>())
       for (unsigned i = 0; i < func.getNumArguments(); ++i) {
         auto name = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName);
@@ -454,6 +494,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
           recipe.modes.push_back(cast<StringAttr>(m).str());
         if (auto kv = spec.getAs<IntegerAttr>("kv_heads"))
           recipe.kvHeads = kv.getInt();
+        if (auto e = spec.getAs<IntegerAttr>("experts_per_rank"))
+          recipe.expertsPerRank = e.getInt();
         recipes[name.str()] = std::move(recipe);
       }
   }
@@ -487,7 +529,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   manifest.setModelConfig(source->config());
   manifest.target.kind = rt::TargetDesc::Kind::Cpu;
   manifest.target.cpu = options.cpu.cpu;
-  manifest.ranks = tp;
+  manifest.ranks = ranks;
   int64_t maxContext = options.maxContext > 0
                            ? options.maxContext
                            : source->config().maxPositionEmbeddings;
@@ -533,10 +575,10 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // tensor.
   std::vector<rt::ArtifactFileSource> files{
       rt::ArtifactFileSource::fromFile(kKernelFile, soPath)};
-  for (int64_t rank = 0; rank < tp; ++rank) {
+  for (int64_t rank = 0; rank < ranks; ++rank) {
     std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
     std::string path = work.path + "/" + file;
-    if (ckpt::Status st = writeWeights(*source, weights, recipes, rank, tp,
+    if (ckpt::Status st = writeWeights(*source, weights, recipes, rank, layout,
                                        path, file, manifest);
         !st.ok())
       return fail(st.message());

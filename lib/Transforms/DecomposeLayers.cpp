@@ -69,17 +69,21 @@ struct DecomposeMoE : OpRewritePattern<MoEOp> {
     auto topk = RouterTopKOp::create(rewriter, loc, weightsType, indicesType,
                                      logits, k, op.getNormalizeTopK());
     auto interType = withSlots(xType, k, inter, elem);
+    // Expert parallelism: this rank's experts only (the offset maps the
+    // router's ids; other ranks' slots give zero rows).
+    Value offset = op.getExpertOffset();
     Value gate =
         ExpertGemmOp::create(rewriter, loc, interType, x, op.getGateWeight(),
-                             Value(), topk.getIndices(), Value());
+                             Value(), topk.getIndices(), Value(), offset);
     Value up =
         ExpertGemmOp::create(rewriter, loc, interType, x, op.getUpWeight(),
-                             Value(), topk.getIndices(), Value());
+                             Value(), topk.getIndices(), Value(), offset);
     Value act = SwiGLUOp::create(rewriter, loc, gate.getType(), gate, up);
     // The routing weight multiplies the down projection in its epilogue.
-    Value down = ExpertGemmOp::create(
-        rewriter, loc, withSlots(xType, k, hidden, elem), act,
-        op.getDownWeight(), Value(), topk.getIndices(), topk.getWeights());
+    Value down =
+        ExpertGemmOp::create(rewriter, loc, withSlots(xType, k, hidden, elem),
+                             act, op.getDownWeight(), Value(),
+                             topk.getIndices(), topk.getWeights(), offset);
     rewriter.replaceOpWithNewOp<CombineSlotsOp>(op, xType, down);
     return success();
   }
@@ -157,8 +161,9 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
     Value xdbl = project(rewriter, loc, xc, op.getXProjWeight());
     // Tensor-parallel: each rank holds a d_inner slice, so its x_proj
     // product is a partial sum over d_inner (SPEC 1.9).
-    if (op.getXProjAllReduce())
-      xdbl = AllReduceOp::create(rewriter, loc, xdbl.getType(), xdbl);
+    if (std::optional<uint64_t> group = op.getXProjAllReduce())
+      xdbl = AllReduceOp::create(rewriter, loc, xdbl.getType(), xdbl,
+                                 static_cast<int64_t>(*group));
     auto eps = op.getEpsilonAttr();
     auto norm = [&](int64_t offset, int64_t size, Value weight) -> Value {
       Value part = sliceLastDim(rewriter, loc, xdbl, offset, size);

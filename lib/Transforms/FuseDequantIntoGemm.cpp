@@ -44,7 +44,8 @@ struct FuseIntoExpertGemm : OpRewritePattern<ExpertGemmOp> {
       return failure();
     rewriter.replaceOpWithNewOp<ExpertGemmOp>(
         op, op.getType(), op.getInput(), dequant->getInput(),
-        dequant->getScale(), op.getIndices(), op.getRouteWeights());
+        dequant->getScale(), op.getIndices(), op.getRouteWeights(),
+        op.getExpertOffset());
     return success();
   }
 

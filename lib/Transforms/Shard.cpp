@@ -85,10 +85,10 @@ SmallVector<StringRef> modesFor(StringRef name, bool &unsupported) {
   }
   bool expert = name.contains(".experts.");
   if (name.ends_with("gate_proj.weight") || name.ends_with("up_proj.weight"))
-    return drop(expert ? SmallVector<StringRef>{"", "tp", ""}
+    return drop(expert ? SmallVector<StringRef>{"ep", "tp", ""}
                        : SmallVector<StringRef>{"tp", ""});
   if (name.ends_with("down_proj.weight"))
-    return drop(expert ? SmallVector<StringRef>{"", "", "tp"}
+    return drop(expert ? SmallVector<StringRef>{"ep", "", "tp"}
                        : SmallVector<StringRef>{"", "tp"});
   return {}; // replicated
 }
@@ -103,38 +103,48 @@ struct JambaShardPass : jamba::impl::JambaShardPassBase<JambaShardPass> {
                          << int64_t(tensorParallel);
       return signalPassFailure();
     }
-    if (expertParallel != 1) {
-      module.emitError() << "jamba-shard: expert parallelism is not "
-                            "implemented yet (expert-parallel = "
-                         << int64_t(expertParallel) << ")";
+    if (expertParallel < 1) {
+      module.emitError() << "jamba-shard: expert-parallel must be >= 1, got "
+                         << int64_t(expertParallel);
       return signalPassFailure();
     }
-    if (tensorParallel == 1)
+    if (tensorParallel == 1 && expertParallel == 1)
       return;
     for (func::FuncOp func : module.getOps<func::FuncOp>())
       if (!func.isExternal() && failed(shard(func)))
         return signalPassFailure();
-    module->setAttr(
-        "jamba.tensor_parallel",
-        IntegerAttr::get(IntegerType::get(&getContext(), 64), tensorParallel));
+    auto i64 = IntegerType::get(&getContext(), 64);
+    module->setAttr("jamba.tensor_parallel",
+                    IntegerAttr::get(i64, tensorParallel));
+    module->setAttr("jamba.expert_parallel",
+                    IntegerAttr::get(i64, expertParallel));
   }
 
   LogicalResult shard(func::FuncOp func);
 };
 
 LogicalResult JambaShardPass::shard(func::FuncOp func) {
-  const int64_t tp = tensorParallel;
+  const int64_t tp = tensorParallel, ep = expertParallel;
   Builder b(func.getContext());
   auto fail = [&](Operation *op, const Twine &message) {
     return op->emitError() << "jamba-shard: " << message;
   };
 
   // The model's sizes, from its ops.
-  int64_t heads = 0, kvHeads = 0;
+  int64_t heads = 0, kvHeads = 0, experts = 0;
   func.walk([&](AttentionOp op) {
     heads = op.getNumHeads();
     kvHeads = op.getNumKvHeads();
   });
+  func.walk([&](MoEOp op) {
+    experts = cast<ShapedType>(op.getRouterWeight().getType()).getDimSize(0);
+  });
+  if (ep > 1 && !experts)
+    return fail(func, "expert-parallel " + Twine(ep) +
+                          " needs mixture-of-experts layers");
+  if (ep > 1 && experts % ep)
+    return fail(func, "expert-parallel " + Twine(ep) +
+                          " does not divide num_experts " + Twine(experts));
   if (heads && heads % tp)
     return fail(func, "tensor-parallel " + Twine(tp) +
                           " does not divide num_attention_heads " +
@@ -175,12 +185,12 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
         local[d] = localKv * (size / kvHeads);
         continue;
       }
-      int64_t parts = mode == "halves" ? 2 * tp : tp;
+      int64_t parts = mode == "halves" ? 2 * tp : mode == "ep" ? ep : tp;
       if (ShapedType::isDynamic(size) || size % parts)
         return fail(func, "'" + name.getValue() + "' dimension " + Twine(d) +
                               " (" + Twine(size) + ") does not split into " +
                               Twine(parts) + " equal parts");
-      local[d] = size / tp;
+      local[d] = size / (mode == "ep" ? ep : tp);
     }
     SmallVector<Attribute> modeAttrs;
     for (StringRef mode : modes)
@@ -218,25 +228,59 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
   for (auto [arg, type] : llvm::zip(func.getArguments(), argTypes))
     arg.setType(type);
 
+  // Expert parallelism: the rank's first expert, a per-rank weight every
+  // MoE layer reads (jamba-compile writes it into each rank's file).
+  Value expertOffset;
+  if (ep > 1) {
+    unsigned index = func.getNumArguments();
+    SmallVector<NamedAttribute> spec{
+        b.getNamedAttr("modes",
+                       b.getArrayAttr({b.getStringAttr("expert_offset")})),
+        b.getNamedAttr("shape", b.getDenseI64ArrayAttr({1})),
+        b.getNamedAttr("experts_per_rank", b.getI64IntegerAttr(experts / ep))};
+    auto type = RankedTensorType::get({1}, b.getI64Type());
+    if (failed(func.insertArgument(
+            index, type,
+            b.getDictionaryAttr(
+                {b.getNamedAttr(kWeightAttrName,
+                                b.getStringAttr(kExpertOffsetWeightName)),
+                 b.getNamedAttr("jamba.shard", b.getDictionaryAttr(spec))}),
+            func.getLoc())))
+      return failure();
+    argTypes.push_back(type);
+    expertOffset = func.getArgument(index);
+  }
+  // The sums: a layer split by tp sums over its tensor-parallel group (all
+  // ranks when there is no expert parallelism); a MoE layer whose experts
+  // are split by ep (and tp) sums over all ranks.
+  const bool mixerSum = tp > 1;
+  const int64_t mixerGroup = ep > 1 ? tp : 0;
+
   // Ops: local head counts and state types, the all-reduces.
   WalkResult walk = func.walk([&](Operation *op) -> WalkResult {
     OpBuilder after(op->getContext());
     after.setInsertionPointAfter(op);
-    auto allReduce = [&](Value v) {
-      auto sum = AllReduceOp::create(after, op->getLoc(), v.getType(), v);
+    auto allReduce = [&](Value v, int64_t group) {
+      auto sum =
+          AllReduceOp::create(after, op->getLoc(), v.getType(), v, group);
       v.replaceAllUsesExcept(sum.getResult(), sum);
     };
     if (auto attention = dyn_cast<AttentionOp>(op)) {
+      if (!mixerSum)
+        return WalkResult::advance();
       attention.setNumHeads(heads / tp);
       attention.setNumKvHeads(localKv);
       attention.getNewKCache().setType(attention.getKCache().getType());
       attention.getNewVCache().setType(attention.getVCache().getType());
-      allReduce(attention.getResult());
+      allReduce(attention.getResult(), mixerGroup);
     } else if (auto mamba = dyn_cast<MambaMixerOp>(op)) {
-      mamba.setXProjAllReduce(true);
+      if (!mixerSum)
+        return WalkResult::advance();
+      // The x_proj sum is over the same group as the mixer's.
+      mamba.setXProjAllReduce(mixerGroup);
       mamba.getNewConvState().setType(mamba.getConvState().getType());
       mamba.getNewSsmState().setType(mamba.getSsmState().getType());
-      allReduce(mamba.getResult());
+      allReduce(mamba.getResult(), mixerGroup);
     } else if (auto dequant = dyn_cast<DequantOp>(op)) {
       // ExpertsInt8 (quantized before sharding): the dequantized weight
       // has its int8 operand's local shape.
@@ -244,8 +288,13 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
       dequant.getResult().setType(RankedTensorType::get(
           in.getShape(),
           cast<RankedTensorType>(dequant.getType()).getElementType()));
-    } else if (isa<MLPOp, MoEOp>(op)) {
-      allReduce(op->getResult(0));
+    } else if (isa<MLPOp>(op)) {
+      if (mixerSum)
+        allReduce(op->getResult(0), mixerGroup);
+    } else if (auto moe = dyn_cast<MoEOp>(op)) {
+      if (expertOffset)
+        moe.getExpertOffsetMutable().assign(expertOffset);
+      allReduce(moe.getResult(), /*group=*/0);
     } else if (auto ret = dyn_cast<func::ReturnOp>(op)) {
       func.setFunctionType(b.getFunctionType(argTypes, ret.getOperandTypes()));
     }

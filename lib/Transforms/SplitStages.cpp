@@ -65,6 +65,9 @@ private:
   int64_t argStage(BlockArgument arg) {
     unsigned i = arg.getArgNumber();
     if (auto w = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName)) {
+      // Per-rank data every MoE layer reads: no stage of its own.
+      if (w.getValue() == kExpertOffsetWeightName)
+        return kNoStage;
       if (auto layer = layerOf(w.getValue(), "model.layers."))
         return *layer;
       if (w.getValue().starts_with("model.embed_tokens."))

@@ -26,6 +26,19 @@ func.func @sum(%x: tensor<?x3x8xf32>) -> tensor<?x3x8xf32> {
 
 // -----
 
+// A group sum (tensor-parallel group of an expert-parallel model).
+
+// CHECK: func.func private @jamba_rt_all_reduce_group_f32(!llvm.ptr, i64, i64)
+// CHECK-LABEL: func.func @group
+// CHECK:         %[[G:.+]] = arith.constant 2 : i64
+// CHECK:         call @jamba_rt_all_reduce_group_f32(%{{.+}}, %{{.+}}, %[[G]]) : (!llvm.ptr, i64, i64) -> ()
+func.func @group(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %y = jamba.all_reduce %x {group_size = 2 : i64} : tensor<8xf32>
+  return %y : tensor<8xf32>
+}
+
+// -----
+
 func.func @bf16(%x: tensor<4xbf16>) -> tensor<4xbf16> {
   // expected-error @+1 {{jamba-cpu-lower-collectives: the CPU runtime all-reduces f32 tensors, got 'bf16'}}
   %y = jamba.all_reduce %x : tensor<4xbf16>

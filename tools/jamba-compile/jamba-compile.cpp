@@ -58,6 +58,11 @@ static cl::opt<int64_t> tensorParallel(
     cl::desc("Shard the model over N ranks (tensor parallelism, SPEC 1.9): "
              "run it with `mpirun -np N jamba-run`"),
     cl::init(1));
+static cl::opt<int64_t> expertParallel(
+    "expert-parallel",
+    cl::desc("Split the experts over M ranks (expert parallelism); with "
+             "--tensor-parallel N the artifact has N x M ranks"),
+    cl::init(1));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -94,6 +99,7 @@ int main(int argc, char **argv) {
   mlir::jamba::CompileOptions options;
   options.weightDtype = weightDtype;
   options.tensorParallel = tensorParallel;
+  options.expertParallel = expertParallel;
   options.expertsInt8 = expertsInt8;
   options.denseMlp = denseMlp;
   options.maxBatch = maxBatch;

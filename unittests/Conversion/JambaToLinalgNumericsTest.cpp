@@ -538,6 +538,48 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmOddShapesUnevenRouting) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
+  // Expert parallelism: this rank holds experts 2, 3, 4 of 5 (offset 2);
+  // slots routed to experts 0 and 1 (other ranks) give zero rows. Both
+  // lowerings against the reference kernel, which skips those slots.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x37xf32>, %q: tensor<3x13x37xi8>, %s: tensor<3x13xf32>,
+                 %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>, %off: tensor<1xi64>)
+        -> tensor<?x2x13xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+          expert_offset(%off)
+          : (tensor<?x37xf32>, tensor<3x13x37xi8>, tensor<3x13xf32>, tensor<?x2xi32>,
+             tensor<?x2xf32>, tensor<1xi64>) -> tensor<?x2x13xf32>
+      return %y : tensor<?x2x13xf32>
+    })mlir";
+  auto x = randomFloats(7 * 37, 90), s = randomFloats(39, 91, 0.001f, 0.02f),
+       rw = randomFloats(14, 92, 0.1f, 0.9f);
+  auto q = randomInt8(3 * 13 * 37, 93);
+  std::vector<int32_t> idx{0, 2, 4, 1, 3, 2, 1, 0, 2, 4, 3, 3, 4, 2};
+  std::vector<int64_t> off{2};
+  Tensor<float> rs = toRef(s, {3, 13}), rrw = toRef(rw, {7, 2}),
+                roff = toRef(off, {1});
+  Tensor<float> expected =
+      ref::expertGemm<float>(toRef(x, {7, 37}), toRef(q, {3, 13, 37}), &rs,
+                             toRef(idx, {7, 2}), &rrw, &roff);
+  for (bool microkernels : {true, false}) {
+    Kernel k(ir, *withMicrokernels(microkernels));
+    ASSERT_EQ(k.error, "");
+    auto out = k.run({buf(x, {7, 37}), buf(q, {3, 13, 37}), buf(s, {3, 13}),
+                      buf(idx, {7, 2}), buf(rw, {7, 2}), buf(off, {1})},
+                     {3});
+    std::string what = std::string(microkernels ? "microkernel" : "linalg") +
+                       " expert_gemm with expert offset";
+    expectClose(out[0], expected, what.c_str());
+    // The slots of other ranks' experts are exactly zero.
+    const float *y = out[0].elements<float>();
+    for (size_t slot = 0; slot < idx.size(); ++slot)
+      if (idx[slot] < 2)
+        for (int n = 0; n < 13; ++n)
+          EXPECT_EQ(y[slot * 13 + n], 0.0f) << what << " slot " << slot;
+  }
+}
+
 /// router_topk on `logits` [6, 8], k = 2, with or without renormalisation.
 void checkRouter(const std::vector<float> &logitsIn, bool normalize) {
   std::string ir = std::string(R"mlir(

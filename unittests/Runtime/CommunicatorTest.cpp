@@ -116,6 +116,42 @@ TEST(CommunicatorTest, ForwardsToTheActiveCommunicator) {
   EXPECT_FALSE(two.hasError());
 }
 
+TEST(CommunicatorTest, GroupSumsFallBackOrRefuse) {
+  // The group collective on a communicator without groups of its own (the
+  // fake multiplies by its size, as 4 ranks of equal data would): all ranks
+  // for group
+  // size 0 or size(); nothing to sum for 1; a size that does not divide the
+  // rank count, or a real subgroup, is an error naming the numbers; the
+  // kernels' symbol forwards the group size.
+  FakeCommunicator fake(/*rank=*/1, /*size=*/4);
+  std::vector<float> data{1.0f, 2.0f};
+  ASSERT_TRUE(fake.allReduceSumF32Group(data.data(), 2, 0).ok());
+  EXPECT_EQ(data, (std::vector<float>{4.0f, 8.0f}));
+  ASSERT_TRUE(fake.allReduceSumF32Group(data.data(), 2, 4).ok());
+  EXPECT_EQ(data, (std::vector<float>{16.0f, 32.0f}));
+  ASSERT_TRUE(fake.allReduceSumF32Group(data.data(), 2, 1).ok());
+  EXPECT_EQ(data, (std::vector<float>{16.0f, 32.0f}));
+  Status three = fake.allReduceSumF32Group(data.data(), 2, 3);
+  EXPECT_FALSE(three.ok());
+  EXPECT_NE(three.message().find("groups of 3 of 4 ranks"), std::string::npos)
+      << three.message();
+  Status two = fake.allReduceSumF32Group(data.data(), 2, 2);
+  EXPECT_FALSE(two.ok());
+  EXPECT_NE(two.message().find("no groups of 2 ranks"), std::string::npos)
+      << two.message();
+  {
+    ActiveCommunicatorScope scope(&fake);
+    jamba_rt_all_reduce_group_f32(data.data(), 2, 0);
+    EXPECT_EQ(data, (std::vector<float>{64.0f, 128.0f}));
+    jamba_rt_all_reduce_group_f32(data.data(), 2, 2);
+    EXPECT_TRUE(fake.hasError());
+    Status recorded = fake.takeError();
+    EXPECT_NE(recorded.message().find("over groups of 2 of 4 ranks"),
+              std::string::npos)
+        << recorded.message();
+  }
+}
+
 TEST(CommunicatorTest, FirstErrorSticksUntilTaken) {
   FakeCommunicator two(0, 2);
   two.failure = "the network is down";

@@ -39,12 +39,13 @@ void registerJambaPipelines();
 /// for an ExpertsInt8 checkpoint (`quantization_config.quant_method ==
 /// experts_int8`), the ExpertsInt8 pipeline runs after import, so the
 /// entry points take the int8 tensors and scales the checkpoint holds. With
-/// `tensorParallel` > 1, jamba-shard runs on the layer-level model (after
-/// the experts' quantization, before the decomposition): the IR of one of
-/// that many ranks.
+/// `tensorParallel` x `expertParallel` > 1, jamba-shard runs on the
+/// layer-level model (after the experts' quantization, before the
+/// decomposition): the IR of one of that many ranks.
 FailureOr<OwningOpRef<ModuleOp>> importModelForCheckpoint(
     MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
-    const ImportOptions &options, Location loc, int64_t tensorParallel = 1);
+    const ImportOptions &options, Location loc, int64_t tensorParallel = 1,
+    int64_t expertParallel = 1);
 
 } // namespace mlir::jamba
 

@@ -77,7 +77,8 @@ std::pair<Tensor<T>, Tensor<T>> routerTopK(const Tensor<T> &logits, int64_t k,
 template <typename T>
 Tensor<T> expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                      const Tensor<T> *scale, const Tensor<T> &indices,
-                     const Tensor<T> *routeWeights);
+                     const Tensor<T> *routeWeights,
+                     const Tensor<T> *expertOffset = nullptr);
 
 /// result[..., n] = sum_j x[..., j, n].
 template <typename T> Tensor<T> combineSlots(const Tensor<T> &x);

@@ -60,6 +60,14 @@ public:
   /// count, or a null `data` with a positive count, is an error.
   virtual Status allReduceSumF32(float *data, int64_t count) = 0;
 
+  /// The same over this rank's group: the `groupSize` consecutive ranks r
+  /// with r / groupSize == rank() / groupSize (the tensor-parallel group of
+  /// a model that is also expert-parallel). 0 or size(): all ranks; 1:
+  /// nothing to sum. A size that does not divide size() is an error; the
+  /// base class has no groups otherwise (MPI has).
+  virtual Status allReduceSumF32Group(float *data, int64_t count,
+                                      int64_t groupSize);
+
   /// Makes every rank stop with exit status `code` (MPI_Abort), so that a
   /// rank that failed does not leave the others waiting in a collective.
   /// The single-rank communicator has no one else to stop and returns; the
@@ -147,5 +155,11 @@ private:
 /// once one is recorded, later calls do nothing until it is taken.
 extern "C" __attribute__((visibility("default"))) void
 jamba_rt_all_reduce_f32(float *data, int64_t count);
+
+/// The group collective of the kernel ABI: the sum over the ranks of this
+/// rank's group of `group_size` consecutive ranks (0: all ranks), see
+/// Communicator::allReduceSumF32Group. Errors as jamba_rt_all_reduce_f32.
+extern "C" __attribute__((visibility("default"))) void
+jamba_rt_all_reduce_group_f32(float *data, int64_t count, int64_t group_size);
 
 #endif // JAMBA_RUNTIME_COMMUNICATOR_H

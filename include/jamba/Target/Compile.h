@@ -36,6 +36,9 @@ struct CompileOptions {
   /// Tensor-parallel ranks (jamba-shard): one weights file per rank, the
   /// layers' outputs summed with all-reduces. 1: a single-rank artifact.
   int64_t tensorParallel = 1;
+  /// Expert-parallel ranks (the experts split over them); the artifact has
+  /// tensorParallel x expertParallel ranks.
+  int64_t expertParallel = 1;
   /// Replace an existing output directory.
   bool overwrite = false;
   CpuTargetOptions cpu;

@@ -193,7 +193,8 @@ def JambaSplitStagesPass : Pass<"jamba-split-stages", "ModuleOp"> {
 }
 
 def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
-  let summary = "Tensor-parallel sharding of the layer-level model (SPEC 1.9)";
+  let summary = "Tensor- and expert-parallel sharding of the layer-level "
+                "model (SPEC 1.9)";
   let description = [{
     Rewrites the entry points for one of `tensor-parallel` ranks: every
     sharded weight argument takes its per-rank shape and a `jamba.shard =
@@ -215,10 +216,20 @@ def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
     the int8 weights and their `_scale`s are sharded like the float weights
     and `jamba.dequant` takes the local shapes.
 
+    With `expert-parallel = ep` the ranks are tp x ep, rank r = e * tp + t:
+    the experts are split over the ep groups (mode "ep": each rank holds
+    E / ep experts, each split by tp within its group), a per-rank weight
+    `jamba.rank.expert_offset` ([1] i64, written by jamba-compile) tells the
+    MoE layers which experts they hold (`expert_offset`: a slot routed to
+    another group's expert contributes nothing), the MoE outputs are summed
+    over all ranks, and the mixers and dense MLPs, whole on every group,
+    are summed over their tensor-parallel group only (`group_size = tp` on
+    the all-reduces and on `x_proj_all_reduce`).
+
     Refused with a diagnostic: heads not divisible by tp, kv heads and tp
-    neither dividing the other, a dimension that does not split evenly, a
-    Mamba out_proj bias (row-parallel bias: not supported yet), and
-    `expert-parallel` other than 1 (not implemented yet).
+    neither dividing the other, experts not divisible by ep (or ep > 1
+    without MoE layers), a dimension that does not split evenly, a Mamba
+    out_proj bias (row-parallel bias: not supported yet).
   }];
   let options = [
     Option<"tensorParallel", "tensor-parallel", "int64_t", /*default=*/"1",

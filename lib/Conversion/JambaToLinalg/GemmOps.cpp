@@ -124,7 +124,8 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
     MLIRContext *ctx = op.getContext();
     Value x = adaptor.getInput(), w = adaptor.getWeight(),
           scale = adaptor.getScale(), indices = adaptor.getIndices(),
-          routeWeights = adaptor.getRouteWeights();
+          routeWeights = adaptor.getRouteWeights(),
+          offsetTensor = adaptor.getExpertOffset();
     auto resultType = cast<RankedTensorType>(op.getType());
     unsigned q = cast<RankedTensorType>(indices.getType()).getRank();
     bool perSlot = cast<RankedTensorType>(x.getType()).getRank() == q + 1;
@@ -146,6 +147,19 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
         pickSize(rewriter, loc, resultType.getDimSize(q), {{w, 1}}));
     Value numExperts = getValueOrCreateConstantIndexOp(
         rewriter, loc, pickSize(rewriter, loc, ShapedType::kDynamic, {{w, 0}}));
+    // Expert parallelism: expert e is weight row e - offset; rows of other
+    // ranks' experts are zeroed in the epilogue.
+    Value offset;
+    if (offsetTensor)
+      offset = convertScalar(
+          rewriter, loc,
+          tensor::ExtractOp::create(rewriter, loc, offsetTensor,
+                                    ValueRange{indexConst(rewriter, loc, 0)}),
+          rewriter.getIndexType());
+    auto localExpert = [&](OpBuilder &b, Location l, Value raw) {
+      Value e = convertScalar(b, l, raw, b.getIndexType());
+      return offset ? arith::SubIOp::create(b, l, e, offset).getResult() : e;
+    };
 
     // Loops: leading dims, slot j (dim q - 1), row n, then the reduction
     // over k.
@@ -163,9 +177,8 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
             rewriter, loc, TypeRange{init.getType()}, ValueRange{x, indices},
             ValueRange{init}, maps, iterators(numLoops, {kDim}),
             [&](OpBuilder &b, Location l, ValueRange args) {
-              Value e = clampIndex(
-                  b, l, convertScalar(b, l, args[1], b.getIndexType()),
-                  numExperts);
+              Value e =
+                  clampIndex(b, l, localExpert(b, l, args[1]), numExperts);
               Value n = linalg::IndexOp::create(b, l, nDim);
               Value k = linalg::IndexOp::create(b, l, kDim);
               Value wv =
@@ -176,7 +189,7 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
             .getResult(0);
 
     Value result = acc;
-    if (scale || routeWeights || elem != accType) {
+    if (scale || routeWeights || offset || elem != accType) {
       unsigned rank = q + 1;
       SmallVector<Value> inputs{acc, indices};
       SmallVector<AffineMap> epilogueMaps{rewriter.getMultiDimIdentityMap(rank),
@@ -191,9 +204,7 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
           [&](OpBuilder &b, Location l, ValueRange in, Value) {
             Value v = in[0];
             if (scale) {
-              Value e =
-                  clampIndex(b, l, convertScalar(b, l, in[1], b.getIndexType()),
-                             numExperts);
+              Value e = clampIndex(b, l, localExpert(b, l, in[1]), numExperts);
               Value n = linalg::IndexOp::create(b, l, nDim);
               Value s =
                   tensor::ExtractOp::create(b, l, scale, ValueRange{e, n});
@@ -203,6 +214,16 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
             if (routeWeights)
               v = arith::MulFOp::create(b, l, v,
                                         convertScalar(b, l, in[2], accType));
+            if (offset) {
+              Value e = localExpert(b, l, in[1]);
+              Value low = arith::CmpIOp::create(b, l, arith::CmpIPredicate::sge,
+                                                e, indexConst(b, l, 0));
+              Value high = arith::CmpIOp::create(
+                  b, l, arith::CmpIPredicate::slt, e, numExperts);
+              v = arith::SelectOp::create(
+                  b, l, arith::AndIOp::create(b, l, low, high), v,
+                  floatConst(b, l, accType, 0.0));
+            }
             return convertScalar(b, l, v, elem);
           });
     }

@@ -981,3 +981,16 @@ func.func @all_reduce_type(%x: tensor<4xf32>) {
   %y = "jamba.all_reduce"(%x) : (tensor<4xf32>) -> tensor<4xbf16>
   return
 }
+
+// -----
+
+// moe: an expert-parallel share holds at most the router's experts.
+func.func @moe_more_local_experts(%x: tensor<1x4x64xf32>, %r: tensor<2x64xf32>,
+                                  %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>,
+                                  %off: tensor<1xi64>) {
+  // expected-error @+1 {{expected at most the router's 2 experts, got 4}}
+  %y = jamba.moe %x, %r, %g, %g, %d expert_offset(%off) {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<2x64xf32>, tensor<4x128x64xf32>,
+         tensor<4x128x64xf32>, tensor<4x64x128xf32>, tensor<1xi64>) -> tensor<1x4x64xf32>
+  return
+}

@@ -37,7 +37,7 @@ func.func @bf16_weights_f32_activations(%table: tensor<128x64xbf16>, %ids: tenso
 //       CHECK:   jamba.mamba_mixer %[[X]], state(%[[CS]], %[[SS]]) in_proj(%{{[^ ,)]+}}) conv1d(%{{[^ ,)]+}}, %{{[^ ,)]+}}) x_proj(%{{[^ ,)]+}}) norms(%{{[^ ,)]+}}, %{{[^ ,)]+}}, %{{[^ ,)]+}}) dt_proj(%{{[^ ,)]+}}, %{{[^ ,)]+}}) ssm(%{{[^ ,)]+}}, %{{[^ ,)]+}}) out_proj(%{{[^ ,)]+}})
 //  CHECK-SAME:   -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
 //       CHECK:   jamba.mamba_mixer
-//  CHECK-SAME:   out_proj(%{{[^ ,)]+}}) {x_proj_all_reduce}
+//  CHECK-SAME:   out_proj(%{{[^ ,)]+}}) {x_proj_all_reduce = 0 : i64}
 func.func @mamba_mixer(%x: tensor<1x?x64xf32>, %cs: tensor<1x128x3xf32>,
                        %ss: tensor<1x128x8xf32>, %w_in: tensor<256x64xf32>,
                        %w_conv: tensor<128x1x4xf32>, %b_conv: tensor<128xf32>,
@@ -60,7 +60,7 @@ func.func @mamba_mixer(%x: tensor<1x?x64xf32>, %cs: tensor<1x128x3xf32>,
   %out2, %conv2, %ssm2 = jamba.mamba_mixer %out, state(%conv, %ssm)
       in_proj(%w_in) conv1d(%w_conv, %b_conv) x_proj(%w_x)
       norms(%n_dt, %n_b, %n_c) dt_proj(%w_dt, %b_dt) ssm(%a_log, %d)
-      out_proj(%w_out) {x_proj_all_reduce}
+      out_proj(%w_out) {x_proj_all_reduce = 0 : i64}
       : (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>,
          tensor<256x64xf32>, tensor<128x1x4xf32>, tensor<128xf32>,
          tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
@@ -253,7 +253,26 @@ func.func @cached_attention(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: 
 
 // CHECK-LABEL: func @all_reduce
 //       CHECK:   jamba.all_reduce %{{[^ ,)]+}} : tensor<?x?x64xf32>
+//       CHECK:   jamba.all_reduce %{{[^ ,)]+}} {group_size = 2 : i64} : tensor<?x?x64xf32>
 func.func @all_reduce(%x: tensor<?x?x64xf32>) -> tensor<?x?x64xf32> {
   %y = jamba.all_reduce %x : tensor<?x?x64xf32>
-  return %y : tensor<?x?x64xf32>
+  %z = jamba.all_reduce %y {group_size = 2 : i64} : tensor<?x?x64xf32>
+  return %z : tensor<?x?x64xf32>
+}
+
+// Expert parallelism: 2 of the router's 4 experts, from expert_offset.
+// CHECK-LABEL: func @moe_expert_offset
+//       CHECK:   jamba.moe {{.+}} expert_offset(%{{[^ ,)]+}}) {top_k = 2 : i64}
+//       CHECK:   jamba.expert_gemm {{.+}} expert_offset(%{{[^ ,)]+}})
+func.func @moe_expert_offset(%x: tensor<1x?x64xf32>, %r: tensor<4x64xf32>,
+                             %g: tensor<2x128x64xf32>, %u: tensor<2x128x64xf32>,
+                             %d: tensor<2x64x128xf32>, %off: tensor<1xi64>,
+                             %idx: tensor<1x?x2xi32>) -> tensor<1x?x64xf32> {
+  %y = jamba.moe %x, %r, %g, %u, %d expert_offset(%off) {top_k = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<4x64xf32>, tensor<2x128x64xf32>,
+         tensor<2x128x64xf32>, tensor<2x64x128xf32>, tensor<1xi64>) -> tensor<1x?x64xf32>
+  %z = jamba.expert_gemm %y, %g indices(%idx) expert_offset(%off)
+      : (tensor<1x?x64xf32>, tensor<2x128x64xf32>, tensor<1x?x2xi32>, tensor<1xi64>)
+      -> tensor<1x?x2x128xf32>
+  return %y : tensor<1x?x64xf32>
 }

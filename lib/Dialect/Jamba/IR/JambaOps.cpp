@@ -336,10 +336,17 @@ LogicalResult MoEOp::verify() {
     return emitOpError() << "expected top_k (" << getTopK()
                          << ") to be at most the number of experts (" << experts
                          << ")";
+  // With an expert offset the op holds a contiguous share of the experts.
+  int64_t localExperts =
+      getExpertOffset() ? dimOf(getGateWeight(), 0) : experts;
+  if (getExpertOffset() && !ShapedType::isDynamic(experts) &&
+      !ShapedType::isDynamic(localExperts) && localExperts > experts)
+    return emitOpError() << "expected at most the router's " << experts
+                         << " experts, got " << localExperts;
   if (failed(checkDim(op, "router_weight", getRouterWeight(), 1, hidden,
                       "hidden_size")) ||
       failed(checkFFNWeights(op, getGateWeight(), getUpWeight(),
-                             getDownWeight(), hidden, experts)))
+                             getDownWeight(), hidden, localExperts)))
     return failure();
   return success();
 }

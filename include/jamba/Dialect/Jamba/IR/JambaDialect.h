@@ -30,6 +30,10 @@ inline constexpr StringLiteral kOutputAttrName = "jamba.output";
 /// stage functions of jamba-split-stages, a value passed from one step of
 /// the host schedule to a later one (an activation [batch, seq, ...]).
 inline constexpr StringLiteral kTempAttrName = "jamba.temp";
+/// The per-rank weight jamba-shard adds for expert parallelism: the rank's
+/// first expert ([1] i64), written by jamba-compile, not in checkpoints.
+inline constexpr StringLiteral kExpertOffsetWeightName =
+    "jamba.rank.expert_offset";
 /// `jamba.config` on the module: the config.json the module was built from.
 inline constexpr StringLiteral kConfigAttrName = "jamba.config";
 /// The per-row scales of an int8 weight `W` are the weight `W` + this suffix

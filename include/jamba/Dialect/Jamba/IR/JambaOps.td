@@ -76,10 +76,10 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
     `x_proj [R + 2N, d_inner]`, `dt_proj [d_inner, R]`, `A_log [d_inner, N]`,
     `D [d_inner]`, `out_proj [hidden, d_inner]`.
 
-    `x_proj_all_reduce` (set by `jamba-shard` on a tensor-parallel model,
-    whose d_inner is this rank's share) sums the x_proj product over the
-    ranks (`jamba.all_reduce`) before the dt/B/C split: x_proj is then
-    row-parallel (SPEC 1.9).
+    `x_proj_all_reduce = g` (set by `jamba-shard` on a tensor-parallel
+    model, whose d_inner is this rank's share) sums the x_proj product over
+    the ranks (`jamba.all_reduce` with `group_size = g`; 0: all ranks)
+    before the dt/B/C split: x_proj is then row-parallel (SPEC 1.9).
 
     ```mlir
     %out, %conv, %ssm = jamba.mamba_mixer %x, state(%cs, %ss)
@@ -113,7 +113,7 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
     Jamba_FloatTensor:$out_proj_weight,
     Optional<Jamba_FloatTensor>:$out_proj_bias,
     DefaultValuedAttr<F64Attr, "1.0e-6">:$epsilon,
-    UnitAttr:$x_proj_all_reduce);
+    OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>:$x_proj_all_reduce);
   let results = (outs Jamba_FloatTensor:$result,
                       Jamba_FloatTensor:$new_conv_state,
                       TensorOf<[F32]>:$new_ssm_state);
@@ -192,6 +192,12 @@ def Jamba_MoEOp : Jamba_Op<"moe", [Pure, AllTypesMatch<["input", "result"]>]> {
     `out = sum_j w_j * down_e(SiLU(gate_e x) * up_e x)` (SPEC 1.5.7). Expert
     weights are stacked over experts: `gate, up [E, I, H]`, `down [E, H, I]`.
 
+    With `expert_offset` (`[1] i64`, set by `jamba-shard` for expert
+    parallelism) the op holds only experts `offset .. offset + E_local - 1`
+    of the router's E (`gate, up [E_local, I, H]`): a token's slot routed
+    to another rank's expert contributes nothing here; the ranks' results
+    are summed by a `jamba.all_reduce`.
+
     ```mlir
     %y = jamba.moe %x, %router, %gate, %up, %down {top_k = 2 : i64}
         : (tensor<1x?x64xf32>, tensor<4x64xf32>, tensor<4x128x64xf32>,
@@ -204,11 +210,13 @@ def Jamba_MoEOp : Jamba_Op<"moe", [Pure, AllTypesMatch<["input", "result"]>]> {
     Jamba_FloatTensor:$gate_weight,
     Jamba_FloatTensor:$up_weight,
     Jamba_FloatTensor:$down_weight,
+    Optional<TensorRankOf<[I64], [1]>>:$expert_offset,
     ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
     UnitAttr:$normalize_top_k);
   let results = (outs Jamba_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $router_weight `,` $gate_weight `,` $up_weight `,` $down_weight
+    (`expert_offset` `(` $expert_offset^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -415,6 +423,11 @@ def Jamba_ExpertGemmOp : Jamba_Op<"expert_gemm",
     `result = scale[e, n] * sum_k f(q[e,n,k]) x[k]` with f32 accumulation
     (SPEC 1.11). `route_weights [..., k]` is the optional epilogue multiplier.
 
+    `expert_offset [1]` (expert parallelism): the weight holds experts
+    `offset .. offset + E - 1`; expert `e` is row `e - offset`, and a slot
+    whose expert is outside that range gets a zero result row. Without it
+    an out-of-range index is clamped into range (never read outside).
+
     ```mlir
     %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx)
         : (tensor<?x64xf32>, tensor<4x128x64xi8>, tensor<4x128xf32>,
@@ -424,11 +437,13 @@ def Jamba_ExpertGemmOp : Jamba_Op<"expert_gemm",
   let arguments = (ins Jamba_FloatTensor:$input, Jamba_WeightTensor:$weight,
                        Optional<Jamba_ScaleTensor>:$scale,
                        Jamba_IndexTensor:$indices,
-                       Optional<Jamba_FloatTensor>:$route_weights);
+                       Optional<Jamba_FloatTensor>:$route_weights,
+                       Optional<TensorRankOf<[I64], [1]>>:$expert_offset);
   let results = (outs Jamba_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $weight (`scale` `(` $scale^ `)`)? `indices` `(` $indices `)`
     (`route_weights` `(` $route_weights^ `)`)?
+    (`expert_offset` `(` $expert_offset^ `)`)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -519,18 +534,24 @@ def Jamba_AllReduceOp : Jamba_Op<"all_reduce",
   let description = [{
     Every rank passes its partial `input`; every rank gets the elementwise
     sum over all ranks (SPEC 1.9: after the row-parallel o_proj, out_proj,
-    x_proj and FFN down projections of a tensor-parallel model).
+    x_proj and FFN down projections of a tensor-parallel model). With
+    `group_size = g > 0` the sum is over the ranks of this rank's group of
+    g consecutive ranks (r / g equal): the tensor-parallel group of a model
+    that is also expert-parallel.
     `jamba-shard` inserts it. On one rank it is the identity (the reference
     interpreter runs it so). On CPUs it lowers to a call of the runtime's
-    `jamba_rt_all_reduce_f32(float *data, int64_t count)` on a copy of the
-    input. It communicates, so it is not `Pure`: it is neither moved nor
+    `jamba_rt_all_reduce_f32(float *data, int64_t count)` (or
+    `jamba_rt_all_reduce_group_f32(data, count, group_size)`) on a copy of
+    the input. It communicates, so it is not `Pure`: it is neither moved nor
     removed.
 
     ```mlir
     %h = jamba.all_reduce %partial : tensor<?x?x1024xf32>
     ```
   }];
-  let arguments = (ins Jamba_FloatTensor:$input);
+  let arguments = (ins Jamba_FloatTensor:$input,
+                       DefaultValuedAttr<ConfinedAttr<I64Attr,
+                           [IntNonNegative]>, "0">:$group_size);
   let results = (outs Jamba_FloatTensor:$result);
   let assemblyFormat = "$input attr-dict `:` type($result)";
 }
