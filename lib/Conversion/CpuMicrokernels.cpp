@@ -217,6 +217,26 @@ public:
     }
   }
 
+  /// Input rows [begin, end) against weight rows [nBegin, nEnd): pairs of
+  /// rows in the pair tile, then a remaining row in the single-row tile.
+  /// `rowRef(position)` says where a row reads and writes.
+  void emitRows(Value begin, Value end, function_ref<RowRef(Value)> rowRef,
+                Value nBegin, Value nEnd, Value expert) {
+    Value two = indexConst(b, loc, 2);
+    Value count = arith::SubIOp::create(b, loc, end, begin);
+    Value pairEnd = arith::AddIOp::create(
+        b, loc, begin,
+        arith::MulIOp::create(b, loc,
+                              arith::DivUIOp::create(b, loc, count, two), two));
+    forLoop(begin, pairEnd, 2, [&](Value p) {
+      Value p1 = arith::AddIOp::create(b, loc, p, indexConst(b, loc, 1));
+      emitRowBlock({rowRef(p), rowRef(p1)}, nBegin, nEnd, pairShape(), expert);
+    });
+    forLoop(pairEnd, end, 1, [&](Value p) {
+      emitRowBlock({rowRef(p)}, nBegin, nEnd, singleShape(), expert);
+    });
+  }
+
   /// A sequential loop from `lo` to `hi` by `step`; `body(iv)`.
   void forLoop(Value lo, Value hi, int64_t step,
                function_ref<void(Value)> body) {
@@ -455,17 +475,7 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
     return r;
   };
   emit.forEachPanel([&](Value nBegin, Value nEnd) {
-    Value two = indexConst(b, loc, 2);
-    Value pairEnd = arith::MulIOp::create(
-        b, loc, arith::DivUIOp::create(b, loc, rows, two), two);
-    emit.forLoop(indexConst(b, loc, 0), pairEnd, 2, [&](Value m) {
-      Value m1 = arith::AddIOp::create(b, loc, m, indexConst(b, loc, 1));
-      emit.emitRowBlock({rowRef(m), rowRef(m1)}, nBegin, nEnd, emit.pairShape(),
-                        Value());
-    });
-    emit.forLoop(pairEnd, rows, 1, [&](Value m) {
-      emit.emitRowBlock({rowRef(m)}, nBegin, nEnd, emit.singleShape(), Value());
-    });
+    emit.emitRows(indexConst(b, loc, 0), rows, rowRef, nBegin, nEnd, Value());
   });
   b.replaceOp(op, finishOutput(b, loc, resultType, out));
   return success();
@@ -616,20 +626,7 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
       b.setInsertionPoint(nested.getInsertionBlock(),
                           nested.getInsertionPoint());
       emit.forEachPanel([&](Value nBegin, Value nEnd) {
-        Value two = indexConst(b, loc, 2);
-        Value count = arith::SubIOp::create(b, loc, end, begin);
-        Value pairEnd = arith::AddIOp::create(
-            b, loc, begin,
-            arith::MulIOp::create(
-                b, loc, arith::DivUIOp::create(b, loc, count, two), two));
-        emit.forLoop(begin, pairEnd, 2, [&](Value p) {
-          Value p1 = arith::AddIOp::create(b, loc, p, one);
-          emit.emitRowBlock({rowRef(p), rowRef(p1)}, nBegin, nEnd,
-                            emit.pairShape(), e);
-        });
-        emit.forLoop(pairEnd, end, 1, [&](Value p) {
-          emit.emitRowBlock({rowRef(p)}, nBegin, nEnd, emit.singleShape(), e);
-        });
+        emit.emitRows(begin, end, rowRef, nBegin, nEnd, e);
       });
       scf::YieldOp::create(b, l);
     });
