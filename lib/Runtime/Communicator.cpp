@@ -15,11 +15,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <thread>
 
 #if JAMBA_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1
@@ -140,10 +142,23 @@ std::mutex mpiMutex;
 bool initialisedHere = false;
 int liveCommunicators = 0;
 
+/// Seconds a collective may wait for the other ranks before this rank
+/// gives up: JAMBA_COLLECTIVE_TIMEOUT, default 300.
+double collectiveTimeoutSeconds() {
+  if (const char *v = std::getenv("JAMBA_COLLECTIVE_TIMEOUT")) {
+    char *end = nullptr;
+    double t = std::strtod(v, &end);
+    if (end != v && *end == '\0' && t > 0)
+      return t;
+  }
+  return 300.0;
+}
+
 class MpiCommunicator : public Communicator {
 public:
   MpiCommunicator(MPI_Comm comm, int rank, int size)
-      : comm(comm), myRank(rank), mySize(size) {}
+      : comm(comm), myRank(rank), mySize(size),
+        timeoutSeconds(collectiveTimeoutSeconds()) {}
 
   ~MpiCommunicator() override {
     std::lock_guard<std::mutex> lock(mpiMutex);
@@ -166,16 +181,7 @@ public:
 
   Status allReduceSumF32(float *data, int64_t count) override {
     JAMBA_CKPT_RETURN_IF_ERROR(checkAllReduceArgs(data, count));
-    // MPI counts are int: a larger buffer goes in pieces.
-    while (count > 0) {
-      int n = int(std::min<int64_t>(count, INT_MAX));
-      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
-          MPI_Allreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, comm),
-          "MPI_Allreduce"));
-      data += n;
-      count -= n;
-    }
-    return Status::success();
+    return allReduceOn(comm, data, count, "MPI_Allreduce");
   }
 
   Status allReduceSumF32Group(float *data, int64_t count,
@@ -193,22 +199,52 @@ public:
           "MPI_Comm_split"));
       it = groups.emplace(groupSize, group).first;
     }
+    return allReduceOn(it->second, data, count, "MPI_Allreduce (group)");
+  }
+
+  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
+
+private:
+  /// The sum over `on`, in pieces of at most INT_MAX floats (MPI counts
+  /// are int), each given up after `timeoutSeconds`: a rank that hangs
+  /// (rather than fails, which MPI_Abort covers) would otherwise keep the
+  /// others waiting forever. The run then fails and stops every rank.
+  Status allReduceOn(MPI_Comm on, float *data, int64_t count,
+                     const char *call) {
     while (count > 0) {
       int n = int(std::min<int64_t>(count, INT_MAX));
-      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
-          MPI_Allreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, it->second),
-          "MPI_Allreduce (group)"));
+      MPI_Request request;
+      JAMBA_CKPT_RETURN_IF_ERROR(
+          mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, on,
+                                  &request),
+                   call));
+      auto start = std::chrono::steady_clock::now();
+      for (int polls = 0;; ++polls) {
+        int done = 0;
+        JAMBA_CKPT_RETURN_IF_ERROR(
+            mpiCheck(MPI_Test(&request, &done, MPI_STATUS_IGNORE), call));
+        if (done)
+          break;
+        // Spin briefly (collectives are short), then poll every 50 us.
+        if (polls > 1000)
+          std::this_thread::sleep_for(std::chrono::microseconds(50));
+        double waited = std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - start)
+                            .count();
+        if (waited > timeoutSeconds)
+          return makeError(call, " did not complete within ", timeoutSeconds,
+                           " s: another rank is stuck or gone "
+                           "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+      }
       data += n;
       count -= n;
     }
     return Status::success();
   }
 
-  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
-
-private:
   MPI_Comm comm;
   int myRank, mySize;
+  double timeoutSeconds;
   std::map<int64_t, MPI_Comm> groups;
 };
 

@@ -15,17 +15,22 @@
 //
 // With `--abort-rank R`, rank R calls Communicator::abort(3) instead while
 // the others wait in the all-reduce: MPI must stop them all (exit status 3)
-// rather than leave them hanging.
+// rather than leave them hanging. With `--stall-rank R`, rank R sleeps 30 s
+// before joining: the others must give up after JAMBA_COLLECTIVE_TIMEOUT
+// seconds with an error naming the timeout (and exit 1, which makes mpirun
+// stop the sleeper), not wait for it.
 //
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Runtime/Communicator.h"
 
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -50,12 +55,14 @@ std::string checkSums(const float *data, float expected, const char *how) {
 } // namespace
 
 int main(int argc, char **argv) {
-  int64_t abortRank = -1;
+  int64_t abortRank = -1, stallRank = -1;
   if (argc == 3 && std::strcmp(argv[1], "--abort-rank") == 0)
     abortRank = std::atoll(argv[2]);
+  else if (argc == 3 && std::strcmp(argv[1], "--stall-rank") == 0)
+    stallRank = std::atoll(argv[2]);
   else if (argc != 1)
     return failed(-1, "usage: mpirun -np N mpi_allreduce_check "
-                      "[--abort-rank R]");
+                      "[--abort-rank R | --stall-rank R]");
   if (!launchedByMpi())
     return failed(-1, "not started by an MPI launcher (run it with mpirun)");
   auto created = createMpiCommunicator();
@@ -79,6 +86,8 @@ int main(int argc, char **argv) {
     return failed(rank, "Communicator::abort returned");
   }
 
+  if (rank == stallRank)
+    std::this_thread::sleep_for(std::chrono::seconds(30));
   float direct[3];
   for (float &v : direct)
     v = float(rank + 1);
