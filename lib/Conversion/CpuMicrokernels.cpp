@@ -120,22 +120,6 @@ Value product(OpBuilder &b, Location loc, ArrayRef<Value> values) {
   return p;
 }
 
-/// `tensor` as a read-only buffer: strided with a dynamic offset and
-/// strides except a unit innermost stride (vector.load needs it), so any
-/// buffer bufferization picks for it casts to this type.
-Value readBuffer(OpBuilder &b, Location loc, Value tensor) {
-  auto type = cast<RankedTensorType>(tensor.getType());
-  SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
-  if (!strides.empty())
-    strides.back() = 1;
-  auto layout =
-      StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
-  auto memrefType =
-      MemRefType::get(type.getShape(), type.getElementType(), layout);
-  return bufferization::ToBufferOp::create(b, loc, memrefType, tensor,
-                                           /*read_only=*/true);
-}
-
 /// Emits the loop nests of one GEMM-like op over buffers.
 class GemmEmitter {
 public:
@@ -422,13 +406,16 @@ private:
   int64_t staticDepth, staticRows;
 };
 
-/// A fresh output buffer of `type`, with the dynamic sizes read from
-/// `sources` (the dimension of `type` each one gives, in order).
+/// A fresh output buffer of `type`; `sizes[d]` is the size of dimension d
+/// for the leading dimensions it covers (the dynamic ones are used).
 Value allocOutput(OpBuilder &b, Location loc, RankedTensorType type,
-                  ArrayRef<Value> dynamicSizes) {
+                  ArrayRef<Value> sizes) {
+  SmallVector<Value> dynamic;
+  for (auto [d, size] : llvm::enumerate(sizes))
+    if (type.isDynamicDim(d))
+      dynamic.push_back(size);
   return memref::AllocOp::create(
-      b, loc, MemRefType::get(type.getShape(), type.getElementType()),
-      dynamicSizes);
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()), dynamic);
 }
 
 Value finishOutput(OpBuilder &b, Location loc, RankedTensorType type,
@@ -454,17 +441,13 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
     return failure();
   Location loc = op.getLoc();
   b.setInsertionPoint(op);
-  Value x = readBuffer(b, loc, op.getInput());
-  Value w = readBuffer(b, loc, op.getWeight());
-  Value scale = op.getScale() ? readBuffer(b, loc, op.getScale()) : Value();
-  Value bias = op.getBias() ? readBuffer(b, loc, op.getBias()) : Value();
+  Value x = lowering::readOnlyBuffer(b, loc, op.getInput());
+  Value w = lowering::readOnlyBuffer(b, loc, op.getWeight());
+  Value scale = lowering::readOnlyBuffer(b, loc, op.getScale());
+  Value bias = lowering::readOnlyBuffer(b, loc, op.getBias());
   unsigned lead = resultType.getRank() - 1;
   SmallVector<Value> dims = leadingSizes(b, loc, x, lead);
-  SmallVector<Value> dynamic;
-  for (unsigned i = 0; i < lead; ++i)
-    if (resultType.isDynamicDim(i))
-      dynamic.push_back(dims[i]);
-  Value out = allocOutput(b, loc, resultType, dynamic);
+  Value out = allocOutput(b, loc, resultType, dims);
   Value rows = product(b, loc, dims);
 
   GemmEmitter emit(b, loc, options, x, w, scale, bias, out);
@@ -491,24 +474,18 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
     return failure();
   Location loc = op.getLoc();
   b.setInsertionPoint(op);
-  Value x = readBuffer(b, loc, op.getInput());
-  Value w = readBuffer(b, loc, op.getWeight());
-  Value scale = op.getScale() ? readBuffer(b, loc, op.getScale()) : Value();
-  Value indices = readBuffer(b, loc, op.getIndices());
-  Value routeWeights =
-      op.getRouteWeights() ? readBuffer(b, loc, op.getRouteWeights()) : Value();
-  Value offsetBuffer =
-      op.getExpertOffset() ? readBuffer(b, loc, op.getExpertOffset()) : Value();
+  Value x = lowering::readOnlyBuffer(b, loc, op.getInput());
+  Value w = lowering::readOnlyBuffer(b, loc, op.getWeight());
+  Value scale = lowering::readOnlyBuffer(b, loc, op.getScale());
+  Value indices = lowering::readOnlyBuffer(b, loc, op.getIndices());
+  Value routeWeights = lowering::readOnlyBuffer(b, loc, op.getRouteWeights());
+  Value offsetBuffer = lowering::readOnlyBuffer(b, loc, op.getExpertOffset());
   unsigned q = cast<RankedTensorType>(op.getIndices().getType()).getRank();
   bool perSlot = cast<RankedTensorType>(op.getInput().getType()).getRank() ==
                  int64_t(q) + 1;
 
   SmallVector<Value> slotDims = leadingSizes(b, loc, indices, q);
-  SmallVector<Value> dynamic;
-  for (unsigned i = 0; i < q; ++i)
-    if (resultType.isDynamicDim(i))
-      dynamic.push_back(slotDims[i]);
-  Value out = allocOutput(b, loc, resultType, dynamic);
+  Value out = allocOutput(b, loc, resultType, slotDims);
   Value numSlots = product(b, loc, slotDims);
   Value numExperts = memref::DimOp::create(b, loc, w, 0);
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
@@ -662,7 +639,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
 
   Location loc = op.getLoc();
   b.setInsertionPoint(op);
-  auto read = [&](Value v) { return v ? readBuffer(b, loc, v) : Value(); };
+  auto read = [&](Value v) { return lowering::readOnlyBuffer(b, loc, v); };
   Value u = read(op.getU()), delta = read(op.getDelta()), A = read(op.getA()),
         Bm = read(op.getB()), Cm = read(op.getC()), D = read(op.getD()),
         z = read(op.getZ()), bias = read(op.getDeltaBias()),
@@ -671,15 +648,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
 
   Value batch = memref::DimOp::create(b, loc, u, 0);
   Value steps = memref::DimOp::create(b, loc, u, 1);
-  SmallVector<Value> yDynamic, hDynamic;
-  if (yType.isDynamicDim(0))
-    yDynamic.push_back(batch);
-  if (yType.isDynamicDim(1))
-    yDynamic.push_back(steps);
-  if (hType.isDynamicDim(0))
-    hDynamic.push_back(batch);
-  Value y = allocOutput(b, loc, yType, yDynamic);
-  Value hOut = allocOutput(b, loc, hType, hDynamic);
+  Value y = allocOutput(b, loc, yType, {batch, steps});
+  Value hOut = allocOutput(b, loc, hType, {batch});
 
   Type f32 = b.getF32Type();
   auto vecType = VectorType::get({lanes}, f32);

@@ -8,6 +8,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "JambaToLinalg/LoweringUtils.h"
+
 #include "jamba/Conversion/Passes.h"
 #include "jamba/Dialect/Jamba/IR/JambaOps.h"
 
@@ -71,15 +73,7 @@ struct JambaCpuLowerCollectivesPass
       }
       OpBuilder b(op);
       Location loc = op.getLoc();
-      SmallVector<int64_t> strides(type.getRank(), ShapedType::kDynamic);
-      if (!strides.empty())
-        strides.back() = 1;
-      auto inType = MemRefType::get(
-          type.getShape(), type.getElementType(),
-          StridedLayoutAttr::get(ctx, ShapedType::kDynamic, strides));
-      Value in =
-          bufferization::ToBufferOp::create(b, loc, inType, op.getInput(),
-                                            /*read_only=*/true);
+      Value in = lowering::readOnlyBuffer(b, loc, op.getInput());
       SmallVector<Value> dynamic;
       Value count = arith::ConstantIndexOp::create(b, loc, 1);
       for (int64_t d = 0; d < type.getRank(); ++d) {

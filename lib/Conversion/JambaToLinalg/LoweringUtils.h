@@ -86,6 +86,12 @@ Value buildElementwise(
     Value init,
     function_ref<Value(OpBuilder &, Location, ValueRange, Value)> body);
 
+/// `tensor` as a read-only buffer (`bufferization.to_buffer read_only`):
+/// strided with a dynamic offset and strides except a unit innermost stride
+/// (vector.load needs it), so any buffer bufferization picks for it casts to
+/// this type. A null `tensor` (an absent optional operand) gives null.
+Value readOnlyBuffer(OpBuilder &b, Location loc, Value tensor);
+
 /// Per-family pattern sets (one file each).
 void populateGemmLoweringPatterns(RewritePatternSet &patterns);
 void populateElementwiseLoweringPatterns(RewritePatternSet &patterns);
