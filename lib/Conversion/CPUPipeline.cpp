@@ -29,6 +29,8 @@ void mlir::jamba::buildCPULowerPipeline(
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
   pm.addPass(createJambaCpuLowerCollectivesPass());
+  if (options.gpuKernels)
+    pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
   if (options.microkernels)
     pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
@@ -95,4 +97,10 @@ void mlir::jamba::registerJambaConversionPipelines() {
       "Lower jamba primitives on tensors to the LLVM dialect for the host CPU "
       "(convert-jamba-to-linalg, one-shot bufferization, loops, LLVM)",
       buildCPULowerPipeline);
+  PassPipelineRegistration<GPULowerPipelineOptions>(
+      "jamba-gpu-lower-pipeline",
+      "Lower jamba primitives on tensors to host LLVM code launching NVVM "
+      "kernels embedded as PTX (jamba-gpu-kernels, linalg, bufferization, "
+      "gpu, NVVM)",
+      buildGPULowerPipeline);
 }

@@ -246,6 +246,20 @@ protected:
   }
 };
 
+/// The primitives jamba-gpu-kernels lowers (the GPU backend's loop nests),
+/// each run through both lowerings on the CPU: convert-jamba-to-linalg
+/// (and the microkernels), and jamba-gpu-kernels (`GpuKernels`), so the GPU
+/// kernels' arithmetic is checked against the reference without a GPU.
+class SequenceKernels : public JambaToLinalgNumerics,
+                        public ::testing::WithParamInterface<bool> {
+protected:
+  std::unique_ptr<mlir::jamba::CPULowerPipelineOptions> lowering() const {
+    auto options = std::make_unique<mlir::jamba::CPULowerPipelineOptions>();
+    options->gpuKernels = GetParam();
+    return options;
+  }
+};
+
 TEST_F(JambaToLinalgNumerics, LinearF32WithBias) {
   Kernel k(R"mlir(
     func.func @f(%x: tensor<2x3x16xf32>, %w: tensor<8x16xf32>, %b: tensor<8xf32>)
@@ -581,7 +595,8 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
 }
 
 /// router_topk on `logits` [6, 8], k = 2, with or without renormalisation.
-void checkRouter(const std::vector<float> &logitsIn, bool normalize) {
+void checkRouter(const std::vector<float> &logitsIn, bool normalize,
+                 const mlir::jamba::CPULowerPipelineOptions &lowering) {
   std::string ir = std::string(R"mlir(
     func.func @f(%l: tensor<6x8xf32>) -> (tensor<6x2xf32>, tensor<6x2xi32>)
         attributes {llvm.emit_c_interface} {
@@ -590,7 +605,7 @@ void checkRouter(const std::vector<float> &logitsIn, bool normalize) {
           : tensor<6x8xf32> -> tensor<6x2xf32>, tensor<6x2xi32>
       return %w, %i : tensor<6x2xf32>, tensor<6x2xi32>
     })mlir";
-  Kernel k(ir);
+  Kernel k(ir, lowering);
   ASSERT_EQ(k.error, "");
   std::vector<float> logits = logitsIn;
   auto out = k.run({buf(logits, {6, 8})}, {2, 2});
@@ -601,12 +616,12 @@ void checkRouter(const std::vector<float> &logitsIn, bool normalize) {
   expectSameIndices<int32_t>(out[1], idx);
 }
 
-TEST_F(JambaToLinalgNumerics, RouterTopK) {
-  checkRouter(randomFloats(48, 21, -3.0f, 3.0f), false);
-  checkRouter(randomFloats(48, 22, -3.0f, 3.0f), true);
+TEST_P(SequenceKernels, RouterTopK) {
+  checkRouter(randomFloats(48, 21, -3.0f, 3.0f), false, *lowering());
+  checkRouter(randomFloats(48, 22, -3.0f, 3.0f), true, *lowering());
 }
 
-TEST_F(JambaToLinalgNumerics, RouterTopKTiesGoToTheLowerIndex) {
+TEST_P(SequenceKernels, RouterTopKTiesGoToTheLowerIndex) {
   // Rows with tied maxima, a tie for second place, and all-equal logits.
   std::vector<float> logits = randomFloats(48, 23);
   float *r = logits.data();
@@ -615,10 +630,10 @@ TEST_F(JambaToLinalgNumerics, RouterTopKTiesGoToTheLowerIndex) {
   r[8 + 6] = r[8 + 2] = 2.0f; // Row 1: tie for first -> 2, 6.
   r[16 + 1] = 3.0f;
   r[16 + 7] = r[16 + 4] = 2.5f; // Row 2: 1 first, then the tie -> 4.
-  checkRouter(logits, false);
+  checkRouter(logits, false, *lowering());
 }
 
-TEST_F(JambaToLinalgNumerics, RouterTopKRank3Dynamic) {
+TEST_P(SequenceKernels, RouterTopKRank3Dynamic) {
   // [2, ?, 8] logits: collapsed to [rows, experts] and expanded back.
   Kernel k(R"mlir(
     func.func @f(%l: tensor<2x?x8xf32>) -> (tensor<2x?x2xf32>, tensor<2x?x2xi32>)
@@ -626,7 +641,8 @@ TEST_F(JambaToLinalgNumerics, RouterTopKRank3Dynamic) {
       %w, %i = jamba.router_topk %l {top_k = 2 : i64, normalize}
           : tensor<2x?x8xf32> -> tensor<2x?x2xf32>, tensor<2x?x2xi32>
       return %w, %i : tensor<2x?x2xf32>, tensor<2x?x2xi32>
-    })mlir");
+    })mlir",
+           *lowering());
   ASSERT_EQ(k.error, "");
   auto logits = randomFloats(48, 44, -3.0f, 3.0f);
   auto out = k.run({buf(logits, {2, 3, 8})}, {3, 3});
@@ -650,7 +666,7 @@ TEST_F(JambaToLinalgNumerics, Embedding) {
               "embedding");
 }
 
-TEST_F(JambaToLinalgNumerics, CausalConv1dWithStateBiasAndSiLU) {
+TEST_P(SequenceKernels, CausalConv1dWithStateBiasAndSiLU) {
   Kernel k(R"mlir(
     func.func @f(%x: tensor<2x7x8xf32>, %w: tensor<8x4xf32>, %b: tensor<8xf32>,
                  %s: tensor<2x8x3xf32>) -> (tensor<2x7x8xf32>, tensor<2x8x3xf32>)
@@ -659,7 +675,8 @@ TEST_F(JambaToLinalgNumerics, CausalConv1dWithStateBiasAndSiLU) {
           : (tensor<2x7x8xf32>, tensor<8x4xf32>, tensor<8xf32>, tensor<2x8x3xf32>)
           -> (tensor<2x7x8xf32>, tensor<2x8x3xf32>)
       return %y, %st : tensor<2x7x8xf32>, tensor<2x8x3xf32>
-    })mlir");
+    })mlir",
+           *lowering());
   ASSERT_EQ(k.error, "");
   auto x = randomFloats(112, 25), w = randomFloats(32, 26),
        b = randomFloats(8, 27), s = randomFloats(48, 28);
@@ -673,7 +690,7 @@ TEST_F(JambaToLinalgNumerics, CausalConv1dWithStateBiasAndSiLU) {
   expectClose(out[1], st, "causal_conv1d new state");
 }
 
-TEST_F(JambaToLinalgNumerics, SelectiveScanWithAllOperands) {
+TEST_P(SequenceKernels, SelectiveScanWithAllOperands) {
   Kernel k(R"mlir(
     func.func @f(%u: tensor<2x6x8xf32>, %delta: tensor<2x6x8xf32>, %A: tensor<8x4xf32>,
                  %B: tensor<2x6x4xf32>, %C: tensor<2x6x4xf32>, %D: tensor<8xf32>,
@@ -685,7 +702,8 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanWithAllOperands) {
              tensor<2x6x4xf32>, tensor<8xf32>, tensor<2x6x8xf32>, tensor<8xf32>,
              tensor<2x8x4xf32>) -> (tensor<2x6x8xf32>, tensor<2x8x4xf32>)
       return %y, %h : tensor<2x6x8xf32>, tensor<2x8x4xf32>
-    })mlir");
+    })mlir",
+           *lowering());
   ASSERT_EQ(k.error, "");
   auto u = randomFloats(96, 29), delta = randomFloats(96, 30, -3.0f, 1.0f),
        A = randomFloats(32, 31, -2.0f, -0.1f), B = randomFloats(48, 32),
@@ -764,7 +782,7 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
   }
 }
 
-TEST_F(JambaToLinalgNumerics, MambaStatesCarryOverDynamicLengths) {
+TEST_P(SequenceKernels, MambaStatesCarryOverDynamicLengths) {
   // The Mamba primitives as the decomposed model uses them: a dynamic
   // sequence length, x and z slices of one in_proj output, the conv state
   // and the SSM state passed in and returned.
@@ -788,7 +806,8 @@ TEST_F(JambaToLinalgNumerics, MambaStatesCarryOverDynamicLengths) {
              tensor<1x?x4xf32>, tensor<8xf32>, tensor<1x?x8xf32>, tensor<8xf32>,
              tensor<1x8x4xf32>) -> (tensor<1x?x8xf32>, tensor<1x8x4xf32>)
       return %y, %st, %h : tensor<1x?x8xf32>, tensor<1x8x3xf32>, tensor<1x8x4xf32>
-    })mlir");
+    })mlir",
+           *lowering());
   ASSERT_EQ(k.error, "");
   for (int64_t seq : {5, 1}) {
     auto xz = randomFloats(seq * 16, 60 + seq), w = randomFloats(32, 61),
@@ -826,7 +845,7 @@ TEST_F(JambaToLinalgNumerics, MambaStatesCarryOverDynamicLengths) {
   }
 }
 
-TEST_F(JambaToLinalgNumerics, CachedAttentionGQAWithHistory) {
+TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
   // Two sequences with 3 and 5 cached positions, 4 new tokens each, 4 query
   // heads over 2 kv heads (head_dim 8, capacity 12): the new rows land at
   // cache_len[b] + s, rows past them stay as they were, and each query sees
@@ -842,7 +861,8 @@ TEST_F(JambaToLinalgNumerics, CachedAttentionGQAWithHistory) {
              tensor<2x2x?x8xf32>, tensor<2xi64>)
           -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
       return %o, %k2, %v2 : tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>
-    })mlir");
+    })mlir",
+           *lowering());
   ASSERT_EQ(k.error, "");
   auto q = randomFloats(256, 50, -2.0f, 2.0f), kk = randomFloats(128, 51),
        v = randomFloats(128, 52), kc = randomFloats(384, 53),
@@ -861,5 +881,10 @@ TEST_F(JambaToLinalgNumerics, CachedAttentionGQAWithHistory) {
   expectClose(out[1], rk, "cached_attention k cache");
   expectClose(out[2], rv, "cached_attention v cache");
 }
+
+INSTANTIATE_TEST_SUITE_P(Lowerings, SequenceKernels, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> &info) {
+                           return info.param ? "GpuKernels" : "Linalg";
+                         });
 
 } // namespace

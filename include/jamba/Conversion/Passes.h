@@ -49,6 +49,41 @@ struct CPULowerPipelineOptions
                      "place instead of returning the states "
                      "(jamba-states-in-place; the ABI jamba-compile uses)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> gpuKernels{
+      *this, "gpu-kernels",
+      llvm::cl::desc("Lower the scan, conv, attention and router with "
+                     "jamba-gpu-kernels (the GPU backend's loop nests) "
+                     "first: runs the GPU kernels' arithmetic on the CPU"),
+      llvm::cl::init(false)};
+};
+
+struct GPULowerPipelineOptions
+    : public PassPipelineOptions<GPULowerPipelineOptions> {
+  PassOptions::Option<std::string> chip{
+      *this, "chip", llvm::cl::desc("The NVIDIA GPU architecture (sm_NN)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX ISA features (+ptxNN; sm_90 needs +ptx78 or more)"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("What gpu-module-to-binary embeds: isa (PTX, needs no "
+                     "CUDA), bin (cubin, runs ptxas) or fatbin"),
+      llvm::cl::init("isa")};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit root: libdevice for math functions, "
+                     "ptxas for bin/fatbin"),
+      llvm::cl::init("/usr/local/cuda")};
+  PassOptions::Option<int64_t> blockSize{*this, "block-size",
+                                         llvm::cl::desc("Threads per block"),
+                                         llvm::cl::init(256)};
+  PassOptions::Option<bool> statesInPlace{
+      *this, "states-in-place",
+      llvm::cl::desc("Entry points update their jamba.state arguments in "
+                     "place (the ABI jamba-compile uses)"),
+      llvm::cl::init(false)};
 };
 
 /// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM
@@ -58,6 +93,11 @@ struct CPULowerPipelineOptions
 /// input must be one `convert-jamba-to-linalg` lowers.
 void buildCPULowerPipeline(OpPassManager &pm,
                            const CPULowerPipelineOptions &options);
+
+/// jamba primitives on tensors -> host LLVM dialect launching NVVM kernels
+/// embedded as PTX (or cubin) in gpu.binary ops (docs/CUDABackend.md).
+void buildGPULowerPipeline(OpPassManager &pm,
+                           const GPULowerPipelineOptions &options);
 
 /// Registers the conversion pipelines with the pass registry (jamba-opt).
 void registerJambaConversionPipelines();

@@ -150,6 +150,83 @@ def JambaCpuMicrokernelsPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
+  let summary = "Lower the scan, the causal conv, attention and the router "
+                "to parallel loop nests on buffers (GPU kernels)";
+  let description = [{
+    The jamba primitives whose linalg lowering has sequential loops over
+    tensors become `scf.parallel` nests on buffers, one parallel iteration
+    per independent item, its sequential work inside:
+
+    - `jamba.selective_scan`: one iteration per (sequence, channel); the
+      state `h[b, c, :]` is kept in the final-state buffer and updated at
+      every time step in the reference's order (SPEC 1.6);
+    - `jamba.causal_conv1d`: one iteration per (sequence, channel) over the
+      extended input (state, then this call's inputs); it also writes the
+      new state;
+    - `jamba.router_topk`: one iteration per row: softmax, then top-k by
+      repeated selection (ties: the lower index);
+    - `jamba.cached_attention`: the new keys and values enter the caches
+      through a `linalg.generic` over the whole cache with the cache as
+      `outs` (updated in place; a full pass over the cache per call), then
+      one iteration per (sequence, token, head) attends with an online
+      softmax.
+
+    No iteration reads what another writes, so jamba-gpu-map-loops maps
+    each nest onto one kernel; the same IR runs on CPUs through
+    jamba-cpu-lower-pipeline{gpu-kernels=1}, which is how these kernels
+    are tested without a GPU. f64 forms are left for
+    convert-jamba-to-linalg. `jamba.all_reduce` is an error: the GPU
+    backend has no collectives yet.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
+  let summary = "Map every outermost parallel loop onto GPU blocks and "
+                "threads";
+  let description = [{
+    Prepares bufferized host functions for `convert-parallel-loops-to-gpu`:
+
+    - a `memref.copy` outside any parallel loop becomes an elementwise
+      `scf.parallel` copy (a kernel), since a host memcpy cannot read
+      device memory;
+    - every outermost `scf.parallel` has all its dimensions collapsed into
+      one, which is tiled by `block-size` (`scf.if` guards the tail) and
+      mapped: tiles to `block_x`, iterations within a tile to `thread_x`.
+
+    A parallel loop with reductions is an error.
+  }];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", /*default=*/"256",
+           "Threads per block, in [1, 1024]">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
+}
+
+def JambaGpuHostMemoryPass : Pass<"jamba-gpu-host-memory", "ModuleOp"> {
+  let summary = "Allocate host functions' buffers on the device and check "
+                "that host code never touches buffer contents";
+  let description = [{
+    After kernel outlining, in every `func.func`: `memref.alloc` becomes
+    `gpu.alloc` and `memref.dealloc` becomes `gpu.dealloc` (made
+    stream-ordered by `gpu-async-region`). Every buffer a host function
+    sees is device memory, so a `memref.load`, `memref.store`,
+    `memref.copy`, `memref.alloca`, `scf.parallel`, vector, linalg, tensor,
+    bufferization or jamba op left on the host is an error naming it.
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+}
+
 def JambaStatesInPlacePass
     : Pass<"jamba-states-in-place", "func::FuncOp"> {
   let summary = "Turn the state results of bufferized entry points into "

@@ -1,0 +1,323 @@
+//===- GPUPipeline.cpp - jamba-gpu-map-loops, jamba-gpu-host-memory -------===//
+//
+// Part of jamba-mlir. The CUDA lowering of jamba primitives on tensors:
+// bufferized loop nests become GPU kernels (gpu dialect -> NVVM -> PTX),
+// and the entry points become host code that allocates device memory and
+// launches them through the `mgpu*` functions the runtime provides
+// (docs/CUDABackend.md). Registered as jamba-gpu-lower-pipeline so that
+// jamba-opt reproduces exactly what the compiler runs (STYLE.md habit 10).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBAGPUMAPLOOPSPASS
+#define GEN_PASS_DEF_JAMBAGPUHOSTMEMORYPASS
+#include "jamba/Conversion/Passes.h.inc"
+} // namespace mlir::jamba
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+namespace {
+
+//===----------------------------------------------------------------------===//
+// jamba-gpu-map-loops
+//===----------------------------------------------------------------------===//
+
+/// `memref.copy` of device buffers as an elementwise parallel loop (one
+/// kernel), instead of a host memcpy on device addresses.
+void copyAsLoop(IRRewriter &rw, memref::CopyOp copy) {
+  Location loc = copy.getLoc();
+  rw.setInsertionPoint(copy);
+  Value source = copy.getSource(), target = copy.getTarget();
+  auto type = cast<MemRefType>(source.getType());
+  SmallVector<Value> lbs, ubs, steps;
+  Value zero = arith::ConstantIndexOp::create(rw, loc, 0);
+  Value one = arith::ConstantIndexOp::create(rw, loc, 1);
+  for (int64_t d = 0; d < type.getRank(); ++d) {
+    lbs.push_back(zero);
+    ubs.push_back(memref::DimOp::create(rw, loc, source, d));
+    steps.push_back(one);
+  }
+  if (type.getRank() == 0) {
+    // A scalar: a one-iteration loop still makes it a kernel.
+    lbs.push_back(zero);
+    ubs.push_back(one);
+    steps.push_back(one);
+  }
+  scf::ParallelOp::create(
+      rw, loc, lbs, ubs, steps, [&](OpBuilder &b, Location l, ValueRange ivs) {
+        ValueRange idx = type.getRank() == 0 ? ValueRange{} : ivs;
+        Value v = memref::LoadOp::create(b, l, source, idx);
+        memref::StoreOp::create(b, l, v, target, idx);
+      });
+  rw.eraseOp(copy);
+}
+
+bool insideParallelOrKernel(Operation *op) {
+  for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
+    if (isa<scf::ParallelOp, gpu::LaunchOp, gpu::GPUModuleOp>(p))
+      return true;
+  return false;
+}
+
+struct JambaGpuMapLoopsPass
+    : jamba::impl::JambaGpuMapLoopsPassBase<JambaGpuMapLoopsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    func::FuncOp func = getOperation();
+    if (blockSize <= 0 || blockSize > 1024) {
+      func.emitError() << "jamba-gpu-map-loops: block-size must be in "
+                          "[1, 1024], got "
+                       << static_cast<int64_t>(blockSize);
+      return signalPassFailure();
+    }
+    IRRewriter rw(&getContext());
+    SmallVector<memref::CopyOp> copies;
+    func.walk([&](memref::CopyOp copy) {
+      if (!insideParallelOrKernel(copy))
+        copies.push_back(copy);
+    });
+    for (memref::CopyOp copy : copies)
+      copyAsLoop(rw, copy);
+
+    // The outermost parallel loops: each becomes one kernel launch.
+    SmallVector<scf::ParallelOp> loops;
+    func.walk([&](scf::ParallelOp loop) {
+      if (!insideParallelOrKernel(loop))
+        loops.push_back(loop);
+    });
+    for (scf::ParallelOp loop : loops) {
+      if (loop.getNumReductions() != 0) {
+        loop.emitError() << "jamba-gpu-map-loops: a parallel loop with "
+                            "reductions has no GPU mapping";
+        return signalPassFailure();
+      }
+      // All dimensions as one (collapseParallelLoops replaces the loop in
+      // place), then blocks of `blockSize` threads over it; the inner loop
+      // guards the tail with an scf.if.
+      if (loop.getNumLoops() > 1) {
+        Operation *next = loop->getNextNode();
+        std::vector<unsigned> all(loop.getNumLoops());
+        for (unsigned d = 0; d < all.size(); ++d)
+          all[d] = d;
+        collapseParallelLoops(rw, loop, {all});
+        loop = dyn_cast_or_null<scf::ParallelOp>(next->getPrevNode());
+        if (!loop) {
+          func.emitError() << "jamba-gpu-map-loops: collapsing a parallel "
+                              "loop lost it";
+          return signalPassFailure();
+        }
+      }
+      auto [outer, inner] =
+          scf::tileParallelLoop(loop, {blockSize}, /*noMinMaxBounds=*/true);
+      MLIRContext *ctx = &getContext();
+      AffineMap id = AffineMap::getMultiDimIdentityMap(1, ctx);
+      auto mapTo = [&](gpu::Processor p) {
+        return gpu::ParallelLoopDimMappingAttr::get(ctx, p, id, id);
+      };
+      if (failed(gpu::setMappingAttr(outer, {mapTo(gpu::Processor::BlockX)})) ||
+          failed(gpu::setMappingAttr(inner, {mapTo(gpu::Processor::ThreadX)})))
+        return signalPassFailure();
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// jamba-gpu-host-memory
+//===----------------------------------------------------------------------===//
+
+/// Whether `op` runs on the host: not in a GPU module or launch body.
+bool onHost(Operation *op) {
+  for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
+    if (isa<gpu::GPUModuleOp, gpu::LaunchOp>(p))
+      return false;
+  return true;
+}
+
+/// Moves the kernels each host function launches into one gpu.module per
+/// function (`<function>_kernels`; each gpu.func takes the name of the
+/// module outlining gave it): one PTX module, one driver module load and
+/// one ptxas run per stage instead of one per kernel.
+LogicalResult mergeKernelModules(ModuleOp module) {
+  SymbolTable symbols(module);
+  OpBuilder b(module.getContext());
+  for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
+    SmallVector<gpu::LaunchFuncOp> launches;
+    func.walk([&](gpu::LaunchFuncOp launch) { launches.push_back(launch); });
+    if (launches.empty())
+      continue;
+    b.setInsertionPoint(func);
+    auto merged = gpu::GPUModuleOp::create(b, func.getLoc(),
+                                           (func.getName() + "_kernels").str());
+    symbols.insert(merged);
+    Block &body = merged.getBodyRegion().front();
+    for (gpu::LaunchFuncOp launch : launches) {
+      StringAttr from = launch.getKernelModuleName();
+      auto source = symbols.lookup<gpu::GPUModuleOp>(from);
+      if (!source)
+        return launch.emitError()
+               << "jamba-gpu-host-memory: no gpu.module " << from;
+      auto kernel = source.lookupSymbol<gpu::GPUFuncOp>(launch.getKernelName());
+      if (!kernel)
+        return launch.emitError()
+               << "jamba-gpu-host-memory: no kernel " << launch.getKernel();
+      // Outlining gives every launch its own module with one kernel.
+      if (!llvm::hasSingleElement(source.getOps<gpu::GPUFuncOp>()))
+        return source.emitError() << "jamba-gpu-host-memory: expected one "
+                                     "kernel per outlined module";
+      kernel->moveBefore(&body, body.end());
+      kernel.setName(from);
+      launch.setKernelAttr(SymbolRefAttr::get(merged.getSymNameAttr(),
+                                              {FlatSymbolRefAttr::get(from)}));
+      symbols.erase(source);
+    }
+  }
+  return success();
+}
+
+struct JambaGpuHostMemoryPass
+    : jamba::impl::JambaGpuHostMemoryPassBase<JambaGpuHostMemoryPass> {
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    IRRewriter rw(&getContext());
+    SmallVector<Operation *> allocs, deallocs;
+    auto visit = [&](Operation *op) {
+      if (!onHost(op))
+        return WalkResult::advance();
+      if (isa<memref::AllocOp>(op))
+        allocs.push_back(op);
+      else if (isa<memref::DeallocOp>(op))
+        deallocs.push_back(op);
+      // Host code only allocates, frees, takes views and launches: anything
+      // that would read or write a buffer's contents on the host would
+      // dereference a device address.
+      else if (isa<memref::LoadOp, memref::StoreOp, memref::CopyOp,
+                   memref::AllocaOp, scf::ParallelOp>(op) ||
+               isa<vector::VectorDialect>(op->getDialect()) ||
+               op->getDialect()->getNamespace() == "linalg" ||
+               op->getDialect()->getNamespace() == "jamba" ||
+               op->getDialect()->getNamespace() == "tensor" ||
+               op->getDialect()->getNamespace() == "bufferization") {
+        op->emitError() << "jamba-gpu-host-memory: '" << op->getName()
+                        << "' would run on the host over device memory; "
+                           "only GPU kernels may touch buffer contents";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    };
+    for (auto func : module.getOps<func::FuncOp>())
+      for (Block &block : func.getBody())
+        for (Operation &op : block)
+          if (op.walk(visit).wasInterrupted())
+            return signalPassFailure();
+
+    if (failed(mergeKernelModules(module)))
+      return signalPassFailure();
+
+    for (Operation *op : allocs) {
+      auto alloc = cast<memref::AllocOp>(op);
+      rw.setInsertionPoint(alloc);
+      auto device = gpu::AllocOp::create(
+          rw, alloc.getLoc(), alloc.getType(), /*asyncToken=*/Type(),
+          /*asyncDependencies=*/ValueRange{}, alloc.getDynamicSizes(),
+          alloc.getSymbolOperands(), /*hostShared=*/false);
+      rw.replaceOp(alloc, device.getMemref());
+    }
+    for (Operation *op : deallocs) {
+      auto dealloc = cast<memref::DeallocOp>(op);
+      rw.setInsertionPoint(dealloc);
+      gpu::DeallocOp::create(rw, dealloc.getLoc(), /*asyncToken=*/Type(),
+                             /*asyncDependencies=*/ValueRange{},
+                             dealloc.getMemref());
+      rw.eraseOp(dealloc);
+    }
+  }
+};
+
+} // namespace
+
+void mlir::jamba::buildGPULowerPipeline(
+    OpPassManager &pm, const GPULowerPipelineOptions &options) {
+  // The primitives with sequential parts as parallel loop nests on buffers,
+  // the rest (GEMMs, norms, elementwise) through linalg.
+  pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
+  pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
+  pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Tensors -> buffers, as for the CPU (the same entry-point ABI).
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  if (options.statesInPlace)
+    pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+
+  // Loop nests -> kernels: every outermost parallel loop one launch.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  JambaGpuMapLoopsPassOptions map;
+  map.blockSize = options.blockSize;
+  pm.addNestedPass<func::FuncOp>(createJambaGpuMapLoopsPass(map));
+  pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(createJambaGpuHostMemoryPass());
+  pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
+  pm.addPass(createCanonicalizerPass());
+
+  // Device code: NVVM, then PTX per target.
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.chip;
+  target.features = options.features;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  OpPassManager &device = pm.nest<gpu::GPUModuleOp>();
+  device.addPass(memref::createExpandStridedMetadataPass());
+  device.addPass(createLowerAffinePass());
+  device.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  device.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  device.addPass(createCanonicalizerPass());
+  device.addPass(createCSEPass());
+
+  // Host code: LLVM, with the launches as mgpu* runtime calls.
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createGpuToLLVMConversionPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+  pm.addPass(createCanonicalizerPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.toolkitPath = options.toolkit;
+  binary.compilationTarget = options.format;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}

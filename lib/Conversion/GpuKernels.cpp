@@ -1,0 +1,589 @@
+//===- GpuKernels.cpp - The jamba-gpu-kernels pass ------------------------===//
+//
+// Part of jamba-mlir. The jamba primitives whose linalg lowering needs
+// sequential loops over tensors (selective_scan, causal_conv1d,
+// cached_attention, router_topk) as `scf.parallel` loop nests on buffers:
+// one parallel iteration per independent item (a (sequence, channel) pair of
+// the scan and the conv, a (sequence, token, head) triple of attention, a
+// row of the router), its sequential work inside the iteration. No
+// iteration reads what another one writes, so each nest is one GPU kernel
+// once jamba-gpu-map-loops and convert-parallel-loops-to-gpu have mapped it
+// onto blocks and threads, and the same IR also runs on CPUs (which is how
+// the kernels' numerics are tested without a GPU).
+//
+// Like jamba-cpu-microkernels, the kernels read their operands through
+// `bufferization.to_buffer read_only`, write a fresh `memref.alloc` and
+// return it with `bufferization.to_tensor restrict writable`. The KV caches
+// are the exception: the new rows are written into the cache's own buffer
+// (a writable `to_buffer`), so that bufferization keeps the cache in place.
+//
+//===----------------------------------------------------------------------===//
+
+#include "JambaToLinalg/LoweringUtils.h"
+
+#include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBAGPUKERNELSPASS
+#include "jamba/Conversion/Passes.h.inc"
+} // namespace mlir::jamba
+
+using namespace mlir;
+using namespace mlir::jamba;
+using lowering::convertScalar;
+using lowering::floatConst;
+using lowering::indexConst;
+
+namespace {
+
+/// A fresh buffer of `type` whose dynamic dimensions take the sizes of
+/// `like` (a buffer of the same rank).
+Value allocLike(OpBuilder &b, Location loc, RankedTensorType type,
+                ArrayRef<Value> sizes) {
+  SmallVector<Value> dynamic;
+  for (auto [d, size] : llvm::enumerate(sizes))
+    if (type.isDynamicDim(d))
+      dynamic.push_back(size);
+  return memref::AllocOp::create(
+      b, loc, MemRefType::get(type.getShape(), type.getElementType()), dynamic);
+}
+
+Value finish(OpBuilder &b, Location loc, Type type, Value buffer) {
+  return bufferization::ToTensorOp::create(b, loc, type, buffer,
+                                           /*restrict=*/true,
+                                           /*writable=*/true);
+}
+
+Value dim(OpBuilder &b, Location loc, Value memref, int64_t d) {
+  return memref::DimOp::create(b, loc, memref, d);
+}
+
+Value load(OpBuilder &b, Location loc, Value memref, ValueRange indices) {
+  return memref::LoadOp::create(b, loc, memref, indices);
+}
+
+/// Loads `memref[indices]` as f32.
+Value loadF32(OpBuilder &b, Location loc, Value memref, ValueRange indices) {
+  return convertScalar(b, loc, load(b, loc, memref, indices), b.getF32Type());
+}
+
+/// Stores the f32 `value` into `memref[indices]` in its element type.
+void storeF32(OpBuilder &b, Location loc, Value value, Value memref,
+              ValueRange indices) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  memref::StoreOp::create(b, loc, convertScalar(b, loc, value, elem), memref,
+                          indices);
+}
+
+/// An index loaded from an integer buffer (i32 or i64).
+Value loadIndex(OpBuilder &b, Location loc, Value memref, ValueRange indices) {
+  Value v = load(b, loc, memref, indices);
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+}
+
+/// `scf.parallel` over [0, ub_i) for each i, with `body(ivs)`.
+void parallel(OpBuilder &b, Location loc, ArrayRef<Value> upperBounds,
+              function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+  SmallVector<Value> lbs(upperBounds.size(), indexConst(b, loc, 0));
+  SmallVector<Value> steps(upperBounds.size(), indexConst(b, loc, 1));
+  scf::ParallelOp::create(
+      b, loc, lbs, upperBounds, steps,
+      [&](OpBuilder &nb, Location nl, ValueRange ivs) { body(nb, nl, ivs); });
+}
+
+/// `scf.for` over [lb, ub) carrying `inits`.
+scf::ForOp
+loop(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
+     function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
+         body) {
+  return scf::ForOp::create(
+      b, loc, lb, ub, indexConst(b, loc, 1), inits,
+      [&](OpBuilder &nb, Location nl, Value iv, ValueRange args) {
+        scf::YieldOp::create(nb, nl, body(nb, nl, iv, args));
+      });
+}
+
+Value addF(OpBuilder &b, Location loc, Value x, Value y) {
+  return arith::AddFOp::create(b, loc, x, y);
+}
+Value mulF(OpBuilder &b, Location loc, Value x, Value y) {
+  return arith::MulFOp::create(b, loc, x, y);
+}
+Value addI(OpBuilder &b, Location loc, Value x, Value y) {
+  return arith::AddIOp::create(b, loc, x, y);
+}
+
+bool isF32Compatible(Type t) {
+  Type e = getElementTypeOrSelf(t);
+  return e.isF32() || e.isBF16() || e.isF16();
+}
+
+//===----------------------------------------------------------------------===//
+// jamba.selective_scan
+//===----------------------------------------------------------------------===//
+
+/// One iteration per (b, c): the state h[b, c, :] lives in the final-state
+/// buffer, updated in place at every time step (SPEC 1.6).
+LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
+  if (!isF32Compatible(op.getU().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  Value u = buf(op.getU()), delta = buf(op.getDelta()), A = buf(op.getA()),
+        B = buf(op.getB()), C = buf(op.getC()), D = buf(op.getD()),
+        z = buf(op.getZ()), deltaBias = buf(op.getDeltaBias()),
+        init = buf(op.getInitState());
+  auto yType = cast<RankedTensorType>(op.getResult().getType());
+  auto hType = cast<RankedTensorType>(op.getFinalState().getType());
+  Value batch = dim(b, loc, u, 0), seq = dim(b, loc, u, 1),
+        channels = dim(b, loc, u, 2), dState = dim(b, loc, A, 1);
+  Value y = allocLike(b, loc, yType, {batch, seq, channels});
+  Value h = allocLike(b, loc, hType, {batch, channels, dState});
+  Value zero = indexConst(b, loc, 0);
+  Type f32 = b.getF32Type();
+  Value zeroF = floatConst(b, loc, f32, 0.0);
+
+  parallel(
+      b, loc, {batch, channels},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], c = ivs[1];
+        // h_0: the initial state or zero.
+        loop(pb, l, zero, dState, {},
+             [&](OpBuilder &nb, Location nl, Value n, ValueRange) {
+               Value h0 = init ? loadF32(nb, nl, init, {bi, c, n}) : zeroF;
+               memref::StoreOp::create(nb, nl, h0, h, ValueRange{bi, c, n});
+               return SmallVector<Value>{};
+             });
+        Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+        Value dc = D ? loadF32(pb, l, D, {c}) : Value();
+        loop(pb, l, zero, seq, {},
+             [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+               Value d = loadF32(tb, tl, delta, {bi, t, c});
+               if (bias)
+                 d = addF(tb, tl, d, bias);
+               if (op.getDeltaSoftplus())
+                 d = lowering::buildSoftplus(tb, tl, d);
+               Value uv = loadF32(tb, tl, u, {bi, t, c});
+               auto acc = loop(
+                   tb, tl, zero, dState, {zeroF},
+                   [&](OpBuilder &nb, Location nl, Value n, ValueRange args) {
+                     Value a = loadF32(nb, nl, A, {c, n});
+                     Value decay =
+                         math::ExpOp::create(nb, nl, mulF(nb, nl, d, a));
+                     Value hn = load(nb, nl, h, {bi, c, n});
+                     Value bn = loadF32(nb, nl, B, {bi, t, n});
+                     // exp(d A) h + (d B) u, in the reference's order.
+                     Value next = addF(nb, nl, mulF(nb, nl, decay, hn),
+                                       mulF(nb, nl, mulF(nb, nl, d, bn), uv));
+                     memref::StoreOp::create(nb, nl, next, h,
+                                             ValueRange{bi, c, n});
+                     Value cn = loadF32(nb, nl, C, {bi, t, n});
+                     return SmallVector<Value>{
+                         addF(nb, nl, args[0], mulF(nb, nl, cn, next))};
+                   });
+               Value out = acc.getResult(0);
+               if (dc)
+                 out = addF(tb, tl, out, mulF(tb, tl, dc, uv));
+               if (z)
+                 out = mulF(tb, tl, out,
+                            lowering::buildSilu(
+                                tb, tl, loadF32(tb, tl, z, {bi, t, c})));
+               storeF32(tb, tl, out, y, {bi, t, c});
+               return SmallVector<Value>{};
+             });
+      });
+  rw.replaceOp(op, {finish(b, loc, yType, y), finish(b, loc, hType, h)});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// jamba.causal_conv1d
+//===----------------------------------------------------------------------===//
+
+/// One iteration per (b, c): y[b, t, c] sums the K taps over the extended
+/// input (state, then this call's inputs); the new state is the extended
+/// input's last K-1 values.
+LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
+  if (!isF32Compatible(op.getInput().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  Value x = buf(op.getInput()), w = buf(op.getWeight()),
+        bias = buf(op.getBias()), state = buf(op.getState());
+  auto yType = cast<RankedTensorType>(op.getResult().getType());
+  auto sType = cast<RankedTensorType>(op.getNewState().getType());
+  Value batch = dim(b, loc, x, 0), seq = dim(b, loc, x, 1),
+        channels = dim(b, loc, x, 2), width = dim(b, loc, w, 1),
+        past = dim(b, loc, state, 2);
+  Value y = allocLike(b, loc, yType, {batch, seq, channels});
+  Value newState = allocLike(b, loc, sType, {batch, channels, past});
+  Value zero = indexConst(b, loc, 0);
+  Type f32 = b.getF32Type();
+
+  // ext[j] of sequence b, channel c: state[b, c, j] for j < past, else
+  // x[b, j - past, c].
+  auto extAt = [&](OpBuilder &nb, Location nl, Value bi, Value c, Value j) {
+    Value inState =
+        arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, past);
+    auto ifOp = scf::IfOp::create(
+        nb, nl, inState,
+        [&](OpBuilder &ib, Location il) {
+          scf::YieldOp::create(ib, il, loadF32(ib, il, state, {bi, c, j}));
+        },
+        [&](OpBuilder &ib, Location il) {
+          Value t = arith::SubIOp::create(ib, il, j, past);
+          scf::YieldOp::create(ib, il, loadF32(ib, il, x, {bi, t, c}));
+        });
+    return ifOp.getResult(0);
+  };
+
+  parallel(
+      b, loc, {batch, channels},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], c = ivs[1];
+        Value init =
+            bias ? loadF32(pb, l, bias, {c}) : floatConst(pb, l, f32, 0.0);
+        loop(pb, l, zero, seq, {},
+             [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+               auto acc = loop(
+                   tb, tl, zero, width, {init},
+                   [&](OpBuilder &nb, Location nl, Value j, ValueRange args) {
+                     Value wj = loadF32(nb, nl, w, {c, j});
+                     Value xj = extAt(nb, nl, bi, c, addI(nb, nl, t, j));
+                     return SmallVector<Value>{
+                         addF(nb, nl, args[0], mulF(nb, nl, wj, xj))};
+                   });
+               Value out = acc.getResult(0);
+               if (op.getSilu())
+                 out = lowering::buildSilu(tb, tl, out);
+               storeF32(tb, tl, out, y, {bi, t, c});
+               return SmallVector<Value>{};
+             });
+        loop(pb, l, zero, past, {},
+             [&](OpBuilder &nb, Location nl, Value j, ValueRange) {
+               Value v = extAt(nb, nl, bi, c, addI(nb, nl, seq, j));
+               storeF32(nb, nl, v, newState, {bi, c, j});
+               return SmallVector<Value>{};
+             });
+      });
+  rw.replaceOp(op, {finish(b, loc, yType, y), finish(b, loc, sType, newState)});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// jamba.router_topk
+//===----------------------------------------------------------------------===//
+
+/// One iteration per row: softmax over the experts (max-subtracted), then
+/// top-k by repeated selection, each pick the first maximum among the
+/// experts not yet taken (ties: the lower index), "taken" meaning already
+/// stored among this row's indices.
+LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
+  auto logitsType = cast<RankedTensorType>(op.getLogits().getType());
+  if (!isF32Compatible(logitsType) || logitsType.getRank() < 1)
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  const int64_t rank = logitsType.getRank();
+  const int64_t k = op.getTopK();
+  Value logits = lowering::readOnlyBuffer(b, loc, op.getLogits());
+  auto wType = cast<RankedTensorType>(op.getWeights().getType());
+  auto iType = cast<RankedTensorType>(op.getIndices().getType());
+  SmallVector<Value> lead;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    lead.push_back(dim(b, loc, logits, d));
+  Value experts = dim(b, loc, logits, rank - 1);
+  SmallVector<Value> outSizes = lead;
+  outSizes.push_back(indexConst(b, loc, k));
+  Value weights = allocLike(b, loc, wType, outSizes);
+  Value indices = allocLike(b, loc, iType, outSizes);
+  Type f32 = b.getF32Type(), indexElem = iType.getElementType();
+  Value zero = indexConst(b, loc, 0);
+
+  parallel(b, loc, lead, [&](OpBuilder &pb, Location l, ValueRange row) {
+    auto at = [&](Value e) {
+      SmallVector<Value> idx(row.begin(), row.end());
+      idx.push_back(e);
+      return idx;
+    };
+    Value negInf = floatConst(pb, l, f32, -INFINITY);
+    Value maxLogit =
+        loop(pb, l, zero, experts, {negInf},
+             [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+               Value v = loadF32(nb, nl, logits, at(e));
+               return SmallVector<Value>{
+                   arith::MaximumFOp::create(nb, nl, args[0], v)};
+             })
+            .getResult(0);
+    auto prob = [&](OpBuilder &nb, Location nl, Value e) {
+      Value v = loadF32(nb, nl, logits, at(e));
+      return math::ExpOp::create(nb, nl,
+                                 arith::SubFOp::create(nb, nl, v, maxLogit));
+    };
+    Value sum = loop(pb, l, zero, experts, {floatConst(pb, l, f32, 0.0)},
+                     [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+                       return SmallVector<Value>{
+                           addF(nb, nl, args[0], prob(nb, nl, e))};
+                     })
+                    .getResult(0);
+    // p[e] = exp(l[e] - max) / sum, recomputed where needed (no scratch).
+    auto p = [&](OpBuilder &nb, Location nl, Value e) {
+      return arith::DivFOp::create(nb, nl, prob(nb, nl, e), sum);
+    };
+    Value picked = floatConst(pb, l, f32, 0.0);
+    for (int64_t j = 0; j < k; ++j) {
+      // Whether expert e is one of picks 0..j-1 (already stored).
+      auto taken = [&](OpBuilder &nb, Location nl, Value e) {
+        Value any = arith::ConstantIntOp::create(nb, nl, 0, 1);
+        for (int64_t i = 0; i < j; ++i) {
+          Value prev = loadIndex(nb, nl, indices, at(indexConst(nb, nl, i)));
+          any = arith::OrIOp::create(
+              nb, nl, any,
+              arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, prev, e));
+        }
+        return any;
+      };
+      // Best so far: (probability, index); index -1 before the first.
+      Value none = indexConst(pb, l, -1);
+      auto best =
+          loop(pb, l, zero, experts, {negInf, none},
+               [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+                 Value pe = p(nb, nl, e);
+                 Value better = arith::CmpFOp::create(
+                     nb, nl, arith::CmpFPredicate::OGT, pe, args[0]);
+                 Value first =
+                     arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
+                                           args[1], indexConst(nb, nl, 0));
+                 Value free = arith::XOrIOp::create(
+                     nb, nl, taken(nb, nl, e),
+                     arith::ConstantIntOp::create(nb, nl, 1, 1));
+                 Value take = arith::AndIOp::create(
+                     nb, nl, free, arith::OrIOp::create(nb, nl, better, first));
+                 return SmallVector<Value>{
+                     arith::SelectOp::create(nb, nl, take, pe, args[0]),
+                     arith::SelectOp::create(nb, nl, take, e, args[1])};
+               });
+      Value slot = indexConst(pb, l, j);
+      memref::StoreOp::create(pb, l, best.getResult(0), weights, at(slot));
+      memref::StoreOp::create(
+          pb, l,
+          arith::IndexCastOp::create(pb, l, indexElem, best.getResult(1)),
+          indices, at(slot));
+      picked = addF(pb, l, picked, best.getResult(0));
+    }
+    if (op.getNormalize())
+      for (int64_t j = 0; j < k; ++j) {
+        Value slot = indexConst(pb, l, j);
+        Value w = load(pb, l, weights, at(slot));
+        memref::StoreOp::create(pb, l, arith::DivFOp::create(pb, l, w, picked),
+                                weights, at(slot));
+      }
+  });
+  rw.replaceOp(
+      op, {finish(b, loc, wType, weights), finish(b, loc, iType, indices)});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// jamba.cached_attention
+//===----------------------------------------------------------------------===//
+
+/// The cache after appending the new rows, as a `linalg.generic` whose
+/// `outs` is the cache itself (so bufferization updates it in place):
+/// cache[b, g, p, d] = x[b, p - len[b], g * hd + d] for p in
+/// [len[b], len[b] + S), the old value elsewhere (positions past the
+/// capacity are dropped). Every cache element is visited: a full pass over
+/// the cache per call, the price of a data-dependent scatter expressed as
+/// an in-place parallel op.
+Value appendToCache(OpBuilder &b, Location loc, Value cache, Value rows,
+                    Value lens, int64_t headDim) {
+  auto type = cast<RankedTensorType>(cache.getType());
+  Value seq = tensor::DimOp::create(b, loc, rows, 1);
+  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(4)};
+  auto generic = linalg::GenericOp::create(
+      b, loc, TypeRange{type}, ValueRange{}, ValueRange{cache}, maps,
+      lowering::iterators(4), [&](OpBuilder &nb, Location nl, ValueRange args) {
+        Value bi = linalg::IndexOp::create(nb, nl, 0);
+        Value g = linalg::IndexOp::create(nb, nl, 1);
+        Value p = linalg::IndexOp::create(nb, nl, 2);
+        Value d = linalg::IndexOp::create(nb, nl, 3);
+        Value len = arith::IndexCastOp::create(
+            nb, nl, nb.getIndexType(),
+            tensor::ExtractOp::create(nb, nl, lens, ValueRange{bi}));
+        Value t = arith::SubIOp::create(nb, nl, p, len);
+        Value isNew = arith::AndIOp::create(
+            nb, nl,
+            arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::uge, p, len),
+            arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, t, seq));
+        // Row 0 when not new: the read stays in bounds, the value unused.
+        Value row =
+            arith::SelectOp::create(nb, nl, isNew, t, indexConst(nb, nl, 0));
+        Value col = addI(
+            nb, nl,
+            arith::MulIOp::create(nb, nl, g, indexConst(nb, nl, headDim)), d);
+        Value x =
+            tensor::ExtractOp::create(nb, nl, rows, ValueRange{bi, row, col});
+        Value fresh = convertScalar(nb, nl, x, type.getElementType());
+        linalg::YieldOp::create(
+            nb, nl,
+            Value(arith::SelectOp::create(nb, nl, isNew, fresh, args[0])));
+      });
+  return generic.getResult(0);
+}
+
+/// The caches take the new rows (appendToCache), then one parallel
+/// iteration per (b, s, head) attends to cached positions
+/// 0 .. min(cache_len[b] + s, capacity - 1) with an online softmax (running
+/// maximum and sum), accumulating into its output row.
+LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
+  if (!isF32Compatible(op.getQuery().getType()) ||
+      !isF32Compatible(op.getKCache().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto kcType = cast<RankedTensorType>(op.getKCache().getType());
+  const int64_t heads = op.getNumHeads(), kvHeads = op.getNumKvHeads();
+  const int64_t headDim = kcType.getDimSize(3);
+  if (ShapedType::isDynamic(headDim) || heads % kvHeads != 0)
+    return failure();
+  Value newK = appendToCache(b, loc, op.getKCache(), op.getKey(),
+                             op.getCacheLen(), headDim);
+  Value newV = appendToCache(b, loc, op.getVCache(), op.getValue(),
+                             op.getCacheLen(), headDim);
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  Value q = buf(op.getQuery()), lens = buf(op.getCacheLen()), kc = buf(newK),
+        vc = buf(newV);
+  auto oType = cast<RankedTensorType>(op.getResult().getType());
+  Value batch = dim(b, loc, q, 0), seq = dim(b, loc, q, 1),
+        capacity = dim(b, loc, kc, 2);
+  Value o = allocLike(b, loc, oType,
+                      {batch, seq, indexConst(b, loc, heads * headDim)});
+  Value zero = indexConst(b, loc, 0);
+  Value hd = indexConst(b, loc, headDim);
+  Type f32 = b.getF32Type();
+
+  // 2. Attention per (b, s, h).
+  const double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
+  parallel(
+      b, loc, {batch, seq, indexConst(b, loc, heads)},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], s = ivs[1], h = ivs[2];
+        Value g = arith::DivUIOp::create(pb, l, h,
+                                         indexConst(pb, l, heads / kvHeads));
+        Value qBase = arith::MulIOp::create(pb, l, h, hd);
+        Value pos = addI(pb, l, loadIndex(pb, l, lens, {bi}), s);
+        // Keys 0 .. min(pos, capacity - 1).
+        Value end = arith::MinUIOp::create(
+            pb, l, addI(pb, l, pos, indexConst(pb, l, 1)), capacity);
+        loop(pb, l, zero, hd, {},
+             [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
+               storeF32(nb, nl, floatConst(nb, nl, f32, 0.0), o,
+                        {bi, s, addI(nb, nl, qBase, d)});
+               return SmallVector<Value>{};
+             });
+        Value scaleV = floatConst(pb, l, f32, scale);
+        auto stats = loop(
+            pb, l, zero, end,
+            {floatConst(pb, l, f32, -INFINITY), floatConst(pb, l, f32, 0.0)},
+            [&](OpBuilder &jb, Location jl, Value j, ValueRange args) {
+              Value dot =
+                  loop(
+                      jb, jl, zero, hd, {floatConst(jb, jl, f32, 0.0)},
+                      [&](OpBuilder &nb, Location nl, Value d, ValueRange acc) {
+                        Value qd =
+                            loadF32(nb, nl, q, {bi, s, addI(nb, nl, qBase, d)});
+                        Value kd = loadF32(nb, nl, kc, {bi, g, j, d});
+                        return SmallVector<Value>{
+                            addF(nb, nl, acc[0], mulF(nb, nl, qd, kd))};
+                      })
+                      .getResult(0);
+              Value score = mulF(jb, jl, dot, scaleV);
+              Value m = arith::MaximumFOp::create(jb, jl, args[0], score);
+              // Rescale what was accumulated under the old maximum (at the
+              // first key nothing was: 0, not exp(-inf), which polynomial
+              // exp approximations do not all get right).
+              Value first = arith::CmpIOp::create(
+                  jb, jl, arith::CmpIPredicate::eq, j, zero);
+              Value corr = arith::SelectOp::create(
+                  jb, jl, first, floatConst(jb, jl, f32, 0.0),
+                  math::ExpOp::create(
+                      jb, jl, arith::SubFOp::create(jb, jl, args[0], m)));
+              Value pj = math::ExpOp::create(
+                  jb, jl, arith::SubFOp::create(jb, jl, score, m));
+              loop(jb, jl, zero, hd, {},
+                   [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
+                     SmallVector<Value> at = {bi, s, addI(nb, nl, qBase, d)};
+                     Value acc = loadF32(nb, nl, o, at);
+                     Value vd = loadF32(nb, nl, vc, {bi, g, j, d});
+                     storeF32(nb, nl,
+                              addF(nb, nl, mulF(nb, nl, acc, corr),
+                                   mulF(nb, nl, pj, vd)),
+                              o, at);
+                     return SmallVector<Value>{};
+                   });
+              return SmallVector<Value>{
+                  m, addF(jb, jl, mulF(jb, jl, args[1], corr), pj)};
+            });
+        Value sum = stats.getResult(1);
+        loop(pb, l, zero, hd, {},
+             [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
+               SmallVector<Value> at = {bi, s, addI(nb, nl, qBase, d)};
+               Value acc = loadF32(nb, nl, o, at);
+               storeF32(nb, nl, arith::DivFOp::create(nb, nl, acc, sum), o, at);
+               return SmallVector<Value>{};
+             });
+      });
+
+  rw.replaceOp(op, {finish(b, loc, oType, o), newK, newV});
+  return success();
+}
+
+struct JambaGpuKernelsPass
+    : jamba::impl::JambaGpuKernelsPassBase<JambaGpuKernelsPass> {
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    WalkResult collectives = getOperation()->walk([](AllReduceOp op) {
+      op.emitError() << "jamba.all_reduce has no GPU lowering yet (NCCL "
+                        "collectives are not built): compile sharded models "
+                        "for the CPU";
+      return WalkResult::interrupt();
+    });
+    if (collectives.wasInterrupted())
+      return signalPassFailure();
+    getOperation()->walk([&](Operation *op) {
+      if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp>(
+              op))
+        ops.push_back(op);
+    });
+    IRRewriter rw(&getContext());
+    for (Operation *op : ops) {
+      // An unsupported form (f64) is left to convert-jamba-to-linalg.
+      (void)TypeSwitch<Operation *, LogicalResult>(op)
+          .Case([&](SelectiveScanOp o) { return lowerSelectiveScan(rw, o); })
+          .Case([&](CausalConv1dOp o) { return lowerCausalConv1d(rw, o); })
+          .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })
+          .Case(
+              [&](CachedAttentionOp o) { return lowerCachedAttention(rw, o); })
+          .Default([](Operation *) { return failure(); });
+    }
+  }
+};
+
+} // namespace

@@ -1,0 +1,150 @@
+// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels -verify-diagnostics | FileCheck %s
+
+// The scan: one parallel iteration per (sequence, channel); inside it the
+// state is initialised from init_state, then a sequential time loop whose
+// state loop updates h in the final-state buffer and accumulates <C, h>.
+// No tensor op is left between the operand buffers and the results.
+
+// CHECK-LABEL: func.func @scan
+// CHECK-SAME: (%[[U:[^:]+]]: tensor<2x?x8xf32>
+// CHECK: %[[UB:.+]] = bufferization.to_buffer %[[U]] read_only
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
+// CHECK: %[[H:.+]] = memref.alloc() : memref<2x8x4xf32>
+// CHECK: scf.parallel (%[[B:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}})
+// CHECK:   scf.for
+// CHECK:     memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:   scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step
+// CHECK:     math.log
+// CHECK:     %[[SUM:.+]] = scf.for {{.+}} iter_args({{.+}}) -> (f32)
+// CHECK:       math.exp
+// CHECK:       memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:       scf.yield
+// CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
+// CHECK:   scf.reduce
+// CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]] restrict writable
+// CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]] restrict writable
+// CHECK: return %[[YT]], %[[HT]]
+func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4xf32>,
+                %B: tensor<2x?x4xf32>, %C: tensor<2x?x4xf32>, %D: tensor<8xf32>,
+                %z: tensor<2x?x8xf32>, %db: tensor<8xf32>, %h0: tensor<2x8x4xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>) {
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+      init_state(%h0) {delta_softplus}
+      : (tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8x4xf32>, tensor<2x?x4xf32>,
+         tensor<2x?x4xf32>, tensor<8xf32>, tensor<2x?x8xf32>, tensor<8xf32>,
+         tensor<2x8x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>)
+  return %y, %h : tensor<2x?x8xf32>, tensor<2x8x4xf32>
+}
+
+// -----
+
+// The conv: per (sequence, channel), a time loop over the K taps of the
+// extended input (the state for the first K-1, then the input), SiLU,
+// then the new state from the extended input's tail.
+
+// CHECK-LABEL: func.func @conv
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<1x?x16xbf16>
+// CHECK: %[[S:.+]] = memref.alloc() : memref<1x16x3xbf16>
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK:   scf.for
+// CHECK:     scf.for {{.+}} iter_args
+// CHECK:       arith.cmpi ult
+// CHECK:       scf.if %{{.+}} -> (f32)
+// CHECK:         arith.extf {{.+}} : bf16 to f32
+// CHECK:       } else {
+// CHECK:     math.exp
+// CHECK:     arith.truncf {{.+}} : f32 to bf16
+// CHECK:     memref.store %{{.+}}, %[[Y]]
+// CHECK:   scf.for
+// CHECK:     memref.store %{{.+}}, %[[S]]
+func.func @conv(%x: tensor<1x?x16xbf16>, %w: tensor<16x4xbf16>,
+                %s: tensor<1x16x3xbf16>) -> (tensor<1x?x16xbf16>, tensor<1x16x3xbf16>) {
+  %y, %st = jamba.causal_conv1d %x, %w state(%s) {silu}
+      : (tensor<1x?x16xbf16>, tensor<16x4xbf16>, tensor<1x16x3xbf16>)
+      -> (tensor<1x?x16xbf16>, tensor<1x16x3xbf16>)
+  return %y, %st : tensor<1x?x16xbf16>, tensor<1x16x3xbf16>
+}
+
+// -----
+
+// The router: one iteration per row (leading dims), a max loop, a sum loop,
+// then one selection loop per pick (unrolled, k = 2); the second pick
+// skips the expert stored by the first; with normalize, both weights are
+// divided by their sum.
+
+// CHECK-LABEL: func.func @router
+// CHECK: %[[W:.+]] = memref.alloc(%{{.+}}) : memref<?x2xf32>
+// CHECK: %[[I:.+]] = memref.alloc(%{{.+}}) : memref<?x2xi32>
+// CHECK: scf.parallel (%[[R:.+]]) =
+// CHECK:   arith.maximumf
+// CHECK:   scf.for {{.+}} -> (f32)
+// CHECK:   scf.for {{.+}} -> (f32, index)
+// CHECK:     arith.cmpf ogt
+// CHECK:   memref.store %{{.+}}, %[[W]][%[[R]], %{{.+}}]
+// CHECK:   memref.store %{{.+}}, %[[I]][%[[R]], %{{.+}}]
+// CHECK:   scf.for {{.+}} -> (f32, index)
+// CHECK:     memref.load %[[I]][%[[R]], %{{.+}}]
+// CHECK:     arith.cmpi eq
+// CHECK:   arith.divf
+// CHECK:   arith.divf
+// CHECK:   scf.reduce
+func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
+  %w, %i = jamba.router_topk %l {top_k = 2 : i64, normalize}
+      : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
+  return %w, %i : tensor<?x2xf32>, tensor<?x2xi32>
+}
+
+// -----
+
+// Attention: the caches take the new rows through a linalg.generic whose
+// outs is the cache (in place after bufferization), then one iteration per
+// (sequence, token, head) with the online softmax over the updated caches.
+
+// CHECK-LABEL: func.func @attention
+// CHECK-SAME: %[[KC:[^:]+]]: tensor<1x2x?x8xf32>, %[[VC:[^:]+]]: tensor<1x2x?x8xf32>
+// CHECK: %[[NK:.+]] = linalg.generic {{.+}} outs(%[[KC]] : tensor<1x2x?x8xf32>)
+// CHECK:   linalg.index 2
+// CHECK:   tensor.extract
+// CHECK:   arith.select
+// CHECK: %[[NV:.+]] = linalg.generic {{.+}} outs(%[[VC]] : tensor<1x2x?x8xf32>)
+// CHECK: %[[KB:.+]] = bufferization.to_buffer %[[NK]] read_only
+// CHECK: %[[O:.+]] = memref.alloc(%{{.+}}) : memref<1x?x32xf32>
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) =
+// CHECK:   arith.minui
+// CHECK:   scf.for {{.+}} -> (f32, f32)
+// CHECK:     memref.load %[[KB]]
+// CHECK:     arith.maximumf
+// CHECK:     math.exp
+// CHECK:   arith.divf
+// CHECK: %[[OT:.+]] = bufferization.to_tensor %[[O]] restrict writable
+// CHECK: return %[[OT]], %[[NK]], %[[NV]]
+func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,
+                     %kc: tensor<1x2x?x8xf32>, %vc: tensor<1x2x?x8xf32>, %len: tensor<1xi64>)
+    -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x32xf32>, tensor<1x?x16xf32>, tensor<1x?x16xf32>, tensor<1x2x?x8xf32>,
+         tensor<1x2x?x8xf32>, tensor<1xi64>)
+      -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>)
+  return %o, %k2, %v2 : tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
+
+// -----
+
+// f64 is left for convert-jamba-to-linalg.
+
+// CHECK-LABEL: func.func @f64_untouched
+// CHECK: jamba.router_topk
+func.func @f64_untouched(%l: tensor<3x4xf64>) -> (tensor<3x2xf32>, tensor<3x2xi32>) {
+  %w, %i = jamba.router_topk %l {top_k = 2 : i64}
+      : tensor<3x4xf64> -> tensor<3x2xf32>, tensor<3x2xi32>
+  return %w, %i : tensor<3x2xf32>, tensor<3x2xi32>
+}
+
+// -----
+
+func.func @collective(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @below {{jamba.all_reduce has no GPU lowering yet (NCCL collectives are not built): compile sharded models for the CPU}}
+  %y = jamba.all_reduce %x : tensor<4x8xf32>
+  return %y : tensor<4x8xf32>
+}
