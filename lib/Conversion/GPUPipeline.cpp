@@ -264,6 +264,8 @@ void mlir::jamba::buildGPULowerPipeline(
     OpPassManager &pm, const GPULowerPipelineOptions &options) {
   // The primitives with sequential parts as parallel loop nests on buffers,
   // the rest (GEMMs, norms, elementwise) through linalg.
+  if (options.cublas)
+    pm.addPass(createJambaGpuLibraryGemmsPass());
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

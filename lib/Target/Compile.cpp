@@ -18,6 +18,11 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -31,7 +36,18 @@ namespace rt = ::jamba::rt;
 namespace {
 
 constexpr const char *kEntryPoints[] = {"prefill", "decode"};
-constexpr const char kKernelFile[] = "kernels/cpu.so";
+constexpr const char kCpuKernelFile[] = "kernels/cpu.so";
+
+/// The sm_NN of a "cuda:sm_NN" target (NN >= 50), or failure.
+FailureOr<std::string> parseCudaTarget(StringRef target) {
+  if (!target.consume_front("cuda:sm_"))
+    return failure();
+  unsigned version = 0;
+  if (target.empty() || target.getAsInteger(10, version) || version < 50 ||
+      version > 999)
+    return failure();
+  return "sm_" + target.str();
+}
 
 /// Removes a directory tree when it goes out of scope.
 struct TempDir {
@@ -101,7 +117,8 @@ void setStateRole(rt::BufferDesc &buffer, StringRef name) {
 /// `weights`.
 LogicalResult describeEntryPoint(
     func::FuncOp func, const std::map<std::string, PackedEntry> &stages,
-    rt::ArtifactManifest &manifest, std::map<std::string, Type> &weights) {
+    const std::string &kernelFile, rt::ArtifactManifest &manifest,
+    std::map<std::string, Type> &weights) {
   const bool decode = func.getName() == "decode";
   std::string prefix = decode ? "decode." : "";
   rt::EntryPoint ep;
@@ -216,7 +233,7 @@ LogicalResult describeEntryPoint(
     }
     rt::KernelDesc kernel;
     kernel.name = step.kernel;
-    kernel.file = kKernelFile;
+    kernel.file = kernelFile;
     kernel.symbol = packed->second.symbol;
     kernel.abi = "packed";
     kernel.numArgs = step.args.size();
@@ -425,6 +442,25 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   auto fail = [&](const std::string &message) {
     return LogicalResult(emitError(loc) << message);
   };
+  // The target: the CPU, or CUDA host code plus NVVM kernels.
+  std::string chip;
+  if (options.target != "cpu") {
+    FailureOr<std::string> parsed = parseCudaTarget(options.target);
+    if (failed(parsed))
+      return fail("unknown target '" + options.target +
+                  "' (expected cpu or cuda:sm_NN, e.g. cuda:sm_90)");
+    chip = *parsed;
+    if (options.tensorParallel * options.expertParallel > 1)
+      return fail("target " + options.target +
+                  ": sharded models need collectives, which the CUDA backend "
+                  "does not have yet (NCCL); compile them for the CPU");
+    if (options.gpuFormat != "ptx" && options.gpuFormat != "cubin")
+      return fail("unknown GPU format '" + options.gpuFormat +
+                  "' (expected ptx or cubin)");
+  }
+  const bool cuda = !chip.empty();
+  const std::string kernelFile =
+      cuda ? "kernels/cuda-" + chip + ".so" : kCpuKernelFile;
   // Refuse an existing output before minutes of compilation.
   if (!options.overwrite && llvm::sys::fs::exists(outDir))
     return fail(outDir + " already exists (use --force to replace it)");
@@ -527,8 +563,13 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   rt::ArtifactManifest manifest;
   manifest.generator = "jamba-compile (jamba-mlir)";
   manifest.setModelConfig(source->config());
-  manifest.target.kind = rt::TargetDesc::Kind::Cpu;
-  manifest.target.cpu = options.cpu.cpu;
+  if (cuda) {
+    manifest.target.kind = rt::TargetDesc::Kind::Cuda;
+    manifest.target.archs = {chip};
+  } else {
+    manifest.target.kind = rt::TargetDesc::Kind::Cpu;
+    manifest.target.cpu = options.cpu.cpu;
+  }
   manifest.ranks = ranks;
   int64_t maxContext = options.maxContext > 0
                            ? options.maxContext
@@ -539,7 +580,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   std::map<std::string, Type> weights;
   for (const char *name : kEntryPoints) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
-    if (failed(describeEntryPoint(func, stages, manifest, weights)))
+    if (failed(describeEntryPoint(func, stages, kernelFile, manifest, weights)))
       return failure();
     // The schedule lives in the manifest now; only the stages are code.
     func.erase();
@@ -555,26 +596,52 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     func->setAttr("llvm.emit_c_interface", UnitAttr::get(context));
   }
 
-  // Decompose and lower for the CPU.
+  // Decompose and lower for the CPU, or for CUDA (host code and kernels).
   PassManager pm(context, ModuleOp::getOperationName());
   pm.addNestedPass<func::FuncOp>(createJambaDecomposeLayersPass());
-  CPULowerPipelineOptions lower;
-  lower.threads = options.cpu.threads;
-  lower.statesInPlace = true;
-  buildCPULowerPipeline(pm, lower);
+  CpuTargetOptions host = options.cpu;
+  if (cuda) {
+    // gpu-module-to-binary serializes the NVVM modules through LLVM IR.
+    DialectRegistry registry;
+    NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+    registerBuiltinDialectTranslation(registry);
+    registerLLVMDialectTranslation(registry);
+    registerNVVMDialectTranslation(registry);
+    registerGPUDialectTranslation(registry);
+    context->appendDialectRegistry(registry);
+    GPULowerPipelineOptions lower;
+    lower.chip = chip;
+    lower.format = options.gpuFormat == "cubin" ? "bin" : "isa";
+    lower.statesInPlace = true;
+    buildGPULowerPipeline(pm, lower);
+    host.threads = false;
+    host.cudaHost = true;
+  } else {
+    CPULowerPipelineOptions lower;
+    lower.threads = options.cpu.threads;
+    lower.statesInPlace = true;
+    lower.gpuKernels = options.cpuWithGpuKernels;
+    buildCPULowerPipeline(pm, lower);
+  }
   if (failed(pm.run(module)))
     return failure();
+  if (cuda && !options.dumpPtxDir.empty()) {
+    if (options.gpuFormat != "ptx")
+      return fail("--dump-ptx needs --gpu-format ptx");
+    if (failed(dumpPtx(module, options.dumpPtxDir)))
+      return failure();
+  }
 
   if (llvm::sys::fs::create_directories(work.path + "/kernels") ||
       llvm::sys::fs::create_directories(work.path + "/weights"))
     return fail("cannot create " + work.path + "/{kernels,weights}");
-  std::string soPath = work.path + "/" + kKernelFile;
-  if (failed(emitCpuSharedObject(module, *entries, options.cpu, soPath)))
+  std::string soPath = work.path + "/" + kernelFile;
+  if (failed(emitCpuSharedObject(module, *entries, host, soPath)))
     return failure();
   // One weights file per rank, each streamed from the checkpoint tensor by
   // tensor.
   std::vector<rt::ArtifactFileSource> files{
-      rt::ArtifactFileSource::fromFile(kKernelFile, soPath)};
+      rt::ArtifactFileSource::fromFile(kernelFile, soPath)};
   for (int64_t rank = 0; rank < ranks; ++rank) {
     std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
     std::string path = work.path + "/" + file;

@@ -9,9 +9,11 @@
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
@@ -127,10 +129,11 @@ namespace {
 /// Builds `void <symbol>(ptr args)` around `_mlir_ciface_<function>`.
 class PackedWrapperBuilder {
 public:
-  PackedWrapperBuilder(llvm::Module &module, const PackedEntry &entry)
-      : module(module), entry(entry), ctx(module.getContext()),
-        b(module.getContext()), i64(llvm::Type::getInt64Ty(ctx)),
-        ptr(llvm::PointerType::get(ctx, 0)) {}
+  PackedWrapperBuilder(llvm::Module &module, const PackedEntry &entry,
+                       bool cudaHost)
+      : module(module), entry(entry), cudaHost(cudaHost),
+        ctx(module.getContext()), b(module.getContext()),
+        i64(llvm::Type::getInt64Ty(ctx)), ptr(llvm::PointerType::get(ctx, 0)) {}
 
   LogicalResult build(std::string &error);
 
@@ -150,6 +153,9 @@ private:
 
   llvm::Module &module;
   const PackedEntry &entry;
+  /// Results live in device memory: copy and free them through the
+  /// runtime's mgpuMemcpy / mgpuMemFree (a null stream: the executor's).
+  bool cudaHost;
   llvm::LLVMContext &ctx;
   llvm::IRBuilder<> b;
   llvm::Type *i64;
@@ -231,11 +237,22 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
 
   // Returned outputs: copy each result into its buffer, then free the
   // allocations that are neither an input nor an earlier result's.
-  llvm::FunctionCallee memmoveFn = module.getOrInsertFunction(
-      "memmove", llvm::FunctionType::get(ptr, {ptr, ptr, i64}, false));
-  llvm::FunctionCallee freeFn = module.getOrInsertFunction(
-      "free",
-      llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptr}, false));
+  llvm::Type *voidTy = llvm::Type::getVoidTy(ctx);
+  llvm::Value *nullStream = llvm::ConstantPointerNull::get(ptr);
+  llvm::FunctionCallee copyFn =
+      cudaHost
+          ? module.getOrInsertFunction(
+                "mgpuMemcpy",
+                llvm::FunctionType::get(voidTy, {ptr, ptr, i64, ptr}, false))
+          : module.getOrInsertFunction(
+                "memmove",
+                llvm::FunctionType::get(ptr, {ptr, ptr, i64}, false));
+  llvm::FunctionCallee freeFn =
+      cudaHost ? module.getOrInsertFunction(
+                     "mgpuMemFree",
+                     llvm::FunctionType::get(voidTy, {ptr, ptr}, false))
+               : module.getOrInsertFunction(
+                     "free", llvm::FunctionType::get(voidTy, {ptr}, false));
   std::vector<llvm::Value *> freed;
   for (size_t field = 0; field < returned.size(); ++field) {
     const size_t j = returned[field];
@@ -259,7 +276,10 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
     llvm::Value *src =
         b.CreateGEP(b.getInt8Ty(), aligned, b.CreateMul(offset, elem));
     llvm::Value *dst = packedArg(args, 3 + numIn + j, ptr);
-    b.CreateCall(memmoveFn, {dst, src, b.CreateMul(count, elem)});
+    if (cudaHost)
+      b.CreateCall(copyFn, {dst, src, b.CreateMul(count, elem), nullStream});
+    else
+      b.CreateCall(copyFn, {dst, src, b.CreateMul(count, elem)});
 
     llvm::Value *shared = b.getFalse();
     for (llvm::Value *other : inputData)
@@ -271,7 +291,10 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
     llvm::BasicBlock *next = llvm::BasicBlock::Create(ctx, "next", wrapper);
     b.CreateCondBr(shared, next, freeBlock);
     b.SetInsertPoint(freeBlock);
-    b.CreateCall(freeFn, {allocated});
+    if (cudaHost)
+      b.CreateCall(freeFn, {allocated, nullStream});
+    else
+      b.CreateCall(freeFn, {allocated});
     b.CreateBr(next);
     b.SetInsertPoint(next);
     freed.push_back(allocated);
@@ -319,6 +342,31 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
 // Object emission and linking
 //===----------------------------------------------------------------------===//
 
+FailureOr<unsigned> mlir::jamba::dumpPtx(ModuleOp module, StringRef dir) {
+  if (std::error_code ec = llvm::sys::fs::create_directories(dir))
+    return module.emitError()
+           << "cannot create " << dir << ": " << ec.message();
+  unsigned written = 0;
+  for (auto binary : module.getOps<gpu::BinaryOp>()) {
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        continue;
+      SmallString<256> path(dir);
+      llvm::sys::path::append(path, binary.getSymName() + ".ptx");
+      std::error_code ec;
+      llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
+      if (ec)
+        return module.emitError()
+               << "cannot write " << path << ": " << ec.message();
+      // The assembly may carry the NUL the driver's JIT wants.
+      os << object.getObject().getValue().rtrim('\0');
+      ++written;
+    }
+  }
+  return written;
+}
+
 LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
                                                ArrayRef<PackedEntry> entries,
                                                const CpuTargetOptions &options,
@@ -327,6 +375,10 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
+  // CUDA hosts: gpu.binary becomes an embedded blob loaded by a global
+  // constructor, gpu.launch_func an mgpuLaunchKernel call.
+  registerGPUDialectTranslation(registry);
+  gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
   module.getContext()->appendDialectRegistry(registry);
 
   // The jamba.* argument and result attributes have served their purpose
@@ -354,7 +406,8 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
     return module.emitError() << "cannot translate the module to LLVM IR";
   for (const PackedEntry &entry : entries) {
     std::string error;
-    if (failed(PackedWrapperBuilder(*llvmModule, entry).build(error)))
+    if (failed(PackedWrapperBuilder(*llvmModule, entry, options.cudaHost)
+                   .build(error)))
       return module.emitError()
              << "packed wrapper for @" << entry.function << ": " << error;
   }
@@ -368,9 +421,14 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   if (!target)
     return module.emitError()
            << "no LLVM target for " << triple.str() << ": " << error;
+  // Global constructors (a CUDA host's GPU module loads) go to
+  // .init_array, which the dynamic loader runs for objects linked without
+  // crtbegin (it ignores .ctors).
+  llvm::TargetOptions targetOptions;
+  targetOptions.UseInitArray = true;
   std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, options.cpu, "", llvm::TargetOptions(), llvm::Reloc::PIC_,
-      std::nullopt, llvm::CodeGenOptLevel::Aggressive));
+      triple, options.cpu, "", targetOptions, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
   if (!machine)
     return module.emitError()
            << "cannot create a target machine for " << options.cpu;

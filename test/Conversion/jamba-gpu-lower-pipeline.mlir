@@ -3,7 +3,7 @@
 // RUN:   --implicit-check-not="memref." --implicit-check-not="scf." \
 // RUN:   --implicit-check-not="tensor." --implicit-check-not="gpu.module" \
 // RUN:   --implicit-check-not="unrealized_conversion_cast"
-// RUN: jamba-opt %s -jamba-gpu-lower-pipeline="chip=sm_80 features=+ptx70 block-size=128" \
+// RUN: jamba-opt %s -jamba-gpu-lower-pipeline="chip=sm_80 features=+ptx70 block-size=128 cublas=0" \
 // RUN:   | FileCheck %s --check-prefix=SM80
 
 // One stage (RMSNorm, a bf16-weight linear, an elementwise exp) through the
@@ -11,6 +11,7 @@
 // holding sm_90 PTX; the host function allocates its temporaries on the
 // device, launches every kernel on one stream, frees, and synchronizes.
 
+// CHECK: llvm.func @_mlir_ciface_jamba_rt_cuda_gemm_bf16(!llvm.ptr, !llvm.ptr, !llvm.ptr)
 // CHECK: gpu.binary @stage_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">
 // CHECK-SAME: assembly = "
 // CHECK-SAME: .version 8.0
@@ -22,12 +23,20 @@
 // CHECK: %[[T:.+]] = llvm.call @mgpuMemAlloc(%{{.+}}, %[[S]], %{{.+}})
 // CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel blocks in
 // CHECK-SAME: threads in (%{{.+}}, %{{.+}}, %{{.+}})
-// CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel_0
-// CHECK: llvm.call @mgpuMemFree(%[[T]], %[[S]])
+// The bf16 linear is a cuBLAS call through the runtime (the C interface
+// passes descriptor pointers); the stream is synchronised before it, and
+// the kernels after it go on the (same) stream again.
 // CHECK: llvm.call @mgpuStreamSynchronize(%[[S]])
-// CHECK: llvm.call @mgpuStreamDestroy(%[[S]])
+// CHECK: llvm.call @jamba_rt_cuda_gemm_bf16(
+// CHECK: %[[S2:.+]] = llvm.call @mgpuStreamCreate()
+// CHECK: gpu.launch_func <%[[S2]] : !llvm.ptr>
+// CHECK: llvm.call @mgpuMemFree(%[[T]], %[[S2]])
+// CHECK: llvm.call @mgpuStreamSynchronize(%[[S2]])
+// CHECK: llvm.call @mgpuStreamDestroy(%[[S2]])
 // CHECK-LABEL: llvm.func @_mlir_ciface_stage(
 
+// Without cuBLAS, the linear is a generated kernel too.
+// SM80-NOT: jamba_rt_cuda_gemm
 // SM80: #nvvm.target<O = 3, chip = "sm_80", features = "+ptx70">
 // SM80-SAME: .target sm_80
 // SM80: %[[C128:.+]] = llvm.mlir.constant(128 : index) : i64

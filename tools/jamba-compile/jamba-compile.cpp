@@ -1,7 +1,8 @@
 //===- jamba-compile.cpp - Checkpoint to artifact -------------------------===//
 //
 // Part of jamba-mlir.
-//   jamba-compile CKPT_DIR -o OUT [--target cpu] [--experts-int8 [--dense-mlp]]
+//   jamba-compile CKPT_DIR -o OUT [--target cpu|cuda:sm_NN] [--gpu-format F]
+//                 [--dump-ptx DIR] [--experts-int8 [--dense-mlp]]
 //                 [--max-batch N] [--max-seq N] [--max-context N] [--force]
 // compiles a Hugging Face Jamba checkpoint into an artifact directory
 // (docs/ArtifactFormat.md) that jamba-run executes.
@@ -30,8 +31,20 @@ static cl::opt<std::string> checkpointDir(cl::Positional, cl::Required,
 static cl::opt<std::string> outDir("o", cl::Required,
                                    cl::desc("Output artifact directory"),
                                    cl::value_desc("dir"));
-static cl::opt<std::string> target("target", cl::desc("Target: cpu"),
-                                   cl::init("cpu"));
+static cl::opt<std::string>
+    target("target",
+           cl::desc("Target: cpu, or cuda:sm_NN (e.g. cuda:sm_90): host code "
+                    "launching NVVM kernels (docs/CUDABackend.md)"),
+           cl::init("cpu"));
+static cl::opt<std::string>
+    gpuFormat("gpu-format",
+              cl::desc("CUDA: embed each kernel module as ptx (JIT-compiled "
+                       "by the driver at load) or cubin (ptxas now)"),
+              cl::init("ptx"));
+static cl::opt<std::string>
+    dumpPtx("dump-ptx",
+            cl::desc("CUDA: also write every kernel module's PTX to DIR"),
+            cl::value_desc("DIR"), cl::init(""));
 static cl::opt<bool> expertsInt8("experts-int8",
                                  cl::desc("Quantize the experts (ExpertsInt8)"),
                                  cl::init(false));
@@ -63,6 +76,12 @@ static cl::opt<int64_t> expertParallel(
     cl::desc("Split the experts over M ranks (expert parallelism); with "
              "--tensor-parallel N the artifact has N x M ranks"),
     cl::init(1));
+static cl::opt<bool> cpuWithGpuKernels(
+    "cpu-with-gpu-kernels",
+    cl::desc("Test aid: compile for the CPU with the CUDA backend's kernels "
+             "for the scan, conv, attention and router (jamba-gpu-kernels), "
+             "to check their arithmetic in a whole model without a GPU"),
+    cl::Hidden, cl::init(false));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -71,11 +90,6 @@ int main(int argc, char **argv) {
   llvm::setBugReportMsg("jamba-compile crashed: please report it to the "
                         "jamba-mlir issue tracker with the command line.\n");
   cl::ParseCommandLineOptions(argc, argv, "jamba-mlir compiler\n");
-  if (target != "cpu") {
-    llvm::errs() << "jamba-compile: error: unsupported target '" << target
-                 << "' (this build supports: cpu)\n";
-    return 1;
-  }
   if (denseMlp && !expertsInt8) {
     llvm::errs() << "jamba-compile: error: --dense-mlp needs --experts-int8\n";
     return 1;
@@ -106,6 +120,15 @@ int main(int argc, char **argv) {
   options.maxSeq = maxSeq;
   options.maxContext = maxContext;
   options.overwrite = force;
+  options.target = target;
+  options.gpuFormat = gpuFormat;
+  options.dumpPtxDir = dumpPtx;
+  options.cpuWithGpuKernels = cpuWithGpuKernels;
+  if (cpuWithGpuKernels && target != "cpu") {
+    llvm::errs() << "jamba-compile: error: --cpu-with-gpu-kernels needs "
+                    "--target cpu\n";
+    return 1;
+  }
   auto start = std::chrono::steady_clock::now();
   if (failed(mlir::jamba::compileCheckpoint(&context, checkpointDir, outDir,
                                             options)))

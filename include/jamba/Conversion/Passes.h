@@ -79,6 +79,11 @@ struct GPULowerPipelineOptions
   PassOptions::Option<int64_t> blockSize{*this, "block-size",
                                          llvm::cl::desc("Threads per block"),
                                          llvm::cl::init(256)};
+  PassOptions::Option<bool> cublas{
+      *this, "cublas",
+      llvm::cl::desc("Dense f32/bf16 linears call the runtime's cuBLAS GEMM "
+                     "(jamba-gpu-library-gemms) instead of generated kernels"),
+      llvm::cl::init(true)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "

@@ -188,6 +188,30 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def JambaGpuLibraryGemmsPass
+    : Pass<"jamba-gpu-library-gemms", "ModuleOp"> {
+  let summary = "Lower dense jamba.linear ops to the runtime's cuBLAS GEMM";
+  let description = [{
+    Every `jamba.linear` whose weight is an f32 or bf16 function argument
+    (no scale), with f32 input and result, becomes a call of the runtime's
+    cuBLAS GEMM: the input is copied (an elementwise kernel) into a fresh
+    contiguous tensor of the weight's element type, input, weight and a
+    fresh f32 output buffer are collapsed to 2-D memrefs `[M, K]`, `[N, K]`,
+    `[M, N]`, and the host calls `jamba_rt_cuda_gemm_f32` or
+    `jamba_rt_cuda_gemm_bf16` (declared private with
+    `llvm.emit_c_interface`: the runtime defines
+    `_mlir_ciface_jamba_rt_cuda_gemm_*`, docs/Runtime.md). A bias is added by
+    a following elementwise op. Other linears (int8 weights with scales,
+    weights that are not arguments) are left to the generated kernels.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
   let summary = "Map every outermost parallel loop onto GPU blocks and "
                 "threads";

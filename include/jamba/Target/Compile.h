@@ -41,6 +41,19 @@ struct CompileOptions {
   int64_t expertParallel = 1;
   /// Replace an existing output directory.
   bool overwrite = false;
+  /// "cpu", or "cuda:sm_NN": host code launching NVVM kernels
+  /// (docs/CUDABackend.md).
+  std::string target = "cpu";
+  /// CUDA: what the host object embeds per kernel module: "ptx" (JIT-compiled
+  /// by the driver at load) or "cubin" (assembled now by ptxas).
+  std::string gpuFormat = "ptx";
+  /// CUDA: also write every kernel module's PTX into this directory
+  /// (`<module>.ptx`), e.g. to check it with ptxas. Empty: none.
+  std::string dumpPtxDir;
+  /// CPU: lower the scan, conv, attention and router with the CUDA
+  /// backend's kernels (jamba-gpu-kernels) instead of the CPU's: runs the
+  /// GPU kernels' arithmetic in a whole model without a GPU (a test aid).
+  bool cpuWithGpuKernels = false;
   CpuTargetOptions cpu;
 };
 

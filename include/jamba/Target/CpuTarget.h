@@ -62,6 +62,11 @@ struct CpuTargetOptions {
   unsigned optLevel = 3;
   /// The kernels run their parallel loops on OpenMP threads (libomp).
   bool threads = true;
+  /// The object is the host side of a CUDA artifact: its buffers are device
+  /// memory, so the packed wrappers copy and free results with the
+  /// runtime's mgpuMemcpy / mgpuMemFree instead of memmove / free, and the
+  /// embedded GPU binaries are registered at load (docs/CUDABackend.md).
+  bool cudaHost = false;
 };
 
 /// Describes the entry points `names` of a tensor-level module (before
@@ -75,6 +80,11 @@ describePackedEntries(ModuleOp module, ArrayRef<std::string> names);
 /// packed wrapper per entry of `entries`. The state outputs are expected to
 /// be updated in place (jamba-cpu-lower-pipeline{states-in-place}). Errors
 /// are emitted at the module.
+/// Writes the PTX of every `gpu.binary` object of `module` (after
+/// jamba-gpu-lower-pipeline with format=isa) to `dir/<binary>.ptx`; returns
+/// how many were written.
+FailureOr<unsigned> dumpPtx(ModuleOp module, StringRef dir);
+
 LogicalResult emitCpuSharedObject(ModuleOp module,
                                   ArrayRef<PackedEntry> entries,
                                   const CpuTargetOptions &options,
