@@ -23,6 +23,21 @@
 using namespace mlir;
 using namespace mlir::jamba;
 
+void mlir::jamba::addBufferizationPasses(OpPassManager &pm,
+                                         bool statesInPlace) {
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  if (statesInPlace)
+    pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
+  pm.addPass(createCanonicalizerPass());
+  bufferization::BufferDeallocationPipelineOptions dealloc;
+  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+}
+
 void mlir::jamba::buildCPULowerPipeline(
     OpPassManager &pm, const CPULowerPipelineOptions &options) {
   // The GEMMs first, as vector microkernels on buffers; then the rest of
@@ -40,17 +55,7 @@ void mlir::jamba::buildCPULowerPipeline(
 
   // Tensors -> buffers. Function boundaries take and return plain
   // (identity-layout) memrefs, the ABI the runtime calls.
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  if (options.statesInPlace)
-    pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
-  pm.addPass(createCanonicalizerPass());
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  addBufferizationPasses(pm, options.statesInPlace);
 
   // Loops, then LLVM.
   // With threads, the parallel dimensions become scf.parallel and then

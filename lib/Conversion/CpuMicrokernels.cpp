@@ -406,25 +406,6 @@ private:
   int64_t staticDepth, staticRows;
 };
 
-/// A fresh output buffer of `type`; `sizes[d]` is the size of dimension d
-/// for the leading dimensions it covers (the dynamic ones are used).
-Value allocOutput(OpBuilder &b, Location loc, RankedTensorType type,
-                  ArrayRef<Value> sizes) {
-  SmallVector<Value> dynamic;
-  for (auto [d, size] : llvm::enumerate(sizes))
-    if (type.isDynamicDim(d))
-      dynamic.push_back(size);
-  return memref::AllocOp::create(
-      b, loc, MemRefType::get(type.getShape(), type.getElementType()), dynamic);
-}
-
-Value finishOutput(OpBuilder &b, Location loc, RankedTensorType type,
-                   Value buffer) {
-  return bufferization::ToTensorOp::create(b, loc, type, buffer,
-                                           /*restrict=*/true,
-                                           /*writable=*/true);
-}
-
 bool supported(Value input, Value weight, Type resultType) {
   Type x = getElementTypeOrSelf(input.getType());
   Type w = getElementTypeOrSelf(weight.getType());
@@ -447,7 +428,7 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
   Value bias = lowering::readOnlyBuffer(b, loc, op.getBias());
   unsigned lead = resultType.getRank() - 1;
   SmallVector<Value> dims = leadingSizes(b, loc, x, lead);
-  Value out = allocOutput(b, loc, resultType, dims);
+  Value out = lowering::allocBuffer(b, loc, resultType, dims);
   Value rows = product(b, loc, dims);
 
   GemmEmitter emit(b, loc, options, x, w, scale, bias, out);
@@ -460,7 +441,7 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
   emit.forEachPanel([&](Value nBegin, Value nEnd) {
     emit.emitRows(indexConst(b, loc, 0), rows, rowRef, nBegin, nEnd, Value());
   });
-  b.replaceOp(op, finishOutput(b, loc, resultType, out));
+  b.replaceOp(op, lowering::bufferResult(b, loc, resultType, out));
   return success();
 }
 
@@ -485,7 +466,7 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
                  int64_t(q) + 1;
 
   SmallVector<Value> slotDims = leadingSizes(b, loc, indices, q);
-  Value out = allocOutput(b, loc, resultType, slotDims);
+  Value out = lowering::allocBuffer(b, loc, resultType, slotDims);
   Value numSlots = product(b, loc, slotDims);
   Value numExperts = memref::DimOp::create(b, loc, w, 0);
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
@@ -608,7 +589,7 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
       scf::YieldOp::create(b, l);
     });
   });
-  b.replaceOp(op, finishOutput(b, loc, resultType, out));
+  b.replaceOp(op, lowering::bufferResult(b, loc, resultType, out));
   return success();
 }
 
@@ -648,8 +629,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
 
   Value batch = memref::DimOp::create(b, loc, u, 0);
   Value steps = memref::DimOp::create(b, loc, u, 1);
-  Value y = allocOutput(b, loc, yType, {batch, steps});
-  Value hOut = allocOutput(b, loc, hType, {batch});
+  Value y = lowering::allocBuffer(b, loc, yType, {batch, steps});
+  Value hOut = lowering::allocBuffer(b, loc, hType, {batch});
 
   Type f32 = b.getF32Type();
   auto vecType = VectorType::get({lanes}, f32);
@@ -777,8 +758,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
         });
         scf::ReduceOp::create(pb, l);
       });
-  b.replaceOp(
-      op, {finishOutput(b, loc, yType, y), finishOutput(b, loc, hType, hOut)});
+  b.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
+                   lowering::bufferResult(b, loc, hType, hOut)});
   return success();
 }
 

@@ -13,8 +13,6 @@
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
-#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
@@ -273,17 +271,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createCSEPass());
 
   // Tensors -> buffers, as for the CPU (the same entry-point ABI).
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  if (options.statesInPlace)
-    pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
-  pm.addPass(createCanonicalizerPass());
-  bufferization::BufferDeallocationPipelineOptions dealloc;
-  bufferization::buildBufferDeallocationPipeline(pm, dealloc);
-  pm.addPass(createConvertBufferizationToMemRefPass());
+  addBufferizationPasses(pm, options.statesInPlace);
 
   // Loop nests -> kernels: every outermost parallel loop one launch.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());

@@ -47,24 +47,6 @@ using lowering::indexConst;
 
 namespace {
 
-/// A fresh buffer of `type` whose dynamic dimensions take the sizes of
-/// `like` (a buffer of the same rank).
-Value allocLike(OpBuilder &b, Location loc, RankedTensorType type,
-                ArrayRef<Value> sizes) {
-  SmallVector<Value> dynamic;
-  for (auto [d, size] : llvm::enumerate(sizes))
-    if (type.isDynamicDim(d))
-      dynamic.push_back(size);
-  return memref::AllocOp::create(
-      b, loc, MemRefType::get(type.getShape(), type.getElementType()), dynamic);
-}
-
-Value finish(OpBuilder &b, Location loc, Type type, Value buffer) {
-  return bufferization::ToTensorOp::create(b, loc, type, buffer,
-                                           /*restrict=*/true,
-                                           /*writable=*/true);
-}
-
 Value dim(OpBuilder &b, Location loc, Value memref, int64_t d) {
   return memref::DimOp::create(b, loc, memref, d);
 }
@@ -150,8 +132,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
   auto hType = cast<RankedTensorType>(op.getFinalState().getType());
   Value batch = dim(b, loc, u, 0), seq = dim(b, loc, u, 1),
         channels = dim(b, loc, u, 2), dState = dim(b, loc, A, 1);
-  Value y = allocLike(b, loc, yType, {batch, seq, channels});
-  Value h = allocLike(b, loc, hType, {batch, channels, dState});
+  Value y = lowering::allocBuffer(b, loc, yType, {batch, seq, channels});
+  Value h = lowering::allocBuffer(b, loc, hType, {batch, channels, dState});
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();
   Value zeroF = floatConst(b, loc, f32, 0.0);
@@ -205,7 +187,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
                return SmallVector<Value>{};
              });
       });
-  rw.replaceOp(op, {finish(b, loc, yType, y), finish(b, loc, hType, h)});
+  rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
+                    lowering::bufferResult(b, loc, hType, h)});
   return success();
 }
 
@@ -230,8 +213,9 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
   Value batch = dim(b, loc, x, 0), seq = dim(b, loc, x, 1),
         channels = dim(b, loc, x, 2), width = dim(b, loc, w, 1),
         past = dim(b, loc, state, 2);
-  Value y = allocLike(b, loc, yType, {batch, seq, channels});
-  Value newState = allocLike(b, loc, sType, {batch, channels, past});
+  Value y = lowering::allocBuffer(b, loc, yType, {batch, seq, channels});
+  Value newState =
+      lowering::allocBuffer(b, loc, sType, {batch, channels, past});
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();
 
@@ -281,7 +265,8 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
                return SmallVector<Value>{};
              });
       });
-  rw.replaceOp(op, {finish(b, loc, yType, y), finish(b, loc, sType, newState)});
+  rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
+                    lowering::bufferResult(b, loc, sType, newState)});
   return success();
 }
 
@@ -311,8 +296,8 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
   Value experts = dim(b, loc, logits, rank - 1);
   SmallVector<Value> outSizes = lead;
   outSizes.push_back(indexConst(b, loc, k));
-  Value weights = allocLike(b, loc, wType, outSizes);
-  Value indices = allocLike(b, loc, iType, outSizes);
+  Value weights = lowering::allocBuffer(b, loc, wType, outSizes);
+  Value indices = lowering::allocBuffer(b, loc, iType, outSizes);
   Type f32 = b.getF32Type(), indexElem = iType.getElementType();
   Value zero = indexConst(b, loc, 0);
 
@@ -395,8 +380,8 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
                                 weights, at(slot));
       }
   });
-  rw.replaceOp(
-      op, {finish(b, loc, wType, weights), finish(b, loc, iType, indices)});
+  rw.replaceOp(op, {lowering::bufferResult(b, loc, wType, weights),
+                    lowering::bufferResult(b, loc, iType, indices)});
   return success();
 }
 
@@ -473,8 +458,8 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
   auto oType = cast<RankedTensorType>(op.getResult().getType());
   Value batch = dim(b, loc, q, 0), seq = dim(b, loc, q, 1),
         capacity = dim(b, loc, kc, 2);
-  Value o = allocLike(b, loc, oType,
-                      {batch, seq, indexConst(b, loc, heads * headDim)});
+  Value o = lowering::allocBuffer(
+      b, loc, oType, {batch, seq, indexConst(b, loc, heads * headDim)});
   Value zero = indexConst(b, loc, 0);
   Value hd = indexConst(b, loc, headDim);
   Type f32 = b.getF32Type();
@@ -551,7 +536,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
              });
       });
 
-  rw.replaceOp(op, {finish(b, loc, oType, o), newK, newV});
+  rw.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), newK, newV});
   return success();
 }
 

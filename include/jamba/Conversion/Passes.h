@@ -99,6 +99,11 @@ struct GPULowerPipelineOptions
 void buildCPULowerPipeline(OpPassManager &pm,
                            const CPULowerPipelineOptions &options);
 
+/// Tensors -> buffers, shared by the CPU and GPU pipelines: one-shot
+/// bufferization with identity-layout function boundaries (the runtime's
+/// ABI), optionally jamba-states-in-place, the deallocation pipeline.
+void addBufferizationPasses(OpPassManager &pm, bool statesInPlace);
+
 /// jamba primitives on tensors -> host LLVM dialect launching NVVM kernels
 /// embedded as PTX (or cubin) in gpu.binary ops (docs/CUDABackend.md).
 void buildGPULowerPipeline(OpPassManager &pm,

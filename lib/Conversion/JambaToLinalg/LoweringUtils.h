@@ -92,6 +92,16 @@ Value buildElementwise(
 /// this type. A null `tensor` (an absent optional operand) gives null.
 Value readOnlyBuffer(OpBuilder &b, Location loc, Value tensor);
 
+/// A fresh identity-layout buffer of `type`'s shape and element type; the
+/// dynamic dimension d takes `sizes[d]` (`sizes` covers at least the
+/// dynamic dimensions' positions).
+Value allocBuffer(OpBuilder &b, Location loc, RankedTensorType type,
+                  ArrayRef<Value> sizes);
+
+/// `buffer` back as a tensor of `type` (`bufferization.to_tensor restrict
+/// writable`): a kernel's output rejoining the tensor program.
+Value bufferResult(OpBuilder &b, Location loc, Type type, Value buffer);
+
 /// Per-family pattern sets (one file each).
 void populateGemmLoweringPatterns(RewritePatternSet &patterns);
 void populateElementwiseLoweringPatterns(RewritePatternSet &patterns);
