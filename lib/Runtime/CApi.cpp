@@ -19,7 +19,7 @@ struct jamba_artifact {
 
 struct jamba_session {
   std::shared_ptr<Artifact> artifact; ///< Keeps the artifact alive.
-  std::unique_ptr<CpuExecutor> executor;
+  std::unique_ptr<Executor> executor;
 };
 
 namespace {
@@ -65,11 +65,17 @@ jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
   if (batch < 1 || context < 0)
     return fail(JAMBA_INVALID_ARGUMENT,
                 "jamba_session_create: batch must be >= 1 and context >= 0");
+  // The session runs on the kind of device the artifact was compiled for
+  // (CUDA device 0 for a CUDA artifact).
   SessionOptions options;
   options.batch = batch;
   options.contextLength = context;
-  StatusOr<std::unique_ptr<CpuExecutor>> ex =
-      CpuExecutor::create(*artifact->artifact, options);
+  options.device =
+      artifact->artifact->manifest().target.kind == TargetDesc::Kind::Cuda
+          ? Device::Cuda
+          : Device::Cpu;
+  StatusOr<std::unique_ptr<Executor>> ex =
+      Executor::create(*artifact->artifact, options);
   if (!ex.ok())
     return fail(JAMBA_ERROR, ex.status().message());
   *out = new jamba_session{artifact->artifact, std::move(*ex)};

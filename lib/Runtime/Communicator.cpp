@@ -46,6 +46,21 @@ Status checkAllReduceArgs(const float *data, int64_t count) {
   return Status::success();
 }
 
+/// The arguments every broadcast checks before touching anything.
+Status checkBroadcastArgs(const void *data, size_t bytes, int64_t root,
+                          int64_t groupSize, int64_t size) {
+  if (groupSize < 0 || (groupSize > 0 && size % groupSize != 0))
+    return makeError("broadcast over groups of ", groupSize, " of ", size,
+                     " ranks: the group size must divide the rank count");
+  int64_t group = groupSize == 0 ? size : groupSize;
+  if (root < 0 || root >= group)
+    return makeError("broadcast from rank ", root,
+                     ": the group's ranks are 0..", group - 1);
+  if (bytes > 0 && !data)
+    return makeError("broadcast of ", bytes, " bytes at a null address");
+  return Status::success();
+}
+
 /// The value of environment variable `name`, or nullptr when it is unset or
 /// empty.
 const char *env(const char *name) {
@@ -112,6 +127,17 @@ Status Communicator::allReduceSumF32Group(float *data, int64_t count,
     return checkAllReduceArgs(data, count);
   return makeError("the ", name(), " communicator has no groups of ", groupSize,
                    " ranks");
+}
+
+Status Communicator::broadcastBytes(void *data, size_t bytes, int64_t root,
+                                    int64_t groupSize) {
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      checkBroadcastArgs(data, bytes, root, groupSize, size()));
+  int64_t group = groupSize == 0 ? size() : groupSize;
+  if (group == 1)
+    return Status::success();
+  return makeError("the ", name(), " communicator cannot broadcast over ",
+                   group, " ranks");
 }
 
 //===----------------------------------------------------------------------===//
@@ -189,8 +215,49 @@ public:
     if (groupSize <= 1 || groupSize == mySize || mySize % groupSize != 0)
       return Communicator::allReduceSumF32Group(data, count, groupSize);
     JAMBA_CKPT_RETURN_IF_ERROR(checkAllReduceArgs(data, count));
-    // One communicator per group size, made on first use (every rank makes
-    // it at the same collective, in the same order).
+    StatusOr<MPI_Comm> group = groupComm(groupSize);
+    if (!group.ok())
+      return group.status();
+    return allReduceOn(*group, data, count, "MPI_Allreduce (group)");
+  }
+
+  Status broadcastBytes(void *data, size_t bytes, int64_t root,
+                        int64_t groupSize) override {
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        checkBroadcastArgs(data, bytes, root, groupSize, mySize));
+    int64_t group = groupSize == 0 ? mySize : groupSize;
+    if (group == 1)
+      return Status::success();
+    MPI_Comm on = comm;
+    if (group != mySize) {
+      StatusOr<MPI_Comm> split = groupComm(group);
+      if (!split.ok())
+        return split.status();
+      on = *split;
+    }
+    // In pieces of at most INT_MAX bytes (MPI counts are int), each given
+    // up after `timeoutSeconds`, like an all-reduce.
+    auto *p = static_cast<char *>(data);
+    while (bytes > 0) {
+      int n = int(std::min<size_t>(bytes, INT_MAX));
+      MPI_Request request;
+      JAMBA_CKPT_RETURN_IF_ERROR(mpiCheck(
+          MPI_Ibcast(p, n, MPI_BYTE, int(root), on, &request), "MPI_Bcast"));
+      JAMBA_CKPT_RETURN_IF_ERROR(waitFor(request, "MPI_Bcast"));
+      p += n;
+      bytes -= size_t(n);
+    }
+    return Status::success();
+  }
+
+  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
+
+private:
+  /// The communicator of this rank's group of `groupSize` ranks (2 or more,
+  /// dividing mySize, less than mySize): one per group size, made on first
+  /// use (every rank makes it at the same collective, in the same order),
+  /// its ranks numbered from the group's first (MPI_Comm_split's key).
+  StatusOr<MPI_Comm> groupComm(int64_t groupSize) {
     auto it = groups.find(groupSize);
     if (it == groups.end()) {
       MPI_Comm group;
@@ -199,16 +266,11 @@ public:
           "MPI_Comm_split"));
       it = groups.emplace(groupSize, group).first;
     }
-    return allReduceOn(it->second, data, count, "MPI_Allreduce (group)");
+    return it->second;
   }
 
-  void abort(int code) override { MPI_Abort(MPI_COMM_WORLD, code); }
-
-private:
   /// The sum over `on`, in pieces of at most INT_MAX floats (MPI counts
-  /// are int), each given up after `timeoutSeconds`: a rank that hangs
-  /// (rather than fails, which MPI_Abort covers) would otherwise keep the
-  /// others waiting forever. The run then fails and stops every rank.
+  /// are int), each given up after `timeoutSeconds` (waitFor).
   Status allReduceOn(MPI_Comm on, float *data, int64_t count,
                      const char *call) {
     while (count > 0) {
@@ -218,28 +280,36 @@ private:
           mpiCheck(MPI_Iallreduce(MPI_IN_PLACE, data, n, MPI_FLOAT, MPI_SUM, on,
                                   &request),
                    call));
-      auto start = std::chrono::steady_clock::now();
-      for (int polls = 0;; ++polls) {
-        int done = 0;
-        JAMBA_CKPT_RETURN_IF_ERROR(
-            mpiCheck(MPI_Test(&request, &done, MPI_STATUS_IGNORE), call));
-        if (done)
-          break;
-        // Spin briefly (collectives are short), then poll every 50 us.
-        if (polls > 1000)
-          std::this_thread::sleep_for(std::chrono::microseconds(50));
-        double waited = std::chrono::duration<double>(
-                            std::chrono::steady_clock::now() - start)
-                            .count();
-        if (waited > timeoutSeconds)
-          return makeError(call, " did not complete within ", timeoutSeconds,
-                           " s: another rank is stuck or gone "
-                           "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
-      }
+      JAMBA_CKPT_RETURN_IF_ERROR(waitFor(request, call));
       data += n;
       count -= n;
     }
     return Status::success();
+  }
+
+  /// Polls `request` until it completes, or gives up after
+  /// `timeoutSeconds`: a rank that hangs (rather than fails, which
+  /// MPI_Abort covers) would otherwise keep the others waiting forever. The
+  /// run then fails and stops every rank.
+  Status waitFor(MPI_Request &request, const char *call) {
+    auto start = std::chrono::steady_clock::now();
+    for (int polls = 0;; ++polls) {
+      int done = 0;
+      JAMBA_CKPT_RETURN_IF_ERROR(
+          mpiCheck(MPI_Test(&request, &done, MPI_STATUS_IGNORE), call));
+      if (done)
+        return Status::success();
+      // Spin briefly (collectives are short), then poll every 50 us.
+      if (polls > 1000)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      double waited = std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+      if (waited > timeoutSeconds)
+        return makeError(call, " did not complete within ", timeoutSeconds,
+                         " s: another rank is stuck or gone "
+                         "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+    }
   }
 
   MPI_Comm comm;
@@ -316,6 +386,10 @@ int64_t rt::mpiLaunchSize() {
 
 int64_t rt::mpiLaunchRank() {
   return envInteger({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"});
+}
+
+int64_t rt::mpiLaunchLocalRank() {
+  return envInteger({"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID"});
 }
 
 //===----------------------------------------------------------------------===//

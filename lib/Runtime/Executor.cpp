@@ -1,22 +1,27 @@
-//===- Executor.cpp - Running an artifact's entry points on the CPU -------===//
+//===- Executor.cpp - Running an artifact's entry points ------------------===//
 //
 // Part of the jamba-mlir project.
 //
 //===----------------------------------------------------------------------===//
 //
-// Binding (dims, memory plan, model ABI checks), kernel loading (dlopen),
-// weight binding, allocation and the packed-ABI calls. No model arithmetic:
-// the executor only fills argument arrays.
+// Binding (device, dims, memory plan, model ABI checks), kernel loading
+// (dlopen), weight binding, allocation and the packed-ABI calls, on the CPU
+// or on a CUDA device (CudaSession.h holds the device's share). No model
+// arithmetic: the executor only fills argument arrays.
 //
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Runtime/Executor.h"
 
+#include "CudaSession.h"
+
 #include <algorithm>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
 #include <map>
+#include <optional>
 #include <unistd.h>
 
 using namespace jamba;
@@ -63,12 +68,30 @@ const char *hostArch() {
 #endif
 }
 
+/// The target in words: "cpu (x86_64-unknown-linux-gnu, x86-64-v3)",
+/// "cuda (sm_90)".
+std::string targetText(const TargetDesc &t) {
+  std::string out = targetKindName(t.kind);
+  if (t.kind == TargetDesc::Kind::Cpu)
+    return out + " (" + t.triple + ", " + t.cpu + ")";
+  std::string archs;
+  for (const std::string &a : t.archs)
+    archs += (archs.empty() ? "" : ", ") + a;
+  return out + " (" + archs + ")";
+}
+
+/// Checks that the session's device is the kind the artifact targets.
+Status checkDeviceTarget(const TargetDesc &t, Device device) {
+  bool cudaTarget = t.kind == TargetDesc::Kind::Cuda;
+  if (cudaTarget == (device == Device::Cuda))
+    return Status::success();
+  return makeError("the artifact targets ", targetText(t),
+                   ", but the session's device is ", deviceName(device));
+}
+
 /// Checks that the artifact's CPU target can run here. Returns a note when
 /// the CPU name cannot be checked.
 Status checkCpuTarget(const TargetDesc &t, std::vector<std::string> &notes) {
-  if (t.kind != TargetDesc::Kind::Cpu)
-    return makeError("the artifact targets '", targetKindName(t.kind),
-                     "', this executor runs CPU artifacts");
   std::string arch = t.triple.substr(0, t.triple.find('-'));
   if (arch == "amd64")
     arch = "x86_64";
@@ -162,7 +185,7 @@ Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
   return Status::success();
 }
 
-void *allocateZeroed(uint64_t bytes) {
+void *allocateHostZeroed(uint64_t bytes) {
   void *p = nullptr;
   uint64_t size = alignUp64(std::max<uint64_t>(bytes, 1));
   if (size > SIZE_MAX || ::posix_memalign(&p, kBufferAlignment, size) != 0)
@@ -211,7 +234,22 @@ std::string bytesText(uint64_t bytes) {
   return ckpt::concat(bytes, " bytes (", buf, ")");
 }
 
+/// `base` advanced by `bytes`: a host or a device address, never
+/// dereferenced here.
+void *offsetAddress(void *base, uint64_t bytes) {
+  return reinterpret_cast<void *>(reinterpret_cast<uintptr_t>(base) +
+                                  uintptr_t(bytes));
+}
+
+/// The alignment of every weight in the device allocation that holds a
+/// rank's weights (what cuMemAlloc gives an allocation of its own).
+constexpr uint64_t kDeviceWeightAlignment = 256;
+
 } // namespace
+
+const char *rt::deviceName(Device device) {
+  return device == Device::Cuda ? "cuda" : "cpu";
+}
 
 uint64_t rt::totalPlanBytes(const MemoryPlan &plan) {
   return plan.weightBytes + plan.stateBytes + plan.arenaBytes + plan.ioBytes;
@@ -220,6 +258,7 @@ uint64_t rt::totalPlanBytes(const MemoryPlan &plan) {
 StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
                                      const SessionOptions &options) {
   const ArtifactManifest &m = artifact.manifest();
+  JAMBA_CKPT_RETURN_IF_ERROR(checkDeviceTarget(m.target, options.device));
   JAMBA_CKPT_RETURN_IF_ERROR(checkRanks(m, options));
   int64_t context = options.contextLength;
   if (context == 0) {
@@ -248,25 +287,216 @@ StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
   return plan;
 }
 
-StatusOr<std::unique_ptr<CpuExecutor>>
-CpuExecutor::create(const Artifact &artifact, const SessionOptions &options) {
-  std::unique_ptr<CpuExecutor> ex(new CpuExecutor(artifact));
+Executor::Executor(const Artifact &artifact) : art(artifact) {}
+
+StatusOr<std::unique_ptr<Executor>>
+Executor::create(const Artifact &artifact, const SessionOptions &options) {
+  std::unique_ptr<Executor> ex(new Executor(artifact));
   Status s = ex->prepare(options);
   if (!s.ok())
     return s;
   return ex;
 }
 
-CpuExecutor::~CpuExecutor() {
-  for (void *p : allocations)
-    std::free(p);
-  for (void *h : handles)
-    ::dlclose(h);
+Executor::~Executor() {
+  if (!cudaSession) {
+    for (void *p : allocations)
+      std::free(p);
+    for (void *h : handles)
+      ::dlclose(h);
+    return;
+  }
+  // The kernel files' global destructors unload their GPU modules: they run
+  // at dlclose, with the session's context current and its target active.
+  // Nothing is left to report their errors to.
+  (void)cudaSession->makeCurrent();
+  {
+    cuda::ActiveCudaTargetScope scope(&cudaSession->kernelTarget());
+    for (void *h : handles)
+      ::dlclose(h);
+    (void)cuda::takeCudaError();
+  }
+  cudaSession.reset();
 }
 
-Status CpuExecutor::prepare(const SessionOptions &options) {
+std::string Executor::deviceDescription() const {
+  return cudaSession ? cudaSession->description() : deviceName(dev);
+}
+
+size_t Executor::cudaGraphCount() const {
+  return cudaSession ? cudaSession->graphCount() : 0;
+}
+
+Status Executor::openCuda(const SessionOptions &options) {
+  const TargetDesc &t = art.manifest().target;
+  // GPU ranks sum over each other with NCCL: without it a sharded artifact
+  // cannot run, which is said before a device is opened. (The ranks join
+  // later, in startGpuRanks.)
+  if (int64_t ranks = art.manifest().ranks; ranks > 1) {
+    StatusOr<const cuda::NcclLibrary *> nccl = cuda::loadNccl();
+    if (!nccl.ok())
+      return makeError("the artifact is compiled for ", ranks,
+                       " ranks, and GPU ranks all-reduce with NCCL: ",
+                       nccl.status().message());
+  }
+  StatusOr<std::unique_ptr<cuda::CudaSession>> opened =
+      cuda::CudaSession::open(options.cudaDevice);
+  if (!opened.ok())
+    return opened.status();
+  cudaSession = std::move(*opened);
+
+  // sm_NN kernels need a device of compute capability NN or newer; on a
+  // newer one they run only if the file carries PTX the driver can compile
+  // for it (a cubin is tied to its arch), which the runtime cannot see.
+  int lowest = INT_MAX;
+  bool exact = false;
+  for (const std::string &arch : t.archs) {
+    int n = std::atoi(arch.c_str() + 3);
+    lowest = std::min(lowest, n);
+    exact = exact || n == cudaSession->computeCapability();
+  }
+  if (cudaSession->computeCapability() < lowest)
+    return makeError("the artifact targets ", targetText(t), "; ",
+                     cudaSession->description(), " is older");
+  if (!exact)
+    noteList.push_back("the artifact targets " + targetText(t) + ", not " +
+                       cudaSession->description() +
+                       ": its kernels run only if they carry PTX");
+
+  // Decode through CUDA graphs unless JAMBA_CUDA_GRAPH=0.
+  const char *graphs = std::getenv("JAMBA_CUDA_GRAPH");
+  cudaGraphs = !(graphs && std::strcmp(graphs, "0") == 0);
+  return Status::success();
+}
+
+Status Executor::startGpuRanks(const SessionOptions &options) {
+  // checkRanks made sure the communicator exists and has the artifact's
+  // rank count.
+  Communicator &ranks = *options.communicator;
+  Status started = cudaSession->startRanks(ranks);
+  if (!started.ok())
+    return makeError("rank ", ranks.rank(), " of ", ranks.size(), " (",
+                     cudaSession->description(), "): ", started.message());
+  const cuda::NcclLibrary &nccl = cudaSession->nccl()->library();
+  if (cudaGraphs && !cuda::ncclCanBeCaptured(nccl.version)) {
+    cudaGraphs = false;
+    noteList.push_back("NCCL " + cuda::ncclVersionText(nccl.version) + " (" +
+                       nccl.library +
+                       ") cannot be captured into CUDA graphs (2.9 and later "
+                       "can): decode runs without them");
+  }
+  return Status::success();
+}
+
+Status Executor::checkMemoryLimit(const SessionOptions &options) {
+  uint64_t total = totalPlanBytes(memPlan);
+  uint64_t limit = options.memoryLimitBytes;
+  std::string limitWhat = "the memory limit";
+  if (limit == 0 && cudaSession) {
+    uint64_t freeBytes = 0, totalBytes = 0;
+    JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->memoryInfo(freeBytes, totalBytes));
+    limit = freeBytes;
+    limitWhat = "the free memory of " + cudaSession->description();
+  } else if (limit == 0) {
+    long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+    if (pages > 0 && pageSize > 0)
+      limit = uint64_t(pages) * uint64_t(pageSize);
+    limitWhat = "this machine's memory";
+  }
+  if (limit && total > limit)
+    return makeError("the memory plan needs ", bytesText(total), " (weights ",
+                     memPlan.weightBytes, ", state ", memPlan.stateBytes,
+                     ", arena ", memPlan.arenaBytes, ", io ", memPlan.ioBytes,
+                     ") for batch ", boundBatch, " and context ", boundCapacity,
+                     "; ", limitWhat, " is ", bytesText(limit));
+  return Status::success();
+}
+
+StatusOr<void *> Executor::allocateZeroed(uint64_t bytes,
+                                          const std::string &what) {
+  if (cudaSession) {
+    // Zeroed on the stream; prepare() waits for it once at the end.
+    StatusOr<void *> p = cudaSession->allocate(alignUp64(bytes), what);
+    if (!p.ok())
+      return p;
+    JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->zero(*p, alignUp64(bytes)));
+    return p;
+  }
+  void *p = allocateHostZeroed(bytes);
+  if (!p)
+    return makeError("cannot allocate ", bytes, " bytes for ", what);
+  allocations.push_back(p);
+  return p;
+}
+
+Status Executor::bindWeights(int64_t rank,
+                             std::map<std::string, void *> &weightPtrs) {
   const ArtifactManifest &m = art.manifest();
-  JAMBA_CKPT_RETURN_IF_ERROR(checkCpuTarget(m.target, noteList));
+  std::vector<std::pair<const WeightDesc *, const ckpt::TensorInfo *>> mine;
+  for (const WeightDesc &w : m.weights) {
+    if (w.rank != rank)
+      continue;
+    const ckpt::TensorInfo *t = art.weight(w.name, w.rank);
+    if (!t)
+      return makeError("weight '", w.name, "' (rank ", w.rank,
+                       ") is not mapped");
+    mine.emplace_back(&w, t);
+  }
+
+  if (cudaSession) {
+    // One device allocation holds the rank's weights, each aligned as an
+    // allocation of its own would be; they are uploaded once, here.
+    std::vector<uint64_t> offsets;
+    uint64_t total = 0;
+    for (const auto &[w, t] : mine) {
+      offsets.push_back(total);
+      total += (t->nbytes + kDeviceWeightAlignment - 1) /
+               kDeviceWeightAlignment * kDeviceWeightAlignment;
+    }
+    StatusOr<void *> base = cudaSession->allocate(
+        total, ckpt::concat("the weights of rank ", rank));
+    if (!base.ok())
+      return base.status();
+    for (size_t i = 0; i < mine.size(); ++i) {
+      void *address = offsetAddress(*base, offsets[i]);
+      Status s = cudaSession->upload(address, mine[i].second->data,
+                                     mine[i].second->nbytes);
+      if (!s.ok())
+        return makeError("weight '", mine[i].first->name, "': ", s.message());
+      weightPtrs[mine[i].first->name] = address;
+    }
+    return cudaSession->finish();
+  }
+
+  // The mapped data in place, or an aligned copy.
+  for (const auto &[w, t] : mine) {
+    size_t elem = ckpt::dtypeSize(t->dtype);
+    uintptr_t address = reinterpret_cast<uintptr_t>(t->data);
+    if (elem > 1 && address % elem != 0) {
+      void *copy = allocateHostZeroed(t->nbytes);
+      if (!copy)
+        return makeError("cannot allocate ", t->nbytes, " bytes for weight '",
+                         w->name, "'");
+      allocations.push_back(copy);
+      if (t->nbytes)
+        std::memcpy(copy, t->data, t->nbytes);
+      noteList.push_back("weight '" + w->name +
+                         "' is not aligned to its element size in " + w->file +
+                         "; copied (" + std::to_string(t->nbytes) + " bytes)");
+      weightPtrs[w->name] = copy;
+    } else {
+      weightPtrs[w->name] = const_cast<uint8_t *>(t->data);
+    }
+  }
+  return Status::success();
+}
+
+Status Executor::prepare(const SessionOptions &options) {
+  const ArtifactManifest &m = art.manifest();
+  dev = options.device;
+  JAMBA_CKPT_RETURN_IF_ERROR(checkDeviceTarget(m.target, dev));
+  if (dev == Device::Cpu)
+    JAMBA_CKPT_RETURN_IF_ERROR(checkCpuTarget(m.target, noteList));
   boundRank = options.rank;
   comm = options.communicator;
 
@@ -283,27 +513,31 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
   boundSeq = bound(kDimSeq, 1);
   boundCapacity = bound(kDimCapacity, INT64_MAX);
   vocabSize = m.config.vocabSize;
-  uint64_t total = totalPlanBytes(memPlan);
-  uint64_t limit = options.memoryLimitBytes;
-  const char *limitWhat = "the memory limit";
-  if (limit == 0) {
-    long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
-    if (pages > 0 && pageSize > 0)
-      limit = uint64_t(pages) * uint64_t(pageSize);
-    limitWhat = "this machine's memory";
-  }
-  if (limit && total > limit)
-    return makeError("the memory plan needs ", bytesText(total), " (weights ",
-                     memPlan.weightBytes, ", state ", memPlan.stateBytes,
-                     ", arena ", memPlan.arenaBytes, ", io ", memPlan.ioBytes,
-                     ") for batch ", boundBatch, " and context ", boundCapacity,
-                     "; ", limitWhat, " is ", bytesText(limit));
+  if (dev == Device::Cuda)
+    JAMBA_CKPT_RETURN_IF_ERROR(openCuda(options));
+  JAMBA_CKPT_RETURN_IF_ERROR(checkMemoryLimit(options));
 
   // The model ABI of the two entry points.
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryPrefill, false, prefill));
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryDecode, true, decode));
 
-  // Kernels: each file loaded once, each symbol resolved.
+  // GPU ranks: the NCCL communicators, made collectively once every check
+  // a rank makes alone has passed.
+  if (cudaSession && m.ranks > 1)
+    JAMBA_CKPT_RETURN_IF_ERROR(startGpuRanks(options));
+
+  // Kernels: each file loaded once, each symbol resolved. A CUDA kernels
+  // file loads its GPU modules from its global constructors (mgpuModuleLoad
+  // and mgpuModuleLoadJIT) as it is opened: the session's context is
+  // current and its target active, and a module that fails to load fails
+  // the session here.
+  std::optional<cuda::ActiveCudaTargetScope> cudaScope;
+  if (cudaSession) {
+    cudaScope.emplace(&cudaSession->kernelTarget());
+    // An error left by code outside any run (another session's teardown)
+    // is not this session's.
+    (void)cuda::takeCudaError();
+  }
   std::map<std::string, void *> fileHandles;
   std::map<std::string, void (*)(void **)> kernelFns;
   for (const KernelDesc &k : m.kernels) {
@@ -321,6 +555,13 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
                          why ? why : "unknown dlopen error");
       }
       handles.push_back(handle);
+      if (cudaSession) {
+        Status loaded = cuda::takeCudaError();
+        if (!loaded.ok())
+          return makeError(
+              "kernel file '", k.file,
+              "': loading its GPU code failed: ", loaded.message());
+      }
     }
     ::dlerror();
     void *sym = ::dlsym(handle, k.symbol.c_str());
@@ -349,34 +590,11 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
         }
     }
   }
+  cudaScope.reset();
 
-  // Weights: the mapped data in place, or an aligned copy.
+  // Weights of this rank.
   std::map<std::string, void *> weightPtrs;
-  for (const WeightDesc &w : m.weights) {
-    if (w.rank != options.rank)
-      continue;
-    const ckpt::TensorInfo *t = art.weight(w.name, w.rank);
-    if (!t)
-      return makeError("weight '", w.name, "' (rank ", w.rank,
-                       ") is not mapped");
-    size_t elem = ckpt::dtypeSize(t->dtype);
-    uintptr_t address = reinterpret_cast<uintptr_t>(t->data);
-    if (elem > 1 && address % elem != 0) {
-      void *copy = allocateZeroed(t->nbytes);
-      if (!copy)
-        return makeError("cannot allocate ", t->nbytes, " bytes for weight '",
-                         w.name, "'");
-      allocations.push_back(copy);
-      if (t->nbytes)
-        std::memcpy(copy, t->data, t->nbytes);
-      noteList.push_back("weight '" + w.name +
-                         "' is not aligned to its element size in " + w.file +
-                         "; copied (" + std::to_string(t->nbytes) + " bytes)");
-      weightPtrs[w.name] = copy;
-    } else {
-      weightPtrs[w.name] = const_cast<uint8_t *>(t->data);
-    }
-  }
+  JAMBA_CKPT_RETURN_IF_ERROR(bindWeights(options.rank, weightPtrs));
 
   // Buffers: state and io get their own zeroed allocation; temps the arena.
   buffers.assign(m.buffers.size(), nullptr);
@@ -385,23 +603,23 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
     const BufferDesc &b = m.buffers[i];
     if (b.kind == BufferDesc::Kind::Temp)
       continue;
-    void *p = allocateZeroed(memPlan.bufferBytes[i]);
-    if (!p)
-      return makeError("cannot allocate ", memPlan.bufferBytes[i],
-                       " bytes for buffer '", b.id, "'");
-    allocations.push_back(p);
-    buffers[i] = p;
+    StatusOr<void *> p =
+        allocateZeroed(memPlan.bufferBytes[i], "buffer '" + b.id + "'");
+    if (!p.ok())
+      return p.status();
+    buffers[i] = *p;
     if (b.kind == BufferDesc::Kind::State && !b.shape.empty() &&
         isSymbol(b.shape[0], kDimBatch))
       rowBytes[i] = memPlan.bufferBytes[i] / uint64_t(boundBatch);
   }
   if (memPlan.arenaBytes) {
-    arena = allocateZeroed(memPlan.arenaBytes);
-    if (!arena)
-      return makeError("cannot allocate the ", memPlan.arenaBytes,
-                       " byte arena");
-    allocations.push_back(arena);
+    StatusOr<void *> p = allocateZeroed(memPlan.arenaBytes, "the arena");
+    if (!p.ok())
+      return p.status();
+    arena = *p;
   }
+  if (cudaSession)
+    JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->finish());
 
   // Prepared argument arrays for every entry point.
   std::map<std::string, size_t> bufferIndex;
@@ -439,7 +657,7 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
               return makeError("entry point '", ep.name, "': steps[", s,
                                "]: temp buffer '", arg.ref, "' is not placed");
             slot.kind = ArgSlot::Kind::TempBuffer;
-            void *address = static_cast<char *>(arena) + offset;
+            void *address = offsetAddress(arena, uint64_t(offset));
             std::memcpy(&ps.values[a], &address, sizeof(address));
           } else {
             slot.kind = ArgSlot::Kind::Buffer;
@@ -492,30 +710,110 @@ Status CpuExecutor::prepare(const SessionOptions &options) {
   return Status::success();
 }
 
-void *CpuExecutor::bufferData(std::string_view id) {
+//===----------------------------------------------------------------------===//
+// Buffers
+//===----------------------------------------------------------------------===//
+
+int64_t Executor::bufferIndex(std::string_view id) const {
   const ArtifactManifest &m = art.manifest();
   for (size_t i = 0; i < m.buffers.size(); ++i)
     if (m.buffers[i].id == id)
-      return buffers[i];
-  return nullptr;
+      return int64_t(i);
+  return -1;
 }
 
-void CpuExecutor::zeroStates(int64_t firstRow, int64_t count) {
+void *Executor::bufferData(std::string_view id) {
+  int64_t i = bufferIndex(id);
+  return i < 0 ? nullptr : buffers[size_t(i)];
+}
+
+Status Executor::checkAccess(size_t index, uint64_t bytes, uint64_t offset,
+                             const char *what) const {
   const ArtifactManifest &m = art.manifest();
+  if (index >= m.buffers.size())
+    return makeError("cannot ", what, " buffer ", index, ": the artifact has ",
+                     m.buffers.size(), " buffers");
+  const BufferDesc &b = m.buffers[index];
+  if (b.kind == BufferDesc::Kind::Temp)
+    return makeError("cannot ", what, " buffer '", b.id,
+                     "': a temp buffer exists only during a call");
+  uint64_t size = memPlan.bufferBytes[index];
+  if (offset > size || bytes > size - offset)
+    return makeError("cannot ", what, " ", bytes, " bytes at offset ", offset,
+                     " of buffer '", b.id, "': it has ", size, " bytes");
+  return Status::success();
+}
+
+Status Executor::readBuffer(size_t index, void *dst, uint64_t bytes,
+                            uint64_t offset) {
+  JAMBA_CKPT_RETURN_IF_ERROR(checkAccess(index, bytes, offset, "read"));
+  if (bytes == 0)
+    return Status::success();
+  void *src = offsetAddress(buffers[index], offset);
+  if (!cudaSession) {
+    std::memcpy(dst, src, bytes);
+    return Status::success();
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->makeCurrent());
+  Status s = cudaSession->download(dst, src, bytes);
+  if (!s.ok())
+    return makeError("reading buffer '", art.manifest().buffers[index].id,
+                     "': ", s.message());
+  return Status::success();
+}
+
+Status Executor::writeBuffer(size_t index, const void *src, uint64_t bytes,
+                             uint64_t offset) {
+  JAMBA_CKPT_RETURN_IF_ERROR(checkAccess(index, bytes, offset, "write"));
+  if (bytes == 0)
+    return Status::success();
+  void *dst = offsetAddress(buffers[index], offset);
+  if (!cudaSession) {
+    std::memcpy(dst, src, bytes);
+    return Status::success();
+  }
+  // Complete on return: the caller's `src` may go away right after.
+  JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->makeCurrent());
+  Status s = cudaSession->upload(dst, src, bytes);
+  if (s.ok())
+    s = cudaSession->finish();
+  if (!s.ok())
+    return makeError("writing buffer '", art.manifest().buffers[index].id,
+                     "': ", s.message());
+  return Status::success();
+}
+
+Status Executor::zeroStates(int64_t firstRow, int64_t count) {
+  const ArtifactManifest &m = art.manifest();
+  if (cudaSession)
+    JAMBA_CKPT_RETURN_IF_ERROR(cudaSession->makeCurrent());
   for (size_t i = 0; i < m.buffers.size(); ++i) {
     if (m.buffers[i].kind != BufferDesc::Kind::State)
       continue;
-    if (rowBytes[i] == 0 || firstRow < 0 || count < 0 ||
-        firstRow + count > boundBatch) {
-      std::memset(buffers[i], 0, memPlan.bufferBytes[i]);
+    void *start = buffers[i];
+    uint64_t bytes = memPlan.bufferBytes[i];
+    if (rowBytes[i] != 0 && firstRow >= 0 && count >= 0 &&
+        firstRow + count <= boundBatch) {
+      start = offsetAddress(buffers[i], uint64_t(firstRow) * rowBytes[i]);
+      bytes = uint64_t(count) * rowBytes[i];
+    }
+    if (!cudaSession) {
+      std::memset(start, 0, bytes);
       continue;
     }
-    std::memset(static_cast<char *>(buffers[i]) + firstRow * rowBytes[i], 0,
-                count * rowBytes[i]);
+    Status s = cudaSession->zero(start, bytes);
+    if (!s.ok())
+      return makeError("zeroing state buffer '", m.buffers[i].id,
+                       "': ", s.message());
   }
+  return cudaSession ? cudaSession->finish() : Status::success();
 }
 
-Status CpuExecutor::run(std::string_view name, const CallDims &dims) {
+//===----------------------------------------------------------------------===//
+// Running
+//===----------------------------------------------------------------------===//
+
+Status Executor::run(std::string_view name, const CallDims &dims) {
   PreparedEntry *entry = nullptr;
   for (PreparedEntry &e : entries)
     if (e.name == name)
@@ -546,8 +844,9 @@ Status CpuExecutor::run(std::string_view name, const CallDims &dims) {
                            "' does not lead with the batch dim, so rows ",
                            dims.firstRow, "..", dims.firstRow + dims.batch - 1,
                            " of ", boundBatch, " cannot run alone");
-        void *address = static_cast<char *>(buffers[slot.buffer]) +
-                        uint64_t(dims.firstRow) * rowBytes[slot.buffer];
+        void *address =
+            offsetAddress(buffers[slot.buffer],
+                          uint64_t(dims.firstRow) * rowBytes[slot.buffer]);
         std::memcpy(&ps.values[a], &address, sizeof(address));
       }
     }
@@ -562,15 +861,80 @@ Status CpuExecutor::run(std::string_view name, const CallDims &dims) {
                        " communicator holds an error from before this run: ",
                        stale.message());
   }
-  for (size_t i = 0; i < entry->steps.size(); ++i) {
-    PreparedStep &ps = entry->steps[i];
+  if (cudaSession)
+    return runOnCuda(*entry, name, dims);
+  return runSteps(*entry, name);
+}
+
+Status Executor::runSteps(PreparedEntry &entry, std::string_view name) {
+  for (size_t i = 0; i < entry.steps.size(); ++i) {
+    PreparedStep &ps = entry.steps[i];
     ps.fn(ps.args.data());
-    if (comm) {
-      Status error = comm->takeError();
-      if (!error.ok())
-        return makeError("entry point '", name, "': steps[", i, "] (kernel '",
-                         ps.kernel, "'): ", error.message());
+    Status error = comm ? comm->takeError() : Status::success();
+    if (error.ok() && cudaSession)
+      error = cuda::takeCudaError();
+    if (!error.ok())
+      return makeError("entry point '", name, "': steps[", i, "] (kernel '",
+                       ps.kernel, "'): ", error.message());
+  }
+  return Status::success();
+}
+
+Status Executor::runOnCuda(PreparedEntry &entry, std::string_view name,
+                           const CallDims &dims) {
+  auto fail = [&](const Status &s, const char *suffix = "") {
+    return makeError("entry point '", name, "': ", s.message(), suffix);
+  };
+  Status current = cudaSession->makeCurrent();
+  if (!current.ok())
+    return fail(current);
+  // The kernels' mgpu* calls run on this session's driver and stream.
+  cuda::ActiveCudaTargetScope scope(&cudaSession->kernelTarget());
+  Status stale = cuda::takeCudaError();
+  if (!stale.ok())
+    return makeError("entry point '", name,
+                     "': a CUDA error from before this run: ", stale.message());
+
+  if (!cudaGraphs || name != kEntryDecode) {
+    JAMBA_CKPT_RETURN_IF_ERROR(runSteps(entry, name));
+  } else {
+    // Decode through a CUDA graph (CudaSession.cpp says when that is
+    // valid): the first call with these dims runs the steps with the stream
+    // in capture mode, which records their GPU work instead of running it,
+    // and keeps the instantiated graph; every call then launches the graph.
+    const char *hint = " (while capturing a CUDA graph; JAMBA_CUDA_GRAPH=0 "
+                       "runs decode without graphs)";
+    cuda::CudaSession::GraphKey key{dims.firstRow, dims.batch, dims.seq};
+    cuda::CUgraphExec graph = cudaSession->findGraph(key);
+    if (!graph) {
+      Status begun = cudaSession->beginCapture();
+      if (!begun.ok())
+        return fail(begun, hint);
+      Status steps = runSteps(entry, name);
+      if (!steps.ok()) {
+        cudaSession->abandonCapture();
+        return makeError(steps.message(), hint);
+      }
+      StatusOr<cuda::CUgraphExec> captured = cudaSession->endCapture(key);
+      if (!captured.ok())
+        return fail(captured.status(), hint);
+      graph = *captured;
     }
+    Status launched = cudaSession->launch(graph);
+    if (!launched.ok())
+      return fail(launched);
+  }
+  // The kernels' work is asynchronous: wait for it, so that a fault is
+  // reported by this run and the outputs can be read.
+  Status finished = cudaSession->finish();
+  if (!finished.ok())
+    return fail(finished);
+  // An NCCL error on another rank or the network is reported
+  // asynchronously.
+  if (cuda::NcclRanks *nccl = cudaSession->nccl()) {
+    Status async = nccl->asyncErrors();
+    if (!async.ok())
+      return fail(async);
   }
   return Status::success();
 }

@@ -132,14 +132,19 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// One generation run's bookkeeping over the executor.
+/// One generation run's bookkeeping over the executor. Its io goes through
+/// Executor::writeBuffer and readBuffer, which work on every device.
 struct Runner {
-  CpuExecutor &ex;
+  Executor &ex;
   const GenerateOptions &options;
   GenerationResult &result;
   std::vector<int64_t> cacheLen;
   /// Per row: the logits of its most recent position.
   std::vector<std::vector<float>> last;
+  /// The call's ids, cache lengths and (one position per row) logits.
+  std::vector<int32_t> ids;
+  std::vector<int64_t> lens;
+  std::vector<float> logits;
 
   /// Runs `entry` on rows [first, first + rows) with `seq` tokens each:
   /// tokens(r, s) gives row first + r's s-th token; `feeds(r)` says whether
@@ -148,38 +153,64 @@ struct Runner {
   template <class Tokens, class Feeds>
   Status call(const ModelEntry &entry, int64_t first, int64_t rows, int64_t seq,
               Tokens tokens, Feeds feeds) {
-    int64_t vocab = ex.vocab();
-    auto *ids = static_cast<int32_t *>(ex.bufferData(entry.ids));
-    auto *lens = static_cast<int64_t *>(ex.bufferData(entry.cacheLen));
+    const uint64_t vocab = uint64_t(ex.vocab());
+    ids.resize(size_t(rows * seq));
+    lens.resize(size_t(rows));
     for (int64_t r = 0; r < rows; ++r) {
-      lens[r] = cacheLen[size_t(first + r)];
+      lens[size_t(r)] = cacheLen[size_t(first + r)];
       for (int64_t s = 0; s < seq; ++s)
-        ids[r * seq + s] = static_cast<int32_t>(tokens(r, s));
+        ids[size_t(r * seq + s)] = static_cast<int32_t>(tokens(r, s));
     }
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        ex.writeBuffer(entry.ids, ids.data(), ids.size() * sizeof(int32_t)));
+    JAMBA_CKPT_RETURN_IF_ERROR(ex.writeBuffer(entry.cacheLen, lens.data(),
+                                              lens.size() * sizeof(int64_t)));
     CallDims dims;
     dims.firstRow = first;
     dims.batch = rows;
     dims.seq = seq;
     JAMBA_CKPT_RETURN_IF_ERROR(ex.run(entry.name, dims));
-    const auto *logits =
-        static_cast<const float *>(ex.bufferData(entry.logits));
     // Positions per row in the logits: seq, or 1 (the last) when the entry
-    // point keeps only the last position's.
-    int64_t positions = entry.lastLogitsOnly ? 1 : seq;
+    // point keeps only the last position's. Only what is used is read: with
+    // one position per row (decode) all rows at once, else each fed row's
+    // positions (recorded) or its last one.
+    const uint64_t positions = entry.lastLogitsOnly ? 1 : uint64_t(seq);
+    const uint64_t rowFloats = positions * vocab;
+    if (positions == 1) {
+      logits.resize(size_t(uint64_t(rows) * vocab));
+      JAMBA_CKPT_RETURN_IF_ERROR(ex.readBuffer(entry.logits, logits.data(),
+                                               logits.size() * sizeof(float)));
+    }
     for (int64_t r = 0; r < rows; ++r) {
       if (!feeds(r))
         continue;
       size_t row = size_t(first + r);
       cacheLen[row] += seq;
-      const float *rowLogits = logits + r * positions * vocab;
+      std::vector<float> &lastRow = last[row];
+      lastRow.resize(size_t(vocab));
+      if (positions == 1) {
+        std::copy_n(logits.begin() + ptrdiff_t(uint64_t(r) * vocab),
+                    size_t(vocab), lastRow.begin());
+      } else if (options.recordLogits) {
+        std::vector<float> &out = result.sequences[row].logits;
+        size_t at = out.size();
+        out.resize(at + size_t(rowFloats));
+        JAMBA_CKPT_RETURN_IF_ERROR(ex.readBuffer(
+            entry.logits, out.data() + at, rowFloats * sizeof(float),
+            uint64_t(r) * rowFloats * sizeof(float)));
+        std::copy(out.end() - ptrdiff_t(vocab), out.end(), lastRow.begin());
+      } else {
+        JAMBA_CKPT_RETURN_IF_ERROR(
+            ex.readBuffer(entry.logits, lastRow.data(), vocab * sizeof(float),
+                          (uint64_t(r) * rowFloats + (positions - 1) * vocab) *
+                              sizeof(float)));
+      }
       if (options.recordLogits) {
         SequenceOutput &out = result.sequences[row];
-        out.logits.insert(out.logits.end(), rowLogits,
-                          rowLogits + positions * vocab);
-        out.rows += positions;
+        if (positions == 1)
+          out.logits.insert(out.logits.end(), lastRow.begin(), lastRow.end());
+        out.rows += int64_t(positions);
       }
-      last[row].assign(rowLogits + (positions - 1) * vocab,
-                       rowLogits + positions * vocab);
     }
     return Status::success();
   }
@@ -188,7 +219,7 @@ struct Runner {
 } // namespace
 
 StatusOr<GenerationResult>
-rt::generate(CpuExecutor &ex, const std::vector<std::vector<int64_t>> &prompts,
+rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
              const GenerateOptions &options) {
   const int64_t batch = static_cast<int64_t>(prompts.size());
   const int64_t vocab = ex.vocab();
@@ -228,9 +259,15 @@ rt::generate(CpuExecutor &ex, const std::vector<std::vector<int64_t>> &prompts,
   GenerationResult result;
   result.vocab = vocab;
   result.sequences.resize(size_t(batch));
-  Runner runner{ex, options, result, std::vector<int64_t>(size_t(batch), 0),
-                std::vector<std::vector<float>>(size_t(batch))};
-  ex.zeroStates(0, batch);
+  Runner runner{ex,
+                options,
+                result,
+                std::vector<int64_t>(size_t(batch), 0),
+                std::vector<std::vector<float>>(size_t(batch)),
+                {},
+                {},
+                {}};
+  JAMBA_CKPT_RETURN_IF_ERROR(ex.zeroStates(0, batch));
   auto feedAll = [](int64_t) { return true; };
 
   // Prefill: the common prefix for all rows together, then each row's rest

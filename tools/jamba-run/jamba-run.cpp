@@ -7,6 +7,7 @@
 //   jamba-run ARTIFACT --prompt-ids 1,17,42 -n 8 [--seed S] [--temperature T]
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
 //             [--ignore-eos] [--logits-out F.npy] [--mpi]
+//             [--device cpu|cuda] [--cuda-device N]
 //   mpirun -np N jamba-run ARTIFACT ...
 //
 // Loads and validates the artifact, binds it for the sequences and context
@@ -17,13 +18,16 @@
 //
 // Started by an MPI launcher (or with --mpi), each process runs the rank MPI
 // gives it; rank 0 alone prints and writes, the others only report errors,
-// and a rank that fails stops them all (MPI_Abort).
+// and a rank that fails stops them all (MPI_Abort). On CUDA each rank runs
+// on a GPU of its own: by default the launcher's local rank (or the rank
+// modulo the device count), and the ranks all-reduce with NCCL.
 //
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Runtime/Communicator.h"
+#include "jamba/Runtime/CudaDriver.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 
@@ -36,6 +40,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,10 +50,10 @@ using namespace jamba::rt;
 static const char kUsage[] =
     R"(usage: jamba-run ARTIFACT_DIR --prompt-ids 1,17,42 [options]
 
-Generates ids with a compiled artifact on this CPU. Prints the generated ids
-of each sequence on one line, comma-separated; the memory plan, notes and
-tokens/s go to stderr. Any problem is one line `jamba-run: error: ...` and a
-non-zero exit.
+Generates ids with a compiled artifact on this CPU or on a CUDA GPU. Prints
+the generated ids of each sequence on one line, comma-separated; the memory
+plan, notes and tokens/s go to stderr. Any problem is one line `jamba-run:
+error: ...` and a non-zero exit.
 
 options:
   --prompt-ids IDS   comma-separated prompt ids; repeat the option for
@@ -70,6 +75,11 @@ options:
   --mpi              run the rank MPI gives this process (implied when an
                      MPI launcher such as mpirun started it); rank 0 prints
                      and writes, the other ranks only report errors
+  --device D         cpu or cuda (default: the kind the artifact targets);
+                     it must match the artifact
+  --cuda-device N    the CUDA device to run on (default 0; with several
+                     ranks, the launcher's local rank, or else the rank
+                     modulo the number of devices)
   --help             print this message
 )";
 
@@ -142,6 +152,8 @@ int main(int argc, char **argv) {
   std::vector<std::vector<int64_t>> prompts;
   int64_t steps = 8, batch = 0, context = 0, seq = 0;
   bool mpiFlag = false;
+  std::optional<Device> device;
+  std::optional<int64_t> cudaDevice;
   GenerateOptions options;
   // Before a communicator exists, errors name the rank the launcher gives.
   const bool several =
@@ -211,6 +223,19 @@ int main(int argc, char **argv) {
           return fail("--top-p must be a number in (0, 1], got '" + text + "'");
       } else if (arg == "--logits-out") {
         logitsOut = text;
+      } else if (arg == "--device") {
+        if (text == "cpu")
+          device = Device::Cpu;
+        else if (text == "cuda")
+          device = Device::Cuda;
+        else
+          return fail("--device must be cpu or cuda, got '" + text + "'");
+      } else if (arg == "--cuda-device") {
+        int64_t ordinal = 0;
+        if (!parseInt(v, ordinal) || ordinal < 0 || ordinal > INT32_MAX)
+          return fail("--cuda-device must be a non-negative integer, got '" +
+                      text + "'");
+        cudaDevice = ordinal;
       } else {
         return fail("unknown option '" + arg + "' (see --help)");
       }
@@ -274,6 +299,17 @@ int main(int argc, char **argv) {
     context = needed;
   }
   SessionOptions session;
+  session.device = device ? *device
+                   : artifact.manifest().target.kind == TargetDesc::Kind::Cuda
+                       ? Device::Cuda
+                       : Device::Cpu;
+  // One GPU per rank: unless told, the launcher's local rank (or the rank
+  // modulo the device count) picks it.
+  if (cudaDevice)
+    session.cudaDevice = int(*cudaDevice);
+  else if (session.device == Device::Cuda && communicator &&
+           communicator->size() > 1)
+    session.cudaDevice = rt::cuda::defaultCudaDevice(communicator->rank());
   session.batch = int64_t(prompts.size());
   session.contextLength = context;
   if (seq)
@@ -298,9 +334,14 @@ int main(int argc, char **argv) {
                  bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq),
                  plan->weightBytes, plan->stateBytes, plan->arenaBytes,
                  plan->ioBytes, totalPlanBytes(*plan));
-  auto executor = CpuExecutor::create(artifact, session);
+  auto executor = Executor::create(artifact, session);
   if (!executor.ok())
     return fail(executor.status().message());
+  if (lead && session.device == Device::Cuda)
+    std::fprintf(stderr, "jamba-run: running on %s%s\n",
+                 (*executor)->deviceDescription().c_str(),
+                 (*executor)->usesCudaGraphs() ? ", decode in CUDA graphs"
+                                               : "");
   for (const std::string &note : (*executor)->notes())
     if (lead)
       std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());

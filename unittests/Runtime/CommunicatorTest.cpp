@@ -7,13 +7,15 @@
 // The communicators and the kernels' collective `jamba_rt_all_reduce_f32`:
 // the single rank is a no-op, the symbol does nothing without an active
 // communicator and forwards to one that is, a failed all-reduce sticks until
-// taken. Then through the executor, with the `_allreduce` test kernels
-// (TestKernels.cpp) resolving the symbol from this process: the communicator
-// is active during run() only, its error fails the run after the step, and
-// the rank checks (the artifact's rank count against the communicator's
-// size, the rank, its weights). A fake communicator stands for N ranks that
-// hold equal data: its sum multiplies by N. Real MPI ranks are tested by
-// mpi_allreduce_check (test/Runtime/mpi.test) and JambaRunTest.
+// taken, a broadcast within one rank is trivial and larger ones are refused
+// by the base class (with its argument checks). Then through the executor, with
+// the `_allreduce` test kernels (TestKernels.cpp) resolving the symbol from
+// this process: the communicator is active during run() only, its error fails
+// the run after the step, and the rank checks (the artifact's rank count
+// against the communicator's size, the rank, its weights). A fake communicator
+// stands for N ranks that hold equal data: its sum multiplies by N. Real MPI
+// ranks are tested by mpi_allreduce_check (test/Runtime/mpi.test) and
+// JambaRunTest.
 //
 //===----------------------------------------------------------------------===//
 
@@ -183,6 +185,35 @@ TEST(CommunicatorTest, FirstErrorSticksUntilTaken) {
             "negative count (-3)");
 }
 
+TEST(CommunicatorTest, BroadcastsOfOneRankAndTheirChecks) {
+  // One rank, or groups of one: nothing to send, the data stays.
+  SingleRankCommunicator single;
+  char data[4] = {'a', 'b', 'c', 'd'};
+  EXPECT_TRUE(single.broadcastBytes(data, 4, 0).ok());
+  EXPECT_TRUE(single.broadcastBytes(data, 4, 0, 1).ok());
+  EXPECT_TRUE(single.broadcastBytes(nullptr, 0, 0).ok());
+  EXPECT_EQ(std::string(data, 4), "abcd");
+  FakeCommunicator four(/*rank=*/2, /*size=*/4);
+  EXPECT_TRUE(four.broadcastBytes(data, 4, 0, 1).ok());
+  // The base class has no larger broadcast (MPI's is tested by
+  // mpi_allreduce_check).
+  EXPECT_EQ(four.broadcastBytes(data, 4, 0).message(),
+            "the fake communicator cannot broadcast over 4 ranks");
+  EXPECT_EQ(four.broadcastBytes(data, 4, 1, 2).message(),
+            "the fake communicator cannot broadcast over 2 ranks");
+  // The arguments.
+  EXPECT_EQ(four.broadcastBytes(data, 4, 0, 3).message(),
+            "broadcast over groups of 3 of 4 ranks: the group size must "
+            "divide the rank count");
+  EXPECT_EQ(four.broadcastBytes(data, 4, 2, 2).message(),
+            "broadcast from rank 2: the group's ranks are 0..1");
+  EXPECT_EQ(single.broadcastBytes(data, 4, -1).message(),
+            "broadcast from rank -1: the group's ranks are 0..0");
+  EXPECT_EQ(single.broadcastBytes(nullptr, 4, 0).message(),
+            "broadcast of 4 bytes at a null address");
+  EXPECT_EQ(std::string(data, 4), "abcd");
+}
+
 TEST(CommunicatorTest, MpiInThisBuild) {
   if (haveMpi())
     GTEST_SKIP() << "MPI is built in: mpi_allreduce_check (test/Runtime/"
@@ -265,7 +296,7 @@ protected:
   }
 
   /// Prefills ids {1, 17, 42}; returns the logits of position 0.
-  std::vector<float> prefill(CpuExecutor &ex, Status &status) {
+  std::vector<float> prefill(Executor &ex, Status &status) {
     auto *ids = static_cast<int32_t *>(ex.bufferData("ids"));
     ids[0] = 1;
     ids[1] = 17;
@@ -285,7 +316,7 @@ TEST_F(ExecutorRanksTest, SingleRankKernelsResolveTheSymbol) {
   // only if this executable exports it.
   auto art = open(1);
   ASSERT_TRUE(art);
-  auto ex = CpuExecutor::create(*art, options(nullptr, 0));
+  auto ex = Executor::create(*art, options(nullptr, 0));
   ASSERT_TRUE(ex.ok()) << ex.status().message();
   EXPECT_EQ((*ex)->communicator(), nullptr);
   Status s;
@@ -300,7 +331,7 @@ TEST_F(ExecutorRanksTest, TheCommunicatorIsActiveDuringRun) {
   auto art = open(2);
   ASSERT_TRUE(art);
   FakeCommunicator two(1, 2);
-  auto ex = CpuExecutor::create(*art, options(&two, 1));
+  auto ex = Executor::create(*art, options(&two, 1));
   ASSERT_TRUE(ex.ok()) << ex.status().message();
   EXPECT_EQ((*ex)->rank(), 1);
   EXPECT_EQ((*ex)->communicator(), &two);
@@ -319,7 +350,7 @@ TEST_F(ExecutorRanksTest, AnAllReduceErrorFailsTheRun) {
   auto art = open(2);
   ASSERT_TRUE(art);
   FakeCommunicator two(0, 2);
-  auto ex = CpuExecutor::create(*art, options(&two, 0));
+  auto ex = Executor::create(*art, options(&two, 0));
   ASSERT_TRUE(ex.ok()) << ex.status().message();
   two.failure = "MPI_Allreduce failed: MPI_ERR_TRUNCATE: message truncated";
   Status s;
@@ -346,7 +377,7 @@ TEST_F(ExecutorRanksTest, RankChecks) {
   auto art = open(2);
   ASSERT_TRUE(art);
   auto refused = [&](Communicator *c, int64_t rank) {
-    auto ex = CpuExecutor::create(*art, options(c, rank));
+    auto ex = Executor::create(*art, options(c, rank));
     EXPECT_FALSE(ex.ok());
     return ex.ok() ? std::string() : ex.status().message();
   };
@@ -364,14 +395,14 @@ TEST_F(ExecutorRanksTest, RankChecks) {
   auto single = open(1);
   ASSERT_TRUE(single);
   FakeCommunicator four(0, 4);
-  auto ex = CpuExecutor::create(*single, options(&four, 0));
+  auto ex = Executor::create(*single, options(&four, 0));
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.status().message(),
             "the artifact is compiled for 1 rank, but this run has 4 (the "
             "fake communicator): start it with mpirun -np 1");
   // A single-rank communicator runs a single-rank artifact.
   SingleRankCommunicator one;
-  auto ok = CpuExecutor::create(*single, options(&one, 0));
+  auto ok = Executor::create(*single, options(&one, 0));
   EXPECT_TRUE(ok.ok()) << ok.status().message();
 }
 

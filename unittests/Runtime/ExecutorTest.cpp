@@ -4,7 +4,7 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The plumbing of CpuExecutor and rt::generate, checked with the test kernels
+// The plumbing of Executor and rt::generate, checked with the test kernels
 // of TestKernels.cpp (a toy rule over the KV cache, see there): argument
 // order, per-call dims, in-place state across calls, cache lengths, chunked
 // prefill, batch packing and row offsets, EOS; and the refusals (dims above
@@ -59,9 +59,9 @@ protected:
     return opened.ok() ? std::move(*opened) : nullptr;
   }
 
-  std::unique_ptr<CpuExecutor> session(const Artifact &a,
-                                       const SessionOptions &o) {
-    auto ex = CpuExecutor::create(a, o);
+  std::unique_ptr<Executor> session(const Artifact &a,
+                                    const SessionOptions &o) {
+    auto ex = Executor::create(a, o);
     EXPECT_TRUE(ex.ok()) << ex.status().message();
     return ex.ok() ? std::move(*ex) : nullptr;
   }
@@ -307,21 +307,21 @@ TEST_F(ExecutorTest, StopsOnEos) {
 TEST_F(ExecutorTest, RefusesBadBindingsAndRuns) {
   auto a = open();
   ASSERT_TRUE(a);
-  auto big = CpuExecutor::create(*a, opts(5, 16));
+  auto big = Executor::create(*a, opts(5, 16));
   ASSERT_FALSE(big.ok());
   EXPECT_NE(big.status().message().find(
                 "batch (sequences at once) = 5 is outside what the artifact "
                 "supports (1..4)"),
             std::string::npos)
       << big.status().message();
-  auto longer = CpuExecutor::create(*a, opts(1, 65));
+  auto longer = Executor::create(*a, opts(1, 65));
   ASSERT_FALSE(longer.ok());
   EXPECT_NE(longer.status().message().find("capacity (context length) = 65"),
             std::string::npos)
       << longer.status().message();
   SessionOptions limited = opts(1, 64);
   limited.memoryLimitBytes = 1000;
-  auto small = CpuExecutor::create(*a, limited);
+  auto small = Executor::create(*a, limited);
   ASSERT_FALSE(small.ok());
   EXPECT_NE(small.status().message().find("the memory limit is 1000 bytes"),
             std::string::npos)
@@ -367,7 +367,7 @@ TEST_F(ExecutorTest, KernelFileThatIsNotASharedObject) {
   o.kernelBytes = "this is not an ELF file\n";
   auto a = open(o);
   ASSERT_TRUE(a);
-  auto ex = CpuExecutor::create(*a, opts(1, 16));
+  auto ex = Executor::create(*a, opts(1, 16));
   ASSERT_FALSE(ex.ok());
   const std::string &m = ex.status().message();
   EXPECT_NE(m.find("kernel file 'kernels/cpu.so': cannot load it: "),
@@ -386,7 +386,7 @@ TEST_F(ExecutorTest, MissingSymbol) {
   o.prefillSymbol = "jamba_no_such_kernel";
   auto a = open(o);
   ASSERT_TRUE(a);
-  auto ex = CpuExecutor::create(*a, opts(1, 16));
+  auto ex = Executor::create(*a, opts(1, 16));
   ASSERT_FALSE(ex.ok());
   const std::string &m = ex.status().message();
   EXPECT_NE(m.find("kernel 'prefill_model': symbol 'jamba_no_such_kernel' not "
@@ -402,7 +402,7 @@ TEST_F(ExecutorTest, RefusesAnArtifactWithoutTheModelAbi) {
   ASSERT_TRUE(writeExampleArtifact(dir).ok());
   auto a = Artifact::open(dir);
   ASSERT_TRUE(a.ok()) << a.status().message();
-  auto ex = CpuExecutor::create(**a, opts(1, 16));
+  auto ex = Executor::create(**a, opts(1, 16));
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.status().message(),
             "entry point 'prefill': inputs[0] 'tokens' must be the token ids, "

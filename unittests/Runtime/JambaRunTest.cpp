@@ -9,7 +9,10 @@
 // files, the plan and tokens/s on stderr. (The lit tests in test/Runtime
 // cover its errors; they have no runnable artifact.) Where MPI is built in
 // and mpirun is on PATH, also real ranks: `mpirun -np 2 jamba-run` over a
-// 2-rank artifact whose kernels all-reduce their logits.
+// 2-rank artifact whose kernels all-reduce their logits. A CUDA artifact is
+// refused on the CPU, and on a machine without a GPU fails with "no CUDA
+// driver" or "no CUDA device"; so does a 2-rank CUDA artifact under mpirun,
+// each rank on its own device (or, without NCCL, it says it needs NCCL).
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +20,7 @@
 
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Runtime/Communicator.h"
+#include "jamba/Runtime/CudaDriver.h"
 
 #include "gtest/gtest.h"
 
@@ -165,6 +169,39 @@ TEST_F(JambaRunTest, Refusals) {
   EXPECT_EQ(o.out, "");
 }
 
+size_t count(const std::string &text, const std::string &what);
+
+TEST_F(JambaRunTest, CudaArtifactWithoutAGpu) {
+  TestArtifactOptions o;
+  o.cuda = true;
+  ckpt::Status s = writeTestArtifact(root + "/cuda", o);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // Asked to run it on the CPU, it is refused naming both.
+  Outcome cpu = run("--prompt-ids 1,17,42 --device cpu", "", "cuda");
+  EXPECT_EQ(cpu.code, 1);
+  EXPECT_EQ(cpu.err, "jamba-run: error: the artifact targets cuda (sm_90), "
+                     "but the session's device is cpu\n");
+  auto driver = rt::cuda::loadCudaDriver();
+  if (driver.ok() && rt::cuda::openCudaDevice(**driver, 0).ok())
+    GTEST_SKIP() << "this machine has a CUDA device";
+  // By default it runs on CUDA, which this machine lacks: one line, after
+  // the plan, and nothing on stdout.
+  Outcome gpu = run("--prompt-ids 1,17,42", "", "cuda");
+  EXPECT_EQ(gpu.code, 1);
+  EXPECT_EQ(gpu.out, "");
+  EXPECT_EQ(count(gpu.err, "\n"), 2u) << gpu.err;
+  EXPECT_TRUE(gpu.err.find("\njamba-run: error: no CUDA driver: ") !=
+                  std::string::npos ||
+              gpu.err.find("\njamba-run: error: no CUDA device: ") !=
+                  std::string::npos)
+      << gpu.err;
+  Outcome ordinal =
+      run("--prompt-ids 1,17,42 --device cuda --cuda-device 7", "", "cuda");
+  EXPECT_EQ(ordinal.code, 1);
+  EXPECT_NE(ordinal.err.find("jamba-run: error: no CUDA "), std::string::npos)
+      << ordinal.err;
+}
+
 size_t count(const std::string &text, const std::string &what) {
   size_t n = 0;
   for (size_t at = text.find(what); at != std::string::npos;
@@ -232,6 +269,39 @@ TEST_F(JambaRunTest, MpiRanks) {
   o = run("--prompt-ids 1,17,42 -n 3 --ignore-eos", mpirun(1));
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 3));
+}
+
+TEST_F(JambaRunTest, CudaRanksWithoutAGpu) {
+  if (!rt::haveMpi())
+    GTEST_SKIP() << "this build has no MPI";
+  if (std::system("command -v mpirun >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "no mpirun on PATH";
+  auto driver = rt::cuda::loadCudaDriver();
+  if (driver.ok() && rt::cuda::openCudaDevice(**driver, 0).ok())
+    GTEST_SKIP() << "this machine has a CUDA device";
+  TestArtifactOptions o;
+  o.cuda = true;
+  o.ranks = 2;
+  o.allReduceLogits = true;
+  ckpt::Status s = writeTestArtifact(root + "/cuda2", o);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // Both ranks pass the rank checks and stop at the device (or at NCCL,
+  // where there is none); the first to fail stops the other.
+  Outcome ranks = run("--prompt-ids 1,17,42 -n 2",
+                      "timeout 120 mpirun --allow-run-as-root "
+                      "--oversubscribe -np 2 ",
+                      "cuda2");
+  EXPECT_NE(ranks.code, 0);
+  EXPECT_NE(ranks.code, 124) << "timed out: " << ranks.err;
+  EXPECT_EQ(ranks.out, "");
+  bool noGpu =
+      ranks.err.find(": error: no CUDA driver: ") != std::string::npos ||
+      ranks.err.find(": error: no CUDA device: ") != std::string::npos;
+  bool noNccl = ranks.err.find(": error: the artifact is compiled for 2 "
+                               "ranks, and GPU ranks all-reduce with NCCL: no "
+                               "NCCL: ") != std::string::npos;
+  EXPECT_TRUE(noGpu || noNccl) << ranks.err;
+  EXPECT_NE(ranks.err.find("jamba-run: rank "), std::string::npos) << ranks.err;
 }
 
 #endif // JAMBA_RUN_TOOL

@@ -34,12 +34,22 @@ struct TestArtifactOptions {
   std::vector<int64_t> eosIds = {2};
   /// Prefill keeps only the last position's logits ([batch, 1, vocab]).
   bool prefillLastLogitsOnly = false;
-  /// The kernels sum their logits over the ranks (jamba_rt_all_reduce_f32).
+  /// The kernels sum their logits over the ranks (jamba_rt_all_reduce_f32;
+  /// on CUDA, jamba_rt_cuda_all_reduce_f32).
   bool allReduceLogits = false;
   /// The artifact's `ranks`: every rank gets the same weights, in
   /// weights/rank-K.safetensors.
   int64_t ranks = 1;
+  /// A CUDA artifact (target cuda sm_90, kernels/cuda-sm_90.so): its
+  /// kernels are TestCudaKernels.cpp's, which run under the fake driver
+  /// (FakeCuda.h) only.
+  bool cuda = false;
 };
+
+/// The kernels file of a test artifact.
+inline const char *testKernelsFile(const TestArtifactOptions &o) {
+  return o.cuda ? "kernels/cuda-sm_90.so" : "kernels/cpu.so";
+}
 
 /// bias[v] of the test artifact's single weight.
 inline float testBias(int64_t v) { return float(v % 7) * 0.125f; }
@@ -94,12 +104,19 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
   pre.symbol = o.prefillLastLogitsOnly ? "jamba_test_prefill_last"
                : o.allReduceLogits     ? "jamba_test_prefill_allreduce"
                                        : o.prefillSymbol;
-  pre.file = "kernels/cpu.so";
+  pre.file = testKernelsFile(o);
   pre.numArgs = 15;
   dec = pre;
   dec.name = "decode_model";
   dec.symbol =
       o.allReduceLogits ? "jamba_test_decode_allreduce" : "jamba_test_decode";
+  if (o.cuda) {
+    m.target.kind = TargetDesc::Kind::Cuda;
+    m.target.archs = {"sm_90"};
+    const char *suffix = o.allReduceLogits ? "_allreduce" : "";
+    pre.symbol = std::string("jamba_test_prefill_gpu") + suffix;
+    dec.symbol = std::string("jamba_test_decode_gpu") + suffix;
+  }
   m.kernels = {pre, dec};
   m.ranks = o.ranks;
   for (int64_t r = 0; r < o.ranks; ++r) {
@@ -152,10 +169,15 @@ inline Status writeTestArtifact(const std::string &dir,
       writer.addFloats("test.bias", DType::F32, {128}, bias));
   std::string weights = dir + ".weights";
   JAMBA_CKPT_RETURN_IF_ERROR(writer.write(weights));
+#ifdef JAMBA_TEST_CUDA_KERNELS
+  const char *built = o.cuda ? JAMBA_TEST_CUDA_KERNELS : JAMBA_TEST_KERNELS;
+#else
+  const char *built = JAMBA_TEST_KERNELS;
+#endif
   std::vector<ArtifactFileSource> files = {
       o.kernelBytes.empty()
-          ? ArtifactFileSource::fromFile("kernels/cpu.so", JAMBA_TEST_KERNELS)
-          : ArtifactFileSource::fromBytes("kernels/cpu.so", o.kernelBytes)};
+          ? ArtifactFileSource::fromFile(testKernelsFile(o), built)
+          : ArtifactFileSource::fromBytes(testKernelsFile(o), o.kernelBytes)};
   for (int64_t r = 0; r < o.ranks; ++r)
     files.push_back(ArtifactFileSource::fromFile(
         "weights/rank-" + std::to_string(r) + ".safetensors", weights));

@@ -9,9 +9,12 @@
 // rank and size against the launcher's environment, and all-reduces rank+1
 // over 3 floats twice: once through Communicator::allReduceSumF32 and once
 // through the kernels' symbol `jamba_rt_all_reduce_f32` with the
-// communicator active. Every sum must be size*(size+1)/2. Prints one line per
-// rank, `rank R of N: ok`, and exits 0; otherwise a line saying what went
-// wrong and exit status 1.
+// communicator active. Every sum must be size*(size+1)/2. Then it broadcasts
+// bytes (Communicator::broadcastBytes, which carries NCCL's unique id for GPU
+// ranks): 300 bytes from rank 0 to all, and, when the size is even, from
+// the second rank of each group of 2 to its group. Prints one line per rank,
+// `rank R of N: ok`, and exits 0; otherwise a line saying what went wrong
+// and exit status 1.
 //
 // With `--abort-rank R`, rank R calls Communicator::abort(3) instead while
 // the others wait in the all-reduce: MPI must stop them all (exit status 3)
@@ -111,6 +114,32 @@ int main(int argc, char **argv) {
   wrong = checkSums(viaSymbol, expected, "jamba_rt_all_reduce_f32");
   if (!wrong.empty())
     return failed(rank, wrong);
+
+  // Broadcasts: rank 0's bytes to every rank, then within groups of 2 the
+  // bytes of each group's second rank.
+  std::string bytes(300, '\0');
+  if (rank == 0)
+    for (size_t i = 0; i < bytes.size(); ++i)
+      bytes[i] = char('a' + i % 26);
+  s = c.broadcastBytes(bytes.data(), bytes.size(), 0);
+  if (!s.ok())
+    return failed(rank, s.message());
+  for (size_t i = 0; i < bytes.size(); ++i)
+    if (bytes[i] != char('a' + i % 26))
+      return failed(rank, ckpt::concat("broadcastBytes: byte ", i, " is ",
+                                       int(bytes[i]), ", not rank 0's"));
+  if (size % 2 == 0) {
+    int64_t sender = rank / 2 * 2 + 1;
+    bytes.assign(5, rank == sender ? char(sender) : char(-1));
+    s = c.broadcastBytes(bytes.data(), bytes.size(), 1, 2);
+    if (!s.ok())
+      return failed(rank, s.message());
+    if (bytes != std::string(5, char(sender)))
+      return failed(rank,
+                    ckpt::concat("broadcastBytes over groups of 2: "
+                                 "got byte ",
+                                 int(bytes[0]), ", not rank ", sender, "'s"));
+  }
 
   std::printf("rank %" PRId64 " of %" PRId64 ": ok\n", rank, size);
   std::fflush(stdout);

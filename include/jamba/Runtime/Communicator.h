@@ -31,6 +31,7 @@
 
 #include "jamba/Checkpoint/Status.h"
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,19 @@ public:
   /// base class has no groups otherwise (MPI has).
   virtual Status allReduceSumF32Group(float *data, int64_t count,
                                       int64_t groupSize);
+
+  /// Copies the `bytes` bytes at `data` on rank `root` of this rank's group
+  /// of `groupSize` consecutive ranks (as allReduceSumF32Group counts them;
+  /// 0 or size(): all ranks) to `data` on every other rank of the group;
+  /// `root` counts from the group's first rank. For setup data, such as
+  /// NCCL's unique id (Nccl.h), not for the kernels. Every rank of the group
+  /// calls it with the same bytes, root and group size (with groups, every
+  /// rank: MPI makes a group's communicator on first use, collectively). A
+  /// group size that does not divide size(), a root outside the group and a
+  /// null `data` with bytes are errors; a group of one rank has nothing to
+  /// send. The base class has no larger groups (MPI has).
+  virtual Status broadcastBytes(void *data, size_t bytes, int64_t root,
+                                int64_t groupSize = 0);
 
   /// Makes every rank stop with exit status `code` (MPI_Abort), so that a
   /// rank that failed does not leave the others waiting in a collective.
@@ -122,6 +136,10 @@ int64_t mpiLaunchSize();
 /// PMI_RANK, PMIX_RANK); -1 when it does not say. For messages written
 /// before a communicator exists.
 int64_t mpiLaunchRank();
+/// This process's rank among the processes the launcher started on this
+/// machine (OMPI_COMM_WORLD_LOCAL_RANK, MPICH's MPI_LOCALRANKID); -1 when it
+/// does not say. A GPU rank's default device (cuda::defaultCudaDevice).
+int64_t mpiLaunchLocalRank();
 
 /// The process-wide communicator that jamba_rt_all_reduce_f32 forwards to;
 /// nullptr (the default) means a single rank. The executor sets it around

@@ -4,10 +4,14 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The CPU executor binds a validated artifact to one batch size and context
-// length, plans and allocates its memory, loads its kernels (dlopen) and runs
-// its entry points ("prefill", "decode") step by step through the "packed"
-// kernel ABI (docs/ArtifactFormat.md, "kernels"; docs/Runtime.md).
+// The executor binds a validated artifact to one device (the CPU or a CUDA
+// GPU), batch size and context length, plans and allocates its memory, loads
+// its kernels (dlopen) and runs its entry points ("prefill", "decode") step
+// by step through the "packed" kernel ABI (docs/ArtifactFormat.md,
+// "kernels"; docs/Runtime.md). The steps are the same on both devices: on
+// CUDA every buffer and weight address is a device pointer, and the kernels'
+// host code launches GPU work through the runtime's exported mgpu* functions
+// (CudaKernelAbi.h) on the session's stream.
 //
 // The executor computes nothing of the model itself: every number comes out
 // of the artifact's kernels. It only moves addresses and per-call dimension
@@ -23,6 +27,7 @@
 #include "jamba/Runtime/Communicator.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,8 +42,21 @@ namespace rt {
 constexpr const char kEntryPrefill[] = "prefill";
 constexpr const char kEntryDecode[] = "decode";
 
+/// Where a session runs: its buffers, weights and kernels.
+enum class Device { Cpu, Cuda };
+
+/// "cpu" or "cuda" (the artifact's target kind names).
+const char *deviceName(Device device);
+
 /// How to bind an artifact.
 struct SessionOptions {
+  /// The device; it must match the artifact's target kind (a CPU artifact
+  /// runs on the CPU, a CUDA artifact on a CUDA device).
+  Device device = Device::Cpu;
+  /// With Device::Cuda: the device ordinal (as cuDeviceGet counts), used as
+  /// given. With several ranks each process needs a GPU of its own:
+  /// jamba-run picks cuda::defaultCudaDevice(rank) (CudaDriver.h).
+  int cudaDevice = 0;
   /// Sequences run together (the `batch` dim).
   int64_t batch = 1;
   /// Tokens each sequence's KV cache holds (the `capacity` dim); 0 picks
@@ -48,14 +66,17 @@ struct SessionOptions {
   /// the artifact's largest seq).
   std::optional<int64_t> seq;
   /// Refuse a plan whose weights + state + arena + io bytes exceed this
-  /// (0: no limit). The message gives every number.
+  /// (0: the machine's physical memory on the CPU, the device's free memory
+  /// on CUDA). The message gives every number.
   uint64_t memoryLimitBytes = 0;
   /// The rank whose weights are bound. With a communicator it must equal
   /// communicator->rank().
   int64_t rank = 0;
   /// The ranks this process runs with, and the all-reduce the kernels call
   /// (Communicator.h); nullptr: a single rank. Its size must equal the
-  /// artifact's `ranks`. Not owned: it must outlive the executor.
+  /// artifact's `ranks`. On CUDA with several ranks it also carries NCCL's
+  /// bootstrap (Communicator::broadcastBytes). Not owned: it must outlive
+  /// the executor.
   Communicator *communicator = nullptr;
 };
 
@@ -84,38 +105,49 @@ struct ModelEntry {
   bool lastLogitsOnly = false;
 };
 
-/// Computes the memory plan that CpuExecutor::create would allocate, without
+/// Computes the memory plan that Executor::create would allocate, without
 /// allocating anything (jamba-run prints it first): the weights counted are
-/// those of `options.rank`. Fails with the numbers when a dim is outside the
-/// artifact's maxima, and when the ranks do not fit (see
-/// CpuExecutor::create).
+/// those of `options.rank`. Fails when the device does not match the
+/// artifact's target kind, with the numbers when a dim is outside the
+/// artifact's maxima, and when the ranks do not fit (see Executor::create).
 StatusOr<MemoryPlan> planSession(const Artifact &artifact,
                                  const SessionOptions &options);
 
 /// Total bytes of a plan: weights + state + arena + io.
 uint64_t totalPlanBytes(const MemoryPlan &plan);
 
+namespace cuda {
+class CudaSession;
+} // namespace cuda
+
 /// A bound artifact: allocated buffers, loaded kernels, bound weights.
 /// `artifact` must outlive it. Not thread-safe: one call at a time.
-class CpuExecutor {
+class Executor {
 public:
-  /// Binds `artifact` for `options`: checks the target (a CPU artifact for
-  /// this machine's architecture) and the ranks (the artifact's `ranks` is
-  /// the communicator's size, 1 without one; `options.rank` is the
-  /// communicator's rank and has weights), binds and plans (refusing dims
-  /// above the maxima and plans above the limit, with the numbers), checks
-  /// the model ABI of "prefill" and "decode", dlopen()s every kernel file
-  /// (RTLD_NOW | RTLD_LOCAL) and resolves every symbol (dlerror() text in
-  /// the message), binds the weights of `options.rank` in place from the
-  /// mapping (copying, with a note, the rare tensor that is not aligned to
-  /// its element size) and allocates and zeroes every buffer (64-byte
-  /// aligned).
-  static StatusOr<std::unique_ptr<CpuExecutor>>
+  /// Binds `artifact` for `options`: checks the target (the device's kind;
+  /// on the CPU, this machine's architecture) and the ranks (the artifact's
+  /// `ranks` is the communicator's size, 1 without one; `options.rank` is
+  /// the communicator's rank and has weights), binds and plans (refusing
+  /// dims above the maxima and plans above the limit, with the numbers). On
+  /// CUDA it then loads the driver, opens the device (its primary context,
+  /// made current on this thread, and one stream) and checks its compute
+  /// capability against the artifact's archs; a sharded artifact needs NCCL
+  /// there. It checks the model ABI of "prefill" and "decode"; on CUDA with
+  /// several ranks it then makes the NCCL communicator of the ranks (every
+  /// rank at this point, over the communicator: docs/Runtime.md, "GPU ranks
+  /// (NCCL)"). It dlopen()s every kernel file (RTLD_NOW |
+  /// RTLD_LOCAL) and resolves every symbol (dlerror() text in the message;
+  /// on CUDA the GPU modules the file loads as it is opened must load too),
+  /// binds the weights of `options.rank` (CPU: in place from the mapping,
+  /// copying, with a note, the rare tensor that is not aligned to its
+  /// element size; CUDA: uploaded once) and allocates and zeroes every
+  /// buffer (64-byte aligned; 256 on CUDA).
+  static StatusOr<std::unique_ptr<Executor>>
   create(const Artifact &artifact, const SessionOptions &options = {});
 
-  ~CpuExecutor();
-  CpuExecutor(const CpuExecutor &) = delete;
-  CpuExecutor &operator=(const CpuExecutor &) = delete;
+  ~Executor();
+  Executor(const Executor &) = delete;
+  Executor &operator=(const Executor &) = delete;
 
   const Artifact &artifact() const { return art; }
   const ArtifactManifest &manifest() const { return art.manifest(); }
@@ -124,6 +156,9 @@ public:
   int64_t seq() const { return boundSeq; }
   int64_t capacity() const { return boundCapacity; }
   int64_t vocab() const { return vocabSize; }
+  Device device() const { return dev; }
+  /// CUDA: "CUDA device 0: NVIDIA H200 (sm_90, 139.8 GiB)"; CPU: "cpu".
+  std::string deviceDescription() const;
   /// The rank whose weights are bound, and the communicator (nullptr: a
   /// single rank).
   int64_t rank() const { return boundRank; }
@@ -140,10 +175,32 @@ public:
   /// leading dimension to be exactly `batch`. The communicator (none: a
   /// single rank) is the active one while the kernels run; an all-reduce
   /// error it recorded fails the run after the step that hit it.
+  ///
+  /// On CUDA the session's context and kernel target are active while the
+  /// kernels run, a CUDA error they recorded fails the run after the step
+  /// that hit it, and run() returns once the stream has finished the work
+  /// (an asynchronous fault is reported then). `decode` is captured into a
+  /// CUDA graph the first time it runs with given dims and the graph is
+  /// replayed when they recur, unless JAMBA_CUDA_GRAPH=0 was set when the
+  /// session was created.
   Status run(std::string_view name, const CallDims &dims);
 
+  /// Copies `bytes` from offset `offset` of an io or state buffer into
+  /// host memory `dst` (readBuffer), or from `src` into it (writeBuffer):
+  /// a memcpy on the CPU, a device copy on CUDA that is complete when the
+  /// call returns. Fails on a temp buffer, an index outside the manifest's
+  /// buffers, or a range past the buffer's bytes.
+  Status readBuffer(size_t index, void *dst, uint64_t bytes,
+                    uint64_t offset = 0);
+  Status writeBuffer(size_t index, const void *src, uint64_t bytes,
+                     uint64_t offset = 0);
+
+  /// The manifest index of buffer `id`, or -1.
+  int64_t bufferIndex(std::string_view id) const;
   /// The address of an io or state buffer (nullptr for an unknown id or a
-  /// temp buffer), and its byte size under the bound dims.
+  /// temp buffer), and its byte size under the bound dims. On CUDA the
+  /// address is a device pointer, not readable from the host: use
+  /// readBuffer and writeBuffer, which work on both devices.
   void *bufferData(std::string_view id);
   void *bufferData(size_t index) { return buffers[index]; }
   uint64_t bufferBytes(size_t index) const {
@@ -151,8 +208,14 @@ public:
   }
 
   /// Zeroes rows [firstRow, firstRow + count) of every state buffer (the
-  /// whole buffer when a state's leading dim is not `batch`).
-  void zeroStates(int64_t firstRow, int64_t count);
+  /// whole buffer when a state's leading dim is not `batch`). Fails only on
+  /// CUDA, with the driver's error.
+  Status zeroStates(int64_t firstRow, int64_t count);
+
+  /// CUDA: whether decode runs through CUDA graphs, and how many have been
+  /// captured (one per distinct first row, batch and seq of the calls).
+  bool usesCudaGraphs() const { return cudaGraphs; }
+  size_t cudaGraphCount() const;
 
   /// Notes worth telling a user (a weight copied for alignment, ...).
   const std::vector<std::string> &notes() const { return noteList; }
@@ -177,18 +240,46 @@ private:
     std::vector<PreparedStep> steps;
   };
 
-  explicit CpuExecutor(const Artifact &artifact) : art(artifact) {}
+  /// Out of line: `cudaSession`'s type is complete only in Executor.cpp.
+  explicit Executor(const Artifact &artifact);
 
   Status prepare(const SessionOptions &options);
+  /// Parts of prepare(): opening the CUDA session (device, arch, graphs),
+  /// the plan against the memory limit, one zeroed buffer (CPU memory or
+  /// device memory) and the weights' addresses by name.
+  Status openCuda(const SessionOptions &options);
+  /// With several ranks on CUDA: the session's NCCL communicators
+  /// (CudaSession::startRanks), and graphs off for an NCCL too old to be
+  /// captured.
+  Status startGpuRanks(const SessionOptions &options);
+  Status checkMemoryLimit(const SessionOptions &options);
+  StatusOr<void *> allocateZeroed(uint64_t bytes, const std::string &what);
+  Status bindWeights(int64_t rank, std::map<std::string, void *> &weightPtrs);
+  /// The steps of `entry`, in order, each followed by the communicator's
+  /// and (on CUDA) the kernels' sticky error.
+  Status runSteps(PreparedEntry &entry, std::string_view name);
+  /// run() on CUDA, after the slots are filled.
+  Status runOnCuda(PreparedEntry &entry, std::string_view name,
+                   const CallDims &dims);
+  /// Checks that [offset, offset + bytes) of io or state buffer `index`
+  /// exists; `what` is "read" or "write" for the message.
+  Status checkAccess(size_t index, uint64_t bytes, uint64_t offset,
+                     const char *what) const;
 
   const Artifact &art;
+  Device dev = Device::Cpu;
+  /// With Device::Cuda: the device, its stream, the device allocations and
+  /// the graphs. The destructor closes the kernel files (whose global
+  /// destructors unload their GPU modules) before it resets this.
+  std::unique_ptr<cuda::CudaSession> cudaSession;
+  bool cudaGraphs = false;
   MemoryPlan memPlan;
   int64_t boundBatch = 1, boundSeq = 1, boundCapacity = 1, vocabSize = 0;
   int64_t boundRank = 0;
   Communicator *comm = nullptr;
   ModelEntry prefill, decode;
   std::vector<void *> handles;     ///< dlopen handles.
-  std::vector<void *> allocations; ///< Owned, freed in the destructor.
+  std::vector<void *> allocations; ///< CPU: owned, freed in the destructor.
   std::vector<void *> buffers;     ///< Per manifest buffer (temp: nullptr).
   std::vector<uint64_t> rowBytes;  ///< Per state buffer; 0: not batch-major.
   void *arena = nullptr;
@@ -196,6 +287,9 @@ private:
   std::vector<PreparedEntry> entries;
   std::vector<std::string> noteList;
 };
+
+/// The executor's name from when it ran only on CPUs.
+using CpuExecutor = Executor;
 
 } // namespace rt
 } // namespace jamba

@@ -4,8 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Generation over a CpuExecutor: several sequences at once, chunked prefill,
-// decode steps, greedy or sampled next ids, stop on EOS or length.
+// Generation over an Executor (CPU or CUDA): several sequences at once, chunked
+// prefill, decode steps, greedy or sampled next ids, stop on EOS or length.
 // docs/Runtime.md ("Generation") states the semantics. The logits recorded
 // follow the reference interpreter's convention
 // (include/jamba/Reference/Generate.h): with P prompt ids and n generated
@@ -116,8 +116,7 @@ struct GenerationResult {
 /// unfinished sequence (finished rows inside that range are fed their last
 /// id again and their outputs ignored).
 StatusOr<GenerationResult>
-generate(CpuExecutor &executor,
-         const std::vector<std::vector<int64_t>> &prompts,
+generate(Executor &executor, const std::vector<std::vector<int64_t>> &prompts,
          const GenerateOptions &options);
 
 } // namespace rt

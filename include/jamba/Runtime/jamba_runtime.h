@@ -49,7 +49,9 @@ int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact);
 
 /** Binds `artifact` for `batch` sequences at once and `context` tokens per
  * sequence (0: min(4096, the artifact's largest)); loads the kernels and
- * allocates every buffer. Values above the artifact's maxima are refused. */
+ * allocates every buffer. Values above the artifact's maxima are refused.
+ * The session runs on the device the artifact targets: the CPU, or CUDA
+ * device 0 (without a driver or a device that is an error). */
 jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
                                   int64_t context, jamba_session **out);
 void jamba_session_free(jamba_session *session);

@@ -1,0 +1,232 @@
+//===- CudaDriver.cpp - The CUDA driver API, reached through dlopen -------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Loads the driver library once per name, resolves every entry point the
+// runtime uses and calls cuInit; describes devices and errors, and picks a
+// GPU rank's default device. Nothing here
+// includes cuda.h or links to libcuda (CudaDriver.h says why).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/CudaDriver.h"
+
+#include "jamba/Runtime/Communicator.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <dlfcn.h>
+#include <map>
+#include <mutex>
+
+using namespace jamba;
+using namespace jamba::rt;
+using namespace jamba::rt::cuda;
+using ckpt::makeError;
+
+namespace {
+
+constexpr const char kDefaultLibrary[] = "libcuda.so.1";
+
+std::mutex driverMutex;
+/// Guarded by driverMutex.
+std::string libraryOverride;
+/// Guarded by driverMutex. Loaded drivers live as long as the process, past
+/// its static destructors (the map is never destroyed): a session or a
+/// kernel's mgpu* call may use one at any time, and libcuda is not meant to
+/// be unloaded.
+std::map<std::string, std::unique_ptr<CudaDriver>> &loadedDrivers() {
+  static auto *drivers =
+      new std::map<std::string, std::unique_ptr<CudaDriver>>();
+  return *drivers;
+}
+
+/// Resolves `name` into `slot`; false when the library lacks it.
+template <class Fn> bool resolve(void *handle, const char *name, Fn &slot) {
+  void *address = ::dlsym(handle, name);
+  slot = reinterpret_cast<Fn>(address);
+  return address != nullptr;
+}
+
+/// dlopen()s `library` and fills every entry point, or says what is missing.
+StatusOr<std::unique_ptr<CudaDriver>> openDriver(const std::string &library) {
+  ::dlerror();
+  void *handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!handle) {
+    const char *why = ::dlerror();
+    return makeError("no CUDA driver: dlopen(", library,
+                     "): ", why ? why : "unknown dlopen error");
+  }
+  auto d = std::make_unique<CudaDriver>();
+  d->library = library;
+  const char *missing = nullptr;
+#define JAMBA_CUDA_RESOLVE(fn)                                                 \
+  if (!missing && !resolve(handle, #fn, d->fn))                                \
+    missing = #fn;
+  JAMBA_CUDA_RESOLVE(cuInit)
+  JAMBA_CUDA_RESOLVE(cuGetErrorName)
+  JAMBA_CUDA_RESOLVE(cuGetErrorString)
+  JAMBA_CUDA_RESOLVE(cuDriverGetVersion)
+  JAMBA_CUDA_RESOLVE(cuDeviceGetCount)
+  JAMBA_CUDA_RESOLVE(cuDeviceGet)
+  JAMBA_CUDA_RESOLVE(cuDeviceGetName)
+  JAMBA_CUDA_RESOLVE(cuDeviceTotalMem_v2)
+  JAMBA_CUDA_RESOLVE(cuDeviceGetAttribute)
+  JAMBA_CUDA_RESOLVE(cuDevicePrimaryCtxRetain)
+  JAMBA_CUDA_RESOLVE(cuDevicePrimaryCtxRelease_v2)
+  JAMBA_CUDA_RESOLVE(cuCtxSetCurrent)
+  JAMBA_CUDA_RESOLVE(cuMemGetInfo_v2)
+  JAMBA_CUDA_RESOLVE(cuStreamCreate)
+  JAMBA_CUDA_RESOLVE(cuStreamDestroy_v2)
+  JAMBA_CUDA_RESOLVE(cuStreamSynchronize)
+  JAMBA_CUDA_RESOLVE(cuStreamBeginCapture_v2)
+  JAMBA_CUDA_RESOLVE(cuStreamEndCapture)
+  JAMBA_CUDA_RESOLVE(cuStreamIsCapturing)
+  JAMBA_CUDA_RESOLVE(cuThreadExchangeStreamCaptureMode)
+  JAMBA_CUDA_RESOLVE(cuGraphInstantiateWithFlags)
+  JAMBA_CUDA_RESOLVE(cuGraphLaunch)
+  JAMBA_CUDA_RESOLVE(cuGraphDestroy)
+  JAMBA_CUDA_RESOLVE(cuGraphExecDestroy)
+  JAMBA_CUDA_RESOLVE(cuMemAlloc_v2)
+  JAMBA_CUDA_RESOLVE(cuMemFree_v2)
+  JAMBA_CUDA_RESOLVE(cuMemAllocAsync)
+  JAMBA_CUDA_RESOLVE(cuMemFreeAsync)
+  JAMBA_CUDA_RESOLVE(cuMemAllocManaged)
+  JAMBA_CUDA_RESOLVE(cuMemcpyHtoDAsync_v2)
+  JAMBA_CUDA_RESOLVE(cuMemcpyDtoHAsync_v2)
+  JAMBA_CUDA_RESOLVE(cuMemcpyAsync)
+  JAMBA_CUDA_RESOLVE(cuMemsetD8Async)
+  JAMBA_CUDA_RESOLVE(cuMemsetD16Async)
+  JAMBA_CUDA_RESOLVE(cuMemsetD32Async)
+  JAMBA_CUDA_RESOLVE(cuModuleLoadData)
+  JAMBA_CUDA_RESOLVE(cuModuleLoadDataEx)
+  JAMBA_CUDA_RESOLVE(cuModuleUnload)
+  JAMBA_CUDA_RESOLVE(cuModuleGetFunction)
+  JAMBA_CUDA_RESOLVE(cuFuncSetAttribute)
+  JAMBA_CUDA_RESOLVE(cuLaunchKernel)
+#undef JAMBA_CUDA_RESOLVE
+  if (missing) {
+    ::dlclose(handle);
+    return makeError("no CUDA driver: ", library, " lacks ", missing,
+                     " (a driver older than CUDA 11.4?)");
+  }
+  // The handle stays open for the life of the process (see loadedDrivers),
+  // and also when cuInit fails: the next attempt gets the same handle.
+  Status init = d->check(d->cuInit(0), "cuInit");
+  if (!init.ok())
+    return makeError("no CUDA device: ", init.message());
+  return d;
+}
+
+} // namespace
+
+std::string CudaDriver::errorText(CUresult error) const {
+  const char *name = nullptr, *text = nullptr;
+  if (cuGetErrorName(error, &name) != CUDA_SUCCESS || !name)
+    return ckpt::concat("CUDA error ", error);
+  if (cuGetErrorString(error, &text) != CUDA_SUCCESS || !text)
+    return name;
+  return ckpt::concat(name, " (", text, ")");
+}
+
+Status CudaDriver::check(CUresult result, const char *call) const {
+  if (result == CUDA_SUCCESS)
+    return Status::success();
+  return makeError(call, ": ", errorText(result));
+}
+
+std::string cuda::cudaDriverLibrary() {
+  std::lock_guard<std::mutex> lock(driverMutex);
+  return libraryOverride.empty() ? kDefaultLibrary : libraryOverride;
+}
+
+void cuda::setCudaDriverLibrary(const std::string &library) {
+  std::lock_guard<std::mutex> lock(driverMutex);
+  libraryOverride = library;
+}
+
+StatusOr<const CudaDriver *> cuda::loadCudaDriver() {
+  return loadCudaDriver(cudaDriverLibrary());
+}
+
+StatusOr<const CudaDriver *> cuda::loadCudaDriver(const std::string &library) {
+  std::lock_guard<std::mutex> lock(driverMutex);
+  auto it = loadedDrivers().find(library);
+  if (it != loadedDrivers().end())
+    return static_cast<const CudaDriver *>(it->second.get());
+  StatusOr<std::unique_ptr<CudaDriver>> opened = openDriver(library);
+  if (!opened.ok())
+    return opened.status();
+  const CudaDriver *driver = opened->get();
+  loadedDrivers()[library] = std::move(*opened);
+  return driver;
+}
+
+StatusOr<CUdevice> cuda::openCudaDevice(const CudaDriver &driver, int ordinal) {
+  int count = 0;
+  Status s = driver.check(driver.cuDeviceGetCount(&count), "cuDeviceGetCount");
+  if (!s.ok())
+    return makeError("no CUDA device: ", s.message());
+  if (count <= 0)
+    return makeError("no CUDA device: cuDeviceGetCount found none");
+  if (ordinal < 0 || ordinal >= count)
+    return makeError("CUDA device ", ordinal,
+                     " does not exist: this machine has ", count, " (0..",
+                     count - 1, ")");
+  CUdevice device = 0;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      driver.check(driver.cuDeviceGet(&device, ordinal), "cuDeviceGet"));
+  return device;
+}
+
+std::string cuda::describeCudaDevice(const CudaDriver &driver,
+                                     CUdevice device) {
+  // A description for messages: a query that fails leaves its part out
+  // rather than failing the message.
+  char name[256] = {0};
+  if (driver.cuDeviceGetName(name, int(sizeof(name)) - 1, device) !=
+          CUDA_SUCCESS ||
+      !name[0])
+    std::snprintf(name, sizeof(name), "CUDA device %d", device);
+  std::string out = name;
+  int major = 0, minor = 0;
+  if (driver.cuDeviceGetAttribute(&major,
+                                  CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
+                                  device) == CUDA_SUCCESS &&
+      driver.cuDeviceGetAttribute(&minor,
+                                  CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
+                                  device) == CUDA_SUCCESS)
+    out += ckpt::concat(" (sm_", major, minor);
+  else
+    out += " (sm_?";
+  size_t total = 0;
+  if (driver.cuDeviceTotalMem_v2(&total, device) == CUDA_SUCCESS) {
+    char memory[64];
+    std::snprintf(memory, sizeof(memory), ", %.1f GiB",
+                  double(total) / double(uint64_t(1) << 30));
+    out += memory;
+  }
+  return out + ")";
+}
+
+int cuda::cudaDeviceForRank(int64_t localRank, int64_t rank, int deviceCount) {
+  if (localRank >= 0)
+    return int(std::min<int64_t>(localRank, INT32_MAX));
+  if (deviceCount > 0 && rank >= 0)
+    return int(rank % deviceCount);
+  return 0;
+}
+
+int cuda::defaultCudaDevice(int64_t rank) {
+  int64_t localRank = mpiLaunchLocalRank();
+  int count = 0;
+  if (localRank < 0) {
+    StatusOr<const CudaDriver *> driver = loadCudaDriver();
+    if (!driver.ok() || (*driver)->cuDeviceGetCount(&count) != CUDA_SUCCESS)
+      count = 0;
+  }
+  return cudaDeviceForRank(localRank, rank, count);
+}

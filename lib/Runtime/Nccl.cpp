@@ -1,0 +1,309 @@
+//===- Nccl.cpp - NCCL, reached through dlopen ----------------------------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Loads NCCL once per library name and resolves the entry points the runtime
+// uses; makes a session's NCCL communicators, bootstrapped over the run's
+// rt::Communicator. Nothing here includes nccl.h or links to libnccl
+// (Nccl.h says why).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/Nccl.h"
+
+#include "jamba/Runtime/Communicator.h"
+
+#include <cstring>
+#include <dlfcn.h>
+#include <iterator>
+#include <memory>
+#include <mutex>
+
+using namespace jamba;
+using namespace jamba::rt;
+using namespace jamba::rt::cuda;
+using ckpt::makeError;
+
+namespace {
+
+/// NCCL 2's soname, then the development symlink.
+const char *const kDefaultLibraries[] = {"libnccl.so.2", "libnccl.so"};
+
+/// ncclResult_t's names, by value (nccl.h).
+const char *const kResultNames[] = {
+    "ncclSuccess",       "ncclUnhandledCudaError", "ncclSystemError",
+    "ncclInternalError", "ncclInvalidArgument",    "ncclInvalidUsage",
+    "ncclRemoteError",   "ncclInProgress"};
+
+std::mutex ncclMutex;
+/// Guarded by ncclMutex.
+std::string libraryOverride;
+/// Guarded by ncclMutex. Loaded libraries live as long as the process (the
+/// map is never destroyed), as the driver does (CudaDriver.cpp): a
+/// session's communicators may use one at any time.
+std::map<std::string, std::unique_ptr<NcclLibrary>> &loadedLibraries() {
+  static auto *libraries =
+      new std::map<std::string, std::unique_ptr<NcclLibrary>>();
+  return *libraries;
+}
+
+/// Resolves `name` into `slot`; false when the library lacks it.
+template <class Fn> bool resolve(void *handle, const char *name, Fn &slot) {
+  void *address = ::dlsym(handle, name);
+  slot = reinterpret_cast<Fn>(address);
+  return address != nullptr;
+}
+
+/// Fills every entry point from the open `handle` and reads the version, or
+/// says what is missing (and closes it).
+StatusOr<std::unique_ptr<NcclLibrary>>
+resolveLibrary(void *handle, const std::string &library) {
+  auto l = std::make_unique<NcclLibrary>();
+  l->library = library;
+  const char *missing = nullptr;
+#define JAMBA_NCCL_RESOLVE(fn)                                                 \
+  if (!missing && !resolve(handle, #fn, l->fn))                                \
+    missing = #fn;
+  JAMBA_NCCL_RESOLVE(ncclGetVersion)
+  JAMBA_NCCL_RESOLVE(ncclGetUniqueId)
+  JAMBA_NCCL_RESOLVE(ncclCommInitRank)
+  JAMBA_NCCL_RESOLVE(ncclCommDestroy)
+  JAMBA_NCCL_RESOLVE(ncclCommAbort)
+  JAMBA_NCCL_RESOLVE(ncclAllReduce)
+  JAMBA_NCCL_RESOLVE(ncclGetErrorString)
+#undef JAMBA_NCCL_RESOLVE
+  if (missing) {
+    ::dlclose(handle);
+    return makeError("no NCCL: ", library, " lacks ", missing,
+                     " (an NCCL older than 2.4?)");
+  }
+  // Optional: without it asynchronous errors are not looked for.
+  resolve(handle, "ncclCommGetAsyncError", l->ncclCommGetAsyncError);
+  Status version = l->check(l->ncclGetVersion(&l->version), "ncclGetVersion");
+  if (!version.ok()) {
+    ::dlclose(handle);
+    return makeError("no NCCL: ", library, ": ", version.message());
+  }
+  return l;
+}
+
+std::string joined(const std::vector<std::string> &names) {
+  std::string out;
+  for (const std::string &name : names)
+    out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// The library
+//===----------------------------------------------------------------------===//
+
+std::string NcclLibrary::resultText(ncclResult_t result) const {
+  std::string name = result >= 0 && size_t(result) < std::size(kResultNames)
+                         ? kResultNames[result]
+                         : ckpt::concat("NCCL result ", result);
+  const char *text = ncclGetErrorString ? ncclGetErrorString(result) : nullptr;
+  if (!text || !*text)
+    return name;
+  return ckpt::concat(name, " (", text, ")");
+}
+
+Status NcclLibrary::check(ncclResult_t result, const char *call) const {
+  if (result == ncclSuccess)
+    return Status::success();
+  return makeError(call, ": ", resultText(result));
+}
+
+std::string cuda::ncclVersionText(int code) {
+  if (code >= 10000)
+    return ckpt::concat(code / 10000, ".", code / 100 % 100, ".", code % 100);
+  return ckpt::concat(code / 1000, ".", code / 100 % 10, ".", code % 100);
+}
+
+bool cuda::ncclCanBeCaptured(int code) {
+  return code >= kNcclFirstCapturableVersion;
+}
+
+std::vector<std::string> cuda::ncclLibraries() {
+  std::lock_guard<std::mutex> lock(ncclMutex);
+  if (!libraryOverride.empty())
+    return {libraryOverride};
+  return {std::begin(kDefaultLibraries), std::end(kDefaultLibraries)};
+}
+
+void cuda::setNcclLibrary(const std::string &library) {
+  std::lock_guard<std::mutex> lock(ncclMutex);
+  libraryOverride = library;
+}
+
+StatusOr<const NcclLibrary *> cuda::loadNccl() {
+  return loadNccl(ncclLibraries());
+}
+
+StatusOr<const NcclLibrary *>
+cuda::loadNccl(const std::vector<std::string> &libraries) {
+  std::lock_guard<std::mutex> lock(ncclMutex);
+  std::string firstError;
+  for (const std::string &library : libraries) {
+    auto it = loadedLibraries().find(library);
+    if (it != loadedLibraries().end())
+      return static_cast<const NcclLibrary *>(it->second.get());
+    ::dlerror();
+    void *handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char *why = ::dlerror();
+      if (firstError.empty())
+        firstError = ckpt::concat("dlopen(", library,
+                                  "): ", why ? why : "unknown dlopen error");
+      continue;
+    }
+    // The first library that opens is the one, as for cuBLAS.
+    StatusOr<std::unique_ptr<NcclLibrary>> resolved =
+        resolveLibrary(handle, library);
+    if (!resolved.ok())
+      return resolved.status();
+    const NcclLibrary *loaded = resolved->get();
+    loadedLibraries()[library] = std::move(*resolved);
+    return loaded;
+  }
+  if (libraries.empty())
+    return makeError("no NCCL: no library to try");
+  return makeError("no NCCL: ", firstError, " (tried ", joined(libraries), ")");
+}
+
+//===----------------------------------------------------------------------===//
+// A session's NCCL communicators
+//===----------------------------------------------------------------------===//
+
+NcclRanks::NcclRanks(const NcclLibrary &library, const CudaDriver &cudaDriver,
+                     CUstream sessionStream, Communicator &communicator)
+    : nccl(library), driver(cudaDriver), stream(sessionStream),
+      ranks(communicator) {}
+
+NcclRanks::~NcclRanks() {
+  for (auto &[groupSize, c] : comms) {
+    if (failed)
+      nccl.ncclCommAbort(c);
+    else
+      nccl.ncclCommDestroy(c);
+  }
+}
+
+int64_t NcclRanks::rank() const { return ranks.rank(); }
+
+int64_t NcclRanks::size() const { return ranks.size(); }
+
+std::vector<int64_t> NcclRanks::groupSizes() const {
+  std::vector<int64_t> sizes;
+  for (const auto &entry : comms)
+    sizes.push_back(entry.first);
+  return sizes;
+}
+
+std::string NcclRanks::describe(int64_t groupSize) const {
+  if (groupSize == size())
+    return ckpt::concat("the NCCL communicator of all ", size(), " ranks");
+  int64_t first = rank() / groupSize * groupSize;
+  return ckpt::concat("the NCCL communicator of ranks ", first, "..",
+                      first + groupSize - 1, " (groups of ", groupSize, " of ",
+                      size(), " ranks)");
+}
+
+StatusOr<ncclComm_t> NcclRanks::comm(int64_t groupSize) {
+  const int64_t n = size();
+  if (groupSize < 0 || (groupSize > 0 && n % groupSize != 0))
+    return makeError("groups of ", groupSize, " ranks do not divide the ", n,
+                     " ranks");
+  const int64_t g = groupSize == 0 ? n : groupSize;
+  if (g < 2)
+    return makeError("a group of one rank has no NCCL communicator");
+  auto it = comms.find(g);
+  if (it != comms.end())
+    return it->second;
+
+  // A group's communicator is normally made by the first all-reduce of a
+  // prefill. If it is a decode step's being captured instead, NCCL's
+  // initialisation (device allocations, streams of its own) is not
+  // capturable: as for cuBLAS's handle (Cublas.cpp), this thread's capture
+  // mode is relaxed around it, so it runs at once and is not recorded.
+  CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
+  JAMBA_CKPT_RETURN_IF_ERROR(driver.check(
+      driver.cuStreamIsCapturing(stream, &capture), "cuStreamIsCapturing"));
+  if (capture == CU_STREAM_CAPTURE_STATUS_NONE)
+    return create(g);
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      driver.check(driver.cuThreadExchangeStreamCaptureMode(&mode),
+                   "cuThreadExchangeStreamCaptureMode"));
+  StatusOr<ncclComm_t> created = create(g);
+  Status restored =
+      driver.check(driver.cuThreadExchangeStreamCaptureMode(&mode),
+                   "cuThreadExchangeStreamCaptureMode");
+  if (!created.ok())
+    return created;
+  JAMBA_CKPT_RETURN_IF_ERROR(restored);
+  return created;
+}
+
+StatusOr<ncclComm_t> NcclRanks::create(int64_t g) {
+  const std::string what = describe(g);
+  const int64_t groupRank = rank() % g;
+  // The first rank of the group makes the id, and sends it even when that
+  // failed (flag 0), so that the others fail at once too.
+  char message[kNcclBootstrapBytes] = {};
+  Status made = Status::success();
+  if (groupRank == 0) {
+    ncclUniqueId id;
+    made = nccl.check(nccl.ncclGetUniqueId(&id), "ncclGetUniqueId");
+    if (made.ok()) {
+      std::memcpy(message, id.internal, kNcclUniqueIdBytes);
+      message[kNcclUniqueIdBytes] = 1;
+    }
+  }
+  Status sent = ranks.broadcastBytes(message, sizeof(message), 0, g);
+  if (!made.ok())
+    return makeError(what, ": ", made.message());
+  if (!sent.ok())
+    return makeError(what, ": broadcasting NCCL's unique id (", ranks.name(),
+                     "): ", sent.message());
+  if (message[kNcclUniqueIdBytes] != 1)
+    return makeError(what, ": rank ", rank() - groupRank,
+                     " could not make NCCL's unique id (its own error says "
+                     "why)");
+  ncclUniqueId id;
+  std::memcpy(id.internal, message, kNcclUniqueIdBytes);
+  // Collective: it returns once every rank of the group has joined, on the
+  // device of the current context (the session's).
+  ncclComm_t c = nullptr;
+  Status joined =
+      nccl.check(nccl.ncclCommInitRank(&c, int(g), id, int(groupRank)),
+                 "ncclCommInitRank");
+  if (!joined.ok()) {
+    failed = true;
+    return makeError(what, ": ", joined.message());
+  }
+  comms[g] = c;
+  return c;
+}
+
+Status NcclRanks::asyncErrors() {
+  if (!nccl.ncclCommGetAsyncError)
+    return Status::success();
+  for (const auto &[groupSize, c] : comms) {
+    ncclResult_t async = ncclSuccess;
+    Status queried = nccl.check(nccl.ncclCommGetAsyncError(c, &async),
+                                "ncclCommGetAsyncError");
+    if (queried.ok() && (async == ncclSuccess || async == ncclInProgress))
+      continue;
+    failed = true;
+    if (!queried.ok())
+      return makeError(describe(groupSize), ": ", queried.message());
+    return makeError(describe(groupSize),
+                     ": ncclCommGetAsyncError: ", nccl.resultText(async));
+  }
+  return Status::success();
+}

@@ -1,0 +1,187 @@
+//===- FakeCuda.h - A fake CUDA driver for the tests ------------*- C++ -*-===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Test code. The CUDA path of the executor cannot run on the machines that
+// build and test this project (no GPU, no driver), so the tests substitute a
+// fake driver library (FakeCudaDriver.cpp, loaded with
+// rt::cuda::setCudaDriverLibrary) that exports the driver entry points the
+// runtime uses over host memory:
+//
+// - "device memory" is host memory (filled with 0xAB when allocated, as real
+//   device memory is not zeroed), so the CPU test kernels can run on it;
+// - a "module" is a FakeModuleImage below; its "kernels" are host functions
+//   taking the packed argument array, and a launch calls one with copies of
+//   the parameters taken at launch time (as the driver does);
+// - work on a stream runs at once, unless the stream is being captured:
+//   then it is recorded into the graph, which runs it when launched;
+// - a synchronize during a capture fails, as the real driver's does.
+//
+// - a synchronous allocation (cuMemAlloc) during a capture fails unless the
+//   capture or the calling thread's mode (cuThreadExchangeStreamCaptureMode)
+//   is relaxed, as the real driver's does; device memory is 256-byte
+//   aligned.
+//
+// The test kernels for a CUDA artifact (TestCudaKernels.cpp) carry such an
+// image and launch through the runtime's mgpu* functions. FakeCudaControl is
+// how a test reads counters and injects failures.
+//
+// The same library is a fake cuBLAS too (FakeCublas.cpp, loaded with
+// rt::cuda::setCublasLibrary): handles, their stream, workspace and math
+// mode, and a cublasGemmEx that computes the textbook column-major GEMM on
+// the host on the handle's stream (so a graph captures it).
+// FakeCublasControl is its control block.
+//
+// And a fake NCCL (FakeNccl.cpp, loaded with rt::cuda::setNcclLibrary) for
+// one process that stands for every rank: ncclGetUniqueId makes the
+// recognisable id "fake-nccl-id-N" (N counts the calls), ncclCommInitRank
+// records its (nranks, rank, id) and the context current then, and
+// ncclAllReduce, on the stream given (so a graph captures it), sets
+//
+//   recv[i] = nranks * send[i]    for i in [0, count)
+//
+// the sum over the communicator's ranks when every rank holds the same data.
+// Its checks: a live communicator, ncclFloat32 and ncclSum, and every element
+// inside a live device allocation (a real GPU would fault). Like the real
+// one, ncclCommInitRank allocates device memory, which a capture refuses
+// unless the thread's capture mode is relaxed. FakeNcclControl is its control
+// block.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_UNITTESTS_RUNTIME_FAKECUDA_H
+#define JAMBA_UNITTESTS_RUNTIME_FAKECUDA_H
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace jamba {
+namespace rt {
+namespace testing {
+
+/// A fake kernel: called with an array of `numParams` pointers, each at an
+/// 8-byte parameter value.
+struct FakeKernel {
+  const char *name;
+  void (*fn)(void **params);
+  int64_t numParams;
+};
+
+constexpr const char kFakeModuleMagic[] = "jamba-fake-cuda-module";
+
+/// What a fake "cubin" or "PTX" image is.
+struct FakeModuleImage {
+  char magic[sizeof(kFakeModuleMagic)];
+  int64_t count;
+  const FakeKernel *kernels;
+};
+
+/// Counters and knobs of the fake driver (jamba_fake_cuda_control()).
+struct FakeCudaControl {
+  // Knobs (set before the call they affect).
+  int computeMajor = 9, computeMinor = 0;
+  uint64_t totalMemory = uint64_t(1) << 30;
+  /// Non-zero: cuLaunchKernel returns this error.
+  int failLaunchWith = 0;
+
+  // Counters.
+  int64_t inits = 0;
+  int64_t contextsRetained = 0; ///< Retains minus releases.
+  int64_t liveAllocations = 0;  ///< Device and managed allocations.
+  int64_t liveStreams = 0;
+  int64_t modulesLoaded = 0, modulesUnloaded = 0;
+  int64_t kernelLaunches = 0; ///< cuLaunchKernel calls.
+  int64_t kernelRuns = 0;     ///< Kernels run (at once or in a graph).
+  int64_t captures = 0, graphLaunches = 0, liveGraphs = 0;
+};
+
+/// Counters and knobs of the fake cuBLAS (jamba_fake_cublas_control()).
+struct FakeCublasControl {
+  // Knobs.
+  /// Non-zero: cublasCreate_v2 returns this status.
+  int failCreateWith = 0;
+  /// Non-zero: cublasGemmEx returns this status.
+  int failGemmWith = 0;
+
+  // Counters.
+  int64_t handlesCreated = 0;
+  int64_t liveHandles = 0;
+  int64_t gemmCalls = 0; ///< cublasGemmEx calls.
+  int64_t gemmRuns = 0;  ///< GEMMs computed (at once or in a graph).
+  /// The state of the handle the last cublasGemmEx call was given.
+  void *lastStream = nullptr;
+  void *lastWorkspace = nullptr;
+  uint64_t lastWorkspaceBytes = 0;
+  int lastMathMode = -1;
+};
+
+/// Counters and knobs of the fake NCCL (jamba_fake_nccl_control()).
+struct FakeNcclControl {
+  // Knobs.
+  /// What ncclGetVersion reports (NCCL_VERSION_CODE).
+  int version = 22809;
+  /// Non-zero: ncclGetUniqueId, ncclCommInitRank or ncclAllReduce returns
+  /// this result.
+  int failUniqueIdWith = 0;
+  int failInitWith = 0;
+  int failAllReduceWith = 0;
+  /// What ncclCommGetAsyncError reports for every communicator.
+  int asyncError = 0;
+
+  // Counters.
+  int64_t uniqueIds = 0; ///< ncclGetUniqueId calls that made an id.
+  int64_t liveComms = 0;
+  int64_t commsDestroyed = 0, commsAborted = 0;
+  int64_t allReduceCalls = 0; ///< ncclAllReduce calls.
+  int64_t allReduceRuns = 0;  ///< All-reduces computed (at once or in a graph).
+
+  /// One ncclCommInitRank that made a communicator.
+  struct Init {
+    int nranks = 0, rank = 0;
+    /// The id's bytes up to the first NUL.
+    std::string id;
+    /// The context current on the calling thread (cuCtxSetCurrent).
+    void *context = nullptr;
+  };
+  std::vector<Init> inits;
+
+  /// The last ncclAllReduce call's arguments.
+  const void *lastSend = nullptr;
+  void *lastRecv = nullptr;
+  uint64_t lastCount = 0;
+  int lastType = -1, lastOp = -1;
+  int lastRanks = 0; ///< Its communicator's nranks.
+  void *lastStream = nullptr;
+};
+
+/// Inside the fake library: what FakeCudaDriver.cpp lends FakeCublas.cpp
+/// and FakeNccl.cpp.
+namespace fake {
+/// Runs `op` now, or records it when `stream` (a CUstream) is being
+/// captured. Returns a CUresult.
+int enqueue(void *stream, std::function<void()> op);
+/// True when [p, p + bytes) lies inside one live device allocation.
+bool isDeviceRange(const void *p, uint64_t bytes);
+/// True when a call that is unsafe during a capture (a synchronous
+/// allocation) must fail now; the captures it breaks are invalidated.
+bool refusesUnsafeCall();
+/// The context current on the calling thread (cuCtxSetCurrent).
+void *currentContext();
+} // namespace fake
+
+} // namespace testing
+} // namespace rt
+} // namespace jamba
+
+/// The fake driver's control block (exported by the fake library).
+extern "C" jamba::rt::testing::FakeCudaControl *jamba_fake_cuda_control();
+/// The fake cuBLAS's control block (exported by the same library).
+extern "C" jamba::rt::testing::FakeCublasControl *jamba_fake_cublas_control();
+/// The fake NCCL's control block (exported by the same library).
+extern "C" jamba::rt::testing::FakeNcclControl *jamba_fake_nccl_control();
+
+#endif // JAMBA_UNITTESTS_RUNTIME_FAKECUDA_H

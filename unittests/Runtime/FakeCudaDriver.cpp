@@ -1,0 +1,510 @@
+//===- FakeCudaDriver.cpp - A fake CUDA driver for the runtime tests ------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Test code: a shared object exporting the CUDA driver entry points the
+// runtime resolves (CudaDriver.cpp), implemented over host memory, and (with
+// FakeCublas.cpp and FakeNccl.cpp) the cuBLAS and NCCL ones. FakeCuda.h says
+// what it models. The signatures are the runtime's declarations (CudaDriver.h),
+// so this checks the runtime's logic, not its declarations of the real driver's
+// ABI.
+//
+//===----------------------------------------------------------------------===//
+
+#include "FakeCuda.h"
+
+#include "jamba/Runtime/CudaDriver.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <vector>
+
+using namespace jamba::rt::cuda;
+using jamba::rt::testing::FakeCudaControl;
+using jamba::rt::testing::FakeKernel;
+using jamba::rt::testing::FakeModuleImage;
+using jamba::rt::testing::kFakeModuleMagic;
+
+namespace {
+
+constexpr CUresult kInvalidValue = 1, kNotInitialized = 3, kInvalidDevice = 101,
+                   kInvalidImage = 200, kInvalidPtx = 218, kNotFound = 500,
+                   kIllegalAddress = 700, kNotSupported = 801,
+                   kCaptureUnsupported = 900, kCaptureInvalidated = 901;
+
+FakeCudaControl control;
+bool initialised = false;
+
+struct Op {
+  std::function<void()> run;
+};
+
+struct FakeGraph {
+  std::vector<Op> ops;
+};
+
+struct FakeStream {
+  bool capturing = false;
+  bool invalidated = false;
+  CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+  std::vector<Op> captured;
+};
+
+std::map<CUdeviceptr, size_t> allocations;
+/// The streams being captured.
+std::set<FakeStream *> capturingStreams;
+/// The calling thread's capture interaction mode
+/// (cuThreadExchangeStreamCaptureMode).
+thread_local CUstreamCaptureMode threadMode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+/// The calling thread's current context (cuCtxSetCurrent).
+thread_local CUcontext currentContext = nullptr;
+
+/// Runs `op` now, or records it when `stream` is being captured.
+CUresult enqueue(CUstream stream, std::function<void()> op) {
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (s && s->capturing) {
+    s->captured.push_back({std::move(op)});
+    return CUDA_SUCCESS;
+  }
+  op();
+  return CUDA_SUCCESS;
+}
+
+/// Fails a call that cannot be captured while `stream` is being captured
+/// (and invalidates the capture, as the driver does).
+bool refusedInCapture(CUstream stream) {
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (!s || !s->capturing)
+    return false;
+  s->invalidated = true;
+  return true;
+}
+
+void *hostPtr(CUdeviceptr p) {
+  return reinterpret_cast<void *>(static_cast<uintptr_t>(p));
+}
+
+/// Device memory is 256-byte aligned (cuMemAlloc's is, and cuBLAS wants
+/// its workspace so).
+constexpr size_t kDeviceAlignment = 256;
+
+CUdeviceptr allocate(size_t bytes) {
+  size_t rounded =
+      (bytes + kDeviceAlignment - 1) / kDeviceAlignment * kDeviceAlignment;
+  void *p = std::aligned_alloc(kDeviceAlignment, rounded ? rounded : 256);
+  std::memset(p, 0xAB, bytes);
+  CUdeviceptr d = static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(p));
+  allocations[d] = bytes;
+  ++control.liveAllocations;
+  return d;
+}
+
+CUresult release(CUdeviceptr p) {
+  auto it = allocations.find(p);
+  if (it == allocations.end())
+    return kInvalidValue;
+  std::free(hostPtr(p));
+  allocations.erase(it);
+  --control.liveAllocations;
+  return CUDA_SUCCESS;
+}
+
+CUresult loadModule(CUmodule *module, const void *image) {
+  const auto *m = static_cast<const FakeModuleImage *>(image);
+  if (!m || std::memcmp(m->magic, kFakeModuleMagic, sizeof(m->magic)) != 0)
+    return kInvalidImage;
+  *module = reinterpret_cast<CUmodule>(const_cast<FakeModuleImage *>(m));
+  ++control.modulesLoaded;
+  return CUDA_SUCCESS;
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// For the fake cuBLAS (FakeCublas.cpp)
+//===----------------------------------------------------------------------===//
+
+int jamba::rt::testing::fake::enqueue(void *stream, std::function<void()> op) {
+  return ::enqueue(static_cast<CUstream>(stream), std::move(op));
+}
+
+bool jamba::rt::testing::fake::isDeviceRange(const void *p, uint64_t bytes) {
+  auto address = static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(p));
+  auto it = allocations.upper_bound(address);
+  if (it == allocations.begin())
+    return false;
+  --it;
+  return address >= it->first && address - it->first <= it->second &&
+         bytes <= it->second - (address - it->first);
+}
+
+bool jamba::rt::testing::fake::refusesUnsafeCall() {
+  // The driver's rule (cuThreadExchangeStreamCaptureMode): a thread with a
+  // capture not begun in relaxed mode may not make unsafe calls unless its
+  // own mode is relaxed. The fake has one thread, so every capture is this
+  // thread's.
+  if (threadMode == CU_STREAM_CAPTURE_MODE_RELAXED)
+    return false;
+  bool refused = false;
+  for (FakeStream *s : capturingStreams)
+    if (s->mode != CU_STREAM_CAPTURE_MODE_RELAXED) {
+      s->invalidated = true;
+      refused = true;
+    }
+  return refused;
+}
+
+void *jamba::rt::testing::fake::currentContext() { return ::currentContext; }
+
+#define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
+
+FAKE_EXPORT FakeCudaControl *jamba_fake_cuda_control() { return &control; }
+
+FAKE_EXPORT CUresult cuInit(unsigned) {
+  initialised = true;
+  ++control.inits;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGetErrorName(CUresult error, const char **name) {
+  switch (error) {
+  case CUDA_SUCCESS:
+    *name = "CUDA_SUCCESS";
+    return CUDA_SUCCESS;
+  case kInvalidValue:
+    *name = "CUDA_ERROR_INVALID_VALUE";
+    return CUDA_SUCCESS;
+  case kInvalidPtx:
+    *name = "CUDA_ERROR_INVALID_PTX";
+    return CUDA_SUCCESS;
+  case kIllegalAddress:
+    *name = "CUDA_ERROR_ILLEGAL_ADDRESS";
+    return CUDA_SUCCESS;
+  case kCaptureUnsupported:
+    *name = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
+    return CUDA_SUCCESS;
+  default:
+    *name = nullptr;
+    return kInvalidValue;
+  }
+}
+
+FAKE_EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {
+  switch (error) {
+  case kInvalidPtx:
+    *text = "a PTX JIT compilation failed";
+    return CUDA_SUCCESS;
+  case kIllegalAddress:
+    *text = "an illegal memory access was encountered";
+    return CUDA_SUCCESS;
+  default:
+    *text = "fake error";
+    return CUDA_SUCCESS;
+  }
+}
+
+FAKE_EXPORT CUresult cuDriverGetVersion(int *version) {
+  *version = 13000;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGetCount(int *count) {
+  if (!initialised)
+    return kNotInitialized;
+  *count = 1;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal) {
+  if (ordinal != 0)
+    return kInvalidDevice;
+  *device = 0;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGetName(char *name, int length, CUdevice) {
+  std::strncpy(name, "Fake CUDA device", size_t(length));
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice) {
+  *bytes = size_t(control.totalMemory);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDeviceGetAttribute(int *value,
+                                          CUdevice_attribute attribute,
+                                          CUdevice) {
+  switch (attribute) {
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
+    *value = control.computeMajor;
+    return CUDA_SUCCESS;
+  case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR:
+    *value = control.computeMinor;
+    return CUDA_SUCCESS;
+  case CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN:
+    *value = 227 * 1024;
+    return CUDA_SUCCESS;
+  default:
+    return kInvalidValue;
+  }
+}
+
+FAKE_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *context, CUdevice) {
+  *context = reinterpret_cast<CUcontext>(&control);
+  ++control.contextsRetained;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice) {
+  --control.contextsRetained;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuCtxSetCurrent(CUcontext context) {
+  currentContext = context;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
+  size_t used = 0;
+  for (const auto &entry : allocations)
+    used += entry.second;
+  *total = size_t(control.totalMemory);
+  *free = used < *total ? *total - used : 0;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamCreate(CUstream *stream, unsigned) {
+  *stream = reinterpret_cast<CUstream>(new FakeStream());
+  ++control.liveStreams;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
+  capturingStreams.erase(reinterpret_cast<FakeStream *>(stream));
+  delete reinterpret_cast<FakeStream *>(stream);
+  --control.liveStreams;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
+  return refusedInCapture(stream) ? kCaptureUnsupported : CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream,
+                                             CUstreamCaptureMode mode) {
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (!s || s->capturing)
+    return kInvalidValue;
+  s->capturing = true;
+  s->invalidated = false;
+  s->mode = mode;
+  capturingStreams.insert(s);
+  s->captured.clear();
+  ++control.captures;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (!s || !s->capturing)
+    return kInvalidValue;
+  s->capturing = false;
+  capturingStreams.erase(s);
+  *graph = nullptr;
+  if (s->invalidated)
+    return kCaptureInvalidated;
+  *graph = reinterpret_cast<CUgraph>(new FakeGraph{std::move(s->captured)});
+  ++control.liveGraphs;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream stream,
+                                         CUstreamCaptureStatus *status) {
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  *status = !s || !s->capturing ? CU_STREAM_CAPTURE_STATUS_NONE
+            : s->invalidated    ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
+                                : CU_STREAM_CAPTURE_STATUS_ACTIVE;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult
+cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode) {
+  if (!mode)
+    return kInvalidValue;
+  CUstreamCaptureMode previous = threadMode;
+  threadMode = *mode;
+  *mode = previous;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec,
+                                                 CUgraph graph,
+                                                 unsigned long long) {
+  *exec = reinterpret_cast<CUgraphExec>(
+      new FakeGraph(*reinterpret_cast<FakeGraph *>(graph)));
+  ++control.liveGraphs;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
+  if (refusedInCapture(stream))
+    return kCaptureUnsupported;
+  ++control.graphLaunches;
+  for (const Op &op : reinterpret_cast<FakeGraph *>(exec)->ops)
+    op.run();
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGraphDestroy(CUgraph graph) {
+  delete reinterpret_cast<FakeGraph *>(graph);
+  --control.liveGraphs;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  delete reinterpret_cast<FakeGraph *>(exec);
+  --control.liveGraphs;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
+  if (bytes == 0)
+    return kInvalidValue;
+  if (jamba::rt::testing::fake::refusesUnsafeCall())
+    return kCaptureUnsupported;
+  *ptr = allocate(bytes);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) { return release(ptr); }
+
+FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes,
+                                     CUstream stream) {
+  // The fake does not model graph allocation nodes.
+  if (bytes == 0 || refusedInCapture(stream))
+    return bytes == 0 ? kInvalidValue : kNotSupported;
+  *ptr = allocate(bytes);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr ptr, CUstream stream) {
+  if (refusedInCapture(stream))
+    return kNotSupported;
+  return release(ptr);
+}
+
+FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
+                                       unsigned) {
+  if (bytes == 0)
+    return kInvalidValue;
+  *ptr = allocate(bytes);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src,
+                                          size_t bytes, CUstream stream) {
+  return enqueue(stream, [=] { std::memcpy(hostPtr(dst), src, bytes); });
+}
+
+FAKE_EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src,
+                                          size_t bytes, CUstream stream) {
+  return enqueue(stream, [=] { std::memcpy(dst, hostPtr(src), bytes); });
+}
+
+FAKE_EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src,
+                                   size_t bytes, CUstream stream) {
+  return enqueue(stream,
+                 [=] { std::memmove(hostPtr(dst), hostPtr(src), bytes); });
+}
+
+FAKE_EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value,
+                                     size_t count, CUstream stream) {
+  return enqueue(stream, [=] { std::memset(hostPtr(dst), value, count); });
+}
+
+FAKE_EXPORT CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value,
+                                      size_t count, CUstream stream) {
+  return enqueue(stream, [=] {
+    auto *p = static_cast<unsigned short *>(hostPtr(dst));
+    for (size_t i = 0; i < count; ++i)
+      p[i] = value;
+  });
+}
+
+FAKE_EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value,
+                                      size_t count, CUstream stream) {
+  return enqueue(stream, [=] {
+    auto *p = static_cast<unsigned *>(hostPtr(dst));
+    for (size_t i = 0; i < count; ++i)
+      p[i] = value;
+  });
+}
+
+FAKE_EXPORT CUresult cuModuleLoadData(CUmodule *module, const void *image) {
+  return loadModule(module, image);
+}
+
+FAKE_EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image,
+                                        unsigned numOptions,
+                                        CUjit_option *options,
+                                        void **optionValues) {
+  CUresult r = loadModule(module, image);
+  if (r == CUDA_SUCCESS)
+    return r;
+  // A JIT failure writes its log where the caller asked.
+  for (unsigned i = 0; i < numOptions; ++i)
+    if (options[i] == CU_JIT_ERROR_LOG_BUFFER)
+      std::strcpy(static_cast<char *>(optionValues[i]),
+                  "ptxas fatal: fake error one\nfake error two\n");
+  return kInvalidPtx;
+}
+
+FAKE_EXPORT CUresult cuModuleUnload(CUmodule) {
+  ++control.modulesUnloaded;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
+                                         const char *name) {
+  const auto *m = reinterpret_cast<const FakeModuleImage *>(module);
+  for (int64_t i = 0; i < m->count; ++i)
+    if (std::strcmp(m->kernels[i].name, name) == 0) {
+      *function = reinterpret_cast<CUfunction>(
+          const_cast<FakeKernel *>(&m->kernels[i]));
+      return CUDA_SUCCESS;
+    }
+  return kNotFound;
+}
+
+FAKE_EXPORT CUresult cuFuncSetAttribute(CUfunction, CUfunction_attribute, int) {
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned, unsigned,
+                                    unsigned, unsigned, unsigned, unsigned,
+                                    unsigned, CUstream stream, void **params,
+                                    void **) {
+  ++control.kernelLaunches;
+  if (control.failLaunchWith)
+    return control.failLaunchWith;
+  const auto *k = reinterpret_cast<const FakeKernel *>(function);
+  // The parameters are copied at launch, as the driver does: a graph
+  // replays the values of the capture.
+  std::vector<uint64_t> values(size_t(k->numParams));
+  for (int64_t i = 0; i < k->numParams; ++i)
+    std::memcpy(&values[size_t(i)], params[i], sizeof(uint64_t));
+  return enqueue(stream, [k, values]() mutable {
+    std::vector<void *> args(values.size());
+    for (size_t i = 0; i < values.size(); ++i)
+      args[i] = &values[i];
+    ++control.kernelRuns;
+    k->fn(args.data());
+  });
+}
