@@ -43,7 +43,7 @@ void mlir::jamba::buildCPULowerPipeline(
   // The GEMMs first, as vector microkernels on buffers; then the rest of
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
-  pm.addPass(createJambaCpuLowerCollectivesPass());
+  pm.addPass(createJambaLowerCollectivesPass());
   if (options.gpuKernels)
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
   if (options.microkernels)

@@ -262,6 +262,9 @@ void mlir::jamba::buildGPULowerPipeline(
     OpPassManager &pm, const GPULowerPipelineOptions &options) {
   // The primitives with sequential parts as parallel loop nests on buffers,
   // the rest (GEMMs, norms, elementwise) through linalg.
+  JambaLowerCollectivesPassOptions collectives;
+  collectives.runtime = "cuda";
+  pm.addPass(createJambaLowerCollectivesPass(collectives));
   if (options.cublas)
     pm.addPass(createJambaGpuLibraryGemmsPass());
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());

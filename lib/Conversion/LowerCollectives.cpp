@@ -1,10 +1,11 @@
-//===- LowerCollectives.cpp - The jamba-cpu-lower-collectives pass --------===//
+//===- LowerCollectives.cpp - The jamba-lower-collectives pass ------------===//
 //
-// Part of jamba-mlir. `jamba.all_reduce` for the CPU: the input is copied
-// into a fresh buffer, whose address and element count go to the runtime's
-// `jamba_rt_all_reduce_f32(float *, int64_t)` (lib/Runtime/Communicator:
-// MPI between processes, the identity on one rank), and the buffer is the
-// result. A module pass, because it declares that function in the module.
+// Part of jamba-mlir. `jamba.all_reduce`: the input is copied into a fresh
+// buffer, whose address and element count go to the runtime's all-reduce,
+// and the buffer is the result: `jamba_rt_all_reduce_f32(float *, int64_t)`
+// on CPUs (lib/Runtime/Communicator: MPI between processes, the identity on
+// one rank), `jamba_rt_cuda_all_reduce_f32` on GPUs (NCCL on the session's
+// stream). A module pass, because it declares that function in the module.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,7 +23,7 @@
 #include "mlir/IR/SymbolTable.h"
 
 namespace mlir::jamba {
-#define GEN_PASS_DEF_JAMBACPULOWERCOLLECTIVESPASS
+#define GEN_PASS_DEF_JAMBALOWERCOLLECTIVESPASS
 #include "jamba/Conversion/Passes.h.inc"
 } // namespace mlir::jamba
 
@@ -31,12 +32,8 @@ using namespace mlir::jamba;
 
 namespace {
 
-constexpr StringLiteral kAllReduceSymbol = "jamba_rt_all_reduce_f32";
-constexpr StringLiteral kGroupAllReduceSymbol = "jamba_rt_all_reduce_group_f32";
-
-struct JambaCpuLowerCollectivesPass
-    : jamba::impl::JambaCpuLowerCollectivesPassBase<
-          JambaCpuLowerCollectivesPass> {
+struct JambaLowerCollectivesPass
+    : jamba::impl::JambaLowerCollectivesPassBase<JambaLowerCollectivesPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -45,6 +42,18 @@ struct JambaCpuLowerCollectivesPass
     module.walk([&](AllReduceOp op) { ops.push_back(op); });
     if (ops.empty())
       return;
+    if (runtime != "cpu" && runtime != "cuda") {
+      module.emitError() << "jamba-lower-collectives: runtime must be cpu or "
+                            "cuda, got '"
+                         << runtime << "'";
+      return signalPassFailure();
+    }
+    // jamba_rt_all_reduce_f32 (MPI) or jamba_rt_cuda_all_reduce_f32 (NCCL),
+    // and their _group_ variants.
+    const std::string prefix =
+        runtime == "cuda" ? "jamba_rt_cuda_all_reduce" : "jamba_rt_all_reduce";
+    const std::string allReduceSymbol = prefix + "_f32";
+    const std::string groupAllReduceSymbol = prefix + "_group_f32";
     MLIRContext *ctx = &getContext();
     auto ptrType = LLVM::LLVMPointerType::get(ctx);
     auto i64 = IntegerType::get(ctx, 64);
@@ -66,7 +75,7 @@ struct JambaCpuLowerCollectivesPass
     for (AllReduceOp op : ops) {
       auto type = cast<RankedTensorType>(op.getType());
       if (!type.getElementType().isF32()) {
-        op.emitOpError() << "jamba-cpu-lower-collectives: the CPU runtime "
+        op.emitOpError() << "jamba-lower-collectives: the runtime "
                             "all-reduces f32 tensors, got "
                          << type.getElementType();
         return signalPassFailure();
@@ -93,11 +102,11 @@ struct JambaCpuLowerCollectivesPass
       Value count64 = arith::IndexCastOp::create(b, loc, i64, count);
       if (int64_t group = op.getGroupSize()) {
         func::CallOp::create(
-            b, loc, declare(kGroupAllReduceSymbol, {ptrType, i64, i64}),
+            b, loc, declare(groupAllReduceSymbol, {ptrType, i64, i64}),
             ValueRange{ptr, count64,
                        arith::ConstantIntOp::create(b, loc, i64, group)});
       } else {
-        func::CallOp::create(b, loc, declare(kAllReduceSymbol, {ptrType, i64}),
+        func::CallOp::create(b, loc, declare(allReduceSymbol, {ptrType, i64}),
                              ValueRange{ptr, count64});
       }
       op.replaceAllUsesWith(bufferization::ToTensorOp::create(b, loc, type, out,

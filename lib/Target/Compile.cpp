@@ -450,10 +450,6 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
       return fail("unknown target '" + options.target +
                   "' (expected cpu or cuda:sm_NN, e.g. cuda:sm_90)");
     chip = *parsed;
-    if (options.tensorParallel * options.expertParallel > 1)
-      return fail("target " + options.target +
-                  ": sharded models need collectives, which the CUDA backend "
-                  "does not have yet (NCCL); compile them for the CPU");
     if (options.gpuFormat != "ptx" && options.gpuFormat != "cubin")
       return fail("unknown GPU format '" + options.gpuFormat +
                   "' (expected ptx or cubin)");

@@ -141,10 +141,3 @@ func.func @f64_untouched(%l: tensor<3x4xf64>) -> (tensor<3x2xf32>, tensor<3x2xi3
   return %w, %i : tensor<3x2xf32>, tensor<3x2xi32>
 }
 
-// -----
-
-func.func @collective(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
-  // expected-error @below {{jamba.all_reduce has no GPU lowering yet (NCCL collectives are not built): compile sharded models for the CPU}}
-  %y = jamba.all_reduce %x : tensor<4x8xf32>
-  return %y : tensor<4x8xf32>
-}

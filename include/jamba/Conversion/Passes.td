@@ -176,8 +176,7 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     each nest onto one kernel; the same IR runs on CPUs through
     jamba-cpu-lower-pipeline{gpu-kernels=1}, which is how these kernels
     are tested without a GPU. f64 forms are left for
-    convert-jamba-to-linalg. `jamba.all_reduce` is an error: the GPU
-    backend has no collectives yet.
+    convert-jamba-to-linalg.
   }];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
@@ -292,17 +291,24 @@ def JambaStatesInPlacePass
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }
 
-def JambaCpuLowerCollectivesPass
-    : Pass<"jamba-cpu-lower-collectives", "ModuleOp"> {
-  let summary = "Lower jamba.all_reduce to calls of the CPU runtime";
+def JambaLowerCollectivesPass
+    : Pass<"jamba-lower-collectives", "ModuleOp"> {
+  let summary = "Lower jamba.all_reduce to calls of the runtime";
   let description = [{
     Each f32 `jamba.all_reduce` becomes: a copy of the input into a fresh
-    buffer, a call of `jamba_rt_all_reduce_f32(float *data, int64_t count)`
-    (declared in the module; the runtime defines it: MPI_Allreduce between
-    ranks, nothing on one rank) on that buffer, and the buffer as the result
-    (`bufferization.to_tensor restrict writable`). Other element types are
-    refused.
+    buffer, a call of the runtime's all-reduce on that buffer (declared in
+    the module), and the buffer as the result (`bufferization.to_tensor
+    restrict writable`). With `runtime=cpu`, `jamba_rt_all_reduce_f32(float
+    *data, int64_t count)` (MPI_Allreduce between ranks, nothing on one
+    rank); with `runtime=cuda`, `jamba_rt_cuda_all_reduce_f32` on a device
+    buffer (NCCL on the session's stream). A group sum (`group_size` > 0)
+    calls the `..._group_f32(data, count, group_size)` variant. Other
+    element types are refused.
   }];
+  let options = [
+    Option<"runtime", "runtime", "std::string", /*default=*/"\"cpu\"",
+           "Whose all-reduce to call: cpu (MPI) or cuda (NCCL)">,
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
                            "::mlir::func::FuncDialect",

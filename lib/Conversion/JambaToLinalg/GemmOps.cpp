@@ -148,17 +148,20 @@ struct ExpertGemmLowering : OpConversionPattern<ExpertGemmOp> {
     Value numExperts = getValueOrCreateConstantIndexOp(
         rewriter, loc, pickSize(rewriter, loc, ShapedType::kDynamic, {{w, 0}}));
     // Expert parallelism: expert e is weight row e - offset; rows of other
-    // ranks' experts are zeroed in the epilogue.
-    Value offset;
-    if (offsetTensor)
-      offset = convertScalar(
-          rewriter, loc,
-          tensor::ExtractOp::create(rewriter, loc, offsetTensor,
-                                    ValueRange{indexConst(rewriter, loc, 0)}),
-          rewriter.getIndexType());
+    // ranks' experts are zeroed in the epilogue. The offset is read where it
+    // is used, inside the loop bodies, so that no scalar of a (device)
+    // buffer is read outside them.
+    const bool offset = static_cast<bool>(offsetTensor);
     auto localExpert = [&](OpBuilder &b, Location l, Value raw) {
       Value e = convertScalar(b, l, raw, b.getIndexType());
-      return offset ? arith::SubIOp::create(b, l, e, offset).getResult() : e;
+      if (!offset)
+        return e;
+      Value first = convertScalar(
+          b, l,
+          tensor::ExtractOp::create(b, l, offsetTensor,
+                                    ValueRange{indexConst(b, l, 0)}),
+          b.getIndexType());
+      return arith::SubIOp::create(b, l, e, first).getResult();
     };
 
     // Loops: leading dims, slot j (dim q - 1), row n, then the reduction
