@@ -4,7 +4,10 @@
 # GPU benchmarks, and prints a table last. On a machine without a GPU it
 # says "skipped: no GPU (...)" and exits 0 after building.
 #
-#   scripts/gpu-check.sh [--quick]     (--quick: jamba-tiny only)
+#   scripts/gpu-check.sh [--quick] [--cpu-dry-run]
+#     --quick        jamba-tiny only
+#     --cpu-dry-run  the same steps with CPU artifacts on the CPU (no GPU
+#                    needed): checks this script's own plumbing
 #
 # Tests: jamba-tiny and jamba-small, f32 and bf16 checkpoints, with and
 # without ExpertsInt8; batch 1 (one prompt) and three sequences of different
@@ -17,7 +20,17 @@
 # per step / step time) as a fraction of the copy bandwidth.
 set -uo pipefail
 quick=0
-[ "${1:-}" = "--quick" ] && quick=1
+dry=0
+for arg in "$@"; do
+  case "$arg" in
+  --quick) quick=1 ;;
+  --cpu-dry-run) dry=1 ;;
+  *)
+    echo "gpu-check: unknown option '$arg' (--quick, --cpu-dry-run)" >&2
+    exit 2
+    ;;
+  esac
+done
 JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
 jamba-compare-logits jamba-bench-cuda" \
   source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -30,8 +43,13 @@ mkdir -p "$work"
 rows=()
 status=0
 
-probe=$("$bin/jamba-bench-cuda" --mib 1024 --reps 20 2>&1)
-probe_rc=$?
+if [ $dry = 1 ]; then
+  probe="device: the CPU (--cpu-dry-run) (sm_cpu, dry run)"
+  probe_rc=0
+else
+  probe=$("$bin/jamba-bench-cuda" --mib 1024 --reps 20 2>&1)
+  probe_rc=$?
+fi
 if [ $probe_rc -eq 3 ]; then
   echo "$probe"
   echo "gpu-check: skipped: no GPU"
@@ -43,8 +61,15 @@ fi
 echo "$probe"
 arch=$(echo "$probe" | sed -n 's/^device: .*(\(sm_[0-9a-z]*\),.*/\1/p')
 copy_gbs=$(echo "$probe" | sed -n 's/.* \([0-9.]*\) GB\/s.*/\1/p')
+device=cuda
+target="cuda:$arch"
+if [ $dry = 1 ]; then
+  device=cpu
+  target=cpu
+  copy_gbs=
+fi
 [ -n "$arch" ] || { echo "gpu-check: cannot read the device's arch" >&2; exit 1; }
-rows+=("ceiling | device copy bandwidth | $copy_gbs GB/s | jamba-bench-cuda, 1 GiB D2D")
+rows+=("ceiling | device copy bandwidth | ${copy_gbs:-n/a} GB/s | jamba-bench-cuda, 1 GiB D2D")
 
 prompts=(
   "1,17,42,5,9,100,3,77,12,64,31,8,90,2,55,21,4,6,88,13,7,99,42,18,3,61,25,11,70,5,39,14"
@@ -60,7 +85,7 @@ check_variant() { # model dtype int8(0|1)
   [ -d "$ckpt" ] || "$bin/jamba-make-checkpoint" "$models/$model.json" "$ckpt" \
     --seed 5 --dtype "$dtype" >/dev/null
   local ref="$ckpt"
-  local flags=(--target "cuda:$arch" --force)
+  local flags=(--target "$target" --force)
   if [ "$q" = 1 ]; then
     flags+=(--experts-int8)
     ref="$ckpt-q8"
@@ -72,7 +97,7 @@ check_variant() { # model dtype int8(0|1)
     return
   fi
   # batch 1
-  "$bin/jamba-run" "$art" --device cuda --prompt-ids "${prompts[0]}" -n 16 \
+  "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
     --ignore-eos --logits-out "$work/run.npy" >"$work/run.ids" 2>"$work/run.log"
   "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[0]}" -n 16 \
     --logits-out "$work/ref.npy" >"$work/ref.ids" 2>/dev/null
@@ -86,7 +111,7 @@ check_variant() { # model dtype int8(0|1)
   # three sequences, prefill chunks of 8
   local args=()
   for p in "${prompts[@]}"; do args+=(--prompt-ids "$p"); done
-  "$bin/jamba-run" "$art" --device cuda "${args[@]}" -n 8 --seq 8 --ignore-eos \
+  "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
     --logits-out "$work/multi.npy" >"$work/multi.ids" 2>>"$work/run.log"
   for i in 0 1 2; do
     "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[$i]}" -n 8 \
@@ -116,19 +141,21 @@ if [ $quick = 0 ]; then
   weights=$(du -b "$art/weights/rank-0.safetensors" | cut -f1)
   prompt=$(seq -s, 1 1024)
   for batch in 1 8 32; do
-    out=$("$bin/jamba-run" "$art" --device cuda --prompt-ids 1,2,3 --batch "$batch" \
+    out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 64 --ignore-eos 2>&1 >/dev/null | grep "decode .* tokens")
     tps=$(echo "$out" | sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
-    if [ -n "$tps" ]; then
+    if [ -n "$tps" ] && [ -n "$copy_gbs" ]; then
       frac=$(awk -v t="$tps" -v b="$batch" -v w="$weights" -v c="$copy_gbs" \
         'BEGIN { step = b / t; printf "%.1f%% of copy bandwidth (%.1f GB/s of weights)", 100 * w / step / 1e9 / c, w / step / 1e9 }')
       rows+=("bench | jamba-small decode batch $batch | $tps tok/s | $frac")
+    elif [ -n "$tps" ]; then
+      rows+=("bench | jamba-small decode batch $batch | $tps tok/s | no ceiling measured")
     else
       rows+=("bench | jamba-small decode batch $batch | FAILED | $out")
       status=1
     fi
   done
-  out=$("$bin/jamba-run" "$art" --device cuda --prompt-ids "$prompt" --seq 1024 \
+  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$prompt" --seq 1024 \
     -n 1 --ignore-eos 2>&1 >/dev/null | grep "prefill")
   tps=$(echo "$out" | sed -n 's/.*prefill [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
   rows+=("bench | jamba-small prefill 1024 tokens | ${tps:-FAILED} tok/s | $out")
