@@ -12,11 +12,10 @@
 
 #include "jamba/Runtime/Cublas.h"
 
+#include "DynamicLibrary.h"
+
 #include <cstring>
-#include <dlfcn.h>
-#include <map>
 #include <memory>
-#include <mutex>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -25,39 +24,13 @@ using ckpt::makeError;
 
 namespace {
 
-/// The sonames of cuBLAS 13 and 12, then the development symlink.
-const char *const kDefaultLibraries[] = {"libcublas.so.13", "libcublas.so.12",
-                                         "libcublas.so"};
-
-std::mutex cublasMutex;
-/// Guarded by cublasMutex.
-std::string libraryOverride;
-/// Guarded by cublasMutex. Loaded libraries live as long as the process (the
-/// map is never destroyed), as the driver does (CudaDriver.cpp): a
-/// session's handle may use one at any time.
-std::map<std::string, std::unique_ptr<CublasLibrary>> &loadedLibraries() {
-  static auto *libraries =
-      new std::map<std::string, std::unique_ptr<CublasLibrary>>();
-  return *libraries;
-}
-
-/// Resolves `name` into `slot`; false when the library lacks it.
-template <class Fn> bool resolve(void *handle, const char *name, Fn &slot) {
-  void *address = ::dlsym(handle, name);
-  slot = reinterpret_cast<Fn>(address);
-  return address != nullptr;
-}
-
-/// Fills every entry point from the open `handle`, or says what is missing
+/// Fills every entry point from the open library, or says what is missing
 /// (and closes it).
 StatusOr<std::unique_ptr<CublasLibrary>>
-resolveLibrary(void *handle, const std::string &library) {
+resolveLibrary(LibrarySymbols &symbols) {
   auto l = std::make_unique<CublasLibrary>();
-  l->library = library;
-  const char *missing = nullptr;
-#define JAMBA_CUBLAS_RESOLVE(fn)                                               \
-  if (!missing && !resolve(handle, #fn, l->fn))                                \
-    missing = #fn;
+  l->library = symbols.library();
+#define JAMBA_CUBLAS_RESOLVE(fn) symbols.require(#fn, l->fn);
   JAMBA_CUBLAS_RESOLVE(cublasCreate_v2)
   JAMBA_CUBLAS_RESOLVE(cublasDestroy_v2)
   JAMBA_CUBLAS_RESOLVE(cublasSetStream_v2)
@@ -65,22 +38,22 @@ resolveLibrary(void *handle, const std::string &library) {
   JAMBA_CUBLAS_RESOLVE(cublasSetMathMode)
   JAMBA_CUBLAS_RESOLVE(cublasGemmEx)
 #undef JAMBA_CUBLAS_RESOLVE
-  if (missing) {
-    ::dlclose(handle);
-    return makeError("no cuBLAS: ", library, " lacks ", missing,
-                     " (a cuBLAS older than CUDA 12?)");
-  }
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      symbols.checkRequired("(a cuBLAS older than CUDA 12?)"));
   // Optional: without them a status is reported by its number.
-  resolve(handle, "cublasGetStatusName", l->cublasGetStatusName);
-  resolve(handle, "cublasGetStatusString", l->cublasGetStatusString);
+  symbols.optional("cublasGetStatusName", l->cublasGetStatusName);
+  symbols.optional("cublasGetStatusString", l->cublasGetStatusString);
   return l;
 }
 
-std::string joined(const std::vector<std::string> &names) {
-  std::string out;
-  for (const std::string &name : names)
-    out += (out.empty() ? "" : ", ") + name;
-  return out;
+/// The sonames of cuBLAS 13 and 12, then the development symlink. Never
+/// destroyed: loaded libraries live as long as the process, as the driver
+/// does (CudaDriver.cpp), since a session's handle may use one at any time.
+LibraryLoader<CublasLibrary> &loader() {
+  static auto *cublas = new LibraryLoader<CublasLibrary>(
+      "cuBLAS", {"libcublas.so.13", "libcublas.so.12", "libcublas.so"},
+      resolveLibrary);
+  return *cublas;
 }
 
 void *hostView(CUdeviceptr p) {
@@ -113,15 +86,11 @@ Status CublasLibrary::check(cublasStatus_t status, const char *call) const {
 }
 
 std::vector<std::string> cuda::cublasLibraries() {
-  std::lock_guard<std::mutex> lock(cublasMutex);
-  if (!libraryOverride.empty())
-    return {libraryOverride};
-  return {std::begin(kDefaultLibraries), std::end(kDefaultLibraries)};
+  return loader().libraries();
 }
 
 void cuda::setCublasLibrary(const std::string &library) {
-  std::lock_guard<std::mutex> lock(cublasMutex);
-  libraryOverride = library;
+  loader().setLibrary(library);
 }
 
 StatusOr<const CublasLibrary *> cuda::loadCublas() {
@@ -130,35 +99,7 @@ StatusOr<const CublasLibrary *> cuda::loadCublas() {
 
 StatusOr<const CublasLibrary *>
 cuda::loadCublas(const std::vector<std::string> &libraries) {
-  std::lock_guard<std::mutex> lock(cublasMutex);
-  std::string firstError;
-  for (const std::string &library : libraries) {
-    auto it = loadedLibraries().find(library);
-    if (it != loadedLibraries().end())
-      return static_cast<const CublasLibrary *>(it->second.get());
-    ::dlerror();
-    void *handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char *why = ::dlerror();
-      if (firstError.empty())
-        firstError = ckpt::concat("dlopen(", library,
-                                  "): ", why ? why : "unknown dlopen error");
-      continue;
-    }
-    // The first library that opens is the one: one that lacks an entry
-    // point is an error rather than a reason to try an older name.
-    StatusOr<std::unique_ptr<CublasLibrary>> resolved =
-        resolveLibrary(handle, library);
-    if (!resolved.ok())
-      return resolved.status();
-    const CublasLibrary *loaded = resolved->get();
-    loadedLibraries()[library] = std::move(*resolved);
-    return loaded;
-  }
-  if (libraries.empty())
-    return makeError("no cuBLAS: no library to try");
-  return makeError("no cuBLAS: ", firstError, " (tried ", joined(libraries),
-                   ")");
+  return loader().loadFirst(libraries);
 }
 
 //===----------------------------------------------------------------------===//

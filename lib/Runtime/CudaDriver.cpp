@@ -13,14 +13,12 @@
 
 #include "jamba/Runtime/CudaDriver.h"
 
+#include "DynamicLibrary.h"
 #include "jamba/Runtime/Communicator.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <dlfcn.h>
-#include <map>
-#include <mutex>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -29,43 +27,12 @@ using ckpt::makeError;
 
 namespace {
 
-constexpr const char kDefaultLibrary[] = "libcuda.so.1";
-
-std::mutex driverMutex;
-/// Guarded by driverMutex.
-std::string libraryOverride;
-/// Guarded by driverMutex. Loaded drivers live as long as the process, past
-/// its static destructors (the map is never destroyed): a session or a
-/// kernel's mgpu* call may use one at any time, and libcuda is not meant to
-/// be unloaded.
-std::map<std::string, std::unique_ptr<CudaDriver>> &loadedDrivers() {
-  static auto *drivers =
-      new std::map<std::string, std::unique_ptr<CudaDriver>>();
-  return *drivers;
-}
-
-/// Resolves `name` into `slot`; false when the library lacks it.
-template <class Fn> bool resolve(void *handle, const char *name, Fn &slot) {
-  void *address = ::dlsym(handle, name);
-  slot = reinterpret_cast<Fn>(address);
-  return address != nullptr;
-}
-
-/// dlopen()s `library` and fills every entry point, or says what is missing.
-StatusOr<std::unique_ptr<CudaDriver>> openDriver(const std::string &library) {
-  ::dlerror();
-  void *handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    const char *why = ::dlerror();
-    return makeError("no CUDA driver: dlopen(", library,
-                     "): ", why ? why : "unknown dlopen error");
-  }
+/// Fills every entry point from the open library and calls cuInit, or says
+/// what is missing.
+StatusOr<std::unique_ptr<CudaDriver>> resolveDriver(LibrarySymbols &symbols) {
   auto d = std::make_unique<CudaDriver>();
-  d->library = library;
-  const char *missing = nullptr;
-#define JAMBA_CUDA_RESOLVE(fn)                                                 \
-  if (!missing && !resolve(handle, #fn, d->fn))                                \
-    missing = #fn;
+  d->library = symbols.library();
+#define JAMBA_CUDA_RESOLVE(fn) symbols.require(#fn, d->fn);
   JAMBA_CUDA_RESOLVE(cuInit)
   JAMBA_CUDA_RESOLVE(cuGetErrorName)
   JAMBA_CUDA_RESOLVE(cuGetErrorString)
@@ -108,17 +75,23 @@ StatusOr<std::unique_ptr<CudaDriver>> openDriver(const std::string &library) {
   JAMBA_CUDA_RESOLVE(cuFuncSetAttribute)
   JAMBA_CUDA_RESOLVE(cuLaunchKernel)
 #undef JAMBA_CUDA_RESOLVE
-  if (missing) {
-    ::dlclose(handle);
-    return makeError("no CUDA driver: ", library, " lacks ", missing,
-                     " (a driver older than CUDA 11.4?)");
-  }
-  // The handle stays open for the life of the process (see loadedDrivers),
-  // and also when cuInit fails: the next attempt gets the same handle.
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      symbols.checkRequired("(a driver older than CUDA 11.4?)"));
+  // The library stays open for the life of the process (see loader), and
+  // also when cuInit fails: the next attempt gets the same handle.
   Status init = d->check(d->cuInit(0), "cuInit");
   if (!init.ok())
     return makeError("no CUDA device: ", init.message());
   return d;
+}
+
+/// Never destroyed: loaded drivers live as long as the process, past its
+/// static destructors, since a session or a kernel's mgpu* call may use one
+/// at any time, and libcuda is not meant to be unloaded.
+LibraryLoader<CudaDriver> &loader() {
+  static auto *drivers = new LibraryLoader<CudaDriver>(
+      "CUDA driver", {"libcuda.so.1"}, resolveDriver);
+  return *drivers;
 }
 
 } // namespace
@@ -138,14 +111,10 @@ Status CudaDriver::check(CUresult result, const char *call) const {
   return makeError(call, ": ", errorText(result));
 }
 
-std::string cuda::cudaDriverLibrary() {
-  std::lock_guard<std::mutex> lock(driverMutex);
-  return libraryOverride.empty() ? kDefaultLibrary : libraryOverride;
-}
+std::string cuda::cudaDriverLibrary() { return loader().libraries().front(); }
 
 void cuda::setCudaDriverLibrary(const std::string &library) {
-  std::lock_guard<std::mutex> lock(driverMutex);
-  libraryOverride = library;
+  loader().setLibrary(library);
 }
 
 StatusOr<const CudaDriver *> cuda::loadCudaDriver() {
@@ -153,16 +122,7 @@ StatusOr<const CudaDriver *> cuda::loadCudaDriver() {
 }
 
 StatusOr<const CudaDriver *> cuda::loadCudaDriver(const std::string &library) {
-  std::lock_guard<std::mutex> lock(driverMutex);
-  auto it = loadedDrivers().find(library);
-  if (it != loadedDrivers().end())
-    return static_cast<const CudaDriver *>(it->second.get());
-  StatusOr<std::unique_ptr<CudaDriver>> opened = openDriver(library);
-  if (!opened.ok())
-    return opened.status();
-  const CudaDriver *driver = opened->get();
-  loadedDrivers()[library] = std::move(*opened);
-  return driver;
+  return loader().load(library);
 }
 
 StatusOr<CUdevice> cuda::openCudaDevice(const CudaDriver &driver, int ordinal) {

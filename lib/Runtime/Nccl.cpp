@@ -13,13 +13,12 @@
 
 #include "jamba/Runtime/Nccl.h"
 
+#include "DynamicLibrary.h"
 #include "jamba/Runtime/Communicator.h"
 
 #include <cstring>
-#include <dlfcn.h>
 #include <iterator>
 #include <memory>
-#include <mutex>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -28,44 +27,18 @@ using ckpt::makeError;
 
 namespace {
 
-/// NCCL 2's soname, then the development symlink.
-const char *const kDefaultLibraries[] = {"libnccl.so.2", "libnccl.so"};
-
 /// ncclResult_t's names, by value (nccl.h).
 const char *const kResultNames[] = {
     "ncclSuccess",       "ncclUnhandledCudaError", "ncclSystemError",
     "ncclInternalError", "ncclInvalidArgument",    "ncclInvalidUsage",
     "ncclRemoteError",   "ncclInProgress"};
 
-std::mutex ncclMutex;
-/// Guarded by ncclMutex.
-std::string libraryOverride;
-/// Guarded by ncclMutex. Loaded libraries live as long as the process (the
-/// map is never destroyed), as the driver does (CudaDriver.cpp): a
-/// session's communicators may use one at any time.
-std::map<std::string, std::unique_ptr<NcclLibrary>> &loadedLibraries() {
-  static auto *libraries =
-      new std::map<std::string, std::unique_ptr<NcclLibrary>>();
-  return *libraries;
-}
-
-/// Resolves `name` into `slot`; false when the library lacks it.
-template <class Fn> bool resolve(void *handle, const char *name, Fn &slot) {
-  void *address = ::dlsym(handle, name);
-  slot = reinterpret_cast<Fn>(address);
-  return address != nullptr;
-}
-
-/// Fills every entry point from the open `handle` and reads the version, or
+/// Fills every entry point from the open library and reads the version, or
 /// says what is missing (and closes it).
-StatusOr<std::unique_ptr<NcclLibrary>>
-resolveLibrary(void *handle, const std::string &library) {
+StatusOr<std::unique_ptr<NcclLibrary>> resolveLibrary(LibrarySymbols &symbols) {
   auto l = std::make_unique<NcclLibrary>();
-  l->library = library;
-  const char *missing = nullptr;
-#define JAMBA_NCCL_RESOLVE(fn)                                                 \
-  if (!missing && !resolve(handle, #fn, l->fn))                                \
-    missing = #fn;
+  l->library = symbols.library();
+#define JAMBA_NCCL_RESOLVE(fn) symbols.require(#fn, l->fn);
   JAMBA_NCCL_RESOLVE(ncclGetVersion)
   JAMBA_NCCL_RESOLVE(ncclGetUniqueId)
   JAMBA_NCCL_RESOLVE(ncclCommInitRank)
@@ -74,26 +47,26 @@ resolveLibrary(void *handle, const std::string &library) {
   JAMBA_NCCL_RESOLVE(ncclAllReduce)
   JAMBA_NCCL_RESOLVE(ncclGetErrorString)
 #undef JAMBA_NCCL_RESOLVE
-  if (missing) {
-    ::dlclose(handle);
-    return makeError("no NCCL: ", library, " lacks ", missing,
-                     " (an NCCL older than 2.4?)");
-  }
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      symbols.checkRequired("(an NCCL older than 2.4?)"));
   // Optional: without it asynchronous errors are not looked for.
-  resolve(handle, "ncclCommGetAsyncError", l->ncclCommGetAsyncError);
+  symbols.optional("ncclCommGetAsyncError", l->ncclCommGetAsyncError);
   Status version = l->check(l->ncclGetVersion(&l->version), "ncclGetVersion");
   if (!version.ok()) {
-    ::dlclose(handle);
-    return makeError("no NCCL: ", library, ": ", version.message());
+    symbols.close();
+    return makeError("no NCCL: ", l->library, ": ", version.message());
   }
   return l;
 }
 
-std::string joined(const std::vector<std::string> &names) {
-  std::string out;
-  for (const std::string &name : names)
-    out += (out.empty() ? "" : ", ") + name;
-  return out;
+/// NCCL 2's soname, then the development symlink. Never destroyed: loaded
+/// libraries live as long as the process, as the driver does
+/// (CudaDriver.cpp), since a session's communicators may use one at any
+/// time.
+LibraryLoader<NcclLibrary> &loader() {
+  static auto *nccl = new LibraryLoader<NcclLibrary>(
+      "NCCL", {"libnccl.so.2", "libnccl.so"}, resolveLibrary);
+  return *nccl;
 }
 
 } // namespace
@@ -128,16 +101,10 @@ bool cuda::ncclCanBeCaptured(int code) {
   return code >= kNcclFirstCapturableVersion;
 }
 
-std::vector<std::string> cuda::ncclLibraries() {
-  std::lock_guard<std::mutex> lock(ncclMutex);
-  if (!libraryOverride.empty())
-    return {libraryOverride};
-  return {std::begin(kDefaultLibraries), std::end(kDefaultLibraries)};
-}
+std::vector<std::string> cuda::ncclLibraries() { return loader().libraries(); }
 
 void cuda::setNcclLibrary(const std::string &library) {
-  std::lock_guard<std::mutex> lock(ncclMutex);
-  libraryOverride = library;
+  loader().setLibrary(library);
 }
 
 StatusOr<const NcclLibrary *> cuda::loadNccl() {
@@ -146,33 +113,7 @@ StatusOr<const NcclLibrary *> cuda::loadNccl() {
 
 StatusOr<const NcclLibrary *>
 cuda::loadNccl(const std::vector<std::string> &libraries) {
-  std::lock_guard<std::mutex> lock(ncclMutex);
-  std::string firstError;
-  for (const std::string &library : libraries) {
-    auto it = loadedLibraries().find(library);
-    if (it != loadedLibraries().end())
-      return static_cast<const NcclLibrary *>(it->second.get());
-    ::dlerror();
-    void *handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
-      const char *why = ::dlerror();
-      if (firstError.empty())
-        firstError = ckpt::concat("dlopen(", library,
-                                  "): ", why ? why : "unknown dlopen error");
-      continue;
-    }
-    // The first library that opens is the one, as for cuBLAS.
-    StatusOr<std::unique_ptr<NcclLibrary>> resolved =
-        resolveLibrary(handle, library);
-    if (!resolved.ok())
-      return resolved.status();
-    const NcclLibrary *loaded = resolved->get();
-    loadedLibraries()[library] = std::move(*resolved);
-    return loaded;
-  }
-  if (libraries.empty())
-    return makeError("no NCCL: no library to try");
-  return makeError("no NCCL: ", firstError, " (tried ", joined(libraries), ")");
+  return loader().loadFirst(libraries);
 }
 
 //===----------------------------------------------------------------------===//

@@ -15,13 +15,9 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "FakeCuda.h"
+#include "FakeCudaFixture.h"
 
-#include "CudaSession.h"
 #include "jamba/Runtime/Cublas.h"
-#include "jamba/Runtime/CudaKernelAbi.h"
-
-#include "gtest/gtest.h"
 
 #include <algorithm>
 #include <cmath>
@@ -29,7 +25,6 @@
 #include <dlfcn.h>
 #include <iterator>
 #include <limits>
-#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,15 +35,6 @@ using namespace jamba::rt::testing;
 using ckpt::Status;
 
 namespace {
-
-bool startsWith(const std::string &text, const std::string &prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-bool endsWith(const std::string &text, const std::string &suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 /// Round to nearest even (the inputs are finite).
 uint16_t toBf16(float value) {
@@ -118,50 +104,8 @@ const Shape kShapes[] = {{3, 5, 7}, {1, 13, 37}, {6, 2, 9}, {5, 3, 1}};
 constexpr float kGuard = 12345.0f;
 constexpr size_t kGuardCount = 8;
 
-class CublasTest : public ::testing::Test {
+class CublasTest : public FakeCudaSessionTest {
 protected:
-  void SetUp() override {
-    cuda::setCudaDriverLibrary(JAMBA_FAKE_CUDA_DRIVER);
-    // The fake driver's library is the fake cuBLAS too.
-    cuda::setCublasLibrary(JAMBA_FAKE_CUDA_DRIVER);
-    auto driver = cuda::loadCudaDriver();
-    ASSERT_TRUE(driver.ok()) << driver.status().message();
-    void *handle =
-        ::dlopen(JAMBA_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ASSERT_NE(handle, nullptr);
-    auto getCuda = reinterpret_cast<FakeCudaControl *(*)()>(
-        ::dlsym(handle, "jamba_fake_cuda_control"));
-    auto getCublas = reinterpret_cast<FakeCublasControl *(*)()>(
-        ::dlsym(handle, "jamba_fake_cublas_control"));
-    ::dlclose(handle);
-    ASSERT_NE(getCuda, nullptr);
-    ASSERT_NE(getCublas, nullptr);
-    cudaFake = getCuda();
-    blasFake = getCublas();
-    blasFake->failCreateWith = 0;
-    blasFake->failGemmWith = 0;
-    cudaFake->failLaunchWith = 0;
-    ASSERT_TRUE(cuda::takeCudaError().ok());
-    baseline = *cudaFake;
-    blasBaseline = *blasFake;
-
-    auto opened = cuda::CudaSession::open(0);
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
-    session = std::move(*opened);
-    scope.emplace(&session->kernelTarget());
-  }
-
-  void TearDown() override {
-    scope.reset();
-    session.reset();
-    (void)cuda::takeCudaError();
-    cuda::setCublasLibrary("");
-    cuda::setCudaDriverLibrary("");
-    // Nothing outlives the session.
-    EXPECT_EQ(cudaFake->liveAllocations, baseline.liveAllocations);
-    EXPECT_EQ(blasFake->liveHandles, blasBaseline.liveHandles);
-  }
-
   template <class T> void *toDevice(const std::vector<T> &host) {
     uint64_t bytes = host.size() * sizeof(T);
     auto p = session->allocate(bytes, "test data");
@@ -200,19 +144,6 @@ protected:
     for (size_t i = count; i < count + kGuardCount; ++i)
       EXPECT_EQ(y[i], kGuard) << what << ": the GEMM wrote past y";
   }
-
-  /// The recorded error (success when none), taken.
-  std::string takeError() {
-    Status s = cuda::takeCudaError();
-    return s.ok() ? "" : s.message();
-  }
-
-  FakeCudaControl *cudaFake = nullptr;
-  FakeCublasControl *blasFake = nullptr;
-  FakeCudaControl baseline;
-  FakeCublasControl blasBaseline;
-  std::unique_ptr<cuda::CudaSession> session;
-  std::optional<cuda::ActiveCudaTargetScope> scope;
 };
 
 //===----------------------------------------------------------------------===//

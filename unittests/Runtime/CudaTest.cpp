@@ -25,7 +25,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "FakeCuda.h"
+#include "FakeCudaFixture.h"
 #include "TestArtifact.h"
 
 #include "jamba/Runtime/CudaDriver.h"
@@ -38,7 +38,6 @@
 #include "gtest/gtest.h"
 
 #include <cstdlib>
-#include <dlfcn.h>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -258,35 +257,14 @@ protected:
     cuda::setCudaDriverLibrary(JAMBA_FAKE_CUDA_DRIVER);
     auto driver = cuda::loadCudaDriver();
     ASSERT_TRUE(driver.ok()) << driver.status().message();
-    void *handle =
-        ::dlopen(JAMBA_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ASSERT_NE(handle, nullptr);
-    auto get = reinterpret_cast<FakeCudaControl *(*)()>(
-        ::dlsym(handle, "jamba_fake_cuda_control"));
-    ::dlclose(handle);
-    ASSERT_NE(get, nullptr);
-    fake = get();
-    // Knobs back to their defaults; counters as they are.
-    FakeCudaControl defaults;
-    fake->computeMajor = defaults.computeMajor;
-    fake->computeMinor = defaults.computeMinor;
-    fake->totalMemory = defaults.totalMemory;
-    fake->failLaunchWith = 0;
+    fake = fakeCudaControl();
+    ASSERT_NE(fake, nullptr);
+    fake->resetKnobs();
     // The same library is the fake NCCL (NcclTest.cpp says more).
     cuda::setNcclLibrary(JAMBA_FAKE_CUDA_DRIVER);
-    handle =
-        ::dlopen(JAMBA_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    ASSERT_NE(handle, nullptr);
-    auto getNccl = reinterpret_cast<FakeNcclControl *(*)()>(
-        ::dlsym(handle, "jamba_fake_nccl_control"));
-    ::dlclose(handle);
-    ASSERT_NE(getNccl, nullptr);
-    nccl = getNccl();
-    FakeNcclControl ncclDefaults;
-    nccl->version = ncclDefaults.version;
-    nccl->failInitWith = 0;
-    nccl->failAllReduceWith = 0;
-    nccl->asyncError = 0;
+    nccl = fakeNcclControl();
+    ASSERT_NE(nccl, nullptr);
+    nccl->resetKnobs();
     ASSERT_TRUE(cuda::takeCudaError().ok());
   }
 

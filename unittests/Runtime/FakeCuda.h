@@ -87,6 +87,14 @@ struct FakeCudaControl {
   uint64_t totalMemory = uint64_t(1) << 30;
   /// Non-zero: cuLaunchKernel returns this error.
   int failLaunchWith = 0;
+  /// Sets the knobs back to their defaults; the counters stay.
+  void resetKnobs() {
+    const FakeCudaControl defaults;
+    computeMajor = defaults.computeMajor;
+    computeMinor = defaults.computeMinor;
+    totalMemory = defaults.totalMemory;
+    failLaunchWith = 0;
+  }
 
   // Counters.
   int64_t inits = 0;
@@ -106,6 +114,11 @@ struct FakeCublasControl {
   int failCreateWith = 0;
   /// Non-zero: cublasGemmEx returns this status.
   int failGemmWith = 0;
+  /// Sets the knobs back to their defaults; the counters stay.
+  void resetKnobs() {
+    failCreateWith = 0;
+    failGemmWith = 0;
+  }
 
   // Counters.
   int64_t handlesCreated = 0;
@@ -131,6 +144,15 @@ struct FakeNcclControl {
   int failAllReduceWith = 0;
   /// What ncclCommGetAsyncError reports for every communicator.
   int asyncError = 0;
+  /// Sets the knobs back to their defaults; the counters stay.
+  void resetKnobs() {
+    const FakeNcclControl defaults;
+    version = defaults.version;
+    failUniqueIdWith = 0;
+    failInitWith = 0;
+    failAllReduceWith = 0;
+    asyncError = 0;
+  }
 
   // Counters.
   int64_t uniqueIds = 0; ///< ncclGetUniqueId calls that made an id.

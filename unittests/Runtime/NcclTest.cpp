@@ -28,14 +28,10 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "FakeCuda.h"
+#include "FakeCudaFixture.h"
 
-#include "CudaSession.h"
 #include "jamba/Runtime/Communicator.h"
-#include "jamba/Runtime/CudaKernelAbi.h"
 #include "jamba/Runtime/Nccl.h"
-
-#include "gtest/gtest.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -52,15 +48,6 @@ using namespace jamba::rt::testing;
 using ckpt::Status;
 
 namespace {
-
-bool startsWith(const std::string &text, const std::string &prefix) {
-  return text.rfind(prefix, 0) == 0;
-}
-
-bool endsWith(const std::string &text, const std::string &suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 /// What the first rank of a group broadcasts (Nccl.h,
 /// kNcclBootstrapBytes): the id, zero-padded, then the flag.
@@ -121,55 +108,8 @@ public:
   }
 };
 
-template <class Control> Control *control(const char *symbol) {
-  void *handle =
-      ::dlopen(JAMBA_FAKE_CUDA_DRIVER, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-  if (!handle)
-    return nullptr;
-  auto get = reinterpret_cast<Control *(*)()>(::dlsym(handle, symbol));
-  ::dlclose(handle);
-  return get ? get() : nullptr;
-}
-
-class NcclTest : public ::testing::Test {
+class NcclTest : public FakeCudaSessionTest {
 protected:
-  void SetUp() override {
-    cuda::setCudaDriverLibrary(JAMBA_FAKE_CUDA_DRIVER);
-    // The fake driver's library is the fake NCCL too.
-    cuda::setNcclLibrary(JAMBA_FAKE_CUDA_DRIVER);
-    auto driver = cuda::loadCudaDriver();
-    ASSERT_TRUE(driver.ok()) << driver.status().message();
-    cudaFake = control<FakeCudaControl>("jamba_fake_cuda_control");
-    ncclFake = control<FakeNcclControl>("jamba_fake_nccl_control");
-    ASSERT_NE(cudaFake, nullptr);
-    ASSERT_NE(ncclFake, nullptr);
-    FakeNcclControl defaults;
-    ncclFake->version = defaults.version;
-    ncclFake->failUniqueIdWith = 0;
-    ncclFake->failInitWith = 0;
-    ncclFake->failAllReduceWith = 0;
-    ncclFake->asyncError = 0;
-    ASSERT_TRUE(cuda::takeCudaError().ok());
-    baseline = *cudaFake;
-    ncclBaseline = *ncclFake;
-
-    auto opened = cuda::CudaSession::open(0);
-    ASSERT_TRUE(opened.ok()) << opened.status().message();
-    session = std::move(*opened);
-    scope.emplace(&session->kernelTarget());
-  }
-
-  void TearDown() override {
-    scope.reset();
-    session.reset();
-    (void)cuda::takeCudaError();
-    cuda::setNcclLibrary("");
-    cuda::setCudaDriverLibrary("");
-    // Nothing outlives the session.
-    EXPECT_EQ(cudaFake->liveAllocations, baseline.liveAllocations);
-    EXPECT_EQ(ncclFake->liveComms, ncclBaseline.liveComms);
-  }
-
   /// Device memory holding `values`, then kGuardCount guards.
   float *toDevice(const std::vector<float> &values) {
     std::vector<float> host = values;
@@ -197,12 +137,6 @@ protected:
     return host;
   }
 
-  /// The recorded error (empty when none), taken.
-  std::string takeError() {
-    Status s = cuda::takeCudaError();
-    return s.ok() ? "" : s.message();
-  }
-
   /// The fake's ncclCommInitRank records since the fixture started.
   std::vector<FakeNcclControl::Init> newInits() const {
     return {ncclFake->inits.begin() + ptrdiff_t(ncclBaseline.inits.size()),
@@ -211,13 +145,6 @@ protected:
 
   static constexpr float kGuard = 4321.0f;
   static constexpr size_t kGuardCount = 4;
-
-  FakeCudaControl *cudaFake = nullptr;
-  FakeNcclControl *ncclFake = nullptr;
-  FakeCudaControl baseline;
-  FakeNcclControl ncclBaseline;
-  std::unique_ptr<cuda::CudaSession> session;
-  std::optional<cuda::ActiveCudaTargetScope> scope;
 };
 
 //===----------------------------------------------------------------------===//
