@@ -263,27 +263,16 @@ TEST(CommunicatorTest, LaunchedByMpiReadsTheEnvironment) {
 class ExecutorRanksTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    const char *base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base && *base ? base : "/tmp") + "/jamba-ranks-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root = tmpl;
+    dir = std::make_unique<TestArtifactDir>("jamba-ranks-test");
+    ASSERT_FALSE(dir->path().empty());
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
+  void TearDown() override { dir.reset(); }
 
   std::unique_ptr<Artifact> open(int64_t ranks) {
     TestArtifactOptions o;
     o.allReduceLogits = true;
     o.ranks = ranks;
-    std::string dir = root + "/a" + std::to_string(counter++);
-    Status s = writeTestArtifact(dir, o);
-    EXPECT_TRUE(s.ok()) << s.message();
-    auto opened = Artifact::open(dir);
-    EXPECT_TRUE(opened.ok()) << opened.status().message();
-    return opened.ok() ? std::move(*opened) : nullptr;
+    return dir->open(o);
   }
 
   static SessionOptions options(Communicator *c, int64_t rank) {
@@ -307,8 +296,7 @@ protected:
     return std::vector<float>(logits, logits + 128);
   }
 
-  std::string root;
-  int counter = 0;
+  std::unique_ptr<TestArtifactDir> dir;
 };
 
 TEST_F(ExecutorRanksTest, SingleRankKernelsResolveTheSymbol) {

@@ -60,28 +60,19 @@ bool contains(const std::string &text, const std::string &part) {
 class CudaTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    const char *base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base && *base ? base : "/tmp") + "/jamba-cuda-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root = tmpl;
+    dir = std::make_unique<TestArtifactDir>("jamba-cuda-test");
+    ASSERT_FALSE(dir->path().empty());
   }
   void TearDown() override {
     cuda::setCudaDriverLibrary("");
     cuda::setNcclLibrary("");
     ::unsetenv("JAMBA_CUDA_GRAPH");
     ::unsetenv("JAMBA_TEST_CUDA_BAD_MODULE");
-    std::error_code ec;
-    fs::remove_all(root, ec);
+    dir.reset();
   }
 
-  std::unique_ptr<Artifact> open(TestArtifactOptions o) {
-    std::string dir = root + "/a" + std::to_string(counter++);
-    Status s = writeTestArtifact(dir, o);
-    EXPECT_TRUE(s.ok()) << s.message();
-    auto opened = Artifact::open(dir);
-    EXPECT_TRUE(opened.ok()) << opened.status().message();
-    return opened.ok() ? std::move(*opened) : nullptr;
+  std::unique_ptr<Artifact> open(const TestArtifactOptions &o) {
+    return dir->open(o);
   }
   std::unique_ptr<Artifact> openCuda() {
     TestArtifactOptions o;
@@ -99,8 +90,7 @@ protected:
     return o;
   }
 
-  std::string root;
-  int counter = 0;
+  std::unique_ptr<TestArtifactDir> dir;
 };
 
 //===----------------------------------------------------------------------===//

@@ -39,24 +39,14 @@ namespace {
 class ExecutorTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    const char *base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") +
-                       "/jamba-executor-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root = tmpl;
+    dir = std::make_unique<TestArtifactDir>("jamba-executor-test");
+    root = dir->path();
+    ASSERT_FALSE(root.empty());
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
+  void TearDown() override { dir.reset(); }
 
   std::unique_ptr<Artifact> open(const TestArtifactOptions &o = {}) {
-    std::string dir = root + "/a" + std::to_string(counter++);
-    Status s = writeTestArtifact(dir, o);
-    EXPECT_TRUE(s.ok()) << s.message();
-    auto opened = Artifact::open(dir);
-    EXPECT_TRUE(opened.ok()) << opened.status().message();
-    return opened.ok() ? std::move(*opened) : nullptr;
+    return dir->open(o);
   }
 
   std::unique_ptr<Executor> session(const Artifact &a,
@@ -66,8 +56,8 @@ protected:
     return ex.ok() ? std::move(*ex) : nullptr;
   }
 
+  std::unique_ptr<TestArtifactDir> dir;
   std::string root;
-  int counter = 0;
 };
 
 SessionOptions opts(int64_t batch, int64_t context,

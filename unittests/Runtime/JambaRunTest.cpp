@@ -58,18 +58,13 @@ std::string slurp(const std::string &path) {
 class JambaRunTest : public ::testing::Test {
 protected:
   void SetUp() override {
-    const char *base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base && *base ? base : "/tmp") + "/jamba-run-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    root = tmpl;
+    dir = std::make_unique<TestArtifactDir>("jamba-run-test");
+    root = dir->path();
+    ASSERT_FALSE(root.empty());
     ckpt::Status s = writeTestArtifact(root + "/art");
     ASSERT_TRUE(s.ok()) << s.message();
   }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
+  void TearDown() override { dir.reset(); }
   Outcome run(const std::string &args, const std::string &launcher = "",
               const std::string &artifact = "art") {
     std::string cmd = launcher + std::string(JAMBA_RUN_TOOL) + " " + root +
@@ -82,6 +77,7 @@ protected:
     o.err = slurp(root + "/err");
     return o;
   }
+  std::unique_ptr<TestArtifactDir> dir;
   std::string root;
 };
 

@@ -15,10 +15,16 @@
 #ifndef JAMBA_UNITTESTS_RUNTIME_TESTARTIFACT_H
 #define JAMBA_UNITTESTS_RUNTIME_TESTARTIFACT_H
 
+#include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ArtifactWriter.h"
 #include "jamba/Runtime/ExampleArtifact.h"
 
+#include "gtest/gtest.h"
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -187,6 +193,44 @@ inline Status writeTestArtifact(const std::string &dir,
   std::remove(weights.c_str());
   return s;
 }
+
+/// A fresh directory under $TMPDIR (else /tmp), `<prefix>-XXXXXX`, removed
+/// with its contents when destroyed; the test artifacts of a test live in
+/// it. path() is empty when the directory could not be made.
+class TestArtifactDir {
+public:
+  explicit TestArtifactDir(const std::string &prefix) {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl =
+        std::string(base && *base ? base : "/tmp") + "/" + prefix + "-XXXXXX";
+    if (::mkdtemp(tmpl.data()))
+      root = tmpl;
+  }
+  ~TestArtifactDir() {
+    std::error_code ec;
+    if (!root.empty())
+      std::filesystem::remove_all(root, ec);
+  }
+  TestArtifactDir(const TestArtifactDir &) = delete;
+  TestArtifactDir &operator=(const TestArtifactDir &) = delete;
+
+  const std::string &path() const { return root; }
+
+  /// Writes a test artifact with `o` into a new subdirectory and opens it
+  /// (null, with a test failure, if either fails).
+  std::unique_ptr<Artifact> open(const TestArtifactOptions &o = {}) {
+    std::string dir = root + "/a" + std::to_string(counter++);
+    Status s = writeTestArtifact(dir, o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    auto opened = Artifact::open(dir);
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? std::move(*opened) : nullptr;
+  }
+
+private:
+  std::string root;
+  int counter = 0;
+};
 
 /// The toy rule of TestKernels.cpp: the id the logits after `history` favour.
 inline int64_t testNext(const std::vector<int64_t> &history) {
