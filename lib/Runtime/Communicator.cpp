@@ -168,23 +168,11 @@ std::mutex mpiMutex;
 bool initialisedHere = false;
 int liveCommunicators = 0;
 
-/// Seconds a collective may wait for the other ranks before this rank
-/// gives up: JAMBA_COLLECTIVE_TIMEOUT, default 300.
-double collectiveTimeoutSeconds() {
-  if (const char *v = std::getenv("JAMBA_COLLECTIVE_TIMEOUT")) {
-    char *end = nullptr;
-    double t = std::strtod(v, &end);
-    if (end != v && *end == '\0' && t > 0)
-      return t;
-  }
-  return 300.0;
-}
-
 class MpiCommunicator : public Communicator {
 public:
   MpiCommunicator(MPI_Comm comm, int rank, int size)
       : comm(comm), myRank(rank), mySize(size),
-        timeoutSeconds(collectiveTimeoutSeconds()) {}
+        timeoutSeconds(rt::collectiveTimeoutSeconds()) {}
 
   ~MpiCommunicator() override {
     std::lock_guard<std::mutex> lock(mpiMutex);
@@ -382,6 +370,16 @@ bool rt::launchedByMpi() {
 
 int64_t rt::mpiLaunchSize() {
   return std::max<int64_t>(0, envInteger({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}));
+}
+
+double rt::collectiveTimeoutSeconds() {
+  if (const char *v = std::getenv("JAMBA_COLLECTIVE_TIMEOUT")) {
+    char *end = nullptr;
+    double t = std::strtod(v, &end);
+    if (end != v && *end == '\0' && t > 0)
+      return t;
+  }
+  return 300.0;
 }
 
 int64_t rt::mpiLaunchRank() {

@@ -49,6 +49,7 @@ StatusOr<std::unique_ptr<CudaDriver>> resolveDriver(LibrarySymbols &symbols) {
   JAMBA_CUDA_RESOLVE(cuStreamCreate)
   JAMBA_CUDA_RESOLVE(cuStreamDestroy_v2)
   JAMBA_CUDA_RESOLVE(cuStreamSynchronize)
+  JAMBA_CUDA_RESOLVE(cuStreamQuery)
   JAMBA_CUDA_RESOLVE(cuStreamBeginCapture_v2)
   JAMBA_CUDA_RESOLVE(cuStreamEndCapture)
   JAMBA_CUDA_RESOLVE(cuStreamIsCapturing)

@@ -78,6 +78,21 @@ CUstream streamOf(const CudaKernelTarget &t, void *stream) {
   return stream ? static_cast<CUstream>(stream) : t.stream;
 }
 
+/// Waits for `s`; true on success, otherwise records the error. The
+/// session's stream of a GPU rank is waited for by NcclRanks::waitStream,
+/// which gives up on a collective whose peer is stuck (and aborts the
+/// communicators) instead of hanging in cuStreamSynchronize.
+bool synchronize(const CudaKernelTarget &t, CUstream s, const char *call) {
+  if (t.nccl && s == t.stream) {
+    Status waited = t.nccl->waitStream();
+    if (!waited.ok())
+      recordCudaError(makeError(call, ": ", waited.message()));
+    return waited.ok();
+  }
+  return succeeded(t, t.driver->cuStreamSynchronize(s), call,
+                   "cuStreamSynchronize");
+}
+
 CUdeviceptr devicePtr(const void *p) {
   return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(p));
 }
@@ -298,8 +313,7 @@ void mgpuStreamSynchronize(void *stream) {
   // for (and synchronising would invalidate the capture).
   if (capturing(*t, s, "mgpuStreamSynchronize"))
     return;
-  succeeded(*t, t->driver->cuStreamSynchronize(s), "mgpuStreamSynchronize",
-            "cuStreamSynchronize");
+  synchronize(*t, s, "mgpuStreamSynchronize");
 }
 
 void mgpuStreamDestroy(void *stream) {
@@ -357,8 +371,7 @@ void mgpuMemFree(void *ptr, void *stream) {
                               "while a CUDA graph is being captured"));
     return;
   }
-  if (succeeded(*t, t->driver->cuStreamSynchronize(s), "mgpuMemFree",
-                "cuStreamSynchronize"))
+  if (synchronize(*t, s, "mgpuMemFree"))
     succeeded(*t, t->driver->cuMemFree_v2(p), "mgpuMemFree", "cuMemFree");
 }
 
@@ -553,14 +566,15 @@ void allReduce(const char *call, float *data, int64_t count,
     return;
   }
   const NcclLibrary &l = nccl.library();
-  ncclResult_t result = l.ncclAllReduce(data, data, size_t(count), ncclFloat32,
-                                        ncclSum, *comm, t->stream);
-  if (result != ncclSuccess) {
-    nccl.markFailed();
-    recordCudaError(makeError(call, ": ncclAllReduce: ", l.resultText(result),
-                              " (", count, " floats over ", group, " of ",
-                              ranks, " ranks)"));
-  }
+  Status done =
+      nccl.complete(group,
+                    l.ncclAllReduce(data, data, size_t(count), ncclFloat32,
+                                    ncclSum, *comm, t->stream),
+                    "ncclAllReduce");
+  if (!done.ok())
+    recordCudaError(makeError(call, ": ", done.message(), " (", count,
+                              " floats over ", group, " of ", ranks,
+                              " ranks)"));
 }
 
 } // namespace

@@ -76,7 +76,11 @@ CudaSession::~CudaSession() {
   const CudaDriver &d = *api;
   if (retained)
     d.cuCtxSetCurrent(context);
-  if (stream)
+  // A GPU rank's wait gives up (aborting the communicators) when a
+  // collective's peer is gone, rather than hanging here.
+  if (stream && ncclRanks)
+    (void)ncclRanks->waitStream();
+  else if (stream)
     d.cuStreamSynchronize(stream);
   for (auto &entry : graphs)
     d.cuGraphExecDestroy(entry.second);
@@ -163,6 +167,8 @@ Status CudaSession::zero(void *deviceDst, uint64_t bytes) {
 }
 
 Status CudaSession::finish() {
+  if (ncclRanks)
+    return ncclRanks->waitStream();
   return api->check(api->cuStreamSynchronize(stream), "cuStreamSynchronize");
 }
 

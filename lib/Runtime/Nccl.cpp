@@ -16,9 +16,11 @@
 #include "DynamicLibrary.h"
 #include "jamba/Runtime/Communicator.h"
 
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <thread>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -51,6 +53,10 @@ StatusOr<std::unique_ptr<NcclLibrary>> resolveLibrary(LibrarySymbols &symbols) {
       symbols.checkRequired("(an NCCL older than 2.4?)"));
   // Optional: without it asynchronous errors are not looked for.
   symbols.optional("ncclCommGetAsyncError", l->ncclCommGetAsyncError);
+  // Optional (2.14 and later): without them communicators block, and a
+  // wait inside NCCL cannot be bounded.
+  symbols.optional("ncclCommInitRankConfig", l->ncclCommInitRankConfig);
+  symbols.optional("ncclCommFinalize", l->ncclCommFinalize);
   Status version = l->check(l->ncclGetVersion(&l->version), "ncclGetVersion");
   if (!version.ok()) {
     symbols.close();
@@ -67,6 +73,21 @@ LibraryLoader<NcclLibrary> &loader() {
   static auto *nccl = new LibraryLoader<NcclLibrary>(
       "NCCL", {"libnccl.so.2", "libnccl.so"}, resolveLibrary);
   return *nccl;
+}
+
+/// Seconds since `start`.
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// Between two polls of a wait: spin (yielding) for the first ones, since
+/// most waits are short (a decode step), then sleep 20 us.
+void pause(int polls) {
+  if (polls < 1000)
+    std::this_thread::yield();
+  else
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
 }
 
 } // namespace
@@ -123,15 +144,37 @@ cuda::loadNccl(const std::vector<std::string> &libraries) {
 NcclRanks::NcclRanks(const NcclLibrary &library, const CudaDriver &cudaDriver,
                      CUstream sessionStream, Communicator &communicator)
     : nccl(library), driver(cudaDriver), stream(sessionStream),
-      ranks(communicator) {}
+      ranks(communicator), timeout(collectiveTimeoutSeconds()) {}
 
 NcclRanks::~NcclRanks() {
   for (auto &[groupSize, c] : comms) {
-    if (failed)
+    if (failed) {
       nccl.ncclCommAbort(c);
-    else
-      nccl.ncclCommDestroy(c);
+      continue;
+    }
+    // A non-blocking communicator is finalised first (NCCL's collective
+    // flush), waited for within the timeout, so that ncclCommDestroy only
+    // frees local resources; a finalisation that fails or does not end
+    // (another rank gone) is given up with an abort.
+    if (nonBlocking()) {
+      ncclResult_t r = nccl.ncclCommFinalize(c);
+      if ((r != ncclSuccess && r != ncclInProgress) ||
+          !settle(c, "ncclCommFinalize").ok()) {
+        failed = true;
+        nccl.ncclCommAbort(c);
+        continue;
+      }
+    }
+    nccl.ncclCommDestroy(c);
   }
+}
+
+void NcclRanks::abortAll() {
+  for (auto &[groupSize, c] : comms)
+    nccl.ncclCommAbort(c);
+  comms.clear();
+  failed = true;
+  abortedAll = true;
 }
 
 int64_t NcclRanks::rank() const { return ranks.rank(); }
@@ -162,6 +205,9 @@ StatusOr<ncclComm_t> NcclRanks::comm(int64_t groupSize) {
   const int64_t g = groupSize == 0 ? n : groupSize;
   if (g < 2)
     return makeError("a group of one rank has no NCCL communicator");
+  if (abortedAll)
+    return makeError(describe(g), ": the session's NCCL communicators were "
+                                  "aborted after an earlier error");
   auto it = comms.find(g);
   if (it != comms.end())
     return it->second;
@@ -217,18 +263,93 @@ StatusOr<ncclComm_t> NcclRanks::create(int64_t g) {
                      "why)");
   ncclUniqueId id;
   std::memcpy(id.internal, message, kNcclUniqueIdBytes);
-  // Collective: it returns once every rank of the group has joined, on the
-  // device of the current context (the session's).
+  // Collective: it completes once every rank of the group has joined, on
+  // the device of the current context (the session's). A non-blocking
+  // communicator returns at once and is polled until it has, within the
+  // timeout: a rank that never joins is given up, not waited for forever.
   ncclComm_t c = nullptr;
-  Status joined =
-      nccl.check(nccl.ncclCommInitRank(&c, int(g), id, int(groupRank)),
-                 "ncclCommInitRank");
+  const char *call =
+      nonBlocking() ? "ncclCommInitRankConfig" : "ncclCommInitRank";
+  ncclResult_t result;
+  if (nonBlocking()) {
+    ncclConfig_t config;
+    config.blocking = 0;
+    result =
+        nccl.ncclCommInitRankConfig(&c, int(g), id, int(groupRank), &config);
+  } else {
+    result = nccl.ncclCommInitRank(&c, int(g), id, int(groupRank));
+  }
+  Status joined = nccl.check(result, call);
+  if (result == ncclInProgress && c)
+    joined = settle(c, call);
   if (!joined.ok()) {
     failed = true;
+    if (c)
+      nccl.ncclCommAbort(c);
     return makeError(what, ": ", joined.message());
   }
   comms[g] = c;
   return c;
+}
+
+Status NcclRanks::settle(ncclComm_t c, const char *call) {
+  if (!nccl.ncclCommGetAsyncError)
+    return Status::success();
+  auto start = std::chrono::steady_clock::now();
+  for (int polls = 0;; ++polls) {
+    ncclResult_t state = ncclSuccess;
+    JAMBA_CKPT_RETURN_IF_ERROR(nccl.check(nccl.ncclCommGetAsyncError(c, &state),
+                                          "ncclCommGetAsyncError"));
+    if (state != ncclInProgress)
+      return nccl.check(state, call);
+    if (secondsSince(start) > timeout)
+      return makeError(call, " did not complete within ", timeout,
+                       " s: another rank is stuck or gone "
+                       "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+    pause(polls);
+  }
+}
+
+Status NcclRanks::complete(int64_t groupSize, ncclResult_t result,
+                           const char *call) {
+  if (result == ncclSuccess)
+    return Status::success();
+  const int64_t g = groupSize == 0 ? size() : groupSize;
+  Status done = nccl.check(result, call);
+  auto it = comms.find(g);
+  if (result == ncclInProgress && nonBlocking() && it != comms.end())
+    done = settle(it->second, call);
+  if (done.ok())
+    return done;
+  abortAll();
+  return makeError(describe(g), ": ", done.message());
+}
+
+Status NcclRanks::waitStream() {
+  auto start = std::chrono::steady_clock::now();
+  for (int polls = 0;; ++polls) {
+    CUresult r = driver.cuStreamQuery(stream);
+    if (r == CUDA_SUCCESS)
+      break;
+    if (r != CUDA_ERROR_NOT_READY)
+      return driver.check(r, "cuStreamQuery");
+    // An error NCCL saw (another rank's, or the network's) would leave the
+    // collective waiting: abort rather than wait for the timeout.
+    Status async = asyncErrors();
+    if (!async.ok()) {
+      abortAll();
+      return async;
+    }
+    if (secondsSince(start) > timeout) {
+      abortAll();
+      return makeError("the session's stream did not finish within ", timeout,
+                       " s: a collective is waiting for a rank that is stuck "
+                       "or gone, so the NCCL communicators were aborted "
+                       "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+    }
+    pause(polls);
+  }
+  return asyncErrors();
 }
 
 Status NcclRanks::asyncErrors() {

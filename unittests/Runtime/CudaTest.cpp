@@ -606,7 +606,7 @@ TEST_F(GpuRanksTest, NcclErrorsFailTheSessionOrTheRun) {
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().message(),
             "rank 0 of 2 (CUDA device 0: Fake CUDA device (sm_90, 1.0 GiB)): "
-            "the NCCL communicator of all 2 ranks: ncclCommInitRank: "
+            "the NCCL communicator of all 2 ranks: ncclCommInitRankConfig: "
             "ncclInvalidUsage (invalid usage (fake NCCL))");
   EXPECT_EQ(fake->liveAllocations, before.liveAllocations);
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
@@ -621,15 +621,29 @@ TEST_F(GpuRanksTest, NcclErrorsFailTheSessionOrTheRun) {
   ASSERT_FALSE(failed.ok());
   EXPECT_EQ(failed.status().message(),
             "entry point 'prefill': steps[0] (kernel 'prefill_model'): "
-            "jamba_rt_cuda_all_reduce_f32: ncclAllReduce: ncclRemoteError "
-            "(remote process exited (fake NCCL)) (512 floats over 2 of 2 "
-            "ranks)");
+            "jamba_rt_cuda_all_reduce_f32: the NCCL communicator of all 2 "
+            "ranks: ncclAllReduce: ncclRemoteError (remote process exited "
+            "(fake NCCL)) (512 floats over 2 of 2 ranks)");
   EXPECT_FALSE(cuda::hasCudaError());
   nccl->failAllReduceWith = 0;
-
-  // An asynchronous error fails the run once its work is done.
-  nccl->asyncError = cuda::ncclRemoteError;
+  // The failure aborted the session's communicators: later runs fail
+  // rather than wait in a collective the other ranks may never join.
   ASSERT_TRUE(ex->zeroStates(0, 2).ok());
+  Status later = ex->run(kEntryDecode, CallDims{0, 1, 1});
+  EXPECT_NE(later.message().find("the session's NCCL communicators were "
+                                 "aborted after an earlier error"),
+            std::string::npos)
+      << later.message();
+  EXPECT_EQ(nccl->commsAborted, ncclBefore.commsAborted + 1);
+
+  // An asynchronous error fails the run once its work is done (a new
+  // session).
+  ex.reset();
+  (void)cuda::takeCudaError();
+  ex = session(*art, twoRanks());
+  ASSERT_TRUE(ex);
+  ASSERT_TRUE(ex->zeroStates(0, 2).ok());
+  nccl->asyncError = cuda::ncclRemoteError;
   Status async = ex->run(kEntryDecode, CallDims{0, 1, 1});
   EXPECT_EQ(async.message(), "entry point 'decode': the NCCL communicator of "
                              "all 2 ranks: ncclCommGetAsyncError: "
@@ -638,7 +652,7 @@ TEST_F(GpuRanksTest, NcclErrorsFailTheSessionOrTheRun) {
   nccl->asyncError = 0;
   // After a failure the communicator is aborted, not destroyed.
   ex.reset();
-  EXPECT_EQ(nccl->commsAborted, ncclBefore.commsAborted + 1);
+  EXPECT_EQ(nccl->commsAborted, ncclBefore.commsAborted + 2);
   EXPECT_EQ(nccl->liveComms, ncclBefore.liveComms);
 }
 

@@ -105,6 +105,10 @@ struct FakeCudaControl {
   int64_t kernelLaunches = 0; ///< cuLaunchKernel calls.
   int64_t kernelRuns = 0;     ///< Kernels run (at once or in a graph).
   int64_t captures = 0, graphLaunches = 0, liveGraphs = 0;
+  int64_t streamQueries = 0; ///< cuStreamQuery calls.
+  /// cuStreamSynchronize calls on a stuck stream (which would hang on a
+  /// real device; the fake fails them with CUDA_ERROR_LAUNCH_TIMEOUT).
+  int64_t hungSynchronizes = 0;
 };
 
 /// Counters and knobs of the fake cuBLAS (jamba_fake_cublas_control()).
@@ -142,8 +146,24 @@ struct FakeNcclControl {
   int failUniqueIdWith = 0;
   int failInitWith = 0;
   int failAllReduceWith = 0;
-  /// What ncclCommGetAsyncError reports for every communicator.
+  /// What ncclCommGetAsyncError reports for every communicator (0: each
+  /// communicator's own state, below).
   int asyncError = 0;
+  /// A non-blocking initialisation (ncclCommInitRankConfig, blocking = 0)
+  /// returns ncclInProgress and its communicator's state stays so for this
+  /// many polls, or for ever with hangInit (a peer that never joins: only
+  /// an abort ends it; a blocking ncclCommInitRank fails with
+  /// ncclInternalError instead of hanging).
+  int64_t initPendingPolls = 0;
+  bool hangInit = false;
+  /// A non-blocking ncclAllReduce returns ncclInProgress and the state
+  /// stays so for this many polls.
+  int64_t allReducePendingPolls = 0;
+  /// An all-reduce, when it runs, never finishes: its stream is stuck
+  /// (fake::blockStream) until the communicator is aborted.
+  bool hangAllReduce = false;
+  /// A non-blocking ncclCommFinalize never completes.
+  bool hangFinalize = false;
   /// Sets the knobs back to their defaults; the counters stay.
   void resetKnobs() {
     const FakeNcclControl defaults;
@@ -152,6 +172,11 @@ struct FakeNcclControl {
     failInitWith = 0;
     failAllReduceWith = 0;
     asyncError = 0;
+    initPendingPolls = 0;
+    hangInit = false;
+    allReducePendingPolls = 0;
+    hangAllReduce = false;
+    hangFinalize = false;
   }
 
   // Counters.
@@ -160,6 +185,8 @@ struct FakeNcclControl {
   int64_t commsDestroyed = 0, commsAborted = 0;
   int64_t allReduceCalls = 0; ///< ncclAllReduce calls.
   int64_t allReduceRuns = 0;  ///< All-reduces computed (at once or in a graph).
+  int64_t finalizes = 0;      ///< ncclCommFinalize calls.
+  int64_t asyncErrorPolls = 0; ///< ncclCommGetAsyncError calls.
 
   /// One ncclCommInitRank that made a communicator.
   struct Init {
@@ -168,6 +195,9 @@ struct FakeNcclControl {
     std::string id;
     /// The context current on the calling thread (cuCtxSetCurrent).
     void *context = nullptr;
+    /// The config's `blocking` (ncclCommInitRankConfig), -1 for
+    /// ncclCommInitRank.
+    int blocking = -1;
   };
   std::vector<Init> inits;
 
@@ -193,6 +223,11 @@ bool isDeviceRange(const void *p, uint64_t bytes);
 bool refusesUnsafeCall();
 /// The context current on the calling thread (cuCtxSetCurrent).
 void *currentContext();
+/// Makes `stream` stuck (a collective waiting for a peer): work queued on it
+/// is held and cuStreamQuery says CUDA_ERROR_NOT_READY until as many
+/// unblockStream calls; then the held work runs.
+void blockStream(void *stream);
+void unblockStream(void *stream);
 } // namespace fake
 
 } // namespace testing

@@ -35,7 +35,8 @@ namespace {
 constexpr CUresult kInvalidValue = 1, kNotInitialized = 3, kInvalidDevice = 101,
                    kInvalidImage = 200, kInvalidPtx = 218, kNotFound = 500,
                    kIllegalAddress = 700, kNotSupported = 801,
-                   kCaptureUnsupported = 900, kCaptureInvalidated = 901;
+                   kCaptureUnsupported = 900, kCaptureInvalidated = 901,
+                   kNotReady = 600, kLaunchTimeout = 702;
 
 FakeCudaControl control;
 bool initialised = false;
@@ -53,6 +54,10 @@ struct FakeStream {
   bool invalidated = false;
   CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
   std::vector<Op> captured;
+  /// While positive, the stream is stuck (a collective waiting for a peer,
+  /// fake::blockStream): work queued on it is held, not run.
+  int blockers = 0;
+  std::vector<Op> held;
 };
 
 std::map<CUdeviceptr, size_t> allocations;
@@ -71,8 +76,21 @@ CUresult enqueue(CUstream stream, std::function<void()> op) {
     s->captured.push_back({std::move(op)});
     return CUDA_SUCCESS;
   }
+  if (s && (s->blockers > 0 || !s->held.empty())) {
+    s->held.push_back({std::move(op)});
+    return CUDA_SUCCESS;
+  }
   op();
   return CUDA_SUCCESS;
+}
+
+/// Runs the work a stream held once nothing blocks it any more.
+void drain(FakeStream *s) {
+  while (s->blockers == 0 && !s->held.empty()) {
+    Op op = std::move(s->held.front());
+    s->held.erase(s->held.begin());
+    op.run();
+  }
 }
 
 /// Fails a call that cannot be captured while `stream` is being captured
@@ -161,6 +179,19 @@ bool jamba::rt::testing::fake::refusesUnsafeCall() {
 
 void *jamba::rt::testing::fake::currentContext() { return ::currentContext; }
 
+void jamba::rt::testing::fake::blockStream(void *stream) {
+  if (auto *s = static_cast<FakeStream *>(stream))
+    ++s->blockers;
+}
+
+void jamba::rt::testing::fake::unblockStream(void *stream) {
+  auto *s = static_cast<FakeStream *>(stream);
+  if (!s || s->blockers == 0)
+    return;
+  --s->blockers;
+  drain(s);
+}
+
 #define FAKE_EXPORT extern "C" __attribute__((visibility("default")))
 
 FAKE_EXPORT FakeCudaControl *jamba_fake_cuda_control() { return &control; }
@@ -187,6 +218,12 @@ FAKE_EXPORT CUresult cuGetErrorName(CUresult error, const char **name) {
     return CUDA_SUCCESS;
   case kCaptureUnsupported:
     *name = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED";
+    return CUDA_SUCCESS;
+  case kNotReady:
+    *name = "CUDA_ERROR_NOT_READY";
+    return CUDA_SUCCESS;
+  case kLaunchTimeout:
+    *name = "CUDA_ERROR_LAUNCH_TIMEOUT";
     return CUDA_SUCCESS;
   default:
     *name = nullptr;
@@ -294,7 +331,27 @@ FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
 }
 
 FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
-  return refusedInCapture(stream) ? kCaptureUnsupported : CUDA_SUCCESS;
+  if (refusedInCapture(stream))
+    return kCaptureUnsupported;
+  // A stuck stream would never finish: the real call would hang. The fake
+  // fails instead, so that a test of a wait that should have been bounded
+  // fails rather than hangs.
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (s && s->blockers > 0) {
+    ++control.hungSynchronizes;
+    return kLaunchTimeout;
+  }
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuStreamQuery(CUstream stream) {
+  ++control.streamQueries;
+  auto *s = reinterpret_cast<FakeStream *>(stream);
+  if (s && s->capturing)
+    return kCaptureUnsupported;
+  if (s && (s->blockers > 0 || !s->held.empty()))
+    return kNotReady;
+  return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream,
@@ -357,8 +414,10 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
   if (refusedInCapture(stream))
     return kCaptureUnsupported;
   ++control.graphLaunches;
+  // Each op goes through the stream, so that one blocking it (a stuck
+  // collective) holds the rest.
   for (const Op &op : reinterpret_cast<FakeGraph *>(exec)->ops)
-    op.run();
+    enqueue(stream, op.run);
   return CUDA_SUCCESS;
 }
 

@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstring>
 #include <set>
+#include <vector>
 
 using namespace jamba::rt::cuda;
 using jamba::rt::testing::FakeNcclControl;
@@ -35,6 +36,14 @@ FakeNcclControl control;
 struct FakeComm {
   int nranks = 0;
   int rank = 0;
+  bool nonBlocking = false;
+  /// The state ncclCommGetAsyncError reports is ncclInProgress for this
+  /// many more polls (a non-blocking call being set up), or for ever while
+  /// `hung` (a peer that never joins), until the communicator is aborted.
+  int64_t pendingPolls = 0;
+  bool hung = false;
+  /// The streams its stuck all-reduces block (FakeNcclControl::hangAllReduce).
+  std::vector<void *> blocked;
 };
 
 std::set<FakeComm *> liveComms;
@@ -48,6 +57,10 @@ ncclResult_t release(ncclComm_t comm) {
   FakeComm *c = commOf(comm);
   if (!c)
     return ncclInvalidArgument;
+  // Aborting (or destroying) ends the collectives still running: the
+  // streams they held go on.
+  for (void *stream : c->blocked)
+    fake::unblockStream(stream);
   liveComms.erase(c);
   delete c;
   --control.liveComms;
@@ -95,27 +108,75 @@ FAKE_EXPORT ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
   return ncclSuccess;
 }
 
-FAKE_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks,
-                                          ncclUniqueId id, int rank) {
+namespace {
+
+/// Both initialisations; `blocking` is -1 for ncclCommInitRank.
+ncclResult_t initRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank,
+                      int blocking) {
   if (!comm || nranks < 1 || rank < 0 || rank >= nranks)
     return ncclInvalidArgument;
+  *comm = nullptr;
   if (control.failInitWith)
     return control.failInitWith;
   // The real one allocates device memory (its cudaMalloc fails during a
   // capture that refuses it).
   if (fake::refusesUnsafeCall())
     return ncclUnhandledCudaError;
+  const bool nonBlocking = blocking == 0;
+  // A blocking initialisation whose peer never joins would hang: the fake
+  // fails it instead, so that a test expecting a bounded wait fails.
+  if (control.hangInit && !nonBlocking)
+    return ncclInternalError;
   FakeNcclControl::Init init;
   init.nranks = nranks;
   init.rank = rank;
   init.id.assign(id.internal, strnlen(id.internal, sizeof(id.internal)));
   init.context = fake::currentContext();
+  init.blocking = blocking;
   control.inits.push_back(init);
-  auto *c = new FakeComm{nranks, rank};
+  auto *c = new FakeComm();
+  c->nranks = nranks;
+  c->rank = rank;
+  c->nonBlocking = nonBlocking;
   liveComms.insert(c);
   ++control.liveComms;
   *comm = reinterpret_cast<ncclComm_t>(c);
-  return ncclSuccess;
+  if (!nonBlocking)
+    return ncclSuccess;
+  c->hung = control.hangInit;
+  c->pendingPolls = control.initPendingPolls;
+  return c->hung || c->pendingPolls > 0 ? ncclInProgress : ncclSuccess;
+}
+
+} // namespace
+
+FAKE_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks,
+                                          ncclUniqueId id, int rank) {
+  return initRank(comm, nranks, id, rank, -1);
+}
+
+FAKE_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
+                                                ncclUniqueId id, int rank,
+                                                ncclConfig_t *config) {
+  // NCCL's own checks of a config: its size covers the version's fields,
+  // and it was made by NCCL_CONFIG_INITIALIZER.
+  if (!config || config->size < sizeof(ncclConfig_t) ||
+      config->magic != kNcclConfigMagic || config->version < kNcclConfigVersion)
+    return ncclInvalidArgument;
+  int blocking =
+      config->blocking == kNcclConfigUndefined ? 1 : config->blocking;
+  return initRank(comm, nranks, id, rank, blocking);
+}
+
+FAKE_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
+  FakeComm *c = commOf(comm);
+  if (!c)
+    return ncclInvalidArgument;
+  ++control.finalizes;
+  if (!c->nonBlocking)
+    return ncclSuccess;
+  c->hung = control.hangFinalize;
+  return c->hung ? ncclInProgress : ncclSuccess;
 }
 
 FAKE_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
@@ -134,9 +195,20 @@ FAKE_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
 
 FAKE_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm,
                                                ncclResult_t *error) {
-  if (!commOf(comm) || !error)
+  FakeComm *c = commOf(comm);
+  if (!c || !error)
     return ncclInvalidArgument;
-  *error = control.asyncError;
+  ++control.asyncErrorPolls;
+  if (control.asyncError) {
+    *error = control.asyncError;
+  } else if (c->hung) {
+    *error = ncclInProgress;
+  } else if (c->pendingPolls > 0) {
+    --c->pendingPolls;
+    *error = ncclInProgress;
+  } else {
+    *error = ncclSuccess;
+  }
   return ncclSuccess;
 }
 
@@ -166,9 +238,24 @@ FAKE_EXPORT ncclResult_t ncclAllReduce(const void *send, void *recv,
   auto *in = static_cast<const float *>(send);
   auto *out = static_cast<float *>(recv);
   int result = fake::enqueue(stream, [=] {
+    // A peer that never arrives: the collective keeps the stream until
+    // the communicator is aborted.
+    if (control.hangAllReduce) {
+      if (FakeComm *live = commOf(reinterpret_cast<ncclComm_t>(c))) {
+        live->blocked.push_back(stream);
+        fake::blockStream(stream);
+      }
+      return;
+    }
     ++control.allReduceRuns;
     for (size_t i = 0; i < count; ++i)
       out[i] = factor * in[i];
   });
-  return result == 0 ? ncclSuccess : ncclUnhandledCudaError;
+  if (result != 0)
+    return ncclUnhandledCudaError;
+  if (c->nonBlocking && control.allReducePendingPolls > 0) {
+    c->pendingPolls = control.allReducePendingPolls;
+    return ncclInProgress;
+  }
+  return ncclSuccess;
 }

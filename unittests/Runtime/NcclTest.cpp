@@ -24,7 +24,12 @@
 //   errors with their messages (and the communicators are then aborted);
 // - a graph capture records the all-reduce, and a group's communicator made
 //   during a capture is made outside it;
-// - asynchronous NCCL errors are reported; a rank's default device.
+// - asynchronous NCCL errors are reported; a rank's default device;
+// - no wait is unbounded: communicators are non-blocking and polled while
+//   they are set up; a rank that never joins, a stuck collective and a
+//   finalisation that never ends are given up after the collective timeout
+//   and the communicators aborted; an asynchronous error ends a wait at
+//   once; an NCCL without ncclCommInitRankConfig gets blocking ones.
 //
 //===----------------------------------------------------------------------===//
 
@@ -34,6 +39,8 @@
 #include "jamba/Runtime/Nccl.h"
 
 #include <algorithm>
+#include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
@@ -219,6 +226,9 @@ TEST(NcclLibraryTest, ARealNcclResolves) {
   EXPECT_GE(l.version, cuda::kNcclFirstCapturableVersion)
       << cuda::ncclVersionText(l.version);
   EXPECT_NE(l.ncclCommGetAsyncError, nullptr);
+  // 2.14 and later: non-blocking communicators, so every wait is bounded.
+  if (l.version >= int(cuda::kNcclConfigVersion))
+    EXPECT_TRUE(l.canBeNonBlocking());
   EXPECT_TRUE(startsWith(l.resultText(cuda::ncclInvalidArgument),
                          "ncclInvalidArgument (invalid argument"))
       << l.resultText(cuda::ncclInvalidArgument);
@@ -306,13 +316,13 @@ TEST_F(NcclTest, JoiningErrorsNameTheCommunicator) {
   EXPECT_EQ(s.message(), "the NCCL communicator of all 2 ranks: broadcasting "
                          "NCCL's unique id (pretend): MPI_Bcast did not "
                          "complete within 2 s");
-  // ncclCommInitRank fails.
+  // ncclCommInitRankConfig fails.
   ncclFake->failInitWith = cuda::ncclInvalidUsage;
   PretendRanks third(0, 2);
   s = session->startRanks(third);
   EXPECT_EQ(s.message(), "the NCCL communicator of all 2 ranks: "
-                         "ncclCommInitRank: ncclInvalidUsage (invalid usage "
-                         "(fake NCCL))");
+                         "ncclCommInitRankConfig: ncclInvalidUsage (invalid "
+                         "usage (fake NCCL))");
   ncclFake->failInitWith = 0;
   // None of them left a communicator behind or made the session ranked.
   EXPECT_EQ(session->nccl(), nullptr);
@@ -450,9 +460,17 @@ TEST_F(NcclTest, NcclFailuresAreStickyAndAbortTheCommunicators) {
   ncclFake->failAllReduceWith = 0;
   jamba_rt_cuda_all_reduce_group_f32(data, 3, 2);
   EXPECT_EQ(ncclFake->allReduceCalls - ncclBaseline.allReduceCalls, 1);
-  EXPECT_EQ(takeError(), "jamba_rt_cuda_all_reduce_f32: ncclAllReduce: "
+  EXPECT_EQ(takeError(), "jamba_rt_cuda_all_reduce_f32: the NCCL "
+                         "communicator of all 2 ranks: ncclAllReduce: "
                          "ncclRemoteError (remote process exited (fake "
                          "NCCL)) (3 floats over 2 of 2 ranks)");
+  // The communicators were aborted at once: a later call cannot use them.
+  EXPECT_TRUE(session->nccl()->aborted());
+  EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
+  jamba_rt_cuda_all_reduce_f32(data, 3);
+  EXPECT_EQ(takeError(), "jamba_rt_cuda_all_reduce_f32: the NCCL "
+                         "communicator of all 2 ranks: the session's NCCL "
+                         "communicators were aborted after an earlier error");
   EXPECT_EQ(fromDevice(data, 3), (std::vector<float>{1, 2, 3}));
   // A group's communicator that cannot be made.
   PretendRanks four(0, 4);
@@ -468,8 +486,8 @@ TEST_F(NcclTest, NcclFailuresAreStickyAndAbortTheCommunicators) {
   jamba_rt_cuda_all_reduce_group_f32(data, 1, 2);
   EXPECT_EQ(takeError(), "jamba_rt_cuda_all_reduce_group_f32: the NCCL "
                          "communicator of ranks 0..1 (groups of 2 of 4 "
-                         "ranks): ncclCommInitRank: ncclSystemError (other "
-                         "error (fake NCCL))");
+                         "ranks): ncclCommInitRankConfig: ncclSystemError "
+                         "(other error (fake NCCL))");
   ncclFake->failInitWith = 0;
   EXPECT_EQ(session->nccl()->groupSizes(), std::vector<int64_t>{4});
 }
@@ -556,6 +574,187 @@ TEST_F(NcclTest, AsynchronousErrorsAreReported) {
   session.reset();
   EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
   EXPECT_EQ(ncclFake->commsDestroyed, ncclBaseline.commsDestroyed);
+}
+
+//===----------------------------------------------------------------------===//
+// Bounded waits: non-blocking communicators, polled streams, timeouts
+//===----------------------------------------------------------------------===//
+
+/// Sets JAMBA_COLLECTIVE_TIMEOUT for the scope's lifetime (NcclRanks reads
+/// it when it is made, in startRanks), then unsets it.
+class CollectiveTimeout {
+public:
+  explicit CollectiveTimeout(const char *seconds) {
+    setenv("JAMBA_COLLECTIVE_TIMEOUT", seconds, 1);
+  }
+  ~CollectiveTimeout() { unsetenv("JAMBA_COLLECTIVE_TIMEOUT"); }
+};
+
+TEST_F(NcclTest, CommunicatorsAreNonBlockingAndPolledUntilJoined) {
+  // The fake NCCL has ncclCommInitRankConfig: the communicator is made
+  // with blocking = 0, and its state is polled while NCCL sets it up.
+  ncclFake->initPendingPolls = 3;
+  PretendRanks ranks(0, 2);
+  Status started = session->startRanks(ranks);
+  ASSERT_TRUE(started.ok()) << started.message();
+  EXPECT_TRUE(session->nccl()->nonBlocking());
+  auto inits = newInits();
+  ASSERT_EQ(inits.size(), 1u);
+  EXPECT_EQ(inits[0].blocking, 0);
+  EXPECT_GE(ncclFake->asyncErrorPolls - ncclBaseline.asyncErrorPolls, 4);
+  // An all-reduce NCCL is still setting up is waited for too.
+  ncclFake->allReducePendingPolls = 2;
+  float *data = toDevice({1.5f, -2});
+  jamba_rt_cuda_all_reduce_f32(data, 2);
+  ASSERT_EQ(takeError(), "");
+  EXPECT_EQ(fromDevice(data, 2), (std::vector<float>{3, -4}));
+  // The session's waits poll the stream rather than block in
+  // cuStreamSynchronize.
+  const int64_t queries = cudaFake->streamQueries;
+  ASSERT_TRUE(session->finish().ok());
+  EXPECT_GT(cudaFake->streamQueries, queries);
+  // Destroyed after a finalisation.
+  scope.reset();
+  session.reset();
+  EXPECT_EQ(ncclFake->finalizes - ncclBaseline.finalizes, 1);
+  EXPECT_EQ(ncclFake->commsDestroyed - ncclBaseline.commsDestroyed, 1);
+  EXPECT_EQ(ncclFake->commsAborted, ncclBaseline.commsAborted);
+}
+
+TEST_F(NcclTest, ARankThatNeverJoinsIsGivenUp) {
+  CollectiveTimeout timeout("0.2");
+  ncclFake->hangInit = true;
+  PretendRanks ranks(1, 2);
+  Status s = session->startRanks(ranks);
+  EXPECT_EQ(s.message(), "the NCCL communicator of all 2 ranks: "
+                         "ncclCommInitRankConfig did not complete within 0.2 "
+                         "s: another rank is stuck or gone "
+                         "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+  EXPECT_EQ(session->nccl(), nullptr);
+  EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
+  EXPECT_EQ(ncclFake->liveComms, ncclBaseline.liveComms);
+}
+
+TEST_F(NcclTest, AStuckCollectiveIsGivenUpAndTheCommunicatorsAborted) {
+  CollectiveTimeout timeout("0.2");
+  PretendRanks ranks(0, 2);
+  ASSERT_TRUE(session->startRanks(ranks).ok());
+  float *data = toDevice({1, 2});
+  // The all-reduce is queued, but its peer never comes: the stream is
+  // stuck. The session's wait gives up after the timeout, aborts the
+  // communicators (which ends the collective) and says why.
+  ncclFake->hangAllReduce = true;
+  jamba_rt_cuda_all_reduce_f32(data, 2);
+  ASSERT_EQ(takeError(), "");
+  Status waited = session->finish();
+  EXPECT_EQ(waited.message(),
+            "the session's stream did not finish within 0.2 s: a collective "
+            "is waiting for a rank that is stuck or gone, so the NCCL "
+            "communicators were aborted (JAMBA_COLLECTIVE_TIMEOUT sets the "
+            "limit)");
+  EXPECT_TRUE(session->nccl()->aborted());
+  EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
+  EXPECT_EQ(cudaFake->hungSynchronizes, baseline.hungSynchronizes);
+  ncclFake->hangAllReduce = false;
+  // The stream goes on once the collective is aborted.
+  EXPECT_EQ(session->driver().cuStreamQuery(session->kernelTarget().stream),
+            cuda::CUDA_SUCCESS);
+
+  // The kernels' own synchronisation is bounded the same way.
+  scope.reset();
+  session.reset();
+  auto reopened = cuda::CudaSession::open(0);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
+  session = std::move(*reopened);
+  scope.emplace(&session->kernelTarget());
+  PretendRanks again(0, 2);
+  ASSERT_TRUE(session->startRanks(again).ok());
+  data = toDevice({1, 2});
+  ncclFake->hangAllReduce = true;
+  jamba_rt_cuda_all_reduce_f32(data, 2);
+  mgpuStreamSynchronize(nullptr);
+  EXPECT_EQ(takeError(),
+            "mgpuStreamSynchronize: the session's stream did not finish "
+            "within 0.2 s: a collective is waiting for a rank that is stuck "
+            "or gone, so the NCCL communicators were aborted "
+            "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+  EXPECT_EQ(cudaFake->hungSynchronizes, baseline.hungSynchronizes);
+}
+
+TEST_F(NcclTest, AnAsynchronousErrorEndsTheWaitAtOnce) {
+  // A timeout the test would notice: the error must end the wait first.
+  CollectiveTimeout timeout("30");
+  PretendRanks ranks(1, 2);
+  ASSERT_TRUE(session->startRanks(ranks).ok());
+  float *data = toDevice({1});
+  ncclFake->hangAllReduce = true;
+  jamba_rt_cuda_all_reduce_f32(data, 1);
+  ncclFake->asyncError = cuda::ncclRemoteError;
+  auto start = std::chrono::steady_clock::now();
+  Status waited = session->finish();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  ncclFake->asyncError = 0;
+  ncclFake->hangAllReduce = false;
+  EXPECT_EQ(waited.message(),
+            "the NCCL communicator of all 2 ranks: ncclCommGetAsyncError: "
+            "ncclRemoteError (remote process exited (fake NCCL))");
+  EXPECT_LT(seconds, 30.0) << "the wait ran into the timeout";
+  EXPECT_TRUE(session->nccl()->aborted());
+  EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
+}
+
+TEST_F(NcclTest, AFinalisationThatNeverEndsIsAborted) {
+  CollectiveTimeout timeout("0.2");
+  PretendRanks ranks(0, 2);
+  ASSERT_TRUE(session->startRanks(ranks).ok());
+  ncclFake->hangFinalize = true;
+  scope.reset();
+  session.reset();
+  ncclFake->hangFinalize = false;
+  EXPECT_EQ(ncclFake->finalizes - ncclBaseline.finalizes, 1);
+  EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
+  EXPECT_EQ(ncclFake->commsDestroyed, ncclBaseline.commsDestroyed);
+  EXPECT_EQ(ncclFake->liveComms, ncclBaseline.liveComms);
+}
+
+TEST_F(NcclTest, AnNcclWithoutTheConfigBlocks) {
+  // NCCL before 2.14 has no ncclCommInitRankConfig: communicators are made
+  // with ncclCommInitRank and destroyed without a finalisation.
+  auto loaded = cuda::loadNccl();
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  cuda::NcclLibrary old = **loaded;
+  old.ncclCommInitRankConfig = nullptr;
+  EXPECT_FALSE(old.canBeNonBlocking());
+  EXPECT_TRUE((*loaded)->canBeNonBlocking());
+  PretendRanks ranks(0, 2);
+  {
+    cuda::NcclRanks blocking(old, session->driver(),
+                             session->kernelTarget().stream, ranks);
+    EXPECT_FALSE(blocking.nonBlocking());
+    auto comm = blocking.comm(0);
+    ASSERT_TRUE(comm.ok()) << comm.status().message();
+    auto inits = newInits();
+    ASSERT_EQ(inits.size(), 1u);
+    EXPECT_EQ(inits[0].blocking, -1);
+  }
+  EXPECT_EQ(ncclFake->finalizes, ncclBaseline.finalizes);
+  EXPECT_EQ(ncclFake->commsDestroyed - ncclBaseline.commsDestroyed, 1);
+}
+
+TEST(NcclConfigTest, TheConfigIsNccl214sPrefix) {
+  // ncclConfig_t of NCCL 2.14: size, magic, version, blocking (the fields
+  // NCCL_CONFIG_INITIALIZER sets first in every later nccl.h).
+  cuda::ncclConfig_t config;
+  EXPECT_EQ(config.size, sizeof(cuda::ncclConfig_t));
+  EXPECT_EQ(sizeof(cuda::ncclConfig_t), 24u);
+  EXPECT_EQ(offsetof(cuda::ncclConfig_t, magic), 8u);
+  EXPECT_EQ(offsetof(cuda::ncclConfig_t, version), 12u);
+  EXPECT_EQ(offsetof(cuda::ncclConfig_t, blocking), 16u);
+  EXPECT_EQ(config.magic, 0xcafebeefu);
+  EXPECT_EQ(config.version, 21400u);
+  EXPECT_EQ(config.blocking, INT_MIN);
 }
 
 //===----------------------------------------------------------------------===//

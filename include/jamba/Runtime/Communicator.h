@@ -141,6 +141,12 @@ int64_t mpiLaunchRank();
 /// does not say. A GPU rank's default device (cuda::defaultCudaDevice).
 int64_t mpiLaunchLocalRank();
 
+/// Seconds a collective may wait for the other ranks before this rank gives
+/// up (a rank that hangs, rather than fails, would otherwise keep the others
+/// waiting forever): JAMBA_COLLECTIVE_TIMEOUT, a positive number, default
+/// 300. MPI's collectives and NCCL's (Nccl.h) both use it.
+double collectiveTimeoutSeconds();
+
 /// The process-wide communicator that jamba_rt_all_reduce_f32 forwards to;
 /// nullptr (the default) means a single rank. The executor sets it around
 /// each run(); one communicator is active at a time in a process.

@@ -62,6 +62,8 @@ using CUfunction_attribute = int;
 
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
+/// cuStreamQuery's answer while work queued on the stream is still running.
+constexpr CUresult CUDA_ERROR_NOT_READY = 600;
 
 constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER = 5;
 constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
@@ -130,6 +132,9 @@ struct CudaDriver {
   CUresult (*cuStreamCreate)(CUstream *stream, unsigned flags) = nullptr;
   CUresult (*cuStreamDestroy_v2)(CUstream stream) = nullptr;
   CUresult (*cuStreamSynchronize)(CUstream stream) = nullptr;
+  /// CUDA_SUCCESS when everything queued on the stream has finished,
+  /// CUDA_ERROR_NOT_READY while it runs.
+  CUresult (*cuStreamQuery)(CUstream stream) = nullptr;
   CUresult (*cuStreamBeginCapture_v2)(CUstream stream,
                                       CUstreamCaptureMode mode) = nullptr;
   CUresult (*cuStreamEndCapture)(CUstream stream, CUgraph *graph) = nullptr;

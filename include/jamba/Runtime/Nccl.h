@@ -23,8 +23,15 @@
 // communicator broadcasts it (Communicator::broadcastBytes) and every rank of
 // the group calls ncclCommInitRank with it on the session's device. A CUDA
 // session with several ranks owns one NcclRanks, which holds those
-// communicators. docs/Runtime.md, "GPU ranks (NCCL)", says how the pieces
-// fit. No MLIR or LLVM header.
+// communicators.
+//
+// No NCCL wait is unbounded: communicators are made non-blocking (NCCL 2.14
+// and later), so that ncclCommInitRank's rendezvous and a collective whose
+// peer is stuck can be given up after JAMBA_COLLECTIVE_TIMEOUT seconds
+// (rt::collectiveTimeoutSeconds) and the communicators aborted, and the
+// session's stream is waited for by polling it and NCCL's asynchronous
+// errors instead of cuStreamSynchronize. docs/Runtime.md, "GPU ranks
+// (NCCL)", says how the pieces fit. No MLIR or LLVM header.
 //
 //===----------------------------------------------------------------------===//
 
@@ -65,6 +72,28 @@ constexpr ncclResult_t ncclInvalidUsage = 5;
 constexpr ncclResult_t ncclRemoteError = 6;
 constexpr ncclResult_t ncclInProgress = 7;
 
+/// NCCL_CONFIG_UNDEF_INT: a config field NCCL chooses.
+constexpr int kNcclConfigUndefined = -2147483647 - 1;
+/// ncclConfig_t's magic (NCCL_CONFIG_INITIALIZER).
+constexpr unsigned kNcclConfigMagic = 0xcafebeef;
+/// NCCL_VERSION(2, 14, 0): the config version this runtime declares.
+constexpr unsigned kNcclConfigVersion = 21400;
+
+/// ncclConfig_t as NCCL 2.14 declared it, the first version with the
+/// config: its size, magic and version, then `blocking`. NCCL reads a
+/// config by the size and version it carries and gives the fields a newer
+/// header added their defaults, so this prefix stays valid for later
+/// releases (checked against NCCL 2.28.9's nccl.h and init.cc).
+struct ncclConfig_t {
+  size_t size = sizeof(ncclConfig_t);
+  unsigned magic = kNcclConfigMagic;
+  unsigned version = kNcclConfigVersion;
+  /// 0: the communicator's calls return at once (ncclInProgress while
+  /// their work is set up); 1: they block; undefined: NCCL's default
+  /// (blocking).
+  int blocking = kNcclConfigUndefined;
+};
+
 constexpr ncclDataType_t ncclFloat32 = 7;
 constexpr ncclRedOp_t ncclSum = 0;
 
@@ -85,8 +114,8 @@ constexpr int kNcclFirstCapturableVersion = 20900;
 //===----------------------------------------------------------------------===//
 
 /// The NCCL functions the runtime calls, resolved once from the library.
-/// Every member is non-null in a loaded library except
-/// ncclCommGetAsyncError (optional).
+/// Every member is non-null in a loaded library except the optional ones
+/// (ncclCommGetAsyncError, ncclCommInitRankConfig, ncclCommFinalize).
 struct NcclLibrary {
   /// The library name it was loaded from ("libnccl.so.2").
   std::string library;
@@ -107,6 +136,19 @@ struct NcclLibrary {
   /// Optional.
   ncclResult_t (*ncclCommGetAsyncError)(ncclComm_t comm,
                                         ncclResult_t *error) = nullptr;
+  /// Optional (NCCL 2.14 and later): with ncclCommGetAsyncError, what
+  /// non-blocking communicators need.
+  ncclResult_t (*ncclCommInitRankConfig)(ncclComm_t *comm, int nranks,
+                                         ncclUniqueId id, int rank,
+                                         ncclConfig_t *config) = nullptr;
+  ncclResult_t (*ncclCommFinalize)(ncclComm_t comm) = nullptr;
+
+  /// True when communicators can be made non-blocking, so that every wait
+  /// on NCCL can be bounded (ncclCommInitRankConfig, ncclCommFinalize and
+  /// ncclCommGetAsyncError are all there).
+  bool canBeNonBlocking() const {
+    return ncclCommInitRankConfig && ncclCommFinalize && ncclCommGetAsyncError;
+  }
 
   /// "NAME (NCCL's string)" for `result`, e.g. "ncclInvalidArgument
   /// (invalid argument ...)"; "NCCL result N (...)" for a code this
@@ -160,12 +202,15 @@ constexpr size_t kNcclBootstrapBytes = kNcclUniqueIdBytes + 1;
 class NcclRanks {
 public:
   /// Nothing is created yet. `nccl`, `driver`, `stream` (the session's) and
-  /// `ranks` (size > 1) must outlive this.
+  /// `ranks` (size > 1) must outlive this. Its waits on NCCL give up after
+  /// rt::collectiveTimeoutSeconds() (JAMBA_COLLECTIVE_TIMEOUT), read now.
   NcclRanks(const NcclLibrary &nccl, const CudaDriver &driver, CUstream stream,
             Communicator &ranks);
   /// Destroys every communicator, in the order of their group sizes (the
-  /// same on every rank): ncclCommDestroy, or ncclCommAbort once an NCCL
-  /// call has failed (markFailed). The session's context must be current.
+  /// same on every rank): ncclCommFinalize, waited for within the timeout,
+  /// then ncclCommDestroy; ncclCommAbort once an NCCL call has failed
+  /// (markFailed) or the finalisation does not complete. The session's
+  /// context must be current and its stream idle (waitStream).
   ~NcclRanks();
   NcclRanks(const NcclRanks &) = delete;
   NcclRanks &operator=(const NcclRanks &) = delete;
@@ -196,20 +241,51 @@ public:
   /// reports asynchronously); nothing to check when the library lacks it.
   Status asyncErrors();
 
+  /// What to do with `result`, what `call` on the communicator of
+  /// `groupSize` returned: ncclSuccess is done; ncclInProgress (a
+  /// non-blocking communicator setting the call up) is waited for by
+  /// polling the communicator's state, within the timeout; anything else,
+  /// and a wait that fails or times out, aborts the communicators and is an
+  /// error naming the group and the call.
+  Status complete(int64_t groupSize, ncclResult_t result, const char *call);
+
+  /// Waits until everything queued on the session's stream has finished,
+  /// as cuStreamSynchronize would, but polling (cuStreamQuery) so that an
+  /// asynchronous NCCL error, or the timeout passing (a collective waiting
+  /// for a rank that is stuck or gone), aborts the communicators and fails
+  /// the wait instead of hanging. Not during a capture.
+  Status waitStream();
+
+  /// True when the communicators are made non-blocking (the library can).
+  bool nonBlocking() const { return nccl.canBeNonBlocking(); }
+  /// The seconds a wait on NCCL may take.
+  double timeoutSeconds() const { return timeout; }
+
   /// Makes the destructor abort the communicators instead of destroying
   /// them (a failed NCCL call can leave a collective that never ends).
   void markFailed() { failed = true; }
+  /// Aborts every communicator now (ncclCommAbort ends the collectives
+  /// still running on the device); later calls of comm() fail.
+  void abortAll();
+  /// True once abortAll() ran.
+  bool aborted() const { return abortedAll; }
 
 private:
   std::string describe(int64_t groupSize) const;
   StatusOr<ncclComm_t> create(int64_t groupSize);
+  /// Polls `c`'s state until it is no longer ncclInProgress: success, the
+  /// state's error ("`call`: NAME (text)") or "`call` did not complete
+  /// within T s ...".
+  Status settle(ncclComm_t c, const char *call);
 
   const NcclLibrary &nccl;
   const CudaDriver &driver;
   CUstream stream;
   Communicator &ranks;
   std::map<int64_t, ncclComm_t> comms;
+  double timeout;
   bool failed = false;
+  bool abortedAll = false;
 };
 
 } // namespace cuda
