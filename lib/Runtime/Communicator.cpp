@@ -14,14 +14,16 @@
 #include "jamba/Runtime/Communicator.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <initializer_list>
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #if JAMBA_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1
@@ -35,7 +37,10 @@ using ckpt::makeError;
 
 namespace {
 
-std::atomic<Communicator *> active{nullptr};
+/// The calling thread's active communicator: ranks that are threads of one
+/// process (createThreadCommunicators) each run their kernels with their
+/// own.
+thread_local Communicator *active = nullptr;
 
 /// The arguments every all-reduce checks before touching anything.
 Status checkAllReduceArgs(const float *data, int64_t count) {
@@ -138,6 +143,202 @@ Status Communicator::broadcastBytes(void *data, size_t bytes, int64_t root,
     return Status::success();
   return makeError("the ", name(), " communicator cannot broadcast over ",
                    group, " ranks");
+}
+
+//===----------------------------------------------------------------------===//
+// Ranks that are threads of one process
+//===----------------------------------------------------------------------===//
+//
+// Each collective of a group is two barriers over the group's ranks: every
+// rank posts its buffer's address and arrives; between the barriers each
+// rank reads the others' buffers (the all-reduce sums them, in rank order,
+// into a temporary of its own; a broadcast copies the root's); after the
+// second barrier, which no rank passes before every rank has read, each rank
+// writes its own buffer. The barriers count generations, so a group's next
+// collective can start while slow ranks are still leaving the last one.
+// Every wait gives up after the collective timeout, and a rank that gave up
+// or aborted breaks the ranks: every later wait fails at once.
+
+namespace {
+
+class ThreadRanksState {
+public:
+  explicit ThreadRanksState(int64_t size)
+      : size(size), timeoutSeconds(collectiveTimeoutSeconds()) {}
+
+  /// One group's barrier and posted buffers.
+  struct Group {
+    explicit Group(int64_t members) : posted(size_t(members), nullptr) {}
+    std::vector<void *> posted;
+    int64_t arrived = 0;
+    uint64_t generation = 0;
+  };
+
+  /// The group of `rank` among groups of `groupSize` (>= 2) ranks.
+  Group &group(int64_t rank, int64_t groupSize) {
+    auto key = std::make_pair(groupSize, rank / groupSize);
+    auto it = groups.find(key);
+    if (it == groups.end())
+      it = groups.emplace(key, Group(groupSize)).first;
+    return it->second;
+  }
+
+  /// Waits until every rank of `g` (of `members` ranks) has arrived, or
+  /// fails: the ranks are broken, or the timeout passed (which breaks
+  /// them). `lock` holds `mutex`.
+  Status barrier(Group &g, int64_t members, std::unique_lock<std::mutex> &lock,
+                 const char *call) {
+    if (!broken.empty())
+      return makeError(call, ": ", broken);
+    const uint64_t generation = g.generation;
+    if (++g.arrived == members) {
+      g.arrived = 0;
+      ++g.generation;
+      changed.notify_all();
+      return Status::success();
+    }
+    auto deadline =
+        std::chrono::steady_clock::now() +
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::duration<double>(timeoutSeconds));
+    bool done = changed.wait_until(lock, deadline, [&] {
+      return g.generation != generation || !broken.empty();
+    });
+    if (g.generation != generation)
+      return Status::success();
+    if (done)
+      return makeError(call, ": ", broken);
+    broken = ckpt::concat("a collective of these ranks did not complete "
+                          "within ",
+                          timeoutSeconds,
+                          " s (JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+    changed.notify_all();
+    return makeError(call, " did not complete within ", timeoutSeconds,
+                     " s: another rank is stuck or gone "
+                     "(JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+  }
+
+  void breakRanks(const std::string &why) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (broken.empty())
+      broken = why;
+    changed.notify_all();
+  }
+
+  const int64_t size;
+  const double timeoutSeconds;
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::map<std::pair<int64_t, int64_t>, Group> groups; ///< Guarded by mutex.
+  std::string broken; ///< Non-empty once the ranks are broken; guarded.
+};
+
+class ThreadRankCommunicator : public Communicator {
+public:
+  ThreadRankCommunicator(std::shared_ptr<ThreadRanksState> state, int64_t rank)
+      : state(std::move(state)), myRank(rank) {}
+
+  int64_t rank() const override { return myRank; }
+  int64_t size() const override { return state->size; }
+  std::string name() const override { return "threads"; }
+
+  Status allReduceSumF32(float *data, int64_t count) override {
+    return allReduceSumF32Group(data, count, 0);
+  }
+
+  Status allReduceSumF32Group(float *data, int64_t count,
+                              int64_t groupSize) override {
+    const int64_t n = state->size;
+    if (groupSize < 0 || (groupSize > 0 && n % groupSize != 0))
+      return makeError("all-reduce over groups of ", groupSize, " of ", n,
+                       " ranks: the group size must divide the rank count");
+    JAMBA_CKPT_RETURN_IF_ERROR(checkAllReduceArgs(data, count));
+    const int64_t members = groupSize == 0 ? n : groupSize;
+    if (members == 1)
+      return Status::success();
+    std::vector<float> sum(size_t(count), 0.0f);
+    return collective(
+        members, data, "all-reduce",
+        [&](void **posted) {
+          // In rank order on every rank: every rank gets the same bits.
+          for (int64_t r = 0; r < members; ++r) {
+            const float *in = static_cast<const float *>(posted[r]);
+            for (int64_t i = 0; i < count; ++i)
+              sum[size_t(i)] += in[i];
+          }
+        },
+        [&] { std::copy(sum.begin(), sum.end(), data); });
+  }
+
+  Status broadcastBytes(void *data, size_t bytes, int64_t root,
+                        int64_t groupSize) override {
+    const int64_t n = state->size;
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        checkBroadcastArgs(data, bytes, root, groupSize, n));
+    const int64_t members = groupSize == 0 ? n : groupSize;
+    if (members == 1)
+      return Status::success();
+    std::vector<char> copy;
+    const bool isRoot = myRank % members == root;
+    return collective(
+        members, data, "broadcast",
+        [&](void **posted) {
+          if (!isRoot) {
+            const char *from = static_cast<const char *>(posted[root]);
+            copy.assign(from, from + bytes);
+          }
+        },
+        [&] {
+          if (!isRoot && bytes > 0)
+            std::copy(copy.begin(), copy.end(), static_cast<char *>(data));
+        });
+  }
+
+  /// Breaks the ranks: the others' collectives fail at once instead of
+  /// waiting for this rank. The process is not ended (the threads are its
+  /// caller's to join).
+  void abort(int code) override {
+    state->breakRanks(
+        ckpt::concat("rank ", myRank, " stopped the run (code ", code, ")"));
+  }
+
+private:
+  /// Posts `mine`, waits for the group, runs `read` on every member's
+  /// posted address, waits until every member has read, then runs `write`.
+  template <class Read, class Write>
+  Status collective(int64_t members, void *mine, const char *call, Read read,
+                    Write write) {
+    std::unique_lock<std::mutex> lock(state->mutex);
+    ThreadRanksState::Group &g = state->group(myRank, members);
+    g.posted[size_t(myRank % members)] = mine;
+    JAMBA_CKPT_RETURN_IF_ERROR(state->barrier(g, members, lock, call));
+    // The posted addresses stay until every member has passed the second
+    // barrier (a member posts its next one only after it).
+    std::vector<void *> posted = g.posted;
+    lock.unlock();
+    read(posted.data());
+    lock.lock();
+    JAMBA_CKPT_RETURN_IF_ERROR(state->barrier(g, members, lock, call));
+    lock.unlock();
+    write();
+    return Status::success();
+  }
+
+  std::shared_ptr<ThreadRanksState> state;
+  int64_t myRank;
+};
+
+} // namespace
+
+std::vector<std::unique_ptr<Communicator>>
+rt::createThreadCommunicators(int64_t size) {
+  std::vector<std::unique_ptr<Communicator>> ranks;
+  if (size < 1)
+    return ranks;
+  auto state = std::make_shared<ThreadRanksState>(size);
+  for (int64_t r = 0; r < size; ++r)
+    ranks.push_back(std::make_unique<ThreadRankCommunicator>(state, r));
+  return ranks;
 }
 
 //===----------------------------------------------------------------------===//
@@ -395,12 +596,10 @@ int64_t rt::mpiLaunchLocalRank() {
 //===----------------------------------------------------------------------===//
 
 void rt::setActiveCommunicator(Communicator *communicator) {
-  active.store(communicator, std::memory_order_release);
+  active = communicator;
 }
 
-Communicator *rt::activeCommunicator() {
-  return active.load(std::memory_order_acquire);
-}
+Communicator *rt::activeCommunicator() { return active; }
 
 extern "C" void jamba_rt_all_reduce_group_f32(float *data, int64_t count,
                                               int64_t group_size) {

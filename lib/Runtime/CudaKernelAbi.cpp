@@ -30,15 +30,18 @@ using ckpt::makeError;
 
 namespace {
 
-std::atomic<const CudaKernelTarget *> active{nullptr};
-std::atomic<bool> failed{false}; ///< An error is recorded (read lock-free).
+/// The calling thread's active target and sticky error: ranks that are
+/// threads of one process (one process driving several GPUs) each run
+/// their kernels on their own session. Trivially destructible (the error
+/// lives on the heap, never freed), because a kernels file whose
+/// destructors run at exit (one never closed) may still call in after the
+/// thread's objects are gone.
+thread_local const CudaKernelTarget *active = nullptr;
+thread_local Status *firstError = nullptr; ///< Null or ok: no error.
 
-/// What the functions share, allocated once and never destroyed: a kernels
-/// file whose destructors run at exit (one never closed) may still call in
-/// after this file's static objects are gone.
+/// What the functions share across threads, allocated once and never
+/// destroyed (as above).
 struct SharedState {
-  std::mutex errorMutex;
-  Status firstError; ///< Guarded by errorMutex.
   /// Managed allocations (mgpuMemAlloc with isHostShared), which
   /// mgpuMemFree must free with cuMemFree rather than cuMemFreeAsync.
   std::mutex managedMutex;
@@ -53,9 +56,9 @@ SharedState &shared() {
 /// The active target for `call`, or nullptr when the call must do nothing:
 /// an error is recorded already, or no session is active (recorded now).
 const CudaKernelTarget *targetFor(const char *call) {
-  if (failed.load(std::memory_order_acquire))
+  if (cuda::hasCudaError())
     return nullptr;
-  const CudaKernelTarget *t = active.load(std::memory_order_acquire);
+  const CudaKernelTarget *t = active;
   if (!t || !t->driver) {
     recordCudaError(makeError(call, ": no CUDA session is active (a kernel "
                                     "called the runtime outside a CUDA run)"));
@@ -133,32 +136,27 @@ std::string oneLine(const char *log) {
 //===----------------------------------------------------------------------===//
 
 void cuda::setActiveCudaTarget(const CudaKernelTarget *target) {
-  active.store(target, std::memory_order_release);
+  active = target;
 }
 
-const CudaKernelTarget *cuda::activeCudaTarget() {
-  return active.load(std::memory_order_acquire);
-}
+const CudaKernelTarget *cuda::activeCudaTarget() { return active; }
 
 void cuda::recordCudaError(const Status &error) {
   if (error.ok())
     return;
-  SharedState &state = shared();
-  std::lock_guard<std::mutex> lock(state.errorMutex);
-  if (state.firstError.ok()) {
-    state.firstError = error;
-    failed.store(true, std::memory_order_release);
-  }
+  if (!firstError)
+    firstError = new Status();
+  if (firstError->ok())
+    *firstError = error;
 }
 
-bool cuda::hasCudaError() { return failed.load(std::memory_order_acquire); }
+bool cuda::hasCudaError() { return firstError && !firstError->ok(); }
 
 Status cuda::takeCudaError() {
-  SharedState &state = shared();
-  std::lock_guard<std::mutex> lock(state.errorMutex);
-  Status error = state.firstError;
-  state.firstError = Status::success();
-  failed.store(false, std::memory_order_release);
+  if (!firstError)
+    return Status::success();
+  Status error = *firstError;
+  *firstError = Status::success();
   return error;
 }
 

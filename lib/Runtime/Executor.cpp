@@ -16,12 +16,15 @@
 #include "CudaSession.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <map>
 #include <optional>
+#include <sys/mman.h>
 #include <unistd.h>
 
 using namespace jamba;
@@ -29,6 +32,91 @@ using namespace jamba::rt;
 using ckpt::makeError;
 
 namespace {
+
+/// dlopen of a private copy of the shared object at `path` (an anonymous
+/// memory file), or null with `why` set. dlopen of a path (or inode) already
+/// open returns the handle it has, without running the object's
+/// constructors again; a CUDA kernels file loads its GPU modules from its
+/// constructors, into the context current then. So each CUDA session opens
+/// its own copy: sessions on different devices of one process (one process
+/// driving several GPUs), or two sessions of one artifact, each get their
+/// modules in their own context. The copy is opened as
+/// /proc/self/fd/N, and dlopen knows a loaded object by that name: `fd`
+/// (N) must stay open until the handle is closed, so that no other copy
+/// gets the same name meanwhile.
+void *openPrivateCopy(const std::string &path, int &fd, std::string &why) {
+  fd = -1;
+  int in = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) {
+    why = ckpt::concat(path, ": ", std::strerror(errno));
+    return nullptr;
+  }
+  int copy = ::memfd_create("jamba-kernels", MFD_CLOEXEC);
+  if (copy < 0) {
+    why = ckpt::concat("memfd_create: ", std::strerror(errno));
+    ::close(in);
+    return nullptr;
+  }
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t n = ::read(in, buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      why = ckpt::concat("reading ", path, ": ", std::strerror(errno));
+      break;
+    }
+    if (n == 0)
+      break;
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = ::write(copy, buffer + done, size_t(n - done));
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0) {
+        why = ckpt::concat("copying ", path, ": ", std::strerror(errno));
+        break;
+      }
+      done += w;
+    }
+    if (!why.empty())
+      break;
+  }
+  ::close(in);
+  void *handle = nullptr;
+  if (why.empty()) {
+    std::string self = ckpt::concat("/proc/self/fd/", copy);
+    // An object still loaded under this name (a library never unloaded
+    // after its descriptor was closed) would be returned instead: take
+    // another descriptor number then.
+    std::vector<int> spares;
+    for (int tries = 0; tries < 8; ++tries) {
+      void *stale = ::dlopen(self.c_str(), RTLD_NOW | RTLD_NOLOAD);
+      if (!stale)
+        break;
+      ::dlclose(stale);
+      int other = ::fcntl(copy, F_DUPFD_CLOEXEC, copy + 1);
+      if (other < 0)
+        break;
+      spares.push_back(copy);
+      copy = other;
+      self = ckpt::concat("/proc/self/fd/", copy);
+    }
+    for (int spare : spares)
+      ::close(spare);
+    ::dlerror();
+    handle = ::dlopen(self.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      const char *error = ::dlerror();
+      why = ckpt::concat("a private copy of ", path, ": ",
+                         error ? error : "unknown dlopen error");
+    }
+  }
+  if (handle)
+    fd = copy;
+  else
+    ::close(copy);
+  return handle;
+}
 
 uint64_t alignUp64(uint64_t value) {
   return (value + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
@@ -205,7 +293,8 @@ Status checkRanks(const ArtifactManifest &m, const SessionOptions &options) {
   if (m.ranks != size)
     return makeError("the artifact is compiled for ", m.ranks,
                      m.ranks == 1 ? " rank" : " ranks", ", but this run has ",
-                     size, " (", what, "): start it with mpirun -np ", m.ranks);
+                     size, " (", what, "): start it with mpirun -np ", m.ranks,
+                     " (or jamba-run --ranks ", m.ranks, ")");
   if (c && options.rank != c->rank())
     return makeError("rank ", options.rank, " was asked for, but this process ",
                      "is rank ", c->rank(), " of ", what);
@@ -316,6 +405,8 @@ Executor::~Executor() {
       ::dlclose(h);
     (void)cuda::takeCudaError();
   }
+  for (int fd : copyFds)
+    ::close(fd);
   cudaSession.reset();
 }
 
@@ -547,13 +638,24 @@ Status Executor::prepare(const SessionOptions &options) {
     void *&handle = fileHandles[k.file];
     if (!handle) {
       std::string path = art.filePath(k.file);
-      ::dlerror();
-      handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (!handle) {
-        const char *why = ::dlerror();
-        return makeError("kernel file '", k.file, "': cannot load it: ",
-                         why ? why : "unknown dlopen error");
+      std::string why;
+      if (cudaSession) {
+        int fd = -1;
+        handle = openPrivateCopy(path, fd, why);
+        if (handle)
+          copyFds.push_back(fd);
+      } else {
+        // CPU kernels keep no per-session state: one mapping serves every
+        // session of the process.
+        ::dlerror();
+        handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+          const char *error = ::dlerror();
+          why = error ? error : "unknown dlopen error";
+        }
       }
+      if (!handle)
+        return makeError("kernel file '", k.file, "': cannot load it: ", why);
       handles.push_back(handle);
       if (cudaSession) {
         Status loaded = cuda::takeCudaError();

@@ -7,7 +7,7 @@
 //   jamba-run ARTIFACT --prompt-ids 1,17,42 -n 8 [--seed S] [--temperature T]
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
 //             [--ignore-eos] [--logits-out F.npy] [--mpi]
-//             [--device cpu|cuda] [--cuda-device N]
+//             [--device cpu|cuda] [--cuda-device N] [--ranks N]
 //   mpirun -np N jamba-run ARTIFACT ...
 //
 // Loads and validates the artifact, binds it for the sequences and context
@@ -21,6 +21,10 @@
 // and a rank that fails stops them all (MPI_Abort). On CUDA each rank runs
 // on a GPU of its own: by default the launcher's local rank (or the rank
 // modulo the device count), and the ranks all-reduce with NCCL.
+//
+// With --ranks N one process runs all N ranks, one thread each, over
+// in-process communicators (createThreadCommunicators); on CUDA rank K runs
+// on device --cuda-device + K, so one process drives every GPU of a machine.
 //
 //===----------------------------------------------------------------------===//
 
@@ -42,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace jamba;
@@ -77,8 +82,12 @@ options:
                      and writes, the other ranks only report errors
   --device D         cpu or cuda (default: the kind the artifact targets);
                      it must match the artifact
+  --ranks N          run the artifact's N ranks in this process, one
+                     thread each (on CUDA, rank K on device
+                     --cuda-device + K: one process driving N GPUs); rank 0
+                     prints and writes
   --cuda-device N    the CUDA device to run on (default 0; with several
-                     ranks, the launcher's local rank, or else the rank
+                     MPI ranks, the launcher's local rank, or else the rank
                      modulo the number of devices)
   --help             print this message
 )";
@@ -147,10 +156,90 @@ static double seconds(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+/// What every rank runs with.
+struct RankConfig {
+  Device device = Device::Cpu;
+  std::optional<int64_t> cudaDevice;
+  int64_t context = 0, seq = 0;
+  const std::vector<std::vector<int64_t>> *prompts = nullptr;
+  GenerateOptions options;
+};
+
+/// What one rank computed.
+struct RankOutcome {
+  GenerationResult result;
+  double loadSeconds = 0;
+};
+
+/// Plans, binds and generates as rank `communicator->rank()` (or as the
+/// only rank without a communicator). Rank 0 prints the plan and notes.
+static ckpt::StatusOr<RankOutcome>
+runRank(const Artifact &artifact, Communicator *communicator,
+        const RankConfig &config,
+        std::chrono::steady_clock::time_point loadStart) {
+  const bool lead = !communicator || communicator->rank() == 0;
+  const bool ranked = communicator && communicator->size() > 1;
+  SessionOptions session;
+  session.device = config.device;
+  // One GPU per rank: unless told, the launcher's local rank (or the rank
+  // modulo the device count) picks it. Ranks that are threads of this
+  // process take --cuda-device (default 0) plus their rank.
+  const bool threads = communicator && communicator->name() == "threads";
+  if (threads && ranked)
+    session.cudaDevice =
+        int(config.cudaDevice.value_or(0) + communicator->rank());
+  else if (config.cudaDevice)
+    session.cudaDevice = int(*config.cudaDevice);
+  else if (session.device == Device::Cuda && ranked)
+    session.cudaDevice = rt::cuda::defaultCudaDevice(communicator->rank());
+  session.batch = int64_t(config.prompts->size());
+  session.contextLength = config.context;
+  if (config.seq)
+    session.seq = config.seq;
+  if (communicator) {
+    session.rank = communicator->rank();
+    session.communicator = communicator;
+  }
+  auto plan = planSession(artifact, session);
+  if (!plan.ok())
+    return plan.status();
+  auto bound = [&](const char *name) {
+    auto it = plan->bindings.find(name);
+    return it == plan->bindings.end() ? int64_t(0) : it->second;
+  };
+  if (lead)
+    std::fprintf(stderr,
+                 "jamba-run: plan for batch %" PRId64 ", context %" PRId64
+                 ", seq %" PRId64 ": weights %" PRIu64 ", state %" PRIu64
+                 ", arena %" PRIu64 ", io %" PRIu64 " bytes (%" PRIu64
+                 " in all)\n",
+                 bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq),
+                 plan->weightBytes, plan->stateBytes, plan->arenaBytes,
+                 plan->ioBytes, totalPlanBytes(*plan));
+  auto executor = Executor::create(artifact, session);
+  if (!executor.ok())
+    return executor.status();
+  if (lead && session.device == Device::Cuda)
+    std::fprintf(stderr, "jamba-run: running on %s%s\n",
+                 (*executor)->deviceDescription().c_str(),
+                 (*executor)->usesCudaGraphs() ? ", decode in CUDA graphs"
+                                               : "");
+  for (const std::string &note : (*executor)->notes())
+    if (lead)
+      std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
+  RankOutcome outcome;
+  outcome.loadSeconds = seconds(loadStart);
+  auto result = generate(**executor, *config.prompts, config.options);
+  if (!result.ok())
+    return result.status();
+  outcome.result = std::move(*result);
+  return outcome;
+}
+
 int main(int argc, char **argv) {
   std::string artifactDir, logitsOut;
   std::vector<std::vector<int64_t>> prompts;
-  int64_t steps = 8, batch = 0, context = 0, seq = 0;
+  int64_t steps = 8, batch = 0, context = 0, seq = 0, ranksInProcess = 0;
   bool mpiFlag = false;
   std::optional<Device> device;
   std::optional<int64_t> cudaDevice;
@@ -230,6 +319,11 @@ int main(int argc, char **argv) {
           device = Device::Cuda;
         else
           return fail("--device must be cpu or cuda, got '" + text + "'");
+      } else if (arg == "--ranks") {
+        if (!parseInt(v, ranksInProcess) || ranksInProcess < 1 ||
+            ranksInProcess > 1024)
+          return fail("--ranks must be an integer in [1, 1024], got '" + text +
+                      "'");
       } else if (arg == "--cuda-device") {
         int64_t ordinal = 0;
         if (!parseInt(v, ordinal) || ordinal < 0 || ordinal > INT32_MAX)
@@ -258,11 +352,16 @@ int main(int argc, char **argv) {
                                " prompts given (use one prompt to repeat it)"));
   }
 
+  if (ranksInProcess > 0 && (mpiFlag || several))
+    return fail("--ranks runs the ranks as threads of this process; it "
+                "cannot be combined with an MPI launcher or --mpi");
+
   // The ranks: MPI's when launched by it (or asked for), else one. One
   // process started alone by a launcher, in a build without MPI, runs as a
   // single rank; several cannot.
   std::unique_ptr<Communicator> communicator;
-  if (mpiFlag || (launchedByMpi() && (haveMpi() || several))) {
+  if (ranksInProcess == 0 &&
+      (mpiFlag || (launchedByMpi() && (haveMpi() || several)))) {
     auto created = createMpiCommunicator();
     if (!created.ok()) {
       if (several)
@@ -276,7 +375,6 @@ int main(int argc, char **argv) {
     reporter.communicator = communicator.get();
     reporter.rank = communicator->size() > 1 ? communicator->rank() : -1;
   }
-  const bool lead = !communicator || communicator->rank() == 0;
 
   auto loadStart = std::chrono::steady_clock::now();
   auto opened = Artifact::open(artifactDir);
@@ -298,65 +396,59 @@ int main(int argc, char **argv) {
                                cap->max));
     context = needed;
   }
-  SessionOptions session;
-  session.device = device ? *device
-                   : artifact.manifest().target.kind == TargetDesc::Kind::Cuda
-                       ? Device::Cuda
-                       : Device::Cpu;
-  // One GPU per rank: unless told, the launcher's local rank (or the rank
-  // modulo the device count) picks it.
-  if (cudaDevice)
-    session.cudaDevice = int(*cudaDevice);
-  else if (session.device == Device::Cuda && communicator &&
-           communicator->size() > 1)
-    session.cudaDevice = rt::cuda::defaultCudaDevice(communicator->rank());
-  session.batch = int64_t(prompts.size());
-  session.contextLength = context;
-  if (seq)
-    session.seq = seq;
-  if (communicator) {
-    session.rank = communicator->rank();
-    session.communicator = communicator.get();
-  }
-  auto plan = planSession(artifact, session);
-  if (!plan.ok())
-    return fail(plan.status().message());
-  auto bound = [&](const char *name) {
-    auto it = plan->bindings.find(name);
-    return it == plan->bindings.end() ? int64_t(0) : it->second;
-  };
-  if (lead)
-    std::fprintf(stderr,
-                 "jamba-run: plan for batch %" PRId64 ", context %" PRId64
-                 ", seq %" PRId64 ": weights %" PRIu64 ", state %" PRIu64
-                 ", arena %" PRIu64 ", io %" PRIu64 " bytes (%" PRIu64
-                 " in all)\n",
-                 bound(kDimBatch), bound(kDimCapacity), bound(kDimSeq),
-                 plan->weightBytes, plan->stateBytes, plan->arenaBytes,
-                 plan->ioBytes, totalPlanBytes(*plan));
-  auto executor = Executor::create(artifact, session);
-  if (!executor.ok())
-    return fail(executor.status().message());
-  if (lead && session.device == Device::Cuda)
-    std::fprintf(stderr, "jamba-run: running on %s%s\n",
-                 (*executor)->deviceDescription().c_str(),
-                 (*executor)->usesCudaGraphs() ? ", decode in CUDA graphs"
-                                               : "");
-  for (const std::string &note : (*executor)->notes())
-    if (lead)
-      std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
-  double loadSeconds = seconds(loadStart);
-
+  RankConfig config;
+  config.device = device ? *device
+                  : artifact.manifest().target.kind == TargetDesc::Kind::Cuda
+                      ? Device::Cuda
+                      : Device::Cpu;
+  config.cudaDevice = cudaDevice;
+  config.context = context;
+  config.seq = seq;
+  config.prompts = &prompts;
   options.maxNewTokens = steps;
   options.recordLogits = !logitsOut.empty();
-  auto result = generate(**executor, prompts, options);
-  if (!result.ok())
-    return fail(result.status().message());
-  // Every rank computed the same ids and logits; rank 0 reports them.
-  if (!lead)
-    return 0;
+  config.options = options;
 
-  for (const SequenceOutput &out : result->sequences) {
+  std::optional<RankOutcome> outcome;
+  if (ranksInProcess > 0) {
+    // One thread per rank, each with its own communicator (and, on CUDA,
+    // its own device: --cuda-device, default 0, plus the rank). Rank 0
+    // reports; a rank that fails says so and breaks the ranks, so that
+    // none waits for it in a collective.
+    auto ranks = createThreadCommunicators(ranksInProcess);
+    std::vector<std::optional<ckpt::StatusOr<RankOutcome>>> results(
+        static_cast<size_t>(ranksInProcess));
+    auto runOne = [&](int64_t r) {
+      results[size_t(r)].emplace(
+          runRank(artifact, ranks[size_t(r)].get(), config, loadStart));
+      if (!results[size_t(r)]->ok()) {
+        std::fprintf(stderr, "jamba-run: rank %" PRId64 ": error: %s\n", r,
+                     results[size_t(r)]->status().message().c_str());
+        ranks[size_t(r)]->abort(1);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (int64_t r = 1; r < ranksInProcess; ++r)
+      threads.emplace_back(runOne, r);
+    runOne(0);
+    for (std::thread &t : threads)
+      t.join();
+    for (const auto &r : results)
+      if (!r->ok())
+        return 1;
+    outcome.emplace(std::move(**results[0]));
+  } else {
+    auto ran = runRank(artifact, communicator.get(), config, loadStart);
+    if (!ran.ok())
+      return fail(ran.status().message());
+    // Every rank computed the same ids and logits; rank 0 reports them.
+    if (communicator && communicator->rank() != 0)
+      return 0;
+    outcome.emplace(std::move(*ran));
+  }
+  const GenerationResult &r = outcome->result;
+
+  for (const SequenceOutput &out : r.sequences) {
     std::string line;
     for (size_t i = 0; i < out.ids.size(); ++i)
       line += (i ? "," : "") + std::to_string(out.ids[i]);
@@ -365,29 +457,27 @@ int main(int argc, char **argv) {
   std::fflush(stdout);
 
   if (!logitsOut.empty()) {
-    for (size_t b = 0; b < result->sequences.size(); ++b) {
+    for (size_t b = 0; b < r.sequences.size(); ++b) {
       std::string path = logitsOut;
-      if (result->sequences.size() > 1) {
+      if (r.sequences.size() > 1) {
         std::string suffix = "." + std::to_string(b) + ".npy";
         if (path.size() > 4 && path.compare(path.size() - 4, 4, ".npy") == 0)
           path = path.substr(0, path.size() - 4) + suffix;
         else
           path += suffix;
       }
-      const SequenceOutput &out = result->sequences[b];
-      ckpt::Status s =
-          ckpt::writeNpyF32(path, {out.rows, result->vocab}, out.logits);
+      const SequenceOutput &out = r.sequences[b];
+      ckpt::Status s = ckpt::writeNpyF32(path, {out.rows, r.vocab}, out.logits);
       if (!s.ok())
         return fail(s.message());
     }
   }
 
-  const GenerationResult &r = *result;
   std::fprintf(stderr,
                "jamba-run: load %.3f s, prefill %" PRId64
                " tokens in %.3f s (%.2f tok/s), decode %" PRId64
                " tokens in %.3f s (%.2f tok/s)\n",
-               loadSeconds, r.prefillTokens, r.prefillSeconds,
+               outcome->loadSeconds, r.prefillTokens, r.prefillSeconds,
                r.prefillSeconds > 0 ? r.prefillTokens / r.prefillSeconds : 0.0,
                r.decodeTokens, r.decodeSeconds,
                r.decodeSeconds > 0 ? r.decodeTokens / r.decodeSeconds : 0.0);

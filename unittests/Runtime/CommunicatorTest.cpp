@@ -26,9 +26,12 @@
 
 #include "gtest/gtest.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -214,6 +217,178 @@ TEST(CommunicatorTest, BroadcastsOfOneRankAndTheirChecks) {
   EXPECT_EQ(std::string(data, 4), "abcd");
 }
 
+//===----------------------------------------------------------------------===//
+// Ranks that are threads of one process
+//===----------------------------------------------------------------------===//
+
+/// Sets JAMBA_COLLECTIVE_TIMEOUT for the scope's lifetime (the thread
+/// communicators read it when they are made), then unsets it.
+class CollectiveTimeout {
+public:
+  explicit CollectiveTimeout(const char *seconds) {
+    setenv("JAMBA_COLLECTIVE_TIMEOUT", seconds, 1);
+  }
+  ~CollectiveTimeout() { unsetenv("JAMBA_COLLECTIVE_TIMEOUT"); }
+};
+
+/// Runs `body(rank)` on one thread per rank and waits for them all.
+template <class Body> void onThreads(int64_t ranks, Body body) {
+  std::vector<std::thread> threads;
+  for (int64_t r = 0; r < ranks; ++r)
+    threads.emplace_back([&body, r] { body(r); });
+  for (std::thread &t : threads)
+    t.join();
+}
+
+/// `count` random floats in [-1, 1) from `seed`.
+std::vector<float> randomData(uint32_t seed, size_t count) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(count);
+  for (float &x : v)
+    x = dist(rng);
+  return v;
+}
+
+TEST(ThreadRanksTest, AllReducesSumInRankOrderOnEveryRank) {
+  constexpr int64_t kRanks = 4;
+  constexpr size_t kCount = 1000;
+  auto ranks = createThreadCommunicators(kRanks);
+  ASSERT_EQ(ranks.size(), size_t(kRanks));
+  std::vector<std::vector<float>> input, data;
+  for (int64_t r = 0; r < kRanks; ++r)
+    input.push_back(randomData(uint32_t(100 + r), kCount));
+  data = input;
+  std::vector<Status> world(kRanks), pairs(kRanks);
+  onThreads(kRanks, [&](int64_t r) {
+    EXPECT_EQ(ranks[size_t(r)]->rank(), r);
+    EXPECT_EQ(ranks[size_t(r)]->size(), kRanks);
+    EXPECT_EQ(ranks[size_t(r)]->name(), "threads");
+    world[size_t(r)] =
+        ranks[size_t(r)]->allReduceSumF32(data[size_t(r)].data(), kCount);
+    // Then within groups of 2: {0, 1} and {2, 3}.
+    pairs[size_t(r)] = ranks[size_t(r)]->allReduceSumF32Group(
+        data[size_t(r)].data(), kCount, 2);
+  });
+  // Computed here in the same order: rank 0's + rank 1's + ... (exact).
+  std::vector<float> sum(kCount, 0.0f);
+  for (int64_t r = 0; r < kRanks; ++r)
+    for (size_t i = 0; i < kCount; ++i)
+      sum[i] += input[size_t(r)][i];
+  std::vector<float> twice(kCount, 0.0f);
+  for (size_t i = 0; i < kCount; ++i)
+    twice[i] = (0.0f + sum[i]) + sum[i];
+  for (int64_t r = 0; r < kRanks; ++r) {
+    EXPECT_TRUE(world[size_t(r)].ok()) << world[size_t(r)].message();
+    EXPECT_TRUE(pairs[size_t(r)].ok()) << pairs[size_t(r)].message();
+    EXPECT_EQ(data[size_t(r)], twice) << "rank " << r;
+  }
+}
+
+TEST(ThreadRanksTest, GroupsSumOnlyTheirRanks) {
+  auto ranks = createThreadCommunicators(4);
+  std::vector<std::vector<float>> data;
+  for (int64_t r = 0; r < 4; ++r)
+    data.push_back({float(r + 1), float(10 * (r + 1))});
+  onThreads(4, [&](int64_t r) {
+    Status s =
+        ranks[size_t(r)]->allReduceSumF32Group(data[size_t(r)].data(), 2, 2);
+    EXPECT_TRUE(s.ok()) << s.message();
+  });
+  EXPECT_EQ(data[0], (std::vector<float>{3, 30}));
+  EXPECT_EQ(data[1], (std::vector<float>{3, 30}));
+  EXPECT_EQ(data[2], (std::vector<float>{7, 70}));
+  EXPECT_EQ(data[3], (std::vector<float>{7, 70}));
+  // Groups of one rank and counts of 0 have nothing to wait for.
+  EXPECT_TRUE(ranks[0]->allReduceSumF32Group(data[0].data(), 2, 1).ok());
+  EXPECT_TRUE(ranks[0]->allReduceSumF32Group(nullptr, 0, 1).ok());
+  // Bad arguments are refused before any wait.
+  EXPECT_EQ(ranks[0]->allReduceSumF32Group(data[0].data(), 2, 3).message(),
+            "all-reduce over groups of 3 of 4 ranks: the group size must "
+            "divide the rank count");
+  EXPECT_EQ(ranks[1]->allReduceSumF32(data[1].data(), -1).message(),
+            "all-reduce of a negative count (-1)");
+  EXPECT_TRUE(createThreadCommunicators(0).empty());
+}
+
+TEST(ThreadRanksTest, BroadcastsCopyTheRootsBytes) {
+  auto ranks = createThreadCommunicators(4);
+  std::vector<std::string> data = {"rank-0", "rank-1", "rank-2", "rank-3"};
+  onThreads(4, [&](int64_t r) {
+    // From each pair's second rank, then from rank 0 to all.
+    Status s =
+        ranks[size_t(r)]->broadcastBytes(data[size_t(r)].data(), 6, 1, 2);
+    EXPECT_TRUE(s.ok()) << s.message();
+  });
+  EXPECT_EQ(data,
+            (std::vector<std::string>{"rank-1", "rank-1", "rank-3", "rank-3"}));
+  onThreads(4, [&](int64_t r) {
+    Status s =
+        ranks[size_t(r)]->broadcastBytes(data[size_t(r)].data(), 6, 0, 0);
+    EXPECT_TRUE(s.ok()) << s.message();
+  });
+  EXPECT_EQ(data, std::vector<std::string>(4, "rank-1"));
+  EXPECT_EQ(ranks[0]->broadcastBytes(data[0].data(), 6, 4, 0).message(),
+            "broadcast from rank 4: the group's ranks are 0..3");
+}
+
+TEST(ThreadRanksTest, EachThreadsKernelsUseItsOwnCommunicator) {
+  // The kernels' symbol forwards to the calling thread's active
+  // communicator: ranks on threads each sum through their own.
+  auto ranks = createThreadCommunicators(3);
+  std::vector<std::vector<float>> data = {{1, 2}, {10, 20}, {100, 200}};
+  std::vector<std::string> errors(3);
+  onThreads(3, [&](int64_t r) {
+    ActiveCommunicatorScope scope(ranks[size_t(r)].get());
+    jamba_rt_all_reduce_f32(data[size_t(r)].data(), 2);
+    Status s = ranks[size_t(r)]->takeError();
+    errors[size_t(r)] = s.ok() ? "" : s.message();
+  });
+  EXPECT_EQ(activeCommunicator(), nullptr);
+  for (size_t r = 0; r < 3; ++r) {
+    EXPECT_EQ(errors[r], "") << r;
+    EXPECT_EQ(data[r], (std::vector<float>{111, 222})) << r;
+  }
+}
+
+TEST(ThreadRanksTest, ARankThatNeverArrivesIsGivenUp) {
+  CollectiveTimeout timeout("0.2");
+  auto ranks = createThreadCommunicators(2);
+  std::vector<float> data = {1, 2};
+  // Rank 1 never calls: rank 0 gives up after the timeout, and the ranks
+  // are broken, so rank 1's later call fails at once.
+  EXPECT_EQ(ranks[0]->allReduceSumF32(data.data(), 2).message(),
+            "all-reduce did not complete within 0.2 s: another rank is stuck "
+            "or gone (JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+  EXPECT_EQ(ranks[1]->allReduceSumF32(data.data(), 2).message(),
+            "all-reduce: a collective of these ranks did not complete within "
+            "0.2 s (JAMBA_COLLECTIVE_TIMEOUT sets the limit)");
+  EXPECT_EQ(data, (std::vector<float>{1, 2}));
+}
+
+TEST(ThreadRanksTest, ARankThatAbortsReleasesTheOthersAtOnce) {
+  // A timeout the test would notice: the abort must end the waits first.
+  CollectiveTimeout timeout("30");
+  auto ranks = createThreadCommunicators(3);
+  std::vector<std::string> errors(3);
+  auto start = std::chrono::steady_clock::now();
+  onThreads(3, [&](int64_t r) {
+    if (r == 2) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ranks[2]->abort(1);
+      return;
+    }
+    float x = 1;
+    errors[size_t(r)] = ranks[size_t(r)]->allReduceSumF32(&x, 1).message();
+  });
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  EXPECT_EQ(errors[0], "all-reduce: rank 2 stopped the run (code 1)");
+  EXPECT_EQ(errors[1], "all-reduce: rank 2 stopped the run (code 1)");
+  EXPECT_LT(seconds, 30.0) << "the waits ran into the timeout";
+}
+
 TEST(CommunicatorTest, MpiInThisBuild) {
   if (haveMpi())
     GTEST_SKIP() << "MPI is built in: mpi_allreduce_check (test/Runtime/"
@@ -369,13 +544,15 @@ TEST_F(ExecutorRanksTest, RankChecks) {
     EXPECT_FALSE(ex.ok());
     return ex.ok() ? std::string() : ex.status().message();
   };
-  EXPECT_EQ(refused(nullptr, 0),
-            "the artifact is compiled for 2 ranks, but this run has 1 (no "
-            "communicator): start it with mpirun -np 2");
+  EXPECT_EQ(
+      refused(nullptr, 0),
+      "the artifact is compiled for 2 ranks, but this run has 1 (no "
+      "communicator): start it with mpirun -np 2 (or jamba-run --ranks 2)");
   FakeCommunicator three(0, 3);
   EXPECT_EQ(refused(&three, 0),
             "the artifact is compiled for 2 ranks, but this run has 3 (the "
-            "fake communicator): start it with mpirun -np 2");
+            "fake communicator): start it with mpirun -np 2 (or jamba-run "
+            "--ranks 2)");
   FakeCommunicator two(1, 2);
   EXPECT_EQ(refused(&two, 0), "rank 0 was asked for, but this process is "
                               "rank 1 of the fake communicator");
@@ -387,7 +564,8 @@ TEST_F(ExecutorRanksTest, RankChecks) {
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.status().message(),
             "the artifact is compiled for 1 rank, but this run has 4 (the "
-            "fake communicator): start it with mpirun -np 1");
+            "fake communicator): start it with mpirun -np 1 (or jamba-run "
+            "--ranks 1)");
   // A single-rank communicator runs a single-rank artifact.
   SingleRankCommunicator one;
   auto ok = Executor::create(*single, options(&one, 0));

@@ -41,6 +41,7 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 
 #include <unistd.h>
@@ -340,6 +341,64 @@ TEST_F(FakeCudaTest, GeneratesWhatTheCpuGenerates) {
   EXPECT_EQ(fake->liveGraphs, before.liveGraphs);
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
   EXPECT_TRUE(cuda::takeCudaError().ok());
+}
+
+TEST_F(FakeCudaTest, EachSessionLoadsItsOwnCopyOfTheKernels) {
+  // A kernels file loads its GPU modules from its constructors, into the
+  // context current then. Two sessions of one artifact (or sessions on two
+  // devices of one process) must each load theirs: dlopen of the same file
+  // would return the first session's handle without running them again.
+  auto cpuArt = open({});
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cpuArt && cudaArt);
+  auto onCpu = session(*cpuArt, options(Device::Cpu));
+  ASSERT_TRUE(onCpu);
+  auto expected = generateTwo(*onCpu);
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  FakeCudaControl before = *fake;
+  {
+    auto first = session(*cudaArt, options(Device::Cuda));
+    auto second = session(*cudaArt, options(Device::Cuda));
+    ASSERT_TRUE(first && second);
+    EXPECT_EQ(fake->modulesLoaded, before.modulesLoaded + 2);
+    // Each runs on its own, the other one alive.
+    for (Executor *ex : {first.get(), second.get()}) {
+      auto got = generateTwo(*ex);
+      ASSERT_TRUE(got.ok()) << got.status().message();
+      EXPECT_EQ(got->sequences[0].ids, expected->sequences[0].ids);
+      EXPECT_EQ(got->sequences[1].logits, expected->sequences[1].logits);
+    }
+    first.reset();
+    EXPECT_EQ(fake->modulesUnloaded, before.modulesUnloaded + 1);
+    auto got = generateTwo(*second);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_EQ(got->sequences[1].ids, expected->sequences[1].ids);
+  }
+  EXPECT_EQ(fake->modulesUnloaded, before.modulesUnloaded + 2);
+  EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
+}
+
+TEST_F(FakeCudaTest, TheActiveTargetAndErrorsAreTheThreads) {
+  // Ranks that are threads of one process each drive their own session:
+  // the kernels' target and their sticky error belong to the thread.
+  cuda::CudaKernelTarget mine;
+  cuda::ActiveCudaTargetScope scope(&mine);
+  cuda::recordCudaError(Status::error("this thread's error"));
+  const cuda::CudaKernelTarget *seenThere = &mine;
+  bool errorThere = true;
+  std::string recordedThere;
+  std::thread other([&] {
+    seenThere = cuda::activeCudaTarget();
+    errorThere = cuda::hasCudaError();
+    cuda::recordCudaError(Status::error("the other thread's error"));
+    recordedThere = cuda::takeCudaError().message();
+  });
+  other.join();
+  EXPECT_EQ(seenThere, nullptr);
+  EXPECT_FALSE(errorThere);
+  EXPECT_EQ(recordedThere, "the other thread's error");
+  EXPECT_EQ(cuda::activeCudaTarget(), &mine);
+  EXPECT_EQ(cuda::takeCudaError().message(), "this thread's error");
 }
 
 TEST_F(FakeCudaTest, GraphsCanBeTurnedOff) {

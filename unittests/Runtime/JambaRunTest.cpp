@@ -259,12 +259,61 @@ TEST_F(JambaRunTest, MpiRanks) {
   EXPECT_EQ(o.code, 1);
   EXPECT_EQ(o.err, "jamba-run: error: the artifact is compiled for 2 ranks, "
                    "but this run has 1 (no communicator): start it with "
-                   "mpirun -np 2\n");
+                   "mpirun -np 2 (or jamba-run --ranks 2)\n");
 
   // One rank under mpirun runs a single-rank artifact as usual.
   o = run("--prompt-ids 1,17,42 -n 3 --ignore-eos", mpirun(1));
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 3));
+}
+
+TEST_F(JambaRunTest, RanksAsThreadsOfOneProcess) {
+  TestArtifactOptions two;
+  two.allReduceLogits = true;
+  two.ranks = 2;
+  ckpt::Status s = writeTestArtifact(root + "/art2", two);
+  ASSERT_TRUE(s.ok()) << s.message();
+  // --ranks 2: one thread per rank over the in-process communicators. As
+  // with MPI ranks the logits are twice one rank's and the ids one rank's,
+  // printed once. `timeout`: a rank left waiting fails the test.
+  Outcome o = run("--ranks 2 --prompt-ids 1,17,42 -n 5 --ignore-eos "
+                  "--logits-out " +
+                      root + "/l.npy",
+                  "timeout 120 ", "art2");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expectedLine({1, 17, 42}, 5));
+  EXPECT_EQ(count(o.err, "jamba-run: plan for batch 1"), 1u) << o.err;
+  EXPECT_EQ(count(o.err, "error"), 0u) << o.err;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  s = ckpt::readNpyF32(root + "/l.npy", shape, values);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(shape, (std::vector<int64_t>{8, 128}));
+  int64_t first = testNext({1});
+  EXPECT_EQ(values[size_t(first)], 2 * (testBias(first) + 10.0f));
+
+  // The wrong count: every rank says so and none waits for the others.
+  o = run("--ranks 3 --prompt-ids 1,17,42 -n 2", "timeout 120 ", "art2");
+  EXPECT_EQ(o.code, 1) << o.err;
+  EXPECT_EQ(count(o.err, ": error: the artifact is compiled for 2 ranks, but "
+                         "this run has 3 (the threads communicator)"),
+            3u)
+      << o.err;
+  for (const char *rank : {"rank 0", "rank 1", "rank 2"})
+    EXPECT_NE(o.err.find(std::string("jamba-run: ") + rank + ": error: "),
+              std::string::npos)
+        << o.err;
+  EXPECT_EQ(o.out, "");
+  // A bad count, and --ranks under an MPI launcher.
+  o = run("--ranks 0 --prompt-ids 1 -n 1", "", "art2");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "jamba-run: error: --ranks must be an integer in [1, "
+                   "1024], got '0'\n");
+  o = run("--ranks 2 --mpi --prompt-ids 1 -n 1", "", "art2");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "jamba-run: error: --ranks runs the ranks as threads of "
+                   "this process; it cannot be combined with an MPI launcher "
+                   "or --mpi\n");
 }
 
 TEST_F(JambaRunTest, CudaRanksWithoutAGpu) {

@@ -13,7 +13,7 @@
 // which the runtime defines and every executable linking JambaRuntime
 // exports, so that the kernels' shared object (dlopen(RTLD_NOW |
 // RTLD_LOCAL)) resolves it from the process. The symbol forwards to the
-// process-wide *active* communicator, which the executor sets around each
+// calling thread's *active* communicator, which the executor sets around each
 // run(); with none active it is a no-op (a single rank).
 //
 // A kernel cannot return a Status, so a failed all-reduce is recorded in the
@@ -36,6 +36,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace jamba {
 namespace rt {
@@ -44,7 +45,8 @@ using ckpt::Status;
 using ckpt::StatusOr;
 
 /// The ranks of one sharded run and the collective its kernels call.
-/// Only one thread calls it at a time (the thread that runs the kernels).
+/// Only one thread calls a communicator at a time (the thread that runs
+/// the kernels).
 class Communicator {
 public:
   virtual ~Communicator();
@@ -147,9 +149,22 @@ int64_t mpiLaunchLocalRank();
 /// 300. MPI's collectives and NCCL's (Nccl.h) both use it.
 double collectiveTimeoutSeconds();
 
-/// The process-wide communicator that jamba_rt_all_reduce_f32 forwards to;
-/// nullptr (the default) means a single rank. The executor sets it around
-/// each run(); one communicator is active at a time in a process.
+/// `size` ranks that are threads of this process ("threads"): element k is
+/// rank k's communicator, for the thread that runs rank k (one process
+/// driving every GPU of a machine, or several CPU ranks in one process).
+/// Their collectives meet in shared memory: the all-reduce sums in rank
+/// order, so every rank gets the same bits; every wait gives up after
+/// collectiveTimeoutSeconds(); abort() breaks the ranks, so that the others'
+/// collectives fail at once (it does not end the process). Empty when
+/// `size` < 1. The communicators share their state: destroy them after
+/// their threads are done.
+std::vector<std::unique_ptr<Communicator>>
+createThreadCommunicators(int64_t size);
+
+/// The calling thread's communicator that jamba_rt_all_reduce_f32 forwards
+/// to; nullptr (the default) means a single rank. The executor sets it
+/// around each run(), on the thread that runs it (ranks that are threads of
+/// one process each have their own).
 void setActiveCommunicator(Communicator *communicator);
 Communicator *activeCommunicator();
 

@@ -68,8 +68,10 @@ struct CudaKernelTarget {
 constexpr int32_t kGemmDtypeF32 = 0;
 constexpr int32_t kGemmDtypeBF16 = 1;
 
-/// The target the kernels' calls use (nullptr: none; the calls then record
-/// an error). Not owned; set it around the kernels' calls.
+/// The target the calling thread's kernels' calls use (nullptr: none; the
+/// calls then record an error). Not owned; set it around the kernels' calls,
+/// on the thread that makes them (each thread has its own, so ranks that are
+/// threads of one process each drive their own session).
 void setActiveCudaTarget(const CudaKernelTarget *target);
 const CudaKernelTarget *activeCudaTarget();
 
@@ -89,8 +91,9 @@ private:
   const CudaKernelTarget *previous;
 };
 
-/// Records `error` unless one is recorded already (the first sticks).
-/// Thread-safe; a success is ignored.
+/// Records `error` unless one is recorded already (the first sticks). The
+/// error belongs to the calling thread (as the active target does); a
+/// success is ignored.
 void recordCudaError(const Status &error);
 /// True while an error is recorded: the mgpu* functions then do nothing.
 bool hasCudaError();

@@ -278,7 +278,10 @@ private:
   int64_t boundRank = 0;
   Communicator *comm = nullptr;
   ModelEntry prefill, decode;
-  std::vector<void *> handles;     ///< dlopen handles.
+  std::vector<void *> handles; ///< dlopen handles.
+  /// CUDA: the descriptors of the kernel files' private copies (open while
+  /// their handles are; closed after them).
+  std::vector<int> copyFds;
   std::vector<void *> allocations; ///< CPU: owned, freed in the destructor.
   std::vector<void *> buffers;     ///< Per manifest buffer (temp: nullptr).
   std::vector<uint64_t> rowBytes;  ///< Per state buffer; 0: not batch-major.
