@@ -4,11 +4,13 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/Generate.h"
 #include "jamba/Runtime/jamba_runtime.h"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -20,6 +22,10 @@ struct jamba_artifact {
 struct jamba_session {
   std::shared_ptr<Artifact> artifact; ///< Keeps the artifact alive.
   std::unique_ptr<Executor> executor;
+};
+
+struct jamba_rank {
+  std::unique_ptr<Communicator> communicator;
 };
 
 namespace {
@@ -56,17 +62,27 @@ int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact) {
   return artifact ? artifact->artifact->manifest().config.vocabSize : -1;
 }
 
-jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
-                                  int64_t context, jamba_session **out) {
+} // extern "C"
+
+namespace {
+
+/// Both session constructors: `rank` null is the single-rank session on
+/// CUDA device 0.
+jamba_status createSession(const char *call, const jamba_artifact *artifact,
+                           int64_t batch, int64_t context, jamba_rank *rank,
+                           int cudaDevice, jamba_session **out) {
   if (!artifact || !out)
     return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_session_create: null artifact or output pointer");
+                ckpt::concat(call, ": null artifact or output pointer"));
   *out = nullptr;
   if (batch < 1 || context < 0)
     return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_session_create: batch must be >= 1 and context >= 0");
-  // The session runs on the kind of device the artifact was compiled for
-  // (CUDA device 0 for a CUDA artifact).
+                ckpt::concat(call, ": batch must be >= 1 and context >= 0"));
+  if (cudaDevice < -1)
+    return fail(
+        JAMBA_INVALID_ARGUMENT,
+        ckpt::concat(call, ": cuda_device must be >= -1, got ", cudaDevice));
+  // The session runs on the kind of device the artifact was compiled for.
   SessionOptions options;
   options.batch = batch;
   options.contextLength = context;
@@ -74,6 +90,12 @@ jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
       artifact->artifact->manifest().target.kind == TargetDesc::Kind::Cuda
           ? Device::Cuda
           : Device::Cpu;
+  if (rank) {
+    options.communicator = rank->communicator.get();
+    options.rank = rank->communicator->rank();
+    options.cudaDevice =
+        cudaDevice >= 0 ? cudaDevice : int(rank->communicator->rank());
+  }
   StatusOr<std::unique_ptr<Executor>> ex =
       Executor::create(*artifact->artifact, options);
   if (!ex.ok())
@@ -81,6 +103,66 @@ jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
   *out = new jamba_session{artifact->artifact, std::move(*ex)};
   lastError.clear();
   return JAMBA_OK;
+}
+
+} // namespace
+
+extern "C" {
+
+jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
+                                  int64_t context, jamba_session **out) {
+  return createSession("jamba_session_create", artifact, batch, context,
+                       nullptr, 0, out);
+}
+
+jamba_status jamba_session_create_rank(const jamba_artifact *artifact,
+                                       int64_t batch, int64_t context,
+                                       jamba_rank *rank, int cuda_device,
+                                       jamba_session **out) {
+  if (!rank)
+    return fail(JAMBA_INVALID_ARGUMENT, "jamba_session_create_rank: null rank");
+  return createSession("jamba_session_create_rank", artifact, batch, context,
+                       rank, cuda_device, out);
+}
+
+jamba_status jamba_ranks_create_threads(int64_t count, jamba_rank **out) {
+  if (!out)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_ranks_create_threads: null output array");
+  if (count < 1 || count > 1024)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                ckpt::concat("jamba_ranks_create_threads: the count must be "
+                             "in [1, 1024], got ",
+                             count));
+  std::vector<std::unique_ptr<Communicator>> ranks =
+      createThreadCommunicators(count);
+  for (int64_t k = 0; k < count; ++k)
+    out[k] = new jamba_rank{std::move(ranks[size_t(k)])};
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+jamba_status jamba_rank_create_mpi(jamba_rank **out) {
+  if (!out)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_rank_create_mpi: null output pointer");
+  *out = nullptr;
+  StatusOr<std::unique_ptr<Communicator>> created = createMpiCommunicator();
+  if (!created.ok())
+    return fail(JAMBA_ERROR, created.status().message());
+  *out = new jamba_rank{std::move(*created)};
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+void jamba_rank_free(jamba_rank *rank) { delete rank; }
+
+int64_t jamba_rank_index(const jamba_rank *rank) {
+  return rank ? rank->communicator->rank() : -1;
+}
+
+int64_t jamba_rank_count(const jamba_rank *rank) {
+  return rank ? rank->communicator->size() : -1;
 }
 
 void jamba_session_free(jamba_session *session) {

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include <unistd.h>
 
@@ -488,6 +489,89 @@ TEST_F(ExecutorTest, CApi) {
   jamba_artifact_free(art);
   jamba_session_free(nullptr);
   jamba_artifact_free(nullptr);
+}
+
+TEST_F(ExecutorTest, CApiRanksAsThreads) {
+  // A 2-rank artifact whose kernels all-reduce their logits, run by two
+  // threads of this process through the C API: each creates its rank's
+  // session and generates; the ids are those of one rank (the sum of two
+  // equal ranks doubles every logit, which keeps the argmax).
+  std::string dir = root + "/capi2";
+  TestArtifactOptions two;
+  two.ranks = 2;
+  two.allReduceLogits = true;
+  ASSERT_TRUE(writeTestArtifact(dir, two).ok());
+  jamba_artifact *art = nullptr;
+  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
+      << jamba_last_error();
+  jamba_rank *ranks[2] = {};
+  ASSERT_EQ(jamba_ranks_create_threads(2, ranks), JAMBA_OK);
+  EXPECT_EQ(jamba_rank_index(ranks[1]), 1);
+  EXPECT_EQ(jamba_rank_count(ranks[0]), 2);
+
+  int32_t out[2][5] = {};
+  int64_t outLength[2] = {};
+  jamba_status status[2] = {JAMBA_ERROR, JAMBA_ERROR};
+  std::string error[2];
+  auto runRank = [&](int k) {
+    jamba_session *s = nullptr;
+    status[k] = jamba_session_create_rank(art, 1, 16, ranks[k], -1, &s);
+    if (status[k] == JAMBA_OK) {
+      jamba_generate_options o;
+      jamba_generate_options_init(&o);
+      o.max_new_tokens = 5;
+      o.stop_on_eos = 0;
+      int32_t prompt[] = {1, 17, 42};
+      const int32_t *prompts[] = {prompt};
+      int64_t lengths[] = {3};
+      status[k] =
+          jamba_generate(s, &o, 1, prompts, lengths, out[k], &outLength[k]);
+    }
+    error[k] = jamba_last_error();
+    jamba_session_free(s);
+  };
+  std::thread other(runRank, 1);
+  runRank(0);
+  other.join();
+  std::vector<int64_t> h = {1, 17, 42};
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_EQ(status[k], JAMBA_OK) << "rank " << k << ": " << error[k];
+    EXPECT_EQ(outLength[k], 5);
+  }
+  for (int j = 0; j < 5; ++j) {
+    int64_t next = testNext(h);
+    EXPECT_EQ(out[0][j], next);
+    EXPECT_EQ(out[1][j], next);
+    h.push_back(next);
+  }
+
+  // Errors.
+  jamba_session *s = nullptr;
+  EXPECT_EQ(jamba_session_create_rank(art, 1, 16, nullptr, 0, &s),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_session_create_rank: null rank");
+  EXPECT_EQ(jamba_session_create_rank(art, 1, 16, ranks[0], -2, &s),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(jamba_ranks_create_threads(0, ranks), JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_ranks_create_threads: the count must be in [1, 1024], got "
+            "0");
+  jamba_rank *alone = nullptr;
+  ASSERT_EQ(jamba_ranks_create_threads(1, &alone), JAMBA_OK);
+  EXPECT_EQ(jamba_session_create_rank(art, 1, 16, alone, -1, &s), JAMBA_ERROR);
+  EXPECT_NE(std::string(jamba_last_error())
+                .find("the artifact is compiled for 2 ranks, but this run "
+                      "has 1 (the threads communicator)"),
+            std::string::npos)
+      << jamba_last_error();
+  EXPECT_EQ(s, nullptr);
+  EXPECT_EQ(jamba_rank_index(nullptr), -1);
+  jamba_rank_free(alone);
+  jamba_rank_free(ranks[0]);
+  jamba_rank_free(ranks[1]);
+  jamba_rank_free(nullptr);
+  jamba_artifact_free(art);
 }
 
 } // namespace

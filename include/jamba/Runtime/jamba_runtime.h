@@ -55,6 +55,35 @@ int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact);
 jamba_status jamba_session_create(const jamba_artifact *artifact, int64_t batch,
                                   int64_t context, jamba_session **out);
 void jamba_session_free(jamba_session *session);
+
+/** One rank of a sharded run (an artifact compiled with --tensor-parallel /
+ * --expert-parallel): which rank this is, and how the ranks sum partial
+ * results. */
+typedef struct jamba_rank jamba_rank;
+
+/** `count` ranks that are threads of this process (1..1024): out[k] is rank
+ * k, for the thread that runs rank k's session (one process driving several
+ * GPUs, or several CPU ranks). Their collectives meet in shared memory and
+ * give up after JAMBA_COLLECTIVE_TIMEOUT seconds (default 300). `out` holds
+ * `count` pointers; free each with jamba_rank_free after its session. */
+jamba_status jamba_ranks_create_threads(int64_t count, jamba_rank **out);
+/** This process's rank of an MPI job (started by mpirun; initialises MPI
+ * unless the application did). Fails in a build without MPI. */
+jamba_status jamba_rank_create_mpi(jamba_rank **out);
+void jamba_rank_free(jamba_rank *rank);
+/** The rank's index and the number of ranks, or -1 for a null handle. */
+int64_t jamba_rank_index(const jamba_rank *rank);
+int64_t jamba_rank_count(const jamba_rank *rank);
+
+/** As jamba_session_create, as rank `rank` of a sharded artifact (its rank
+ * count must equal the artifact's; the rank must outlive the session). A
+ * CUDA artifact runs on device `cuda_device` (-1: the rank's index), and
+ * its ranks sum with NCCL. Every rank must create its session and generate
+ * the same prompts at the same time: their kernels meet in collectives. */
+jamba_status jamba_session_create_rank(const jamba_artifact *artifact,
+                                       int64_t batch, int64_t context,
+                                       jamba_rank *rank, int cuda_device,
+                                       jamba_session **out);
 /** Bytes the session's memory plan holds (weights, state, arena, io). */
 uint64_t jamba_session_plan_bytes(const jamba_session *session);
 
