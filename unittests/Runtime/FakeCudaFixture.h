@@ -120,6 +120,17 @@ protected:
     EXPECT_EQ(ncclFake->liveComms, ncclBaseline.liveComms);
   }
 
+  /// Closes the session and opens a new one on device 0, active as in
+  /// SetUp (a test that needs a fresh session, e.g. for another rank).
+  void reopenSession() {
+    scope.reset();
+    session.reset();
+    auto opened = cuda::CudaSession::open(0);
+    ASSERT_TRUE(opened.ok()) << opened.status().message();
+    session = std::move(*opened);
+    scope.emplace(&session->kernelTarget());
+  }
+
   /// The recorded error (empty when none), taken.
   std::string takeError() {
     ckpt::Status s = cuda::takeCudaError();

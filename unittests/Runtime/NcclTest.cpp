@@ -398,12 +398,7 @@ TEST_F(NcclTest, GroupsOfTwoOfFourRanksMakeTheirCommunicator) {
   EXPECT_EQ(ranks.broadcasts.size(), 2u);
 
   // Rank 3 of 4 takes its group's id from rank 2.
-  scope.reset();
-  session.reset();
-  auto reopened = cuda::CudaSession::open(0);
-  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
-  session = std::move(*reopened);
-  scope.emplace(&session->kernelTarget());
+  ASSERT_NO_FATAL_FAILURE(reopenSession());
   PretendRanks last(3, 4);
   ASSERT_TRUE(session->startRanks(last).ok());
   last.fromRoot = bootstrapMessage("the-id-of-rank-2");
@@ -474,12 +469,8 @@ TEST_F(NcclTest, NcclFailuresAreStickyAndAbortTheCommunicators) {
   EXPECT_EQ(fromDevice(data, 3), (std::vector<float>{1, 2, 3}));
   // A group's communicator that cannot be made.
   PretendRanks four(0, 4);
-  session.reset();
-  auto reopened = cuda::CudaSession::open(0);
-  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
+  ASSERT_NO_FATAL_FAILURE(reopenSession());
   EXPECT_EQ(ncclFake->commsAborted - ncclBaseline.commsAborted, 1);
-  session = std::move(*reopened);
-  scope.emplace(&session->kernelTarget());
   ASSERT_TRUE(session->startRanks(four).ok());
   data = toDevice({1});
   ncclFake->failInitWith = cuda::ncclSystemError;
@@ -661,12 +652,7 @@ TEST_F(NcclTest, AStuckCollectiveIsGivenUpAndTheCommunicatorsAborted) {
             cuda::CUDA_SUCCESS);
 
   // The kernels' own synchronisation is bounded the same way.
-  scope.reset();
-  session.reset();
-  auto reopened = cuda::CudaSession::open(0);
-  ASSERT_TRUE(reopened.ok()) << reopened.status().message();
-  session = std::move(*reopened);
-  scope.emplace(&session->kernelTarget());
+  ASSERT_NO_FATAL_FAILURE(reopenSession());
   PretendRanks again(0, 2);
   ASSERT_TRUE(session->startRanks(again).ok());
   data = toDevice({1, 2});
