@@ -44,8 +44,11 @@ void mlir::jamba::buildCPULowerPipeline(
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
   pm.addPass(createJambaLowerCollectivesPass());
-  if (options.gpuKernels)
-    pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
+  if (options.gpuKernels) {
+    JambaGpuKernelsPassOptions kernels;
+    kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
+    pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
+  }
   if (options.microkernels)
     pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());

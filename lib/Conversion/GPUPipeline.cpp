@@ -267,7 +267,9 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createJambaLowerCollectivesPass(collectives));
   if (options.cublas)
     pm.addPass(createJambaGpuLibraryGemmsPass());
-  pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass());
+  JambaGpuKernelsPassOptions kernels;
+  kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
+  pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());

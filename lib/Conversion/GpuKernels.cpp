@@ -432,11 +432,30 @@ Value appendToCache(OpBuilder &b, Location loc, Value cache, Value rows,
   return generic.getResult(0);
 }
 
-/// The caches take the new rows (appendToCache), then one parallel
-/// iteration per (b, s, head) attends to cached positions
-/// 0 .. min(cache_len[b] + s, capacity - 1) with an online softmax (running
-/// maximum and sum), accumulating into its output row.
-LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
+/// How cached attention splits the keys (the pass's options).
+struct AttentionSplits {
+  int64_t keysPerSplit = 64;
+  int64_t maxSplits = 32;
+};
+
+/// The caches take the new rows (appendToCache), then attention in two
+/// parallel nests (split-KV, "flash decoding"):
+///
+/// 1. one iteration per (b, s, head, split): the keys of query (b, s),
+///    0 .. min(cache_len[b] + s, capacity - 1), are cut into `splits`
+///    ranges of ceil(keys / splits); each iteration runs an online softmax
+///    (running maximum and sum) over its range, into its partial output row
+///    and its (maximum, sum) pair;
+/// 2. one iteration per (b, s, head, d): the partial rows are combined,
+///    each weighted by exp(its maximum - the overall maximum), and divided
+///    by the combined sum.
+///
+/// `splits` is chosen at run time: min(maxSplits, ceil(capacity /
+/// keysPerSplit)) divided by the call's tokens (at least 1), so a decode
+/// step (one token) gets many splits, a long prefill one, and the partial
+/// buffers stay within (splits + tokens) rows per head.
+LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
+                                   const AttentionSplits &config) {
   if (!isF32Compatible(op.getQuery().getType()) ||
       !isF32Compatible(op.getKCache().getType()))
     return failure();
@@ -460,32 +479,54 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
         capacity = dim(b, loc, kc, 2);
   Value o = lowering::allocBuffer(
       b, loc, oType, {batch, seq, indexConst(b, loc, heads * headDim)});
-  Value zero = indexConst(b, loc, 0);
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
   Value hd = indexConst(b, loc, headDim);
+  Value headsV = indexConst(b, loc, heads);
   Type f32 = b.getF32Type();
 
-  // 2. Attention per (b, s, h).
+  // The number of splits, and the partial results.
+  Value wanted = arith::MinUIOp::create(
+      b, loc, indexConst(b, loc, config.maxSplits),
+      arith::CeilDivUIOp::create(b, loc, capacity,
+                                 indexConst(b, loc, config.keysPerSplit)));
+  Value splits = arith::MaxUIOp::create(
+      b, loc, one,
+      arith::DivUIOp::create(b, loc, wanted,
+                             arith::MaxUIOp::create(b, loc, seq, one)));
+  const int64_t dyn = ShapedType::kDynamic;
+  Value part = lowering::allocBuffer(
+      b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, headDim}, f32),
+      {batch, seq, headsV, splits});
+  Value stats = lowering::allocBuffer(
+      b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, 2}, f32),
+      {batch, seq, headsV, splits});
+
+  // 1. Each split's online softmax.
   const double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
   parallel(
-      b, loc, {batch, seq, indexConst(b, loc, heads)},
+      b, loc, {batch, seq, headsV, splits},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
-        Value bi = ivs[0], s = ivs[1], h = ivs[2];
+        Value bi = ivs[0], s = ivs[1], h = ivs[2], k = ivs[3];
         Value g = arith::DivUIOp::create(pb, l, h,
                                          indexConst(pb, l, heads / kvHeads));
         Value qBase = arith::MulIOp::create(pb, l, h, hd);
         Value pos = addI(pb, l, loadIndex(pb, l, lens, {bi}), s);
-        // Keys 0 .. min(pos, capacity - 1).
+        // Keys 0 .. min(pos, capacity - 1), this split's range of them.
         Value end = arith::MinUIOp::create(
             pb, l, addI(pb, l, pos, indexConst(pb, l, 1)), capacity);
+        Value chunk = arith::CeilDivUIOp::create(pb, l, end, splits);
+        Value lo = arith::MinUIOp::create(
+            pb, l, arith::MulIOp::create(pb, l, k, chunk), end);
+        Value hi = arith::MinUIOp::create(pb, l, addI(pb, l, lo, chunk), end);
         loop(pb, l, zero, hd, {},
              [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
-               storeF32(nb, nl, floatConst(nb, nl, f32, 0.0), o,
-                        {bi, s, addI(nb, nl, qBase, d)});
+               storeF32(nb, nl, floatConst(nb, nl, f32, 0.0), part,
+                        {bi, s, h, k, d});
                return SmallVector<Value>{};
              });
         Value scaleV = floatConst(pb, l, f32, scale);
-        auto stats = loop(
-            pb, l, zero, end,
+        auto running = loop(
+            pb, l, lo, hi,
             {floatConst(pb, l, f32, -INFINITY), floatConst(pb, l, f32, 0.0)},
             [&](OpBuilder &jb, Location jl, Value j, ValueRange args) {
               Value dot =
@@ -502,10 +543,10 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
               Value score = mulF(jb, jl, dot, scaleV);
               Value m = arith::MaximumFOp::create(jb, jl, args[0], score);
               // Rescale what was accumulated under the old maximum (at the
-              // first key nothing was: 0, not exp(-inf), which polynomial
-              // exp approximations do not all get right).
+              // range's first key nothing was: 0, not exp(-inf), which
+              // polynomial exp approximations do not all get right).
               Value first = arith::CmpIOp::create(
-                  jb, jl, arith::CmpIPredicate::eq, j, zero);
+                  jb, jl, arith::CmpIPredicate::eq, j, lo);
               Value corr = arith::SelectOp::create(
                   jb, jl, first, floatConst(jb, jl, f32, 0.0),
                   math::ExpOp::create(
@@ -514,27 +555,70 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
                   jb, jl, arith::SubFOp::create(jb, jl, score, m));
               loop(jb, jl, zero, hd, {},
                    [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
-                     SmallVector<Value> at = {bi, s, addI(nb, nl, qBase, d)};
-                     Value acc = loadF32(nb, nl, o, at);
+                     SmallVector<Value> at = {bi, s, h, k, d};
+                     Value acc = loadF32(nb, nl, part, at);
                      Value vd = loadF32(nb, nl, vc, {bi, g, j, d});
                      storeF32(nb, nl,
                               addF(nb, nl, mulF(nb, nl, acc, corr),
                                    mulF(nb, nl, pj, vd)),
-                              o, at);
+                              part, at);
                      return SmallVector<Value>{};
                    });
               return SmallVector<Value>{
                   m, addF(jb, jl, mulF(jb, jl, args[1], corr), pj)};
             });
-        Value sum = stats.getResult(1);
-        loop(pb, l, zero, hd, {},
-             [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
-               SmallVector<Value> at = {bi, s, addI(nb, nl, qBase, d)};
-               Value acc = loadF32(nb, nl, o, at);
-               storeF32(nb, nl, arith::DivFOp::create(nb, nl, acc, sum), o, at);
-               return SmallVector<Value>{};
-             });
+        storeF32(pb, l, running.getResult(0), stats,
+                 {bi, s, h, k, indexConst(pb, l, 0)});
+        storeF32(pb, l, running.getResult(1), stats,
+                 {bi, s, h, k, indexConst(pb, l, 1)});
       });
+
+  // 2. The splits combined. Split 0 is never empty (every query sees key
+  // 0), so the maximum over the non-empty splits is finite; an empty split
+  // (sum 0) weighs 0.
+  parallel(
+      b, loc, {batch, seq, headsV, hd},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], s = ivs[1], h = ivs[2], d = ivs[3];
+        Value c0 = indexConst(pb, l, 0), c1 = indexConst(pb, l, 1);
+        Value fzero = floatConst(pb, l, f32, 0.0);
+        auto nonEmpty = [&](OpBuilder &nb, Location nl, Value sum) {
+          return arith::CmpFOp::create(nb, nl, arith::CmpFPredicate::OGT, sum,
+                                       fzero);
+        };
+        Value maxAll =
+            loop(pb, l, zero, splits, {floatConst(pb, l, f32, -INFINITY)},
+                 [&](OpBuilder &nb, Location nl, Value k, ValueRange acc) {
+                   Value m = loadF32(nb, nl, stats, {bi, s, h, k, c0});
+                   Value sum = loadF32(nb, nl, stats, {bi, s, h, k, c1});
+                   Value next = arith::MaximumFOp::create(nb, nl, acc[0], m);
+                   return SmallVector<Value>{arith::SelectOp::create(
+                       nb, nl, nonEmpty(nb, nl, sum), next, acc[0])};
+                 })
+                .getResult(0);
+        auto combined =
+            loop(pb, l, zero, splits, {fzero, fzero},
+                 [&](OpBuilder &nb, Location nl, Value k, ValueRange acc) {
+                   Value m = loadF32(nb, nl, stats, {bi, s, h, k, c0});
+                   Value sum = loadF32(nb, nl, stats, {bi, s, h, k, c1});
+                   Value w = arith::SelectOp::create(
+                       nb, nl, nonEmpty(nb, nl, sum),
+                       math::ExpOp::create(
+                           nb, nl, arith::SubFOp::create(nb, nl, m, maxAll)),
+                       fzero);
+                   Value x = loadF32(nb, nl, part, {bi, s, h, k, d});
+                   return SmallVector<Value>{
+                       addF(nb, nl, acc[0], mulF(nb, nl, sum, w)),
+                       addF(nb, nl, acc[1], mulF(nb, nl, x, w))};
+                 });
+        storeF32(pb, l,
+                 arith::DivFOp::create(pb, l, combined.getResult(1),
+                                       combined.getResult(0)),
+                 o,
+                 {bi, s, addI(pb, l, arith::MulIOp::create(pb, l, h, hd), d)});
+      });
+  // The partial buffers are freed by the deallocation pipeline after
+  // bufferization, like every other buffer of the function.
 
   rw.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), newK, newV});
   return success();
@@ -542,7 +626,18 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op) {
 
 struct JambaGpuKernelsPass
     : jamba::impl::JambaGpuKernelsPassBase<JambaGpuKernelsPass> {
+  using Base::Base;
+
   void runOnOperation() override {
+    if (attentionKeysPerSplit < 1 || attentionMaxSplits < 1) {
+      getOperation().emitError()
+          << "jamba-gpu-kernels: attention-keys-per-split and "
+             "attention-max-splits must be at least 1 (got "
+          << static_cast<int64_t>(attentionKeysPerSplit) << " and "
+          << static_cast<int64_t>(attentionMaxSplits) << ")";
+      return signalPassFailure();
+    }
+    AttentionSplits splitsConfig{attentionKeysPerSplit, attentionMaxSplits};
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp>(
@@ -556,8 +651,9 @@ struct JambaGpuKernelsPass
           .Case([&](SelectiveScanOp o) { return lowerSelectiveScan(rw, o); })
           .Case([&](CausalConv1dOp o) { return lowerCausalConv1d(rw, o); })
           .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })
-          .Case(
-              [&](CachedAttentionOp o) { return lowerCachedAttention(rw, o); })
+          .Case([&](CachedAttentionOp o) {
+            return lowerCachedAttention(rw, o, splitsConfig);
+          })
           .Default([](Operation *) { return failure(); });
     }
   }

@@ -97,8 +97,12 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // -----
 
 // Attention: the caches take the new rows through a linalg.generic whose
-// outs is the cache (in place after bufferization), then one iteration per
-// (sequence, token, head) with the online softmax over the updated caches.
+// outs is the cache (in place after bufferization), then split-KV
+// attention. The split count is min(32, ceil(capacity / 64)) divided by the
+// call's tokens, at least 1; one iteration per (sequence, token, head,
+// split) runs the online softmax over its range of keys into a partial row
+// and its (maximum, sum); one per (sequence, token, head, channel) combines
+// the splits into the output.
 
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: %[[KC:[^:]+]]: tensor<1x2x?x8xf32>, %[[VC:[^:]+]]: tensor<1x2x?x8xf32>
@@ -108,14 +112,31 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // CHECK:   arith.select
 // CHECK: %[[NV:.+]] = linalg.generic {{.+}} outs(%[[VC]] : tensor<1x2x?x8xf32>)
 // CHECK: %[[KB:.+]] = bufferization.to_buffer %[[NK]] read_only
+// CHECK: %[[CAP:.+]] = memref.dim %[[KB]], %{{.+}} : memref<1x2x?x8xf32
 // CHECK: %[[O:.+]] = memref.alloc(%{{.+}}) : memref<1x?x32xf32>
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) =
-// CHECK:   arith.minui
+// CHECK: %[[WANT:.+]] = arith.ceildivui %[[CAP]], %c64
+// CHECK: arith.minui %c32{{.*}}, %[[WANT]]
+// CHECK: arith.divui
+// CHECK: %[[SPLITS:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
+// CHECK: %[[PART:.+]] = memref.alloc(%{{.+}}, %{{.+}}, %[[SPLITS]]) : memref<?x?x4x?x8xf32>
+// CHECK: %[[STATS:.+]] = memref.alloc(%{{.+}}, %{{.+}}, %[[SPLITS]]) : memref<?x?x4x?x2xf32>
+// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %{{.+}}, %c4, %[[SPLITS]])
+// CHECK:   arith.ceildivui %{{.+}}, %[[SPLITS]]
 // CHECK:   scf.for {{.+}} -> (f32, f32)
 // CHECK:     memref.load %[[KB]]
 // CHECK:     arith.maximumf
 // CHECK:     math.exp
+// CHECK:     memref.store {{.+}}, %[[PART]]
+// CHECK:   memref.store {{.+}}, %[[STATS]]
+// CHECK:   memref.store {{.+}}, %[[STATS]]
+// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %{{.+}}, %c4, %c8)
+// CHECK:   scf.for {{.+}} to %[[SPLITS]] {{.+}} -> (f32)
+// CHECK:     arith.maximumf
+// CHECK:   scf.for {{.+}} to %[[SPLITS]] {{.+}} -> (f32, f32)
+// CHECK:     math.exp
+// CHECK:     memref.load %[[PART]]
 // CHECK:   arith.divf
+// CHECK:   memref.store {{.+}}, %[[O]]
 // CHECK: %[[OT:.+]] = bufferization.to_tensor %[[O]] restrict writable
 // CHECK: return %[[OT]], %[[NK]], %[[NV]]
 func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,

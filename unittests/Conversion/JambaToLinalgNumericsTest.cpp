@@ -882,6 +882,60 @@ TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
   expectClose(out[2], rv, "cached_attention v cache");
 }
 
+TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
+  // jamba-gpu-kernels' split-KV attention with few keys per split, so that
+  // the keys are cut into several ranges (uneven ones, and empty ones when
+  // a query sees fewer keys than there are splits), against the reference.
+  // Prefill: 4 new tokens over 3 and 5 cached positions (capacity 12);
+  // decode: 1 token over 29 and 7 cached positions (capacity 40).
+  const char *source = R"mlir(
+    func.func @f(%q: tensor<2x?x32xf32>, %k: tensor<2x?x16xf32>, %v: tensor<2x?x16xf32>,
+                 %kc: tensor<2x2x?x8xf32>, %vc: tensor<2x2x?x8xf32>, %len: tensor<2xi64>)
+        -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
+        attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+          : (tensor<2x?x32xf32>, tensor<2x?x16xf32>, tensor<2x?x16xf32>, tensor<2x2x?x8xf32>,
+             tensor<2x2x?x8xf32>, tensor<2xi64>)
+          -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
+      return %o, %k2, %v2 : tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>
+    })mlir";
+  struct Case {
+    int64_t tokens, capacity;
+    std::vector<int64_t> len;
+  };
+  for (int64_t keysPerSplit : {1, 3}) {
+    mlir::jamba::CPULowerPipelineOptions options;
+    options.gpuKernels = true;
+    options.attentionKeysPerSplit = keysPerSplit;
+    Kernel k(source, options);
+    ASSERT_EQ(k.error, "");
+    for (const Case &c : {Case{4, 12, {3, 5}}, Case{1, 40, {29, 7}}}) {
+      SCOPED_TRACE(::testing::Message()
+                   << "keys per split " << keysPerSplit << ", " << c.tokens
+                   << " tokens, capacity " << c.capacity);
+      const int64_t t = c.tokens, cap = c.capacity;
+      std::vector<int64_t> len = c.len;
+      auto q = randomFloats(size_t(2 * t * 32), 60, -2.0f, 2.0f),
+           kk = randomFloats(size_t(2 * t * 16), 61),
+           v = randomFloats(size_t(2 * t * 16), 62),
+           kc = randomFloats(size_t(2 * 2 * cap * 8), 63),
+           vc = randomFloats(size_t(2 * 2 * cap * 8), 64);
+      auto [o, rk, rv] = ref::cachedAttention<float>(
+          toRef(q, {2, t, 32}), toRef(kk, {2, t, 16}), toRef(v, {2, t, 16}),
+          toRef(kc, {2, 2, cap, 8}), toRef(vc, {2, 2, cap, 8}), toRef(len, {2}),
+          4, 2);
+      auto out = k.run({buf(q, {2, t, 32}), buf(kk, {2, t, 16}),
+                        buf(v, {2, t, 16}), buf(kc, {2, 2, cap, 8}),
+                        buf(vc, {2, 2, cap, 8}), buf(len, {2})},
+                       {3, 4, 4});
+      expectClose(out[0], o, "split-KV attention output");
+      expectClose(out[1], rk, "split-KV attention k cache");
+      expectClose(out[2], rv, "split-KV attention v cache");
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Lowerings, SequenceKernels, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool> &info) {
                            return info.param ? "GpuKernels" : "Linalg";

@@ -55,6 +55,11 @@ struct CPULowerPipelineOptions
                      "jamba-gpu-kernels (the GPU backend's loop nests) "
                      "first: runs the GPU kernels' arithmetic on the CPU"),
       llvm::cl::init(false)};
+  PassOptions::Option<int64_t> attentionKeysPerSplit{
+      *this, "attention-keys-per-split",
+      llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' "
+                     "attention-keys-per-split (split-KV attention)"),
+      llvm::cl::init(64)};
 };
 
 struct GPULowerPipelineOptions
@@ -84,6 +89,11 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Dense f32/bf16 linears call the runtime's cuBLAS GEMM "
                      "(jamba-gpu-library-gemms) instead of generated kernels"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> attentionKeysPerSplit{
+      *this, "attention-keys-per-split",
+      llvm::cl::desc("Split-KV attention: the fewest keys per split "
+                     "(jamba-gpu-kernels)"),
+      llvm::cl::init(64)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "

@@ -169,8 +169,13 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     - `jamba.cached_attention`: the new keys and values enter the caches
       through a `linalg.generic` over the whole cache with the cache as
       `outs` (updated in place; a full pass over the cache per call), then
-      one iteration per (sequence, token, head) attends with an online
-      softmax.
+      split-KV attention: one iteration per (sequence, token, head, split)
+      runs an online softmax over its range of keys into a partial row and
+      its (maximum, sum), and one per (sequence, token, head, channel)
+      combines the splits. The split count is chosen at run time:
+      min(attention-max-splits, ceil(capacity / attention-keys-per-split))
+      divided by the call's tokens, at least 1 (many for a decode step, one
+      for a long prefill).
 
     No iteration reads what another writes, so jamba-gpu-map-loops maps
     each nest onto one kernel; the same IR runs on CPUs through
@@ -178,6 +183,14 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     are tested without a GPU. f64 forms are left for
     convert-jamba-to-linalg.
   }];
+  let options = [
+    Option<"attentionKeysPerSplit", "attention-keys-per-split", "int64_t",
+           /*default=*/"64",
+           "Cached attention: the fewest keys per split worth a split">,
+    Option<"attentionMaxSplits", "attention-max-splits", "int64_t",
+           /*default=*/"32",
+           "Cached attention: the most splits of a query's keys">,
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",

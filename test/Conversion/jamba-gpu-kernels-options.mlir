@@ -1,0 +1,24 @@
+// RUN: jamba-opt %s -jamba-gpu-kernels="attention-keys-per-split=16 attention-max-splits=4" | FileCheck %s
+// RUN: not jamba-opt %s -jamba-gpu-kernels="attention-keys-per-split=0" 2>&1 | FileCheck %s --check-prefix=ZERO
+// RUN: not jamba-opt %s -jamba-gpu-kernels="attention-max-splits=-1" 2>&1 | FileCheck %s --check-prefix=NEG
+
+// The split-KV attention's options reach the split count: min(4,
+// ceil(capacity / 16)), divided by the call's tokens.
+
+// CHECK-LABEL: func.func @attention
+// CHECK: %[[WANT:.+]] = arith.ceildivui %{{.+}}, %c16
+// CHECK: arith.minui %c4{{.*}}, %[[WANT]]
+
+// Splits of no keys, or no splits, are refused.
+// ZERO: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 0 and 32)
+// NEG: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 64 and -1)
+func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,
+                     %kc: tensor<1x2x?x8xf32>, %vc: tensor<1x2x?x8xf32>, %len: tensor<1xi64>)
+    -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x32xf32>, tensor<1x?x16xf32>, tensor<1x?x16xf32>, tensor<1x2x?x8xf32>,
+         tensor<1x2x?x8xf32>, tensor<1xi64>)
+      -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>)
+  return %o, %k2, %v2 : tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
