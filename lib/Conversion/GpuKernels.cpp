@@ -115,8 +115,16 @@ bool isF32Compatible(Type t) {
 // jamba.selective_scan
 //===----------------------------------------------------------------------===//
 
-/// One iteration per (b, c): the state h[b, c, :] lives in the final-state
-/// buffer, updated in place at every time step (SPEC 1.6).
+/// Largest static state width whose state is kept in registers.
+constexpr int64_t kMaxRegisterState = 64;
+
+/// One iteration per (b, c), its time loop in the reference's order (SPEC
+/// 1.6). With a static state width of at most kMaxRegisterState (Jamba's
+/// 16), the state h[b, c, :] and the row A[c, :] are loop-carried scalars
+/// (registers on a GPU): loaded once, the state carried in f32 from step
+/// to step and stored into the final-state buffer after the last one, so
+/// the time loop touches memory only for its inputs and y. Otherwise the
+/// state lives in the final-state buffer, updated in place at every step.
 LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
   if (!isF32Compatible(op.getU().getType()))
     return failure();
@@ -138,6 +146,74 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
   Type f32 = b.getF32Type();
   Value zeroF = floatConst(b, loc, f32, 0.0);
 
+  // The output of step t (y before the store), from the state update's
+  // <C_t, h_t>.
+  auto finishStep = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                        Value uv, Value dc, Value dot) {
+    Value out = dot;
+    if (dc)
+      out = addF(tb, tl, out, mulF(tb, tl, dc, uv));
+    if (z)
+      out = mulF(tb, tl, out,
+                 lowering::buildSilu(tb, tl, loadF32(tb, tl, z, {bi, t, c})));
+    storeF32(tb, tl, out, y, {bi, t, c});
+  };
+  // The step size of step t: delta (+ bias) (softplus).
+  auto stepSize = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                      Value bias) {
+    Value d = loadF32(tb, tl, delta, {bi, t, c});
+    if (bias)
+      d = addF(tb, tl, d, bias);
+    if (op.getDeltaSoftplus())
+      d = lowering::buildSoftplus(tb, tl, d);
+    return d;
+  };
+
+  const int64_t width = hType.getDimSize(2);
+  if (!ShapedType::isDynamic(width) && width <= kMaxRegisterState) {
+    parallel(b, loc, {batch, channels},
+             [&](OpBuilder &pb, Location l, ValueRange ivs) {
+               Value bi = ivs[0], c = ivs[1];
+               SmallVector<Value> a, h0;
+               for (int64_t n = 0; n < width; ++n) {
+                 Value nv = indexConst(pb, l, n);
+                 a.push_back(loadF32(pb, l, A, {c, nv}));
+                 h0.push_back(init ? loadF32(pb, l, init, {bi, c, nv}) : zeroF);
+               }
+               Value bias =
+                   deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+               Value dc = D ? loadF32(pb, l, D, {c}) : Value();
+               auto steps = loop(
+                   pb, l, zero, seq, h0,
+                   [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                     Value d = stepSize(tb, tl, bi, t, c, bias);
+                     Value uv = loadF32(tb, tl, u, {bi, t, c});
+                     SmallVector<Value> next;
+                     Value dot = zeroF;
+                     for (int64_t n = 0; n < width; ++n) {
+                       Value nv = indexConst(tb, tl, n);
+                       Value decay =
+                           math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
+                       Value bn = loadF32(tb, tl, B, {bi, t, nv});
+                       // exp(d A) h + (d B) u, in the reference's order.
+                       Value hn = addF(tb, tl, mulF(tb, tl, decay, state[n]),
+                                       mulF(tb, tl, mulF(tb, tl, d, bn), uv));
+                       next.push_back(hn);
+                       Value cn = loadF32(tb, tl, C, {bi, t, nv});
+                       dot = addF(tb, tl, dot, mulF(tb, tl, cn, hn));
+                     }
+                     finishStep(tb, tl, bi, t, c, uv, dc, dot);
+                     return next;
+                   });
+               for (int64_t n = 0; n < width; ++n)
+                 storeF32(pb, l, steps.getResult(n), h,
+                          {bi, c, indexConst(pb, l, n)});
+             });
+    rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
+                      lowering::bufferResult(b, loc, hType, h)});
+    return success();
+  }
+
   parallel(
       b, loc, {batch, channels},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
@@ -153,11 +229,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
         Value dc = D ? loadF32(pb, l, D, {c}) : Value();
         loop(pb, l, zero, seq, {},
              [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
-               Value d = loadF32(tb, tl, delta, {bi, t, c});
-               if (bias)
-                 d = addF(tb, tl, d, bias);
-               if (op.getDeltaSoftplus())
-                 d = lowering::buildSoftplus(tb, tl, d);
+               Value d = stepSize(tb, tl, bi, t, c, bias);
                Value uv = loadF32(tb, tl, u, {bi, t, c});
                auto acc = loop(
                    tb, tl, zero, dState, {zeroF},
@@ -176,14 +248,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
                      return SmallVector<Value>{
                          addF(nb, nl, args[0], mulF(nb, nl, cn, next))};
                    });
-               Value out = acc.getResult(0);
-               if (dc)
-                 out = addF(tb, tl, out, mulF(tb, tl, dc, uv));
-               if (z)
-                 out = mulF(tb, tl, out,
-                            lowering::buildSilu(
-                                tb, tl, loadF32(tb, tl, z, {bi, t, c})));
-               storeF32(tb, tl, out, y, {bi, t, c});
+               finishStep(tb, tl, bi, t, c, uv, dc, acc.getResult(0));
                return SmallVector<Value>{};
              });
       });

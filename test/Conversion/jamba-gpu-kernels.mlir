@@ -1,9 +1,11 @@
 // RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels -verify-diagnostics | FileCheck %s
 
-// The scan: one parallel iteration per (sequence, channel); inside it the
-// state is initialised from init_state, then a sequential time loop whose
-// state loop updates h in the final-state buffer and accumulates <C, h>.
-// No tensor op is left between the operand buffers and the results.
+// The scan: one parallel iteration per (sequence, channel). With a static
+// state width (4 here) the row A[c, :] and the initial state are loaded
+// into scalars before the time loop, which carries the state as f32
+// iter_args (registers on a GPU): inside it only the inputs are loaded and
+// y stored, and the final state is stored after it. No tensor op is left
+// between the operand buffers and the results.
 
 // CHECK-LABEL: func.func @scan
 // CHECK-SAME: (%[[U:[^:]+]]: tensor<2x?x8xf32>
@@ -11,15 +13,16 @@
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
 // CHECK: %[[H:.+]] = memref.alloc() : memref<2x8x4xf32>
 // CHECK: scf.parallel (%[[B:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}})
-// CHECK:   scf.for
-// CHECK:     memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
-// CHECK:   scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step
+// CHECK-COUNT-4: memref.load
+// CHECK-NOT: memref.store
+// CHECK:   %[[S:.+]]:4 = scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
 // CHECK:     math.log
-// CHECK:     %[[SUM:.+]] = scf.for {{.+}} iter_args({{.+}}) -> (f32)
-// CHECK:       math.exp
-// CHECK:       memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
-// CHECK:       scf.yield
+// CHECK:     math.exp
+// CHECK-NOT: memref.store %{{.+}}, %[[H]]
 // CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
+// CHECK:     scf.yield
+// CHECK:   memref.store %[[S]]#0, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:   memref.store %[[S]]#3, %[[H]][%[[B]], %[[C]], %{{.+}}]
 // CHECK:   scf.reduce
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]] restrict writable
 // CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]] restrict writable
@@ -34,6 +37,35 @@ func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4
          tensor<2x?x4xf32>, tensor<8xf32>, tensor<2x?x8xf32>, tensor<8xf32>,
          tensor<2x8x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>)
   return %y, %h : tensor<2x?x8xf32>, tensor<2x8x4xf32>
+}
+
+// -----
+
+// A state width unknown at compile time: the state lives in the
+// final-state buffer, initialised from init_state, then updated in place at
+// every time step by the state loop, which also accumulates <C, h>.
+
+// CHECK-LABEL: func.func @scan_dynamic_width
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
+// CHECK: %[[H:.+]] = memref.alloc(%{{.+}}) : memref<2x8x?xf32>
+// CHECK: scf.parallel (%[[B:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}})
+// CHECK:   scf.for
+// CHECK:     memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:   scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step
+// CHECK:     %[[SUM:.+]] = scf.for {{.+}} iter_args({{.+}}) -> (f32)
+// CHECK:       math.exp
+// CHECK:       memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:       scf.yield
+// CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
+// CHECK:   scf.reduce
+func.func @scan_dynamic_width(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>,
+                              %A: tensor<8x?xf32>, %B: tensor<2x?x?xf32>,
+                              %C: tensor<2x?x?xf32>, %h0: tensor<2x8x?xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x8x?xf32>) {
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C init_state(%h0)
+      : (tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8x?xf32>, tensor<2x?x?xf32>,
+         tensor<2x?x?xf32>, tensor<2x8x?xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x?xf32>)
+  return %y, %h : tensor<2x?x8xf32>, tensor<2x8x?xf32>
 }
 
 // -----

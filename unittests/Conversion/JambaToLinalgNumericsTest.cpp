@@ -730,6 +730,44 @@ TEST_P(SequenceKernels, SelectiveScanWithAllOperands) {
   expectClose(out[1], h, "selective_scan final state");
 }
 
+TEST_P(SequenceKernels, SelectiveScanWithADynamicStateWidth) {
+  // The state width unknown at compile time: jamba-gpu-kernels keeps the
+  // state in the final-state buffer instead of in registers.
+  Kernel k(R"mlir(
+    func.func @f(%u: tensor<2x6x8xf32>, %delta: tensor<2x6x8xf32>, %A: tensor<8x?xf32>,
+                 %B: tensor<2x6x?xf32>, %C: tensor<2x6x?xf32>, %D: tensor<8xf32>,
+                 %h0: tensor<2x8x?xf32>)
+        -> (tensor<2x6x8xf32>, tensor<2x8x?xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) init_state(%h0)
+          {delta_softplus}
+          : (tensor<2x6x8xf32>, tensor<2x6x8xf32>, tensor<8x?xf32>, tensor<2x6x?xf32>,
+             tensor<2x6x?xf32>, tensor<8xf32>, tensor<2x8x?xf32>)
+          -> (tensor<2x6x8xf32>, tensor<2x8x?xf32>)
+      return %y, %h : tensor<2x6x8xf32>, tensor<2x8x?xf32>
+    })mlir",
+           *lowering());
+  ASSERT_EQ(k.error, "");
+  auto u = randomFloats(96, 39), delta = randomFloats(96, 40, -3.0f, 1.0f),
+       A = randomFloats(24, 41, -2.0f, -0.1f), B = randomFloats(36, 42),
+       C = randomFloats(36, 43), D = randomFloats(8, 44),
+       h0 = randomFloats(48, 45);
+  Tensor<float> ru = toRef(u, {2, 6, 8}), rd = toRef(delta, {2, 6, 8}),
+                rA = toRef(A, {8, 3}), rB = toRef(B, {2, 6, 3}),
+                rC = toRef(C, {2, 6, 3}), rD = toRef(D, {8}),
+                rh0 = toRef(h0, {2, 8, 3});
+  ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+  ops.D = &rD;
+  ops.initState = &rh0;
+  ops.deltaSoftplus = true;
+  auto [y, h] = ref::selectiveScan(ops);
+  auto out = k.run({buf(u, {2, 6, 8}), buf(delta, {2, 6, 8}), buf(A, {8, 3}),
+                    buf(B, {2, 6, 3}), buf(C, {2, 6, 3}), buf(D, {8}),
+                    buf(h0, {2, 8, 3})},
+                   {3, 3});
+  expectClose(out[0], y, "selective_scan (dynamic width) output");
+  expectClose(out[1], h, "selective_scan (dynamic width) final state");
+}
+
 TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
   // d_inner = 24 (three 8-channel blocks of the microkernel), d_state = 5,
   // dynamic batch and length (3 sequences; 1 step as in decode, 7 as in a

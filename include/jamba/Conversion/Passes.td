@@ -158,9 +158,11 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     tensors become `scf.parallel` nests on buffers, one parallel iteration
     per independent item, its sequential work inside:
 
-    - `jamba.selective_scan`: one iteration per (sequence, channel); the
-      state `h[b, c, :]` is kept in the final-state buffer and updated at
-      every time step in the reference's order (SPEC 1.6);
+    - `jamba.selective_scan`: one iteration per (sequence, channel), its
+      time loop in the reference's order (SPEC 1.6); with a static state
+      width (at most 64) the state is carried in f32 loop values
+      (registers) and stored once at the end, otherwise it is kept in the
+      final-state buffer and updated at every time step;
     - `jamba.causal_conv1d`: one iteration per (sequence, channel) over the
       extended input (state, then this call's inputs); it also writes the
       new state;
