@@ -16,6 +16,7 @@
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
@@ -23,13 +24,18 @@
 using namespace mlir;
 using namespace mlir::jamba;
 
-void mlir::jamba::addBufferizationPasses(OpPassManager &pm,
-                                         bool statesInPlace) {
+void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
+                                         bool gpuKernels) {
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // jamba-gpu-kernels' cache append is an scf.forall of row copies.
+  if (gpuKernels) {
+    pm.addPass(createForallToParallelLoopPass());
+    pm.addNestedPass<func::FuncOp>(createJambaParallelCopiesToLoopsPass());
+  }
   if (statesInPlace)
     pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
   pm.addPass(createCanonicalizerPass());
@@ -58,7 +64,7 @@ void mlir::jamba::buildCPULowerPipeline(
 
   // Tensors -> buffers. Function boundaries take and return plain
   // (identity-layout) memrefs, the ABI the runtime calls.
-  addBufferizationPasses(pm, options.statesInPlace);
+  addBufferizationPasses(pm, options.statesInPlace, options.gpuKernels);
 
   // Loops, then LLVM.
   // With threads, the parallel dimensions become scf.parallel and then

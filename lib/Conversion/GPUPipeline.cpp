@@ -276,7 +276,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createCSEPass());
 
   // Tensors -> buffers, as for the CPU (the same entry-point ABI).
-  addBufferizationPasses(pm, options.statesInPlace);
+  addBufferizationPasses(pm, options.statesInPlace, /*gpuKernels=*/true);
 
   // Loop nests -> kernels: every outermost parallel loop one launch.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());

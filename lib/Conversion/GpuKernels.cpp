@@ -34,8 +34,11 @@
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <functional>
+
 namespace mlir::jamba {
 #define GEN_PASS_DEF_JAMBAGPUKERNELSPASS
+#define GEN_PASS_DEF_JAMBAPARALLELCOPIESTOLOOPSPASS
 #include "jamba/Conversion/Passes.h.inc"
 } // namespace mlir::jamba
 
@@ -454,47 +457,56 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
 // jamba.cached_attention
 //===----------------------------------------------------------------------===//
 
-/// The cache after appending the new rows, as a `linalg.generic` whose
-/// `outs` is the cache itself (so bufferization updates it in place):
-/// cache[b, g, p, d] = x[b, p - len[b], g * hd + d] for p in
-/// [len[b], len[b] + S), the old value elsewhere (positions past the
-/// capacity are dropped). Every cache element is visited: a full pass over
-/// the cache per call, the price of a data-dependent scatter expressed as
-/// an in-place parallel op.
+/// The cache after appending the new rows: an `scf.forall` over
+/// (b, g, s) whose shared output is the cache (so bufferization updates it
+/// in place), each iteration inserting the row x[b, s, g * hd .. + hd) at
+/// cache[b, g, len[b] + s, :] (`tensor.parallel_insert_slice`; a row past
+/// the capacity inserts nothing: its slice has 0 rows). A call touches only
+/// its new rows; the position is read inside the loop (on the device).
+/// After bufferization the loop is an `scf.parallel` whose body copies one
+/// row (`jamba-parallel-copies-to-loops` makes the copy a loop).
 Value appendToCache(OpBuilder &b, Location loc, Value cache, Value rows,
                     Value lens, int64_t headDim) {
   auto type = cast<RankedTensorType>(cache.getType());
+  Value batch = tensor::DimOp::create(b, loc, rows, 0);
   Value seq = tensor::DimOp::create(b, loc, rows, 1);
-  SmallVector<AffineMap> maps = {b.getMultiDimIdentityMap(4)};
-  auto generic = linalg::GenericOp::create(
-      b, loc, TypeRange{type}, ValueRange{}, ValueRange{cache}, maps,
-      lowering::iterators(4), [&](OpBuilder &nb, Location nl, ValueRange args) {
-        Value bi = linalg::IndexOp::create(nb, nl, 0);
-        Value g = linalg::IndexOp::create(nb, nl, 1);
-        Value p = linalg::IndexOp::create(nb, nl, 2);
-        Value d = linalg::IndexOp::create(nb, nl, 3);
+  Value groups = tensor::DimOp::create(b, loc, cache, 1);
+  Value capacity = tensor::DimOp::create(b, loc, cache, 2);
+  auto forall = scf::ForallOp::create(
+      b, loc, getAsOpFoldResult(ValueRange{batch, groups, seq}),
+      ValueRange{cache}, std::nullopt,
+      [&](OpBuilder &fb, Location fl, ValueRange args) {
+        Value bi = args[0], g = args[1], s = args[2], out = args[3];
         Value len = arith::IndexCastOp::create(
-            nb, nl, nb.getIndexType(),
-            tensor::ExtractOp::create(nb, nl, lens, ValueRange{bi}));
-        Value t = arith::SubIOp::create(nb, nl, p, len);
-        Value isNew = arith::AndIOp::create(
-            nb, nl,
-            arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::uge, p, len),
-            arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, t, seq));
-        // Row 0 when not new: the read stays in bounds, the value unused.
-        Value row =
-            arith::SelectOp::create(nb, nl, isNew, t, indexConst(nb, nl, 0));
-        Value col = addI(
-            nb, nl,
-            arith::MulIOp::create(nb, nl, g, indexConst(nb, nl, headDim)), d);
-        Value x =
-            tensor::ExtractOp::create(nb, nl, rows, ValueRange{bi, row, col});
-        Value fresh = convertScalar(nb, nl, x, type.getElementType());
-        linalg::YieldOp::create(
-            nb, nl,
-            Value(arith::SelectOp::create(nb, nl, isNew, fresh, args[0])));
+            fb, fl, fb.getIndexType(),
+            tensor::ExtractOp::create(fb, fl, lens, ValueRange{bi}));
+        Value p = addI(fb, fl, len, s);
+        Value inside = arith::CmpIOp::create(fb, fl, arith::CmpIPredicate::ult,
+                                             p, capacity);
+        Value n = arith::SelectOp::create(fb, fl, inside, indexConst(fb, fl, 1),
+                                          indexConst(fb, fl, 0));
+        Value at = arith::MinUIOp::create(fb, fl, p, capacity);
+        Value col =
+            arith::MulIOp::create(fb, fl, g, indexConst(fb, fl, headDim));
+        OpFoldResult one = fb.getIndexAttr(1), zero = fb.getIndexAttr(0),
+                     width = fb.getIndexAttr(headDim);
+        // The rows and the cache have one element type (the caller checks).
+        Value row = tensor::ExtractSliceOp::create(
+            fb, fl,
+            RankedTensorType::get({ShapedType::kDynamic, headDim},
+                                  type.getElementType()),
+            rows, ArrayRef<OpFoldResult>{bi, s, col},
+            ArrayRef<OpFoldResult>{one, n, width},
+            ArrayRef<OpFoldResult>{one, one, one});
+        auto inParallel = scf::InParallelOp::create(fb, fl);
+        OpBuilder::InsertionGuard guard(fb);
+        fb.setInsertionPointToStart(inParallel.getBody());
+        tensor::ParallelInsertSliceOp::create(
+            fb, fl, row, out, ArrayRef<OpFoldResult>{bi, g, at, zero},
+            ArrayRef<OpFoldResult>{one, one, n, width},
+            ArrayRef<OpFoldResult>{one, one, one, one});
       });
-  return generic.getResult(0);
+  return forall.getResult(0);
 }
 
 /// How cached attention splits the keys (the pass's options).
@@ -531,6 +543,14 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   const int64_t heads = op.getNumHeads(), kvHeads = op.getNumKvHeads();
   const int64_t headDim = kcType.getDimSize(3);
   if (ShapedType::isDynamic(headDim) || heads % kvHeads != 0)
+    return failure();
+  // The append copies rows as they are: the new keys and values must have
+  // the caches' element type (they do in imported models: f32).
+  auto elementOf = [](Value v) {
+    return cast<RankedTensorType>(v.getType()).getElementType();
+  };
+  if (elementOf(op.getKey()) != kcType.getElementType() ||
+      elementOf(op.getValue()) != elementOf(op.getVCache()))
     return failure();
   Value newK = appendToCache(b, loc, op.getKCache(), op.getKey(),
                              op.getCacheLen(), headDim);
@@ -720,6 +740,45 @@ struct JambaGpuKernelsPass
             return lowerCachedAttention(rw, o, splitsConfig);
           })
           .Default([](Operation *) { return failure(); });
+    }
+  }
+};
+
+struct JambaParallelCopiesToLoopsPass
+    : jamba::impl::JambaParallelCopiesToLoopsPassBase<
+          JambaParallelCopiesToLoopsPass> {
+  void runOnOperation() override {
+    SmallVector<memref::CopyOp> copies;
+    getOperation().walk([&](memref::CopyOp copy) {
+      if (copy->getParentOfType<scf::ParallelOp>() ||
+          copy->getParentOfType<scf::ForallOp>())
+        copies.push_back(copy);
+    });
+    IRRewriter rw(&getContext());
+    for (memref::CopyOp copy : copies) {
+      rw.setInsertionPoint(copy);
+      Location loc = copy.getLoc();
+      Value source = copy.getSource(), target = copy.getTarget();
+      int64_t rank = cast<MemRefType>(source.getType()).getRank();
+      // One scf.for per dimension, the element copy innermost.
+      std::function<void(OpBuilder &, Location, SmallVector<Value>)> nest =
+          [&](OpBuilder &nb, Location nl, SmallVector<Value> ivs) {
+            if (int64_t(ivs.size()) == rank) {
+              Value v = memref::LoadOp::create(nb, nl, source, ivs);
+              memref::StoreOp::create(nb, nl, v, target, ivs);
+              return;
+            }
+            Value ub = dim(nb, nl, source, int64_t(ivs.size()));
+            loop(nb, nl, indexConst(nb, nl, 0), ub, {},
+                 [&](OpBuilder &ib, Location il, Value iv, ValueRange) {
+                   SmallVector<Value> next = ivs;
+                   next.push_back(iv);
+                   nest(ib, il, next);
+                   return SmallVector<Value>{};
+                 });
+          };
+      nest(rw, loc, {});
+      rw.eraseOp(copy);
     }
   }
 };

@@ -128,8 +128,10 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 
 // -----
 
-// Attention: the caches take the new rows through a linalg.generic whose
-// outs is the cache (in place after bufferization), then split-KV
+// Attention: the caches take the new rows through an scf.forall over
+// (sequence, kv head, token) whose shared output is the cache (in place
+// after bufferization): each iteration reads its position cache_len[b] + s
+// and inserts one row there (0 rows past the capacity). Then split-KV
 // attention. The split count is min(32, ceil(capacity / 64)) divided by the
 // call's tokens, at least 1; one iteration per (sequence, token, head,
 // split) runs the online softmax over its range of keys into a partial row
@@ -138,11 +140,16 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: %[[KC:[^:]+]]: tensor<1x2x?x8xf32>, %[[VC:[^:]+]]: tensor<1x2x?x8xf32>
-// CHECK: %[[NK:.+]] = linalg.generic {{.+}} outs(%[[KC]] : tensor<1x2x?x8xf32>)
-// CHECK:   linalg.index 2
-// CHECK:   tensor.extract
-// CHECK:   arith.select
-// CHECK: %[[NV:.+]] = linalg.generic {{.+}} outs(%[[VC]] : tensor<1x2x?x8xf32>)
+// CHECK: %[[NK:.+]] = scf.forall (%[[B:.+]], %[[G:.+]], %[[S:.+]]) in ({{.+}}) shared_outs(%[[OUT:.+]] = %[[KC]]) -> (tensor<1x2x?x8xf32>)
+// CHECK:   tensor.extract %{{.+}}[%[[B]]] : tensor<1xi64>
+// CHECK:   %[[P:.+]] = arith.addi %{{.+}}, %[[S]]
+// CHECK:   %[[IN:.+]] = arith.cmpi ult, %[[P]]
+// CHECK:   %[[N:.+]] = arith.select %[[IN]]
+// CHECK:   %[[AT:.+]] = arith.minui %[[P]]
+// CHECK:   %[[ROW:.+]] = tensor.extract_slice %{{.+}}[%[[B]], %[[S]], %{{.+}}] [1, %[[N]], 8]
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice %[[ROW]] into %[[OUT]][%[[B]], %[[G]], %[[AT]], 0] [1, 1, %[[N]], 8]
+// CHECK: %[[NV:.+]] = scf.forall {{.+}} shared_outs(%{{.+}} = %[[VC]]) -> (tensor<1x2x?x8xf32>)
 // CHECK: %[[KB:.+]] = bufferization.to_buffer %[[NK]] read_only
 // CHECK: %[[CAP:.+]] = memref.dim %[[KB]], %{{.+}} : memref<1x2x?x8xf32
 // CHECK: %[[O:.+]] = memref.alloc(%{{.+}}) : memref<1x?x32xf32>

@@ -111,8 +111,12 @@ void buildCPULowerPipeline(OpPassManager &pm,
 
 /// Tensors -> buffers, shared by the CPU and GPU pipelines: one-shot
 /// bufferization with identity-layout function boundaries (the runtime's
-/// ABI), optionally jamba-states-in-place, the deallocation pipeline.
-void addBufferizationPasses(OpPassManager &pm, bool statesInPlace);
+/// ABI), optionally jamba-states-in-place, the deallocation pipeline. With
+/// `gpuKernels` (jamba-gpu-kernels ran), its scf.forall loops become
+/// scf.parallel and the copies inside parallel loops become loops
+/// (jamba-parallel-copies-to-loops).
+void addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
+                            bool gpuKernels);
 
 /// jamba primitives on tensors -> host LLVM dialect launching NVVM kernels
 /// embedded as PTX (or cubin) in gpu.binary ops (docs/CUDABackend.md).

@@ -169,8 +169,10 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     - `jamba.router_topk`: one iteration per row: softmax, then top-k by
       repeated selection (ties: the lower index);
     - `jamba.cached_attention`: the new keys and values enter the caches
-      through a `linalg.generic` over the whole cache with the cache as
-      `outs` (updated in place; a full pass over the cache per call), then
+      through an `scf.forall` over (sequence, kv head, token) whose shared
+      output is the cache (updated in place), each iteration inserting one
+      row at `cache_len[b] + s` (`tensor.parallel_insert_slice`; nothing
+      past the capacity), so a call touches only its new rows; then
       split-KV attention: one iteration per (sequence, token, head, split)
       runs an online softmax over its range of keys into a partial row and
       its (maximum, sum), and one per (sequence, token, head, channel)
@@ -224,6 +226,21 @@ def JambaGpuLibraryGemmsPass
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::tensor::TensorDialect"];
+}
+
+def JambaParallelCopiesToLoopsPass
+    : Pass<"jamba-parallel-copies-to-loops", "func::FuncOp"> {
+  let summary = "Turn the memref.copy ops inside parallel loops into loops";
+  let description = [{
+    A `memref.copy` inside an `scf.parallel` or `scf.forall` (after
+    bufferization, the row copies of jamba-gpu-kernels' cache append)
+    becomes a nest of `scf.for` loops of element loads and stores: inside a
+    GPU kernel there is no memcpy to call, and on the CPU a strided copy
+    would call `memrefCopy`, which the artifacts do not link. Copies
+    outside parallel loops are left alone.
+  }];
+  let dependentDialects = ["::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect"];
 }
 
 def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
