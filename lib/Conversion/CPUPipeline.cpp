@@ -53,6 +53,7 @@ void mlir::jamba::buildCPULowerPipeline(
   if (options.gpuKernels) {
     JambaGpuKernelsPassOptions kernels;
     kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
+    kernels.expertGemmLanes = options.expertGemmLanes;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

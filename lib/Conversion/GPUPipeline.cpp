@@ -269,6 +269,7 @@ void mlir::jamba::buildGPULowerPipeline(
     pm.addPass(createJambaGpuLibraryGemmsPass());
   JambaGpuKernelsPassOptions kernels;
   kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
+  kernels.expertGemmLanes = options.expertGemmLanes;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

@@ -454,6 +454,151 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
 }
 
 //===----------------------------------------------------------------------===//
+// jamba.expert_gemm
+//===----------------------------------------------------------------------===//
+
+/// Rows (token, slot) that still get every lane: the lanes per row are
+/// min(maxLanes, kLaneRowBudget * maxLanes / rows), at least 1, so the
+/// partial sums stay within kLaneRowBudget * maxLanes rows of N floats.
+constexpr int64_t kLaneRowBudget = 64;
+
+/// Two parallel nests, for the few rows of a decode step (a GEMV per routed
+/// slot, where the weights are the traffic):
+///
+/// 1. one iteration per (row, n, lane), a row being one (token, slot): the
+///    lane sums w[e, n, k] x[k] over k = lane, lane + L, lane + 2L, ... into
+///    its partial sum. Consecutive iterations (GPU threads) are consecutive
+///    lanes of one weight row, so a warp's loads of the weights are
+///    contiguous (the plain form gives each thread its own row n, K apart);
+/// 2. one iteration per (row, n): the L partial sums in lane order, then
+///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
+///    expert outside this rank's range (expert parallelism).
+///
+/// L is chosen at run time from the row count (all `maxLanes` up to
+/// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
+/// weights convert to f32 in the loop (sitofp), f32 accumulation.
+LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
+                              int64_t maxLanes) {
+  if (!isF32Compatible(op.getInput().getType()) ||
+      !isF32Compatible(op.getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  Value x = buf(op.getInput()), w = buf(op.getWeight()),
+        scale = buf(op.getScale()), indices = buf(op.getIndices()),
+        routeWeights = buf(op.getRouteWeights()),
+        offset = buf(op.getExpertOffset());
+  auto resultType = cast<RankedTensorType>(op.getType());
+  const int64_t q = cast<MemRefType>(indices.getType()).getRank();
+  const bool perSlot = cast<MemRefType>(x.getType()).getRank() == q + 1;
+  Type f32 = b.getF32Type();
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+
+  // Rows: the product of the indices' dims (tokens x slots).
+  SmallVector<Value> rowDims;
+  Value rows = one;
+  for (int64_t i = 0; i < q; ++i) {
+    rowDims.push_back(dim(b, loc, indices, i));
+    rows = arith::MulIOp::create(b, loc, rows, rowDims.back());
+  }
+  Value experts = dim(b, loc, w, 0), n = dim(b, loc, w, 1),
+        kDim = dim(b, loc, w, 2);
+  SmallVector<Value> resultSizes(rowDims);
+  resultSizes.push_back(n);
+  Value result = lowering::allocBuffer(b, loc, resultType, resultSizes);
+  Value lanes = arith::MaxUIOp::create(
+      b, loc, one,
+      arith::MinUIOp::create(
+          b, loc, indexConst(b, loc, maxLanes),
+          arith::DivUIOp::create(b, loc,
+                                 indexConst(b, loc, kLaneRowBudget * maxLanes),
+                                 arith::MaxUIOp::create(b, loc, rows, one))));
+  const int64_t dyn = ShapedType::kDynamic;
+  Value partial = lowering::allocBuffer(
+      b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32), {rows, n, lanes});
+
+  // Row r as (i_0, ..., i_{q-1}), the last index fastest.
+  auto rowIndices = [&](OpBuilder &nb, Location nl, Value r) {
+    SmallVector<Value> idx(q);
+    for (int64_t i = q - 1; i >= 0; --i) {
+      idx[i] = arith::RemUIOp::create(nb, nl, r, rowDims[i]);
+      r = arith::DivUIOp::create(nb, nl, r, rowDims[i]);
+    }
+    return idx;
+  };
+  // The slot's expert as this rank's weight row (unclamped).
+  auto localExpert = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx) {
+    Value e = loadIndex(nb, nl, indices, idx);
+    if (!offset)
+      return e;
+    return arith::SubIOp::create(nb, nl, e, loadIndex(nb, nl, offset, {zero}))
+        .getResult();
+  };
+  // Clamped into [0, E - 1] (never read outside the weight).
+  auto clamped = [&](OpBuilder &nb, Location nl, Value e) {
+    Value last = arith::SubIOp::create(nb, nl, experts, one);
+    Value low = arith::MaxSIOp::create(nb, nl, e, zero);
+    return arith::MinSIOp::create(nb, nl, low, last).getResult();
+  };
+
+  // 1. The lanes' partial sums.
+  parallel(
+      b, loc, {rows, n, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value r = iv[0], nn = iv[1], lane = iv[2];
+        SmallVector<Value> idx = rowIndices(pb, l, r);
+        Value e = clamped(pb, l, localExpert(pb, l, idx));
+        SmallVector<Value> xIdx(idx.begin(),
+                                perSlot ? idx.end() : idx.end() - 1);
+        auto sum = scf::ForOp::create(
+            pb, l, lane, kDim, lanes, ValueRange{floatConst(pb, l, f32, 0.0)},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+              SmallVector<Value> at(xIdx);
+              at.push_back(k);
+              Value xv = loadF32(kb, kl, x, at);
+              Value wv = loadF32(kb, kl, w, {e, nn, k});
+              scf::YieldOp::create(kb, kl,
+                                   addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+            });
+        memref::StoreOp::create(pb, l, sum.getResult(0), partial,
+                                ValueRange{r, nn, lane});
+      });
+
+  // 2. The lanes in order, then the epilogue.
+  parallel(b, loc, {rows, n}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+    Value r = iv[0], nn = iv[1];
+    Value v = loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+                   [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+                     Value p = load(nb, nl, partial, {r, nn, lane});
+                     return SmallVector<Value>{addF(nb, nl, acc[0], p)};
+                   })
+                  .getResult(0);
+    SmallVector<Value> idx = rowIndices(pb, l, r);
+    Value local = localExpert(pb, l, idx);
+    Value e = clamped(pb, l, local);
+    if (scale)
+      v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
+    if (routeWeights)
+      v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
+    if (offset) {
+      Value inRange = arith::AndIOp::create(
+          pb, l,
+          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local, zero),
+          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                experts));
+      v = arith::SelectOp::create(pb, l, inRange, v,
+                                  floatConst(pb, l, f32, 0.0));
+    }
+    SmallVector<Value> out(idx);
+    out.push_back(nn);
+    storeF32(pb, l, v, result, out);
+  });
+  rw.replaceOp(op, lowering::bufferResult(b, loc, resultType, result));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // jamba.cached_attention
 //===----------------------------------------------------------------------===//
 
@@ -714,6 +859,12 @@ struct JambaGpuKernelsPass
   using Base::Base;
 
   void runOnOperation() override {
+    if (expertGemmLanes < 1) {
+      getOperation().emitError()
+          << "jamba-gpu-kernels: expert-gemm-lanes must be at least 1 (got "
+          << static_cast<int64_t>(expertGemmLanes) << ")";
+      return signalPassFailure();
+    }
     if (attentionKeysPerSplit < 1 || attentionMaxSplits < 1) {
       getOperation().emitError()
           << "jamba-gpu-kernels: attention-keys-per-split and "
@@ -725,8 +876,8 @@ struct JambaGpuKernelsPass
     AttentionSplits splitsConfig{attentionKeysPerSplit, attentionMaxSplits};
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
-      if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp>(
-              op))
+      if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp,
+              ExpertGemmOp>(op))
         ops.push_back(op);
     });
     IRRewriter rw(&getContext());
@@ -738,6 +889,9 @@ struct JambaGpuKernelsPass
           .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })
           .Case([&](CachedAttentionOp o) {
             return lowerCachedAttention(rw, o, splitsConfig);
+          })
+          .Case([&](ExpertGemmOp o) {
+            return lowerExpertGemm(rw, o, expertGemmLanes);
           })
           .Default([](Operation *) { return failure(); });
     }

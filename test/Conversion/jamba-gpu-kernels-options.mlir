@@ -1,6 +1,7 @@
 // RUN: jamba-opt %s -jamba-gpu-kernels="attention-keys-per-split=16 attention-max-splits=4" | FileCheck %s
 // RUN: not jamba-opt %s -jamba-gpu-kernels="attention-keys-per-split=0" 2>&1 | FileCheck %s --check-prefix=ZERO
 // RUN: not jamba-opt %s -jamba-gpu-kernels="attention-max-splits=-1" 2>&1 | FileCheck %s --check-prefix=NEG
+// RUN: not jamba-opt %s -jamba-gpu-kernels="expert-gemm-lanes=0" 2>&1 | FileCheck %s --check-prefix=LANES
 
 // The split-KV attention's options reach the split count: min(4,
 // ceil(capacity / 16)), divided by the call's tokens.
@@ -12,6 +13,7 @@
 // Splits of no keys, or no splits, are refused.
 // ZERO: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 0 and 32)
 // NEG: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 64 and -1)
+// LANES: error: jamba-gpu-kernels: expert-gemm-lanes must be at least 1 (got 0)
 func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,
                      %kc: tensor<1x2x?x8xf32>, %vc: tensor<1x2x?x8xf32>, %len: tensor<1xi64>)
     -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {

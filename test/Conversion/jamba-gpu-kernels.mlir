@@ -191,6 +191,40 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 
 // -----
 
+// The expert GEMM: L lanes per (row, n), L = max(1, min(32, 2048 / rows))
+// chosen at run time; the lane loop starts at its lane and steps by L (so
+// consecutive lanes read consecutive weights), the int8 weight converted
+// in the loop; a second loop nest adds the lanes in order and applies the
+// scale and the routing weight.
+
+// CHECK-LABEL: func.func @expert_gemm
+// CHECK: arith.muli %c1{{.*}}, %{{.+}} : index
+// CHECK: %[[ROWS:.+]] = arith.muli %{{.+}}, %{{.+}} : index
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x2x16xf32>
+// CHECK: arith.divui %c2048{{.*}}, %{{.+}}
+// CHECK: %[[L:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
+// CHECK: %[[P:.+]] = memref.alloc(%[[ROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
+// CHECK: scf.parallel (%[[R:.+]], %[[N:.+]], %[[LANE:.+]]) = {{.+}} to (%[[ROWS]], %{{.+}}, %[[L]])
+// CHECK:   scf.for %[[K:.+]] = %[[LANE]] to %{{.+}} step %[[L]] iter_args({{.+}}) -> (f32)
+// CHECK:     memref.load %{{.+}}[%{{.+}}, %[[N]], %[[K]]] : memref<4x16x8xi8
+// CHECK:     arith.sitofp
+// CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[N]], %[[LANE]]]
+// CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[ROWS]], %{{.+}})
+// CHECK:   scf.for {{.+}} to %[[L]] {{.+}} -> (f32)
+// CHECK:     memref.load %[[P]]
+// CHECK:   memref.load %{{.+}} : memref<4x16xf32
+// CHECK:   arith.mulf
+// CHECK:   memref.store %{{.+}}, %[[Y]]
+func.func @expert_gemm(%x: tensor<?x2x8xf32>, %q: tensor<4x16x8xi8>, %s: tensor<4x16xf32>,
+                       %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x16xf32> {
+  %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+      : (tensor<?x2x8xf32>, tensor<4x16x8xi8>, tensor<4x16xf32>, tensor<?x2xi32>,
+         tensor<?x2xf32>) -> tensor<?x2x16xf32>
+  return %y : tensor<?x2x16xf32>
+}
+
+// -----
+
 // f64 is left for convert-jamba-to-linalg.
 
 // CHECK-LABEL: func.func @f64_untouched

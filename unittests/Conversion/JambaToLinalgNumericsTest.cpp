@@ -456,6 +456,28 @@ withMicrokernels(bool on) {
   return options;
 }
 
+/// The lowerings the expert GEMM tests run: the microkernels, linalg, and
+/// jamba-gpu-kernels' lane-split form with 32 lanes (the default) and with
+/// 3 (uneven shares of K).
+struct ExpertGemmLowering {
+  const char *name;
+  bool microkernels, gpuKernels;
+  int64_t lanes;
+};
+constexpr ExpertGemmLowering kExpertGemmLowerings[] = {
+    {"microkernel", true, false, 32},
+    {"linalg", false, false, 32},
+    {"gpu-kernels (32 lanes)", true, true, 32},
+    {"gpu-kernels (3 lanes)", true, true, 3}};
+
+std::unique_ptr<mlir::jamba::CPULowerPipelineOptions>
+expertGemmOptions(const ExpertGemmLowering &lowering) {
+  auto options = withMicrokernels(lowering.microkernels);
+  options->gpuKernels = lowering.gpuKernels;
+  options->expertGemmLanes = lowering.lanes;
+  return options;
+}
+
 TEST_F(JambaToLinalgNumerics, LinearOddShapesEveryRowCount) {
   // K = 37 and N = 13 are not multiples of the vector step (8, 16, 32) or
   // the 4-row register tile; rank-3 input with dynamic leading dims; row
@@ -532,14 +554,14 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmOddShapesUnevenRouting) {
                            2, 3, 1, 0, 3, 2, 0, 1, 3};
   Tensor<float> rs = toRef(s, {5, 13}), rrw = toRef(rw, {3, 3, 2}),
                 ridx = toRef(idx, {3, 3, 2});
-  for (bool microkernels : {true, false}) {
-    Kernel k(ir, *withMicrokernels(microkernels));
+  for (const ExpertGemmLowering &lowering : kExpertGemmLowerings) {
+    Kernel k(ir, *expertGemmOptions(lowering));
     ASSERT_EQ(k.error, "");
     auto out = k.run({buf(x, {3, 3, 37}), buf(xs, {3, 3, 2, 37}),
                       buf(w, {5, 13, 37}), buf(q, {5, 13, 37}), buf(s, {5, 13}),
                       buf(idx, {3, 3, 2}), buf(rw, {3, 3, 2})},
                      {4, 4});
-    std::string what = microkernels ? "microkernel" : "linalg";
+    std::string what = lowering.name;
     expectClose(out[0],
                 ref::expertGemm<float>(toRef(x, {3, 3, 37}),
                                        toRef(w, {5, 13, 37}), nullptr, ridx,
@@ -554,8 +576,8 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmOddShapesUnevenRouting) {
 
 TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
   // Expert parallelism: this rank holds experts 2, 3, 4 of 5 (offset 2);
-  // slots routed to experts 0 and 1 (other ranks) give zero rows. Both
-  // lowerings against the reference kernel, which skips those slots.
+  // slots routed to experts 0 and 1 (other ranks) give zero rows. Every
+  // lowering against the reference kernel, which skips those slots.
   const char *ir = R"mlir(
     func.func @f(%x: tensor<?x37xf32>, %q: tensor<3x13x37xi8>, %s: tensor<3x13xf32>,
                  %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>, %off: tensor<1xi64>)
@@ -576,14 +598,14 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
   Tensor<float> expected =
       ref::expertGemm<float>(toRef(x, {7, 37}), toRef(q, {3, 13, 37}), &rs,
                              toRef(idx, {7, 2}), &rrw, &roff);
-  for (bool microkernels : {true, false}) {
-    Kernel k(ir, *withMicrokernels(microkernels));
+  for (const ExpertGemmLowering &lowering : kExpertGemmLowerings) {
+    Kernel k(ir, *expertGemmOptions(lowering));
     ASSERT_EQ(k.error, "");
     auto out = k.run({buf(x, {7, 37}), buf(q, {3, 13, 37}), buf(s, {3, 13}),
                       buf(idx, {7, 2}), buf(rw, {7, 2}), buf(off, {1})},
                      {3});
-    std::string what = std::string(microkernels ? "microkernel" : "linalg") +
-                       " expert_gemm with expert offset";
+    std::string what =
+        std::string(lowering.name) + " expert_gemm with expert offset";
     expectClose(out[0], expected, what.c_str());
     // The slots of other ranks' experts are exactly zero.
     const float *y = out[0].elements<float>();

@@ -60,6 +60,11 @@ struct CPULowerPipelineOptions
       llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' "
                      "attention-keys-per-split (split-KV attention)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> expertGemmLanes{
+      *this, "expert-gemm-lanes",
+      llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' expert-gemm-lanes "
+                     "(lanes splitting an expert GEMM output's K loop)"),
+      llvm::cl::init(32)};
 };
 
 struct GPULowerPipelineOptions
@@ -94,6 +99,11 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Split-KV attention: the fewest keys per split "
                      "(jamba-gpu-kernels)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> expertGemmLanes{
+      *this, "expert-gemm-lanes",
+      llvm::cl::desc("Expert GEMMs: the most lanes (threads) splitting one "
+                     "output's K loop (jamba-gpu-kernels)"),
+      llvm::cl::init(32)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "

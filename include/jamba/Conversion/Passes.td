@@ -180,6 +180,13 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       min(attention-max-splits, ceil(capacity / attention-keys-per-split))
       divided by the call's tokens, at least 1 (many for a decode step, one
       for a long prefill).
+    - `jamba.expert_gemm`: one iteration per (token-slot row, output n,
+      lane) sums the lane's share of the K loop (k = lane, lane + L, ...),
+      so consecutive GPU threads read consecutive weights of one row; one
+      per (row, n) adds the lanes in order and applies the scale, the
+      routing weight and the expert-parallel zeroing. L = min(
+      expert-gemm-lanes, 64 * expert-gemm-lanes / rows), at least 1, at
+      run time (all lanes for a decode step's few rows).
 
     No iteration reads what another writes, so jamba-gpu-map-loops maps
     each nest onto one kernel; the same IR runs on CPUs through
@@ -194,6 +201,10 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     Option<"attentionMaxSplits", "attention-max-splits", "int64_t",
            /*default=*/"32",
            "Cached attention: the most splits of a query's keys">,
+    Option<"expertGemmLanes", "expert-gemm-lanes", "int64_t",
+           /*default=*/"32",
+           "Expert GEMM: the most lanes (threads) summing one output's K "
+           "loop (1: one thread per output)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
