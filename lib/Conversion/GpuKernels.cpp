@@ -454,6 +454,110 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
 }
 
 //===----------------------------------------------------------------------===//
+// jamba.rms_norm
+//===----------------------------------------------------------------------===//
+
+/// Lanes sharing one row's sum of squares.
+constexpr int64_t kNormLanes = 32;
+
+/// Row r of `dims` (the leading dimensions), the last index fastest.
+SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value r,
+                               ArrayRef<Value> dims) {
+  SmallVector<Value> idx(dims.size());
+  for (int64_t i = int64_t(dims.size()) - 1; i >= 0; --i) {
+    idx[i] = arith::RemUIOp::create(b, loc, r, dims[i]);
+    r = arith::DivUIOp::create(b, loc, r, dims[i]);
+  }
+  return idx;
+}
+
+/// Three parallel nests, so that a decode step's single row is not one
+/// thread's sequential sum over the hidden size (the plain form's row
+/// reduction):
+///
+/// 1. one iteration per (row, lane): the lane's squares, k = lane,
+///    lane + 32, ..., in f32;
+/// 2. one per row: the 32 partial sums in lane order, then
+///    1 / sqrt(sum / H + epsilon);
+/// 3. one per element: y = w * cvt(x * inv), the normalised value rounded
+///    to the input type before the weight multiplies it (SPEC 1.5.3).
+LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
+  auto type = cast<RankedTensorType>(op.getType());
+  if (!isF32Compatible(type) || !isF32Compatible(op.getWeight().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  Value x = lowering::readOnlyBuffer(b, loc, op.getInput()),
+        w = lowering::readOnlyBuffer(b, loc, op.getWeight());
+  const int64_t rank = type.getRank();
+  Type f32 = b.getF32Type(), elem = type.getElementType();
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+  SmallVector<Value> lead, sizes;
+  Value rows = one;
+  for (int64_t i = 0; i + 1 < rank; ++i) {
+    lead.push_back(dim(b, loc, x, i));
+    rows = arith::MulIOp::create(b, loc, rows, lead.back());
+  }
+  Value h = dim(b, loc, x, rank - 1);
+  sizes = lead;
+  sizes.push_back(h);
+  Value y = lowering::allocBuffer(b, loc, type, sizes);
+  Value lanes = indexConst(b, loc, kNormLanes);
+  const int64_t dyn = ShapedType::kDynamic;
+  Value partial = lowering::allocBuffer(
+      b, loc, RankedTensorType::get({dyn, kNormLanes}, f32), {rows, lanes});
+  Value inv =
+      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, f32), {rows});
+  auto at = [&](ArrayRef<Value> row, Value k) {
+    SmallVector<Value> idx(row);
+    idx.push_back(k);
+    return idx;
+  };
+
+  // 1. The lanes' squares.
+  parallel(
+      b, loc, {rows, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+        SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
+        auto sum = scf::ForOp::create(
+            pb, l, iv[1], h, lanes, ValueRange{floatConst(pb, l, f32, 0.0)},
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+              Value v = loadF32(kb, kl, x, at(row, k));
+              scf::YieldOp::create(kb, kl,
+                                   addF(kb, kl, acc[0], mulF(kb, kl, v, v)));
+            });
+        memref::StoreOp::create(pb, l, sum.getResult(0), partial,
+                                ValueRange{iv[0], iv[1]});
+      });
+  // 2. The row's inverse root mean square.
+  Value hFloat = arith::SIToFPOp::create(
+      b, loc, f32, arith::IndexCastOp::create(b, loc, b.getI64Type(), h));
+  Value eps = floatConst(b, loc, f32, op.getEpsilon().convertToDouble());
+  parallel(b, loc, {rows}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+    Value sum =
+        loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+             [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+               Value p = load(nb, nl, partial, {iv[0], lane});
+               return SmallVector<Value>{addF(nb, nl, acc[0], p)};
+             })
+            .getResult(0);
+    Value mean = arith::DivFOp::create(pb, l, sum, hFloat);
+    Value root = math::SqrtOp::create(pb, l, addF(pb, l, mean, eps));
+    Value r = arith::DivFOp::create(pb, l, floatConst(pb, l, f32, 1.0), root);
+    memref::StoreOp::create(pb, l, r, inv, ValueRange{iv[0]});
+  });
+  // 3. Every element.
+  parallel(b, loc, {rows, h}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+    SmallVector<Value> idx = at(delinearize(pb, l, iv[0], lead), iv[1]);
+    Value n = mulF(pb, l, loadF32(pb, l, x, idx), load(pb, l, inv, {iv[0]}));
+    n = convertScalar(pb, l, convertScalar(pb, l, n, elem), f32);
+    storeF32(pb, l, mulF(pb, l, loadF32(pb, l, w, {iv[1]}), n), y, idx);
+  });
+  rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // jamba.expert_gemm
 //===----------------------------------------------------------------------===//
 
@@ -877,7 +981,7 @@ struct JambaGpuKernelsPass
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp,
-              ExpertGemmOp>(op))
+              ExpertGemmOp, RMSNormOp>(op))
         ops.push_back(op);
     });
     IRRewriter rw(&getContext());
@@ -893,6 +997,7 @@ struct JambaGpuKernelsPass
           .Case([&](ExpertGemmOp o) {
             return lowerExpertGemm(rw, o, expertGemmLanes);
           })
+          .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o); })
           .Default([](Operation *) { return failure(); });
     }
   }

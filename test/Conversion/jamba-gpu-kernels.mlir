@@ -225,6 +225,32 @@ func.func @expert_gemm(%x: tensor<?x2x8xf32>, %q: tensor<4x16x8xi8>, %s: tensor<
 
 // -----
 
+// RMSNorm: 32 lanes per row sum strided squares (k = lane, lane + 32, ...),
+// one iteration per row adds them in lane order into 1/sqrt(mean + eps),
+// and one per element writes w * cvt(x * inv).
+
+// CHECK-LABEL: func.func @rms_norm
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK: %[[P:.+]] = memref.alloc(%{{.+}}) : memref<?x32xf32>
+// CHECK: %[[INV:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
+// CHECK: scf.parallel (%[[R:.+]], %[[LANE:.+]]) =
+// CHECK:   scf.for %{{.+}} = %[[LANE]] to %{{.+}} step %c32{{.*}} iter_args({{.+}}) -> (f32)
+// CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[LANE]]]
+// CHECK: scf.parallel (%[[R2:.+]]) =
+// CHECK:   scf.for {{.+}} -> (f32)
+// CHECK:     memref.load %[[P]]
+// CHECK:   math.sqrt
+// CHECK:   memref.store %{{.+}}, %[[INV]][%[[R2]]]
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK:   memref.load %[[INV]]
+// CHECK:   memref.store %{{.+}}, %[[Y]]
+func.func @rms_norm(%x: tensor<?x64xf32>, %w: tensor<64xf32>) -> tensor<?x64xf32> {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
 // f64 is left for convert-jamba-to-linalg.
 
 // CHECK-LABEL: func.func @f64_untouched

@@ -942,6 +942,29 @@ TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
   expectClose(out[2], rv, "cached_attention v cache");
 }
 
+TEST_P(SequenceKernels, RMSNormRowsOfAnOddWidth) {
+  // Width 37 (uneven shares of the 32 lanes' sums of squares in the GPU
+  // kernels' form), dynamic rows: 1 (a decode step), 6, and 2 x 20.
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<?x?x37xf32>, %w: tensor<37xf32>) -> tensor<?x?x37xf32>
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x?x37xf32>, tensor<37xf32>
+      return %y : tensor<?x?x37xf32>
+    })mlir",
+           *lowering());
+  ASSERT_EQ(k.error, "");
+  auto w = randomFloats(37, 47, 0.5f, 1.5f);
+  for (auto [b0, b1] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 3}, {2, 20}}) {
+    auto x =
+        randomFloats(size_t(b0 * b1 * 37), uint32_t(48 + b0 * b1), -3.0f, 3.0f);
+    auto out = k.run({buf(x, {b0, b1, 37}), buf(w, {37})}, {3});
+    expectClose(out[0],
+                ref::rmsNorm(toRef(x, {b0, b1, 37}), toRef(w, {37}), 1e-5),
+                ("rms_norm, " + std::to_string(b0 * b1) + " rows").c_str());
+  }
+}
+
 TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   // jamba-gpu-kernels' split-KV attention with few keys per split, so that
   // the keys are cut into several ranges (uneven ones, and empty ones when

@@ -186,7 +186,10 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       per (row, n) adds the lanes in order and applies the scale, the
       routing weight and the expert-parallel zeroing. L = min(
       expert-gemm-lanes, 64 * expert-gemm-lanes / rows), at least 1, at
-      run time (all lanes for a decode step's few rows).
+      run time (all lanes for a decode step's few rows);
+    - `jamba.rms_norm`: one iteration per (row, lane) sums the lane's
+      squares (32 lanes), one per row turns the lanes' sums (in lane
+      order) into 1 / sqrt(mean + epsilon), one per element normalises.
 
     No iteration reads what another writes, so jamba-gpu-map-loops maps
     each nest onto one kernel; the same IR runs on CPUs through
