@@ -14,10 +14,13 @@
 # lengths prefilled in chunks of 8; greedy ids compared with jamba-interpret
 # and logits with jamba-compare-logits (max relative error over the rows:
 # f32 <= 1e-3, bf16 <= 2e-2).
-# Benchmarks: the device copy bandwidth (jamba-bench-cuda, the ceiling), and
-# jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens as
-# jamba-run reports them; decode's achieved weight bandwidth (weight bytes
-# per step / step time) as a fraction of the copy bandwidth.
+# Benchmarks: the device copy bandwidth (jamba-bench-cuda, the ceiling);
+# jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens, and
+# the same for a jamba-1.5-mini-shaped two-layer stack at real widths
+# (decode at batch 1, 8, 32, prefill of 8192 tokens), as jamba-run reports
+# them; decode's achieved rate (the bytes a step must read: the non-expert
+# weights and the experts the batch is expected to route to, per step
+# time) as a fraction of the copy bandwidth.
 set -uo pipefail
 quick=0
 dry=0
@@ -32,7 +35,7 @@ for arg in "$@"; do
   esac
 done
 JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
-jamba-compare-logits jamba-bench-cuda" \
+jamba-compare-logits jamba-bench-cuda jamba-quantize" \
   source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 set +e
 bin="$JAMBA_BUILD_DIR/bin"
@@ -135,30 +138,104 @@ for model in "${models_to_check[@]}"; do
   done
 done
 
-# Benchmarks on jamba-small, bf16 + ExpertsInt8 (the serving configuration).
-if [ $quick = 0 ]; then
-  art="$work/jamba-small-bf16-q1.art"
-  weights=$(du -b "$art/weights/rank-0.safetensors" | cut -f1)
-  prompt=$(seq -s, 1 1024)
-  for batch in 1 8 32; do
-    out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
-      -n 64 --ignore-eos 2>&1 >/dev/null | grep "decode .* tokens")
-    tps=$(echo "$out" | sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
-    if [ -n "$tps" ] && [ -n "$copy_gbs" ]; then
-      frac=$(awk -v t="$tps" -v b="$batch" -v w="$weights" -v c="$copy_gbs" \
-        'BEGIN { step = b / t; printf "%.1f%% of copy bandwidth (%.1f GB/s of weights)", 100 * w / step / 1e9 / c, w / step / 1e9 }')
-      rows+=("bench | jamba-small decode batch $batch | $tps tok/s | $frac")
-    elif [ -n "$tps" ]; then
-      rows+=("bench | jamba-small decode batch $batch | $tps tok/s | no ceiling measured")
-    else
-      rows+=("bench | jamba-small decode batch $batch | FAILED | $out")
-      status=1
-    fi
-  done
-  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$prompt" --seq 1024 \
-    -n 1 --ignore-eos 2>&1 >/dev/null | grep "prefill")
+# Bytes of an artifact's weights: "EXPERT OTHER EXPERTS TOP_K" (the expert
+# tensors' bytes, the rest's, the expert count and top-k), read from the
+# safetensors header and the manifest's config.
+weight_split() { # artifact
+  python3 - "$1" <<'PY'
+import json, struct, sys
+art = sys.argv[1]
+with open(art + "/weights/rank-0.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+expert = other = 0
+for name, t in header.items():
+    if name == "__metadata__":
+        continue
+    size = t["data_offsets"][1] - t["data_offsets"][0]
+    if ".experts." in name:
+        expert += size
+    else:
+        other += size
+config = json.load(open(art + "/manifest.json"))["model"]
+print(expert, other, config.get("num_experts", 1), config.get("num_experts_per_tok", 1))
+PY
+}
+
+# One decode benchmark row. The bytes a step must read: every non-expert
+# weight, and the experts the batch routes to, expected with uniform routing:
+# E (1 - (1 - k/E)^B) of the E experts (random weights route about
+# uniformly). The achieved rate is those bytes per step time, and its
+# fraction of the copy bandwidth is the decode roofline fraction.
+bench_decode() { # label artifact batch
+  local label=$1 art=$2 batch=$3 split out tps
+  split=$(weight_split "$art") || split=
+  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
+    -n 32 --ignore-eos 2>&1 >/dev/null | grep "decode .* tokens")
+  tps=$(echo "$out" | sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
+  if [ -z "$tps" ]; then
+    rows+=("bench | $label decode batch $batch | FAILED | $out")
+    status=1
+  elif [ -n "$copy_gbs" ] && [ -n "$split" ]; then
+    rows+=("bench | $label decode batch $batch | $tps tok/s | $(echo "$split" | awk \
+      -v t="$tps" -v b="$batch" -v c="$copy_gbs" '{
+        e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
+        bytes = $2 + $1 * touched / e; step = b / t;
+        printf "%.1f%% of the copy bandwidth (%.1f GB/s: %.2f GB per step, %.1f of %d experts)",
+          100 * bytes / step / 1e9 / c, bytes / step / 1e9, bytes / 1e9, touched, e }')")
+  else
+    rows+=("bench | $label decode batch $batch | $tps tok/s | no ceiling measured")
+  fi
+}
+
+bench_prefill() { # label artifact tokens seq
+  local label=$1 art=$2 tokens=$3 seq=$4 out tps
+  # Ids 1..1000 repeated: inside every vocabulary here.
+  local ids
+  ids=$(seq 0 $((tokens - 1)) | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')
+  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$ids" \
+    --seq "$seq" -n 1 --ignore-eos 2>&1 >/dev/null | grep "prefill")
   tps=$(echo "$out" | sed -n 's/.*prefill [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
-  rows+=("bench | jamba-small prefill 1024 tokens | ${tps:-FAILED} tok/s | $out")
+  [ -n "$tps" ] || status=1
+  rows+=("bench | $label prefill $tokens tokens | ${tps:-FAILED} tok/s | ${out:-no output}")
+}
+
+if [ $quick = 0 ]; then
+  # jamba-small, bf16 + ExpertsInt8 (the serving configuration).
+  art="$work/jamba-small-bf16-q1.art"
+  for batch in 1 8 32; do
+    bench_decode jamba-small "$art" "$batch"
+  done
+  bench_prefill jamba-small "$art" 1024 1024
+
+  # A jamba-1.5-mini-shaped layer stack at real widths (hidden 4096,
+  # 16 experts of 14336, vocab 65536), random bf16 weights, ExpertsInt8:
+  # two layers, a Mamba layer with the dense MLP and an attention layer
+  # with the MoE. The dry run scales the widths down (the plumbing only).
+  mini="$work/jamba-mini-stack"
+  python3 - "$models/jamba-1.5-mini.json" "$mini.json" "$dry" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config.update(num_hidden_layers=2, attn_layer_period=2, attn_layer_offset=1,
+              expert_layer_period=2, expert_layer_offset=1)
+if sys.argv[3] == "1":
+    config.update(hidden_size=256, intermediate_size=512, vocab_size=1024,
+                  mamba_dt_rank=16, num_attention_heads=8, num_key_value_heads=2)
+json.dump(config, open(sys.argv[2], "w"), indent=2)
+PY
+  if [ ! -d "$mini.ckpt" ]; then
+    "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null
+  fi
+  if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" --target "$target" --experts-int8 \
+    --force >"$work/compile.log" 2>&1; then
+    for batch in 1 8 32; do
+      bench_decode "jamba-1.5-mini stack (2 layers)" "$mini.art" "$batch"
+    done
+    bench_prefill "jamba-1.5-mini stack (2 layers)" "$mini.art" 8192 4096
+  else
+    rows+=("bench | jamba-1.5-mini stack compile | FAILED | $(tail -1 "$work/compile.log")")
+    status=1
+  fi
 fi
 
 echo
