@@ -623,15 +623,6 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
   Value partial = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32), {rows, n, lanes});
 
-  // Row r as (i_0, ..., i_{q-1}), the last index fastest.
-  auto rowIndices = [&](OpBuilder &nb, Location nl, Value r) {
-    SmallVector<Value> idx(q);
-    for (int64_t i = q - 1; i >= 0; --i) {
-      idx[i] = arith::RemUIOp::create(nb, nl, r, rowDims[i]);
-      r = arith::DivUIOp::create(nb, nl, r, rowDims[i]);
-    }
-    return idx;
-  };
   // The slot's expert as this rank's weight row (unclamped).
   auto localExpert = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx) {
     Value e = loadIndex(nb, nl, indices, idx);
@@ -651,7 +642,7 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
   parallel(
       b, loc, {rows, n, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
         Value r = iv[0], nn = iv[1], lane = iv[2];
-        SmallVector<Value> idx = rowIndices(pb, l, r);
+        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
         Value e = clamped(pb, l, localExpert(pb, l, idx));
         SmallVector<Value> xIdx(idx.begin(),
                                 perSlot ? idx.end() : idx.end() - 1);
@@ -678,7 +669,7 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                      return SmallVector<Value>{addF(nb, nl, acc[0], p)};
                    })
                   .getResult(0);
-    SmallVector<Value> idx = rowIndices(pb, l, r);
+    SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
     Value local = localExpert(pb, l, idx);
     Value e = clamped(pb, l, local);
     if (scale)

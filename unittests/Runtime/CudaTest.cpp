@@ -28,6 +28,7 @@
 #include "FakeCudaFixture.h"
 #include "TestArtifact.h"
 
+#include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/CudaDriver.h"
 #include "jamba/Runtime/CudaKernelAbi.h"
 #include "jamba/Runtime/Executor.h"
@@ -39,6 +40,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -653,6 +655,76 @@ TEST_F(GpuRanksTest, RanksAllReduceThroughNccl) {
   EXPECT_EQ(nccl->commsDestroyed, ncclBefore.commsDestroyed + 1);
   EXPECT_EQ(fake->liveAllocations, before.liveAllocations);
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
+}
+
+TEST_F(GpuRanksTest, TwoRanksAsThreadsOfOneProcess) {
+  // One process driving two (fake) GPUs: rank k on a thread of its own,
+  // on device k, with the in-process communicators carrying NCCL's
+  // bootstrap. Each session loads its own copy of the kernels into its
+  // device's context, and the kernels' calls use their thread's session.
+  auto cpuArt = open({});
+  auto art = openSharded();
+  ASSERT_TRUE(cpuArt && art);
+  auto onCpu = session(*cpuArt, options(Device::Cpu));
+  ASSERT_TRUE(onCpu);
+  auto expected = generateTwo(*onCpu);
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  onCpu.reset();
+
+  fake->deviceCount = 2;
+  FakeCudaControl before = *fake;
+  FakeNcclControl ncclBefore = *nccl;
+  auto comms = createThreadCommunicators(2);
+  std::vector<std::optional<StatusOr<GenerationResult>>> results(2);
+  std::vector<std::string> errors(2);
+  auto runRank = [&](int k) {
+    SessionOptions o = options(Device::Cuda);
+    o.cudaDevice = k;
+    o.rank = k;
+    o.communicator = comms[size_t(k)].get();
+    auto ex = Executor::create(*art, o);
+    if (!ex.ok()) {
+      errors[size_t(k)] = ex.status().message();
+      comms[size_t(k)]->abort(1);
+      return;
+    }
+    results[size_t(k)].emplace(generateTwo(**ex));
+    if (!results[size_t(k)]->ok())
+      comms[size_t(k)]->abort(1);
+  };
+  std::thread second(runRank, 1);
+  runRank(0);
+  second.join();
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_EQ(errors[size_t(k)], "") << "rank " << k;
+    ASSERT_TRUE(results[size_t(k)] && results[size_t(k)]->ok())
+        << "rank " << k << ": "
+        << (results[size_t(k)] ? results[size_t(k)]->status().message() : "");
+    // The fake all-reduce doubles (two ranks of equal data): every logit
+    // twice the CPU's, the same ids.
+    for (size_t b = 0; b < 2; ++b) {
+      const SequenceOutput &got = (*results[size_t(k)])->sequences[b];
+      EXPECT_EQ(got.ids, expected->sequences[b].ids) << k << " " << b;
+      std::vector<float> twice = expected->sequences[b].logits;
+      for (float &v : twice)
+        v *= 2;
+      EXPECT_EQ(got.logits, twice) << k << " " << b;
+    }
+  }
+  // One NCCL id, joined by rank 0 and rank 1, each in its own device's
+  // context; two copies of the kernels loaded (one per device).
+  ASSERT_EQ(nccl->inits.size(), ncclBefore.inits.size() + 2);
+  const FakeNcclControl::Init &a = nccl->inits[ncclBefore.inits.size()];
+  const FakeNcclControl::Init &b = nccl->inits[ncclBefore.inits.size() + 1];
+  EXPECT_EQ(nccl->uniqueIds, ncclBefore.uniqueIds + 1);
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.rank + b.rank, 1);
+  EXPECT_EQ(a.nranks, 2);
+  EXPECT_NE(a.context, b.context);
+  EXPECT_EQ(fake->modulesLoaded, before.modulesLoaded + 2);
+  EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
+  EXPECT_EQ(nccl->liveComms, ncclBefore.liveComms);
+  EXPECT_FALSE(cuda::hasCudaError());
 }
 
 TEST_F(GpuRanksTest, NcclErrorsFailTheSessionOrTheRun) {

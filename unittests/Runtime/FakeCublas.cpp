@@ -88,6 +88,7 @@ bool isTranspose(cublasOperation_t op) {
 FAKE_EXPORT FakeCublasControl *jamba_fake_cublas_control() { return &control; }
 
 FAKE_EXPORT cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
+  FAKE_LOCK();
   if (!handle)
     return CUBLAS_STATUS_INVALID_VALUE;
   if (control.failCreateWith)
@@ -102,6 +103,7 @@ FAKE_EXPORT cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
 }
 
 FAKE_EXPORT cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
+  FAKE_LOCK();
   if (!handle)
     return CUBLAS_STATUS_NOT_INITIALIZED;
   delete handleOf(handle);
@@ -111,6 +113,7 @@ FAKE_EXPORT cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
 
 FAKE_EXPORT cublasStatus_t cublasSetStream_v2(cublasHandle_t handle,
                                               CUstream stream) {
+  FAKE_LOCK();
   if (!handle)
     return CUBLAS_STATUS_NOT_INITIALIZED;
   FakeHandle &h = *handleOf(handle);
@@ -124,6 +127,7 @@ FAKE_EXPORT cublasStatus_t cublasSetStream_v2(cublasHandle_t handle,
 FAKE_EXPORT cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle,
                                                  void *workspace,
                                                  size_t bytes) {
+  FAKE_LOCK();
   if (!handle)
     return CUBLAS_STATUS_NOT_INITIALIZED;
   if (reinterpret_cast<uintptr_t>(workspace) % 256 != 0 ||
@@ -136,6 +140,7 @@ FAKE_EXPORT cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle,
 
 FAKE_EXPORT cublasStatus_t cublasSetMathMode(cublasHandle_t handle,
                                              cublasMath_t mode) {
+  FAKE_LOCK();
   if (!handle)
     return CUBLAS_STATUS_NOT_INITIALIZED;
   handleOf(handle)->mathMode = mode;
@@ -143,6 +148,7 @@ FAKE_EXPORT cublasStatus_t cublasSetMathMode(cublasHandle_t handle,
 }
 
 FAKE_EXPORT const char *cublasGetStatusName(cublasStatus_t status) {
+  FAKE_LOCK();
   switch (status) {
   case CUBLAS_STATUS_SUCCESS:
     return "CUBLAS_STATUS_SUCCESS";
@@ -162,6 +168,7 @@ FAKE_EXPORT const char *cublasGetStatusName(cublasStatus_t status) {
 }
 
 FAKE_EXPORT const char *cublasGetStatusString(cublasStatus_t status) {
+  FAKE_LOCK();
   return status == CUBLAS_STATUS_SUCCESS ? "success" : "fake cuBLAS error";
 }
 
@@ -171,6 +178,7 @@ FAKE_EXPORT cublasStatus_t cublasGemmEx(
     int lda, const void *b, cudaDataType bType, int ldb, const void *beta,
     void *c, cudaDataType cType, int ldc, cublasComputeType_t computeType,
     cublasGemmAlgo_t) {
+  FAKE_LOCK();
   ++control.gemmCalls;
   if (!handle)
     return CUBLAS_STATUS_NOT_INITIALIZED;

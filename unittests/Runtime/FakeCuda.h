@@ -17,7 +17,13 @@
 //   the parameters taken at launch time (as the driver does);
 // - work on a stream runs at once, unless the stream is being captured:
 //   then it is recorded into the graph, which runs it when launched;
-// - a synchronize during a capture fails, as the real driver's does.
+// - a synchronize during a capture fails, as the real driver's does;
+// - every entry point holds one library-wide lock, so that ranks that are
+//   threads of one process can use it at once (work runs at once, so no
+//   call waits for another thread);
+// - cuDeviceGetCount reports FakeCudaControl::deviceCount devices, each
+//   with its own primary context; a capture's mode is honoured per thread
+//   (THREAD_LOCAL restricts only the capturing thread).
 //
 // - a synchronous allocation (cuMemAlloc) during a capture fails unless the
 //   capture or the calling thread's mode (cuThreadExchangeStreamCaptureMode)
@@ -56,6 +62,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -87,6 +94,10 @@ struct FakeCudaControl {
   uint64_t totalMemory = uint64_t(1) << 30;
   /// Non-zero: cuLaunchKernel returns this error.
   int failLaunchWith = 0;
+  /// The devices cuDeviceGetCount reports (at most kMaxDevices), each with
+  /// a primary context of its own.
+  int deviceCount = 1;
+  static constexpr int kMaxDevices = 8;
   /// Sets the knobs back to their defaults; the counters stay.
   void resetKnobs() {
     const FakeCudaControl defaults;
@@ -94,6 +105,7 @@ struct FakeCudaControl {
     computeMinor = defaults.computeMinor;
     totalMemory = defaults.totalMemory;
     failLaunchWith = 0;
+    deviceCount = defaults.deviceCount;
   }
 
   // Counters.
@@ -223,12 +235,19 @@ bool isDeviceRange(const void *p, uint64_t bytes);
 bool refusesUnsafeCall();
 /// The context current on the calling thread (cuCtxSetCurrent).
 void *currentContext();
+/// The library-wide lock every entry point holds (FAKE_LOCK).
+std::recursive_mutex &mutex();
 /// Makes `stream` stuck (a collective waiting for a peer): work queued on it
 /// is held and cuStreamQuery says CUDA_ERROR_NOT_READY until as many
 /// unblockStream calls; then the held work runs.
 void blockStream(void *stream);
 void unblockStream(void *stream);
 } // namespace fake
+
+/// The first statement of every exported fake entry point.
+#define FAKE_LOCK()                                                            \
+  std::lock_guard<std::recursive_mutex> fakeLock(                              \
+      ::jamba::rt::testing::fake::mutex())
 
 } // namespace testing
 } // namespace rt

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <set>
+#include <thread>
 #include <vector>
 
 using namespace jamba::rt::cuda;
@@ -54,6 +55,8 @@ struct FakeStream {
   bool invalidated = false;
   CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
   std::vector<Op> captured;
+  /// The thread that began the capture.
+  std::thread::id captureThread;
   /// While positive, the stream is stuck (a collective waiting for a peer,
   /// fake::blockStream): work queued on it is held, not run.
   int blockers = 0;
@@ -162,22 +165,30 @@ bool jamba::rt::testing::fake::isDeviceRange(const void *p, uint64_t bytes) {
 }
 
 bool jamba::rt::testing::fake::refusesUnsafeCall() {
-  // The driver's rule (cuThreadExchangeStreamCaptureMode): a thread with a
-  // capture not begun in relaxed mode may not make unsafe calls unless its
-  // own mode is relaxed. The fake has one thread, so every capture is this
-  // thread's.
+  // The driver's rule (cuThreadExchangeStreamCaptureMode): unsafe calls
+  // are refused while a capture begun in global mode (by any thread) or in
+  // thread-local mode (by this thread) runs, unless this thread's own mode
+  // is relaxed.
   if (threadMode == CU_STREAM_CAPTURE_MODE_RELAXED)
     return false;
   bool refused = false;
-  for (FakeStream *s : capturingStreams)
-    if (s->mode != CU_STREAM_CAPTURE_MODE_RELAXED) {
-      s->invalidated = true;
-      refused = true;
-    }
+  for (FakeStream *s : capturingStreams) {
+    if (s->mode == CU_STREAM_CAPTURE_MODE_RELAXED ||
+        (s->mode == CU_STREAM_CAPTURE_MODE_THREAD_LOCAL &&
+         s->captureThread != std::this_thread::get_id()))
+      continue;
+    s->invalidated = true;
+    refused = true;
+  }
   return refused;
 }
 
 void *jamba::rt::testing::fake::currentContext() { return ::currentContext; }
+
+std::recursive_mutex &jamba::rt::testing::fake::mutex() {
+  static auto *m = new std::recursive_mutex();
+  return *m;
+}
 
 void jamba::rt::testing::fake::blockStream(void *stream) {
   if (auto *s = static_cast<FakeStream *>(stream))
@@ -197,12 +208,14 @@ void jamba::rt::testing::fake::unblockStream(void *stream) {
 FAKE_EXPORT FakeCudaControl *jamba_fake_cuda_control() { return &control; }
 
 FAKE_EXPORT CUresult cuInit(unsigned) {
+  FAKE_LOCK();
   initialised = true;
   ++control.inits;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuGetErrorName(CUresult error, const char **name) {
+  FAKE_LOCK();
   switch (error) {
   case CUDA_SUCCESS:
     *name = "CUDA_SUCCESS";
@@ -232,6 +245,7 @@ FAKE_EXPORT CUresult cuGetErrorName(CUresult error, const char **name) {
 }
 
 FAKE_EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {
+  FAKE_LOCK();
   switch (error) {
   case kInvalidPtx:
     *text = "a PTX JIT compilation failed";
@@ -246,30 +260,36 @@ FAKE_EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {
 }
 
 FAKE_EXPORT CUresult cuDriverGetVersion(int *version) {
+  FAKE_LOCK();
   *version = 13000;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuDeviceGetCount(int *count) {
+  FAKE_LOCK();
   if (!initialised)
     return kNotInitialized;
-  *count = 1;
+  *count = control.deviceCount;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal) {
-  if (ordinal != 0)
+  FAKE_LOCK();
+  if (ordinal < 0 || ordinal >= control.deviceCount ||
+      ordinal >= FakeCudaControl::kMaxDevices)
     return kInvalidDevice;
-  *device = 0;
+  *device = ordinal;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuDeviceGetName(char *name, int length, CUdevice) {
+  FAKE_LOCK();
   std::strncpy(name, "Fake CUDA device", size_t(length));
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice) {
+  FAKE_LOCK();
   *bytes = size_t(control.totalMemory);
   return CUDA_SUCCESS;
 }
@@ -277,6 +297,7 @@ FAKE_EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice) {
 FAKE_EXPORT CUresult cuDeviceGetAttribute(int *value,
                                           CUdevice_attribute attribute,
                                           CUdevice) {
+  FAKE_LOCK();
   switch (attribute) {
   case CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR:
     *value = control.computeMajor;
@@ -292,23 +313,32 @@ FAKE_EXPORT CUresult cuDeviceGetAttribute(int *value,
   }
 }
 
-FAKE_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *context, CUdevice) {
-  *context = reinterpret_cast<CUcontext>(&control);
+FAKE_EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *context,
+                                              CUdevice device) {
+  FAKE_LOCK();
+  // One primary context per device: a distinct address each.
+  static char contexts[FakeCudaControl::kMaxDevices];
+  if (device < 0 || device >= FakeCudaControl::kMaxDevices)
+    return kInvalidDevice;
+  *context = reinterpret_cast<CUcontext>(&contexts[device]);
   ++control.contextsRetained;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice) {
+  FAKE_LOCK();
   --control.contextsRetained;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuCtxSetCurrent(CUcontext context) {
+  FAKE_LOCK();
   currentContext = context;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
+  FAKE_LOCK();
   size_t used = 0;
   for (const auto &entry : allocations)
     used += entry.second;
@@ -318,12 +348,14 @@ FAKE_EXPORT CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
 }
 
 FAKE_EXPORT CUresult cuStreamCreate(CUstream *stream, unsigned) {
+  FAKE_LOCK();
   *stream = reinterpret_cast<CUstream>(new FakeStream());
   ++control.liveStreams;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
+  FAKE_LOCK();
   capturingStreams.erase(reinterpret_cast<FakeStream *>(stream));
   delete reinterpret_cast<FakeStream *>(stream);
   --control.liveStreams;
@@ -331,6 +363,7 @@ FAKE_EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
 }
 
 FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
+  FAKE_LOCK();
   if (refusedInCapture(stream))
     return kCaptureUnsupported;
   // A stuck stream would never finish: the real call would hang. The fake
@@ -345,6 +378,7 @@ FAKE_EXPORT CUresult cuStreamSynchronize(CUstream stream) {
 }
 
 FAKE_EXPORT CUresult cuStreamQuery(CUstream stream) {
+  FAKE_LOCK();
   ++control.streamQueries;
   auto *s = reinterpret_cast<FakeStream *>(stream);
   if (s && s->capturing)
@@ -356,12 +390,14 @@ FAKE_EXPORT CUresult cuStreamQuery(CUstream stream) {
 
 FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream,
                                              CUstreamCaptureMode mode) {
+  FAKE_LOCK();
   auto *s = reinterpret_cast<FakeStream *>(stream);
   if (!s || s->capturing)
     return kInvalidValue;
   s->capturing = true;
   s->invalidated = false;
   s->mode = mode;
+  s->captureThread = std::this_thread::get_id();
   capturingStreams.insert(s);
   s->captured.clear();
   ++control.captures;
@@ -369,6 +405,7 @@ FAKE_EXPORT CUresult cuStreamBeginCapture_v2(CUstream stream,
 }
 
 FAKE_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
+  FAKE_LOCK();
   auto *s = reinterpret_cast<FakeStream *>(stream);
   if (!s || !s->capturing)
     return kInvalidValue;
@@ -384,6 +421,7 @@ FAKE_EXPORT CUresult cuStreamEndCapture(CUstream stream, CUgraph *graph) {
 
 FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream stream,
                                          CUstreamCaptureStatus *status) {
+  FAKE_LOCK();
   auto *s = reinterpret_cast<FakeStream *>(stream);
   *status = !s || !s->capturing ? CU_STREAM_CAPTURE_STATUS_NONE
             : s->invalidated    ? CU_STREAM_CAPTURE_STATUS_INVALIDATED
@@ -393,6 +431,7 @@ FAKE_EXPORT CUresult cuStreamIsCapturing(CUstream stream,
 
 FAKE_EXPORT CUresult
 cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode) {
+  FAKE_LOCK();
   if (!mode)
     return kInvalidValue;
   CUstreamCaptureMode previous = threadMode;
@@ -404,6 +443,7 @@ cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode) {
 FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec,
                                                  CUgraph graph,
                                                  unsigned long long) {
+  FAKE_LOCK();
   *exec = reinterpret_cast<CUgraphExec>(
       new FakeGraph(*reinterpret_cast<FakeGraph *>(graph)));
   ++control.liveGraphs;
@@ -411,6 +451,7 @@ FAKE_EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec *exec,
 }
 
 FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
+  FAKE_LOCK();
   if (refusedInCapture(stream))
     return kCaptureUnsupported;
   ++control.graphLaunches;
@@ -422,18 +463,21 @@ FAKE_EXPORT CUresult cuGraphLaunch(CUgraphExec exec, CUstream stream) {
 }
 
 FAKE_EXPORT CUresult cuGraphDestroy(CUgraph graph) {
+  FAKE_LOCK();
   delete reinterpret_cast<FakeGraph *>(graph);
   --control.liveGraphs;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuGraphExecDestroy(CUgraphExec exec) {
+  FAKE_LOCK();
   delete reinterpret_cast<FakeGraph *>(exec);
   --control.liveGraphs;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
+  FAKE_LOCK();
   if (bytes == 0)
     return kInvalidValue;
   if (jamba::rt::testing::fake::refusesUnsafeCall())
@@ -446,6 +490,7 @@ FAKE_EXPORT CUresult cuMemFree_v2(CUdeviceptr ptr) { return release(ptr); }
 
 FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes,
                                      CUstream stream) {
+  FAKE_LOCK();
   // The fake does not model graph allocation nodes.
   if (bytes == 0 || refusedInCapture(stream))
     return bytes == 0 ? kInvalidValue : kNotSupported;
@@ -454,6 +499,7 @@ FAKE_EXPORT CUresult cuMemAllocAsync(CUdeviceptr *ptr, size_t bytes,
 }
 
 FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr ptr, CUstream stream) {
+  FAKE_LOCK();
   if (refusedInCapture(stream))
     return kNotSupported;
   return release(ptr);
@@ -461,6 +507,7 @@ FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr ptr, CUstream stream) {
 
 FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
                                        unsigned) {
+  FAKE_LOCK();
   if (bytes == 0)
     return kInvalidValue;
   *ptr = allocate(bytes);
@@ -469,27 +516,32 @@ FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
 
 FAKE_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src,
                                           size_t bytes, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream, [=] { std::memcpy(hostPtr(dst), src, bytes); });
 }
 
 FAKE_EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src,
                                           size_t bytes, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream, [=] { std::memcpy(dst, hostPtr(src), bytes); });
 }
 
 FAKE_EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src,
                                    size_t bytes, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream,
                  [=] { std::memmove(hostPtr(dst), hostPtr(src), bytes); });
 }
 
 FAKE_EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value,
                                      size_t count, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream, [=] { std::memset(hostPtr(dst), value, count); });
 }
 
 FAKE_EXPORT CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value,
                                       size_t count, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream, [=] {
     auto *p = static_cast<unsigned short *>(hostPtr(dst));
     for (size_t i = 0; i < count; ++i)
@@ -499,6 +551,7 @@ FAKE_EXPORT CUresult cuMemsetD16Async(CUdeviceptr dst, unsigned short value,
 
 FAKE_EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value,
                                       size_t count, CUstream stream) {
+  FAKE_LOCK();
   return enqueue(stream, [=] {
     auto *p = static_cast<unsigned *>(hostPtr(dst));
     for (size_t i = 0; i < count; ++i)
@@ -507,6 +560,7 @@ FAKE_EXPORT CUresult cuMemsetD32Async(CUdeviceptr dst, unsigned value,
 }
 
 FAKE_EXPORT CUresult cuModuleLoadData(CUmodule *module, const void *image) {
+  FAKE_LOCK();
   return loadModule(module, image);
 }
 
@@ -514,6 +568,7 @@ FAKE_EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image,
                                         unsigned numOptions,
                                         CUjit_option *options,
                                         void **optionValues) {
+  FAKE_LOCK();
   CUresult r = loadModule(module, image);
   if (r == CUDA_SUCCESS)
     return r;
@@ -526,12 +581,14 @@ FAKE_EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image,
 }
 
 FAKE_EXPORT CUresult cuModuleUnload(CUmodule) {
+  FAKE_LOCK();
   ++control.modulesUnloaded;
   return CUDA_SUCCESS;
 }
 
 FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
                                          const char *name) {
+  FAKE_LOCK();
   const auto *m = reinterpret_cast<const FakeModuleImage *>(module);
   for (int64_t i = 0; i < m->count; ++i)
     if (std::strcmp(m->kernels[i].name, name) == 0) {
@@ -543,6 +600,7 @@ FAKE_EXPORT CUresult cuModuleGetFunction(CUfunction *function, CUmodule module,
 }
 
 FAKE_EXPORT CUresult cuFuncSetAttribute(CUfunction, CUfunction_attribute, int) {
+  FAKE_LOCK();
   return CUDA_SUCCESS;
 }
 
@@ -550,6 +608,7 @@ FAKE_EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned, unsigned,
                                     unsigned, unsigned, unsigned, unsigned,
                                     unsigned, CUstream stream, void **params,
                                     void **) {
+  FAKE_LOCK();
   ++control.kernelLaunches;
   if (control.failLaunchWith)
     return control.failLaunchWith;

@@ -74,6 +74,7 @@ ncclResult_t release(ncclComm_t comm) {
 FAKE_EXPORT FakeNcclControl *jamba_fake_nccl_control() { return &control; }
 
 FAKE_EXPORT ncclResult_t ncclGetVersion(int *version) {
+  FAKE_LOCK();
   if (!version)
     return ncclInvalidArgument;
   *version = control.version;
@@ -81,6 +82,7 @@ FAKE_EXPORT ncclResult_t ncclGetVersion(int *version) {
 }
 
 FAKE_EXPORT const char *ncclGetErrorString(ncclResult_t result) {
+  FAKE_LOCK();
   switch (result) {
   case ncclSuccess:
     return "no error (fake NCCL)";
@@ -98,6 +100,7 @@ FAKE_EXPORT const char *ncclGetErrorString(ncclResult_t result) {
 }
 
 FAKE_EXPORT ncclResult_t ncclGetUniqueId(ncclUniqueId *id) {
+  FAKE_LOCK();
   if (!id)
     return ncclInvalidArgument;
   if (control.failUniqueIdWith)
@@ -152,12 +155,14 @@ ncclResult_t initRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank,
 
 FAKE_EXPORT ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks,
                                           ncclUniqueId id, int rank) {
+  FAKE_LOCK();
   return initRank(comm, nranks, id, rank, -1);
 }
 
 FAKE_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
                                                 ncclUniqueId id, int rank,
                                                 ncclConfig_t *config) {
+  FAKE_LOCK();
   // NCCL's own checks of a config: its size covers the version's fields,
   // and it was made by NCCL_CONFIG_INITIALIZER.
   if (!config || config->size < sizeof(ncclConfig_t) ||
@@ -169,6 +174,7 @@ FAKE_EXPORT ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks,
 }
 
 FAKE_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
+  FAKE_LOCK();
   FakeComm *c = commOf(comm);
   if (!c)
     return ncclInvalidArgument;
@@ -180,6 +186,7 @@ FAKE_EXPORT ncclResult_t ncclCommFinalize(ncclComm_t comm) {
 }
 
 FAKE_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
+  FAKE_LOCK();
   ncclResult_t result = release(comm);
   if (result == ncclSuccess)
     ++control.commsDestroyed;
@@ -187,6 +194,7 @@ FAKE_EXPORT ncclResult_t ncclCommDestroy(ncclComm_t comm) {
 }
 
 FAKE_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
+  FAKE_LOCK();
   ncclResult_t result = release(comm);
   if (result == ncclSuccess)
     ++control.commsAborted;
@@ -195,6 +203,7 @@ FAKE_EXPORT ncclResult_t ncclCommAbort(ncclComm_t comm) {
 
 FAKE_EXPORT ncclResult_t ncclCommGetAsyncError(ncclComm_t comm,
                                                ncclResult_t *error) {
+  FAKE_LOCK();
   FakeComm *c = commOf(comm);
   if (!c || !error)
     return ncclInvalidArgument;
@@ -216,6 +225,7 @@ FAKE_EXPORT ncclResult_t ncclAllReduce(const void *send, void *recv,
                                        size_t count, ncclDataType_t type,
                                        ncclRedOp_t op, ncclComm_t comm,
                                        CUstream stream) {
+  FAKE_LOCK();
   ++control.allReduceCalls;
   control.lastSend = send;
   control.lastRecv = recv;
