@@ -905,12 +905,9 @@ TEST_P(SequenceKernels, MambaStatesCarryOverDynamicLengths) {
   }
 }
 
-TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
-  // Two sequences with 3 and 5 cached positions, 4 new tokens each, 4 query
-  // heads over 2 kv heads (head_dim 8, capacity 12): the new rows land at
-  // cache_len[b] + s, rows past them stay as they were, and each query sees
-  // positions 0 .. cache_len[b] + s.
-  Kernel k(R"mlir(
+/// Cached attention over two sequences, 4 query heads over 2 kv heads,
+/// head_dim 8, dynamic token count and capacity.
+constexpr const char *kCachedAttentionGqa = R"mlir(
     func.func @f(%q: tensor<2x?x32xf32>, %k: tensor<2x?x16xf32>, %v: tensor<2x?x16xf32>,
                  %kc: tensor<2x2x?x8xf32>, %vc: tensor<2x2x?x8xf32>, %len: tensor<2xi64>)
         -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
@@ -921,8 +918,14 @@ TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
              tensor<2x2x?x8xf32>, tensor<2xi64>)
           -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
       return %o, %k2, %v2 : tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>
-    })mlir",
-           *lowering());
+    })mlir";
+
+TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
+  // Two sequences with 3 and 5 cached positions, 4 new tokens each, 4 query
+  // heads over 2 kv heads (head_dim 8, capacity 12): the new rows land at
+  // cache_len[b] + s, rows past them stay as they were, and each query sees
+  // positions 0 .. cache_len[b] + s.
+  Kernel k(kCachedAttentionGqa, *lowering());
   ASSERT_EQ(k.error, "");
   auto q = randomFloats(256, 50, -2.0f, 2.0f), kk = randomFloats(128, 51),
        v = randomFloats(128, 52), kc = randomFloats(384, 53),
@@ -971,18 +974,7 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   // a query sees fewer keys than there are splits), against the reference.
   // Prefill: 4 new tokens over 3 and 5 cached positions (capacity 12);
   // decode: 1 token over 29 and 7 cached positions (capacity 40).
-  const char *source = R"mlir(
-    func.func @f(%q: tensor<2x?x32xf32>, %k: tensor<2x?x16xf32>, %v: tensor<2x?x16xf32>,
-                 %kc: tensor<2x2x?x8xf32>, %vc: tensor<2x2x?x8xf32>, %len: tensor<2xi64>)
-        -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
-        attributes {llvm.emit_c_interface} {
-      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
-          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
-          : (tensor<2x?x32xf32>, tensor<2x?x16xf32>, tensor<2x?x16xf32>, tensor<2x2x?x8xf32>,
-             tensor<2x2x?x8xf32>, tensor<2xi64>)
-          -> (tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>)
-      return %o, %k2, %v2 : tensor<2x?x32xf32>, tensor<2x2x?x8xf32>, tensor<2x2x?x8xf32>
-    })mlir";
+
   struct Case {
     int64_t tokens, capacity;
     std::vector<int64_t> len;
@@ -991,7 +983,7 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
     mlir::jamba::CPULowerPipelineOptions options;
     options.gpuKernels = true;
     options.attentionKeysPerSplit = keysPerSplit;
-    Kernel k(source, options);
+    Kernel k(kCachedAttentionGqa, options);
     ASSERT_EQ(k.error, "");
     for (const Case &c : {Case{4, 12, {3, 5}}, Case{1, 40, {29, 7}}}) {
       SCOPED_TRACE(::testing::Message()

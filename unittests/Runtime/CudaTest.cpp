@@ -243,6 +243,8 @@ public:
   int64_t allReduces = 0, broadcasts = 0;
 };
 
+StatusOr<GenerationResult> generateTwo(Executor &ex, int64_t n = 6);
+
 class FakeCudaTest : public CudaTest {
 protected:
   void SetUp() override {
@@ -268,13 +270,25 @@ protected:
     return ex.ok() ? std::move(*ex) : nullptr;
   }
 
+  /// generateTwo on a CPU session of the plain test artifact: what a CUDA
+  /// session of the same model must give.
+  StatusOr<GenerationResult> cpuGeneration() {
+    auto cpuArt = open({});
+    if (!cpuArt)
+      return Status::error("the CPU test artifact did not open");
+    auto onCpu = session(*cpuArt, options(Device::Cpu));
+    if (!onCpu)
+      return Status::error("no CPU session");
+    return generateTwo(*onCpu);
+  }
+
   FakeCudaControl *fake = nullptr;
   FakeNcclControl *nccl = nullptr;
 };
 
 /// Two prompts of different lengths (a joint prefill, then one row alone,
 /// chunked by seq 3), greedy, their logits recorded.
-StatusOr<GenerationResult> generateTwo(Executor &ex, int64_t n = 6) {
+StatusOr<GenerationResult> generateTwo(Executor &ex, int64_t n) {
   GenerateOptions g;
   g.maxNewTokens = n;
   g.stopOnEos = false;
@@ -283,13 +297,10 @@ StatusOr<GenerationResult> generateTwo(Executor &ex, int64_t n = 6) {
 }
 
 TEST_F(FakeCudaTest, GeneratesWhatTheCpuGenerates) {
-  auto cpuArt = open({});
-  auto cudaArt = openCuda();
-  ASSERT_TRUE(cpuArt && cudaArt);
-  auto onCpu = session(*cpuArt, options(Device::Cpu));
-  ASSERT_TRUE(onCpu);
-  auto expected = generateTwo(*onCpu);
+  auto expected = cpuGeneration();
   ASSERT_TRUE(expected.ok()) << expected.status().message();
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
 
   FakeCudaControl before = *fake;
   {
@@ -350,13 +361,10 @@ TEST_F(FakeCudaTest, EachSessionLoadsItsOwnCopyOfTheKernels) {
   // context current then. Two sessions of one artifact (or sessions on two
   // devices of one process) must each load theirs: dlopen of the same file
   // would return the first session's handle without running them again.
-  auto cpuArt = open({});
-  auto cudaArt = openCuda();
-  ASSERT_TRUE(cpuArt && cudaArt);
-  auto onCpu = session(*cpuArt, options(Device::Cpu));
-  ASSERT_TRUE(onCpu);
-  auto expected = generateTwo(*onCpu);
+  auto expected = cpuGeneration();
   ASSERT_TRUE(expected.ok()) << expected.status().message();
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
   FakeCudaControl before = *fake;
   {
     auto first = session(*cudaArt, options(Device::Cuda));
@@ -603,13 +611,10 @@ TEST_F(GpuRanksTest, AShardedArtifactNeedsNccl) {
 }
 
 TEST_F(GpuRanksTest, RanksAllReduceThroughNccl) {
-  auto cpuArt = open({});
-  auto art = openSharded();
-  ASSERT_TRUE(cpuArt && art);
-  auto onCpu = session(*cpuArt, options(Device::Cpu));
-  ASSERT_TRUE(onCpu);
-  auto expected = generateTwo(*onCpu);
+  auto expected = cpuGeneration();
   ASSERT_TRUE(expected.ok()) << expected.status().message();
+  auto art = openSharded();
+  ASSERT_TRUE(art);
 
   FakeCudaControl before = *fake;
   FakeNcclControl ncclBefore = *nccl;
@@ -662,14 +667,10 @@ TEST_F(GpuRanksTest, TwoRanksAsThreadsOfOneProcess) {
   // on device k, with the in-process communicators carrying NCCL's
   // bootstrap. Each session loads its own copy of the kernels into its
   // device's context, and the kernels' calls use their thread's session.
-  auto cpuArt = open({});
-  auto art = openSharded();
-  ASSERT_TRUE(cpuArt && art);
-  auto onCpu = session(*cpuArt, options(Device::Cpu));
-  ASSERT_TRUE(onCpu);
-  auto expected = generateTwo(*onCpu);
+  auto expected = cpuGeneration();
   ASSERT_TRUE(expected.ok()) << expected.status().message();
-  onCpu.reset();
+  auto art = openSharded();
+  ASSERT_TRUE(art);
 
   fake->deviceCount = 2;
   FakeCudaControl before = *fake;
