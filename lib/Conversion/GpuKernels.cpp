@@ -31,9 +31,11 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <functional>
 
 namespace mlir::jamba {
@@ -566,14 +568,69 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
 /// partial sums stay within kLaneRowBudget * maxLanes rows of N floats.
 constexpr int64_t kLaneRowBudget = 64;
 
+/// Bytes of one vector load of the weights (a 128-bit load on a GPU).
+constexpr int64_t kWeightVectorBytes = 16;
+
+/// Whether, at run time, every vector of `memref` that starts at a multiple
+/// of `alignBytes` bytes along its last dimension is `alignBytes`-aligned:
+/// its base pointer is, and its element offset and every stride but the
+/// last (1) are multiples of `alignBytes` bytes. The weights are function
+/// arguments on 256-byte aligned device allocations and the activations
+/// fresh device allocations, so this holds for Jamba's shapes; a view into
+/// a larger tensor may break it.
+Value alignedForVectors(OpBuilder &b, Location loc, Value memref,
+                        int64_t alignBytes) {
+  auto type = cast<MemRefType>(memref.getType());
+  const int64_t elems =
+      alignBytes / (type.getElementType().getIntOrFloatBitWidth() / 8);
+  auto meta = memref::ExtractStridedMetadataOp::create(b, loc, memref);
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+  Value zero = indexConst(b, loc, 0), elemsC = indexConst(b, loc, elems);
+  auto multipleOf = [&](Value x, Value m) -> Value {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq,
+                                 arith::RemUIOp::create(b, loc, x, m), zero);
+  };
+  Value ok = multipleOf(base, indexConst(b, loc, alignBytes));
+  ok = arith::AndIOp::create(b, loc, ok, multipleOf(meta.getOffset(), elemsC));
+  for (Value stride : meta.getStrides().drop_back())
+    ok = arith::AndIOp::create(b, loc, ok, multipleOf(stride, elemsC));
+  return ok;
+}
+
+/// `v` (a scalar or vector) converted to f32 elements.
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  Type elem = getElementTypeOrSelf(v.getType());
+  Type f32 = b.getF32Type();
+  if (elem == f32)
+    return v;
+  Type to = f32;
+  if (auto vec = dyn_cast<VectorType>(v.getType()))
+    to = vec.clone(f32);
+  if (isa<IntegerType>(elem))
+    return arith::SIToFPOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
 /// Two parallel nests, for the few rows of a decode step (a GEMV per routed
 /// slot, where the weights are the traffic):
 ///
-/// 1. one iteration per (row, n, lane), a row being one (token, slot): the
-///    lane sums w[e, n, k] x[k] over k = lane, lane + L, lane + 2L, ... into
-///    its partial sum. Consecutive iterations (GPU threads) are consecutive
-///    lanes of one weight row, so a warp's loads of the weights are
-///    contiguous (the plain form gives each thread its own row n, K apart);
+/// 1. one iteration per (n, row, lane), a row being one (token, slot): the
+///    lane sums w[e, n, k] x[k] over its share of the row into its partial
+///    sum. Consecutive iterations (GPU threads) are consecutive lanes of one
+///    weight row, so a warp's loads of the weights are contiguous (the plain
+///    form gives each thread its own row n, K apart); the rows are inside n,
+///    so the rows routed to one expert read its weight row n at about the
+///    same time (from the cache after the first: at batch 32 each expert
+///    serves about 4 of the 64 rows, which the row-major order re-read from
+///    memory). When the weight rows
+///    can be read as aligned 16-byte vectors and the inputs as aligned
+///    vectors of as many elements (alignedForVectors and K a multiple of V:
+///    one uniform test per call), the lane's share is the V-element chunks
+///    starting at k = V lane, V (lane + L), ... (V = 16 int8, 8 bf16 or 4 f32
+///    weights), each one vector load widened to f32 and accumulated
+///    elementwise, the V sums added at the end: a warp reads 512 contiguous
+///    bytes of int8 weights per step instead of 32. Otherwise the share is k =
+///    lane, lane + L, ..., one element per step;
 /// 2. one iteration per (row, n): the L partial sums in lane order, then
 ///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
 ///    expert outside this rank's range (expert parallelism).
@@ -639,24 +696,81 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
   };
 
   // 1. The lanes' partial sums.
+  Type wElem = cast<MemRefType>(w.getType()).getElementType(),
+       xElem = cast<MemRefType>(x.getType()).getElementType();
+  // V weights per 16-byte load; their V inputs are V * (input bytes), read
+  // with the alignment of that size up to 16 bytes.
+  const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
+                xBytes = xElem.getIntOrFloatBitWidth() / 8;
+  const int64_t v = kWeightVectorBytes / wBytes;
+  const int64_t xAlign = std::min(kWeightVectorBytes, v * xBytes);
+  Value vectors = arith::AndIOp::create(
+      b, loc, alignedForVectors(b, loc, w, kWeightVectorBytes),
+      alignedForVectors(b, loc, x, xAlign));
+  vectors = arith::AndIOp::create(
+      b, loc, vectors,
+      arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq,
+          arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
   parallel(
-      b, loc, {rows, n, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value r = iv[0], nn = iv[1], lane = iv[2];
+      b, loc, {n, rows, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value nn = iv[0], r = iv[1], lane = iv[2];
         SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
         Value e = clamped(pb, l, localExpert(pb, l, idx));
         SmallVector<Value> xIdx(idx.begin(),
                                 perSlot ? idx.end() : idx.end() - 1);
-        auto sum = scf::ForOp::create(
-            pb, l, lane, kDim, lanes, ValueRange{floatConst(pb, l, f32, 0.0)},
-            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-              SmallVector<Value> at(xIdx);
-              at.push_back(k);
-              Value xv = loadF32(kb, kl, x, at);
-              Value wv = loadF32(kb, kl, w, {e, nn, k});
-              scf::YieldOp::create(kb, kl,
-                                   addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+        auto xAt = [&](Value k) {
+          SmallVector<Value> at(xIdx);
+          at.push_back(k);
+          return at;
+        };
+        // The lane's share of K: `width` elements from k = first, first +
+        // step, ..., into an accumulator of `width` f32 lanes.
+        auto share = [&](OpBuilder &sb, Location sl, Value first, Value step,
+                         int64_t width) -> Value {
+          Type accType = f32;
+          if (width > 1)
+            accType = VectorType::get({width}, f32);
+          auto sum = scf::ForOp::create(
+              sb, sl, first, kDim, step,
+              ValueRange{floatConst(sb, sl, accType, 0.0)},
+              [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                Value xv, wv;
+                if (width == 1) {
+                  xv = loadF32(kb, kl, x, xAt(k));
+                  wv = loadF32(kb, kl, w, {e, nn, k});
+                } else {
+                  xv = toF32(kb, kl,
+                             vector::LoadOp::create(
+                                 kb, kl, VectorType::get({width}, xElem), x,
+                                 xAt(k), /*nontemporal=*/false,
+                                 llvm::MaybeAlign(xAlign)));
+                  wv = toF32(kb, kl,
+                             vector::LoadOp::create(
+                                 kb, kl, VectorType::get({width}, wElem), w,
+                                 ValueRange{e, nn, k}, /*nontemporal=*/false,
+                                 llvm::MaybeAlign(kWeightVectorBytes)));
+                }
+                scf::YieldOp::create(
+                    kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+              });
+          if (width == 1)
+            return sum.getResult(0);
+          return vector::ReductionOp::create(sb, sl, vector::CombiningKind::ADD,
+                                             sum.getResult(0));
+        };
+        auto ifOp = scf::IfOp::create(
+            pb, l, vectors,
+            [&](OpBuilder &tb, Location tl) {
+              Value vElems = indexConst(tb, tl, v);
+              Value first = arith::MulIOp::create(tb, tl, lane, vElems);
+              Value step = arith::MulIOp::create(tb, tl, lanes, vElems);
+              scf::YieldOp::create(tb, tl, share(tb, tl, first, step, v));
+            },
+            [&](OpBuilder &eb, Location el) {
+              scf::YieldOp::create(eb, el, share(eb, el, lane, lanes, 1));
             });
-        memref::StoreOp::create(pb, l, sum.getResult(0), partial,
+        memref::StoreOp::create(pb, l, ifOp.getResult(0), partial,
                                 ValueRange{r, nn, lane});
       });
 

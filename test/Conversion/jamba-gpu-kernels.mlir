@@ -192,22 +192,57 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // -----
 
 // The expert GEMM: L lanes per (row, n), L = max(1, min(32, 2048 / rows))
-// chosen at run time; the lane loop starts at its lane and steps by L (so
-// consecutive lanes read consecutive weights), the int8 weight converted
-// in the loop; a second loop nest adds the lanes in order and applies the
-// scale and the routing weight.
+// chosen at run time. One test per call decides whether the rows are read
+// as 16-byte vectors: the weight's base pointer 16-byte aligned, its
+// offset and leading strides multiples of 16 int8, the input's of 16 f32
+// (64 bytes, aligned to 16), and K a multiple of 16. If so each lane loop
+// starts at 16 lane and steps by 16 L, loading 16 int8 weights (alignment
+// 16) and 16 inputs, widened and accumulated as vector<16xf32>, then
+// reduced; otherwise it starts at its lane and steps by L (consecutive
+// lanes read consecutive weights), one int8 weight converted per step. A
+// second loop nest adds the lanes in order and applies the scale and the
+// routing weight. The first nest's rows are inside its n (rows sharing an
+// expert read weight row n together).
 
 // CHECK-LABEL: func.func @expert_gemm
+// CHECK-SAME: (%[[X:[^:]+]]: tensor<?x2x32xf32>, %[[Q:[^:]+]]: tensor<4x16x32xi8>
+// CHECK-DAG: %[[XB:.+]] = bufferization.to_buffer %[[X]] read_only
+// CHECK-DAG: %[[QB:.+]] = bufferization.to_buffer %[[Q]] read_only
 // CHECK: arith.muli %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[ROWS:.+]] = arith.muli %{{.+}}, %{{.+}} : index
+// CHECK: %[[KDIM:.+]] = memref.dim %[[QB]], %c2
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x2x16xf32>
 // CHECK: arith.divui %c2048{{.*}}, %{{.+}}
 // CHECK: %[[L:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[P:.+]] = memref.alloc(%[[ROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
-// CHECK: scf.parallel (%[[R:.+]], %[[N:.+]], %[[LANE:.+]]) = {{.+}} to (%[[ROWS]], %{{.+}}, %[[L]])
-// CHECK:   scf.for %[[K:.+]] = %[[LANE]] to %{{.+}} step %[[L]] iter_args({{.+}}) -> (f32)
-// CHECK:     memref.load %{{.+}}[%{{.+}}, %[[N]], %[[K]]] : memref<4x16x8xi8
-// CHECK:     arith.sitofp
+// CHECK: %{{.+}}, %[[QOFF:.+]], %{{.+}}:3, %[[QSTR:.+]]:3 = memref.extract_strided_metadata %[[QB]]
+// CHECK: %[[QPTR:.+]] = memref.extract_aligned_pointer_as_index %[[QB]]
+// CHECK: arith.remui %[[QPTR]], %c16
+// CHECK: arith.remui %[[QOFF]], %c16
+// CHECK: arith.remui %[[QSTR]]#0, %c16
+// CHECK: arith.remui %[[QSTR]]#1, %c16
+// CHECK-NOT: arith.remui %[[QSTR]]#2
+// CHECK: %{{.+}}, %[[XOFF:.+]], %{{.+}}:3, %[[XSTR:.+]]:3 = memref.extract_strided_metadata %[[XB]]
+// CHECK: %[[XPTR:.+]] = memref.extract_aligned_pointer_as_index %[[XB]]
+// CHECK: arith.remui %[[XPTR]], %c16
+// CHECK: arith.remui %[[XOFF]], %c4
+// CHECK: arith.remui %[[XSTR]]#0, %c4
+// CHECK: arith.remui %[[XSTR]]#1, %c4
+// CHECK: arith.remui %[[KDIM]], %c16
+// CHECK: %[[VEC:.+]] = arith.andi
+// CHECK: scf.parallel (%[[N:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[ROWS]], %[[L]])
+// CHECK:   scf.if %[[VEC]] -> (f32)
+// CHECK:     %[[FIRST:.+]] = arith.muli %[[LANE]], %c16
+// CHECK:     %[[STEP:.+]] = arith.muli %[[L]], %c16
+// CHECK:     scf.for %[[VK:.+]] = %[[FIRST]] to %[[KDIM]] step %[[STEP]] iter_args({{.+}}) -> (vector<16xf32>)
+// CHECK:       vector.load %[[XB]][%{{.+}}, %{{.+}}, %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xf32>
+// CHECK:       vector.load %[[QB]][%{{.+}}, %[[N]], %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
+// CHECK:       arith.sitofp %{{.+}} : vector<16xi8> to vector<16xf32>
+// CHECK:     vector.reduction <add>, %{{.+}} : vector<16xf32> into f32
+// CHECK:   else
+// CHECK:     scf.for %[[K:.+]] = %[[LANE]] to %[[KDIM]] step %[[L]] iter_args({{.+}}) -> (f32)
+// CHECK:       memref.load %[[QB]][%{{.+}}, %[[N]], %[[K]]] : memref<4x16x32xi8
+// CHECK:       arith.sitofp
 // CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[N]], %[[LANE]]]
 // CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[ROWS]], %{{.+}})
 // CHECK:   scf.for {{.+}} to %[[L]] {{.+}} -> (f32)
@@ -215,10 +250,10 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK:   memref.load %{{.+}} : memref<4x16xf32
 // CHECK:   arith.mulf
 // CHECK:   memref.store %{{.+}}, %[[Y]]
-func.func @expert_gemm(%x: tensor<?x2x8xf32>, %q: tensor<4x16x8xi8>, %s: tensor<4x16xf32>,
+func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tensor<4x16xf32>,
                        %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x16xf32> {
   %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
-      : (tensor<?x2x8xf32>, tensor<4x16x8xi8>, tensor<4x16xf32>, tensor<?x2xi32>,
+      : (tensor<?x2x32xf32>, tensor<4x16x32xi8>, tensor<4x16xf32>, tensor<?x2xi32>,
          tensor<?x2xf32>) -> tensor<?x2x16xf32>
   return %y : tensor<?x2x16xf32>
 }

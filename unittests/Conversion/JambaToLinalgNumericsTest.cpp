@@ -616,6 +616,110 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, ExpertGemmVectorLoadsAndTheirFallback) {
+  // K = 80, a multiple of every vector width (16 int8, 8 bf16, 4 f32
+  // weights), so jamba-gpu-kernels reads aligned rows as 16-byte vectors:
+  // 5, 10 and 20 chunks per row, shared unevenly by 3 lanes and by 6 or 20
+  // of 32. Views into wider tensors test the alignment check: %qa starts 16
+  // int8 into rows of 96 (aligned: vectors), %qb 1 int8 in (misaligned)
+  // and %xb 1 float in (misaligned input): those two must take the scalar
+  // loop. Every lowering against the reference.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x80xf32>, %xs: tensor<?x2x80xf32>, %xw: tensor<?x81xf32>,
+                 %q: tensor<3x5x80xi8>, %h: tensor<3x5x80xbf16>, %w: tensor<3x5x80xf32>,
+                 %qw: tensor<3x5x96xi8>, %s: tensor<3x5xf32>,
+                 %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>)
+        -> (tensor<?x2x5xf32>, tensor<?x2x5xf32>, tensor<?x2x5xf32>,
+            tensor<?x2x5xf32>, tensor<?x2x5xf32>, tensor<?x2x5xf32>)
+        attributes {llvm.emit_c_interface} {
+      %c0 = arith.constant 0 : index
+      %t = tensor.dim %x, %c0 : tensor<?x80xf32>
+      %y0 = jamba.expert_gemm %x, %q scale(%s) indices(%idx)
+          : (tensor<?x80xf32>, tensor<3x5x80xi8>, tensor<3x5xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x5xf32>
+      %y1 = jamba.expert_gemm %xs, %h indices(%idx) route_weights(%rw)
+          : (tensor<?x2x80xf32>, tensor<3x5x80xbf16>, tensor<?x2xi64>, tensor<?x2xf32>)
+          -> tensor<?x2x5xf32>
+      %y2 = jamba.expert_gemm %x, %w indices(%idx)
+          : (tensor<?x80xf32>, tensor<3x5x80xf32>, tensor<?x2xi64>) -> tensor<?x2x5xf32>
+      %qa = tensor.extract_slice %qw[0, 0, 16] [3, 5, 80] [1, 1, 1]
+          : tensor<3x5x96xi8> to tensor<3x5x80xi8>
+      %y3 = jamba.expert_gemm %x, %qa scale(%s) indices(%idx)
+          : (tensor<?x80xf32>, tensor<3x5x80xi8>, tensor<3x5xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x5xf32>
+      %qb = tensor.extract_slice %qw[0, 0, 1] [3, 5, 80] [1, 1, 1]
+          : tensor<3x5x96xi8> to tensor<3x5x80xi8>
+      %y4 = jamba.expert_gemm %x, %qb scale(%s) indices(%idx)
+          : (tensor<?x80xf32>, tensor<3x5x80xi8>, tensor<3x5xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x5xf32>
+      %xb = tensor.extract_slice %xw[0, 1] [%t, 80] [1, 1]
+          : tensor<?x81xf32> to tensor<?x80xf32>
+      %y5 = jamba.expert_gemm %xb, %q scale(%s) indices(%idx)
+          : (tensor<?x80xf32>, tensor<3x5x80xi8>, tensor<3x5xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x5xf32>
+      return %y0, %y1, %y2, %y3, %y4, %y5 : tensor<?x2x5xf32>, tensor<?x2x5xf32>,
+          tensor<?x2x5xf32>, tensor<?x2x5xf32>, tensor<?x2x5xf32>, tensor<?x2x5xf32>
+    })mlir";
+  constexpr int64_t kTokens = 4, kK = 80, kWide = 96;
+  auto x = randomFloats(kTokens * kK, 100),
+       xs = randomFloats(kTokens * 2 * kK, 101),
+       w = randomFloats(3 * 5 * kK, 102), hf = randomFloats(3 * 5 * kK, 103),
+       s = randomFloats(15, 104, 0.001f, 0.02f),
+       rw = randomFloats(kTokens * 2, 105, 0.1f, 0.9f);
+  auto q = randomInt8(3 * 5 * kK, 106), qw = randomInt8(3 * 5 * kWide, 107);
+  std::vector<uint16_t> h;
+  for (float &v : hf)
+    h.push_back(toBF16(v)), v = fromBF16(h.back());
+  // %xw's columns 1..80 are x.
+  std::vector<float> xw(kTokens * (kK + 1), 7.0f);
+  for (int64_t t = 0; t < kTokens; ++t)
+    for (int64_t k = 0; k < kK; ++k)
+      xw[t * (kK + 1) + 1 + k] = x[t * kK + k];
+  // The two views of %qw as dense tensors, for the reference.
+  auto view = [&](int64_t start) {
+    std::vector<int8_t> out;
+    for (int64_t row = 0; row < 3 * 5; ++row)
+      for (int64_t k = 0; k < kK; ++k)
+        out.push_back(qw[row * kWide + start + k]);
+    return out;
+  };
+  std::vector<int64_t> idx{0, 2, 1, 1, 2, 0, 2, 2};
+  Tensor<float> rs = toRef(s, {3, 5}), rrw = toRef(rw, {kTokens, 2}),
+                ridx = toRef(idx, {kTokens, 2}), rx = toRef(x, {kTokens, kK}),
+                rq = toRef(q, {3, 5, kK});
+  Tensor<float> expected[] = {
+      ref::expertGemm<float>(rx, rq, &rs, ridx, nullptr),
+      ref::expertGemm<float>(toRef(xs, {kTokens, 2, kK}), toRef(hf, {3, 5, kK}),
+                             nullptr, ridx, &rrw),
+      ref::expertGemm<float>(rx, toRef(w, {3, 5, kK}), nullptr, ridx, nullptr),
+      ref::expertGemm<float>(rx, toRef(view(16), {3, 5, kK}), &rs, ridx,
+                             nullptr),
+      ref::expertGemm<float>(rx, toRef(view(1), {3, 5, kK}), &rs, ridx,
+                             nullptr),
+      ref::expertGemm<float>(rx, rq, &rs, ridx, nullptr)};
+  const char *cases[] = {"int8 (16 per vector)",
+                         "bf16, per slot, route weights (8 per vector)",
+                         "f32 (4 per vector)",
+                         "int8 view, aligned",
+                         "int8 view, misaligned (scalar loop)",
+                         "misaligned input view (scalar loop)"};
+  for (const ExpertGemmLowering &lowering : kExpertGemmLowerings) {
+    Kernel k(ir, *expertGemmOptions(lowering));
+    ASSERT_EQ(k.error, "");
+    auto out =
+        k.run({buf(x, {kTokens, kK}), buf(xs, {kTokens, 2, kK}),
+               buf(xw, {kTokens, kK + 1}), buf(q, {3, 5, kK}),
+               buf(h, {3, 5, kK}), buf(w, {3, 5, kK}), buf(qw, {3, 5, kWide}),
+               buf(s, {3, 5}), buf(idx, {kTokens, 2}), buf(rw, {kTokens, 2})},
+              {3, 3, 3, 3, 3, 3});
+    for (int i = 0; i < 6; ++i)
+      expectClose(
+          out[i], expected[i],
+          (std::string(lowering.name) + " expert_gemm K = 80, " + cases[i])
+              .c_str());
+  }
+}
+
 /// router_topk on `logits` [6, 8], k = 2, with or without renormalisation.
 void checkRouter(const std::vector<float> &logitsIn, bool normalize,
                  const mlir::jamba::CPULowerPipelineOptions &lowering) {

@@ -181,7 +181,9 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       divided by the call's tokens, at least 1 (many for a decode step, one
       for a long prefill).
     - `jamba.expert_gemm`: one iteration per (token-slot row, output n,
-      lane) sums the lane's share of the K loop (k = lane, lane + L, ...),
+      lane) sums the lane's share of the K loop (k = lane, lane + L, ...;
+      16-byte chunks at k = V lane, V (lane + L), ... when the weight rows
+      are aligned for 16-byte vector loads, a test made once per call),
       so consecutive GPU threads read consecutive weights of one row; one
       per (row, n) adds the lanes in order and applies the scale, the
       routing weight and the expert-parallel zeroing. L = min(
@@ -215,7 +217,8 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
                            "::mlir::bufferization::BufferizationDialect",
                            "::mlir::math::MathDialect",
                            "::mlir::memref::MemRefDialect",
-                           "::mlir::scf::SCFDialect"];
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
 }
 
 def JambaGpuLibraryGemmsPass
