@@ -473,9 +473,19 @@ SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value r,
   return idx;
 }
 
-/// Three parallel nests, so that a decode step's single row is not one
-/// thread's sequential sum over the hidden size (the plain form's row
-/// reduction):
+/// The widest static row that one thread normalises alone.
+constexpr int64_t kNormRowPerThreadMaxWidth = 256;
+
+/// For a static width of at most kNormRowPerThreadMaxWidth (the Mamba
+/// dt/B/C norms: Jamba-1.5-Mini's 256, 16, 16), one parallel nest with
+/// one iteration per row: the row's squares in order, then
+/// 1 / sqrt(sum / H + epsilon), then its elements as below. One kernel
+/// launch instead of three, and a decode step launches three such norms
+/// per Mamba layer.
+///
+/// Otherwise three parallel nests, so that a decode step's single row is
+/// not one thread's sequential sum over the hidden size (the plain form's
+/// row reduction):
 ///
 /// 1. one iteration per (row, lane): the lane's squares, k = lane,
 ///    lane + 32, ..., in f32;
@@ -501,21 +511,65 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
     lead.push_back(dim(b, loc, x, i));
     rows = arith::MulIOp::create(b, loc, rows, lead.back());
   }
-  Value h = dim(b, loc, x, rank - 1);
+  // A static width as a constant (constant trip counts for the row loops).
+  const int64_t staticWidth = type.getShape().back();
+  Value h = ShapedType::isDynamic(staticWidth)
+                ? dim(b, loc, x, rank - 1)
+                : indexConst(b, loc, staticWidth);
   sizes = lead;
   sizes.push_back(h);
   Value y = lowering::allocBuffer(b, loc, type, sizes);
+  auto at = [&](ArrayRef<Value> row, Value k) {
+    SmallVector<Value> idx(row);
+    idx.push_back(k);
+    return idx;
+  };
+  Value hFloat = arith::SIToFPOp::create(
+      b, loc, f32, arith::IndexCastOp::create(b, loc, b.getI64Type(), h));
+  Value eps = floatConst(b, loc, f32, op.getEpsilon().convertToDouble());
+  // 1 / sqrt(sum / H + epsilon).
+  auto inverseRoot = [&](OpBuilder &nb, Location nl, Value sum) -> Value {
+    Value mean = arith::DivFOp::create(nb, nl, sum, hFloat);
+    Value root = math::SqrtOp::create(nb, nl, addF(nb, nl, mean, eps));
+    return arith::DivFOp::create(nb, nl, floatConst(nb, nl, f32, 1.0), root);
+  };
+  // y[idx] = w[k] * cvt(x[idx] * inv).
+  auto normalise = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx, Value k,
+                       Value rowInv) {
+    Value n = mulF(nb, nl, loadF32(nb, nl, x, idx), rowInv);
+    n = convertScalar(nb, nl, convertScalar(nb, nl, n, elem), f32);
+    storeF32(nb, nl, mulF(nb, nl, loadF32(nb, nl, w, {k}), n), y, idx);
+  };
+
+  if (!ShapedType::isDynamic(staticWidth) &&
+      staticWidth <= kNormRowPerThreadMaxWidth) {
+    parallel(b, loc, {rows}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+      SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
+      Value sum =
+          loop(pb, l, zero, h, {floatConst(pb, l, f32, 0.0)},
+               [&](OpBuilder &nb, Location nl, Value k, ValueRange acc) {
+                 Value v = loadF32(nb, nl, x, at(row, k));
+                 return SmallVector<Value>{
+                     addF(nb, nl, acc[0], mulF(nb, nl, v, v))};
+               })
+              .getResult(0);
+      Value rowInv = inverseRoot(pb, l, sum);
+      scf::ForOp::create(pb, l, zero, h, one, ValueRange{},
+                         [&](OpBuilder &nb, Location nl, Value k, ValueRange) {
+                           normalise(nb, nl, at(row, k), k, rowInv);
+                           scf::YieldOp::create(nb, nl);
+                         });
+    });
+    rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
+    return success();
+  }
+
   Value lanes = indexConst(b, loc, kNormLanes);
   const int64_t dyn = ShapedType::kDynamic;
   Value partial = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, kNormLanes}, f32), {rows, lanes});
   Value inv =
       lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, f32), {rows});
-  auto at = [&](ArrayRef<Value> row, Value k) {
-    SmallVector<Value> idx(row);
-    idx.push_back(k);
-    return idx;
-  };
 
   // 1. The lanes' squares.
   parallel(
@@ -532,9 +586,6 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                                 ValueRange{iv[0], iv[1]});
       });
   // 2. The row's inverse root mean square.
-  Value hFloat = arith::SIToFPOp::create(
-      b, loc, f32, arith::IndexCastOp::create(b, loc, b.getI64Type(), h));
-  Value eps = floatConst(b, loc, f32, op.getEpsilon().convertToDouble());
   parallel(b, loc, {rows}, [&](OpBuilder &pb, Location l, ValueRange iv) {
     Value sum =
         loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
@@ -543,17 +594,13 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                return SmallVector<Value>{addF(nb, nl, acc[0], p)};
              })
             .getResult(0);
-    Value mean = arith::DivFOp::create(pb, l, sum, hFloat);
-    Value root = math::SqrtOp::create(pb, l, addF(pb, l, mean, eps));
-    Value r = arith::DivFOp::create(pb, l, floatConst(pb, l, f32, 1.0), root);
-    memref::StoreOp::create(pb, l, r, inv, ValueRange{iv[0]});
+    memref::StoreOp::create(pb, l, inverseRoot(pb, l, sum), inv,
+                            ValueRange{iv[0]});
   });
   // 3. Every element.
   parallel(b, loc, {rows, h}, [&](OpBuilder &pb, Location l, ValueRange iv) {
     SmallVector<Value> idx = at(delinearize(pb, l, iv[0], lead), iv[1]);
-    Value n = mulF(pb, l, loadF32(pb, l, x, idx), load(pb, l, inv, {iv[0]}));
-    n = convertScalar(pb, l, convertScalar(pb, l, n, elem), f32);
-    storeF32(pb, l, mulF(pb, l, loadF32(pb, l, w, {iv[1]}), n), y, idx);
+    normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
   });
   rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
   return success();

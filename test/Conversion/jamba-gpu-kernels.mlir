@@ -260,12 +260,12 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
 
 // -----
 
-// RMSNorm: 32 lanes per row sum strided squares (k = lane, lane + 32, ...),
-// one iteration per row adds them in lane order into 1/sqrt(mean + eps),
-// and one per element writes w * cvt(x * inv).
+// RMSNorm of a row wider than 256: 32 lanes per row sum strided squares
+// (k = lane, lane + 32, ...), one iteration per row adds them in lane order
+// into 1/sqrt(mean + eps), and one per element writes w * cvt(x * inv).
 
-// CHECK-LABEL: func.func @rms_norm
-// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK-LABEL: func.func @rms_norm_wide
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
 // CHECK: %[[P:.+]] = memref.alloc(%{{.+}}) : memref<?x32xf32>
 // CHECK: %[[INV:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
 // CHECK: scf.parallel (%[[R:.+]], %[[LANE:.+]]) =
@@ -279,12 +279,49 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
 // CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
 // CHECK:   memref.load %[[INV]]
 // CHECK:   memref.store %{{.+}}, %[[Y]]
-func.func @rms_norm(%x: tensor<?x64xf32>, %w: tensor<64xf32>) -> tensor<?x64xf32> {
-  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
-  return %y : tensor<?x64xf32>
+func.func @rms_norm_wide(%x: tensor<?x512xf32>, %w: tensor<512xf32>) -> tensor<?x512xf32> {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x512xf32>, tensor<512xf32>
+  return %y : tensor<?x512xf32>
 }
 
 // -----
+
+// A dynamic width takes the 32-lane form too.
+
+// CHECK-LABEL: func.func @rms_norm_dynamic_width
+// CHECK: memref.alloc(%{{.+}}) : memref<?x32xf32>
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK: scf.parallel (%{{.+}}) =
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+func.func @rms_norm_dynamic_width(%x: tensor<?x?xf32>, %w: tensor<?xf32>) -> tensor<?x?xf32> {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x?xf32>, tensor<?xf32>
+  return %y : tensor<?x?xf32>
+}
+
+// -----
+
+// A row of at most 256 (the Mamba dt/B/C norms): one iteration per row sums
+// its squares in order, takes 1/sqrt(mean + eps) and writes its elements,
+// all in one nest (one kernel). bf16 rows: the normalised value is rounded
+// to bf16 before the weight multiplies it.
+
+// CHECK-LABEL: func.func @rms_norm_narrow
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x16xbf16>
+// CHECK-NOT: memref.alloc
+// CHECK: scf.parallel (%[[R:.+]]) =
+// CHECK:   %[[SUM:.+]] = scf.for %{{.+}} = %c0{{.*}} to %c16{{.*}} step %c1{{.*}} iter_args({{.+}}) -> (f32)
+// CHECK:   %[[MEAN:.+]] = arith.divf %[[SUM]]
+// CHECK:   math.sqrt
+// CHECK:   %[[INV:.+]] = arith.divf %cst{{.*}}, %{{.+}} : f32
+// CHECK:   scf.for %[[K:.+]] = %c0{{.*}} to %c16{{.*}} step %c1
+// CHECK:     arith.mulf %{{.+}}, %[[INV]] : f32
+// CHECK:     arith.truncf %{{.+}} : f32 to bf16
+// CHECK:     memref.store %{{.+}}, %[[Y]][%{{.+}}, %[[K]]]
+// CHECK-NOT: scf.parallel
+func.func @rms_norm_narrow(%x: tensor<?x16xbf16>, %w: tensor<16xbf16>) -> tensor<?x16xbf16> {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x16xbf16>, tensor<16xbf16>
+  return %y : tensor<?x16xbf16>
+}
 
 // f64 is left for convert-jamba-to-linalg.
 

@@ -1049,26 +1049,39 @@ TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
   expectClose(out[2], rv, "cached_attention v cache");
 }
 
-TEST_P(SequenceKernels, RMSNormRowsOfAnOddWidth) {
-  // Width 37 (uneven shares of the 32 lanes' sums of squares in the GPU
-  // kernels' form), dynamic rows: 1 (a decode step), 6, and 2 x 20.
-  Kernel k(R"mlir(
-    func.func @f(%x: tensor<?x?x37xf32>, %w: tensor<37xf32>) -> tensor<?x?x37xf32>
-        attributes {llvm.emit_c_interface} {
-      %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x?x37xf32>, tensor<37xf32>
-      return %y : tensor<?x?x37xf32>
-    })mlir",
-           *lowering());
-  ASSERT_EQ(k.error, "");
-  auto w = randomFloats(37, 47, 0.5f, 1.5f);
-  for (auto [b0, b1] :
-       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 3}, {2, 20}}) {
-    auto x =
-        randomFloats(size_t(b0 * b1 * 37), uint32_t(48 + b0 * b1), -3.0f, 3.0f);
-    auto out = k.run({buf(x, {b0, b1, 37}), buf(w, {37})}, {3});
-    expectClose(out[0],
-                ref::rmsNorm(toRef(x, {b0, b1, 37}), toRef(w, {37}), 1e-5),
-                ("rms_norm, " + std::to_string(b0 * b1) + " rows").c_str());
+TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
+  // Widths 37 (one thread per row in the GPU kernels' form, up to 256) and
+  // 301 (uneven shares of the 32 lanes' sums of squares), dynamic rows: 1
+  // (a decode step), 6, and 2 x 20.
+  for (int64_t width : {37, 301}) {
+    SCOPED_TRACE(::testing::Message() << "width " << width);
+    std::string ir = R"mlir(
+      func.func @f(%x: tensor<?x?xWxf32>, %w: tensor<Wxf32>) -> tensor<?x?xWxf32>
+          attributes {llvm.emit_c_interface} {
+        %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x?xWxf32>, tensor<Wxf32>
+        return %y : tensor<?x?xWxf32>
+      })mlir";
+    for (size_t at = ir.find("xWx"); at != std::string::npos;
+         at = ir.find("xWx", at))
+      ir.replace(at + 1, 1, std::to_string(width));
+    for (size_t at = ir.find("<Wx"); at != std::string::npos;
+         at = ir.find("<Wx", at))
+      ir.replace(at + 1, 1, std::to_string(width));
+    Kernel k(ir, *lowering());
+    ASSERT_EQ(k.error, "");
+    auto w = randomFloats(size_t(width), 47, 0.5f, 1.5f);
+    for (auto [b0, b1] :
+         std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 3}, {2, 20}}) {
+      auto x = randomFloats(size_t(b0 * b1 * width), uint32_t(48 + b0 * b1),
+                            -3.0f, 3.0f);
+      auto out = k.run({buf(x, {b0, b1, width}), buf(w, {width})}, {3});
+      expectClose(
+          out[0],
+          ref::rmsNorm(toRef(x, {b0, b1, width}), toRef(w, {width}), 1e-5),
+          ("rms_norm, width " + std::to_string(width) + ", " +
+           std::to_string(b0 * b1) + " rows")
+              .c_str());
+    }
   }
 }
 

@@ -189,9 +189,12 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       routing weight and the expert-parallel zeroing. L = min(
       expert-gemm-lanes, 64 * expert-gemm-lanes / rows), at least 1, at
       run time (all lanes for a decode step's few rows);
-    - `jamba.rms_norm`: one iteration per (row, lane) sums the lane's
-      squares (32 lanes), one per row turns the lanes' sums (in lane
-      order) into 1 / sqrt(mean + epsilon), one per element normalises.
+    - `jamba.rms_norm`: a static width of at most 256 is one iteration
+      per row (its squares, 1 / sqrt(mean + epsilon), its elements: one
+      kernel); a wider row is one iteration per (row, lane) summing the
+      lane's squares (32 lanes), one per row turning the lanes' sums (in
+      lane order) into 1 / sqrt(mean + epsilon), one per element
+      normalising.
 
     No iteration reads what another writes, so jamba-gpu-map-loops maps
     each nest onto one kernel; the same IR runs on CPUs through
