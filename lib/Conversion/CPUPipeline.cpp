@@ -31,11 +31,10 @@ void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  // jamba-gpu-kernels' cache append is an scf.forall of row copies.
-  if (gpuKernels) {
-    pm.addPass(createForallToParallelLoopPass());
+  // jamba-gpu-kernels' cache append is an scf.forall of row copies: a
+  // parallel loop of copy loops.
+  if (gpuKernels)
     pm.addNestedPass<func::FuncOp>(createJambaParallelCopiesToLoopsPass());
-  }
   if (statesInPlace)
     pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
   pm.addPass(createCanonicalizerPass());

@@ -65,12 +65,13 @@ void copyAsLoop(IRRewriter &rw, memref::CopyOp copy) {
     ubs.push_back(one);
     steps.push_back(one);
   }
-  scf::ParallelOp::create(
+  auto loop = scf::ParallelOp::create(
       rw, loc, lbs, ubs, steps, [&](OpBuilder &b, Location l, ValueRange ivs) {
         ValueRange idx = type.getRank() == 0 ? ValueRange{} : ivs;
         Value v = memref::LoadOp::create(b, l, source, idx);
         memref::StoreOp::create(b, l, v, target, idx);
       });
+  loop->setAttr(kKernelNameAttr, rw.getStringAttr("copy"));
   rw.eraseOp(copy);
 }
 
@@ -108,6 +109,20 @@ struct JambaGpuMapLoopsPass
       if (!insideParallelOrKernel(loop))
         loops.push_back(loop);
     });
+    // The kernels' names in launch order (unnamed nests come from linalg:
+    // the elementwise chains, the GEMMs left to kernels, gathers).
+    SmallVector<Attribute> names;
+    for (scf::ParallelOp loop : loops) {
+      auto name = loop->getAttrOfType<StringAttr>(kKernelNameAttr);
+      if (!name)
+        loop->walk([&](memref::StoreOp store) {
+          name = store->getAttrOfType<StringAttr>(kKernelNameAttr);
+          return name ? WalkResult::interrupt() : WalkResult::advance();
+        });
+      names.push_back(name ? name : rw.getStringAttr("linalg"));
+    }
+    if (!names.empty())
+      func->setAttr(kKernelNamesAttr, rw.getArrayAttr(names));
     for (scf::ParallelOp loop : loops) {
       if (loop.getNumReductions() != 0) {
         loop.emitError() << "jamba-gpu-map-loops: a parallel loop with "
@@ -166,6 +181,12 @@ LogicalResult mergeKernelModules(ModuleOp module) {
   for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
     SmallVector<gpu::LaunchFuncOp> launches;
     func.walk([&](gpu::LaunchFuncOp launch) { launches.push_back(launch); });
+    // jamba-gpu-map-loops' names of the launches, in order; ignored unless
+    // there is one per launch.
+    auto names = func->getAttrOfType<ArrayAttr>(kKernelNamesAttr);
+    func->removeAttr(kKernelNamesAttr);
+    if (names && names.size() != launches.size())
+      names = nullptr;
     if (launches.empty())
       continue;
     b.setInsertionPoint(func);
@@ -173,7 +194,7 @@ LogicalResult mergeKernelModules(ModuleOp module) {
                                            (func.getName() + "_kernels").str());
     symbols.insert(merged);
     Block &body = merged.getBodyRegion().front();
-    for (gpu::LaunchFuncOp launch : launches) {
+    for (auto [i, launch] : llvm::enumerate(launches)) {
       StringAttr from = launch.getKernelModuleName();
       auto source = symbols.lookup<gpu::GPUModuleOp>(from);
       if (!source)
@@ -188,9 +209,14 @@ LogicalResult mergeKernelModules(ModuleOp module) {
         return source.emitError() << "jamba-gpu-host-memory: expected one "
                                      "kernel per outlined module";
       kernel->moveBefore(&body, body.end());
-      kernel.setName(from);
-      launch.setKernelAttr(SymbolRefAttr::get(merged.getSymNameAttr(),
-                                              {FlatSymbolRefAttr::get(from)}));
+      std::string name = from.str();
+      if (names)
+        if (auto kind = dyn_cast<StringAttr>(names[i]))
+          name += "__" + kind.str();
+      kernel.setName(name);
+      launch.setKernelAttr(SymbolRefAttr::get(
+          merged.getSymNameAttr(), {FlatSymbolRefAttr::get(StringAttr::get(
+                                       module.getContext(), name))}));
       symbols.erase(source);
     }
   }

@@ -30,6 +30,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
@@ -79,14 +80,26 @@ Value loadIndex(OpBuilder &b, Location loc, Value memref, ValueRange indices) {
   return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
 }
 
-/// `scf.parallel` over [0, ub_i) for each i, with `body(ivs)`.
-void parallel(OpBuilder &b, Location loc, ArrayRef<Value> upperBounds,
+/// Names the kernel `loop` becomes: the loop and its stores carry the name
+/// (canonicalization may rebuild the loop without its attributes, e.g. to
+/// drop a unit dimension, but keeps its body).
+void nameKernel(Operation *loop, StringAttr name) {
+  loop->setAttr(kKernelNameAttr, name);
+  loop->walk(
+      [&](memref::StoreOp store) { store->setAttr(kKernelNameAttr, name); });
+}
+
+/// `scf.parallel` over [0, ub_i) for each i, with `body(ivs)`, named
+/// `kernel` (kKernelNameAttr: the GPU kernel it becomes is named after it).
+void parallel(OpBuilder &b, Location loc, StringRef kernel,
+              ArrayRef<Value> upperBounds,
               function_ref<void(OpBuilder &, Location, ValueRange)> body) {
   SmallVector<Value> lbs(upperBounds.size(), indexConst(b, loc, 0));
   SmallVector<Value> steps(upperBounds.size(), indexConst(b, loc, 1));
-  scf::ParallelOp::create(
+  auto loop = scf::ParallelOp::create(
       b, loc, lbs, upperBounds, steps,
       [&](OpBuilder &nb, Location nl, ValueRange ivs) { body(nb, nl, ivs); });
+  nameKernel(loop, b.getStringAttr(kernel));
 }
 
 /// `scf.for` over [lb, ub) carrying `inits`.
@@ -176,7 +189,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
 
   const int64_t width = hType.getDimSize(2);
   if (!ShapedType::isDynamic(width) && width <= kMaxRegisterState) {
-    parallel(b, loc, {batch, channels},
+    parallel(b, loc, "selective_scan", {batch, channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
                SmallVector<Value> a, h0;
@@ -220,7 +233,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
   }
 
   parallel(
-      b, loc, {batch, channels},
+      b, loc, "selective_scan", {batch, channels},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], c = ivs[1];
         // h_0: the initial state or zero.
@@ -307,7 +320,7 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
   };
 
   parallel(
-      b, loc, {batch, channels},
+      b, loc, "causal_conv1d", {batch, channels},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], c = ivs[1];
         Value init =
@@ -371,85 +384,91 @@ LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
   Type f32 = b.getF32Type(), indexElem = iType.getElementType();
   Value zero = indexConst(b, loc, 0);
 
-  parallel(b, loc, lead, [&](OpBuilder &pb, Location l, ValueRange row) {
-    auto at = [&](Value e) {
-      SmallVector<Value> idx(row.begin(), row.end());
-      idx.push_back(e);
-      return idx;
-    };
-    Value negInf = floatConst(pb, l, f32, -INFINITY);
-    Value maxLogit =
-        loop(pb, l, zero, experts, {negInf},
-             [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
-               Value v = loadF32(nb, nl, logits, at(e));
-               return SmallVector<Value>{
-                   arith::MaximumFOp::create(nb, nl, args[0], v)};
-             })
-            .getResult(0);
-    auto prob = [&](OpBuilder &nb, Location nl, Value e) {
-      Value v = loadF32(nb, nl, logits, at(e));
-      return math::ExpOp::create(nb, nl,
-                                 arith::SubFOp::create(nb, nl, v, maxLogit));
-    };
-    Value sum = loop(pb, l, zero, experts, {floatConst(pb, l, f32, 0.0)},
-                     [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
-                       return SmallVector<Value>{
-                           addF(nb, nl, args[0], prob(nb, nl, e))};
-                     })
-                    .getResult(0);
-    // p[e] = exp(l[e] - max) / sum, recomputed where needed (no scratch).
-    auto p = [&](OpBuilder &nb, Location nl, Value e) {
-      return arith::DivFOp::create(nb, nl, prob(nb, nl, e), sum);
-    };
-    Value picked = floatConst(pb, l, f32, 0.0);
-    for (int64_t j = 0; j < k; ++j) {
-      // Whether expert e is one of picks 0..j-1 (already stored).
-      auto taken = [&](OpBuilder &nb, Location nl, Value e) {
-        Value any = arith::ConstantIntOp::create(nb, nl, 0, 1);
-        for (int64_t i = 0; i < j; ++i) {
-          Value prev = loadIndex(nb, nl, indices, at(indexConst(nb, nl, i)));
-          any = arith::OrIOp::create(
-              nb, nl, any,
-              arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, prev, e));
+  parallel(
+      b, loc, "router_topk", lead,
+      [&](OpBuilder &pb, Location l, ValueRange row) {
+        auto at = [&](Value e) {
+          SmallVector<Value> idx(row.begin(), row.end());
+          idx.push_back(e);
+          return idx;
+        };
+        Value negInf = floatConst(pb, l, f32, -INFINITY);
+        Value maxLogit =
+            loop(pb, l, zero, experts, {negInf},
+                 [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+                   Value v = loadF32(nb, nl, logits, at(e));
+                   return SmallVector<Value>{
+                       arith::MaximumFOp::create(nb, nl, args[0], v)};
+                 })
+                .getResult(0);
+        auto prob = [&](OpBuilder &nb, Location nl, Value e) {
+          Value v = loadF32(nb, nl, logits, at(e));
+          return math::ExpOp::create(
+              nb, nl, arith::SubFOp::create(nb, nl, v, maxLogit));
+        };
+        Value sum =
+            loop(pb, l, zero, experts, {floatConst(pb, l, f32, 0.0)},
+                 [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+                   return SmallVector<Value>{
+                       addF(nb, nl, args[0], prob(nb, nl, e))};
+                 })
+                .getResult(0);
+        // p[e] = exp(l[e] - max) / sum, recomputed where needed (no scratch).
+        auto p = [&](OpBuilder &nb, Location nl, Value e) {
+          return arith::DivFOp::create(nb, nl, prob(nb, nl, e), sum);
+        };
+        Value picked = floatConst(pb, l, f32, 0.0);
+        for (int64_t j = 0; j < k; ++j) {
+          // Whether expert e is one of picks 0..j-1 (already stored).
+          auto taken = [&](OpBuilder &nb, Location nl, Value e) {
+            Value any = arith::ConstantIntOp::create(nb, nl, 0, 1);
+            for (int64_t i = 0; i < j; ++i) {
+              Value prev =
+                  loadIndex(nb, nl, indices, at(indexConst(nb, nl, i)));
+              any = arith::OrIOp::create(
+                  nb, nl, any,
+                  arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, prev,
+                                        e));
+            }
+            return any;
+          };
+          // Best so far: (probability, index); index -1 before the first.
+          Value none = indexConst(pb, l, -1);
+          auto best = loop(
+              pb, l, zero, experts, {negInf, none},
+              [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
+                Value pe = p(nb, nl, e);
+                Value better = arith::CmpFOp::create(
+                    nb, nl, arith::CmpFPredicate::OGT, pe, args[0]);
+                Value first =
+                    arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
+                                          args[1], indexConst(nb, nl, 0));
+                Value free = arith::XOrIOp::create(
+                    nb, nl, taken(nb, nl, e),
+                    arith::ConstantIntOp::create(nb, nl, 1, 1));
+                Value take = arith::AndIOp::create(
+                    nb, nl, free, arith::OrIOp::create(nb, nl, better, first));
+                return SmallVector<Value>{
+                    arith::SelectOp::create(nb, nl, take, pe, args[0]),
+                    arith::SelectOp::create(nb, nl, take, e, args[1])};
+              });
+          Value slot = indexConst(pb, l, j);
+          memref::StoreOp::create(pb, l, best.getResult(0), weights, at(slot));
+          memref::StoreOp::create(
+              pb, l,
+              arith::IndexCastOp::create(pb, l, indexElem, best.getResult(1)),
+              indices, at(slot));
+          picked = addF(pb, l, picked, best.getResult(0));
         }
-        return any;
-      };
-      // Best so far: (probability, index); index -1 before the first.
-      Value none = indexConst(pb, l, -1);
-      auto best =
-          loop(pb, l, zero, experts, {negInf, none},
-               [&](OpBuilder &nb, Location nl, Value e, ValueRange args) {
-                 Value pe = p(nb, nl, e);
-                 Value better = arith::CmpFOp::create(
-                     nb, nl, arith::CmpFPredicate::OGT, pe, args[0]);
-                 Value first =
-                     arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::slt,
-                                           args[1], indexConst(nb, nl, 0));
-                 Value free = arith::XOrIOp::create(
-                     nb, nl, taken(nb, nl, e),
-                     arith::ConstantIntOp::create(nb, nl, 1, 1));
-                 Value take = arith::AndIOp::create(
-                     nb, nl, free, arith::OrIOp::create(nb, nl, better, first));
-                 return SmallVector<Value>{
-                     arith::SelectOp::create(nb, nl, take, pe, args[0]),
-                     arith::SelectOp::create(nb, nl, take, e, args[1])};
-               });
-      Value slot = indexConst(pb, l, j);
-      memref::StoreOp::create(pb, l, best.getResult(0), weights, at(slot));
-      memref::StoreOp::create(
-          pb, l,
-          arith::IndexCastOp::create(pb, l, indexElem, best.getResult(1)),
-          indices, at(slot));
-      picked = addF(pb, l, picked, best.getResult(0));
-    }
-    if (op.getNormalize())
-      for (int64_t j = 0; j < k; ++j) {
-        Value slot = indexConst(pb, l, j);
-        Value w = load(pb, l, weights, at(slot));
-        memref::StoreOp::create(pb, l, arith::DivFOp::create(pb, l, w, picked),
-                                weights, at(slot));
-      }
-  });
+        if (op.getNormalize())
+          for (int64_t j = 0; j < k; ++j) {
+            Value slot = indexConst(pb, l, j);
+            Value w = load(pb, l, weights, at(slot));
+            memref::StoreOp::create(pb, l,
+                                    arith::DivFOp::create(pb, l, w, picked),
+                                    weights, at(slot));
+          }
+      });
   rw.replaceOp(op, {lowering::bufferResult(b, loc, wType, weights),
                     lowering::bufferResult(b, loc, iType, indices)});
   return success();
@@ -543,23 +562,25 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
 
   if (!ShapedType::isDynamic(staticWidth) &&
       staticWidth <= kNormRowPerThreadMaxWidth) {
-    parallel(b, loc, {rows}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-      SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
-      Value sum =
-          loop(pb, l, zero, h, {floatConst(pb, l, f32, 0.0)},
-               [&](OpBuilder &nb, Location nl, Value k, ValueRange acc) {
-                 Value v = loadF32(nb, nl, x, at(row, k));
-                 return SmallVector<Value>{
-                     addF(nb, nl, acc[0], mulF(nb, nl, v, v))};
-               })
-              .getResult(0);
-      Value rowInv = inverseRoot(pb, l, sum);
-      scf::ForOp::create(pb, l, zero, h, one, ValueRange{},
-                         [&](OpBuilder &nb, Location nl, Value k, ValueRange) {
-                           normalise(nb, nl, at(row, k), k, rowInv);
-                           scf::YieldOp::create(nb, nl);
-                         });
-    });
+    parallel(b, loc, "rms_norm", {rows},
+             [&](OpBuilder &pb, Location l, ValueRange iv) {
+               SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
+               Value sum = loop(pb, l, zero, h, {floatConst(pb, l, f32, 0.0)},
+                                [&](OpBuilder &nb, Location nl, Value k,
+                                    ValueRange acc) {
+                                  Value v = loadF32(nb, nl, x, at(row, k));
+                                  return SmallVector<Value>{
+                                      addF(nb, nl, acc[0], mulF(nb, nl, v, v))};
+                                })
+                               .getResult(0);
+               Value rowInv = inverseRoot(pb, l, sum);
+               scf::ForOp::create(
+                   pb, l, zero, h, one, ValueRange{},
+                   [&](OpBuilder &nb, Location nl, Value k, ValueRange) {
+                     normalise(nb, nl, at(row, k), k, rowInv);
+                     scf::YieldOp::create(nb, nl);
+                   });
+             });
     rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
     return success();
   }
@@ -572,36 +593,41 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
       lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, f32), {rows});
 
   // 1. The lanes' squares.
-  parallel(
-      b, loc, {rows, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-        SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
-        auto sum = scf::ForOp::create(
-            pb, l, iv[1], h, lanes, ValueRange{floatConst(pb, l, f32, 0.0)},
-            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-              Value v = loadF32(kb, kl, x, at(row, k));
-              scf::YieldOp::create(kb, kl,
-                                   addF(kb, kl, acc[0], mulF(kb, kl, v, v)));
-            });
-        memref::StoreOp::create(pb, l, sum.getResult(0), partial,
-                                ValueRange{iv[0], iv[1]});
-      });
+  parallel(b, loc, "rms_norm_squares", {rows, lanes},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
+             auto sum = scf::ForOp::create(
+                 pb, l, iv[1], h, lanes,
+                 ValueRange{floatConst(pb, l, f32, 0.0)},
+                 [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                   Value v = loadF32(kb, kl, x, at(row, k));
+                   scf::YieldOp::create(
+                       kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, v, v)));
+                 });
+             memref::StoreOp::create(pb, l, sum.getResult(0), partial,
+                                     ValueRange{iv[0], iv[1]});
+           });
   // 2. The row's inverse root mean square.
-  parallel(b, loc, {rows}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-    Value sum =
-        loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
-             [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
-               Value p = load(nb, nl, partial, {iv[0], lane});
-               return SmallVector<Value>{addF(nb, nl, acc[0], p)};
-             })
-            .getResult(0);
-    memref::StoreOp::create(pb, l, inverseRoot(pb, l, sum), inv,
-                            ValueRange{iv[0]});
-  });
+  parallel(
+      b, loc, "rms_norm_inverse", {rows},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value sum =
+            loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+                 [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+                   Value p = load(nb, nl, partial, {iv[0], lane});
+                   return SmallVector<Value>{addF(nb, nl, acc[0], p)};
+                 })
+                .getResult(0);
+        memref::StoreOp::create(pb, l, inverseRoot(pb, l, sum), inv,
+                                ValueRange{iv[0]});
+      });
   // 3. Every element.
-  parallel(b, loc, {rows, h}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-    SmallVector<Value> idx = at(delinearize(pb, l, iv[0], lead), iv[1]);
-    normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
-  });
+  parallel(b, loc, "rms_norm_scale", {rows, h},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             SmallVector<Value> idx =
+                 at(delinearize(pb, l, iv[0], lead), iv[1]);
+             normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
+           });
   rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
   return success();
 }
@@ -760,7 +786,8 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
           b, loc, arith::CmpIPredicate::eq,
           arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
   parallel(
-      b, loc, {n, rows, lanes}, [&](OpBuilder &pb, Location l, ValueRange iv) {
+      b, loc, "expert_gemm_lanes", {n, rows, lanes},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
         Value nn = iv[0], r = iv[1], lane = iv[2];
         SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
         Value e = clamped(pb, l, localExpert(pb, l, idx));
@@ -822,34 +849,38 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
       });
 
   // 2. The lanes in order, then the epilogue.
-  parallel(b, loc, {rows, n}, [&](OpBuilder &pb, Location l, ValueRange iv) {
-    Value r = iv[0], nn = iv[1];
-    Value v = loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
-                   [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
-                     Value p = load(nb, nl, partial, {r, nn, lane});
-                     return SmallVector<Value>{addF(nb, nl, acc[0], p)};
-                   })
-                  .getResult(0);
-    SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
-    Value local = localExpert(pb, l, idx);
-    Value e = clamped(pb, l, local);
-    if (scale)
-      v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
-    if (routeWeights)
-      v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
-    if (offset) {
-      Value inRange = arith::AndIOp::create(
-          pb, l,
-          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local, zero),
-          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
-                                experts));
-      v = arith::SelectOp::create(pb, l, inRange, v,
-                                  floatConst(pb, l, f32, 0.0));
-    }
-    SmallVector<Value> out(idx);
-    out.push_back(nn);
-    storeF32(pb, l, v, result, out);
-  });
+  parallel(
+      b, loc, "expert_gemm_epilogue", {rows, n},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value r = iv[0], nn = iv[1];
+        Value v =
+            loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+                 [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+                   Value p = load(nb, nl, partial, {r, nn, lane});
+                   return SmallVector<Value>{addF(nb, nl, acc[0], p)};
+                 })
+                .getResult(0);
+        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+        Value local = localExpert(pb, l, idx);
+        Value e = clamped(pb, l, local);
+        if (scale)
+          v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
+        if (routeWeights)
+          v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
+        if (offset) {
+          Value inRange = arith::AndIOp::create(
+              pb, l,
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local,
+                                    zero),
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                    experts));
+          v = arith::SelectOp::create(pb, l, inRange, v,
+                                      floatConst(pb, l, f32, 0.0));
+        }
+        SmallVector<Value> out(idx);
+        out.push_back(nn);
+        storeF32(pb, l, v, result, out);
+      });
   rw.replaceOp(op, lowering::bufferResult(b, loc, resultType, result));
   return success();
 }
@@ -907,6 +938,7 @@ Value appendToCache(OpBuilder &b, Location loc, Value cache, Value rows,
             ArrayRef<OpFoldResult>{one, one, n, width},
             ArrayRef<OpFoldResult>{one, one, one, one});
       });
+  forall->setAttr(kKernelNameAttr, b.getStringAttr("cache_append"));
   return forall.getResult(0);
 }
 
@@ -990,7 +1022,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   // 1. Each split's online softmax.
   const double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
   parallel(
-      b, loc, {batch, seq, headsV, splits},
+      b, loc, "attention_splits", {batch, seq, headsV, splits},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], s = ivs[1], h = ivs[2], k = ivs[3];
         Value g = arith::DivUIOp::create(pb, l, h,
@@ -1063,7 +1095,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   // 0), so the maximum over the non-empty splits is finite; an empty split
   // (sum 0) weighs 0.
   parallel(
-      b, loc, {batch, seq, headsV, hd},
+      b, loc, "attention_combine", {batch, seq, headsV, hd},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], s = ivs[1], h = ivs[2], d = ivs[3];
         Value c0 = indexConst(pb, l, 0), c1 = indexConst(pb, l, 1);
@@ -1159,15 +1191,37 @@ struct JambaParallelCopiesToLoopsPass
     : jamba::impl::JambaParallelCopiesToLoopsPassBase<
           JambaParallelCopiesToLoopsPass> {
   void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    // Every scf.forall as an scf.parallel, keeping its kernel name.
+    SmallVector<scf::ForallOp> foralls;
+    getOperation().walk(
+        [&](scf::ForallOp forall) { foralls.push_back(forall); });
+    for (scf::ForallOp forall : llvm::reverse(foralls)) {
+      auto name = forall->getAttrOfType<StringAttr>(kKernelNameAttr);
+      rw.setInsertionPoint(forall);
+      scf::ParallelOp loop;
+      if (failed(scf::forallToParallelLoop(rw, forall, &loop))) {
+        forall.emitError() << "jamba-parallel-copies-to-loops: cannot make "
+                              "this scf.forall a parallel loop";
+        return signalPassFailure();
+      }
+      if (name)
+        loop->setAttr(kKernelNameAttr, name);
+    }
+
     SmallVector<memref::CopyOp> copies;
     getOperation().walk([&](memref::CopyOp copy) {
       if (copy->getParentOfType<scf::ParallelOp>() ||
           copy->getParentOfType<scf::ForallOp>())
         copies.push_back(copy);
     });
-    IRRewriter rw(&getContext());
     for (memref::CopyOp copy : copies) {
       rw.setInsertionPoint(copy);
+      // The copy's stores carry the name of the kernel they are part of.
+      StringAttr name;
+      for (Operation *p = copy->getParentOp(); p; p = p->getParentOp())
+        if (auto n = p->getAttrOfType<StringAttr>(kKernelNameAttr))
+          name = n;
       Location loc = copy.getLoc();
       Value source = copy.getSource(), target = copy.getTarget();
       int64_t rank = cast<MemRefType>(source.getType()).getRank();
@@ -1176,7 +1230,9 @@ struct JambaParallelCopiesToLoopsPass
           [&](OpBuilder &nb, Location nl, SmallVector<Value> ivs) {
             if (int64_t(ivs.size()) == rank) {
               Value v = memref::LoadOp::create(nb, nl, source, ivs);
-              memref::StoreOp::create(nb, nl, v, target, ivs);
+              auto store = memref::StoreOp::create(nb, nl, v, target, ivs);
+              if (name)
+                store->setAttr(kKernelNameAttr, name);
               return;
             }
             Value ub = dim(nb, nl, source, int64_t(ivs.size()));

@@ -39,6 +39,60 @@ func.func @stage(%x: memref<?xf32>, %y: memref<?xf32>) {
 
 // -----
 
+// With jamba-gpu-map-loops' names (one per launch, in order), each kernel
+// is named `<module>__<name>`; the names attribute is dropped.
+
+// CHECK-LABEL: gpu.module @named_kernels
+// CHECK-NEXT: gpu.func @named_kernel__rms_norm(
+// CHECK: gpu.func @named_kernel_0__copy(
+// CHECK-LABEL: func.func @named
+// CHECK-NOT: jamba.kernel_names
+// CHECK: gpu.launch_func @named_kernels::@named_kernel__rms_norm blocks
+// CHECK: gpu.launch_func @named_kernels::@named_kernel_0__copy blocks
+func.func @named(%x: memref<?xf32>, %y: memref<?xf32>)
+    attributes {jamba.kernel_names = ["rms_norm", "copy"]} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %x, %c0 : memref<?xf32>
+  gpu.launch blocks(%b, %b1, %b2) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%th, %t1, %t2) in (%tx = %c1, %ty = %c1, %tz = %c1) {
+    %v = memref.load %x[%b] : memref<?xf32>
+    memref.store %v, %y[%b] : memref<?xf32>
+    gpu.terminator
+  }
+  gpu.launch blocks(%b, %b1, %b2) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%th, %t1, %t2) in (%tx = %c1, %ty = %c1, %tz = %c1) {
+    %v = memref.load %y[%b] : memref<?xf32>
+    memref.store %v, %x[%b] : memref<?xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
+// Names that do not match the launches one to one are ignored.
+
+// CHECK-LABEL: gpu.module @miscounted_kernels
+// CHECK-NEXT: gpu.func @miscounted_kernel(
+// CHECK-LABEL: func.func @miscounted
+// CHECK-NOT: jamba.kernel_names
+func.func @miscounted(%x: memref<?xf32>, %y: memref<?xf32>)
+    attributes {jamba.kernel_names = ["rms_norm", "copy"]} {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %n = memref.dim %x, %c0 : memref<?xf32>
+  gpu.launch blocks(%b, %b1, %b2) in (%gx = %n, %gy = %c1, %gz = %c1)
+             threads(%th, %t1, %t2) in (%tx = %c1, %ty = %c1, %tz = %c1) {
+    %v = memref.load %x[%b] : memref<?xf32>
+    memref.store %v, %y[%b] : memref<?xf32>
+    gpu.terminator
+  }
+  return
+}
+
+// -----
+
 func.func @host_load(%x: memref<4xf32>) -> f32 {
   %c0 = arith.constant 0 : index
   // expected-error @below {{jamba-gpu-host-memory: 'memref.load' would run on the host over device memory; only GPU kernels may touch buffer contents}}

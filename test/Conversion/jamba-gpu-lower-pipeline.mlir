@@ -16,12 +16,13 @@
 // CHECK-SAME: assembly = "
 // CHECK-SAME: .version 8.0
 // CHECK-SAME: .target sm_90
-// CHECK-SAME: .visible .entry stage_kernel(
-// CHECK-SAME: .visible .entry stage_kernel_0(
+// Each kernel is named after the op it computes (`<module>__<name>`).
+// CHECK-SAME: .visible .entry stage_kernel__rms_norm(
+// CHECK-SAME: .visible .entry stage_kernel_0__linalg(
 // CHECK-LABEL: llvm.func @stage(
 // CHECK: %[[S:.+]] = llvm.call @mgpuStreamCreate()
 // CHECK: %[[T:.+]] = llvm.call @mgpuMemAlloc(%{{.+}}, %[[S]], %{{.+}})
-// CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel blocks in
+// CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel__rms_norm blocks in
 // CHECK-SAME: threads in (%{{.+}}, %{{.+}}, %{{.+}})
 // The bf16 linear is a cuBLAS call through the runtime (the C interface
 // passes descriptor pointers); the stream is synchronised before it, and

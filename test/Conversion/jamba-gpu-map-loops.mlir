@@ -87,3 +87,34 @@ func.func @reduction(%x: memref<8xf32>) -> f32 {
   }
   return %s : f32
 }
+
+// -----
+
+// The function records its kernels' names in launch order: a nest's
+// `jamba.kernel`, else one of its stores' (a loop canonicalization rebuilt
+// keeps its body), else `linalg`; a host copy is `copy`.
+
+// CHECK-LABEL: func.func @names
+// CHECK-SAME: jamba.kernel_names = ["selective_scan", "attention_splits", "copy", "linalg"]
+func.func @names(%x: memref<8xf32>, %y: memref<8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %v = memref.load %x[%i] : memref<8xf32>
+    memref.store %v, %y[%i] : memref<8xf32>
+    scf.reduce
+  } {jamba.kernel = "selective_scan"}
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %v = memref.load %y[%i] : memref<8xf32>
+    memref.store %v, %x[%i] {jamba.kernel = "attention_splits"} : memref<8xf32>
+    scf.reduce
+  }
+  memref.copy %x, %y : memref<8xf32> to memref<8xf32>
+  scf.parallel (%i) = (%c0) to (%c8) step (%c1) {
+    %v = memref.load %y[%i] : memref<8xf32>
+    memref.store %v, %x[%i] : memref<8xf32>
+    scf.reduce
+  }
+  return
+}

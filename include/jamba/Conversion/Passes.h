@@ -17,6 +17,14 @@
 
 namespace mlir::jamba {
 
+/// The name a parallel loop nest gives the GPU kernel it becomes
+/// (jamba-gpu-kernels sets it; jamba-gpu-map-loops collects the names of a
+/// function's kernels in launch order into kKernelNamesAttr, and
+/// jamba-gpu-host-memory names each outlined kernel `<module>__<name>`), so
+/// that a profile says which op a kernel's time belongs to.
+constexpr llvm::StringLiteral kKernelNameAttr = "jamba.kernel";
+constexpr llvm::StringLiteral kKernelNamesAttr = "jamba.kernel_names";
+
 #define GEN_PASS_DECL
 #include "jamba/Conversion/Passes.h.inc"
 

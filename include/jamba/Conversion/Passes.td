@@ -250,14 +250,17 @@ def JambaGpuLibraryGemmsPass
 
 def JambaParallelCopiesToLoopsPass
     : Pass<"jamba-parallel-copies-to-loops", "func::FuncOp"> {
-  let summary = "Turn the memref.copy ops inside parallel loops into loops";
+  let summary = "Turn scf.forall into scf.parallel and the memref.copy ops "
+                "inside parallel loops into loops";
   let description = [{
-    A `memref.copy` inside an `scf.parallel` or `scf.forall` (after
+    Every `scf.forall` becomes an `scf.parallel` (keeping its `jamba.kernel`
+    name). Then a `memref.copy` inside an `scf.parallel` (after
     bufferization, the row copies of jamba-gpu-kernels' cache append)
     becomes a nest of `scf.for` loops of element loads and stores: inside a
     GPU kernel there is no memcpy to call, and on the CPU a strided copy
-    would call `memrefCopy`, which the artifacts do not link. Copies
-    outside parallel loops are left alone.
+    would call `memrefCopy`, which the artifacts do not link. The stores
+    carry the enclosing loop's `jamba.kernel` name. Copies outside parallel
+    loops are left alone.
   }];
   let dependentDialects = ["::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect"];
