@@ -20,7 +20,11 @@
 # (decode at batch 1, 8, 32, prefill of 8192 tokens), as jamba-run reports
 # them; decode's achieved rate (the bytes a step must read: the non-expert
 # weights and the experts the batch is expected to route to, per step
-# time) as a fraction of the copy bandwidth.
+# time) as a fraction of the copy bandwidth. Kernel rows: profiled runs of
+# the mini stack (jamba-run --profile-kernels: GPU time per op from CUDA
+# events) give the int8 expert GEMM's GB/s at decode batch 1, 8, 32 and the
+# selective scan's at an 8192-token prefill, against the copy bandwidth,
+# with each run's top ops.
 set -uo pipefail
 quick=0
 dry=0
@@ -200,6 +204,71 @@ bench_prefill() { # label artifact tokens seq
   rows+=("bench | $label prefill $tokens tokens | ${tps:-FAILED} tok/s | ${out:-no output}")
 }
 
+# Per-op GPU time of a profiled run (jamba-run --profile-kernels):
+# "MS LAUNCHES" of the op named "$2" ("decode expert_gemm_lanes") in the
+# profile text $1, or nothing.
+profile_op() { # profile-text op
+  echo "$1" | awk -v op="$2" '
+    /^jamba-run: kernel profile by op:/ { on = 1; next }
+    /kernel profile by kernel:/ { on = 0 }
+    on && NF >= 5 { name = $5; for (i = 6; i <= NF; ++i) name = name " " $i
+                    if (name == op) { print $1, $3; exit } }'
+}
+
+# The top ops of a profiled run, "op X% ..." (the first `n`).
+profile_top() { # profile-text n
+  echo "$1" | awk -v n="$2" '
+    /^jamba-run: kernel profile by op:/ { on = 1; next }
+    /kernel profile by kernel:/ { on = 0 }
+    on && NF >= 5 && $1 != "GPU" && shown < n {
+      name = $5; for (i = 6; i <= NF; ++i) name = name " " $i
+      printf "%s%s %s%%", (shown ? ", " : ""), name, $2; ++shown }'
+}
+
+# Kernel benchmarks from profiled runs of the mini stack (GPU time per op,
+# CUDA events; decode without graphs). Decode at batch B: the expert GEMM
+# (its lanes and epilogue kernels) reads the routed experts' int8 weights,
+# E (1 - (1 - k/E)^B) of E experts per projection, three projections per
+# step; achieved GB/s against the copy bandwidth. Prefill: the selective
+# scan reads delta, u and z and writes y (f32, T x D each: 16 T D bytes;
+# B and C are small), against the copy bandwidth (target: 60%).
+bench_profile() { # label artifact
+  local label=$1 art=$2 split prof ms launches
+  split=$(weight_split "$art") || split=
+  for batch in 1 8 32; do
+    prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
+      -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
+    read -r ms launches <<<"$(profile_op "$prof" "decode expert_gemm_lanes")"
+    local ems elaunch
+    read -r ems elaunch <<<"$(profile_op "$prof" "decode expert_gemm_epilogue")"
+    if [ -z "$ms" ] || [ -z "$split" ]; then
+      rows+=("kernel | $label decode batch $batch expert GEMM | FAILED | $(echo "$prof" | tail -1)")
+      status=1
+      continue
+    fi
+    rows+=("kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
+      -v ms="$ms" -v ems="${ems:-0}" -v n="$launches" -v b="$batch" -v c="$copy_gbs" '{
+        e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
+        bytes = $1 * touched / e / 3; us = 1e3 * (ms + ems) / n;
+        printf "%.1f us per GEMM (%.1f GB/s, %.1f%% of the copy bandwidth; %.0f MB of int8 experts)",
+          us, bytes / us / 1e3, 100 * bytes / us / 1e3 / c, bytes / 1e6 }') | $(profile_top "$prof" 5)")
+  done
+  prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
+    '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \
+    --profile-kernels 2>&1 >/dev/null)
+  read -r ms launches <<<"$(profile_op "$prof" "prefill selective_scan")"
+  if [ -z "$ms" ]; then
+    rows+=("kernel | $label prefill 8192 selective scan | FAILED | $(echo "$prof" | tail -1)")
+    status=1
+  else
+    local d
+    d=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["mamba_expand"]*c["hidden_size"])' "$mini.json")
+    rows+=("kernel | $label prefill 8192 selective scan | $(awk -v ms="$ms" -v n="$launches" \
+      -v d="$d" -v c="$copy_gbs" 'BEGIN { bytes = 16 * 8192 * d; gbs = bytes / (ms / 1e3) / 1e9;
+        printf "%.2f ms in %d launches (%.1f GB/s, %.1f%% of the copy bandwidth)", ms, n, gbs, 100 * gbs / c }') | $(profile_top "$prof" 6)")
+  fi
+}
+
 if [ $quick = 0 ]; then
   # jamba-small, bf16 + ExpertsInt8 (the serving configuration).
   art="$work/jamba-small-bf16-q1.art"
@@ -232,6 +301,11 @@ PY
       bench_decode "jamba-1.5-mini stack (2 layers)" "$mini.art" "$batch"
     done
     bench_prefill "jamba-1.5-mini stack (2 layers)" "$mini.art" 8192 4096
+    if [ $dry = 0 ]; then
+      bench_profile "jamba-1.5-mini stack" "$mini.art"
+    else
+      rows+=("kernel | per-kernel GPU times | skipped | --profile-kernels needs CUDA")
+    fi
   else
     rows+=("bench | jamba-1.5-mini stack compile | FAILED | $(tail -1 "$work/compile.log")")
     status=1

@@ -75,6 +75,13 @@ StatusOr<std::unique_ptr<CudaDriver>> resolveDriver(LibrarySymbols &symbols) {
   JAMBA_CUDA_RESOLVE(cuModuleGetFunction)
   JAMBA_CUDA_RESOLVE(cuFuncSetAttribute)
   JAMBA_CUDA_RESOLVE(cuLaunchKernel)
+  JAMBA_CUDA_RESOLVE(cuEventCreate)
+  JAMBA_CUDA_RESOLVE(cuEventRecord)
+  // CUDA 12.8 added cuEventElapsedTime_v2 (the same signature); cuda.h 13
+  // maps the name to it, older drivers have only the first.
+  if (!symbols.optional("cuEventElapsedTime_v2", d->cuEventElapsedTime))
+    JAMBA_CUDA_RESOLVE(cuEventElapsedTime)
+  JAMBA_CUDA_RESOLVE(cuEventDestroy_v2)
 #undef JAMBA_CUDA_RESOLVE
   JAMBA_CKPT_RETURN_IF_ERROR(
       symbols.checkRequired("(a driver older than CUDA 11.4?)"));

@@ -14,6 +14,7 @@
 
 #include "jamba/Runtime/CudaKernelAbi.h"
 #include "jamba/Runtime/Cublas.h"
+#include "jamba/Runtime/CudaProfile.h"
 #include "jamba/Runtime/Nccl.h"
 
 #include <atomic>
@@ -80,6 +81,42 @@ bool succeeded(const CudaKernelTarget &t, CUresult result, const char *call,
 CUstream streamOf(const CudaKernelTarget &t, void *stream) {
   return stream ? static_cast<CUstream>(stream) : t.stream;
 }
+
+/// With a profiling target, times the work enqueued during its lifetime
+/// (KernelProfile::begin before, end after) under the name `name()` gives;
+/// nothing otherwise. A failing event call is recorded as `call`'s error
+/// (ok() is then false and the caller enqueues nothing).
+class ProfiledScope {
+public:
+  template <class NameFn>
+  ProfiledScope(const CudaKernelTarget &t, CUstream stream, const char *call,
+                NameFn name)
+      : profile(t.profile), stream(stream), call(call) {
+    if (!profile)
+      return;
+    Status begun = profile->begin(name(), stream);
+    if (!begun.ok()) {
+      recordCudaError(makeError(call, ": profiling: ", begun.message()));
+      failed = true;
+    }
+  }
+  ~ProfiledScope() {
+    if (!profile || failed)
+      return;
+    Status ended = profile->end(stream);
+    if (!ended.ok())
+      recordCudaError(makeError(call, ": profiling: ", ended.message()));
+  }
+  ProfiledScope(const ProfiledScope &) = delete;
+  ProfiledScope &operator=(const ProfiledScope &) = delete;
+  bool ok() const { return !failed; }
+
+private:
+  KernelProfile *profile;
+  CUstream stream;
+  const char *call;
+  bool failed = false;
+};
 
 /// Waits for `s`; true on success, otherwise records the error. The
 /// session's stream of a GPU rank is waited for by NcclRanks::waitStream,
@@ -243,6 +280,8 @@ void *mgpuModuleGetFunction(void *module, const char *name) {
                               name, "): ", t->driver->errorText(result)));
     return nullptr;
   }
+  if (t->profile)
+    t->profile->nameFunction(function, name);
   return function;
 }
 
@@ -289,6 +328,10 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
             "mgpuLaunchKernel", "cuFuncSetAttribute"))
       return;
   }
+  ProfiledScope profiled(*t, streamOf(*t, stream), "mgpuLaunchKernel",
+                         [&] { return t->profile->functionName(fn); });
+  if (!profiled.ok())
+    return;
   succeeded(*t,
             t->driver->cuLaunchKernel(
                 fn, unsigned(gridX), unsigned(gridY), unsigned(gridZ),
@@ -460,6 +503,14 @@ void jamba_rt_cuda_gemm(float *y, const void *x, const void *w, int64_t m,
   cudaDataType inputType = dtype == kGemmDtypeF32 ? CUDA_R_32F : CUDA_R_16BF;
   // Host scalars (the default pointer mode): a graph captures their values.
   const float alpha = 1.0f, beta = 0.0f;
+  ProfiledScope profiled(*t, t->stream, call, [&] {
+    return std::string(dtype == kGemmDtypeF32 ? "cublas_gemm_f32 "
+                                              : "cublas_gemm_bf16 ") +
+           std::to_string(m) + "x" + std::to_string(n) + "x" +
+           std::to_string(k);
+  });
+  if (!profiled.ok())
+    return;
   cublasStatus_t status = l.cublasGemmEx(
       *handle, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(m), int(k), &alpha, w,
       inputType, int(k), x, inputType, int(k), &beta, y, CUDA_R_32F, int(n),
@@ -564,6 +615,10 @@ void allReduce(const char *call, float *data, int64_t count,
     return;
   }
   const NcclLibrary &l = nccl.library();
+  ProfiledScope profiled(*t, t->stream, call,
+                         [] { return std::string("nccl_all_reduce"); });
+  if (!profiled.ok())
+    return;
   Status done =
       nccl.complete(group,
                     l.ncclAllReduce(data, data, size_t(count), ncclFloat32,

@@ -88,12 +88,19 @@ CudaSession::~CudaSession() {
   // the handle's workspace: they go after them.
   ncclRanks.reset();
   blas.reset();
+  kernelProfile.reset();
   for (CUdeviceptr p : allocations)
     d.cuMemFree_v2(p);
   if (stream)
     d.cuStreamDestroy_v2(stream);
   if (retained)
     d.cuDevicePrimaryCtxRelease_v2(device);
+}
+
+void CudaSession::startProfile() {
+  if (!kernelProfile)
+    kernelProfile = std::make_unique<KernelProfile>(*api);
+  target.profile = kernelProfile.get();
 }
 
 Status CudaSession::startRanks(Communicator &ranks) {

@@ -20,6 +20,7 @@
 #include "jamba/Runtime/Cublas.h"
 #include "jamba/Runtime/CudaDriver.h"
 #include "jamba/Runtime/CudaKernelAbi.h"
+#include "jamba/Runtime/CudaProfile.h"
 #include "jamba/Runtime/Nccl.h"
 
 #include <cstdint>
@@ -68,6 +69,12 @@ public:
   Status startRanks(Communicator &ranks);
   /// The NCCL communicators; null until startRanks() succeeded.
   NcclRanks *nccl() { return ncclRanks.get(); }
+
+  /// Times every launch of the kernels from now on (CudaProfile.h,
+  /// kernelTarget().profile); collect it after each run's finish().
+  void startProfile();
+  /// The profile; null unless startProfile() was called.
+  KernelProfile *profile() { return kernelProfile.get(); }
 
   /// Makes the session's context current on the calling thread.
   Status makeCurrent();
@@ -119,6 +126,7 @@ private:
   CUstream stream = nullptr;
   std::unique_ptr<CublasHandle> blas;
   std::unique_ptr<NcclRanks> ncclRanks;
+  std::unique_ptr<KernelProfile> kernelProfile;
   CudaKernelTarget target;
   std::string deviceText;
   int capability = 0;

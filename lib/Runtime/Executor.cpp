@@ -414,6 +414,12 @@ std::string Executor::deviceDescription() const {
   return cudaSession ? cudaSession->description() : deviceName(dev);
 }
 
+std::vector<cuda::KernelProfile::Entry> Executor::cudaKernelProfile() const {
+  if (!cudaSession || !cudaSession->profile())
+    return {};
+  return cudaSession->profile()->entries();
+}
+
 size_t Executor::cudaGraphCount() const {
   return cudaSession ? cudaSession->graphCount() : 0;
 }
@@ -454,9 +460,17 @@ Status Executor::openCuda(const SessionOptions &options) {
                        cudaSession->description() +
                        ": its kernels run only if they carry PTX");
 
-  // Decode through CUDA graphs unless JAMBA_CUDA_GRAPH=0.
+  // Decode through CUDA graphs unless JAMBA_CUDA_GRAPH=0 or the kernels
+  // are profiled (events cannot be read inside a graph).
   const char *graphs = std::getenv("JAMBA_CUDA_GRAPH");
   cudaGraphs = !(graphs && std::strcmp(graphs, "0") == 0);
+  if (options.profileKernels) {
+    cudaSession->startProfile();
+    if (cudaGraphs)
+      noteList.push_back("profiling the kernels: decode runs without CUDA "
+                         "graphs");
+    cudaGraphs = false;
+  }
   return Status::success();
 }
 
@@ -1031,6 +1045,11 @@ Status Executor::runOnCuda(PreparedEntry &entry, std::string_view name,
   Status finished = cudaSession->finish();
   if (!finished.ok())
     return fail(finished);
+  if (cuda::KernelProfile *profile = cudaSession->profile()) {
+    Status collected = profile->collect();
+    if (!collected.ok())
+      return fail(collected, " (profiling the kernels)");
+  }
   // An NCCL error on another rank or the network is reported
   // asynchronously.
   if (cuda::NcclRanks *nccl = cudaSession->nccl()) {

@@ -8,6 +8,7 @@
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
 //             [--ignore-eos] [--logits-out F.npy] [--mpi]
 //             [--device cpu|cuda] [--cuda-device N] [--ranks N]
+//             [--profile-kernels]
 //   mpirun -np N jamba-run ARTIFACT ...
 //
 // Loads and validates the artifact, binds it for the sequences and context
@@ -32,6 +33,7 @@
 #include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/CudaDriver.h"
+#include "jamba/Runtime/CudaProfile.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 
@@ -89,6 +91,10 @@ options:
   --cuda-device N    the CUDA device to run on (default 0; with several
                      MPI ranks, the launcher's local rank, or else the rank
                      modulo the number of devices)
+  --profile-kernels  CUDA: time every kernel, cuBLAS GEMM and NCCL
+                     all-reduce with CUDA events and print the GPU time per
+                     op and per kernel at the end (decode then runs without
+                     CUDA graphs)
   --help             print this message
 )";
 
@@ -161,6 +167,7 @@ struct RankConfig {
   Device device = Device::Cpu;
   std::optional<int64_t> cudaDevice;
   int64_t context = 0, seq = 0;
+  bool profileKernels = false;
   const std::vector<std::vector<int64_t>> *prompts = nullptr;
   GenerateOptions options;
 };
@@ -196,6 +203,7 @@ runRank(const Artifact &artifact, Communicator *communicator,
   session.contextLength = config.context;
   if (config.seq)
     session.seq = config.seq;
+  session.profileKernels = config.profileKernels;
   if (communicator) {
     session.rank = communicator->rank();
     session.communicator = communicator;
@@ -233,6 +241,11 @@ runRank(const Artifact &artifact, Communicator *communicator,
   if (!result.ok())
     return result.status();
   outcome.result = std::move(*result);
+  if (lead && config.profileKernels)
+    std::fprintf(stderr, "jamba-run: %s",
+                 rt::cuda::formatKernelProfile((*executor)->cudaKernelProfile(),
+                                               /*limit=*/40)
+                     .c_str());
   return outcome;
 }
 
@@ -240,7 +253,7 @@ int main(int argc, char **argv) {
   std::string artifactDir, logitsOut;
   std::vector<std::vector<int64_t>> prompts;
   int64_t steps = 8, batch = 0, context = 0, seq = 0, ranksInProcess = 0;
-  bool mpiFlag = false;
+  bool mpiFlag = false, profileKernels = false;
   std::optional<Device> device;
   std::optional<int64_t> cudaDevice;
   GenerateOptions options;
@@ -269,6 +282,10 @@ int main(int argc, char **argv) {
     }
     if (arg == "--mpi") {
       mpiFlag = true;
+      continue;
+    }
+    if (arg == "--profile-kernels") {
+      profileKernels = true;
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
@@ -402,6 +419,10 @@ int main(int argc, char **argv) {
                       ? Device::Cuda
                       : Device::Cpu;
   config.cudaDevice = cudaDevice;
+  if (profileKernels && config.device != Device::Cuda)
+    return fail("--profile-kernels times CUDA kernels; this run is on the "
+                "CPU");
+  config.profileKernels = profileKernels;
   config.context = context;
   config.seq = seq;
   config.prompts = &prompts;

@@ -25,6 +25,7 @@
 #include <dlfcn.h>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -231,6 +232,29 @@ TEST_F(CublasTest, F32MatchesTheRowMajorReference) {
   }
   EXPECT_EQ(blasFake->gemmRuns - blasBaseline.gemmRuns,
             int64_t(std::size(kShapes)));
+}
+
+TEST_F(CublasTest, ProfiledGemmsAreNamedByTypeAndShape) {
+  // A profiling session times each GEMM with events around the cuBLAS call
+  // and names it by input type and shape (m x n x k).
+  session->startProfile();
+  std::mt19937 rng(9);
+  std::vector<float> x = randomValues(3 * 7, rng), w = randomValues(5 * 7, rng);
+  void *xd = toDevice(x), *wd = toDevice(w);
+  auto *yd = static_cast<float *>(outputFor(3, 5));
+  jamba_rt_cuda_gemm(yd, xd, wd, 3, 5, 7, cuda::kGemmDtypeF32);
+  jamba_rt_cuda_gemm(yd, xd, wd, 3, 5, 7, cuda::kGemmDtypeF32);
+  jamba_rt_cuda_gemm(yd, xd, wd, 1, 5, 7, cuda::kGemmDtypeBF16);
+  ASSERT_EQ(takeError(), "");
+  ASSERT_TRUE(session->finish().ok());
+  Status collected = session->profile()->collect();
+  ASSERT_TRUE(collected.ok()) << collected.message();
+  std::map<std::string, int64_t> launches;
+  for (const auto &e : session->profile()->entries())
+    launches[e.name] = e.launches;
+  EXPECT_EQ(launches,
+            (std::map<std::string, int64_t>{{"cublas_gemm_f32 3x5x7", 2},
+                                            {"cublas_gemm_bf16 1x5x7", 1}}));
 }
 
 TEST_F(CublasTest, Bf16MatchesTheReferenceOnRoundedInputs) {

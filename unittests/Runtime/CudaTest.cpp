@@ -40,6 +40,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -427,6 +428,76 @@ TEST_F(FakeCudaTest, GraphsCanBeTurnedOff) {
   EXPECT_EQ(ex->cudaGraphCount(), 0u);
   EXPECT_EQ(fake->kernelLaunches - before.kernelLaunches,
             got->prefillCalls + got->decodeCalls);
+}
+
+TEST_F(FakeCudaTest, ProfilingTimesEveryLaunchByName) {
+  // Each launch is timed by two events on the session's stream; the fake
+  // clock gives it 1 us of GPU time. Profiling turns the graphs off.
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
+  SessionOptions o = options(Device::Cuda);
+  o.profileKernels = true;
+  auto ex = session(*cudaArt, o);
+  ASSERT_TRUE(ex);
+  EXPECT_FALSE(ex->usesCudaGraphs());
+  EXPECT_TRUE(ex->cudaKernelProfile().empty());
+  FakeCudaControl before = *fake;
+  auto got = generateTwo(*ex);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  auto expected = cpuGeneration();
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  EXPECT_EQ(got->sequences[0].ids, expected->sequences[0].ids);
+  EXPECT_EQ(ex->cudaGraphCount(), 0u);
+  EXPECT_EQ(fake->captures, before.captures);
+  const int64_t launches = got->prefillCalls + got->decodeCalls;
+  EXPECT_EQ(fake->eventRecords - before.eventRecords, 2 * launches);
+
+  auto entries = ex->cudaKernelProfile();
+  ASSERT_EQ(entries.size(), 2u);
+  std::map<std::string, cuda::KernelProfile::Entry> byName;
+  for (const auto &e : entries)
+    byName[e.name] = e;
+  ASSERT_TRUE(byName.count("prefill") && byName.count("decode"));
+  EXPECT_EQ(byName["prefill"].launches, got->prefillCalls);
+  EXPECT_EQ(byName["decode"].launches, got->decodeCalls);
+  EXPECT_NEAR(byName["decode"].milliseconds, 1e-3 * double(got->decodeCalls),
+              1e-6);
+  EXPECT_NEAR(byName["prefill"].milliseconds, 1e-3 * double(got->prefillCalls),
+              1e-6);
+  // Most time first.
+  EXPECT_GE(entries[0].milliseconds, entries[1].milliseconds);
+
+  // The table: both views, each row's share and mean.
+  std::string table = cuda::formatKernelProfile(entries);
+  EXPECT_NE(table.find("kernel profile by op: "), std::string::npos) << table;
+  EXPECT_NE(table.find("kernel profile by kernel: "), std::string::npos)
+      << table;
+  EXPECT_NE(table.find(std::to_string(launches) + " launches"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("1.00  decode"), std::string::npos) << table;
+
+  // The events are reused, and destroyed with the session.
+  EXPECT_LE(fake->liveEvents - before.liveEvents, 2);
+  ex.reset();
+  EXPECT_EQ(fake->liveEvents, before.liveEvents);
+}
+
+TEST_F(FakeCudaTest, AFailingEventFailsTheRun) {
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
+  SessionOptions o = options(Device::Cuda);
+  o.profileKernels = true;
+  auto ex = session(*cudaArt, o);
+  ASSERT_TRUE(ex);
+  fake->failEventRecordWith = 1; // CUDA_ERROR_INVALID_VALUE
+  auto got = generateTwo(*ex);
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(
+      got.status().message().find("mgpuLaunchKernel: profiling: cuEventRecord: "
+                                  "CUDA_ERROR_INVALID_VALUE"),
+      std::string::npos)
+      << got.status().message();
 }
 
 TEST_F(FakeCudaTest, AGraphIsKeptPerCallShape) {

@@ -23,7 +23,9 @@
 //   call waits for another thread);
 // - cuDeviceGetCount reports FakeCudaControl::deviceCount devices, each
 //   with its own primary context; a capture's mode is honoured per thread
-//   (THREAD_LOCAL restricts only the capturing thread).
+//   (THREAD_LOCAL restricts only the capturing thread);
+// - events are stamped with a clock that advances 1 us per recorded event
+//   (only cuEventElapsedTime, not the CUDA 12.8 _v2, is exported).
 //
 // - a synchronous allocation (cuMemAlloc) during a capture fails unless the
 //   capture or the calling thread's mode (cuThreadExchangeStreamCaptureMode)
@@ -98,6 +100,8 @@ struct FakeCudaControl {
   /// a primary context of its own.
   int deviceCount = 1;
   static constexpr int kMaxDevices = 8;
+  /// Non-zero: cuEventRecord returns this error.
+  int failEventRecordWith = 0;
   /// Sets the knobs back to their defaults; the counters stay.
   void resetKnobs() {
     const FakeCudaControl defaults;
@@ -106,6 +110,7 @@ struct FakeCudaControl {
     totalMemory = defaults.totalMemory;
     failLaunchWith = 0;
     deviceCount = defaults.deviceCount;
+    failEventRecordWith = 0;
   }
 
   // Counters.
@@ -121,6 +126,10 @@ struct FakeCudaControl {
   /// cuStreamSynchronize calls on a stuck stream (which would hang on a
   /// real device; the fake fails them with CUDA_ERROR_LAUNCH_TIMEOUT).
   int64_t hungSynchronizes = 0;
+  /// Events: live ones and cuEventRecord calls. A recorded event is stamped
+  /// (when its stream reaches it) with a clock that advances 1 us per
+  /// stamp, so one launch between two records takes 1 us of "GPU time".
+  int64_t liveEvents = 0, eventRecords = 0;
 };
 
 /// Counters and knobs of the fake cuBLAS (jamba_fake_cublas_control()).

@@ -626,3 +626,56 @@ FAKE_EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned, unsigned,
     k->fn(args.data());
   });
 }
+
+// Events: a record stamps the event when its stream reaches it, from a clock
+// that advances one microsecond per stamp.
+
+namespace {
+struct FakeEvent {
+  int64_t stamp = 0;
+};
+int64_t eventClock = 0;
+} // namespace
+
+FAKE_EXPORT CUresult cuEventCreate(CUevent *event, unsigned) {
+  FAKE_LOCK();
+  if (!event)
+    return kInvalidValue;
+  *event = reinterpret_cast<CUevent>(new FakeEvent);
+  ++control.liveEvents;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuEventRecord(CUevent event, CUstream stream) {
+  FAKE_LOCK();
+  ++control.eventRecords;
+  if (control.failEventRecordWith)
+    return control.failEventRecordWith;
+  auto *e = reinterpret_cast<FakeEvent *>(event);
+  if (!e)
+    return kInvalidValue;
+  e->stamp = 0;
+  return enqueue(stream, [e] { e->stamp = ++eventClock; });
+}
+
+FAKE_EXPORT CUresult cuEventElapsedTime(float *milliseconds, CUevent start,
+                                        CUevent end) {
+  FAKE_LOCK();
+  auto *a = reinterpret_cast<FakeEvent *>(start);
+  auto *b = reinterpret_cast<FakeEvent *>(end);
+  if (!milliseconds || !a || !b)
+    return kInvalidValue;
+  if (!a->stamp || !b->stamp)
+    return kNotReady;
+  *milliseconds = float(b->stamp - a->stamp) * 1e-3f;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuEventDestroy_v2(CUevent event) {
+  FAKE_LOCK();
+  if (!event)
+    return kInvalidValue;
+  delete reinterpret_cast<FakeEvent *>(event);
+  --control.liveEvents;
+  return CUDA_SUCCESS;
+}

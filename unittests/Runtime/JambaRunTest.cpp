@@ -156,6 +156,10 @@ TEST_F(JambaRunTest, Refusals) {
                        "artifact supports (1..4)"),
             std::string::npos)
       << o.err;
+  o = run("--prompt-ids 1,2 --profile-kernels");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_EQ(o.err, "jamba-run: error: --profile-kernels times CUDA kernels; "
+                   "this run is on the CPU\n");
   o = run("--prompt-ids 1,500");
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("prompt 0: id 500 at position 1 is outside the "

@@ -52,6 +52,7 @@ using CUfunction = struct CUfunc_st *;
 using CUstream = struct CUstream_st *;
 using CUgraph = struct CUgraph_st *;
 using CUgraphExec = struct CUgraphExec_st *;
+using CUevent = struct CUevent_st *;
 /// CUjit_option, CUstreamCaptureMode, CUstreamCaptureStatus,
 /// CUdevice_attribute and CUfunction_attribute are C enums: int-sized.
 using CUjit_option = int;
@@ -184,6 +185,13 @@ struct CudaDriver {
                              unsigned blockY, unsigned blockZ,
                              unsigned sharedBytes, CUstream stream,
                              void **params, void **extra) = nullptr;
+
+  // Events time the kernels when a session profiles them (CudaProfile.h).
+  CUresult (*cuEventCreate)(CUevent *event, unsigned flags) = nullptr;
+  CUresult (*cuEventRecord)(CUevent event, CUstream stream) = nullptr;
+  CUresult (*cuEventElapsedTime)(float *milliseconds, CUevent start,
+                                 CUevent end) = nullptr;
+  CUresult (*cuEventDestroy_v2)(CUevent event) = nullptr;
 
   /// "NAME (description)" for `error`, e.g. "CUDA_ERROR_NO_DEVICE (no
   /// CUDA-capable device is detected)"; "CUDA error N" when the driver does

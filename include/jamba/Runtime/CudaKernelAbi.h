@@ -44,6 +44,7 @@ namespace rt {
 namespace cuda {
 
 class CublasHandle;
+class KernelProfile;
 class NcclRanks;
 
 /// What the kernels' calls run on: a session's driver and stream.
@@ -62,6 +63,9 @@ struct CudaKernelTarget {
   /// GPU ranks, which jamba_rt_cuda_all_reduce_f32 uses. Null: a single
   /// rank, the all-reduces have nothing to sum.
   NcclRanks *nccl = nullptr;
+  /// When the session profiles its kernels (CudaProfile.h): every launch,
+  /// GEMM and all-reduce is timed with events on `stream`. Null: none.
+  KernelProfile *profile = nullptr;
 };
 
 /// jamba_rt_cuda_gemm's `dtype`: the element type of x and w.

@@ -25,6 +25,7 @@
 
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/Communicator.h"
+#include "jamba/Runtime/CudaProfile.h"
 
 #include <cstdint>
 #include <map>
@@ -78,6 +79,10 @@ struct SessionOptions {
   /// bootstrap (Communicator::broadcastBytes). Not owned: it must outlive
   /// the executor.
   Communicator *communicator = nullptr;
+  /// With Device::Cuda: time every kernel launch, cuBLAS GEMM and NCCL
+  /// all-reduce with CUDA events (CudaProfile.h; cudaKernelProfile() reads
+  /// the totals). Decode then runs without CUDA graphs.
+  bool profileKernels = false;
 };
 
 /// The row range and length of one entry-point call.
@@ -216,6 +221,10 @@ public:
   /// captured (one per distinct first row, batch and seq of the calls).
   bool usesCudaGraphs() const { return cudaGraphs; }
   size_t cudaGraphCount() const;
+  /// CUDA with SessionOptions::profileKernels: GPU time per kernel name
+  /// over every run so far, most first (KernelProfile::entries); empty
+  /// otherwise.
+  std::vector<cuda::KernelProfile::Entry> cudaKernelProfile() const;
 
   /// Notes worth telling a user (a weight copied for alignment, ...).
   const std::vector<std::string> &notes() const { return noteList; }
