@@ -19,6 +19,7 @@
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -27,9 +28,11 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 namespace mlir::jamba {
+#define GEN_PASS_DEF_JAMBAGPUFUSEELEMENTWISEPASS
 #define GEN_PASS_DEF_JAMBAGPUMAPLOOPSPASS
 #define GEN_PASS_DEF_JAMBAGPUHOSTMEMORYPASS
 #include "jamba/Conversion/Passes.h.inc"
@@ -39,6 +42,32 @@ using namespace mlir;
 using namespace mlir::jamba;
 
 namespace {
+
+//===----------------------------------------------------------------------===//
+// jamba-gpu-fuse-elementwise
+//===----------------------------------------------------------------------===//
+
+bool isElementwise(Operation *op) {
+  auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
+  return generic && generic.getNumLoops() == generic.getNumParallelLoops();
+}
+
+struct JambaGpuFuseElementwisePass
+    : jamba::impl::JambaGpuFuseElementwisePassBase<
+          JambaGpuFuseElementwisePass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    // A single-use elementwise producer into its elementwise consumer.
+    linalg::populateElementwiseOpsFusionPatterns(
+        patterns, [](OpOperand *operand) {
+          Operation *producer = operand->get().getDefiningOp();
+          return isElementwise(producer) && producer->hasOneUse() &&
+                 isElementwise(operand->getOwner());
+        });
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      return signalPassFailure();
+  }
+};
 
 //===----------------------------------------------------------------------===//
 // jamba-gpu-map-loops
@@ -301,6 +330,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  pm.addNestedPass<func::FuncOp>(createJambaGpuFuseElementwisePass());
 
   // Tensors -> buffers, as for the CPU (the same entry-point ABI).
   addBufferizationPasses(pm, options.statesInPlace, /*gpuKernels=*/true);

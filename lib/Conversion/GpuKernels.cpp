@@ -512,10 +512,73 @@ constexpr int64_t kNormRowPerThreadMaxWidth = 256;
 ///    1 / sqrt(sum / H + epsilon);
 /// 3. one per element: y = w * cvt(x * inv), the normalised value rounded
 ///    to the input type before the weight multiplies it (SPEC 1.5.3).
+/// The element type `generic` converts `value` to, when it is nothing but
+/// an elementwise conversion of `value` into a fresh tensor of the same
+/// shape (jamba-gpu-library-gemms' copy of a GEMM input in the weight's
+/// type, `arith.truncf` to bf16); null otherwise.
+Type conversionTarget(Operation *user, Value value) {
+  auto generic = dyn_cast<linalg::GenericOp>(user);
+  if (!generic || generic.getNumDpsInputs() != 1 ||
+      generic.getNumResults() != 1 ||
+      generic.getDpsInputOperand(0)->get() != value ||
+      generic.getNumReductionLoops() != 0 ||
+      !llvm::all_of(generic.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }) ||
+      cast<ShapedType>(generic.getResultTypes()[0]).getShape() !=
+          cast<ShapedType>(value.getType()).getShape())
+    return Type();
+  Block &body = generic.getRegion().front();
+  if (body.getOperations().size() != 2)
+    return Type();
+  auto trunc = dyn_cast<arith::TruncFOp>(body.front());
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (!trunc || trunc.getIn() != body.getArgument(0) ||
+      yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
+    return Type();
+  return trunc.getType();
+}
+
 LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
   auto type = cast<RankedTensorType>(op.getType());
   if (!isF32Compatible(type) || !isF32Compatible(op.getWeight().getType()))
     return failure();
+  // A norm read only by conversions to one narrower type (a cuBLAS GEMM's
+  // bf16 input) writes that type itself: the same values (its f32 results
+  // rounded once), one kernel less per GEMM input.
+  SmallVector<Operation *> conversions, dims;
+  Type narrowed;
+  for (Operation *user : op->getUsers()) {
+    // The sizes of the conversions' outputs are read from the norm's.
+    if (isa<tensor::DimOp>(user)) {
+      dims.push_back(user);
+      continue;
+    }
+    Type to = conversionTarget(user, op.getResult());
+    if (!to || (narrowed && to != narrowed) ||
+        (!conversions.empty() &&
+         user->getResultTypes() != conversions.front()->getResultTypes())) {
+      conversions.clear();
+      narrowed = Type();
+      break;
+    }
+    narrowed = to;
+    conversions.push_back(user);
+  }
+  // The type y is stored in.
+  auto storedType =
+      narrowed
+          ? cast<RankedTensorType>(conversions.front()->getResultTypes()[0])
+          : type;
+  auto finish = [&](OpBuilder &fb, Location fl, Value y) {
+    Value result = lowering::bufferResult(fb, fl, storedType, y);
+    if (conversions.empty())
+      return rw.replaceOp(op, result);
+    for (Operation *conversion : conversions)
+      rw.replaceOp(conversion, result);
+    for (Operation *d : dims)
+      rw.modifyOpInPlace(d, [&] { d->setOperand(0, result); });
+    rw.eraseOp(op);
+  };
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
@@ -537,7 +600,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                 : indexConst(b, loc, staticWidth);
   sizes = lead;
   sizes.push_back(h);
-  Value y = lowering::allocBuffer(b, loc, type, sizes);
+  Value y = lowering::allocBuffer(b, loc, storedType, sizes);
   auto at = [&](ArrayRef<Value> row, Value k) {
     SmallVector<Value> idx(row);
     idx.push_back(k);
@@ -581,7 +644,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                      scf::YieldOp::create(nb, nl);
                    });
              });
-    rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
+    finish(b, loc, y);
     return success();
   }
 
@@ -628,7 +691,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                  at(delinearize(pb, l, iv[0], lead), iv[1]);
              normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
            });
-  rw.replaceOp(op, lowering::bufferResult(b, loc, type, y));
+  finish(b, loc, y);
   return success();
 }
 

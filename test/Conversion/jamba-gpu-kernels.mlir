@@ -323,6 +323,69 @@ func.func @rms_norm_narrow(%x: tensor<?x16xbf16>, %w: tensor<16xbf16>) -> tensor
   return %y : tensor<?x16xbf16>
 }
 
+// A norm read only by conversions to bf16 (jamba-gpu-library-gemms' copies
+// of cuBLAS inputs) and by tensor.dim writes bf16 itself: the conversions
+// are gone and the dims read the new result.
+
+// CHECK-LABEL: func.func @rms_norm_into_bf16
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x1x64xbf16>
+// CHECK: scf.parallel
+// CHECK:   arith.truncf %{{.+}} : f32 to bf16
+// CHECK:   memref.store %{{.+}}, %[[Y]]
+// CHECK: %[[T:.+]] = bufferization.to_tensor %[[Y]]
+// CHECK-NOT: linalg.generic
+// CHECK: tensor.dim %[[T]]
+// CHECK: return %[[T]], %[[T]], %{{.+}} : tensor<?x1x64xbf16>, tensor<?x1x64xbf16>, index
+func.func @rms_norm_into_bf16(%x: tensor<?x1x64xf32>, %w: tensor<64xf32>)
+    -> (tensor<?x1x64xbf16>, tensor<?x1x64xbf16>, index) {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x1x64xf32>, tensor<64xf32>
+  %c0 = arith.constant 0 : index
+  %d = tensor.dim %y, %c0 : tensor<?x1x64xf32>
+  %e = tensor.empty(%d) : tensor<?x1x64xbf16>
+  %b = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>],
+                       iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%y : tensor<?x1x64xf32>) outs(%e : tensor<?x1x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x1x64xbf16>
+  %b2 = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>],
+                        iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%y : tensor<?x1x64xf32>) outs(%e : tensor<?x1x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x1x64xbf16>
+  return %b, %b2, %d : tensor<?x1x64xbf16>, tensor<?x1x64xbf16>, index
+}
+
+// -----
+
+// A norm with any other reader (here the function's result) keeps its type
+// and its conversion.
+
+// CHECK-LABEL: func.func @rms_norm_also_read_in_f32
+// CHECK: memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK: linalg.generic
+// CHECK:   arith.truncf
+func.func @rms_norm_also_read_in_f32(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
+    -> (tensor<?x64xf32>, tensor<?x64xbf16>) {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
+  %c0 = arith.constant 0 : index
+  %d = tensor.dim %y, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%d) : tensor<?x64xbf16>
+  %b = linalg.generic {indexing_maps = [affine_map<(a, c) -> (a, c)>, affine_map<(a, c) -> (a, c)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%y : tensor<?x64xf32>) outs(%e : tensor<?x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x64xbf16>
+  return %y, %b : tensor<?x64xf32>, tensor<?x64xbf16>
+}
+
+// -----
+
 // f64 is left for convert-jamba-to-linalg.
 
 // CHECK-LABEL: func.func @f64_untouched

@@ -1085,6 +1085,56 @@ TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
   }
 }
 
+TEST_P(SequenceKernels, RMSNormReadOnlyInBf16) {
+  // A norm whose only reader converts it to bf16 (as a cuBLAS GEMM's input
+  // is): the GPU kernels' form writes bf16 itself. The result, widened back
+  // to f32, against the reference rounded to bf16 (tolerance: one bf16
+  // step, 2^-8 relative; the rounding of a value the f32 sum order moves
+  // across a bf16 boundary). Widths 64 (one thread per row) and 300.
+  for (int64_t width : {64, 300}) {
+    SCOPED_TRACE(::testing::Message() << "width " << width);
+    std::string ir = R"mlir(
+      #id = affine_map<(a, b) -> (a, b)>
+      func.func @f(%x: tensor<?xWxf32>, %w: tensor<Wxf32>) -> tensor<?xWxf32>
+          attributes {llvm.emit_c_interface} {
+        %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?xWxf32>, tensor<Wxf32>
+        %c0 = arith.constant 0 : index
+        %d = tensor.dim %y, %c0 : tensor<?xWxf32>
+        %e = tensor.empty(%d) : tensor<?xWxbf16>
+        %b = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+            ins(%y : tensor<?xWxf32>) outs(%e : tensor<?xWxbf16>) {
+        ^bb0(%in: f32, %out: bf16):
+          %t = arith.truncf %in : f32 to bf16
+          linalg.yield %t : bf16
+        } -> tensor<?xWxbf16>
+        %f = tensor.empty(%d) : tensor<?xWxf32>
+        %r = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+            ins(%b : tensor<?xWxbf16>) outs(%f : tensor<?xWxf32>) {
+        ^bb0(%in: bf16, %out: f32):
+          %t = arith.extf %in : bf16 to f32
+          linalg.yield %t : f32
+        } -> tensor<?xWxf32>
+        return %r : tensor<?xWxf32>
+      })mlir";
+    for (size_t at = ir.find("xWx"); at != std::string::npos;
+         at = ir.find("xWx", at))
+      ir.replace(at + 1, 1, std::to_string(width));
+    for (size_t at = ir.find("<Wx"); at != std::string::npos;
+         at = ir.find("<Wx", at))
+      ir.replace(at + 1, 1, std::to_string(width));
+    Kernel k(ir, *lowering());
+    ASSERT_EQ(k.error, "");
+    auto w = randomFloats(size_t(width), 57, 0.5f, 1.5f);
+    auto x = randomFloats(size_t(5 * width), 58, -3.0f, 3.0f);
+    auto out = k.run({buf(x, {5, width}), buf(w, {width})}, {2});
+    Tensor<float> expected =
+        ref::rmsNorm(toRef(x, {5, width}), toRef(w, {width}), 1e-5);
+    for (int64_t i = 0; i < expected.numel(); ++i)
+      expected[i] = fromBF16(toBF16(expected[i]));
+    expectClose(out[0], expected, "rms_norm read in bf16", 1.0 / 256);
+  }
+}
+
 TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   // jamba-gpu-kernels' split-KV attention with few keys per split, so that
   // the keys are cut into several ranges (uneven ones, and empty ones when

@@ -266,6 +266,24 @@ def JambaParallelCopiesToLoopsPass
                            "::mlir::scf::SCFDialect"];
 }
 
+def JambaGpuFuseElementwisePass
+    : Pass<"jamba-gpu-fuse-elementwise", "func::FuncOp"> {
+  let summary = "Fuse chains of elementwise linalg.generic ops (one kernel "
+                "each on a GPU) into one";
+  let description = [{
+    An elementwise `linalg.generic` (all loops parallel) whose result only
+    another elementwise `linalg.generic` reads is fused into that consumer
+    (upstream's elementwise fusion, restricted to single-use producers, so
+    nothing is computed twice): every `linalg.generic` becomes one GPU
+    kernel, and a decode step is many small kernels. The chains this
+    catches: an activation and the conversion of its result to a cuBLAS
+    GEMM's bf16 input (jamba-gpu-library-gemms), SwiGLU and that
+    conversion, a gate and its conversion. The values are the same: the
+    fused body runs the same scalar ops in the same order per element.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
   let summary = "Map every outermost parallel loop onto GPU blocks and "
                 "threads";
