@@ -22,9 +22,11 @@
 # weights and the experts the batch is expected to route to, per step
 # time) as a fraction of the copy bandwidth. Kernel rows: profiled runs of
 # the mini stack (jamba-run --profile-kernels: GPU time per op from CUDA
-# events) give the int8 expert GEMM's GB/s at decode batch 1, 8, 32 and the
-# selective scan's at an 8192-token prefill, against the copy bandwidth,
-# with each run's top ops.
+# events) give the int8 expert GEMM's GB/s at decode batch 1, 8, 32 (and
+# its time per expert matrix next to cuBLAS bf16 on the same shape: the
+# dense MLP layer's gate projection, B x 14336 x 4096) and the selective
+# scan's at an 8192-token prefill, against the copy bandwidth, with each
+# run's top ops.
 set -uo pipefail
 quick=0
 dry=0
@@ -215,6 +217,14 @@ profile_op() { # profile-text op
                     if (name == op) { print $1, $3; exit } }'
 }
 
+# "MEAN_US LAUNCHES" of the kernel named "$2" in the per-kernel table.
+profile_kernel() { # profile-text kernel-name
+  echo "$1" | awk -v k="$2" '
+    /kernel profile by kernel:/ { on = 1; next }
+    on && NF >= 5 { name = $5; for (i = 6; i <= NF; ++i) name = name " " $i
+                    if (name == k) { print $4, $3; exit } }'
+}
+
 # The top ops of a profiled run, "op X% ..." (the first `n`).
 profile_top() { # profile-text n
   echo "$1" | awk -v n="$2" '
@@ -233,8 +243,10 @@ profile_top() { # profile-text n
 # scan reads delta, u and z and writes y (f32, T x D each: 16 T D bytes;
 # B and C are small), against the copy bandwidth (target: 60%).
 bench_profile() { # label artifact
-  local label=$1 art=$2 split prof ms launches
+  local label=$1 art=$2 split prof ms launches hidden ffn
   split=$(weight_split "$art") || split=
+  read -r hidden ffn <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
+print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
   for batch in 1 8 32; do
     prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
@@ -246,12 +258,20 @@ bench_profile() { # label artifact
       status=1
       continue
     fi
+    # The dense MLP layer's gate projection: cuBLAS bf16 on one matrix of
+    # the experts' shape, for the batch's rows.
+    local cublas_us
+    read -r cublas_us _ <<<"$(profile_kernel "$prof" "cublas_gemm_bf16 ${batch}x${ffn}x${hidden}")"
     rows+=("kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
-      -v ms="$ms" -v ems="${ems:-0}" -v n="$launches" -v b="$batch" -v c="$copy_gbs" '{
+      -v ms="$ms" -v ems="${ems:-0}" -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
+      -v cub="${cublas_us:-}" '{
         e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
         bytes = $1 * touched / e / 3; us = 1e3 * (ms + ems) / n;
         printf "%.1f us per GEMM (%.1f GB/s, %.1f%% of the copy bandwidth; %.0f MB of int8 experts)",
-          us, bytes / us / 1e3, 100 * bytes / us / 1e3 / c, bytes / 1e6 }') | $(profile_top "$prof" 5)")
+          us, bytes / us / 1e3, 100 * bytes / us / 1e3 / c, bytes / 1e6
+        if (cub != "")
+          printf "; %.1f us per expert matrix vs cuBLAS bf16 %.1f us on the same shape (%.2fx)",
+            us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)")
   done
   prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \

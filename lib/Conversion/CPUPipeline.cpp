@@ -53,6 +53,7 @@ void mlir::jamba::buildCPULowerPipeline(
     JambaGpuKernelsPassOptions kernels;
     kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
     kernels.expertGemmLanes = options.expertGemmLanes;
+    kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

@@ -325,6 +325,7 @@ void mlir::jamba::buildGPULowerPipeline(
   JambaGpuKernelsPassOptions kernels;
   kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
   kernels.expertGemmLanes = options.expertGemmLanes;
+  kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

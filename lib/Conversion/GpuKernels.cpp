@@ -704,6 +704,9 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
 /// partial sums stay within kLaneRowBudget * maxLanes rows of N floats.
 constexpr int64_t kLaneRowBudget = 64;
 
+/// Rows of one expert a thread of the grouped expert GEMM computes.
+constexpr int64_t kGroupRows = 8;
+
 /// Bytes of one vector load of the weights (a 128-bit load on a GPU).
 constexpr int64_t kWeightVectorBytes = 16;
 
@@ -774,8 +777,8 @@ Value toF32(OpBuilder &b, Location loc, Value v) {
 /// L is chosen at run time from the row count (all `maxLanes` up to
 /// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
 /// weights convert to f32 in the loop (sitofp), f32 accumulation.
-LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
-                              int64_t maxLanes) {
+LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
+                              int64_t groupedRows) {
   if (!isF32Compatible(op.getInput().getType()) ||
       !isF32Compatible(op.getType()))
     return failure();
@@ -813,8 +816,15 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                                  indexConst(b, loc, kLaneRowBudget * maxLanes),
                                  arith::MaxUIOp::create(b, loc, rows, one))));
   const int64_t dyn = ShapedType::kDynamic;
-  Value partial = lowering::allocBuffer(
-      b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32), {rows, n, lanes});
+  // More rows than `groupedRows`: the grouped nests (step 3) run and the
+  // lane nests have no rows (no launch); otherwise the grouped nests have
+  // none.
+  Value grouped = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
+                                        indexConst(b, loc, groupedRows));
+  Value laneRows = arith::SelectOp::create(b, loc, grouped, zero, rows);
+  Value partial =
+      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
+                            {laneRows, n, lanes});
 
   // The slot's expert as this rank's weight row (unclamped).
   auto localExpert = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx) {
@@ -849,7 +859,7 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
           b, loc, arith::CmpIPredicate::eq,
           arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
   parallel(
-      b, loc, "expert_gemm_lanes", {n, rows, lanes},
+      b, loc, "expert_gemm_lanes", {n, laneRows, lanes},
       [&](OpBuilder &pb, Location l, ValueRange iv) {
         Value nn = iv[0], r = iv[1], lane = iv[2];
         SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
@@ -913,7 +923,7 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
 
   // 2. The lanes in order, then the epilogue.
   parallel(
-      b, loc, "expert_gemm_epilogue", {rows, n},
+      b, loc, "expert_gemm_epilogue", {laneRows, n},
       [&](OpBuilder &pb, Location l, ValueRange iv) {
         Value r = iv[0], nn = iv[1];
         Value v =
@@ -944,6 +954,197 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
         out.push_back(nn);
         storeF32(pb, l, v, result, out);
       });
+
+  // 3. The grouped form: the rows sorted by expert (a counting sort: each
+  // expert's count, their prefix sums, each expert's rows in order), cut
+  // into tiles of kGroupRows rows of one expert; one iteration per (tile,
+  // n) reads each weight w[e, n, k] once for the tile's rows (the lane form
+  // re-reads it per row), consecutive threads sharing the tile's inputs.
+  auto when = [&](Value v) -> Value {
+    return arith::SelectOp::create(b, loc, grouped, v, zero);
+  };
+  Type index = b.getIndexType();
+  auto indexBuffer = [&](Value size) {
+    return lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, index),
+                                 {size});
+  };
+  Value groupExperts = when(experts);
+  Value expertsPlusOne = arith::AddIOp::create(b, loc, experts, one);
+  Value counts = indexBuffer(groupExperts),
+        starts = indexBuffer(when(expertsPlusOne)),
+        tileStarts = indexBuffer(when(expertsPlusOne)),
+        sorted = indexBuffer(when(rows));
+  Value tileRows = indexConst(b, loc, kGroupRows);
+  // Row r's expert; without expert parallelism clamped into [0, E - 1], as
+  // the lane form reads it, so that every row is in a tile.
+  auto isExpert = [&](OpBuilder &nb, Location nl, Value r, Value e) {
+    Value local = localExpert(nb, nl, delinearize(nb, nl, r, rowDims));
+    if (!offset)
+      local = clamped(nb, nl, local);
+    return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, local, e)
+        .getResult();
+  };
+  // 3a. Each expert's rows.
+  parallel(b, loc, "expert_gemm_count", {groupExperts},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             Value c =
+                 loop(pb, l, zero, rows, {zero},
+                      [&](OpBuilder &nb, Location nl, Value r, ValueRange acc) {
+                        Value add = arith::SelectOp::create(
+                            nb, nl, isExpert(nb, nl, r, iv[0]),
+                            indexConst(nb, nl, 1), indexConst(nb, nl, 0));
+                        return SmallVector<Value>{addI(nb, nl, acc[0], add)};
+                      })
+                     .getResult(0);
+             memref::StoreOp::create(pb, l, c, counts, iv[0]);
+           });
+  // 3b. Where each expert's rows and tiles start (one iteration).
+  parallel(b, loc, "expert_gemm_offsets", {when(one)},
+           [&](OpBuilder &pb, Location l, ValueRange) {
+             Value r1 = indexConst(pb, l, kGroupRows - 1);
+             auto ends =
+                 loop(pb, l, zero, experts, {zero, zero},
+                      [&](OpBuilder &nb, Location nl, Value e, ValueRange at) {
+                        memref::StoreOp::create(nb, nl, at[0], starts, e);
+                        memref::StoreOp::create(nb, nl, at[1], tileStarts, e);
+                        Value c = load(nb, nl, counts, {e});
+                        Value tiles = arith::DivUIOp::create(
+                            nb, nl, addI(nb, nl, c, r1), tileRows);
+                        return SmallVector<Value>{addI(nb, nl, at[0], c),
+                                                  addI(nb, nl, at[1], tiles)};
+                      });
+             memref::StoreOp::create(pb, l, ends.getResult(0), starts, experts);
+             memref::StoreOp::create(pb, l, ends.getResult(1), tileStarts,
+                                     experts);
+           });
+  // 3c. Each expert's rows, in row order, at its start.
+  parallel(b, loc, "expert_gemm_sort", {groupExperts},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             Value first = load(pb, l, starts, {iv[0]});
+             loop(pb, l, zero, rows, {first},
+                  [&](OpBuilder &nb, Location nl, Value r, ValueRange at) {
+                    auto put = scf::IfOp::create(
+                        nb, nl, isExpert(nb, nl, r, iv[0]),
+                        [&](OpBuilder &tb, Location tl) {
+                          memref::StoreOp::create(tb, tl, r, sorted, at[0]);
+                          scf::YieldOp::create(
+                              tb, tl,
+                              addI(tb, tl, at[0], indexConst(tb, tl, 1)));
+                        },
+                        [&](OpBuilder &eb, Location el) {
+                          scf::YieldOp::create(eb, el, at[0]);
+                        });
+                    return SmallVector<Value>{put.getResult(0)};
+                  });
+           });
+  // 3d. One iteration per (tile, n); at most ceil(rows / R) + E tiles.
+  Value maxTiles =
+      addI(b, loc,
+           arith::DivUIOp::create(
+               b, loc, addI(b, loc, rows, indexConst(b, loc, kGroupRows - 1)),
+               tileRows),
+           experts);
+  parallel(
+      b, loc, "expert_gemm_grouped", {when(maxTiles), n},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value t = iv[0], nn = iv[1];
+        Value allTiles = load(pb, l, tileStarts, {experts});
+        Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult, t,
+                                           allTiles);
+        scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
+          // The tile's expert: the experts whose tiles end at or before t.
+          Value e =
+              loop(tb, tl, zero, experts, {zero},
+                   [&](OpBuilder &nb, Location nl, Value x, ValueRange acc) {
+                     Value end = load(nb, nl, tileStarts,
+                                      {addI(nb, nl, x, indexConst(nb, nl, 1))});
+                     Value before = arith::CmpIOp::create(
+                         nb, nl, arith::CmpIPredicate::ule, end, t);
+                     Value add = arith::SelectOp::create(nb, nl, before,
+                                                         indexConst(nb, nl, 1),
+                                                         indexConst(nb, nl, 0));
+                     return SmallVector<Value>{addI(nb, nl, acc[0], add)};
+                   })
+                  .getResult(0);
+          Value first = addI(tb, tl, load(tb, tl, starts, {e}),
+                             arith::MulIOp::create(
+                                 tb, tl,
+                                 arith::SubIOp::create(
+                                     tb, tl, t, load(tb, tl, tileStarts, {e})),
+                                 tileRows));
+          Value end =
+              load(tb, tl, starts, {addI(tb, tl, e, indexConst(tb, tl, 1))});
+          Value count = arith::MinUIOp::create(
+              tb, tl, tileRows, arith::SubIOp::create(tb, tl, end, first));
+          Value last =
+              arith::SubIOp::create(tb, tl, count, indexConst(tb, tl, 1));
+          // The tile's rows (past its count: its last row again, not stored).
+          SmallVector<SmallVector<Value>> idx, xIdx;
+          for (int64_t i = 0; i < kGroupRows; ++i) {
+            Value at = addI(
+                tb, tl, first,
+                arith::MinUIOp::create(tb, tl, indexConst(tb, tl, i), last));
+            idx.push_back(
+                delinearize(tb, tl, load(tb, tl, sorted, {at}), rowDims));
+            xIdx.emplace_back(idx.back().begin(), perSlot
+                                                      ? idx.back().end()
+                                                      : idx.back().end() - 1);
+          }
+          SmallVector<Value> inits(kGroupRows, floatConst(tb, tl, f32, 0.0));
+          auto sums =
+              loop(tb, tl, zero, kDim, inits,
+                   [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                     Value wv = loadF32(kb, kl, w, {e, nn, k});
+                     SmallVector<Value> next;
+                     for (int64_t i = 0; i < kGroupRows; ++i) {
+                       SmallVector<Value> at(xIdx[i]);
+                       at.push_back(k);
+                       next.push_back(
+                           addF(kb, kl, acc[i],
+                                mulF(kb, kl, loadF32(kb, kl, x, at), wv)));
+                     }
+                     return next;
+                   });
+          for (int64_t i = 0; i < kGroupRows; ++i) {
+            Value inTile =
+                arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
+                                      indexConst(tb, tl, i), count);
+            scf::IfOp::create(tb, tl, inTile, [&](OpBuilder &sb, Location sl) {
+              Value v = sums.getResult(i);
+              if (scale)
+                v = mulF(sb, sl, v, loadF32(sb, sl, scale, {e, nn}));
+              if (routeWeights)
+                v = mulF(sb, sl, v, loadF32(sb, sl, routeWeights, idx[i]));
+              SmallVector<Value> out(idx[i]);
+              out.push_back(nn);
+              storeF32(sb, sl, v, result, out);
+              scf::YieldOp::create(sb, sl);
+            });
+          }
+          scf::YieldOp::create(tb, tl);
+        });
+      });
+  // 3e. Expert parallelism: the rows of other ranks' experts are in no
+  // tile; they are zero.
+  if (offset)
+    parallel(
+        b, loc, "expert_gemm_other_ranks", {when(rows), n},
+        [&](OpBuilder &pb, Location l, ValueRange iv) {
+          SmallVector<Value> idx = delinearize(pb, l, iv[0], rowDims);
+          Value local = localExpert(pb, l, idx);
+          Value outside = arith::OrIOp::create(
+              pb, l,
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                    zero),
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local,
+                                    experts));
+          scf::IfOp::create(pb, l, outside, [&](OpBuilder &tb, Location tl) {
+            SmallVector<Value> out(idx);
+            out.push_back(iv[1]);
+            storeF32(tb, tl, floatConst(tb, tl, f32, 0.0), result, out);
+            scf::YieldOp::create(tb, tl);
+          });
+        });
   rw.replaceOp(op, lowering::bufferResult(b, loc, resultType, result));
   return success();
 }
@@ -1242,7 +1443,8 @@ struct JambaGpuKernelsPass
             return lowerCachedAttention(rw, o, splitsConfig);
           })
           .Case([&](ExpertGemmOp o) {
-            return lowerExpertGemm(rw, o, expertGemmLanes);
+            return lowerExpertGemm(rw, o, expertGemmLanes,
+                                   expertGemmGroupedRows);
           })
           .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o); })
           .Default([](Operation *) { return failure(); });

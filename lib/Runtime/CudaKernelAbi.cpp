@@ -296,6 +296,11 @@ void mgpuLaunchKernel(void *function, intptr_t gridX, intptr_t gridY,
     recordCudaError(makeError("mgpuLaunchKernel: a null function"));
     return;
   }
+  // An empty grid is a loop nest with no iterations this call (the
+  // compiler gives the form of an op it does not run zero iterations, e.g.
+  // the expert GEMM's lane nests when it groups the rows): nothing to run.
+  if (gridX == 0 || gridY == 0 || gridZ == 0)
+    return;
   const intptr_t extents[6] = {gridX, gridY, gridZ, blockX, blockY, blockZ};
   for (intptr_t e : extents)
     if (e < 1 || uint64_t(e) > UINT32_MAX) {

@@ -214,7 +214,9 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x2x16xf32>
 // CHECK: arith.divui %c2048{{.*}}, %{{.+}}
 // CHECK: %[[L:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
-// CHECK: %[[P:.+]] = memref.alloc(%[[ROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
+// CHECK: %[[GROUPED:.+]] = arith.cmpi ugt, %[[ROWS]], %c64
+// CHECK: %[[LROWS:.+]] = arith.select %[[GROUPED]], %c0{{.*}}, %[[ROWS]] : index
+// CHECK: %[[P:.+]] = memref.alloc(%[[LROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
 // CHECK: %{{.+}}, %[[QOFF:.+]], %{{.+}}:3, %[[QSTR:.+]]:3 = memref.extract_strided_metadata %[[QB]]
 // CHECK: %[[QPTR:.+]] = memref.extract_aligned_pointer_as_index %[[QB]]
 // CHECK: arith.remui %[[QPTR]], %c16
@@ -230,7 +232,7 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: arith.remui %[[XSTR]]#1, %c4
 // CHECK: arith.remui %[[KDIM]], %c16
 // CHECK: %[[VEC:.+]] = arith.andi
-// CHECK: scf.parallel (%[[N:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[ROWS]], %[[L]])
+// CHECK: scf.parallel (%[[N:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[LROWS]], %[[L]])
 // CHECK:   scf.if %[[VEC]] -> (f32)
 // CHECK:     %[[FIRST:.+]] = arith.muli %[[LANE]], %c16
 // CHECK:     %[[STEP:.+]] = arith.muli %[[L]], %c16
@@ -244,12 +246,35 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK:       memref.load %[[QB]][%{{.+}}, %[[N]], %[[K]]] : memref<4x16x32xi8
 // CHECK:       arith.sitofp
 // CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[N]], %[[LANE]]]
-// CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[ROWS]], %{{.+}})
+// CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[LROWS]], %{{.+}})
 // CHECK:   scf.for {{.+}} to %[[L]] {{.+}} -> (f32)
 // CHECK:     memref.load %[[P]]
 // CHECK:   memref.load %{{.+}} : memref<4x16xf32
 // CHECK:   arith.mulf
 // CHECK:   memref.store %{{.+}}, %[[Y]]
+// The grouped form, for more than 64 rows (else its nests have no
+// iterations): each expert's rows counted, their offsets and tile offsets
+// (tiles of 8 rows), the rows sorted by expert, then one iteration per
+// (tile, n) summing 8 rows against each weight it reads once.
+// CHECK: %[[GE:.+]] = arith.select %[[GROUPED]], %{{.+}}, %c0{{.*}} : index
+// CHECK: %[[COUNTS:.+]] = memref.alloc(%[[GE]]) : memref<?xindex>
+// CHECK: %[[STARTS:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
+// CHECK: %[[TILES:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
+// CHECK: %[[SORTED:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
+// CHECK: scf.parallel (%[[E:.+]]) = {{.+}} to (%[[GE]])
+// CHECK:   memref.store %{{.+}}, %[[COUNTS]][%[[E]]] {jamba.kernel = "expert_gemm_count"}
+// CHECK: } {jamba.kernel = "expert_gemm_count"}
+// CHECK: scf.parallel
+// CHECK:   arith.divui %{{.+}}, %c8
+// CHECK: } {jamba.kernel = "expert_gemm_offsets"}
+// CHECK: scf.parallel (%[[E2:.+]]) = {{.+}} to (%[[GE]])
+// CHECK:   memref.store %{{.+}}, %[[SORTED]]
+// CHECK: } {jamba.kernel = "expert_gemm_sort"}
+// CHECK: scf.parallel (%[[T:.+]], %[[GN:.+]]) =
+// CHECK:   memref.load %[[TILES]]
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %[[KDIM]] step %c1{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK-COUNT-8: memref.store %{{.+}}, %[[Y]]
+// CHECK: } {jamba.kernel = "expert_gemm_grouped"}
 func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tensor<4x16xf32>,
                        %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x16xf32> {
   %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)

@@ -458,23 +458,27 @@ withMicrokernels(bool on) {
 
 /// The lowerings the expert GEMM tests run: the microkernels, linalg, and
 /// jamba-gpu-kernels' lane-split form with 32 lanes (the default) and with
-/// 3 (uneven shares of K).
+/// 3 (uneven shares of K), and its grouped form (rows sorted by expert, 8
+/// per thread) for every row count.
 struct ExpertGemmLowering {
   const char *name;
   bool microkernels, gpuKernels;
   int64_t lanes;
+  int64_t groupedRows = 1 << 30;
 };
 constexpr ExpertGemmLowering kExpertGemmLowerings[] = {
     {"microkernel", true, false, 32},
     {"linalg", false, false, 32},
     {"gpu-kernels (32 lanes)", true, true, 32},
-    {"gpu-kernels (3 lanes)", true, true, 3}};
+    {"gpu-kernels (3 lanes)", true, true, 3},
+    {"gpu-kernels (grouped)", true, true, 32, 0}};
 
 std::unique_ptr<mlir::jamba::CPULowerPipelineOptions>
 expertGemmOptions(const ExpertGemmLowering &lowering) {
   auto options = withMicrokernels(lowering.microkernels);
   options->gpuKernels = lowering.gpuKernels;
   options->expertGemmLanes = lowering.lanes;
+  options->expertGemmGroupedRows = lowering.groupedRows;
   return options;
 }
 
@@ -571,6 +575,61 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmOddShapesUnevenRouting) {
                 ref::expertGemm<float>(toRef(xs, {3, 3, 2, 37}),
                                        toRef(q, {5, 13, 37}), &rs, ridx, &rrw),
                 (what + " expert_gemm int8, per slot, route weights").c_str());
+  }
+}
+
+TEST_F(JambaToLinalgNumerics, ExpertGemmGroupsLongRowCounts) {
+  // jamba-gpu-kernels with its default threshold: up to 64 (token, slot)
+  // rows the lane form, above it the rows sorted by expert in tiles of 8.
+  // 3, 32 and 45 tokens x 2 slots (6, 64 and 90 rows) over 5 experts:
+  // expert 3 never chosen, expert 0 in 2 of every 3 tokens (tiles of 8 and
+  // a partial one), K = 37; int8 with scales and route weights on a
+  // per-slot input, and f32 on a shared one.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x37xf32>, %xs: tensor<?x2x37xf32>,
+                 %w: tensor<5x13x37xf32>, %q: tensor<5x13x37xi8>, %s: tensor<5x13xf32>,
+                 %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>)
+        -> (tensor<?x2x13xf32>, tensor<?x2x13xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %w indices(%idx)
+          : (tensor<?x37xf32>, tensor<5x13x37xf32>, tensor<?x2xi64>) -> tensor<?x2x13xf32>
+      %z = jamba.expert_gemm %xs, %q scale(%s) indices(%idx) route_weights(%rw)
+          : (tensor<?x2x37xf32>, tensor<5x13x37xi8>, tensor<5x13xf32>, tensor<?x2xi64>,
+             tensor<?x2xf32>) -> tensor<?x2x13xf32>
+      return %y, %z : tensor<?x2x13xf32>, tensor<?x2x13xf32>
+    })mlir";
+  auto w = randomFloats(5 * 13 * 37, 110),
+       s = randomFloats(65, 111, 0.001f, 0.02f);
+  auto q = randomInt8(5 * 13 * 37, 112);
+  Tensor<float> rs = toRef(s, {5, 13});
+  mlir::jamba::CPULowerPipelineOptions options;
+  options.gpuKernels = true;
+  Kernel k(ir, options);
+  ASSERT_EQ(k.error, "");
+  for (int64_t tokens : {3, 32, 45}) {
+    SCOPED_TRACE(::testing::Message() << tokens << " tokens");
+    auto x = randomFloats(size_t(tokens * 37), 113 + unsigned(tokens)),
+         xs = randomFloats(size_t(tokens * 2 * 37), 114 + unsigned(tokens)),
+         rw = randomFloats(size_t(tokens * 2), 115, 0.1f, 0.9f);
+    std::vector<int64_t> idx;
+    for (int64_t t = 0; t < tokens; ++t) {
+      idx.push_back(t % 3 == 2 ? 1 : 0);
+      idx.push_back(t % 3 == 0 ? 2 : 4);
+    }
+    auto out = k.run({buf(x, {tokens, 37}), buf(xs, {tokens, 2, 37}),
+                      buf(w, {5, 13, 37}), buf(q, {5, 13, 37}), buf(s, {5, 13}),
+                      buf(idx, {tokens, 2}), buf(rw, {tokens, 2})},
+                     {3, 3});
+    Tensor<float> ridx = toRef(idx, {tokens, 2}), rrw = toRef(rw, {tokens, 2});
+    expectClose(out[0],
+                ref::expertGemm<float>(toRef(x, {tokens, 37}),
+                                       toRef(w, {5, 13, 37}), nullptr, ridx,
+                                       nullptr),
+                "expert_gemm f32, shared input");
+    expectClose(out[1],
+                ref::expertGemm<float>(toRef(xs, {tokens, 2, 37}),
+                                       toRef(q, {5, 13, 37}), &rs, ridx, &rrw),
+                "expert_gemm int8, per slot, route weights");
   }
 }
 

@@ -192,6 +192,38 @@ TEST_F(CudaTest, KernelCallsOutsideASessionRecordAStickyError) {
   EXPECT_FALSE(cuda::hasCudaError());
 }
 
+/// The kernel ABI on a session over the fake driver.
+class KernelAbiTest : public FakeCudaSessionTest {};
+
+int countedRuns = 0;
+void countRun(void **) { ++countedRuns; }
+
+TEST_F(KernelAbiTest, AnEmptyGridLaunchesNothing) {
+  // A loop nest with no iterations this call (the expert GEMM's form that
+  // does not run) has a grid extent of 0: nothing is launched, no error.
+  static const FakeKernel kernels[] = {{"count", countRun, 0}};
+  static const FakeModuleImage image = {"jamba-fake-cuda-module", 1, kernels};
+  void *module = mgpuModuleLoad(const_cast<FakeModuleImage *>(&image), 0);
+  void *fn = mgpuModuleGetFunction(module, "count");
+  ASSERT_NE(fn, nullptr) << takeError();
+  const int64_t before = cudaFake->kernelLaunches;
+  countedRuns = 0;
+  mgpuLaunchKernel(fn, 0, 1, 1, 256, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  mgpuLaunchKernel(fn, 4, 1, 0, 256, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(cudaFake->kernelLaunches, before);
+  mgpuLaunchKernel(fn, 2, 1, 1, 256, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  EXPECT_EQ(takeError(), "");
+  EXPECT_EQ(cudaFake->kernelLaunches, before + 1);
+  EXPECT_EQ(countedRuns, 1);
+  // An empty block is still an error.
+  mgpuLaunchKernel(fn, 2, 1, 1, 0, 1, 1, 0, nullptr, nullptr, nullptr, 0);
+  EXPECT_NE(takeError().find("has an extent outside [1, 2^32)"),
+            std::string::npos);
+  mgpuModuleUnload(module);
+  EXPECT_EQ(takeError(), "");
+}
+
 TEST_F(CudaTest, BufferAccessIsChecked) {
   // readBuffer and writeBuffer on the CPU: the same checks as on CUDA.
   auto art = open({});

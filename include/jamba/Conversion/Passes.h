@@ -73,6 +73,12 @@ struct CPULowerPipelineOptions
       llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' expert-gemm-lanes "
                      "(lanes splitting an expert GEMM output's K loop)"),
       llvm::cl::init(32)};
+  PassOptions::Option<int64_t> expertGemmGroupedRows{
+      *this, "expert-gemm-grouped-rows",
+      llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' "
+                     "expert-gemm-grouped-rows (more rows than this: the "
+                     "token-grouped expert GEMM)"),
+      llvm::cl::init(64)};
 };
 
 struct GPULowerPipelineOptions
@@ -112,6 +118,11 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Expert GEMMs: the most lanes (threads) splitting one "
                      "output's K loop (jamba-gpu-kernels)"),
       llvm::cl::init(32)};
+  PassOptions::Option<int64_t> expertGemmGroupedRows{
+      *this, "expert-gemm-grouped-rows",
+      llvm::cl::desc("Expert GEMMs: more (token, slot) rows than this run "
+                     "grouped by expert (jamba-gpu-kernels)"),
+      llvm::cl::init(64)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "

@@ -188,7 +188,12 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       per (row, n) adds the lanes in order and applies the scale, the
       routing weight and the expert-parallel zeroing. L = min(
       expert-gemm-lanes, 64 * expert-gemm-lanes / rows), at least 1, at
-      run time (all lanes for a decode step's few rows);
+      run time (all lanes for a decode step's few rows). With more rows
+      than expert-gemm-grouped-rows those nests have no iterations and the
+      rows are sorted by expert instead (counts, offsets, the sort: one
+      iteration per expert or one in all), and one iteration per (tile of
+      8 rows of one expert, n) computes the tile's 8 outputs, reading each
+      weight once;
     - `jamba.rms_norm`: a static width of at most 256 is one iteration
       per row (its squares, 1 / sqrt(mean + epsilon), its elements: one
       kernel); a wider row is one iteration per (row, lane) summing the
@@ -213,6 +218,11 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            /*default=*/"32",
            "Expert GEMM: the most lanes (threads) summing one output's K "
            "loop (1: one thread per output)">,
+    Option<"expertGemmGroupedRows", "expert-gemm-grouped-rows", "int64_t",
+           /*default=*/"64",
+           "Expert GEMM: with more (token, slot) rows than this, the rows "
+           "are grouped by expert and each thread computes 8 rows of one "
+           "expert (0: always grouped)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",

@@ -124,10 +124,11 @@ JAMBA_CUDA_EXPORT void *mgpuModuleLoadJIT(void *data, int optLevel);
 JAMBA_CUDA_EXPORT void mgpuModuleUnload(void *module);
 /// cuModuleGetFunction.
 JAMBA_CUDA_EXPORT void *mgpuModuleGetFunction(void *module, const char *name);
-/// cuLaunchKernel on `stream`. Each grid and block extent must be in
-/// [1, 2^32); more than 48 KiB of dynamic shared memory is opted into
-/// (cuFuncSetAttribute), up to the device's limit. `paramsCount` is not
-/// needed (the driver knows the kernel's parameters).
+/// cuLaunchKernel on `stream`. A grid with an extent of 0 launches nothing
+/// (a loop nest with no iterations this call); otherwise each grid and
+/// block extent must be in [1, 2^32); more than 48 KiB of dynamic shared memory
+/// is opted into (cuFuncSetAttribute), up to the device's limit. `paramsCount`
+/// is not needed (the driver knows the kernel's parameters).
 JAMBA_CUDA_EXPORT void mgpuLaunchKernel(void *function, intptr_t gridX,
                                         intptr_t gridY, intptr_t gridZ,
                                         intptr_t blockX, intptr_t blockY,
