@@ -14,7 +14,8 @@
 # lengths prefilled in chunks of 8; greedy ids compared with jamba-interpret
 # and logits with jamba-compare-logits (max relative error over the rows:
 # f32 <= 1e-3, bf16 <= 2e-2).
-# Benchmarks: the device copy bandwidth (jamba-bench-cuda, the ceiling);
+# Benchmarks: the device copy bandwidth and the cuBLAS bf16 GEMM rate
+# (jamba-bench-cuda, the ceilings);
 # jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens, and
 # the same for a jamba-1.5-mini-shaped two-layer stack at real widths
 # (decode at batch 1, 8, 32, prefill of 8192 tokens), as jamba-run reports
@@ -79,6 +80,10 @@ if [ $dry = 1 ]; then
 fi
 [ -n "$arch" ] || { echo "gpu-check: cannot read the device's arch" >&2; exit 1; }
 rows+=("ceiling | device copy bandwidth | ${copy_gbs:-n/a} GB/s | jamba-bench-cuda, 1 GiB D2D")
+gemm_line=$(echo "$probe" | sed -n 's/^gemm: //p')
+if [ -n "$gemm_line" ]; then
+  rows+=("ceiling | cuBLAS bf16 GEMM rate | $(echo "$gemm_line" | sed -n 's/.* \([0-9.]*\) TFLOP\/s.*/\1/p') TFLOP/s | $gemm_line")
+fi
 
 prompts=(
   "1,17,42,5,9,100,3,77,12,64,31,8,90,2,55,21,4,6,88,13,7,99,42,18,3,61,25,11,70,5,39,14"
