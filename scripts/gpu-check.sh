@@ -212,14 +212,18 @@ bench_prefill() { # label artifact tokens seq
 }
 
 # Per-op GPU time of a profiled run (jamba-run --profile-kernels):
-# "MS LAUNCHES" of the op named "$2" ("decode expert_gemm_lanes") in the
-# profile text $1, or nothing.
-profile_op() { # profile-text op
-  echo "$1" | awk -v op="$2" '
+# "MS LAUNCHES" summed over the ops whose names start with "$2" ("decode
+# expert_gemm": the lane form's and the grouped form's kernels) in the
+# profile text $1, or nothing; $3, if given, names the op whose launches
+# are reported instead of the sum of all launches.
+profile_op() { # profile-text op-prefix [op-counted]
+  echo "$1" | awk -v op="$2" -v counted="${3:-}" '
     /^jamba-run: kernel profile by op:/ { on = 1; next }
     /kernel profile by kernel:/ { on = 0 }
     on && NF >= 5 { name = $5; for (i = 6; i <= NF; ++i) name = name " " $i
-                    if (name == op) { print $1, $3; exit } }'
+                    if (index(name, op) == 1) { ms += $1; found = 1
+                      if (counted == "" || name == counted) n += $3 } }
+    END { if (found) print ms, n }'
 }
 
 # "MEAN_US LAUNCHES" of the kernel named "$2" in the per-kernel table.
@@ -255,10 +259,14 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
   for batch in 1 8 32; do
     prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
-    read -r ms launches <<<"$(profile_op "$prof" "decode expert_gemm_lanes")"
-    local ems elaunch
-    read -r ems elaunch <<<"$(profile_op "$prof" "decode expert_gemm_epilogue")"
-    if [ -z "$ms" ] || [ -z "$split" ]; then
+    # All the expert GEMM's kernels; one epilogue (lane form) or one
+    # grouped kernel per GEMM.
+    local gemms
+    read -r ms _ <<<"$(profile_op "$prof" "decode expert_gemm")"
+    gemms=$(($(profile_op "$prof" "decode expert_gemm_epilogue" | awk '{ n = $2 } END { print n + 0 }') + \
+      $(profile_op "$prof" "decode expert_gemm_grouped" | awk '{ n = $2 } END { print n + 0 }')))
+    launches=$gemms
+    if [ -z "$ms" ] || [ -z "$split" ] || [ "$gemms" -eq 0 ]; then
       rows+=("kernel | $label decode batch $batch expert GEMM | FAILED | $(echo "$prof" | tail -1)")
       status=1
       continue
@@ -268,7 +276,7 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
     local cublas_us
     read -r cublas_us _ <<<"$(profile_kernel "$prof" "cublas_gemm_bf16 ${batch}x${ffn}x${hidden}")"
     rows+=("kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
-      -v ms="$ms" -v ems="${ems:-0}" -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
+      -v ms="$ms" -v ems=0 -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
       -v cub="${cublas_us:-}" '{
         e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
         bytes = $1 * touched / e / 3; us = 1e3 * (ms + ems) / n;
@@ -281,7 +289,8 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
   prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \
     --profile-kernels 2>&1 >/dev/null)
-  read -r ms launches <<<"$(profile_op "$prof" "prefill selective_scan")"
+  # The scan's kernels: its chunks from zero, the carry, the chunks again.
+  read -r ms launches <<<"$(profile_op "$prof" "prefill selective_scan" "prefill selective_scan")"
   if [ -z "$ms" ]; then
     rows+=("kernel | $label prefill 8192 selective scan | FAILED | $(echo "$prof" | tail -1)")
     status=1

@@ -54,6 +54,7 @@ void mlir::jamba::buildCPULowerPipeline(
     kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
     kernels.expertGemmLanes = options.expertGemmLanes;
     kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
+    kernels.scanChunkSteps = options.scanChunkSteps;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

@@ -25,10 +25,10 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 namespace mlir::jamba {
@@ -47,7 +47,7 @@ namespace {
 // jamba-gpu-fuse-elementwise
 //===----------------------------------------------------------------------===//
 
-bool isElementwise(Operation *op) {
+bool isParallelGeneric(Operation *op) {
   auto generic = dyn_cast_or_null<linalg::GenericOp>(op);
   return generic && generic.getNumLoops() == generic.getNumParallelLoops();
 }
@@ -55,17 +55,69 @@ bool isElementwise(Operation *op) {
 struct JambaGpuFuseElementwisePass
     : jamba::impl::JambaGpuFuseElementwisePassBase<
           JambaGpuFuseElementwisePass> {
+  /// Whether `operand`'s producer fuses into its reader: both elementwise
+  /// generics in one block (not recomputed per iteration of a loop around
+  /// the reader), the producer read only here and through a permutation
+  /// (each produced element computed once), and upstream's legality.
+  static bool fusible(OpOperand &operand) {
+    Operation *producer = operand.get().getDefiningOp();
+    auto consumer = dyn_cast<linalg::GenericOp>(operand.getOwner());
+    if (!isParallelGeneric(producer) || !consumer ||
+        !isParallelGeneric(consumer.getOperation()) || !producer->hasOneUse() ||
+        producer->getBlock() != consumer->getBlock())
+      return false;
+    if (!consumer.getMatchingIndexingMap(&operand).isPermutation())
+      return false;
+    return linalg::areElementwiseOpsFusable(&operand);
+  }
+
   void runOnOperation() override {
-    RewritePatternSet patterns(&getContext());
-    // A single-use elementwise producer into its elementwise consumer.
-    linalg::populateElementwiseOpsFusionPatterns(
-        patterns, [](OpOperand *operand) {
+    IRRewriter rw(&getContext());
+    // convert-elementwise-to-linalg gives a generic its input as its init
+    // (`outs`) too; a payload that never reads the init does not need it,
+    // and an empty init leaves the producer with the one use fusion asks.
+    getOperation().walk([&](linalg::GenericOp g) {
+      if (!isParallelGeneric(g.getOperation()))
+        return;
+      for (OpOperand &init : g.getDpsInitsMutable()) {
+        if (!isParallelGeneric(init.get().getDefiningOp()) ||
+            g.payloadUsesValueFromOperand(&init))
+          continue;
+        rw.setInsertionPoint(g);
+        auto type = cast<RankedTensorType>(init.get().getType());
+        Value empty = tensor::EmptyOp::create(
+            rw, g.getLoc(), tensor::getMixedSizes(rw, g.getLoc(), init.get()),
+            type.getElementType());
+        rw.modifyOpInPlace(g, [&] { init.set(empty); });
+      }
+    });
+    // Fuse until nothing fuses (each fusion removes a generic).
+    for (bool changed = true; changed;) {
+      changed = false;
+      SmallVector<linalg::GenericOp> generics;
+      getOperation().walk([&](linalg::GenericOp g) { generics.push_back(g); });
+      for (linalg::GenericOp consumer : generics) {
+        for (OpOperand *operand : consumer.getDpsInputOperands()) {
+          if (!fusible(*operand))
+            continue;
           Operation *producer = operand->get().getDefiningOp();
-          return isElementwise(producer) && producer->hasOneUse() &&
-                 isElementwise(operand->getOwner());
-        });
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      return signalPassFailure();
+          rw.setInsertionPoint(consumer);
+          FailureOr<linalg::ElementwiseOpFusionResult> fused =
+              linalg::fuseElementwiseOps(rw, operand);
+          if (failed(fused))
+            continue;
+          for (auto [from, to] : fused->replacements)
+            rw.replaceAllUsesExcept(from, to, fused->fusedOp);
+          rw.eraseOp(consumer);
+          if (producer->use_empty())
+            rw.eraseOp(producer);
+          changed = true;
+          break;
+        }
+        if (changed)
+          break;
+      }
+    }
   }
 };
 
@@ -326,6 +378,7 @@ void mlir::jamba::buildGPULowerPipeline(
   kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
   kernels.expertGemmLanes = options.expertGemmLanes;
   kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
+  kernels.scanChunkSteps = options.scanChunkSteps;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

@@ -133,6 +133,10 @@ bool isF32Compatible(Type t) {
 // jamba.selective_scan
 //===----------------------------------------------------------------------===//
 
+/// The (sequence, channel, chunk) threads a chunked scan aims for: enough
+/// to fill a GPU (132 SMs of up to 2048 threads on an H100 or H200).
+constexpr int64_t kScanTargetThreads = 1 << 17;
+
 /// Largest static state width whose state is kept in registers.
 constexpr int64_t kMaxRegisterState = 64;
 
@@ -143,7 +147,8 @@ constexpr int64_t kMaxRegisterState = 64;
 /// to step and stored into the final-state buffer after the last one, so
 /// the time loop touches memory only for its inputs and y. Otherwise the
 /// state lives in the final-state buffer, updated in place at every step.
-LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
+LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
+                                 int64_t chunkSteps) {
   if (!isF32Compatible(op.getU().getType()))
     return failure();
   Location loc = op.getLoc();
@@ -189,20 +194,147 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
 
   const int64_t width = hType.getDimSize(2);
   if (!ShapedType::isDynamic(width) && width <= kMaxRegisterState) {
-    parallel(b, loc, "selective_scan", {batch, channels},
+    // The chunks: enough (batch x channels x chunks) threads to fill a GPU,
+    // at least `chunkSteps` steps each; 1 for a decode step.
+    Value one = indexConst(b, loc, 1);
+    Value threads = arith::MulIOp::create(b, loc, batch, channels);
+    Value wanted = arith::CeilDivUIOp::create(
+        b, loc, indexConst(b, loc, kScanTargetThreads),
+        arith::MaxUIOp::create(b, loc, threads, one));
+    Value most = arith::MaxUIOp::create(
+        b, loc, one,
+        arith::DivUIOp::create(b, loc, seq, indexConst(b, loc, chunkSteps)));
+    Value chunks = arith::MaxUIOp::create(
+        b, loc, one, arith::MinUIOp::create(b, loc, wanted, most));
+    Value chunkLen = arith::CeilDivUIOp::create(
+        b, loc, arith::MaxUIOp::create(b, loc, seq, one), chunks);
+    // With one chunk the first two nests have no iterations (no launch).
+    Value several =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, chunks, one);
+    auto ifSeveral = [&](Value v) -> Value {
+      return arith::SelectOp::create(b, loc, several, v, zero);
+    };
+    Value carried = ifSeveral(chunks);
+    Value feeding = ifSeveral(arith::SubIOp::create(b, loc, chunks, one));
+    const int64_t dyn = ShapedType::kDynamic;
+    Value widthV = indexConst(b, loc, width);
+    Value local = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
+        {batch, feeding, channels, widthV});
+    Value sums = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
+        {batch, feeding, channels});
+    Value starts = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
+        {batch, carried, channels, widthV});
+    // Steps [first, end) of chunk k.
+    auto range = [&](OpBuilder &nb, Location nl, Value k) {
+      Value first = arith::MinUIOp::create(
+          nb, nl, arith::MulIOp::create(nb, nl, k, chunkLen), seq);
+      Value end =
+          arith::MinUIOp::create(nb, nl, addI(nb, nl, first, chunkLen), seq);
+      return std::make_pair(first, end);
+    };
+    auto rowOfA = [&](OpBuilder &nb, Location nl, Value c) {
+      SmallVector<Value> a;
+      for (int64_t n = 0; n < width; ++n)
+        a.push_back(loadF32(nb, nl, A, {c, indexConst(nb, nl, n)}));
+      return a;
+    };
+
+    // 1. Each chunk but the last from a zero state: its state at its end
+    //    and the sum of its step sizes (exp(A sum) is its decay).
+    parallel(
+        b, loc, "selective_scan_chunks", {batch, channels, feeding},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          Value bi = ivs[0], c = ivs[1], k = ivs[2];
+          auto [first, end] = range(pb, l, k);
+          SmallVector<Value> a = rowOfA(pb, l, c);
+          Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+          SmallVector<Value> inits(width + 1, zeroF);
+          auto steps = loop(
+              pb, l, first, end, inits,
+              [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                Value d = stepSize(tb, tl, bi, t, c, bias);
+                Value uv = loadF32(tb, tl, u, {bi, t, c});
+                SmallVector<Value> next;
+                for (int64_t n = 0; n < width; ++n) {
+                  Value decay =
+                      math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
+                  Value bn = loadF32(tb, tl, B, {bi, t, indexConst(tb, tl, n)});
+                  next.push_back(addF(tb, tl, mulF(tb, tl, decay, state[n]),
+                                      mulF(tb, tl, mulF(tb, tl, d, bn), uv)));
+                }
+                next.push_back(addF(tb, tl, state[width], d));
+                return next;
+              });
+          for (int64_t n = 0; n < width; ++n)
+            memref::StoreOp::create(pb, l, steps.getResult(n), local,
+                                    ValueRange{bi, k, c, indexConst(pb, l, n)});
+          memref::StoreOp::create(pb, l, steps.getResult(width), sums,
+                                  ValueRange{bi, k, c});
+        });
+    // 2. The chunks' initial states, carried in f32 from the initial state:
+    //    h <- exp(A sum_k) h + (chunk k from zero).
+    parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
-               SmallVector<Value> a, h0;
-               for (int64_t n = 0; n < width; ++n) {
-                 Value nv = indexConst(pb, l, n);
-                 a.push_back(loadF32(pb, l, A, {c, nv}));
-                 h0.push_back(init ? loadF32(pb, l, init, {bi, c, nv}) : zeroF);
-               }
-               Value bias =
-                   deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
-               Value dc = D ? loadF32(pb, l, D, {c}) : Value();
-               auto steps = loop(
-                   pb, l, zero, seq, h0,
+               SmallVector<Value> a = rowOfA(pb, l, c), h0;
+               for (int64_t n = 0; n < width; ++n)
+                 h0.push_back(
+                     init ? loadF32(pb, l, init, {bi, c, indexConst(pb, l, n)})
+                          : zeroF);
+               loop(pb, l, zero, feeding, h0,
+                    [&](OpBuilder &kb, Location kl, Value k, ValueRange state) {
+                      Value sum = load(kb, kl, sums, {bi, k, c});
+                      Value next = addI(kb, kl, k, indexConst(kb, kl, 1));
+                      SmallVector<Value> out;
+                      for (int64_t n = 0; n < width; ++n) {
+                        Value nv = indexConst(kb, kl, n);
+                        Value decay = math::ExpOp::create(
+                            kb, kl, mulF(kb, kl, sum, a[n]));
+                        Value hn = addF(kb, kl, mulF(kb, kl, decay, state[n]),
+                                        load(kb, kl, local, {bi, k, c, nv}));
+                        memref::StoreOp::create(kb, kl, hn, starts,
+                                                ValueRange{bi, next, c, nv});
+                        out.push_back(hn);
+                      }
+                      return out;
+                    });
+             });
+    // 3. Every chunk from its initial state (chunk 0: the op's), writing
+    //    y; the last one also writes the final state.
+    parallel(
+        b, loc, "selective_scan", {batch, channels, chunks},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          Value bi = ivs[0], c = ivs[1], k = ivs[2];
+          auto [first, end] = range(pb, l, k);
+          SmallVector<Value> a = rowOfA(pb, l, c);
+          SmallVector<Type> types(width, f32);
+          Value isFirst =
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq, k, zero);
+          auto startIf =
+              scf::IfOp::create(pb, l, types, isFirst, /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard guard(pb);
+            pb.setInsertionPointToStart(startIf.thenBlock());
+            SmallVector<Value> h0;
+            for (int64_t n = 0; n < width; ++n)
+              h0.push_back(
+                  init ? loadF32(pb, l, init, {bi, c, indexConst(pb, l, n)})
+                       : zeroF);
+            scf::YieldOp::create(pb, l, h0);
+            pb.setInsertionPointToStart(startIf.elseBlock());
+            SmallVector<Value> hk;
+            for (int64_t n = 0; n < width; ++n)
+              hk.push_back(
+                  load(pb, l, starts, {bi, k, c, indexConst(pb, l, n)}));
+            scf::YieldOp::create(pb, l, hk);
+          }
+          Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+          Value dc = D ? loadF32(pb, l, D, {c}) : Value();
+          auto steps =
+              loop(pb, l, first, end, startIf.getResults(),
                    [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
                      Value d = stepSize(tb, tl, bi, t, c, bias);
                      Value uv = loadF32(tb, tl, u, {bi, t, c});
@@ -223,10 +355,15 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op) {
                      finishStep(tb, tl, bi, t, c, uv, dc, dot);
                      return next;
                    });
-               for (int64_t n = 0; n < width; ++n)
-                 storeF32(pb, l, steps.getResult(n), h,
-                          {bi, c, indexConst(pb, l, n)});
-             });
+          Value isLast = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq,
+                                               addI(pb, l, k, one), chunks);
+          scf::IfOp::create(pb, l, isLast, [&](OpBuilder &sb, Location sl) {
+            for (int64_t n = 0; n < width; ++n)
+              storeF32(sb, sl, steps.getResult(n), h,
+                       {bi, c, indexConst(sb, sl, n)});
+            scf::YieldOp::create(sb, sl);
+          });
+        });
     rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
                       lowering::bufferResult(b, loc, hType, h)});
     return success();
@@ -547,7 +684,11 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
   // rounded once), one kernel less per GEMM input.
   SmallVector<Operation *> conversions, dims;
   Type narrowed;
-  for (Operation *user : op->getUsers()) {
+  // (Only from f32: a narrower norm rounded to its own type first.)
+  for (Operation *user :
+       type.getElementType().isF32()
+           ? op->getUsers()
+           : Operation::user_range(op->user_end(), op->user_end())) {
     // The sizes of the conversions' outputs are read from the norm's.
     if (isa<tensor::DimOp>(user)) {
       dims.push_back(user);
@@ -999,8 +1140,14 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
              memref::StoreOp::create(pb, l, c, counts, iv[0]);
            });
   // 3b. Where each expert's rows and tiles start (one iteration).
-  parallel(b, loc, "expert_gemm_offsets", {when(one)},
-           [&](OpBuilder &pb, Location l, ValueRange) {
+  // (E + 1 iterations of which the first works: a loop with a trip count
+  // of one would be folded into the host code.)
+  parallel(b, loc, "expert_gemm_offsets", {when(expertsPlusOne)},
+           [&](OpBuilder &ob, Location l, ValueRange iv) {
+             Value isFirst = arith::CmpIOp::create(
+                 ob, l, arith::CmpIPredicate::eq, iv[0], indexConst(ob, l, 0));
+             auto ifFirst = scf::IfOp::create(ob, l, isFirst);
+             OpBuilder pb = OpBuilder::atBlockBegin(ifFirst.thenBlock());
              Value r1 = indexConst(pb, l, kGroupRows - 1);
              auto ends =
                  loop(pb, l, zero, experts, {zero, zero},
@@ -1411,6 +1558,12 @@ struct JambaGpuKernelsPass
   using Base::Base;
 
   void runOnOperation() override {
+    if (scanChunkSteps < 1) {
+      getOperation().emitError()
+          << "jamba-gpu-kernels: scan-chunk-steps must be at least 1 (got "
+          << static_cast<int64_t>(scanChunkSteps) << ")";
+      return signalPassFailure();
+    }
     if (expertGemmLanes < 1) {
       getOperation().emitError()
           << "jamba-gpu-kernels: expert-gemm-lanes must be at least 1 (got "
@@ -1436,7 +1589,9 @@ struct JambaGpuKernelsPass
     for (Operation *op : ops) {
       // An unsupported form (f64) is left to convert-jamba-to-linalg.
       (void)TypeSwitch<Operation *, LogicalResult>(op)
-          .Case([&](SelectiveScanOp o) { return lowerSelectiveScan(rw, o); })
+          .Case([&](SelectiveScanOp o) {
+            return lowerSelectiveScan(rw, o, scanChunkSteps);
+          })
           .Case([&](CausalConv1dOp o) { return lowerCausalConv1d(rw, o); })
           .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })
           .Case([&](CachedAttentionOp o) {

@@ -62,8 +62,23 @@ Status KernelProfile::end(CUstream stream) {
   StatusOr<CUevent> stop = event();
   if (!stop.ok())
     return stop.status();
+  Status recorded =
+      driver.check(driver.cuEventRecord(*stop, stream), "cuEventRecord");
+  if (!recorded.ok()) {
+    spare.push_back(*stop);
+    return recorded;
+  }
   pending.back().end = *stop;
-  return driver.check(driver.cuEventRecord(*stop, stream), "cuEventRecord");
+  return Status::success();
+}
+
+void KernelProfile::discard() {
+  for (Timed &t : pending) {
+    spare.push_back(t.start);
+    if (t.end)
+      spare.push_back(t.end);
+  }
+  pending.clear();
 }
 
 Status KernelProfile::collect() {

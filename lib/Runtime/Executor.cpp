@@ -1010,6 +1010,9 @@ Status Executor::runOnCuda(PreparedEntry &entry, std::string_view name,
   if (!stale.ok())
     return makeError("entry point '", name,
                      "': a CUDA error from before this run: ", stale.message());
+  // A failed run left its launches untimed: they are not this run's.
+  if (cuda::KernelProfile *profile = cudaSession->profile())
+    profile->discard();
 
   if (!cudaGraphs || name != kEntryDecode) {
     JAMBA_CKPT_RETURN_IF_ERROR(runSteps(entry, name));

@@ -97,3 +97,77 @@ func.func @reduction_stays(%a: tensor<4x8xf32>, %w: tensor<3x8xf32>, %acc: tenso
   } -> tensor<4x3xf32>
   return %r : tensor<4x3xf32>
 }
+
+// -----
+
+// A producer its reader reads through a broadcast (every produced element
+// read many times) is not fused: it would be computed once per read.
+
+#row = affine_map<(d0, d1) -> (d1)>
+#id = affine_map<(d0, d1) -> (d0, d1)>
+
+// CHECK-LABEL: func.func @broadcast_read
+// CHECK: %[[M:.+]] = linalg.generic
+// CHECK:   math.exp
+// CHECK: linalg.generic
+// CHECK-SAME: ins(%{{.+}}, %[[M]] : tensor<?x64xf32>, tensor<64xf32>)
+func.func @broadcast_read(%a: tensor<?x64xf32>, %w: tensor<64xf32>) -> tensor<?x64xf32> {
+  %e = tensor.empty() : tensor<64xf32>
+  %m = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>],
+                       iterator_types = ["parallel"]}
+      ins(%w : tensor<64xf32>) outs(%e : tensor<64xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %p = math.exp %x : f32
+    linalg.yield %p : f32
+  } -> tensor<64xf32>
+  %c0 = arith.constant 0 : index
+  %n = tensor.dim %a, %c0 : tensor<?x64xf32>
+  %e2 = tensor.empty(%n) : tensor<?x64xf32>
+  %r = linalg.generic {indexing_maps = [#id, #row, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%a, %m : tensor<?x64xf32>, tensor<64xf32>) outs(%e2 : tensor<?x64xf32>) {
+  ^bb0(%x: f32, %y: f32, %o: f32):
+    %p = arith.mulf %x, %y : f32
+    linalg.yield %p : f32
+  } -> tensor<?x64xf32>
+  return %r : tensor<?x64xf32>
+}
+
+// -----
+
+// convert-elementwise-to-linalg's form: each generic's input is its init
+// too. A payload that never reads the init gets an empty one, and the
+// chain (bf16 -> f32, exp, negate: A = -exp(A_log)) fuses into one.
+
+#id = affine_map<(d0, d1) -> (d0, d1)>
+
+// CHECK-LABEL: func.func @init_is_the_input
+// CHECK: %[[E:.+]] = tensor.empty() : tensor<8x4xf32>
+// CHECK: %[[G:.+]] = linalg.generic
+// CHECK-SAME: ins(%{{.+}} : tensor<8x4xbf16>) outs(%{{.+}} : tensor<8x4xf32>)
+// CHECK:   arith.extf
+// CHECK:   math.exp
+// CHECK:   arith.negf
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[G]]
+func.func @init_is_the_input(%a: tensor<8x4xbf16>) -> tensor<8x4xf32> {
+  %e = tensor.empty() : tensor<8x4xf32>
+  %x = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%a : tensor<8x4xbf16>) outs(%e : tensor<8x4xf32>) {
+  ^bb0(%i: bf16, %o: f32):
+    %v = arith.extf %i : bf16 to f32
+    linalg.yield %v : f32
+  } -> tensor<8x4xf32>
+  %y = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : tensor<8x4xf32>) outs(%x : tensor<8x4xf32>) {
+  ^bb0(%i: f32, %o: f32):
+    %v = math.exp %i : f32
+    linalg.yield %v : f32
+  } -> tensor<8x4xf32>
+  %z = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%y : tensor<8x4xf32>) outs(%y : tensor<8x4xf32>) {
+  ^bb0(%i: f32, %o: f32):
+    %v = arith.negf %i : f32
+    linalg.yield %v : f32
+  } -> tensor<8x4xf32>
+  return %z : tensor<8x4xf32>
+}

@@ -2,6 +2,7 @@
 // RUN: not jamba-opt %s -jamba-gpu-kernels="attention-keys-per-split=0" 2>&1 | FileCheck %s --check-prefix=ZERO
 // RUN: not jamba-opt %s -jamba-gpu-kernels="attention-max-splits=-1" 2>&1 | FileCheck %s --check-prefix=NEG
 // RUN: not jamba-opt %s -jamba-gpu-kernels="expert-gemm-lanes=0" 2>&1 | FileCheck %s --check-prefix=LANES
+// RUN: not jamba-opt %s -jamba-gpu-kernels="scan-chunk-steps=0" 2>&1 | FileCheck %s --check-prefix=CHUNK
 
 // The split-KV attention's options reach the split count: min(4,
 // ceil(capacity / 16)), divided by the call's tokens.
@@ -14,6 +15,7 @@
 // ZERO: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 0 and 32)
 // NEG: error: jamba-gpu-kernels: attention-keys-per-split and attention-max-splits must be at least 1 (got 64 and -1)
 // LANES: error: jamba-gpu-kernels: expert-gemm-lanes must be at least 1 (got 0)
+// CHUNK: error: jamba-gpu-kernels: scan-chunk-steps must be at least 1 (got 0)
 func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,
                      %kc: tensor<1x2x?x8xf32>, %vc: tensor<1x2x?x8xf32>, %len: tensor<1xi64>)
     -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {

@@ -1,19 +1,45 @@
 // RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels -verify-diagnostics | FileCheck %s
 
-// The scan: one parallel iteration per (sequence, channel). With a static
-// state width (4 here) the row A[c, :] and the initial state are loaded
-// into scalars before the time loop, which carries the state as f32
-// iter_args (registers on a GPU): inside it only the inputs are loaded and
-// y stored, and the final state is stored after it. No tensor op is left
-// between the operand buffers and the results.
+// The scan. With a static state width (4 here) the time loop is cut into
+// chunks, C = max(1, min(ceil(2^17 / (batch x channels)), seq / 64)) at run
+// time (one for a decode step), in three parallel nests:
+// 1. per (sequence, channel, chunk but the last): the chunk from a zero
+//    state, its end state and the sum of its step sizes stored;
+// 2. per (sequence, channel), when C > 1: the chunks' initial states, from
+//    init_state, h <- exp(A sum) h + (chunk from zero);
+// 3. per (sequence, channel, chunk): the chunk from its initial state
+//    (init_state for chunk 0), the row A[c, :] loaded into scalars and the
+//    state carried as f32 iter_args (registers on a GPU): only the inputs
+//    are loaded and y stored in the time loop; the last chunk stores the
+//    final state after it.
+// No tensor op is left between the operand buffers and the results.
 
 // CHECK-LABEL: func.func @scan
 // CHECK-SAME: (%[[U:[^:]+]]: tensor<2x?x8xf32>
 // CHECK: %[[UB:.+]] = bufferization.to_buffer %[[U]] read_only
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
 // CHECK: %[[H:.+]] = memref.alloc() : memref<2x8x4xf32>
-// CHECK: scf.parallel (%[[B:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}})
+// CHECK: arith.ceildivui %c131072{{.*}}, %{{.+}}
+// CHECK: arith.divui %{{.+}}, %c64
+// CHECK: arith.minui
+// CHECK: %[[CH:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
+// CHECK: %[[SEVERAL:.+]] = arith.cmpi ugt, %[[CH]], %c1
+// CHECK: %[[LOCAL:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
+// CHECK: %[[SUMS:.+]] = memref.alloc({{.+}}) : memref<?x?x?xf32>
+// CHECK: %[[STARTS:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) =
+// CHECK:   scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK:   memref.store %{{.+}}, %[[LOCAL]]
+// CHECK:   memref.store %{{.+}}, %[[SUMS]]
+// CHECK: } {jamba.kernel = "selective_scan_chunks"}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK:   scf.for {{.+}} -> (f32, f32, f32, f32)
+// CHECK:     memref.load %[[SUMS]]
+// CHECK:     memref.store %{{.+}}, %[[STARTS]]
+// CHECK: } {jamba.kernel = "selective_scan_carry"}
+// CHECK: scf.parallel (%[[B:.+]], %[[C:.+]], %[[K:.+]]) = (%{{.+}}, %{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}}, %[[CH]])
 // CHECK-COUNT-4: memref.load
+// CHECK: scf.if %{{.+}} -> (f32, f32, f32, f32)
 // CHECK-NOT: memref.store
 // CHECK:   %[[S:.+]]:4 = scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
 // CHECK:     math.log
@@ -21,9 +47,10 @@
 // CHECK-NOT: memref.store %{{.+}}, %[[H]]
 // CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
 // CHECK:     scf.yield
-// CHECK:   memref.store %[[S]]#0, %[[H]][%[[B]], %[[C]], %{{.+}}]
-// CHECK:   memref.store %[[S]]#3, %[[H]][%[[B]], %[[C]], %{{.+}}]
-// CHECK:   scf.reduce
+// CHECK:   scf.if
+// CHECK:     memref.store %[[S]]#0, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK:     memref.store %[[S]]#3, %[[H]][%[[B]], %[[C]], %{{.+}}]
+// CHECK: } {jamba.kernel = "selective_scan"}
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]] restrict writable
 // CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]] restrict writable
 // CHECK: return %[[YT]], %[[HT]]

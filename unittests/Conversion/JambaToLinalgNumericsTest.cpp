@@ -1005,6 +1005,69 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
+  // jamba-gpu-kernels cuts the time loop into chunks of at least
+  // scan-chunk-steps steps when (batch x channels) threads are too few to
+  // fill a GPU (always, at these sizes): each chunk's state from zero, the
+  // chunks' initial states carried from the op's initial state, then each
+  // chunk again from its own. 1, 3 and 5 steps per chunk over lengths 1, 7
+  // and 20 (uneven, and an empty last chunk at 3 steps and length 7),
+  // with an initial state, D, z, a bias and softplus, against the
+  // reference; the default (64) keeps every length here in one chunk.
+  const char *ir = R"mlir(
+    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
+                 %B: tensor<?x?x4xf32>, %C: tensor<?x?x4xf32>, %D: tensor<6xf32>,
+                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
+        -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>,
+             tensor<?x?x4xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
+             tensor<?x6x4xf32>)
+          -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
+      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
+    })mlir";
+  for (int64_t chunkSteps : {1, 3, 5, 64}) {
+    mlir::jamba::CPULowerPipelineOptions options;
+    options.gpuKernels = true;
+    options.scanChunkSteps = chunkSteps;
+    Kernel k(ir, options);
+    ASSERT_EQ(k.error, "");
+    for (int64_t seq : {1, 7, 20}) {
+      SCOPED_TRACE(::testing::Message()
+                   << chunkSteps << " steps per chunk, " << seq << " steps");
+      const int64_t n = 2 * seq;
+      auto u = randomFloats(size_t(n * 6), 120 + unsigned(seq)),
+           delta =
+               randomFloats(size_t(n * 6), 121 + unsigned(seq), -3.0f, 1.0f),
+           A = randomFloats(24, 122, -2.0f, -0.1f),
+           B = randomFloats(size_t(n * 4), 123 + unsigned(seq)),
+           C = randomFloats(size_t(n * 4), 124 + unsigned(seq)),
+           D = randomFloats(6, 125), z = randomFloats(size_t(n * 6), 126),
+           db = randomFloats(6, 127), h0 = randomFloats(48, 128);
+      Tensor<float> ru = toRef(u, {2, seq, 6}), rd = toRef(delta, {2, seq, 6}),
+                    rA = toRef(A, {6, 4}), rB = toRef(B, {2, seq, 4}),
+                    rC = toRef(C, {2, seq, 4}), rD = toRef(D, {6}),
+                    rz = toRef(z, {2, seq, 6}), rdb = toRef(db, {6}),
+                    rh0 = toRef(h0, {2, 6, 4});
+      ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+      ops.D = &rD;
+      ops.z = &rz;
+      ops.deltaBias = &rdb;
+      ops.initState = &rh0;
+      ops.deltaSoftplus = true;
+      auto [y, h] = ref::selectiveScan(ops);
+      auto out =
+          k.run({buf(u, {2, seq, 6}), buf(delta, {2, seq, 6}), buf(A, {6, 4}),
+                 buf(B, {2, seq, 4}), buf(C, {2, seq, 4}), buf(D, {6}),
+                 buf(z, {2, seq, 6}), buf(db, {6}), buf(h0, {2, 6, 4})},
+                {3, 3});
+      expectClose(out[0], y, "chunked selective_scan, output");
+      expectClose(out[1], h, "chunked selective_scan, final state");
+    }
+  }
+}
+
 TEST_P(SequenceKernels, MambaStatesCarryOverDynamicLengths) {
   // The Mamba primitives as the decomposed model uses them: a dynamic
   // sequence length, x and z slices of one in_proj output, the conv state

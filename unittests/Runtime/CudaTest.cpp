@@ -530,6 +530,16 @@ TEST_F(FakeCudaTest, AFailingEventFailsTheRun) {
                                   "CUDA_ERROR_INVALID_VALUE"),
       std::string::npos)
       << got.status().message();
+  // The failed run's launches are dropped, not counted by the next run,
+  // which succeeds.
+  fake->failEventRecordWith = 0;
+  ASSERT_TRUE(ex->zeroStates(0, 2).ok());
+  auto again = generateTwo(*ex);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  int64_t launches = 0;
+  for (const auto &e : ex->cudaKernelProfile())
+    launches += e.launches;
+  EXPECT_EQ(launches, again->prefillCalls + again->decodeCalls);
 }
 
 TEST_F(FakeCudaTest, AGraphIsKeptPerCallShape) {

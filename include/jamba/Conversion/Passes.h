@@ -79,6 +79,12 @@ struct CPULowerPipelineOptions
                      "expert-gemm-grouped-rows (more rows than this: the "
                      "token-grouped expert GEMM)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> scanChunkSteps{
+      *this, "scan-chunk-steps",
+      llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' scan-chunk-steps "
+                     "(the fewest time steps per chunk of the selective "
+                     "scan)"),
+      llvm::cl::init(64)};
 };
 
 struct GPULowerPipelineOptions
@@ -122,6 +128,11 @@ struct GPULowerPipelineOptions
       *this, "expert-gemm-grouped-rows",
       llvm::cl::desc("Expert GEMMs: more (token, slot) rows than this run "
                      "grouped by expert (jamba-gpu-kernels)"),
+      llvm::cl::init(64)};
+  PassOptions::Option<int64_t> scanChunkSteps{
+      *this, "scan-chunk-steps",
+      llvm::cl::desc("Selective scan: the fewest time steps per chunk "
+                     "(jamba-gpu-kernels)"),
       llvm::cl::init(64)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",

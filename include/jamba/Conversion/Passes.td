@@ -161,8 +161,12 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     - `jamba.selective_scan`: one iteration per (sequence, channel), its
       time loop in the reference's order (SPEC 1.6); with a static state
       width (at most 64) the state is carried in f32 loop values
-      (registers) and stored once at the end, otherwise it is kept in the
-      final-state buffer and updated at every time step;
+      (registers) and stored once at the end, and a long sequence is cut
+      into chunks of at least scan-chunk-steps steps run in parallel (each
+      chunk's state from zero and its summed step sizes, then the chunks'
+      initial states carried in f32 from chunk to chunk, then every chunk
+      again from its initial state, writing y); otherwise the state is
+      kept in the final-state buffer and updated at every time step;
     - `jamba.causal_conv1d`: one iteration per (sequence, channel) over the
       extended input (state, then this call's inputs); it also writes the
       new state;
@@ -218,6 +222,10 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            /*default=*/"32",
            "Expert GEMM: the most lanes (threads) summing one output's K "
            "loop (1: one thread per output)">,
+    Option<"scanChunkSteps", "scan-chunk-steps", "int64_t",
+           /*default=*/"64",
+           "Selective scan: the fewest time steps per chunk when the time "
+           "loop is cut into chunks run in parallel">,
     Option<"expertGemmGroupedRows", "expert-gemm-grouped-rows", "int64_t",
            /*default=*/"64",
            "Expert GEMM: with more (token, slot) rows than this, the rows "
@@ -282,16 +290,20 @@ def JambaGpuFuseElementwisePass
                 "each on a GPU) into one";
   let description = [{
     An elementwise `linalg.generic` (all loops parallel) whose result only
-    another elementwise `linalg.generic` reads is fused into that consumer
-    (upstream's elementwise fusion, restricted to single-use producers, so
-    nothing is computed twice): every `linalg.generic` becomes one GPU
+    another elementwise `linalg.generic` in the same block reads, through a
+    permutation, is fused into that reader (upstream's
+    `fuseElementwiseOps`, nothing else of its pattern set; so nothing is
+    computed twice). A generic whose init (`outs`) is a parallel generic's
+    result its payload never reads gets an empty init first
+    (convert-elementwise-to-linalg passes the input as the init): every `linalg.generic` becomes one GPU
     kernel, and a decode step is many small kernels. The chains this
     catches: an activation and the conversion of its result to a cuBLAS
     GEMM's bf16 input (jamba-gpu-library-gemms), SwiGLU and that
     conversion, a gate and its conversion. The values are the same: the
     fused body runs the same scalar ops in the same order per element.
   }];
-  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
 }
 
 def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {

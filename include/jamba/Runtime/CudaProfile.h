@@ -11,9 +11,12 @@
 // the cuBLAS GEMMs (`cublas_gemm_bf16 MxNxK`) and the NCCL all-reduces
 // (`nccl_all_reduce`). After a run's work has finished, collect() turns the
 // events into GPU milliseconds per name. Events cannot be read inside a
-// CUDA graph, so a profiling session runs decode without graphs (each
-// launch then costs its CPU launch time too, which the GPU times do not
-// include).
+// CUDA graph, so a profiling session runs decode without graphs. A launch's
+// time runs from its start event to its end event on the stream: when the
+// GPU has caught up with the CPU (a kernel shorter than launching it), the
+// start event completes as soon as it is recorded and the time includes
+// the gap until the kernel's launch reaches the GPU. Short kernels' times
+// are upper bounds.
 //
 //===----------------------------------------------------------------------===//
 
@@ -59,6 +62,9 @@ public:
   /// Adds the time of every launch begun since the last collect() to its
   /// name's entry. Call it once the stream's work has finished.
   Status collect();
+  /// Drops the launches begun since the last collect() without timing them
+  /// (a run that failed), keeping their events for reuse.
+  void discard();
 
   /// The entries, most GPU time first.
   std::vector<Entry> entries() const;
