@@ -50,11 +50,7 @@ void mlir::jamba::buildCPULowerPipeline(
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.
   pm.addPass(createJambaLowerCollectivesPass());
   if (options.gpuKernels) {
-    JambaGpuKernelsPassOptions kernels;
-    kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
-    kernels.expertGemmLanes = options.expertGemmLanes;
-    kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
-    kernels.scanChunkSteps = options.scanChunkSteps;
+    JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

@@ -374,11 +374,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createJambaLowerCollectivesPass(collectives));
   if (options.cublas)
     pm.addPass(createJambaGpuLibraryGemmsPass());
-  JambaGpuKernelsPassOptions kernels;
-  kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
-  kernels.expertGemmLanes = options.expertGemmLanes;
-  kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
-  kernels.scanChunkSteps = options.scanChunkSteps;
+  JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

@@ -241,6 +241,27 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
         a.push_back(loadF32(nb, nl, A, {c, indexConst(nb, nl, n)}));
       return a;
     };
+    // init_state[b, c, :], or zeros.
+    auto initialState = [&](OpBuilder &nb, Location nl, Value bi, Value c) {
+      SmallVector<Value> h0;
+      for (int64_t n = 0; n < width; ++n)
+        h0.push_back(init
+                         ? loadF32(nb, nl, init, {bi, c, indexConst(nb, nl, n)})
+                         : zeroF);
+      return h0;
+    };
+    // One step: exp(d A) h + (d B_t) u, in the reference's order.
+    auto advance = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value d,
+                       Value uv, ArrayRef<Value> a, ValueRange state) {
+      SmallVector<Value> next;
+      for (int64_t n = 0; n < width; ++n) {
+        Value decay = math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
+        Value bn = loadF32(tb, tl, B, {bi, t, indexConst(tb, tl, n)});
+        next.push_back(addF(tb, tl, mulF(tb, tl, decay, state[n]),
+                            mulF(tb, tl, mulF(tb, tl, d, bn), uv)));
+      }
+      return next;
+    };
 
     // 1. Each chunk but the last from a zero state: its state at its end
     //    and the sum of its step sizes (exp(A sum) is its decay).
@@ -252,22 +273,16 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           SmallVector<Value> a = rowOfA(pb, l, c);
           Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
           SmallVector<Value> inits(width + 1, zeroF);
-          auto steps = loop(
-              pb, l, first, end, inits,
-              [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
-                Value d = stepSize(tb, tl, bi, t, c, bias);
-                Value uv = loadF32(tb, tl, u, {bi, t, c});
-                SmallVector<Value> next;
-                for (int64_t n = 0; n < width; ++n) {
-                  Value decay =
-                      math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
-                  Value bn = loadF32(tb, tl, B, {bi, t, indexConst(tb, tl, n)});
-                  next.push_back(addF(tb, tl, mulF(tb, tl, decay, state[n]),
-                                      mulF(tb, tl, mulF(tb, tl, d, bn), uv)));
-                }
-                next.push_back(addF(tb, tl, state[width], d));
-                return next;
-              });
+          auto steps =
+              loop(pb, l, first, end, inits,
+                   [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                     Value d = stepSize(tb, tl, bi, t, c, bias);
+                     Value uv = loadF32(tb, tl, u, {bi, t, c});
+                     SmallVector<Value> next = advance(tb, tl, bi, t, d, uv, a,
+                                                       state.take_front(width));
+                     next.push_back(addF(tb, tl, state[width], d));
+                     return next;
+                   });
           for (int64_t n = 0; n < width; ++n)
             memref::StoreOp::create(pb, l, steps.getResult(n), local,
                                     ValueRange{bi, k, c, indexConst(pb, l, n)});
@@ -279,12 +294,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
-               SmallVector<Value> a = rowOfA(pb, l, c), h0;
-               for (int64_t n = 0; n < width; ++n)
-                 h0.push_back(
-                     init ? loadF32(pb, l, init, {bi, c, indexConst(pb, l, n)})
-                          : zeroF);
-               loop(pb, l, zero, feeding, h0,
+               SmallVector<Value> a = rowOfA(pb, l, c);
+               loop(pb, l, zero, feeding, initialState(pb, l, bi, c),
                     [&](OpBuilder &kb, Location kl, Value k, ValueRange state) {
                       Value sum = load(kb, kl, sums, {bi, k, c});
                       Value next = addI(kb, kl, k, indexConst(kb, kl, 1));
@@ -318,12 +329,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           {
             OpBuilder::InsertionGuard guard(pb);
             pb.setInsertionPointToStart(startIf.thenBlock());
-            SmallVector<Value> h0;
-            for (int64_t n = 0; n < width; ++n)
-              h0.push_back(
-                  init ? loadF32(pb, l, init, {bi, c, indexConst(pb, l, n)})
-                       : zeroF);
-            scf::YieldOp::create(pb, l, h0);
+            scf::YieldOp::create(pb, l, initialState(pb, l, bi, c));
             pb.setInsertionPointToStart(startIf.elseBlock());
             SmallVector<Value> hk;
             for (int64_t n = 0; n < width; ++n)
@@ -338,19 +344,14 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                    [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
                      Value d = stepSize(tb, tl, bi, t, c, bias);
                      Value uv = loadF32(tb, tl, u, {bi, t, c});
-                     SmallVector<Value> next;
+                     SmallVector<Value> next =
+                         advance(tb, tl, bi, t, d, uv, a, state);
+                     // <C_t, h_t>, n in order.
                      Value dot = zeroF;
                      for (int64_t n = 0; n < width; ++n) {
-                       Value nv = indexConst(tb, tl, n);
-                       Value decay =
-                           math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
-                       Value bn = loadF32(tb, tl, B, {bi, t, nv});
-                       // exp(d A) h + (d B) u, in the reference's order.
-                       Value hn = addF(tb, tl, mulF(tb, tl, decay, state[n]),
-                                       mulF(tb, tl, mulF(tb, tl, d, bn), uv));
-                       next.push_back(hn);
-                       Value cn = loadF32(tb, tl, C, {bi, t, nv});
-                       dot = addF(tb, tl, dot, mulF(tb, tl, cn, hn));
+                       Value cn =
+                           loadF32(tb, tl, C, {bi, t, indexConst(tb, tl, n)});
+                       dot = addF(tb, tl, dot, mulF(tb, tl, cn, next[n]));
                      }
                      finishStep(tb, tl, bi, t, c, uv, dc, dot);
                      return next;

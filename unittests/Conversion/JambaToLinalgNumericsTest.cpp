@@ -1171,6 +1171,16 @@ TEST_P(SequenceKernels, CachedAttentionGQAWithHistory) {
   expectClose(out[2], rv, "cached_attention v cache");
 }
 
+/// `ir` with the width placeholder W of its shapes ("xWx", "<Wx") set to
+/// `width`.
+std::string withWidth(std::string ir, int64_t width) {
+  for (const char *pattern : {"xWx", "<Wx"})
+    for (size_t at = ir.find(pattern); at != std::string::npos;
+         at = ir.find(pattern, at))
+      ir.replace(at + 1, 1, std::to_string(width));
+  return ir;
+}
+
 TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
   // Widths 37 (one thread per row in the GPU kernels' form, up to 256) and
   // 301 (uneven shares of the 32 lanes' sums of squares), dynamic rows: 1
@@ -1183,12 +1193,7 @@ TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
         %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x?xWxf32>, tensor<Wxf32>
         return %y : tensor<?x?xWxf32>
       })mlir";
-    for (size_t at = ir.find("xWx"); at != std::string::npos;
-         at = ir.find("xWx", at))
-      ir.replace(at + 1, 1, std::to_string(width));
-    for (size_t at = ir.find("<Wx"); at != std::string::npos;
-         at = ir.find("<Wx", at))
-      ir.replace(at + 1, 1, std::to_string(width));
+    ir = withWidth(ir, width);
     Kernel k(ir, *lowering());
     ASSERT_EQ(k.error, "");
     auto w = randomFloats(size_t(width), 47, 0.5f, 1.5f);
@@ -1238,12 +1243,7 @@ TEST_P(SequenceKernels, RMSNormReadOnlyInBf16) {
         } -> tensor<?xWxf32>
         return %r : tensor<?xWxf32>
       })mlir";
-    for (size_t at = ir.find("xWx"); at != std::string::npos;
-         at = ir.find("xWx", at))
-      ir.replace(at + 1, 1, std::to_string(width));
-    for (size_t at = ir.find("<Wx"); at != std::string::npos;
-         at = ir.find("<Wx", at))
-      ir.replace(at + 1, 1, std::to_string(width));
+    ir = withWidth(ir, width);
     Kernel k(ir, *lowering());
     ASSERT_EQ(k.error, "");
     auto w = randomFloats(size_t(width), 57, 0.5f, 1.5f);

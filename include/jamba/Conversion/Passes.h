@@ -141,6 +141,18 @@ struct GPULowerPipelineOptions
       llvm::cl::init(false)};
 };
 
+/// jamba-gpu-kernels' options from the CPU or GPU pipeline's options of the
+/// same names.
+template <class PipelineOptions>
+JambaGpuKernelsPassOptions gpuKernelsOptions(const PipelineOptions &options) {
+  JambaGpuKernelsPassOptions kernels;
+  kernels.attentionKeysPerSplit = options.attentionKeysPerSplit;
+  kernels.expertGemmLanes = options.expertGemmLanes;
+  kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
+  kernels.scanChunkSteps = options.scanChunkSteps;
+  return kernels;
+}
+
 /// `jamba-cpu-lower-pipeline`: jamba primitives on tensors down to the LLVM
 /// dialect for the host CPU. convert-jamba-to-linalg, one-shot bufferization
 /// (function boundaries, identity layouts) with deallocation, linalg to
