@@ -59,6 +59,10 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  // The GPU kernels' form fuses elementwise chains as the GPU pipeline does,
+  // so that its tests on the CPU run the fused generics too.
+  if (options.gpuKernels)
+    pm.addNestedPass<func::FuncOp>(createJambaGpuFuseElementwisePass());
 
   // Tensors -> buffers. Function boundaries take and return plain
   // (identity-layout) memrefs, the ABI the runtime calls.
