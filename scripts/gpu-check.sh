@@ -276,10 +276,10 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
     local cublas_us
     read -r cublas_us _ <<<"$(profile_kernel "$prof" "cublas_gemm_bf16 ${batch}x${ffn}x${hidden}")"
     rows+=("kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
-      -v ms="$ms" -v ems=0 -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
+      -v ms="$ms" -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
       -v cub="${cublas_us:-}" '{
         e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
-        bytes = $1 * touched / e / 3; us = 1e3 * (ms + ems) / n;
+        bytes = $1 * touched / e / 3; us = 1e3 * ms / n;
         printf "%.1f us per GEMM (%.1f GB/s, %.1f%% of the copy bandwidth; %.0f MB of int8 experts)",
           us, bytes / us / 1e3, 100 * bytes / us / 1e3 / c, bytes / 1e6
         if (cub != "")

@@ -875,6 +875,52 @@ TEST_P(SequenceKernels, CausalConv1dWithStateBiasAndSiLU) {
   expectClose(out[1], st, "causal_conv1d new state");
 }
 
+/// Random operands of a selective scan with every optional operand (D, z,
+/// a delta bias, an initial state, softplus), seeds `seed`, `seed` + 1, ...
+/// in the tests' argument order (u, delta, A, B, C, D, z, delta_bias,
+/// init_state), and the reference's output and final state.
+struct FullScan {
+  FullScan(int64_t batch, int64_t seq, int64_t channels, int64_t width,
+           unsigned seed)
+      : tokens({batch, seq, channels}), perStep({batch, seq, width}),
+        rowsOfA({channels, width}), states({batch, channels, width}) {
+    const size_t t = size_t(batch * seq);
+    u = randomFloats(t * channels, seed);
+    delta = randomFloats(t * channels, seed + 1, -3.0f, 1.0f);
+    A = randomFloats(size_t(channels * width), seed + 2, -2.0f, -0.1f);
+    B = randomFloats(t * width, seed + 3);
+    C = randomFloats(t * width, seed + 4);
+    D = randomFloats(size_t(channels), seed + 5);
+    z = randomFloats(t * channels, seed + 6);
+    db = randomFloats(size_t(channels), seed + 7);
+    h0 = randomFloats(size_t(batch * channels * width), seed + 8);
+  }
+
+  std::pair<Tensor<float>, Tensor<float>> reference() const {
+    Tensor<float> ru = toRef(u, tokens), rd = toRef(delta, tokens),
+                  rA = toRef(A, rowsOfA), rB = toRef(B, perStep),
+                  rC = toRef(C, perStep), rD = toRef(D, {tokens[2]}),
+                  rz = toRef(z, tokens), rdb = toRef(db, {tokens[2]}),
+                  rh0 = toRef(h0, states);
+    ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+    ops.D = &rD;
+    ops.z = &rz;
+    ops.deltaBias = &rdb;
+    ops.initState = &rh0;
+    ops.deltaSoftplus = true;
+    return ref::selectiveScan(ops);
+  }
+
+  std::vector<Buffer> buffers() {
+    return {buf(u, tokens),  buf(delta, tokens),   buf(A, rowsOfA),
+            buf(B, perStep), buf(C, perStep),      buf(D, {tokens[2]}),
+            buf(z, tokens),  buf(db, {tokens[2]}), buf(h0, states)};
+  }
+
+  std::vector<int64_t> tokens, perStep, rowsOfA, states;
+  std::vector<float> u, delta, A, B, C, D, z, db, h0;
+};
+
 TEST_P(SequenceKernels, SelectiveScanWithAllOperands) {
   Kernel k(R"mlir(
     func.func @f(%u: tensor<2x6x8xf32>, %delta: tensor<2x6x8xf32>, %A: tensor<8x4xf32>,
@@ -890,27 +936,9 @@ TEST_P(SequenceKernels, SelectiveScanWithAllOperands) {
     })mlir",
            *lowering());
   ASSERT_EQ(k.error, "");
-  auto u = randomFloats(96, 29), delta = randomFloats(96, 30, -3.0f, 1.0f),
-       A = randomFloats(32, 31, -2.0f, -0.1f), B = randomFloats(48, 32),
-       C = randomFloats(48, 33), D = randomFloats(8, 34),
-       z = randomFloats(96, 35), db = randomFloats(8, 36),
-       h0 = randomFloats(64, 37);
-  Tensor<float> ru = toRef(u, {2, 6, 8}), rd = toRef(delta, {2, 6, 8}),
-                rA = toRef(A, {8, 4}), rB = toRef(B, {2, 6, 4}),
-                rC = toRef(C, {2, 6, 4}), rD = toRef(D, {8}),
-                rz = toRef(z, {2, 6, 8}), rdb = toRef(db, {8}),
-                rh0 = toRef(h0, {2, 8, 4});
-  ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
-  ops.D = &rD;
-  ops.z = &rz;
-  ops.deltaBias = &rdb;
-  ops.initState = &rh0;
-  ops.deltaSoftplus = true;
-  auto [y, h] = ref::selectiveScan(ops);
-  auto out = k.run({buf(u, {2, 6, 8}), buf(delta, {2, 6, 8}), buf(A, {8, 4}),
-                    buf(B, {2, 6, 4}), buf(C, {2, 6, 4}), buf(D, {8}),
-                    buf(z, {2, 6, 8}), buf(db, {8}), buf(h0, {2, 8, 4})},
-                   {3, 3});
+  FullScan scan(2, 6, 8, 4, 29);
+  auto [y, h] = scan.reference();
+  auto out = k.run(scan.buffers(), {3, 3});
   expectClose(out[0], y, "selective_scan output");
   expectClose(out[1], h, "selective_scan final state");
 }
@@ -1036,32 +1064,9 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
     for (int64_t seq : {1, 7, 20}) {
       SCOPED_TRACE(::testing::Message()
                    << chunkSteps << " steps per chunk, " << seq << " steps");
-      const int64_t n = 2 * seq;
-      auto u = randomFloats(size_t(n * 6), 120 + unsigned(seq)),
-           delta =
-               randomFloats(size_t(n * 6), 121 + unsigned(seq), -3.0f, 1.0f),
-           A = randomFloats(24, 122, -2.0f, -0.1f),
-           B = randomFloats(size_t(n * 4), 123 + unsigned(seq)),
-           C = randomFloats(size_t(n * 4), 124 + unsigned(seq)),
-           D = randomFloats(6, 125), z = randomFloats(size_t(n * 6), 126),
-           db = randomFloats(6, 127), h0 = randomFloats(48, 128);
-      Tensor<float> ru = toRef(u, {2, seq, 6}), rd = toRef(delta, {2, seq, 6}),
-                    rA = toRef(A, {6, 4}), rB = toRef(B, {2, seq, 4}),
-                    rC = toRef(C, {2, seq, 4}), rD = toRef(D, {6}),
-                    rz = toRef(z, {2, seq, 6}), rdb = toRef(db, {6}),
-                    rh0 = toRef(h0, {2, 6, 4});
-      ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
-      ops.D = &rD;
-      ops.z = &rz;
-      ops.deltaBias = &rdb;
-      ops.initState = &rh0;
-      ops.deltaSoftplus = true;
-      auto [y, h] = ref::selectiveScan(ops);
-      auto out =
-          k.run({buf(u, {2, seq, 6}), buf(delta, {2, seq, 6}), buf(A, {6, 4}),
-                 buf(B, {2, seq, 4}), buf(C, {2, seq, 4}), buf(D, {6}),
-                 buf(z, {2, seq, 6}), buf(db, {6}), buf(h0, {2, 6, 4})},
-                {3, 3});
+      FullScan scan(2, seq, 6, 4, 120 + 10 * unsigned(seq));
+      auto [y, h] = scan.reference();
+      auto out = k.run(scan.buffers(), {3, 3});
       expectClose(out[0], y, "chunked selective_scan, output");
       expectClose(out[1], h, "chunked selective_scan, final state");
     }
