@@ -1404,6 +1404,10 @@ Value appendToCache(OpBuilder &b, Location loc, Value cache, Value rows,
   return forall.getResult(0);
 }
 
+/// Keys an attention split scores before it updates its partial output row
+/// (read and written once per block instead of once per key).
+constexpr int64_t kAttentionKeyBlock = 8;
+
 /// How cached attention splits the keys (the pass's options).
 struct AttentionSplits {
   int64_t keysPerSplit = 64;
@@ -1505,47 +1509,83 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
                return SmallVector<Value>{};
              });
         Value scaleV = floatConst(pb, l, f32, scale);
-        auto running = loop(
-            pb, l, lo, hi,
-            {floatConst(pb, l, f32, -INFINITY), floatConst(pb, l, f32, 0.0)},
-            [&](OpBuilder &jb, Location jl, Value j, ValueRange args) {
-              Value dot =
-                  loop(
-                      jb, jl, zero, hd, {floatConst(jb, jl, f32, 0.0)},
-                      [&](OpBuilder &nb, Location nl, Value d, ValueRange acc) {
-                        Value qd =
-                            loadF32(nb, nl, q, {bi, s, addI(nb, nl, qBase, d)});
-                        Value kd = loadF32(nb, nl, kc, {bi, g, j, d});
-                        return SmallVector<Value>{
-                            addF(nb, nl, acc[0], mulF(nb, nl, qd, kd))};
-                      })
-                      .getResult(0);
-              Value score = mulF(jb, jl, dot, scaleV);
-              Value m = arith::MaximumFOp::create(jb, jl, args[0], score);
-              // Rescale what was accumulated under the old maximum (at the
-              // range's first key nothing was: 0, not exp(-inf), which
-              // polynomial exp approximations do not all get right).
+        Value fzero = floatConst(pb, l, f32, 0.0);
+        Value ninf = floatConst(pb, l, f32, -INFINITY);
+        Value last = arith::SubIOp::create(pb, l, hi, indexConst(pb, l, 1));
+        // The range in blocks of kAttentionKeyBlock keys, the online softmax
+        // advanced a block at a time: the block's scores (past the range:
+        // -inf, their key clamped to the range's last), its maximum, then
+        // the partial row rescaled and the block's weighted values added,
+        // one read and one write of the row per block.
+        auto running = scf::ForOp::create(
+            pb, l, lo, hi, indexConst(pb, l, kAttentionKeyBlock),
+            ValueRange{ninf, fzero},
+            [&](OpBuilder &jb, Location jl, Value j0, ValueRange args) {
+              // The block's keys (clamped) and their dot products with the
+              // query, one pass over d reading q[d] once for all of them.
+              SmallVector<Value> keys, scores;
+              for (int64_t i = 0; i < kAttentionKeyBlock; ++i)
+                keys.push_back(arith::MinUIOp::create(
+                    jb, jl, addI(jb, jl, j0, indexConst(jb, jl, i)), last));
+              auto dots = loop(
+                  jb, jl, zero, hd,
+                  SmallVector<Value>(kAttentionKeyBlock, fzero),
+                  [&](OpBuilder &nb, Location nl, Value d, ValueRange acc) {
+                    Value qd =
+                        loadF32(nb, nl, q, {bi, s, addI(nb, nl, qBase, d)});
+                    SmallVector<Value> next;
+                    for (int64_t i = 0; i < kAttentionKeyBlock; ++i)
+                      next.push_back(
+                          addF(nb, nl, acc[i],
+                               mulF(nb, nl, qd,
+                                    loadF32(nb, nl, kc, {bi, g, keys[i], d}))));
+                    return next;
+                  });
+              Value m = args[0];
+              for (int64_t i = 0; i < kAttentionKeyBlock; ++i) {
+                Value inRange = arith::CmpIOp::create(
+                    jb, jl, arith::CmpIPredicate::ult,
+                    addI(jb, jl, j0, indexConst(jb, jl, i)), hi);
+                scores.push_back(arith::SelectOp::create(
+                    jb, jl, inRange, mulF(jb, jl, dots.getResult(i), scaleV),
+                    ninf));
+                m = arith::MaximumFOp::create(jb, jl, m, scores.back());
+              }
+              // Rescale what was accumulated under the old maximum (before
+              // the range's first block nothing was: 0, not exp(-inf),
+              // which polynomial exp approximations do not all get right;
+              // likewise a key past the range weighs 0, not exp(-inf)).
               Value first = arith::CmpIOp::create(
-                  jb, jl, arith::CmpIPredicate::eq, j, lo);
+                  jb, jl, arith::CmpIPredicate::eq, j0, lo);
               Value corr = arith::SelectOp::create(
-                  jb, jl, first, floatConst(jb, jl, f32, 0.0),
+                  jb, jl, first, fzero,
                   math::ExpOp::create(
                       jb, jl, arith::SubFOp::create(jb, jl, args[0], m)));
-              Value pj = math::ExpOp::create(
-                  jb, jl, arith::SubFOp::create(jb, jl, score, m));
+              SmallVector<Value> weights;
+              Value sum = mulF(jb, jl, args[1], corr);
+              for (int64_t i = 0; i < kAttentionKeyBlock; ++i) {
+                Value inRange = arith::CmpFOp::create(
+                    jb, jl, arith::CmpFPredicate::OGT, scores[i], ninf);
+                weights.push_back(arith::SelectOp::create(
+                    jb, jl, inRange,
+                    math::ExpOp::create(
+                        jb, jl, arith::SubFOp::create(jb, jl, scores[i], m)),
+                    fzero));
+                sum = addF(jb, jl, sum, weights.back());
+              }
               loop(jb, jl, zero, hd, {},
                    [&](OpBuilder &nb, Location nl, Value d, ValueRange) {
                      SmallVector<Value> at = {bi, s, h, k, d};
-                     Value acc = loadF32(nb, nl, part, at);
-                     Value vd = loadF32(nb, nl, vc, {bi, g, j, d});
-                     storeF32(nb, nl,
-                              addF(nb, nl, mulF(nb, nl, acc, corr),
-                                   mulF(nb, nl, pj, vd)),
-                              part, at);
+                     Value acc = mulF(nb, nl, loadF32(nb, nl, part, at), corr);
+                     for (int64_t i = 0; i < kAttentionKeyBlock; ++i)
+                       acc =
+                           addF(nb, nl, acc,
+                                mulF(nb, nl, weights[i],
+                                     loadF32(nb, nl, vc, {bi, g, keys[i], d})));
+                     storeF32(nb, nl, acc, part, at);
                      return SmallVector<Value>{};
                    });
-              return SmallVector<Value>{
-                  m, addF(jb, jl, mulF(jb, jl, args[1], corr), pj)};
+              scf::YieldOp::create(jb, jl, ValueRange{m, sum});
             });
         storeF32(pb, l, running.getResult(0), stats,
                  {bi, s, h, k, indexConst(pb, l, 0)});

@@ -1267,13 +1267,16 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   // the keys are cut into several ranges (uneven ones, and empty ones when
   // a query sees fewer keys than there are splits), against the reference.
   // Prefill: 4 new tokens over 3 and 5 cached positions (capacity 12);
-  // decode: 1 token over 29 and 7 cached positions (capacity 40).
+  // decode: 1 token over 29 and 7 cached positions (capacity 40). A split
+  // scores its keys in blocks of 8: 1 and 3 keys per split give each split
+  // one partial block, 20 and 64 (a decode's 30 keys in 2 splits and in 1)
+  // several blocks, the last partial.
 
   struct Case {
     int64_t tokens, capacity;
     std::vector<int64_t> len;
   };
-  for (int64_t keysPerSplit : {1, 3}) {
+  for (int64_t keysPerSplit : {1, 3, 20, 64}) {
     mlir::jamba::CPULowerPipelineOptions options;
     options.gpuKernels = true;
     options.attentionKeysPerSplit = keysPerSplit;
