@@ -650,6 +650,13 @@ constexpr int64_t kNormRowPerThreadMaxWidth = 256;
 ///    1 / sqrt(sum / H + epsilon);
 /// 3. one per element: y = w * cvt(x * inv), the normalised value rounded
 ///    to the input type before the weight multiplies it (SPEC 1.5.3).
+///
+/// A norm of a residual add (x = a + b, `arith.addf` on tensors in the
+/// norm's block, read after the norm too) computes the add itself: where
+/// it reads x for the squares (each element once: the row's thread, or
+/// the lane whose share holds it) it adds a and b in their type and writes
+/// x, which the scaling reads back and the add's other readers take. One
+/// kernel launch and one pass over x less.
 /// The element type `generic` converts `value` to, when it is nothing but
 /// an elementwise conversion of `value` into a fresh tensor of the same
 /// shape (jamba-gpu-library-gemms' copy of a GEMM input in the weight's
@@ -674,6 +681,24 @@ Type conversionTarget(Operation *user, Value value) {
       yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
     return Type();
   return trunc.getType();
+}
+
+/// The residual add `norm` reads, when the norm's kernels can compute it:
+/// an `arith.addf` of two tensors in the norm's block whose other readers
+/// all come after the norm (they will read the x the norm writes).
+arith::AddFOp fusibleResidualAdd(RMSNormOp norm) {
+  auto add = norm.getInput().getDefiningOp<arith::AddFOp>();
+  if (!add || add->getBlock() != norm->getBlock() ||
+      !isa<RankedTensorType>(add.getType()))
+    return nullptr;
+  for (Operation *user : add->getUsers()) {
+    if (user == norm.getOperation())
+      continue;
+    Operation *inBlock = norm->getBlock()->findAncestorOpInBlock(*user);
+    if (!inBlock || !norm->isBeforeInBlock(inBlock))
+      return nullptr;
+  }
+  return add;
 }
 
 LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
@@ -724,25 +749,59 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
-  Value x = lowering::readOnlyBuffer(b, loc, op.getInput()),
-        w = lowering::readOnlyBuffer(b, loc, op.getWeight());
+  arith::AddFOp residual = fusibleResidualAdd(op);
+  Value x, addLhs, addRhs;
+  if (residual) {
+    addLhs = lowering::readOnlyBuffer(b, loc, residual.getLhs());
+    addRhs = lowering::readOnlyBuffer(b, loc, residual.getRhs());
+  } else {
+    x = lowering::readOnlyBuffer(b, loc, op.getInput());
+  }
+  Value w = lowering::readOnlyBuffer(b, loc, op.getWeight());
   const int64_t rank = type.getRank();
   Type f32 = b.getF32Type(), elem = type.getElementType();
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
   SmallVector<Value> lead, sizes;
   Value rows = one;
+  Value shapeOf = residual ? addLhs : x;
   for (int64_t i = 0; i + 1 < rank; ++i) {
-    lead.push_back(dim(b, loc, x, i));
+    lead.push_back(dim(b, loc, shapeOf, i));
     rows = arith::MulIOp::create(b, loc, rows, lead.back());
   }
   // A static width as a constant (constant trip counts for the row loops).
   const int64_t staticWidth = type.getShape().back();
   Value h = ShapedType::isDynamic(staticWidth)
-                ? dim(b, loc, x, rank - 1)
+                ? dim(b, loc, shapeOf, rank - 1)
                 : indexConst(b, loc, staticWidth);
   sizes = lead;
   sizes.push_back(h);
   Value y = lowering::allocBuffer(b, loc, storedType, sizes);
+  // The residual stream x = a + b, written where the squares read it.
+  if (residual)
+    x = lowering::allocBuffer(
+        b, loc, cast<RankedTensorType>(residual.getType()), sizes);
+  // x[idx] as f32 for the squares (each element read here once).
+  auto readForSquares = [&](OpBuilder &nb, Location nl,
+                            ArrayRef<Value> idx) -> Value {
+    if (!residual)
+      return loadF32(nb, nl, x, idx);
+    Value sum = arith::AddFOp::create(nb, nl, load(nb, nl, addLhs, idx),
+                                      load(nb, nl, addRhs, idx));
+    memref::StoreOp::create(nb, nl, sum, x, idx);
+    return convertScalar(nb, nl, sum, f32);
+  };
+  // The add's other readers take the x the norm wrote.
+  auto replaceResidual = [&](OpBuilder &fb, Location fl) {
+    if (!residual)
+      return;
+    Value stream = lowering::bufferResult(fb, fl, residual.getType(), x);
+    rw.replaceAllUsesExcept(residual.getResult(), stream, op.getOperation());
+  };
+  // Once the norm is replaced, the add has no reader left.
+  auto eraseResidual = [&] {
+    if (residual && residual->use_empty())
+      rw.eraseOp(residual);
+  };
   auto at = [&](ArrayRef<Value> row, Value k) {
     SmallVector<Value> idx(row);
     idx.push_back(k);
@@ -773,7 +832,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                Value sum = loop(pb, l, zero, h, {floatConst(pb, l, f32, 0.0)},
                                 [&](OpBuilder &nb, Location nl, Value k,
                                     ValueRange acc) {
-                                  Value v = loadF32(nb, nl, x, at(row, k));
+                                  Value v = readForSquares(nb, nl, at(row, k));
                                   return SmallVector<Value>{
                                       addF(nb, nl, acc[0], mulF(nb, nl, v, v))};
                                 })
@@ -786,7 +845,9 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                      scf::YieldOp::create(nb, nl);
                    });
              });
+    replaceResidual(b, loc);
     finish(b, loc, y);
+    eraseResidual();
     return success();
   }
 
@@ -805,7 +866,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                  pb, l, iv[1], h, lanes,
                  ValueRange{floatConst(pb, l, f32, 0.0)},
                  [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                   Value v = loadF32(kb, kl, x, at(row, k));
+                   Value v = readForSquares(kb, kl, at(row, k));
                    scf::YieldOp::create(
                        kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, v, v)));
                  });
@@ -833,7 +894,9 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                  at(delinearize(pb, l, iv[0], lead), iv[1]);
              normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
            });
+  replaceResidual(b, loc);
   finish(b, loc, y);
+  eraseResidual();
   return success();
 }
 

@@ -436,6 +436,75 @@ func.func @rms_norm_also_read_in_f32(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
   return %y, %b : tensor<?x64xf32>, tensor<?x64xbf16>
 }
 
+// A norm of a residual add computes the add where it reads x for its
+// squares and writes x there; the add's later readers (the next residual
+// add, here returned) take that x, and the add is gone. Narrow: the row's
+// thread; wide: the lane's share of the row.
+
+// CHECK-LABEL: func.func @rms_norm_of_residual_add
+// CHECK-SAME: (%[[A:[^:]+]]: tensor<?x64xf32>, %[[R:[^:]+]]: tensor<?x64xf32>
+// CHECK-NOT: arith.addf %{{.+}} : tensor
+// CHECK-DAG: %[[AB:.+]] = bufferization.to_buffer %[[A]]
+// CHECK-DAG: %[[RB:.+]] = bufferization.to_buffer %[[R]]
+// CHECK: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK: scf.parallel
+// CHECK:   scf.for
+// CHECK:     %[[AV:.+]] = memref.load %[[AB]]
+// CHECK:     %[[RV:.+]] = memref.load %[[RB]]
+// CHECK:     %[[S:.+]] = arith.addf %[[AV]], %[[RV]] : f32
+// CHECK:     memref.store %[[S]], %[[X]]
+// CHECK:     arith.mulf %[[S]], %[[S]]
+// CHECK:   scf.for
+// CHECK:     memref.load %[[X]]
+// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]]
+// CHECK: %[[NEXT:.+]] = arith.addf %[[STREAM]], %{{.+}} : tensor<?x64xf32>
+// CHECK: return %{{.+}}, %[[NEXT]]
+func.func @rms_norm_of_residual_add(%a: tensor<?x64xf32>, %r: tensor<?x64xf32>, %w: tensor<64xf32>,
+                                    %u: tensor<?x64xf32>) -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %x = arith.addf %a, %r : tensor<?x64xf32>
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
+  %z = arith.addf %x, %u : tensor<?x64xf32>
+  return %y, %z : tensor<?x64xf32>, tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func.func @rms_norm_wide_of_residual_add
+// CHECK-NOT: arith.addf %{{.+}} : tensor
+// CHECK: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
+// CHECK: scf.parallel
+// CHECK:   scf.for
+// CHECK:     %[[S:.+]] = arith.addf %{{.+}}, %{{.+}} : f32
+// CHECK:     memref.store %[[S]], %[[X]]
+// CHECK: } {jamba.kernel = "rms_norm_squares"}
+// CHECK: scf.parallel
+// CHECK: } {jamba.kernel = "rms_norm_inverse"}
+// CHECK: scf.parallel
+// CHECK:   memref.load %[[X]]
+// CHECK: } {jamba.kernel = "rms_norm_scale"}
+// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]]
+// CHECK: return %{{.+}}, %[[STREAM]]
+func.func @rms_norm_wide_of_residual_add(%a: tensor<?x512xf32>, %r: tensor<?x512xf32>, %w: tensor<512xf32>)
+    -> (tensor<?x512xf32>, tensor<?x512xf32>) {
+  %x = arith.addf %a, %r : tensor<?x512xf32>
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x512xf32>, tensor<512xf32>
+  return %y, %x : tensor<?x512xf32>, tensor<?x512xf32>
+}
+
+// An add read before the norm too stays an add (its reader could not take
+// an x written later); the norm reads it.
+
+// CHECK-LABEL: func.func @rms_norm_of_add_read_before
+// CHECK: %[[X:.+]] = arith.addf %{{.+}}, %{{.+}} : tensor<?x64xf32>
+// CHECK: %[[EARLY:.+]] = arith.mulf %[[X]], %[[X]] : tensor<?x64xf32>
+// CHECK: bufferization.to_buffer %[[X]]
+// CHECK: return %{{.+}}, %[[EARLY]]
+func.func @rms_norm_of_add_read_before(%a: tensor<?x64xf32>, %r: tensor<?x64xf32>, %w: tensor<64xf32>)
+    -> (tensor<?x64xf32>, tensor<?x64xf32>) {
+  %x = arith.addf %a, %r : tensor<?x64xf32>
+  %early = arith.mulf %x, %x : tensor<?x64xf32>
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
+  return %y, %early : tensor<?x64xf32>, tensor<?x64xf32>
+}
+
 // -----
 
 // f64 is left for convert-jamba-to-linalg.

@@ -1217,6 +1217,53 @@ TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
   }
 }
 
+TEST_P(SequenceKernels, RMSNormOfAResidualAdd) {
+  // The norm of a residual add x = a + r whose sum is read after the norm
+  // (the next residual add, and returned): the GPU kernels' form computes
+  // the add inside the norm's kernels and writes x there. Widths 37 (one
+  // thread per row) and 301 (32 lanes), rows 1, 6 and 40.
+  for (int64_t width : {37, 301}) {
+    SCOPED_TRACE(::testing::Message() << "width " << width);
+    std::string ir = R"mlir(
+      func.func @f(%a: tensor<?x?xWxf32>, %r: tensor<?x?xWxf32>, %w: tensor<Wxf32>,
+                   %u: tensor<?x?xWxf32>)
+          -> (tensor<?x?xWxf32>, tensor<?x?xWxf32>, tensor<?x?xWxf32>)
+          attributes {llvm.emit_c_interface} {
+        %x = arith.addf %a, %r : tensor<?x?xWxf32>
+        %y = jamba.rms_norm %x, %w {epsilon = 1.0e-05 : f64} : tensor<?x?xWxf32>, tensor<Wxf32>
+        %z = arith.addf %x, %u : tensor<?x?xWxf32>
+        return %y, %z, %x : tensor<?x?xWxf32>, tensor<?x?xWxf32>, tensor<?x?xWxf32>
+      })mlir";
+    ir = withWidth(ir, width);
+    Kernel k(ir, *lowering());
+    ASSERT_EQ(k.error, "");
+    auto w = randomFloats(size_t(width), 150, 0.5f, 1.5f);
+    for (auto [b0, b1] :
+         std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {2, 3}, {2, 20}}) {
+      const size_t n = size_t(b0 * b1 * width);
+      auto a = randomFloats(n, uint32_t(151 + b0 * b1), -3.0f, 3.0f),
+           r = randomFloats(n, uint32_t(152 + b0 * b1), -3.0f, 3.0f),
+           u = randomFloats(n, uint32_t(153 + b0 * b1));
+      std::vector<float> x(n), z(n);
+      for (size_t i = 0; i < n; ++i)
+        x[i] = a[i] + r[i], z[i] = x[i] + u[i];
+      auto out = k.run({buf(a, {b0, b1, width}), buf(r, {b0, b1, width}),
+                        buf(w, {width}), buf(u, {b0, b1, width})},
+                       {3, 3, 3});
+      std::string what = "width " + std::to_string(width) + ", " +
+                         std::to_string(b0 * b1) + " rows";
+      expectClose(
+          out[0],
+          ref::rmsNorm(toRef(x, {b0, b1, width}), toRef(w, {width}), 1e-5),
+          ("rms_norm of a residual add, " + what).c_str());
+      expectClose(out[1], toRef(z, {b0, b1, width}),
+                  ("the next residual add, " + what).c_str());
+      expectClose(out[2], toRef(x, {b0, b1, width}),
+                  ("the residual stream, " + what).c_str());
+    }
+  }
+}
+
 TEST_P(SequenceKernels, RMSNormReadOnlyInBf16) {
   // A norm whose only reader converts it to bf16 (as a cuBLAS GEMM's input
   // is): the GPU kernels' form writes bf16 itself. The result, widened back
