@@ -75,6 +75,10 @@ void mlir::jamba::buildCPULowerPipeline(
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   else
     pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // The GPU kernels' form merges independent nests as the GPU pipeline
+  // does (jamba-gpu-fuse-loops), so that its tests run the merged loops.
+  if (options.gpuKernels)
+    pm.addNestedPass<func::FuncOp>(createJambaGpuFuseLoopsPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   if (options.threads)

@@ -26,13 +26,19 @@
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
 namespace mlir::jamba {
 #define GEN_PASS_DEF_JAMBAGPUFUSEELEMENTWISEPASS
+#define GEN_PASS_DEF_JAMBAGPUFUSELOOPSPASS
 #define GEN_PASS_DEF_JAMBAGPUMAPLOOPSPASS
 #define GEN_PASS_DEF_JAMBAGPUHOSTMEMORYPASS
 #include "jamba/Conversion/Passes.h.inc"
@@ -122,6 +128,191 @@ struct JambaGpuFuseElementwisePass
 };
 
 //===----------------------------------------------------------------------===//
+// jamba-gpu-fuse-loops
+//===----------------------------------------------------------------------===//
+
+bool insideParallelOrKernel(Operation *op) {
+  for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
+    if (isa<scf::ParallelOp, gpu::LaunchOp, gpu::GPUModuleOp>(p))
+      return true;
+  return false;
+}
+
+/// The buffer `memref` is a view of: through view-like ops to an
+/// allocation or an argument of the function; null when it is neither.
+Value rootBuffer(Value memref) {
+  while (true) {
+    if (auto arg = dyn_cast<BlockArgument>(memref)) {
+      Operation *owner = arg.getOwner()->getParentOp();
+      if (isa<FunctionOpInterface>(owner) && arg.getOwner()->isEntryBlock())
+        return memref;
+      return Value();
+    }
+    Operation *def = memref.getDefiningOp();
+    if (isa<memref::AllocOp, memref::AllocaOp, gpu::AllocOp>(def))
+      return memref;
+    if (auto cast = dyn_cast<memref::CastOp>(def)) {
+      memref = cast.getSource();
+      continue;
+    }
+    if (auto view = dyn_cast<ViewLikeOpInterface>(def)) {
+      memref = view.getViewSource();
+      continue;
+    }
+    return Value();
+  }
+}
+
+/// The root buffers a loop body reads and writes; `known` is false when an
+/// op's effects are not all on buffers with a root.
+struct LoopAccesses {
+  llvm::SmallDenseSet<Value> reads, writes;
+  bool known = true;
+};
+
+LoopAccesses accessesOf(scf::ParallelOp loop) {
+  LoopAccesses result;
+  loop.getBody()->walk([&](Operation *op) {
+    // Ops with regions report their bodies' effects through those ops.
+    if (op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+      return;
+    auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+    if (!effects) {
+      if (!isMemoryEffectFree(op))
+        result.known = false;
+      return;
+    }
+    SmallVector<MemoryEffects::EffectInstance> instances;
+    effects.getEffects(instances);
+    for (const MemoryEffects::EffectInstance &effect : instances) {
+      // A buffer allocated in the body is the iteration's own.
+      if (isa<MemoryEffects::Allocate>(effect.getEffect()))
+        continue;
+      Value root = effect.getValue() ? rootBuffer(effect.getValue()) : Value();
+      if (!root) {
+        result.known = false;
+        continue;
+      }
+      if (isa<MemoryEffects::Read>(effect.getEffect()))
+        result.reads.insert(root);
+      else
+        result.writes.insert(root);
+    }
+  });
+  return result;
+}
+
+bool sameIndex(Value a, Value b) {
+  if (a == b)
+    return true;
+  std::optional<int64_t> ca = getConstantIntValue(a),
+                         cb = getConstantIntValue(b);
+  return ca && cb && *ca == *cb;
+}
+
+bool sameIterationSpace(scf::ParallelOp a, scf::ParallelOp b) {
+  if (a.getNumLoops() != b.getNumLoops())
+    return false;
+  for (unsigned d = 0; d < a.getNumLoops(); ++d)
+    if (!sameIndex(a.getLowerBound()[d], b.getLowerBound()[d]) ||
+        !sameIndex(a.getUpperBound()[d], b.getUpperBound()[d]) ||
+        !sameIndex(a.getStep()[d], b.getStep()[d]))
+      return false;
+  return true;
+}
+
+/// Whether `a` and `b` may run as one loop: same iteration space, plain
+/// (no reductions, no nested parallel loop) and independent (neither
+/// touches a buffer the other writes).
+bool fusible(scf::ParallelOp a, scf::ParallelOp b) {
+  auto plain = [](scf::ParallelOp loop) {
+    if (loop.getNumReductions() != 0)
+      return false;
+    return !loop.getBody()
+                ->walk([](scf::ParallelOp) { return WalkResult::interrupt(); })
+                .wasInterrupted();
+  };
+  if (!sameIterationSpace(a, b) || !plain(a) || !plain(b))
+    return false;
+  LoopAccesses first = accessesOf(a), second = accessesOf(b);
+  if (!first.known || !second.known)
+    return false;
+  for (Value w : first.writes)
+    if (second.reads.contains(w) || second.writes.contains(w))
+      return false;
+  for (Value w : second.writes)
+    if (first.reads.contains(w))
+      return false;
+  return true;
+}
+
+/// A loop's kernel name: its own, else its first named store's.
+StringAttr kernelName(scf::ParallelOp loop) {
+  auto name = loop->getAttrOfType<StringAttr>(kKernelNameAttr);
+  if (!name)
+    loop->walk([&](memref::StoreOp store) {
+      name = store->getAttrOfType<StringAttr>(kKernelNameAttr);
+      return name ? WalkResult::interrupt() : WalkResult::advance();
+    });
+  return name;
+}
+
+/// Whether `op` (between two loops) touches no memory but to allocate its
+/// result: a view, index arithmetic, the next loop's output buffer.
+bool onlyAllocates(Operation *op) {
+  if (op->getNumRegions() != 0)
+    return false;
+  if (isMemoryEffectFree(op))
+    return true;
+  auto effects = dyn_cast<MemoryEffectOpInterface>(op);
+  if (!effects)
+    return false;
+  SmallVector<MemoryEffects::EffectInstance> instances;
+  effects.getEffects(instances);
+  return llvm::all_of(instances, [](const MemoryEffects::EffectInstance &e) {
+    return isa<MemoryEffects::Allocate>(e.getEffect());
+  });
+}
+
+struct JambaGpuFuseLoopsPass
+    : jamba::impl::JambaGpuFuseLoopsPassBase<JambaGpuFuseLoopsPass> {
+  void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    getOperation().walk([&](Block *block) {
+      if (insideParallelOrKernel(block->getParentOp()) ||
+          isa<scf::ParallelOp>(block->getParentOp()))
+        return;
+      // The previous loop of the current run (memory-effect-free ops
+      // without regions in between).
+      scf::ParallelOp previous;
+      for (Operation &op : llvm::make_early_inc_range(*block)) {
+        auto loop = dyn_cast<scf::ParallelOp>(op);
+        if (!loop) {
+          if (!onlyAllocates(&op))
+            previous = nullptr;
+          continue;
+        }
+        if (previous && fusible(previous, loop)) {
+          StringAttr first = kernelName(previous), second = kernelName(loop);
+          IRMapping ivs;
+          ivs.map(previous.getInductionVars(), loop.getInductionVars());
+          rw.setInsertionPointToStart(loop.getBody());
+          for (Operation &inner : previous.getBody()->without_terminator())
+            rw.clone(inner, ivs);
+          rw.eraseOp(previous);
+          std::string name = first ? first.str() : "linalg";
+          std::string next = second ? second.str() : "linalg";
+          if (next != name)
+            name += "_and_" + next;
+          loop->setAttr(kKernelNameAttr, rw.getStringAttr(name));
+        }
+        previous = loop;
+      }
+    });
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // jamba-gpu-map-loops
 //===----------------------------------------------------------------------===//
 
@@ -154,13 +345,6 @@ void copyAsLoop(IRRewriter &rw, memref::CopyOp copy) {
       });
   loop->setAttr(kKernelNameAttr, rw.getStringAttr("copy"));
   rw.eraseOp(copy);
-}
-
-bool insideParallelOrKernel(Operation *op) {
-  for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
-    if (isa<scf::ParallelOp, gpu::LaunchOp, gpu::GPUModuleOp>(p))
-      return true;
-  return false;
 }
 
 struct JambaGpuMapLoopsPass
@@ -387,6 +571,7 @@ void mlir::jamba::buildGPULowerPipeline(
 
   // Loop nests -> kernels: every outermost parallel loop one launch.
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createJambaGpuFuseLoopsPass());
   JambaGpuMapLoopsPassOptions map;
   map.blockSize = options.blockSize;
   pm.addNestedPass<func::FuncOp>(createJambaGpuMapLoopsPass(map));

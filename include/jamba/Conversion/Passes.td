@@ -306,6 +306,29 @@ def JambaGpuFuseElementwisePass
                            "::mlir::tensor::TensorDialect"];
 }
 
+def JambaGpuFuseLoopsPass : Pass<"jamba-gpu-fuse-loops", "func::FuncOp"> {
+  let summary = "Fuse adjacent independent parallel loops over the same "
+                "iteration space (one kernel launch instead of several)";
+  let description = [{
+    Two outermost `scf.parallel` loops of one block, with nothing between
+    them but ops without regions that touch no memory except to allocate
+    (views, index arithmetic, the second loop's output buffer), the same bounds
+    and steps, no reductions and no nested parallel loop, become one loop
+    whose iteration runs the first body and then the second, when neither
+    touches a buffer the other writes. Buffers are compared by their root
+    (through view-like ops to an allocation or a function argument; the
+    entry ABI passes distinct buffers as distinct arguments); a loop with
+    an effect on anything else, or with an op of unknown effects, is left
+    alone. With no buffer shared, the order of the iterations cannot
+    matter. The fused loop is named after both (`a_and_b`, or `a` when
+    they share a name).
+
+    On a decode step this merges the Mamba dt/B/C norms (one launch instead
+    of three) and the key and value cache appends (one instead of two).
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
   let summary = "Map every outermost parallel loop onto GPU blocks and "
                 "threads";
