@@ -130,6 +130,111 @@ bool isF32Compatible(Type t) {
 }
 
 //===----------------------------------------------------------------------===//
+// Results read in a narrower type
+//===----------------------------------------------------------------------===//
+
+/// The element type `generic` converts `value` to, when it is nothing but
+/// an elementwise conversion of `value` into a fresh tensor of the same
+/// shape (jamba-gpu-library-gemms' copy of a GEMM input in the weight's
+/// type, `arith.truncf` to bf16); null otherwise.
+Type conversionTarget(Operation *user, Value value) {
+  auto generic = dyn_cast<linalg::GenericOp>(user);
+  if (!generic || generic.getNumDpsInputs() != 1 ||
+      generic.getNumResults() != 1 ||
+      generic.getDpsInputOperand(0)->get() != value ||
+      generic.getNumReductionLoops() != 0 ||
+      !llvm::all_of(generic.getIndexingMapsArray(),
+                    [](AffineMap m) { return m.isIdentity(); }) ||
+      cast<ShapedType>(generic.getResultTypes()[0]).getShape() !=
+          cast<ShapedType>(value.getType()).getShape())
+    return Type();
+  Block &body = generic.getRegion().front();
+  if (body.getOperations().size() != 2)
+    return Type();
+  auto trunc = dyn_cast<arith::TruncFOp>(body.front());
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (!trunc || trunc.getIn() != body.getArgument(0) ||
+      yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
+    return Type();
+  return trunc.getType();
+}
+
+/// A kernel's f32 result and the readers that only convert it to one
+/// narrower type (conversionTarget: jamba-gpu-library-gemms' bf16 copies of
+/// cuBLAS GEMM inputs). The kernel stores each value in that type too (the
+/// same f32 value rounded once, as the conversion would), the conversions
+/// go, and the f32 buffer is written only if something else reads it: one
+/// kernel launch less per converted result.
+class NarrowedResult {
+public:
+  /// Sorts the readers of `result` (only of f32 results: a narrower result
+  /// is rounded to its own type first).
+  explicit NarrowedResult(Value result) : result(result) {
+    auto type = cast<RankedTensorType>(result.getType());
+    for (Operation *user : result.getUsers()) {
+      // tensor.dim reads only the shape, which the copy has too.
+      if (isa<tensor::DimOp>(user)) {
+        dims.push_back(user);
+        continue;
+      }
+      Type to = type.getElementType().isF32() ? conversionTarget(user, result)
+                                              : Type();
+      auto toType = to ? cast<RankedTensorType>(user->getResultTypes()[0])
+                       : RankedTensorType();
+      if (!to || (narrowType && toType != narrowType)) {
+        othersRead = true;
+        continue;
+      }
+      narrowType = toType;
+      conversions.push_back(user);
+    }
+    if (conversions.empty())
+      othersRead = true;
+  }
+
+  /// The buffers, of `sizes`.
+  void allocate(OpBuilder &b, Location loc, ArrayRef<Value> sizes) {
+    if (othersRead)
+      full = lowering::allocBuffer(
+          b, loc, cast<RankedTensorType>(result.getType()), sizes);
+    if (narrowType)
+      narrow = lowering::allocBuffer(b, loc, narrowType, sizes);
+  }
+
+  /// Stores the f32 `value` at `indices` in each buffer.
+  void store(OpBuilder &b, Location loc, Value value, ValueRange indices) {
+    if (full)
+      storeF32(b, loc, value, full, indices);
+    if (narrow)
+      storeF32(b, loc, value, narrow, indices);
+  }
+
+  /// Gives every reader of the result what it reads: the conversions the
+  /// narrow copy, the others the f32 buffer.
+  void replaceReaders(IRRewriter &rw, OpBuilder &b, Location loc) {
+    Value fullTensor, narrowTensor;
+    if (full)
+      fullTensor = lowering::bufferResult(b, loc, result.getType(), full);
+    if (narrow)
+      narrowTensor = lowering::bufferResult(b, loc, narrowType, narrow);
+    for (Operation *conversion : conversions)
+      rw.replaceOp(conversion, narrowTensor);
+    if (!full)
+      for (Operation *d : dims)
+        rw.modifyOpInPlace(d, [&] { d->setOperand(0, narrowTensor); });
+    if (fullTensor)
+      rw.replaceAllUsesWith(result, fullTensor);
+  }
+
+private:
+  Value result;
+  SmallVector<Operation *> conversions, dims;
+  RankedTensorType narrowType;
+  bool othersRead = false;
+  Value full, narrow;
+};
+
+//===----------------------------------------------------------------------===//
 // jamba.selective_scan
 //===----------------------------------------------------------------------===//
 
@@ -155,15 +260,16 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
   auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  auto hType = cast<RankedTensorType>(op.getFinalState().getType());
   Value u = buf(op.getU()), delta = buf(op.getDelta()), A = buf(op.getA()),
         B = buf(op.getB()), C = buf(op.getC()), D = buf(op.getD()),
         z = buf(op.getZ()), deltaBias = buf(op.getDeltaBias()),
         init = buf(op.getInitState());
-  auto yType = cast<RankedTensorType>(op.getResult().getType());
-  auto hType = cast<RankedTensorType>(op.getFinalState().getType());
   Value batch = dim(b, loc, u, 0), seq = dim(b, loc, u, 1),
         channels = dim(b, loc, u, 2), dState = dim(b, loc, A, 1);
-  Value y = lowering::allocBuffer(b, loc, yType, {batch, seq, channels});
+  // y, in bf16 too when a cuBLAS GEMM reads it (NarrowedResult).
+  NarrowedResult y(op.getResult());
+  y.allocate(b, loc, {batch, seq, channels});
   Value h = lowering::allocBuffer(b, loc, hType, {batch, channels, dState});
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();
@@ -179,7 +285,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     if (z)
       out = mulF(tb, tl, out,
                  lowering::buildSilu(tb, tl, loadF32(tb, tl, z, {bi, t, c})));
-    storeF32(tb, tl, out, y, {bi, t, c});
+    y.store(tb, tl, out, {bi, t, c});
   };
   // The step size of step t: delta (+ bias) (softplus).
   auto stepSize = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
@@ -365,8 +471,10 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
             scf::YieldOp::create(sb, sl);
           });
         });
-    rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
-                      lowering::bufferResult(b, loc, hType, h)});
+    y.replaceReaders(rw, b, loc);
+    rw.replaceAllUsesWith(op.getFinalState(),
+                          lowering::bufferResult(b, loc, hType, h));
+    rw.eraseOp(op);
     return success();
   }
 
@@ -408,8 +516,10 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                return SmallVector<Value>{};
              });
       });
-  rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
-                    lowering::bufferResult(b, loc, hType, h)});
+  y.replaceReaders(rw, b, loc);
+  rw.replaceAllUsesWith(op.getFinalState(),
+                        lowering::bufferResult(b, loc, hType, h));
+  rw.eraseOp(op);
   return success();
 }
 
@@ -427,14 +537,15 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
   auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  auto sType = cast<RankedTensorType>(op.getNewState().getType());
   Value x = buf(op.getInput()), w = buf(op.getWeight()),
         bias = buf(op.getBias()), state = buf(op.getState());
-  auto yType = cast<RankedTensorType>(op.getResult().getType());
-  auto sType = cast<RankedTensorType>(op.getNewState().getType());
   Value batch = dim(b, loc, x, 0), seq = dim(b, loc, x, 1),
         channels = dim(b, loc, x, 2), width = dim(b, loc, w, 1),
         past = dim(b, loc, state, 2);
-  Value y = lowering::allocBuffer(b, loc, yType, {batch, seq, channels});
+  // y, in bf16 too when a cuBLAS GEMM reads it (NarrowedResult).
+  NarrowedResult y(op.getResult());
+  y.allocate(b, loc, {batch, seq, channels});
   Value newState =
       lowering::allocBuffer(b, loc, sType, {batch, channels, past});
   Value zero = indexConst(b, loc, 0);
@@ -476,7 +587,7 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
                Value out = acc.getResult(0);
                if (op.getSilu())
                  out = lowering::buildSilu(tb, tl, out);
-               storeF32(tb, tl, out, y, {bi, t, c});
+               y.store(tb, tl, out, {bi, t, c});
                return SmallVector<Value>{};
              });
         loop(pb, l, zero, past, {},
@@ -486,8 +597,10 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
                return SmallVector<Value>{};
              });
       });
-  rw.replaceOp(op, {lowering::bufferResult(b, loc, yType, y),
-                    lowering::bufferResult(b, loc, sType, newState)});
+  y.replaceReaders(rw, b, loc);
+  rw.replaceAllUsesWith(op.getNewState(),
+                        lowering::bufferResult(b, loc, sType, newState));
+  rw.eraseOp(op);
   return success();
 }
 
@@ -633,6 +746,24 @@ SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value r,
 /// The widest static row that one thread normalises alone.
 constexpr int64_t kNormRowPerThreadMaxWidth = 256;
 
+/// The residual add `norm` reads, when the norm's kernels can compute it:
+/// an `arith.addf` of two tensors in the norm's block whose other readers
+/// all come after the norm (they will read the x the norm writes).
+arith::AddFOp fusibleResidualAdd(RMSNormOp norm) {
+  auto add = norm.getInput().getDefiningOp<arith::AddFOp>();
+  if (!add || add->getBlock() != norm->getBlock() ||
+      !isa<RankedTensorType>(add.getType()))
+    return nullptr;
+  for (Operation *user : add->getUsers()) {
+    if (user == norm.getOperation())
+      continue;
+    Operation *inBlock = norm->getBlock()->findAncestorOpInBlock(*user);
+    if (!inBlock || !norm->isBeforeInBlock(inBlock))
+      return nullptr;
+  }
+  return add;
+}
+
 /// For a static width of at most kNormRowPerThreadMaxWidth (the Mamba
 /// dt/B/C norms: Jamba-1.5-Mini's 256, 16, 16), one parallel nest with
 /// one iteration per row: the row's squares in order, then
@@ -657,95 +788,13 @@ constexpr int64_t kNormRowPerThreadMaxWidth = 256;
 /// the lane whose share holds it) it adds a and b in their type and writes
 /// x, which the scaling reads back and the add's other readers take. One
 /// kernel launch and one pass over x less.
-/// The element type `generic` converts `value` to, when it is nothing but
-/// an elementwise conversion of `value` into a fresh tensor of the same
-/// shape (jamba-gpu-library-gemms' copy of a GEMM input in the weight's
-/// type, `arith.truncf` to bf16); null otherwise.
-Type conversionTarget(Operation *user, Value value) {
-  auto generic = dyn_cast<linalg::GenericOp>(user);
-  if (!generic || generic.getNumDpsInputs() != 1 ||
-      generic.getNumResults() != 1 ||
-      generic.getDpsInputOperand(0)->get() != value ||
-      generic.getNumReductionLoops() != 0 ||
-      !llvm::all_of(generic.getIndexingMapsArray(),
-                    [](AffineMap m) { return m.isIdentity(); }) ||
-      cast<ShapedType>(generic.getResultTypes()[0]).getShape() !=
-          cast<ShapedType>(value.getType()).getShape())
-    return Type();
-  Block &body = generic.getRegion().front();
-  if (body.getOperations().size() != 2)
-    return Type();
-  auto trunc = dyn_cast<arith::TruncFOp>(body.front());
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  if (!trunc || trunc.getIn() != body.getArgument(0) ||
-      yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
-    return Type();
-  return trunc.getType();
-}
-
-/// The residual add `norm` reads, when the norm's kernels can compute it:
-/// an `arith.addf` of two tensors in the norm's block whose other readers
-/// all come after the norm (they will read the x the norm writes).
-arith::AddFOp fusibleResidualAdd(RMSNormOp norm) {
-  auto add = norm.getInput().getDefiningOp<arith::AddFOp>();
-  if (!add || add->getBlock() != norm->getBlock() ||
-      !isa<RankedTensorType>(add.getType()))
-    return nullptr;
-  for (Operation *user : add->getUsers()) {
-    if (user == norm.getOperation())
-      continue;
-    Operation *inBlock = norm->getBlock()->findAncestorOpInBlock(*user);
-    if (!inBlock || !norm->isBeforeInBlock(inBlock))
-      return nullptr;
-  }
-  return add;
-}
-
 LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
   auto type = cast<RankedTensorType>(op.getType());
   if (!isF32Compatible(type) || !isF32Compatible(op.getWeight().getType()))
     return failure();
-  // A norm read only by conversions to one narrower type (a cuBLAS GEMM's
-  // bf16 input) writes that type itself: the same values (its f32 results
-  // rounded once), one kernel less per GEMM input.
-  SmallVector<Operation *> conversions, dims;
-  Type narrowed;
-  // (Only from f32: a narrower norm rounded to its own type first.)
-  for (Operation *user :
-       type.getElementType().isF32()
-           ? op->getUsers()
-           : Operation::user_range(op->user_end(), op->user_end())) {
-    // The sizes of the conversions' outputs are read from the norm's.
-    if (isa<tensor::DimOp>(user)) {
-      dims.push_back(user);
-      continue;
-    }
-    Type to = conversionTarget(user, op.getResult());
-    if (!to || (narrowed && to != narrowed) ||
-        (!conversions.empty() &&
-         user->getResultTypes() != conversions.front()->getResultTypes())) {
-      conversions.clear();
-      narrowed = Type();
-      break;
-    }
-    narrowed = to;
-    conversions.push_back(user);
-  }
-  // The type y is stored in.
-  auto storedType =
-      narrowed
-          ? cast<RankedTensorType>(conversions.front()->getResultTypes()[0])
-          : type;
-  auto finish = [&](OpBuilder &fb, Location fl, Value y) {
-    Value result = lowering::bufferResult(fb, fl, storedType, y);
-    if (conversions.empty())
-      return rw.replaceOp(op, result);
-    for (Operation *conversion : conversions)
-      rw.replaceOp(conversion, result);
-    for (Operation *d : dims)
-      rw.modifyOpInPlace(d, [&] { d->setOperand(0, result); });
-    rw.eraseOp(op);
-  };
+  // A norm read by conversions to a narrower type (a cuBLAS GEMM's bf16
+  // input) writes that type itself (NarrowedResult).
+  NarrowedResult y(op.getResult());
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
@@ -775,7 +824,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                 : indexConst(b, loc, staticWidth);
   sizes = lead;
   sizes.push_back(h);
-  Value y = lowering::allocBuffer(b, loc, storedType, sizes);
+  y.allocate(b, loc, sizes);
   // The residual stream x = a + b, written where the squares read it.
   if (residual)
     x = lowering::allocBuffer(
@@ -821,7 +870,7 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                        Value rowInv) {
     Value n = mulF(nb, nl, loadF32(nb, nl, x, idx), rowInv);
     n = convertScalar(nb, nl, convertScalar(nb, nl, n, elem), f32);
-    storeF32(nb, nl, mulF(nb, nl, loadF32(nb, nl, w, {k}), n), y, idx);
+    y.store(nb, nl, mulF(nb, nl, loadF32(nb, nl, w, {k}), n), idx);
   };
 
   if (!ShapedType::isDynamic(staticWidth) &&
@@ -846,7 +895,8 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
                    });
              });
     replaceResidual(b, loc);
-    finish(b, loc, y);
+    y.replaceReaders(rw, b, loc);
+    rw.eraseOp(op);
     eraseResidual();
     return success();
   }
@@ -895,7 +945,8 @@ LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
              normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
            });
   replaceResidual(b, loc);
-  finish(b, loc, y);
+  y.replaceReaders(rw, b, loc);
+  rw.eraseOp(op);
   eraseResidual();
   return success();
 }

@@ -413,13 +413,20 @@ func.func @rms_norm_into_bf16(%x: tensor<?x1x64xf32>, %w: tensor<64xf32>)
 
 // -----
 
-// A norm with any other reader (here the function's result) keeps its type
-// and its conversion.
+// A norm with another reader too (here the function's result) writes both:
+// f32 for that reader, bf16 for the conversion, which is gone.
 
 // CHECK-LABEL: func.func @rms_norm_also_read_in_f32
-// CHECK: memref.alloc(%{{.+}}) : memref<?x64xf32>
-// CHECK: linalg.generic
-// CHECK:   arith.truncf
+// CHECK: %[[F:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK: %[[H:.+]] = memref.alloc(%{{.+}}) : memref<?x64xbf16>
+// CHECK: scf.parallel
+// CHECK:   memref.store %[[V:.+]], %[[F]]
+// CHECK:   %[[T:.+]] = arith.truncf %[[V]] : f32 to bf16
+// CHECK:   memref.store %[[T]], %[[H]]
+// CHECK: %[[FT:.+]] = bufferization.to_tensor %[[F]]
+// CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]]
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[FT]], %[[HT]]
 func.func @rms_norm_also_read_in_f32(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
     -> (tensor<?x64xf32>, tensor<?x64xbf16>) {
   %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
@@ -434,6 +441,53 @@ func.func @rms_norm_also_read_in_f32(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
     linalg.yield %t : bf16
   } -> tensor<?x64xbf16>
   return %y, %b : tensor<?x64xf32>, tensor<?x64xbf16>
+}
+
+// The scan and the conv write a bf16 copy of y for its conversion (a cuBLAS
+// GEMM's input); the scan's y has no other reader (no f32 buffer), the
+// conv's is the scan's input too (both).
+
+// CHECK-LABEL: func.func @scan_and_conv_into_bf16
+// CHECK: %[[CF:.+]] = memref.alloc(%{{.+}}) : memref<?x?x4xf32>
+// CHECK: %[[CH:.+]] = memref.alloc(%{{.+}}) : memref<?x?x4xbf16>
+// CHECK: scf.parallel
+// CHECK:   memref.store %[[V:.+]], %[[CF]]
+// CHECK:   %[[T:.+]] = arith.truncf %[[V]] : f32 to bf16
+// CHECK:   memref.store %[[T]], %[[CH]]
+// CHECK: } {jamba.kernel = "causal_conv1d"}
+// CHECK: %[[SH:.+]] = memref.alloc(%{{.+}}) : memref<?x?x4xbf16>
+// CHECK-NOT: memref<?x?x4xf32>
+// CHECK: } {jamba.kernel = "selective_scan"}
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @scan_and_conv_into_bf16(%x: tensor<?x?x4xf32>, %cw: tensor<4x3xf32>, %cs: tensor<?x4x2xf32>,
+    %delta: tensor<?x?x4xf32>, %A: tensor<4x2xf32>, %B: tensor<?x?x2xf32>, %C: tensor<?x?x2xf32>)
+    -> (tensor<?x?x4xbf16>, tensor<?x?x4xbf16>) {
+  %u, %s = jamba.causal_conv1d %x, %cw state(%cs) {silu}
+      : (tensor<?x?x4xf32>, tensor<4x3xf32>, tensor<?x4x2xf32>) -> (tensor<?x?x4xf32>, tensor<?x4x2xf32>)
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C
+      : (tensor<?x?x4xf32>, tensor<?x?x4xf32>, tensor<4x2xf32>, tensor<?x?x2xf32>, tensor<?x?x2xf32>)
+      -> (tensor<?x?x4xf32>, tensor<?x4x2xf32>)
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %d0 = tensor.dim %u, %c0 : tensor<?x?x4xf32>
+  %d1 = tensor.dim %u, %c1 : tensor<?x?x4xf32>
+  %e = tensor.empty(%d0, %d1) : tensor<?x?x4xbf16>
+  %ub = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>],
+                        iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%u : tensor<?x?x4xf32>) outs(%e : tensor<?x?x4xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x?x4xbf16>
+  %yb = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>],
+                        iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%y : tensor<?x?x4xf32>) outs(%e : tensor<?x?x4xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x?x4xbf16>
+  return %ub, %yb : tensor<?x?x4xbf16>, tensor<?x?x4xbf16>
 }
 
 // A norm of a residual add computes the add where it reads x for its

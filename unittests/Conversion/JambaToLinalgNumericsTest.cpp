@@ -1264,6 +1264,86 @@ TEST_P(SequenceKernels, RMSNormOfAResidualAdd) {
   }
 }
 
+TEST_P(SequenceKernels, ConvAndScanReadInBf16) {
+  // The conv's output read by the scan and converted to bf16 (as a cuBLAS
+  // GEMM's input is), the scan's output only converted: the GPU kernels'
+  // form writes the bf16 copies itself (the conv both types, the scan bf16
+  // alone). The copies, widened back to f32, against the reference rounded
+  // to bf16 (tolerance one bf16 step, 2^-8 relative), the conv's f32 output
+  // and the final state against the reference (1e-5).
+  Kernel k(R"mlir(
+    #id = affine_map<(a, b, c) -> (a, b, c)>
+    func.func @f(%x: tensor<2x7x8xf32>, %w: tensor<8x4xf32>, %s: tensor<2x8x3xf32>,
+                 %delta: tensor<2x7x8xf32>, %A: tensor<8x4xf32>, %B: tensor<2x7x4xf32>,
+                 %C: tensor<2x7x4xf32>)
+        -> (tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<2x8x4xf32>)
+        attributes {llvm.emit_c_interface} {
+      %u, %st = jamba.causal_conv1d %x, %w state(%s) {silu}
+          : (tensor<2x7x8xf32>, tensor<8x4xf32>, tensor<2x8x3xf32>)
+          -> (tensor<2x7x8xf32>, tensor<2x8x3xf32>)
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C {delta_softplus}
+          : (tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<8x4xf32>, tensor<2x7x4xf32>,
+             tensor<2x7x4xf32>) -> (tensor<2x7x8xf32>, tensor<2x8x4xf32>)
+      %e = tensor.empty() : tensor<2x7x8xbf16>
+      %f = tensor.empty() : tensor<2x7x8xf32>
+      %ub = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+          ins(%u : tensor<2x7x8xf32>) outs(%e : tensor<2x7x8xbf16>) {
+      ^bb0(%in: f32, %out: bf16):
+        %t = arith.truncf %in : f32 to bf16
+        linalg.yield %t : bf16
+      } -> tensor<2x7x8xbf16>
+      %yb = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+          ins(%y : tensor<2x7x8xf32>) outs(%e : tensor<2x7x8xbf16>) {
+      ^bb0(%in: f32, %out: bf16):
+        %t = arith.truncf %in : f32 to bf16
+        linalg.yield %t : bf16
+      } -> tensor<2x7x8xbf16>
+      %uw = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+          ins(%ub : tensor<2x7x8xbf16>) outs(%f : tensor<2x7x8xf32>) {
+      ^bb0(%in: bf16, %out: f32):
+        %t = arith.extf %in : bf16 to f32
+        linalg.yield %t : f32
+      } -> tensor<2x7x8xf32>
+      %yw = linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel", "parallel"]}
+          ins(%yb : tensor<2x7x8xbf16>) outs(%f : tensor<2x7x8xf32>) {
+      ^bb0(%in: bf16, %out: f32):
+        %t = arith.extf %in : bf16 to f32
+        linalg.yield %t : f32
+      } -> tensor<2x7x8xf32>
+      return %u, %uw, %yw, %h
+          : tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<2x7x8xf32>, tensor<2x8x4xf32>
+    })mlir",
+           *lowering());
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(112, 160), w = randomFloats(32, 161),
+       s = randomFloats(48, 162), delta = randomFloats(112, 163, -3.0f, 1.0f),
+       A = randomFloats(32, 164, -2.0f, -0.1f), B = randomFloats(56, 165),
+       C = randomFloats(56, 166);
+  auto [u, st] = ref::causalConv1d(toRef(x, {2, 7, 8}), toRef(w, {8, 4}),
+                                   static_cast<const Tensor<float> *>(nullptr),
+                                   toRef(s, {2, 8, 3}), true);
+  Tensor<float> rd = toRef(delta, {2, 7, 8}), rA = toRef(A, {8, 4}),
+                rB = toRef(B, {2, 7, 4}), rC = toRef(C, {2, 7, 4});
+  ref::ScanOperands<float> ops{&u, &rd, &rA, &rB, &rC};
+  ops.deltaSoftplus = true;
+  auto [y, h] = ref::selectiveScan(ops);
+  auto out = k.run({buf(x, {2, 7, 8}), buf(w, {8, 4}), buf(s, {2, 8, 3}),
+                    buf(delta, {2, 7, 8}), buf(A, {8, 4}), buf(B, {2, 7, 4}),
+                    buf(C, {2, 7, 4})},
+                   {3, 3, 3, 3});
+  auto toBf16 = [](Tensor<float> t) {
+    for (int64_t i = 0; i < t.numel(); ++i)
+      t[i] = fromBF16(toBF16(t[i]));
+    return t;
+  };
+  expectClose(out[0], u, "causal_conv1d output in f32");
+  expectClose(out[1], toBf16(u), "causal_conv1d output read in bf16",
+              1.0 / 256);
+  expectClose(out[2], toBf16(y), "selective_scan output read in bf16",
+              1.0 / 256);
+  expectClose(out[3], h, "selective_scan final state");
+}
+
 TEST_P(SequenceKernels, RMSNormReadOnlyInBf16) {
   // A norm whose only reader converts it to bf16 (as a cuBLAS GEMM's input
   // is): the GPU kernels' form writes bf16 itself. The result, widened back
