@@ -34,6 +34,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <algorithm>
@@ -234,6 +235,81 @@ private:
   Value full, narrow;
 };
 
+/// A kernel operand computed from other tensors by elementwise tensor ops
+/// (arith or math, pure, one result, operands of the result's shape) that
+/// nothing else reads: the kernel evaluates it where it reads an element
+/// (the leaves loaded, the ops applied to scalars) instead of reading a
+/// tensor that would be a kernel of its own. Jamba's A = -exp(A_log): a
+/// Mamba layer's decode step launched a kernel over all of A_log for it.
+class InlinedOperand {
+public:
+  InlinedOperand(OpBuilder &b, Location loc, Value tensor) : root(tensor) {
+    if (tensor)
+      collect(b, loc, tensor);
+  }
+
+  explicit operator bool() const { return static_cast<bool>(root); }
+
+  /// The element at `indices`, as f32.
+  Value loadF32(OpBuilder &b, Location loc, ValueRange indices) const {
+    DenseMap<Value, Value> scalars;
+    for (auto [tensor, buffer] : leaves)
+      scalars[tensor] = load(b, loc, buffer, indices);
+    for (Operation *op : chain) {
+      SmallVector<Value> operands;
+      for (Value v : op->getOperands())
+        operands.push_back(scalars.lookup(v));
+      Type elem = getElementTypeOrSelf(op->getResult(0).getType());
+      Operation *scalar = b.create(loc, op->getName().getIdentifier(), operands,
+                                   elem, op->getAttrs());
+      scalars[op->getResult(0)] = scalar->getResult(0);
+    }
+    return convertScalar(b, loc, scalars.lookup(root), b.getF32Type());
+  }
+
+  /// A buffer of the operand's shape (for its sizes).
+  Value shape() const { return leaves.front().second; }
+
+  /// Erases the ops of the chain nothing reads any more.
+  void eraseUnread(IRRewriter &rw) {
+    for (Operation *op : llvm::reverse(chain))
+      if (op->use_empty())
+        rw.eraseOp(op);
+  }
+
+private:
+  static bool elementwiseOnTensors(Operation *op) {
+    if (!op || op->getNumResults() != 1 || op->getNumRegions() != 0 ||
+        !op->hasTrait<OpTrait::Elementwise>() || !isMemoryEffectFree(op) ||
+        !isa<arith::ArithDialect, math::MathDialect>(op->getDialect()))
+      return false;
+    auto type = dyn_cast<RankedTensorType>(op->getResult(0).getType());
+    return type && llvm::all_of(op->getOperandTypes(), [&](Type t) {
+             auto operand = dyn_cast<RankedTensorType>(t);
+             return operand && operand.getShape() == type.getShape();
+           });
+  }
+
+  void collect(OpBuilder &b, Location loc, Value v) {
+    Operation *def = v.getDefiningOp();
+    // The root only when the kernel is its sole reader; at most 8 ops.
+    if (elementwiseOnTensors(def) && chain.size() < 8 &&
+        (v != root || v.hasOneUse())) {
+      for (Value operand : def->getOperands())
+        collect(b, loc, operand);
+      if (!llvm::is_contained(chain, def))
+        chain.push_back(def);
+      return;
+    }
+    if (llvm::none_of(leaves, [&](auto &leaf) { return leaf.first == v; }))
+      leaves.emplace_back(v, lowering::readOnlyBuffer(b, loc, v));
+  }
+
+  Value root;
+  SmallVector<Operation *> chain;
+  SmallVector<std::pair<Value, Value>> leaves;
+};
+
 //===----------------------------------------------------------------------===//
 // jamba.selective_scan
 //===----------------------------------------------------------------------===//
@@ -261,12 +337,13 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   OpBuilder &b = rw;
   auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
   auto hType = cast<RankedTensorType>(op.getFinalState().getType());
-  Value u = buf(op.getU()), delta = buf(op.getDelta()), A = buf(op.getA()),
-        B = buf(op.getB()), C = buf(op.getC()), D = buf(op.getD()),
-        z = buf(op.getZ()), deltaBias = buf(op.getDeltaBias()),
-        init = buf(op.getInitState());
+  // A, or the elementwise ops computing it (-exp(A_log)) where it is read.
+  InlinedOperand A(b, loc, op.getA());
+  Value u = buf(op.getU()), delta = buf(op.getDelta()), B = buf(op.getB()),
+        C = buf(op.getC()), D = buf(op.getD()), z = buf(op.getZ()),
+        deltaBias = buf(op.getDeltaBias()), init = buf(op.getInitState());
   Value batch = dim(b, loc, u, 0), seq = dim(b, loc, u, 1),
-        channels = dim(b, loc, u, 2), dState = dim(b, loc, A, 1);
+        channels = dim(b, loc, u, 2), dState = dim(b, loc, A.shape(), 1);
   // y, in bf16 too when a cuBLAS GEMM reads it (NarrowedResult).
   NarrowedResult y(op.getResult());
   y.allocate(b, loc, {batch, seq, channels});
@@ -344,7 +421,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     auto rowOfA = [&](OpBuilder &nb, Location nl, Value c) {
       SmallVector<Value> a;
       for (int64_t n = 0; n < width; ++n)
-        a.push_back(loadF32(nb, nl, A, {c, indexConst(nb, nl, n)}));
+        a.push_back(A.loadF32(nb, nl, {c, indexConst(nb, nl, n)}));
       return a;
     };
     // init_state[b, c, :], or zeros.
@@ -475,6 +552,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     rw.replaceAllUsesWith(op.getFinalState(),
                           lowering::bufferResult(b, loc, hType, h));
     rw.eraseOp(op);
+    A.eraseUnread(rw);
     return success();
   }
 
@@ -498,7 +576,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                auto acc = loop(
                    tb, tl, zero, dState, {zeroF},
                    [&](OpBuilder &nb, Location nl, Value n, ValueRange args) {
-                     Value a = loadF32(nb, nl, A, {c, n});
+                     Value a = A.loadF32(nb, nl, {c, n});
                      Value decay =
                          math::ExpOp::create(nb, nl, mulF(nb, nl, d, a));
                      Value hn = load(nb, nl, h, {bi, c, n});
@@ -520,6 +598,7 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   rw.replaceAllUsesWith(op.getFinalState(),
                         lowering::bufferResult(b, loc, hType, h));
   rw.eraseOp(op);
+  A.eraseUnread(rw);
   return success();
 }
 

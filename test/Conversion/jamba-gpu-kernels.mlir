@@ -490,6 +490,46 @@ func.func @scan_and_conv_into_bf16(%x: tensor<?x?x4xf32>, %cw: tensor<4x3xf32>, 
   return %ub, %yb : tensor<?x?x4xbf16>, tensor<?x?x4xbf16>
 }
 
+// A = -exp(A_log) read only by the scan is evaluated where the scan reads
+// A (no tensor op left); read by something else too, it stays a tensor.
+
+// CHECK-LABEL: func.func @scan_of_computed_a
+// CHECK-NOT: math.exp %{{.+}} : tensor
+// CHECK: %[[L:.+]] = bufferization.to_buffer %arg2 read_only
+// CHECK: } {jamba.kernel = "selective_scan_chunks"}
+// CHECK: } {jamba.kernel = "selective_scan_carry"}
+// CHECK: scf.parallel
+// CHECK:   %[[W:.+]] = memref.load %[[L]]
+// CHECK:   %[[X:.+]] = arith.extf %[[W]] : bf16 to f32
+// CHECK:   %[[E:.+]] = math.exp %[[X]] : f32
+// CHECK:   arith.negf %[[E]] : f32
+// CHECK: } {jamba.kernel = "selective_scan"}
+// CHECK-LABEL: func.func @scan_of_shared_a
+// CHECK: %[[A:.+]] = arith.negf %{{.+}} : tensor<4x2xf32>
+// CHECK: bufferization.to_buffer %[[A]] read_only
+// CHECK: return {{.*}}%[[A]]
+func.func @scan_of_computed_a(%u: tensor<1x?x4xf32>, %delta: tensor<1x?x4xf32>, %alog: tensor<4x2xbf16>,
+                              %B: tensor<1x?x2xf32>, %C: tensor<1x?x2xf32>)
+    -> (tensor<1x?x4xf32>, tensor<1x4x2xf32>) {
+  %w = arith.extf %alog : tensor<4x2xbf16> to tensor<4x2xf32>
+  %e = math.exp %w : tensor<4x2xf32>
+  %A = arith.negf %e : tensor<4x2xf32>
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C
+      : (tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<4x2xf32>, tensor<1x?x2xf32>, tensor<1x?x2xf32>)
+      -> (tensor<1x?x4xf32>, tensor<1x4x2xf32>)
+  return %y, %h : tensor<1x?x4xf32>, tensor<1x4x2xf32>
+}
+func.func @scan_of_shared_a(%u: tensor<1x?x4xf32>, %delta: tensor<1x?x4xf32>, %alog: tensor<4x2xf32>,
+                            %B: tensor<1x?x2xf32>, %C: tensor<1x?x2xf32>)
+    -> (tensor<1x?x4xf32>, tensor<4x2xf32>) {
+  %e = math.exp %alog : tensor<4x2xf32>
+  %A = arith.negf %e : tensor<4x2xf32>
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C
+      : (tensor<1x?x4xf32>, tensor<1x?x4xf32>, tensor<4x2xf32>, tensor<1x?x2xf32>, tensor<1x?x2xf32>)
+      -> (tensor<1x?x4xf32>, tensor<1x4x2xf32>)
+  return %y, %A : tensor<1x?x4xf32>, tensor<4x2xf32>
+}
+
 // A norm of a residual add computes the add where it reads x for its
 // squares and writes x there; the add's later readers (the next residual
 // add, here returned) take that x, and the add is gone. Narrow: the row's

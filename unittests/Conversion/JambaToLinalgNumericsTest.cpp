@@ -1073,6 +1073,70 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, SelectiveScanOfAComputedA) {
+  // A = -exp(A_log) from a bf16 A_log, as imported Mamba layers compute it:
+  // jamba-gpu-kernels evaluates the elementwise ops where the scan reads
+  // A (every nest of the chunked form: 2 steps per chunk over 7 steps;
+  // one chunk; and a state width only known at run time), and no tensor
+  // op is left for them. Against the reference on the same A.
+  const char *ir = R"mlir(
+    func.func @f(%u: tensor<2x7x6xf32>, %delta: tensor<2x7x6xf32>, %alog: tensor<6x4xbf16>,
+                 %B: tensor<2x7x4xf32>, %C: tensor<2x7x4xf32>, %h0: tensor<2x6x4xf32>,
+                 %alogd: tensor<6x?xbf16>)
+        -> (tensor<2x7x6xf32>, tensor<2x6x4xf32>, tensor<2x7x6xf32>, tensor<2x6x?xf32>)
+        attributes {llvm.emit_c_interface} {
+      %w = arith.extf %alog : tensor<6x4xbf16> to tensor<6x4xf32>
+      %e = math.exp %w : tensor<6x4xf32>
+      %A = arith.negf %e : tensor<6x4xf32>
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C init_state(%h0) {delta_softplus}
+          : (tensor<2x7x6xf32>, tensor<2x7x6xf32>, tensor<6x4xf32>, tensor<2x7x4xf32>,
+             tensor<2x7x4xf32>, tensor<2x6x4xf32>) -> (tensor<2x7x6xf32>, tensor<2x6x4xf32>)
+      %wd = arith.extf %alogd : tensor<6x?xbf16> to tensor<6x?xf32>
+      %ed = math.exp %wd : tensor<6x?xf32>
+      %Ad = arith.negf %ed : tensor<6x?xf32>
+      %B2 = tensor.cast %B : tensor<2x7x4xf32> to tensor<2x7x?xf32>
+      %C2 = tensor.cast %C : tensor<2x7x4xf32> to tensor<2x7x?xf32>
+      %h2 = tensor.cast %h0 : tensor<2x6x4xf32> to tensor<2x6x?xf32>
+      %yd, %hd = jamba.selective_scan %u, %delta, %Ad, %B2, %C2 init_state(%h2) {delta_softplus}
+          : (tensor<2x7x6xf32>, tensor<2x7x6xf32>, tensor<6x?xf32>, tensor<2x7x?xf32>,
+             tensor<2x7x?xf32>, tensor<2x6x?xf32>) -> (tensor<2x7x6xf32>, tensor<2x6x?xf32>)
+      return %y, %h, %yd, %hd
+          : tensor<2x7x6xf32>, tensor<2x6x4xf32>, tensor<2x7x6xf32>, tensor<2x6x?xf32>
+    })mlir";
+  auto u = randomFloats(84, 170), delta = randomFloats(84, 171, -3.0f, 1.0f),
+       alogF = randomFloats(24, 172, -1.0f, 1.0f), B = randomFloats(56, 173),
+       C = randomFloats(56, 174), h0 = randomFloats(48, 175);
+  std::vector<uint16_t> alog;
+  std::vector<float> A;
+  for (float v : alogF) {
+    alog.push_back(toBF16(v));
+    A.push_back(-std::exp(fromBF16(alog.back())));
+  }
+  Tensor<float> ru = toRef(u, {2, 7, 6}), rd = toRef(delta, {2, 7, 6}),
+                rA = toRef(A, {6, 4}), rB = toRef(B, {2, 7, 4}),
+                rC = toRef(C, {2, 7, 4}), rh0 = toRef(h0, {2, 6, 4});
+  ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+  ops.initState = &rh0;
+  ops.deltaSoftplus = true;
+  auto [y, h] = ref::selectiveScan(ops);
+  for (int64_t chunkSteps : {2, 64}) {
+    SCOPED_TRACE(::testing::Message() << chunkSteps << " steps per chunk");
+    mlir::jamba::CPULowerPipelineOptions options;
+    options.gpuKernels = true;
+    options.scanChunkSteps = chunkSteps;
+    Kernel k(ir, options);
+    ASSERT_EQ(k.error, "");
+    auto out = k.run({buf(u, {2, 7, 6}), buf(delta, {2, 7, 6}),
+                      buf(alog, {6, 4}), buf(B, {2, 7, 4}), buf(C, {2, 7, 4}),
+                      buf(h0, {2, 6, 4}), buf(alog, {6, 4})},
+                     {3, 3, 3, 3});
+    expectClose(out[0], y, "selective_scan of -exp(A_log), output");
+    expectClose(out[1], h, "selective_scan of -exp(A_log), final state");
+    expectClose(out[2], y, "dynamic width, output");
+    expectClose(out[3], h, "dynamic width, final state");
+  }
+}
+
 TEST_P(SequenceKernels, MambaStatesCarryOverDynamicLengths) {
   // The Mamba primitives as the decomposed model uses them: a dynamic
   // sequence length, x and z slices of one in_proj output, the conv state
