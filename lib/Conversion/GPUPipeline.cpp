@@ -139,12 +139,17 @@ bool insideParallelOrKernel(Operation *op) {
 }
 
 /// The buffer `memref` is a view of: through view-like ops to an
-/// allocation or an argument of the function; null when it is neither.
+/// allocation or a memref argument of the function; null when it is
+/// neither. Arguments count as distinct buffers: the compiler's stage
+/// functions write only their states (each its own allocation) and their
+/// outputs (arena regions the memory plan keeps apart from every value
+/// live at the same time), and the weights they read are never written.
 Value rootBuffer(Value memref) {
   while (true) {
     if (auto arg = dyn_cast<BlockArgument>(memref)) {
       Operation *owner = arg.getOwner()->getParentOp();
-      if (isa<FunctionOpInterface>(owner) && arg.getOwner()->isEntryBlock())
+      if (isa<FunctionOpInterface>(owner) && arg.getOwner()->isEntryBlock() &&
+          isa<BaseMemRefType>(arg.getType()))
         return memref;
       return Value();
     }

@@ -154,7 +154,11 @@ Type conversionTarget(Operation *user, Value value) {
     return Type();
   auto trunc = dyn_cast<arith::TruncFOp>(body.front());
   auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  if (!trunc || trunc.getIn() != body.getArgument(0) ||
+  // (Only the default rounding: the kernels' stores round to nearest even.)
+  if (!trunc || trunc.getRoundingmodeAttr() ||
+      (trunc.getFastmathAttr() &&
+       trunc.getFastmath() != arith::FastMathFlags::none) ||
+      trunc.getIn() != body.getArgument(0) ||
       yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
     return Type();
   return trunc.getType();
@@ -1304,7 +1308,8 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
   // into tiles of kGroupRows rows of one expert; one iteration per (tile,
   // n) reads each weight w[e, n, k] once for the tile's rows (the lane form
   // re-reads it per row), consecutive threads sharing the tile's inputs;
-  // under the lane form's alignment test, 16 bytes of weights per load.
+  // under the lane form's alignment test, kGroupedWeightVectorBytes of
+  // weights per load.
   auto when = [&](Value v) -> Value {
     return arith::SelectOp::create(b, loc, grouped, v, zero);
   };

@@ -30,6 +30,41 @@ func.func @independent(%in: memref<?x2xf32>, %a: memref<?xf32>) -> memref<?xf32>
   return %b : memref<?xf32>
 }
 
+// Loops that write views of two different buffers and read a third's
+// (the Mamba dt/B/C norms: slices of x_proj's output), with a vector store
+// and a buffer of their own per iteration: independent, merged.
+
+// CHECK-LABEL: func.func @through_views
+// CHECK: scf.parallel
+// CHECK:   memref.alloca
+// CHECK:   vector.store
+// CHECK:   memref.store
+// CHECK-NOT: scf.parallel
+func.func @through_views(%n: index, %in: memref<?x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %f = arith.constant 1.0 : f32
+  %a = memref.alloc(%n) : memref<?x8xf32>
+  %va = memref.subview %a[0, 0] [%n, 4] [1, 1] : memref<?x8xf32> to memref<?x4xf32, strided<[8, 1]>>
+  %vi = memref.subview %in[0, 0] [%n, 4] [1, 1] : memref<?x8xf32> to memref<?x4xf32, strided<[8, 1]>>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %t = memref.alloca() : memref<4xf32>
+    %x = vector.load %vi[%i, %c0] : memref<?x4xf32, strided<[8, 1]>>, vector<4xf32>
+    vector.store %x, %t[%c0] : memref<4xf32>, vector<4xf32>
+    vector.store %x, %va[%i, %c0] : memref<?x4xf32, strided<[8, 1]>>, vector<4xf32>
+  }
+  %b = memref.alloc(%n) : memref<?x8xf32>
+  %vb = memref.subview %b[0, 4] [%n, 4] [1, 1] : memref<?x8xf32> to memref<?x4xf32, strided<[8, 1], offset: 4>>
+  %vj = memref.subview %in[0, 4] [%n, 4] [1, 1] : memref<?x8xf32> to memref<?x4xf32, strided<[8, 1], offset: 4>>
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %y = memref.load %vj[%i, %c1] : memref<?x4xf32, strided<[8, 1], offset: 4>>
+    memref.store %y, %vb[%i, %c0] : memref<?x4xf32, strided<[8, 1], offset: 4>>
+  }
+  memref.dealloc %a : memref<?x8xf32>
+  memref.dealloc %b : memref<?x8xf32>
+  return
+}
+
 // -----
 
 // Loops with different names: the fused one is named after both. Three in

@@ -443,6 +443,30 @@ func.func @rms_norm_also_read_in_f32(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
   return %y, %b : tensor<?x64xf32>, tensor<?x64xbf16>
 }
 
+// A conversion with its own rounding mode is not the kernels' store: it
+// stays, and the norm writes f32 only.
+
+// CHECK-LABEL: func.func @rms_norm_read_with_other_rounding
+// CHECK: memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK-NOT: memref<?x64xbf16>
+// CHECK: linalg.generic
+// CHECK:   arith.truncf %{{.+}} to_nearest_away : f32 to bf16
+func.func @rms_norm_read_with_other_rounding(%x: tensor<?x64xf32>, %w: tensor<64xf32>)
+    -> tensor<?x64xbf16> {
+  %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x64xf32>, tensor<64xf32>
+  %c0 = arith.constant 0 : index
+  %d = tensor.dim %y, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%d) : tensor<?x64xbf16>
+  %b = linalg.generic {indexing_maps = [affine_map<(a, c) -> (a, c)>, affine_map<(a, c) -> (a, c)>],
+                       iterator_types = ["parallel", "parallel"]}
+      ins(%y : tensor<?x64xf32>) outs(%e : tensor<?x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in to_nearest_away : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<?x64xbf16>
+  return %b : tensor<?x64xbf16>
+}
+
 // The scan and the conv write a bf16 copy of y for its conversion (a cuBLAS
 // GEMM's input); the scan's y has no other reader (no f32 buffer), the
 // conv's is the scan's input too (both).
@@ -540,17 +564,19 @@ func.func @scan_of_shared_a(%u: tensor<1x?x4xf32>, %delta: tensor<1x?x4xf32>, %a
 // CHECK-NOT: arith.addf %{{.+}} : tensor
 // CHECK-DAG: %[[AB:.+]] = bufferization.to_buffer %[[A]]
 // CHECK-DAG: %[[RB:.+]] = bufferization.to_buffer %[[R]]
-// CHECK: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
+// CHECK-NEXT: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x64xf32>
 // CHECK: scf.parallel
 // CHECK:   scf.for
-// CHECK:     %[[AV:.+]] = memref.load %[[AB]]
-// CHECK:     %[[RV:.+]] = memref.load %[[RB]]
+// CHECK:     %[[AV:.+]] = memref.load %[[AB]][
+// CHECK:     %[[RV:.+]] = memref.load %[[RB]][
 // CHECK:     %[[S:.+]] = arith.addf %[[AV]], %[[RV]] : f32
-// CHECK:     memref.store %[[S]], %[[X]]
+// CHECK:     memref.store %[[S]], %[[X]][
 // CHECK:     arith.mulf %[[S]], %[[S]]
 // CHECK:   scf.for
-// CHECK:     memref.load %[[X]]
-// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]]
+// CHECK:     memref.load %[[X]][
+// CHECK:     memref.store %{{.+}}, %[[Y]][
+// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]] 
 // CHECK: %[[NEXT:.+]] = arith.addf %[[STREAM]], %{{.+}} : tensor<?x64xf32>
 // CHECK: return %{{.+}}, %[[NEXT]]
 func.func @rms_norm_of_residual_add(%a: tensor<?x64xf32>, %r: tensor<?x64xf32>, %w: tensor<64xf32>,
@@ -563,18 +589,20 @@ func.func @rms_norm_of_residual_add(%a: tensor<?x64xf32>, %r: tensor<?x64xf32>, 
 
 // CHECK-LABEL: func.func @rms_norm_wide_of_residual_add
 // CHECK-NOT: arith.addf %{{.+}} : tensor
-// CHECK: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
+// CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
+// CHECK-NEXT: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
 // CHECK: scf.parallel
 // CHECK:   scf.for
 // CHECK:     %[[S:.+]] = arith.addf %{{.+}}, %{{.+}} : f32
-// CHECK:     memref.store %[[S]], %[[X]]
+// CHECK:     memref.store %[[S]], %[[X]][
 // CHECK: } {jamba.kernel = "rms_norm_squares"}
 // CHECK: scf.parallel
 // CHECK: } {jamba.kernel = "rms_norm_inverse"}
 // CHECK: scf.parallel
-// CHECK:   memref.load %[[X]]
+// CHECK:   memref.load %[[X]][
+// CHECK:   memref.store %{{.+}}, %[[Y]][
 // CHECK: } {jamba.kernel = "rms_norm_scale"}
-// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]]
+// CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]] 
 // CHECK: return %{{.+}}, %[[STREAM]]
 func.func @rms_norm_wide_of_residual_add(%a: tensor<?x512xf32>, %r: tensor<?x512xf32>, %w: tensor<512xf32>)
     -> (tensor<?x512xf32>, tensor<?x512xf32>) {

@@ -316,8 +316,10 @@ def JambaGpuFuseLoopsPass : Pass<"jamba-gpu-fuse-loops", "func::FuncOp"> {
     and steps, no reductions and no nested parallel loop, become one loop
     whose iteration runs the first body and then the second, when neither
     touches a buffer the other writes. Buffers are compared by their root
-    (through view-like ops to an allocation or a function argument; the
-    entry ABI passes distinct buffers as distinct arguments); a loop with
+    (through view-like ops to an allocation or a memref argument of the
+    function; the compiler's stage functions write only their states, each
+    its own allocation, and their outputs, arena regions the memory plan
+    keeps apart from every value live at the same time); a loop with
     an effect on anything else, or with an op of unknown effects, is left
     alone. With no buffer shared, the order of the iterations cannot
     matter. The fused loop is named after both (`a_and_b`, or `a` when
