@@ -158,8 +158,8 @@ Type conversionTarget(Operation *user, Value value) {
   if (!trunc || trunc.getRoundingmodeAttr() ||
       (trunc.getFastmathAttr() &&
        trunc.getFastmath() != arith::FastMathFlags::none) ||
-      trunc.getIn() != body.getArgument(0) ||
-      yield.getValues().size() != 1 || yield.getValues()[0] != trunc)
+      trunc.getIn() != body.getArgument(0) || yield.getValues().size() != 1 ||
+      yield.getValues()[0] != trunc)
     return Type();
   return trunc.getType();
 }
