@@ -3,13 +3,21 @@
 # architecture, e.g. the output of `jamba-compile --target cuda:sm_90
 # --dump-ptx DIR`. Prints one line per architecture and exits non-zero
 # (naming the module and ptxas's message) at the first module ptxas refuses.
+# With --no-spills, a kernel that spills registers to local memory (ptxas
+# -v reports spill stores or loads) fails the check too, named with its
+# figures; the line then also gives the most registers a kernel uses.
 #
-#   scripts/ptxas-check.sh PTX_DIR sm_80 [sm_90 ...]
+#   scripts/ptxas-check.sh [--no-spills] PTX_DIR sm_80 [sm_90 ...]
 #
 # ptxas: $PTXAS, else ptxas on PATH, else /usr/local/cuda/bin/ptxas.
 set -euo pipefail
+spills=0
+if [ "${1:-}" = --no-spills ]; then
+  spills=1
+  shift
+fi
 if [ $# -lt 2 ]; then
-  echo "usage: $0 PTX_DIR ARCH [ARCH ...]" >&2
+  echo "usage: $0 [--no-spills] PTX_DIR ARCH [ARCH ...]" >&2
   exit 2
 fi
 dir=$1
@@ -26,12 +34,43 @@ if [ ${#modules[@]} -eq 0 ]; then
   exit 1
 fi
 for arch in "$@"; do
+  most=0
   for ptx in "${modules[@]}"; do
-    if ! message=$("$ptxas" -arch="$arch" "$ptx" -o /dev/null 2>&1); then
+    flags=()
+    [ $spills -eq 1 ] && flags=(-v)
+    if ! message=$("$ptxas" -arch="$arch" "${flags[@]}" "$ptx" -o /dev/null 2>&1); then
       echo "ptxas-check: $arch: ptxas refused $ptx:" >&2
       echo "$message" >&2
       exit 1
     fi
+    [ $spills -eq 1 ] || continue
+    # ptxas -v: "Compiling entry function 'K' ...", then "N bytes stack
+    # frame, S bytes spill stores, L bytes spill loads", then "Used R
+    # registers".
+    report=$(echo "$message" | awk -v ptx="$ptx" '
+      /Compiling entry function/ { match($0, /'"'"'[^'"'"']+'"'"'/);
+                                   kernel = substr($0, RSTART + 1, RLENGTH - 2) }
+      /spill stores/ { for (i = 1; i <= NF; ++i) {
+                         if ($(i + 1) == "bytes" && $(i + 2) == "spill" &&
+                             $(i + 3) ~ /^stores/) stores = $i;
+                         if ($(i + 1) == "bytes" && $(i + 2) == "spill" &&
+                             $(i + 3) ~ /^loads/) loads = $i }
+                       if (stores + 0 > 0 || loads + 0 > 0)
+                         printf "spill %s %s: %s bytes spill stores, %s bytes spill loads\n",
+                                ptx, kernel, stores, loads }
+      /Used [0-9]+ registers/ { for (i = 1; i <= NF; ++i)
+                                  if ($i == "Used") print "regs", $(i + 1) }')
+    if echo "$report" | grep -q '^spill '; then
+      echo "ptxas-check: $arch: a kernel spills registers:" >&2
+      echo "$report" | sed -n 's/^spill /  /p' >&2
+      exit 1
+    fi
+    regs=$(echo "$report" | awk '$1 == "regs" && $2 > m { m = $2 } END { print m + 0 }')
+    [ "$regs" -gt "$most" ] && most=$regs
   done
-  echo "ptxas-check: $arch: ${#modules[@]} modules assembled"
+  if [ $spills -eq 1 ]; then
+    echo "ptxas-check: $arch: ${#modules[@]} modules assembled, no spills, at most $most registers"
+  else
+    echo "ptxas-check: $arch: ${#modules[@]} modules assembled"
+  fi
 done
