@@ -352,6 +352,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   NarrowedResult y(op.getResult());
   y.allocate(b, loc, {batch, seq, channels});
   Value h = lowering::allocBuffer(b, loc, hType, {batch, channels, dState});
+  // Safe over init: see nest 3 (and the dynamic form's one thread per row).
+  h.getDefiningOp()->setAttr(kStateOverOldAttr, b.getUnitAttr());
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();
   Value zeroF = floatConst(b, loc, f32, 0.0);
@@ -398,6 +400,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     // With one chunk the first two nests have no iterations (no launch).
     Value several =
         arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, chunks, one);
+    Value single =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, chunks, one);
     auto ifSeveral = [&](Value v) -> Value {
       return arith::SelectOp::create(b, loc, several, v, zero);
     };
@@ -476,13 +480,18 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           memref::StoreOp::create(pb, l, steps.getResult(width), sums,
                                   ValueRange{bi, k, c});
         });
-    // 2. The chunks' initial states, carried in f32 from the initial state:
-    //    h <- exp(A sum_k) h + (chunk k from zero).
+    // 2. The chunks' initial states, carried in f32 from the initial state
+    //    (chunk 0's too): h <- exp(A sum_k) h + (chunk k from zero).
     parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
                SmallVector<Value> a = rowOfA(pb, l, c);
-               loop(pb, l, zero, feeding, initialState(pb, l, bi, c),
+               SmallVector<Value> h0 = initialState(pb, l, bi, c);
+               for (int64_t n = 0; n < width; ++n)
+                 memref::StoreOp::create(
+                     pb, l, h0[n], starts,
+                     ValueRange{bi, zero, c, indexConst(pb, l, n)});
+               loop(pb, l, zero, feeding, h0,
                     [&](OpBuilder &kb, Location kl, Value k, ValueRange state) {
                       Value sum = load(kb, kl, sums, {bi, k, c});
                       Value next = addI(kb, kl, k, indexConst(kb, kl, 1));
@@ -500,8 +509,12 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                       return out;
                     });
              });
-    // 3. Every chunk from its initial state (chunk 0: the op's), writing
-    //    y; the last one also writes the final state.
+    // 3. Every chunk from its initial state, writing y; the last one also
+    //    writes the final state. With several chunks every chunk starts
+    //    from nest 2's copy, so that no thread here reads the op's initial
+    //    state while the last chunk writes the final one (the same buffer
+    //    when jamba-states-in-place updates it in place); with one chunk
+    //    the only thread reads its row before it writes it.
     parallel(
         b, loc, "selective_scan", {batch, channels, chunks},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
@@ -509,10 +522,8 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           auto [first, end] = range(pb, l, k);
           SmallVector<Value> a = rowOfA(pb, l, c);
           SmallVector<Type> types(width, f32);
-          Value isFirst =
-              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq, k, zero);
           auto startIf =
-              scf::IfOp::create(pb, l, types, isFirst, /*withElseRegion=*/true);
+              scf::IfOp::create(pb, l, types, single, /*withElseRegion=*/true);
           {
             OpBuilder::InsertionGuard guard(pb);
             pb.setInsertionPointToStart(startIf.thenBlock());
@@ -631,6 +642,10 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
   y.allocate(b, loc, {batch, seq, channels});
   Value newState =
       lowering::allocBuffer(b, loc, sType, {batch, channels, past});
+  // Safe over the old state: thread (b, c) alone touches row (b, c); it
+  // reads the old row for y first, then writes position j after reading
+  // position seq + j > j.
+  newState.getDefiningOp()->setAttr(kStateOverOldAttr, b.getUnitAttr());
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();
 

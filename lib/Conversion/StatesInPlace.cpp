@@ -6,9 +6,12 @@
 // dropped from the function, and when bufferization did not already write
 // the state in place (the KV caches usually are; the SSM state comes out of
 // its kernel in a fresh buffer) a `linalg.copy` into the argument is added
-// before the return. Without this, the deallocation pipeline clones every
-// returned argument (a public function does not own its arguments): a copy
-// of the whole KV cache on every decode step.
+// before the return, unless the kernels that wrote it may write over the
+// old state (kStateOverOldAttr: the GPU kernels of the scan and the conv)
+// and nothing after them touches the argument: they then write into it. Without
+// this, the deallocation pipeline clones every returned argument (a public
+// function does not own its arguments): a copy of the whole KV cache on every
+// decode step.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +20,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/BitVector.h"
 
 namespace mlir::jamba {
@@ -34,6 +38,47 @@ Value stripCasts(Value v) {
   while (auto cast = v.getDefiningOp<memref::CastOp>())
     v = cast.getSource();
   return v;
+}
+
+/// Every op that reads or writes `buffer` directly or through views and
+/// casts, as its ancestor in `block`.
+SmallVector<Operation *> accessesIn(Block &block, Value buffer) {
+  SmallVector<Operation *> result;
+  SmallVector<Value> work{buffer};
+  while (!work.empty()) {
+    Value v = work.pop_back_val();
+    for (Operation *user : v.getUsers()) {
+      auto view = dyn_cast<ViewLikeOpInterface>(user);
+      if (view && view.getViewSource() == v) {
+        work.push_back(user->getResult(0));
+        continue;
+      }
+      if (Operation *top = block.findAncestorOpInBlock(*user))
+        result.push_back(top);
+    }
+  }
+  return result;
+}
+
+/// Whether the kernels writing `fresh` (a buffer marked kStateOverOldAttr)
+/// may write into the state argument `arg` instead: the same type, and no
+/// op after the last one that touches `fresh` touches `arg` (the kernels'
+/// own reads of the old state are safe by the mark; a later reader would
+/// see the new state).
+bool mayWriteOver(memref::AllocOp fresh, Value arg, func::ReturnOp ret) {
+  if (!fresh->hasAttr(kStateOverOldAttr) || fresh.getType() != arg.getType())
+    return false;
+  Block &body = *ret->getBlock();
+  Operation *lastWriter = nullptr;
+  for (Operation *op : accessesIn(body, fresh.getResult()))
+    if (op != ret.getOperation() && !isa<memref::DeallocOp>(op) &&
+        (!lastWriter || lastWriter->isBeforeInBlock(op)))
+      lastWriter = op;
+  if (!lastWriter)
+    return false;
+  return llvm::all_of(accessesIn(body, arg), [&](Operation *op) {
+    return op == lastWriter || op->isBeforeInBlock(lastWriter);
+  });
 }
 
 struct JambaStatesInPlacePass
@@ -75,7 +120,12 @@ struct JambaStatesInPlacePass
                          << "' is not a buffer (run after bufferization)";
         return signalPassFailure();
       }
-      if (stripCasts(result) != arg) {
+      auto fresh = stripCasts(result).getDefiningOp<memref::AllocOp>();
+      if (fresh && mayWriteOver(fresh, arg, ret)) {
+        // The kernels write the new state over the old one.
+        fresh.getResult().replaceAllUsesWith(arg);
+        fresh.erase();
+      } else if (stripCasts(result) != arg) {
         OpBuilder b(ret);
         linalg::CopyOp::create(b, ret.getLoc(), result, arg);
       }

@@ -18,7 +18,7 @@
 // CHECK-SAME: (%[[U:[^:]+]]: tensor<2x?x8xf32>
 // CHECK: %[[UB:.+]] = bufferization.to_buffer %[[U]] read_only
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
-// CHECK: %[[H:.+]] = memref.alloc() : memref<2x8x4xf32>
+// CHECK: %[[H:.+]] = memref.alloc() {jamba.state_over_old} : memref<2x8x4xf32>
 // CHECK: arith.ceildivui %c131072{{.*}}, %{{.+}}
 // CHECK: arith.divui %{{.+}}, %c64
 // CHECK: arith.minui
@@ -74,7 +74,7 @@ func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4
 
 // CHECK-LABEL: func.func @scan_dynamic_width
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<2x?x8xf32>
-// CHECK: %[[H:.+]] = memref.alloc(%{{.+}}) : memref<2x8x?xf32>
+// CHECK: %[[H:.+]] = memref.alloc(%{{.+}}) {jamba.state_over_old} : memref<2x8x?xf32>
 // CHECK: scf.parallel (%[[B:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}})
 // CHECK:   scf.for
 // CHECK:     memref.store %{{.+}}, %[[H]][%[[B]], %[[C]], %{{.+}}]
@@ -103,7 +103,7 @@ func.func @scan_dynamic_width(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>,
 
 // CHECK-LABEL: func.func @conv
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<1x?x16xbf16>
-// CHECK: %[[S:.+]] = memref.alloc() : memref<1x16x3xbf16>
+// CHECK: %[[S:.+]] = memref.alloc() {jamba.state_over_old} : memref<1x16x3xbf16>
 // CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
 // CHECK:   scf.for
 // CHECK:     scf.for {{.+}} iter_args

@@ -42,3 +42,58 @@ func.func @no_argument(%x: memref<2xf32>) -> (memref<2xf32> {jamba.state = "laye
 func.func @tensors(%s: tensor<2xf32> {jamba.state = "layers.0.ssm_state"}) -> (tensor<2xf32> {jamba.state = "layers.0.ssm_state"}) {
   return %s : tensor<2xf32>
 }
+
+// -----
+
+// A new state in a buffer its kernel may write over the old state
+// (jamba.state_over_old, from jamba-gpu-kernels' scan and conv), with no
+// reader of the old state after that kernel: the kernel writes into the
+// argument, and there is neither a buffer nor a copy.
+
+// CHECK-LABEL: func.func @over_old
+// CHECK-SAME:    (%[[SS:.+]]: memref<2x4xf32> {jamba.state = "layers.0.ssm_state"})
+// CHECK-NOT:     memref.alloc
+// CHECK:         scf.parallel
+// CHECK:           memref.load %[[SS]]
+// CHECK:           memref.store %{{.+}}, %[[SS]]
+// CHECK-NOT:     linalg.copy
+// CHECK:         return{{$}}
+func.func @over_old(%ss: memref<2x4xf32> {jamba.state = "layers.0.ssm_state"})
+    -> (memref<2x4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %new = memref.alloc() {jamba.state_over_old} : memref<2x4xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c2, %c4) step (%c1, %c1) {
+    %v = memref.load %ss[%i, %j] : memref<2x4xf32>
+    %w = arith.addf %v, %v : f32
+    memref.store %w, %new[%i, %j] : memref<2x4xf32>
+  }
+  return %new : memref<2x4xf32>
+}
+
+// -----
+
+// The old state read after the kernel that writes the new one (here by a
+// copy into another output): it must survive, so the new state is copied.
+
+// CHECK-LABEL: func.func @old_read_later
+// CHECK:         %[[NEW:.+]] = memref.alloc() {jamba.state_over_old}
+// CHECK:         memref.copy
+// CHECK:         linalg.copy ins(%[[NEW]] : memref<2x4xf32>)
+func.func @old_read_later(%ss: memref<2x4xf32> {jamba.state = "layers.0.ssm_state"},
+                          %out: memref<2x4xf32>)
+    -> (memref<2x4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %new = memref.alloc() {jamba.state_over_old} : memref<2x4xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c2, %c4) step (%c1, %c1) {
+    %v = memref.load %ss[%i, %j] : memref<2x4xf32>
+    memref.store %v, %new[%i, %j] : memref<2x4xf32>
+  }
+  memref.copy %ss, %out : memref<2x4xf32> to memref<2x4xf32>
+  return %new : memref<2x4xf32>
+}

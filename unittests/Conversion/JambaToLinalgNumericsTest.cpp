@@ -1137,6 +1137,65 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanOfAComputedA) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, MambaStatesUpdatedInPlace) {
+  // jamba-states-in-place with the GPU kernels' form: the conv and the scan
+  // write their new states over the old ones in the state arguments (no
+  // copy), which is only right if every thread reads its row of the old
+  // state before any thread writes it. 7 steps in chunks of 2 (the scan's
+  // last chunk writes the final state while other chunks run) and in one
+  // chunk, from random states, against the reference.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<2x7x6xf32>, %w: tensor<6x4xf32>,
+                 %cs: tensor<2x6x3xf32> {jamba.state = "layers.0.conv_state"},
+                 %delta: tensor<2x7x6xf32>, %A: tensor<6x4xf32>, %B: tensor<2x7x4xf32>,
+                 %C: tensor<2x7x4xf32>,
+                 %h0: tensor<2x6x4xf32> {jamba.state = "layers.0.ssm_state"})
+        -> (tensor<2x7x6xf32>, tensor<2x6x3xf32> {jamba.state = "layers.0.conv_state"},
+            tensor<2x6x4xf32> {jamba.state = "layers.0.ssm_state"})
+        attributes {llvm.emit_c_interface} {
+      %u, %s = jamba.causal_conv1d %x, %w state(%cs) {silu}
+          : (tensor<2x7x6xf32>, tensor<6x4xf32>, tensor<2x6x3xf32>)
+          -> (tensor<2x7x6xf32>, tensor<2x6x3xf32>)
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C init_state(%h0) {delta_softplus}
+          : (tensor<2x7x6xf32>, tensor<2x7x6xf32>, tensor<6x4xf32>, tensor<2x7x4xf32>,
+             tensor<2x7x4xf32>, tensor<2x6x4xf32>) -> (tensor<2x7x6xf32>, tensor<2x6x4xf32>)
+      return %y, %s, %h : tensor<2x7x6xf32>, tensor<2x6x3xf32>, tensor<2x6x4xf32>
+    })mlir";
+  const auto x = randomFloats(84, 180), w = randomFloats(24, 181),
+             cs = randomFloats(36, 182),
+             delta = randomFloats(84, 183, -3.0f, 1.0f),
+             A = randomFloats(24, 184, -2.0f, -0.1f), B = randomFloats(56, 185),
+             C = randomFloats(56, 186), h0 = randomFloats(48, 187);
+  auto [u, s1] = ref::causalConv1d(toRef(x, {2, 7, 6}), toRef(w, {6, 4}),
+                                   static_cast<const Tensor<float> *>(nullptr),
+                                   toRef(cs, {2, 6, 3}), true);
+  Tensor<float> rd = toRef(delta, {2, 7, 6}), rA = toRef(A, {6, 4}),
+                rB = toRef(B, {2, 7, 4}), rC = toRef(C, {2, 7, 4}),
+                rh0 = toRef(h0, {2, 6, 4});
+  ref::ScanOperands<float> ops{&u, &rd, &rA, &rB, &rC};
+  ops.initState = &rh0;
+  ops.deltaSoftplus = true;
+  auto [y, h] = ref::selectiveScan(ops);
+  for (int64_t chunkSteps : {2, 64}) {
+    SCOPED_TRACE(::testing::Message() << chunkSteps << " steps per chunk");
+    mlir::jamba::CPULowerPipelineOptions options;
+    options.gpuKernels = true;
+    options.statesInPlace = true;
+    options.scanChunkSteps = chunkSteps;
+    Kernel k(ir, options);
+    ASSERT_EQ(k.error, "");
+    // Fresh copies: the call updates the states in them.
+    auto xs = x, ws = w, css = cs, ds = delta, As = A, Bs = B, Cs = C, hs = h0;
+    auto out = k.run({buf(xs, {2, 7, 6}), buf(ws, {6, 4}), buf(css, {2, 6, 3}),
+                      buf(ds, {2, 7, 6}), buf(As, {6, 4}), buf(Bs, {2, 7, 4}),
+                      buf(Cs, {2, 7, 4}), buf(hs, {2, 6, 4})},
+                     {3});
+    expectClose(out[0], y, "output");
+    expectClose(buf(css, {2, 6, 3}), s1, "conv state, updated in place");
+    expectClose(buf(hs, {2, 6, 4}), h, "ssm state, updated in place");
+  }
+}
+
 TEST_P(SequenceKernels, MambaStatesCarryOverDynamicLengths) {
   // The Mamba primitives as the decomposed model uses them: a dynamic
   // sequence length, x and z slices of one in_proj output, the conv state

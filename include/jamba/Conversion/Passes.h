@@ -25,6 +25,14 @@ namespace mlir::jamba {
 constexpr llvm::StringLiteral kKernelNameAttr = "jamba.kernel";
 constexpr llvm::StringLiteral kKernelNamesAttr = "jamba.kernel_names";
 
+/// On the buffer a GPU kernel writes an op's new state into (selective_scan,
+/// causal_conv1d): the kernels stay correct when it is the buffer they read
+/// the old state from (each thread reads its row of the old state before it
+/// writes that row of the new one, and no thread reads a row another
+/// writes). jamba-states-in-place then writes the state in place instead of
+/// copying it back.
+constexpr llvm::StringLiteral kStateOverOldAttr = "jamba.state_over_old";
+
 #define GEN_PASS_DECL
 #include "jamba/Conversion/Passes.h.inc"
 

@@ -380,7 +380,12 @@ def JambaStatesInPlacePass
     the result is removed from the function, and unless the returned buffer
     already is the argument (bufferization wrote the state in place, as it
     does for the KV caches), a `linalg.copy` of it into the argument is
-    inserted before the return. The entry point then updates its state
+    inserted before the return. A returned buffer marked
+    `jamba.state_over_old` (jamba-gpu-kernels' scan and conv, whose threads
+    each read their row of the old state before any thread writes it)
+    becomes the argument itself when nothing after the last op writing it
+    touches the argument: the kernels update the state in place, with
+    neither a buffer nor a copy. The entry point then updates its state
     buffers instead of returning new ones, and the deallocation pipeline no
     longer clones returned arguments (a copy of every KV cache per call).
     `jamba-compile` uses it; the packed wrapper knows these outputs are
