@@ -247,9 +247,15 @@ private:
 /// Mamba layer's decode step launched a kernel over all of A_log for it.
 class InlinedOperand {
 public:
-  InlinedOperand(OpBuilder &b, Location loc, Value tensor) : root(tensor) {
-    if (tensor)
+  /// With `inline` false, `tensor` is read as it is.
+  InlinedOperand(OpBuilder &b, Location loc, Value tensor, bool inlineOps)
+      : root(tensor) {
+    if (!tensor)
+      return;
+    if (inlineOps)
       collect(b, loc, tensor);
+    else
+      leaves.emplace_back(tensor, lowering::readOnlyBuffer(b, loc, tensor));
   }
 
   explicit operator bool() const { return static_cast<bool>(root); }
@@ -296,20 +302,25 @@ private:
 
   void collect(OpBuilder &b, Location loc, Value v) {
     Operation *def = v.getDefiningOp();
-    // The root only when the kernel is its sole reader; at most 8 ops.
-    if (elementwiseOnTensors(def) && chain.size() < 8 &&
+    if (def && llvm::is_contained(chain, def))
+      return;
+    // The root only when the kernel is its sole reader; at most
+    // kMaxInlinedOps ops (counted as they are entered).
+    if (elementwiseOnTensors(def) && entered < kMaxInlinedOps &&
         (v != root || v.hasOneUse())) {
+      ++entered;
       for (Value operand : def->getOperands())
         collect(b, loc, operand);
-      if (!llvm::is_contained(chain, def))
-        chain.push_back(def);
+      chain.push_back(def);
       return;
     }
     if (llvm::none_of(leaves, [&](auto &leaf) { return leaf.first == v; }))
       leaves.emplace_back(v, lowering::readOnlyBuffer(b, loc, v));
   }
 
+  static constexpr int64_t kMaxInlinedOps = 8;
   Value root;
+  int64_t entered = 0;
   SmallVector<Operation *> chain;
   SmallVector<std::pair<Value, Value>> leaves;
 };
@@ -341,8 +352,14 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   OpBuilder &b = rw;
   auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
   auto hType = cast<RankedTensorType>(op.getFinalState().getType());
-  // A, or the elementwise ops computing it (-exp(A_log)) where it is read.
-  InlinedOperand A(b, loc, op.getA());
+  // A, or the elementwise ops computing it (-exp(A_log)) where it is read
+  // (in the register form, which reads it once per thread; the dynamic
+  // form reads it at every step).
+  const int64_t stateWidth =
+      cast<RankedTensorType>(op.getFinalState().getType()).getDimSize(2);
+  InlinedOperand A(b, loc, op.getA(),
+                   !ShapedType::isDynamic(stateWidth) &&
+                       stateWidth <= kMaxRegisterState);
   Value u = buf(op.getU()), delta = buf(op.getDelta()), B = buf(op.getB()),
         C = buf(op.getC()), D = buf(op.getD()), z = buf(op.getZ()),
         deltaBias = buf(op.getDeltaBias()), init = buf(op.getInitState());
@@ -644,7 +661,7 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
       lowering::allocBuffer(b, loc, sType, {batch, channels, past});
   // Safe over the old state: thread (b, c) alone touches row (b, c); it
   // reads the old row for y first, then writes position j after reading
-  // position seq + j > j.
+  // position seq + j >= j.
   newState.getDefiningOp()->setAttr(kStateOverOldAttr, b.getUnitAttr());
   Value zero = indexConst(b, loc, 0);
   Type f32 = b.getF32Type();

@@ -20,6 +20,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
 #include "llvm/ADT/BitVector.h"
 
@@ -41,8 +42,8 @@ Value stripCasts(Value v) {
 }
 
 /// Every op that reads or writes `buffer` directly or through views and
-/// casts, as its ancestor in `block`.
-SmallVector<Operation *> accessesIn(Block &block, Value buffer) {
+/// casts, as its ancestor in `block`; failure when a user is outside it.
+FailureOr<SmallVector<Operation *>> accessesIn(Block &block, Value buffer) {
   SmallVector<Operation *> result;
   SmallVector<Value> work{buffer};
   while (!work.empty()) {
@@ -53,31 +54,41 @@ SmallVector<Operation *> accessesIn(Block &block, Value buffer) {
         work.push_back(user->getResult(0));
         continue;
       }
-      if (Operation *top = block.findAncestorOpInBlock(*user))
-        result.push_back(top);
+      Operation *top = block.findAncestorOpInBlock(*user);
+      if (!top)
+        return failure();
+      result.push_back(top);
     }
   }
   return result;
 }
 
-/// Whether the kernels writing `fresh` (a buffer marked kStateOverOldAttr)
-/// may write into the state argument `arg` instead: the same type, and no
-/// op after the last one that touches `fresh` touches `arg` (the kernels'
-/// own reads of the old state are safe by the mark; a later reader would
-/// see the new state).
+/// Whether the kernel writing `fresh` (a buffer marked kStateOverOldAttr)
+/// may write into the state argument `arg` instead: the same type, the
+/// first op touching `fresh` is a parallel loop of the function's block
+/// (the marked kernel, whose own reads of the old state are safe by the
+/// mark), and nothing touches `arg` after that loop (anything later would
+/// see the new state); `fresh` is never freed (it would free the state).
 bool mayWriteOver(memref::AllocOp fresh, Value arg, func::ReturnOp ret) {
   if (!fresh->hasAttr(kStateOverOldAttr) || fresh.getType() != arg.getType())
     return false;
   Block &body = *ret->getBlock();
-  Operation *lastWriter = nullptr;
-  for (Operation *op : accessesIn(body, fresh.getResult()))
-    if (op != ret.getOperation() && !isa<memref::DeallocOp>(op) &&
-        (!lastWriter || lastWriter->isBeforeInBlock(op)))
-      lastWriter = op;
-  if (!lastWriter)
+  FailureOr<SmallVector<Operation *>> freshAccesses =
+      accessesIn(body, fresh.getResult());
+  FailureOr<SmallVector<Operation *>> argAccesses = accessesIn(body, arg);
+  if (failed(freshAccesses) || failed(argAccesses))
     return false;
-  return llvm::all_of(accessesIn(body, arg), [&](Operation *op) {
-    return op == lastWriter || op->isBeforeInBlock(lastWriter);
+  Operation *first = nullptr;
+  for (Operation *op : *freshAccesses) {
+    if (isa<memref::DeallocOp>(op))
+      return false;
+    if (!first || op->isBeforeInBlock(first))
+      first = op;
+  }
+  if (!first || !isa<scf::ParallelOp>(first))
+    return false;
+  return llvm::all_of(*argAccesses, [&](Operation *op) {
+    return op == first || op->isBeforeInBlock(first);
   });
 }
 

@@ -97,3 +97,27 @@ func.func @old_read_later(%ss: memref<2x4xf32> {jamba.state = "layers.0.ssm_stat
   memref.copy %ss, %out : memref<2x4xf32> to memref<2x4xf32>
   return %new : memref<2x4xf32>
 }
+
+// -----
+
+// The old state read between the kernel and a later reader of the new
+// state: still a reader after the kernel, so the copy stays.
+
+// CHECK-LABEL: func.func @old_read_between
+// CHECK:         %[[NEW:.+]] = memref.alloc() {jamba.state_over_old}
+// CHECK:         linalg.copy ins(%[[NEW]] : memref<4xf32>)
+func.func @old_read_between(%ss: memref<4xf32> {jamba.state = "layers.0.ssm_state"},
+                            %out: memref<4xf32>, %out2: memref<4xf32>)
+    -> (memref<4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %new = memref.alloc() {jamba.state_over_old} : memref<4xf32>
+  scf.parallel (%i) = (%c0) to (%c4) step (%c1) {
+    %v = memref.load %ss[%i] : memref<4xf32>
+    memref.store %v, %new[%i] : memref<4xf32>
+  }
+  memref.copy %ss, %out : memref<4xf32> to memref<4xf32>
+  memref.copy %new, %out2 : memref<4xf32> to memref<4xf32>
+  return %new : memref<4xf32>
+}

@@ -1075,10 +1075,11 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
 
 TEST_F(JambaToLinalgNumerics, SelectiveScanOfAComputedA) {
   // A = -exp(A_log) from a bf16 A_log, as imported Mamba layers compute it:
-  // jamba-gpu-kernels evaluates the elementwise ops where the scan reads
-  // A (every nest of the chunked form: 2 steps per chunk over 7 steps;
-  // one chunk; and a state width only known at run time), and no tensor
-  // op is left for them. Against the reference on the same A.
+  // jamba-gpu-kernels evaluates the elementwise ops where the scan's
+  // register form reads A (every nest of the chunked form: 2 steps per
+  // chunk over 7 steps; one chunk), and no tensor op is left for them; a
+  // state width only known at run time reads A as computed by its own
+  // kernel. Against the reference on the same A.
   const char *ir = R"mlir(
     func.func @f(%u: tensor<2x7x6xf32>, %delta: tensor<2x7x6xf32>, %alog: tensor<6x4xbf16>,
                  %B: tensor<2x7x4xf32>, %C: tensor<2x7x4xf32>, %h0: tensor<2x6x4xf32>,

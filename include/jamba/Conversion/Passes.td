@@ -383,9 +383,10 @@ def JambaStatesInPlacePass
     inserted before the return. A returned buffer marked
     `jamba.state_over_old` (jamba-gpu-kernels' scan and conv, whose threads
     each read their row of the old state before any thread writes it)
-    becomes the argument itself when nothing after the last op writing it
-    touches the argument: the kernels update the state in place, with
-    neither a buffer nor a copy. The entry point then updates its state
+    becomes the argument itself when the first op touching it is a parallel
+    loop of the function's block (the marked kernel), nothing after that
+    loop touches the argument and nothing frees the buffer: the kernel
+    updates the state in place, with neither a buffer nor a copy. The entry point then updates its state
     buffers instead of returning new ones, and the deallocation pipeline no
     longer clones returned arguments (a copy of every KV cache per call).
     `jamba-compile` uses it; the packed wrapper knows these outputs are
