@@ -1688,11 +1688,11 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
   Value q = buf(op.getQuery()), lens = buf(op.getCacheLen()), kc = buf(newK),
         vc = buf(newV);
-  auto oType = cast<RankedTensorType>(op.getResult().getType());
   Value batch = dim(b, loc, q, 0), seq = dim(b, loc, q, 1),
         capacity = dim(b, loc, kc, 2);
-  Value o = lowering::allocBuffer(
-      b, loc, oType, {batch, seq, indexConst(b, loc, heads * headDim)});
+  // o, in bf16 too when a cuBLAS GEMM (o_proj) reads it (NarrowedResult).
+  NarrowedResult o(op.getResult());
+  o.allocate(b, loc, {batch, seq, indexConst(b, loc, heads * headDim)});
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
   Value hd = indexConst(b, loc, headDim);
   Value headsV = indexConst(b, loc, heads);
@@ -1861,16 +1861,18 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
                        addF(nb, nl, acc[0], mulF(nb, nl, sum, w)),
                        addF(nb, nl, acc[1], mulF(nb, nl, x, w))};
                  });
-        storeF32(pb, l,
-                 arith::DivFOp::create(pb, l, combined.getResult(1),
-                                       combined.getResult(0)),
-                 o,
-                 {bi, s, addI(pb, l, arith::MulIOp::create(pb, l, h, hd), d)});
+        o.store(pb, l,
+                arith::DivFOp::create(pb, l, combined.getResult(1),
+                                      combined.getResult(0)),
+                {bi, s, addI(pb, l, arith::MulIOp::create(pb, l, h, hd), d)});
       });
   // The partial buffers are freed by the deallocation pipeline after
   // bufferization, like every other buffer of the function.
 
-  rw.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), newK, newV});
+  o.replaceReaders(rw, b, loc);
+  rw.replaceAllUsesWith(op.getNewKCache(), newK);
+  rw.replaceAllUsesWith(op.getNewVCache(), newV);
+  rw.eraseOp(op);
   return success();
 }
 

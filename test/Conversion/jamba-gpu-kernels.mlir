@@ -467,6 +467,39 @@ func.func @rms_norm_read_with_other_rounding(%x: tensor<?x64xf32>, %w: tensor<64
   return %b : tensor<?x64xbf16>
 }
 
+// Attention's output read only by a conversion (o_proj's bf16 input): the
+// combine writes bf16, and the conversion is gone.
+
+// CHECK-LABEL: func.func @attention_into_bf16
+// CHECK: %[[O:.+]] = memref.alloc(%{{.+}}) : memref<1x?x32xbf16>
+// CHECK-NOT: memref.alloc(%{{.+}}) : memref<1x?x32xf32>
+// CHECK: arith.truncf %{{.+}} : f32 to bf16
+// CHECK: memref.store %{{.+}}, %[[O]][
+// CHECK: } {jamba.kernel = "attention_combine"}
+// CHECK: %[[OT:.+]] = bufferization.to_tensor %[[O]]
+// CHECK-NOT: linalg.generic
+// CHECK: return %[[OT]]
+func.func @attention_into_bf16(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,
+                               %kc: tensor<1x2x?x8xf32>, %vc: tensor<1x2x?x8xf32>, %len: tensor<1xi64>)
+    -> (tensor<1x?x32xbf16>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>) {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x32xf32>, tensor<1x?x16xf32>, tensor<1x?x16xf32>, tensor<1x2x?x8xf32>,
+         tensor<1x2x?x8xf32>, tensor<1xi64>)
+      -> (tensor<1x?x32xf32>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>)
+  %c1 = arith.constant 1 : index
+  %d = tensor.dim %o, %c1 : tensor<1x?x32xf32>
+  %e = tensor.empty(%d) : tensor<1x?x32xbf16>
+  %ob = linalg.generic {indexing_maps = [affine_map<(a, b, c) -> (a, b, c)>, affine_map<(a, b, c) -> (a, b, c)>],
+                        iterator_types = ["parallel", "parallel", "parallel"]}
+      ins(%o : tensor<1x?x32xf32>) outs(%e : tensor<1x?x32xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %t = arith.truncf %in : f32 to bf16
+    linalg.yield %t : bf16
+  } -> tensor<1x?x32xbf16>
+  return %ob, %k2, %v2 : tensor<1x?x32xbf16>, tensor<1x2x?x8xf32>, tensor<1x2x?x8xf32>
+}
+
 // The scan and the conv write a bf16 copy of y for its conversion (a cuBLAS
 // GEMM's input); the scan's y has no other reader (no f32 buffer), the
 // conv's is the scan's input too (both).
