@@ -68,7 +68,10 @@ void mlir::jamba::buildCPULowerPipeline(
   // (identity-layout) memrefs, the ABI the runtime calls.
   addBufferizationPasses(pm, options.statesInPlace, options.gpuKernels);
 
-  // Loops, then LLVM.
+  // Loops, then LLVM. (The GPU kernels' form permutes reductions innermost
+  // as the GPU pipeline does, so that its tests run those loops.)
+  if (options.gpuKernels)
+    pm.addNestedPass<func::FuncOp>(createJambaGpuReductionsInnermostPass());
   // With threads, the parallel dimensions become scf.parallel and then
   // OpenMP regions; reductions stay sequential inside each thread.
   if (options.threads)

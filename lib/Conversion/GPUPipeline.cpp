@@ -39,6 +39,7 @@
 namespace mlir::jamba {
 #define GEN_PASS_DEF_JAMBAGPUFUSEELEMENTWISEPASS
 #define GEN_PASS_DEF_JAMBAGPUFUSELOOPSPASS
+#define GEN_PASS_DEF_JAMBAGPUREDUCTIONSINNERMOSTPASS
 #define GEN_PASS_DEF_JAMBAGPUMAPLOOPSPASS
 #define GEN_PASS_DEF_JAMBAGPUHOSTMEMORYPASS
 #include "jamba/Conversion/Passes.h.inc"
@@ -122,6 +123,37 @@ struct JambaGpuFuseElementwisePass
         }
         if (changed)
           break;
+      }
+    }
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// jamba-gpu-reductions-innermost
+//===----------------------------------------------------------------------===//
+
+struct JambaGpuReductionsInnermostPass
+    : jamba::impl::JambaGpuReductionsInnermostPassBase<
+          JambaGpuReductionsInnermostPass> {
+  void runOnOperation() override {
+    IRRewriter rw(&getContext());
+    SmallVector<linalg::GenericOp> generics;
+    getOperation().walk([&](linalg::GenericOp g) { generics.push_back(g); });
+    for (linalg::GenericOp g : generics) {
+      // The parallel loops in order, then the others (reductions) in order.
+      SmallVector<unsigned> parallelFirst, rest;
+      for (auto [i, type] : llvm::enumerate(g.getIteratorTypesArray()))
+        (type == utils::IteratorType::parallel ? parallelFirst : rest)
+            .push_back(i);
+      if (rest.empty() || parallelFirst.empty() ||
+          parallelFirst.back() < rest.front())
+        continue;
+      parallelFirst.append(rest);
+      rw.setInsertionPoint(g);
+      if (failed(linalg::interchangeGenericOp(rw, g, parallelFirst))) {
+        g.emitError() << "jamba-gpu-reductions-innermost: cannot permute "
+                         "the loops of this linalg.generic";
+        return signalPassFailure();
       }
     }
   }
@@ -575,6 +607,7 @@ void mlir::jamba::buildGPULowerPipeline(
   addBufferizationPasses(pm, options.statesInPlace, /*gpuKernels=*/true);
 
   // Loop nests -> kernels: every outermost parallel loop one launch.
+  pm.addNestedPass<func::FuncOp>(createJambaGpuReductionsInnermostPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createJambaGpuFuseLoopsPass());
   JambaGpuMapLoopsPassOptions map;

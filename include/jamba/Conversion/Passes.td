@@ -306,6 +306,26 @@ def JambaGpuFuseElementwisePass
                            "::mlir::tensor::TensorDialect"];
 }
 
+def JambaGpuReductionsInnermostPass
+    : Pass<"jamba-gpu-reductions-innermost", "func::FuncOp"> {
+  let summary = "Make the reduction loops of every linalg.generic its "
+                "innermost ones";
+  let description = [{
+    Permutes the loops of each `linalg.generic` that has a parallel loop
+    inside a reduction loop so that its parallel loops come first (in their
+    order) and its reductions last (`linalg::interchangeGenericOp`).
+    `convert-linalg-to-parallel-loops` then makes one parallel loop over all
+    the parallel dimensions with the reductions sequential inside each
+    iteration, instead of a parallel loop nested in a sequential one inside
+    the outer parallel loop, which `jamba-gpu-map-loops` leaves to one
+    thread per outer iteration. The MoE's sum over the top-k slots
+    ([tokens, k, hidden] -> [tokens, hidden]) was one thread per token
+    adding k x hidden values; it becomes one thread per output element.
+    Each output element still sums its reduction in the same order.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
 def JambaGpuFuseLoopsPass : Pass<"jamba-gpu-fuse-loops", "func::FuncOp"> {
   let summary = "Fuse adjacent independent parallel loops over the same "
                 "iteration space (one kernel launch instead of several)";
