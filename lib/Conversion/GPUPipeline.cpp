@@ -202,10 +202,31 @@ Value rootBuffer(Value memref) {
 
 /// The root buffers a loop body reads and writes; `known` is false when an
 /// op's effects are not all on buffers with a root.
+/// `otherElements`: the roots some access reaches other than as a
+/// memref.load or memref.store of the root itself at exactly the loop's
+/// induction variables (the iteration's own element).
 struct LoopAccesses {
-  llvm::SmallDenseSet<Value> reads, writes;
+  llvm::SmallDenseSet<Value> reads, writes, otherElements;
   bool known = true;
 };
+
+/// Whether `op` loads or stores `root` itself at `loop`'s induction
+/// variables, in order.
+bool atOwnElement(Operation *op, Value root, scf::ParallelOp loop) {
+  Value memref;
+  ValueRange indices;
+  if (auto load = dyn_cast<memref::LoadOp>(op)) {
+    memref = load.getMemRef();
+    indices = load.getIndices();
+  } else if (auto store = dyn_cast<memref::StoreOp>(op)) {
+    memref = store.getMemRef();
+    indices = store.getIndices();
+  } else {
+    return false;
+  }
+  return memref == root &&
+         llvm::equal(indices, ValueRange(loop.getInductionVars()));
+}
 
 LoopAccesses accessesOf(scf::ParallelOp loop) {
   LoopAccesses result;
@@ -234,6 +255,8 @@ LoopAccesses accessesOf(scf::ParallelOp loop) {
         result.reads.insert(root);
       else
         result.writes.insert(root);
+      if (!atOwnElement(op, root, loop))
+        result.otherElements.insert(root);
     }
   });
   return result;
@@ -259,8 +282,10 @@ bool sameIterationSpace(scf::ParallelOp a, scf::ParallelOp b) {
 }
 
 /// Whether `a` and `b` may run as one loop: same iteration space, plain
-/// (no reductions, no nested parallel loop) and independent (neither
-/// touches a buffer the other writes).
+/// (no reductions, no nested parallel loop), and every buffer one writes
+/// and the other touches touched by both only at each iteration's own
+/// element (then iteration i of the merged loop does to element i what
+/// the two did, in their order, and no other iteration touches it).
 bool fusible(scf::ParallelOp a, scf::ParallelOp b) {
   auto plain = [](scf::ParallelOp loop) {
     if (loop.getNumReductions() != 0)
@@ -274,11 +299,16 @@ bool fusible(scf::ParallelOp a, scf::ParallelOp b) {
   LoopAccesses first = accessesOf(a), second = accessesOf(b);
   if (!first.known || !second.known)
     return false;
+  auto ownElementsOnly = [&](Value root) {
+    return !first.otherElements.contains(root) &&
+           !second.otherElements.contains(root);
+  };
   for (Value w : first.writes)
-    if (second.reads.contains(w) || second.writes.contains(w))
+    if ((second.reads.contains(w) || second.writes.contains(w)) &&
+        !ownElementsOnly(w))
       return false;
   for (Value w : second.writes)
-    if (first.reads.contains(w))
+    if (first.reads.contains(w) && !ownElementsOnly(w))
       return false;
   return true;
 }

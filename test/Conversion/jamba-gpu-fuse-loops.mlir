@@ -92,9 +92,51 @@ func.func @three_named(%n: index, %a: memref<?xf32>, %b: memref<?xf32>, %c: memr
 
 // -----
 
-// Pairs left apart: the second reads what the first writes (even at the
-// same index), writes what the first reads, writes the same buffer, or
-// reads through a view of the written buffer.
+// A buffer written by one loop and read or written by the other, each
+// time at the iteration's own element (the indices are the induction
+// variables): iteration i does to element i what the two did, in order.
+// The MoE's output: zero, the sum over the slots, the residual add.
+
+// CHECK-LABEL: func.func @own_elements
+// CHECK: scf.parallel (%[[I:.+]], %[[J:.+]]) =
+// CHECK:   memref.store %{{.+}}, %[[S:.+]][%[[I]], %[[J]]]
+// CHECK:   scf.for
+// CHECK:     memref.load %[[S]][%[[I]], %[[J]]]
+// CHECK:     memref.store %{{.+}}, %[[S]][%[[I]], %[[J]]]
+// CHECK:   memref.load %[[S]][%[[I]], %[[J]]]
+// CHECK-NOT: scf.parallel
+func.func @own_elements(%t: index, %x: memref<?x2x8xf32>, %r: memref<?x8xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c8 = arith.constant 8 : index
+  %z = arith.constant 0.0 : f32
+  %s = memref.alloc(%t) : memref<?x8xf32>
+  scf.parallel (%i, %j) = (%c0, %c0) to (%t, %c8) step (%c1, %c1) {
+    memref.store %z, %s[%i, %j] : memref<?x8xf32>
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%t, %c8) step (%c1, %c1) {
+    scf.for %k = %c0 to %c2 step %c1 {
+      %v = memref.load %x[%i, %k, %j] : memref<?x2x8xf32>
+      %a = memref.load %s[%i, %j] : memref<?x8xf32>
+      %b = arith.addf %a, %v : f32
+      memref.store %b, %s[%i, %j] : memref<?x8xf32>
+    }
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%t, %c8) step (%c1, %c1) {
+    %a = memref.load %r[%i, %j] : memref<?x8xf32>
+    %b = memref.load %s[%i, %j] : memref<?x8xf32>
+    %c = arith.addf %a, %b : f32
+    memref.store %c, %r[%i, %j] : memref<?x8xf32>
+  }
+  memref.dealloc %s : memref<?x8xf32>
+  return
+}
+
+// Pairs left apart: the second reads what the first writes at another
+// element, writes what the first reads at another element, writes the
+// same buffer at other elements, or reads through a view of the written
+// buffer.
 
 // CHECK-LABEL: func.func @read_after_write
 // CHECK-COUNT-2: scf.parallel
@@ -107,7 +149,8 @@ func.func @read_after_write(%n: index, %a: memref<?xf32>, %b: memref<?xf32>) {
     memref.store %f, %a[%i] : memref<?xf32>
   }
   scf.parallel (%i) = (%c0) to (%n) step (%c1) {
-    %x = memref.load %a[%i] : memref<?xf32>
+    %j = arith.subi %n, %i : index
+    %x = memref.load %a[%j] : memref<?xf32>
     memref.store %x, %b[%i] : memref<?xf32>
   }
   return
@@ -121,7 +164,8 @@ func.func @write_after_read(%n: index, %b: memref<?xf32>, %c: memref<?xf32>) {
   %c1 = arith.constant 1 : index
   %f = arith.constant 1.0 : f32
   scf.parallel (%i) = (%c0) to (%n) step (%c1) {
-    %x = memref.load %b[%i] : memref<?xf32>
+    %j = arith.subi %n, %i : index
+    %x = memref.load %b[%j] : memref<?xf32>
     memref.store %x, %c[%i] : memref<?xf32>
   }
   scf.parallel (%i) = (%c0) to (%n) step (%c1) {

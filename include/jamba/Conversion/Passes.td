@@ -327,26 +327,33 @@ def JambaGpuReductionsInnermostPass
 }
 
 def JambaGpuFuseLoopsPass : Pass<"jamba-gpu-fuse-loops", "func::FuncOp"> {
-  let summary = "Fuse adjacent independent parallel loops over the same "
-                "iteration space (one kernel launch instead of several)";
+  let summary = "Fuse adjacent parallel loops over the same iteration "
+                "space that share no element (one kernel launch instead "
+                "of several)";
   let description = [{
     Two outermost `scf.parallel` loops of one block, with nothing between
     them but ops without regions that touch no memory except to allocate
     (views, index arithmetic, the second loop's output buffer), the same bounds
     and steps, no reductions and no nested parallel loop, become one loop
-    whose iteration runs the first body and then the second, when neither
-    touches a buffer the other writes. Buffers are compared by their root
+    whose iteration runs the first body and then the second, when every
+    buffer one writes and the other touches is touched by both only at each
+    iteration's own element (a memref.load or memref.store of the buffer
+    itself at exactly the loop's induction variables). Buffers are compared
+    by their root
     (through view-like ops to an allocation or a memref argument of the
     function; the compiler's stage functions write only their states, each
     its own allocation, and their outputs, arena regions the memory plan
     keeps apart from every value live at the same time); a loop with
     an effect on anything else, or with an op of unknown effects, is left
-    alone. With no buffer shared, the order of the iterations cannot
-    matter. The fused loop is named after both (`a_and_b`, or `a` when
+    alone. Iteration i of the merged loop then does to element i of a
+    shared buffer what the two loops did, in their order, and no other
+    iteration touches it. The fused loop is named after both (`a_and_b`, or `a` when
     they share a name).
 
     On a decode step this merges the Mamba dt/B/C norms (one launch instead
-    of three) and the key and value cache appends (one instead of two).
+    of three), the key and value cache appends (one instead of two) and the
+    MoE output's zeroing, sum over the top-k slots and residual add (one
+    instead of three).
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect"];
 }
