@@ -305,3 +305,45 @@ func.func @nested(%n: index, %a: memref<?xf32>, %b: memref<?xf32>) {
   }
   return
 }
+
+// -----
+
+// A shared buffer indexed by only some of the induction variables, or by
+// them in another order: other iterations touch the same element, so the
+// loops stay apart.
+
+// CHECK-LABEL: func.func @fewer_indices
+// CHECK-COUNT-2: scf.parallel
+// CHECK-NOT: scf.parallel
+func.func @fewer_indices(%n: index, %s: memref<?xf32>, %r: memref<?x4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %f = arith.constant 1.0 : f32
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c4) step (%c1, %c1) {
+    memref.store %f, %s[%i] : memref<?xf32>
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%n, %c4) step (%c1, %c1) {
+    %v = memref.load %s[%i] : memref<?xf32>
+    memref.store %v, %r[%i, %j] : memref<?x4xf32>
+  }
+  return
+}
+
+// CHECK-LABEL: func.func @swapped_indices
+// CHECK-COUNT-2: scf.parallel
+// CHECK-NOT: scf.parallel
+func.func @swapped_indices(%s: memref<4x4xf32>, %r: memref<4x4xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %f = arith.constant 1.0 : f32
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c4, %c4) step (%c1, %c1) {
+    memref.store %f, %s[%i, %j] : memref<4x4xf32>
+  }
+  scf.parallel (%i, %j) = (%c0, %c0) to (%c4, %c4) step (%c1, %c1) {
+    %v = memref.load %s[%j, %i] : memref<4x4xf32>
+    memref.store %v, %r[%i, %j] : memref<4x4xf32>
+  }
+  return
+}

@@ -48,3 +48,31 @@ func.func @already_innermost(%a: tensor<4x8xf32>, %b: tensor<8x3xf32>, %c: tenso
   } -> tensor<4x3xf32>
   return %m, %e : tensor<4x3xf32>, tensor<4x3xf32>
 }
+
+// -----
+
+// A reduction outermost, (k, t, n) -> (t, n, k), and a body reading its
+// loop indices: linalg.index follows its loop.
+
+// CHECK-DAG: #[[IN2:.+]] = affine_map<(d0, d1, d2) -> (d2, d0, d1)>
+// CHECK-DAG: #[[OUT2:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[SEL:.+]] = affine_map<(d0, d1, d2) -> (d2)>
+// CHECK-LABEL: func.func @reduction_first
+// CHECK: linalg.generic {indexing_maps = [#[[IN2]], #[[OUT2]]], iterator_types = ["parallel", "parallel", "reduction"]}
+// CHECK:   %[[K:.+]] = linalg.index 2 : index
+// CHECK:   %[[A:.+]] = affine.apply #[[SEL]](%{{.+}}, %{{.+}}, %[[K]])
+// CHECK:   arith.index_cast %[[A]]
+func.func @reduction_first(%x: tensor<3x5x8xf32>, %init: tensor<5x8xf32>) -> tensor<5x8xf32> {
+  %r = linalg.generic {indexing_maps = [affine_map<(k, t, n) -> (k, t, n)>, affine_map<(k, t, n) -> (t, n)>],
+                       iterator_types = ["reduction", "parallel", "parallel"]}
+      ins(%x : tensor<3x5x8xf32>) outs(%init : tensor<5x8xf32>) {
+  ^bb0(%in: f32, %acc: f32):
+    %k = linalg.index 0 : index
+    %ki = arith.index_cast %k : index to i32
+    %kf = arith.sitofp %ki : i32 to f32
+    %w = arith.mulf %in, %kf : f32
+    %s = arith.addf %acc, %w : f32
+    linalg.yield %s : f32
+  } -> tensor<5x8xf32>
+  return %r : tensor<5x8xf32>
+}

@@ -328,8 +328,8 @@ def JambaGpuReductionsInnermostPass
 
 def JambaGpuFuseLoopsPass : Pass<"jamba-gpu-fuse-loops", "func::FuncOp"> {
   let summary = "Fuse adjacent parallel loops over the same iteration "
-                "space that share no element (one kernel launch instead "
-                "of several)";
+                "space where no element is touched by two different "
+                "iterations (one kernel launch instead of several)";
   let description = [{
     Two outermost `scf.parallel` loops of one block, with nothing between
     them but ops without regions that touch no memory except to allocate
