@@ -445,12 +445,7 @@ struct JambaGpuMapLoopsPass
     // the elementwise chains, the GEMMs left to kernels, gathers).
     SmallVector<Attribute> names;
     for (scf::ParallelOp loop : loops) {
-      auto name = loop->getAttrOfType<StringAttr>(kKernelNameAttr);
-      if (!name)
-        loop->walk([&](memref::StoreOp store) {
-          name = store->getAttrOfType<StringAttr>(kKernelNameAttr);
-          return name ? WalkResult::interrupt() : WalkResult::advance();
-        });
+      StringAttr name = kernelName(loop);
       names.push_back(name ? name : rw.getStringAttr("linalg"));
     }
     if (!names.empty())
