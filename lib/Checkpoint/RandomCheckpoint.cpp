@@ -9,12 +9,14 @@
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Json.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <dirent.h>
@@ -41,10 +43,20 @@ uint64_t fnv1a(const std::string &s) {
 /// splitmix64 stream with Box-Muller normals.
 class Rng {
 public:
+  static constexpr uint64_t kGamma = 0x9E3779B97F4A7C15ull;
+
   explicit Rng(uint64_t seed) : state(seed) {}
 
+  /// Moves the stream `draws` outputs of next() ahead: splitmix64's state is
+  /// a counter, so this is O(1) and a chunk of a tensor can be generated
+  /// without the values before it. Drops a pending Box-Muller spare.
+  void skip(uint64_t draws) {
+    state += draws * kGamma;
+    hasSpare = false;
+  }
+
   uint64_t next() {
-    uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+    uint64_t z = (state += kGamma);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
@@ -76,53 +88,97 @@ private:
 // Weight generation
 //===----------------------------------------------------------------------===//
 
+/// Runs `body(begin, end)` over [0, numel) in chunks on up to `threads`
+/// threads (0: one per hardware thread). Chunks start at even indices, so
+/// that no Box-Muller pair is split between two of them.
+void parallelChunks(size_t numel, int threads,
+                    const std::function<void(size_t, size_t)> &body) {
+  constexpr size_t kMinChunk = size_t(1) << 18;
+  size_t workers = threads > 0
+                       ? static_cast<size_t>(threads)
+                       : std::max(1u, std::thread::hardware_concurrency());
+  workers = std::min(workers, (numel + kMinChunk - 1) / kMinChunk);
+  if (workers <= 1) {
+    body(0, numel);
+    return;
+  }
+  size_t chunk = ((numel + workers - 1) / workers + 1) & ~size_t(1);
+  std::vector<std::thread> pool;
+  for (size_t begin = chunk; begin < numel; begin += chunk)
+    pool.emplace_back(body, begin, std::min(numel, begin + chunk));
+  body(0, std::min(numel, chunk));
+  for (std::thread &t : pool)
+    t.join();
+}
+
 struct Generator {
   const JambaConfig &config;
   uint64_t seed;
+  /// Threads per tensor (RandomCheckpointOptions::threads); the values do
+  /// not depend on it.
+  int threads = 0;
 
   /// Generates the values of the per-expert / plain tensor `name` with
-  /// `numel` elements, row-major.
+  /// `numel` elements, row-major. Element i takes draw i of the tensor's
+  /// stream (uniform fills) or the pair of draws 2*(i/2), 2*(i/2)+1 (normal
+  /// fills, cosine for even i, sine for odd i).
   std::vector<float> generate(const std::string &name, size_t numel) const {
-    Rng rng(seed ^ (fnv1a(name) * 0x9E3779B97F4A7C15ull));
-    rng.next();
+    Rng start(seed ^ (fnv1a(name) * Rng::kGamma));
+    start.next();
     std::vector<float> v(numel);
     auto endsWith = [&](const char *suffix) {
       size_t n = std::strlen(suffix);
       return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
     };
-    auto fillNormal = [&](double mean, double std) {
-      for (float &x : v)
-        x = static_cast<float>(mean + std * rng.normal());
+    // Fills v[begin, end) from `rng`, positioned at draw `begin`.
+    std::function<void(Rng &, size_t, size_t)> fill;
+    auto normal = [&v](double mean, double std) {
+      return [&v, mean, std](Rng &rng, size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i)
+          v[i] = static_cast<float>(mean + std * rng.normal());
+      };
     };
     if (endsWith("layernorm.weight")) {
-      fillNormal(1.0, 0.1);
+      fill = normal(1.0, 0.1);
     } else if (endsWith("router.weight")) {
-      fillNormal(0.0, 1.0 / std::sqrt(static_cast<double>(config.hiddenSize)));
+      fill =
+          normal(0.0, 1.0 / std::sqrt(static_cast<double>(config.hiddenSize)));
     } else if (endsWith("x_proj.weight")) {
-      fillNormal(0.0, 1.0 / std::sqrt(static_cast<double>(config.dInner())));
+      fill = normal(0.0, 1.0 / std::sqrt(static_cast<double>(config.dInner())));
     } else if (endsWith("dt_proj.weight")) {
       double bound = 1.0 / std::sqrt(static_cast<double>(config.mambaDtRank));
-      for (float &x : v)
-        x = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+      fill = [&v, bound](Rng &rng, size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i)
+          v[i] = static_cast<float>(bound * (2.0 * rng.uniform() - 1.0));
+      };
     } else if (endsWith("dt_proj.bias")) {
-      const double lo = std::log(1e-3), hi = std::log(1e-1);
-      for (float &x : v) {
-        double dt = std::exp(lo + (hi - lo) * rng.uniform());
-        // softplus^-1(dt) = dt + log(1 - exp(-dt)).
-        x = static_cast<float>(dt + std::log(-std::expm1(-dt)));
-      }
+      fill = [&v](Rng &rng, size_t begin, size_t end) {
+        const double lo = std::log(1e-3), hi = std::log(1e-1);
+        for (size_t i = begin; i < end; ++i) {
+          double dt = std::exp(lo + (hi - lo) * rng.uniform());
+          // softplus^-1(dt) = dt + log(1 - exp(-dt)).
+          v[i] = static_cast<float>(dt + std::log(-std::expm1(-dt)));
+        }
+      };
     } else if (endsWith("A_log")) {
       size_t n = static_cast<size_t>(config.mambaDState);
-      for (size_t i = 0; i < numel; ++i)
-        v[i] = static_cast<float>(std::log(static_cast<double>(i % n + 1)));
+      fill = [&v, n](Rng &, size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i)
+          v[i] = static_cast<float>(std::log(static_cast<double>(i % n + 1)));
+      };
     } else if (endsWith("mamba.D")) {
-      fillNormal(1.0, 0.02);
+      fill = normal(1.0, 0.02);
     } else if (endsWith("conv1d.weight")) {
-      fillNormal(0.0, 0.2);
+      fill = normal(0.0, 0.2);
     } else {
       // Embeddings, lm_head, projections, MLP/expert weights and biases.
-      fillNormal(0.0, 0.02);
+      fill = normal(0.0, 0.02);
     }
+    parallelChunks(numel, threads, [&](size_t begin, size_t end) {
+      Rng rng = start;
+      rng.skip(begin);
+      fill(rng, begin, end);
+    });
     return v;
   }
 };
@@ -232,7 +288,7 @@ jamba::ckpt::writeRandomCheckpoint(const JambaConfig &source,
   // Plan every tensor in SPEC order; in the fused layout, replace each MoE
   // layer's per-expert weights by the two fused tensors at the position of
   // its first expert weight.
-  Generator gen{config, options.seed};
+  Generator gen{config, options.seed, options.threads};
   const DType dtype = options.dtype;
   const size_t esize = dtypeSize(dtype);
   std::vector<PlannedTensor> plan;

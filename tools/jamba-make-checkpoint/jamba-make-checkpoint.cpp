@@ -53,6 +53,9 @@ options:
                            feed_forward.experts.gate_up_proj [E, 2I, H] (gate
                            rows first) and feed_forward.experts.down_proj
                            [E, H, I], holding the same values
+  --threads N              threads generating each tensor (default 0: one
+                           per hardware thread); the values do not depend
+                           on it
   --help                   print this message
 
 Initialisation (N(0,s) = normal with standard deviation s). Each tensor's
@@ -98,6 +101,7 @@ struct Options {
   DType dtype = DType::F32;
   int64_t shards = 1;
   bool fused = false;
+  uint64_t threads = 0;
 };
 
 bool parseUnsigned(const char *s, uint64_t &out) {
@@ -169,6 +173,10 @@ int main(int argc, char **argv) {
       else
         return usageError("--layout expects per-expert or fused, got '" + v +
                           "'");
+    } else if (arg == "--threads") {
+      if (!value(v) || !parseUnsigned(v.c_str(), opts.threads) ||
+          opts.threads > 4096)
+        return usageError("--threads expects an integer in [0, 4096]");
     } else if (arg.size() > 1 && arg[0] == '-') {
       return usageError("unknown option '" + arg + "'");
     } else {
@@ -188,6 +196,7 @@ int main(int argc, char **argv) {
   options.dtype = opts.dtype;
   options.shards = opts.shards;
   options.fusedExperts = opts.fused;
+  options.threads = static_cast<int>(opts.threads);
   Status st = writeRandomCheckpoint(*loaded, opts.outDir, options);
   if (!st.ok())
     return fatal(st.message());

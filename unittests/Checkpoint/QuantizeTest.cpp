@@ -460,6 +460,59 @@ TEST(QuantizeCheckpointTest, LayoutAndThreadsDoNotChangeTheOutput) {
             readAll(dir.file("qb/config.json")));
 }
 
+// The random checkpoint's stream as jamba-make-checkpoint --help documents
+// it, computed here independently: splitmix64 from seed ^ (FNV-1a(name) *
+// gamma), one draw discarded, then Box-Muller pairs of uniforms in (0, 1].
+double documentedNormal(uint64_t seed, const std::string &name, size_t i) {
+  const uint64_t gamma = 0x9E3779B97F4A7C15ull;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name)
+    h = (h ^ c) * 0x100000001b3ull;
+  auto draw = [&](uint64_t k) { // The k-th output, k >= 1.
+    uint64_t z = (seed ^ (h * gamma)) + k * gamma;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (static_cast<double>(z >> 11) + 1.0) * 0x1.0p-53;
+  };
+  uint64_t pair = i / 2;
+  double u1 = draw(2 + 2 * pair), u2 = draw(3 + 2 * pair);
+  double r = std::sqrt(-2.0 * std::log(u1)), a = 2.0 * M_PI * u2;
+  return i % 2 == 0 ? r * std::cos(a) : r * std::sin(a);
+}
+
+// A tensor large enough to be generated in chunks on several threads holds
+// the documented stream at and around the chunk boundaries, and the bytes do
+// not depend on the thread count.
+TEST(RandomCheckpointTest, ThreadedGenerationFollowsTheDocumentedStream) {
+  REQUIRE_TINY_CONFIG(config);
+  config.vocabSize = 4099; // 4099 x 64 values: two chunks of 2^17 and more.
+  TempDir dir;
+  RandomCheckpointOptions ro;
+  ro.seed = 11;
+  ro.threads = 1;
+  ASSERT_TRUE(writeRandomCheckpoint(config, dir.file("one"), ro).ok());
+  ro.threads = 3;
+  ASSERT_TRUE(writeRandomCheckpoint(config, dir.file("three"), ro).ok());
+  EXPECT_EQ(readAll(dir.file("one/model.safetensors")),
+            readAll(dir.file("three/model.safetensors")));
+
+  std::unique_ptr<Checkpoint> ckpt = openOk(dir.file("three"));
+  ASSERT_TRUE(ckpt);
+  const std::string name = "model.embed_tokens.weight";
+  std::vector<float> values;
+  ASSERT_TRUE(
+      ckpt->loadWeightF32(name, {config.vocabSize, config.hiddenSize}, values)
+          .ok());
+  ASSERT_EQ(values.size(), size_t(4099 * 64));
+  // With two workers the second chunk starts at 131168.
+  for (size_t i : {size_t(0), size_t(1), size_t(131166), size_t(131167),
+                   size_t(131168), size_t(131169), values.size() - 1})
+    EXPECT_FLOAT_EQ(values[i],
+                    static_cast<float>(0.02 * documentedNormal(11, name, i)))
+        << "element " << i;
+}
+
 TEST(QuantizeCheckpointTest, ProgressCallbackReachesTotal) {
   REQUIRE_TINY_CONFIG(config);
   TempDir dir;

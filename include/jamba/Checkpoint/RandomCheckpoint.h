@@ -34,6 +34,9 @@ struct RandomCheckpointOptions {
   /// Write the transformers-v5 fused expert tensors instead of per-expert
   /// ones (same values).
   bool fusedExperts = false;
+  /// Threads generating each tensor; 0 = one per hardware thread. The
+  /// values do not depend on it.
+  int threads = 0;
 };
 
 /// Writes `outDir`/config.json (with torch_dtype matching `options.dtype`)
