@@ -28,7 +28,7 @@ tools = ["jamba-opt"]
 for optional in ["jamba-make-checkpoint", "jamba-import", "jamba-interpret",
                  "jamba-quantize", "jamba-quant-report", "jamba-dump",
                  "jamba-compile", "jamba-run", "jamba-plan",
-                 "jamba-compare-logits", "jamba-bench-cuda"]:
+                 "jamba-compare-logits", "jamba-bench-cuda", "jamba-rebind"]:
     if os.path.exists(os.path.join(config.jamba_tools_dir, optional)):
         tools.append(optional)
         config.available_features.add(optional)

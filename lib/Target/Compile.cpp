@@ -13,6 +13,7 @@
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ArtifactWriter.h"
+#include "jamba/Runtime/RebindWeights.h"
 #include "jamba/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -375,7 +376,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, sourceShape, recipe, rank, layout, int8, bf16,
+        [src, tensor, sourceShape, recipe, rank, layout, dtype,
          &loadError](uint8_t *dst, size_t) {
           std::vector<float> values;
           // Checked above, but the file may still fail to read: remember
@@ -388,21 +389,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
           }
           if (recipe)
             values = slice(values, *recipe, layout, rank);
-          if (bf16) {
-            // Exact for values that were bf16 in the checkpoint; f32 values
-            // are rounded to nearest even.
-            for (size_t i = 0; i < values.size(); ++i) {
-              uint16_t h = ckpt::f32ToBf16(values[i]);
-              std::memcpy(dst + 2 * i, &h, 2);
-            }
-            return;
-          }
-          if (!int8) {
-            std::memcpy(dst, values.data(), values.size() * sizeof(float));
-            return;
-          }
-          for (size_t i = 0; i < values.size(); ++i)
-            dst[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
+          rt::encodeWeightValues(values, dtype, dst);
         }));
     rt::WeightDesc desc;
     desc.name = name;
