@@ -1,11 +1,30 @@
 #!/usr/bin/env bash
-# The GPU check, in one call (issue 6): builds what it needs, runs the GPU
-# tests (compiled CUDA artifacts against the reference interpreter) and the
-# GPU benchmarks, and prints a table last. On a machine without a GPU it
-# says "skipped: no GPU (...)" and exits 0 after building.
+# The GPU check (issue 6): the GPU tests (compiled CUDA artifacts against
+# the reference interpreter) and the GPU benchmarks, with a table last.
 #
 #   scripts/gpu-check.sh [--quick] [--cpu-dry-run]
-#     --quick        jamba-tiny only
+#       everything on this machine, which needs the build toolchain
+#       (scripts/setup.sh) and a GPU: builds, compiles, runs, compares
+#       and benchmarks. Without a GPU: "skipped: no GPU (...)", exit 0.
+#
+#   A GPU machine without LLVM/MLIR gets the work in three steps:
+#   scripts/gpu-check.sh --bundle DIR [--arch sm_90] [--quick] [--cpu-dry-run]
+#       here: builds, compiles every artifact (cubin for the arch) and
+#       writes DIR: the MLIR-free tools (jamba-run, jamba-bench-cuda,
+#       jamba-make-checkpoint, jamba-rebind) with the shared libraries they
+#       need beyond glibc and libstdc++, the artifacts' code without weights
+#       and the model configs (a few MB); the reference interpreter's ids
+#       and logits go to DIR.refs, which stays here.
+#   scripts/gpu-check.sh --from-bundle DIR --results RES
+#       on the GPU machine: remakes the seeded checkpoints, gives the
+#       artifacts their weights (jamba-rebind), runs the tests and the
+#       benchmarks; writes to RES the runs' ids and logits (one .tgz per
+#       jamba-small variant, one for all of jamba-tiny) and rows.txt.
+#   scripts/gpu-check.sh --compare DIR RES
+#       here again: compares RES's ids and logits with DIR.refs and prints
+#       the whole table.
+#
+#     --quick        jamba-tiny only, no benchmarks
 #     --cpu-dry-run  the same steps with CPU artifacts on the CPU (no GPU
 #                    needed): checks this script's own plumbing
 #
@@ -31,59 +50,115 @@
 set -uo pipefail
 quick=0
 dry=0
-for arg in "$@"; do
-  case "$arg" in
+mode=all
+bundle=
+results=
+arch_wanted=sm_90
+usage() {
+  echo "gpu-check: $1 (see the head of scripts/gpu-check.sh)" >&2
+  exit 2
+}
+while [ $# -gt 0 ]; do
+  case "$1" in
   --quick) quick=1 ;;
   --cpu-dry-run) dry=1 ;;
-  *)
-    echo "gpu-check: unknown option '$arg' (--quick, --cpu-dry-run)" >&2
-    exit 2
+  --bundle)
+    mode=bundle
+    bundle=${2:-}
+    shift
     ;;
+  --from-bundle)
+    mode=from-bundle
+    bundle=${2:-}
+    shift
+    ;;
+  --results)
+    results=${2:-}
+    shift
+    ;;
+  --compare)
+    mode=compare
+    bundle=${2:-}
+    results=${3:-}
+    shift 2
+    ;;
+  --arch)
+    arch_wanted=${2:-}
+    shift
+    ;;
+  *) usage "unknown option '$1' (--quick, --cpu-dry-run, --bundle DIR, --from-bundle DIR --results RES, --compare DIR RES, --arch sm_NN)" ;;
   esac
+  shift
 done
-JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
-jamba-compare-logits jamba-bench-cuda jamba-quantize" \
-  source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+case "$mode" in
+bundle) [ -n "$bundle" ] || usage "--bundle needs a directory" ;;
+from-bundle)
+  [ -n "$bundle" ] && [ -n "$results" ] || usage "--from-bundle needs DIR and --results RES"
+  [ -f "$bundle/bundle.env" ] || usage "$bundle is not a bundle (no bundle.env)"
+  ;;
+compare)
+  [ -n "$bundle" ] && [ -n "$results" ] || usage "--compare needs DIR and RES"
+  [ -f "$bundle/bundle.env" ] || usage "$bundle is not a bundle (no bundle.env)"
+  [ -f "$results/rows.txt" ] || usage "$results has no rows.txt"
+  ;;
+esac
+[[ "$arch_wanted" =~ ^sm_[0-9]+a?$ ]] || usage "--arch expects sm_NN, got '$arch_wanted'"
+if [ "$mode" = from-bundle ] || [ "$mode" = compare ]; then
+  # The bundle decides: its arch, and whether it is a dry run or quick.
+  bundle=$(cd "$bundle" && pwd)
+  # shellcheck disable=SC1091
+  source "$bundle/bundle.env"
+fi
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ "$mode" = from-bundle ]; then
+  # No toolchain here: the bundle's tools and libraries.
+  bin="$bundle/bin"
+  export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # cuBLAS: the CUDA toolkit's, or the one a Python wheel ships.
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.1[23] '; then
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+      $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13", "lib") + " " + os.path.join(p, "cublas", "lib") for p in nvidia.__path__))' 2>/dev/null); do
+      if ls "$d"/libcublas.so.1[23]* >/dev/null 2>&1; then
+        export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
+        break
+      fi
+    done
+  fi
+  models="$bundle/models"
+  work="${JAMBA_GPU_CHECK_DIR:-/tmp/jamba-gpu-check}"
+else
+  JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
+jamba-compare-logits jamba-bench-cuda jamba-quantize jamba-rebind" \
+    source "$root/scripts/setup.sh"
+  set +e
+  bin="$JAMBA_BUILD_DIR/bin"
+  models="$root/../shared/models"
+  [ -f "$models/jamba-tiny.json" ] || models="$root/examples/models"
+  work="${JAMBA_GPU_CHECK_DIR:-$JAMBA_BUILD_DIR/gpu-check}"
+fi
 set +e
-bin="$JAMBA_BUILD_DIR/bin"
-models="$JAMBA_ROOT/../shared/models"
-[ -f "$models/jamba-tiny.json" ] || models="$JAMBA_ROOT/examples/models"
-work="${JAMBA_GPU_CHECK_DIR:-$JAMBA_BUILD_DIR/gpu-check}"
 mkdir -p "$work"
 rows=()
 status=0
 
-if [ $dry = 1 ]; then
-  probe="device: the CPU (--cpu-dry-run) (sm_cpu, dry run)"
-  probe_rc=0
-else
-  probe=$("$bin/jamba-bench-cuda" --mib 1024 --reps 20 2>&1)
-  probe_rc=$?
-fi
-if [ $probe_rc -eq 3 ]; then
-  echo "$probe"
-  echo "gpu-check: skipped: no GPU"
-  exit 0
-elif [ $probe_rc -ne 0 ]; then
-  echo "$probe" >&2
-  exit 1
-fi
-echo "$probe"
-arch=$(echo "$probe" | sed -n 's/^device: .*(\(sm_[0-9a-z]*\),.*/\1/p')
-copy_gbs=$(echo "$probe" | sed -n 's/.* \([0-9.]*\) GB\/s.*/\1/p')
-device=cuda
-target="cuda:$arch"
-if [ $dry = 1 ]; then
-  device=cpu
-  target=cpu
-  copy_gbs=
-fi
-[ -n "$arch" ] || { echo "gpu-check: cannot read the device's arch" >&2; exit 1; }
-rows+=("ceiling | device copy bandwidth | ${copy_gbs:-n/a} GB/s | jamba-bench-cuda, 1 GiB D2D")
-gemm_line=$(echo "$probe" | sed -n 's/^gemm: //p')
-if [ -n "$gemm_line" ]; then
-  rows+=("ceiling | cuBLAS bf16 GEMM rate | $(echo "$gemm_line" | sed -n 's/.* \([0-9.]*\) TFLOP\/s.*/\1/p') TFLOP/s | $gemm_line")
-fi
+# Appends a row ("kind | what | result | detail"); on the GPU machine also
+# to RES/rows.txt at once, so that a run cut short still reports.
+row() {
+  local r=${1//$'\n'/; } # One line per row, whatever a tool printed.
+  rows+=("$r")
+  [ "$mode" = from-bundle ] && printf '%s\n' "$r" >>"$results/rows.txt"
+}
+
+print_table() { # rows on stdin, fields separated by '|'
+  awk -F'|' '{ n = NR; for (i = 1; i <= NF; ++i) { gsub(/^ +| +$/, "", $i)
+                 cell[n, i] = $i; if (length($i) > w[i]) w[i] = length($i) }
+               if (NF > nf) nf = NF }
+    END { for (r = 1; r <= n; ++r) { line = ""
+            for (i = 1; i <= nf; ++i)
+              line = line (i < nf ? sprintf("%-" w[i] "s  ", cell[r, i]) : cell[r, i])
+            print line } }'
+}
 
 prompts=(
   "1,17,42,5,9,100,3,77,12,64,31,8,90,2,55,21,4,6,88,13,7,99,42,18,3,61,25,11,70,5,39,14"
@@ -91,63 +166,124 @@ prompts=(
   "9,2"
 )
 
-check_variant() { # model dtype int8(0|1)
-  local model=$1 dtype=$2 q=$3 name="$1 $2$([ "$3" = 1 ] && echo " +int8")"
-  local ckpt="$work/$model-$dtype" art="$work/$model-$dtype-q$q.art"
-  local tol=1e-3
-  [ "$dtype" = bf16 ] && tol=2e-2
-  [ -d "$ckpt" ] || "$bin/jamba-make-checkpoint" "$models/$model.json" "$ckpt" \
-    --seed 5 --dtype "$dtype" >/dev/null
-  local ref="$ckpt"
+# The variants: model dtype int8(0|1).
+variants=()
+models_to_check=(jamba-tiny)
+[ $quick = 1 ] || models_to_check+=(jamba-small)
+for model in "${models_to_check[@]}"; do
+  for dtype in f32 bf16; do
+    for q in 0 1; do
+      variants+=("$model $dtype $q")
+    done
+  done
+done
+variant_id() { echo "$1-$2-q$3"; }
+variant_name() { echo "$1 $2$([ "$3" = 1 ] && echo " +int8")"; }
+
+# The device's arch and copy bandwidth (the ceiling), and the cuBLAS rate.
+probe_device() {
+  if [ $dry = 1 ]; then
+    probe="device: the CPU (--cpu-dry-run) (sm_cpu, dry run)"
+    probe_rc=0
+  else
+    probe=$("$bin/jamba-bench-cuda" --mib 1024 --reps 20 2>&1)
+    probe_rc=$?
+  fi
+  if [ $probe_rc -eq 3 ]; then
+    echo "$probe"
+    echo "gpu-check: skipped: no GPU"
+    exit 0
+  elif [ $probe_rc -ne 0 ]; then
+    echo "$probe" >&2
+    exit 1
+  fi
+  echo "$probe"
+  arch=$(echo "$probe" | sed -n 's/^device: .*(\(sm_[0-9a-z]*\),.*/\1/p')
+  copy_gbs=$(echo "$probe" | sed -n 's/.* \([0-9.]*\) GB\/s.*/\1/p')
+  [ $dry = 1 ] && copy_gbs=
+  [ -n "$arch" ] || { echo "gpu-check: cannot read the device's arch" >&2; exit 1; }
+  row "ceiling | device copy bandwidth | ${copy_gbs:-n/a} GB/s | jamba-bench-cuda, 1 GiB D2D"
+  local gemm_line
+  gemm_line=$(echo "$probe" | sed -n 's/^gemm: //p')
+  if [ -n "$gemm_line" ]; then
+    row "ceiling | cuBLAS bf16 GEMM rate | $(echo "$gemm_line" | sed -n 's/.* \([0-9.]*\) TFLOP\/s.*/\1/p') TFLOP/s | $gemm_line"
+  fi
+}
+
+make_checkpoint() { # model dtype dir
+  [ -d "$3" ] || "$bin/jamba-make-checkpoint" "$models/$1.json" "$3" --seed 5 \
+    --dtype "$2" >/dev/null
+}
+
+# Runs artifact $1 on the test prompts: $2/run.{ids,npy} (batch 1, 16 new
+# tokens) and $2/multi.{ids,0.npy,1.npy,2.npy} (three sequences, chunks of
+# 8, 8 new tokens). Fails if a run fails.
+run_tests() { # artifact outdir
+  local art=$1 out=$2 args=() p rc=0
+  mkdir -p "$out"
+  timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
+    --ignore-eos --logits-out "$out/run.npy" >"$out/run.ids" 2>"$out/run.log" || rc=1
+  for p in "${prompts[@]}"; do args+=(--prompt-ids "$p"); done
+  timeout 300 "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
+    --logits-out "$out/multi.npy" >"$out/multi.ids" 2>>"$out/run.log" || rc=1
+  return $rc
+}
+
+# The reference interpreter on checkpoint $1, the same runs: $2/ref.*.
+run_refs() { # checkpoint outdir
+  local ref=$1 out=$2 i
+  mkdir -p "$out"
+  "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[0]}" -n 16 \
+    --logits-out "$out/ref.npy" >"$out/ref.ids" 2>/dev/null || return 1
+  for i in 0 1 2; do
+    "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[$i]}" -n 8 \
+      --logits-out "$out/ref.$i.npy" >"$out/ref.$i.ids" 2>/dev/null || return 1
+  done
+}
+
+# Rows comparing the runs in $3 with the references in $4.
+compare_tests() { # name tolerance rundir refdir
+  local name=$1 tol=$2 out=$3 ref=$4 ids cmpout rc i
+  ids=identical
+  cmp -s "$out/run.ids" "$ref/ref.ids" || ids=DIFFER
+  cmpout=$("$bin/jamba-compare-logits" "$out/run.npy" "$ref/ref.npy" --tolerance "$tol" 2>&1)
+  rc=$?
+  [ $rc -eq 0 ] && [ $ids = identical ] || status=1
+  row "test | $name batch 1 | $([ $rc -eq 0 ] && [ $ids = identical ] && echo ok || echo FAILED) | ids $ids; $cmpout"
+  for i in 0 1 2; do
+    ids=identical
+    [ "$(sed -n "$((i + 1))p" "$out/multi.ids")" = "$(cat "$ref/ref.$i.ids")" ] || ids=DIFFER
+    cmpout=$("$bin/jamba-compare-logits" "$out/multi.$i.npy" "$ref/ref.$i.npy" --tolerance "$tol" 2>&1)
+    rc=$?
+    [ $rc -eq 0 ] && [ $ids = identical ] || status=1
+    row "test | $name seq $i of 3 | $([ $rc -eq 0 ] && [ $ids = identical ] && echo ok || echo FAILED) | ids $ids; $cmpout"
+  done
+}
+
+tolerance() { [ "$1" = bf16 ] && echo 2e-2 || echo 1e-3; }
+
+# Compiles variant "$@" into $art (for $target); the reference checkpoint in
+# $ref. Returns non-zero (with a row) if compilation fails.
+compile_variant() { # model dtype q
+  local model=$1 dtype=$2 q=$3 id
+  id=$(variant_id "$@")
+  local ckpt="$work/$model-$dtype"
+  art="$work/$id.art"
+  ref="$ckpt"
   local flags=(--target "$target" --force)
+  [ $dry = 1 ] || [ "$mode" != bundle ] || flags+=(--gpu-format cubin)
+  make_checkpoint "$model" "$dtype" "$ckpt"
   if [ "$q" = 1 ]; then
     flags+=(--experts-int8)
     ref="$ckpt-q8"
     [ -d "$ref" ] || "$bin/jamba-quantize" "$ckpt" "$ref" >/dev/null
   fi
   if ! "$bin/jamba-compile" "$ckpt" -o "$art" "${flags[@]}" >"$work/compile.log" 2>&1; then
-    rows+=("test | $name compile | FAILED | $(tail -1 "$work/compile.log")")
+    row "test | $(variant_name "$@") compile | FAILED | $(tail -1 "$work/compile.log")"
     status=1
-    return
+    return 1
   fi
-  # batch 1
-  "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
-    --ignore-eos --logits-out "$work/run.npy" >"$work/run.ids" 2>"$work/run.log"
-  "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[0]}" -n 16 \
-    --logits-out "$work/ref.npy" >"$work/ref.ids" 2>/dev/null
-  local ids=identical
-  cmp -s "$work/run.ids" "$work/ref.ids" || ids=DIFFER
-  local cmpout
-  cmpout=$("$bin/jamba-compare-logits" "$work/run.npy" "$work/ref.npy" --tolerance "$tol" 2>&1)
-  local rc=$?
-  [ $rc -eq 0 ] && [ $ids = identical ] || status=1
-  rows+=("test | $name batch 1 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | ids $ids; $cmpout")
-  # three sequences, prefill chunks of 8
-  local args=()
-  for p in "${prompts[@]}"; do args+=(--prompt-ids "$p"); done
-  "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
-    --logits-out "$work/multi.npy" >"$work/multi.ids" 2>>"$work/run.log"
-  for i in 0 1 2; do
-    "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[$i]}" -n 8 \
-      --logits-out "$work/ref.$i.npy" >"$work/ref.$i.ids" 2>/dev/null
-    ids=identical
-    [ "$(sed -n "$((i + 1))p" "$work/multi.ids")" = "$(cat "$work/ref.$i.ids")" ] || ids=DIFFER
-    cmpout=$("$bin/jamba-compare-logits" "$work/multi.$i.npy" "$work/ref.$i.npy" --tolerance "$tol" 2>&1)
-    rc=$?
-    [ $rc -eq 0 ] && [ $ids = identical ] || status=1
-    rows+=("test | $name seq $i of 3 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | ids $ids; $cmpout")
-  done
 }
-
-models_to_check=(jamba-tiny)
-[ $quick = 1 ] || models_to_check+=(jamba-small)
-for model in "${models_to_check[@]}"; do
-  for dtype in f32 bf16; do
-    for q in 0 1; do
-      check_variant "$model" "$dtype" "$q"
-    done
-  done
-done
 
 # Bytes of an artifact's weights: "EXPERT OTHER EXPERTS TOP_K" (the expert
 # tensors' bytes, the rest's, the expert count and top-k), read from the
@@ -181,21 +317,21 @@ PY
 bench_decode() { # label artifact batch
   local label=$1 art=$2 batch=$3 split out tps
   split=$(weight_split "$art") || split=
-  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
+  out=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
     -n 32 --ignore-eos 2>&1 >/dev/null | grep "decode .* tokens")
   tps=$(echo "$out" | sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
   if [ -z "$tps" ]; then
-    rows+=("bench | $label decode batch $batch | FAILED | $out")
+    row "bench | $label decode batch $batch | FAILED | $out"
     status=1
   elif [ -n "$copy_gbs" ] && [ -n "$split" ]; then
-    rows+=("bench | $label decode batch $batch | $tps tok/s | $(echo "$split" | awk \
+    row "bench | $label decode batch $batch | $tps tok/s | $(echo "$split" | awk \
       -v t="$tps" -v b="$batch" -v c="$copy_gbs" '{
         e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
         bytes = $2 + $1 * touched / e; step = b / t;
         printf "%.1f%% of the copy bandwidth (%.1f GB/s: %.2f GB per step, %.1f of %d experts)",
-          100 * bytes / step / 1e9 / c, bytes / step / 1e9, bytes / 1e9, touched, e }')")
+          100 * bytes / step / 1e9 / c, bytes / step / 1e9, bytes / 1e9, touched, e }')"
   else
-    rows+=("bench | $label decode batch $batch | $tps tok/s | no ceiling measured")
+    row "bench | $label decode batch $batch | $tps tok/s | no ceiling measured"
   fi
 }
 
@@ -204,11 +340,11 @@ bench_prefill() { # label artifact tokens seq
   # Ids 1..1000 repeated: inside every vocabulary here.
   local ids
   ids=$(seq 0 $((tokens - 1)) | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')
-  out=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$ids" \
+  out=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$ids" \
     --seq "$seq" -n 1 --ignore-eos 2>&1 >/dev/null | grep "prefill")
   tps=$(echo "$out" | sed -n 's/.*prefill [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
   [ -n "$tps" ] || status=1
-  rows+=("bench | $label prefill $tokens tokens | ${tps:-FAILED} tok/s | ${out:-no output}")
+  row "bench | $label prefill $tokens tokens | ${tps:-FAILED} tok/s | ${out:-no output}"
 }
 
 # Per-op GPU time of a profiled run (jamba-run --profile-kernels):
@@ -251,13 +387,13 @@ profile_top() { # profile-text n
 # step; achieved GB/s against the copy bandwidth. Prefill: the selective
 # scan reads delta, u and z and writes y (f32, T x D each: 16 T D bytes;
 # B and C are small), against the copy bandwidth (target: 60%).
-bench_profile() { # label artifact
-  local label=$1 art=$2 split prof ms launches hidden ffn
+bench_profile() { # label artifact config.json
+  local label=$1 art=$2 config=$3 split prof ms launches hidden ffn
   split=$(weight_split "$art") || split=
   read -r hidden ffn <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
-print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
+print(c["hidden_size"], c["intermediate_size"])' "$config")"
   for batch in 1 8 32; do
-    prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
+    prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
     # All the expert GEMM's kernels; one epilogue (lane form) or one
     # grouped kernel per GEMM.
@@ -267,7 +403,7 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
       $(profile_op "$prof" "decode expert_gemm_grouped" | awk '{ n = $2 } END { print n + 0 }')))
     launches=$gemms
     if [ -z "$ms" ] || [ -z "$split" ] || [ "$gemms" -eq 0 ]; then
-      rows+=("kernel | $label decode batch $batch expert GEMM | FAILED | $(echo "$prof" | tail -1)")
+      row "kernel | $label decode batch $batch expert GEMM | FAILED | $(echo "$prof" | tail -1)"
       status=1
       continue
     fi
@@ -275,7 +411,7 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
     # the experts' shape, for the batch's rows.
     local cublas_us
     read -r cublas_us _ <<<"$(profile_kernel "$prof" "cublas_gemm_bf16 ${batch}x${ffn}x${hidden}")"
-    rows+=("kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
+    row "kernel | $label decode batch $batch expert GEMM | $(echo "$split" | awk \
       -v ms="$ms" -v n="$launches" -v b="$batch" -v c="$copy_gbs" \
       -v cub="${cublas_us:-}" '{
         e = $3; k = $4; touched = e * (1 - (1 - k / e) ^ b);
@@ -284,39 +420,31 @@ print(c["hidden_size"], c["intermediate_size"])' "$mini.json")"
           us, bytes / us / 1e3, 100 * bytes / us / 1e3 / c, bytes / 1e6
         if (cub != "")
           printf "; %.1f us per expert matrix vs cuBLAS bf16 %.1f us on the same shape (%.2fx)",
-            us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)")
+            us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)"
   done
-  prof=$("$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
+  prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \
     --profile-kernels 2>&1 >/dev/null)
   # The scan's kernels: its chunks from zero, the carry, the chunks again.
   read -r ms launches <<<"$(profile_op "$prof" "prefill selective_scan" "prefill selective_scan")"
   if [ -z "$ms" ]; then
-    rows+=("kernel | $label prefill 8192 selective scan | FAILED | $(echo "$prof" | tail -1)")
+    row "kernel | $label prefill 8192 selective scan | FAILED | $(echo "$prof" | tail -1)"
     status=1
   else
     local d
-    d=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["mamba_expand"]*c["hidden_size"])' "$mini.json")
-    rows+=("kernel | $label prefill 8192 selective scan | $(awk -v ms="$ms" -v n="$launches" \
+    d=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["mamba_expand"]*c["hidden_size"])' "$config")
+    row "kernel | $label prefill 8192 selective scan | $(awk -v ms="$ms" -v n="$launches" \
       -v d="$d" -v c="$copy_gbs" 'BEGIN { bytes = 16 * 8192 * d; gbs = bytes / (ms / 1e3) / 1e9;
-        printf "%.2f ms in %d launches (%.1f GB/s, %.1f%% of the copy bandwidth)", ms, n, gbs, 100 * gbs / c }') | $(profile_top "$prof" 6)")
+        printf "%.2f ms in %d launches (%.1f GB/s, %.1f%% of the copy bandwidth)", ms, n, gbs, 100 * gbs / c }') | $(profile_top "$prof" 6)"
   fi
 }
 
-if [ $quick = 0 ]; then
-  # jamba-small, bf16 + ExpertsInt8 (the serving configuration).
-  art="$work/jamba-small-bf16-q1.art"
-  for batch in 1 8 32; do
-    bench_decode jamba-small "$art" "$batch"
-  done
-  bench_prefill jamba-small "$art" 1024 1024
-
-  # A jamba-1.5-mini-shaped layer stack at real widths (hidden 4096,
-  # 16 experts of 14336, vocab 65536), random bf16 weights, ExpertsInt8:
-  # two layers, a Mamba layer with the dense MLP and an attention layer
-  # with the MoE. The dry run scales the widths down (the plumbing only).
-  mini="$work/jamba-mini-stack"
-  python3 - "$models/jamba-1.5-mini.json" "$mini.json" "$dry" <<'PY'
+# The jamba-1.5-mini-shaped layer stack at real widths (hidden 4096, 16
+# experts of 14336, vocab 65536), random bf16 weights, ExpertsInt8: two
+# layers, a Mamba layer with the dense MLP and an attention layer with the
+# MoE. The dry run scales the widths down (the plumbing only).
+write_mini_config() { # out.json
+  python3 - "$models/jamba-1.5-mini.json" "$1" "$dry" <<'PY'
 import json, sys
 config = json.load(open(sys.argv[1]))
 config.update(num_hidden_layers=2, attn_layer_period=2, attn_layer_offset=1,
@@ -326,27 +454,236 @@ if sys.argv[3] == "1":
                   mamba_dt_rank=16, num_attention_heads=8, num_key_value_heads=2)
 json.dump(config, open(sys.argv[2], "w"), indent=2)
 PY
-  if [ ! -d "$mini.ckpt" ]; then
-    "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null
+}
+
+# The benchmarks on jamba-small (bf16 + ExpertsInt8, the serving
+# configuration: artifact $1) and the mini stack (artifact $2, config $3).
+run_benchmarks() { # small-artifact mini-artifact mini-config
+  local batch
+  for batch in 1 8 32; do
+    bench_decode jamba-small "$1" "$batch"
+  done
+  bench_prefill jamba-small "$1" 1024 1024
+  if [ -z "$2" ]; then
+    return
   fi
-  if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" --target "$target" --experts-int8 \
-    --force >"$work/compile.log" 2>&1; then
-    for batch in 1 8 32; do
-      bench_decode "jamba-1.5-mini stack (2 layers)" "$mini.art" "$batch"
-    done
-    bench_prefill "jamba-1.5-mini stack (2 layers)" "$mini.art" 8192 4096
-    if [ $dry = 0 ]; then
-      bench_profile "jamba-1.5-mini stack" "$mini.art"
-    else
-      rows+=("kernel | per-kernel GPU times | skipped | --profile-kernels needs CUDA")
-    fi
+  for batch in 1 8 32; do
+    bench_decode "jamba-1.5-mini stack (2 layers)" "$2" "$batch"
+  done
+  bench_prefill "jamba-1.5-mini stack (2 layers)" "$2" 8192 4096
+  if [ $dry = 0 ]; then
+    bench_profile "jamba-1.5-mini stack" "$2" "$3"
   else
-    rows+=("bench | jamba-1.5-mini stack compile | FAILED | $(tail -1 "$work/compile.log")")
+    row "kernel | per-kernel GPU times | skipped | --profile-kernels needs CUDA"
+  fi
+}
+
+finish() {
+  echo
+  echo "== gpu-check ($arch) =="
+  printf '%s\n' "${rows[@]}" | print_table
+  exit $status
+}
+
+case "$mode" in
+all)
+  probe_device
+  device=cuda
+  target="cuda:$arch"
+  [ $dry = 1 ] && device=cpu && target=cpu
+  for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    compile_variant "$@" || continue
+    id=$(variant_id "$@")
+    if ! run_tests "$art" "$work/$id"; then
+      row "test | $(variant_name "$@") run | FAILED | $(tail -1 "$work/$id/run.log")"
+      status=1
+      continue
+    fi
+    run_refs "$ref" "$work/$id" || { row "test | $(variant_name "$@") reference | FAILED | jamba-interpret"; status=1; continue; }
+    compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$work/$id" "$work/$id"
+  done
+  if [ $quick = 0 ]; then
+    mini="$work/jamba-mini-stack"
+    write_mini_config "$mini.json"
+    [ -d "$mini.ckpt" ] || "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null
+    if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" --target "$target" --experts-int8 \
+      --force >"$work/compile.log" 2>&1; then
+      run_benchmarks "$work/jamba-small-bf16-q1.art" "$mini.art" "$mini.json"
+    else
+      row "bench | jamba-1.5-mini stack compile | FAILED | $(tail -1 "$work/compile.log")"
+      status=1
+      run_benchmarks "$work/jamba-small-bf16-q1.art" "" ""
+    fi
+  fi
+  finish
+  ;;
+
+bundle)
+  rm -rf "$bundle" "$bundle.refs"
+  mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/art" "$bundle/models" "$bundle.refs"
+  if [ $dry = 1 ]; then
+    device=cpu
+    target=cpu
+  else
+    device=cuda
+    target="cuda:$arch_wanted"
+  fi
+  # Code only: the manifest and the kernels; the weights are remade there.
+  pack_code() { # artifact name
+    mkdir -p "$bundle/art/$2"
+    cp "$1/manifest.json" "$bundle/art/$2/" && cp -r "$1/kernels" "$bundle/art/$2/"
+  }
+  for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    id=$(variant_id "$@")
+    echo "gpu-check: bundling $id"
+    compile_variant "$@" || continue
+    pack_code "$art" "$id"
+    run_refs "$ref" "$bundle.refs/$id" || { echo "gpu-check: jamba-interpret failed on $ref" >&2; status=1; }
+  done
+  cp "$models/jamba-tiny.json" "$bundle/models/"
+  [ $quick = 1 ] || cp "$models/jamba-small.json" "$bundle/models/"
+  if [ $quick = 0 ]; then
+    echo "gpu-check: bundling the jamba-1.5-mini stack"
+    mini="$work/jamba-mini-stack"
+    write_mini_config "$bundle/models/jamba-mini-stack.json"
+    cp "$bundle/models/jamba-mini-stack.json" "$mini.json"
+    flags=(--target "$target" --experts-int8 --force)
+    [ $dry = 1 ] || flags+=(--gpu-format cubin)
+    [ -d "$mini.ckpt" ] && cmp -s "$mini.json" "$mini.ckpt.json" ||
+      { rm -rf "$mini.ckpt"; "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null &&
+        cp "$mini.json" "$mini.ckpt.json"; }
+    if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" "${flags[@]}" >"$work/compile.log" 2>&1; then
+      pack_code "$mini.art" jamba-mini-stack
+    else
+      echo "gpu-check: the mini stack did not compile: $(tail -1 "$work/compile.log")" >&2
+      status=1
+    fi
+  fi
+  # The MLIR-free tools and what they link beyond the C and C++ runtimes.
+  for t in jamba-run jamba-bench-cuda jamba-make-checkpoint jamba-rebind; do
+    cp "$bin/$t" "$bundle/bin/"
+    ldd "$bin/$t" | awk '$3 ~ /^\// { print $3 }' |
+      grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
+      xargs -r cp -L -t "$bundle/lib/"
+  done
+  if ldd "$bin/jamba-rebind" | grep -q libMLIR; then
+    echo "gpu-check: jamba-rebind links MLIR; the bundle would not run without it" >&2
     status=1
   fi
-fi
+  cat >"$bundle/bundle.env" <<EOF
+# Written by scripts/gpu-check.sh --bundle on $(date -u +%Y-%m-%dT%H:%MZ).
+bundle_arch=$([ $dry = 1 ] && echo sm_cpu || echo "$arch_wanted")
+dry=$dry
+quick=$quick
+EOF
+  echo "gpu-check: wrote $bundle ($(du -sh "$bundle" | cut -f1)); references in $bundle.refs"
+  exit $status
+  ;;
 
-echo
-echo "== gpu-check ($arch) =="
-printf '%s\n' "${rows[@]}" | column -t -s '|'
-exit $status
+from-bundle)
+  mkdir -p "$results"
+  : >"$results/rows.txt"
+  probe_device
+  if [ $dry = 1 ]; then
+    device=cpu
+  else
+    device=cuda
+    if [ "$arch" != "$bundle_arch" ]; then
+      echo "gpu-check: the bundle's kernels are for $bundle_arch, this GPU is $arch" >&2
+      exit 1
+    fi
+  fi
+  # The runs' ids and logits, packed as they finish: one archive per
+  # jamba-small variant (about 15 MB each), one for all of jamba-tiny.
+  pack() { # archive ids...
+    local archive=$1
+    shift
+    (cd "$work/runs" && tar -czf "$results/$archive" "$@")
+  }
+  tiny_done=()
+  for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    id=$(variant_id "$@")
+    [ -d "$bundle/art/$id" ] || { row "test | $(variant_name "$@") | FAILED | not in the bundle"; status=1; continue; }
+    make_checkpoint "$1" "$2" "$work/$1-$2"
+    if ! "$bin/jamba-rebind" "$bundle/art/$id" "$work/$1-$2" -o "$work/$id.art" --force \
+      >"$work/rebind.log" 2>&1; then
+      row "test | $(variant_name "$@") rebind | FAILED | $(tail -1 "$work/rebind.log")"
+      status=1
+      continue
+    fi
+    if ! run_tests "$work/$id.art" "$work/runs/$id"; then
+      row "test | $(variant_name "$@") run | FAILED | $(tail -1 "$work/runs/$id/run.log")"
+      echo "gpu-check: $id failed; the end of its log:"
+      tail -15 "$work/runs/$id/run.log"
+      status=1
+    else
+      row "run | $(variant_name "$@") | ran | compared by --compare"
+    fi
+    if [ "$1" = jamba-tiny ]; then
+      tiny_done+=("$id")
+      pack jamba-tiny.tgz "${tiny_done[@]}"
+    else
+      pack "$id.tgz" "$id"
+    fi
+    # The checkpoint is not needed again.
+    [ "$3" = 1 ] && rm -rf "$work/$1-$2"
+  done
+  if [ $quick = 0 ]; then
+    small="$work/jamba-small-bf16-q1.art"
+    mini_art=
+    if [ -d "$bundle/art/jamba-mini-stack" ]; then
+      mini="$work/jamba-mini-stack"
+      "$bin/jamba-make-checkpoint" "$bundle/models/jamba-mini-stack.json" "$mini.ckpt" --seed 5 \
+        --dtype bf16 >/dev/null
+      if "$bin/jamba-rebind" "$bundle/art/jamba-mini-stack" "$mini.ckpt" -o "$mini.art" --force \
+        >"$work/rebind.log" 2>&1; then
+        mini_art="$mini.art"
+      else
+        row "bench | jamba-1.5-mini stack rebind | FAILED | $(tail -1 "$work/rebind.log")"
+        status=1
+      fi
+      rm -rf "$mini.ckpt"
+    fi
+    run_benchmarks "$small" "$mini_art" "$bundle/models/jamba-mini-stack.json"
+  fi
+  finish
+  ;;
+
+compare)
+  arch=$bundle_arch
+  unpacked="$work/results"
+  rm -rf "$unpacked"
+  mkdir -p "$unpacked"
+  for a in "$results"/*.tgz; do
+    [ -e "$a" ] && tar -xzf "$a" -C "$unpacked"
+  done
+  for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    id=$(variant_id "$@")
+    if [ ! -f "$unpacked/$id/multi.ids" ]; then
+      row "test | $(variant_name "$@") | FAILED | no results from the GPU run"
+      status=1
+      continue
+    fi
+    compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$unpacked/$id" "$bundle.refs/$id"
+  done
+  while IFS= read -r line; do
+    case "$line" in
+    run*) ;;
+    *FAILED*)
+      status=1
+      row "$line"
+      ;;
+    *) row "$line" ;;
+    esac
+  done <"$results/rows.txt"
+  finish
+  ;;
+esac
