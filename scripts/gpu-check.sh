@@ -112,9 +112,18 @@ fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ "$mode" = from-bundle ]; then
-  # No toolchain here: the bundle's tools and libraries.
+  # No toolchain here: the bundle's tools, and those of its libraries that
+  # this system lacks (Open MPI's, usually; its own libz and the like stay
+  # in use).
   bin="$bundle/bin"
-  export LD_LIBRARY_PATH="$bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  work="${JAMBA_GPU_CHECK_DIR:-/tmp/jamba-gpu-check}"
+  rm -rf "$work/lib"
+  mkdir -p "$work/lib"
+  for f in "$bundle"/lib/*; do
+    [ -e "$f" ] || continue
+    ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$(basename "$f") " || ln -s "$f" "$work/lib/"
+  done
+  export LD_LIBRARY_PATH="$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   # cuBLAS: the CUDA toolkit's, or the one a Python wheel ships.
   if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.1[23] '; then
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
@@ -126,7 +135,6 @@ if [ "$mode" = from-bundle ]; then
     done
   fi
   models="$bundle/models"
-  work="${JAMBA_GPU_CHECK_DIR:-/tmp/jamba-gpu-check}"
 else
   JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
 jamba-compare-logits jamba-bench-cuda jamba-quantize jamba-rebind" \
