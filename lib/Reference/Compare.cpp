@@ -28,6 +28,48 @@ int64_t jamba::ref::argmax(const float *x, int64_t n) {
   return best;
 }
 
+ChosenIdsCheck jamba::ref::checkChosenIds(const float *reference, int64_t rows,
+                                          int64_t vocab, const int64_t *ids,
+                                          int64_t numIds, int64_t firstRow,
+                                          double tolerance) {
+  ChosenIdsCheck c;
+  for (int64_t j = 0; j < numIds && firstRow + j < rows; ++j) {
+    const float *row = reference + (firstRow + j) * vocab;
+    int64_t best = argmax(row, vocab);
+    ++c.checked;
+    if (ids[j] == best) {
+      ++c.argmax;
+      continue;
+    }
+    double scale = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      scale = std::max(scale, std::abs(double(row[v])));
+    double gap = double(row[best]) - double(row[ids[j]]);
+    if (gap <= tolerance * scale) {
+      ++c.nearTies;
+      continue;
+    }
+    if (c.firstMismatch < 0) {
+      c.firstMismatch = j;
+      c.mismatchArgmax = best;
+      c.mismatchGap = gap;
+      c.mismatchAllowed = tolerance * scale;
+    }
+  }
+  return c;
+}
+
+double jamba::ref::rowRelErr(const float *test, const float *reference,
+                             int64_t vocab) {
+  double maxDiff = 0, maxRef = 0;
+  for (int64_t v = 0; v < vocab; ++v) {
+    maxDiff =
+        std::max(maxDiff, std::abs(double(test[v]) - double(reference[v])));
+    maxRef = std::max(maxRef, std::abs(double(reference[v])));
+  }
+  return maxRef > 0 ? maxDiff / maxRef : maxDiff;
+}
+
 LogitsComparison jamba::ref::compareLogits(const float *test,
                                            const float *reference, int64_t rows,
                                            int64_t vocab) {
@@ -35,12 +77,7 @@ LogitsComparison jamba::ref::compareLogits(const float *test,
   c.rows = rows;
   for (int64_t r = 0; r < rows; ++r) {
     const float *a = test + r * vocab, *b = reference + r * vocab;
-    double maxDiff = 0, maxRef = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      maxDiff = std::max(maxDiff, std::abs(double(a[v]) - double(b[v])));
-      maxRef = std::max(maxRef, std::abs(double(b[v])));
-    }
-    double rel = maxRef > 0 ? maxDiff / maxRef : maxDiff;
+    double rel = rowRelErr(a, b, vocab);
     c.maxRelErr = std::max(c.maxRelErr, rel);
     c.meanRelErr += rel / double(rows);
     c.top1Agree += argmax(a, vocab) == argmax(b, vocab);

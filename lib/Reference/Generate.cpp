@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <chrono>
+#include <limits>
 #include <map>
 
 using namespace mlir;
@@ -50,6 +51,9 @@ public:
 
   int64_t capacity = 0;
   double loadSeconds = 0;
+  InterpretOptions interpret;
+  /// With interpret.routingMargins: every call's margins, in order.
+  std::vector<float> margins;
 
 private:
   FailureOr<const Tensor<T> *> loadWeight(func::FuncOp func, unsigned i,
@@ -90,6 +94,9 @@ FailureOr<Tensor<T>> Generator<T>::call(StringRef name,
   if (!func)
     return module.emitError() << "the module has no entry point @" << name;
   const int64_t seq = ids.size();
+  if (interpret.routingMargins)
+    interpret.routingMargins->assign(seq,
+                                     std::numeric_limits<double>::infinity());
 
   // Bind every argument: inputs, states (zero when first seen), weights.
   // Inputs and states are owned here; weights stay in the cache.
@@ -136,7 +143,11 @@ FailureOr<Tensor<T>> Generator<T>::call(StringRef name,
   for (unsigned i = 0; i < args.size(); ++i)
     if (!args[i])
       args[i] = &owned[i];
-  FailureOr<SmallVector<Tensor<T>>> results = interpretFunction<T>(func, args);
+  FailureOr<SmallVector<Tensor<T>>> results =
+      interpretFunction<T>(func, args, interpret);
+  if (interpret.routingMargins)
+    for (double m : *interpret.routingMargins)
+      margins.push_back(static_cast<float>(m));
   if (failed(results))
     return failure();
   // Results: logits, then the updated states named like their arguments.
@@ -172,6 +183,10 @@ mlir::jamba::generateGreedy(ModuleOp module,
 
   Generator<T> gen(module, checkpoint);
   gen.capacity = prompt.size() + options.steps;
+  gen.interpret = options.interpret;
+  std::vector<double> callMargins;
+  if (options.routingMargins)
+    gen.interpret.routingMargins = &callMargins;
   Generation out;
 
   auto appendRows = [&](const Tensor<T> &logits) {
@@ -204,6 +219,7 @@ mlir::jamba::generateGreedy(ModuleOp module,
   out.decodeSeconds =
       secondsSince(start) - (gen.loadSeconds - loadBeforeDecode);
   out.loadSeconds = gen.loadSeconds;
+  out.routingMargins = std::move(gen.margins);
   return out;
 }
 

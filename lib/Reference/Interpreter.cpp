@@ -22,6 +22,8 @@ namespace {
 
 template <typename T> class Interpreter {
 public:
+  explicit Interpreter(const InterpretOptions &options) : options(options) {}
+
   /// Runs every op of `block` until the terminator; fills `results`.
   LogicalResult run(Block &block, SmallVectorImpl<Tensor<T>> &results);
 
@@ -34,8 +36,20 @@ public:
   void bindRef(Value v, const Tensor<T> &t) { values[v] = &t; }
 
 private:
+  const InterpretOptions &options;
+
   const Tensor<T> &get(Value v) { return *values.find(v)->second; }
   const Tensor<T> *getOpt(Value v) { return v ? &get(v) : nullptr; }
+  /// options.routingMargins when it has one entry per token of `v` (its
+  /// leading dims); null otherwise.
+  std::vector<double> *marginsFor(Value v) {
+    std::vector<double> *margins = options.routingMargins;
+    const Tensor<T> &t = get(v);
+    if (!margins || t.rank() == 0 ||
+        static_cast<int64_t>(margins->size()) != t.numel() / t.dim(-1))
+      return nullptr;
+    return margins;
+  }
 
   /// Checks the runtime shape of `t` against the IR type of `v`.
   LogicalResult checkType(Operation *op, StringRef what, Value v,
@@ -148,8 +162,9 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         return success();
       })
       .template Case<LinearOp>([&](LinearOp l) {
-        bind(l.getResult(), linear(get(l.getInput()), get(l.getWeight()),
-                                   getOpt(l.getScale()), getOpt(l.getBias())));
+        bind(l.getResult(),
+             linear(get(l.getInput()), get(l.getWeight()), getOpt(l.getScale()),
+                    getOpt(l.getBias()), options.gemmInputs));
         return success();
       })
       .template Case<MambaMixerOp>([&](MambaMixerOp m) {
@@ -168,7 +183,7 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
             &get(m.getOutProjWeight()), getOpt(m.getOutProjBias())};
         auto [out, conv, ssm] = mambaMixer(
             get(m.getInput()), get(m.getConvState()), get(m.getSsmState()), w,
-            m.getEpsilon().convertToDouble());
+            m.getEpsilon().convertToDouble(), options.gemmInputs);
         bind(m.getResult(), std::move(out));
         bind(m.getNewConvState(), std::move(conv));
         bind(m.getNewSsmState(), std::move(ssm));
@@ -190,7 +205,7 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         auto [out, k, v] = attention(
             x, get(a.getQWeight()), get(a.getKWeight()), get(a.getVWeight()),
             get(a.getOWeight()), get(a.getKCache()), get(a.getVCache()), len,
-            a.getNumHeads(), a.getNumKvHeads());
+            a.getNumHeads(), a.getNumKvHeads(), options.gemmInputs);
         bind(a.getResult(), std::move(out));
         bind(a.getNewKCache(), std::move(k));
         bind(a.getNewVCache(), std::move(v));
@@ -205,12 +220,14 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         bind(m.getResult(),
              moe(get(m.getInput()), get(m.getRouterWeight()),
                  get(m.getGateWeight()), get(m.getUpWeight()),
-                 get(m.getDownWeight()), m.getTopK(), m.getNormalizeTopK()));
+                 get(m.getDownWeight()), m.getTopK(), m.getNormalizeTopK(),
+                 options.gemmInputs, marginsFor(m.getInput())));
         return success();
       })
       .template Case<MLPOp>([&](MLPOp m) {
         bind(m.getResult(), mlp(get(m.getInput()), get(m.getGateWeight()),
-                                get(m.getUpWeight()), get(m.getDownWeight())));
+                                get(m.getUpWeight()), get(m.getDownWeight()),
+                                options.gemmInputs));
         return success();
       })
       .template Case<LMHeadOp>([&](LMHeadOp l) {
@@ -220,8 +237,8 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
                                << "reference interpreter: num_logits_to_keep ("
                                << keep << ") exceeds the sequence length ("
                                << get(l.getInput()).dim(1) << ")");
-        bind(l.getResult(),
-             lmHead(get(l.getInput()), get(l.getWeight()), keep));
+        bind(l.getResult(), lmHead(get(l.getInput()), get(l.getWeight()), keep,
+                                   options.gemmInputs));
         return success();
       })
       .template Case<CausalConv1dOp>([&](CausalConv1dOp c) {
@@ -264,6 +281,8 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
       .template Case<RouterTopKOp>([&](RouterTopKOp r) {
         auto [w, i] =
             routerTopK(get(r.getLogits()), r.getTopK(), r.getNormalize());
+        if (std::vector<double> *margins = marginsFor(r.getLogits()))
+          minRoutingMargins(get(r.getLogits()), r.getTopK(), *margins);
         bind(r.getWeights(), std::move(w));
         bind(r.getIndices(), std::move(i));
         return success();
@@ -460,14 +479,15 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
 template <typename T>
 FailureOr<SmallVector<Tensor<T>>>
 mlir::jamba::interpretFunction(func::FuncOp func,
-                               ArrayRef<const Tensor<T> *> args) {
+                               ArrayRef<const Tensor<T> *> args,
+                               const InterpretOptions &options) {
   if (func.isExternal())
     return func.emitError() << "reference interpreter: function has no body";
   if (args.size() != func.getNumArguments())
     return func.emitError()
            << "reference interpreter: expected " << func.getNumArguments()
            << " arguments, got " << args.size();
-  Interpreter<T> interp;
+  Interpreter<T> interp(options);
   Block &entry = func.getBody().front();
   for (auto [i, arg] : llvm::enumerate(entry.getArguments())) {
     auto type = dyn_cast<RankedTensorType>(arg.getType());
@@ -488,8 +508,8 @@ mlir::jamba::interpretFunction(func::FuncOp func,
 }
 
 template FailureOr<SmallVector<Tensor<float>>>
-    mlir::jamba::interpretFunction(func::FuncOp,
-                                   ArrayRef<const Tensor<float> *>);
+mlir::jamba::interpretFunction(func::FuncOp, ArrayRef<const Tensor<float> *>,
+                               const InterpretOptions &);
 template FailureOr<SmallVector<Tensor<double>>>
-    mlir::jamba::interpretFunction(func::FuncOp,
-                                   ArrayRef<const Tensor<double> *>);
+mlir::jamba::interpretFunction(func::FuncOp, ArrayRef<const Tensor<double> *>,
+                               const InterpretOptions &);

@@ -6,7 +6,10 @@
 
 #include "jamba/Reference/Kernels.h"
 
+#include "jamba/Checkpoint/SafeTensors.h"
+
 #include <algorithm>
+#include <functional>
 #include <sstream>
 
 using namespace jamba::ref;
@@ -26,13 +29,22 @@ std::string jamba::ref::formatShape(const std::vector<int64_t> &shape) {
 
 template <typename T>
 Tensor<T> jamba::ref::linear(const Tensor<T> &x, const Tensor<T> &w,
-                             const Tensor<T> *scale, const Tensor<T> *bias) {
+                             const Tensor<T> *scale, const Tensor<T> *bias,
+                             GemmInputs inputs) {
   const int64_t n = w.dim(0), k = w.dim(1), rows = x.numel() / k;
   std::vector<int64_t> shape = x.shape;
   shape.back() = n;
   Tensor<T> y(shape);
+  const bool roundInput = inputs == GemmInputs::BF16 && !scale;
+  std::vector<T> rounded(roundInput ? k : 0);
   for (int64_t r = 0; r < rows; ++r) {
     const T *xr = &x[r * k];
+    if (roundInput) {
+      for (int64_t i = 0; i < k; ++i)
+        rounded[i] = static_cast<T>(::jamba::ckpt::bf16ToF32(
+            ::jamba::ckpt::f32ToBf16(static_cast<float>(xr[i]))));
+      xr = rounded.data();
+    }
     for (int64_t j = 0; j < n; ++j) {
       const T *wj = &w[j * k];
       T acc = 0;
@@ -132,6 +144,28 @@ jamba::ref::selectiveScan(const ScanOperands<T> &ops) {
     }
   }
   return {std::move(y), std::move(last)};
+}
+
+template <typename T>
+void jamba::ref::minRoutingMargins(const Tensor<T> &logits, int64_t k,
+                                   std::vector<double> &margins) {
+  const int64_t experts = logits.dim(-1), tokens = logits.numel() / experts;
+  if (k >= experts)
+    return;
+  std::vector<double> sorted(experts);
+  for (int64_t t = 0; t < tokens; ++t) {
+    double scale = 0;
+    for (int64_t e = 0; e < experts; ++e) {
+      sorted[e] = static_cast<double>(logits[t * experts + e]);
+      scale = std::max(scale, std::abs(sorted[e]));
+    }
+    std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end(),
+                     std::greater<double>());
+    // sorted[k] is the (k+1)-th largest; the k-th is the smallest before it.
+    double kth = *std::min_element(sorted.begin(), sorted.begin() + k);
+    double margin = scale > 0 ? (kth - sorted[k]) / scale : 0;
+    margins[t] = std::min(margins[t], margin);
+  }
 }
 
 template <typename T>
@@ -303,23 +337,23 @@ template <typename T>
 std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
 jamba::ref::mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
                        const Tensor<T> &ssmState, const MambaWeights<T> &w,
-                       double eps) {
+                       double eps, GemmInputs inputs) {
   const int64_t dInner = w.conv->dim(0), width = w.conv->dim(2),
                 dState = w.aLog->dim(1), dtRank = w.dtProj->dim(1);
   // 1. in_proj, split into x (first d_inner channels) and the gate z.
-  Tensor<T> xz = linear<T>(x, *w.inProj, nullptr, w.inProjBias);
+  Tensor<T> xz = linear<T>(x, *w.inProj, nullptr, w.inProjBias, inputs);
   Tensor<T> xs = sliceLast(xz, 0, dInner), z = sliceLast(xz, dInner, dInner);
   // 3. Causal depthwise conv1d + SiLU, continuing from the conv state.
   Tensor<T> convW({dInner, width}, w.conv->data);
   auto [xc, newConv] = causalConv1d(xs, convW, w.convBias, convState, true);
   // 4-5. x_proj split into dt, B, C (in this order), each RMS-normalised.
-  Tensor<T> xdbl = linear<T>(xc, *w.xProj, nullptr, nullptr);
+  Tensor<T> xdbl = linear<T>(xc, *w.xProj, nullptr, nullptr, inputs);
   Tensor<T> dt = rmsNorm<T>(sliceLast(xdbl, 0, dtRank), *w.dtNorm, eps);
   Tensor<T> B = rmsNorm<T>(sliceLast(xdbl, dtRank, dState), *w.bNorm, eps);
   Tensor<T> C =
       rmsNorm<T>(sliceLast(xdbl, dtRank + dState, dState), *w.cNorm, eps);
   // 6. dt_proj without its bias: the scan adds it once, before softplus.
-  Tensor<T> delta = linear<T>(dt, *w.dtProj, nullptr, nullptr);
+  Tensor<T> delta = linear<T>(dt, *w.dtProj, nullptr, nullptr, inputs);
   // 7. A = -exp(A_log).
   Tensor<T> A(w.aLog->shape);
   for (int64_t i = 0; i < A.numel(); ++i)
@@ -333,7 +367,7 @@ jamba::ref::mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
   scan.deltaSoftplus = true;
   auto [y, newSsm] = selectiveScan(scan);
   // 9. out_proj.
-  Tensor<T> out = linear<T>(y, *w.outProj, nullptr, w.outProjBias);
+  Tensor<T> out = linear<T>(y, *w.outProj, nullptr, w.outProjBias, inputs);
   return {std::move(out), std::move(newConv), std::move(newSsm)};
 }
 
@@ -401,24 +435,28 @@ jamba::ref::attention(const Tensor<T> &x, const Tensor<T> &wq,
                       const Tensor<T> &wk, const Tensor<T> &wv,
                       const Tensor<T> &wo, const Tensor<T> &kCache,
                       const Tensor<T> &vCache, const Tensor<T> &cacheLen,
-                      int64_t heads, int64_t kvHeads) {
-  Tensor<T> q = linear<T>(x, wq, nullptr, nullptr);
-  Tensor<T> k = linear<T>(x, wk, nullptr, nullptr);
-  Tensor<T> v = linear<T>(x, wv, nullptr, nullptr);
+                      int64_t heads, int64_t kvHeads, GemmInputs inputs) {
+  Tensor<T> q = linear<T>(x, wq, nullptr, nullptr, inputs);
+  Tensor<T> k = linear<T>(x, wk, nullptr, nullptr, inputs);
+  Tensor<T> v = linear<T>(x, wv, nullptr, nullptr, inputs);
   auto [o, kc, vc] =
       cachedAttention(q, k, v, kCache, vCache, cacheLen, heads, kvHeads);
-  Tensor<T> out = linear<T>(o, wo, nullptr, nullptr);
+  Tensor<T> out = linear<T>(o, wo, nullptr, nullptr, inputs);
   return {std::move(out), std::move(kc), std::move(vc)};
 }
 
 template <typename T>
 Tensor<T> jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
                           const Tensor<T> &gate, const Tensor<T> &up,
-                          const Tensor<T> &down, int64_t topK, bool normalize) {
+                          const Tensor<T> &down, int64_t topK, bool normalize,
+                          GemmInputs inputs,
+                          std::vector<double> *routingMargins) {
   const int64_t hidden = x.dim(-1), tokens = x.numel() / hidden;
   Tensor<T> flat({tokens, hidden}, x.data);
-  Tensor<T> logits = linear<T>(flat, router, nullptr, nullptr);
+  Tensor<T> logits = linear<T>(flat, router, nullptr, nullptr, inputs);
   auto [weights, indices] = routerTopK(logits, topK, normalize);
+  if (routingMargins)
+    minRoutingMargins(logits, topK, *routingMargins);
   Tensor<T> g = expertGemm<T>(flat, gate, nullptr, indices, nullptr);
   Tensor<T> u = expertGemm<T>(flat, up, nullptr, indices, nullptr);
   Tensor<T> a = swiglu(g, u);
@@ -431,22 +469,23 @@ Tensor<T> jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
 
 template <typename T>
 Tensor<T> jamba::ref::mlp(const Tensor<T> &x, const Tensor<T> &gate,
-                          const Tensor<T> &up, const Tensor<T> &down) {
-  return linear<T>(swiglu(linear<T>(x, gate, nullptr, nullptr),
-                          linear<T>(x, up, nullptr, nullptr)),
-                   down, nullptr, nullptr);
+                          const Tensor<T> &up, const Tensor<T> &down,
+                          GemmInputs inputs) {
+  return linear<T>(swiglu(linear<T>(x, gate, nullptr, nullptr, inputs),
+                          linear<T>(x, up, nullptr, nullptr, inputs)),
+                   down, nullptr, nullptr, inputs);
 }
 
 template <typename T>
 Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
-                             int64_t keep) {
+                             int64_t keep, GemmInputs inputs) {
   const int64_t batch = x.dim(0), seq = x.dim(1), hidden = x.dim(2);
   const int64_t positions = keep == 0 ? seq : keep;
   Tensor<T> last({batch, positions, hidden});
   for (int64_t b = 0; b < batch; ++b)
     std::copy_n(&x[(b * seq + seq - positions) * hidden], positions * hidden,
                 &last[b * positions * hidden]);
-  return linear<T>(last, w, nullptr, nullptr);
+  return linear<T>(last, w, nullptr, nullptr, inputs);
 }
 
 //===----------------------------------------------------------------------===//
@@ -455,7 +494,8 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
 
 #define JAMBA_REF_INSTANTIATE(T)                                               \
   template Tensor<T> jamba::ref::linear(const Tensor<T> &, const Tensor<T> &,  \
-                                        const Tensor<T> *, const Tensor<T> *); \
+                                        const Tensor<T> *, const Tensor<T> *,  \
+                                        GemmInputs);                           \
   template Tensor<T> jamba::ref::rmsNorm(const Tensor<T> &, const Tensor<T> &, \
                                          double);                              \
   template std::pair<Tensor<T>, Tensor<T>> jamba::ref::causalConv1d(           \
@@ -465,6 +505,8 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
       const ScanOperands<T> &);                                                \
   template std::pair<Tensor<T>, Tensor<T>> jamba::ref::routerTopK(             \
       const Tensor<T> &, int64_t, bool);                                       \
+  template void jamba::ref::minRoutingMargins(const Tensor<T> &, int64_t,      \
+                                              std::vector<double> &);          \
   template Tensor<T> jamba::ref::expertGemm(                                   \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> *,                 \
       const Tensor<T> &, const Tensor<T> *, const Tensor<T> *);                \
@@ -479,7 +521,7 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
                                            const Tensor<T> &);                 \
   template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>> jamba::ref::mambaMixer( \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
-      const MambaWeights<T> &, double);                                        \
+      const MambaWeights<T> &, double, GemmInputs);                            \
   template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>                         \
   jamba::ref::cachedAttention(const Tensor<T> &, const Tensor<T> &,            \
                               const Tensor<T> &, const Tensor<T> &,            \
@@ -488,14 +530,16 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
   template std::tuple<Tensor<T>, Tensor<T>, Tensor<T>> jamba::ref::attention(  \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
-      const Tensor<T> &, const Tensor<T> &, int64_t, int64_t);                 \
+      const Tensor<T> &, const Tensor<T> &, int64_t, int64_t, GemmInputs);     \
   template Tensor<T> jamba::ref::moe(const Tensor<T> &, const Tensor<T> &,     \
                                      const Tensor<T> &, const Tensor<T> &,     \
-                                     const Tensor<T> &, int64_t, bool);        \
+                                     const Tensor<T> &, int64_t, bool,         \
+                                     GemmInputs, std::vector<double> *);       \
   template Tensor<T> jamba::ref::mlp(const Tensor<T> &, const Tensor<T> &,     \
-                                     const Tensor<T> &, const Tensor<T> &);    \
+                                     const Tensor<T> &, const Tensor<T> &,     \
+                                     GemmInputs);                              \
   template Tensor<T> jamba::ref::lmHead(const Tensor<T> &, const Tensor<T> &,  \
-                                        int64_t);
+                                        int64_t, GemmInputs);
 
 JAMBA_REF_INSTANTIATE(float)
 JAMBA_REF_INSTANTIATE(double)

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Checkpoint/Npy.h"
+#include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Reference/Compare.h"
 
 #include "llvm/Support/CommandLine.h"
@@ -30,6 +31,35 @@ static cl::opt<double>
               cl::desc("Fail (exit 1) when the max relative error exceeds "
                        "this (negative: report only)"),
               cl::init(-1.0));
+
+static cl::opt<std::string> chosenIds(
+    "chosen-ids",
+    cl::desc("Comma-separated ids a greedy test run chose, the first from "
+             "row --ids-from-row of the logits: each must be the reference "
+             "row's argmax or a near-tie within the tolerance (needs "
+             "--tolerance and --ids-from-row)"),
+    cl::value_desc("ids"));
+static cl::opt<int64_t>
+    idsFromRow("ids-from-row",
+               cl::desc("The row the first of --chosen-ids was chosen from"),
+               cl::init(-1));
+
+static cl::opt<std::string> routingMargins(
+    "routing-margins",
+    cl::desc("The reference's routing margins per row (jamba-interpret "
+             "--routing-margins-out). A row beyond the tolerance, or whose "
+             "chosen id is not the argmax or a near-tie, is a routing swap "
+             "when its margin or the previous row's is within "
+             "--routing-tolerance: a router's top-k at a near-tie, which "
+             "rounding may decide the other way. From there on the test "
+             "follows another valid trajectory (the recurrent state carries "
+             "the swap), and the rows after it are reported, not compared"),
+    cl::value_desc("file.npy"));
+static cl::opt<double> routingTolerance(
+    "routing-tolerance",
+    cl::desc("The routing margin at or below which a router's top-k counts "
+             "as a near-tie (with --routing-margins)"),
+    cl::init(-1.0));
 
 static int fail(const std::string &message) {
   llvm::errs() << "jamba-compare-logits: error: " << message << "\n";
@@ -58,18 +88,137 @@ int main(int argc, char **argv) {
                 shapeText(testShape) + " and " + shapeText(refShape));
   if (testShape[0] == 0 || testShape[1] == 0)
     return fail("the logits are empty: " + shapeText(testShape));
-  ::jamba::ref::LogitsComparison c = ::jamba::ref::compareLogits(
-      test.data(), ref.data(), testShape[0], testShape[1]);
+  // The chosen ids, checked before anything is compared.
+  std::vector<int64_t> ids;
+  if (chosenIds.getNumOccurrences() || idsFromRow.getNumOccurrences()) {
+    if (!chosenIds.getNumOccurrences() || !idsFromRow.getNumOccurrences() ||
+        tolerance < 0)
+      return fail("--chosen-ids, --ids-from-row and --tolerance go together");
+    auto parsed = ckpt::parseTokenIds(chosenIds);
+    if (!parsed.ok())
+      return fail("--chosen-ids: " + parsed.status().message());
+    ids = std::move(*parsed);
+    if (idsFromRow < 0 ||
+        idsFromRow + static_cast<int64_t>(ids.size()) > testShape[0])
+      return fail("--ids-from-row " + std::to_string(idsFromRow) + " with " +
+                  std::to_string(ids.size()) + " ids needs rows up to " +
+                  std::to_string(idsFromRow + ids.size()) +
+                  ", the logits have " + std::to_string(testShape[0]));
+    for (int64_t id : ids)
+      if (id >= testShape[1])
+        return fail("--chosen-ids: id " + std::to_string(id) +
+                    " is outside the vocabulary of " +
+                    std::to_string(testShape[1]));
+  }
+  const int64_t rows = testShape[0], vocab = testShape[1];
+  // The reference's routing margins, one per row.
+  std::vector<float> margins;
+  if (!routingMargins.empty()) {
+    if (tolerance < 0 || routingTolerance < 0)
+      return fail("--routing-margins needs --tolerance and "
+                  "--routing-tolerance");
+    std::vector<int64_t> shape;
+    if (ckpt::Status st = ckpt::readNpyF32(routingMargins, shape, margins);
+        !st.ok())
+      return fail(st.message());
+    if (shape != std::vector<int64_t>{rows})
+      return fail("--routing-margins: expected [" + std::to_string(rows) +
+                  "] (one per row), got " + shapeText(shape));
+  }
+  // A row at a routing near-tie: its margin or the previous row's.
+  auto atRoutingNearTie = [&](int64_t r) {
+    return !margins.empty() && (margins[r] <= routingTolerance ||
+                                (r > 0 && margins[r - 1] <= routingTolerance));
+  };
+
+  ::jamba::ref::LogitsComparison c =
+      ::jamba::ref::compareLogits(test.data(), ref.data(), rows, vocab);
   llvm::outs() << llvm::format(
       "rows %lld, vocab %lld: max rel err %.3e, mean %.3e, top-1 %lld/%lld, "
       "KL mean %.3e max %.3e\n",
-      static_cast<long long>(c.rows), static_cast<long long>(testShape[1]),
+      static_cast<long long>(c.rows), static_cast<long long>(vocab),
       c.maxRelErr, c.meanRelErr, static_cast<long long>(c.top1Agree),
       static_cast<long long>(c.rows), c.meanKL, c.maxKL);
-  if (tolerance >= 0 && !(c.maxRelErr <= tolerance)) {
+
+  // Row by row: within the tolerance, or the first row of a routing swap
+  // (beyond the tolerance at a routing near-tie), after which the test
+  // follows another valid trajectory and its rows are not compared.
+  int64_t firstBadRow = -1, swapRow = -1, firstBadId = -1;
+  double maxCompared = 0, maxAfterSwap = 0;
+  ::jamba::ref::ChosenIdsCheck k, bad;
+  for (int64_t r = 0; tolerance >= 0 && r < rows; ++r) {
+    double err = ::jamba::ref::rowRelErr(test.data() + r * vocab,
+                                         ref.data() + r * vocab, vocab);
+    if (swapRow >= 0) {
+      maxAfterSwap = std::max(maxAfterSwap, err);
+      continue;
+    }
+    bool rowOk = err <= tolerance;
+    // The id chosen from this row, if any.
+    int64_t j = r - idsFromRow;
+    bool idOk = true;
+    if (!ids.empty() && j >= 0 && j < static_cast<int64_t>(ids.size())) {
+      ::jamba::ref::ChosenIdsCheck one = ::jamba::ref::checkChosenIds(
+          ref.data(), rows, vocab, &ids[j], 1, r, tolerance);
+      k.checked += one.checked;
+      k.argmax += one.argmax;
+      k.nearTies += one.nearTies;
+      idOk = one.firstMismatch < 0;
+      if (!idOk)
+        bad = one;
+    }
+    if (rowOk && idOk) {
+      maxCompared = std::max(maxCompared, err);
+      continue;
+    }
+    if (atRoutingNearTie(r)) {
+      swapRow = r;
+      maxAfterSwap = err;
+      continue;
+    }
+    maxCompared = std::max(maxCompared, err);
+    if (!rowOk && firstBadRow < 0)
+      firstBadRow = r;
+    if (!idOk && firstBadId < 0) {
+      firstBadId = j;
+      k.firstMismatch = j;
+      k.mismatchArgmax = bad.mismatchArgmax;
+      k.mismatchGap = bad.mismatchGap;
+      k.mismatchAllowed = bad.mismatchAllowed;
+    }
+  }
+  if (!ids.empty())
+    llvm::outs() << llvm::format(
+        "ids %lld/%lld agree (%lld argmax, %lld near-ties)\n",
+        static_cast<long long>(k.argmax + k.nearTies),
+        static_cast<long long>(k.checked), static_cast<long long>(k.argmax),
+        static_cast<long long>(k.nearTies));
+  if (swapRow >= 0)
+    llvm::outs() << llvm::format(
+        "routing swap at row %lld (a router's top-k within %.3g of a tie): "
+        "rows %lld-%lld follow another trajectory, not compared (max rel err "
+        "%.3e); max rel err before %.3e\n",
+        static_cast<long long>(swapRow), double(routingTolerance),
+        static_cast<long long>(swapRow), static_cast<long long>(rows - 1),
+        maxAfterSwap, maxCompared);
+  if (firstBadId >= 0) {
     llvm::errs() << llvm::format(
-        "jamba-compare-logits: max rel err %.3e exceeds the tolerance %.3e\n",
-        c.maxRelErr, double(tolerance));
+        "jamba-compare-logits: id %lld (row %lld): the test chose %lld, the "
+        "reference's argmax is %lld, %.4g above it (a near-tie is within "
+        "%.4g)\n",
+        static_cast<long long>(firstBadId),
+        static_cast<long long>(idsFromRow + firstBadId),
+        static_cast<long long>(ids[firstBadId]),
+        static_cast<long long>(k.mismatchArgmax), k.mismatchGap,
+        k.mismatchAllowed);
+    return 1;
+  }
+  if (firstBadRow >= 0) {
+    llvm::errs() << llvm::format(
+        "jamba-compare-logits: max rel err %.3e exceeds the tolerance %.3e "
+        "(first at row %lld%s)\n",
+        maxCompared, double(tolerance), static_cast<long long>(firstBadRow),
+        margins.empty() ? "" : ", not at a routing near-tie");
     return 1;
   }
   return 0;

@@ -45,9 +45,22 @@ static cl::opt<int64_t> steps("n", cl::desc("Number of ids to generate"),
 static cl::opt<std::string> dtype("dtype",
                                   cl::desc("Arithmetic precision: f32 or f64"),
                                   cl::init("f32"));
+static cl::opt<std::string> gemmInputs(
+    "gemm-inputs",
+    cl::desc("The inputs of dense linears: f32 (exact, the default) or bf16 "
+             "(rounded to bf16 first, as GEMMs on bf16 operands do: PyTorch's "
+             "bf16 Linear, the CUDA backend's cuBLAS GEMMs); meant for bf16 "
+             "checkpoints. The experts' GEMMs keep their inputs"),
+    cl::init("f32"));
 static cl::opt<std::string> logitsOut("logits-out",
                                       cl::desc("Write the logits as .npy"),
                                       cl::value_desc("file"));
+static cl::opt<std::string> routingMarginsOut(
+    "routing-margins-out",
+    cl::desc("Write, per logits row, the smallest routing margin of its MoE "
+             "layers (the gap between the k-th and (k+1)-th router logits "
+             "over their largest magnitude; inf without MoE) as .npy"),
+    cl::value_desc("file"));
 static cl::opt<bool> timing("time",
                             cl::desc("Print load, prefill and decode timings"),
                             cl::init(false));
@@ -71,6 +84,8 @@ int main(int argc, char **argv) {
     return fail("-n must be non-negative");
   if (dtype != "f32" && dtype != "f64")
     return fail("--dtype must be f32 or f64, got '" + dtype + "'");
+  if (gemmInputs != "f32" && gemmInputs != "bf16")
+    return fail("--gemm-inputs must be f32 or bf16, got '" + gemmInputs + "'");
 
   auto opened = ::jamba::ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())
@@ -102,6 +117,9 @@ int main(int argc, char **argv) {
   mlir::jamba::GenerateOptions options;
   options.promptIds = ids;
   options.steps = steps;
+  if (gemmInputs == "bf16")
+    options.interpret.gemmInputs = ::jamba::ref::GemmInputs::BF16;
+  options.routingMargins = !routingMarginsOut.empty();
   FailureOr<mlir::jamba::Generation> gen =
       dtype == "f64"
           ? mlir::jamba::generateGreedy<double>(*module, *checkpoint, options)
@@ -117,6 +135,12 @@ int main(int argc, char **argv) {
   if (!logitsOut.empty()) {
     ::jamba::ckpt::Status status = ::jamba::ckpt::writeNpyF32(
         logitsOut, {gen->rows, gen->vocab}, gen->logits);
+    if (!status.ok())
+      return fail(status.message());
+  }
+  if (!routingMarginsOut.empty()) {
+    ::jamba::ckpt::Status status = ::jamba::ckpt::writeNpyF32(
+        routingMarginsOut, {gen->rows}, gen->routingMargins);
     if (!status.ok())
       return fail(status.message());
   }

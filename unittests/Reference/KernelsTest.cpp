@@ -46,6 +46,37 @@ TEST(ReferenceKernels, LinearWithScaleAndBias) {
   EXPECT_DOUBLE_EQ(y[1], 2.0 * (3 - 4) + 20.0);
 }
 
+TEST(ReferenceKernels, LinearRoundsItsInputToBF16WhenAsked) {
+  // 1 + 2^-8 lies halfway between the bf16 values 1 and 1 + 2^-7: nearest
+  // even gives 1. 1 + 3 * 2^-9 rounds up to 1 + 2^-7. 3 is exact.
+  const double a = 1.0 + std::ldexp(1.0, -8), b = 1.0 + 3 * std::ldexp(1.0, -9);
+  Tensor<double> x({1, 3}, {a, b, 3.0}), w({1, 3}, {1.0, 10.0, 100.0});
+  EXPECT_DOUBLE_EQ(linear<double>(x, w, nullptr, nullptr)[0],
+                   a + 10 * b + 300.0);
+  EXPECT_DOUBLE_EQ(linear<double>(x, w, nullptr, nullptr, GemmInputs::BF16)[0],
+                   1.0 + 10 * (1.0 + std::ldexp(1.0, -7)) + 300.0);
+  // An ExpertsInt8 linear (with a scale) keeps its input.
+  Tensor<double> scale({1}, std::vector<double>{0.5});
+  EXPECT_DOUBLE_EQ(linear<double>(x, w, &scale, nullptr, GemmInputs::BF16)[0],
+                   0.5 * (a + 10 * b + 300.0));
+}
+
+TEST(ReferenceKernels, RoutingMarginsAreTheKthGapOverTheLargestLogit) {
+  // Token 0: logits [3, 1, 2, -4], top-2 = {3, 2}, next 1: (2 - 1) / 4.
+  // Token 1: [0.5, 0.5, -1, 0.25]: (0.5 - 0.25) / 1 = 0.25, but an earlier
+  // layer's 0.1 is smaller and stays.
+  Tensor<double> logits({2, 4}, {3, 1, 2, -4, 0.5, 0.5, -1, 0.25});
+  std::vector<double> margins = {1.0, 0.1};
+  minRoutingMargins(logits, 2, margins);
+  EXPECT_DOUBLE_EQ(margins[0], 0.25);
+  EXPECT_DOUBLE_EQ(margins[1], 0.1);
+  // A tie at the k-th place has margin 0: [1, 2, 2, 0] with k = 1.
+  Tensor<double> tie({1, 4}, {1, 2, 2, 0});
+  std::vector<double> m = {1.0};
+  minRoutingMargins(tie, 1, m);
+  EXPECT_DOUBLE_EQ(m[0], 0.0);
+}
+
 TEST(ReferenceKernels, RouterTopKDoesNotRenormaliseAndBreaksTiesLow) {
   // Logits [1, 2, 2, 0]: experts 1 and 2 tie; the lower index comes first.
   Tensor<double> logits({1, 4}, {1.0, 2.0, 2.0, 0.0});

@@ -26,8 +26,31 @@ struct LogitsComparison {
 /// Index of the largest of `n` values (the lowest index on ties).
 int64_t argmax(const float *values, int64_t n);
 
+/// max_v |test - ref| / max_v |ref| over one row of `vocab` values (the
+/// absolute difference when the reference row is all zeros).
+double rowRelErr(const float *test, const float *reference, int64_t vocab);
+
 LogitsComparison compareLogits(const float *test, const float *reference,
                                int64_t rows, int64_t vocab);
+
+/// How the ids a greedy test run chose agree with the reference's logits:
+/// `ids[j]` was chosen from row `firstRow + j` (fed the same tokens, e.g.
+/// the reference run on the test's prompt and ids). An id agrees when it is
+/// the row's argmax, or when its reference logit is within `tolerance` x
+/// max_v |ref row| of the row's largest (a near-tie the logits' tolerance
+/// allows to go either way).
+struct ChosenIdsCheck {
+  int64_t checked = 0, argmax = 0, nearTies = 0;
+  /// The first id that does not agree (index into ids), or -1; its row's
+  /// reference argmax and the gap of its logit below the row's largest.
+  int64_t firstMismatch = -1, mismatchArgmax = 0;
+  double mismatchGap = 0, mismatchAllowed = 0;
+};
+
+/// Preconditions: firstRow + ids.size() <= rows and every id in [0, vocab).
+ChosenIdsCheck checkChosenIds(const float *reference, int64_t rows,
+                              int64_t vocab, const int64_t *ids, int64_t numIds,
+                              int64_t firstRow, double tolerance);
 
 } // namespace jamba::ref
 

@@ -11,6 +11,7 @@
 #define JAMBA_REFERENCE_GENERATE_H
 
 #include "jamba/Checkpoint/Checkpoint.h"
+#include "jamba/Reference/Interpreter.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
@@ -24,6 +25,11 @@ struct GenerateOptions {
   std::vector<int64_t> promptIds;
   /// Number of ids to generate; as many decode steps are run.
   int64_t steps = 0;
+  /// How the interpreter computes (its routingMargins is set per call when
+  /// `routingMargins` is).
+  InterpretOptions interpret;
+  /// Collect Generation::routingMargins.
+  bool routingMargins = false;
 };
 
 /// The outcome of a greedy run. With P prompt ids and n steps:
@@ -35,6 +41,10 @@ struct Generation {
   std::vector<int64_t> ids;
   std::vector<float> logits; ///< rows x vocab, row-major.
   int64_t rows = 0, vocab = 0;
+  /// With GenerateOptions::routingMargins: per row (the token it follows),
+  /// the smallest routing margin of its MoE layers
+  /// (::jamba::ref::minRoutingMargins); +inf for a model without MoE.
+  std::vector<float> routingMargins;
   double loadSeconds = 0, prefillSeconds = 0, decodeSeconds = 0;
 };
 

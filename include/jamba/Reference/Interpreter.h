@@ -10,6 +10,7 @@
 #ifndef JAMBA_REFERENCE_INTERPRETER_H
 #define JAMBA_REFERENCE_INTERPRETER_H
 
+#include "jamba/Reference/Kernels.h"
 #include "jamba/Reference/Tensor.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -23,10 +24,22 @@ namespace mlir::jamba {
 /// other operands before an op runs; a mismatch, an out-of-range token id or
 /// expert index, or an unsupported op is reported as an error at the op's
 /// location.
+/// How the interpreter computes (the defaults are SPEC's arithmetic).
+struct InterpretOptions {
+  /// The inputs of dense linears: exact, or rounded to bf16 as GEMMs on bf16
+  /// operands round them (::jamba::ref::GemmInputs).
+  ::jamba::ref::GemmInputs gemmInputs = ::jamba::ref::GemmInputs::Exact;
+  /// If set, every router (jamba.moe, jamba.router_topk) min-reduces its
+  /// tokens' routing margins into it (::jamba::ref::minRoutingMargins); the
+  /// caller sizes it to the call's tokens (batch x sequence).
+  std::vector<double> *routingMargins = nullptr;
+};
+
 template <typename T>
 FailureOr<SmallVector<::jamba::ref::Tensor<T>>>
 interpretFunction(func::FuncOp func,
-                  ArrayRef<const ::jamba::ref::Tensor<T> *> args);
+                  ArrayRef<const ::jamba::ref::Tensor<T> *> args,
+                  const InterpretOptions &options = {});
 
 } // namespace mlir::jamba
 

@@ -34,11 +34,22 @@ template <typename T> inline T softplus(T x) {
 // Primitives
 //===----------------------------------------------------------------------===//
 
+/// How the input of a dense linear (one without an int8 scale) enters the
+/// product. `Exact` multiplies it as it is (SPEC's f32 activations, the
+/// default). `BF16` rounds it to bf16 (nearest even) first, as a GEMM on
+/// bf16 operands does: PyTorch's bf16 Linear, and the CUDA backend's cuBLAS
+/// GEMMs for bf16 weights, the only place where its activations are
+/// rounded. With bf16 weights this reproduces that arithmetic up to the
+/// order of summation, so the routers' top-k picks what the GPU picks at a
+/// near-tie. The experts' GEMMs (expertGemm) keep their inputs.
+enum class GemmInputs { Exact, BF16 };
+
 /// `result[..., n] = scale[n] * sum_k x[..., k] * w[n, k] + bias[n]`; `w` is
-/// [N, K]. `scale` (int8 weights) and `bias` may be null.
+/// [N, K]. `scale` (int8 weights) and `bias` may be null. `inputs` applies
+/// when `scale` is null.
 template <typename T>
 Tensor<T> linear(const Tensor<T> &x, const Tensor<T> &w, const Tensor<T> *scale,
-                 const Tensor<T> *bias);
+                 const Tensor<T> *bias, GemmInputs inputs = GemmInputs::Exact);
 
 /// RMSNorm over the last dimension (SPEC 1.5.3).
 template <typename T>
@@ -70,6 +81,17 @@ std::pair<Tensor<T>, Tensor<T>> selectiveScan(const ScanOperands<T> &ops);
 template <typename T>
 std::pair<Tensor<T>, Tensor<T>> routerTopK(const Tensor<T> &logits, int64_t k,
                                            bool normalize);
+
+/// How close each token's top-k routing is to choosing other experts: per
+/// token (the leading dims of `logits` [..., E], flattened), the gap between
+/// its k-th and (k+1)-th largest logits over max_e |logit|. A perturbation
+/// of the logits larger than that can swap an expert in or out. Each entry
+/// of `margins` (one per token, for a caller collecting several layers)
+/// becomes the smaller of itself and this layer's margin; k = E leaves
+/// them. Precondition: margins.size() == tokens.
+template <typename T>
+void minRoutingMargins(const Tensor<T> &logits, int64_t k,
+                       std::vector<double> &margins);
 
 /// result[..., j, :] = rw[..., j] * scale[e] * (w[e] . x[..., (j,) :]) with
 /// e = idx[..., j]; x is [..., K] or [..., k, K], w [E, N, K]; the result is
@@ -118,7 +140,8 @@ template <typename T> struct MambaWeights {
 template <typename T>
 std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
 mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
-           const Tensor<T> &ssmState, const MambaWeights<T> &w, double eps);
+           const Tensor<T> &ssmState, const MambaWeights<T> &w, double eps,
+           GemmInputs inputs = GemmInputs::Exact);
 
 /// The attention core: q [B, S, nH*hd] and the new k, v [B, S, nKV*hd] are
 /// appended to the caches at cacheLen[b] and attended causally (SPEC 1.5.4).
@@ -136,22 +159,26 @@ std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
 attention(const Tensor<T> &x, const Tensor<T> &wq, const Tensor<T> &wk,
           const Tensor<T> &wv, const Tensor<T> &wo, const Tensor<T> &kCache,
           const Tensor<T> &vCache, const Tensor<T> &cacheLen, int64_t heads,
-          int64_t kvHeads);
+          int64_t kvHeads, GemmInputs inputs = GemmInputs::Exact);
 
 /// Sparse MoE (SPEC 1.5.7), composed of router_topk, expert_gemm, swiglu.
+/// `routingMargins`, if given, collects minRoutingMargins of the router.
 template <typename T>
 Tensor<T> moe(const Tensor<T> &x, const Tensor<T> &router,
               const Tensor<T> &gate, const Tensor<T> &up, const Tensor<T> &down,
-              int64_t topK, bool normalize);
+              int64_t topK, bool normalize,
+              GemmInputs inputs = GemmInputs::Exact,
+              std::vector<double> *routingMargins = nullptr);
 
 /// Dense SwiGLU MLP (SPEC 1.5.8).
 template <typename T>
 Tensor<T> mlp(const Tensor<T> &x, const Tensor<T> &gate, const Tensor<T> &up,
-              const Tensor<T> &down);
+              const Tensor<T> &down, GemmInputs inputs = GemmInputs::Exact);
 
 /// Logits of the last `keep` positions (all when 0): x [B, S, H], w [V, H].
 template <typename T>
-Tensor<T> lmHead(const Tensor<T> &x, const Tensor<T> &w, int64_t keep);
+Tensor<T> lmHead(const Tensor<T> &x, const Tensor<T> &w, int64_t keep,
+                 GemmInputs inputs = GemmInputs::Exact);
 
 } // namespace jamba::ref
 

@@ -1,0 +1,53 @@
+//===- CompareTest.cpp - Hand-computed cases of the logits comparison -----===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Reference/Compare.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+using namespace jamba::ref;
+
+namespace {
+
+TEST(ReferenceCompare, RowRelErrIsTheMaxDifferenceOverTheMaxMagnitude) {
+  std::vector<float> ref = {2.0f, -4.0f, 1.0f}, test = {2.5f, -4.0f, 0.0f};
+  EXPECT_DOUBLE_EQ(rowRelErr(test.data(), ref.data(), 3), 1.0 / 4.0);
+  std::vector<float> zeros = {0.0f, 0.0f};
+  std::vector<float> small = {0.0f, 0.5f};
+  EXPECT_DOUBLE_EQ(rowRelErr(small.data(), zeros.data(), 2), 0.5);
+}
+
+TEST(ReferenceCompare, ChosenIdsAreTheArgmaxOrANearTie) {
+  // Two rows of 4. Row 0: argmax 1 (4.0), id 3 scores 3.9: a gap of 0.1
+  // within 0.05 * 4 = 0.2, a near-tie. Row 1: argmax 0 (2.0); id 2 at 1.0
+  // is 1.0 below, beyond 0.05 * 2 = 0.1.
+  std::vector<float> ref = {1.0f, 4.0f, 0.0f, 3.9f, 2.0f, -1.0f, 1.0f, 0.0f};
+  std::vector<int64_t> ids = {3, 0};
+  ChosenIdsCheck ok = checkChosenIds(ref.data(), 2, 4, ids.data(), 2, 0, 0.05);
+  EXPECT_EQ(ok.checked, 2);
+  EXPECT_EQ(ok.argmax, 1);
+  EXPECT_EQ(ok.nearTies, 1);
+  EXPECT_EQ(ok.firstMismatch, -1);
+
+  ids = {1, 2};
+  ChosenIdsCheck bad = checkChosenIds(ref.data(), 2, 4, ids.data(), 2, 0, 0.05);
+  EXPECT_EQ(bad.argmax, 1);
+  EXPECT_EQ(bad.firstMismatch, 1);
+  EXPECT_EQ(bad.mismatchArgmax, 0);
+  EXPECT_DOUBLE_EQ(bad.mismatchGap, 1.0);
+  EXPECT_NEAR(bad.mismatchAllowed, 0.1, 1e-12);
+
+  // From row 1 only: the one id is checked against row 1.
+  ids = {0};
+  ChosenIdsCheck second =
+      checkChosenIds(ref.data(), 2, 4, ids.data(), 1, 1, 0.05);
+  EXPECT_EQ(second.checked, 1);
+  EXPECT_EQ(second.argmax, 1);
+}
+
+} // namespace
