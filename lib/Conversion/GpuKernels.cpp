@@ -471,12 +471,17 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
       return next;
     };
 
+    // The channel is the innermost dimension of nests 1 and 3: adjacent
+    // threads (jamba-gpu-map-loops collapses the dimensions row-major) take
+    // adjacent channels of one chunk, so a warp's loads of delta, u and z
+    // and its stores of y at a time step are one contiguous row, and B_t
+    // and C_t are the same for the whole warp.
     // 1. Each chunk but the last from a zero state: its state at its end
     //    and the sum of its step sizes (exp(A sum) is its decay).
     parallel(
-        b, loc, "selective_scan_chunks", {batch, channels, feeding},
+        b, loc, "selective_scan_chunks", {batch, feeding, channels},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
-          Value bi = ivs[0], c = ivs[1], k = ivs[2];
+          Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
           SmallVector<Value> a = rowOfA(pb, l, c);
           Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
@@ -533,9 +538,9 @@ LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     //    when jamba-states-in-place updates it in place); with one chunk
     //    the only thread reads its row before it writes it.
     parallel(
-        b, loc, "selective_scan", {batch, channels, chunks},
+        b, loc, "selective_scan", {batch, chunks, channels},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
-          Value bi = ivs[0], c = ivs[1], k = ivs[2];
+          Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
           SmallVector<Value> a = rowOfA(pb, l, c);
           SmallVector<Type> types(width, f32);

@@ -3,15 +3,17 @@
 // The scan. With a static state width (4 here) the time loop is cut into
 // chunks, C = max(1, min(ceil(2^17 / (batch x channels)), seq / 64)) at run
 // time (one for a decode step), in three parallel nests:
-// 1. per (sequence, channel, chunk but the last): the chunk from a zero
+// 1. per (sequence, chunk but the last, channel): the chunk from a zero
 //    state, its end state and the sum of its step sizes stored;
 // 2. per (sequence, channel), when C > 1: the chunks' initial states, from
 //    init_state, h <- exp(A sum) h + (chunk from zero);
-// 3. per (sequence, channel, chunk): the chunk from its initial state
+// 3. per (sequence, chunk, channel): the chunk from its initial state
 //    (init_state for chunk 0), the row A[c, :] loaded into scalars and the
 //    state carried as f32 iter_args (registers on a GPU): only the inputs
 //    are loaded and y stored in the time loop; the last chunk stores the
 //    final state after it.
+// The channel is the innermost dimension of nests 1 and 3, so that adjacent
+// threads read and write adjacent elements at each time step.
 // No tensor op is left between the operand buffers and the results.
 
 // CHECK-LABEL: func.func @scan
@@ -37,7 +39,7 @@
 // CHECK:     memref.load %[[SUMS]]
 // CHECK:     memref.store %{{.+}}, %[[STARTS]]
 // CHECK: } {jamba.kernel = "selective_scan_carry"}
-// CHECK: scf.parallel (%[[B:.+]], %[[C:.+]], %[[K:.+]]) = (%{{.+}}, %{{.+}}, %{{.+}}) to (%{{.+}}, %{{.+}}, %[[CH]])
+// CHECK: scf.parallel (%[[B:.+]], %[[K:.+]], %[[C:.+]]) = (%{{.+}}, %{{.+}}, %{{.+}}) to (%{{.+}}, %[[CH]], %{{.+}})
 // CHECK-COUNT-4: memref.load
 // CHECK: scf.if %{{.+}} -> (f32, f32, f32, f32)
 // CHECK-NOT: memref.store
