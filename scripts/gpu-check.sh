@@ -266,26 +266,28 @@ run_refs() { # checkpoint rundir outdir gemm-inputs
 # The number of ids in a comma-separated list.
 count_ids() { echo "$1" | awk -F, '{ print NF }'; }
 
-# Rows comparing the runs in $3 with the references in $4: the logits
-# within the tolerance, and each chosen id the reference's argmax or a
-# near-tie within the tolerance (jamba-compare-logits --chosen-ids).
-compare_tests() { # name tolerance rundir refdir
-  local name=$1 tol=$2 out=$3 ref=$4 ids cmpout rc i
-  ids=$(cat "$out/run.ids")
-  cmpout=$("$bin/jamba-compare-logits" "$out/run.npy" "$ref/ref.npy" --tolerance "$tol" \
-    --chosen-ids "$ids" --ids-from-row $(($(count_ids "${prompts[0]}") - 1)) \
-    --routing-margins "$ref/margins.npy" --routing-tolerance "$(routing_tolerance "$tol")" 2>&1)
+# One row: a run's logits ($2.npy) against the reference ($3.npy, margins
+# $4.npy) within the tolerance, and its ids ($5), chosen after prompt $6,
+# each the reference's argmax or a near-tie (jamba-compare-logits
+# --chosen-ids; routing swaps reported).
+compare_run() { # label run reference margins ids prompt tolerance
+  local cmpout rc
+  cmpout=$("$bin/jamba-compare-logits" "$2.npy" "$3.npy" --tolerance "$7" \
+    --chosen-ids "$5" --ids-from-row $(($(count_ids "$6") - 1)) \
+    --routing-margins "$4.npy" --routing-tolerance "$(routing_tolerance "$7")" 2>&1)
   rc=$?
   [ $rc -eq 0 ] || status=1
-  row "test | $name batch 1 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | $cmpout"
+  row "test | $1 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | $cmpout"
+}
+
+# The rows comparing the runs in $3 with the references in $4.
+compare_tests() { # name tolerance rundir refdir
+  local name=$1 tol=$2 out=$3 ref=$4 i
+  compare_run "$name batch 1" "$out/run" "$ref/ref" "$ref/margins" "$(cat "$out/run.ids")" \
+    "${prompts[0]}" "$tol"
   for i in 0 1 2; do
-    ids=$(sed -n "$((i + 1))p" "$out/multi.ids")
-    cmpout=$("$bin/jamba-compare-logits" "$out/multi.$i.npy" "$ref/ref.$i.npy" --tolerance "$tol" \
-      --chosen-ids "$ids" --ids-from-row $(($(count_ids "${prompts[$i]}") - 1)) \
-      --routing-margins "$ref/margins.$i.npy" --routing-tolerance "$(routing_tolerance "$tol")" 2>&1)
-    rc=$?
-    [ $rc -eq 0 ] || status=1
-    row "test | $name seq $i of 3 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | $cmpout"
+    compare_run "$name seq $i of 3" "$out/multi.$i" "$ref/ref.$i" "$ref/margins.$i" \
+      "$(sed -n "$((i + 1))p" "$out/multi.ids")" "${prompts[$i]}" "$tol"
   done
 }
 
