@@ -346,10 +346,13 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
         },
         [&](int64_t r) { return active(lo + r); }));
     ++result.decodeCalls;
+    if (j == 0)
+      result.firstDecodeSeconds = secondsSince(start);
     for (int64_t b = lo; b <= hi; ++b) {
       if (!active(b))
         continue;
       ++result.decodeTokens;
+      result.firstDecodeTokens += j == 0;
       const SequenceOutput &out = result.sequences[size_t(b)];
       if (int64_t(out.ids.size()) < n && !out.stoppedOnEos)
         JAMBA_CKPT_RETURN_IF_ERROR(choose(b));

@@ -502,5 +502,16 @@ int main(int argc, char **argv) {
                r.prefillSeconds > 0 ? r.prefillTokens / r.prefillSeconds : 0.0,
                r.decodeTokens, r.decodeSeconds,
                r.decodeSeconds > 0 ? r.decodeTokens / r.decodeSeconds : 0.0);
+  // The steady rate: without the first decode call (on CUDA, the graph
+  // capture and the decode kernels' first launches).
+  if (r.decodeCalls > 1 && r.decodeSeconds > r.firstDecodeSeconds)
+    std::fprintf(stderr,
+                 "jamba-run: decode: the first call %.2f ms, then %" PRId64
+                 " tokens in %.3f s (%.2f tok/s)\n",
+                 1e3 * r.firstDecodeSeconds,
+                 r.decodeTokens - r.firstDecodeTokens,
+                 r.decodeSeconds - r.firstDecodeSeconds,
+                 (r.decodeTokens - r.firstDecodeTokens) /
+                     (r.decodeSeconds - r.firstDecodeSeconds));
   return 0;
 }

@@ -176,6 +176,11 @@ TEST_F(ExecutorTest, GreedyBatchOneMatchesTheRule) {
   EXPECT_EQ(r->decodeCalls, 6);
   EXPECT_EQ(r->prefillTokens, 3);
   EXPECT_EQ(r->decodeTokens, 6);
+  // The first decode call's share (jamba-run's steady decode rate leaves
+  // it out): one token, part of the decode time.
+  EXPECT_EQ(r->firstDecodeTokens, 1);
+  EXPECT_GT(r->firstDecodeSeconds, 0.0);
+  EXPECT_LE(r->firstDecodeSeconds, r->decodeSeconds);
   // State persisted across the calls: 3 + 6 tokens in 7 calls.
   auto *conv = static_cast<float *>(ex->bufferData("layers.0.conv_state"));
   auto *ssm = static_cast<float *>(ex->bufferData("layers.0.ssm_state"));

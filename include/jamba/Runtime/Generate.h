@@ -100,6 +100,11 @@ struct GenerationResult {
   int64_t decodeTokens = 0;  ///< Generated ids fed, all sequences.
   int64_t prefillCalls = 0, decodeCalls = 0;
   double prefillSeconds = 0, decodeSeconds = 0;
+  /// The first decode call's share of decodeSeconds and decodeTokens: on
+  /// CUDA it captures the decode graph and makes the decode kernels' first
+  /// launches, so the steady rate is that of the calls after it.
+  double firstDecodeSeconds = 0;
+  int64_t firstDecodeTokens = 0;
 };
 
 /// Runs the prompts (one per batch row, at most the executor's batch) to
