@@ -70,6 +70,49 @@ double jamba::ref::rowRelErr(const float *test, const float *reference,
   return maxRef > 0 ? maxDiff / maxRef : maxDiff;
 }
 
+RunCheck jamba::ref::checkRun(const float *test, const float *reference,
+                              int64_t rows, int64_t vocab,
+                              const RunCheckOptions &o) {
+  auto atRoutingNearTie = [&](int64_t r) {
+    const float *m = o.routingMargins;
+    return m && (m[r] <= o.routingTolerance ||
+                 (r > 0 && m[r - 1] <= o.routingTolerance));
+  };
+  RunCheck c;
+  for (int64_t r = 0; r < rows; ++r) {
+    double err = rowRelErr(test + r * vocab, reference + r * vocab, vocab);
+    if (c.swapRow >= 0) {
+      c.maxFromSwap = std::max(c.maxFromSwap, err);
+      continue;
+    }
+    const bool rowOk = err <= o.tolerance;
+    // The id chosen from this row, if any.
+    const int64_t j = r - o.idsFromRow;
+    ChosenIdsCheck id;
+    if (j >= 0 && j < o.numIds)
+      id = checkChosenIds(reference, rows, vocab, o.ids + j, 1, r, o.tolerance);
+    c.ids.checked += id.checked;
+    c.ids.argmax += id.argmax;
+    c.ids.nearTies += id.nearTies;
+    const bool idOk = id.firstMismatch < 0;
+    if (!(rowOk && idOk) && atRoutingNearTie(r)) {
+      c.swapRow = r;
+      c.maxFromSwap = err;
+      continue;
+    }
+    c.maxCompared = std::max(c.maxCompared, err);
+    if (!rowOk && c.firstBadRow < 0)
+      c.firstBadRow = r;
+    if (!idOk && c.ids.firstMismatch < 0) {
+      c.ids.firstMismatch = j;
+      c.ids.mismatchArgmax = id.mismatchArgmax;
+      c.ids.mismatchGap = id.mismatchGap;
+      c.ids.mismatchAllowed = id.mismatchAllowed;
+    }
+  }
+  return c;
+}
+
 LogitsComparison jamba::ref::compareLogits(const float *test,
                                            const float *reference, int64_t rows,
                                            int64_t vocab) {

@@ -125,12 +125,6 @@ int main(int argc, char **argv) {
       return fail("--routing-margins: expected [" + std::to_string(rows) +
                   "] (one per row), got " + shapeText(shape));
   }
-  // A row at a routing near-tie: its margin or the previous row's.
-  auto atRoutingNearTie = [&](int64_t r) {
-    return !margins.empty() && (margins[r] <= routingTolerance ||
-                                (r > 0 && margins[r - 1] <= routingTolerance));
-  };
-
   ::jamba::ref::LogitsComparison c =
       ::jamba::ref::compareLogits(test.data(), ref.data(), rows, vocab);
   llvm::outs() << llvm::format(
@@ -140,84 +134,49 @@ int main(int argc, char **argv) {
       c.maxRelErr, c.meanRelErr, static_cast<long long>(c.top1Agree),
       static_cast<long long>(c.rows), c.meanKL, c.maxKL);
 
-  // Row by row: within the tolerance, or the first row of a routing swap
-  // (beyond the tolerance at a routing near-tie), after which the test
-  // follows another valid trajectory and its rows are not compared.
-  int64_t firstBadRow = -1, swapRow = -1, firstBadId = -1;
-  double maxCompared = 0, maxAfterSwap = 0;
-  ::jamba::ref::ChosenIdsCheck k, bad;
-  for (int64_t r = 0; tolerance >= 0 && r < rows; ++r) {
-    double err = ::jamba::ref::rowRelErr(test.data() + r * vocab,
-                                         ref.data() + r * vocab, vocab);
-    if (swapRow >= 0) {
-      maxAfterSwap = std::max(maxAfterSwap, err);
-      continue;
-    }
-    bool rowOk = err <= tolerance;
-    // The id chosen from this row, if any.
-    int64_t j = r - idsFromRow;
-    bool idOk = true;
-    if (!ids.empty() && j >= 0 && j < static_cast<int64_t>(ids.size())) {
-      ::jamba::ref::ChosenIdsCheck one = ::jamba::ref::checkChosenIds(
-          ref.data(), rows, vocab, &ids[j], 1, r, tolerance);
-      k.checked += one.checked;
-      k.argmax += one.argmax;
-      k.nearTies += one.nearTies;
-      idOk = one.firstMismatch < 0;
-      if (!idOk)
-        bad = one;
-    }
-    if (rowOk && idOk) {
-      maxCompared = std::max(maxCompared, err);
-      continue;
-    }
-    if (atRoutingNearTie(r)) {
-      swapRow = r;
-      maxAfterSwap = err;
-      continue;
-    }
-    maxCompared = std::max(maxCompared, err);
-    if (!rowOk && firstBadRow < 0)
-      firstBadRow = r;
-    if (!idOk && firstBadId < 0) {
-      firstBadId = j;
-      k.firstMismatch = j;
-      k.mismatchArgmax = bad.mismatchArgmax;
-      k.mismatchGap = bad.mismatchGap;
-      k.mismatchAllowed = bad.mismatchAllowed;
-    }
-  }
+  if (tolerance < 0)
+    return 0;
+  ::jamba::ref::RunCheckOptions options;
+  options.tolerance = tolerance;
+  options.ids = ids.data();
+  options.numIds = static_cast<int64_t>(ids.size());
+  options.idsFromRow = idsFromRow;
+  options.routingMargins = margins.empty() ? nullptr : margins.data();
+  options.routingTolerance = routingTolerance;
+  ::jamba::ref::RunCheck run =
+      ::jamba::ref::checkRun(test.data(), ref.data(), rows, vocab, options);
   if (!ids.empty())
     llvm::outs() << llvm::format(
         "ids %lld/%lld agree (%lld argmax, %lld near-ties)\n",
-        static_cast<long long>(k.argmax + k.nearTies),
-        static_cast<long long>(k.checked), static_cast<long long>(k.argmax),
-        static_cast<long long>(k.nearTies));
-  if (swapRow >= 0)
+        static_cast<long long>(run.ids.argmax + run.ids.nearTies),
+        static_cast<long long>(run.ids.checked),
+        static_cast<long long>(run.ids.argmax),
+        static_cast<long long>(run.ids.nearTies));
+  if (run.swapRow >= 0)
     llvm::outs() << llvm::format(
         "routing swap at row %lld (a router's top-k within %.3g of a tie): "
         "rows %lld-%lld follow another trajectory, not compared (max rel err "
         "%.3e); max rel err before %.3e\n",
-        static_cast<long long>(swapRow), double(routingTolerance),
-        static_cast<long long>(swapRow), static_cast<long long>(rows - 1),
-        maxAfterSwap, maxCompared);
-  if (firstBadId >= 0) {
+        static_cast<long long>(run.swapRow), double(routingTolerance),
+        static_cast<long long>(run.swapRow), static_cast<long long>(rows - 1),
+        run.maxFromSwap, run.maxCompared);
+  if (int64_t j = run.ids.firstMismatch; j >= 0) {
     llvm::errs() << llvm::format(
         "jamba-compare-logits: id %lld (row %lld): the test chose %lld, the "
         "reference's argmax is %lld, %.4g above it (a near-tie is within "
         "%.4g)\n",
-        static_cast<long long>(firstBadId),
-        static_cast<long long>(idsFromRow + firstBadId),
-        static_cast<long long>(ids[firstBadId]),
-        static_cast<long long>(k.mismatchArgmax), k.mismatchGap,
-        k.mismatchAllowed);
+        static_cast<long long>(j), static_cast<long long>(idsFromRow + j),
+        static_cast<long long>(ids[j]),
+        static_cast<long long>(run.ids.mismatchArgmax), run.ids.mismatchGap,
+        run.ids.mismatchAllowed);
     return 1;
   }
-  if (firstBadRow >= 0) {
+  if (run.firstBadRow >= 0) {
     llvm::errs() << llvm::format(
         "jamba-compare-logits: max rel err %.3e exceeds the tolerance %.3e "
         "(first at row %lld%s)\n",
-        maxCompared, double(tolerance), static_cast<long long>(firstBadRow),
+        run.maxCompared, double(tolerance),
+        static_cast<long long>(run.firstBadRow),
         margins.empty() ? "" : ", not at a routing near-tie");
     return 1;
   }

@@ -50,4 +50,47 @@ TEST(ReferenceCompare, ChosenIdsAreTheArgmaxOrANearTie) {
   EXPECT_EQ(second.argmax, 1);
 }
 
+TEST(ReferenceCompare, RunCheckStopsAtARoutingSwapOnly) {
+  // Three rows of 2, the reference's largest value 4. Row 1 is 10% off and
+  // row 2 50% (after a swap, a state that went another way).
+  std::vector<float> ref = {4, 1, 4, 2, 1, 4};
+  std::vector<float> test = {4, 1, 4.4f, 2, 1, 6};
+  RunCheckOptions o;
+  o.tolerance = 0.05;
+  RunCheck plain = checkRun(test.data(), ref.data(), 3, 2, o);
+  EXPECT_FALSE(plain.ok());
+  EXPECT_EQ(plain.firstBadRow, 1);
+  EXPECT_EQ(plain.swapRow, -1);
+  EXPECT_NEAR(plain.maxCompared, 0.5, 1e-6);
+
+  // A near-tie at row 1 (or row 0: the state carries a swap one token on):
+  // row 1 is the swap, row 2 is measured, not checked.
+  for (std::vector<float> margins :
+       {std::vector<float>{1, 0.001f, 1}, std::vector<float>{0.001f, 1, 1}}) {
+    o.routingMargins = margins.data();
+    o.routingTolerance = 0.01;
+    RunCheck swap = checkRun(test.data(), ref.data(), 3, 2, o);
+    EXPECT_TRUE(swap.ok());
+    EXPECT_EQ(swap.swapRow, 1);
+    EXPECT_NEAR(swap.maxFromSwap, 0.5, 1e-6);
+    EXPECT_EQ(swap.maxCompared, 0.0);
+  }
+
+  // A margin above the routing tolerance is no near-tie.
+  std::vector<float> wide = {1, 0.02f, 1};
+  o.routingMargins = wide.data();
+  EXPECT_EQ(checkRun(test.data(), ref.data(), 3, 2, o).firstBadRow, 1);
+
+  // A wrong id at a row without a near-tie fails; from row 0, id 1 scores
+  // 1 against 4.
+  std::vector<int64_t> ids = {1};
+  o.routingMargins = nullptr;
+  o.ids = ids.data();
+  o.numIds = 1;
+  RunCheck id = checkRun(ref.data(), ref.data(), 3, 2, o);
+  EXPECT_EQ(id.firstBadRow, -1);
+  EXPECT_EQ(id.ids.firstMismatch, 0);
+  EXPECT_EQ(id.ids.mismatchArgmax, 0);
+}
+
 } // namespace

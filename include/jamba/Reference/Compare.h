@@ -52,6 +52,40 @@ ChosenIdsCheck checkChosenIds(const float *reference, int64_t rows,
                               int64_t vocab, const int64_t *ids, int64_t numIds,
                               int64_t firstRow, double tolerance);
 
+/// How a greedy test run is checked against the reference fed the same
+/// tokens (checkRun).
+struct RunCheckOptions {
+  /// Per-row relative error bound (rowRelErr), and the near-tie scale of the
+  /// chosen ids.
+  double tolerance = 0;
+  /// The ids the run chose, ids[j] from row idsFromRow + j; may be empty.
+  const int64_t *ids = nullptr;
+  int64_t numIds = 0, idsFromRow = 0;
+  /// The reference's routing margin per row (minRoutingMargins), or null;
+  /// a margin <= routingTolerance at a row or the one before is a routing
+  /// near-tie.
+  const float *routingMargins = nullptr;
+  double routingTolerance = 0;
+};
+
+/// Row by row: each row within the tolerance and its chosen id, if any, the
+/// argmax or a near-tie. The first row where either fails at a routing
+/// near-tie is a routing swap (a router's top-k decided the other way): the
+/// run follows another valid trajectory from there, and the rows from it on
+/// are measured, not checked. A failure elsewhere is a failure.
+struct RunCheck {
+  ChosenIdsCheck ids;       ///< Over the rows before a swap.
+  int64_t firstBadRow = -1; ///< Beyond the tolerance, not at a near-tie.
+  int64_t swapRow = -1;
+  double maxCompared = 0, maxFromSwap = 0;
+  bool ok() const { return firstBadRow < 0 && ids.firstMismatch < 0; }
+};
+
+/// Preconditions: the ids lie in [0, vocab) and in rows; routingMargins,
+/// if set, has `rows` entries.
+RunCheck checkRun(const float *test, const float *reference, int64_t rows,
+                  int64_t vocab, const RunCheckOptions &options);
+
 } // namespace jamba::ref
 
 #endif // JAMBA_REFERENCE_COMPARE_H
