@@ -22,7 +22,6 @@
 #include <memory>
 #include <set>
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace jamba;
