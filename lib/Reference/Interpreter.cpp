@@ -221,7 +221,8 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
              moe(get(m.getInput()), get(m.getRouterWeight()),
                  get(m.getGateWeight()), get(m.getUpWeight()),
                  get(m.getDownWeight()), m.getTopK(), m.getNormalizeTopK(),
-                 options.gemmInputs, marginsFor(m.getInput())));
+                 options.gemmInputs, marginsFor(m.getInput()),
+                 options.expertInputs));
         return success();
       })
       .template Case<MLPOp>([&](MLPOp m) {
@@ -308,7 +309,7 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
              expertGemm(get(g.getInput()), get(g.getWeight()),
                         getOpt(g.getScale()), get(g.getIndices()),
                         getOpt(g.getRouteWeights()),
-                        getOpt(g.getExpertOffset())));
+                        getOpt(g.getExpertOffset()), options.expertInputs));
         return success();
       })
       .template Case<CachedAttentionOp>([&](CachedAttentionOp a) {

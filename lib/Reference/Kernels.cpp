@@ -206,11 +206,11 @@ jamba::ref::routerTopK(const Tensor<T> &logits, int64_t k, bool normalize) {
 }
 
 template <typename T>
-Tensor<T> jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
-                                 const Tensor<T> *scale,
-                                 const Tensor<T> &indices,
-                                 const Tensor<T> *routeWeights,
-                                 const Tensor<T> *expertOffset) {
+Tensor<T>
+jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
+                       const Tensor<T> *scale, const Tensor<T> &indices,
+                       const Tensor<T> *routeWeights,
+                       const Tensor<T> *expertOffset, GemmInputs inputs) {
   const int64_t slots = indices.dim(-1), tokens = indices.numel() / slots,
                 n = w.dim(1), k = w.dim(2), experts = w.dim(0);
   // Expert parallelism: this weight holds experts offset .. offset + E - 1;
@@ -221,12 +221,19 @@ Tensor<T> jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
   std::vector<int64_t> shape = indices.shape;
   shape.push_back(n);
   Tensor<T> y(shape);
+  std::vector<T> rounded(inputs == GemmInputs::BF16 ? k : 0);
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t j = 0; j < slots; ++j) {
       const int64_t e = static_cast<int64_t>(indices[t * slots + j]) - offset;
       if (expertOffset && (e < 0 || e >= experts))
         continue; // y is zero-initialised
       const T *xr = perSlot ? &x[(t * slots + j) * k] : &x[t * k];
+      if (inputs == GemmInputs::BF16) {
+        for (int64_t i = 0; i < k; ++i)
+          rounded[i] = static_cast<T>(::jamba::ckpt::bf16ToF32(
+              ::jamba::ckpt::f32ToBf16(static_cast<float>(xr[i]))));
+        xr = rounded.data();
+      }
       for (int64_t r = 0; r < n; ++r) {
         const T *wr = &w[(e * n + r) * k];
         T acc = 0;
@@ -450,18 +457,22 @@ Tensor<T> jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
                           const Tensor<T> &gate, const Tensor<T> &up,
                           const Tensor<T> &down, int64_t topK, bool normalize,
                           GemmInputs inputs,
-                          std::vector<double> *routingMargins) {
+                          std::vector<double> *routingMargins,
+                          GemmInputs expertInputs) {
   const int64_t hidden = x.dim(-1), tokens = x.numel() / hidden;
   Tensor<T> flat({tokens, hidden}, x.data);
   Tensor<T> logits = linear<T>(flat, router, nullptr, nullptr, inputs);
   auto [weights, indices] = routerTopK(logits, topK, normalize);
   if (routingMargins)
     minRoutingMargins(logits, topK, *routingMargins);
-  Tensor<T> g = expertGemm<T>(flat, gate, nullptr, indices, nullptr);
-  Tensor<T> u = expertGemm<T>(flat, up, nullptr, indices, nullptr);
+  Tensor<T> g = expertGemm<T>(flat, gate, nullptr, indices, nullptr, nullptr,
+                              expertInputs);
+  Tensor<T> u =
+      expertGemm<T>(flat, up, nullptr, indices, nullptr, nullptr, expertInputs);
   Tensor<T> a = swiglu(g, u);
   // The routing weight is applied in the down projection's epilogue.
-  Tensor<T> d = expertGemm<T>(a, down, nullptr, indices, &weights);
+  Tensor<T> d =
+      expertGemm<T>(a, down, nullptr, indices, &weights, nullptr, expertInputs);
   Tensor<T> y = combineSlots(d);
   y.shape = x.shape;
   return y;
@@ -509,7 +520,7 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
                                               std::vector<double> &);          \
   template Tensor<T> jamba::ref::expertGemm(                                   \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> *,                 \
-      const Tensor<T> &, const Tensor<T> *, const Tensor<T> *);                \
+      const Tensor<T> &, const Tensor<T> *, const Tensor<T> *, GemmInputs);    \
   template Tensor<T> jamba::ref::dequant(const Tensor<T> &,                    \
                                          const Tensor<T> &);                   \
   template Tensor<T> jamba::ref::swiglu(const Tensor<T> &, const Tensor<T> &); \
@@ -531,10 +542,10 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const Tensor<T> &, const Tensor<T> &, int64_t, int64_t, GemmInputs);     \
-  template Tensor<T> jamba::ref::moe(const Tensor<T> &, const Tensor<T> &,     \
-                                     const Tensor<T> &, const Tensor<T> &,     \
-                                     const Tensor<T> &, int64_t, bool,         \
-                                     GemmInputs, std::vector<double> *);       \
+  template Tensor<T> jamba::ref::moe(                                          \
+      const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
+      const Tensor<T> &, const Tensor<T> &, int64_t, bool, GemmInputs,         \
+      std::vector<double> *, GemmInputs);                                      \
   template Tensor<T> jamba::ref::mlp(const Tensor<T> &, const Tensor<T> &,     \
                                      const Tensor<T> &, const Tensor<T> &,     \
                                      GemmInputs);                              \

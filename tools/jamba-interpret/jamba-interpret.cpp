@@ -52,6 +52,12 @@ static cl::opt<std::string> gemmInputs(
              "bf16 Linear, the CUDA backend's cuBLAS GEMMs); meant for bf16 "
              "checkpoints. The experts' GEMMs keep their inputs"),
     cl::init("f32"));
+static cl::opt<std::string> expertInputs(
+    "expert-inputs",
+    cl::desc("The inputs of the experts' GEMMs: f32 (exact, the default) or "
+             "bf16 (rounded to bf16 first, as the CUDA backend's tensor-core "
+             "expert GEMM does: jamba-compile --gpu-tensor-cores)"),
+    cl::init("f32"));
 static cl::opt<std::string> logitsOut("logits-out",
                                       cl::desc("Write the logits as .npy"),
                                       cl::value_desc("file"));
@@ -86,6 +92,9 @@ int main(int argc, char **argv) {
     return fail("--dtype must be f32 or f64, got '" + dtype + "'");
   if (gemmInputs != "f32" && gemmInputs != "bf16")
     return fail("--gemm-inputs must be f32 or bf16, got '" + gemmInputs + "'");
+  if (expertInputs != "f32" && expertInputs != "bf16")
+    return fail("--expert-inputs must be f32 or bf16, got '" + expertInputs +
+                "'");
 
   auto opened = ::jamba::ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())
@@ -119,6 +128,8 @@ int main(int argc, char **argv) {
   options.steps = steps;
   if (gemmInputs == "bf16")
     options.interpret.gemmInputs = ::jamba::ref::GemmInputs::BF16;
+  if (expertInputs == "bf16")
+    options.interpret.expertInputs = ::jamba::ref::GemmInputs::BF16;
   options.routingMargins = !routingMarginsOut.empty();
   FailureOr<mlir::jamba::Generation> gen =
       dtype == "f64"

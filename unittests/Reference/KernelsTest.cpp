@@ -61,6 +61,26 @@ TEST(ReferenceKernels, LinearRoundsItsInputToBF16WhenAsked) {
                    0.5 * (a + 10 * b + 300.0));
 }
 
+TEST(ReferenceKernels, ExpertGemmRoundsItsInputToBF16WhenAsked) {
+  // The tensor-core expert GEMM's inputs: one token, 2 slots routed to
+  // experts 1 and 0 of 2, int8-valued weights with scales and route
+  // weights. Rounded as in LinearRoundsItsInputToBF16WhenAsked (nearest
+  // even), before the product; the scale and route weight apply after.
+  const double a = 1.0 + std::ldexp(1.0, -8), b = 1.0 + 3 * std::ldexp(1.0, -9);
+  Tensor<double> x({1, 3}, {a, b, 3.0});
+  Tensor<double> w({2, 1, 3}, {1, 10, 100, 2, 20, -7});
+  Tensor<double> scale({2, 1}, {0.5, 0.25}), idx({1, 2}, {1.0, 0.0}),
+      rw({1, 2}, {0.75, 0.25});
+  const double rb = 1.0 + std::ldexp(1.0, -7);
+  Tensor<double> exact = expertGemm<double>(x, w, &scale, idx, &rw);
+  EXPECT_DOUBLE_EQ(exact[0], 0.25 * 0.75 * (2 * a + 20 * b - 21));
+  EXPECT_DOUBLE_EQ(exact[1], 0.5 * 0.25 * (a + 10 * b + 300));
+  Tensor<double> rounded =
+      expertGemm<double>(x, w, &scale, idx, &rw, nullptr, GemmInputs::BF16);
+  EXPECT_DOUBLE_EQ(rounded[0], 0.25 * 0.75 * (2 * 1.0 + 20 * rb - 21));
+  EXPECT_DOUBLE_EQ(rounded[1], 0.5 * 0.25 * (1.0 + 10 * rb + 300));
+}
+
 TEST(ReferenceKernels, RoutingMarginsAreTheKthGapOverTheLargestLogit) {
   // Token 0: logits [3, 1, 2, -4], top-2 = {3, 2}, next 1: (2 - 1) / 4.
   // Token 1: [0.5, 0.5, -1, 0.25]: (0.5 - 0.25) / 1 = 0.25, but an earlier

@@ -29,6 +29,9 @@ struct InterpretOptions {
   /// The inputs of dense linears: exact, or rounded to bf16 as GEMMs on bf16
   /// operands round them (::jamba::ref::GemmInputs).
   ::jamba::ref::GemmInputs gemmInputs = ::jamba::ref::GemmInputs::Exact;
+  /// The inputs of the experts' GEMMs: exact, or rounded to bf16 as the
+  /// CUDA backend's tensor-core expert GEMM rounds them.
+  ::jamba::ref::GemmInputs expertInputs = ::jamba::ref::GemmInputs::Exact;
   /// If set, every router (jamba.moe, jamba.router_topk) min-reduces its
   /// tokens' routing margins into it (::jamba::ref::minRoutingMargins); the
   /// caller sizes it to the call's tokens (batch x sequence).

@@ -41,7 +41,9 @@ template <typename T> inline T softplus(T x) {
 /// GEMMs for bf16 weights, the only place where its activations are
 /// rounded. With bf16 weights this reproduces that arithmetic up to the
 /// order of summation, so the routers' top-k picks what the GPU picks at a
-/// near-tie. The experts' GEMMs (expertGemm) keep their inputs.
+/// near-tie. The experts' GEMMs (expertGemm) keep their inputs unless told
+/// otherwise (their own `inputs`: the CUDA backend's tensor-core expert GEMM
+/// rounds them to bf16).
 enum class GemmInputs { Exact, BF16 };
 
 /// `result[..., n] = scale[n] * sum_k x[..., k] * w[n, k] + bias[n]`; `w` is
@@ -95,12 +97,14 @@ void minRoutingMargins(const Tensor<T> &logits, int64_t k,
 
 /// result[..., j, :] = rw[..., j] * scale[e] * (w[e] . x[..., (j,) :]) with
 /// e = idx[..., j]; x is [..., K] or [..., k, K], w [E, N, K]; the result is
-/// [..., k, N].
+/// [..., k, N]. `inputs` BF16 rounds x to bf16 first (nearest even), as the
+/// CUDA backend's tensor-core expert GEMM does.
 template <typename T>
 Tensor<T> expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                      const Tensor<T> *scale, const Tensor<T> &indices,
                      const Tensor<T> *routeWeights,
-                     const Tensor<T> *expertOffset = nullptr);
+                     const Tensor<T> *expertOffset = nullptr,
+                     GemmInputs inputs = GemmInputs::Exact);
 
 /// result[..., n] = sum_j x[..., j, n].
 template <typename T> Tensor<T> combineSlots(const Tensor<T> &x);
@@ -163,12 +167,14 @@ attention(const Tensor<T> &x, const Tensor<T> &wq, const Tensor<T> &wk,
 
 /// Sparse MoE (SPEC 1.5.7), composed of router_topk, expert_gemm, swiglu.
 /// `routingMargins`, if given, collects minRoutingMargins of the router.
+/// `inputs` applies to the router, `expertInputs` to the experts' GEMMs.
 template <typename T>
 Tensor<T> moe(const Tensor<T> &x, const Tensor<T> &router,
               const Tensor<T> &gate, const Tensor<T> &up, const Tensor<T> &down,
               int64_t topK, bool normalize,
               GemmInputs inputs = GemmInputs::Exact,
-              std::vector<double> *routingMargins = nullptr);
+              std::vector<double> *routingMargins = nullptr,
+              GemmInputs expertInputs = GemmInputs::Exact);
 
 /// Dense SwiGLU MLP (SPEC 1.5.8).
 template <typename T>
