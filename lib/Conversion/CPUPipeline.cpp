@@ -51,6 +51,9 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createJambaLowerCollectivesPass());
   if (options.gpuKernels) {
     JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
+    // No tensor cores on a CPU: the warps' mma.sync emulated.
+    kernels.expertGemmTensorCores = options.tensorCores;
+    kernels.expertGemmEmulateMma = options.tensorCores;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

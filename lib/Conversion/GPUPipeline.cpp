@@ -17,6 +17,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
 #include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
@@ -418,6 +419,39 @@ struct JambaGpuMapLoopsPass
     : jamba::impl::JambaGpuMapLoopsPassBase<JambaGpuMapLoopsPass> {
   using Base::Base;
 
+  /// A nest with a warp-collective op (nvvm.mma.sync: every lane of the
+  /// warp takes part) needs each warp to be the 32 consecutive iterations
+  /// of one index of its outer dimensions: an innermost dimension of a
+  /// static multiple of 32 iterations (the linear order keeps it fastest)
+  /// and blocks of a multiple of 32 threads.
+  LogicalResult checkWholeWarps(scf::ParallelOp loop) {
+    Operation *collective = nullptr;
+    loop.walk([&](NVVM::MmaOp op) {
+      collective = op;
+      return WalkResult::interrupt();
+    });
+    if (!collective)
+      return success();
+    std::optional<int64_t> lanes =
+        getConstantIntValue(loop.getUpperBound().back());
+    std::optional<int64_t> lb =
+        getConstantIntValue(loop.getLowerBound().back());
+    std::optional<int64_t> step = getConstantIntValue(loop.getStep().back());
+    if (!lanes || !lb || !step || *lb != 0 || *step != 1 || *lanes % 32 != 0)
+      return loop.emitError()
+             << "jamba-gpu-map-loops: a nest with a warp-collective op ('"
+             << collective->getName()
+             << "') needs an innermost dimension of a static multiple of 32 "
+                "iterations from 0 by 1";
+    if (blockSize % 32 != 0)
+      return loop.emitError()
+             << "jamba-gpu-map-loops: a nest with a warp-collective op ('"
+             << collective->getName()
+             << "') needs block-size to be a multiple of 32, got "
+             << static_cast<int64_t>(blockSize);
+    return success();
+  }
+
   void runOnOperation() override {
     func::FuncOp func = getOperation();
     if (blockSize <= 0 || blockSize > 1024) {
@@ -456,6 +490,8 @@ struct JambaGpuMapLoopsPass
                             "reductions has no GPU mapping";
         return signalPassFailure();
       }
+      if (failed(checkWholeWarps(loop)))
+        return signalPassFailure();
       // All dimensions as one (collapseParallelLoops replaces the loop in
       // place), then blocks of `blockSize` threads over it; the inner loop
       // guards the tail with an scf.if.
@@ -621,6 +657,7 @@ void mlir::jamba::buildGPULowerPipeline(
   if (options.cublas)
     pm.addPass(createJambaGpuLibraryGemmsPass());
   JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
+  kernels.expertGemmTensorCores = options.tensorCores;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

@@ -26,6 +26,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -1143,6 +1145,483 @@ Value loadVectorF32(OpBuilder &b, Location loc, Value memref,
                                       llvm::MaybeAlign(alignBytes)));
 }
 
+/// Rows of one expert per tile of the tensor-core expert GEMM: the M of
+/// mma.sync.m16n8k16.
+constexpr int64_t kMmaTileRows = 16;
+/// Outputs n one warp computes per tile: four mma.sync n-blocks of 8.
+constexpr int64_t kMmaBlocksN = 4;
+/// K per step of a warp's K loop: each of the 4 lanes of a fragment group
+/// loads 16 consecutive k (one 16-byte load of int8 weights), which feed
+/// four mma.sync of K = 16.
+constexpr int64_t kMmaStepK = 64;
+constexpr int64_t kWarpLanes = 32;
+
+/// Whether the tensor-core form can compute `op`'s grouped rows: int8 or
+/// bf16 weights with a static K that is a multiple of kMmaStepK, f32 or
+/// bf16 inputs.
+bool mmaEligible(ExpertGemmOp op) {
+  auto w = cast<RankedTensorType>(op.getWeight().getType());
+  Type wElem = w.getElementType(),
+       xElem = getElementTypeOrSelf(op.getInput().getType());
+  return (wElem.isInteger(8) || wElem.isBF16()) &&
+         (xElem.isF32() || xElem.isBF16()) &&
+         !ShapedType::isDynamic(w.getDimSize(2)) &&
+         w.getDimSize(2) % kMmaStepK == 0;
+}
+
+/// What the grouped expert GEMM's tile nest reads and writes (buffers) and
+/// the sizes it needs.
+struct GroupedTiles {
+  Value x, w, scale, routeWeights, result, sorted, tileStarts;
+  Value experts, n, kDim;
+  /// The lane form's alignment test (16-byte weight and input vectors).
+  Value vectors;
+  SmallVector<Value> rowDims;
+  bool perSlot;
+};
+
+/// The tensor-core form of the grouped expert GEMM: one warp per (tile of
+/// kMmaTileRows rows of one expert, kMmaBlocksN * 8 outputs n), as an
+/// iteration per (tile, warp's n range, lane) whose lane dimension is
+/// exactly the warp (jamba-gpu-map-loops keeps the innermost dimension
+/// fastest and checks that blocks are whole warps). Per K step of
+/// kMmaStepK the lane converts its inputs to bf16 (round to nearest even)
+/// and its int8 weights to bf16 (exact) in registers, packs them two per
+/// 32-bit register and issues 4 x kMmaBlocksN `nvvm.mma.sync` m16n8k16
+/// (bf16 operands, f32 accumulators). After the K loop the scale, the
+/// routing weight and the store, each lane for its 4 x kMmaBlocksN
+/// accumulators.
+///
+/// The fragments (PTX ISA, mma.m16n8k16 .bf16): lane = 4 g + q holds A at
+/// rows g and g + 8 and B at column n = g, both at the logical k {2q, 2q + 1,
+/// 2q + 8, 2q + 9}, and the accumulators at rows g, g + 8 and columns 2q,
+/// 2q + 1. A K step maps logical k of mma s onto the memory k k0 + 16 q + 4 s
+/// + {0, 1, 2, 3} (the owning lane's q fixes A and B the same way), so that
+/// each lane reads 16 consecutive k of its two input rows and of its weight
+/// rows (one 16-byte load of int8 weights) instead of pairs. Any bijection
+/// of a step's k serves: the sum over k is the same.
+///
+/// `emulate` (a test aid: jamba-cpu-lower-pipeline{gpu-kernels=1
+/// tensor-cores=1}) replaces each step's mma.sync by what the PTX ISA says
+/// the warp computes: every lane's fragments are built by the same code into
+/// a scratch buffer, and each lane sums its accumulators' products from the
+/// owning lanes' registers (unpacking the bf16 halves), so that the
+/// fragments, their packing and the epilogue run on a CPU against the
+/// reference interpreter.
+void groupedMmaTiles(
+    OpBuilder &b, Location loc, const GroupedTiles &g, Value maxTiles,
+    function_ref<std::tuple<Value, Value, Value>(OpBuilder &, Location, Value)>
+        tileOf,
+    bool emulate) {
+  MLIRContext *ctx = b.getContext();
+  Type f32 = b.getF32Type(), bf16 = b.getBF16Type(), i32 = b.getI32Type();
+  Type wElem = cast<MemRefType>(g.w.getType()).getElementType();
+  Type xElem = cast<MemRefType>(g.x.getType()).getElementType();
+  const int64_t lanesPerRow = kMmaStepK / 16;      // q = 0 .. 3
+  const int64_t perLane = kMmaStepK / lanesPerRow; // 16 k per lane
+  const int64_t warpN = 8 * kMmaBlocksN;
+  Value one = indexConst(b, loc, 1);
+  Value warpsN = arith::DivUIOp::create(
+      b, loc, addI(b, loc, g.n, indexConst(b, loc, warpN - 1)),
+      indexConst(b, loc, warpN));
+  auto accType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+
+  parallel(
+      b, loc, "expert_gemm_mma",
+      {maxTiles, warpsN, indexConst(b, loc, kWarpLanes)},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value t = iv[0], nWarp = iv[1], lane = iv[2];
+        Value allTiles = load(pb, l, g.tileStarts, {g.experts});
+        // Uniform over the warp: every lane of it has the same tile.
+        Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult, t,
+                                           allTiles);
+        scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
+          auto c = [&](OpBuilder &cb, Location cl, int64_t v) {
+            return indexConst(cb, cl, v);
+          };
+          Value e, first, count;
+          std::tie(e, first, count) = tileOf(tb, tl, t);
+          Value last = arith::SubIOp::create(tb, tl, count, one);
+          Value nFirst = arith::MulIOp::create(tb, tl, nWarp, c(tb, tl, warpN));
+          Value nLast = arith::SubIOp::create(tb, tl, g.n, one);
+
+          // What lane 4 grp + q reads: its input rows grp and grp + 8 of
+          // the tile (past the count the tile's last row again: read, not
+          // stored) and its weight rows n = the warp's first + 8 j + grp
+          // (clamped into [0, N - 1]: read, not stored).
+          struct LaneRows {
+            SmallVector<Value> rowIdx[2], xIdx[2], wRow;
+          };
+          auto laneRows = [&](OpBuilder &rb, Location rl, Value grp) {
+            LaneRows r;
+            for (int64_t h = 0; h < 2; ++h) {
+              Value inTile = addI(rb, rl, grp, c(rb, rl, 8 * h));
+              Value at = addI(rb, rl, first,
+                              arith::MinUIOp::create(rb, rl, inTile, last));
+              r.rowIdx[h] =
+                  delinearize(rb, rl, load(rb, rl, g.sorted, {at}), g.rowDims);
+              r.xIdx[h].assign(r.rowIdx[h].begin(),
+                               g.perSlot ? r.rowIdx[h].end()
+                                         : r.rowIdx[h].end() - 1);
+            }
+            for (int64_t j = 0; j < kMmaBlocksN; ++j)
+              r.wRow.push_back(arith::MinUIOp::create(
+                  rb, rl,
+                  addI(rb, rl, nFirst, addI(rb, rl, c(rb, rl, 8 * j), grp)),
+                  nLast));
+            return r;
+          };
+
+          // `perLane` elements of `memref` at `indices` as bf16 pairs in
+          // 32-bit registers (the first element in the low half): loads of
+          // at most 16 bytes, aligned to `align` bytes, each converted to
+          // bf16 (inputs rounded to nearest even, int8 exactly).
+          auto packed = [&](OpBuilder &kb, Location kl, Value memref,
+                            SmallVector<Value> indices, int64_t align) {
+            Type elem = cast<MemRefType>(memref.getType()).getElementType();
+            const int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
+            const int64_t chunk = std::min<int64_t>(perLane, 16 / bytes);
+            Value k0 = indices.back();
+            SmallVector<Value> regs;
+            for (int64_t at = 0; at < perLane; at += chunk) {
+              indices.back() = addI(kb, kl, k0, indexConst(kb, kl, at));
+              Value part = vector::LoadOp::create(
+                  kb, kl, VectorType::get({chunk}, elem), memref, indices,
+                  /*nontemporal=*/false,
+                  llvm::MaybeAlign(std::min(align, chunk * bytes)));
+              auto bf16Type = VectorType::get({chunk}, bf16);
+              if (elem.isInteger(8)) {
+                // Through f32, whose upper 16 bits are then the bf16 (an
+                // int8 has at most 8 significant bits): the odd i16 halves
+                // (little-endian). Not a sitofp to bf16, which CPUs lower
+                // to a libcall (and canonicalization would fold a sitofp to
+                // f32 plus a truncf into it).
+                Value wide = arith::SIToFPOp::create(
+                    kb, kl, VectorType::get({chunk}, f32), part);
+                Value halves = vector::BitCastOp::create(
+                    kb, kl, VectorType::get({2 * chunk}, kb.getI16Type()),
+                    wide);
+                SmallVector<int64_t> high;
+                for (int64_t i = 0; i < chunk; ++i)
+                  high.push_back(2 * i + 1);
+                part = vector::BitCastOp::create(
+                    kb, kl, bf16Type,
+                    vector::ShuffleOp::create(kb, kl, halves, halves, high));
+              } else if (!elem.isBF16()) {
+                part = arith::TruncFOp::create(kb, kl, bf16Type, part);
+              }
+              Value packedWords = vector::BitCastOp::create(
+                  kb, kl, VectorType::get({chunk / 2}, i32), part);
+              for (int64_t i = 0; i < chunk / 2; ++i)
+                regs.push_back(
+                    vector::ExtractOp::create(kb, kl, packedWords, i));
+            }
+            return regs;
+          };
+          // Lane (rows r, q)'s registers for the step at k0: A of its two
+          // rows, B of its kMmaBlocksN weight rows, `words` each.
+          struct Fragments {
+            SmallVector<Value> a[2];
+            SmallVector<SmallVector<Value>> b;
+          };
+          auto fragments = [&](OpBuilder &kb, Location kl, Value k0,
+                               const LaneRows &r, Value q, int64_t wAlign,
+                               int64_t xAlign) {
+            Fragments f;
+            Value k =
+                addI(kb, kl, k0,
+                     arith::MulIOp::create(kb, kl, q, c(kb, kl, perLane)));
+            for (int64_t h = 0; h < 2; ++h) {
+              SmallVector<Value> at(r.xIdx[h]);
+              at.push_back(k);
+              f.a[h] = packed(kb, kl, g.x, at, xAlign);
+            }
+            for (int64_t j = 0; j < kMmaBlocksN; ++j)
+              f.b.push_back(packed(kb, kl, g.w, {e, r.wRow[j], k}, wAlign));
+            return f;
+          };
+
+          Value grp = arith::DivUIOp::create(tb, tl, lane, c(tb, tl, 4));
+          Value q = arith::RemUIOp::create(tb, tl, lane, c(tb, tl, 4));
+          LaneRows own = laneRows(tb, tl, grp);
+
+          // The operands of mma s (of each block): A's 4 registers (row g,
+          // k 2q, 2q + 1), (row g + 8, same k), (row g, k 2q + 8, 2q + 9),
+          // (row g + 8, same k), i.e. words 2s, 2s, 2s + 1, 2s + 1 of rows g,
+          // g + 8, g, g + 8; B's 2 registers of block j (k 2q.., 2q + 8..),
+          // words 2s and 2s + 1.
+          auto operandsA = [&](const Fragments &f, int64_t s) {
+            return SmallVector<Value>{f.a[0][2 * s], f.a[1][2 * s],
+                                      f.a[0][2 * s + 1], f.a[1][2 * s + 1]};
+          };
+          auto operandsB = [&](const Fragments &f, int64_t j, int64_t s) {
+            return SmallVector<Value>{f.b[j][2 * s], f.b[j][2 * s + 1]};
+          };
+
+          // One K step on tensor cores.
+          auto mmaStep = [&](OpBuilder &kb, Location kl, Value k0,
+                             ValueRange acc, int64_t wAlign, int64_t xAlign) {
+            Fragments f = fragments(kb, kl, k0, own, q, wAlign, xAlign);
+            SmallVector<Value> next;
+            for (int64_t j = 0; j < kMmaBlocksN; ++j) {
+              SmallVector<Value> d(acc.begin() + 4 * j,
+                                   acc.begin() + 4 * j + 4);
+              for (int64_t s = 0; s < lanesPerRow; ++s) {
+                Value res = NVVM::MmaOp::create(
+                    kb, kl, accType, operandsA(f, s), operandsB(f, j, s), d,
+                    {16, 8, 16}, std::nullopt, std::nullopt,
+                    std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                                  NVVM::MMATypes::bf16},
+                    std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
+                                                   NVVM::MMALayout::col});
+                for (int64_t i = 0; i < 4; ++i)
+                  d[i] = LLVM::ExtractValueOp::create(kb, kl, res, i);
+              }
+              next.append(d);
+            }
+            return next;
+          };
+
+          // The same step emulated: every lane's mma operands, then each
+          // lane computes its accumulators as the PTX ISA defines m16n8k16:
+          // accumulator i is D[row g + 8 (i / 2)][column 2q + i % 2] += the
+          // sum over k < 16 of A[row][k] B[k][column], where A[r][k] is half
+          // k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r % 8) + (k % 8)
+          // / 2, and B[k][c] half k % 2 of register k / 8 of lane 4 c + (k %
+          // 8) / 2. The warp's registers are two flat vectors (SSA values,
+          // not memory: nothing to free on a CPU), A at (lane, s, r), B at
+          // (lane, j, s, r).
+          auto emulatedStep = [&](OpBuilder &kb, Location kl, Value k0,
+                                  ValueRange acc, int64_t wAlign,
+                                  int64_t xAlign) {
+            const int64_t strideA = lanesPerRow * 4,
+                          strideB = kMmaBlocksN * lanesPerRow * 2;
+            auto flat = [&](int64_t size) -> Value {
+              auto type = VectorType::get({size}, i32);
+              return arith::ConstantOp::create(kb, kl, type,
+                                               kb.getZeroAttr(type));
+            };
+            auto regs = loop(
+                kb, kl, c(kb, kl, 0), c(kb, kl, kWarpLanes),
+                {flat(kWarpLanes * strideA), flat(kWarpLanes * strideB)},
+                [&](OpBuilder &lb, Location ll, Value other, ValueRange vs) {
+                  auto cc = [&](int64_t v) { return c(lb, ll, v); };
+                  Value og = arith::DivUIOp::create(lb, ll, other, cc(4));
+                  Value oq = arith::RemUIOp::create(lb, ll, other, cc(4));
+                  Fragments f = fragments(lb, ll, k0, laneRows(lb, ll, og), oq,
+                                          wAlign, xAlign);
+                  Value va = vs[0], vb = vs[1];
+                  auto put = [&](Value v, Value into, Value base,
+                                 int64_t inner) -> Value {
+                    Value at = addI(lb, ll, base, cc(inner));
+                    return vector::InsertOp::create(lb, ll, v, into,
+                                                    ArrayRef<OpFoldResult>{at});
+                  };
+                  Value baseA =
+                      arith::MulIOp::create(lb, ll, other, cc(strideA));
+                  Value baseB =
+                      arith::MulIOp::create(lb, ll, other, cc(strideB));
+                  for (int64_t s = 0; s < lanesPerRow; ++s) {
+                    SmallVector<Value> regsA = operandsA(f, s);
+                    for (int64_t r = 0; r < 4; ++r)
+                      va = put(regsA[r], va, baseA, s * 4 + r);
+                    for (int64_t j = 0; j < kMmaBlocksN; ++j) {
+                      SmallVector<Value> regsB = operandsB(f, j, s);
+                      for (int64_t r = 0; r < 2; ++r)
+                        vb = put(regsB[r], vb, baseB,
+                                 (j * lanesPerRow + s) * 2 + r);
+                    }
+                  }
+                  return SmallVector<Value>{va, vb};
+                });
+            Value warpA = regs.getResult(0), warpB = regs.getResult(1);
+            // The bf16 in half `half` (0: low) of `word`, as f32.
+            auto unpack = [&](OpBuilder &ub, Location ul, Value word,
+                              Value half) {
+              Value shift = arith::MulIOp::create(
+                  ub, ul, arith::IndexCastOp::create(ub, ul, i32, half),
+                  arith::ConstantIntOp::create(ub, ul, i32, 16));
+              Value bits = arith::TruncIOp::create(
+                  ub, ul, ub.getI16Type(),
+                  arith::ShRUIOp::create(ub, ul, word, shift));
+              return arith::ExtFOp::create(
+                         ub, ul, f32,
+                         arith::BitcastOp::create(ub, ul, bf16, bits)
+                             .getResult())
+                  .getResult();
+            };
+            // One loop over the accumulators (block j = a / 4, i = a % 4),
+            // one over the mma s, one over k: a small emulation to compile.
+            auto accs = VectorType::get({4 * kMmaBlocksN}, f32);
+            Value all = vector::FromElementsOp::create(kb, kl, accs, acc);
+            all =
+                loop(
+                    kb, kl, c(kb, kl, 0), c(kb, kl, 4 * kMmaBlocksN), {all},
+                    [&](OpBuilder &ab, Location al, Value a, ValueRange cur) {
+                      auto cc = [&](int64_t v) { return c(ab, al, v); };
+                      Value j = arith::DivUIOp::create(ab, al, a, cc(4));
+                      Value i = arith::RemUIOp::create(ab, al, a, cc(4));
+                      Value row = addI(
+                          ab, al, grp,
+                          arith::MulIOp::create(
+                              ab, al, arith::DivUIOp::create(ab, al, i, cc(2)),
+                              cc(8)));
+                      Value col =
+                          addI(ab, al, arith::MulIOp::create(ab, al, q, cc(2)),
+                               arith::RemUIOp::create(ab, al, i, cc(2)));
+                      Value start = vector::ExtractOp::create(
+                          ab, al, cur[0], ArrayRef<OpFoldResult>{a});
+                      Value sum =
+                          loop(
+                              ab, al, cc(0), cc(lanesPerRow), {start},
+                              [&](OpBuilder &mb, Location ml, Value s,
+                                  ValueRange sSum) {
+                                return SmallVector<Value>{
+                                    loop(
+                                        mb, ml, c(mb, ml, 0), c(mb, ml, 16),
+                                        {sSum[0]},
+                                        [&](OpBuilder &sb, Location sl, Value k,
+                                            ValueRange partial) {
+                                          auto ck = [&](int64_t v) {
+                                            return c(sb, sl, v);
+                                          };
+                                          auto div = [&](Value x,
+                                                         int64_t d) -> Value {
+                                            return arith::DivUIOp::create(
+                                                sb, sl, x, ck(d));
+                                          };
+                                          auto rem = [&](Value x,
+                                                         int64_t d) -> Value {
+                                            return arith::RemUIOp::create(
+                                                sb, sl, x, ck(d));
+                                          };
+                                          auto times = [&](Value x,
+                                                           int64_t m) -> Value {
+                                            return arith::MulIOp::create(
+                                                sb, sl, x, ck(m));
+                                          };
+                                          auto at = [&](Value v,
+                                                        Value index) -> Value {
+                                            return vector::ExtractOp::create(
+                                                sb, sl, v,
+                                                ArrayRef<OpFoldResult>{index});
+                                          };
+                                          Value pair = div(rem(k, 8), 2),
+                                                half = rem(k, 2);
+                                          // A: (lane, s, register).
+                                          Value ownerA =
+                                              addI(sb, sl,
+                                                   times(rem(row, 8), 4), pair);
+                                          Value regA =
+                                              addI(sb, sl, div(row, 8),
+                                                   times(div(k, 8), 2));
+                                          Value av = unpack(
+                                              sb, sl,
+                                              at(warpA,
+                                                 addI(sb, sl,
+                                                      times(ownerA, strideA),
+                                                      addI(sb, sl, times(s, 4),
+                                                           regA))),
+                                              half);
+                                          // B: (lane, j, s, register).
+                                          Value ownerB =
+                                              addI(sb, sl, times(col, 4), pair);
+                                          Value inLane = addI(
+                                              sb, sl,
+                                              times(addI(sb, sl,
+                                                         times(j, lanesPerRow),
+                                                         s),
+                                                    2),
+                                              div(k, 8));
+                                          Value bv = unpack(
+                                              sb, sl,
+                                              at(warpB,
+                                                 addI(sb, sl,
+                                                      times(ownerB, strideB),
+                                                      inLane)),
+                                              half);
+                                          return SmallVector<Value>{
+                                              addF(sb, sl, partial[0],
+                                                   mulF(sb, sl, av, bv))};
+                                        })
+                                        .getResult(0)};
+                              })
+                              .getResult(0);
+                      return SmallVector<Value>{vector::InsertOp::create(
+                          ab, al, sum, cur[0], ArrayRef<OpFoldResult>{a})};
+                    })
+                    .getResult(0);
+            SmallVector<Value> next;
+            for (int64_t a = 0; a < 4 * kMmaBlocksN; ++a)
+              next.push_back(vector::ExtractOp::create(kb, kl, all, a));
+            return next;
+          };
+
+          // The K loop: kMmaBlocksN blocks of 4 f32 accumulators.
+          auto kLoop = [&](OpBuilder &sb, Location sl, int64_t wAlign,
+                           int64_t xAlign) {
+            SmallVector<Value> inits(4 * kMmaBlocksN,
+                                     floatConst(sb, sl, f32, 0.0));
+            return scf::ForOp::create(
+                       sb, sl, c(sb, sl, 0), g.kDim, c(sb, sl, kMmaStepK),
+                       inits,
+                       [&](OpBuilder &kb, Location kl, Value k0,
+                           ValueRange acc) {
+                         scf::YieldOp::create(
+                             kb, kl,
+                             emulate
+                                 ? emulatedStep(kb, kl, k0, acc, wAlign, xAlign)
+                                 : mmaStep(kb, kl, k0, acc, wAlign, xAlign));
+                       })
+                .getResults();
+          };
+          // Aligned 16-byte vectors (the lane form's test) or element loads.
+          const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
+                        xBytes = xElem.getIntOrFloatBitWidth() / 8;
+          SmallVector<Type> accTypes(4 * kMmaBlocksN, f32);
+          auto sums = scf::IfOp::create(tb, tl, accTypes, g.vectors,
+                                        /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard guard(tb);
+            tb.setInsertionPointToStart(sums.thenBlock());
+            scf::YieldOp::create(tb, tl, kLoop(tb, tl, 16, 16));
+            tb.setInsertionPointToStart(sums.elseBlock());
+            scf::YieldOp::create(tb, tl, kLoop(tb, tl, wBytes, xBytes));
+          }
+          // The epilogue: accumulator i of block j is row g + 8 (i / 2),
+          // column n = the warp's first + 8 j + 2 q + i % 2.
+          for (int64_t j = 0; j < kMmaBlocksN; ++j)
+            for (int64_t i = 0; i < 4; ++i) {
+              const int64_t h = i / 2;
+              Value nn =
+                  addI(tb, tl, nFirst,
+                       addI(tb, tl, c(tb, tl, 8 * j + i % 2),
+                            arith::MulIOp::create(tb, tl, q, c(tb, tl, 2))));
+              Value rowInTile = addI(tb, tl, grp, c(tb, tl, 8 * h));
+              Value store = arith::AndIOp::create(
+                  tb, tl,
+                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
+                                        rowInTile, count),
+                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult, nn,
+                                        g.n));
+              scf::IfOp::create(tb, tl, store, [&](OpBuilder &sb, Location sl) {
+                Value v = sums.getResult(4 * j + i);
+                if (g.scale)
+                  v = mulF(sb, sl, v, loadF32(sb, sl, g.scale, {e, nn}));
+                if (g.routeWeights)
+                  v = mulF(sb, sl, v,
+                           loadF32(sb, sl, g.routeWeights, own.rowIdx[h]));
+                SmallVector<Value> out(own.rowIdx[h]);
+                out.push_back(nn);
+                storeF32(sb, sl, v, g.result, out);
+                scf::YieldOp::create(sb, sl);
+              });
+            }
+          scf::YieldOp::create(tb, tl);
+        });
+      });
+}
+
 /// Two parallel nests, for the few rows of a decode step (a GEMV per routed
 /// slot, where the weights are the traffic):
 ///
@@ -1171,10 +1650,12 @@ Value loadVectorF32(OpBuilder &b, Location loc, Value memref,
 /// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
 /// weights convert to f32 in the loop (sitofp), f32 accumulation.
 LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
-                              int64_t groupedRows) {
+                              int64_t groupedRows, bool tensorCores,
+                              bool emulateMma) {
   if (!isF32Compatible(op.getInput().getType()) ||
       !isF32Compatible(op.getType()))
     return failure();
+  const bool mma = tensorCores && mmaEligible(op);
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);
   OpBuilder &b = rw;
@@ -1361,7 +1842,8 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
         starts = indexBuffer(when(expertsPlusOne)),
         tileStarts = indexBuffer(when(expertsPlusOne)),
         sorted = indexBuffer(when(rows));
-  Value tileRows = indexConst(b, loc, kGroupRows);
+  const int64_t groupRows = mma ? kMmaTileRows : kGroupRows;
+  Value tileRows = indexConst(b, loc, groupRows);
   // Row r's expert; without expert parallelism clamped into [0, E - 1], as
   // the lane form reads it, so that every row is in a tile.
   auto isExpert = [&](OpBuilder &nb, Location nl, Value r, Value e) {
@@ -1394,7 +1876,7 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
                  ob, l, arith::CmpIPredicate::eq, iv[0], indexConst(ob, l, 0));
              auto ifFirst = scf::IfOp::create(ob, l, isFirst);
              OpBuilder pb = OpBuilder::atBlockBegin(ifFirst.thenBlock());
-             Value r1 = indexConst(pb, l, kGroupRows - 1);
+             Value r1 = indexConst(pb, l, groupRows - 1);
              auto ends =
                  loop(pb, l, zero, experts, {zero, zero},
                       [&](OpBuilder &nb, Location nl, Value e, ValueRange at) {
@@ -1434,20 +1916,14 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
   Value maxTiles =
       addI(b, loc,
            arith::DivUIOp::create(
-               b, loc, addI(b, loc, rows, indexConst(b, loc, kGroupRows - 1)),
+               b, loc, addI(b, loc, rows, indexConst(b, loc, groupRows - 1)),
                tileRows),
            experts);
-  parallel(
-      b, loc, "expert_gemm_grouped", {when(maxTiles), n},
-      [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value t = iv[0], nn = iv[1];
-        Value allTiles = load(pb, l, tileStarts, {experts});
-        Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult, t,
-                                           allTiles);
-        scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
-          // The tile's expert: the experts whose tiles end at or before t.
-          Value e =
-              loop(tb, tl, zero, experts, {zero},
+  // Tile t's expert, first position in `sorted` and row count: the expert
+  // is the number of experts whose tiles end at or before t.
+  auto tileOf = [&](OpBuilder &tb, Location tl,
+                    Value t) -> std::tuple<Value, Value, Value> {
+    Value e = loop(tb, tl, zero, experts, {zero},
                    [&](OpBuilder &nb, Location nl, Value x, ValueRange acc) {
                      Value end = load(nb, nl, tileStarts,
                                       {addI(nb, nl, x, indexConst(nb, nl, 1))});
@@ -1459,104 +1935,125 @@ LogicalResult lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op, int64_t maxLanes,
                      return SmallVector<Value>{addI(nb, nl, acc[0], add)};
                    })
                   .getResult(0);
-          Value first = addI(tb, tl, load(tb, tl, starts, {e}),
-                             arith::MulIOp::create(
-                                 tb, tl,
-                                 arith::SubIOp::create(
-                                     tb, tl, t, load(tb, tl, tileStarts, {e})),
-                                 tileRows));
-          Value end =
-              load(tb, tl, starts, {addI(tb, tl, e, indexConst(tb, tl, 1))});
-          Value count = arith::MinUIOp::create(
-              tb, tl, tileRows, arith::SubIOp::create(tb, tl, end, first));
-          Value last =
-              arith::SubIOp::create(tb, tl, count, indexConst(tb, tl, 1));
-          // The tile's rows (past its count: its last row again, not stored).
-          SmallVector<SmallVector<Value>> idx, xIdx;
-          for (int64_t i = 0; i < kGroupRows; ++i) {
-            Value at = addI(
-                tb, tl, first,
-                arith::MinUIOp::create(tb, tl, indexConst(tb, tl, i), last));
-            idx.push_back(
-                delinearize(tb, tl, load(tb, tl, sorted, {at}), rowDims));
-            xIdx.emplace_back(idx.back().begin(), perSlot
-                                                      ? idx.back().end()
-                                                      : idx.back().end() - 1);
-          }
-          // Each row's sum over k in order (the reference's order). With
-          // aligned vectors (the lane form's test, which implies the
-          // alignment of these narrower ones), V/2 weights (8 bytes) and
-          // V/2 inputs per row are one load each per step, their products
-          // added element by element in k order.
-          SmallVector<Value> inits(kGroupRows, floatConst(tb, tl, f32, 0.0));
-          auto sumRows = [&](OpBuilder &sb, Location sl, int64_t width) {
-            Value step = indexConst(sb, sl, width);
-            return scf::ForOp::create(
-                       sb, sl, zero, kDim, step, inits,
-                       [&](OpBuilder &kb, Location kl, Value k,
-                           ValueRange acc) {
-                         auto xAt = [&](int64_t i) {
-                           SmallVector<Value> at(xIdx[i]);
-                           at.push_back(k);
-                           return at;
-                         };
-                         SmallVector<Value> next(acc);
-                         if (width == 1) {
-                           Value wv = loadF32(kb, kl, w, {e, nn, k});
-                           for (int64_t i = 0; i < kGroupRows; ++i)
-                             next[i] = addF(
-                                 kb, kl, next[i],
-                                 mulF(kb, kl, loadF32(kb, kl, x, xAt(i)), wv));
-                         } else {
-                           Value wv = loadVectorF32(kb, kl, w, {e, nn, k},
-                                                    width, width * wBytes);
-                           for (int64_t i = 0; i < kGroupRows; ++i) {
-                             Value xv = loadVectorF32(
-                                 kb, kl, x, xAt(i), width,
-                                 std::min(kWeightVectorBytes, width * xBytes));
-                             for (int64_t j = 0; j < width; ++j)
-                               next[i] = addF(kb, kl, next[i],
-                                              mulF(kb, kl,
-                                                   vector::ExtractOp::create(
-                                                       kb, kl, xv, j),
-                                                   vector::ExtractOp::create(
-                                                       kb, kl, wv, j)));
+    Value first = addI(
+        tb, tl, load(tb, tl, starts, {e}),
+        arith::MulIOp::create(
+            tb, tl,
+            arith::SubIOp::create(tb, tl, t, load(tb, tl, tileStarts, {e})),
+            tileRows));
+    Value end = load(tb, tl, starts, {addI(tb, tl, e, indexConst(tb, tl, 1))});
+    Value count = arith::MinUIOp::create(
+        tb, tl, tileRows, arith::SubIOp::create(tb, tl, end, first));
+    return {e, first, count};
+  };
+  if (mma) {
+    GroupedTiles tiles{
+        x,       w, scale, routeWeights, result,  sorted, tileStarts,
+        experts, n, kDim,  vectors,      rowDims, perSlot};
+    groupedMmaTiles(b, loc, tiles, when(maxTiles), tileOf, emulateMma);
+  } else
+    parallel(
+        b, loc, "expert_gemm_grouped", {when(maxTiles), n},
+        [&](OpBuilder &pb, Location l, ValueRange iv) {
+          Value t = iv[0], nn = iv[1];
+          Value allTiles = load(pb, l, tileStarts, {experts});
+          Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult,
+                                             t, allTiles);
+          scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
+            Value e, first, count;
+            std::tie(e, first, count) = tileOf(tb, tl, t);
+            Value last =
+                arith::SubIOp::create(tb, tl, count, indexConst(tb, tl, 1));
+            // The tile's rows (past its count: its last row again, not stored).
+            SmallVector<SmallVector<Value>> idx, xIdx;
+            for (int64_t i = 0; i < kGroupRows; ++i) {
+              Value at = addI(
+                  tb, tl, first,
+                  arith::MinUIOp::create(tb, tl, indexConst(tb, tl, i), last));
+              idx.push_back(
+                  delinearize(tb, tl, load(tb, tl, sorted, {at}), rowDims));
+              xIdx.emplace_back(idx.back().begin(), perSlot
+                                                        ? idx.back().end()
+                                                        : idx.back().end() - 1);
+            }
+            // Each row's sum over k in order (the reference's order). With
+            // aligned vectors (the lane form's test, which implies the
+            // alignment of these narrower ones), V/2 weights (8 bytes) and
+            // V/2 inputs per row are one load each per step, their products
+            // added element by element in k order.
+            SmallVector<Value> inits(kGroupRows, floatConst(tb, tl, f32, 0.0));
+            auto sumRows = [&](OpBuilder &sb, Location sl, int64_t width) {
+              Value step = indexConst(sb, sl, width);
+              return scf::ForOp::create(
+                         sb, sl, zero, kDim, step, inits,
+                         [&](OpBuilder &kb, Location kl, Value k,
+                             ValueRange acc) {
+                           auto xAt = [&](int64_t i) {
+                             SmallVector<Value> at(xIdx[i]);
+                             at.push_back(k);
+                             return at;
+                           };
+                           SmallVector<Value> next(acc);
+                           if (width == 1) {
+                             Value wv = loadF32(kb, kl, w, {e, nn, k});
+                             for (int64_t i = 0; i < kGroupRows; ++i)
+                               next[i] =
+                                   addF(kb, kl, next[i],
+                                        mulF(kb, kl, loadF32(kb, kl, x, xAt(i)),
+                                             wv));
+                           } else {
+                             Value wv = loadVectorF32(kb, kl, w, {e, nn, k},
+                                                      width, width * wBytes);
+                             for (int64_t i = 0; i < kGroupRows; ++i) {
+                               Value xv =
+                                   loadVectorF32(kb, kl, x, xAt(i), width,
+                                                 std::min(kWeightVectorBytes,
+                                                          width * xBytes));
+                               for (int64_t j = 0; j < width; ++j)
+                                 next[i] = addF(kb, kl, next[i],
+                                                mulF(kb, kl,
+                                                     vector::ExtractOp::create(
+                                                         kb, kl, xv, j),
+                                                     vector::ExtractOp::create(
+                                                         kb, kl, wv, j)));
+                             }
                            }
-                         }
-                         scf::YieldOp::create(kb, kl, next);
-                       })
-                .getResults();
-          };
-          SmallVector<Type> sumTypes(kGroupRows, f32);
-          auto sums = scf::IfOp::create(tb, tl, sumTypes, vectors,
-                                        /*withElseRegion=*/true);
-          {
-            OpBuilder::InsertionGuard guard(tb);
-            tb.setInsertionPointToStart(sums.thenBlock());
-            scf::YieldOp::create(
-                tb, tl, sumRows(tb, tl, kGroupedWeightVectorBytes / wBytes));
-            tb.setInsertionPointToStart(sums.elseBlock());
-            scf::YieldOp::create(tb, tl, sumRows(tb, tl, 1));
-          }
-          for (int64_t i = 0; i < kGroupRows; ++i) {
-            Value inTile =
-                arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
-                                      indexConst(tb, tl, i), count);
-            scf::IfOp::create(tb, tl, inTile, [&](OpBuilder &sb, Location sl) {
-              Value v = sums.getResult(i);
-              if (scale)
-                v = mulF(sb, sl, v, loadF32(sb, sl, scale, {e, nn}));
-              if (routeWeights)
-                v = mulF(sb, sl, v, loadF32(sb, sl, routeWeights, idx[i]));
-              SmallVector<Value> out(idx[i]);
-              out.push_back(nn);
-              storeF32(sb, sl, v, result, out);
-              scf::YieldOp::create(sb, sl);
-            });
-          }
-          scf::YieldOp::create(tb, tl);
+                           scf::YieldOp::create(kb, kl, next);
+                         })
+                  .getResults();
+            };
+            SmallVector<Type> sumTypes(kGroupRows, f32);
+            auto sums = scf::IfOp::create(tb, tl, sumTypes, vectors,
+                                          /*withElseRegion=*/true);
+            {
+              OpBuilder::InsertionGuard guard(tb);
+              tb.setInsertionPointToStart(sums.thenBlock());
+              scf::YieldOp::create(
+                  tb, tl, sumRows(tb, tl, kGroupedWeightVectorBytes / wBytes));
+              tb.setInsertionPointToStart(sums.elseBlock());
+              scf::YieldOp::create(tb, tl, sumRows(tb, tl, 1));
+            }
+            for (int64_t i = 0; i < kGroupRows; ++i) {
+              Value inTile =
+                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
+                                        indexConst(tb, tl, i), count);
+              scf::IfOp::create(
+                  tb, tl, inTile, [&](OpBuilder &sb, Location sl) {
+                    Value v = sums.getResult(i);
+                    if (scale)
+                      v = mulF(sb, sl, v, loadF32(sb, sl, scale, {e, nn}));
+                    if (routeWeights)
+                      v = mulF(sb, sl, v,
+                               loadF32(sb, sl, routeWeights, idx[i]));
+                    SmallVector<Value> out(idx[i]);
+                    out.push_back(nn);
+                    storeF32(sb, sl, v, result, out);
+                    scf::YieldOp::create(sb, sl);
+                  });
+            }
+            scf::YieldOp::create(tb, tl);
+          });
         });
-      });
   // 3e. Expert parallelism: the rows of other ranks' experts are in no
   // tile; they are zero.
   if (offset)
@@ -1881,9 +2378,31 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   return success();
 }
 
+/// nvvm.mma.sync reads and writes registers only, but declares no memory
+/// effects, and buffer deallocation rejects ops whose effects are unknown:
+/// this model says it has none.
+struct MmaSyncHasNoMemoryEffects
+    : MemoryEffectOpInterface::ExternalModel<MmaSyncHasNoMemoryEffects,
+                                             NVVM::MmaOp> {
+  void
+  getEffects(Operation *,
+             SmallVectorImpl<SideEffects::EffectInstance<MemoryEffects::Effect>>
+                 &) const {}
+};
+
 struct JambaGpuKernelsPass
     : jamba::impl::JambaGpuKernelsPassBase<JambaGpuKernelsPass> {
   using Base::Base;
+
+  LogicalResult initialize(MLIRContext *context) override {
+    // Once per context, before any function runs (the pass is run on
+    // functions in parallel).
+    std::optional<RegisteredOperationName> mma =
+        RegisteredOperationName::lookup(TypeID::get<NVVM::MmaOp>(), context);
+    if (mma && !mma->hasInterface<MemoryEffectOpInterface>())
+      NVVM::MmaOp::attachInterface<MmaSyncHasNoMemoryEffects>(*context);
+    return success();
+  }
 
   void runOnOperation() override {
     if (scanChunkSteps < 1) {
@@ -1927,7 +2446,8 @@ struct JambaGpuKernelsPass
           })
           .Case([&](ExpertGemmOp o) {
             return lowerExpertGemm(rw, o, expertGemmLanes,
-                                   expertGemmGroupedRows);
+                                   expertGemmGroupedRows, expertGemmTensorCores,
+                                   expertGemmEmulateMma);
           })
           .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o); })
           .Default([](Operation *) { return failure(); });

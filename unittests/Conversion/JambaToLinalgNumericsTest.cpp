@@ -633,6 +633,86 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmGroupsLongRowCounts) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
+  // The tensor-core grouped expert GEMM (tiles of 16 rows of one expert,
+  // a warp per 32 outputs, mma.sync m16n8k16 on bf16 operands) with each
+  // warp's mma.sync emulated as the PTX ISA defines it, on a CPU: the
+  // fragments, their packing, the k permutation and the epilogue. K = 128
+  // (two steps of 64), N = 40 (the second warp's n range is partial),
+  // 5 experts: expert 0 in 2 of every 3 tokens (several tiles and a partial
+  // one), expert 3 never; 3, 20 and 45 tokens, all grouped. bf16 weights on
+  // a shared input (as gate/up) and int8 weights with scales and route
+  // weights on a per-slot input (as down). The kernel rounds its inputs to
+  // bf16, so the reference gets the rounded inputs: the products are then
+  // exact in f32 and only the order of the sums differs.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x128xf32>, %xs: tensor<?x2x128xf32>,
+                 %h: tensor<5x40x128xbf16>, %q: tensor<5x40x128xi8>, %s: tensor<5x40xf32>,
+                 %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>)
+        -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %h indices(%idx)
+          : (tensor<?x128xf32>, tensor<5x40x128xbf16>, tensor<?x2xi64>) -> tensor<?x2x40xf32>
+      %z = jamba.expert_gemm %xs, %q scale(%s) indices(%idx) route_weights(%rw)
+          : (tensor<?x2x128xf32>, tensor<5x40x128xi8>, tensor<5x40xf32>, tensor<?x2xi64>,
+             tensor<?x2xf32>) -> tensor<?x2x40xf32>
+      return %y, %z : tensor<?x2x40xf32>, tensor<?x2x40xf32>
+    })mlir";
+  auto hf = randomFloats(5 * 40 * 128, 120),
+       s = randomFloats(200, 121, 0.001f, 0.02f);
+  std::vector<uint16_t> h;
+  for (float &v : hf)
+    h.push_back(toBF16(v)), v = fromBF16(h.back());
+  auto q = randomInt8(5 * 40 * 128, 122);
+  Tensor<float> rs = toRef(s, {5, 40});
+  mlir::jamba::CPULowerPipelineOptions options;
+  options.gpuKernels = true;
+  options.tensorCores = true;
+  options.expertGemmGroupedRows = 0;
+  Kernel k(ir, options);
+  ASSERT_EQ(k.error, "");
+  auto roundedToBF16 = [](std::vector<float> v) {
+    for (float &e : v)
+      e = fromBF16(toBF16(e));
+    return v;
+  };
+  for (int64_t tokens : {3, 20, 45}) {
+    SCOPED_TRACE(::testing::Message() << tokens << " tokens");
+    auto x = randomFloats(size_t(tokens * 128), 123 + unsigned(tokens)),
+         xs = randomFloats(size_t(tokens * 2 * 128), 124 + unsigned(tokens)),
+         rw = randomFloats(size_t(tokens * 2), 125, 0.1f, 0.9f);
+    std::vector<int64_t> idx;
+    for (int64_t t = 0; t < tokens; ++t) {
+      idx.push_back(t % 3 == 2 ? 1 : 0);
+      idx.push_back(t % 3 == 0 ? 2 : 4);
+    }
+    auto out =
+        k.run({buf(x, {tokens, 128}), buf(xs, {tokens, 2, 128}),
+               buf(h, {5, 40, 128}), buf(q, {5, 40, 128}), buf(s, {5, 40}),
+               buf(idx, {tokens, 2}), buf(rw, {tokens, 2})},
+              {3, 3});
+    Tensor<float> ridx = toRef(idx, {tokens, 2}), rrw = toRef(rw, {tokens, 2});
+    expectClose(out[0],
+                ref::expertGemm<float>(toRef(roundedToBF16(x), {tokens, 128}),
+                                       toRef(hf, {5, 40, 128}), nullptr, ridx,
+                                       nullptr),
+                "tensor-core expert_gemm bf16, shared input");
+    expectClose(
+        out[1],
+        ref::expertGemm<float>(toRef(roundedToBF16(xs), {tokens, 2, 128}),
+                               toRef(q, {5, 40, 128}), &rs, ridx, &rrw),
+        "tensor-core expert_gemm int8, per slot, route weights");
+    // The inputs' rounding is what separates the kernel from the exact f32
+    // reference: it must show, or the kernel did not round them.
+    EXPECT_GT(relativeError(out[1],
+                            ref::expertGemm<float>(toRef(xs, {tokens, 2, 128}),
+                                                   toRef(q, {5, 40, 128}), &rs,
+                                                   ridx, &rrw)),
+              kF32Tolerance)
+        << "the tensor-core kernel's inputs were not rounded to bf16";
+  }
+}
+
 TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
   // Expert parallelism: this rank holds experts 2, 3, 4 of 5 (offset 2);
   // slots routed to experts 0 and 1 (other ranks) give zero rows. Every

@@ -93,6 +93,12 @@ struct CPULowerPipelineOptions
                      "(the fewest time steps per chunk of the selective "
                      "scan)"),
       llvm::cl::init(64)};
+  PassOptions::Option<bool> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("With gpu-kernels: the tensor-core expert GEMM with "
+                     "each warp's mma.sync emulated (jamba-gpu-kernels' "
+                     "expert-gemm-tensor-cores and expert-gemm-emulate-mma)"),
+      llvm::cl::init(false)};
 };
 
 struct GPULowerPipelineOptions
@@ -142,6 +148,12 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Selective scan: the fewest time steps per chunk "
                      "(jamba-gpu-kernels)"),
       llvm::cl::init(64)};
+  PassOptions::Option<bool> tensorCores{
+      *this, "tensor-cores",
+      llvm::cl::desc("Expert GEMMs: the grouped rows of int8 or bf16 experts "
+                     "on tensor cores (jamba-gpu-kernels' "
+                     "expert-gemm-tensor-cores; inputs rounded to bf16)"),
+      llvm::cl::init(false)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "

@@ -197,7 +197,13 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       rows are sorted by expert instead (counts, offsets, the sort: one
       iteration per expert or one in all), and one iteration per (tile of
       8 rows of one expert, n) computes the tile's 8 outputs, reading each
-      weight once;
+      weight once; with expert-gemm-tensor-cores (int8 or bf16 weights, K a
+      multiple of 64) the tiles have 16 rows and one warp per (tile, 32
+      outputs n) computes them with `nvvm.mma.sync` m16n8k16 on bf16
+      operands (the inputs rounded to bf16, f32 accumulators), an
+      iteration per lane (jamba-gpu-map-loops checks that blocks are whole
+      warps); expert-gemm-emulate-mma replaces each mma.sync by what the
+      PTX ISA says the warp computes, so that the kernel runs on CPUs;
     - `jamba.rms_norm`: a static width of at most 256 is one iteration
       per row (its squares, 1 / sqrt(mean + epsilon), its elements: one
       kernel); a wider row is one iteration per (row, lane) summing the
@@ -231,8 +237,21 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            "Expert GEMM: with more (token, slot) rows than this, the rows "
            "are grouped by expert and each thread computes 8 rows of one "
            "expert (0: always grouped)">,
+    Option<"expertGemmTensorCores", "expert-gemm-tensor-cores", "bool",
+           /*default=*/"false",
+           "Expert GEMM: the grouped rows of int8 or bf16 experts (K a "
+           "multiple of 64) run on tensor cores (nvvm.mma.sync, bf16 "
+           "operands: the inputs rounded to bf16, f32 accumulation); "
+           "NVIDIA GPUs only (sm_80 and later)">,
+    Option<"expertGemmEmulateMma", "expert-gemm-emulate-mma", "bool",
+           /*default=*/"false",
+           "Test aid: with expert-gemm-tensor-cores, emulate each warp's "
+           "mma.sync (every lane's registers through a scratch buffer) so "
+           "that the tensor-core kernel runs on CPUs">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::NVVM::NVVMDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::bufferization::BufferizationDialect",
@@ -371,7 +390,11 @@ def JambaGpuMapLoopsPass : Pass<"jamba-gpu-map-loops", "func::FuncOp"> {
       one, which is tiled by `block-size` (`scf.if` guards the tail) and
       mapped: tiles to `block_x`, iterations within a tile to `thread_x`.
 
-    A parallel loop with reductions is an error.
+    A parallel loop with reductions is an error, and so is a nest holding a
+    warp-collective op (`nvvm.mma.sync`) unless each warp is 32 iterations
+    of one index of its outer dimensions: its innermost dimension a static
+    multiple of 32 from 0 by 1 (the collapse keeps it fastest) and
+    `block-size` a multiple of 32.
   }];
   let options = [
     Option<"blockSize", "block-size", "int64_t", /*default=*/"256",

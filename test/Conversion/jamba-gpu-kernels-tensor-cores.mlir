@@ -1,0 +1,96 @@
+// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels="expert-gemm-tensor-cores=1" | FileCheck %s
+// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels="expert-gemm-tensor-cores=1 expert-gemm-emulate-mma=1" \
+// RUN:   | FileCheck %s --check-prefix=EMU
+// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels | FileCheck %s --check-prefix=OFF
+
+// The tensor-core expert GEMM (expert-gemm-tensor-cores) for the grouped
+// rows of int8 experts with K = 128 (two steps of 64): the rows sorted by
+// expert into tiles of 16, then one iteration per (tile, 32 outputs n,
+// lane), the lane dimension exactly 32 (a warp). Per step a lane loads 16
+// consecutive k of its two input rows (f32, four 16-byte loads each,
+// rounded to bf16 and packed two per i32) and of its four weight rows
+// (one 16-byte load of int8 each, widened exactly through f32: the upper
+// halves), and issues 16 mma.sync m16n8k16 with bf16 operands (4 blocks of
+// 8 outputs x 4 k-slices). Two K loops: aligned 16-byte loads, or element
+// loads when the runtime test fails. The epilogue scales, weights by the
+// route and stores each of the 16 accumulators whose row and n exist.
+
+// CHECK-LABEL: func.func @int8_experts
+// CHECK: %[[TILE_ROWS:.+]] = arith.constant 16 : index
+// CHECK: } {jamba.kernel = "expert_gemm_offsets"}
+// CHECK: scf.parallel (%[[T:.+]], %[[W:.+]], %[[LANE:.+]]) = ({{.+}}) to (%{{.+}}, %{{.+}}, %c32{{.*}})
+// CHECK:   %[[Q:.+]] = arith.remui %[[LANE]], %c4
+// CHECK:   scf.if
+// CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c64{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
+// CHECK:       arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
+// CHECK:       vector.bitcast %{{.+}} : vector<4xbf16> to vector<2xi32>
+// CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
+// CHECK:       arith.sitofp %{{.+}} : vector<16xi8> to vector<16xf32>
+// CHECK:       vector.bitcast %{{.+}} : vector<16xf32> to vector<32xi16>
+// CHECK:       vector.shuffle {{.+}} [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31]
+// CHECK-COUNT-16: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK:     } else {
+// CHECK:       vector.load {{.+}} {alignment = 4 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
+// CHECK:       vector.load {{.+}} {alignment = 1 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
+// CHECK-COUNT-16: nvvm.mma.sync
+// CHECK:     }
+// CHECK-COUNT-16: memref.store %{{.+}}, %{{.+}} {jamba.kernel = "expert_gemm_mma"}
+// CHECK: } {jamba.kernel = "expert_gemm_mma"}
+// CHECK-NOT: expert_gemm_grouped
+
+// The emulation (a test aid for CPUs): no mma.sync; the warp's 32 lanes'
+// registers are gathered into flat vectors, each lane sums its accumulators
+// from them.
+// EMU-LABEL: func.func @int8_experts
+// EMU-NOT: nvvm.mma.sync
+// EMU: scf.for {{.+}} iter_args({{.+}}) -> (vector<512xi32>, vector<1024xi32>)
+// EMU: } {jamba.kernel = "expert_gemm_mma"}
+
+// Without the option: the CUDA-core grouped form (tiles of 8).
+// OFF-LABEL: func.func @int8_experts
+// OFF-NOT: nvvm.mma.sync
+// OFF: } {jamba.kernel = "expert_gemm_grouped"}
+func.func @int8_experts(%x: tensor<?x2x128xf32>, %q: tensor<4x40x128xi8>, %s: tensor<4x40xf32>,
+                        %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x40xf32> {
+  %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+      : (tensor<?x2x128xf32>, tensor<4x40x128xi8>, tensor<4x40xf32>, tensor<?x2xi32>,
+         tensor<?x2xf32>) -> tensor<?x2x40xf32>
+  return %y : tensor<?x2x40xf32>
+}
+
+// -----
+
+// bf16 experts: two 16-byte loads of 8 bf16 per weight row, no conversion.
+// CHECK-LABEL: func.func @bf16_experts
+// CHECK: scf.parallel ({{.+}}) = ({{.+}}) to ({{.+}}, %c32{{.*}})
+// CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<4x40x64xbf16{{.*}}>, vector<8xbf16>
+// CHECK-NEXT: vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
+// CHECK: nvvm.mma.sync
+// CHECK: } {jamba.kernel = "expert_gemm_mma"}
+func.func @bf16_experts(%x: tensor<?x64xf32>, %w: tensor<4x40x64xbf16>, %idx: tensor<?x2xi32>)
+    -> tensor<?x2x40xf32> {
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x40x64xbf16>, tensor<?x2xi32>) -> tensor<?x2x40xf32>
+  return %y : tensor<?x2x40xf32>
+}
+
+// -----
+
+// Not for tensor cores, so the CUDA-core grouped form: f32 experts (their
+// products would lose the f32 weights' precision) and K not a multiple of
+// 64.
+// CHECK-LABEL: func.func @not_eligible
+// CHECK-NOT: nvvm.mma.sync
+// CHECK: } {jamba.kernel = "expert_gemm_grouped"}
+// CHECK-NOT: nvvm.mma.sync
+// CHECK: } {jamba.kernel = "expert_gemm_grouped"}
+func.func @not_eligible(%x: tensor<?x64xf32>, %w: tensor<4x40x64xf32>, %xk: tensor<?x96xf32>,
+                        %q: tensor<4x40x96xi8>, %s: tensor<4x40xf32>, %idx: tensor<?x2xi32>)
+    -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>) {
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<4x40x64xf32>, tensor<?x2xi32>) -> tensor<?x2x40xf32>
+  %z = jamba.expert_gemm %xk, %q scale(%s) indices(%idx)
+      : (tensor<?x96xf32>, tensor<4x40x96xi8>, tensor<4x40xf32>, tensor<?x2xi32>) -> tensor<?x2x40xf32>
+  return %y, %z : tensor<?x2x40xf32>, tensor<?x2x40xf32>
+}
