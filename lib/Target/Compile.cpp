@@ -440,6 +440,14 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     if (options.gpuFormat != "ptx" && options.gpuFormat != "cubin")
       return fail("unknown GPU format '" + options.gpuFormat +
                   "' (expected ptx or cubin)");
+    // mma.sync on bf16 operands: sm_80 and later.
+    if (options.gpuTensorCores && std::stoi(chip.substr(3)) < 80)
+      return fail("--gpu-tensor-cores needs sm_80 or later (bf16 mma.sync), "
+                  "got " +
+                  chip);
+  } else if (options.gpuTensorCores && !options.cpuWithGpuKernels) {
+    return fail("--gpu-tensor-cores needs a CUDA target (or, emulated on "
+                "the CPU, --cpu-with-gpu-kernels)");
   }
   const bool cuda = !chip.empty();
   const std::string kernelFile =
@@ -596,6 +604,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.chip = chip;
     lower.format = options.gpuFormat == "cubin" ? "bin" : "isa";
     lower.statesInPlace = true;
+    lower.tensorCores = options.gpuTensorCores;
+    lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     buildGPULowerPipeline(pm, lower);
     host.threads = false;
     host.cudaHost = true;
@@ -604,6 +614,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.threads = options.cpu.threads;
     lower.statesInPlace = true;
     lower.gpuKernels = options.cpuWithGpuKernels;
+    lower.tensorCores = options.gpuTensorCores;
+    lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     buildCPULowerPipeline(pm, lower);
   }
   if (failed(pm.run(module)))

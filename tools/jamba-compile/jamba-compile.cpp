@@ -45,6 +45,17 @@ static cl::opt<std::string>
     dumpPtx("dump-ptx",
             cl::desc("CUDA: also write every kernel module's PTX to DIR"),
             cl::value_desc("DIR"), cl::init(""));
+static cl::opt<bool> gpuTensorCores(
+    "gpu-tensor-cores",
+    cl::desc("CUDA: the token-grouped int8 or bf16 expert GEMMs on tensor "
+             "cores (mma.sync with bf16 operands: their inputs rounded to "
+             "bf16, f32 accumulation; sm_80 or later)"),
+    cl::init(false));
+static cl::opt<int64_t> gpuExpertGroupedRows(
+    "gpu-expert-grouped-rows",
+    cl::desc("CUDA: expert GEMMs of more (token, slot) rows than this run "
+             "grouped by expert (the others one GEMV per row)"),
+    cl::init(64));
 static cl::opt<bool> expertsInt8("experts-int8",
                                  cl::desc("Quantize the experts (ExpertsInt8)"),
                                  cl::init(false));
@@ -124,6 +135,23 @@ int main(int argc, char **argv) {
   options.gpuFormat = gpuFormat;
   options.dumpPtxDir = dumpPtx;
   options.cpuWithGpuKernels = cpuWithGpuKernels;
+  options.gpuTensorCores = gpuTensorCores;
+  options.gpuExpertGroupedRows = gpuExpertGroupedRows;
+  // With --cpu-with-gpu-kernels the GPU kernels (and their options) run
+  // on the CPU, the tensor cores emulated.
+  if ((gpuTensorCores || gpuExpertGroupedRows.getNumOccurrences()) &&
+      !StringRef(target).starts_with("cuda:") && !cpuWithGpuKernels) {
+    llvm::errs() << "jamba-compile: error: --gpu-tensor-cores and "
+                    "--gpu-expert-grouped-rows need --target cuda:sm_NN (or "
+                    "--cpu-with-gpu-kernels)\n";
+    return 1;
+  }
+  if (gpuExpertGroupedRows < 0) {
+    llvm::errs() << "jamba-compile: error: --gpu-expert-grouped-rows must be "
+                    "at least 0, got "
+                 << gpuExpertGroupedRows << "\n";
+    return 1;
+  }
   if (cpuWithGpuKernels && target != "cpu") {
     llvm::errs() << "jamba-compile: error: --cpu-with-gpu-kernels needs "
                     "--target cpu\n";

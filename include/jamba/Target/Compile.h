@@ -50,6 +50,13 @@ struct CompileOptions {
   /// CUDA: also write every kernel module's PTX into this directory
   /// (`<module>.ptx`), e.g. to check it with ptxas. Empty: none.
   std::string dumpPtxDir;
+  /// CUDA: the grouped rows of the int8 (or bf16) expert GEMMs on tensor
+  /// cores (mma.sync, inputs rounded to bf16; jamba-gpu-kernels'
+  /// expert-gemm-tensor-cores).
+  bool gpuTensorCores = false;
+  /// CUDA: expert GEMMs of more (token, slot) rows than this run grouped by
+  /// expert (jamba-gpu-kernels' expert-gemm-grouped-rows).
+  int64_t gpuExpertGroupedRows = 64;
   /// CPU: lower the scan, conv, attention and router with the CUDA
   /// backend's kernels (jamba-gpu-kernels) instead of the CPU's: runs the
   /// GPU kernels' arithmetic in a whole model without a GPU (a test aid).
