@@ -182,19 +182,30 @@ prompts=(
   "9,2"
 )
 
-# The variants: model dtype int8(0|1).
+# The variants: model dtype int8(0|1) tensor-cores(0|1). Tensor cores
+# (jamba-compile --gpu-tensor-cores --gpu-expert-grouped-rows 0: every
+# expert GEMM, decode too, on the mma.sync kernel) apply to int8 or bf16
+# experts: jamba-tiny bf16, bf16 +int8 and f32 +int8; jamba-small bf16
+# +int8, whose results come back for batch 1 only (the device's results are
+# limited to 64 MiB, and the four other jamba-small variants take 56 MB).
 variants=()
 models_to_check=(jamba-tiny)
 [ $quick = 1 ] || models_to_check+=(jamba-small)
 for model in "${models_to_check[@]}"; do
   for dtype in f32 bf16; do
     for q in 0 1; do
-      variants+=("$model $dtype $q")
+      variants+=("$model $dtype $q 0")
     done
   done
 done
-variant_id() { echo "$1-$2-q$3"; }
-variant_name() { echo "$1 $2$([ "$3" = 1 ] && echo " +int8")"; }
+variants+=("jamba-tiny bf16 0 1" "jamba-tiny bf16 1 1" "jamba-tiny f32 1 1")
+[ $quick = 1 ] || variants+=("jamba-small bf16 1 1")
+variant_id() { echo "$1-$2-q$3$([ "${4:-0}" = 1 ] && echo "-tc")"; }
+variant_name() {
+  echo "$1 $2$([ "$3" = 1 ] && echo " +int8")$([ "${4:-0}" = 1 ] && echo " +tensor cores")"
+}
+# Whether variant "$@" comes back with its batch-1 run only.
+batch1_only() { [ "$1" = jamba-small ] && [ "${4:-0}" = 1 ]; }
 
 # The device's arch and copy bandwidth (the ceiling), and the cuBLAS rate.
 probe_device() {
@@ -250,16 +261,19 @@ run_tests() { # artifact outdir
 # every row of the run's logits has its reference, also after a near-tie
 # went the other way. Writes $3/ref.npy (batch 1) and $3/ref.{0,1,2}.npy.
 # $4: the interpreter's --gemm-inputs (bf16 where the run's GEMMs rounded
-# their inputs to bf16, as cuBLAS does with bf16 weights).
-run_refs() { # checkpoint rundir outdir gemm-inputs
-  local ref=$1 run=$2 out=$3 inputs=$4 i
+# their inputs to bf16, as cuBLAS does with bf16 weights); $5 its
+# --expert-inputs (bf16 where the tensor-core expert GEMM rounded them).
+# Without $2/multi.ids (a batch-1-only variant) only ref.npy.
+run_refs() { # checkpoint rundir outdir gemm-inputs expert-inputs
+  local ref=$1 run=$2 out=$3 inputs=$4 experts=$5 i
   mkdir -p "$out"
   "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[0]},$(cat "$run/run.ids")" -n 0 \
-    --gemm-inputs "$inputs" --logits-out "$out/ref.npy" \
+    --gemm-inputs "$inputs" --expert-inputs "$experts" --logits-out "$out/ref.npy" \
     --routing-margins-out "$out/margins.npy" >/dev/null || return 1
+  [ -f "$run/multi.ids" ] || return 0
   for i in 0 1 2; do
     "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[$i]},$(sed -n "$((i + 1))p" "$run/multi.ids")" \
-      -n 0 --gemm-inputs "$inputs" --logits-out "$out/ref.$i.npy" \
+      -n 0 --gemm-inputs "$inputs" --expert-inputs "$experts" --logits-out "$out/ref.$i.npy" \
       --routing-margins-out "$out/margins.$i.npy" >/dev/null || return 1
   done
 }
@@ -286,6 +300,10 @@ compare_tests() { # name tolerance rundir refdir
   local name=$1 tol=$2 out=$3 ref=$4 i
   compare_run "$name batch 1" "$out/run" "$ref/ref" "$ref/margins" "$(cat "$out/run.ids")" \
     "${prompts[0]}" "$tol"
+  if [ ! -f "$out/multi.ids" ]; then
+    row "test | $name 3 sequences | skipped | batch 1 only (the results' size limit)"
+    return
+  fi
   for i in 0 1 2; do
     compare_run "$name seq $i of 3" "$out/multi.$i" "$ref/ref.$i" "$ref/margins.$i" \
       "$(sed -n "$((i + 1))p" "$out/multi.ids")" "${prompts[$i]}" "$tol"
@@ -296,6 +314,9 @@ compare_tests() { # name tolerance rundir refdir
 # weights (the cuBLAS GEMMs round their inputs), exact otherwise (the CPU
 # artifacts of a dry run multiply f32 activations).
 gemm_inputs() { [ "$1" = bf16 ] && [ $dry = 0 ] && echo bf16 || echo f32; }
+# The reference's expert GEMM inputs for variant "$@": bf16 with tensor
+# cores (the mma.sync kernel multiplies bf16 operands, also emulated).
+expert_inputs() { [ "${4:-0}" = 1 ] && echo bf16 || echo f32; }
 
 tolerance() { [ "$1" = bf16 ] && echo 2e-2 || echo 1e-3; }
 # A routing near-tie: a router's k-th and (k+1)-th logits within a quarter
@@ -304,8 +325,8 @@ routing_tolerance() { awk -v t="$1" 'BEGIN { print t / 4 }'; }
 
 # Compiles variant "$@" into $art (for $target); the reference checkpoint in
 # $ref. Returns non-zero (with a row) if compilation fails.
-compile_variant() { # model dtype q
-  local model=$1 dtype=$2 q=$3 id
+compile_variant() { # model dtype q tc
+  local model=$1 dtype=$2 q=$3 tc=${4:-0} id
   id=$(variant_id "$@")
   local ckpt="$work/$model-$dtype"
   art="$work/$id.art"
@@ -317,6 +338,12 @@ compile_variant() { # model dtype q
     flags+=(--experts-int8)
     ref="$ckpt-q8"
     [ -d "$ref" ] || "$bin/jamba-quantize" "$ckpt" "$ref" >/dev/null
+  fi
+  if [ "$tc" = 1 ]; then
+    # A dry run emulates the tensor cores' mma.sync in the GPU kernels on
+    # the CPU.
+    flags+=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
+    [ $dry = 0 ] || flags+=(--cpu-with-gpu-kernels)
   fi
   if ! "$bin/jamba-compile" "$ckpt" -o "$art" "${flags[@]}" >"$work/compile.log" 2>&1; then
     row "test | $(variant_name "$@") compile | FAILED | $(tail -1 "$work/compile.log")"
@@ -503,7 +530,7 @@ PY
 
 # The benchmarks on jamba-small (bf16 + ExpertsInt8, the serving
 # configuration: artifact $1) and the mini stack (artifact $2, config $3).
-run_benchmarks() { # small-artifact mini-artifact mini-config
+run_benchmarks() { # small-artifact mini-artifact mini-config [mini-tensor-cores-artifact]
   local batch
   for batch in 1 8 32; do
     bench_decode jamba-small "$1" "$batch"
@@ -521,7 +548,19 @@ run_benchmarks() { # small-artifact mini-artifact mini-config
   else
     row "kernel | per-kernel GPU times | skipped | --profile-kernels needs CUDA"
   fi
+  # The same stack with every expert GEMM on the tensor-core kernel.
+  if [ -n "${4:-}" ]; then
+    for batch in 1 8 32; do
+      bench_decode "jamba-1.5-mini stack (2 layers), tensor cores" "$4" "$batch"
+    done
+    bench_prefill "jamba-1.5-mini stack (2 layers), tensor cores" "$4" 8192 4096
+    bench_profile "jamba-1.5-mini stack, tensor cores" "$4" "$3"
+  fi
 }
+
+# jamba-compile's flags for the tensor-core mini stack: every expert GEMM
+# (decode too) on the mma.sync kernel.
+mini_tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
 
 finish() {
   echo
@@ -546,7 +585,7 @@ all)
       status=1
       continue
     fi
-    run_refs "$ref" "$work/$id" "$work/$id" "$(gemm_inputs "$2")" ||
+    run_refs "$ref" "$work/$id" "$work/$id" "$(gemm_inputs "$2")" "$(expert_inputs "$@")" ||
       { row "test | $(variant_name "$@") reference | FAILED | jamba-interpret"; status=1; continue; }
     compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$work/$id" "$work/$id"
   done
@@ -556,7 +595,17 @@ all)
     [ -d "$mini.ckpt" ] || "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null
     if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" --target "$target" --experts-int8 \
       --force >"$work/compile.log" 2>&1; then
-      run_benchmarks "$work/jamba-small-bf16-q1.art" "$mini.art" "$mini.json"
+      mini_tc=
+      if [ $dry = 1 ]; then
+        row "bench | jamba-1.5-mini stack, tensor cores | skipped | a dry run (emulated mma.sync at real widths is slow)"
+      elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" --target "$target" --experts-int8 \
+        "${mini_tc_flags[@]}" --force >"$work/compile.log" 2>&1; then
+        mini_tc="$mini-tc.art"
+      else
+        row "bench | jamba-1.5-mini stack, tensor cores, compile | FAILED | $(tail -1 "$work/compile.log")"
+        status=1
+      fi
+      run_benchmarks "$work/jamba-small-bf16-q1.art" "$mini.art" "$mini.json" "$mini_tc"
     else
       row "bench | jamba-1.5-mini stack compile | FAILED | $(tail -1 "$work/compile.log")"
       status=1
@@ -605,6 +654,15 @@ bundle)
       pack_code "$mini.art" jamba-mini-stack
     else
       echo "gpu-check: the mini stack did not compile: $(tail -1 "$work/compile.log")" >&2
+      status=1
+    fi
+    if [ $dry = 1 ]; then
+      echo "gpu-check: a dry run bundles no tensor-core mini stack (emulated at real widths: slow)"
+    elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" "${flags[@]}" "${mini_tc_flags[@]}" \
+      >"$work/compile.log" 2>&1; then
+      pack_code "$mini-tc.art" jamba-mini-stack-tc
+    else
+      echo "gpu-check: the tensor-core mini stack did not compile: $(tail -1 "$work/compile.log")" >&2
       status=1
     fi
   fi
@@ -673,15 +731,21 @@ from-bundle)
     if [ "$1" = jamba-tiny ]; then
       tiny_done+=("$id")
       pack jamba-tiny.tgz "${tiny_done[@]}"
+    elif batch1_only "$@"; then
+      pack "$id.tgz" "$id/run.ids" "$id/run.npy"
     else
       pack "$id.tgz" "$id"
     fi
-    # The checkpoint is not needed again.
-    [ "$3" = 1 ] && rm -rf "$work/$1-$2"
+    # The checkpoint is not needed again (bf16 +int8 with tensor cores is
+    # the last variant of jamba-small bf16).
+    if [ "$1" = jamba-small ] && [ "$3" = 1 ] && { [ "$2" = f32 ] || [ "${4:-0}" = 1 ]; }; then
+      rm -rf "$work/$1-$2"
+    fi
   done
   if [ $quick = 0 ]; then
     small="$work/jamba-small-bf16-q1.art"
     mini_art=
+    mini_tc_art=
     if [ -d "$bundle/art/jamba-mini-stack" ]; then
       mini="$work/jamba-mini-stack"
       "$bin/jamba-make-checkpoint" "$bundle/models/jamba-mini-stack.json" "$mini.ckpt" --seed 5 \
@@ -693,9 +757,18 @@ from-bundle)
         row "bench | jamba-1.5-mini stack rebind | FAILED | $(tail -1 "$work/rebind.log")"
         status=1
       fi
+      if [ -d "$bundle/art/jamba-mini-stack-tc" ]; then
+        if "$bin/jamba-rebind" "$bundle/art/jamba-mini-stack-tc" "$mini.ckpt" -o "$mini-tc.art" \
+          --force >"$work/rebind.log" 2>&1; then
+          mini_tc_art="$mini-tc.art"
+        else
+          row "bench | jamba-1.5-mini stack, tensor cores, rebind | FAILED | $(tail -1 "$work/rebind.log")"
+          status=1
+        fi
+      fi
       rm -rf "$mini.ckpt"
     fi
-    run_benchmarks "$small" "$mini_art" "$bundle/models/jamba-mini-stack.json"
+    run_benchmarks "$small" "$mini_art" "$bundle/models/jamba-mini-stack.json" "$mini_tc_art"
   fi
   finish
   ;;
@@ -712,7 +785,7 @@ compare)
     # shellcheck disable=SC2086
     set -- $v
     id=$(variant_id "$@")
-    if [ ! -f "$unpacked/$id/multi.ids" ]; then
+    if [ ! -f "$unpacked/$id/run.ids" ]; then
       row "test | $(variant_name "$@") | FAILED | no results from the GPU run"
       status=1
       continue
@@ -724,7 +797,8 @@ compare)
       [ -d "$ref-q8" ] || "$bin/jamba-quantize" "$ref" "$ref-q8" >/dev/null
       ref="$ref-q8"
     fi
-    run_refs "$ref" "$unpacked/$id" "$unpacked/$id.refs" "$(gemm_inputs "$2")" ||
+    run_refs "$ref" "$unpacked/$id" "$unpacked/$id.refs" "$(gemm_inputs "$2")" \
+      "$(expert_inputs "$@")" ||
       { row "test | $(variant_name "$@") reference | FAILED | jamba-interpret"; status=1; continue; }
     compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$unpacked/$id" "$unpacked/$id.refs"
   done
