@@ -2217,12 +2217,16 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
       b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, 2}, f32),
       {batch, seq, headsV, splits});
 
-  // 1. Each split's online softmax.
+  // 1. Each split's online softmax. The query is the innermost dimension:
+  // in a prefill (one split) a warp is 32 consecutive queries of one head,
+  // which read the same key and value rows at the same time (one row per
+  // warp load instead of one per head group); a decode step (one query)
+  // keeps the splits innermost.
   const double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
   parallel(
-      b, loc, "attention_splits", {batch, seq, headsV, splits},
+      b, loc, "attention_splits", {batch, headsV, splits, seq},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
-        Value bi = ivs[0], s = ivs[1], h = ivs[2], k = ivs[3];
+        Value bi = ivs[0], h = ivs[1], k = ivs[2], s = ivs[3];
         Value g = arith::DivUIOp::create(pb, l, h,
                                          indexConst(pb, l, heads / kvHeads));
         Value qBase = arith::MulIOp::create(pb, l, h, hd);

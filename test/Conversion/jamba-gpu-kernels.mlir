@@ -162,10 +162,11 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // after bufferization): each iteration reads its position cache_len[b] + s
 // and inserts one row there (0 rows past the capacity). Then split-KV
 // attention. The split count is min(32, ceil(capacity / 64)) divided by the
-// call's tokens, at least 1; one iteration per (sequence, token, head,
-// split) runs the online softmax over its range of keys into a partial row
-// and its (maximum, sum); one per (sequence, token, head, channel) combines
-// the splits into the output.
+// call's tokens, at least 1; one iteration per (sequence, head, split,
+// token) runs the online softmax over its range of keys into a partial row
+// and its (maximum, sum) (the token innermost: a warp of a prefill is 32
+// queries of one head, reading the same key rows); one per (sequence,
+// token, head, channel) combines the splits into the output.
 
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: %[[KC:[^:]+]]: tensor<1x2x?x8xf32>, %[[VC:[^:]+]]: tensor<1x2x?x8xf32>
@@ -188,7 +189,7 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // CHECK: %[[SPLITS:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[PART:.+]] = memref.alloc(%{{.+}}, %{{.+}}, %[[SPLITS]]) : memref<?x?x4x?x8xf32>
 // CHECK: %[[STATS:.+]] = memref.alloc(%{{.+}}, %{{.+}}, %[[SPLITS]]) : memref<?x?x4x?x2xf32>
-// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %{{.+}}, %c4, %[[SPLITS]])
+// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %c4, %[[SPLITS]], %{{.+}})
 // CHECK:   arith.ceildivui %{{.+}}, %[[SPLITS]]
 // CHECK:   scf.for {{.+}} -> (f32, f32)
 // CHECK:     memref.load %[[KB]]
