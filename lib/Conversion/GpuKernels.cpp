@@ -1154,6 +1154,7 @@ constexpr int64_t kMmaBlocksN = 4;
 /// loads 16 consecutive k (one 16-byte load of int8 weights), which feed
 /// four mma.sync of K = 16.
 constexpr int64_t kMmaStepK = 64;
+/// Threads of a warp, which an mma.sync takes together.
 constexpr int64_t kWarpLanes = 32;
 
 /// Whether the tensor-core form can compute `op`'s grouped rows: int8 or
@@ -1203,9 +1204,9 @@ struct GroupedTiles {
 ///
 /// `emulate` (a test aid: jamba-cpu-lower-pipeline{gpu-kernels=1
 /// tensor-cores=1}) replaces each step's mma.sync by what the PTX ISA says
-/// the warp computes: every lane's fragments are built by the same code into
-/// a scratch buffer, and each lane sums its accumulators' products from the
-/// owning lanes' registers (unpacking the bf16 halves), so that the
+/// the warp computes: every lane's mma operands are built by the same code
+/// into two flat vectors, and each lane sums its accumulators' products from
+/// the owning lanes' registers (unpacking the bf16 halves), so that the
 /// fragments, their packing and the epilogue run on a CPU against the
 /// reference interpreter.
 void groupedMmaTiles(
