@@ -127,6 +127,17 @@ Value addI(OpBuilder &b, Location loc, Value x, Value y) {
   return arith::AddIOp::create(b, loc, x, y);
 }
 
+/// x / d, x % d and x * m for an index x and a constant.
+Value divC(OpBuilder &b, Location loc, Value x, int64_t d) {
+  return arith::DivUIOp::create(b, loc, x, indexConst(b, loc, d));
+}
+Value remC(OpBuilder &b, Location loc, Value x, int64_t d) {
+  return arith::RemUIOp::create(b, loc, x, indexConst(b, loc, d));
+}
+Value mulC(OpBuilder &b, Location loc, Value x, int64_t m) {
+  return arith::MulIOp::create(b, loc, x, indexConst(b, loc, m));
+}
+
 bool isF32Compatible(Type t) {
   Type e = getElementTypeOrSelf(t);
   return e.isF32() || e.isBF16() || e.isF16();
@@ -1342,8 +1353,7 @@ void groupedMmaTiles(
             return f;
           };
 
-          Value grp = arith::DivUIOp::create(tb, tl, lane, c(tb, tl, 4));
-          Value q = arith::RemUIOp::create(tb, tl, lane, c(tb, tl, 4));
+          Value grp = divC(tb, tl, lane, 4), q = remC(tb, tl, lane, 4);
           LaneRows own = laneRows(tb, tl, grp);
 
           // The operands of mma s (of each block): A's 4 registers (row g,
@@ -1407,8 +1417,8 @@ void groupedMmaTiles(
                 {flat(kWarpLanes * strideA), flat(kWarpLanes * strideB)},
                 [&](OpBuilder &lb, Location ll, Value other, ValueRange vs) {
                   auto cc = [&](int64_t v) { return c(lb, ll, v); };
-                  Value og = arith::DivUIOp::create(lb, ll, other, cc(4));
-                  Value oq = arith::RemUIOp::create(lb, ll, other, cc(4));
+                  Value og = divC(lb, ll, other, 4),
+                        oq = remC(lb, ll, other, 4);
                   Fragments f = fragments(lb, ll, k0, laneRows(lb, ll, og), oq,
                                           wAlign, xAlign);
                   Value va = vs[0], vb = vs[1];
@@ -1418,10 +1428,8 @@ void groupedMmaTiles(
                     return vector::InsertOp::create(lb, ll, v, into,
                                                     ArrayRef<OpFoldResult>{at});
                   };
-                  Value baseA =
-                      arith::MulIOp::create(lb, ll, other, cc(strideA));
-                  Value baseB =
-                      arith::MulIOp::create(lb, ll, other, cc(strideB));
+                  Value baseA = mulC(lb, ll, other, strideA),
+                        baseB = mulC(lb, ll, other, strideB);
                   for (int64_t s = 0; s < lanesPerRow; ++s) {
                     SmallVector<Value> regsA = operandsA(f, s);
                     for (int64_t r = 0; r < 4; ++r)
@@ -1451,106 +1459,60 @@ void groupedMmaTiles(
                              .getResult())
                   .getResult();
             };
-            // One loop over the accumulators (block j = a / 4, i = a % 4),
-            // one over the mma s, one over k: a small emulation to compile.
+            // Accumulator a's product at t = 16 s + k: A[row][k] of mma s
+            // (from its owner's register (row / 8) + 2 (k / 8), at (lane, s,
+            // register)) times B[k][column] of block j (register k / 8, at
+            // (lane, j, s, register)).
+            auto product = [&](OpBuilder &pb, Location pl, Value a, Value t) {
+              auto div = [&](Value x, int64_t d) { return divC(pb, pl, x, d); };
+              auto rem = [&](Value x, int64_t d) { return remC(pb, pl, x, d); };
+              auto times = [&](Value x, int64_t m) {
+                return mulC(pb, pl, x, m);
+              };
+              auto plus = [&](Value x, Value y) { return addI(pb, pl, x, y); };
+              auto at = [&](Value v, Value index) -> Value {
+                return vector::ExtractOp::create(pb, pl, v,
+                                                 ArrayRef<OpFoldResult>{index});
+              };
+              Value j = div(a, 4), i = rem(a, 4), s = div(t, 16),
+                    k = rem(t, 16);
+              Value row = plus(grp, times(div(i, 2), 8));
+              Value col = plus(times(q, 2), rem(i, 2));
+              Value pair = div(rem(k, 8), 2), half = rem(k, 2);
+              Value ownerA = plus(times(rem(row, 8), 4), pair);
+              Value regA = plus(div(row, 8), times(div(k, 8), 2));
+              Value av = unpack(pb, pl,
+                                at(warpA, plus(times(ownerA, strideA),
+                                               plus(times(s, 4), regA))),
+                                half);
+              Value ownerB = plus(times(col, 4), pair);
+              Value regB =
+                  plus(times(plus(times(j, lanesPerRow), s), 2), div(k, 8));
+              Value bv = unpack(
+                  pb, pl, at(warpB, plus(times(ownerB, strideB), regB)), half);
+              return mulF(pb, pl, av, bv);
+            };
+            // One loop over the accumulators, one over (s, k): a small
+            // emulation to compile.
             auto accs = VectorType::get({4 * kMmaBlocksN}, f32);
             Value all = vector::FromElementsOp::create(kb, kl, accs, acc);
             all =
-                loop(
-                    kb, kl, c(kb, kl, 0), c(kb, kl, 4 * kMmaBlocksN), {all},
-                    [&](OpBuilder &ab, Location al, Value a, ValueRange cur) {
-                      auto cc = [&](int64_t v) { return c(ab, al, v); };
-                      Value j = arith::DivUIOp::create(ab, al, a, cc(4));
-                      Value i = arith::RemUIOp::create(ab, al, a, cc(4));
-                      Value row = addI(
-                          ab, al, grp,
-                          arith::MulIOp::create(
-                              ab, al, arith::DivUIOp::create(ab, al, i, cc(2)),
-                              cc(8)));
-                      Value col =
-                          addI(ab, al, arith::MulIOp::create(ab, al, q, cc(2)),
-                               arith::RemUIOp::create(ab, al, i, cc(2)));
-                      Value start = vector::ExtractOp::create(
-                          ab, al, cur[0], ArrayRef<OpFoldResult>{a});
-                      Value sum =
-                          loop(
-                              ab, al, cc(0), cc(lanesPerRow), {start},
-                              [&](OpBuilder &mb, Location ml, Value s,
-                                  ValueRange sSum) {
-                                return SmallVector<Value>{
-                                    loop(
-                                        mb, ml, c(mb, ml, 0), c(mb, ml, 16),
-                                        {sSum[0]},
-                                        [&](OpBuilder &sb, Location sl, Value k,
+                loop(kb, kl, c(kb, kl, 0), c(kb, kl, 4 * kMmaBlocksN), {all},
+                     [&](OpBuilder &ab, Location al, Value a, ValueRange cur) {
+                       Value start = vector::ExtractOp::create(
+                           ab, al, cur[0], ArrayRef<OpFoldResult>{a});
+                       Value sum = loop(ab, al, c(ab, al, 0),
+                                        c(ab, al, 16 * lanesPerRow), {start},
+                                        [&](OpBuilder &sb, Location sl, Value t,
                                             ValueRange partial) {
-                                          auto ck = [&](int64_t v) {
-                                            return c(sb, sl, v);
-                                          };
-                                          auto div = [&](Value x,
-                                                         int64_t d) -> Value {
-                                            return arith::DivUIOp::create(
-                                                sb, sl, x, ck(d));
-                                          };
-                                          auto rem = [&](Value x,
-                                                         int64_t d) -> Value {
-                                            return arith::RemUIOp::create(
-                                                sb, sl, x, ck(d));
-                                          };
-                                          auto times = [&](Value x,
-                                                           int64_t m) -> Value {
-                                            return arith::MulIOp::create(
-                                                sb, sl, x, ck(m));
-                                          };
-                                          auto at = [&](Value v,
-                                                        Value index) -> Value {
-                                            return vector::ExtractOp::create(
-                                                sb, sl, v,
-                                                ArrayRef<OpFoldResult>{index});
-                                          };
-                                          Value pair = div(rem(k, 8), 2),
-                                                half = rem(k, 2);
-                                          // A: (lane, s, register).
-                                          Value ownerA =
-                                              addI(sb, sl,
-                                                   times(rem(row, 8), 4), pair);
-                                          Value regA =
-                                              addI(sb, sl, div(row, 8),
-                                                   times(div(k, 8), 2));
-                                          Value av = unpack(
-                                              sb, sl,
-                                              at(warpA,
-                                                 addI(sb, sl,
-                                                      times(ownerA, strideA),
-                                                      addI(sb, sl, times(s, 4),
-                                                           regA))),
-                                              half);
-                                          // B: (lane, j, s, register).
-                                          Value ownerB =
-                                              addI(sb, sl, times(col, 4), pair);
-                                          Value inLane = addI(
-                                              sb, sl,
-                                              times(addI(sb, sl,
-                                                         times(j, lanesPerRow),
-                                                         s),
-                                                    2),
-                                              div(k, 8));
-                                          Value bv = unpack(
-                                              sb, sl,
-                                              at(warpB,
-                                                 addI(sb, sl,
-                                                      times(ownerB, strideB),
-                                                      inLane)),
-                                              half);
                                           return SmallVector<Value>{
                                               addF(sb, sl, partial[0],
-                                                   mulF(sb, sl, av, bv))};
+                                                   product(sb, sl, a, t))};
                                         })
-                                        .getResult(0)};
-                              })
-                              .getResult(0);
-                      return SmallVector<Value>{vector::InsertOp::create(
-                          ab, al, sum, cur[0], ArrayRef<OpFoldResult>{a})};
-                    })
+                                       .getResult(0);
+                       return SmallVector<Value>{vector::InsertOp::create(
+                           ab, al, sum, cur[0], ArrayRef<OpFoldResult>{a})};
+                     })
                     .getResult(0);
             SmallVector<Value> next;
             for (int64_t a = 0; a < 4 * kMmaBlocksN; ++a)
