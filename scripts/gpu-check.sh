@@ -199,6 +199,9 @@ for model in "${models_to_check[@]}"; do
   done
 done
 variants+=("jamba-tiny bf16 0 1" "jamba-tiny bf16 1 1" "jamba-tiny f32 1 1")
+# jamba-compile's flags for tensor cores, the variants' and the mini
+# stack's.
+tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
 # (A dry run emulates the tensor cores on the CPU, too slowly for
 # jamba-small's widths.)
 [ $quick = 1 ] || [ $dry = 1 ] || variants+=("jamba-small bf16 1 1")
@@ -346,7 +349,7 @@ compile_variant() { # model dtype q tc
   if [ "$tc" = 1 ]; then
     # A dry run emulates the tensor cores' mma.sync in the GPU kernels on
     # the CPU.
-    flags+=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
+    flags+=("${tc_flags[@]}")
     [ $dry = 0 ] || flags+=(--cpu-with-gpu-kernels)
   fi
   if ! "$bin/jamba-compile" "$ckpt" -o "$art" "${flags[@]}" >"$work/compile.log" 2>&1; then
@@ -562,10 +565,6 @@ run_benchmarks() { # small-artifact mini-artifact mini-config [mini-tensor-cores
   fi
 }
 
-# jamba-compile's flags for the tensor-core mini stack: every expert GEMM
-# (decode too) on the mma.sync kernel.
-mini_tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
-
 finish() {
   echo
   echo "== gpu-check ($arch) =="
@@ -603,7 +602,7 @@ all)
       if [ $dry = 1 ]; then
         row "bench | jamba-1.5-mini stack, tensor cores | skipped | a dry run (emulated mma.sync at real widths is slow)"
       elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" --target "$target" --experts-int8 \
-        "${mini_tc_flags[@]}" --force >"$work/compile.log" 2>&1; then
+        "${tc_flags[@]}" --force >"$work/compile.log" 2>&1; then
         mini_tc="$mini-tc.art"
       else
         row "bench | jamba-1.5-mini stack, tensor cores, compile | FAILED | $(tail -1 "$work/compile.log")"
@@ -662,7 +661,7 @@ bundle)
     fi
     if [ $dry = 1 ]; then
       echo "gpu-check: a dry run bundles no tensor-core mini stack (emulated at real widths: slow)"
-    elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" "${flags[@]}" "${mini_tc_flags[@]}" \
+    elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" "${flags[@]}" "${tc_flags[@]}" \
       >"$work/compile.log" 2>&1; then
       pack_code "$mini-tc.art" jamba-mini-stack-tc
     else
