@@ -33,13 +33,13 @@
 # fed each prompt and the ids the run chose (teacher forcing); with bf16
 # weights its dense linears round their inputs to bf16 as the cuBLAS GEMMs
 # do (--gemm-inputs bf16). jamba-compare-logits: the max relative error of
-# each row (f32 <= 1e-3, bf16 <= 2e-2), and each chosen id the reference's
-# argmax or a near-tie within the tolerance. A row beyond that at a routing
-# near-tie (in the reference, at that token or the one before, a router's
-# k-th and (k+1)-th logits within a quarter of the tolerance of each other,
-# relative to its largest) is a routing swap: rounding may pick the other
-# expert, and the rest of that run follows another valid trajectory, which
-# is reported, not compared.
+# each row (f32 <= 1e-3, bf16 or tensor cores <= 2e-2), and each chosen id
+# the reference's argmax or a near-tie within the tolerance. A row beyond
+# that at a routing near-tie (in the reference, at that token or the one
+# before, a router's k-th and (k+1)-th logits within a quarter of the
+# tolerance of each other, relative to its largest) is a routing swap:
+# rounding may pick the other expert, and the rest of that run follows
+# another valid trajectory, which is reported, not compared.
 # Benchmarks: the device copy bandwidth and the cuBLAS bf16 GEMM rate
 # (jamba-bench-cuda, the ceilings);
 # jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens, and
@@ -184,7 +184,8 @@ prompts=(
 
 # The variants: model dtype int8(0|1) tensor-cores(0|1). Tensor cores
 # (jamba-compile --gpu-tensor-cores --gpu-expert-grouped-rows 0: every
-# expert GEMM, decode too, on the mma.sync kernel) apply to int8 or bf16
+# expert GEMM, decode too, on the mma.sync kernel, and the attention of a
+# call of 16 tokens or more: the batch-1 prompt of 32) apply to int8 or bf16
 # experts: jamba-tiny bf16, bf16 +int8 and f32 +int8; jamba-small bf16
 # +int8, which runs batch 1 only (the device's results are limited to 64
 # MiB, and the four other jamba-small variants take 56 MB).
@@ -238,7 +239,8 @@ probe_device() {
   local gemm_line
   gemm_line=$(echo "$probe" | sed -n 's/^gemm: //p')
   if [ -n "$gemm_line" ]; then
-    row "ceiling | cuBLAS bf16 GEMM rate | $(echo "$gemm_line" | sed -n 's/.* \([0-9.]*\) TFLOP\/s.*/\1/p') TFLOP/s | $gemm_line"
+    gemm_tflops=$(echo "$gemm_line" | sed -n 's/.* \([0-9.]*\) TFLOP\/s.*/\1/p')
+    row "ceiling | cuBLAS bf16 GEMM rate | $gemm_tflops TFLOP/s | $gemm_line"
   fi
 }
 
@@ -325,7 +327,10 @@ gemm_inputs() { [ "$1" = bf16 ] && [ $dry = 0 ] && echo bf16 || echo f32; }
 # cores (the mma.sync kernel multiplies bf16 operands, also emulated).
 expert_inputs() { [ "${4:-0}" = 1 ] && echo bf16 || echo f32; }
 
-tolerance() { [ "$1" = bf16 ] && echo 2e-2 || echo 1e-3; }
+# The logits' tolerance for variant "$@": bf16's with bf16 weights or
+# tensor cores (the attention's queries, keys, values and softmax weights
+# rounded to bf16, which the reference does not do), f32's otherwise.
+tolerance() { { [ "$2" = bf16 ] || [ "${4:-0}" = 1 ]; } && echo 2e-2 || echo 1e-3; }
 # A routing near-tie: a router's k-th and (k+1)-th logits within a quarter
 # of the logits' tolerance of each other (relative to the largest).
 routing_tolerance() { awk -v t="$1" 'BEGIN { print t / 4 }'; }
@@ -465,7 +470,10 @@ profile_top() { # profile-text n
 # E (1 - (1 - k/E)^B) of E experts per projection, three projections per
 # step; achieved GB/s against the copy bandwidth. Prefill: the selective
 # scan reads delta, u and z and writes y (f32, T x D each: 16 T D bytes;
-# B and C are small), against the copy bandwidth (target: 60%).
+# B and C are small), against the copy bandwidth (target: 60%); the
+# attention layer's attention (the split form's two kernels, or the tensor
+# cores' one): 4 hd FLOPs per (head, query, key it sees), 8192 x 8193 / 2
+# causal pairs, against the cuBLAS bf16 rate.
 bench_profile() { # label artifact config.json
   local label=$1 art=$2 config=$3 split prof ms launches hidden ffn
   split=$(weight_split "$art") || split=
@@ -515,6 +523,21 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
     row "kernel | $label prefill 8192 selective scan | $(awk -v ms="$ms" -v n="$launches" \
       -v d="$d" -v c="$copy_gbs" 'BEGIN { bytes = 16 * 8192 * d; gbs = bytes / (ms / 1e3) / 1e9;
         printf "%.2f ms in %d launches (%.1f GB/s, %.1f%% of the copy bandwidth)", ms, n, gbs, 100 * gbs / c }') | $(profile_top "$prof" 6)"
+  fi
+  read -r ms launches <<<"$(profile_op "$prof" "prefill attention")"
+  if [ -z "$ms" ]; then
+    row "kernel | $label prefill 8192 attention | FAILED | $(echo "$prof" | tail -1)"
+    status=1
+  else
+    local heads hd
+    read -r heads hd <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
+print(c["num_attention_heads"], c["hidden_size"] // c["num_attention_heads"])' "$config")"
+    row "kernel | $label prefill 8192 attention | $(awk -v ms="$ms" -v n="$launches" \
+      -v h="$heads" -v hd="$hd" -v peak="${gemm_tflops:-}" 'BEGIN {
+        flops = 4 * hd * h * 8192 * 8193 / 2; tf = flops / (ms / 1e3) / 1e12;
+        printf "%.2f ms in %d launches (%.1f TFLOP/s", ms, n, tf
+        if (peak != "") printf ", %.1f%% of the cuBLAS bf16 rate", 100 * tf / peak
+        printf ")" }') | $(profile_top "$prof" 6)"
   fi
 }
 
@@ -590,7 +613,7 @@ all)
     fi
     run_refs "$ref" "$work/$id" "$work/$id" "$(gemm_inputs "$2")" "$(expert_inputs "$@")" ||
       { row "test | $(variant_name "$@") reference | FAILED | jamba-interpret"; status=1; continue; }
-    compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$work/$id" "$work/$id"
+    compare_tests "$(variant_name "$@")" "$(tolerance "$@")" "$work/$id" "$work/$id"
   done
   if [ $quick = 0 ]; then
     mini="$work/jamba-mini-stack"
@@ -803,7 +826,7 @@ compare)
     run_refs "$ref" "$unpacked/$id" "$unpacked/$id.refs" "$(gemm_inputs "$2")" \
       "$(expert_inputs "$@")" ||
       { row "test | $(variant_name "$@") reference | FAILED | jamba-interpret"; status=1; continue; }
-    compare_tests "$(variant_name "$@")" "$(tolerance "$2")" "$unpacked/$id" "$unpacked/$id.refs"
+    compare_tests "$(variant_name "$@")" "$(tolerance "$@")" "$unpacked/$id" "$unpacked/$id.refs"
   done
   while IFS= read -r line; do
     case "$line" in

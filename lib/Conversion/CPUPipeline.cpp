@@ -53,7 +53,8 @@ void mlir::jamba::buildCPULowerPipeline(
     JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
     // No tensor cores on a CPU: the warps' mma.sync emulated.
     kernels.expertGemmTensorCores = options.tensorCores;
-    kernels.expertGemmEmulateMma = options.tensorCores;
+    kernels.attentionTensorCores = options.tensorCores;
+    kernels.emulateMma = options.tensorCores;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

@@ -419,14 +419,16 @@ struct JambaGpuMapLoopsPass
     : jamba::impl::JambaGpuMapLoopsPassBase<JambaGpuMapLoopsPass> {
   using Base::Base;
 
-  /// A nest with a warp-collective op (nvvm.mma.sync: every lane of the
-  /// warp takes part) needs each warp to be the 32 consecutive iterations
-  /// of one index of its outer dimensions: an innermost dimension of a
-  /// static multiple of 32 iterations (the linear order keeps it fastest)
-  /// and blocks of a multiple of 32 threads.
+  /// A nest with a warp-collective op (nvvm.mma.sync, gpu.shuffle: every
+  /// lane of the warp takes part) needs each warp to be the 32 consecutive
+  /// iterations of one index of its outer dimensions: an innermost dimension of
+  /// a static multiple of 32 iterations (the linear order keeps it fastest) and
+  /// blocks of a multiple of 32 threads.
   LogicalResult checkWholeWarps(scf::ParallelOp loop) {
     Operation *collective = nullptr;
-    loop.walk([&](NVVM::MmaOp op) {
+    loop.walk([&](Operation *op) {
+      if (!isa<NVVM::MmaOp, gpu::ShuffleOp>(op))
+        return WalkResult::advance();
       collective = op;
       return WalkResult::interrupt();
     });
@@ -658,6 +660,7 @@ void mlir::jamba::buildGPULowerPipeline(
     pm.addPass(createJambaGpuLibraryGemmsPass());
   JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
   kernels.expertGemmTensorCores = options.tensorCores;
+  kernels.attentionTensorCores = options.tensorCores;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

@@ -26,6 +26,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -1192,6 +1193,95 @@ struct GroupedTiles {
   bool perSlot;
 };
 
+/// `count` elements of `memref` from `indices` (the last one running),
+/// converted to bf16 (f32 rounded to nearest even, int8 exactly), as
+/// vectors of up to 16 bytes of the memref's type, one load each: the
+/// widest such vector whose length divides `count`, loaded with the
+/// alignment its start has when the first element is `align`-aligned (and
+/// never less than the element's).
+SmallVector<Value> bf16Chunks(OpBuilder &b, Location loc, Value memref,
+                              SmallVector<Value> indices, int64_t count,
+                              int64_t align) {
+  Type f32 = b.getF32Type(), bf16 = b.getBF16Type();
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  const int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
+  int64_t chunk = std::min<int64_t>(count, 16 / bytes);
+  while (count % chunk != 0)
+    chunk /= 2;
+  const int64_t alignment = std::max(bytes, std::min(align, chunk * bytes));
+  Value k0 = indices.back();
+  SmallVector<Value> chunks;
+  for (int64_t at = 0; at < count; at += chunk) {
+    indices.back() = addI(b, loc, k0, indexConst(b, loc, at));
+    Value part = vector::LoadOp::create(
+        b, loc, VectorType::get({chunk}, elem), memref, indices,
+        /*nontemporal=*/false, llvm::MaybeAlign(alignment));
+    auto bf16Type = VectorType::get({chunk}, bf16);
+    if (elem.isInteger(8)) {
+      // Through f32, whose upper 16 bits are then the bf16 (an int8 has at
+      // most 8 significant bits): the odd i16 halves (little-endian). Not a
+      // sitofp to bf16, which CPUs lower to a libcall (and canonicalization
+      // would fold a sitofp to f32 plus a truncf into it).
+      Value wide =
+          arith::SIToFPOp::create(b, loc, VectorType::get({chunk}, f32), part);
+      Value halves = vector::BitCastOp::create(
+          b, loc, VectorType::get({2 * chunk}, b.getI16Type()), wide);
+      SmallVector<int64_t> high;
+      for (int64_t i = 0; i < chunk; ++i)
+        high.push_back(2 * i + 1);
+      part = vector::BitCastOp::create(
+          b, loc, bf16Type,
+          vector::ShuffleOp::create(b, loc, halves, halves, high));
+    } else if (!elem.isBF16()) {
+      part = arith::TruncFOp::create(b, loc, bf16Type, part);
+    }
+    chunks.push_back(part);
+  }
+  return chunks;
+}
+
+/// bf16Chunks as bf16 pairs in 32-bit registers, the first element in the
+/// low half (the mma.sync operand format); `count` is even.
+SmallVector<Value> packedBF16(OpBuilder &b, Location loc, Value memref,
+                              SmallVector<Value> indices, int64_t count,
+                              int64_t align) {
+  SmallVector<Value> regs;
+  for (Value part : bf16Chunks(b, loc, memref, indices, count, align)) {
+    const int64_t chunk = cast<VectorType>(part.getType()).getNumElements();
+    Value words = vector::BitCastOp::create(
+        b, loc, VectorType::get({chunk / 2}, b.getI32Type()), part);
+    for (int64_t i = 0; i < chunk / 2; ++i)
+      regs.push_back(vector::ExtractOp::create(b, loc, words, i));
+  }
+  return regs;
+}
+
+/// The bf16 scalars `lo` and `hi` as one 32-bit register, `lo` in the low
+/// half.
+Value packPair(OpBuilder &b, Location loc, Value lo, Value hi) {
+  Value pair = vector::FromElementsOp::create(
+      b, loc, VectorType::get({2}, b.getBF16Type()), ValueRange{lo, hi});
+  return vector::ExtractOp::create(
+      b, loc,
+      vector::BitCastOp::create(b, loc, VectorType::get({1}, b.getI32Type()),
+                                pair),
+      0);
+}
+
+/// The bf16 in half `half` (an index, 0: the low one) of the 32-bit
+/// register `word`, as f32.
+Value unpackHalf(OpBuilder &b, Location loc, Value word, Value half) {
+  Type i32 = b.getI32Type();
+  Value shift = arith::MulIOp::create(
+      b, loc, arith::IndexCastOp::create(b, loc, i32, half),
+      arith::ConstantIntOp::create(b, loc, i32, 16));
+  Value bits = arith::TruncIOp::create(
+      b, loc, b.getI16Type(), arith::ShRUIOp::create(b, loc, word, shift));
+  return arith::ExtFOp::create(
+      b, loc, b.getF32Type(),
+      arith::BitcastOp::create(b, loc, b.getBF16Type(), bits).getResult());
+}
+
 /// The tensor-core form of the grouped expert GEMM: one warp per (tile of
 /// kMmaTileRows rows of one expert, kMmaBlocksN * 8 outputs n), as an
 /// iteration per (tile, warp's n range, lane) whose lane dimension is
@@ -1226,7 +1316,7 @@ void groupedMmaTiles(
         tileOf,
     bool emulate) {
   MLIRContext *ctx = b.getContext();
-  Type f32 = b.getF32Type(), bf16 = b.getBF16Type(), i32 = b.getI32Type();
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
   Type wElem = cast<MemRefType>(g.w.getType()).getElementType();
   Type xElem = cast<MemRefType>(g.x.getType()).getElementType();
   const int64_t lanesPerRow = kMmaStepK / 16;      // q = 0 .. 3
@@ -1284,52 +1374,6 @@ void groupedMmaTiles(
             return r;
           };
 
-          // `perLane` elements of `memref` at `indices` as bf16 pairs in
-          // 32-bit registers (the first element in the low half): loads of
-          // at most 16 bytes, aligned to `align` bytes, each converted to
-          // bf16 (inputs rounded to nearest even, int8 exactly).
-          auto packed = [&](OpBuilder &kb, Location kl, Value memref,
-                            SmallVector<Value> indices, int64_t align) {
-            Type elem = cast<MemRefType>(memref.getType()).getElementType();
-            const int64_t bytes = elem.getIntOrFloatBitWidth() / 8;
-            const int64_t chunk = std::min<int64_t>(perLane, 16 / bytes);
-            Value k0 = indices.back();
-            SmallVector<Value> regs;
-            for (int64_t at = 0; at < perLane; at += chunk) {
-              indices.back() = addI(kb, kl, k0, indexConst(kb, kl, at));
-              Value part = vector::LoadOp::create(
-                  kb, kl, VectorType::get({chunk}, elem), memref, indices,
-                  /*nontemporal=*/false,
-                  llvm::MaybeAlign(std::min(align, chunk * bytes)));
-              auto bf16Type = VectorType::get({chunk}, bf16);
-              if (elem.isInteger(8)) {
-                // Through f32, whose upper 16 bits are then the bf16 (an
-                // int8 has at most 8 significant bits): the odd i16 halves
-                // (little-endian). Not a sitofp to bf16, which CPUs lower
-                // to a libcall (and canonicalization would fold a sitofp to
-                // f32 plus a truncf into it).
-                Value wide = arith::SIToFPOp::create(
-                    kb, kl, VectorType::get({chunk}, f32), part);
-                Value halves = vector::BitCastOp::create(
-                    kb, kl, VectorType::get({2 * chunk}, kb.getI16Type()),
-                    wide);
-                SmallVector<int64_t> high;
-                for (int64_t i = 0; i < chunk; ++i)
-                  high.push_back(2 * i + 1);
-                part = vector::BitCastOp::create(
-                    kb, kl, bf16Type,
-                    vector::ShuffleOp::create(kb, kl, halves, halves, high));
-              } else if (!elem.isBF16()) {
-                part = arith::TruncFOp::create(kb, kl, bf16Type, part);
-              }
-              Value packedWords = vector::BitCastOp::create(
-                  kb, kl, VectorType::get({chunk / 2}, i32), part);
-              for (int64_t i = 0; i < chunk / 2; ++i)
-                regs.push_back(
-                    vector::ExtractOp::create(kb, kl, packedWords, i));
-            }
-            return regs;
-          };
           // Lane (rows r, q)'s registers for the step at k0: A of its two
           // rows, B of its kMmaBlocksN weight rows, `words` each.
           struct Fragments {
@@ -1346,10 +1390,11 @@ void groupedMmaTiles(
             for (int64_t h = 0; h < 2; ++h) {
               SmallVector<Value> at(r.xIdx[h]);
               at.push_back(k);
-              f.a[h] = packed(kb, kl, g.x, at, xAlign);
+              f.a[h] = packedBF16(kb, kl, g.x, at, perLane, xAlign);
             }
             for (int64_t j = 0; j < kMmaBlocksN; ++j)
-              f.b.push_back(packed(kb, kl, g.w, {e, r.wRow[j], k}, wAlign));
+              f.b.push_back(
+                  packedBF16(kb, kl, g.w, {e, r.wRow[j], k}, perLane, wAlign));
             return f;
           };
 
@@ -1444,21 +1489,6 @@ void groupedMmaTiles(
                   return SmallVector<Value>{va, vb};
                 });
             Value warpA = regs.getResult(0), warpB = regs.getResult(1);
-            // The bf16 in half `half` (0: low) of `word`, as f32.
-            auto unpack = [&](OpBuilder &ub, Location ul, Value word,
-                              Value half) {
-              Value shift = arith::MulIOp::create(
-                  ub, ul, arith::IndexCastOp::create(ub, ul, i32, half),
-                  arith::ConstantIntOp::create(ub, ul, i32, 16));
-              Value bits = arith::TruncIOp::create(
-                  ub, ul, ub.getI16Type(),
-                  arith::ShRUIOp::create(ub, ul, word, shift));
-              return arith::ExtFOp::create(
-                         ub, ul, f32,
-                         arith::BitcastOp::create(ub, ul, bf16, bits)
-                             .getResult())
-                  .getResult();
-            };
             // Accumulator a's product at t = 16 s + k: A[row][k] of mma s
             // (from its owner's register (row / 8) + 2 (k / 8), at (lane, s,
             // register)) times B[k][column] of block j (register k / 8, at
@@ -1481,14 +1511,14 @@ void groupedMmaTiles(
               Value pair = div(rem(k, 8), 2), half = rem(k, 2);
               Value ownerA = plus(times(rem(row, 8), 4), pair);
               Value regA = plus(div(row, 8), times(div(k, 8), 2));
-              Value av = unpack(pb, pl,
-                                at(warpA, plus(times(ownerA, strideA),
-                                               plus(times(s, 4), regA))),
-                                half);
+              Value av = unpackHalf(pb, pl,
+                                    at(warpA, plus(times(ownerA, strideA),
+                                                   plus(times(s, 4), regA))),
+                                    half);
               Value ownerB = plus(times(col, 4), pair);
               Value regB =
                   plus(times(plus(times(j, lanesPerRow), s), 2), div(k, 8));
-              Value bv = unpack(
+              Value bv = unpackHalf(
                   pb, pl, at(warpB, plus(times(ownerB, strideB), regB)), half);
               return mulF(pb, pl, av, bv);
             };
@@ -2107,7 +2137,634 @@ constexpr int64_t kAttentionKeyBlock = 8;
 struct AttentionSplits {
   int64_t keysPerSplit = 64;
   int64_t maxSplits = 32;
+  /// The prefill on tensor cores (attentionMmaTiles) from this many tokens
+  /// on; 0: never.
+  int64_t mmaMinTokens = 0;
+  /// Test aid: attentionMmaTiles's warps emulated (WarpCode).
+  bool emulateMma = false;
 };
+
+//===----------------------------------------------------------------------===//
+// Warp-level code and its emulation on CPUs
+//===----------------------------------------------------------------------===//
+
+/// A warp's code written once for two targets.
+///
+/// On a GPU the lanes are threads (the innermost dimension of their nest:
+/// kWarpLanes iterations) and a lane's registers are SSA values; the
+/// warp-wide steps are `nvvm.mma.sync` and `gpu.shuffle`.
+///
+/// Emulated (a test aid, so that the kernel runs on CPUs against the
+/// reference interpreter) the warp is one iteration and a register set is
+/// one flat vector of every lane's registers, lane-major: per-lane code runs
+/// in a loop over the lanes, an mma.sync computes what the PTX ISA defines
+/// from the owning lanes' registers, and a shuffle reads the other lane's
+/// element. The vectors are SSA values, not memory: nothing to free.
+class WarpCode {
+public:
+  /// `count` registers of one type per lane: the lane's values on a GPU,
+  /// one vector of kWarpLanes * count elements emulated.
+  struct Regs {
+    SmallVector<Value> values;
+    int64_t count = 0;
+  };
+  using LaneBody = function_ref<SmallVector<SmallVector<Value>>(
+      OpBuilder &, Location, Value lane, ArrayRef<SmallVector<Value>> in)>;
+
+  /// `lane` is the lane's index on a GPU, null emulated.
+  explicit WarpCode(Value lane) : lane(lane) {}
+  bool emulated() const { return !lane; }
+
+  /// `count` registers holding `value` (of `type`).
+  Regs splat(OpBuilder &b, Location loc, Type type, int64_t count,
+             double value) const {
+    if (!emulated())
+      return {SmallVector<Value>(count, floatConst(b, loc, type, value)),
+              count};
+    auto vec = VectorType::get({kWarpLanes * count}, type);
+    auto splat = DenseElementsAttr::get(
+        vec, ArrayRef<Attribute>{b.getFloatAttr(type, value)});
+    Value v = arith::ConstantOp::create(b, loc, vec, cast<TypedAttr>(splat));
+    return {{v}, count};
+  }
+
+  /// Runs `body` for each lane on its registers of `in`; it returns the
+  /// lane's registers of each output set, `outCounts[i]` of `outTypes[i]`.
+  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, ArrayRef<Regs> in,
+                             ArrayRef<Type> outTypes,
+                             ArrayRef<int64_t> outCounts, LaneBody body) const {
+    if (!emulated()) {
+      SmallVector<SmallVector<Value>> lanesIn;
+      for (const Regs &r : in)
+        lanesIn.push_back(r.values);
+      SmallVector<SmallVector<Value>> out = body(b, loc, lane, lanesIn);
+      SmallVector<Regs> result;
+      for (auto [values, count] : llvm::zip_equal(out, outCounts)) {
+        assert(static_cast<int64_t>(values.size()) == count);
+        result.push_back({values, count});
+      }
+      return result;
+    }
+    SmallVector<Value> inits;
+    for (auto [type, count] : llvm::zip_equal(outTypes, outCounts)) {
+      auto vec = VectorType::get({kWarpLanes * count}, type);
+      inits.push_back(
+          arith::ConstantOp::create(b, loc, vec, b.getZeroAttr(vec)));
+    }
+    auto each = loop(
+        b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes), inits,
+        [&](OpBuilder &lb, Location ll, Value l, ValueRange acc) {
+          SmallVector<SmallVector<Value>> lanesIn;
+          for (const Regs &r : in) {
+            Value base = mulC(lb, ll, l, r.count);
+            SmallVector<Value> values;
+            for (int64_t i = 0; i < r.count; ++i)
+              values.push_back(at(lb, ll, r.values[0],
+                                  addI(lb, ll, base, indexConst(lb, ll, i))));
+            lanesIn.push_back(values);
+          }
+          SmallVector<SmallVector<Value>> out = body(lb, ll, l, lanesIn);
+          SmallVector<Value> next;
+          for (auto [values, count, into] :
+               llvm::zip_equal(out, outCounts, acc)) {
+            assert(static_cast<int64_t>(values.size()) == count);
+            Value base = mulC(lb, ll, l, count), v = into;
+            for (int64_t i = 0; i < count; ++i)
+              v = vector::InsertOp::create(
+                  lb, ll, values[i], v,
+                  ArrayRef<OpFoldResult>{
+                      addI(lb, ll, base, indexConst(lb, ll, i))});
+            next.push_back(v);
+          }
+          return next;
+        });
+    SmallVector<Regs> result;
+    for (auto [v, count] : llvm::zip_equal(each.getResults(), outCounts))
+      result.push_back({{v}, count});
+    return result;
+  }
+
+  /// d = a b + c, mma.sync m16n8k16, bf16 a (4 registers) and b (2), f32 c
+  /// and d (4).
+  Regs mma(OpBuilder &b, Location loc, const Regs &a, const Regs &bm,
+           const Regs &c) const {
+    Type f32 = b.getF32Type();
+    if (!emulated()) {
+      auto accType = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                      {f32, f32, f32, f32});
+      Value res =
+          NVVM::MmaOp::create(b, loc, accType, a.values, bm.values, c.values,
+                              {16, 8, 16}, std::nullopt, std::nullopt,
+                              std::array<NVVM::MMATypes, 2>{
+                                  NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+                              std::array<NVVM::MMALayout, 2>{
+                                  NVVM::MMALayout::row, NVVM::MMALayout::col});
+      Regs d{{}, 4};
+      for (int64_t i = 0; i < 4; ++i)
+        d.values.push_back(LLVM::ExtractValueOp::create(b, loc, res, i));
+      return d;
+    }
+    // Accumulator i of lane L = 4 g + q is D[row g + 8 (i / 2)][column 2 q
+    // + i % 2] = C + the sum over k < 16 of A[row][k] B[k][column], where
+    // A[r][k] is half k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r %
+    // 8) + (k % 8) / 2, and B[k][col] half k % 2 of register k / 8 of lane
+    // 4 col + (k % 8) / 2.
+    Value all =
+        loop(
+            b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * 4),
+            {c.values[0]},
+            [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+              auto div = [&](Value x, int64_t d) { return divC(ob, ol, x, d); };
+              auto rem = [&](Value x, int64_t d) { return remC(ob, ol, x, d); };
+              auto times = [&](Value x, int64_t m) {
+                return mulC(ob, ol, x, m);
+              };
+              auto plus = [&](Value x, Value y) { return addI(ob, ol, x, y); };
+              Value l = div(idx, 4), i = rem(idx, 4);
+              Value row = plus(div(l, 4), times(div(i, 2), 8));
+              Value col = plus(times(rem(l, 4), 2), rem(i, 2));
+              Value sum =
+                  loop(ob, ol, indexConst(ob, ol, 0), indexConst(ob, ol, 16),
+                       {at(ob, ol, acc[0], idx)},
+                       [&](OpBuilder &kb, Location kl, Value k,
+                           ValueRange part) {
+                         auto kdiv = [&](Value x, int64_t d) {
+                           return divC(kb, kl, x, d);
+                         };
+                         auto krem = [&](Value x, int64_t d) {
+                           return remC(kb, kl, x, d);
+                         };
+                         auto kplus = [&](Value x, Value y) {
+                           return addI(kb, kl, x, y);
+                         };
+                         Value pair = kdiv(krem(k, 8), 2), half = krem(k, 2);
+                         Value ownerA =
+                             kplus(mulC(kb, kl, krem(row, 8), 4), pair);
+                         Value regA =
+                             kplus(kdiv(row, 8), mulC(kb, kl, kdiv(k, 8), 2));
+                         Value av = unpackHalf(
+                             kb, kl,
+                             at(kb, kl, a.values[0],
+                                kplus(mulC(kb, kl, ownerA, 4), regA)),
+                             half);
+                         Value ownerB = kplus(mulC(kb, kl, col, 4), pair);
+                         Value bv = unpackHalf(
+                             kb, kl,
+                             at(kb, kl, bm.values[0],
+                                kplus(mulC(kb, kl, ownerB, 2), kdiv(k, 8))),
+                             half);
+                         return SmallVector<Value>{
+                             addF(kb, kl, part[0], mulF(kb, kl, av, bv))};
+                       })
+                      .getResult(0);
+              return SmallVector<Value>{vector::InsertOp::create(
+                  ob, ol, sum, acc[0], ArrayRef<OpFoldResult>{idx})};
+            })
+            .getResult(0);
+    return {{all}, 4};
+  }
+
+  /// Each register combined over the 4 lanes of its quad (lanes 4 g ..
+  /// 4 g + 3: one row of an mma fragment) by `combine`, as two butterfly
+  /// shuffles do it: (x_L . x_{L^1}) . (x_{L^2} . x_{L^3}).
+  Regs quadReduce(
+      OpBuilder &b, Location loc, const Regs &x,
+      function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {
+    if (!emulated()) {
+      Regs r{{}, x.count};
+      for (Value v : x.values) {
+        for (int32_t offset : {1, 2}) {
+          Value other = gpu::ShuffleOp::create(b, loc, v, offset, kWarpLanes,
+                                               gpu::ShuffleMode::XOR)
+                            .getShuffleResult();
+          v = combine(b, loc, v, other);
+        }
+        r.values.push_back(v);
+      }
+      return r;
+    }
+    const int64_t n = x.count;
+    Value all =
+        loop(b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * n),
+             {x.values[0]},
+             [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+               Value l = divC(ob, ol, idx, n), r = remC(ob, ol, idx, n);
+               Value quad = mulC(ob, ol, divC(ob, ol, l, 4), 4),
+                     q = remC(ob, ol, l, 4);
+               auto of = [&](Value lane) {
+                 return at(ob, ol, x.values[0],
+                           addI(ob, ol, mulC(ob, ol, lane, n), r));
+               };
+               auto laneXor = [&](int64_t m) {
+                 Value bits =
+                     arith::XOrIOp::create(ob, ol, q, indexConst(ob, ol, m));
+                 return addI(ob, ol, quad, bits);
+               };
+               Value lo = combine(ob, ol, of(l), of(laneXor(1)));
+               Value hi = combine(ob, ol, of(laneXor(2)), of(laneXor(3)));
+               return SmallVector<Value>{vector::InsertOp::create(
+                   ob, ol, combine(ob, ol, lo, hi), acc[0],
+                   ArrayRef<OpFoldResult>{idx})};
+             })
+            .getResult(0);
+    return {{all}, n};
+  }
+
+  /// The values of `sets` in one list (an scf.for's iteration arguments)
+  /// and back.
+  static SmallVector<Value> flatten(ArrayRef<Regs> sets) {
+    SmallVector<Value> all;
+    for (const Regs &r : sets)
+      all.append(r.values);
+    return all;
+  }
+  SmallVector<Regs> unflatten(ValueRange values,
+                              ArrayRef<int64_t> counts) const {
+    SmallVector<Regs> sets;
+    for (int64_t count : counts) {
+      const int64_t n = emulated() ? 1 : count;
+      sets.push_back({SmallVector<Value>(values.take_front(n)), count});
+      values = values.drop_front(n);
+    }
+    return sets;
+  }
+
+private:
+  static Value at(OpBuilder &b, Location loc, Value v, Value index) {
+    return vector::ExtractOp::create(b, loc, v, ArrayRef<OpFoldResult>{index});
+  }
+
+  Value lane;
+};
+
+/// Query rows of a warp in the tensor-core attention: the M of m16n8k16.
+constexpr int64_t kMmaQueryRows = 16;
+/// Keys a warp takes per step: two n-blocks of 8 in Q Kᵀ, the K of P V.
+constexpr int64_t kMmaKeyStep = 16;
+
+/// What the tensor-core attention reads and writes (buffers) and its sizes.
+struct AttentionTiles {
+  Value q, kc, vc, lens;
+  Value batch, seq, capacity, tiles;
+  int64_t heads, kvHeads, headDim;
+};
+
+/// Flash attention on tensor cores (the prefill: a tile of 16 new tokens
+/// per warp): one warp per (sequence, head, tile of kMmaQueryRows queries)
+/// walks the keys the tile's last query sees, kMmaKeyStep at a time, with
+/// an online softmax (running maximum and sum per query row) and its output
+/// rows in f32 registers; nothing is written until the end. Per step:
+///
+/// 1. S = Q Kᵀ: 2 n-blocks of 8 keys, each hd / 16 mma.sync m16n8k16 on
+///    bf16 operands (Q and K rounded to bf16; Q's fragments are loaded once).
+///    Lane 4 g + q reads Q rows g and g + 8 and key rows g and 8 + g of the
+///    step, each at the channels q hd / 4 .. (q + 1) hd / 4: the logical k
+///    of slice s maps onto the channels q hd / 4 + 4 s + {0, 1, 2, 3}, for
+///    Q and K alike (a bijection of the channels: the dot products are the
+///    same), so that each lane reads contiguous vectors.
+/// 2. The scores scaled by 1 / sqrt(hd), masked (a key after the query's
+///    position, or past the capacity, scores -inf), each row's maximum over
+///    the step: the lane's 4 scores of the row, then its quad (two
+///    butterfly shuffles: the row's 16 keys are spread over 4 lanes).
+/// 3. The running maximum m' = max(m, step maximum); the output row and the
+///    lane's part of the row sum rescaled by exp(m - m') (0 at the first
+///    step); P = exp(score - m') rounded to bf16 (a masked key weighs 0),
+///    whose rounded values the sum adds, so that the weights the output sums
+///    are the ones it is divided by.
+/// 4. O += P V: the accumulators of S are, two n-blocks side by side, the A
+///    fragment of an m16n8k16 over the step's 16 keys (no data movement);
+///    hd / 8 n-blocks of channels. Lane 4 g + q reads the value rows of
+///    keys 2 q, 2 q + 1, 2 q + 8, 2 q + 9 of the step at the channels g hd
+///    / 8 .. (g + 1) hd / 8 (contiguous): n-block c's column n is channel
+///    n hd / 8 + c.
+///
+/// At the end each row's sum over its quad, and each lane stores its
+/// output elements divided by it: accumulator i of n-block c is row g + 8
+/// (i / 2), channel (2 q + i % 2) hd / 8 + c. Rows past the call's tokens
+/// (the last tile's) read the last row's query and are not stored; keys
+/// past the last one read the last key (weight 0).
+///
+/// `warp` emulated: the same steps on a CPU (WarpCode).
+void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
+                       NarrowedResult &o, bool emulate) {
+  Type f32 = b.getF32Type(), i32 = b.getI32Type(), bf16 = b.getBF16Type();
+  const int64_t hd = a.headDim, perLaneK = hd / 4, slices = hd / 16,
+                blocksV = hd / 8;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+  Value headsV = indexConst(b, loc, a.heads);
+  SmallVector<Value> dims{a.batch, headsV, a.tiles};
+  if (!emulate)
+    dims.push_back(indexConst(b, loc, kWarpLanes));
+  // Aligned 16-byte vectors, or element loads (as the expert GEMM).
+  Value vectors = arith::AndIOp::create(
+      b, loc, alignedForVectors(b, loc, a.q, 16),
+      arith::AndIOp::create(b, loc, alignedForVectors(b, loc, a.kc, 16),
+                            alignedForVectors(b, loc, a.vc, 16)));
+  parallel(
+      b, loc, "attention_mma", dims,
+      [&](OpBuilder &pb, Location pl, ValueRange iv) {
+        Value bi = iv[0], h = iv[1], tile = iv[2];
+        WarpCode warp(emulate ? Value() : iv[3]);
+        auto c = [](OpBuilder &cb, Location cl, int64_t v) {
+          return indexConst(cb, cl, v);
+        };
+        Value t0 = mulC(pb, pl, tile, kMmaQueryRows);
+        Value rows =
+            arith::MinUIOp::create(pb, pl, c(pb, pl, kMmaQueryRows),
+                                   arith::SubIOp::create(pb, pl, a.seq, t0));
+        Value lastRow = arith::SubIOp::create(pb, pl, rows, c(pb, pl, 1));
+        Value group = divC(pb, pl, h, a.heads / a.kvHeads);
+        // Position of the tile's row 0; the keys its last row sees.
+        Value pos0 = addI(pb, pl, loadIndex(pb, pl, a.lens, {bi}), t0);
+        Value keyEnd = arith::MinUIOp::create(pb, pl, addI(pb, pl, pos0, rows),
+                                              a.capacity);
+        Value lastKey = arith::SubIOp::create(pb, pl, keyEnd, c(pb, pl, 1));
+        Value qBase = mulC(pb, pl, h, hd);
+
+        auto body = [&](OpBuilder &wb, Location wl, int64_t align) {
+          // Q's fragments: slice s's registers (row g, k 2q..), (row g + 8),
+          // (row g, k 2q + 8..), (row g + 8).
+          SmallVector<Type> qTypes(slices, i32);
+          SmallVector<int64_t> qCounts(slices, 4);
+          SmallVector<WarpCode::Regs> qFrag = warp.eachLane(
+              wb, wl, {}, qTypes, qCounts,
+              [&](OpBuilder &lb, Location ll, Value lane,
+                  ArrayRef<SmallVector<Value>>) {
+                Value g = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                SmallVector<Value> words[2];
+                for (int64_t r = 0; r < 2; ++r) {
+                  Value row = addI(
+                      lb, ll, t0,
+                      arith::MinUIOp::create(
+                          lb, ll, addI(lb, ll, g, c(lb, ll, 8 * r)), lastRow));
+                  words[r] = packedBF16(
+                      lb, ll, a.q,
+                      {bi, row, addI(lb, ll, qBase, mulC(lb, ll, q, perLaneK))},
+                      perLaneK, align);
+                }
+                SmallVector<SmallVector<Value>> out;
+                for (int64_t s = 0; s < slices; ++s)
+                  out.push_back({words[0][2 * s], words[1][2 * s],
+                                 words[0][2 * s + 1], words[1][2 * s + 1]});
+                return out;
+              });
+
+          // The running state: the output's n-blocks, the rows' maximum and
+          // the lane's part of their sums.
+          SmallVector<WarpCode::Regs> state;
+          for (int64_t blk = 0; blk < blocksV; ++blk)
+            state.push_back(warp.splat(wb, wl, f32, 4, 0.0));
+          state.push_back(warp.splat(wb, wl, f32, 2, -INFINITY));
+          state.push_back(warp.splat(wb, wl, f32, 2, 0.0));
+          SmallVector<int64_t> stateCounts(blocksV, 4);
+          stateCounts.append({2, 2});
+
+          auto keyLoop = scf::ForOp::create(
+              wb, wl, c(wb, wl, 0), keyEnd, c(wb, wl, kMmaKeyStep),
+              WarpCode::flatten(state),
+              [&](OpBuilder &kb, Location kl, Value k0, ValueRange args) {
+                SmallVector<WarpCode::Regs> st =
+                    warp.unflatten(args, stateCounts);
+                ArrayRef<WarpCode::Regs> out(st.data(), blocksV);
+                const WarpCode::Regs &m = st[blocksV], &l = st[blocksV + 1];
+                auto key = [&](OpBuilder &lb, Location ll, Value offset) {
+                  return arith::MinUIOp::create(
+                      lb, ll, addI(lb, ll, k0, offset), lastKey);
+                };
+                // 1. K's fragments (n-block j, slice s) and S.
+                SmallVector<Type> kTypes(2 * slices, i32);
+                SmallVector<int64_t> kCounts(2 * slices, 2);
+                SmallVector<WarpCode::Regs> kFrag = warp.eachLane(
+                    kb, kl, {}, kTypes, kCounts,
+                    [&](OpBuilder &lb, Location ll, Value lane,
+                        ArrayRef<SmallVector<Value>>) {
+                      Value g = divC(lb, ll, lane, 4),
+                            q = remC(lb, ll, lane, 4);
+                      SmallVector<SmallVector<Value>> res;
+                      for (int64_t j = 0; j < 2; ++j) {
+                        SmallVector<Value> words = packedBF16(
+                            lb, ll, a.kc,
+                            {bi, group,
+                             key(lb, ll, addI(lb, ll, g, c(lb, ll, 8 * j))),
+                             mulC(lb, ll, q, perLaneK)},
+                            perLaneK, align);
+                        for (int64_t s = 0; s < slices; ++s)
+                          res.push_back({words[2 * s], words[2 * s + 1]});
+                      }
+                      return res;
+                    });
+                WarpCode::Regs sBlocks[2];
+                for (int64_t j = 0; j < 2; ++j) {
+                  sBlocks[j] = warp.splat(kb, kl, f32, 4, 0.0);
+                  for (int64_t s = 0; s < slices; ++s)
+                    sBlocks[j] = warp.mma(kb, kl, qFrag[s],
+                                          kFrag[j * slices + s], sBlocks[j]);
+                }
+                // 2. Scaled, masked scores and the lane's row maxima.
+                SmallVector<WarpCode::Regs> scored = warp.eachLane(
+                    kb, kl, {sBlocks[0], sBlocks[1]}, {f32, f32, f32},
+                    {4, 4, 2},
+                    [&](OpBuilder &lb, Location ll, Value lane,
+                        ArrayRef<SmallVector<Value>> in) {
+                      Value g = divC(lb, ll, lane, 4),
+                            q = remC(lb, ll, lane, 4);
+                      Value ninf = floatConst(lb, ll, f32, -INFINITY);
+                      Value scaleV = floatConst(lb, ll, f32, scale);
+                      SmallVector<SmallVector<Value>> res(2);
+                      SmallVector<Value> maxima(2, ninf);
+                      for (int64_t j = 0; j < 2; ++j)
+                        for (int64_t i = 0; i < 4; ++i) {
+                          Value row = addI(lb, ll, g, c(lb, ll, 8 * (i / 2)));
+                          Value limit = arith::MinUIOp::create(
+                              lb, ll,
+                              addI(lb, ll, addI(lb, ll, pos0, row),
+                                   c(lb, ll, 1)),
+                              a.capacity);
+                          Value k = addI(lb, ll, k0,
+                                         addI(lb, ll, mulC(lb, ll, q, 2),
+                                              c(lb, ll, 8 * j + i % 2)));
+                          Value seen = arith::CmpIOp::create(
+                              lb, ll, arith::CmpIPredicate::ult, k, limit);
+                          Value score = arith::SelectOp::create(
+                              lb, ll, seen, mulF(lb, ll, in[j][i], scaleV),
+                              ninf);
+                          res[j].push_back(score);
+                          maxima[i / 2] = arith::MaximumFOp::create(
+                              lb, ll, maxima[i / 2], score);
+                        }
+                      res.push_back(maxima);
+                      return res;
+                    });
+                WarpCode::Regs stepMax = warp.quadReduce(
+                    kb, kl, scored[2],
+                    [](OpBuilder &ob, Location ol, Value x, Value y) -> Value {
+                      return arith::MaximumFOp::create(ob, ol, x, y);
+                    });
+                // 3. The online softmax: P (as m16n8k16 A registers), the new
+                // maximum and sums, the output rescaled.
+                SmallVector<WarpCode::Regs> updateIn{scored[0], scored[1],
+                                                     stepMax, m, l};
+                updateIn.append(out.begin(), out.end());
+                SmallVector<Type> updTypes{i32, f32, f32};
+                SmallVector<int64_t> updCounts{4, 2, 2};
+                for (int64_t blk = 0; blk < blocksV; ++blk)
+                  updTypes.push_back(f32), updCounts.push_back(4);
+                Value first = arith::CmpIOp::create(
+                    kb, kl, arith::CmpIPredicate::eq, k0, c(kb, kl, 0));
+                SmallVector<WarpCode::Regs> upd = warp.eachLane(
+                    kb, kl, updateIn, updTypes, updCounts,
+                    [&](OpBuilder &lb, Location ll, Value,
+                        ArrayRef<SmallVector<Value>> in) {
+                      Value fzero = floatConst(lb, ll, f32, 0.0);
+                      Value ninf = floatConst(lb, ll, f32, -INFINITY);
+                      SmallVector<Value> newMax, corr, sums;
+                      for (int64_t r = 0; r < 2; ++r) {
+                        newMax.push_back(arith::MaximumFOp::create(
+                            lb, ll, in[3][r], in[2][r]));
+                        // Nothing was accumulated before the first step: 0, not
+                        // exp(-inf) (see the split form).
+                        corr.push_back(arith::SelectOp::create(
+                            lb, ll, first, fzero,
+                            math::ExpOp::create(
+                                lb, ll,
+                                arith::SubFOp::create(lb, ll, in[3][r],
+                                                      newMax[r]))));
+                        sums.push_back(fzero);
+                      }
+                      Value p[2][4];
+                      for (int64_t j = 0; j < 2; ++j)
+                        for (int64_t i = 0; i < 4; ++i) {
+                          Value score = in[j][i];
+                          Value seen = arith::CmpFOp::create(
+                              lb, ll, arith::CmpFPredicate::OGT, score, ninf);
+                          Value w = arith::SelectOp::create(
+                              lb, ll, seen,
+                              math::ExpOp::create(
+                                  lb, ll,
+                                  arith::SubFOp::create(lb, ll, score,
+                                                        newMax[i / 2])),
+                              fzero);
+                          p[j][i] = arith::TruncFOp::create(lb, ll, bf16, w);
+                          sums[i / 2] =
+                              addF(lb, ll, sums[i / 2],
+                                   arith::ExtFOp::create(lb, ll, f32, p[j][i]));
+                        }
+                      SmallVector<SmallVector<Value>> res;
+                      res.push_back({packPair(lb, ll, p[0][0], p[0][1]),
+                                     packPair(lb, ll, p[0][2], p[0][3]),
+                                     packPair(lb, ll, p[1][0], p[1][1]),
+                                     packPair(lb, ll, p[1][2], p[1][3])});
+                      res.push_back(newMax);
+                      SmallVector<Value> newSums;
+                      for (int64_t r = 0; r < 2; ++r)
+                        newSums.push_back(addF(
+                            lb, ll, mulF(lb, ll, in[4][r], corr[r]), sums[r]));
+                      res.push_back(newSums);
+                      for (int64_t blk = 0; blk < blocksV; ++blk) {
+                        SmallVector<Value> acc;
+                        for (int64_t i = 0; i < 4; ++i)
+                          acc.push_back(
+                              mulF(lb, ll, in[5 + blk][i], corr[i / 2]));
+                        res.push_back(acc);
+                      }
+                      return res;
+                    });
+                // 4. V's fragments (n-block of channels cb) and O += P V.
+                SmallVector<Type> vTypes(blocksV, i32);
+                SmallVector<int64_t> vCounts(blocksV, 2);
+                SmallVector<WarpCode::Regs> vFrag = warp.eachLane(
+                    kb, kl, {}, vTypes, vCounts,
+                    [&](OpBuilder &lb, Location ll, Value lane,
+                        ArrayRef<SmallVector<Value>>) {
+                      Value g = divC(lb, ll, lane, 4),
+                            q = remC(lb, ll, lane, 4);
+                      SmallVector<Value> rowsV[4];
+                      for (int64_t r = 0; r < 4; ++r) {
+                        Value k = key(lb, ll,
+                                      addI(lb, ll, mulC(lb, ll, q, 2),
+                                           c(lb, ll, (r / 2) * 8 + r % 2)));
+                        for (Value part : bf16Chunks(
+                                 lb, ll, a.vc,
+                                 {bi, group, k, mulC(lb, ll, g, blocksV)},
+                                 blocksV, align)) {
+                          const int64_t n =
+                              cast<VectorType>(part.getType()).getNumElements();
+                          for (int64_t e = 0; e < n; ++e)
+                            rowsV[r].push_back(
+                                vector::ExtractOp::create(lb, ll, part, e));
+                        }
+                      }
+                      SmallVector<SmallVector<Value>> res;
+                      for (int64_t blk = 0; blk < blocksV; ++blk)
+                        res.push_back(
+                            {packPair(lb, ll, rowsV[0][blk], rowsV[1][blk]),
+                             packPair(lb, ll, rowsV[2][blk], rowsV[3][blk])});
+                      return res;
+                    });
+                SmallVector<WarpCode::Regs> next;
+                for (int64_t blk = 0; blk < blocksV; ++blk)
+                  next.push_back(
+                      warp.mma(kb, kl, upd[0], vFrag[blk], upd[3 + blk]));
+                next.push_back(upd[1]);
+                next.push_back(upd[2]);
+                scf::YieldOp::create(kb, kl, WarpCode::flatten(next));
+              });
+          SmallVector<WarpCode::Regs> fin =
+              warp.unflatten(keyLoop.getResults(), stateCounts);
+          WarpCode::Regs sums =
+              warp.quadReduce(wb, wl, fin[blocksV + 1],
+                              [](OpBuilder &ob, Location ol, Value x, Value y) {
+                                return addF(ob, ol, x, y);
+                              });
+          // The stores: accumulator i of n-block cb is row g + 8 (i / 2),
+          // channel (2 q + i % 2) hd / 8 + cb.
+          SmallVector<WarpCode::Regs> storeIn(fin.begin(),
+                                              fin.begin() + blocksV);
+          storeIn.push_back(sums);
+          warp.eachLane(
+              wb, wl, storeIn, {}, {},
+              [&](OpBuilder &lb, Location ll, Value lane,
+                  ArrayRef<SmallVector<Value>> in) {
+                Value g = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                for (int64_t r = 0; r < 2; ++r) {
+                  Value row = addI(lb, ll, g, c(lb, ll, 8 * r));
+                  Value inTile = arith::CmpIOp::create(
+                      lb, ll, arith::CmpIPredicate::ult, row, rows);
+                  scf::IfOp::create(
+                      lb, ll, inTile, [&](OpBuilder &sb, Location sl) {
+                        for (int64_t blk = 0; blk < blocksV; ++blk)
+                          for (int64_t i = 2 * r; i < 2 * r + 2; ++i) {
+                            Value channel =
+                                addI(sb, sl,
+                                     mulC(sb, sl,
+                                          addI(sb, sl, mulC(sb, sl, q, 2),
+                                               c(sb, sl, i % 2)),
+                                          blocksV),
+                                     c(sb, sl, blk));
+                            o.store(sb, sl,
+                                    arith::DivFOp::create(sb, sl, in[blk][i],
+                                                          in[blocksV][r]),
+                                    {bi, addI(sb, sl, t0, row),
+                                     addI(sb, sl, qBase, channel)});
+                          }
+                        scf::YieldOp::create(sb, sl);
+                      });
+                }
+                return SmallVector<SmallVector<Value>>{};
+              });
+        };
+        scf::IfOp::create(
+            pb, pl, vectors,
+            [&](OpBuilder &tb, Location tl) {
+              body(tb, tl, 16);
+              scf::YieldOp::create(tb, tl);
+            },
+            [&](OpBuilder &eb, Location el) {
+              body(eb, el, 1);
+              scf::YieldOp::create(eb, el);
+            });
+      });
+}
 
 /// The caches take the new rows (appendToCache), then attention in two
 /// parallel nests (split-KV, "flash decoding"):
@@ -2172,13 +2829,37 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
       b, loc, one,
       arith::DivUIOp::create(b, loc, wanted,
                              arith::MaxUIOp::create(b, loc, seq, one)));
+  // From mmaMinTokens tokens on (bf16 or f32 operands, a head dimension
+  // that is a multiple of 16) the tensor-core nest has the iterations and
+  // the split nests none.
+  Value splitSeq = seq;
+  auto mmaOperand = [](Type t) {
+    Type e = getElementTypeOrSelf(t);
+    return e.isF32() || e.isBF16();
+  };
+  if (config.mmaMinTokens > 0 && headDim % 16 == 0 &&
+      mmaOperand(op.getQuery().getType()) && mmaOperand(kcType) &&
+      mmaOperand(op.getVCache().getType())) {
+    Value useMma =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, seq,
+                              indexConst(b, loc, config.mmaMinTokens));
+    Value tiles = arith::SelectOp::create(
+        b, loc, useMma,
+        arith::CeilDivUIOp::create(b, loc, seq,
+                                   indexConst(b, loc, kMmaQueryRows)),
+        zero);
+    splitSeq = arith::SelectOp::create(b, loc, useMma, zero, seq);
+    AttentionTiles tilesOf{q,        kc,    vc,    lens,    batch,  seq,
+                           capacity, tiles, heads, kvHeads, headDim};
+    attentionMmaTiles(b, loc, tilesOf, o, config.emulateMma);
+  }
   const int64_t dyn = ShapedType::kDynamic;
   Value part = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, headDim}, f32),
-      {batch, seq, headsV, splits});
+      {batch, splitSeq, headsV, splits});
   Value stats = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, 2}, f32),
-      {batch, seq, headsV, splits});
+      {batch, splitSeq, headsV, splits});
 
   // 1. Each split's online softmax. The query is the innermost dimension:
   // in a prefill (one split) a warp is 32 consecutive queries of one head,
@@ -2187,7 +2868,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   // keeps the splits innermost.
   const double scale = 1.0 / std::sqrt(static_cast<double>(headDim));
   parallel(
-      b, loc, "attention_splits", {batch, headsV, splits, seq},
+      b, loc, "attention_splits", {batch, headsV, splits, splitSeq},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], h = ivs[1], k = ivs[2], s = ivs[3];
         Value g = arith::DivUIOp::create(pb, l, h,
@@ -2296,7 +2977,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   // 0), so the maximum over the non-empty splits is finite; an empty split
   // (sum 0) weighs 0.
   parallel(
-      b, loc, "attention_combine", {batch, seq, headsV, hd},
+      b, loc, "attention_combine", {batch, splitSeq, headsV, hd},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], s = ivs[1], h = ivs[2], d = ivs[3];
         Value c0 = indexConst(pb, l, 0), c1 = indexConst(pb, l, 1);
@@ -2392,7 +3073,17 @@ struct JambaGpuKernelsPass
           << static_cast<int64_t>(attentionMaxSplits) << ")";
       return signalPassFailure();
     }
-    AttentionSplits splitsConfig{attentionKeysPerSplit, attentionMaxSplits};
+    if (attentionMmaMinTokens < 1) {
+      getOperation().emitError()
+          << "jamba-gpu-kernels: attention-mma-min-tokens must be at least 1 "
+             "(got "
+          << static_cast<int64_t>(attentionMmaMinTokens) << ")";
+      return signalPassFailure();
+    }
+    AttentionSplits splitsConfig{
+        attentionKeysPerSplit, attentionMaxSplits,
+        attentionTensorCores ? static_cast<int64_t>(attentionMmaMinTokens) : 0,
+        emulateMma};
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp,
@@ -2414,7 +3105,7 @@ struct JambaGpuKernelsPass
           .Case([&](ExpertGemmOp o) {
             return lowerExpertGemm(rw, o, expertGemmLanes,
                                    expertGemmGroupedRows, expertGemmTensorCores,
-                                   expertGemmEmulateMma);
+                                   emulateMma);
           })
           .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o); })
           .Default([](Operation *) { return failure(); });

@@ -1,5 +1,5 @@
 // RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels="expert-gemm-tensor-cores=1" | FileCheck %s
-// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels="expert-gemm-tensor-cores=1 expert-gemm-emulate-mma=1" \
+// RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels="expert-gemm-tensor-cores=1 emulate-mma=1" \
 // RUN:   | FileCheck %s --check-prefix=EMU
 // RUN: jamba-opt %s -split-input-file -jamba-gpu-kernels | FileCheck %s --check-prefix=OFF
 
@@ -65,7 +65,7 @@ func.func @int8_experts(%x: tensor<?x2x128xf32>, %q: tensor<4x40x128xi8>, %s: te
 // CHECK-LABEL: func.func @bf16_experts
 // CHECK: scf.parallel ({{.+}}) = ({{.+}}) to ({{.+}}, %c32{{.*}})
 // CHECK: vector.load {{.+}} {alignment = 16 : i64} : memref<4x40x64xbf16{{.*}}>, vector<8xbf16>
-// CHECK-NEXT: vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
+// CHECK: vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
 // CHECK: nvvm.mma.sync
 // CHECK: } {jamba.kernel = "expert_gemm_mma"}
 func.func @bf16_experts(%x: tensor<?x64xf32>, %w: tensor<4x40x64xbf16>, %idx: tensor<?x2xi32>)

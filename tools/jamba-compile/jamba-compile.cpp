@@ -47,9 +47,11 @@ static cl::opt<std::string>
             cl::value_desc("DIR"), cl::init(""));
 static cl::opt<bool> gpuTensorCores(
     "gpu-tensor-cores",
-    cl::desc("CUDA: the token-grouped int8 or bf16 expert GEMMs on tensor "
-             "cores (mma.sync with bf16 operands: their inputs rounded to "
-             "bf16, f32 accumulation; sm_80 or later)"),
+    cl::desc("CUDA: tensor cores (mma.sync with bf16 operands, f32 "
+             "accumulation; sm_80 or later) for the token-grouped int8 or "
+             "bf16 expert GEMMs (their inputs rounded to bf16) and the "
+             "attention of a call of 16 tokens or more (flash attention; "
+             "queries, keys, values and softmax weights rounded to bf16)"),
     cl::init(false));
 static cl::opt<int64_t> gpuExpertGroupedRows(
     "gpu-expert-grouped-rows",

@@ -95,9 +95,10 @@ struct CPULowerPipelineOptions
       llvm::cl::init(64)};
   PassOptions::Option<bool> tensorCores{
       *this, "tensor-cores",
-      llvm::cl::desc("With gpu-kernels: the tensor-core expert GEMM with "
-                     "each warp's mma.sync emulated (jamba-gpu-kernels' "
-                     "expert-gemm-tensor-cores and expert-gemm-emulate-mma)"),
+      llvm::cl::desc("With gpu-kernels: the tensor-core expert GEMM and "
+                     "prefill attention with each warp emulated "
+                     "(jamba-gpu-kernels' expert-gemm-tensor-cores, "
+                     "attention-tensor-cores and emulate-mma)"),
       llvm::cl::init(false)};
 };
 
@@ -150,9 +151,10 @@ struct GPULowerPipelineOptions
       llvm::cl::init(64)};
   PassOptions::Option<bool> tensorCores{
       *this, "tensor-cores",
-      llvm::cl::desc("Expert GEMMs: the grouped rows of int8 or bf16 experts "
-                     "on tensor cores (jamba-gpu-kernels' "
-                     "expert-gemm-tensor-cores; inputs rounded to bf16)"),
+      llvm::cl::desc("Tensor cores (jamba-gpu-kernels' "
+                     "expert-gemm-tensor-cores and attention-tensor-cores): "
+                     "the grouped rows of int8 or bf16 experts and the "
+                     "prefill attention, on bf16 operands"),
       llvm::cl::init(false)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",

@@ -183,7 +183,14 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       combines the splits. The split count is chosen at run time:
       min(attention-max-splits, ceil(capacity / attention-keys-per-split))
       divided by the call's tokens, at least 1 (many for a decode step, one
-      for a long prefill).
+      for a long prefill). With attention-tensor-cores a call of
+      attention-mma-min-tokens tokens or more runs instead as flash
+      attention on tensor cores: one warp per (sequence, head, tile of 16
+      tokens) walks its keys 16 at a time, S = Q K^T and O += P V on
+      `nvvm.mma.sync` m16n8k16 (bf16 operands, f32 accumulators; the
+      score accumulators are P's operand as they are), an online softmax
+      whose row maxima and sums combine a quad's lanes with `gpu.shuffle`
+      (jamba-gpu-map-loops checks that blocks are whole warps);
     - `jamba.expert_gemm`: one iteration per (token-slot row, output n,
       lane) sums the lane's share of the K loop (k = lane, lane + L, ...;
       16-byte chunks at k = V lane, V (lane + L), ... when the weight rows
@@ -202,7 +209,7 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       outputs n) computes them with `nvvm.mma.sync` m16n8k16 on bf16
       operands (the inputs rounded to bf16, f32 accumulators), an
       iteration per lane (jamba-gpu-map-loops checks that blocks are whole
-      warps); expert-gemm-emulate-mma replaces each mma.sync by what the
+      warps); emulate-mma replaces each mma.sync by what the
       PTX ISA says the warp computes, so that the kernel runs on CPUs;
     - `jamba.rms_norm`: a static width of at most 256 is one iteration
       per row (its squares, 1 / sqrt(mean + epsilon), its elements: one
@@ -243,15 +250,29 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            "multiple of 64) run on tensor cores (nvvm.mma.sync, bf16 "
            "operands: the inputs rounded to bf16, f32 accumulation); "
            "NVIDIA GPUs only (sm_80 and later)">,
-    Option<"expertGemmEmulateMma", "expert-gemm-emulate-mma", "bool",
+    Option<"attentionTensorCores", "attention-tensor-cores", "bool",
            /*default=*/"false",
-           "Test aid: with expert-gemm-tensor-cores, emulate each warp's "
-           "mma.sync (every lane's registers through a scratch buffer) so "
-           "that the tensor-core kernel runs on CPUs">,
+           "Cached attention: a call of attention-mma-min-tokens tokens or "
+           "more (a prefill) runs as flash attention on tensor cores "
+           "(nvvm.mma.sync, bf16 operands: queries, keys, values and "
+           "softmax weights rounded to bf16, f32 accumulation; a head "
+           "dimension that is a multiple of 16); NVIDIA GPUs only (sm_80 "
+           "and later)">,
+    Option<"attentionMmaMinTokens", "attention-mma-min-tokens", "int64_t",
+           /*default=*/"16",
+           "Cached attention with attention-tensor-cores: the fewest tokens "
+           "of a call that run on tensor cores (fewer: split-KV)">,
+    Option<"emulateMma", "emulate-mma", "bool",
+           /*default=*/"false",
+           "Test aid: emulate the tensor-core kernels' warps (each register "
+           "set one vector of every lane's registers, mma.sync as the PTX "
+           "ISA defines it, shuffles as reads of the other lane's element) "
+           "so that they run on CPUs">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::NVVM::NVVMDialect",
+                           "::mlir::gpu::GPUDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::bufferization::BufferizationDialect",
