@@ -184,8 +184,8 @@ prompts=(
 
 # The variants: model dtype int8(0|1) tensor-cores(0|1). Tensor cores
 # (jamba-compile --gpu-tensor-cores --gpu-expert-grouped-rows 0: every
-# expert GEMM, decode too, on the mma.sync kernel, and the attention of a
-# call of 16 tokens or more: the batch-1 prompt of 32) apply to int8 or bf16
+# expert GEMM, decode too, on the mma.sync kernel, and every attention
+# call on the tensor-core flash attention) apply to int8 or bf16
 # experts: jamba-tiny bf16, bf16 +int8 and f32 +int8; jamba-small bf16
 # +int8, which runs batch 1 only (the device's results are limited to 64
 # MiB, and the four other jamba-small variants take 56 MB).

@@ -51,9 +51,7 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createJambaLowerCollectivesPass());
   if (options.gpuKernels) {
     JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
-    // No tensor cores on a CPU: the warps' mma.sync emulated.
-    kernels.expertGemmTensorCores = options.tensorCores;
-    kernels.attentionTensorCores = options.tensorCores;
+    // No tensor cores on a CPU: the warps emulated.
     kernels.emulateMma = options.tensorCores;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }

@@ -659,8 +659,6 @@ void mlir::jamba::buildGPULowerPipeline(
   if (options.cublas)
     pm.addPass(createJambaGpuLibraryGemmsPass());
   JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
-  kernels.expertGemmTensorCores = options.tensorCores;
-  kernels.attentionTensorCores = options.tensorCores;
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());

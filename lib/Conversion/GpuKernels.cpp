@@ -2405,15 +2405,29 @@ constexpr int64_t kMmaKeyStep = 16;
 /// What the tensor-core attention reads and writes (buffers) and its sizes.
 struct AttentionTiles {
   Value q, kc, vc, lens;
-  Value batch, seq, capacity, tiles;
+  /// The split form's partial rows and (maximum, sum) pairs, which a call
+  /// of more than one split writes (the combine nest finishes them).
+  Value part, stats;
+  Value batch, seq, capacity, tiles, splits;
   int64_t heads, kvHeads, headDim;
 };
 
-/// Flash attention on tensor cores (the prefill: a tile of 16 new tokens
-/// per warp): one warp per (sequence, head, tile of kMmaQueryRows queries)
-/// walks the keys the tile's last query sees, kMmaKeyStep at a time, with
-/// an online softmax (running maximum and sum per query row) and its output
-/// rows in f32 registers; nothing is written until the end. Per step:
+/// Flash attention on tensor cores: one warp per (sequence, kv head, tile
+/// of kMmaQueryRows query rows, split) walks its split of the keys the
+/// tile's last token sees, kMmaKeyStep at a time, with an online softmax
+/// (running maximum and sum per query row) and its output rows in f32
+/// registers; nothing is written until the end.
+///
+/// The rows of a tile are (token, head) pairs of one kv head's group of G
+/// = heads / kvHeads query heads, token-major: row r is head kv G + r % G
+/// of token t0 + r / G, 16 / G tokens per tile (G divides 16). The group's
+/// heads read the same keys and values, so each is read once per tile for
+/// all of them: a decode step (one token) reads the cache once per kv head,
+/// not once per query head, in G of the 16 rows. The keys are cut into
+/// `splits` ranges as the split form cuts them (many for a decode step,
+/// one for a long prefill): with one split the warp divides its rows by
+/// their sums and stores the output; with several it stores its partial
+/// rows and their (maximum, sum) for the combine nest. Per step:
 ///
 /// 1. S = Q Kᵀ: 2 n-blocks of 8 keys, each hd / 16 mma.sync m16n8k16 on
 ///    bf16 operands (Q and K rounded to bf16; Q's fragments are loaded once).
@@ -2427,8 +2441,8 @@ struct AttentionTiles {
 ///    the step: the lane's 4 scores of the row, then its quad (two
 ///    butterfly shuffles: the row's 16 keys are spread over 4 lanes).
 /// 3. The running maximum m' = max(m, step maximum); the output row and the
-///    lane's part of the row sum rescaled by exp(m - m') (0 at the first
-///    step); P = exp(score - m') rounded to bf16 (a masked key weighs 0),
+///    lane's part of the row sum rescaled by exp(m - m') (0 while m is
+///    -inf); P = exp(score - m') rounded to bf16 (a masked key weighs 0),
 ///    whose rounded values the sum adds, so that the weights the output sums
 ///    are the ones it is divided by.
 /// 4. O += P V: the accumulators of S are, two n-blocks side by side, the A
@@ -2439,20 +2453,24 @@ struct AttentionTiles {
 ///    n hd / 8 + c.
 ///
 /// At the end each row's sum over its quad, and each lane stores its
-/// output elements divided by it: accumulator i of n-block c is row g + 8
-/// (i / 2), channel (2 q + i % 2) hd / 8 + c. Rows past the call's tokens
-/// (the last tile's) read the last row's query and are not stored; keys
-/// past the last one read the last key (weight 0).
+/// output elements (divided by the sum, or the partial row): accumulator i
+/// of n-block c is row g + 8 (i / 2), channel (2 q + i % 2) hd / 8 + c. Rows
+/// past the call's tokens (the last tile's) read the last token's queries
+/// and are not stored; keys past the split read its last key (weight 0). A
+/// row that sees no key of its split (a prefill's early token in a late
+/// split) keeps maximum -inf and sum 0, which the combine skips.
 ///
-/// `warp` emulated: the same steps on a CPU (WarpCode).
+/// `emulate`: the same steps run on a CPU (WarpCode).
 void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                        NarrowedResult &o, bool emulate) {
   Type f32 = b.getF32Type(), i32 = b.getI32Type(), bf16 = b.getBF16Type();
   const int64_t hd = a.headDim, perLaneK = hd / 4, slices = hd / 16,
                 blocksV = hd / 8;
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
-  Value headsV = indexConst(b, loc, a.heads);
-  SmallVector<Value> dims{a.batch, headsV, a.tiles};
+  const int64_t group = a.heads / a.kvHeads,
+                tokensPerTile = kMmaQueryRows / group;
+  SmallVector<Value> dims{a.batch, indexConst(b, loc, a.kvHeads), a.tiles,
+                          a.splits};
   if (!emulate)
     dims.push_back(indexConst(b, loc, kWarpLanes));
   // Aligned 16-byte vectors, or element loads (as the expert GEMM).
@@ -2463,23 +2481,43 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
   parallel(
       b, loc, "attention_mma", dims,
       [&](OpBuilder &pb, Location pl, ValueRange iv) {
-        Value bi = iv[0], h = iv[1], tile = iv[2];
-        WarpCode warp(emulate ? Value() : iv[3]);
+        Value bi = iv[0], kvHead = iv[1], tile = iv[2], split = iv[3];
+        WarpCode warp(emulate ? Value() : iv[4]);
         auto c = [](OpBuilder &cb, Location cl, int64_t v) {
           return indexConst(cb, cl, v);
         };
-        Value t0 = mulC(pb, pl, tile, kMmaQueryRows);
-        Value rows =
-            arith::MinUIOp::create(pb, pl, c(pb, pl, kMmaQueryRows),
+        Value t0 = mulC(pb, pl, tile, tokensPerTile);
+        Value tokens =
+            arith::MinUIOp::create(pb, pl, c(pb, pl, tokensPerTile),
                                    arith::SubIOp::create(pb, pl, a.seq, t0));
-        Value lastRow = arith::SubIOp::create(pb, pl, rows, c(pb, pl, 1));
-        Value group = divC(pb, pl, h, a.heads / a.kvHeads);
-        // Position of the tile's row 0; the keys its last row sees.
+        Value lastToken = addI(
+            pb, pl, t0, arith::SubIOp::create(pb, pl, tokens, c(pb, pl, 1)));
+        // Position of the tile's first token; the keys its last token sees,
+        // and this split's range of them [lo, hi).
         Value pos0 = addI(pb, pl, loadIndex(pb, pl, a.lens, {bi}), t0);
-        Value keyEnd = arith::MinUIOp::create(pb, pl, addI(pb, pl, pos0, rows),
-                                              a.capacity);
-        Value lastKey = arith::SubIOp::create(pb, pl, keyEnd, c(pb, pl, 1));
-        Value qBase = mulC(pb, pl, h, hd);
+        Value keyEnd = arith::MinUIOp::create(
+            pb, pl, addI(pb, pl, pos0, tokens), a.capacity);
+        // Whole steps per split (a split past the keys is empty: sum 0).
+        Value chunk = mulC(
+            pb, pl,
+            arith::CeilDivUIOp::create(
+                pb, pl, arith::CeilDivUIOp::create(pb, pl, keyEnd, a.splits),
+                c(pb, pl, kMmaKeyStep)),
+            kMmaKeyStep);
+        Value lo = arith::MinUIOp::create(
+            pb, pl, arith::MulIOp::create(pb, pl, split, chunk), keyEnd);
+        Value hi =
+            arith::MinUIOp::create(pb, pl, addI(pb, pl, lo, chunk), keyEnd);
+        Value lastKey = arith::SubIOp::create(pb, pl, hi, c(pb, pl, 1));
+        // Row r (g or g + 8 of a lane): its token (past the call's in the
+        // last tile) and head.
+        auto tokenOf = [&](OpBuilder &rb, Location rl, Value r) {
+          return addI(rb, rl, t0, divC(rb, rl, r, group));
+        };
+        auto headOf = [&](OpBuilder &rb, Location rl, Value r) {
+          return addI(rb, rl, mulC(rb, rl, kvHead, group),
+                      remC(rb, rl, r, group));
+        };
 
         auto body = [&](OpBuilder &wb, Location wl, int64_t align) {
           // Q's fragments: slice s's registers (row g, k 2q..), (row g + 8),
@@ -2493,13 +2531,14 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                 Value g = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
                 SmallVector<Value> words[2];
                 for (int64_t r = 0; r < 2; ++r) {
-                  Value row = addI(
-                      lb, ll, t0,
-                      arith::MinUIOp::create(
-                          lb, ll, addI(lb, ll, g, c(lb, ll, 8 * r)), lastRow));
+                  Value row = addI(lb, ll, g, c(lb, ll, 8 * r));
+                  Value token = arith::MinUIOp::create(
+                      lb, ll, tokenOf(lb, ll, row), lastToken);
                   words[r] = packedBF16(
                       lb, ll, a.q,
-                      {bi, row, addI(lb, ll, qBase, mulC(lb, ll, q, perLaneK))},
+                      {bi, token,
+                       addI(lb, ll, mulC(lb, ll, headOf(lb, ll, row), hd),
+                            mulC(lb, ll, q, perLaneK))},
                       perLaneK, align);
                 }
                 SmallVector<SmallVector<Value>> out;
@@ -2520,8 +2559,7 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
           stateCounts.append({2, 2});
 
           auto keyLoop = scf::ForOp::create(
-              wb, wl, c(wb, wl, 0), keyEnd, c(wb, wl, kMmaKeyStep),
-              WarpCode::flatten(state),
+              wb, wl, lo, hi, c(wb, wl, kMmaKeyStep), WarpCode::flatten(state),
               [&](OpBuilder &kb, Location kl, Value k0, ValueRange args) {
                 SmallVector<WarpCode::Regs> st =
                     warp.unflatten(args, stateCounts);
@@ -2544,7 +2582,7 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       for (int64_t j = 0; j < 2; ++j) {
                         SmallVector<Value> words = packedBF16(
                             lb, ll, a.kc,
-                            {bi, group,
+                            {bi, kvHead,
                              key(lb, ll, addI(lb, ll, g, c(lb, ll, 8 * j))),
                              mulC(lb, ll, q, perLaneK)},
                             perLaneK, align);
@@ -2575,11 +2613,15 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       for (int64_t j = 0; j < 2; ++j)
                         for (int64_t i = 0; i < 4; ++i) {
                           Value row = addI(lb, ll, g, c(lb, ll, 8 * (i / 2)));
+                          // Keys up to the row's position, in the split.
+                          Value pos =
+                              addI(lb, ll, pos0, divC(lb, ll, row, group));
                           Value limit = arith::MinUIOp::create(
                               lb, ll,
-                              addI(lb, ll, addI(lb, ll, pos0, row),
-                                   c(lb, ll, 1)),
-                              a.capacity);
+                              arith::MinUIOp::create(
+                                  lb, ll, addI(lb, ll, pos, c(lb, ll, 1)),
+                                  a.capacity),
+                              hi);
                           Value k = addI(lb, ll, k0,
                                          addI(lb, ll, mulC(lb, ll, q, 2),
                                               c(lb, ll, 8 * j + i % 2)));
@@ -2609,8 +2651,6 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                 SmallVector<int64_t> updCounts{4, 2, 2};
                 for (int64_t blk = 0; blk < blocksV; ++blk)
                   updTypes.push_back(f32), updCounts.push_back(4);
-                Value first = arith::CmpIOp::create(
-                    kb, kl, arith::CmpIPredicate::eq, k0, c(kb, kl, 0));
                 SmallVector<WarpCode::Regs> upd = warp.eachLane(
                     kb, kl, updateIn, updTypes, updCounts,
                     [&](OpBuilder &lb, Location ll, Value,
@@ -2621,14 +2661,19 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       for (int64_t r = 0; r < 2; ++r) {
                         newMax.push_back(arith::MaximumFOp::create(
                             lb, ll, in[3][r], in[2][r]));
-                        // Nothing was accumulated before the first step: 0, not
-                        // exp(-inf) (see the split form).
+                        // Nothing was accumulated while the maximum is -inf
+                        // (before the row's first key): 0, not exp(-inf -
+                        // max), which is NaN while no key was seen and which
+                        // polynomial exp approximations do not all get right.
+                        Value seenAny = arith::CmpFOp::create(
+                            lb, ll, arith::CmpFPredicate::OGT, in[3][r], ninf);
                         corr.push_back(arith::SelectOp::create(
-                            lb, ll, first, fzero,
+                            lb, ll, seenAny,
                             math::ExpOp::create(
                                 lb, ll,
                                 arith::SubFOp::create(lb, ll, in[3][r],
-                                                      newMax[r]))));
+                                                      newMax[r])),
+                            fzero));
                         sums.push_back(fzero);
                       }
                       Value p[2][4];
@@ -2685,7 +2730,7 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                                            c(lb, ll, (r / 2) * 8 + r % 2)));
                         for (Value part : bf16Chunks(
                                  lb, ll, a.vc,
-                                 {bi, group, k, mulC(lb, ll, g, blocksV)},
+                                 {bi, kvHead, k, mulC(lb, ll, g, blocksV)},
                                  blocksV, align)) {
                           const int64_t n =
                               cast<VectorType>(part.getType()).getNumElements();
@@ -2717,36 +2762,72 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                                 return addF(ob, ol, x, y);
                               });
           // The stores: accumulator i of n-block cb is row g + 8 (i / 2),
-          // channel (2 q + i % 2) hd / 8 + cb.
+          // channel (2 q + i % 2) hd / 8 + cb. One split: the output, the
+          // rows divided by their sums; several: the partial rows, and each
+          // row's (maximum, sum) from its quad's first lane.
           SmallVector<WarpCode::Regs> storeIn(fin.begin(),
-                                              fin.begin() + blocksV);
+                                              fin.begin() + blocksV + 1);
           storeIn.push_back(sums);
+          Value whole = arith::CmpIOp::create(wb, wl, arith::CmpIPredicate::eq,
+                                              a.splits, c(wb, wl, 1));
           warp.eachLane(
               wb, wl, storeIn, {}, {},
               [&](OpBuilder &lb, Location ll, Value lane,
                   ArrayRef<SmallVector<Value>> in) {
                 Value g = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                const SmallVector<Value> &maxima = in[blocksV],
+                                         &rowSums = in[blocksV + 1];
                 for (int64_t r = 0; r < 2; ++r) {
                   Value row = addI(lb, ll, g, c(lb, ll, 8 * r));
-                  Value inTile = arith::CmpIOp::create(
-                      lb, ll, arith::CmpIPredicate::ult, row, rows);
+                  Value token = tokenOf(lb, ll, row),
+                        head = headOf(lb, ll, row);
+                  Value inCall = arith::CmpIOp::create(
+                      lb, ll, arith::CmpIPredicate::ult, token, a.seq);
                   scf::IfOp::create(
-                      lb, ll, inTile, [&](OpBuilder &sb, Location sl) {
-                        for (int64_t blk = 0; blk < blocksV; ++blk)
-                          for (int64_t i = 2 * r; i < 2 * r + 2; ++i) {
-                            Value channel =
-                                addI(sb, sl,
-                                     mulC(sb, sl,
-                                          addI(sb, sl, mulC(sb, sl, q, 2),
-                                               c(sb, sl, i % 2)),
-                                          blocksV),
-                                     c(sb, sl, blk));
-                            o.store(sb, sl,
-                                    arith::DivFOp::create(sb, sl, in[blk][i],
-                                                          in[blocksV][r]),
-                                    {bi, addI(sb, sl, t0, row),
-                                     addI(sb, sl, qBase, channel)});
-                          }
+                      lb, ll, inCall, [&](OpBuilder &sb, Location sl) {
+                        auto channelOf = [&](int64_t blk, int64_t i) {
+                          return addI(sb, sl,
+                                      mulC(sb, sl,
+                                           addI(sb, sl, mulC(sb, sl, q, 2),
+                                                c(sb, sl, i % 2)),
+                                           blocksV),
+                                      c(sb, sl, blk));
+                        };
+                        scf::IfOp::create(
+                            sb, sl, whole,
+                            [&](OpBuilder &ob, Location ol) {
+                              for (int64_t blk = 0; blk < blocksV; ++blk)
+                                for (int64_t i = 2 * r; i < 2 * r + 2; ++i)
+                                  o.store(ob, ol,
+                                          arith::DivFOp::create(
+                                              ob, ol, in[blk][i], rowSums[r]),
+                                          {bi, token,
+                                           addI(ob, ol, mulC(ob, ol, head, hd),
+                                                channelOf(blk, i))});
+                              scf::YieldOp::create(ob, ol);
+                            },
+                            [&](OpBuilder &pb2, Location pl2) {
+                              for (int64_t blk = 0; blk < blocksV; ++blk)
+                                for (int64_t i = 2 * r; i < 2 * r + 2; ++i)
+                                  storeF32(pb2, pl2, in[blk][i], a.part,
+                                           {bi, token, head, split,
+                                            channelOf(blk, i)});
+                              Value firstOfQuad = arith::CmpIOp::create(
+                                  pb2, pl2, arith::CmpIPredicate::eq, q,
+                                  c(pb2, pl2, 0));
+                              scf::IfOp::create(
+                                  pb2, pl2, firstOfQuad,
+                                  [&](OpBuilder &fb, Location fl) {
+                                    storeF32(
+                                        fb, fl, maxima[r], a.stats,
+                                        {bi, token, head, split, c(fb, fl, 0)});
+                                    storeF32(
+                                        fb, fl, rowSums[r], a.stats,
+                                        {bi, token, head, split, c(fb, fl, 1)});
+                                    scf::YieldOp::create(fb, fl);
+                                  });
+                              scf::YieldOp::create(pb2, pl2);
+                            });
                         scf::YieldOp::create(sb, sl);
                       });
                 }
@@ -2830,36 +2911,48 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
       arith::DivUIOp::create(b, loc, wanted,
                              arith::MaxUIOp::create(b, loc, seq, one)));
   // From mmaMinTokens tokens on (bf16 or f32 operands, a head dimension
-  // that is a multiple of 16) the tensor-core nest has the iterations and
-  // the split nests none.
-  Value splitSeq = seq;
+  // that is a multiple of 16, a head group that divides the 16 rows of a
+  // tile) the tensor-core nest has the iterations and the split nest none;
+  // the combine nest runs for the split nest, and for the tensor-core nest
+  // when it splits the keys.
+  Value splitSeq = seq, combineSeq = seq;
   auto mmaOperand = [](Type t) {
     Type e = getElementTypeOrSelf(t);
     return e.isF32() || e.isBF16();
   };
-  if (config.mmaMinTokens > 0 && headDim % 16 == 0 &&
-      mmaOperand(op.getQuery().getType()) && mmaOperand(kcType) &&
-      mmaOperand(op.getVCache().getType())) {
-    Value useMma =
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, seq,
-                              indexConst(b, loc, config.mmaMinTokens));
-    Value tiles = arith::SelectOp::create(
-        b, loc, useMma,
-        arith::CeilDivUIOp::create(b, loc, seq,
-                                   indexConst(b, loc, kMmaQueryRows)),
-        zero);
+  const int64_t group = heads / kvHeads;
+  const bool mma = config.mmaMinTokens > 0 && headDim % 16 == 0 &&
+                   kMmaQueryRows % group == 0 &&
+                   mmaOperand(op.getQuery().getType()) && mmaOperand(kcType) &&
+                   mmaOperand(op.getVCache().getType());
+  Value useMma;
+  if (mma) {
+    useMma = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, seq,
+                                   indexConst(b, loc, config.mmaMinTokens));
     splitSeq = arith::SelectOp::create(b, loc, useMma, zero, seq);
-    AttentionTiles tilesOf{q,        kc,    vc,    lens,    batch,  seq,
-                           capacity, tiles, heads, kvHeads, headDim};
-    attentionMmaTiles(b, loc, tilesOf, o, config.emulateMma);
+    Value oneSplit =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, splits, one);
+    combineSeq = arith::SelectOp::create(
+        b, loc, arith::AndIOp::create(b, loc, useMma, oneSplit), zero, seq);
   }
   const int64_t dyn = ShapedType::kDynamic;
   Value part = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, headDim}, f32),
-      {batch, splitSeq, headsV, splits});
+      {batch, combineSeq, headsV, splits});
   Value stats = lowering::allocBuffer(
       b, loc, RankedTensorType::get({dyn, dyn, heads, dyn, 2}, f32),
-      {batch, splitSeq, headsV, splits});
+      {batch, combineSeq, headsV, splits});
+  if (mma) {
+    Value tiles = arith::SelectOp::create(
+        b, loc, useMma,
+        arith::CeilDivUIOp::create(b, loc, seq,
+                                   indexConst(b, loc, kMmaQueryRows / group)),
+        zero);
+    AttentionTiles tilesOf{q,      kc,    vc,      lens,     part,
+                           stats,  batch, seq,     capacity, tiles,
+                           splits, heads, kvHeads, headDim};
+    attentionMmaTiles(b, loc, tilesOf, o, config.emulateMma);
+  }
 
   // 1. Each split's online softmax. The query is the innermost dimension:
   // in a prefill (one split) a warp is 32 consecutive queries of one head,
@@ -2977,7 +3070,7 @@ LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
   // 0), so the maximum over the non-empty splits is finite; an empty split
   // (sum 0) weighs 0.
   parallel(
-      b, loc, "attention_combine", {batch, splitSeq, headsV, hd},
+      b, loc, "attention_combine", {batch, combineSeq, headsV, hd},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], s = ivs[1], h = ivs[2], d = ivs[3];
         Value c0 = indexConst(pb, l, 0), c1 = indexConst(pb, l, 1);

@@ -606,6 +606,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.statesInPlace = true;
     lower.tensorCores = options.gpuTensorCores;
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
+    lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
     buildGPULowerPipeline(pm, lower);
     host.threads = false;
     host.cudaHost = true;
@@ -616,6 +617,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.gpuKernels = options.cpuWithGpuKernels;
     lower.tensorCores = options.gpuTensorCores;
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
+    lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
     buildCPULowerPipeline(pm, lower);
   }
   if (failed(pm.run(module)))

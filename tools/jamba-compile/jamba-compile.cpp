@@ -49,10 +49,15 @@ static cl::opt<bool> gpuTensorCores(
     "gpu-tensor-cores",
     cl::desc("CUDA: tensor cores (mma.sync with bf16 operands, f32 "
              "accumulation; sm_80 or later) for the token-grouped int8 or "
-             "bf16 expert GEMMs (their inputs rounded to bf16) and the "
-             "attention of a call of 16 tokens or more (flash attention; "
-             "queries, keys, values and softmax weights rounded to bf16)"),
+             "bf16 expert GEMMs (their inputs rounded to bf16) and "
+             "attention (flash attention; queries, keys, values and softmax "
+             "weights rounded to bf16; see --gpu-attention-mma-min-tokens)"),
     cl::init(false));
+static cl::opt<int64_t> gpuAttentionMmaMinTokens(
+    "gpu-attention-mma-min-tokens",
+    cl::desc("CUDA with --gpu-tensor-cores: attention calls of this many "
+             "tokens or more run on tensor cores (0: none)"),
+    cl::init(1));
 static cl::opt<int64_t> gpuExpertGroupedRows(
     "gpu-expert-grouped-rows",
     cl::desc("CUDA: expert GEMMs of more (token, slot) rows than this run "
@@ -139,13 +144,27 @@ int main(int argc, char **argv) {
   options.cpuWithGpuKernels = cpuWithGpuKernels;
   options.gpuTensorCores = gpuTensorCores;
   options.gpuExpertGroupedRows = gpuExpertGroupedRows;
+  options.gpuAttentionMmaMinTokens = gpuAttentionMmaMinTokens;
   // With --cpu-with-gpu-kernels the GPU kernels (and their options) run
   // on the CPU, the tensor cores emulated.
-  if ((gpuTensorCores || gpuExpertGroupedRows.getNumOccurrences()) &&
+  if ((gpuTensorCores || gpuExpertGroupedRows.getNumOccurrences() ||
+       gpuAttentionMmaMinTokens.getNumOccurrences()) &&
       !StringRef(target).starts_with("cuda:") && !cpuWithGpuKernels) {
-    llvm::errs() << "jamba-compile: error: --gpu-tensor-cores and "
-                    "--gpu-expert-grouped-rows need --target cuda:sm_NN (or "
-                    "--cpu-with-gpu-kernels)\n";
+    llvm::errs() << "jamba-compile: error: --gpu-tensor-cores, "
+                    "--gpu-expert-grouped-rows and "
+                    "--gpu-attention-mma-min-tokens need --target cuda:sm_NN "
+                    "(or --cpu-with-gpu-kernels)\n";
+    return 1;
+  }
+  if (gpuAttentionMmaMinTokens.getNumOccurrences() && !gpuTensorCores) {
+    llvm::errs() << "jamba-compile: error: --gpu-attention-mma-min-tokens "
+                    "needs --gpu-tensor-cores\n";
+    return 1;
+  }
+  if (gpuAttentionMmaMinTokens < 0) {
+    llvm::errs() << "jamba-compile: error: --gpu-attention-mma-min-tokens "
+                    "must be at least 0, got "
+                 << gpuAttentionMmaMinTokens << "\n";
     return 1;
   }
   if (gpuExpertGroupedRows < 0) {

@@ -1640,97 +1640,108 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
 }
 
 TEST_F(JambaToLinalgNumerics, AttentionTensorCoresEmulated) {
-  // The tensor-core prefill attention (a warp per 16 tokens of one head:
-  // S = Q K^T and O += P V on mma.sync m16n8k16, an online softmax whose
-  // row maxima and sums combine a quad's lanes) with each warp emulated as
-  // the PTX ISA defines mma.sync and shuffles, on a CPU: the fragments, the
-  // channel and key mappings, the masks, the rescaling and the stores.
-  // 4 query heads over 2 kv heads, head dims 16 (one Q K^T slice, 2 value
-  // n-blocks) and 48 (3 slices, 6 n-blocks: a head dimension not a power of
-  // two); capacity 40. Calls: 20 tokens over 3 and 9 cached positions (two
-  // tiles, the second of 4 rows; keys in steps of 16, the last partial), 16
-  // over 0 and 24 (one tile; the second sequence fills the cache: its last
-  // row sees all 40 positions), and 1 and 5 tokens
-  // (fewer than attention-mma-min-tokens 16: the split form).
+  // The tensor-core attention (a warp per 16 rows of (token, head) pairs of
+  // one kv head's group, S = Q K^T and O += P V on mma.sync m16n8k16, an
+  // online softmax whose row maxima and sums combine a quad's lanes) with
+  // each warp emulated as the PTX ISA defines mma.sync and shuffles, on a
+  // CPU: the fragments, the channel, key and row mappings, the masks, the
+  // rescaling, the splits and the stores.
+  //
+  // Shapes (heads, kv heads, head dim): (4, 2, 16): groups of 2, 8 tokens
+  // per tile, one Q K^T slice; (8, 2, 48): groups of 4, 3 slices and 6
+  // value n-blocks (a head dim not a power of two); (2, 2, 32): groups of
+  // 1. Capacity 40. Calls: 20 tokens over 3 and 9 cached positions (tiles
+  // of which the last is partial; key steps the last partial), 16 over 0
+  // and 24 (the second sequence fills the cache), a decode step over 29
+  // and 7, and 5 tokens over 3 and 12. With 64 keys per split every call
+  // has one split; with 3, the decode step has 14 (two of 16 keys, the
+  // rest empty) and the 5 tokens 2 (over 12 cached positions the second
+  // holds key 16 only: the first four tokens see none of it).
   //
   // The kernel rounds the queries, keys and values to bf16, so the
   // reference gets them rounded; what is left is the rounding of the
   // softmax weights to bf16 (2^-9 relative each) and the order of the
   // sums: tolerance one bf16 step, 2^-8, of the largest output.
-  for (int64_t hd : {16, 48}) {
+  struct Shape {
+    int64_t heads, kvHeads, hd;
+  };
+  for (const Shape &sh : {Shape{4, 2, 16}, Shape{8, 2, 48}, Shape{2, 2, 32}}) {
+    const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
     std::string ir = R"mlir(
       func.func @f(%q: tensor<2x?xQxf32>, %k: tensor<2x?xKxf32>, %v: tensor<2x?xKxf32>,
-                   %kc: tensor<2x2x?xDxf32>, %vc: tensor<2x2x?xDxf32>, %len: tensor<2xi64>)
-          -> (tensor<2x?xQxf32>, tensor<2x2x?xDxf32>, tensor<2x2x?xDxf32>)
+                   %kc: tensor<2xGx?xDxf32>, %vc: tensor<2xGx?xDxf32>, %len: tensor<2xi64>)
+          -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
           attributes {llvm.emit_c_interface} {
         %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
-            {num_heads = 4 : i64, num_kv_heads = 2 : i64}
-            : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2x2x?xDxf32>,
-               tensor<2x2x?xDxf32>, tensor<2xi64>)
-            -> (tensor<2x?xQxf32>, tensor<2x2x?xDxf32>, tensor<2x2x?xDxf32>)
-        return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2x2x?xDxf32>, tensor<2x2x?xDxf32>
+            {num_heads = H : i64, num_kv_heads = G : i64}
+            : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2xGx?xDxf32>,
+               tensor<2xGx?xDxf32>, tensor<2xi64>)
+            -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
+        return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
       })mlir";
-    for (auto [pattern, value] :
-         {std::pair<const char *, int64_t>{"xQx", 4 * hd},
-          {"xKx", 2 * hd},
-          {"xDx", hd}})
+    for (auto [pattern, value] : {std::pair<const char *, int64_t>{"xQx", qw},
+                                  {"xKx", kw},
+                                  {"xDx", hd},
+                                  {"xGx", sh.kvHeads},
+                                  {"= H :", sh.heads},
+                                  {"= G :", sh.kvHeads}})
       for (size_t at = ir.find(pattern); at != std::string::npos;
            at = ir.find(pattern, at))
-        ir.replace(at + 1, 1, std::to_string(value));
-    mlir::jamba::CPULowerPipelineOptions options;
-    options.gpuKernels = true;
-    options.tensorCores = true;
-    Kernel k(ir, options);
-    ASSERT_EQ(k.error, "");
-    struct Case {
-      int64_t tokens;
-      std::vector<int64_t> len;
-    };
-    const int64_t cap = 40;
-    for (const Case &c : {Case{20, {3, 9}}, Case{16, {0, 24}}, Case{1, {29, 7}},
-                          Case{5, {3, 12}}}) {
-      SCOPED_TRACE(::testing::Message()
-                   << "head dim " << hd << ", " << c.tokens << " tokens over "
-                   << c.len[0] << " and " << c.len[1]);
-      const int64_t t = c.tokens;
-      const unsigned seed = unsigned(hd + t);
-      std::vector<int64_t> len = c.len;
-      auto q = randomFloats(size_t(2 * t * 4 * hd), seed, -2.0f, 2.0f),
-           kk = randomFloats(size_t(2 * t * 2 * hd), seed + 1),
-           v = randomFloats(size_t(2 * t * 2 * hd), seed + 2),
-           kc = randomFloats(size_t(2 * 2 * cap * hd), seed + 3),
-           vc = randomFloats(size_t(2 * 2 * cap * hd), seed + 4);
-      const bool mma = t >= 16;
-      auto rounded = [&](std::vector<float> x) {
-        if (mma)
+        ir.replace(at + std::strlen(pattern) / 2, 1, std::to_string(value));
+    for (int64_t keysPerSplit : {64, 3}) {
+      mlir::jamba::CPULowerPipelineOptions options;
+      options.gpuKernels = true;
+      options.tensorCores = true;
+      options.attentionKeysPerSplit = keysPerSplit;
+      Kernel k(ir, options);
+      ASSERT_EQ(k.error, "");
+      struct Case {
+        int64_t tokens;
+        std::vector<int64_t> len;
+      };
+      const int64_t cap = 40;
+      for (const Case &c : {Case{20, {3, 9}}, Case{16, {0, 24}},
+                            Case{1, {29, 7}}, Case{5, {3, 12}}}) {
+        SCOPED_TRACE(::testing::Message()
+                     << sh.heads << " heads over " << sh.kvHeads
+                     << ", head dim " << hd << ", " << keysPerSplit
+                     << " keys per split, " << c.tokens << " tokens over "
+                     << c.len[0] << " and " << c.len[1]);
+        const int64_t t = c.tokens;
+        const unsigned seed = unsigned(hd + t + sh.heads);
+        std::vector<int64_t> len = c.len;
+        auto q = randomFloats(size_t(2 * t * qw), seed, -2.0f, 2.0f),
+             kk = randomFloats(size_t(2 * t * kw), seed + 1),
+             v = randomFloats(size_t(2 * t * kw), seed + 2),
+             kc = randomFloats(size_t(2 * kw * cap), seed + 3),
+             vc = randomFloats(size_t(2 * kw * cap), seed + 4);
+        auto rounded = [](std::vector<float> x) {
           for (float &e : x)
             e = fromBF16(toBF16(e));
-        return x;
-      };
-      auto [o, rk, rv] = ref::cachedAttention<float>(
-          toRef(rounded(q), {2, t, 4 * hd}), toRef(rounded(kk), {2, t, 2 * hd}),
-          toRef(rounded(v), {2, t, 2 * hd}),
-          toRef(rounded(kc), {2, 2, cap, hd}),
-          toRef(rounded(vc), {2, 2, cap, hd}), toRef(len, {2}), 4, 2);
-      auto [exact, ek, ev] = ref::cachedAttention<float>(
-          toRef(q, {2, t, 4 * hd}), toRef(kk, {2, t, 2 * hd}),
-          toRef(v, {2, t, 2 * hd}), toRef(kc, {2, 2, cap, hd}),
-          toRef(vc, {2, 2, cap, hd}), toRef(len, {2}), 4, 2);
-      auto out = k.run({buf(q, {2, t, 4 * hd}), buf(kk, {2, t, 2 * hd}),
-                        buf(v, {2, t, 2 * hd}), buf(kc, {2, 2, cap, hd}),
-                        buf(vc, {2, 2, cap, hd}), buf(len, {2})},
-                       {3, 4, 4});
-      if (mma) {
+          return x;
+        };
+        const std::vector<int64_t> cacheShape{2, sh.kvHeads, cap, hd};
+        auto [o, rk, rv] = ref::cachedAttention<float>(
+            toRef(rounded(q), {2, t, qw}), toRef(rounded(kk), {2, t, kw}),
+            toRef(rounded(v), {2, t, kw}), toRef(rounded(kc), cacheShape),
+            toRef(rounded(vc), cacheShape), toRef(len, {2}), sh.heads,
+            sh.kvHeads);
+        auto [exact, ek, ev] = ref::cachedAttention<float>(
+            toRef(q, {2, t, qw}), toRef(kk, {2, t, kw}), toRef(v, {2, t, kw}),
+            toRef(kc, cacheShape), toRef(vc, cacheShape), toRef(len, {2}),
+            sh.heads, sh.kvHeads);
+        auto out =
+            k.run({buf(q, {2, t, qw}), buf(kk, {2, t, kw}), buf(v, {2, t, kw}),
+                   buf(kc, cacheShape), buf(vc, cacheShape), buf(len, {2})},
+                  {3, 4, 4});
         expectClose(out[0], o, "tensor-core attention output", 1.0 / 256);
         // The rounding to bf16 must show against the exact reference, or
         // the kernel did not run on bf16 operands.
         EXPECT_GT(relativeError(out[0], exact), kF32Tolerance)
             << "the tensor-core attention's operands were not rounded";
-      } else {
-        expectClose(out[0], exact, "split-KV attention output (few tokens)");
+        expectClose(out[1], ek, "attention k cache");
+        expectClose(out[2], ev, "attention v cache");
       }
-      expectClose(out[1], ek, "attention k cache");
-      expectClose(out[2], ev, "attention v cache");
     }
   }
 }

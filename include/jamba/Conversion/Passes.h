@@ -9,6 +9,7 @@
 #define JAMBA_CONVERSION_PASSES_H
 
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
+#include <algorithm>
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -100,6 +101,11 @@ struct CPULowerPipelineOptions
                      "(jamba-gpu-kernels' expert-gemm-tensor-cores, "
                      "attention-tensor-cores and emulate-mma)"),
       llvm::cl::init(false)};
+  PassOptions::Option<int64_t> attentionMmaMinTokens{
+      *this, "attention-mma-min-tokens",
+      llvm::cl::desc("With tensor-cores: attention calls of this many tokens "
+                     "or more on tensor cores (0: none)"),
+      llvm::cl::init(1)};
 };
 
 struct GPULowerPipelineOptions
@@ -156,6 +162,11 @@ struct GPULowerPipelineOptions
                      "the grouped rows of int8 or bf16 experts and the "
                      "prefill attention, on bf16 operands"),
       llvm::cl::init(false)};
+  PassOptions::Option<int64_t> attentionMmaMinTokens{
+      *this, "attention-mma-min-tokens",
+      llvm::cl::desc("With tensor-cores: attention calls of this many tokens "
+                     "or more on tensor cores (0: none)"),
+      llvm::cl::init(1)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
       llvm::cl::desc("Entry points update their jamba.state arguments in "
@@ -172,6 +183,11 @@ JambaGpuKernelsPassOptions gpuKernelsOptions(const PipelineOptions &options) {
   kernels.expertGemmLanes = options.expertGemmLanes;
   kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
   kernels.scanChunkSteps = options.scanChunkSteps;
+  kernels.expertGemmTensorCores = options.tensorCores;
+  kernels.attentionTensorCores =
+      options.tensorCores && options.attentionMmaMinTokens > 0;
+  kernels.attentionMmaMinTokens =
+      std::max<int64_t>(1, options.attentionMmaMinTokens);
   return kernels;
 }
 

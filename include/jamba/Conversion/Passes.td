@@ -184,13 +184,16 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       min(attention-max-splits, ceil(capacity / attention-keys-per-split))
       divided by the call's tokens, at least 1 (many for a decode step, one
       for a long prefill). With attention-tensor-cores a call of
-      attention-mma-min-tokens tokens or more runs instead as flash
-      attention on tensor cores: one warp per (sequence, head, tile of 16
-      tokens) walks its keys 16 at a time, S = Q K^T and O += P V on
+      attention-mma-min-tokens tokens or more (by default every call)
+      runs instead as flash attention on tensor cores: one warp per
+      (sequence, kv head, tile of 16 rows, split), a row being a (token,
+      head) pair of the kv head's group of query heads, walks its split
+      of the keys 16 at a time, S = Q K^T and O += P V on
       `nvvm.mma.sync` m16n8k16 (bf16 operands, f32 accumulators; the
       score accumulators are P's operand as they are), an online softmax
       whose row maxima and sums combine a quad's lanes with `gpu.shuffle`
-      (jamba-gpu-map-loops checks that blocks are whole warps);
+      (jamba-gpu-map-loops checks that blocks are whole warps); with
+      several splits the combine nest finishes the rows;
     - `jamba.expert_gemm`: one iteration per (token-slot row, output n,
       lane) sums the lane's share of the K loop (k = lane, lane + L, ...;
       16-byte chunks at k = V lane, V (lane + L), ... when the weight rows
@@ -253,15 +256,16 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     Option<"attentionTensorCores", "attention-tensor-cores", "bool",
            /*default=*/"false",
            "Cached attention: a call of attention-mma-min-tokens tokens or "
-           "more (a prefill) runs as flash attention on tensor cores "
-           "(nvvm.mma.sync, bf16 operands: queries, keys, values and "
-           "softmax weights rounded to bf16, f32 accumulation; a head "
-           "dimension that is a multiple of 16); NVIDIA GPUs only (sm_80 "
-           "and later)">,
+           "more runs as flash attention on tensor cores (nvvm.mma.sync, "
+           "bf16 operands: queries, keys, values and softmax weights "
+           "rounded to bf16, f32 accumulation; a head dimension that is a "
+           "multiple of 16, heads per kv head dividing 16); NVIDIA GPUs "
+           "only (sm_80 and later)">,
     Option<"attentionMmaMinTokens", "attention-mma-min-tokens", "int64_t",
-           /*default=*/"16",
+           /*default=*/"1",
            "Cached attention with attention-tensor-cores: the fewest tokens "
-           "of a call that run on tensor cores (fewer: split-KV)">,
+           "of a call that run on tensor cores (fewer: the split form on "
+           "CUDA cores)">,
     Option<"emulateMma", "emulate-mma", "bool",
            /*default=*/"false",
            "Test aid: emulate the tensor-core kernels' warps (each register "

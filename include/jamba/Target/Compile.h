@@ -50,10 +50,13 @@ struct CompileOptions {
   /// CUDA: also write every kernel module's PTX into this directory
   /// (`<module>.ptx`), e.g. to check it with ptxas. Empty: none.
   std::string dumpPtxDir;
-  /// CUDA: the grouped rows of the int8 (or bf16) expert GEMMs on tensor
-  /// cores (mma.sync, inputs rounded to bf16; jamba-gpu-kernels'
-  /// expert-gemm-tensor-cores).
+  /// CUDA: tensor cores (mma.sync, bf16 operands) for the grouped rows of
+  /// the int8 (or bf16) expert GEMMs and for attention (jamba-gpu-kernels'
+  /// expert-gemm-tensor-cores and attention-tensor-cores).
   bool gpuTensorCores = false;
+  /// CUDA with tensor cores: attention calls of this many tokens or more
+  /// run on them (0: none; jamba-gpu-kernels' attention-mma-min-tokens).
+  int64_t gpuAttentionMmaMinTokens = 1;
   /// CUDA: expert GEMMs of more (token, slot) rows than this run grouped by
   /// expert (jamba-gpu-kernels' expert-gemm-grouped-rows).
   int64_t gpuExpertGroupedRows = 64;
