@@ -2244,6 +2244,14 @@ public:
     return result;
   }
 
+  /// eachLane with `sets` output sets of `count` registers of `type` and no
+  /// inputs (a lane's loads).
+  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, Type type,
+                             int64_t sets, int64_t count, LaneBody body) const {
+    return eachLane(b, loc, {}, SmallVector<Type>(sets, type),
+                    SmallVector<int64_t>(sets, count), body);
+  }
+
   /// d = a b + c, mma.sync m16n8k16, bf16 a (4 registers) and b (2), f32 c
   /// and d (4).
   Regs mma(OpBuilder &b, Location loc, const Regs &a, const Regs &bm,
@@ -2522,10 +2530,8 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
         auto body = [&](OpBuilder &wb, Location wl, int64_t align) {
           // Q's fragments: slice s's registers (row g, k 2q..), (row g + 8),
           // (row g, k 2q + 8..), (row g + 8).
-          SmallVector<Type> qTypes(slices, i32);
-          SmallVector<int64_t> qCounts(slices, 4);
           SmallVector<WarpCode::Regs> qFrag = warp.eachLane(
-              wb, wl, {}, qTypes, qCounts,
+              wb, wl, i32, slices, 4,
               [&](OpBuilder &lb, Location ll, Value lane,
                   ArrayRef<SmallVector<Value>>) {
                 Value g = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
@@ -2570,10 +2576,8 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       lb, ll, addI(lb, ll, k0, offset), lastKey);
                 };
                 // 1. K's fragments (n-block j, slice s) and S.
-                SmallVector<Type> kTypes(2 * slices, i32);
-                SmallVector<int64_t> kCounts(2 * slices, 2);
                 SmallVector<WarpCode::Regs> kFrag = warp.eachLane(
-                    kb, kl, {}, kTypes, kCounts,
+                    kb, kl, i32, 2 * slices, 2,
                     [&](OpBuilder &lb, Location ll, Value lane,
                         ArrayRef<SmallVector<Value>>) {
                       Value g = divC(lb, ll, lane, 4),
@@ -2715,10 +2719,8 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       return res;
                     });
                 // 4. V's fragments (n-block of channels cb) and O += P V.
-                SmallVector<Type> vTypes(blocksV, i32);
-                SmallVector<int64_t> vCounts(blocksV, 2);
                 SmallVector<WarpCode::Regs> vFrag = warp.eachLane(
-                    kb, kl, {}, vTypes, vCounts,
+                    kb, kl, i32, blocksV, 2,
                     [&](OpBuilder &lb, Location ll, Value lane,
                         ArrayRef<SmallVector<Value>>) {
                       Value g = divC(lb, ll, lane, 4),
