@@ -1282,6 +1282,267 @@ Value unpackHalf(OpBuilder &b, Location loc, Value word, Value half) {
       arith::BitcastOp::create(b, loc, b.getBF16Type(), bits).getResult());
 }
 
+//===----------------------------------------------------------------------===//
+// Warp-level code and its emulation on CPUs
+//===----------------------------------------------------------------------===//
+
+/// A warp's code written once for two targets.
+///
+/// On a GPU the lanes are threads (the innermost dimension of their nest:
+/// kWarpLanes iterations) and a lane's registers are SSA values; the
+/// warp-wide steps are `nvvm.mma.sync` and `gpu.shuffle`.
+///
+/// Emulated (a test aid, so that the kernel runs on CPUs against the
+/// reference interpreter) the warp is one iteration and a register set is
+/// one flat vector of every lane's registers, lane-major: per-lane code runs
+/// in a loop over the lanes, an mma.sync computes what the PTX ISA defines
+/// from the owning lanes' registers, and a shuffle reads the other lane's
+/// element. The vectors are SSA values, not memory: nothing to free.
+class WarpCode {
+public:
+  /// `count` registers of one type per lane: the lane's values on a GPU,
+  /// one vector of kWarpLanes * count elements emulated.
+  struct Regs {
+    SmallVector<Value> values;
+    int64_t count = 0;
+  };
+  using LaneBody = function_ref<SmallVector<SmallVector<Value>>(
+      OpBuilder &, Location, Value lane, ArrayRef<SmallVector<Value>> in)>;
+
+  /// `lane` is the lane's index on a GPU, null emulated.
+  explicit WarpCode(Value lane) : lane(lane) {}
+  bool emulated() const { return !lane; }
+
+  /// `count` registers holding `value` (of `type`).
+  Regs splat(OpBuilder &b, Location loc, Type type, int64_t count,
+             double value) const {
+    if (!emulated())
+      return {SmallVector<Value>(count, floatConst(b, loc, type, value)),
+              count};
+    auto vec = VectorType::get({kWarpLanes * count}, type);
+    auto splat = DenseElementsAttr::get(
+        vec, ArrayRef<Attribute>{b.getFloatAttr(type, value)});
+    Value v = arith::ConstantOp::create(b, loc, vec, cast<TypedAttr>(splat));
+    return {{v}, count};
+  }
+
+  /// Runs `body` for each lane on its registers of `in`; it returns the
+  /// lane's registers of each output set, `outCounts[i]` of `outTypes[i]`.
+  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, ArrayRef<Regs> in,
+                             ArrayRef<Type> outTypes,
+                             ArrayRef<int64_t> outCounts, LaneBody body) const {
+    if (!emulated()) {
+      SmallVector<SmallVector<Value>> lanesIn;
+      for (const Regs &r : in)
+        lanesIn.push_back(r.values);
+      SmallVector<SmallVector<Value>> out = body(b, loc, lane, lanesIn);
+      SmallVector<Regs> result;
+      for (auto [values, count] : llvm::zip_equal(out, outCounts)) {
+        assert(static_cast<int64_t>(values.size()) == count);
+        result.push_back({values, count});
+      }
+      return result;
+    }
+    SmallVector<Value> inits;
+    for (auto [type, count] : llvm::zip_equal(outTypes, outCounts)) {
+      auto vec = VectorType::get({kWarpLanes * count}, type);
+      inits.push_back(
+          arith::ConstantOp::create(b, loc, vec, b.getZeroAttr(vec)));
+    }
+    auto each = loop(
+        b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes), inits,
+        [&](OpBuilder &lb, Location ll, Value l, ValueRange acc) {
+          SmallVector<SmallVector<Value>> lanesIn;
+          for (const Regs &r : in) {
+            Value base = mulC(lb, ll, l, r.count);
+            SmallVector<Value> values;
+            for (int64_t i = 0; i < r.count; ++i)
+              values.push_back(at(lb, ll, r.values[0],
+                                  addI(lb, ll, base, indexConst(lb, ll, i))));
+            lanesIn.push_back(values);
+          }
+          SmallVector<SmallVector<Value>> out = body(lb, ll, l, lanesIn);
+          SmallVector<Value> next;
+          for (auto [values, count, into] :
+               llvm::zip_equal(out, outCounts, acc)) {
+            assert(static_cast<int64_t>(values.size()) == count);
+            Value base = mulC(lb, ll, l, count), v = into;
+            for (int64_t i = 0; i < count; ++i)
+              v = vector::InsertOp::create(
+                  lb, ll, values[i], v,
+                  ArrayRef<OpFoldResult>{
+                      addI(lb, ll, base, indexConst(lb, ll, i))});
+            next.push_back(v);
+          }
+          return next;
+        });
+    SmallVector<Regs> result;
+    for (auto [v, count] : llvm::zip_equal(each.getResults(), outCounts))
+      result.push_back({{v}, count});
+    return result;
+  }
+
+  /// eachLane with `sets` output sets of `count` registers of `type` and no
+  /// inputs (a lane's loads).
+  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, Type type,
+                             int64_t sets, int64_t count, LaneBody body) const {
+    return eachLane(b, loc, {}, SmallVector<Type>(sets, type),
+                    SmallVector<int64_t>(sets, count), body);
+  }
+
+  /// d = a b + c, mma.sync m16n8k16, bf16 a (4 registers) and b (2), f32 c
+  /// and d (4).
+  Regs mma(OpBuilder &b, Location loc, const Regs &a, const Regs &bm,
+           const Regs &c) const {
+    Type f32 = b.getF32Type();
+    if (!emulated()) {
+      auto accType = LLVM::LLVMStructType::getLiteral(b.getContext(),
+                                                      {f32, f32, f32, f32});
+      Value res =
+          NVVM::MmaOp::create(b, loc, accType, a.values, bm.values, c.values,
+                              {16, 8, 16}, std::nullopt, std::nullopt,
+                              std::array<NVVM::MMATypes, 2>{
+                                  NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
+                              std::array<NVVM::MMALayout, 2>{
+                                  NVVM::MMALayout::row, NVVM::MMALayout::col});
+      Regs d{{}, 4};
+      for (int64_t i = 0; i < 4; ++i)
+        d.values.push_back(LLVM::ExtractValueOp::create(b, loc, res, i));
+      return d;
+    }
+    // Accumulator i of lane L = 4 g + q is D[row g + 8 (i / 2)][column 2 q
+    // + i % 2] = C + the sum over k < 16 of A[row][k] B[k][column], where
+    // A[r][k] is half k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r %
+    // 8) + (k % 8) / 2, and B[k][col] half k % 2 of register k / 8 of lane
+    // 4 col + (k % 8) / 2.
+    Value all =
+        loop(
+            b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * 4),
+            {c.values[0]},
+            [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+              auto div = [&](Value x, int64_t d) { return divC(ob, ol, x, d); };
+              auto rem = [&](Value x, int64_t d) { return remC(ob, ol, x, d); };
+              auto times = [&](Value x, int64_t m) {
+                return mulC(ob, ol, x, m);
+              };
+              auto plus = [&](Value x, Value y) { return addI(ob, ol, x, y); };
+              Value l = div(idx, 4), i = rem(idx, 4);
+              Value row = plus(div(l, 4), times(div(i, 2), 8));
+              Value col = plus(times(rem(l, 4), 2), rem(i, 2));
+              Value sum =
+                  loop(ob, ol, indexConst(ob, ol, 0), indexConst(ob, ol, 16),
+                       {at(ob, ol, acc[0], idx)},
+                       [&](OpBuilder &kb, Location kl, Value k,
+                           ValueRange part) {
+                         auto kdiv = [&](Value x, int64_t d) {
+                           return divC(kb, kl, x, d);
+                         };
+                         auto krem = [&](Value x, int64_t d) {
+                           return remC(kb, kl, x, d);
+                         };
+                         auto kplus = [&](Value x, Value y) {
+                           return addI(kb, kl, x, y);
+                         };
+                         Value pair = kdiv(krem(k, 8), 2), half = krem(k, 2);
+                         Value ownerA =
+                             kplus(mulC(kb, kl, krem(row, 8), 4), pair);
+                         Value regA =
+                             kplus(kdiv(row, 8), mulC(kb, kl, kdiv(k, 8), 2));
+                         Value av = unpackHalf(
+                             kb, kl,
+                             at(kb, kl, a.values[0],
+                                kplus(mulC(kb, kl, ownerA, 4), regA)),
+                             half);
+                         Value ownerB = kplus(mulC(kb, kl, col, 4), pair);
+                         Value bv = unpackHalf(
+                             kb, kl,
+                             at(kb, kl, bm.values[0],
+                                kplus(mulC(kb, kl, ownerB, 2), kdiv(k, 8))),
+                             half);
+                         return SmallVector<Value>{
+                             addF(kb, kl, part[0], mulF(kb, kl, av, bv))};
+                       })
+                      .getResult(0);
+              return SmallVector<Value>{vector::InsertOp::create(
+                  ob, ol, sum, acc[0], ArrayRef<OpFoldResult>{idx})};
+            })
+            .getResult(0);
+    return {{all}, 4};
+  }
+
+  /// Each register combined over the 4 lanes of its quad (lanes 4 g ..
+  /// 4 g + 3: one row of an mma fragment) by `combine`, as two butterfly
+  /// shuffles do it: (x_L . x_{L^1}) . (x_{L^2} . x_{L^3}).
+  Regs quadReduce(
+      OpBuilder &b, Location loc, const Regs &x,
+      function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {
+    if (!emulated()) {
+      Regs r{{}, x.count};
+      for (Value v : x.values) {
+        for (int32_t offset : {1, 2}) {
+          Value other = gpu::ShuffleOp::create(b, loc, v, offset, kWarpLanes,
+                                               gpu::ShuffleMode::XOR)
+                            .getShuffleResult();
+          v = combine(b, loc, v, other);
+        }
+        r.values.push_back(v);
+      }
+      return r;
+    }
+    const int64_t n = x.count;
+    Value all =
+        loop(b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * n),
+             {x.values[0]},
+             [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+               Value l = divC(ob, ol, idx, n), r = remC(ob, ol, idx, n);
+               Value quad = mulC(ob, ol, divC(ob, ol, l, 4), 4),
+                     q = remC(ob, ol, l, 4);
+               auto of = [&](Value lane) {
+                 return at(ob, ol, x.values[0],
+                           addI(ob, ol, mulC(ob, ol, lane, n), r));
+               };
+               auto laneXor = [&](int64_t m) {
+                 Value bits =
+                     arith::XOrIOp::create(ob, ol, q, indexConst(ob, ol, m));
+                 return addI(ob, ol, quad, bits);
+               };
+               Value lo = combine(ob, ol, of(l), of(laneXor(1)));
+               Value hi = combine(ob, ol, of(laneXor(2)), of(laneXor(3)));
+               return SmallVector<Value>{vector::InsertOp::create(
+                   ob, ol, combine(ob, ol, lo, hi), acc[0],
+                   ArrayRef<OpFoldResult>{idx})};
+             })
+            .getResult(0);
+    return {{all}, n};
+  }
+
+  /// The values of `sets` in one list (an scf.for's iteration arguments)
+  /// and back.
+  static SmallVector<Value> flatten(ArrayRef<Regs> sets) {
+    SmallVector<Value> all;
+    for (const Regs &r : sets)
+      all.append(r.values);
+    return all;
+  }
+  SmallVector<Regs> unflatten(ValueRange values,
+                              ArrayRef<int64_t> counts) const {
+    SmallVector<Regs> sets;
+    for (int64_t count : counts) {
+      const int64_t n = emulated() ? 1 : count;
+      sets.push_back({SmallVector<Value>(values.take_front(n)), count});
+      values = values.drop_front(n);
+    }
+    return sets;
+  }
+
+private:
+  static Value at(OpBuilder &b, Location loc, Value v, Value index) {
+    return vector::ExtractOp::create(b, loc, v, ArrayRef<OpFoldResult>{index});
+  }
+
+  Value lane;
+};
+
 /// The tensor-core form of the grouped expert GEMM: one warp per (tile of
 /// kMmaTileRows rows of one expert, kMmaBlocksN * 8 outputs n), as an
 /// iteration per (tile, warp's n range, lane) whose lane dimension is
@@ -1304,35 +1565,33 @@ Value unpackHalf(OpBuilder &b, Location loc, Value word, Value half) {
 /// of a step's k serves: the sum over k is the same.
 ///
 /// `emulate` (a test aid: jamba-cpu-lower-pipeline{gpu-kernels=1
-/// tensor-cores=1}) replaces each step's mma.sync by what the PTX ISA says
-/// the warp computes: every lane's mma operands are built by the same code
-/// into two flat vectors, and each lane sums its accumulators' products from
-/// the owning lanes' registers (unpacking the bf16 halves), so that the
-/// fragments, their packing and the epilogue run on a CPU against the
-/// reference interpreter.
+/// tensor-cores=1}): the same warp on a CPU (WarpCode), so that the
+/// fragments, their packing and the epilogue run against the reference
+/// interpreter.
 void groupedMmaTiles(
     OpBuilder &b, Location loc, const GroupedTiles &g, Value maxTiles,
     function_ref<std::tuple<Value, Value, Value>(OpBuilder &, Location, Value)>
         tileOf,
     bool emulate) {
-  MLIRContext *ctx = b.getContext();
   Type f32 = b.getF32Type(), i32 = b.getI32Type();
   Type wElem = cast<MemRefType>(g.w.getType()).getElementType();
   Type xElem = cast<MemRefType>(g.x.getType()).getElementType();
-  const int64_t lanesPerRow = kMmaStepK / 16;      // q = 0 .. 3
-  const int64_t perLane = kMmaStepK / lanesPerRow; // 16 k per lane
+  const int64_t slices = kMmaStepK / 16;      // q = 0 .. 3
+  const int64_t perLane = kMmaStepK / slices; // 16 k per lane
   const int64_t warpN = 8 * kMmaBlocksN;
   Value one = indexConst(b, loc, 1);
   Value warpsN = arith::DivUIOp::create(
       b, loc, addI(b, loc, g.n, indexConst(b, loc, warpN - 1)),
       indexConst(b, loc, warpN));
-  auto accType = LLVM::LLVMStructType::getLiteral(ctx, {f32, f32, f32, f32});
+  SmallVector<Value> dims{maxTiles, warpsN};
+  if (!emulate)
+    dims.push_back(indexConst(b, loc, kWarpLanes));
 
   parallel(
-      b, loc, "expert_gemm_mma",
-      {maxTiles, warpsN, indexConst(b, loc, kWarpLanes)},
+      b, loc, "expert_gemm_mma", dims,
       [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value t = iv[0], nWarp = iv[1], lane = iv[2];
+        Value t = iv[0], nWarp = iv[1];
+        WarpCode warp(emulate ? Value() : iv[2]);
         Value allTiles = load(pb, l, g.tileStarts, {g.experts});
         // Uniform over the warp: every lane of it has the same tile.
         Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult, t,
@@ -1374,204 +1633,76 @@ void groupedMmaTiles(
             return r;
           };
 
-          // Lane (rows r, q)'s registers for the step at k0: A of its two
-          // rows, B of its kMmaBlocksN weight rows, `words` each.
-          struct Fragments {
-            SmallVector<Value> a[2];
-            SmallVector<SmallVector<Value>> b;
-          };
-          auto fragments = [&](OpBuilder &kb, Location kl, Value k0,
-                               const LaneRows &r, Value q, int64_t wAlign,
-                               int64_t xAlign) {
-            Fragments f;
-            Value k =
-                addI(kb, kl, k0,
-                     arith::MulIOp::create(kb, kl, q, c(kb, kl, perLane)));
-            for (int64_t h = 0; h < 2; ++h) {
-              SmallVector<Value> at(r.xIdx[h]);
-              at.push_back(k);
-              f.a[h] = packedBF16(kb, kl, g.x, at, perLane, xAlign);
-            }
-            for (int64_t j = 0; j < kMmaBlocksN; ++j)
-              f.b.push_back(
-                  packedBF16(kb, kl, g.w, {e, r.wRow[j], k}, perLane, wAlign));
-            return f;
-          };
-
-          Value grp = divC(tb, tl, lane, 4), q = remC(tb, tl, lane, 4);
-          LaneRows own = laneRows(tb, tl, grp);
-
-          // The operands of mma s (of each block): A's 4 registers (row g,
-          // k 2q, 2q + 1), (row g + 8, same k), (row g, k 2q + 8, 2q + 9),
-          // (row g + 8, same k), i.e. words 2s, 2s, 2s + 1, 2s + 1 of rows g,
-          // g + 8, g, g + 8; B's 2 registers of block j (k 2q.., 2q + 8..),
-          // words 2s and 2s + 1.
-          auto operandsA = [&](const Fragments &f, int64_t s) {
-            return SmallVector<Value>{f.a[0][2 * s], f.a[1][2 * s],
-                                      f.a[0][2 * s + 1], f.a[1][2 * s + 1]};
-          };
-          auto operandsB = [&](const Fragments &f, int64_t j, int64_t s) {
-            return SmallVector<Value>{f.b[j][2 * s], f.b[j][2 * s + 1]};
-          };
-
-          // One K step on tensor cores.
-          auto mmaStep = [&](OpBuilder &kb, Location kl, Value k0,
-                             ValueRange acc, int64_t wAlign, int64_t xAlign) {
-            Fragments f = fragments(kb, kl, k0, own, q, wAlign, xAlign);
-            SmallVector<Value> next;
-            for (int64_t j = 0; j < kMmaBlocksN; ++j) {
-              SmallVector<Value> d(acc.begin() + 4 * j,
-                                   acc.begin() + 4 * j + 4);
-              for (int64_t s = 0; s < lanesPerRow; ++s) {
-                Value res = NVVM::MmaOp::create(
-                    kb, kl, accType, operandsA(f, s), operandsB(f, j, s), d,
-                    {16, 8, 16}, std::nullopt, std::nullopt,
-                    std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
-                                                  NVVM::MMATypes::bf16},
-                    std::array<NVVM::MMALayout, 2>{NVVM::MMALayout::row,
-                                                   NVVM::MMALayout::col});
-                for (int64_t i = 0; i < 4; ++i)
-                  d[i] = LLVM::ExtractValueOp::create(kb, kl, res, i);
-              }
-              next.append(d);
-            }
-            return next;
-          };
-
-          // The same step emulated: every lane's mma operands, then each
-          // lane computes its accumulators as the PTX ISA defines m16n8k16:
-          // accumulator i is D[row g + 8 (i / 2)][column 2q + i % 2] += the
-          // sum over k < 16 of A[row][k] B[k][column], where A[r][k] is half
-          // k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r % 8) + (k % 8)
-          // / 2, and B[k][c] half k % 2 of register k / 8 of lane 4 c + (k %
-          // 8) / 2. The warp's registers are two flat vectors (SSA values,
-          // not memory: nothing to free on a CPU), A at (lane, s, r), B at
-          // (lane, j, s, r).
-          auto emulatedStep = [&](OpBuilder &kb, Location kl, Value k0,
-                                  ValueRange acc, int64_t wAlign,
-                                  int64_t xAlign) {
-            const int64_t strideA = lanesPerRow * 4,
-                          strideB = kMmaBlocksN * lanesPerRow * 2;
-            auto flat = [&](int64_t size) -> Value {
-              auto type = VectorType::get({size}, i32);
-              return arith::ConstantOp::create(kb, kl, type,
-                                               kb.getZeroAttr(type));
-            };
-            auto regs = loop(
-                kb, kl, c(kb, kl, 0), c(kb, kl, kWarpLanes),
-                {flat(kWarpLanes * strideA), flat(kWarpLanes * strideB)},
-                [&](OpBuilder &lb, Location ll, Value other, ValueRange vs) {
-                  auto cc = [&](int64_t v) { return c(lb, ll, v); };
-                  Value og = divC(lb, ll, other, 4),
-                        oq = remC(lb, ll, other, 4);
-                  Fragments f = fragments(lb, ll, k0, laneRows(lb, ll, og), oq,
-                                          wAlign, xAlign);
-                  Value va = vs[0], vb = vs[1];
-                  auto put = [&](Value v, Value into, Value base,
-                                 int64_t inner) -> Value {
-                    Value at = addI(lb, ll, base, cc(inner));
-                    return vector::InsertOp::create(lb, ll, v, into,
-                                                    ArrayRef<OpFoldResult>{at});
-                  };
-                  Value baseA = mulC(lb, ll, other, strideA),
-                        baseB = mulC(lb, ll, other, strideB);
-                  for (int64_t s = 0; s < lanesPerRow; ++s) {
-                    SmallVector<Value> regsA = operandsA(f, s);
-                    for (int64_t r = 0; r < 4; ++r)
-                      va = put(regsA[r], va, baseA, s * 4 + r);
-                    for (int64_t j = 0; j < kMmaBlocksN; ++j) {
-                      SmallVector<Value> regsB = operandsB(f, j, s);
-                      for (int64_t r = 0; r < 2; ++r)
-                        vb = put(regsB[r], vb, baseB,
-                                 (j * lanesPerRow + s) * 2 + r);
-                    }
+          // One K step: every lane's fragments, A of slice s (registers
+          // (row g, k 2q..), (row g + 8), (row g, k 2q + 8..), (row g + 8):
+          // words 2s, 2s, 2s + 1, 2s + 1 of its rows g, g + 8, g, g + 8) and
+          // B of n-block j and slice s (words 2s and 2s + 1 of weight row
+          // j), then kMmaBlocksN x slices mma.sync.
+          SmallVector<Type> fragTypes(slices + kMmaBlocksN * slices, i32);
+          SmallVector<int64_t> fragCounts(slices, 4);
+          fragCounts.append(kMmaBlocksN * slices, 2);
+          auto step = [&](OpBuilder &kb, Location kl, Value k0,
+                          ArrayRef<WarpCode::Regs> acc, int64_t wAlign,
+                          int64_t xAlign) {
+            SmallVector<WarpCode::Regs> frag = warp.eachLane(
+                kb, kl, {}, fragTypes, fragCounts,
+                [&](OpBuilder &lb, Location ll, Value lane,
+                    ArrayRef<SmallVector<Value>>) {
+                  Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                  LaneRows r = laneRows(lb, ll, grp);
+                  Value k = addI(lb, ll, k0, mulC(lb, ll, q, perLane));
+                  SmallVector<Value> words[2];
+                  for (int64_t h = 0; h < 2; ++h) {
+                    SmallVector<Value> at(r.xIdx[h]);
+                    at.push_back(k);
+                    words[h] = packedBF16(lb, ll, g.x, at, perLane, xAlign);
                   }
-                  return SmallVector<Value>{va, vb};
+                  SmallVector<SmallVector<Value>> regs;
+                  for (int64_t s = 0; s < slices; ++s)
+                    regs.push_back({words[0][2 * s], words[1][2 * s],
+                                    words[0][2 * s + 1], words[1][2 * s + 1]});
+                  for (int64_t j = 0; j < kMmaBlocksN; ++j) {
+                    SmallVector<Value> w = packedBF16(
+                        lb, ll, g.w, {e, r.wRow[j], k}, perLane, wAlign);
+                    for (int64_t s = 0; s < slices; ++s)
+                      regs.push_back({w[2 * s], w[2 * s + 1]});
+                  }
+                  return regs;
                 });
-            Value warpA = regs.getResult(0), warpB = regs.getResult(1);
-            // Accumulator a's product at t = 16 s + k: A[row][k] of mma s
-            // (from its owner's register (row / 8) + 2 (k / 8), at (lane, s,
-            // register)) times B[k][column] of block j (register k / 8, at
-            // (lane, j, s, register)).
-            auto product = [&](OpBuilder &pb, Location pl, Value a, Value t) {
-              auto div = [&](Value x, int64_t d) { return divC(pb, pl, x, d); };
-              auto rem = [&](Value x, int64_t d) { return remC(pb, pl, x, d); };
-              auto times = [&](Value x, int64_t m) {
-                return mulC(pb, pl, x, m);
-              };
-              auto plus = [&](Value x, Value y) { return addI(pb, pl, x, y); };
-              auto at = [&](Value v, Value index) -> Value {
-                return vector::ExtractOp::create(pb, pl, v,
-                                                 ArrayRef<OpFoldResult>{index});
-              };
-              Value j = div(a, 4), i = rem(a, 4), s = div(t, 16),
-                    k = rem(t, 16);
-              Value row = plus(grp, times(div(i, 2), 8));
-              Value col = plus(times(q, 2), rem(i, 2));
-              Value pair = div(rem(k, 8), 2), half = rem(k, 2);
-              Value ownerA = plus(times(rem(row, 8), 4), pair);
-              Value regA = plus(div(row, 8), times(div(k, 8), 2));
-              Value av = unpackHalf(pb, pl,
-                                    at(warpA, plus(times(ownerA, strideA),
-                                                   plus(times(s, 4), regA))),
-                                    half);
-              Value ownerB = plus(times(col, 4), pair);
-              Value regB =
-                  plus(times(plus(times(j, lanesPerRow), s), 2), div(k, 8));
-              Value bv = unpackHalf(
-                  pb, pl, at(warpB, plus(times(ownerB, strideB), regB)), half);
-              return mulF(pb, pl, av, bv);
-            };
-            // One loop over the accumulators, one over (s, k): a small
-            // emulation to compile.
-            auto accs = VectorType::get({4 * kMmaBlocksN}, f32);
-            Value all = vector::FromElementsOp::create(kb, kl, accs, acc);
-            all =
-                loop(kb, kl, c(kb, kl, 0), c(kb, kl, 4 * kMmaBlocksN), {all},
-                     [&](OpBuilder &ab, Location al, Value a, ValueRange cur) {
-                       Value start = vector::ExtractOp::create(
-                           ab, al, cur[0], ArrayRef<OpFoldResult>{a});
-                       Value sum = loop(ab, al, c(ab, al, 0),
-                                        c(ab, al, 16 * lanesPerRow), {start},
-                                        [&](OpBuilder &sb, Location sl, Value t,
-                                            ValueRange partial) {
-                                          return SmallVector<Value>{
-                                              addF(sb, sl, partial[0],
-                                                   product(sb, sl, a, t))};
-                                        })
-                                       .getResult(0);
-                       return SmallVector<Value>{vector::InsertOp::create(
-                           ab, al, sum, cur[0], ArrayRef<OpFoldResult>{a})};
-                     })
-                    .getResult(0);
-            SmallVector<Value> next;
-            for (int64_t a = 0; a < 4 * kMmaBlocksN; ++a)
-              next.push_back(vector::ExtractOp::create(kb, kl, all, a));
+            SmallVector<WarpCode::Regs> next(acc);
+            for (int64_t j = 0; j < kMmaBlocksN; ++j)
+              for (int64_t s = 0; s < slices; ++s)
+                next[j] = warp.mma(kb, kl, frag[s],
+                                   frag[slices + j * slices + s], next[j]);
             return next;
           };
 
-          // The K loop: kMmaBlocksN blocks of 4 f32 accumulators.
+          // The K loop: kMmaBlocksN blocks of 4 f32 accumulators, with
+          // aligned 16-byte vectors (the lane form's test) or element loads.
+          SmallVector<WarpCode::Regs> init;
+          for (int64_t j = 0; j < kMmaBlocksN; ++j)
+            init.push_back(warp.splat(tb, tl, f32, 4, 0.0));
+          SmallVector<int64_t> accCounts(kMmaBlocksN, 4);
           auto kLoop = [&](OpBuilder &sb, Location sl, int64_t wAlign,
                            int64_t xAlign) {
-            SmallVector<Value> inits(4 * kMmaBlocksN,
-                                     floatConst(sb, sl, f32, 0.0));
             return scf::ForOp::create(
                        sb, sl, c(sb, sl, 0), g.kDim, c(sb, sl, kMmaStepK),
-                       inits,
+                       WarpCode::flatten(init),
                        [&](OpBuilder &kb, Location kl, Value k0,
-                           ValueRange acc) {
+                           ValueRange args) {
                          scf::YieldOp::create(
                              kb, kl,
-                             emulate
-                                 ? emulatedStep(kb, kl, k0, acc, wAlign, xAlign)
-                                 : mmaStep(kb, kl, k0, acc, wAlign, xAlign));
+                             WarpCode::flatten(step(
+                                 kb, kl, k0, warp.unflatten(args, accCounts),
+                                 wAlign, xAlign)));
                        })
                 .getResults();
           };
-          // Aligned 16-byte vectors (the lane form's test) or element loads.
           const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
                         xBytes = xElem.getIntOrFloatBitWidth() / 8;
-          SmallVector<Type> accTypes(4 * kMmaBlocksN, f32);
+          SmallVector<Type> accTypes;
+          for (Value v : WarpCode::flatten(init))
+            accTypes.push_back(v.getType());
           auto sums = scf::IfOp::create(tb, tl, accTypes, g.vectors,
                                         /*withElseRegion=*/true);
           {
@@ -1583,33 +1714,43 @@ void groupedMmaTiles(
           }
           // The epilogue: accumulator i of block j is row g + 8 (i / 2),
           // column n = the warp's first + 8 j + 2 q + i % 2.
-          for (int64_t j = 0; j < kMmaBlocksN; ++j)
-            for (int64_t i = 0; i < 4; ++i) {
-              const int64_t h = i / 2;
-              Value nn =
-                  addI(tb, tl, nFirst,
-                       addI(tb, tl, c(tb, tl, 8 * j + i % 2),
-                            arith::MulIOp::create(tb, tl, q, c(tb, tl, 2))));
-              Value rowInTile = addI(tb, tl, grp, c(tb, tl, 8 * h));
-              Value store = arith::AndIOp::create(
-                  tb, tl,
-                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
-                                        rowInTile, count),
-                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult, nn,
-                                        g.n));
-              scf::IfOp::create(tb, tl, store, [&](OpBuilder &sb, Location sl) {
-                Value v = sums.getResult(4 * j + i);
-                if (g.scale)
-                  v = mulF(sb, sl, v, loadF32(sb, sl, g.scale, {e, nn}));
-                if (g.routeWeights)
-                  v = mulF(sb, sl, v,
-                           loadF32(sb, sl, g.routeWeights, own.rowIdx[h]));
-                SmallVector<Value> out(own.rowIdx[h]);
-                out.push_back(nn);
-                storeF32(sb, sl, v, g.result, out);
-                scf::YieldOp::create(sb, sl);
+          warp.eachLane(
+              tb, tl, warp.unflatten(sums.getResults(), accCounts), {}, {},
+              [&](OpBuilder &lb, Location ll, Value lane,
+                  ArrayRef<SmallVector<Value>> acc) {
+                Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                LaneRows own = laneRows(lb, ll, grp);
+                for (int64_t j = 0; j < kMmaBlocksN; ++j)
+                  for (int64_t i = 0; i < 4; ++i) {
+                    const int64_t h = i / 2;
+                    Value nn = addI(lb, ll, nFirst,
+                                    addI(lb, ll, c(lb, ll, 8 * j + i % 2),
+                                         mulC(lb, ll, q, 2)));
+                    Value rowInTile = addI(lb, ll, grp, c(lb, ll, 8 * h));
+                    Value store = arith::AndIOp::create(
+                        lb, ll,
+                        arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult,
+                                              rowInTile, count),
+                        arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult,
+                                              nn, g.n));
+                    scf::IfOp::create(
+                        lb, ll, store, [&](OpBuilder &sb, Location sl) {
+                          Value v = acc[j][i];
+                          if (g.scale)
+                            v = mulF(sb, sl, v,
+                                     loadF32(sb, sl, g.scale, {e, nn}));
+                          if (g.routeWeights)
+                            v = mulF(
+                                sb, sl, v,
+                                loadF32(sb, sl, g.routeWeights, own.rowIdx[h]));
+                          SmallVector<Value> out(own.rowIdx[h]);
+                          out.push_back(nn);
+                          storeF32(sb, sl, v, g.result, out);
+                          scf::YieldOp::create(sb, sl);
+                        });
+                  }
+                return SmallVector<SmallVector<Value>>{};
               });
-            }
           scf::YieldOp::create(tb, tl);
         });
       });
@@ -2142,267 +2283,6 @@ struct AttentionSplits {
   int64_t mmaMinTokens = 0;
   /// Test aid: attentionMmaTiles's warps emulated (WarpCode).
   bool emulateMma = false;
-};
-
-//===----------------------------------------------------------------------===//
-// Warp-level code and its emulation on CPUs
-//===----------------------------------------------------------------------===//
-
-/// A warp's code written once for two targets.
-///
-/// On a GPU the lanes are threads (the innermost dimension of their nest:
-/// kWarpLanes iterations) and a lane's registers are SSA values; the
-/// warp-wide steps are `nvvm.mma.sync` and `gpu.shuffle`.
-///
-/// Emulated (a test aid, so that the kernel runs on CPUs against the
-/// reference interpreter) the warp is one iteration and a register set is
-/// one flat vector of every lane's registers, lane-major: per-lane code runs
-/// in a loop over the lanes, an mma.sync computes what the PTX ISA defines
-/// from the owning lanes' registers, and a shuffle reads the other lane's
-/// element. The vectors are SSA values, not memory: nothing to free.
-class WarpCode {
-public:
-  /// `count` registers of one type per lane: the lane's values on a GPU,
-  /// one vector of kWarpLanes * count elements emulated.
-  struct Regs {
-    SmallVector<Value> values;
-    int64_t count = 0;
-  };
-  using LaneBody = function_ref<SmallVector<SmallVector<Value>>(
-      OpBuilder &, Location, Value lane, ArrayRef<SmallVector<Value>> in)>;
-
-  /// `lane` is the lane's index on a GPU, null emulated.
-  explicit WarpCode(Value lane) : lane(lane) {}
-  bool emulated() const { return !lane; }
-
-  /// `count` registers holding `value` (of `type`).
-  Regs splat(OpBuilder &b, Location loc, Type type, int64_t count,
-             double value) const {
-    if (!emulated())
-      return {SmallVector<Value>(count, floatConst(b, loc, type, value)),
-              count};
-    auto vec = VectorType::get({kWarpLanes * count}, type);
-    auto splat = DenseElementsAttr::get(
-        vec, ArrayRef<Attribute>{b.getFloatAttr(type, value)});
-    Value v = arith::ConstantOp::create(b, loc, vec, cast<TypedAttr>(splat));
-    return {{v}, count};
-  }
-
-  /// Runs `body` for each lane on its registers of `in`; it returns the
-  /// lane's registers of each output set, `outCounts[i]` of `outTypes[i]`.
-  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, ArrayRef<Regs> in,
-                             ArrayRef<Type> outTypes,
-                             ArrayRef<int64_t> outCounts, LaneBody body) const {
-    if (!emulated()) {
-      SmallVector<SmallVector<Value>> lanesIn;
-      for (const Regs &r : in)
-        lanesIn.push_back(r.values);
-      SmallVector<SmallVector<Value>> out = body(b, loc, lane, lanesIn);
-      SmallVector<Regs> result;
-      for (auto [values, count] : llvm::zip_equal(out, outCounts)) {
-        assert(static_cast<int64_t>(values.size()) == count);
-        result.push_back({values, count});
-      }
-      return result;
-    }
-    SmallVector<Value> inits;
-    for (auto [type, count] : llvm::zip_equal(outTypes, outCounts)) {
-      auto vec = VectorType::get({kWarpLanes * count}, type);
-      inits.push_back(
-          arith::ConstantOp::create(b, loc, vec, b.getZeroAttr(vec)));
-    }
-    auto each = loop(
-        b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes), inits,
-        [&](OpBuilder &lb, Location ll, Value l, ValueRange acc) {
-          SmallVector<SmallVector<Value>> lanesIn;
-          for (const Regs &r : in) {
-            Value base = mulC(lb, ll, l, r.count);
-            SmallVector<Value> values;
-            for (int64_t i = 0; i < r.count; ++i)
-              values.push_back(at(lb, ll, r.values[0],
-                                  addI(lb, ll, base, indexConst(lb, ll, i))));
-            lanesIn.push_back(values);
-          }
-          SmallVector<SmallVector<Value>> out = body(lb, ll, l, lanesIn);
-          SmallVector<Value> next;
-          for (auto [values, count, into] :
-               llvm::zip_equal(out, outCounts, acc)) {
-            assert(static_cast<int64_t>(values.size()) == count);
-            Value base = mulC(lb, ll, l, count), v = into;
-            for (int64_t i = 0; i < count; ++i)
-              v = vector::InsertOp::create(
-                  lb, ll, values[i], v,
-                  ArrayRef<OpFoldResult>{
-                      addI(lb, ll, base, indexConst(lb, ll, i))});
-            next.push_back(v);
-          }
-          return next;
-        });
-    SmallVector<Regs> result;
-    for (auto [v, count] : llvm::zip_equal(each.getResults(), outCounts))
-      result.push_back({{v}, count});
-    return result;
-  }
-
-  /// eachLane with `sets` output sets of `count` registers of `type` and no
-  /// inputs (a lane's loads).
-  SmallVector<Regs> eachLane(OpBuilder &b, Location loc, Type type,
-                             int64_t sets, int64_t count, LaneBody body) const {
-    return eachLane(b, loc, {}, SmallVector<Type>(sets, type),
-                    SmallVector<int64_t>(sets, count), body);
-  }
-
-  /// d = a b + c, mma.sync m16n8k16, bf16 a (4 registers) and b (2), f32 c
-  /// and d (4).
-  Regs mma(OpBuilder &b, Location loc, const Regs &a, const Regs &bm,
-           const Regs &c) const {
-    Type f32 = b.getF32Type();
-    if (!emulated()) {
-      auto accType = LLVM::LLVMStructType::getLiteral(b.getContext(),
-                                                      {f32, f32, f32, f32});
-      Value res =
-          NVVM::MmaOp::create(b, loc, accType, a.values, bm.values, c.values,
-                              {16, 8, 16}, std::nullopt, std::nullopt,
-                              std::array<NVVM::MMATypes, 2>{
-                                  NVVM::MMATypes::bf16, NVVM::MMATypes::bf16},
-                              std::array<NVVM::MMALayout, 2>{
-                                  NVVM::MMALayout::row, NVVM::MMALayout::col});
-      Regs d{{}, 4};
-      for (int64_t i = 0; i < 4; ++i)
-        d.values.push_back(LLVM::ExtractValueOp::create(b, loc, res, i));
-      return d;
-    }
-    // Accumulator i of lane L = 4 g + q is D[row g + 8 (i / 2)][column 2 q
-    // + i % 2] = C + the sum over k < 16 of A[row][k] B[k][column], where
-    // A[r][k] is half k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r %
-    // 8) + (k % 8) / 2, and B[k][col] half k % 2 of register k / 8 of lane
-    // 4 col + (k % 8) / 2.
-    Value all =
-        loop(
-            b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * 4),
-            {c.values[0]},
-            [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
-              auto div = [&](Value x, int64_t d) { return divC(ob, ol, x, d); };
-              auto rem = [&](Value x, int64_t d) { return remC(ob, ol, x, d); };
-              auto times = [&](Value x, int64_t m) {
-                return mulC(ob, ol, x, m);
-              };
-              auto plus = [&](Value x, Value y) { return addI(ob, ol, x, y); };
-              Value l = div(idx, 4), i = rem(idx, 4);
-              Value row = plus(div(l, 4), times(div(i, 2), 8));
-              Value col = plus(times(rem(l, 4), 2), rem(i, 2));
-              Value sum =
-                  loop(ob, ol, indexConst(ob, ol, 0), indexConst(ob, ol, 16),
-                       {at(ob, ol, acc[0], idx)},
-                       [&](OpBuilder &kb, Location kl, Value k,
-                           ValueRange part) {
-                         auto kdiv = [&](Value x, int64_t d) {
-                           return divC(kb, kl, x, d);
-                         };
-                         auto krem = [&](Value x, int64_t d) {
-                           return remC(kb, kl, x, d);
-                         };
-                         auto kplus = [&](Value x, Value y) {
-                           return addI(kb, kl, x, y);
-                         };
-                         Value pair = kdiv(krem(k, 8), 2), half = krem(k, 2);
-                         Value ownerA =
-                             kplus(mulC(kb, kl, krem(row, 8), 4), pair);
-                         Value regA =
-                             kplus(kdiv(row, 8), mulC(kb, kl, kdiv(k, 8), 2));
-                         Value av = unpackHalf(
-                             kb, kl,
-                             at(kb, kl, a.values[0],
-                                kplus(mulC(kb, kl, ownerA, 4), regA)),
-                             half);
-                         Value ownerB = kplus(mulC(kb, kl, col, 4), pair);
-                         Value bv = unpackHalf(
-                             kb, kl,
-                             at(kb, kl, bm.values[0],
-                                kplus(mulC(kb, kl, ownerB, 2), kdiv(k, 8))),
-                             half);
-                         return SmallVector<Value>{
-                             addF(kb, kl, part[0], mulF(kb, kl, av, bv))};
-                       })
-                      .getResult(0);
-              return SmallVector<Value>{vector::InsertOp::create(
-                  ob, ol, sum, acc[0], ArrayRef<OpFoldResult>{idx})};
-            })
-            .getResult(0);
-    return {{all}, 4};
-  }
-
-  /// Each register combined over the 4 lanes of its quad (lanes 4 g ..
-  /// 4 g + 3: one row of an mma fragment) by `combine`, as two butterfly
-  /// shuffles do it: (x_L . x_{L^1}) . (x_{L^2} . x_{L^3}).
-  Regs quadReduce(
-      OpBuilder &b, Location loc, const Regs &x,
-      function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {
-    if (!emulated()) {
-      Regs r{{}, x.count};
-      for (Value v : x.values) {
-        for (int32_t offset : {1, 2}) {
-          Value other = gpu::ShuffleOp::create(b, loc, v, offset, kWarpLanes,
-                                               gpu::ShuffleMode::XOR)
-                            .getShuffleResult();
-          v = combine(b, loc, v, other);
-        }
-        r.values.push_back(v);
-      }
-      return r;
-    }
-    const int64_t n = x.count;
-    Value all =
-        loop(b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * n),
-             {x.values[0]},
-             [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
-               Value l = divC(ob, ol, idx, n), r = remC(ob, ol, idx, n);
-               Value quad = mulC(ob, ol, divC(ob, ol, l, 4), 4),
-                     q = remC(ob, ol, l, 4);
-               auto of = [&](Value lane) {
-                 return at(ob, ol, x.values[0],
-                           addI(ob, ol, mulC(ob, ol, lane, n), r));
-               };
-               auto laneXor = [&](int64_t m) {
-                 Value bits =
-                     arith::XOrIOp::create(ob, ol, q, indexConst(ob, ol, m));
-                 return addI(ob, ol, quad, bits);
-               };
-               Value lo = combine(ob, ol, of(l), of(laneXor(1)));
-               Value hi = combine(ob, ol, of(laneXor(2)), of(laneXor(3)));
-               return SmallVector<Value>{vector::InsertOp::create(
-                   ob, ol, combine(ob, ol, lo, hi), acc[0],
-                   ArrayRef<OpFoldResult>{idx})};
-             })
-            .getResult(0);
-    return {{all}, n};
-  }
-
-  /// The values of `sets` in one list (an scf.for's iteration arguments)
-  /// and back.
-  static SmallVector<Value> flatten(ArrayRef<Regs> sets) {
-    SmallVector<Value> all;
-    for (const Regs &r : sets)
-      all.append(r.values);
-    return all;
-  }
-  SmallVector<Regs> unflatten(ValueRange values,
-                              ArrayRef<int64_t> counts) const {
-    SmallVector<Regs> sets;
-    for (int64_t count : counts) {
-      const int64_t n = emulated() ? 1 : count;
-      sets.push_back({SmallVector<Value>(values.take_front(n)), count});
-      values = values.drop_front(n);
-    }
-    return sets;
-  }
-
-private:
-  static Value at(OpBuilder &b, Location loc, Value v, Value index) {
-    return vector::ExtractOp::create(b, loc, v, ArrayRef<OpFoldResult>{index});
-  }
-
-  Value lane;
 };
 
 /// Query rows of a warp in the tensor-core attention: the M of m16n8k16.

@@ -19,9 +19,9 @@
 // CHECK: %[[TILE_ROWS:.+]] = arith.constant 16 : index
 // CHECK: } {jamba.kernel = "expert_gemm_offsets"}
 // CHECK: scf.parallel (%[[T:.+]], %[[W:.+]], %[[LANE:.+]]) = ({{.+}}) to (%{{.+}}, %{{.+}}, %c32{{.*}})
-// CHECK:   %[[Q:.+]] = arith.remui %[[LANE]], %c4
 // CHECK:   scf.if
 // CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c64{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK:       arith.remui %[[LANE]], %c4
 // CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
 // CHECK:       arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
 // CHECK:       vector.bitcast %{{.+}} : vector<4xbf16> to vector<2xi32>
@@ -39,12 +39,13 @@
 // CHECK: } {jamba.kernel = "expert_gemm_mma"}
 // CHECK-NOT: expert_gemm_grouped
 
-// The emulation (a test aid for CPUs): no mma.sync; the warp's 32 lanes'
-// registers are gathered into flat vectors, each lane sums its accumulators
-// from them.
+// The emulation (a test aid for CPUs): no mma.sync; the warp is one
+// iteration, its register sets vectors of all 32 lanes' registers (the 4
+// n-blocks' accumulators: 4 x 32 f32 each).
 // EMU-LABEL: func.func @int8_experts
 // EMU-NOT: nvvm.mma.sync
-// EMU: scf.for {{.+}} iter_args({{.+}}) -> (vector<512xi32>, vector<1024xi32>)
+// EMU: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %{{[^,]+}}) step
+// EMU: scf.for {{.+}} step %c64{{.*}} iter_args({{.+}}) -> (vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>)
 // EMU: } {jamba.kernel = "expert_gemm_mma"}
 
 // Without the option: the CUDA-core grouped form (tiles of 8).
