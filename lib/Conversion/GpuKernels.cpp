@@ -2667,13 +2667,14 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                       lb, ll, arith::CmpIPredicate::ult, token, a.seq);
                   scf::IfOp::create(
                       lb, ll, inCall, [&](OpBuilder &sb, Location sl) {
-                        auto channelOf = [&](int64_t blk, int64_t i) {
-                          return addI(sb, sl,
-                                      mulC(sb, sl,
-                                           addI(sb, sl, mulC(sb, sl, q, 2),
-                                                c(sb, sl, i % 2)),
+                        auto channelOf = [&](OpBuilder &cb, Location cl,
+                                             int64_t blk, int64_t i) {
+                          return addI(cb, cl,
+                                      mulC(cb, cl,
+                                           addI(cb, cl, mulC(cb, cl, q, 2),
+                                                c(cb, cl, i % 2)),
                                            blocksV),
-                                      c(sb, sl, blk));
+                                      c(cb, cl, blk));
                         };
                         scf::IfOp::create(
                             sb, sl, whole,
@@ -2685,20 +2686,20 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                                               ob, ol, in[blk][i], rowSums[r]),
                                           {bi, token,
                                            addI(ob, ol, mulC(ob, ol, head, hd),
-                                                channelOf(blk, i))});
+                                                channelOf(ob, ol, blk, i))});
                               scf::YieldOp::create(ob, ol);
                             },
-                            [&](OpBuilder &pb2, Location pl2) {
+                            [&](OpBuilder &xb, Location xl) {
                               for (int64_t blk = 0; blk < blocksV; ++blk)
                                 for (int64_t i = 2 * r; i < 2 * r + 2; ++i)
-                                  storeF32(pb2, pl2, in[blk][i], a.part,
+                                  storeF32(xb, xl, in[blk][i], a.part,
                                            {bi, token, head, split,
-                                            channelOf(blk, i)});
+                                            channelOf(xb, xl, blk, i)});
                               Value firstOfQuad = arith::CmpIOp::create(
-                                  pb2, pl2, arith::CmpIPredicate::eq, q,
-                                  c(pb2, pl2, 0));
+                                  xb, xl, arith::CmpIPredicate::eq, q,
+                                  c(xb, xl, 0));
                               scf::IfOp::create(
-                                  pb2, pl2, firstOfQuad,
+                                  xb, xl, firstOfQuad,
                                   [&](OpBuilder &fb, Location fl) {
                                     storeF32(
                                         fb, fl, maxima[r], a.stats,
@@ -2708,7 +2709,7 @@ void attentionMmaTiles(OpBuilder &b, Location loc, const AttentionTiles &a,
                                         {bi, token, head, split, c(fb, fl, 1)});
                                     scf::YieldOp::create(fb, fl);
                                   });
-                              scf::YieldOp::create(pb2, pl2);
+                              scf::YieldOp::create(xb, xl);
                             });
                         scf::YieldOp::create(sb, sl);
                       });
