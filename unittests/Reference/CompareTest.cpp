@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
 using namespace jamba::ref;
@@ -20,6 +21,17 @@ TEST(ReferenceCompare, RowRelErrIsTheMaxDifferenceOverTheMaxMagnitude) {
   std::vector<float> zeros = {0.0f, 0.0f};
   std::vector<float> small = {0.0f, 0.5f};
   EXPECT_DOUBLE_EQ(rowRelErr(small.data(), zeros.data(), 2), 0.5);
+}
+
+TEST(ReferenceCompare, RowRelErrOfANonFiniteTestValueIsInfinite) {
+  // A NaN would otherwise drop out of the maximum: a row of NaNs passed.
+  std::vector<float> ref = {2.0f, -4.0f, 1.0f};
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> test = {2.0f, bad, 1.0f};
+    EXPECT_EQ(rowRelErr(test.data(), ref.data(), 3), INFINITY) << bad;
+    std::vector<float> all(3, bad);
+    EXPECT_EQ(rowRelErr(all.data(), ref.data(), 3), INFINITY) << bad;
+  }
 }
 
 TEST(ReferenceCompare, ChosenIdsAreTheArgmaxOrANearTie) {
