@@ -1,0 +1,111 @@
+//===- CausalConv1d.cpp - jamba.causal_conv1d on GPUs
+//-----------------------===//
+//
+// Part of jamba-mlir. The causal conv1d as a loop nest: see lowerCausalConv1d.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "../JambaToLinalg/LoweringUtils.h"
+#include "KernelUtils.h"
+
+#include "jamba/Conversion/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+using namespace mlir::jamba::gpukernels;
+using lowering::convertScalar;
+using lowering::floatConst;
+using lowering::indexConst;
+
+namespace {} // namespace
+
+/// One iteration per (b, c): y[b, t, c] sums the K taps over the extended
+/// input (state, then this call's inputs); the new state is the extended
+/// input's last K-1 values.
+LogicalResult gpukernels::lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
+  if (!isF32Compatible(op.getInput().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  auto sType = cast<RankedTensorType>(op.getNewState().getType());
+  Value x = buf(op.getInput()), w = buf(op.getWeight()),
+        bias = buf(op.getBias()), state = buf(op.getState());
+  Value batch = dim(b, loc, x, 0), seq = dim(b, loc, x, 1),
+        channels = dim(b, loc, x, 2), width = dim(b, loc, w, 1),
+        past = dim(b, loc, state, 2);
+  // y, in bf16 too when a cuBLAS GEMM reads it (NarrowedResult).
+  NarrowedResult y(op.getResult());
+  y.allocate(b, loc, {batch, seq, channels});
+  Value newState =
+      lowering::allocBuffer(b, loc, sType, {batch, channels, past});
+  // Safe over the old state: thread (b, c) alone touches row (b, c); it
+  // reads the old row for y first, then writes position j after reading
+  // position seq + j >= j.
+  newState.getDefiningOp()->setAttr(kStateOverOldAttr, b.getUnitAttr());
+  Value zero = indexConst(b, loc, 0);
+  Type f32 = b.getF32Type();
+
+  // ext[j] of sequence b, channel c: state[b, c, j] for j < past, else
+  // x[b, j - past, c].
+  auto extAt = [&](OpBuilder &nb, Location nl, Value bi, Value c, Value j) {
+    Value inState =
+        arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::ult, j, past);
+    auto ifOp = scf::IfOp::create(
+        nb, nl, inState,
+        [&](OpBuilder &ib, Location il) {
+          scf::YieldOp::create(ib, il, loadF32(ib, il, state, {bi, c, j}));
+        },
+        [&](OpBuilder &ib, Location il) {
+          Value t = arith::SubIOp::create(ib, il, j, past);
+          scf::YieldOp::create(ib, il, loadF32(ib, il, x, {bi, t, c}));
+        });
+    return ifOp.getResult(0);
+  };
+
+  parallel(
+      b, loc, "causal_conv1d", {batch, channels},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], c = ivs[1];
+        Value init =
+            bias ? loadF32(pb, l, bias, {c}) : floatConst(pb, l, f32, 0.0);
+        loop(pb, l, zero, seq, {},
+             [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+               auto acc = loop(
+                   tb, tl, zero, width, {init},
+                   [&](OpBuilder &nb, Location nl, Value j, ValueRange args) {
+                     Value wj = loadF32(nb, nl, w, {c, j});
+                     Value xj = extAt(nb, nl, bi, c, addI(nb, nl, t, j));
+                     return SmallVector<Value>{
+                         addF(nb, nl, args[0], mulF(nb, nl, wj, xj))};
+                   });
+               Value out = acc.getResult(0);
+               if (op.getSilu())
+                 out = lowering::buildSilu(tb, tl, out);
+               y.store(tb, tl, out, {bi, t, c});
+               return SmallVector<Value>{};
+             });
+        loop(pb, l, zero, past, {},
+             [&](OpBuilder &nb, Location nl, Value j, ValueRange) {
+               Value v = extAt(nb, nl, bi, c, addI(nb, nl, seq, j));
+               storeF32(nb, nl, v, newState, {bi, c, j});
+               return SmallVector<Value>{};
+             });
+      });
+  y.replaceReaders(rw, b, loc);
+  rw.replaceAllUsesWith(op.getNewState(),
+                        lowering::bufferResult(b, loc, sType, newState));
+  rw.eraseOp(op);
+  return success();
+}

@@ -1,0 +1,781 @@
+//===- ExpertGemm.cpp - jamba.expert_gemm on GPUs
+//---------------------------===//
+//
+// Part of jamba-mlir. The expert GEMM: the lane form, the token-grouped form
+// and its tensor-core form (see lowerExpertGemm and groupedMmaTiles).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "../JambaToLinalg/LoweringUtils.h"
+#include "KernelUtils.h"
+
+#include "WarpCode.h"
+
+#include "jamba/Conversion/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+using namespace mlir::jamba::gpukernels;
+using lowering::convertScalar;
+using lowering::floatConst;
+using lowering::indexConst;
+
+namespace {
+
+/// Rows (token, slot) that still get every lane: the lanes per row are
+/// min(maxLanes, kLaneRowBudget * maxLanes / rows), at least 1, so the
+/// partial sums stay within kLaneRowBudget * maxLanes rows of N floats.
+constexpr int64_t kLaneRowBudget = 64;
+
+/// Rows of one expert a thread of the grouped expert GEMM computes.
+constexpr int64_t kGroupRows = 8;
+
+/// Bytes of one vector load of the weights (a 128-bit load on a GPU).
+constexpr int64_t kWeightVectorBytes = 16;
+
+/// Bytes of one vector load of the weights in the grouped expert GEMM,
+/// whose thread keeps kGroupRows rows of inputs in flight: with 8 bytes,
+/// ptxas gives jamba-small's grouped kernel 136 registers, as many as the
+/// scalar loop's 128 (16 bytes: 174).
+constexpr int64_t kGroupedWeightVectorBytes = 8;
+
+/// `v` (a scalar or vector) converted to f32 elements.
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  Type elem = getElementTypeOrSelf(v.getType());
+  Type f32 = b.getF32Type();
+  if (elem == f32)
+    return v;
+  Type to = f32;
+  if (auto vec = dyn_cast<VectorType>(v.getType()))
+    to = vec.clone(f32);
+  if (isa<IntegerType>(elem))
+    return arith::SIToFPOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
+/// `width` elements of `memref` from `indices` (the last one running) as
+/// one vector load that may assume `alignBytes`, widened to f32.
+Value loadVectorF32(OpBuilder &b, Location loc, Value memref,
+                    ValueRange indices, int64_t width, int64_t alignBytes) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  return toF32(b, loc,
+               vector::LoadOp::create(b, loc, VectorType::get({width}, elem),
+                                      memref, indices, /*nontemporal=*/false,
+                                      llvm::MaybeAlign(alignBytes)));
+}
+
+/// Rows of one expert per tile of the tensor-core expert GEMM: the M of
+/// mma.sync.m16n8k16.
+constexpr int64_t kMmaTileRows = 16;
+/// Outputs n one warp computes per tile: four mma.sync n-blocks of 8.
+constexpr int64_t kMmaBlocksN = 4;
+/// K per step of a warp's K loop: each of the 4 lanes of a fragment group
+/// loads 16 consecutive k (one 16-byte load of int8 weights), which feed
+/// four mma.sync of K = 16.
+constexpr int64_t kMmaStepK = 64;
+
+/// Whether the tensor-core form can compute `op`'s grouped rows: int8 or
+/// bf16 weights with a static K that is a multiple of kMmaStepK, f32 or
+/// bf16 inputs.
+bool mmaEligible(ExpertGemmOp op) {
+  auto w = cast<RankedTensorType>(op.getWeight().getType());
+  Type wElem = w.getElementType(),
+       xElem = getElementTypeOrSelf(op.getInput().getType());
+  return (wElem.isInteger(8) || wElem.isBF16()) &&
+         (xElem.isF32() || xElem.isBF16()) &&
+         !ShapedType::isDynamic(w.getDimSize(2)) &&
+         w.getDimSize(2) % kMmaStepK == 0;
+}
+
+/// What the grouped expert GEMM's tile nest reads and writes (buffers) and
+/// the sizes it needs.
+struct GroupedTiles {
+  Value x, w, scale, routeWeights, result, sorted, tileStarts;
+  Value experts, n, kDim;
+  /// The lane form's alignment test (16-byte weight and input vectors).
+  Value vectors;
+  SmallVector<Value> rowDims;
+  bool perSlot;
+};
+
+/// The tensor-core form of the grouped expert GEMM: one warp per (tile of
+/// kMmaTileRows rows of one expert, kMmaBlocksN * 8 outputs n), as an
+/// iteration per (tile, warp's n range, lane) whose lane dimension is
+/// exactly the warp (jamba-gpu-map-loops keeps the innermost dimension
+/// fastest and checks that blocks are whole warps). Per K step of
+/// kMmaStepK the lane converts its inputs to bf16 (round to nearest even)
+/// and its int8 weights to bf16 (exact) in registers, packs them two per
+/// 32-bit register and issues 4 x kMmaBlocksN `nvvm.mma.sync` m16n8k16
+/// (bf16 operands, f32 accumulators). After the K loop the scale, the
+/// routing weight and the store, each lane for its 4 x kMmaBlocksN
+/// accumulators.
+///
+/// The fragments (PTX ISA, mma.m16n8k16 .bf16): lane = 4 g + q holds A at
+/// rows g and g + 8 and B at column n = g, both at the logical k {2q, 2q + 1,
+/// 2q + 8, 2q + 9}, and the accumulators at rows g, g + 8 and columns 2q,
+/// 2q + 1. A K step maps logical k of mma s onto the memory k k0 + 16 q + 4 s
+/// + {0, 1, 2, 3} (the owning lane's q fixes A and B the same way), so that
+/// each lane reads 16 consecutive k of its two input rows and of its weight
+/// rows (one 16-byte load of int8 weights) instead of pairs. Any bijection
+/// of a step's k serves: the sum over k is the same.
+///
+/// `emulate` (a test aid: jamba-cpu-lower-pipeline{gpu-kernels=1
+/// tensor-cores=1}): the same warp on a CPU (WarpCode), so that the
+/// fragments, their packing and the epilogue run against the reference
+/// interpreter.
+void groupedMmaTiles(
+    OpBuilder &b, Location loc, const GroupedTiles &g, Value maxTiles,
+    function_ref<std::tuple<Value, Value, Value>(OpBuilder &, Location, Value)>
+        tileOf,
+    bool emulate) {
+  Type f32 = b.getF32Type(), i32 = b.getI32Type();
+  Type wElem = cast<MemRefType>(g.w.getType()).getElementType();
+  Type xElem = cast<MemRefType>(g.x.getType()).getElementType();
+  const int64_t slices = kMmaStepK / 16;      // q = 0 .. 3
+  const int64_t perLane = kMmaStepK / slices; // 16 k per lane
+  const int64_t warpN = 8 * kMmaBlocksN;
+  Value one = indexConst(b, loc, 1);
+  Value warpsN = arith::DivUIOp::create(
+      b, loc, addI(b, loc, g.n, indexConst(b, loc, warpN - 1)),
+      indexConst(b, loc, warpN));
+  SmallVector<Value> dims{maxTiles, warpsN};
+  if (!emulate)
+    dims.push_back(indexConst(b, loc, kWarpLanes));
+
+  parallel(
+      b, loc, "expert_gemm_mma", dims,
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value t = iv[0], nWarp = iv[1];
+        WarpCode warp(emulate ? Value() : iv[2]);
+        Value allTiles = load(pb, l, g.tileStarts, {g.experts});
+        // Uniform over the warp: every lane of it has the same tile.
+        Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult, t,
+                                           allTiles);
+        scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
+          auto c = [&](OpBuilder &cb, Location cl, int64_t v) {
+            return indexConst(cb, cl, v);
+          };
+          Value e, first, count;
+          std::tie(e, first, count) = tileOf(tb, tl, t);
+          Value last = arith::SubIOp::create(tb, tl, count, one);
+          Value nFirst = arith::MulIOp::create(tb, tl, nWarp, c(tb, tl, warpN));
+          Value nLast = arith::SubIOp::create(tb, tl, g.n, one);
+
+          // What lane 4 grp + q reads: its input rows grp and grp + 8 of
+          // the tile (past the count the tile's last row again: read, not
+          // stored) and its weight rows n = the warp's first + 8 j + grp
+          // (clamped into [0, N - 1]: read, not stored).
+          struct LaneRows {
+            SmallVector<Value> rowIdx[2], xIdx[2], wRow;
+          };
+          auto laneRows = [&](OpBuilder &rb, Location rl, Value grp) {
+            LaneRows r;
+            for (int64_t h = 0; h < 2; ++h) {
+              Value inTile = addI(rb, rl, grp, c(rb, rl, 8 * h));
+              Value at = addI(rb, rl, first,
+                              arith::MinUIOp::create(rb, rl, inTile, last));
+              r.rowIdx[h] =
+                  delinearize(rb, rl, load(rb, rl, g.sorted, {at}), g.rowDims);
+              r.xIdx[h].assign(r.rowIdx[h].begin(),
+                               g.perSlot ? r.rowIdx[h].end()
+                                         : r.rowIdx[h].end() - 1);
+            }
+            for (int64_t j = 0; j < kMmaBlocksN; ++j)
+              r.wRow.push_back(arith::MinUIOp::create(
+                  rb, rl,
+                  addI(rb, rl, nFirst, addI(rb, rl, c(rb, rl, 8 * j), grp)),
+                  nLast));
+            return r;
+          };
+
+          // One K step: every lane's fragments, A of slice s (registers
+          // (row g, k 2q..), (row g + 8), (row g, k 2q + 8..), (row g + 8):
+          // words 2s, 2s, 2s + 1, 2s + 1 of its rows g, g + 8, g, g + 8) and
+          // B of n-block j and slice s (words 2s and 2s + 1 of weight row
+          // j), then kMmaBlocksN x slices mma.sync.
+          SmallVector<Type> fragTypes(slices + kMmaBlocksN * slices, i32);
+          SmallVector<int64_t> fragCounts(slices, 4);
+          fragCounts.append(kMmaBlocksN * slices, 2);
+          auto step = [&](OpBuilder &kb, Location kl, Value k0,
+                          ArrayRef<WarpCode::Regs> acc, int64_t wAlign,
+                          int64_t xAlign) {
+            SmallVector<WarpCode::Regs> frag = warp.eachLane(
+                kb, kl, {}, fragTypes, fragCounts,
+                [&](OpBuilder &lb, Location ll, Value lane,
+                    ArrayRef<SmallVector<Value>>) {
+                  Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                  LaneRows r = laneRows(lb, ll, grp);
+                  Value k = addI(lb, ll, k0, mulC(lb, ll, q, perLane));
+                  SmallVector<Value> words[2];
+                  for (int64_t h = 0; h < 2; ++h) {
+                    SmallVector<Value> at(r.xIdx[h]);
+                    at.push_back(k);
+                    words[h] = packedBF16(lb, ll, g.x, at, perLane, xAlign);
+                  }
+                  SmallVector<SmallVector<Value>> regs;
+                  for (int64_t s = 0; s < slices; ++s)
+                    regs.push_back({words[0][2 * s], words[1][2 * s],
+                                    words[0][2 * s + 1], words[1][2 * s + 1]});
+                  for (int64_t j = 0; j < kMmaBlocksN; ++j) {
+                    SmallVector<Value> w = packedBF16(
+                        lb, ll, g.w, {e, r.wRow[j], k}, perLane, wAlign);
+                    for (int64_t s = 0; s < slices; ++s)
+                      regs.push_back({w[2 * s], w[2 * s + 1]});
+                  }
+                  return regs;
+                });
+            SmallVector<WarpCode::Regs> next(acc);
+            for (int64_t j = 0; j < kMmaBlocksN; ++j)
+              for (int64_t s = 0; s < slices; ++s)
+                next[j] = warp.mma(kb, kl, frag[s],
+                                   frag[slices + j * slices + s], next[j]);
+            return next;
+          };
+
+          // The K loop: kMmaBlocksN blocks of 4 f32 accumulators, with
+          // aligned 16-byte vectors (the lane form's test) or element loads.
+          SmallVector<WarpCode::Regs> init;
+          for (int64_t j = 0; j < kMmaBlocksN; ++j)
+            init.push_back(warp.splat(tb, tl, f32, 4, 0.0));
+          SmallVector<int64_t> accCounts(kMmaBlocksN, 4);
+          auto kLoop = [&](OpBuilder &sb, Location sl, int64_t wAlign,
+                           int64_t xAlign) {
+            return scf::ForOp::create(
+                       sb, sl, c(sb, sl, 0), g.kDim, c(sb, sl, kMmaStepK),
+                       WarpCode::flatten(init),
+                       [&](OpBuilder &kb, Location kl, Value k0,
+                           ValueRange args) {
+                         scf::YieldOp::create(
+                             kb, kl,
+                             WarpCode::flatten(step(
+                                 kb, kl, k0, warp.unflatten(args, accCounts),
+                                 wAlign, xAlign)));
+                       })
+                .getResults();
+          };
+          const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
+                        xBytes = xElem.getIntOrFloatBitWidth() / 8;
+          SmallVector<Type> accTypes;
+          for (Value v : WarpCode::flatten(init))
+            accTypes.push_back(v.getType());
+          auto sums = scf::IfOp::create(tb, tl, accTypes, g.vectors,
+                                        /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard guard(tb);
+            tb.setInsertionPointToStart(sums.thenBlock());
+            scf::YieldOp::create(tb, tl, kLoop(tb, tl, 16, 16));
+            tb.setInsertionPointToStart(sums.elseBlock());
+            scf::YieldOp::create(tb, tl, kLoop(tb, tl, wBytes, xBytes));
+          }
+          // The epilogue: accumulator i of block j is row g + 8 (i / 2),
+          // column n = the warp's first + 8 j + 2 q + i % 2.
+          warp.eachLane(
+              tb, tl, warp.unflatten(sums.getResults(), accCounts), {}, {},
+              [&](OpBuilder &lb, Location ll, Value lane,
+                  ArrayRef<SmallVector<Value>> acc) {
+                Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
+                LaneRows own = laneRows(lb, ll, grp);
+                for (int64_t j = 0; j < kMmaBlocksN; ++j)
+                  for (int64_t i = 0; i < 4; ++i) {
+                    const int64_t h = i / 2;
+                    Value nn = addI(lb, ll, nFirst,
+                                    addI(lb, ll, c(lb, ll, 8 * j + i % 2),
+                                         mulC(lb, ll, q, 2)));
+                    Value rowInTile = addI(lb, ll, grp, c(lb, ll, 8 * h));
+                    Value store = arith::AndIOp::create(
+                        lb, ll,
+                        arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult,
+                                              rowInTile, count),
+                        arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult,
+                                              nn, g.n));
+                    scf::IfOp::create(
+                        lb, ll, store, [&](OpBuilder &sb, Location sl) {
+                          Value v = acc[j][i];
+                          if (g.scale)
+                            v = mulF(sb, sl, v,
+                                     loadF32(sb, sl, g.scale, {e, nn}));
+                          if (g.routeWeights)
+                            v = mulF(
+                                sb, sl, v,
+                                loadF32(sb, sl, g.routeWeights, own.rowIdx[h]));
+                          SmallVector<Value> out(own.rowIdx[h]);
+                          out.push_back(nn);
+                          storeF32(sb, sl, v, g.result, out);
+                          scf::YieldOp::create(sb, sl);
+                        });
+                  }
+                return SmallVector<SmallVector<Value>>{};
+              });
+          scf::YieldOp::create(tb, tl);
+        });
+      });
+}
+
+} // namespace
+
+/// Two parallel nests, for the few rows of a decode step (a GEMV per routed
+/// slot, where the weights are the traffic):
+///
+/// 1. one iteration per (n, row, lane), a row being one (token, slot): the
+///    lane sums w[e, n, k] x[k] over its share of the row into its partial
+///    sum. Consecutive iterations (GPU threads) are consecutive lanes of one
+///    weight row, so a warp's loads of the weights are contiguous (the plain
+///    form gives each thread its own row n, K apart); the rows are inside n,
+///    so the rows routed to one expert read its weight row n at about the
+///    same time (from the cache after the first: at batch 32 each expert
+///    serves about 4 of the 64 rows, which the row-major order re-read from
+///    memory). When the weight rows
+///    can be read as aligned 16-byte vectors and the inputs as aligned
+///    vectors of as many elements (alignedForVectors and K a multiple of V:
+///    one uniform test per call), the lane's share is the V-element chunks
+///    starting at k = V lane, V (lane + L), ... (V = 16 int8, 8 bf16 or 4 f32
+///    weights), each one vector load widened to f32 and accumulated
+///    elementwise, the V sums added at the end: a warp reads 512 contiguous
+///    bytes of int8 weights per step instead of 32. Otherwise the share is k =
+///    lane, lane + L, ..., one element per step;
+/// 2. one iteration per (row, n): the L partial sums in lane order, then
+///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
+///    expert outside this rank's range (expert parallelism).
+///
+/// L is chosen at run time from the row count (all `options.maxLanes` up to
+/// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
+/// weights convert to f32 in the loop (sitofp), f32 accumulation.
+LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
+                                          const ExpertGemmOptions &options) {
+  if (!isF32Compatible(op.getInput().getType()) ||
+      !isF32Compatible(op.getType()))
+    return failure();
+  const bool mma = options.tensorCores && mmaEligible(op);
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  Value x = buf(op.getInput()), w = buf(op.getWeight()),
+        scale = buf(op.getScale()), indices = buf(op.getIndices()),
+        routeWeights = buf(op.getRouteWeights()),
+        offset = buf(op.getExpertOffset());
+  auto resultType = cast<RankedTensorType>(op.getType());
+  const int64_t q = cast<MemRefType>(indices.getType()).getRank();
+  const bool perSlot = cast<MemRefType>(x.getType()).getRank() == q + 1;
+  Type f32 = b.getF32Type();
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+
+  // Rows: the product of the indices' dims (tokens x slots).
+  SmallVector<Value> rowDims;
+  Value rows = one;
+  for (int64_t i = 0; i < q; ++i) {
+    rowDims.push_back(dim(b, loc, indices, i));
+    rows = arith::MulIOp::create(b, loc, rows, rowDims.back());
+  }
+  Value experts = dim(b, loc, w, 0), n = dim(b, loc, w, 1),
+        kDim = dim(b, loc, w, 2);
+  SmallVector<Value> resultSizes(rowDims);
+  resultSizes.push_back(n);
+  Value result = lowering::allocBuffer(b, loc, resultType, resultSizes);
+  Value lanes = arith::MaxUIOp::create(
+      b, loc, one,
+      arith::MinUIOp::create(
+          b, loc, indexConst(b, loc, options.maxLanes),
+          arith::DivUIOp::create(
+              b, loc, indexConst(b, loc, kLaneRowBudget * options.maxLanes),
+              arith::MaxUIOp::create(b, loc, rows, one))));
+  const int64_t dyn = ShapedType::kDynamic;
+  // More rows than `groupedRows`: the grouped nests (step 3) run and the
+  // lane nests have no rows (no launch); otherwise the grouped nests have
+  // none.
+  Value grouped =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
+                            indexConst(b, loc, options.groupedRows));
+  Value laneRows = arith::SelectOp::create(b, loc, grouped, zero, rows);
+  Value partial =
+      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
+                            {laneRows, n, lanes});
+
+  // The slot's expert as this rank's weight row (unclamped).
+  auto localExpert = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx) {
+    Value e = loadIndex(nb, nl, indices, idx);
+    if (!offset)
+      return e;
+    return arith::SubIOp::create(nb, nl, e, loadIndex(nb, nl, offset, {zero}))
+        .getResult();
+  };
+  // Clamped into [0, E - 1] (never read outside the weight).
+  auto clamped = [&](OpBuilder &nb, Location nl, Value e) {
+    Value last = arith::SubIOp::create(nb, nl, experts, one);
+    Value low = arith::MaxSIOp::create(nb, nl, e, zero);
+    return arith::MinSIOp::create(nb, nl, low, last).getResult();
+  };
+
+  // 1. The lanes' partial sums.
+  Type wElem = cast<MemRefType>(w.getType()).getElementType(),
+       xElem = cast<MemRefType>(x.getType()).getElementType();
+  // V weights per 16-byte load; their V inputs are V * (input bytes), read
+  // with the alignment of that size up to 16 bytes.
+  const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
+                xBytes = xElem.getIntOrFloatBitWidth() / 8;
+  const int64_t v = kWeightVectorBytes / wBytes;
+  const int64_t xAlign = std::min(kWeightVectorBytes, v * xBytes);
+  Value vectors = arith::AndIOp::create(
+      b, loc, alignedForVectors(b, loc, w, kWeightVectorBytes),
+      alignedForVectors(b, loc, x, xAlign));
+  vectors = arith::AndIOp::create(
+      b, loc, vectors,
+      arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::eq,
+          arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
+  parallel(b, loc, "expert_gemm_lanes", {n, laneRows, lanes},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             Value nn = iv[0], r = iv[1], lane = iv[2];
+             SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+             Value e = clamped(pb, l, localExpert(pb, l, idx));
+             SmallVector<Value> xIdx(idx.begin(),
+                                     perSlot ? idx.end() : idx.end() - 1);
+             auto xAt = [&](Value k) {
+               SmallVector<Value> at(xIdx);
+               at.push_back(k);
+               return at;
+             };
+             // The lane's share of K: `width` elements from k = first, first +
+             // step, ..., into an accumulator of `width` f32 lanes.
+             auto share = [&](OpBuilder &sb, Location sl, Value first,
+                              Value step, int64_t width) -> Value {
+               Type accType = f32;
+               if (width > 1)
+                 accType = VectorType::get({width}, f32);
+               auto sum = scf::ForOp::create(
+                   sb, sl, first, kDim, step,
+                   ValueRange{floatConst(sb, sl, accType, 0.0)},
+                   [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                     Value xv, wv;
+                     if (width == 1) {
+                       xv = loadF32(kb, kl, x, xAt(k));
+                       wv = loadF32(kb, kl, w, {e, nn, k});
+                     } else {
+                       xv = loadVectorF32(kb, kl, x, xAt(k), width, xAlign);
+                       wv = loadVectorF32(kb, kl, w, {e, nn, k}, width,
+                                          kWeightVectorBytes);
+                     }
+                     scf::YieldOp::create(
+                         kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+                   });
+               if (width == 1)
+                 return sum.getResult(0);
+               return vector::ReductionOp::create(
+                   sb, sl, vector::CombiningKind::ADD, sum.getResult(0));
+             };
+             auto ifOp = scf::IfOp::create(
+                 pb, l, vectors,
+                 [&](OpBuilder &tb, Location tl) {
+                   Value vElems = indexConst(tb, tl, v);
+                   Value first = arith::MulIOp::create(tb, tl, lane, vElems);
+                   Value step = arith::MulIOp::create(tb, tl, lanes, vElems);
+                   scf::YieldOp::create(tb, tl, share(tb, tl, first, step, v));
+                 },
+                 [&](OpBuilder &eb, Location el) {
+                   scf::YieldOp::create(eb, el, share(eb, el, lane, lanes, 1));
+                 });
+             memref::StoreOp::create(pb, l, ifOp.getResult(0), partial,
+                                     ValueRange{r, nn, lane});
+           });
+
+  // 2. The lanes in order, then the epilogue.
+  parallel(
+      b, loc, "expert_gemm_epilogue", {laneRows, n},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value r = iv[0], nn = iv[1];
+        Value v =
+            loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+                 [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+                   Value p = load(nb, nl, partial, {r, nn, lane});
+                   return SmallVector<Value>{addF(nb, nl, acc[0], p)};
+                 })
+                .getResult(0);
+        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+        Value local = localExpert(pb, l, idx);
+        Value e = clamped(pb, l, local);
+        if (scale)
+          v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
+        if (routeWeights)
+          v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
+        if (offset) {
+          Value inRange = arith::AndIOp::create(
+              pb, l,
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local,
+                                    zero),
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                    experts));
+          v = arith::SelectOp::create(pb, l, inRange, v,
+                                      floatConst(pb, l, f32, 0.0));
+        }
+        SmallVector<Value> out(idx);
+        out.push_back(nn);
+        storeF32(pb, l, v, result, out);
+      });
+
+  // 3. The grouped form: the rows sorted by expert (a counting sort: each
+  // expert's count, their prefix sums, each expert's rows in order), cut
+  // into tiles of kGroupRows rows of one expert; one iteration per (tile,
+  // n) reads each weight w[e, n, k] once for the tile's rows (the lane form
+  // re-reads it per row), consecutive threads sharing the tile's inputs;
+  // under the lane form's alignment test, kGroupedWeightVectorBytes of
+  // weights per load.
+  auto when = [&](Value v) -> Value {
+    return arith::SelectOp::create(b, loc, grouped, v, zero);
+  };
+  Type index = b.getIndexType();
+  auto indexBuffer = [&](Value size) {
+    return lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, index),
+                                 {size});
+  };
+  Value groupExperts = when(experts);
+  Value expertsPlusOne = arith::AddIOp::create(b, loc, experts, one);
+  Value counts = indexBuffer(groupExperts),
+        starts = indexBuffer(when(expertsPlusOne)),
+        tileStarts = indexBuffer(when(expertsPlusOne)),
+        sorted = indexBuffer(when(rows));
+  const int64_t groupRows = mma ? kMmaTileRows : kGroupRows;
+  Value tileRows = indexConst(b, loc, groupRows);
+  // Row r's expert; without expert parallelism clamped into [0, E - 1], as
+  // the lane form reads it, so that every row is in a tile.
+  auto isExpert = [&](OpBuilder &nb, Location nl, Value r, Value e) {
+    Value local = localExpert(nb, nl, delinearize(nb, nl, r, rowDims));
+    if (!offset)
+      local = clamped(nb, nl, local);
+    return arith::CmpIOp::create(nb, nl, arith::CmpIPredicate::eq, local, e)
+        .getResult();
+  };
+  // 3a. Each expert's rows.
+  parallel(b, loc, "expert_gemm_count", {groupExperts},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             Value c =
+                 loop(pb, l, zero, rows, {zero},
+                      [&](OpBuilder &nb, Location nl, Value r, ValueRange acc) {
+                        Value add = arith::SelectOp::create(
+                            nb, nl, isExpert(nb, nl, r, iv[0]),
+                            indexConst(nb, nl, 1), indexConst(nb, nl, 0));
+                        return SmallVector<Value>{addI(nb, nl, acc[0], add)};
+                      })
+                     .getResult(0);
+             memref::StoreOp::create(pb, l, c, counts, iv[0]);
+           });
+  // 3b. Where each expert's rows and tiles start (one iteration).
+  // (E + 1 iterations of which the first works: a loop with a trip count
+  // of one would be folded into the host code.)
+  parallel(b, loc, "expert_gemm_offsets", {when(expertsPlusOne)},
+           [&](OpBuilder &ob, Location l, ValueRange iv) {
+             Value isFirst = arith::CmpIOp::create(
+                 ob, l, arith::CmpIPredicate::eq, iv[0], indexConst(ob, l, 0));
+             auto ifFirst = scf::IfOp::create(ob, l, isFirst);
+             OpBuilder pb = OpBuilder::atBlockBegin(ifFirst.thenBlock());
+             Value r1 = indexConst(pb, l, groupRows - 1);
+             auto ends =
+                 loop(pb, l, zero, experts, {zero, zero},
+                      [&](OpBuilder &nb, Location nl, Value e, ValueRange at) {
+                        memref::StoreOp::create(nb, nl, at[0], starts, e);
+                        memref::StoreOp::create(nb, nl, at[1], tileStarts, e);
+                        Value c = load(nb, nl, counts, {e});
+                        Value tiles = arith::DivUIOp::create(
+                            nb, nl, addI(nb, nl, c, r1), tileRows);
+                        return SmallVector<Value>{addI(nb, nl, at[0], c),
+                                                  addI(nb, nl, at[1], tiles)};
+                      });
+             memref::StoreOp::create(pb, l, ends.getResult(0), starts, experts);
+             memref::StoreOp::create(pb, l, ends.getResult(1), tileStarts,
+                                     experts);
+           });
+  // 3c. Each expert's rows, in row order, at its start.
+  parallel(b, loc, "expert_gemm_sort", {groupExperts},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             Value first = load(pb, l, starts, {iv[0]});
+             loop(pb, l, zero, rows, {first},
+                  [&](OpBuilder &nb, Location nl, Value r, ValueRange at) {
+                    auto put = scf::IfOp::create(
+                        nb, nl, isExpert(nb, nl, r, iv[0]),
+                        [&](OpBuilder &tb, Location tl) {
+                          memref::StoreOp::create(tb, tl, r, sorted, at[0]);
+                          scf::YieldOp::create(
+                              tb, tl,
+                              addI(tb, tl, at[0], indexConst(tb, tl, 1)));
+                        },
+                        [&](OpBuilder &eb, Location el) {
+                          scf::YieldOp::create(eb, el, at[0]);
+                        });
+                    return SmallVector<Value>{put.getResult(0)};
+                  });
+           });
+  // 3d. One iteration per (tile, n); at most ceil(rows / R) + E tiles.
+  Value maxTiles =
+      addI(b, loc,
+           arith::DivUIOp::create(
+               b, loc, addI(b, loc, rows, indexConst(b, loc, groupRows - 1)),
+               tileRows),
+           experts);
+  // Tile t's expert, first position in `sorted` and row count: the expert
+  // is the number of experts whose tiles end at or before t.
+  auto tileOf = [&](OpBuilder &tb, Location tl,
+                    Value t) -> std::tuple<Value, Value, Value> {
+    Value e = loop(tb, tl, zero, experts, {zero},
+                   [&](OpBuilder &nb, Location nl, Value x, ValueRange acc) {
+                     Value end = load(nb, nl, tileStarts,
+                                      {addI(nb, nl, x, indexConst(nb, nl, 1))});
+                     Value before = arith::CmpIOp::create(
+                         nb, nl, arith::CmpIPredicate::ule, end, t);
+                     Value add = arith::SelectOp::create(nb, nl, before,
+                                                         indexConst(nb, nl, 1),
+                                                         indexConst(nb, nl, 0));
+                     return SmallVector<Value>{addI(nb, nl, acc[0], add)};
+                   })
+                  .getResult(0);
+    Value first = addI(
+        tb, tl, load(tb, tl, starts, {e}),
+        arith::MulIOp::create(
+            tb, tl,
+            arith::SubIOp::create(tb, tl, t, load(tb, tl, tileStarts, {e})),
+            tileRows));
+    Value end = load(tb, tl, starts, {addI(tb, tl, e, indexConst(tb, tl, 1))});
+    Value count = arith::MinUIOp::create(
+        tb, tl, tileRows, arith::SubIOp::create(tb, tl, end, first));
+    return {e, first, count};
+  };
+  if (mma) {
+    GroupedTiles tiles{
+        x,       w, scale, routeWeights, result,  sorted, tileStarts,
+        experts, n, kDim,  vectors,      rowDims, perSlot};
+    groupedMmaTiles(b, loc, tiles, when(maxTiles), tileOf, options.emulateMma);
+  } else
+    parallel(
+        b, loc, "expert_gemm_grouped", {when(maxTiles), n},
+        [&](OpBuilder &pb, Location l, ValueRange iv) {
+          Value t = iv[0], nn = iv[1];
+          Value allTiles = load(pb, l, tileStarts, {experts});
+          Value used = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult,
+                                             t, allTiles);
+          scf::IfOp::create(pb, l, used, [&](OpBuilder &tb, Location tl) {
+            Value e, first, count;
+            std::tie(e, first, count) = tileOf(tb, tl, t);
+            Value last =
+                arith::SubIOp::create(tb, tl, count, indexConst(tb, tl, 1));
+            // The tile's rows (past its count: its last row again, not stored).
+            SmallVector<SmallVector<Value>> idx, xIdx;
+            for (int64_t i = 0; i < kGroupRows; ++i) {
+              Value at = addI(
+                  tb, tl, first,
+                  arith::MinUIOp::create(tb, tl, indexConst(tb, tl, i), last));
+              idx.push_back(
+                  delinearize(tb, tl, load(tb, tl, sorted, {at}), rowDims));
+              xIdx.emplace_back(idx.back().begin(), perSlot
+                                                        ? idx.back().end()
+                                                        : idx.back().end() - 1);
+            }
+            // Each row's sum over k in order (the reference's order). With
+            // aligned vectors (the lane form's test, which implies the
+            // alignment of these narrower ones), V/2 weights (8 bytes) and
+            // V/2 inputs per row are one load each per step, their products
+            // added element by element in k order.
+            SmallVector<Value> inits(kGroupRows, floatConst(tb, tl, f32, 0.0));
+            auto sumRows = [&](OpBuilder &sb, Location sl, int64_t width) {
+              Value step = indexConst(sb, sl, width);
+              return scf::ForOp::create(
+                         sb, sl, zero, kDim, step, inits,
+                         [&](OpBuilder &kb, Location kl, Value k,
+                             ValueRange acc) {
+                           auto xAt = [&](int64_t i) {
+                             SmallVector<Value> at(xIdx[i]);
+                             at.push_back(k);
+                             return at;
+                           };
+                           SmallVector<Value> next(acc);
+                           if (width == 1) {
+                             Value wv = loadF32(kb, kl, w, {e, nn, k});
+                             for (int64_t i = 0; i < kGroupRows; ++i)
+                               next[i] =
+                                   addF(kb, kl, next[i],
+                                        mulF(kb, kl, loadF32(kb, kl, x, xAt(i)),
+                                             wv));
+                           } else {
+                             Value wv = loadVectorF32(kb, kl, w, {e, nn, k},
+                                                      width, width * wBytes);
+                             for (int64_t i = 0; i < kGroupRows; ++i) {
+                               Value xv =
+                                   loadVectorF32(kb, kl, x, xAt(i), width,
+                                                 std::min(kWeightVectorBytes,
+                                                          width * xBytes));
+                               for (int64_t j = 0; j < width; ++j)
+                                 next[i] = addF(kb, kl, next[i],
+                                                mulF(kb, kl,
+                                                     vector::ExtractOp::create(
+                                                         kb, kl, xv, j),
+                                                     vector::ExtractOp::create(
+                                                         kb, kl, wv, j)));
+                             }
+                           }
+                           scf::YieldOp::create(kb, kl, next);
+                         })
+                  .getResults();
+            };
+            SmallVector<Type> sumTypes(kGroupRows, f32);
+            auto sums = scf::IfOp::create(tb, tl, sumTypes, vectors,
+                                          /*withElseRegion=*/true);
+            {
+              OpBuilder::InsertionGuard guard(tb);
+              tb.setInsertionPointToStart(sums.thenBlock());
+              scf::YieldOp::create(
+                  tb, tl, sumRows(tb, tl, kGroupedWeightVectorBytes / wBytes));
+              tb.setInsertionPointToStart(sums.elseBlock());
+              scf::YieldOp::create(tb, tl, sumRows(tb, tl, 1));
+            }
+            for (int64_t i = 0; i < kGroupRows; ++i) {
+              Value inTile =
+                  arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ult,
+                                        indexConst(tb, tl, i), count);
+              scf::IfOp::create(
+                  tb, tl, inTile, [&](OpBuilder &sb, Location sl) {
+                    Value v = sums.getResult(i);
+                    if (scale)
+                      v = mulF(sb, sl, v, loadF32(sb, sl, scale, {e, nn}));
+                    if (routeWeights)
+                      v = mulF(sb, sl, v,
+                               loadF32(sb, sl, routeWeights, idx[i]));
+                    SmallVector<Value> out(idx[i]);
+                    out.push_back(nn);
+                    storeF32(sb, sl, v, result, out);
+                    scf::YieldOp::create(sb, sl);
+                  });
+            }
+            scf::YieldOp::create(tb, tl);
+          });
+        });
+  // 3e. Expert parallelism: the rows of other ranks' experts are in no
+  // tile; they are zero.
+  if (offset)
+    parallel(
+        b, loc, "expert_gemm_other_ranks", {when(rows), n},
+        [&](OpBuilder &pb, Location l, ValueRange iv) {
+          SmallVector<Value> idx = delinearize(pb, l, iv[0], rowDims);
+          Value local = localExpert(pb, l, idx);
+          Value outside = arith::OrIOp::create(
+              pb, l,
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                    zero),
+              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local,
+                                    experts));
+          scf::IfOp::create(pb, l, outside, [&](OpBuilder &tb, Location tl) {
+            SmallVector<Value> out(idx);
+            out.push_back(iv[1]);
+            storeF32(tb, tl, floatConst(tb, tl, f32, 0.0), result, out);
+            scf::YieldOp::create(tb, tl);
+          });
+        });
+  rw.replaceOp(op, lowering::bufferResult(b, loc, resultType, result));
+  return success();
+}

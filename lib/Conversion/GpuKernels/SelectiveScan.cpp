@@ -1,0 +1,342 @@
+//===- SelectiveScan.cpp - jamba.selective_scan on GPUs
+//---------------------===//
+//
+// Part of jamba-mlir. The selective scan as loop nests: see lowerSelectiveScan.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Kernels.h"
+
+#include "../JambaToLinalg/LoweringUtils.h"
+#include "KernelUtils.h"
+
+#include "jamba/Conversion/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+using namespace mlir::jamba::gpukernels;
+using lowering::convertScalar;
+using lowering::floatConst;
+using lowering::indexConst;
+
+namespace {
+
+/// The (sequence, channel, chunk) threads a chunked scan aims for: enough
+/// to fill a GPU (132 SMs of up to 2048 threads on an H100 or H200).
+constexpr int64_t kScanTargetThreads = 1 << 17;
+
+/// Largest static state width whose state is kept in registers.
+constexpr int64_t kMaxRegisterState = 64;
+
+} // namespace
+
+/// One iteration per (b, c), its time loop in the reference's order (SPEC
+/// 1.6). With a static state width of at most kMaxRegisterState (Jamba's
+/// 16), the state h[b, c, :] and the row A[c, :] are loop-carried scalars
+/// (registers on a GPU): loaded once, the state carried in f32 from step
+/// to step and stored into the final-state buffer after the last one, so
+/// the time loop touches memory only for its inputs and y. Otherwise the
+/// state lives in the final-state buffer, updated in place at every step.
+LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
+                                             int64_t chunkSteps) {
+  if (!isF32Compatible(op.getU().getType()))
+    return failure();
+  Location loc = op.getLoc();
+  rw.setInsertionPoint(op);
+  OpBuilder &b = rw;
+  auto buf = [&](Value t) { return lowering::readOnlyBuffer(b, loc, t); };
+  auto hType = cast<RankedTensorType>(op.getFinalState().getType());
+  // A, or the elementwise ops computing it (-exp(A_log)) where it is read
+  // (in the register form, which reads it once per thread; the dynamic
+  // form reads it at every step).
+  const int64_t stateWidth =
+      cast<RankedTensorType>(op.getFinalState().getType()).getDimSize(2);
+  InlinedOperand A(b, loc, op.getA(),
+                   !ShapedType::isDynamic(stateWidth) &&
+                       stateWidth <= kMaxRegisterState);
+  Value u = buf(op.getU()), delta = buf(op.getDelta()), B = buf(op.getB()),
+        C = buf(op.getC()), D = buf(op.getD()), z = buf(op.getZ()),
+        deltaBias = buf(op.getDeltaBias()), init = buf(op.getInitState());
+  Value batch = dim(b, loc, u, 0), seq = dim(b, loc, u, 1),
+        channels = dim(b, loc, u, 2), dState = dim(b, loc, A.shape(), 1);
+  // y, in bf16 too when a cuBLAS GEMM reads it (NarrowedResult).
+  NarrowedResult y(op.getResult());
+  y.allocate(b, loc, {batch, seq, channels});
+  Value h = lowering::allocBuffer(b, loc, hType, {batch, channels, dState});
+  // Safe over init: see nest 3 (and the dynamic form's one thread per row).
+  h.getDefiningOp()->setAttr(kStateOverOldAttr, b.getUnitAttr());
+  Value zero = indexConst(b, loc, 0);
+  Type f32 = b.getF32Type();
+  Value zeroF = floatConst(b, loc, f32, 0.0);
+
+  // The output of step t (y before the store), from the state update's
+  // <C_t, h_t>.
+  auto finishStep = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                        Value uv, Value dc, Value dot) {
+    Value out = dot;
+    if (dc)
+      out = addF(tb, tl, out, mulF(tb, tl, dc, uv));
+    if (z)
+      out = mulF(tb, tl, out,
+                 lowering::buildSilu(tb, tl, loadF32(tb, tl, z, {bi, t, c})));
+    y.store(tb, tl, out, {bi, t, c});
+  };
+  // The step size of step t: delta (+ bias) (softplus).
+  auto stepSize = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                      Value bias) {
+    Value d = loadF32(tb, tl, delta, {bi, t, c});
+    if (bias)
+      d = addF(tb, tl, d, bias);
+    if (op.getDeltaSoftplus())
+      d = lowering::buildSoftplus(tb, tl, d);
+    return d;
+  };
+
+  const int64_t width = hType.getDimSize(2);
+  if (!ShapedType::isDynamic(width) && width <= kMaxRegisterState) {
+    // The chunks: enough (batch x channels x chunks) threads to fill a GPU,
+    // at least `chunkSteps` steps each; 1 for a decode step.
+    Value one = indexConst(b, loc, 1);
+    Value threads = arith::MulIOp::create(b, loc, batch, channels);
+    Value wanted = arith::CeilDivUIOp::create(
+        b, loc, indexConst(b, loc, kScanTargetThreads),
+        arith::MaxUIOp::create(b, loc, threads, one));
+    Value most = arith::MaxUIOp::create(
+        b, loc, one,
+        arith::DivUIOp::create(b, loc, seq, indexConst(b, loc, chunkSteps)));
+    Value chunks = arith::MaxUIOp::create(
+        b, loc, one, arith::MinUIOp::create(b, loc, wanted, most));
+    Value chunkLen = arith::CeilDivUIOp::create(
+        b, loc, arith::MaxUIOp::create(b, loc, seq, one), chunks);
+    // With one chunk the first two nests have no iterations (no launch).
+    Value several =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, chunks, one);
+    Value single =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, chunks, one);
+    auto ifSeveral = [&](Value v) -> Value {
+      return arith::SelectOp::create(b, loc, several, v, zero);
+    };
+    Value carried = ifSeveral(chunks);
+    Value feeding = ifSeveral(arith::SubIOp::create(b, loc, chunks, one));
+    const int64_t dyn = ShapedType::kDynamic;
+    Value widthV = indexConst(b, loc, width);
+    Value local = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
+        {batch, feeding, channels, widthV});
+    Value sums = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
+        {batch, feeding, channels});
+    Value starts = lowering::allocBuffer(
+        b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
+        {batch, carried, channels, widthV});
+    // Steps [first, end) of chunk k.
+    auto range = [&](OpBuilder &nb, Location nl, Value k) {
+      Value first = arith::MinUIOp::create(
+          nb, nl, arith::MulIOp::create(nb, nl, k, chunkLen), seq);
+      Value end =
+          arith::MinUIOp::create(nb, nl, addI(nb, nl, first, chunkLen), seq);
+      return std::make_pair(first, end);
+    };
+    auto rowOfA = [&](OpBuilder &nb, Location nl, Value c) {
+      SmallVector<Value> a;
+      for (int64_t n = 0; n < width; ++n)
+        a.push_back(A.loadF32(nb, nl, {c, indexConst(nb, nl, n)}));
+      return a;
+    };
+    // init_state[b, c, :], or zeros.
+    auto initialState = [&](OpBuilder &nb, Location nl, Value bi, Value c) {
+      SmallVector<Value> h0;
+      for (int64_t n = 0; n < width; ++n)
+        h0.push_back(init
+                         ? loadF32(nb, nl, init, {bi, c, indexConst(nb, nl, n)})
+                         : zeroF);
+      return h0;
+    };
+    // One step: exp(d A) h + (d B_t) u, in the reference's order.
+    auto advance = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value d,
+                       Value uv, ArrayRef<Value> a, ValueRange state) {
+      SmallVector<Value> next;
+      for (int64_t n = 0; n < width; ++n) {
+        Value decay = math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
+        Value bn = loadF32(tb, tl, B, {bi, t, indexConst(tb, tl, n)});
+        next.push_back(addF(tb, tl, mulF(tb, tl, decay, state[n]),
+                            mulF(tb, tl, mulF(tb, tl, d, bn), uv)));
+      }
+      return next;
+    };
+
+    // The channel is the innermost dimension of nests 1 and 3: adjacent
+    // threads (jamba-gpu-map-loops collapses the dimensions row-major) take
+    // adjacent channels of one chunk, so a warp's loads of delta, u and z
+    // and its stores of y at a time step are one contiguous row, and B_t
+    // and C_t are the same for the whole warp.
+    // 1. Each chunk but the last from a zero state: its state at its end
+    //    and the sum of its step sizes (exp(A sum) is its decay).
+    parallel(
+        b, loc, "selective_scan_chunks", {batch, feeding, channels},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          Value bi = ivs[0], k = ivs[1], c = ivs[2];
+          auto [first, end] = range(pb, l, k);
+          SmallVector<Value> a = rowOfA(pb, l, c);
+          Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+          SmallVector<Value> inits(width + 1, zeroF);
+          auto steps =
+              loop(pb, l, first, end, inits,
+                   [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                     Value d = stepSize(tb, tl, bi, t, c, bias);
+                     Value uv = loadF32(tb, tl, u, {bi, t, c});
+                     SmallVector<Value> next = advance(tb, tl, bi, t, d, uv, a,
+                                                       state.take_front(width));
+                     next.push_back(addF(tb, tl, state[width], d));
+                     return next;
+                   });
+          for (int64_t n = 0; n < width; ++n)
+            memref::StoreOp::create(pb, l, steps.getResult(n), local,
+                                    ValueRange{bi, k, c, indexConst(pb, l, n)});
+          memref::StoreOp::create(pb, l, steps.getResult(width), sums,
+                                  ValueRange{bi, k, c});
+        });
+    // 2. The chunks' initial states, carried in f32 from the initial state
+    //    (chunk 0's too): h <- exp(A sum_k) h + (chunk k from zero).
+    parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
+             [&](OpBuilder &pb, Location l, ValueRange ivs) {
+               Value bi = ivs[0], c = ivs[1];
+               SmallVector<Value> a = rowOfA(pb, l, c);
+               SmallVector<Value> h0 = initialState(pb, l, bi, c);
+               for (int64_t n = 0; n < width; ++n)
+                 memref::StoreOp::create(
+                     pb, l, h0[n], starts,
+                     ValueRange{bi, zero, c, indexConst(pb, l, n)});
+               loop(pb, l, zero, feeding, h0,
+                    [&](OpBuilder &kb, Location kl, Value k, ValueRange state) {
+                      Value sum = load(kb, kl, sums, {bi, k, c});
+                      Value next = addI(kb, kl, k, indexConst(kb, kl, 1));
+                      SmallVector<Value> out;
+                      for (int64_t n = 0; n < width; ++n) {
+                        Value nv = indexConst(kb, kl, n);
+                        Value decay = math::ExpOp::create(
+                            kb, kl, mulF(kb, kl, sum, a[n]));
+                        Value hn = addF(kb, kl, mulF(kb, kl, decay, state[n]),
+                                        load(kb, kl, local, {bi, k, c, nv}));
+                        memref::StoreOp::create(kb, kl, hn, starts,
+                                                ValueRange{bi, next, c, nv});
+                        out.push_back(hn);
+                      }
+                      return out;
+                    });
+             });
+    // 3. Every chunk from its initial state, writing y; the last one also
+    //    writes the final state. With several chunks every chunk starts
+    //    from nest 2's copy, so that no thread here reads the op's initial
+    //    state while the last chunk writes the final one (the same buffer
+    //    when jamba-states-in-place updates it in place); with one chunk
+    //    the only thread reads its row before it writes it.
+    parallel(
+        b, loc, "selective_scan", {batch, chunks, channels},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          Value bi = ivs[0], k = ivs[1], c = ivs[2];
+          auto [first, end] = range(pb, l, k);
+          SmallVector<Value> a = rowOfA(pb, l, c);
+          SmallVector<Type> types(width, f32);
+          auto startIf =
+              scf::IfOp::create(pb, l, types, single, /*withElseRegion=*/true);
+          {
+            OpBuilder::InsertionGuard guard(pb);
+            pb.setInsertionPointToStart(startIf.thenBlock());
+            scf::YieldOp::create(pb, l, initialState(pb, l, bi, c));
+            pb.setInsertionPointToStart(startIf.elseBlock());
+            SmallVector<Value> hk;
+            for (int64_t n = 0; n < width; ++n)
+              hk.push_back(
+                  load(pb, l, starts, {bi, k, c, indexConst(pb, l, n)}));
+            scf::YieldOp::create(pb, l, hk);
+          }
+          Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+          Value dc = D ? loadF32(pb, l, D, {c}) : Value();
+          auto steps =
+              loop(pb, l, first, end, startIf.getResults(),
+                   [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                     Value d = stepSize(tb, tl, bi, t, c, bias);
+                     Value uv = loadF32(tb, tl, u, {bi, t, c});
+                     SmallVector<Value> next =
+                         advance(tb, tl, bi, t, d, uv, a, state);
+                     // <C_t, h_t>, n in order.
+                     Value dot = zeroF;
+                     for (int64_t n = 0; n < width; ++n) {
+                       Value cn =
+                           loadF32(tb, tl, C, {bi, t, indexConst(tb, tl, n)});
+                       dot = addF(tb, tl, dot, mulF(tb, tl, cn, next[n]));
+                     }
+                     finishStep(tb, tl, bi, t, c, uv, dc, dot);
+                     return next;
+                   });
+          Value isLast = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq,
+                                               addI(pb, l, k, one), chunks);
+          scf::IfOp::create(pb, l, isLast, [&](OpBuilder &sb, Location sl) {
+            for (int64_t n = 0; n < width; ++n)
+              storeF32(sb, sl, steps.getResult(n), h,
+                       {bi, c, indexConst(sb, sl, n)});
+            scf::YieldOp::create(sb, sl);
+          });
+        });
+    y.replaceReaders(rw, b, loc);
+    rw.replaceAllUsesWith(op.getFinalState(),
+                          lowering::bufferResult(b, loc, hType, h));
+    rw.eraseOp(op);
+    A.eraseUnread(rw);
+    return success();
+  }
+
+  parallel(
+      b, loc, "selective_scan", {batch, channels},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], c = ivs[1];
+        // h_0: the initial state or zero.
+        loop(pb, l, zero, dState, {},
+             [&](OpBuilder &nb, Location nl, Value n, ValueRange) {
+               Value h0 = init ? loadF32(nb, nl, init, {bi, c, n}) : zeroF;
+               memref::StoreOp::create(nb, nl, h0, h, ValueRange{bi, c, n});
+               return SmallVector<Value>{};
+             });
+        Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
+        Value dc = D ? loadF32(pb, l, D, {c}) : Value();
+        loop(pb, l, zero, seq, {},
+             [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+               Value d = stepSize(tb, tl, bi, t, c, bias);
+               Value uv = loadF32(tb, tl, u, {bi, t, c});
+               auto acc = loop(
+                   tb, tl, zero, dState, {zeroF},
+                   [&](OpBuilder &nb, Location nl, Value n, ValueRange args) {
+                     Value a = A.loadF32(nb, nl, {c, n});
+                     Value decay =
+                         math::ExpOp::create(nb, nl, mulF(nb, nl, d, a));
+                     Value hn = load(nb, nl, h, {bi, c, n});
+                     Value bn = loadF32(nb, nl, B, {bi, t, n});
+                     // exp(d A) h + (d B) u, in the reference's order.
+                     Value next = addF(nb, nl, mulF(nb, nl, decay, hn),
+                                       mulF(nb, nl, mulF(nb, nl, d, bn), uv));
+                     memref::StoreOp::create(nb, nl, next, h,
+                                             ValueRange{bi, c, n});
+                     Value cn = loadF32(nb, nl, C, {bi, t, n});
+                     return SmallVector<Value>{
+                         addF(nb, nl, args[0], mulF(nb, nl, cn, next))};
+                   });
+               finishStep(tb, tl, bi, t, c, uv, dc, acc.getResult(0));
+               return SmallVector<Value>{};
+             });
+      });
+  y.replaceReaders(rw, b, loc);
+  rw.replaceAllUsesWith(op.getFinalState(),
+                        lowering::bufferResult(b, loc, hType, h));
+  rw.eraseOp(op);
+  A.eraseUnread(rw);
+  return success();
+}

@@ -1,0 +1,228 @@
+//===- WarpCode.cpp - A warp's code for GPUs and its CPU emulation --------===//
+//
+// Part of jamba-mlir.
+//
+//===----------------------------------------------------------------------===//
+
+#include "WarpCode.h"
+
+#include "../JambaToLinalg/LoweringUtils.h"
+#include "KernelUtils.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::jamba;
+using namespace mlir::jamba::gpukernels;
+using lowering::floatConst;
+using lowering::indexConst;
+
+WarpCode::Regs WarpCode::splat(OpBuilder &b, Location loc, Type type,
+                               int64_t count, double value) const {
+  if (!emulated())
+    return {SmallVector<Value>(count, floatConst(b, loc, type, value)), count};
+  auto vec = VectorType::get({kWarpLanes * count}, type);
+  auto splat = DenseElementsAttr::get(
+      vec, ArrayRef<Attribute>{b.getFloatAttr(type, value)});
+  Value v = arith::ConstantOp::create(b, loc, vec, cast<TypedAttr>(splat));
+  return {{v}, count};
+}
+
+SmallVector<WarpCode::Regs> WarpCode::eachLane(OpBuilder &b, Location loc,
+                                               ArrayRef<Regs> in,
+                                               ArrayRef<Type> outTypes,
+                                               ArrayRef<int64_t> outCounts,
+                                               LaneBody body) const {
+  if (!emulated()) {
+    SmallVector<SmallVector<Value>> lanesIn;
+    for (const Regs &r : in)
+      lanesIn.push_back(r.values);
+    SmallVector<SmallVector<Value>> out = body(b, loc, lane, lanesIn);
+    SmallVector<Regs> result;
+    for (auto [values, count] : llvm::zip_equal(out, outCounts)) {
+      assert(static_cast<int64_t>(values.size()) == count);
+      result.push_back({values, count});
+    }
+    return result;
+  }
+  SmallVector<Value> inits;
+  for (auto [type, count] : llvm::zip_equal(outTypes, outCounts)) {
+    auto vec = VectorType::get({kWarpLanes * count}, type);
+    inits.push_back(arith::ConstantOp::create(b, loc, vec, b.getZeroAttr(vec)));
+  }
+  auto each = loop(
+      b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes), inits,
+      [&](OpBuilder &lb, Location ll, Value l, ValueRange acc) {
+        SmallVector<SmallVector<Value>> lanesIn;
+        for (const Regs &r : in) {
+          Value base = mulC(lb, ll, l, r.count);
+          SmallVector<Value> values;
+          for (int64_t i = 0; i < r.count; ++i)
+            values.push_back(at(lb, ll, r.values[0],
+                                addI(lb, ll, base, indexConst(lb, ll, i))));
+          lanesIn.push_back(values);
+        }
+        SmallVector<SmallVector<Value>> out = body(lb, ll, l, lanesIn);
+        SmallVector<Value> next;
+        for (auto [values, count, into] :
+             llvm::zip_equal(out, outCounts, acc)) {
+          assert(static_cast<int64_t>(values.size()) == count);
+          Value base = mulC(lb, ll, l, count), v = into;
+          for (int64_t i = 0; i < count; ++i)
+            v = vector::InsertOp::create(
+                lb, ll, values[i], v,
+                ArrayRef<OpFoldResult>{
+                    addI(lb, ll, base, indexConst(lb, ll, i))});
+          next.push_back(v);
+        }
+        return next;
+      });
+  SmallVector<Regs> result;
+  for (auto [v, count] : llvm::zip_equal(each.getResults(), outCounts))
+    result.push_back({{v}, count});
+  return result;
+}
+
+WarpCode::Regs WarpCode::mma(OpBuilder &b, Location loc, const Regs &a,
+                             const Regs &bm, const Regs &c) const {
+  Type f32 = b.getF32Type();
+  if (!emulated()) {
+    auto accType =
+        LLVM::LLVMStructType::getLiteral(b.getContext(), {f32, f32, f32, f32});
+    Value res =
+        NVVM::MmaOp::create(b, loc, accType, a.values, bm.values, c.values,
+                            {16, 8, 16}, std::nullopt, std::nullopt,
+                            std::array<NVVM::MMATypes, 2>{NVVM::MMATypes::bf16,
+                                                          NVVM::MMATypes::bf16},
+                            std::array<NVVM::MMALayout, 2>{
+                                NVVM::MMALayout::row, NVVM::MMALayout::col});
+    Regs d{{}, 4};
+    for (int64_t i = 0; i < 4; ++i)
+      d.values.push_back(LLVM::ExtractValueOp::create(b, loc, res, i));
+    return d;
+  }
+  // Accumulator i of lane L = 4 g + q is D[row g + 8 (i / 2)][column 2 q
+  // + i % 2] = C + the sum over k < 16 of A[row][k] B[k][column], where
+  // A[r][k] is half k % 2 of register (r / 8) + 2 (k / 8) of lane 4 (r %
+  // 8) + (k % 8) / 2, and B[k][col] half k % 2 of register k / 8 of lane
+  // 4 col + (k % 8) / 2.
+  Value all =
+      loop(
+          b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * 4),
+          {c.values[0]},
+          [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+            auto div = [&](Value x, int64_t d) { return divC(ob, ol, x, d); };
+            auto rem = [&](Value x, int64_t d) { return remC(ob, ol, x, d); };
+            auto times = [&](Value x, int64_t m) { return mulC(ob, ol, x, m); };
+            auto plus = [&](Value x, Value y) { return addI(ob, ol, x, y); };
+            Value l = div(idx, 4), i = rem(idx, 4);
+            Value row = plus(div(l, 4), times(div(i, 2), 8));
+            Value col = plus(times(rem(l, 4), 2), rem(i, 2));
+            Value sum =
+                loop(ob, ol, indexConst(ob, ol, 0), indexConst(ob, ol, 16),
+                     {at(ob, ol, acc[0], idx)},
+                     [&](OpBuilder &kb, Location kl, Value k, ValueRange part) {
+                       auto kdiv = [&](Value x, int64_t d) {
+                         return divC(kb, kl, x, d);
+                       };
+                       auto krem = [&](Value x, int64_t d) {
+                         return remC(kb, kl, x, d);
+                       };
+                       auto kplus = [&](Value x, Value y) {
+                         return addI(kb, kl, x, y);
+                       };
+                       Value pair = kdiv(krem(k, 8), 2), half = krem(k, 2);
+                       Value ownerA =
+                           kplus(mulC(kb, kl, krem(row, 8), 4), pair);
+                       Value regA =
+                           kplus(kdiv(row, 8), mulC(kb, kl, kdiv(k, 8), 2));
+                       Value av =
+                           unpackHalf(kb, kl,
+                                      at(kb, kl, a.values[0],
+                                         kplus(mulC(kb, kl, ownerA, 4), regA)),
+                                      half);
+                       Value ownerB = kplus(mulC(kb, kl, col, 4), pair);
+                       Value bv = unpackHalf(
+                           kb, kl,
+                           at(kb, kl, bm.values[0],
+                              kplus(mulC(kb, kl, ownerB, 2), kdiv(k, 8))),
+                           half);
+                       return SmallVector<Value>{
+                           addF(kb, kl, part[0], mulF(kb, kl, av, bv))};
+                     })
+                    .getResult(0);
+            return SmallVector<Value>{vector::InsertOp::create(
+                ob, ol, sum, acc[0], ArrayRef<OpFoldResult>{idx})};
+          })
+          .getResult(0);
+  return {{all}, 4};
+}
+
+WarpCode::Regs WarpCode::quadReduce(
+    OpBuilder &b, Location loc, const Regs &x,
+    function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {
+  if (!emulated()) {
+    Regs r{{}, x.count};
+    for (Value v : x.values) {
+      for (int32_t offset : {1, 2}) {
+        Value other = gpu::ShuffleOp::create(b, loc, v, offset, kWarpLanes,
+                                             gpu::ShuffleMode::XOR)
+                          .getShuffleResult();
+        v = combine(b, loc, v, other);
+      }
+      r.values.push_back(v);
+    }
+    return r;
+  }
+  const int64_t n = x.count;
+  Value all =
+      loop(b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * n),
+           {x.values[0]},
+           [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
+             Value l = divC(ob, ol, idx, n), r = remC(ob, ol, idx, n);
+             Value quad = mulC(ob, ol, divC(ob, ol, l, 4), 4),
+                   q = remC(ob, ol, l, 4);
+             auto of = [&](Value lane) {
+               return at(ob, ol, x.values[0],
+                         addI(ob, ol, mulC(ob, ol, lane, n), r));
+             };
+             auto laneXor = [&](int64_t m) {
+               Value bits =
+                   arith::XOrIOp::create(ob, ol, q, indexConst(ob, ol, m));
+               return addI(ob, ol, quad, bits);
+             };
+             Value lo = combine(ob, ol, of(l), of(laneXor(1)));
+             Value hi = combine(ob, ol, of(laneXor(2)), of(laneXor(3)));
+             return SmallVector<Value>{
+                 vector::InsertOp::create(ob, ol, combine(ob, ol, lo, hi),
+                                          acc[0], ArrayRef<OpFoldResult>{idx})};
+           })
+          .getResult(0);
+  return {{all}, n};
+}
+
+SmallVector<Value> WarpCode::flatten(ArrayRef<Regs> sets) {
+  SmallVector<Value> all;
+  for (const Regs &r : sets)
+    all.append(r.values);
+  return all;
+}
+
+SmallVector<WarpCode::Regs>
+WarpCode::unflatten(ValueRange values, ArrayRef<int64_t> counts) const {
+  SmallVector<Regs> sets;
+  for (int64_t count : counts) {
+    const int64_t n = emulated() ? 1 : count;
+    sets.push_back({SmallVector<Value>(values.take_front(n)), count});
+    values = values.drop_front(n);
+  }
+  return sets;
+}
+
+Value WarpCode::at(OpBuilder &b, Location loc, Value v, Value index) {
+  return vector::ExtractOp::create(b, loc, v, ArrayRef<OpFoldResult>{index});
+}
