@@ -151,8 +151,10 @@ public:
   /// one thread reuses over all its input rows), is a multiple of 4 and
   /// leaves at least 8 panels when the weight has enough rows.
   int64_t panelRows() const {
+    // (At least one byte: a weight may have no columns, K = 0.)
     int64_t rowBytes =
-        (ShapedType::isDynamic(staticDepth) ? 1024 : staticDepth) *
+        std::max<int64_t>(1, ShapedType::isDynamic(staticDepth) ? 1024
+                                                                : staticDepth) *
         std::max<int64_t>(1, wElem.getIntOrFloatBitWidth() / 8);
     int64_t rows = std::max<int64_t>(4, options.panelBytes / rowBytes);
     if (!ShapedType::isDynamic(staticRows))

@@ -177,3 +177,17 @@ func.func @selective_scan_partial_block(%u: tensor<1x?x12xf32>, %dt: tensor<1x?x
       : (tensor<1x?x12xf32>, tensor<1x?x12xf32>, tensor<12x4xf32>, tensor<1x?x4xf32>, tensor<1x?x4xf32>) -> (tensor<1x?x12xf32>, tensor<1x12x4xf32>)
   return %y : tensor<1x?x12xf32>
 }
+
+// -----
+
+// A weight with no columns (K = 0; the panel size divided by the bytes of a
+// weight row crashed the pass): every output is the empty sum, 0.
+
+// CHECK-LABEL: func.func @linear_no_columns
+// CHECK:         %[[ZERO:.+]] = vector.reduction <add>, %{{.+}} : vector<8xf32> into f32
+// CHECK:         memref.store %[[ZERO]]
+// CHECK-NOT:     vector.load
+func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> tensor<1x?x256xf32> {
+  %y = jamba.linear %x, %w : (tensor<1x?x0xf32>, tensor<256x0xf32>) -> tensor<1x?x256xf32>
+  return %y : tensor<1x?x256xf32>
+}
