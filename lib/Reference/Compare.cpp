@@ -63,9 +63,10 @@ double jamba::ref::rowRelErr(const float *test, const float *reference,
                              int64_t vocab) {
   double maxDiff = 0, maxRef = 0;
   for (int64_t v = 0; v < vocab; ++v) {
-    // A NaN difference would drop out of the maximum (std::max(x, NaN) is
-    // x), and a row of NaNs would pass.
-    if (!std::isfinite(test[v]) && std::isfinite(reference[v]))
+    // Logits are finite. A NaN difference would drop out of the maximum
+    // (std::max(x, NaN) is x), so a row of NaNs would pass, and an infinite
+    // reference would make the ratio NaN.
+    if (!std::isfinite(test[v]) || !std::isfinite(reference[v]))
       return INFINITY;
     maxDiff =
         std::max(maxDiff, std::abs(double(test[v]) - double(reference[v])));

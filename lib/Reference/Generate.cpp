@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <map>
 
@@ -195,9 +196,17 @@ mlir::jamba::generateGreedy(ModuleOp module,
       out.logits.push_back(static_cast<float>(v));
     out.rows += logits.numel() / out.vocab;
   };
-  auto lastRowArgmax = [&] {
-    return ::jamba::ref::argmax(&out.logits[(out.rows - 1) * out.vocab],
-                                out.vocab);
+  // The greedy id of the last row; a NaN logit (which no comparison would
+  // pick, so the argmax would silently be id 0) is an error, as in
+  // jamba-run.
+  auto lastRowArgmax = [&]() -> FailureOr<int64_t> {
+    const float *row = &out.logits[(out.rows - 1) * out.vocab];
+    for (int64_t v = 0; v < out.vocab; ++v)
+      if (std::isnan(row[v]))
+        return module.emitError()
+               << "generated id " << out.ids.size() << ": the logits of row "
+               << out.rows - 1 << " hold NaN (id " << v << ")";
+    return ::jamba::ref::argmax(row, out.vocab);
   };
 
   auto start = std::chrono::steady_clock::now();
@@ -210,7 +219,10 @@ mlir::jamba::generateGreedy(ModuleOp module,
   double loadBeforeDecode = gen.loadSeconds;
   start = std::chrono::steady_clock::now();
   for (int64_t j = 0; j < options.steps; ++j) {
-    out.ids.push_back(lastRowArgmax());
+    FailureOr<int64_t> id = lastRowArgmax();
+    if (failed(id))
+      return failure();
+    out.ids.push_back(*id);
     logits = gen.call("decode", {out.ids.back()});
     if (failed(logits))
       return failure();

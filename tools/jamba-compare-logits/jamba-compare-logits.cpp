@@ -19,6 +19,9 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cmath>
+#include <string>
+
 namespace cl = llvm::cl;
 namespace ckpt = ::jamba::ckpt;
 
@@ -88,6 +91,15 @@ int main(int argc, char **argv) {
                 shapeText(testShape) + " and " + shapeText(refShape));
   if (testShape[0] == 0 || testShape[1] == 0)
     return fail("the logits are empty: " + shapeText(testShape));
+  // A reference that is not finite cannot judge anything (a test value that
+  // is not is an infinite error: rowRelErr).
+  for (size_t i = 0; i < ref.size(); ++i)
+    if (!std::isfinite(ref[i]))
+      return fail(std::string(refPath) + ": the reference logit at row " +
+                  std::to_string(i / testShape[1]) + ", id " +
+                  std::to_string(i % testShape[1]) + " is " +
+                  (std::isnan(ref[i]) ? "NaN" : "infinite") +
+                  " (a reference must be finite)");
   // The chosen ids, checked before anything is compared.
   std::vector<int64_t> ids;
   if (chosenIds.getNumOccurrences() || idsFromRow.getNumOccurrences()) {

@@ -34,6 +34,18 @@ TEST(ReferenceCompare, RowRelErrOfANonFiniteTestValueIsInfinite) {
   }
 }
 
+TEST(ReferenceCompare, RowRelErrOfANonFiniteReferenceIsInfinite) {
+  // A NaN reference dropped out of the maximum too (its row "agreed" with
+  // anything), and an infinite one made the ratio NaN, which no tolerance
+  // check catches and no maximum keeps.
+  std::vector<float> test = {2.0f, -4.0f, 1.0f};
+  for (float bad : {NAN, INFINITY, -INFINITY}) {
+    std::vector<float> ref = {2.0f, bad, 1.0f};
+    EXPECT_EQ(rowRelErr(test.data(), ref.data(), 3), INFINITY) << bad;
+    EXPECT_EQ(rowRelErr(ref.data(), ref.data(), 3), INFINITY) << bad;
+  }
+}
+
 TEST(ReferenceCompare, ChosenIdsAreTheArgmaxOrANearTie) {
   // Two rows of 4. Row 0: argmax 1 (4.0), id 3 scores 3.9: a gap of 0.1
   // within 0.05 * 4 = 0.2, a near-tie. Row 1: argmax 0 (2.0); id 2 at 1.0

@@ -28,7 +28,7 @@ int64_t argmax(const float *values, int64_t n);
 
 /// max_v |test - ref| / max_v |ref| over one row of `vocab` values (the
 /// absolute difference when the reference row is all zeros); infinite when
-/// a test value is NaN or infinite where the reference's is finite.
+/// a value of either row is NaN or infinite (logits are finite).
 double rowRelErr(const float *test, const float *reference, int64_t vocab);
 
 LogitsComparison compareLogits(const float *test, const float *reference,
