@@ -82,6 +82,13 @@ int main(int argc, char **argv) {
                         "jamba-mlir issue tracker with the command line.\n");
   cl::ParseCommandLineOptions(argc, argv, "jamba-mlir reference interpreter\n");
 
+  // cl::opt keeps the last of repeated values, and jamba-run takes one
+  // --prompt-ids per sequence: say so instead of running another prompt.
+  if (promptIds.getNumOccurrences() > 1)
+    return fail("--prompt-ids given " +
+                std::to_string(promptIds.getNumOccurrences()) +
+                " times: jamba-interpret runs one sequence (run it once per "
+                "sequence)");
   auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
   if (!parsedIds.ok())
     return fail("--prompt-ids: " + parsedIds.status().message());
