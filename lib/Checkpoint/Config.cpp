@@ -406,6 +406,14 @@ Status jamba::ckpt::validateConfig(const JambaConfig &c,
                      ": key 'sliding_window': expected a positive "
                      "integer or null, got ",
                      *c.slidingWindow);
+  // Sliding-window attention is not implemented (SPEC: null; no released
+  // Jamba uses it). A window that covers every position masks nothing.
+  if (c.slidingWindow && *c.slidingWindow < c.maxPositionEmbeddings)
+    return makeError(path, ": key 'sliding_window': a window of ",
+                     *c.slidingWindow,
+                     " tokens is not supported (only null, or a window of at "
+                     "least max_position_embeddings ",
+                     c.maxPositionEmbeddings, ", which masks nothing)");
   if (c.numLogitsToKeep < 0)
     return makeError(path,
                      ": key 'num_logits_to_keep': expected a "

@@ -156,6 +156,16 @@ TEST(ConfigTest, WrongTypesNameTheKey) {
   EXPECT_EQ(parseError(R"({"sliding_window": 0})"),
             "config.json: key 'sliding_window': expected a positive integer, "
             "got 0");
+  // Not implemented: a window that masks something is refused, not ignored.
+  EXPECT_EQ(parseError(R"({"max_position_embeddings": 8192,
+      "sliding_window": 4096})"),
+            "config.json: key 'sliding_window': a window of 4096 tokens is "
+            "not supported (only null, or a window of at least "
+            "max_position_embeddings 8192, which masks nothing)");
+  EXPECT_EQ(parseOk(R"({"max_position_embeddings": 8192,
+      "sliding_window": 8192})")
+                .slidingWindow,
+            std::optional<int64_t>(8192));
   EXPECT_EQ(parseError("[1]"),
             "config.json: expected a JSON object at the top level, got array");
   EXPECT_EQ(parseError("{\"hidden_size\": }"),
@@ -266,6 +276,7 @@ TEST(ConfigTest, RoundTripsThroughJson) {
   JambaConfig c = parseOk(R"({"model_type": "jamba", "hidden_size": 256,
       "num_attention_heads": 8, "num_key_value_heads": null,
       "eos_token_id": [2, 518], "pad_token_id": null, "sliding_window": 4096,
+      "max_position_embeddings": 4096,
       "tie_word_embeddings": true, "mamba_proj_bias": true,
       "torch_dtype": "bfloat16", "rms_norm_eps": 1e-05,
       "architectures": ["JambaForCausalLM"]})");
