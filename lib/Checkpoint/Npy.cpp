@@ -50,6 +50,9 @@ Status jamba::ckpt::writeNpyF32(const std::string &path,
   // x86-64 and aarch64 are little-endian, as '<f4' says.
   out.write(reinterpret_cast<const char *>(values.data()),
             values.size() * sizeof(float));
+  // A small file is still in the stream's buffer: closing writes it, and
+  // its failure (a full disk) is only seen then.
+  out.close();
   if (!out)
     return makeError(path, ": write failed");
   return Status::success();

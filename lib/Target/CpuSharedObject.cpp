@@ -356,11 +356,19 @@ FailureOr<unsigned> mlir::jamba::dumpPtx(ModuleOp module, StringRef dir) {
       llvm::sys::path::append(path, binary.getSymName() + ".ptx");
       std::error_code ec;
       llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_None);
-      if (ec)
+      if (ec) {
+        os.clear_error();
         return module.emitError()
                << "cannot write " << path << ": " << ec.message();
+      }
       // The assembly may carry the NUL the driver's JIT wants.
       os << object.getObject().getValue().rtrim('\0');
+      os.close();
+      if (os.has_error()) {
+        std::string why = os.error().message();
+        os.clear_error();
+        return module.emitError() << "cannot write " << path << ": " << why;
+      }
       ++written;
     }
   }
@@ -444,14 +452,22 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   {
     std::error_code ec;
     llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
-    if (ec)
+    if (ec) {
+      os.clear_error();
       return module.emitError()
              << "cannot write " << objectPath << ": " << ec.message();
+    }
     llvm::legacy::PassManager pm;
     if (machine->addPassesToEmitFile(pm, os, nullptr,
                                      llvm::CodeGenFileType::ObjectFile))
       return module.emitError() << "the target cannot emit object files";
     pm.run(*llvmModule);
+    os.close();
+    if (os.has_error()) {
+      std::string why = os.error().message();
+      os.clear_error();
+      return module.emitError() << "cannot write " << objectPath << ": " << why;
+    }
   }
 
   // Link with lld: the object only needs malloc/free/memmove from libc,

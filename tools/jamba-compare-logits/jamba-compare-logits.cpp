@@ -14,6 +14,8 @@
 #include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Reference/Compare.h"
 
+#include "../common/StdoutCheck.h"
+
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
@@ -69,7 +71,8 @@ static int fail(const std::string &message) {
   return 1;
 }
 
-int main(int argc, char **argv) {
+/// The tool; main checks that what it printed arrived.
+static int run(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv,
                               "Compare two logits .npy files [rows, vocab]\n");
@@ -193,4 +196,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   return 0;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  if (std::string error = ::jamba::tools::llvmStdoutError(); !error.empty())
+    return fail(error);
+  return rc;
 }

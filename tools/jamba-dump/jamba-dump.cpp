@@ -16,6 +16,8 @@
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ExampleArtifact.h"
 
+#include "../common/StdoutCheck.h"
+
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -216,7 +218,8 @@ static Status printJson(const Artifact &artifact, const MemoryPlan &plan) {
   return Status::success();
 }
 
-int main(int argc, char **argv) {
+/// The tool; main checks that what it printed arrived.
+static int run(int argc, char **argv) {
   std::string dir, exampleDir;
   bool json = false;
   int64_t batch = 1, context = 4096;
@@ -285,4 +288,11 @@ int main(int argc, char **argv) {
     printText(**artifact, *plan);
   }
   return 0;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  if (std::string error = ::jamba::tools::stdoutError(); !error.empty())
+    return fail(error);
+  return rc;
 }

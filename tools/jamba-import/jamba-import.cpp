@@ -109,6 +109,14 @@ int main(int argc, char **argv) {
     return fail(error);
   (*module)->print(output->os());
   output->os() << "\n";
+  // A write error (a full disk) shows on closing; unreported, the stream's
+  // destructor would abort without naming the file.
+  output->os().close();
+  if (output->os().has_error()) {
+    std::string why = output->os().error().message();
+    output->os().clear_error();
+    return fail(outputPath + ": cannot write: " + why);
+  }
   output->keep();
   if (timing)
     llvm::errs() << llvm::format(

@@ -18,6 +18,8 @@
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Reference/Generate.h"
 
+#include "../common/StdoutCheck.h"
+
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -76,7 +78,8 @@ static int fail(const std::string &message) {
   return 1;
 }
 
-int main(int argc, char **argv) {
+/// The tool; main checks that what it printed arrived.
+static int run(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   llvm::setBugReportMsg("jamba-interpret crashed: please report it to the "
                         "jamba-mlir issue tracker with the command line.\n");
@@ -172,4 +175,11 @@ int main(int argc, char **argv) {
         gen->decodeSeconds, steps > 0 ? steps / gen->decodeSeconds : 0.0);
   }
   return 0;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  if (std::string error = ::jamba::tools::llvmStdoutError(); !error.empty())
+    return fail(error);
+  return rc;
 }

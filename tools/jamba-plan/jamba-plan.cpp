@@ -16,6 +16,8 @@
 #include "jamba/Checkpoint/Config.h"
 #include "jamba/Checkpoint/MemoryPlan.h"
 
+#include "../common/StdoutCheck.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -92,7 +94,8 @@ bool parseGiB(const std::string &s, double min, uint64_t &bytes) {
 
 } // namespace
 
-int main(int argc, char **argv) {
+/// The tool; main checks that what it printed arrived.
+static int run(int argc, char **argv) {
   PlanRequest request;
   std::vector<std::string> positional;
   bool weightsGiven = false;
@@ -192,4 +195,12 @@ int main(int argc, char **argv) {
                double(plan->totalBytes) / gib,
                double(plan->request.deviceBytes) / gib, largest.c_str());
   return 2;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  if (std::string error = ::jamba::tools::stdoutError(); !error.empty())
+    std::fprintf(stderr, "jamba-plan: error: %s\n", error.c_str());
+  return 1;
+  return rc;
 }

@@ -19,6 +19,8 @@
 #include "jamba/Reference/Compare.h"
 #include "jamba/Reference/Generate.h"
 
+#include "../common/StdoutCheck.h"
+
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
@@ -81,7 +83,8 @@ static void printComparison(StringRef what,
       100.0 * double(c.top1Agree) / double(c.rows), c.meanKL, c.maxKL);
 }
 
-int main(int argc, char **argv) {
+/// The tool; main checks that what it printed arrived.
+static int run(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "jamba-mlir ExpertsInt8 report\n");
   if (dtype != "f32" && dtype != "f64")
@@ -197,4 +200,11 @@ int main(int argc, char **argv) {
   if (outDir.empty())
     llvm::sys::fs::remove_directories(qDir);
   return 0;
+}
+
+int main(int argc, char **argv) {
+  int rc = run(argc, argv);
+  if (std::string error = ::jamba::tools::llvmStdoutError(); !error.empty())
+    return fail(error);
+  return rc;
 }

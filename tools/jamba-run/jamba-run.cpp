@@ -37,6 +37,8 @@
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 
+#include "../common/StdoutCheck.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -475,7 +477,8 @@ int main(int argc, char **argv) {
       line += (i ? "," : "") + std::to_string(out.ids[i]);
     std::printf("%s\n", line.c_str());
   }
-  std::fflush(stdout);
+  if (std::string error = ::jamba::tools::stdoutError(); !error.empty())
+    return fail(error);
 
   if (!logitsOut.empty()) {
     for (size_t b = 0; b < r.sequences.size(); ++b) {
