@@ -241,6 +241,18 @@ LogicalResult describeEntryPoint(
     manifest.kernels.push_back(kernel);
     ep.steps.push_back(std::move(step));
   }
+  // The model ABI's cache_len (docs/Runtime.md) is an input of both entry
+  // points even when no stage reads it: a model without attention layers
+  // has no KV cache to index.
+  if (llvm::is_contained(ep.inputs, "cache_len") &&
+      !manifest.findBuffer("cache_len")) {
+    rt::BufferDesc buffer;
+    buffer.id = "cache_len";
+    buffer.dtype = ckpt::DType::I64;
+    buffer.shape = {rt::DimExpr::symbol(rt::kDimBatch)};
+    buffer.kind = rt::BufferDesc::Kind::Io;
+    manifest.buffers.push_back(std::move(buffer));
+  }
   manifest.entryPoints.push_back(std::move(ep));
   return success();
 }
