@@ -247,9 +247,12 @@ struct DecomposeLMHead : OpRewritePattern<LMHeadOp> {
       }
       SmallVector<OpFoldResult> offsets{rewriter.getIndexAttr(0), start,
                                         rewriter.getIndexAttr(0)};
-      SmallVector<OpFoldResult> sizes{
-          batch, rewriter.getIndexAttr(keep),
-          rewriter.getIndexAttr(xType.getDimSize(2))};
+      OpFoldResult hidden =
+          xType.isDynamicDim(2)
+              ? OpFoldResult(tensor::DimOp::create(rewriter, loc, x, 2))
+              : OpFoldResult(rewriter.getIndexAttr(xType.getDimSize(2)));
+      SmallVector<OpFoldResult> sizes{batch, rewriter.getIndexAttr(keep),
+                                      hidden};
       SmallVector<OpFoldResult> strides(3, rewriter.getIndexAttr(1));
       x = tensor::ExtractSliceOp::create(rewriter, loc, x, offsets, sizes,
                                          strides);

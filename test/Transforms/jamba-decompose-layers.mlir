@@ -171,6 +171,23 @@ func.func @lm_head_last(%x: tensor<2x?x64xf32>, %w: tensor<128x64xf32>) -> tenso
 
 // -----
 
+// A dynamic hidden size: the slice takes it from the input (a static size
+// from a dynamic dimension made an invalid slice).
+// CHECK-LABEL: func @lm_head_last_dynamic
+//  CHECK-SAME:   (%[[X:[^:]+]]: tensor<?x?x?xf32>, %[[W:[^:]+]]: tensor<?x?xf32>)
+//   CHECK-DAG:   %[[B:.+]] = tensor.dim %[[X]], %c0
+//   CHECK-DAG:   %[[SEQ:.+]] = tensor.dim %[[X]], %c1
+//   CHECK-DAG:   %[[H:.+]] = tensor.dim %[[X]], %c2
+//       CHECK:   tensor.extract_slice %[[X]][0, %{{.+}}, 0] [%[[B]], 1, %[[H]]] [1, 1, 1] : tensor<?x?x?xf32> to tensor<?x1x?xf32>
+// FFN-LABEL: func @lm_head_last_dynamic
+func.func @lm_head_last_dynamic(%x: tensor<?x?x?xf32>, %w: tensor<?x?xf32>) -> tensor<?x?x?xf32> {
+  %l = jamba.lm_head %x, %w {num_logits_to_keep = 1 : i64}
+      : tensor<?x?x?xf32>, tensor<?x?xf32> -> tensor<?x?x?xf32>
+  return %l : tensor<?x?x?xf32>
+}
+
+// -----
+
 // num_logits_to_keep = 0 keeps every position: a plain linear, no slice.
 // CHECK-LABEL: func @lm_head_all
 //   CHECK-NOT:   tensor.extract_slice

@@ -74,6 +74,23 @@ func.func @mixer_input_rank(%x: tensor<4x64xf32>, %cs: tensor<1x128x3xf32>, %ss:
 
 // -----
 
+// mamba_mixer: a step over no tokens is meaningless.
+func.func @mixer_no_tokens(%x: tensor<1x0x64xf32>, %cs: tensor<1x128x3xf32>, %ss: tensor<1x128x8xf32>,
+    %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+    %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
+    %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
+  // expected-error @+1 {{expected 'input' to have at least one token (dimension 1), got 0}}
+  %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
+      x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
+      : (tensor<1x0x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>, tensor<256x64xf32>,
+         tensor<128x1x4xf32>, tensor<24x128xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>,
+         tensor<128x8xf32>, tensor<128xf32>, tensor<128x8xf32>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x0x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return
+}
+
+// -----
+
 // mamba_mixer: a zero-width conv kernel is meaningless.
 func.func @mixer_dconv_zero(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x0xf32>, %ss: tensor<1x128x8xf32>,
     %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x0xf32>, %w_x: tensor<24x128xf32>,
@@ -464,6 +481,15 @@ func.func @lm_head_rank(%h: tensor<4x64xf32>, %w: tensor<128x64xf32>) {
 func.func @lm_head_hidden(%h: tensor<1x4x64xf32>, %w: tensor<128x32xf32>) {
   // expected-error @+1 {{expected 'weight' dimension 1 to be hidden_size = 64, got 32}}
   %l = jamba.lm_head %h, %w : tensor<1x4x64xf32>, tensor<128x32xf32> -> tensor<1x4x128xf32>
+  return
+}
+
+// -----
+
+// lm_head: num_logits_to_keep cannot keep more positions than there are.
+func.func @lm_head_keep_too_many(%h: tensor<1x1x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{num_logits_to_keep 4 exceeds the input's 1 positions}}
+  %l = jamba.lm_head %h, %w {num_logits_to_keep = 4 : i64} : tensor<1x1x64xf32>, tensor<128x64xf32> -> tensor<1x4x128xf32>
   return
 }
 

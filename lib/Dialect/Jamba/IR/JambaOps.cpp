@@ -224,6 +224,11 @@ LogicalResult MambaMixerOp::verify() {
   int64_t batch = dimOf(input, 0), hidden = dimOf(input, 2);
   int64_t dInner = getDInner(), dConv = getDConv(), dState = getDState(),
           dtRank = getDtRank();
+  // A mixer step over no tokens has no meaning (the runtime never makes
+  // one), and its decomposition would slice an empty sequence.
+  if (int64_t seq = dimOf(input, 1); seq == 0)
+    return emitOpError() << "expected 'input' to have at least one token "
+                            "(dimension 1), got 0";
   if (!ShapedType::isDynamic(dConv) && dConv < 1)
     return emitOpError() << "expected d_conv >= 1, got " << dConv;
   int64_t convCols = ShapedType::isDynamic(dConv) ? dConv : dConv - 1;
@@ -376,6 +381,9 @@ LogicalResult LMHeadOp::verify() {
       failed(checkDim(op, "weight", weight, 1, dimOf(input, 2), "hidden_size")))
     return failure();
   int64_t keep = getNumLogitsToKeep();
+  if (int64_t seq = dimOf(input, 1); !ShapedType::isDynamic(seq) && keep > seq)
+    return emitOpError() << "num_logits_to_keep " << keep
+                         << " exceeds the input's " << seq << " positions";
   int64_t positions = keep == 0 ? dimOf(input, 1) : keep;
   if (failed(checkShape(
           op, "result", result, {dimOf(input, 0), positions, dimOf(weight, 0)},
