@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/stat.h>
+
 using namespace jamba;
 using namespace jamba::ckpt;
 
@@ -46,6 +48,11 @@ bool JambaConfig::operator==(const JambaConfig &o) const {
 Status jamba::ckpt::readFileToString(const std::string &path, std::string &out,
                                      size_t maxBytes) {
   out.clear();
+  // Only a regular file: opening a FIFO would wait for a writer forever, and
+  // a device may never end.
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && !S_ISREG(info.st_mode))
+    return makeError(path, ": not a regular file");
   FILE *f = std::fopen(path.c_str(), "rb");
   if (!f)
     return makeError(path, ": cannot open: ", std::strerror(errno));
