@@ -47,6 +47,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -64,7 +65,7 @@ the generated ids of each sequence on one line, comma-separated; the memory
 plan, notes and tokens/s go to stderr. Any problem is one line `jamba-run:
 error: ...` and a non-zero exit.
 
-options:
+options (a value follows as the next argument, or as --name=value):
   --prompt-ids IDS   comma-separated prompt ids; repeat the option for
                      several sequences (run together)
   -n N               ids to generate per sequence (default 8)
@@ -151,7 +152,8 @@ static bool parseDouble(const char *text, double &out) {
   char *end = nullptr;
   errno = 0;
   double v = std::strtod(text, &end);
-  if (errno || *end || !std::isfinite(v))
+  // An underflow (1e-320) is a finite value; an overflow is infinite.
+  if ((errno && errno != ERANGE) || *end || !std::isfinite(v))
     return false;
   out = v;
   return true;
@@ -265,15 +267,40 @@ int main(int argc, char **argv) {
   if (several)
     reporter.rank = std::max<int64_t>(0, mpiLaunchRank());
 
+  // The options that take a value (as the next argument or after '=').
+  static const char *const kValueOptions[] = {
+      "--prompt-ids", "-n",           "--batch",       "--context",
+      "--seq",        "--seed",       "--temperature", "--top-k",
+      "--top-p",      "--logits-out", "--device",      "--ranks",
+      "--cuda-device"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    // --name=value.
+    std::optional<std::string> inlineValue;
+    if (size_t eq = arg.find('=');
+        arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+      inlineValue = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
     auto value = [&](const char *&out) {
+      if (inlineValue) {
+        out = inlineValue->c_str();
+        return true;
+      }
       if (i + 1 >= argc)
         return false;
       out = argv[++i];
       return true;
     };
     const char *v = nullptr;
+    const bool takesValue =
+        std::find(std::begin(kValueOptions), std::end(kValueOptions), arg) !=
+        std::end(kValueOptions);
+    if (inlineValue && !takesValue)
+      return fail(arg == "--ignore-eos" || arg == "--mpi" ||
+                          arg == "--profile-kernels" || arg == "--help"
+                      ? "option " + arg + " takes no value"
+                      : "unknown option '" + arg + "' (see --help)");
     if (arg == "--help" || arg == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -291,6 +318,8 @@ int main(int argc, char **argv) {
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
+      if (!takesValue)
+        return fail("unknown option '" + arg + "' (see --help)");
       if (!value(v))
         return fail("option " + arg + " needs a value");
       std::string text = v;
@@ -349,8 +378,6 @@ int main(int argc, char **argv) {
           return fail("--cuda-device must be a non-negative integer, got '" +
                       text + "'");
         cudaDevice = ordinal;
-      } else {
-        return fail("unknown option '" + arg + "' (see --help)");
       }
       continue;
     }
