@@ -22,6 +22,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <chrono>
+#include <tuple>
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -128,6 +129,19 @@ int main(int argc, char **argv) {
                  << weightDtype << "'\n";
     return 1;
   }
+  // The artifact's bounds, named by their flags (the manifest's own check
+  // would name the dimension).
+  for (auto [flag, value, least] :
+       {std::tuple<const char *, int64_t, int64_t>{"--max-batch", maxBatch, 1},
+        {"--max-seq", maxSeq, 1},
+        {"--max-context", maxContext, 0}})
+    if (value < least) {
+      llvm::errs() << "jamba-compile: error: " << flag << " must be "
+                   << (least == 0 ? "0 (max_position_embeddings) or positive"
+                                  : "positive")
+                   << ", got " << value << "\n";
+      return 1;
+    }
   mlir::jamba::CompileOptions options;
   options.weightDtype = weightDtype;
   options.tensorParallel = tensorParallel;
