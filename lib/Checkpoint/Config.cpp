@@ -470,6 +470,27 @@ Status jamba::ckpt::validateConfig(const JambaConfig &c,
                      ": key 'rms_norm_eps': expected a positive finite "
                      "number, got ",
                      c.rmsNormEps);
+  // The kernels compute in f32: an epsilon that is 0 or infinite there
+  // would divide by zero or zero every norm.
+  if (float eps = static_cast<float>(c.rmsNormEps);
+      eps == 0.0f || !std::isfinite(eps))
+    return makeError(path, ": key 'rms_norm_eps': ", c.rmsNormEps,
+                     " is not a positive finite f32 (the kernels compute in "
+                     "f32)");
+  // The special token ids are ids of the vocabulary (generation stops at
+  // an eos id; an id outside it would never match, or match nothing real).
+  auto checkTokenId = [&](const char *key, int64_t id) -> Status {
+    if (id < 0 || id >= c.vocabSize)
+      return makeError(path, ": key '", key, "': token id ", id,
+                       " is outside the vocabulary [0, ", c.vocabSize, ")");
+    return Status::success();
+  };
+  for (int64_t id : c.eosTokenIds)
+    JAMBA_CKPT_RETURN_IF_ERROR(checkTokenId("eos_token_id", id));
+  if (c.bosTokenId)
+    JAMBA_CKPT_RETURN_IF_ERROR(checkTokenId("bos_token_id", *c.bosTokenId));
+  if (c.padTokenId)
+    JAMBA_CKPT_RETURN_IF_ERROR(checkTokenId("pad_token_id", *c.padTokenId));
 
   // Products that size tensors must not overflow int64 bytes.
   int64_t dInner = 0, p = 0;

@@ -261,6 +261,33 @@ TEST(ConfigTest, EpsMustBePositive) {
             "config.json: key 'rms_norm_eps': expected a positive finite "
             "number, got 0");
   EXPECT_DOUBLE_EQ(parseOk(R"({"rms_norm_eps": 1})").rmsNormEps, 1.0);
+  // Finite as a double but not as the kernels' f32: inf there made every
+  // norm 0 (and the logits with it), 0 would divide by zero.
+  EXPECT_EQ(parseError(R"({"rms_norm_eps": 1e300})"),
+            "config.json: key 'rms_norm_eps': 1e+300 is not a positive finite "
+            "f32 (the kernels compute in f32)");
+  EXPECT_EQ(parseError(R"({"rms_norm_eps": 1e-50})"),
+            "config.json: key 'rms_norm_eps': 1e-50 is not a positive finite "
+            "f32 (the kernels compute in f32)");
+}
+
+TEST(ConfigTest, SpecialTokenIdsAreInTheVocabulary) {
+  EXPECT_EQ(parseError(R"({"vocab_size": 128, "eos_token_id": [2, 128]})"),
+            "config.json: key 'eos_token_id': token id 128 is outside the "
+            "vocabulary [0, 128)");
+  EXPECT_EQ(parseError(R"({"vocab_size": 128, "eos_token_id": -5})"),
+            "config.json: key 'eos_token_id': token id -5 is outside the "
+            "vocabulary [0, 128)");
+  EXPECT_EQ(parseError(R"({"vocab_size": 128, "bos_token_id": 1000})"),
+            "config.json: key 'bos_token_id': token id 1000 is outside the "
+            "vocabulary [0, 128)");
+  EXPECT_EQ(parseError(R"({"vocab_size": 128, "pad_token_id": -1})"),
+            "config.json: key 'pad_token_id': token id -1 is outside the "
+            "vocabulary [0, 128)");
+  JambaConfig c = parseOk(R"({"vocab_size": 128, "eos_token_id": 127,
+      "bos_token_id": null, "pad_token_id": 0})");
+  EXPECT_EQ(c.eosTokenIds, std::vector<int64_t>{127});
+  EXPECT_FALSE(c.bosTokenId.has_value());
 }
 
 TEST(ConfigTest, ValidateConfigChecksEditedConfigs) {
