@@ -88,8 +88,13 @@ namespace {
 std::string describe(const JsonValue &v) {
   if (v.isInteger())
     return concat(v.getInt());
-  if (v.isNumber())
-    return concat("non-integer number ", v.getDouble());
+  if (v.isNumber()) {
+    // 64.0 prints as "64" by default, which looks like an integer.
+    double d = v.getDouble();
+    if (std::isfinite(d) && std::floor(d) == d && std::abs(d) < 1e15)
+      return concat("non-integer number ", static_cast<int64_t>(d), ".0");
+    return concat("non-integer number ", d);
+  }
   return v.kindName();
 }
 

@@ -133,7 +133,7 @@ TEST(ConfigTest, WrongTypesNameTheKey) {
             "string");
   EXPECT_EQ(parseError(R"({"hidden_size": 4096.0})"),
             "config.json: key 'hidden_size': expected a positive integer, got "
-            "non-integer number 4096");
+            "non-integer number 4096.0");
   EXPECT_EQ(parseError(R"({"num_experts": null})"),
             "config.json: key 'num_experts': expected a positive integer, got "
             "null");
@@ -269,6 +269,15 @@ TEST(ConfigTest, EpsMustBePositive) {
   EXPECT_EQ(parseError(R"({"rms_norm_eps": 1e-50})"),
             "config.json: key 'rms_norm_eps': 1e-50 is not a positive finite "
             "f32 (the kernels compute in f32)");
+}
+
+TEST(ConfigTest, AFloatWithoutFractionIsNamedAsAFloat) {
+  EXPECT_EQ(parseError(R"({"hidden_size": 64.0})"),
+            "config.json: key 'hidden_size': expected a positive integer, got "
+            "non-integer number 64.0");
+  EXPECT_EQ(parseError(R"({"hidden_size": 64.5})"),
+            "config.json: key 'hidden_size': expected a positive integer, got "
+            "non-integer number 64.5");
 }
 
 TEST(ConfigTest, SpecialTokenIdsAreInTheVocabulary) {
