@@ -406,6 +406,21 @@ SafeTensorsFile::open(const std::string &path) {
                        "]) overlap");
     }
   }
+  // Nor may bytes belong to no tensor: the tensors cover the data section
+  // exactly, from 0 (as the safetensors library requires; a hole or
+  // trailing bytes mean a damaged or foreign file).
+  uint64_t covered = 0;
+  for (size_t i : order) {
+    if (ranges[i].first != covered)
+      return makeError(path, ": bytes [", covered, ", ", ranges[i].first,
+                       ") of the data section belong to no tensor");
+    covered = ranges[i].second;
+  }
+  if (covered != dataSize)
+    return makeError(path, ": ", dataSize - covered,
+                     " bytes after the last tensor's data (the data section "
+                     "has ",
+                     dataSize, " bytes, the tensors cover ", covered, ")");
   return file;
 }
 

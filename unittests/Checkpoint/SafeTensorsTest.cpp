@@ -380,6 +380,29 @@ TEST(SafeTensorsCorruptTest, OverlappingOffsets) {
   EXPECT_TRUE(SafeTensorsFile::open(path).ok());
 }
 
+TEST(SafeTensorsCorruptTest, BytesThatBelongToNoTensor) {
+  // The tensors cover the data section exactly, from 0, as the safetensors
+  // library requires: a hole or trailing bytes mean a damaged file.
+  TempDir dir;
+  EXPECT_CONTAINS(
+      corruptError(dir,
+                   R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                   R"("b":{"dtype":"U8","shape":[4],"data_offsets":[6,10]}})",
+                   std::string(10, '\0')),
+      ": bytes [4, 6) of the data section belong to no tensor");
+  EXPECT_CONTAINS(
+      corruptError(dir,
+                   R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+                   std::string(6, '\0')),
+      ": bytes [0, 2) of the data section belong to no tensor");
+  EXPECT_CONTAINS(
+      corruptError(dir,
+                   R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+                   std::string(104, '\0')),
+      ": 100 bytes after the last tensor's data (the data section has 104 "
+      "bytes, the tensors cover 4)");
+}
+
 TEST(SafeTensorsCorruptTest, DuplicateTensorNames) {
   TempDir dir;
   EXPECT_CONTAINS(
