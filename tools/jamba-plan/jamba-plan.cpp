@@ -199,8 +199,9 @@ static int run(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   int rc = run(argc, argv);
-  if (std::string error = ::jamba::tools::stdoutError(); !error.empty())
+  if (std::string error = ::jamba::tools::stdoutError(); !error.empty()) {
     std::fprintf(stderr, "jamba-plan: error: %s\n", error.c_str());
-  return 1;
+    return 1;
+  }
   return rc;
 }
