@@ -9,6 +9,7 @@
 #include "jamba/Checkpoint/SafeTensors.h"
 
 #include <algorithm>
+#include <cassert>
 #include <functional>
 #include <sstream>
 
@@ -394,6 +395,8 @@ jamba::ref::cachedAttention(const Tensor<T> &q, const Tensor<T> &k,
   };
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t past = static_cast<int64_t>(cacheLen[b]);
+    assert(past >= 0 && past + seq <= capacity &&
+           "cachedAttention: cacheLen[b] + seq exceeds the cache capacity");
     for (int64_t s = 0; s < seq; ++s)
       for (int64_t g = 0; g < kvHeads; ++g)
         for (int64_t d = 0; d < headDim; ++d) {

@@ -150,6 +150,9 @@ mambaMixer(const Tensor<T> &x, const Tensor<T> &convState,
 /// The attention core: q [B, S, nH*hd] and the new k, v [B, S, nKV*hd] are
 /// appended to the caches at cacheLen[b] and attended causally (SPEC 1.5.4).
 /// Returns {heads concatenated [B, S, nH*hd], k_cache, v_cache}.
+/// Precondition: 0 <= cacheLen[b] and cacheLen[b] + S <= the caches'
+/// capacity (their dimension 2) for every b; the interpreter checks it
+/// (checkIndices) before it calls this.
 template <typename T>
 std::tuple<Tensor<T>, Tensor<T>, Tensor<T>>
 cachedAttention(const Tensor<T> &q, const Tensor<T> &k, const Tensor<T> &v,
