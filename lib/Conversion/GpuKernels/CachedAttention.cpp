@@ -1,5 +1,4 @@
-//===- CachedAttention.cpp - jamba.cached_attention on GPUs
-//-----------------===//
+//===- CachedAttention.cpp - jamba.cached_attention on GPUs ---------------===//
 //
 // Part of jamba-mlir. Attention over the KV cache: the split-KV form and flash
 // attention on tensor cores (see lowerCachedAttention and attentionMmaTiles).
@@ -16,9 +15,7 @@
 #include "jamba/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"

@@ -1,5 +1,4 @@
-//===- CausalConv1d.cpp - jamba.causal_conv1d on GPUs
-//-----------------------===//
+//===- CausalConv1d.cpp - jamba.causal_conv1d on GPUs ---------------------===//
 //
 // Part of jamba-mlir. The causal conv1d as a loop nest: see lowerCausalConv1d.
 //
@@ -13,12 +12,7 @@
 #include "jamba/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
-#include "mlir/Dialect/Math/IR/Math.h"
-#include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -26,8 +20,6 @@ using namespace mlir::jamba::gpukernels;
 using lowering::convertScalar;
 using lowering::floatConst;
 using lowering::indexConst;
-
-namespace {} // namespace
 
 /// One iteration per (b, c): y[b, t, c] sums the K taps over the extended
 /// input (state, then this call's inputs); the new state is the extended

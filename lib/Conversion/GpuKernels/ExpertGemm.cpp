@@ -1,5 +1,4 @@
-//===- ExpertGemm.cpp - jamba.expert_gemm on GPUs
-//---------------------------===//
+//===- ExpertGemm.cpp - jamba.expert_gemm on GPUs -------------------------===//
 //
 // Part of jamba-mlir. The expert GEMM: the lane form, the token-grouped form
 // and its tensor-core form (see lowerExpertGemm and groupedMmaTiles).
@@ -13,14 +12,9 @@
 
 #include "WarpCode.h"
 
-#include "jamba/Conversion/Passes.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
-#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;

@@ -1,5 +1,4 @@
-//===- RMSNorm.cpp - jamba.rms_norm on GPUs
-//---------------------------------===//
+//===- RMSNorm.cpp - jamba.rms_norm on GPUs -------------------------------===//
 //
 // Part of jamba-mlir. RMSNorm as loop nests: see lowerRMSNorm.
 //
@@ -10,15 +9,10 @@
 #include "../JambaToLinalg/LoweringUtils.h"
 #include "KernelUtils.h"
 
-#include "jamba/Conversion/Passes.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::jamba;

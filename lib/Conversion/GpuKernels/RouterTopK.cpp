@@ -1,5 +1,4 @@
-//===- RouterTopK.cpp - jamba.router_topk on GPUs
-//---------------------------===//
+//===- RouterTopK.cpp - jamba.router_topk on GPUs -------------------------===//
 //
 // Part of jamba-mlir. The router softmax and top-k as a loop nest: see
 // lowerRouterTopK.
@@ -11,15 +10,9 @@
 #include "../JambaToLinalg/LoweringUtils.h"
 #include "KernelUtils.h"
 
-#include "jamba/Conversion/Passes.h"
-
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
-#include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -27,8 +20,6 @@ using namespace mlir::jamba::gpukernels;
 using lowering::convertScalar;
 using lowering::floatConst;
 using lowering::indexConst;
-
-namespace {} // namespace
 
 /// One iteration per row: softmax over the experts (max-subtracted), then
 /// top-k by repeated selection, each pick the first maximum among the

@@ -1,5 +1,4 @@
-//===- SelectiveScan.cpp - jamba.selective_scan on GPUs
-//---------------------===//
+//===- SelectiveScan.cpp - jamba.selective_scan on GPUs -------------------===//
 //
 // Part of jamba-mlir. The selective scan as loop nests: see lowerSelectiveScan.
 //
@@ -13,12 +12,9 @@
 #include "jamba/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
-#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 using namespace mlir;
 using namespace mlir::jamba;

@@ -1,5 +1,4 @@
-//===- WarpCode.h - A warp's code for GPUs and its CPU emulation -*- C++
-//-*-===//
+//===- WarpCode.h - A warp's code and its CPU emulation ---------*- C++ -*-===//
 //
 // Part of jamba-mlir. The tensor-core kernels of jamba-gpu-kernels (the
 // grouped expert GEMM and flash attention) are written once against
