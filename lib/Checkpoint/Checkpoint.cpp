@@ -132,6 +132,21 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
     return Status::success();
   };
 
+  // Integer weights are ExpertsInt8's, whose per-row scales only a config
+  // naming the scheme makes anyone read: without it they would be taken
+  // for float weights of -127..127.
+  auto checkIntegerWeights = [&]() -> Status {
+    if (ckpt->cfg.quantMethod)
+      return Status::success();
+    for (const std::string &name : ckpt->nameList)
+      if (ckpt->tensorMap.at(name)->dtype == DType::I8)
+        return fail("tensor '", name,
+                    "' is I8, but config.json has no quantization_config "
+                    "(\"quant_method\": \"experts_int8\"), so its row scales "
+                    "would be ignored");
+    return Status::success();
+  };
+
   std::string indexPath = joinPath(dir, "model.safetensors.index.json");
   if (fileExists(indexPath)) {
     std::string text;
@@ -172,6 +187,7 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
       ckpt->tensorMap.emplace(m.first, t);
       ckpt->nameList.push_back(m.first);
     }
+    JAMBA_CKPT_RETURN_IF_ERROR(checkIntegerWeights());
     return ckpt;
   }
 
@@ -203,6 +219,7 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
       ckpt->nameList.push_back(t.name);
     }
   }
+  JAMBA_CKPT_RETURN_IF_ERROR(checkIntegerWeights());
   return ckpt;
 }
 

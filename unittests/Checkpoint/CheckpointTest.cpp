@@ -673,9 +673,31 @@ TEST(CheckpointTest, NonFloatTensorIsAnError) {
                               "F16, BF16, F64 or I8)");
 }
 
-TEST(CheckpointTest, I8WeightsLoadExactly) {
+TEST(CheckpointTest, I8WeightsNeedAnExpertsInt8Config) {
+  // Without quantization_config nobody reads the row scales: the int8
+  // values would be taken for float weights of -127..127.
   TempDir dir;
   writeFile(dir.file("config.json"), kConfig);
+  SafeTensorsWriter w;
+  ASSERT_TRUE(
+      w.add("model.layers.0.mamba.D", DType::I8, {16}, std::string(16, '\1'))
+          .ok());
+  ASSERT_TRUE(w.write(dir.file("model.safetensors")).ok());
+  StatusOr<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(dir.path());
+  ASSERT_FALSE(ckpt.ok());
+  EXPECT_NE(ckpt.status().message().find(
+                "tensor 'model.layers.0.mamba.D' is I8, but config.json has no "
+                "quantization_config"),
+            std::string::npos)
+      << ckpt.status().message();
+}
+
+TEST(CheckpointTest, I8WeightsLoadExactly) {
+  TempDir dir;
+  std::string config = kConfig;
+  config.insert(config.find('{') + 1,
+                R"("quantization_config": {"quant_method": "experts_int8"},)");
+  writeFile(dir.file("config.json"), config);
   SafeTensorsWriter w;
   std::string bytes(16, '\0');
   for (int i = 0; i < 16; ++i)
