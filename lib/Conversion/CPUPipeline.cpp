@@ -45,6 +45,10 @@ void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
 
 void mlir::jamba::buildCPULowerPipeline(
     OpPassManager &pm, const CPULowerPipelineOptions &options) {
+  if (std::string problem = checkPipelineOptions(options); !problem.empty()) {
+    pm.addPass(createRefuseOptionsPass(problem));
+    return;
+  }
   // The GEMMs first, as vector microkernels on buffers; then the rest of
   // jamba -> linalg/tensor/scf on tensors; the elementwise arith/math ops
   // on whole tensors (residual adds, A = -exp(A_log), casts) -> linalg.

@@ -765,15 +765,28 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
   return success();
 }
 
+/// Bounds of the pass options (far beyond any useful value).
+constexpr int64_t kMaxLanes = 64;
+constexpr int64_t kMaxPanelBytes = int64_t(1) << 40;
+constexpr int64_t kMaxPrefetchRows = 1024;
+
 struct JambaCpuMicrokernelsPass
     : jamba::impl::JambaCpuMicrokernelsPassBase<JambaCpuMicrokernelsPass> {
   using Base::Base;
 
   void runOnOperation() override {
-    if (lanes < 1 || panelBytes < 1) {
+    // Bounded so that the tile arithmetic (lanes times the unroll, rows
+    // times the panel) cannot overflow.
+    if (lanes < 1 || lanes > kMaxLanes || panelBytes < 1 ||
+        panelBytes > kMaxPanelBytes || prefetchRows < 0 ||
+        prefetchRows > kMaxPrefetchRows) {
       getOperation().emitError()
-          << "jamba-cpu-microkernels: lanes and panel-bytes must be "
-             "positive";
+          << "jamba-cpu-microkernels: lanes must be in [1, " << kMaxLanes
+          << "], panel-bytes in [1, " << kMaxPanelBytes
+          << "] and prefetch-rows in [0, " << kMaxPrefetchRows << "] (got "
+          << static_cast<int64_t>(lanes) << ", "
+          << static_cast<int64_t>(panelBytes) << " and "
+          << static_cast<int64_t>(prefetchRows) << ")";
       return signalPassFailure();
     }
     KernelOptions options{lanes, panelBytes, prefetchRows};

@@ -651,6 +651,10 @@ struct JambaGpuHostMemoryPass
 
 void mlir::jamba::buildGPULowerPipeline(
     OpPassManager &pm, const GPULowerPipelineOptions &options) {
+  if (std::string problem = checkPipelineOptions(options); !problem.empty()) {
+    pm.addPass(createRefuseOptionsPass(problem));
+    return;
+  }
   // The primitives with sequential parts as parallel loop nests on buffers,
   // the rest (GEMMs, norms, elementwise) through linalg.
   JambaLowerCollectivesPassOptions collectives;

@@ -39,15 +39,15 @@ namespace {
 constexpr const char *kEntryPoints[] = {"prefill", "decode"};
 constexpr const char kCpuKernelFile[] = "kernels/cpu.so";
 
-/// The sm_NN of a "cuda:sm_NN" target (NN >= 50), or failure.
+/// The sm_NN of a "cuda:sm_NN" target: an architecture the GPU pipeline
+/// builds for (isKnownCudaChip: sm_50 to sm_90), written as LLVM writes it
+/// (no leading zeros) and without the "a" suffix (the runtime matches sm_NN
+/// against the device), or failure.
 FailureOr<std::string> parseCudaTarget(StringRef target) {
-  if (!target.consume_front("cuda:sm_"))
+  if (!target.consume_front("cuda:") || !isKnownCudaChip(target) ||
+      !llvm::all_of(target.drop_front(3), llvm::isDigit))
     return failure();
-  unsigned version = 0;
-  if (target.empty() || target.getAsInteger(10, version) || version < 50 ||
-      version > 999)
-    return failure();
-  return "sm_" + target.str();
+  return target.str();
 }
 
 /// Removes a directory tree when it goes out of scope.
@@ -447,7 +447,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     FailureOr<std::string> parsed = parseCudaTarget(options.target);
     if (failed(parsed))
       return fail("unknown target '" + options.target +
-                  "' (expected cpu or cuda:sm_NN, e.g. cuda:sm_90)");
+                  "' (expected cpu or cuda:sm_NN, NN from 50 to 90, e.g. cuda:sm_90)");
     chip = *parsed;
     if (options.gpuFormat != "ptx" && options.gpuFormat != "cubin")
       return fail("unknown GPU format '" + options.gpuFormat +

@@ -1,7 +1,12 @@
 // RUN: jamba-opt %s -jamba-cpu-microkernels -canonicalize -cse -split-input-file | FileCheck %s
 // RUN: not jamba-opt %s -jamba-cpu-microkernels=lanes=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not jamba-opt %s -jamba-cpu-microkernels=lanes=4611686018427387904 -split-input-file 2>&1 | FileCheck %s --check-prefix=HUGE
+// RUN: not jamba-opt %s -jamba-cpu-microkernels=prefetch-rows=-1 -split-input-file 2>&1 | FileCheck %s --check-prefix=PREFETCH
 
-// BAD: error: jamba-cpu-microkernels: lanes and panel-bytes must be positive
+// BAD: error: jamba-cpu-microkernels: lanes must be in [1, 64], panel-bytes in [1, 1099511627776] and prefetch-rows in [0, 1024] (got 0, 
+// A lane count whose tile arithmetic overflowed to 0 crashed the pass.
+// HUGE: error: jamba-cpu-microkernels: lanes must be in [1, 64]{{.*}}(got 4611686018427387904,
+// PREFETCH: error: jamba-cpu-microkernels: lanes must be in [1, 64]{{.*}} and -1)
 
 // f32 linear, dynamic rows: 96 weight rows in 8 panels of 12 (at least 8
 // panels), pairs of input rows against 4 weight rows with 8 accumulators of

@@ -174,6 +174,21 @@ struct GPULowerPipelineOptions
       llvm::cl::init(false)};
 };
 
+/// Whether `chip` names an NVIDIA architecture the GPU pipeline builds
+/// for: sm_50 to sm_90a ("sm_80", "sm_90", "sm_90a").
+bool isKnownCudaChip(llvm::StringRef chip);
+
+/// The first problem with a pipeline's options, naming the option (empty
+/// when there is none): out-of-range values, GPU kernel options given to
+/// the CPU pipeline without gpu-kernels, an unknown chip or binary format, a
+/// missing CUDA toolkit.
+std::string checkPipelineOptions(const CPULowerPipelineOptions &options);
+std::string checkPipelineOptions(const GPULowerPipelineOptions &options);
+
+/// A pass that fails with `message` on the module: how a pipeline builder,
+/// which cannot fail, refuses its options when the pipeline runs.
+std::unique_ptr<Pass> createRefuseOptionsPass(std::string message);
+
 /// jamba-gpu-kernels' options from the CPU or GPU pipeline's options of the
 /// same names.
 template <class PipelineOptions>

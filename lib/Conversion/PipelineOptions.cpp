@@ -1,0 +1,145 @@
+//===- PipelineOptions.cpp - Checks of the lowering pipelines' options ----===//
+//
+// Part of jamba-mlir. The CPU and GPU lowering pipelines are built from
+// their options by functions that cannot fail; a bad option is refused by a
+// first pass that fails with a message naming it, before anything else runs
+// (upstream passes given a bad chip or format crash, or report an error and
+// still succeed).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Conversion/Passes.h"
+
+#include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <string>
+
+using namespace mlir;
+using namespace mlir::jamba;
+
+/// The architectures the pipelines build for and the oldest PTX ISA version
+/// (times 10) that LLVM's NVPTX backend accepts for each. Newer ones
+/// (sm_100, sm_120, ...) need PTX 8.6 or later, which this project has not
+/// built or run.
+static int64_t minimumPtxVersion(llvm::StringRef chip) {
+  return llvm::StringSwitch<int64_t>(chip)
+      .Cases({"sm_50", "sm_52", "sm_53"}, 40)
+      .Cases({"sm_60", "sm_61", "sm_62"}, 50)
+      .Case("sm_70", 60)
+      .Case("sm_72", 61)
+      .Case("sm_75", 63)
+      .Case("sm_80", 70)
+      .Case("sm_86", 71)
+      .Case("sm_87", 74)
+      .Cases({"sm_89", "sm_90"}, 78)
+      .Case("sm_90a", 80)
+      .Default(0);
+}
+
+bool mlir::jamba::isKnownCudaChip(llvm::StringRef chip) {
+  return minimumPtxVersion(chip) > 0;
+}
+
+namespace {
+
+/// The jamba-gpu-kernels options both pipelines share, checked as that
+/// pass checks them (and the few it does not).
+template <class Options> std::string checkKernelOptions(const Options &o) {
+  auto atLeast = [](const char *name, int64_t value,
+                    int64_t least) -> std::string {
+    if (value >= least)
+      return "";
+    return std::string(name) + " must be at least " + std::to_string(least) +
+           " (got " + std::to_string(value) + ")";
+  };
+  for (std::string problem :
+       {atLeast("attention-keys-per-split", o.attentionKeysPerSplit, 1),
+        atLeast("expert-gemm-lanes", o.expertGemmLanes, 1),
+        atLeast("expert-gemm-grouped-rows", o.expertGemmGroupedRows, 0),
+        atLeast("scan-chunk-steps", o.scanChunkSteps, 1),
+        atLeast("attention-mma-min-tokens", o.attentionMmaMinTokens, 0)})
+    if (!problem.empty())
+      return problem;
+  return "";
+}
+
+struct RefuseOptionsPass
+    : PassWrapper<RefuseOptionsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RefuseOptionsPass)
+
+  explicit RefuseOptionsPass(std::string message)
+      : message(std::move(message)) {}
+  StringRef getArgument() const override { return "jamba-refuse-options"; }
+  void runOnOperation() override {
+    getOperation().emitError() << message;
+    signalPassFailure();
+  }
+
+  std::string message;
+};
+
+} // namespace
+
+std::string
+mlir::jamba::checkPipelineOptions(const CPULowerPipelineOptions &o) {
+  std::string prefix = "jamba-cpu-lower-pipeline: ";
+  if (std::string problem = checkKernelOptions(o); !problem.empty())
+    return prefix + problem;
+  if (o.gpuKernels)
+    return "";
+  // The GPU kernels' options mean nothing without them: say so rather than
+  // ignore them.
+  for (const llvm::cl::Option *option :
+       {static_cast<const llvm::cl::Option *>(&o.attentionKeysPerSplit),
+        static_cast<const llvm::cl::Option *>(&o.expertGemmLanes),
+        static_cast<const llvm::cl::Option *>(&o.expertGemmGroupedRows),
+        static_cast<const llvm::cl::Option *>(&o.scanChunkSteps),
+        static_cast<const llvm::cl::Option *>(&o.tensorCores),
+        static_cast<const llvm::cl::Option *>(&o.attentionMmaMinTokens)})
+    if (option->getNumOccurrences() > 0)
+      return prefix + option->ArgStr.str() + " needs gpu-kernels=1";
+  if (o.tensorCores)
+    return prefix + "tensor-cores needs gpu-kernels=1";
+  return "";
+}
+
+std::string
+mlir::jamba::checkPipelineOptions(const GPULowerPipelineOptions &o) {
+  std::string prefix = "jamba-gpu-lower-pipeline: ";
+  if (std::string problem = checkKernelOptions(o); !problem.empty())
+    return prefix + problem;
+  if (!isKnownCudaChip(o.chip))
+    return prefix + "chip '" + o.chip +
+           "' is not an architecture this pipeline builds for (sm_50 to "
+           "sm_90a, e.g. sm_80, sm_90)";
+  // Only PTX ISA versions: LLVM aborts on a version too old for the chip.
+  llvm::SmallVector<llvm::StringRef> features;
+  llvm::StringRef(o.features).split(features, ',', -1, false);
+  for (llvm::StringRef feature : features) {
+    unsigned version = 0;
+    if (!feature.consume_front("+ptx") || feature.getAsInteger(10, version))
+      return prefix + "features: expected +ptxNN items (got '" + o.features +
+             "')";
+    if (version < minimumPtxVersion(o.chip))
+      return prefix + "features: PTX " + std::to_string(version / 10) + "." +
+             std::to_string(version % 10) + " cannot target " + o.chip +
+             " (it needs +ptx" + std::to_string(minimumPtxVersion(o.chip)) +
+             " or later)";
+  }
+  if (o.format != "isa" && o.format != "bin" && o.format != "fatbin")
+    return prefix + "format must be isa, bin or fatbin (got '" + o.format +
+           "')";
+  // libdevice (the math functions) comes from the toolkit whatever the
+  // format; without it the PTX calls functions nothing defines.
+  if (!llvm::sys::fs::is_directory(o.toolkit))
+    return prefix + "toolkit '" + o.toolkit +
+           "' is not a directory (the CUDA toolkit root, for libdevice and "
+           "ptxas)";
+  return "";
+}
+
+std::unique_ptr<Pass>
+mlir::jamba::createRefuseOptionsPass(std::string message) {
+  return std::make_unique<RefuseOptionsPass>(std::move(message));
+}
