@@ -446,8 +446,9 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   if (options.target != "cpu") {
     FailureOr<std::string> parsed = parseCudaTarget(options.target);
     if (failed(parsed))
-      return fail("unknown target '" + options.target +
-                  "' (expected cpu or cuda:sm_NN, NN from 50 to 90, e.g. cuda:sm_90)");
+      return fail(
+          "unknown target '" + options.target +
+          "' (expected cpu or cuda:sm_NN, NN from 50 to 90, e.g. cuda:sm_90)");
     chip = *parsed;
     if (options.gpuFormat != "ptx" && options.gpuFormat != "cubin")
       return fail("unknown GPU format '" + options.gpuFormat +
