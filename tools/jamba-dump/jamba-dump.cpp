@@ -18,6 +18,7 @@
 
 #include "../common/StdoutCheck.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -42,7 +43,8 @@ safetensors files) and prints a summary. Any problem is reported as one line
 options:
   --json             print the summary and the manifest as JSON
   --batch N          sequences at once, for the buffer sizes (default 1)
-  --context N        context length (capacity) per sequence (default 4096)
+  --context N        context length (capacity) per sequence (default 4096,
+                     or the artifact's largest when it is smaller)
   --seq N            tokens per call (default: min(context, the artifact's
                      largest seq))
   --write-example DIR
@@ -222,7 +224,8 @@ static Status printJson(const Artifact &artifact, const MemoryPlan &plan) {
 static int run(int argc, char **argv) {
   std::string dir, exampleDir;
   bool json = false;
-  int64_t batch = 1, context = 4096;
+  int64_t batch = 1;
+  std::optional<int64_t> context;
   std::optional<int64_t> seq;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -274,7 +277,13 @@ static int run(int argc, char **argv) {
   if (!artifact.ok())
     return fail(artifact.status().message());
   const ArtifactManifest &m = (*artifact)->manifest();
-  StatusOr<DimBindings> bindings = bindDims(m, batch, context, seq);
+  // The default context: 4096, or the artifact's largest when it is less.
+  if (!context) {
+    context = 4096;
+    if (const SymbolicDim *capacity = m.findDim(kDimCapacity))
+      context = std::min<int64_t>(*context, capacity->max);
+  }
+  StatusOr<DimBindings> bindings = bindDims(m, batch, *context, seq);
   if (!bindings.ok())
     return fail("artifact " + dir + ": " + bindings.status().message());
   StatusOr<MemoryPlan> plan = planMemory(m, *bindings);
