@@ -269,19 +269,31 @@ struct JambaSplitStagesPass
       if (!func.isExternal() && func.isPublic() &&
           !func.getName().contains("__"))
         entries.push_back(func);
+    if (numLayers < 0) {
+      module.emitError() << "jamba-split-stages: num-layers must be 0 (from "
+                            "the arguments) or positive, got "
+                         << static_cast<int64_t>(numLayers);
+      return signalPassFailure();
+    }
     for (func::FuncOp func : entries) {
-      int64_t layers = numLayers;
-      if (layers <= 0) {
-        // Largest layer index named by an argument, plus one.
-        layers = 0;
-        for (unsigned i = 0; i < func.getNumArguments(); ++i)
-          for (StringRef key : {kWeightAttrName, kStateAttrName})
-            if (auto name = func.getArgAttrOfType<StringAttr>(i, key))
-              for (StringRef prefix : {"model.layers.", "layers."})
-                if (auto layer = layerOf(name.getValue(), prefix))
-                  layers = std::max(layers, *layer + 1);
+      // Largest layer index named by an argument, plus one.
+      int64_t named = 0;
+      for (unsigned i = 0; i < func.getNumArguments(); ++i)
+        for (StringRef key : {kWeightAttrName, kStateAttrName})
+          if (auto name = func.getArgAttrOfType<StringAttr>(i, key))
+            for (StringRef prefix : {"model.layers.", "layers."})
+              if (auto layer = layerOf(name.getValue(), prefix))
+                named = std::max(named, *layer + 1);
+      // Fewer layers than the arguments name would put the later layers'
+      // ops into the head stage.
+      if (numLayers > 0 && numLayers < named) {
+        func.emitError() << "jamba-split-stages: num-layers "
+                         << static_cast<int64_t>(numLayers)
+                         << " is less than the " << named
+                         << " layers the arguments name";
+        return signalPassFailure();
       }
-      if (failed(StageSplitter(func, layers).run()))
+      if (failed(StageSplitter(func, numLayers > 0 ? numLayers : named).run()))
         return signalPassFailure();
     }
   }

@@ -1,4 +1,11 @@
 // RUN: jamba-opt %s -jamba-split-stages -split-input-file -verify-diagnostics -allow-unregistered-dialect | FileCheck %s
+// RUN: not jamba-opt %s -jamba-split-stages=num-layers=1 -split-input-file -allow-unregistered-dialect 2>&1 | FileCheck %s --check-prefix=FEWER
+// RUN: not jamba-opt %s -jamba-split-stages=num-layers=-1 -split-input-file -allow-unregistered-dialect 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+
+// Fewer layers than the arguments name put layer 1's ops into the head
+// stage, silently; a negative count was taken for 0.
+// FEWER: error: jamba-split-stages: num-layers 1 is less than the 2 layers the arguments name
+// NEGATIVE: error: jamba-split-stages: num-layers must be 0 (from the arguments) or positive, got -1
 
 // Two layers around an embedding and a head: one stage function per layer,
 // named after the entry point; the entry point becomes the schedule of
