@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 #include <dirent.h>
@@ -135,15 +136,33 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
   // Integer weights are ExpertsInt8's, whose per-row scales only a config
   // naming the scheme makes anyone read: without it they would be taken
   // for float weights of -127..127.
-  auto checkIntegerWeights = [&]() -> Status {
-    if (ckpt->cfg.quantMethod)
+  // With the scheme, the row scales multiply every weight of their row: a
+  // negative one flips the row's sign, a NaN or infinite one poisons the
+  // logits far from the tensor that caused it.
+  auto checkQuantizedWeights = [&]() -> Status {
+    if (!ckpt->cfg.quantMethod) {
+      for (const std::string &name : ckpt->nameList)
+        if (ckpt->tensorMap.at(name)->dtype == DType::I8)
+          return fail("tensor '", name,
+                      "' is I8, but config.json has no quantization_config "
+                      "(\"quant_method\": \"experts_int8\"), so its row "
+                      "scales would be ignored");
       return Status::success();
-    for (const std::string &name : ckpt->nameList)
-      if (ckpt->tensorMap.at(name)->dtype == DType::I8)
-        return fail("tensor '", name,
-                    "' is I8, but config.json has no quantization_config "
-                    "(\"quant_method\": \"experts_int8\"), so its row scales "
-                    "would be ignored");
+    }
+    std::vector<float> values;
+    for (const std::string &name : ckpt->nameList) {
+      if (!endsWith(name, "_scale"))
+        continue;
+      const TensorInfo &t = *ckpt->tensorMap.at(name);
+      values.resize(static_cast<size_t>(t.numElements()));
+      if (Status st = convertToF32(t, 0, values.size(), values.data());
+          !st.ok())
+        return fail(st.message());
+      for (size_t i = 0; i < values.size(); ++i)
+        if (!std::isfinite(values[i]) || values[i] < 0)
+          return fail("tensor '", name, "': row scale ", i, " is ", values[i],
+                      " (a row scale is finite and not negative)");
+    }
     return Status::success();
   };
 
@@ -187,7 +206,7 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
       ckpt->tensorMap.emplace(m.first, t);
       ckpt->nameList.push_back(m.first);
     }
-    JAMBA_CKPT_RETURN_IF_ERROR(checkIntegerWeights());
+    JAMBA_CKPT_RETURN_IF_ERROR(checkQuantizedWeights());
     return ckpt;
   }
 
@@ -219,7 +238,7 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
       ckpt->nameList.push_back(t.name);
     }
   }
-  JAMBA_CKPT_RETURN_IF_ERROR(checkIntegerWeights());
+  JAMBA_CKPT_RETURN_IF_ERROR(checkQuantizedWeights());
   return ckpt;
 }
 

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <map>
 #include <string>
@@ -690,6 +691,31 @@ TEST(CheckpointTest, I8WeightsNeedAnExpertsInt8Config) {
                 "quantization_config"),
             std::string::npos)
       << ckpt.status().message();
+}
+
+TEST(CheckpointTest, RowScalesAreFiniteAndNotNegative) {
+  // A negative scale flipped its row silently; a NaN one surfaced only as
+  // NaN logits, far from the tensor.
+  std::string config = kConfig;
+  config.insert(config.find('{') + 1,
+                R"("quantization_config": {"quant_method": "experts_int8"},)");
+  for (float bad : {-1.0f, NAN, INFINITY}) {
+    TempDir dir;
+    writeFile(dir.file("config.json"), config);
+    SafeTensorsWriter w;
+    ASSERT_TRUE(w.addFloats("model.layers.1.feed_forward.experts.0.up_proj."
+                            "weight_scale",
+                            DType::F32, {3}, {0.5f, bad, 0.0f})
+                    .ok());
+    ASSERT_TRUE(w.write(dir.file("model.safetensors")).ok());
+    StatusOr<std::unique_ptr<Checkpoint>> ckpt = Checkpoint::open(dir.path());
+    ASSERT_FALSE(ckpt.ok()) << bad;
+    EXPECT_NE(ckpt.status().message().find(
+                  "tensor 'model.layers.1.feed_forward.experts.0.up_proj."
+                  "weight_scale': row scale 1 is "),
+              std::string::npos)
+        << ckpt.status().message();
+  }
 }
 
 TEST(CheckpointTest, I8WeightsLoadExactly) {
