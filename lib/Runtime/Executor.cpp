@@ -24,6 +24,8 @@
 #include <fcntl.h>
 #include <map>
 #include <optional>
+#include <set>
+#include <string_view>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -334,6 +336,84 @@ void *offsetAddress(void *base, uint64_t bytes) {
 /// rank's weights (what cuMemAlloc gives an allocation of its own).
 constexpr uint64_t kDeviceWeightAlignment = 256;
 
+/// A kernel's exported `<symbol>_signature`: its items without the '>'
+/// marks (what stepSignature computes from the manifest) and, when it has
+/// marks, the positions of the arguments the kernel writes.
+struct KernelSignature {
+  std::string unmarked;
+  std::set<size_t> written;
+  bool marked = false;
+};
+
+KernelSignature parseKernelSignature(std::string_view sig) {
+  KernelSignature s;
+  size_t item = 0;
+  bool atItemStart = true;
+  for (char c : sig) {
+    if (atItemStart && c == '>') {
+      s.written.insert(item);
+      s.marked = true;
+      continue;
+    }
+    atItemStart = c == ';';
+    if (c == ';')
+      ++item;
+    s.unmarked += c;
+  }
+  return s;
+}
+
+/// The schedule's dataflow, from the kernels' marks (`written`: per kernel
+/// name, the arguments it writes; an entry point with a step of an unmarked
+/// kernel is not checked): within an entry point every temp buffer is
+/// written by exactly one step before any step reads it, and every output
+/// that is not also an input is written by some step. So a manifest whose
+/// steps were reordered, dropped or repeated is refused before a kernel
+/// runs, even with a recomputed content hash.
+Status checkDataflow(const ArtifactManifest &m,
+                     const std::map<std::string, std::set<size_t>> &written) {
+  for (const EntryPoint &ep : m.entryPoints) {
+    if (!std::all_of(ep.steps.begin(), ep.steps.end(), [&](const Step &step) {
+          return written.count(step.kernel) != 0;
+        }))
+      continue;
+    std::set<std::string> defined;
+    for (size_t s = 0; s < ep.steps.size(); ++s) {
+      const Step &step = ep.steps[s];
+      const std::set<size_t> &writes = written.at(step.kernel);
+      std::vector<std::string> writtenHere;
+      for (size_t a = 0; a < step.args.size(); ++a) {
+        const StepArg &arg = step.args[a];
+        if (arg.kind != StepArg::Kind::Buffer)
+          continue;
+        const BufferDesc *b = m.findBuffer(arg.ref);
+        if (writes.count(a)) {
+          if (b && b->kind == BufferDesc::Kind::Temp && defined.count(arg.ref))
+            return makeError("entry point '", ep.name, "': steps[", s,
+                             "] writes temp buffer '", arg.ref,
+                             "', which an earlier step wrote (each temp is "
+                             "written once)");
+          writtenHere.push_back(arg.ref);
+        } else if (b && b->kind == BufferDesc::Kind::Temp &&
+                   !defined.count(arg.ref)) {
+          return makeError("entry point '", ep.name, "': steps[", s,
+                           "] reads temp buffer '", arg.ref,
+                           "' before any step writes it");
+        }
+      }
+      defined.insert(writtenHere.begin(), writtenHere.end());
+    }
+    for (const std::string &out : ep.outputs)
+      if (!defined.count(out) &&
+          std::find(ep.inputs.begin(), ep.inputs.end(), out) == ep.inputs.end())
+        return makeError("entry point '", ep.name,
+                         "': no step writes its "
+                         "output '",
+                         out, "'");
+  }
+  return Status::success();
+}
+
 } // namespace
 
 const char *rt::deviceName(Device device) {
@@ -637,6 +717,7 @@ Status Executor::prepare(const SessionOptions &options) {
   // current and its target active, and a module that fails to load fails
   // the session here.
   std::optional<cuda::ActiveCudaTargetScope> cudaScope;
+  std::map<std::string, std::set<size_t>> writtenArgs;
   if (cudaSession) {
     cudaScope.emplace(&cudaSession->kernelTarget());
     // An error left by code outside any run (another session's teardown)
@@ -693,20 +774,26 @@ Status Executor::prepare(const SessionOptions &options) {
     std::string sigName = k.symbol + "_signature";
     if (const char *sig =
             static_cast<const char *>(::dlsym(handle, sigName.c_str()))) {
+      // '>' marks the arguments the kernel writes; the manifest does not
+      // say, so the comparison leaves the marks out.
+      KernelSignature parsed = parseKernelSignature(sig);
       for (const EntryPoint &ep : m.entryPoints)
         for (const Step &step : ep.steps) {
           if (step.kernel != k.name)
             continue;
           std::string expected = stepSignature(m, step, options.rank);
-          if (expected != sig)
+          if (expected != parsed.unmarked)
             return makeError("kernel '", k.name, "' in '", k.file,
-                             "' was compiled for the arguments\n  ", sig,
-                             "\nbut entry point '", ep.name, "' passes\n  ",
-                             expected);
+                             "' was compiled for the arguments\n  ",
+                             parsed.unmarked, "\nbut entry point '", ep.name,
+                             "' passes\n  ", expected);
         }
+      if (parsed.marked)
+        writtenArgs[k.name] = std::move(parsed.written);
     }
   }
   cudaScope.reset();
+  JAMBA_CKPT_RETURN_IF_ERROR(checkDataflow(m, writtenArgs));
 
   // Weights of this rank.
   std::map<std::string, void *> weightPtrs;

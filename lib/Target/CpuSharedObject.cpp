@@ -301,10 +301,12 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
   }
   b.CreateRetVoid();
 
-  // The argument signature, for the runtime to check the manifest against.
+  // The argument signature, for the runtime to check the manifest against;
+  // '>' marks what the kernel writes (its results), so that the runtime can
+  // check the schedule's dataflow too.
   std::string signature = "dim:batch;dim:seq;dim:capacity";
-  auto append = [&](const PackedOperand &operand) {
-    signature += ";" + operand.dtype + "[";
+  auto append = [&](const PackedOperand &operand, bool written) {
+    signature += std::string(";") + (written ? ">" : "") + operand.dtype + "[";
     for (size_t d = 0; d < operand.sizes.size(); ++d) {
       if (d)
         signature += ",";
@@ -326,9 +328,9 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
     signature += "]";
   };
   for (const PackedOperand &in : entry.inputs)
-    append(in);
+    append(in, /*written=*/false);
   for (const PackedOperand &out : entry.outputs)
-    append(out);
+    append(out, /*written=*/true);
   auto *init = llvm::ConstantDataArray::getString(ctx, signature);
   new llvm::GlobalVariable(module, init->getType(), /*isConstant=*/true,
                            llvm::GlobalValue::ExternalLinkage, init,

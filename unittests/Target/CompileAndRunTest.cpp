@@ -277,7 +277,8 @@ TEST_F(CompileAndRunTest, EditedManifestIsRefusedBeforeAnyKernelRuns) {
 
   auto expectRefused =
       [&](const std::function<void(rt::ArtifactManifest &)> &edit,
-          const std::string &what) {
+          const std::string &what,
+          const std::string &message = "was compiled for the arguments") {
         rt::ArtifactManifest m = *original;
         edit(m);
         std::ofstream(manifestPath, std::ios::trunc) << rt::writeManifest(m);
@@ -288,9 +289,7 @@ TEST_F(CompileAndRunTest, EditedManifestIsRefusedBeforeAnyKernelRuns) {
         session.contextLength = 8;
         auto executor = rt::CpuExecutor::create(**artifact, session);
         ASSERT_FALSE(executor.ok()) << what;
-        EXPECT_NE(executor.status().message().find("was compiled for the "
-                                                   "arguments"),
-                  std::string::npos)
+        EXPECT_NE(executor.status().message().find(message), std::string::npos)
             << what << ": " << executor.status().message();
       };
   expectRefused(
@@ -311,6 +310,39 @@ TEST_F(CompileAndRunTest, EditedManifestIsRefusedBeforeAnyKernelRuns) {
         m.entryPoints[1].steps[0].args[0] = rt::StepArg::dim("capacity");
       },
       "dim argument changed");
+
+  // The schedule's dataflow, from the '>' marks of the arguments each
+  // kernel writes: steps reordered, dropped or repeated read a temp before
+  // it is written, write one twice, or leave an output unwritten (each ran
+  // and gave wrong logits).
+  auto steps = [](rt::ArtifactManifest &m, const char *entry) -> auto & {
+    for (rt::EntryPoint &e : m.entryPoints)
+      if (e.name == entry)
+        return e.steps;
+    return m.entryPoints[0].steps;
+  };
+  expectRefused(
+      [&](rt::ArtifactManifest &m) {
+        auto &s = steps(m, "prefill");
+        std::swap(s[1], s[2]);
+      },
+      "two layers swapped",
+      "entry point 'prefill': steps[1] reads temp buffer 'prefill.temp1' "
+      "before any step writes it");
+  expectRefused(
+      [&](rt::ArtifactManifest &m) {
+        auto &s = steps(m, "decode");
+        s.insert(s.begin() + 1, s[1]);
+      },
+      "a layer repeated",
+      "entry point 'decode': steps[2] writes temp buffer 'decode.temp1', "
+      "which an earlier step wrote");
+  expectRefused(
+      [&](rt::ArtifactManifest &m) { steps(m, "prefill").pop_back(); },
+      "the head dropped",
+      "entry point 'prefill': no step writes its output 'logits'");
+  expectRefused([&](rt::ArtifactManifest &m) { steps(m, "decode").clear(); },
+                "no steps", "entry point 'decode': no step writes its output");
 
   // The unedited manifest still runs.
   std::ofstream(manifestPath, std::ios::trunc) << rt::writeManifest(*original);

@@ -15,7 +15,8 @@
 // function (llvm.emit_c_interface), calls it, copies every result into its
 // output buffer and frees the result allocations that are not inputs. The
 // object also exports `const char <symbol>_signature[]`, the argument list
-// in the form rt::stepSignature writes, which the runtime checks at load.
+// in the form rt::stepSignature writes with '>' before the results, which
+// the runtime checks at load (docs/ArtifactFormat.md, "Kernel signatures").
 //
 //===----------------------------------------------------------------------===//
 
