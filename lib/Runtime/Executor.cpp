@@ -22,6 +22,7 @@
 #include <cstring>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <map>
 #include <optional>
 #include <set>
@@ -335,6 +336,26 @@ void *offsetAddress(void *base, uint64_t bytes) {
 /// The alignment of every weight in the device allocation that holds a
 /// rank's weights (what cuMemAlloc gives an allocation of its own).
 constexpr uint64_t kDeviceWeightAlignment = 256;
+
+/// Whether `sym` (from dlsym on `handle`) is a function that the object
+/// `handle` itself defines, not one of its dependencies' or a data object.
+Status checkOwnFunction(void *handle, void *sym) {
+  struct link_map *object = nullptr;
+  if (::dlinfo(handle, RTLD_DI_LINKMAP, &object) != 0 || !object)
+    return makeError("cannot be checked (dlinfo failed)");
+  Dl_info info;
+  void *entryPtr = nullptr;
+  if (!::dladdr1(sym, &info, &entryPtr, RTLD_DL_SYMENT) || !info.dli_fname ||
+      !object->l_name)
+    return makeError("is in no loaded object");
+  const auto *entry = static_cast<const ElfW(Sym) *>(entryPtr);
+  if (std::strcmp(info.dli_fname, object->l_name) != 0)
+    return makeError("is defined by '", info.dli_fname,
+                     "', not by the kernel file");
+  if (!entry || ELF64_ST_TYPE(entry->st_info) != STT_FUNC)
+    return makeError("is not a function");
+  return Status::success();
+}
 
 /// A kernel's exported `<symbol>_signature`: its items without the '>'
 /// marks (what stepSignature computes from the manifest) and, when it has
@@ -767,6 +788,11 @@ Status Executor::prepare(const SessionOptions &options) {
       return makeError("kernel '", k.name, "': symbol '", k.symbol,
                        "' not found in '", k.file,
                        "': ", why ? why : "null address");
+    // dlsym also searches the file's dependencies (libc's abort, exit):
+    // the symbol must be a function defined by the kernel file itself.
+    if (Status own = checkOwnFunction(handle, sym); !own.ok())
+      return makeError("kernel '", k.name, "': symbol '", k.symbol, "' ",
+                       own.message(), " ('", k.file, "')");
     kernelFns[k.name] = reinterpret_cast<void (*)(void **)>(sym);
     // A kernel object that exports its argument signature (jamba-compile's
     // do) must be called with exactly that signature: a manifest edited to

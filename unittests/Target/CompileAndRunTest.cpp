@@ -344,6 +344,16 @@ TEST_F(CompileAndRunTest, EditedManifestIsRefusedBeforeAnyKernelRuns) {
   expectRefused([&](rt::ArtifactManifest &m) { steps(m, "decode").clear(); },
                 "no steps", "entry point 'decode': no step writes its output");
 
+  // A symbol must be a function of the kernel file itself: dlsym also finds
+  // libc's abort (which ran) and the signature strings (which were called).
+  expectRefused([](rt::ArtifactManifest &m) { m.kernels[0].symbol = "abort"; },
+                "a libc function as a kernel", "not by the kernel file");
+  expectRefused(
+      [](rt::ArtifactManifest &m) {
+        m.kernels[0].symbol = m.kernels[1].symbol + "_signature";
+      },
+      "a data object as a kernel", "is not a function");
+
   // The unedited manifest still runs.
   std::ofstream(manifestPath, std::ios::trunc) << rt::writeManifest(*original);
   auto artifact = rt::Artifact::open(out);
