@@ -471,11 +471,8 @@ int main(int argc, char **argv) {
     auto runOne = [&](int64_t r) {
       results[size_t(r)].emplace(
           runRank(artifact, ranks[size_t(r)].get(), config, loadStart));
-      if (!results[size_t(r)]->ok()) {
-        std::fprintf(stderr, "jamba-run: rank %" PRId64 ": error: %s\n", r,
-                     results[size_t(r)]->status().message().c_str());
+      if (!results[size_t(r)]->ok())
         ranks[size_t(r)]->abort(1);
-      }
     };
     std::vector<std::thread> threads;
     for (int64_t r = 1; r < ranksInProcess; ++r)
@@ -483,9 +480,33 @@ int main(int argc, char **argv) {
     runOne(0);
     for (std::thread &t : threads)
       t.join();
-    for (const auto &r : results)
-      if (!r->ok())
-        return 1;
+    // Each distinct error once, with its first rank and how many others
+    // failed alike (every rank finds the same bad artifact or option).
+    std::vector<std::pair<std::string, std::vector<int64_t>>> errors;
+    for (int64_t r = 0; r < ranksInProcess; ++r) {
+      const auto &result = *results[size_t(r)];
+      if (result.ok())
+        continue;
+      std::string message = result.status().message();
+      auto same =
+          std::find_if(errors.begin(), errors.end(),
+                       [&](const auto &e) { return e.first == message; });
+      if (same == errors.end())
+        errors.push_back({message, {r}});
+      else
+        same->second.push_back(r);
+    }
+    for (const auto &[message, failed] : errors) {
+      std::string others = failed.size() > 1
+                               ? " (and " + std::to_string(failed.size() - 1) +
+                                     " other rank" +
+                                     (failed.size() > 2 ? "s" : "") + " alike)"
+                               : "";
+      std::fprintf(stderr, "jamba-run: rank %" PRId64 ": error: %s%s\n",
+                   failed.front(), message.c_str(), others.c_str());
+    }
+    if (!errors.empty())
+      return 1;
     outcome.emplace(std::move(**results[0]));
   } else {
     auto ran = runRank(artifact, communicator.get(), config, loadStart);
