@@ -14,7 +14,7 @@
 #include "jamba/Checkpoint/TokenIds.h"
 #include "jamba/Reference/Compare.h"
 
-#include "../common/StdoutCheck.h"
+#include "../common/LlvmStdoutCheck.h"
 
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"

@@ -18,7 +18,7 @@
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Reference/Generate.h"
 
-#include "../common/StdoutCheck.h"
+#include "../common/LlvmStdoutCheck.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"

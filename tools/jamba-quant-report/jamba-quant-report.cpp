@@ -19,7 +19,7 @@
 #include "jamba/Reference/Compare.h"
 #include "jamba/Reference/Generate.h"
 
-#include "../common/StdoutCheck.h"
+#include "../common/LlvmStdoutCheck.h"
 
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
