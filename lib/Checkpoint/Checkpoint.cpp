@@ -6,6 +6,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Json.h"
+#include "jamba/Checkpoint/Quantize.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -150,10 +151,15 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string &dir) {
       return Status::success();
     }
     std::vector<float> values;
-    for (const std::string &name : ckpt->nameList) {
-      if (!endsWith(name, "_scale"))
+    for (const std::string &weight : ckpt->nameList) {
+      if (ckpt->tensorMap.at(weight)->dtype != DType::I8)
         continue;
-      const TensorInfo &t = *ckpt->tensorMap.at(name);
+      // (A missing scale is reported where the weight is read.)
+      std::string name = int8ScaleName(weight);
+      auto scale = ckpt->tensorMap.find(name);
+      if (scale == ckpt->tensorMap.end())
+        continue;
+      const TensorInfo &t = *scale->second;
       values.resize(static_cast<size_t>(t.numElements()));
       if (Status st = convertToF32(t, 0, values.size(), values.data());
           !st.ok())

@@ -1189,6 +1189,11 @@ std::string rt::writeManifest(const ArtifactManifest &m) {
 // Sizes and the memory plan
 //===----------------------------------------------------------------------===//
 
+int64_t rt::defaultContextLength(const ArtifactManifest &manifest) {
+  const SymbolicDim *capacity = manifest.findDim(kDimCapacity);
+  return capacity ? std::min<int64_t>(4096, capacity->max) : 4096;
+}
+
 StatusOr<DimBindings> rt::bindDims(const ArtifactManifest &m, int64_t batch,
                                    int64_t contextLength,
                                    std::optional<int64_t> seq) {

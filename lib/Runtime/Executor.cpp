@@ -451,10 +451,8 @@ StatusOr<MemoryPlan> rt::planSession(const Artifact &artifact,
   JAMBA_CKPT_RETURN_IF_ERROR(checkDeviceTarget(m.target, options.device));
   JAMBA_CKPT_RETURN_IF_ERROR(checkRanks(m, options));
   int64_t context = options.contextLength;
-  if (context == 0) {
-    const SymbolicDim *cap = m.findDim(kDimCapacity);
-    context = cap ? std::min<int64_t>(4096, cap->max) : 4096;
-  }
+  if (context == 0)
+    context = defaultContextLength(m);
   if (options.batch < 1)
     return makeError("batch must be at least 1, got ", options.batch);
   if (context < 1)

@@ -277,13 +277,8 @@ static int run(int argc, char **argv) {
   if (!artifact.ok())
     return fail(artifact.status().message());
   const ArtifactManifest &m = (*artifact)->manifest();
-  // The default context: 4096, or the artifact's largest when it is less.
-  if (!context) {
-    context = 4096;
-    if (const SymbolicDim *capacity = m.findDim(kDimCapacity))
-      context = std::min<int64_t>(*context, capacity->max);
-  }
-  StatusOr<DimBindings> bindings = bindDims(m, batch, *context, seq);
+  StatusOr<DimBindings> bindings =
+      bindDims(m, batch, context ? *context : defaultContextLength(m), seq);
   if (!bindings.ok())
     return fail("artifact " + dir + ": " + bindings.status().message());
   StatusOr<MemoryPlan> plan = planMemory(m, *bindings);

@@ -703,6 +703,9 @@ TEST(CheckpointTest, RowScalesAreFiniteAndNotNegative) {
     TempDir dir;
     writeFile(dir.file("config.json"), config);
     SafeTensorsWriter w;
+    ASSERT_TRUE(w.add("model.layers.1.feed_forward.experts.0.up_proj.weight",
+                      DType::I8, {3, 2}, std::string(6, '\1'))
+                    .ok());
     ASSERT_TRUE(w.addFloats("model.layers.1.feed_forward.experts.0.up_proj."
                             "weight_scale",
                             DType::F32, {3}, {0.5f, bad, 0.0f})

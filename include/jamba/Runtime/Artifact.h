@@ -282,6 +282,10 @@ std::string computeContentHash(const ckpt::JsonValue &document);
 // Sizes and the memory plan
 //===----------------------------------------------------------------------===//
 
+/// The context length a session or report uses when none is asked for:
+/// 4096, or the artifact's largest capacity when that is smaller.
+int64_t defaultContextLength(const ArtifactManifest &manifest);
+
 /// Binds the v1 dimensions: batch = `batch`, capacity = `contextLength`,
 /// seq = `seq` or, when absent, min(contextLength, the declared max of seq).
 /// Every declared dim must get a value in [1, max]; errors name the dim.
