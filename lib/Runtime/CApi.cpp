@@ -21,11 +21,15 @@ struct jamba_artifact {
 
 struct jamba_session {
   std::shared_ptr<Artifact> artifact; ///< Keeps the artifact alive.
+  /// Keeps the rank's communicator alive (null for a single rank): a caller
+  /// may free the jamba_rank while the session runs. Declared before the
+  /// executor, so that it is destroyed after it.
+  std::shared_ptr<Communicator> communicator;
   std::unique_ptr<Executor> executor;
 };
 
 struct jamba_rank {
-  std::unique_ptr<Communicator> communicator;
+  std::shared_ptr<Communicator> communicator;
 };
 
 namespace {
@@ -100,7 +104,8 @@ jamba_status createSession(const char *call, const jamba_artifact *artifact,
       Executor::create(*artifact->artifact, options);
   if (!ex.ok())
     return fail(JAMBA_ERROR, ex.status().message());
-  *out = new jamba_session{artifact->artifact, std::move(*ex)};
+  *out = new jamba_session{artifact->artifact,
+                           rank ? rank->communicator : nullptr, std::move(*ex)};
   lastError.clear();
   return JAMBA_OK;
 }

@@ -496,6 +496,69 @@ TEST_F(ExecutorTest, CApi) {
   jamba_artifact_free(nullptr);
 }
 
+TEST_F(ExecutorTest, CApiRankFreedBeforeItsSession) {
+  // The session shares its rank's communicator: each thread frees its
+  // jamba_rank (and the artifact handle goes too) right after creating its
+  // session, then generates through the collectives. Before sessions shared
+  // it, the first virtual call on the freed communicator jumped through a
+  // vtable pointer that free() had overwritten.
+  std::string dir = root + "/capi2free";
+  TestArtifactOptions two;
+  two.ranks = 2;
+  two.allReduceLogits = true;
+  ASSERT_TRUE(writeTestArtifact(dir, two).ok());
+  jamba_artifact *art = nullptr;
+  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
+      << jamba_last_error();
+  jamba_rank *ranks[2] = {};
+  ASSERT_EQ(jamba_ranks_create_threads(2, ranks), JAMBA_OK);
+  jamba_session *sessions[2] = {};
+  jamba_status created[2] = {JAMBA_ERROR, JAMBA_ERROR};
+  auto create = [&](int k) {
+    created[k] =
+        jamba_session_create_rank(art, 1, 16, ranks[k], -1, &sessions[k]);
+    jamba_rank_free(ranks[k]);
+  };
+  // Creating a session broadcasts the bootstrap, so both ranks create theirs
+  // at once.
+  std::thread creator(create, 1);
+  create(0);
+  creator.join();
+  jamba_artifact_free(art);
+  ASSERT_EQ(created[0], JAMBA_OK);
+  ASSERT_EQ(created[1], JAMBA_OK);
+
+  int32_t out[2][4] = {};
+  int64_t outLength[2] = {};
+  jamba_status status[2] = {JAMBA_ERROR, JAMBA_ERROR};
+  auto generate = [&](int k) {
+    jamba_generate_options o;
+    jamba_generate_options_init(&o);
+    o.max_new_tokens = 4;
+    o.stop_on_eos = 0;
+    int32_t prompt[] = {3, 5};
+    const int32_t *prompts[] = {prompt};
+    int64_t lengths[] = {2};
+    status[k] = jamba_generate(sessions[k], &o, 1, prompts, lengths, out[k],
+                               &outLength[k]);
+    jamba_session_free(sessions[k]);
+  };
+  std::thread other(generate, 1);
+  generate(0);
+  other.join();
+  std::vector<int64_t> h = {3, 5};
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_EQ(status[k], JAMBA_OK) << "rank " << k;
+    EXPECT_EQ(outLength[k], 4);
+  }
+  for (int j = 0; j < 4; ++j) {
+    int64_t next = testNext(h);
+    EXPECT_EQ(out[0][j], next);
+    EXPECT_EQ(out[1][j], next);
+    h.push_back(next);
+  }
+}
+
 TEST_F(ExecutorTest, CApiRanksAsThreads) {
   // A 2-rank artifact whose kernels all-reduce their logits, run by two
   // threads of this process through the C API: each creates its rank's

@@ -65,7 +65,8 @@ typedef struct jamba_rank jamba_rank;
  * k, for the thread that runs rank k's session (one process driving several
  * GPUs, or several CPU ranks). Their collectives meet in shared memory and
  * give up after JAMBA_COLLECTIVE_TIMEOUT seconds (default 300). `out` holds
- * `count` pointers; free each with jamba_rank_free after its session. */
+ * `count` pointers; free each with jamba_rank_free (a session keeps its
+ * rank's communicator: the handle may go before or after the session). */
 jamba_status jamba_ranks_create_threads(int64_t count, jamba_rank **out);
 /** This process's rank of an MPI job (started by mpirun; initialises MPI
  * unless the application did). Fails in a build without MPI. */
@@ -76,9 +77,10 @@ int64_t jamba_rank_index(const jamba_rank *rank);
 int64_t jamba_rank_count(const jamba_rank *rank);
 
 /** As jamba_session_create, as rank `rank` of a sharded artifact (its rank
- * count must equal the artifact's; the rank must outlive the session). A
- * CUDA artifact runs on device `cuda_device` (-1: the rank's index), and
- * its ranks sum with NCCL. Every rank must create its session and generate
+ * count must equal the artifact's; the session holds on to what it needs of
+ * the rank, which may be freed while the session lives). A CUDA artifact
+ * runs on device `cuda_device` (-1: the rank's index), and its ranks sum
+ * with NCCL. Every rank must create its session and generate
  * the same prompts at the same time: their kernels meet in collectives. */
 jamba_status jamba_session_create_rank(const jamba_artifact *artifact,
                                        int64_t batch, int64_t context,
