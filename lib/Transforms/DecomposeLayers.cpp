@@ -280,8 +280,36 @@ struct JambaDecomposeLayersPass
     populateDecomposeFFNPatterns(patterns);
     if (mixers)
       populateDecomposeMixerPatterns(patterns);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns)))) {
       signalPassFailure();
+      return;
+    }
+    // A mixer the patterns could not rewrite would reach bufferization,
+    // whose "op was not bufferized" does not say why: name the sizes.
+    if (mixers && failed(checkMixersDecomposed()))
+      signalPassFailure();
+  }
+
+  LogicalResult checkMixersDecomposed() {
+    WalkResult result = getOperation()->walk([](MambaMixerOp op) {
+      InFlightDiagnostic diag = op.emitOpError()
+                                << "cannot be decomposed: its Mamba sizes "
+                                   "must be static, but";
+      bool firstSize = true;
+      auto note = [&](StringRef size, int64_t value, StringRef source) {
+        if (!ShapedType::isDynamic(value))
+          return;
+        diag << (firstSize ? " " : ", ") << size << " (" << source
+             << ") is dynamic";
+        firstSize = false;
+      };
+      note("d_inner", op.getDInner(), "conv_weight dimension 0");
+      note("d_conv", op.getDConv(), "conv_weight dimension 2");
+      note("d_state", op.getDState(), "A_log dimension 1");
+      note("dt_rank", op.getDtRank(), "dt_proj_weight dimension 1");
+      return WalkResult::interrupt();
+    });
+    return failure(result.wasInterrupted());
   }
 };
 
