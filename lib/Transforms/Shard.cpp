@@ -110,6 +110,14 @@ struct JambaShardPass : jamba::impl::JambaShardPassBase<JambaShardPass> {
     }
     if (tensorParallel == 1 && expertParallel == 1)
       return;
+    // A second sharding would split the local shapes again and record them
+    // as the checkpoint's.
+    if (module->hasAttr("jamba.tensor_parallel") ||
+        module->hasAttr("jamba.expert_parallel")) {
+      module.emitError() << "jamba-shard: the module is already sharded (it "
+                            "has jamba.tensor_parallel/expert_parallel)";
+      return signalPassFailure();
+    }
     for (func::FuncOp func : module.getOps<func::FuncOp>())
       if (!func.isExternal() && failed(shard(func)))
         return signalPassFailure();
@@ -123,6 +131,14 @@ struct JambaShardPass : jamba::impl::JambaShardPassBase<JambaShardPass> {
   LogicalResult shard(func::FuncOp func);
 };
 
+/// `type` as the IR prints it, for messages.
+std::string typeName(Type type) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  type.print(os);
+  return text;
+}
+
 LogicalResult JambaShardPass::shard(func::FuncOp func) {
   const int64_t tp = tensorParallel, ep = expertParallel;
   Builder b(func.getContext());
@@ -130,15 +146,43 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
     return op->emitError() << "jamba-shard: " << message;
   };
 
-  // The model's sizes, from its ops.
+  // The model's sizes, from its ops: every layer must agree (one recipe
+  // shards all of them).
   int64_t heads = 0, kvHeads = 0, experts = 0;
+  Operation *disagreeing = nullptr;
+  std::string why;
   func.walk([&](AttentionOp op) {
+    if (heads && (heads != op.getNumHeads() || kvHeads != op.getNumKvHeads()) &&
+        !disagreeing) {
+      disagreeing = op;
+      why = "attention layers with different head counts (" +
+            std::to_string(heads) + "/" + std::to_string(kvHeads) + " and " +
+            std::to_string(op.getNumHeads()) + "/" +
+            std::to_string(op.getNumKvHeads()) + ")";
+    }
     heads = op.getNumHeads();
     kvHeads = op.getNumKvHeads();
   });
   func.walk([&](MoEOp op) {
-    experts = cast<ShapedType>(op.getRouterWeight().getType()).getDimSize(0);
+    int64_t n = cast<ShapedType>(op.getRouterWeight().getType()).getDimSize(0);
+    if (!disagreeing &&
+        (ShapedType::isDynamic(n) || (experts && n != experts))) {
+      disagreeing = op;
+      why = ShapedType::isDynamic(n)
+                ? std::string("a router with a dynamic expert count")
+                : "MoE layers with different expert counts (" +
+                      std::to_string(experts) + " and " + std::to_string(n) +
+                      ")";
+    }
+    if (op.getExpertOffset() && !disagreeing) {
+      disagreeing = op;
+      why = "a MoE layer that is already expert-parallel (it has an "
+            "expert_offset)";
+    }
+    experts = n;
   });
+  if (disagreeing)
+    return fail(disagreeing, "cannot shard " + why);
   if (ep > 1 && !experts)
     return fail(func, "expert-parallel " + Twine(ep) +
                           " needs mixture-of-experts layers");
@@ -168,7 +212,11 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
                             "' yet (a row-parallel bias)");
     if (modes.empty())
       continue;
-    auto type = cast<RankedTensorType>(argTypes[i]);
+    auto type = dyn_cast<RankedTensorType>(argTypes[i]);
+    if (!type)
+      return fail(func, "'" + name.getValue() + "' is a " +
+                            typeName(argTypes[i]) +
+                            ", expected a ranked tensor");
     if (int64_t(modes.size()) != type.getRank())
       return fail(func, "'" + name.getValue() + "' has rank " +
                             Twine(type.getRank()) + ", expected " +
@@ -178,8 +226,11 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
       if (mode.empty())
         continue;
       int64_t size = local[d];
+      if (ShapedType::isDynamic(size))
+        return fail(func, "'" + name.getValue() + "' dimension " + Twine(d) +
+                              " is dynamic; sharding splits static sizes");
       if (mode == "kv") {
-        if (!kvHeads || size % kvHeads)
+        if (!kvHeads || ShapedType::isDynamic(size) || size % kvHeads)
           return fail(func, "'" + name.getValue() +
                                 "': kv rows without an attention layer");
         local[d] = localKv * (size / kvHeads);
@@ -208,9 +259,11 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
   auto localState = [&](StringRef state,
                         RankedTensorType type) -> FailureOr<RankedTensorType> {
     SmallVector<int64_t> shape(type.getShape());
+    if (shape.size() < 2)
+      return failure();
     if (state.ends_with("k_cache") || state.ends_with("v_cache"))
       shape[1] = localKv;
-    else if (shape[1] % tp)
+    else if (ShapedType::isDynamic(shape[1]) || shape[1] % tp)
       return failure();
     else
       shape[1] /= tp;
@@ -218,8 +271,12 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
   };
   for (unsigned i = 0; i < func.getNumArguments(); ++i)
     if (auto state = func.getArgAttrOfType<StringAttr>(i, kStateAttrName)) {
-      auto local =
-          localState(state.getValue(), cast<RankedTensorType>(argTypes[i]));
+      auto type = dyn_cast<RankedTensorType>(argTypes[i]);
+      if (!type)
+        return fail(func, "state '" + state.getValue() + "' is a " +
+                              typeName(argTypes[i]) +
+                              ", expected a ranked tensor");
+      auto local = localState(state.getValue(), type);
       if (failed(local))
         return fail(func, "state '" + state.getValue() +
                               "' does not split over " + Twine(tp) + " ranks");

@@ -40,13 +40,18 @@ namespace {
 constexpr int64_t kNoStage = std::numeric_limits<int64_t>::min();
 
 /// The layer index in `name` after `prefix` ("model.layers.12.x" -> 12).
+/// Layer indices above this are refused (no model has a million layers; it
+/// keeps `layer + 1` and the stage numbers far from overflow).
+constexpr uint64_t kMaxLayerIndex = 1 << 20;
+
 std::optional<int64_t> layerOf(StringRef name, StringRef prefix) {
   if (!name.consume_front(prefix))
     return std::nullopt;
-  int64_t layer;
-  if (name.consumeInteger(10, layer) || !name.starts_with("."))
+  uint64_t layer;
+  if (name.consumeInteger(10, layer) || !name.starts_with(".") ||
+      layer > kMaxLayerIndex)
     return std::nullopt;
-  return layer;
+  return static_cast<int64_t>(layer);
 }
 
 /// Whether `v` is defined inside `op`'s regions.
@@ -127,8 +132,16 @@ Value StageSplitter::localValue(Value v, OpBuilder &b, IRMapping &map,
 }
 
 LogicalResult StageSplitter::run() {
+  if (!func.getBody().hasOneBlock())
+    return func.emitOpError()
+           << "jamba-split-stages: an entry point must be one block, this one "
+              "has "
+           << func.getBody().getBlocks().size();
   Block &entry = func.getBody().front();
-  auto ret = cast<func::ReturnOp>(entry.getTerminator());
+  auto ret = dyn_cast<func::ReturnOp>(entry.getTerminator());
+  if (!ret)
+    return func.emitOpError()
+           << "jamba-split-stages: an entry point must end in func.return";
 
   // Stages, in program order (an op's operands come first).
   std::map<int64_t, SmallVector<Operation *>> stages;
@@ -276,14 +289,31 @@ struct JambaSplitStagesPass
       return signalPassFailure();
     }
     for (func::FuncOp func : entries) {
+      // Splitting twice would make stages of the stage calls.
+      for (func::FuncOp other : module.getOps<func::FuncOp>())
+        if (other.getName().starts_with((func.getName() + "__").str())) {
+          func.emitOpError() << "jamba-split-stages: already split (its stage "
+                             << "@" << other.getName() << " exists)";
+          return signalPassFailure();
+        }
       // Largest layer index named by an argument, plus one.
       int64_t named = 0;
       for (unsigned i = 0; i < func.getNumArguments(); ++i)
         for (StringRef key : {kWeightAttrName, kStateAttrName})
           if (auto name = func.getArgAttrOfType<StringAttr>(i, key))
-            for (StringRef prefix : {"model.layers.", "layers."})
-              if (auto layer = layerOf(name.getValue(), prefix))
-                named = std::max(named, *layer + 1);
+            for (StringRef prefix : {"model.layers.", "layers."}) {
+              if (!name.getValue().starts_with(prefix))
+                continue;
+              std::optional<int64_t> layer = layerOf(name.getValue(), prefix);
+              if (!layer) {
+                func.emitOpError()
+                    << "jamba-split-stages: argument " << i << " ('"
+                    << name.getValue() << "') does not name a layer index in "
+                    << "[0, " << kMaxLayerIndex << "] after '" << prefix << "'";
+                return signalPassFailure();
+              }
+              named = std::max(named, *layer + 1);
+            }
       // Fewer layers than the arguments name would put the later layers'
       // ops into the head stage.
       if (numLayers > 0 && numLayers < named) {
