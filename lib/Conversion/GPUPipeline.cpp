@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Conversion/Passes.h"
+#include "jamba/Dialect/Jamba/IR/JambaOps.h"
 
 #include "mlir/Conversion/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -613,7 +614,11 @@ struct JambaGpuHostMemoryPass
                op->getDialect()->getNamespace() == "bufferization") {
         op->emitError() << "jamba-gpu-host-memory: '" << op->getName()
                         << "' would run on the host over device memory; "
-                           "only GPU kernels may touch buffer contents";
+                           "only GPU kernels may touch buffer contents (a "
+                           "parallel loop of one iteration, as static unit "
+                           "sizes make, is folded away before it becomes a "
+                           "kernel: give the batch or sequence a dynamic "
+                           "size)";
         return WalkResult::interrupt();
       }
       return WalkResult::advance();
@@ -647,6 +652,32 @@ struct JambaGpuHostMemoryPass
   }
 };
 
+/// After jamba-gpu-kernels: a primitive it left (an f64 form, a rank or a
+/// top_k its kernels do not take) would lower through linalg to loops that
+/// cannot all run on the device, and jamba-gpu-host-memory would then name
+/// a memref.load. Name the op instead.
+struct RequireGpuKernelsPass
+    : PassWrapper<RequireGpuKernelsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RequireGpuKernelsPass)
+
+  StringRef getArgument() const override { return "jamba-require-gpu-kernels"; }
+  void runOnOperation() override {
+    WalkResult result =
+        getOperation()->walk([](Operation *op) {
+          if (!isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp,
+                   CachedAttentionOp, ExpertGemmOp, RMSNormOp>(op))
+            return WalkResult::advance();
+          op->emitOpError()
+              << "has no GPU kernel in this form (jamba-gpu-kernels takes f32, "
+                 "bf16 and f16 operands and the ranks and sizes "
+                 "docs/CUDABackend.md lists; a router's top_k at most 16)";
+          return WalkResult::interrupt();
+        });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
 } // namespace
 
 void mlir::jamba::buildGPULowerPipeline(
@@ -664,6 +695,7 @@ void mlir::jamba::buildGPULowerPipeline(
     pm.addPass(createJambaGpuLibraryGemmsPass());
   JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
+  pm.addNestedPass<func::FuncOp>(std::make_unique<RequireGpuKernelsPass>());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   pm.addPass(createCanonicalizerPass());

@@ -41,27 +41,40 @@ bool mlir::jamba::isKnownCudaChip(llvm::StringRef chip) {
   return minimumPtxVersion(chip) > 0;
 }
 
+std::string
+mlir::jamba::checkGpuKernelsOptions(const JambaGpuKernelsPassOptions &o) {
+  // The upper bounds keep the products the pass forms (lanes x rows,
+  // splits x tokens, chunk counts) far from int64 overflow; each is far
+  // above any useful value.
+  struct Range {
+    const char *name;
+    int64_t value, min, max;
+  };
+  const Range ranges[] = {
+      {"attention-keys-per-split", o.attentionKeysPerSplit, 1, 1 << 24},
+      {"attention-max-splits", o.attentionMaxSplits, 1, 1 << 16},
+      {"expert-gemm-lanes", o.expertGemmLanes, 1, 1024},
+      {"expert-gemm-grouped-rows", o.expertGemmGroupedRows, 0, 1 << 30},
+      {"scan-chunk-steps", o.scanChunkSteps, 1, 1 << 24},
+      {"attention-mma-min-tokens", o.attentionMmaMinTokens, 1, 1 << 30}};
+  for (const Range &r : ranges)
+    if (r.value < r.min || r.value > r.max)
+      return std::string(r.name) + " must be in [" + std::to_string(r.min) +
+             ", " + std::to_string(r.max) + "] (got " +
+             std::to_string(r.value) + ")";
+  return "";
+}
+
 namespace {
 
 /// The jamba-gpu-kernels options both pipelines share, checked as that
-/// pass checks them (and the few it does not).
+/// pass checks them, and the pipelines' own attention-mma-min-tokens (0:
+/// no tensor-core attention).
 template <class Options> std::string checkKernelOptions(const Options &o) {
-  auto atLeast = [](const char *name, int64_t value,
-                    int64_t least) -> std::string {
-    if (value >= least)
-      return "";
-    return std::string(name) + " must be at least " + std::to_string(least) +
-           " (got " + std::to_string(value) + ")";
-  };
-  for (std::string problem :
-       {atLeast("attention-keys-per-split", o.attentionKeysPerSplit, 1),
-        atLeast("expert-gemm-lanes", o.expertGemmLanes, 1),
-        atLeast("expert-gemm-grouped-rows", o.expertGemmGroupedRows, 0),
-        atLeast("scan-chunk-steps", o.scanChunkSteps, 1),
-        atLeast("attention-mma-min-tokens", o.attentionMmaMinTokens, 0)})
-    if (!problem.empty())
-      return problem;
-  return "";
+  if (o.attentionMmaMinTokens < 0)
+    return "attention-mma-min-tokens must be at least 0 (got " +
+           std::to_string(o.attentionMmaMinTokens) + ")";
+  return checkGpuKernelsOptions(gpuKernelsOptions(o));
 }
 
 struct RefuseOptionsPass

@@ -82,7 +82,7 @@
 // OFF-NOT: attention_mma
 // OFF: } {jamba.kernel = "attention_splits"}
 
-// ERR: error: jamba-gpu-kernels: attention-mma-min-tokens must be at least 1 (got 0)
+// ERR: error: jamba-gpu-kernels: attention-mma-min-tokens must be in [1, 1073741824] (got 0)
 func.func @attention(%q: tensor<2x?x64xf32>, %k: tensor<2x?x32xf32>, %v: tensor<2x?x32xf32>,
                      %kc: tensor<2x2x?x16xf32>, %vc: tensor<2x2x?x16xf32>, %len: tensor<2xi64>)
     -> (tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>) {

@@ -27,7 +27,7 @@
 // RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=expert-gemm-grouped-rows=8 2>&1 | FileCheck %s --check-prefix=NOGPU2
 // NOGPU2: error: jamba-cpu-lower-pipeline: expert-gemm-grouped-rows needs gpu-kernels=1
 // RUN: not jamba-opt %s "--jamba-cpu-lower-pipeline=gpu-kernels=1 expert-gemm-lanes=0" 2>&1 | FileCheck %s --check-prefix=LANES
-// LANES: error: jamba-cpu-lower-pipeline: expert-gemm-lanes must be at least 1 (got 0)
+// LANES: error: jamba-cpu-lower-pipeline: expert-gemm-lanes must be in [1, 1024] (got 0)
 
 // Good options still lower.
 // RUN: jamba-opt %s "--jamba-gpu-lower-pipeline=chip=sm_80 features=+ptx70" | FileCheck %s --check-prefix=OK

@@ -178,6 +178,10 @@ struct GPULowerPipelineOptions
 /// for: sm_50 to sm_90a ("sm_80", "sm_90", "sm_90a").
 bool isKnownCudaChip(llvm::StringRef chip);
 
+/// The first jamba-gpu-kernels option out of its range, named (empty when
+/// there is none). The pass and both pipelines check their options with it.
+std::string checkGpuKernelsOptions(const JambaGpuKernelsPassOptions &options);
+
 /// The first problem with a pipeline's options, naming the option (empty
 /// when there is none): out-of-range values, GPU kernel options given to
 /// the CPU pipeline without gpu-kernels, an unknown chip or binary format, a

@@ -608,8 +608,8 @@ LogicalResult gpukernels::lowerCachedAttention(IRRewriter &rw,
     return e.isF32() || e.isBF16();
   };
   const int64_t group = heads / kvHeads;
-  const bool mma = config.mmaMinTokens > 0 && headDim % 16 == 0 &&
-                   kMmaQueryRows % group == 0 &&
+  const bool mma = config.mmaMinTokens > 0 && headDim > 0 &&
+                   headDim % 16 == 0 && kMmaQueryRows % group == 0 &&
                    mmaOperand(op.getQuery().getType()) && mmaOperand(kcType) &&
                    mmaOperand(op.getVCache().getType());
   Value useMma;

@@ -89,31 +89,16 @@ struct JambaGpuKernelsPass
   }
 
   void runOnOperation() override {
-    if (scanChunkSteps < 1) {
-      getOperation().emitError()
-          << "jamba-gpu-kernels: scan-chunk-steps must be at least 1 (got "
-          << static_cast<int64_t>(scanChunkSteps) << ")";
-      return signalPassFailure();
-    }
-    if (expertGemmLanes < 1) {
-      getOperation().emitError()
-          << "jamba-gpu-kernels: expert-gemm-lanes must be at least 1 (got "
-          << static_cast<int64_t>(expertGemmLanes) << ")";
-      return signalPassFailure();
-    }
-    if (attentionKeysPerSplit < 1 || attentionMaxSplits < 1) {
-      getOperation().emitError()
-          << "jamba-gpu-kernels: attention-keys-per-split and "
-             "attention-max-splits must be at least 1 (got "
-          << static_cast<int64_t>(attentionKeysPerSplit) << " and "
-          << static_cast<int64_t>(attentionMaxSplits) << ")";
-      return signalPassFailure();
-    }
-    if (attentionMmaMinTokens < 1) {
-      getOperation().emitError()
-          << "jamba-gpu-kernels: attention-mma-min-tokens must be at least 1 "
-             "(got "
-          << static_cast<int64_t>(attentionMmaMinTokens) << ")";
+    JambaGpuKernelsPassOptions options;
+    options.attentionKeysPerSplit = attentionKeysPerSplit;
+    options.attentionMaxSplits = attentionMaxSplits;
+    options.expertGemmLanes = expertGemmLanes;
+    options.expertGemmGroupedRows = expertGemmGroupedRows;
+    options.scanChunkSteps = scanChunkSteps;
+    options.attentionMmaMinTokens = attentionMmaMinTokens;
+    if (std::string problem = checkGpuKernelsOptions(options);
+        !problem.empty()) {
+      getOperation().emitError() << "jamba-gpu-kernels: " << problem;
       return signalPassFailure();
     }
     AttentionSplits splitsConfig{

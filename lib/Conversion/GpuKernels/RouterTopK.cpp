@@ -21,13 +21,20 @@ using lowering::convertScalar;
 using lowering::floatConst;
 using lowering::indexConst;
 
+/// The most picks the kernel unrolls (Jamba routes to 2 of 16 experts).
+constexpr int64_t kMaxUnrolledTopK = 16;
+
 /// One iteration per row: softmax over the experts (max-subtracted), then
 /// top-k by repeated selection, each pick the first maximum among the
 /// experts not yet taken (ties: the lower index), "taken" meaning already
 /// stored among this row's indices.
 LogicalResult gpukernels::lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
   auto logitsType = cast<RankedTensorType>(op.getLogits().getType());
-  if (!isF32Compatible(logitsType) || logitsType.getRank() < 1)
+  // The picks are unrolled (pick j compares with the j before it): a large
+  // top_k is left to convert-jamba-to-linalg's loops. So is a single row
+  // without a row dimension to run in parallel.
+  if (!isF32Compatible(logitsType) || logitsType.getRank() < 2 ||
+      op.getTopK() > kMaxUnrolledTopK)
     return failure();
   Location loc = op.getLoc();
   rw.setInsertionPoint(op);

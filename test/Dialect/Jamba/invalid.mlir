@@ -2596,3 +2596,45 @@ func.func @moe_more_local_experts(%x: tensor<1x4x64xf32>, %r: tensor<2x64xf32>,
          tensor<4x128x64xf32>, tensor<4x64x128xf32>, tensor<1xi64>) -> tensor<1x4x64xf32>
   return
 }
+
+// -----
+
+// attention: a head of no channels is meaningless (a tensor-core lowering
+// divided by it).
+func.func @attention_head_dim_zero(%x: tensor<1x4x64xf32>, %wq: tensor<0x64xf32>,
+    %wo: tensor<64x0xf32>, %k: tensor<1x2x8x0xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected a head_dim of at least 1, got 0}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wq, %wq, %wo, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<0x64xf32>, tensor<0x64xf32>, tensor<0x64xf32>,
+         tensor<64x0xf32>, tensor<1x2x8x0xf32>, tensor<1x2x8x0xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x0xf32>, tensor<1x2x8x0xf32>)
+  return
+}
+
+// -----
+
+// attention: its decomposition's cached_attention reads head_dim from the
+// cache, which must therefore be static.
+func.func @attention_dynamic_cache_head_dim(%x: tensor<1x4x64xf32>, %wq: tensor<64x64xf32>,
+    %wk: tensor<32x64xf32>, %k: tensor<1x2x8x?xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected 'k_cache' to have a static head_dim}}
+  %o, %k2, %v2 = jamba.attention %x, %wq, %wk, %wk, %wq, cache(%k, %k, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<64x64xf32>, tensor<32x64xf32>, tensor<32x64xf32>,
+         tensor<64x64xf32>, tensor<1x2x8x?xf32>, tensor<1x2x8x?xf32>, tensor<1xi64>)
+      -> (tensor<1x4x64xf32>, tensor<1x2x8x?xf32>, tensor<1x2x8x?xf32>)
+  return
+}
+
+// -----
+
+// cached_attention: a head of no channels is meaningless.
+func.func @cached_head_dim_zero(%q: tensor<1x3x0xf32>, %c: tensor<1x2x8x0xf32>, %len: tensor<1xi64>) {
+  // expected-error @+1 {{expected a head_dim of at least 1, got 0}}
+  %o, %k2, %v2 = jamba.cached_attention %q, %q, %q, cache(%c, %c, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x3x0xf32>, tensor<1x3x0xf32>, tensor<1x3x0xf32>, tensor<1x2x8x0xf32>,
+         tensor<1x2x8x0xf32>, tensor<1xi64>) -> (tensor<1x3x0xf32>, tensor<1x2x8x0xf32>, tensor<1x2x8x0xf32>)
+  return
+}

@@ -302,6 +302,14 @@ LogicalResult AttentionOp::verify() {
                          << ") to be a multiple of num_heads (" << heads << ")";
   int64_t headDim = qRows / heads, hidden = dimOf(input, 2),
           batch = dimOf(input, 0);
+  if (headDim == 0)
+    return emitOpError() << "expected a head_dim of at least 1, got 0";
+  // The decomposition hands the caches to jamba.cached_attention, which
+  // reads head_dim from them.
+  if (failed(checkRank(op, "k_cache", getKCache(), 4)))
+    return failure();
+  if (ShapedType::isDynamic(dimOf(getKCache(), 3)))
+    return emitOpError() << "expected 'k_cache' to have a static head_dim";
   if (failed(checkShape(op, "q_weight", getQWeight(), {heads * headDim, hidden},
                         {"num_heads * head_dim", "hidden_size"})) ||
       failed(checkShape(op, "k_weight", getKWeight(),
@@ -468,6 +476,8 @@ LogicalResult CachedAttentionOp::verify() {
           headDim = dimOf(getKCache(), 3);
   if (ShapedType::isDynamic(headDim))
     return emitOpError() << "expected 'k_cache' to have a static head_dim";
+  if (headDim == 0)
+    return emitOpError() << "expected a head_dim of at least 1, got 0";
   SmallVector<StringRef> qWhat = {"batch", "seq", "num_heads * head_dim"};
   SmallVector<StringRef> kvWhat = {"batch", "seq", "num_kv_heads * head_dim"};
   if (failed(checkShape(op, "query", query, {batch, seq, heads * headDim},
