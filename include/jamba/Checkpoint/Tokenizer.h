@@ -1,0 +1,90 @@
+//===- Tokenizer.h - Hugging Face tokenizer.json (BPE) ----------*- C++ -*-===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// Text to token ids and back, as a checkpoint's `tokenizer.json` (the
+// Hugging Face `tokenizers` format) says. The Jamba models ship a
+// SentencePiece-style BPE: no byte-level pre-tokenizer, spaces written as
+// U+2581 "▁" by the normalizer or a Metaspace pre-tokenizer, byte fallback
+// for characters outside the vocabulary (`<0x41>`), and a decoder that
+// undoes both. This reader implements exactly the components such files use
+// and refuses any other with a message naming it, so a file it loads is
+// never tokenized differently from the reference library without notice:
+//
+//   normalizer      null | Sequence | Prepend | Replace (a String pattern)
+//   pre_tokenizer   null | Sequence | Metaspace
+//   model           BPE (vocab, merges as "a b" or ["a", "b"], unk_token,
+//                   fuse_unk, byte_fallback, ignore_merges; no dropout, no
+//                   subword prefix or suffix)
+//   post_processor  null | TemplateProcessing (its `single` template)
+//   decoder         null | Sequence | Replace | ByteFallback | Fuse | Strip |
+//                   Metaspace
+//   added_tokens    matched verbatim in the text before normalization,
+//                   leftmost then longest (lstrip/rstrip/single_word/
+//                   normalized must be false)
+//
+// Standard library only: the MLIR-free runtime links it (jamba-run).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef JAMBA_CHECKPOINT_TOKENIZER_H
+#define JAMBA_CHECKPOINT_TOKENIZER_H
+
+#include "jamba/Checkpoint/Status.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jamba {
+namespace ckpt {
+
+/// The file name of a tokenizer in a checkpoint directory or an artifact.
+inline constexpr const char *kTokenizerFileName = "tokenizer.json";
+
+class Tokenizer {
+public:
+  /// Parses the text of a tokenizer.json; `source` names it in messages
+  /// (`source: model.merges[3]: ...`).
+  static StatusOr<Tokenizer> parse(std::string_view json,
+                                   const std::string &source);
+  /// Reads and parses `path` (at most 256 MiB).
+  static StatusOr<Tokenizer> load(const std::string &path);
+
+  Tokenizer(Tokenizer &&) noexcept;
+  Tokenizer &operator=(Tokenizer &&) noexcept;
+  ~Tokenizer();
+
+  /// `text` (UTF-8) to ids: added tokens split it; each piece between them
+  /// is normalized, pre-tokenized and merged; with `addSpecialTokens` the
+  /// post-processor's template adds its tokens (Jamba: the BOS token).
+  /// Invalid UTF-8 (the message names the byte offset), or a character the
+  /// vocabulary cannot express (no byte fallback, no unk token; the message
+  /// names it), is an error.
+  StatusOr<std::vector<int64_t>> encode(std::string_view text,
+                                        bool addSpecialTokens = true) const;
+
+  /// Ids to text through the decoder; special added tokens are left out
+  /// with `skipSpecialTokens`. An id that names no token is an error.
+  StatusOr<std::string> decode(const std::vector<int64_t> &ids,
+                               bool skipSpecialTokens = true) const;
+
+  /// The largest id any token has (a model's vocabulary must be larger).
+  int64_t maxId() const;
+  /// The id of the token `content` (vocabulary or added), or -1.
+  int64_t tokenId(std::string_view content) const;
+
+private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl;
+};
+
+} // namespace ckpt
+} // namespace jamba
+
+#endif // JAMBA_CHECKPOINT_TOKENIZER_H
