@@ -3,7 +3,8 @@
 # the built-in tiny model (../shared/models/jamba-tiny.json): write a seeded
 # random checkpoint in Hugging Face format, compile it into a CPU artifact,
 # generate tokens with the MLIR-free runtime, and check the ids against the
-# reference interpreter.
+# reference interpreter; then the same from a text prompt (the random model's
+# text is noise; the tokenizer is jamba-make-checkpoint's small one).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 cd "$JAMBA_ROOT"
@@ -33,3 +34,7 @@ else
   echo "== compiled and reference ids DIFFER" >&2
   exit 1
 fi
+
+echo "== jamba-run: the text prompt 'the cat', 16 greedy tokens, as text"
+"$bin/jamba-run" "$out/jamba-tiny.artifact" --prompt "the cat" -n 16 \
+  --ignore-eos

@@ -651,10 +651,12 @@ bundle)
     device=cuda
     target="cuda:$arch_wanted"
   fi
-  # Code only: the manifest and the kernels; the weights are remade there.
+  # Code only: the manifest, the kernels and the tokenizer; the weights are
+  # remade there.
   pack_code() { # artifact name
     mkdir -p "$bundle/art/$2"
-    cp "$1/manifest.json" "$bundle/art/$2/" && cp -r "$1/kernels" "$bundle/art/$2/"
+    cp "$1/manifest.json" "$bundle/art/$2/" && cp -r "$1/kernels" "$bundle/art/$2/" &&
+      { [ ! -f "$1/tokenizer.json" ] || cp "$1/tokenizer.json" "$bundle/art/$2/"; }
   }
   for v in "${variants[@]}"; do
     # shellcheck disable=SC2086

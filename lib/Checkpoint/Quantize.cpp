@@ -6,6 +6,8 @@
 
 #include "jamba/Checkpoint/Quantize.h"
 
+#include "jamba/Checkpoint/Tokenizer.h"
+
 #include "jamba/Checkpoint/SafeTensors.h"
 
 #include <algorithm>
@@ -503,6 +505,14 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
   JambaConfig outConfig = config;
   outConfig.quantMethod = kQuantMethodExpertsInt8;
   outConfig.quantDenseMlp = options.denseMlp;
-  return writeTextFile(joinPath(outDir, "config.json"),
-                       configToJson(outConfig));
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      writeTextFile(joinPath(outDir, "config.json"), configToJson(outConfig)));
+  // The tokenizer goes with the weights, unchanged.
+  std::string tokenizer = joinPath(in.directory(), kTokenizerFileName);
+  if (::access(tokenizer.c_str(), F_OK) != 0)
+    return Status::success();
+  std::string text;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      readFileToString(tokenizer, text, size_t(256) << 20));
+  return writeTextFile(joinPath(outDir, kTokenizerFileName), text);
 }

@@ -8,6 +8,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Json.h"
+#include "jamba/Checkpoint/Tokenizer.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -417,5 +418,144 @@ jamba::ckpt::writeRandomCheckpoint(const JambaConfig &source,
       writeTextFile(joinPath(outDir, "config.json"), configToJson(config));
   if (!st.ok())
     return st;
-  return Status::success();
+  return writeTextFile(joinPath(outDir, kTokenizerFileName),
+                       randomCheckpointTokenizerJson(config));
+}
+std::string
+jamba::ckpt::randomCheckpointTokenizerJson(const JambaConfig &config) {
+  const int64_t vocab = config.vocabSize;
+  std::vector<std::string> tokens(
+      static_cast<size_t>(std::max<int64_t>(0, vocab)));
+  auto obj = [](std::initializer_list<std::pair<const char *, JsonValue>> m) {
+    JsonValue o = JsonValue::makeObject();
+    for (const auto &[key, value] : m)
+      o.set(key, value);
+    return o;
+  };
+  auto str = [](const std::string &s) { return JsonValue::makeString(s); };
+
+  // The config's special ids, as special added tokens.
+  JsonValue added = JsonValue::makeArray();
+  auto special = [&](std::optional<int64_t> id, const std::string &content) {
+    if (!id || *id < 0 || *id >= vocab || !tokens[size_t(*id)].empty())
+      return;
+    tokens[size_t(*id)] = content;
+    added.push(obj({{"id", JsonValue::makeInt(*id)},
+                    {"content", str(content)},
+                    {"single_word", JsonValue::makeBool(false)},
+                    {"lstrip", JsonValue::makeBool(false)},
+                    {"rstrip", JsonValue::makeBool(false)},
+                    {"normalized", JsonValue::makeBool(false)},
+                    {"special", JsonValue::makeBool(true)}}));
+  };
+  special(config.padTokenId, "<|pad|>");
+  special(config.bosTokenId, "<|startoftext|>");
+  for (size_t k = 0; k < config.eosTokenIds.size(); ++k)
+    special(config.eosTokenIds[k],
+            k == 0 ? "<|endoftext|>" : "<|eos_" + std::to_string(k) + "|>");
+
+  // The free ids in order: <|unk|>, "▁", the printable ASCII characters,
+  // the 256 byte tokens when they all fit, the merges, then fillers.
+  int64_t next = 0;
+  auto place = [&](const std::string &content) {
+    while (next < vocab && !tokens[size_t(next)].empty())
+      ++next;
+    if (next >= vocab)
+      return false;
+    tokens[size_t(next)] = content;
+    return true;
+  };
+  const std::string space = "\xE2\x96\x81"; // U+2581, SentencePiece's space.
+  place("<|unk|>");
+  place(space);
+  for (char c = '!'; c <= '~'; ++c)
+    place(std::string(1, c));
+  const bool byteFallback =
+      vocab - std::count_if(tokens.begin(), tokens.end(),
+                            [](const std::string &t) { return !t.empty(); }) >=
+      256;
+  if (byteFallback)
+    for (int b = 0; b < 256; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "<0x%02X>", b);
+      place(buf);
+    }
+  // Common English pairs; each part is a character or an earlier merge.
+  const std::string s = space;
+  const std::pair<std::string, std::string> kMerges[] = {
+      {s, "t"}, {"h", "e"}, {s + "t", "he"}, {"i", "n"}, {"e", "r"}, {"a", "n"},
+      {s, "a"}, {"o", "n"}, {"r", "e"},      {"e", "n"}, {s, "s"},   {"o", "r"},
+      {s, "w"}, {"a", "t"}, {"e", "s"},      {s, "o"},   {"i", "s"}, {"i", "t"},
+      {s, "b"}, {s, "c"},   {"e", "d"},      {s, "f"},   {"a", "l"}, {"o", "u"},
+      {s, "m"}, {s, "p"},   {"a", "r"},      {"n", "g"}, {"in", "g"}};
+  JsonValue merges = JsonValue::makeArray();
+  for (const auto &[left, right] : kMerges) {
+    if (!place(left + right))
+      break;
+    merges.push(str(left + " " + right));
+  }
+  for (int64_t k = 0; place("<|extra_" + std::to_string(k) + "|>"); ++k) {
+  }
+
+  JsonValue vocabJson = JsonValue::makeObject();
+  for (size_t id = 0; id < tokens.size(); ++id)
+    vocabJson.getObject().push_back(
+        {tokens[id], JsonValue::makeInt(static_cast<int64_t>(id))});
+
+  JsonValue single = JsonValue::makeArray();
+  JsonValue specials = JsonValue::makeObject();
+  if (config.bosTokenId && *config.bosTokenId >= 0 &&
+      *config.bosTokenId < vocab) {
+    const std::string &bos = tokens[size_t(*config.bosTokenId)];
+    single.push(
+        obj({{"SpecialToken",
+              obj({{"id", str(bos)}, {"type_id", JsonValue::makeInt(0)}})}}));
+    specials.set(bos, obj({{"id", str(bos)},
+                           {"ids", JsonValue::makeArray({JsonValue::makeInt(
+                                       *config.bosTokenId)})},
+                           {"tokens", JsonValue::makeArray({str(bos)})}}));
+  }
+  single.push(obj({{"Sequence", obj({{"id", str("A")},
+                                     {"type_id", JsonValue::makeInt(0)}})}}));
+  auto replace = [&](const std::string &from, const std::string &to) {
+    return obj({{"type", str("Replace")},
+                {"pattern", obj({{"String", str(from)}})},
+                {"content", str(to)}});
+  };
+
+  JsonValue doc = obj(
+      {{"version", str("1.0")},
+       {"truncation", JsonValue()},
+       {"padding", JsonValue()},
+       {"added_tokens", added},
+       {"normalizer", obj({{"type", str("Sequence")},
+                           {"normalizers", JsonValue::makeArray(
+                                               {obj({{"type", str("Prepend")},
+                                                     {"prepend", str(space)}}),
+                                                replace(" ", space)})}})},
+       {"pre_tokenizer", JsonValue()},
+       {"post_processor", obj({{"type", str("TemplateProcessing")},
+                               {"single", single},
+                               {"pair", JsonValue::makeArray()},
+                               {"special_tokens", specials}})},
+       {"decoder",
+        obj({{"type", str("Sequence")},
+             {"decoders",
+              JsonValue::makeArray(
+                  {replace(space, " "), obj({{"type", str("ByteFallback")}}),
+                   obj({{"type", str("Fuse")}}),
+                   obj({{"type", str("Strip")},
+                        {"content", str(" ")},
+                        {"start", JsonValue::makeInt(1)},
+                        {"stop", JsonValue::makeInt(0)}})})}})},
+       {"model", obj({{"type", str("BPE")},
+                      {"dropout", JsonValue()},
+                      {"unk_token", str("<|unk|>")},
+                      {"continuing_subword_prefix", JsonValue()},
+                      {"end_of_word_suffix", JsonValue()},
+                      {"fuse_unk", JsonValue::makeBool(true)},
+                      {"byte_fallback", JsonValue::makeBool(byteFallback)},
+                      {"vocab", vocabJson},
+                      {"merges", merges}})}});
+  return writeJson(doc, 2) + "\n";
 }

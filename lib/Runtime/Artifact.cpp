@@ -745,6 +745,15 @@ StatusOr<ArtifactManifest> rt::parseManifest(std::string_view text,
     m.weights.push_back(std::move(w));
   }
 
+  // Optional since schema 1.1.
+  if (const JsonValue *tok = doc.get("tokenizer")) {
+    JAMBA_CKPT_RETURN_IF_ERROR(expectObject(diag, *tok, "tokenizer"));
+    FieldReader r(diag, *tok, "tokenizer");
+    JAMBA_CKPT_RETURN_IF_ERROR(r.string("file", m.tokenizerFile));
+    if (m.tokenizerFile.empty())
+      return diag("tokenizer: file is empty");
+  }
+
   const JsonValue *files = nullptr;
   JAMBA_CKPT_RETURN_IF_ERROR(top.array("files", files));
   for (size_t i = 0; i < files->getArray().size(); ++i) {
@@ -858,6 +867,10 @@ Status rt::validateManifest(const ArtifactManifest &m,
                   "': sha256 must be 64 lowercase hex digits, got '", f.sha256,
                   "'");
   }
+
+  if (!m.tokenizerFile.empty())
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        checkFileRef(diag, m, "tokenizer", m.tokenizerFile, checkFiles));
 
   // Kernels.
   std::unordered_map<std::string, const KernelDesc *> kernels;
@@ -1170,6 +1183,12 @@ std::string rt::writeManifest(const ArtifactManifest &m) {
     weights.push(std::move(o));
   }
   doc.set("weights", std::move(weights));
+
+  if (!m.tokenizerFile.empty()) {
+    JsonValue tokenizer = JsonValue::makeObject();
+    tokenizer.set("file", str(m.tokenizerFile));
+    doc.set("tokenizer", std::move(tokenizer));
+  }
 
   JsonValue files = JsonValue::makeArray();
   for (const FileDesc &f : m.files) {

@@ -140,11 +140,16 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
                 weightFiles.size());
   const std::string weightsFile = *weightFiles.begin();
 
-  // Every other file (the kernels): present and as recorded.
+  // Every other file (the kernels, the tokenizer): present and as
+  // recorded. The files keep their order, the weights' slot filled below.
   std::vector<ArtifactFileSource> files;
+  size_t weightsSlot = 0;
   for (const FileDesc &f : manifest.files) {
-    if (f.path == weightsFile)
+    if (f.path == weightsFile) {
+      weightsSlot = files.size();
+      files.push_back(ArtifactFileSource::fromFile(weightsFile, ""));
       continue;
+    }
     std::string path = artifactDir + "/" + f.path;
     uint64_t size = 0;
     ckpt::StatusOr<std::string> hash = sha256File(path, &size);
@@ -219,7 +224,7 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   std::string weightsPath = scratch.path + "/weights.safetensors";
   JAMBA_CKPT_RETURN_IF_ERROR(writer.write(weightsPath));
   JAMBA_CKPT_RETURN_IF_ERROR(loadError);
-  files.push_back(ArtifactFileSource::fromFile(weightsFile, weightsPath));
+  files[weightsSlot] = ArtifactFileSource::fromFile(weightsFile, weightsPath);
 
   WriteOptions write;
   write.overwrite = options.overwrite;

@@ -8,6 +8,7 @@
 
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Quantize.h"
+#include "jamba/Checkpoint/Tokenizer.h"
 #include "jamba/Conversion/Passes.h"
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Pipelines/Pipelines.h"
@@ -660,6 +661,31 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
         !st.ok())
       return fail(st.message());
     files.push_back(rt::ArtifactFileSource::fromFile(file, path));
+  }
+
+  // The checkpoint's tokenizer, for jamba-run --prompt, when this runtime
+  // can run it; one it cannot is left out with a warning (the artifact
+  // still runs on token ids).
+  std::string tokenizerPath = checkpointDir + "/" + ckpt::kTokenizerFileName;
+  if (llvm::sys::fs::exists(tokenizerPath)) {
+    ckpt::StatusOr<ckpt::Tokenizer> tokenizer =
+        ckpt::Tokenizer::load(tokenizerPath);
+    std::string problem;
+    if (!tokenizer.ok())
+      problem = tokenizer.status().message();
+    else if (tokenizer->maxId() >= manifest.config.vocabSize)
+      problem = ckpt::concat(tokenizerPath, ": token id ", tokenizer->maxId(),
+                             " is outside the model's vocabulary of ",
+                             manifest.config.vocabSize);
+    if (problem.empty()) {
+      manifest.tokenizerFile = ckpt::kTokenizerFileName;
+      files.push_back(rt::ArtifactFileSource::fromFile(ckpt::kTokenizerFileName,
+                                                       tokenizerPath));
+    } else {
+      emitWarning(loc) << "the artifact gets no tokenizer (run it with "
+                          "--prompt-ids): "
+                       << problem;
+    }
   }
 
   rt::WriteOptions write;

@@ -182,6 +182,9 @@ static void printText(const Artifact &artifact, const MemoryPlan &plan) {
                 ckpt::dtypeName(w.dtype), ckpt::formatShape(w.shape).c_str(),
                 w.file.c_str());
 
+  std::printf("tokenizer: %s\n", m.tokenizerFile.empty()
+                                     ? "none (jamba-run needs --prompt-ids)"
+                                     : m.tokenizerFile.c_str());
   std::printf("files: %zu\n", m.files.size());
   for (const FileDesc &f : m.files)
     std::printf("  %s: %" PRIu64 " bytes, sha256 %s\n", f.path.c_str(), f.size,

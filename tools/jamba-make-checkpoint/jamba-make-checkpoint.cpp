@@ -38,7 +38,10 @@ Writes OUT_DIR/config.json (the validated config, torch_dtype set to match
 --dtype) and deterministic random weights in Hugging Face safetensors format,
 with every tensor of SPEC.md section 1.4 for that config (lm_head omitted when
 tie_word_embeddings; Mamba in/out_proj biases only with mamba_proj_bias;
-conv1d.bias only with mamba_conv_bias; dt_proj.bias always).
+conv1d.bias only with mamba_conv_bias; dt_proj.bias always), and a small
+SentencePiece-style tokenizer.json over the config's vocabulary (the
+special ids, the printable ASCII characters, byte fallback when 256 byte
+tokens fit, 29 merges, fillers): docs/Runtime.md, "jamba-run".
 
 options:
   --seed N                 PRNG seed (default 0)

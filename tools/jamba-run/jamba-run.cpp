@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-//   jamba-run ARTIFACT --prompt-ids 1,17,42 -n 8 [--seed S] [--temperature T]
+//   jamba-run ARTIFACT (--prompt-ids 1,17,42 | --prompt TEXT) -n 8
+//             [--output ids|text] [--seed S] [--temperature T]
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
 //             [--ignore-eos] [--logits-out F.npy] [--mpi]
 //             [--device cpu|cuda] [--cuda-device N] [--ranks N]
@@ -13,9 +14,10 @@
 //
 // Loads and validates the artifact, binds it for the sequences and context
 // length, prints the generated ids of each sequence on one line,
-// comma-separated (same convention as jamba-interpret), writes the logits as
-// .npy and prints the memory plan and prefill/decode tokens/s on stderr. A
-// thin main over lib/Runtime (docs/Runtime.md).
+// comma-separated (same convention as jamba-interpret) or, with text
+// prompts, the generated text (the artifact's tokenizer), writes the logits
+// as .npy and prints the memory plan and prefill/decode tokens/s on stderr.
+// A thin main over lib/Runtime (docs/Runtime.md).
 //
 // Started by an MPI launcher (or with --mpi), each process runs the rank MPI
 // gives it; rank 0 alone prints and writes, the others only report errors,
@@ -31,6 +33,7 @@
 
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Checkpoint/TokenIds.h"
+#include "jamba/Checkpoint/Tokenizer.h"
 #include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/CudaDriver.h"
 #include "jamba/Runtime/CudaProfile.h"
@@ -58,16 +61,25 @@ using namespace jamba;
 using namespace jamba::rt;
 
 static const char kUsage[] =
-    R"(usage: jamba-run ARTIFACT_DIR --prompt-ids 1,17,42 [options]
+    R"(usage: jamba-run ARTIFACT_DIR (--prompt-ids 1,17,42 | --prompt TEXT)
+                 [options]
 
-Generates ids with a compiled artifact on this CPU or on a CUDA GPU. Prints
-the generated ids of each sequence on one line, comma-separated; the memory
-plan, notes and tokens/s go to stderr. Any problem is one line `jamba-run:
-error: ...` and a non-zero exit.
+Generates with a compiled artifact on this CPU or on a CUDA GPU. Prints the
+generated ids of each sequence on one line, comma-separated, or its text;
+the memory plan, notes and tokens/s go to stderr. Any problem is one line
+`jamba-run: error: ...` and a non-zero exit.
 
 options (a value follows as the next argument, or as --name=value):
   --prompt-ids IDS   comma-separated prompt ids; repeat the option for
                      several sequences (run together)
+  --prompt TEXT      a prompt as text, encoded by the artifact's tokenizer
+                     (the checkpoint's tokenizer.json, which jamba-compile
+                     copies; its ids go to stderr); repeatable, and mixable
+                     with --prompt-ids
+  --output ids|text  print each sequence's generated ids, or their text
+                     (decoded by the artifact's tokenizer, special tokens
+                     left out; each text then a newline). Default: text
+                     when a prompt is text, else ids
   -n N               ids to generate per sequence (default 8)
   --batch B          run B copies of the (single) prompt together
   --context C        tokens per sequence the KV cache holds (default: the
@@ -256,6 +268,10 @@ runRank(const Artifact &artifact, Communicator *communicator,
 int main(int argc, char **argv) {
   std::string artifactDir, logitsOut;
   std::vector<std::vector<int64_t>> prompts;
+  // The text of each prompt given as --prompt (encoded once the artifact's
+  // tokenizer is open), nullopt for --prompt-ids.
+  std::vector<std::optional<std::string>> promptTexts;
+  std::optional<bool> outputText;
   int64_t steps = 8, batch = 0, context = 0, seq = 0, ranksInProcess = 0;
   bool mpiFlag = false, profileKernels = false;
   std::optional<Device> device;
@@ -269,10 +285,10 @@ int main(int argc, char **argv) {
 
   // The options that take a value (as the next argument or after '=').
   static const char *const kValueOptions[] = {
-      "--prompt-ids", "-n",           "--batch",       "--context",
-      "--seq",        "--seed",       "--temperature", "--top-k",
-      "--top-p",      "--logits-out", "--device",      "--ranks",
-      "--cuda-device"};
+      "--prompt-ids",  "--prompt",  "--output",     "-n",
+      "--batch",       "--context", "--seq",        "--seed",
+      "--temperature", "--top-k",   "--top-p",      "--logits-out",
+      "--device",      "--ranks",   "--cuda-device"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     // --name=value.
@@ -328,6 +344,14 @@ int main(int argc, char **argv) {
         if (!parsed.ok())
           return fail("--prompt-ids: " + parsed.status().message());
         prompts.push_back(std::move(*parsed));
+        promptTexts.push_back(std::nullopt);
+      } else if (arg == "--prompt") {
+        prompts.emplace_back();
+        promptTexts.push_back(text);
+      } else if (arg == "--output") {
+        if (text != "ids" && text != "text")
+          return fail("--output must be ids or text, got '" + text + "'");
+        outputText = text == "text";
       } else if (arg == "-n") {
         if (!parseInt(v, steps) || steps < 0)
           return fail("-n must be a non-negative integer, got '" + text + "'");
@@ -389,11 +413,12 @@ int main(int argc, char **argv) {
   if (artifactDir.empty())
     return fail("no artifact directory given (see --help)");
   if (prompts.empty())
-    return fail("--prompt-ids is required");
+    return fail("--prompt-ids or --prompt is required");
   if (batch > 0) {
-    if (prompts.size() == 1)
+    if (prompts.size() == 1) {
       prompts.assign(size_t(batch), prompts[0]);
-    else if (int64_t(prompts.size()) != batch)
+      promptTexts.assign(size_t(batch), promptTexts[0]);
+    } else if (int64_t(prompts.size()) != batch)
       return fail(ckpt::concat("--batch ", batch, " but ", prompts.size(),
                                " prompts given (use one prompt to repeat it)"));
   }
@@ -427,6 +452,45 @@ int main(int argc, char **argv) {
   if (!opened.ok())
     return fail(opened.status().message());
   const Artifact &artifact = **opened;
+
+  // The tokenizer, for text prompts and text output.
+  const bool anyText = std::any_of(promptTexts.begin(), promptTexts.end(),
+                                   [](const auto &t) { return t.has_value(); });
+  if (!outputText)
+    outputText = anyText;
+  std::optional<ckpt::Tokenizer> tokenizer;
+  if (anyText || *outputText) {
+    const std::string &file = artifact.manifest().tokenizerFile;
+    if (file.empty())
+      return fail(ckpt::concat(
+          anyText ? "--prompt" : "--output text", " needs a tokenizer, and ",
+          artifactDir,
+          " has none (jamba-compile copies the checkpoint's "
+          "tokenizer.json when it has one); use --prompt-ids and --output "
+          "ids"));
+    auto loaded = ckpt::Tokenizer::load(artifact.filePath(file));
+    if (!loaded.ok())
+      return fail(loaded.status().message());
+    tokenizer.emplace(std::move(*loaded));
+  }
+  for (size_t k = 0; k < prompts.size(); ++k) {
+    if (!promptTexts[k])
+      continue;
+    auto ids = tokenizer->encode(*promptTexts[k]);
+    if (!ids.ok())
+      return fail(ckpt::concat("--prompt '", *promptTexts[k],
+                               "': ", ids.status().message()));
+    if (ids->empty())
+      return fail(ckpt::concat("--prompt '", *promptTexts[k],
+                               "' encodes to no tokens"));
+    prompts[k] = std::move(*ids);
+    std::string line;
+    for (size_t i = 0; i < prompts[k].size(); ++i)
+      line += (i ? "," : "") + std::to_string(prompts[k][i]);
+    if (!communicator || communicator->rank() == 0)
+      std::fprintf(stderr, "jamba-run: prompt %zu: %zu tokens: %s\n", k,
+                   prompts[k].size(), line.c_str());
+  }
 
   // The context: what the longest sequence needs, unless given.
   size_t longest = 0;
@@ -521,9 +585,17 @@ int main(int argc, char **argv) {
 
   for (const SequenceOutput &out : r.sequences) {
     std::string line;
-    for (size_t i = 0; i < out.ids.size(); ++i)
-      line += (i ? "," : "") + std::to_string(out.ids[i]);
-    std::printf("%s\n", line.c_str());
+    if (*outputText) {
+      auto text = tokenizer->decode(out.ids);
+      if (!text.ok())
+        return fail("decoding the generated ids: " + text.status().message());
+      line = std::move(*text);
+    } else {
+      for (size_t i = 0; i < out.ids.size(); ++i)
+        line += (i ? "," : "") + std::to_string(out.ids[i]);
+    }
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
   }
   if (std::string error = ::jamba::tools::stdoutError(); !error.empty())
     return fail(error);

@@ -283,8 +283,8 @@ TEST(ManifestTest, StepFields) {
                      s.set("kind", JsonValue::makeString("collective"));
                    }),
                    "entry point 'prefill': steps[0]: step kind 'collective' "
-                   "is not supported by this runtime (schema 1.0; the "
-                   "artifact is schema 1.0)");
+                   "is not supported by this runtime (schema 1.1; the "
+                   "artifact is schema 1.1)");
   expectParseError(editStep([](JsonValue &s) {
                      JsonValue arg = JsonValue::makeObject();
                      arg.set("buffer", JsonValue::makeString("a"));
@@ -397,6 +397,38 @@ TEST(ManifestTest, Files) {
   m = exampleWithFiles();
   m.files[1].sha256 = "abc";
   expectInvalid(m, "sha256 must be 64 lowercase hex digits");
+}
+
+// Schema 1.1: the optional tokenizer file round-trips, must be a listed
+// artifact path, and is absent from a manifest without one.
+TEST(ManifestTest, Tokenizer) {
+  ArtifactManifest m = exampleWithFiles();
+  EXPECT_EQ(writeManifest(m).find("\"tokenizer\""), std::string::npos);
+  m.files.push_back({"tokenizer.json", 10, sha256Hex("t")});
+  m.tokenizerFile = "tokenizer.json";
+  std::string text = writeManifest(m);
+  StatusOr<ArtifactManifest> parsed = parseManifest(text, kContext);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(parsed->tokenizerFile, "tokenizer.json");
+  EXPECT_EQ(writeManifest(*parsed), text);
+  EXPECT_TRUE(validateManifest(*parsed, kContext).ok());
+
+  m.files.pop_back();
+  expectInvalid(m, "tokenizer: file 'tokenizer.json' is not listed in "
+                   "'files'");
+  m.tokenizerFile = "../tokenizer.json";
+  expectInvalid(m, "tokenizer: file '../tokenizer.json' is not a valid "
+                   "artifact path");
+  expectParseError(editedText([](JsonValue &doc) {
+                     doc.set("tokenizer", JsonValue::makeString("t.json"));
+                   }),
+                   "tokenizer: expected an object");
+  expectParseError(editedText([](JsonValue &doc) {
+                     JsonValue t = JsonValue::makeObject();
+                     t.set("file", JsonValue::makeString(""));
+                     doc.set("tokenizer", std::move(t));
+                   }),
+                   "tokenizer: file is empty");
 }
 
 TEST(ManifestTest, NegativeAndAbsurdDims) {

@@ -39,12 +39,23 @@ struct RandomCheckpointOptions {
   int threads = 0;
 };
 
-/// Writes `outDir`/config.json (with torch_dtype matching `options.dtype`)
-/// and the weights; creates `outDir` if needed and removes weight files of an
-/// earlier checkpoint there that this one does not overwrite.
+/// Writes `outDir`/config.json (with torch_dtype matching `options.dtype`),
+/// the weights and a tokenizer.json (randomCheckpointTokenizerJson); creates
+/// `outDir` if needed and removes weight files of an earlier checkpoint
+/// there that this one does not overwrite.
 Status writeRandomCheckpoint(const JambaConfig &config,
                              const std::string &outDir,
                              const RandomCheckpointOptions &options);
+
+/// A small SentencePiece-style BPE tokenizer.json covering the config's
+/// vocabulary: the config's pad, bos and eos ids as special tokens (bos
+/// added in front of every encoding), then in the free ids <|unk|>, "▁"
+/// (U+2581, a space) and the printable ASCII characters, the 256 byte
+/// tokens <0x00>..<0xFF> when they all fit (byte fallback), 29 merges of
+/// common English pairs ("▁ t", "h e", "▁t he", ...), and fillers
+/// "<|extra_N|>". Deterministic; a random model's text is noise, but it
+/// runs the text path end to end.
+std::string randomCheckpointTokenizerJson(const JambaConfig &config);
 
 } // namespace ckpt
 } // namespace jamba

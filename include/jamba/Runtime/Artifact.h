@@ -54,7 +54,7 @@ constexpr const char kManifestFileName[] = "manifest.json";
 /// manifest of the same major version (docs/ArtifactFormat.md, section
 /// "Compatibility").
 constexpr int64_t kSchemaMajor = 1;
-constexpr int64_t kSchemaMinor = 0;
+constexpr int64_t kSchemaMinor = 1;
 
 /// Upper bounds that keep every size computation inside int64 and refuse
 /// absurd manifests before anything is allocated.
@@ -213,6 +213,9 @@ struct ArtifactManifest {
   std::vector<BufferDesc> buffers;
   std::vector<KernelDesc> kernels;
   std::vector<WeightDesc> weights;
+  /// The checkpoint's tokenizer.json, copied (schema 1.1, optional; empty:
+  /// none): an artifact path listed in `files`.
+  std::string tokenizerFile;
   std::vector<FileDesc> files;
   /// As read by parseManifest; writeManifest computes its own.
   std::string contentHash;
