@@ -270,7 +270,7 @@ func.func @mixer_ssm_state_bf16(%x: tensor<1x4x64xf32>, %cs: tensor<1x128x3xf32>
     %w_in: tensor<256x64xf32>, %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
     %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>, %v128: tensor<128xf32>,
     %a_log: tensor<128x8xf32>, %w_out: tensor<64x128xf32>) {
-  // expected-error @+1 {{operand #2 must be tensor of 32-bit float values}}
+  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values}}
   %o, %c, %s = jamba.mamba_mixer %x, state(%cs, %ss) in_proj(%w_in) conv1d(%w_conv)
       x_proj(%w_x) norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128) out_proj(%w_out)
       : (tensor<1x4x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xbf16>, tensor<256x64xf32>,
@@ -1885,7 +1885,7 @@ func.func @scan_result_type(%u: tensor<1x4x128xf32>, %A: tensor<128x8xf32>, %B: 
 
 // selective_scan: A is always f32 (ODS constraint).
 func.func @scan_a_bf16(%u: tensor<1x4x128xf32>, %A: tensor<128x8xbf16>, %B: tensor<1x4x8xf32>) {
-  // expected-error @+1 {{operand #2 must be tensor of 32-bit float values}}
+  // expected-error @+1 {{operand #2 must be ranked tensor of 32-bit float values}}
   %y, %h = jamba.selective_scan %u, %u, %A, %B, %B
       : (tensor<1x4x128xf32>, tensor<1x4x128xf32>, tensor<128x8xbf16>, tensor<1x4x8xf32>, tensor<1x4x8xf32>)
       -> (tensor<1x4x128xf32>, tensor<1x128x8xf32>)
@@ -1959,7 +1959,7 @@ func.func @router_zero_top_k(%l: tensor<?x4xf32>) {
 
 // router_topk: the weights are f32 probabilities (ODS constraint).
 func.func @router_weights_bf16(%l: tensor<?x4xf32>) {
-  // expected-error @+1 {{result #0 must be tensor of 32-bit float values}}
+  // expected-error @+1 {{result #0 must be ranked tensor of 32-bit float values}}
   %w, %i = jamba.router_topk %l {top_k = 2 : i64} : tensor<?x4xf32> -> tensor<?x2xbf16>, tensor<?x2xi32>
   return
 }
@@ -2273,7 +2273,7 @@ func.func @dequant_result(%q: tensor<128x64xi8>, %s: tensor<128xf32>) {
 
 // dequant: only int8 is dequantized (ODS constraint).
 func.func @dequant_i16(%q: tensor<128x64xi16>, %s: tensor<128xf32>) {
-  // expected-error @+1 {{operand #0 must be tensor of 8-bit signless integer values}}
+  // expected-error @+1 {{operand #0 must be ranked tensor of 8-bit signless integer values}}
   %w = jamba.dequant %q, %s : tensor<128x64xi16>, tensor<128xf32> -> tensor<128x64xf32>
   return
 }
@@ -2636,5 +2636,91 @@ func.func @cached_head_dim_zero(%q: tensor<1x3x0xf32>, %c: tensor<1x2x8x0xf32>, 
       {num_heads = 4 : i64, num_kv_heads = 2 : i64}
       : (tensor<1x3x0xf32>, tensor<1x3x0xf32>, tensor<1x3x0xf32>, tensor<1x2x8x0xf32>,
          tensor<1x2x8x0xf32>, tensor<1xi64>) -> (tensor<1x3x0xf32>, tensor<1x2x8x0xf32>, tensor<1x2x8x0xf32>)
+  return
+}
+
+// -----
+
+// embedding: ids are clamped into the table, which needs a row.
+func.func @embedding_empty_table(%t: tensor<0x64xf32>, %ids: tensor<1x4xi32>) {
+  // expected-error @+1 {{expected 'table' to have at least one row (the vocabulary), got 0}}
+  %h = jamba.embedding %t, %ids : tensor<0x64xf32>, tensor<1x4xi32> -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: indices are clamped into the experts, which needs one.
+func.func @expert_gemm_no_experts(%x: tensor<?x64xf32>, %w: tensor<0x128x64xf32>, %idx: tensor<?x2xi32>) {
+  // expected-error @+1 {{expected 'weight' to have at least one expert, got 0}}
+  %y = jamba.expert_gemm %x, %w indices(%idx)
+      : (tensor<?x64xf32>, tensor<0x128x64xf32>, tensor<?x2xi32>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// expert_gemm: the expert offset is one value.
+func.func @expert_gemm_offset_size(%x: tensor<?x64xf32>, %w: tensor<2x128x64xf32>, %idx: tensor<?x2xi32>, %off: tensor<2xi64>) {
+  // expected-error @+1 {{expected 'expert_offset' to hold one value (the rank's first expert), got 2}}
+  %y = jamba.expert_gemm %x, %w indices(%idx) expert_offset(%off)
+      : (tensor<?x64xf32>, tensor<2x128x64xf32>, tensor<?x2xi32>, tensor<2xi64>) -> tensor<?x2x128xf32>
+  return
+}
+
+// -----
+
+// moe: the expert offset is one value.
+func.func @moe_offset_size(%x: tensor<1x4x64xf32>, %r: tensor<4x64xf32>,
+                           %g: tensor<2x128x64xf32>, %d: tensor<2x64x128xf32>,
+                           %off: tensor<3xi64>) {
+  // expected-error @+1 {{expected 'expert_offset' to hold one value (the rank's first expert), got 3}}
+  %y = jamba.moe %x, %r, %g, %g, %d expert_offset(%off) {top_k = 2 : i64}
+      : (tensor<1x4x64xf32>, tensor<4x64xf32>, tensor<2x128x64xf32>,
+         tensor<2x128x64xf32>, tensor<2x64x128xf32>, tensor<3xi64>) -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+// Unranked tensors are refused by the operand constraints (the verifiers
+// read ranks and sizes; generic form, as the custom one cannot spell it).
+func.func @dequant_unranked(%q: tensor<*xi8>, %s: tensor<128xf32>) {
+  // expected-error @+1 {{operand #0 must be ranked tensor of 8-bit signless integer values}}
+  %w = "jamba.dequant"(%q, %s) : (tensor<*xi8>, tensor<128xf32>) -> tensor<128x64xf32>
+  return
+}
+
+// -----
+
+// selective_scan: no states is meaningless (static zeros made the lowering
+// slice past the end).
+func.func @scan_no_states(%u: tensor<1x4x16xf32>, %dt: tensor<1x4x16xf32>, %A: tensor<16x0xf32>, %B: tensor<1x4x0xf32>, %C: tensor<1x4x0xf32>) {
+  // expected-error @+1 {{expected d_state >= 1, got 0}}
+  %y, %h = jamba.selective_scan %u, %dt, %A, %B, %C : (tensor<1x4x16xf32>, tensor<1x4x16xf32>, tensor<16x0xf32>, tensor<1x4x0xf32>, tensor<1x4x0xf32>) -> (tensor<1x4x16xf32>, tensor<1x16x0xf32>)
+  return
+}
+
+// -----
+
+// selective_scan: nor are no sequences.
+func.func @scan_no_batch(%u: tensor<0x4x16xf32>, %A: tensor<16x8xf32>, %B: tensor<0x4x8xf32>) {
+  // expected-error @+1 {{expected batch >= 1, got 0}}
+  %y, %h = jamba.selective_scan %u, %u, %A, %B, %B : (tensor<0x4x16xf32>, tensor<0x4x16xf32>, tensor<16x8xf32>, tensor<0x4x8xf32>, tensor<0x4x8xf32>) -> (tensor<0x4x16xf32>, tensor<0x16x8xf32>)
+  return
+}
+
+// -----
+
+// mamba_mixer: no channels is meaningless (its decomposition sliced past
+// the end).
+func.func @mixer_no_channels(%x: tensor<1x?x64xf32>, %cs: tensor<1x0x3xf32>, %ss: tensor<1x0x8xf32>, %w_in: tensor<0x64xf32>, %w_conv: tensor<0x1x4xf32>, %b_conv: tensor<0xf32>, %w_x: tensor<24x0xf32>, %n_dt: tensor<8xf32>, %n_b: tensor<8xf32>, %n_c: tensor<8xf32>, %w_dt: tensor<0x8xf32>, %b_dt: tensor<0xf32>, %a_log: tensor<0x8xf32>, %d: tensor<0xf32>, %w_out: tensor<64x0xf32>) {
+  // expected-error @+1 {{expected d_inner >= 1, got 0}}
+  %out, %conv, %ssm = jamba.mamba_mixer %x, state(%cs, %ss)
+      in_proj(%w_in) conv1d(%w_conv, %b_conv) x_proj(%w_x)
+      norms(%n_dt, %n_b, %n_c) dt_proj(%w_dt, %b_dt) ssm(%a_log, %d)
+      out_proj(%w_out)
+      : (tensor<1x?x64xf32>, tensor<1x0x3xf32>, tensor<1x0x8xf32>, tensor<0x64xf32>, tensor<0x1x4xf32>, tensor<0xf32>, tensor<24x0xf32>, tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<0x8xf32>, tensor<0xf32>, tensor<0x8xf32>, tensor<0xf32>, tensor<64x0xf32>)
+      -> (tensor<1x?x64xf32>, tensor<1x0x3xf32>, tensor<1x0x8xf32>)
   return
 }

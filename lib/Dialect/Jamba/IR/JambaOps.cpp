@@ -76,6 +76,31 @@ static LogicalResult checkShape(Operation *op, StringRef name, Value v,
   return success();
 }
 
+/// Checks that each named size is dynamic or at least 1: a Mamba step over
+/// no sequences, channels or states has no meaning, and static zeros make
+/// its decomposition and lowering slice past the end.
+static LogicalResult
+checkNonEmptySizes(Operation *op,
+                   ArrayRef<std::pair<StringRef, int64_t>> sizes) {
+  for (auto [name, size] : sizes)
+    if (size == 0)
+      return op->emitOpError() << "expected " << name << " >= 1, got 0";
+  return success();
+}
+
+/// Checks an optional `expert_offset` (ODS makes it a 1-D i64 tensor): it
+/// holds one value, the rank's first expert.
+static LogicalResult checkExpertOffset(Operation *op, Value offset) {
+  if (!offset)
+    return success();
+  int64_t size = dimOf(offset, 0);
+  if (ShapedType::isDynamic(size) || size == 1)
+    return success();
+  return op->emitOpError() << "expected 'expert_offset' to hold one value "
+                              "(the rank's first expert), got "
+                           << size;
+}
+
 /// Checks that `a` and `b` have the same element type.
 static LogicalResult checkSameElementType(Operation *op, StringRef nameA,
                                           Value a, StringRef nameB, Value b) {
@@ -188,6 +213,10 @@ LogicalResult EmbeddingOp::verify() {
                         {dimOf(ids, 0), dimOf(ids, 1), dimOf(table, 1)},
                         {"batch", "seq", "hidden_size"})))
     return failure();
+  // Ids are clamped into the table, which needs a row to clamp into.
+  if (dimOf(table, 0) == 0)
+    return emitOpError() << "expected 'table' to have at least one row "
+                            "(the vocabulary), got 0";
   return success();
 }
 
@@ -231,6 +260,9 @@ LogicalResult MambaMixerOp::verify() {
                             "(dimension 1), got 0";
   if (!ShapedType::isDynamic(dConv) && dConv < 1)
     return emitOpError() << "expected d_conv >= 1, got " << dConv;
+  if (failed(checkNonEmptySizes(
+          op, {{"batch", batch}, {"d_inner", dInner}, {"d_state", dState}})))
+    return failure();
   int64_t convCols = ShapedType::isDynamic(dConv) ? dConv : dConv - 1;
 
   if (failed(checkShape(op, "conv_weight", getConvWeight(), {dInner, 1, dConv},
@@ -349,7 +381,10 @@ LogicalResult MoEOp::verify() {
     return emitOpError() << "expected top_k (" << getTopK()
                          << ") to be at most the number of experts (" << experts
                          << ")";
-  // With an expert offset the op holds a contiguous share of the experts.
+  // With an expert offset (one value, the rank's first expert) the op
+  // holds a contiguous share of the experts.
+  if (failed(checkExpertOffset(op, getExpertOffset())))
+    return failure();
   int64_t localExperts =
       getExpertOffset() ? dimOf(getGateWeight(), 0) : experts;
   if (getExpertOffset() && !ShapedType::isDynamic(experts) &&
@@ -437,6 +472,9 @@ LogicalResult SelectiveScanOp::verify() {
     return failure();
   int64_t batch = dimOf(u, 0), seq = dimOf(u, 1), dInner = dimOf(u, 2),
           dState = dimOf(getA(), 1);
+  if (failed(checkNonEmptySizes(
+          op, {{"batch", batch}, {"d_inner", dInner}, {"d_state", dState}})))
+    return failure();
   if (failed(checkShape(op, "delta", getDelta(), {batch, seq, dInner},
                         {"batch", "seq", "d_inner"})) ||
       failed(checkDim(op, "A", getA(), 0, dInner, "d_inner")) ||
@@ -540,6 +578,12 @@ LogicalResult ExpertGemmOp::verify() {
                          << "'indices', or one more), got " << inRank;
   int64_t experts = dimOf(weight, 0), rows = dimOf(weight, 1),
           depth = dimOf(weight, 2);
+  // Indices are clamped into the experts, which needs one to clamp into.
+  if (experts == 0)
+    return emitOpError()
+           << "expected 'weight' to have at least one expert, got 0";
+  if (failed(checkExpertOffset(op, getExpertOffset())))
+    return failure();
   // input [..., K] or [..., k, K]; result [..., k, N].
   SmallVector<int64_t> inShape(idxType.getShape());
   SmallVector<StringRef> inWhat(idxRank, "the indices' size");

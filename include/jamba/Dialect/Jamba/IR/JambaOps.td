@@ -97,7 +97,7 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
   let arguments = (ins
     Jamba_FloatTensor:$input,
     Jamba_FloatTensor:$conv_state,
-    TensorOf<[F32]>:$ssm_state,
+    RankedTensorOf<[F32]>:$ssm_state,
     Jamba_FloatTensor:$in_proj_weight,
     Optional<Jamba_FloatTensor>:$in_proj_bias,
     Jamba_FloatTensor:$conv_weight,
@@ -116,7 +116,7 @@ def Jamba_MambaMixerOp : Jamba_Op<"mamba_mixer",
     OptionalAttr<ConfinedAttr<I64Attr, [IntNonNegative]>>:$x_proj_all_reduce);
   let results = (outs Jamba_FloatTensor:$result,
                       Jamba_FloatTensor:$new_conv_state,
-                      TensorOf<[F32]>:$new_ssm_state);
+                      RankedTensorOf<[F32]>:$new_ssm_state);
   let assemblyFormat = [{
     $input `,` `state` `(` $conv_state `,` $ssm_state `)`
     `in_proj` `(` $in_proj_weight (`,` $in_proj_bias^)? `)`
@@ -331,14 +331,14 @@ def Jamba_SelectiveScanOp : Jamba_Op<"selective_scan",
     ```
   }];
   let arguments = (ins Jamba_FloatTensor:$u, Jamba_FloatTensor:$delta,
-                       TensorOf<[F32]>:$A, Jamba_FloatTensor:$B,
+                       RankedTensorOf<[F32]>:$A, Jamba_FloatTensor:$B,
                        Jamba_FloatTensor:$C, Optional<Jamba_FloatTensor>:$D,
                        Optional<Jamba_FloatTensor>:$z,
                        Optional<Jamba_FloatTensor>:$delta_bias,
-                       Optional<TensorOf<[F32]>>:$init_state,
+                       Optional<RankedTensorOf<[F32]>>:$init_state,
                        UnitAttr:$delta_softplus);
   let results = (outs Jamba_FloatTensor:$result,
-                      TensorOf<[F32]>:$final_state);
+                      RankedTensorOf<[F32]>:$final_state);
   let assemblyFormat = [{
     $u `,` $delta `,` $A `,` $B `,` $C (`D` `(` $D^ `)`)? (`z` `(` $z^ `)`)?
     (`delta_bias` `(` $delta_bias^ `)`)? (`init_state` `(` $init_state^ `)`)?
@@ -402,7 +402,7 @@ def Jamba_RouterTopKOp : Jamba_Op<"router_topk", [Pure]> {
   let arguments = (ins Jamba_FloatTensor:$logits,
                        ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
                        UnitAttr:$normalize);
-  let results = (outs TensorOf<[F32]>:$weights, Jamba_IndexTensor:$indices);
+  let results = (outs RankedTensorOf<[F32]>:$weights, Jamba_IndexTensor:$indices);
   let assemblyFormat = [{
     $logits attr-dict `:` type($logits) `->` type($weights) `,` type($indices)
   }];
@@ -503,7 +503,7 @@ def Jamba_DequantOp : Jamba_Op<"dequant", [Pure]> {
         : tensor<4x128x64xi8>, tensor<4x128xf32> -> tensor<4x128x64xf32>
     ```
   }];
-  let arguments = (ins TensorOf<[I8]>:$input, Jamba_ScaleTensor:$scale);
+  let arguments = (ins RankedTensorOf<[I8]>:$input, Jamba_ScaleTensor:$scale);
   let results = (outs Jamba_FloatTensor:$result);
   let assemblyFormat = [{
     $input `,` $scale attr-dict `:` type($input) `,` type($scale) `->`
