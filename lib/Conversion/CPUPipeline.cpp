@@ -30,6 +30,9 @@ void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
+  // A jamba op in a loop that carries its result (scf.for iter_args) yields
+  // a new buffer each iteration; the deallocation pipeline frees them.
+  bufferize.allowReturnAllocsFromLoops = true;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   // jamba-gpu-kernels' cache append is an scf.forall of row copies: a
   // parallel loop of copy loops.

@@ -408,19 +408,25 @@ private:
   int64_t staticDepth, staticRows;
 };
 
-bool supported(Value input, Value weight, Type resultType) {
+/// Whether the kernels take these element types; `extra` are optional
+/// float operands (bias, routing weights), read as f32.
+bool supported(Value input, Value weight, Type resultType,
+               ArrayRef<Value> extra = {}) {
   Type x = getElementTypeOrSelf(input.getType());
   Type w = getElementTypeOrSelf(weight.getType());
   Type r = getElementTypeOrSelf(resultType);
   return isSupportedFloat(x) && isSupportedFloat(r) &&
-         (isSupportedFloat(w) || w.isInteger(8));
+         (isSupportedFloat(w) || w.isInteger(8)) &&
+         llvm::all_of(extra, [](Value v) {
+           return !v || isSupportedFloat(getElementTypeOrSelf(v.getType()));
+         });
 }
 
 /// jamba.linear: result[..., n] = x[..., :] . W[n, :] (scale, bias).
 LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
                           const KernelOptions &options) {
   auto resultType = cast<RankedTensorType>(op.getType());
-  if (!supported(op.getInput(), op.getWeight(), resultType))
+  if (!supported(op.getInput(), op.getWeight(), resultType, {op.getBias()}))
     return failure();
   Location loc = op.getLoc();
   b.setInsertionPoint(op);
@@ -430,7 +436,9 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
   Value bias = lowering::readOnlyBuffer(b, loc, op.getBias());
   unsigned lead = resultType.getRank() - 1;
   SmallVector<Value> dims = leadingSizes(b, loc, x, lead);
-  Value out = lowering::allocBuffer(b, loc, resultType, dims);
+  SmallVector<Value> outDims(dims);
+  outDims.push_back(memref::DimOp::create(b, loc, w, 0));
+  Value out = lowering::allocBuffer(b, loc, resultType, outDims);
   Value rows = product(b, loc, dims);
 
   GemmEmitter emit(b, loc, options, x, w, scale, bias, out);
@@ -453,7 +461,8 @@ LogicalResult lowerLinear(IRRewriter &b, LinearOp op,
 LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
                               const KernelOptions &options) {
   auto resultType = cast<RankedTensorType>(op.getType());
-  if (!supported(op.getInput(), op.getWeight(), resultType))
+  if (!supported(op.getInput(), op.getWeight(), resultType,
+                 {op.getRouteWeights()}))
     return failure();
   Location loc = op.getLoc();
   b.setInsertionPoint(op);
@@ -468,7 +477,9 @@ LogicalResult lowerExpertGemm(IRRewriter &b, ExpertGemmOp op,
                  int64_t(q) + 1;
 
   SmallVector<Value> slotDims = leadingSizes(b, loc, indices, q);
-  Value out = lowering::allocBuffer(b, loc, resultType, slotDims);
+  SmallVector<Value> outDims(slotDims);
+  outDims.push_back(memref::DimOp::create(b, loc, w, 1));
+  Value out = lowering::allocBuffer(b, loc, resultType, outDims);
   Value numSlots = product(b, loc, slotDims);
   Value numExperts = memref::DimOp::create(b, loc, w, 0);
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
@@ -631,8 +642,10 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
 
   Value batch = memref::DimOp::create(b, loc, u, 0);
   Value steps = memref::DimOp::create(b, loc, u, 1);
-  Value y = lowering::allocBuffer(b, loc, yType, {batch, steps});
-  Value hOut = lowering::allocBuffer(b, loc, hType, {batch});
+  Value innerV = indexConst(b, loc, inner),
+        statesV = indexConst(b, loc, states);
+  Value y = lowering::allocBuffer(b, loc, yType, {batch, steps, innerV});
+  Value hOut = lowering::allocBuffer(b, loc, hType, {batch, innerV, statesV});
 
   Type f32 = b.getF32Type();
   auto vecType = VectorType::get({lanes}, f32);

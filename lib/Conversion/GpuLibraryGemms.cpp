@@ -42,17 +42,37 @@ constexpr StringLiteral kGemmBF16 = "jamba_rt_cuda_gemm_bf16";
 
 /// The private declaration of `name` taking (y, x, w) 2-D memrefs, with the
 /// C interface (the call passes descriptor pointers).
+FunctionType gemmType(MLIRContext *ctx, Type inputElem) {
+  auto dyn = ShapedType::kDynamic;
+  auto f32 = Float32Type::get(ctx);
+  return FunctionType::get(ctx,
+                           {MemRefType::get({dyn, dyn}, f32),
+                            MemRefType::get({dyn, dyn}, inputElem),
+                            MemRefType::get({dyn, dyn}, inputElem)},
+                           {});
+}
+
+/// Whether the module's own symbol `name`, if any, is the runtime's GEMM
+/// entry point as the calls need it; else an error naming it.
+LogicalResult checkGemmSymbol(ModuleOp module, StringRef name, Type inputElem) {
+  Operation *existing = module.lookupSymbol(name);
+  if (!existing)
+    return success();
+  FunctionType want = gemmType(module.getContext(), inputElem);
+  auto func = dyn_cast<func::FuncOp>(existing);
+  if (func && func.isExternal() && func.getFunctionType() == want)
+    return success();
+  return existing->emitError()
+         << "jamba-gpu-library-gemms: @" << name
+         << " is the runtime's cuBLAS GEMM, a declaration of type " << want
+         << "; this module's symbol of that name is not";
+}
+
 func::FuncOp declareGemm(ModuleOp module, StringRef name, Type inputElem) {
   if (auto existing = module.lookupSymbol<func::FuncOp>(name))
     return existing;
   MLIRContext *ctx = module.getContext();
-  auto dyn = ShapedType::kDynamic;
-  auto f32 = Float32Type::get(ctx);
-  auto type = FunctionType::get(ctx,
-                                {MemRefType::get({dyn, dyn}, f32),
-                                 MemRefType::get({dyn, dyn}, inputElem),
-                                 MemRefType::get({dyn, dyn}, inputElem)},
-                                {});
+  FunctionType type = gemmType(ctx, inputElem);
   OpBuilder b = OpBuilder::atBlockBegin(module.getBody());
   auto func = func::FuncOp::create(b, module.getLoc(), name, type);
   func.setPrivate();
@@ -158,6 +178,10 @@ struct JambaGpuLibraryGemmsPass
     ModuleOp module = getOperation();
     SmallVector<LinearOp> ops;
     module.walk([&](LinearOp op) { ops.push_back(op); });
+    Builder types(&getContext());
+    if (failed(checkGemmSymbol(module, kGemmF32, types.getF32Type())) ||
+        failed(checkGemmSymbol(module, kGemmBF16, types.getBF16Type())))
+      return signalPassFailure();
     IRRewriter rw(&getContext());
     for (LinearOp op : ops)
       (void)lowerLinear(rw, module, op); // Others: the generated kernels.

@@ -58,6 +58,25 @@ struct JambaLowerCollectivesPass
     auto ptrType = LLVM::LLVMPointerType::get(ctx);
     auto i64 = IntegerType::get(ctx, 64);
 
+    // A symbol of the module by one of these names must be the runtime's
+    // declaration (a call of another signature would not verify).
+    for (auto [name, params] : {std::pair<StringRef, SmallVector<Type>>{
+                                    allReduceSymbol, {ptrType, i64}},
+                                {groupAllReduceSymbol, {ptrType, i64, i64}}}) {
+      Operation *existing = module.lookupSymbol(name);
+      if (!existing)
+        continue;
+      auto want = FunctionType::get(ctx, params, {});
+      auto func = dyn_cast<func::FuncOp>(existing);
+      if (func && func.isExternal() && func.getFunctionType() == want)
+        continue;
+      existing->emitError()
+          << "jamba-lower-collectives: @" << name
+          << " is the runtime's all-reduce, a declaration of type " << want
+          << "; this module's symbol of that name is not";
+      return signalPassFailure();
+    }
+
     // void jamba_rt_all_reduce_f32(float *data, int64_t count)
     // void jamba_rt_all_reduce_group_f32(float *data, int64_t count,
     //                                    int64_t group_size)

@@ -103,7 +103,23 @@ struct JambaStatesInPlacePass
     llvm::StringMap<unsigned> stateArgs;
     for (unsigned i = 0; i < func.getNumArguments(); ++i)
       if (auto name = func.getArgAttrOfType<StringAttr>(i, kStateAttrName))
-        stateArgs[name.getValue()] = i;
+        if (!stateArgs.try_emplace(name.getValue(), i).second) {
+          func.emitError() << "jamba-states-in-place: arguments #"
+                           << stateArgs[name.getValue()] << " and #" << i
+                           << " are both state '" << name.getValue() << "'";
+          return signalPassFailure();
+        }
+    // Each state is written back once: two results of one state would both
+    // be copied over it, the last silently winning.
+    llvm::StringMap<unsigned> stateResults;
+    for (unsigned r = 0; r < func.getNumResults(); ++r)
+      if (auto name = func.getResultAttrOfType<StringAttr>(r, kStateAttrName))
+        if (!stateResults.try_emplace(name.getValue(), r).second) {
+          func.emitError() << "jamba-states-in-place: results #"
+                           << stateResults[name.getValue()] << " and #" << r
+                           << " are both state '" << name.getValue() << "'";
+          return signalPassFailure();
+        }
 
     auto returns = llvm::to_vector(func.getOps<func::ReturnOp>());
     if (returns.size() != 1) {
@@ -129,6 +145,20 @@ struct JambaStatesInPlacePass
           !isa<MemRefType>(result.getType())) {
         func.emitError() << "jamba-states-in-place: state '" << name.getValue()
                          << "' is not a buffer (run after bufferization)";
+        return signalPassFailure();
+      }
+      // The new state is written over the old, so they are one shape.
+      auto argShape = cast<MemRefType>(arg.getType()).getShape();
+      auto resultShape = cast<MemRefType>(result.getType()).getShape();
+      if (argShape.size() != resultShape.size() ||
+          llvm::any_of(llvm::zip(argShape, resultShape), [](auto pair) {
+            auto [a, b] = pair;
+            return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) &&
+                   a != b;
+          })) {
+        func.emitError() << "jamba-states-in-place: state '" << name.getValue()
+                         << "' is returned as " << result.getType()
+                         << " but its argument is " << arg.getType();
         return signalPassFailure();
       }
       auto fresh = stripCasts(result).getDefiningOp<memref::AllocOp>();

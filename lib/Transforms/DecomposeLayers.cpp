@@ -178,8 +178,14 @@ struct DecomposeMambaMixer : OpRewritePattern<MambaMixerOp> {
     // A = -exp(f32(A_log)).
     Value aLog = op.getALog();
     auto aType = cast<RankedTensorType>(aLog.getType()).clone(f32);
-    if (aType != aLog.getType())
-      aLog = arith::ExtFOp::create(rewriter, loc, aType, aLog);
+    if (aType != aLog.getType()) {
+      // Widened from bf16/f16; an f64 A_log is narrowed (the scan runs in
+      // f32, SPEC 1.6).
+      if (cast<RankedTensorType>(aLog.getType()).getElementTypeBitWidth() > 32)
+        aLog = arith::TruncFOp::create(rewriter, loc, aType, aLog);
+      else
+        aLog = arith::ExtFOp::create(rewriter, loc, aType, aLog);
+    }
     Value A = arith::NegFOp::create(
         rewriter, loc, math::ExpOp::create(rewriter, loc, aLog).getResult());
     auto scan = SelectiveScanOp::create(

@@ -152,16 +152,15 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
   Operation *disagreeing = nullptr;
   std::string why;
   func.walk([&](AttentionOp op) {
-    if (heads && (heads != op.getNumHeads() || kvHeads != op.getNumKvHeads()) &&
-        !disagreeing) {
+    const int64_t opHeads = op.getNumHeads(), opKvHeads = op.getNumKvHeads();
+    if (heads && (heads != opHeads || kvHeads != opKvHeads) && !disagreeing) {
       disagreeing = op;
       why = "attention layers with different head counts (" +
             std::to_string(heads) + "/" + std::to_string(kvHeads) + " and " +
-            std::to_string(op.getNumHeads()) + "/" +
-            std::to_string(op.getNumKvHeads()) + ")";
+            std::to_string(opHeads) + "/" + std::to_string(opKvHeads) + ")";
     }
-    heads = op.getNumHeads();
-    kvHeads = op.getNumKvHeads();
+    heads = opHeads;
+    kvHeads = opKvHeads;
   });
   func.walk([&](MoEOp op) {
     int64_t n = cast<ShapedType>(op.getRouterWeight().getType()).getDimSize(0);

@@ -44,3 +44,14 @@ func.func @static_unit_sizes(%x: tensor<1x1x64xf32>, %w: tensor<64xf32>) -> tens
   %y = jamba.rms_norm %x, %w : tensor<1x1x64xf32>, tensor<64xf32>
   return %y : tensor<1x1x64xf32>
 }
+
+// -----
+
+// An f64 expert weight: the GPU kernel read it as f32 (an f64 -> f32 extf
+// of vectors); it is an f64 form like the others.
+// CPU-LABEL: llvm.func @expert_gemm_f64_weight
+func.func @expert_gemm_f64_weight(%x: tensor<?x64xf32>, %w: tensor<4x16x64xf64>, %idx: tensor<?x2xi32>) -> tensor<?x2x16xf32> {
+  // expected-error @+1 {{'jamba.expert_gemm' op has no GPU kernel in this form}}
+  %y = jamba.expert_gemm %x, %w indices(%idx) : (tensor<?x64xf32>, tensor<4x16x64xf64>, tensor<?x2xi32>) -> tensor<?x2x16xf32>
+  return %y : tensor<?x2x16xf32>
+}

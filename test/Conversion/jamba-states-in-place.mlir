@@ -45,6 +45,34 @@ func.func @tensors(%s: tensor<2xf32> {jamba.state = "layers.0.ssm_state"}) -> (t
 
 // -----
 
+// One state written back twice: both copies went over the argument and the
+// last silently won.
+// expected-error @+1 {{jamba-states-in-place: results #0 and #1 are both state 'layers.0.ssm_state'}}
+func.func @two_results(%s: memref<4xf32> {jamba.state = "layers.0.ssm_state"}) -> (memref<4xf32> {jamba.state = "layers.0.ssm_state"}, memref<4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  %a = memref.alloc() : memref<4xf32>
+  %b = memref.alloc() : memref<4xf32>
+  return %a, %b : memref<4xf32>, memref<4xf32>
+}
+
+// -----
+
+// expected-error @+1 {{jamba-states-in-place: arguments #0 and #1 are both state 'layers.0.ssm_state'}}
+func.func @two_arguments(%s: memref<4xf32> {jamba.state = "layers.0.ssm_state"}, %t: memref<4xf32> {jamba.state = "layers.0.ssm_state"}) -> (memref<4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  return %s : memref<4xf32>
+}
+
+// -----
+
+// The new state goes over the old one, so it has its shape (the copy's own
+// verifier named neither).
+// expected-error @+1 {{jamba-states-in-place: state 'layers.0.ssm_state' is returned as 'memref<4xf32>' but its argument is 'memref<8xf32>'}}
+func.func @other_shape(%s: memref<8xf32> {jamba.state = "layers.0.ssm_state"}) -> (memref<4xf32> {jamba.state = "layers.0.ssm_state"}) {
+  %a = memref.alloc() : memref<4xf32>
+  return %a : memref<4xf32>
+}
+
+// -----
+
 // A new state in a buffer its kernel may write over the old state
 // (jamba.state_over_old, from jamba-gpu-kernels' scan and conv), with no
 // reader of the old state after that kernel: the kernel writes into the

@@ -126,6 +126,31 @@ func.func @mamba_bf16(%x: tensor<1x?x64xbf16>, %cs: tensor<1x128x3xbf16>,
 
 // -----
 
+// An f64 A_log is narrowed to f32 (it was "widened" with an invalid extf):
+// the scan's A is f32.
+// CHECK-LABEL: func @mamba_f64_a_log
+//       CHECK:   %[[A32:.+]] = arith.truncf %{{.+}} : tensor<128x8xf64> to tensor<128x8xf32>
+//       CHECK:   math.exp %[[A32]] : tensor<128x8xf32>
+func.func @mamba_f64_a_log(%x: tensor<1x?x64xf32>, %cs: tensor<1x128x3xf32>,
+                           %ss: tensor<1x128x8xf32>, %w_in: tensor<256x64xf32>,
+                           %w_conv: tensor<128x1x4xf32>, %w_x: tensor<24x128xf32>,
+                           %n8: tensor<8xf32>, %w_dt: tensor<128x8xf32>,
+                           %v128: tensor<128xf32>, %a_log: tensor<128x8xf64>,
+                           %w_out: tensor<64x128xf32>) -> tensor<1x?x64xf32> {
+  %out, %conv, %ssm = jamba.mamba_mixer %x, state(%cs, %ss)
+      in_proj(%w_in) conv1d(%w_conv) x_proj(%w_x)
+      norms(%n8, %n8, %n8) dt_proj(%w_dt, %v128) ssm(%a_log, %v128)
+      out_proj(%w_out)
+      : (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>,
+         tensor<256x64xf32>, tensor<128x1x4xf32>, tensor<24x128xf32>,
+         tensor<8xf32>, tensor<8xf32>, tensor<8xf32>, tensor<128x8xf32>,
+         tensor<128xf32>, tensor<128x8xf64>, tensor<128xf32>, tensor<64x128xf32>)
+      -> (tensor<1x?x64xf32>, tensor<1x128x3xf32>, tensor<1x128x8xf32>)
+  return %out : tensor<1x?x64xf32>
+}
+
+// -----
+
 // Attention becomes the four projections around cached_attention, which
 // owns the KV cache update.
 // CHECK-LABEL: func @attention

@@ -324,6 +324,51 @@ TEST_F(JambaToLinalgNumerics, LinearDynamicRows) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, LinearDynamicOutputs) {
+  // The output width comes from the weight at run time: the microkernels
+  // allocated the result without it (invalid IR) before.
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<3x16xf32>, %w: tensor<?x16xf32>) -> tensor<3x?xf32>
+        attributes {llvm.emit_c_interface} {
+      %y = jamba.linear %x, %w : (tensor<3x16xf32>, tensor<?x16xf32>) -> tensor<3x?xf32>
+      return %y : tensor<3x?xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  for (int64_t n : {1, 9}) {
+    auto x = randomFloats(48, 50 + n), w = randomFloats(n * 16, 51 + n);
+    auto out = k.run({buf(x, {3, 16}), buf(w, {n, 16})}, {2});
+    expectClose(out[0],
+                ref::linear<float>(toRef(x, {3, 16}), toRef(w, {n, 16}),
+                                   nullptr, nullptr),
+                "linear f32, dynamic outputs");
+  }
+}
+
+TEST_F(JambaToLinalgNumerics, RMSNormCarriedByALoop) {
+  // A jamba op inside scf.for whose result is the next iteration's input
+  // (a new buffer yielded each time): bufferization refused it before.
+  // Three iterations are the norm applied three times.
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<2x32xf32>, %w: tensor<32xf32>) -> tensor<2x32xf32>
+        attributes {llvm.emit_c_interface} {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %c3 = arith.constant 3 : index
+      %r = scf.for %i = %c0 to %c3 step %c1 iter_args(%a = %x) -> tensor<2x32xf32> {
+        %y = jamba.rms_norm %a, %w {epsilon = 1.0e-06 : f64} : tensor<2x32xf32>, tensor<32xf32>
+        scf.yield %y : tensor<2x32xf32>
+      }
+      return %r : tensor<2x32xf32>
+    })mlir");
+  ASSERT_EQ(k.error, "");
+  auto x = randomFloats(64, 60), w = randomFloats(32, 61);
+  auto out = k.run({buf(x, {2, 32}), buf(w, {32})}, {2});
+  Tensor<float> expected = toRef(x, {2, 32});
+  for (int i = 0; i < 3; ++i)
+    expected = ref::rmsNorm(expected, toRef(w, {32}), 1e-6);
+  expectClose(out[0], expected, "rms_norm three times in a loop");
+}
+
 TEST_F(JambaToLinalgNumerics, LinearBF16) {
   // bf16 activations and weights, f32 accumulation, one rounding to bf16
   // (nearest even): the reference runs in f32 on the same bf16 values and

@@ -346,8 +346,15 @@ void groupedMmaTiles(
 /// weights convert to f32 in the loop (sitofp), f32 accumulation.
 LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                                           const ExpertGemmOptions &options) {
+  // f64 operands (input, result, weight or routing weights) are left to
+  // convert-jamba-to-linalg.
+  Type weightElem = getElementTypeOrSelf(op.getWeight().getType());
   if (!isF32Compatible(op.getInput().getType()) ||
-      !isF32Compatible(op.getType()))
+      !isF32Compatible(op.getType()) ||
+      (!weightElem.isInteger(8) &&
+       !isF32Compatible(op.getWeight().getType())) ||
+      (op.getRouteWeights() &&
+       !isF32Compatible(op.getRouteWeights().getType())))
     return failure();
   const bool mma = options.tensorCores && mmaEligible(op);
   Location loc = op.getLoc();

@@ -26,7 +26,16 @@ Value lowering::convertScalar(OpBuilder &b, Location loc, Value v, Type to) {
   if (from == to)
     return v;
   if (isa<FloatType>(from) && isa<FloatType>(to)) {
-    if (from.getIntOrFloatBitWidth() < to.getIntOrFloatBitWidth())
+    unsigned fromBits = from.getIntOrFloatBitWidth(),
+             toBits = to.getIntOrFloatBitWidth();
+    // bf16 and f16 are not each other's extension or truncation: go
+    // through f32 (exact for both widenings; one rounding at the end).
+    if (fromBits == toBits) {
+      Value wide =
+          arith::ExtFOp::create(b, loc, Float32Type::get(b.getContext()), v);
+      return arith::TruncFOp::create(b, loc, to, wide);
+    }
+    if (fromBits < toBits)
       return arith::ExtFOp::create(b, loc, to, v);
     return arith::TruncFOp::create(b, loc, to, v);
   }
