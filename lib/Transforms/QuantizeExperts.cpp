@@ -92,6 +92,19 @@ struct JambaQuantizeExpertsPass
         if (auto arg = dyn_cast<BlockArgument>(w);
             arg && arg.getOwner() == &func.getBody().front())
           args.push_back(arg);
+      // A called function's signature is its callers' too: they would
+      // pass f32 weights and no scales.
+      if (!args.empty()) {
+        std::optional<SymbolTable::UseRange> uses =
+            SymbolTable::getSymbolUses(func, getOperation());
+        if (!uses || !uses->empty()) {
+          func.emitOpError()
+              << "jamba-quantize-experts: its expert weights would become "
+                 "int8 + scales, but it is called; quantize the entry "
+                 "points (functions nothing calls)";
+          return signalPassFailure();
+        }
+      }
       // Insert from the last argument backwards so indices stay valid.
       llvm::sort(args, [](BlockArgument a, BlockArgument b) {
         return a.getArgNumber() > b.getArgNumber();
