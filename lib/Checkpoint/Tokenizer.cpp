@@ -378,6 +378,8 @@ struct Tokenizer::Impl {
   int64_t byteIds[256];
   std::vector<AddedToken> added;
   std::unordered_map<int64_t, size_t> addedById;
+  /// The added tokens by their first byte, for the split.
+  std::vector<const AddedToken *> addedByFirstByte[256];
   bool hasTemplate = false;
   std::vector<TemplateItem> single;
   std::vector<DecoderStep> decoder;
@@ -617,6 +619,8 @@ Status Tokenizer::Impl::encodeWord(std::string_view word,
   for (size_t i = 0; i < word.size();) {
     uint32_t cp;
     size_t n = utf8SequenceLength(word, i, &cp);
+    if (n == 0) // Unreachable: the input and the normalizer are UTF-8.
+      return makeError("the normalized text is not valid UTF-8");
     auto it = vocab.find(std::string(word.substr(i, n)));
     if (it != vocab.end()) {
       push(it->second);
@@ -762,6 +766,9 @@ StatusOr<Tokenizer> Tokenizer::parse(std::string_view json,
   JAMBA_CKPT_RETURN_IF_ERROR(readDecoder(member("decoder"), impl->decoder));
   if (impl->maxId < 0)
     return makeError(source, ": the tokenizer has no tokens");
+  for (const AddedToken &t : impl->added)
+    impl->addedByFirstByte[static_cast<unsigned char>(t.content[0])].push_back(
+        &t);
   return Tokenizer(std::move(impl));
 }
 
@@ -787,10 +794,11 @@ StatusOr<std::vector<int64_t>> Tokenizer::encode(std::string_view text,
   bool first = true;
   for (size_t i = 0; i < text.size();) {
     const AddedToken *best = nullptr;
-    for (const AddedToken &t : impl->added)
-      if (text.compare(i, t.content.size(), t.content) == 0 &&
-          (!best || t.content.size() > best->content.size()))
-        best = &t;
+    for (const AddedToken *t :
+         impl->addedByFirstByte[static_cast<unsigned char>(text[i])])
+      if (text.compare(i, t->content.size(), t->content) == 0 &&
+          (!best || t->content.size() > best->content.size()))
+        best = t;
     if (!best) {
       ++i;
       continue;
