@@ -466,7 +466,7 @@ jamba::ckpt::randomCheckpointTokenizerJson(const JambaConfig &config) {
     return true;
   };
   const std::string space = "\xE2\x96\x81"; // U+2581, SentencePiece's space.
-  place("<|unk|>");
+  const bool haveUnk = place("<|unk|>");
   place(space);
   for (char c = '!'; c <= '~'; ++c)
     place(std::string(1, c));
@@ -550,7 +550,7 @@ jamba::ckpt::randomCheckpointTokenizerJson(const JambaConfig &config) {
                         {"stop", JsonValue::makeInt(0)}})})}})},
        {"model", obj({{"type", str("BPE")},
                       {"dropout", JsonValue()},
-                      {"unk_token", str("<|unk|>")},
+                      {"unk_token", haveUnk ? str("<|unk|>") : JsonValue()},
                       {"continuing_subword_prefix", JsonValue()},
                       {"end_of_word_suffix", JsonValue()},
                       {"fuse_unk", JsonValue::makeBool(true)},

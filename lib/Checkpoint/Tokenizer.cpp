@@ -133,6 +133,10 @@ struct AddedToken {
   int64_t id;
   std::string content;
   bool special;
+  /// Matched in the normalized text, as `match` (the content normalized);
+  /// else in the input, as `content`.
+  bool normalized;
+  std::string match;
 };
 
 /// One item of TemplateProcessing's `single`: the input, or fixed ids.
@@ -378,8 +382,26 @@ struct Tokenizer::Impl {
   int64_t byteIds[256];
   std::vector<AddedToken> added;
   std::unordered_map<int64_t, size_t> addedById;
-  /// The added tokens by their first byte, for the split.
-  std::vector<const AddedToken *> addedByFirstByte[256];
+  /// The added tokens by the first byte of what they match, for the
+  /// splits: of the input (normalized false) and of each normalized piece.
+  std::vector<const AddedToken *> rawByFirstByte[256];
+  std::vector<const AddedToken *> normalizedByFirstByte[256];
+
+  std::string normalize(std::string text) const {
+    for (const NormalizerStep &step : normalizer) {
+      if (step.kind == NormalizerStep::Kind::Prepend) {
+        if (!text.empty())
+          text = step.text + text;
+      } else {
+        replaceAll(text, step.text, step.content);
+      }
+    }
+    return text;
+  }
+  /// Pre-tokenizes and merges one normalized piece with no added token in
+  /// it; `first`: it starts the input.
+  Status encodeNormalized(std::string piece, bool first,
+                          std::vector<int64_t> &out) const;
   bool hasTemplate = false;
   std::vector<TemplateItem> single;
   std::vector<DecoderStep> decoder;
@@ -445,9 +467,14 @@ Status Tokenizer::Impl::readModel(const Reader &r) {
     unkId = it->second;
   }
   std::fill(std::begin(byteIds), std::end(byteIds), -1);
-  for (const auto &[content, id] : vocab)
-    if (int b = byteTokenValue(content); b >= 0)
-      byteIds[b] = byteIds[b] < 0 ? id : std::min(byteIds[b], id);
+  // Encoding falls back on the uppercase spelling "<0x0A>" only, as the
+  // reference does (decoding reads either).
+  for (int b = 0; b < 256; ++b) {
+    char name[8];
+    std::snprintf(name, sizeof(name), "<0x%02X>", b);
+    if (auto it = vocab.find(name); it != vocab.end())
+      byteIds[b] = it->second;
+  }
 
   const JsonValue *list = r.get("merges");
   if (!list || !list->isArray())
@@ -483,9 +510,9 @@ Status Tokenizer::Impl::readModel(const Reader &r) {
                          "' is not in the vocabulary");
       ids[k] = it->second;
     }
-    // A repeated pair keeps its first (lowest) rank.
-    merges.emplace(pairKey(ids[0], ids[1]),
-                   std::make_pair(static_cast<int64_t>(i), ids[2]));
+    // A repeated pair takes its last rank, as the reference's map does.
+    merges.insert_or_assign(pairKey(ids[0], ids[1]),
+                            std::make_pair(static_cast<int64_t>(i), ids[2]));
   }
   return Status::success();
 }
@@ -513,16 +540,15 @@ Status Tokenizer::Impl::readAddedTokens(const Reader &r) {
       if (flag)
         return t.error(key, ": true is not supported");
     }
-    // A normalized token is matched in the normalized text; matching it in
-    // the input instead is the same only if normalizing leaves it alone.
-    bool normalized = false;
+    // A normalized token (the reference's default) is looked for in the
+    // normalized text in its normalized form ("<x>" as "▁<x>" after a
+    // Prepend "▁").
+    bool normalized = true;
     JAMBA_CKPT_RETURN_IF_ERROR(t.boolean("normalized", normalized));
-    if (normalized)
-      for (const NormalizerStep &step : normalizer)
-        if (step.kind == NormalizerStep::Kind::Replace &&
-            token.content.find(step.text) != std::string::npos)
-          return t.error("normalized: true for a token the normalizer "
-                         "changes is not supported");
+    token.normalized = normalized;
+    token.match = normalized ? normalize(token.content) : token.content;
+    if (token.match.empty())
+      return t.error("the normalizer turns the content into nothing");
     if (auto it = tokens.find(token.id);
         it != tokens.end() && it->second != token.content)
       return t.error("id ", token.id, " is the vocabulary's '", it->second,
@@ -687,16 +713,41 @@ Status Tokenizer::Impl::encodeWord(std::string_view word,
   return Status::success();
 }
 
+/// The longest added token of `index` whose match starts at text[i], or
+/// nullptr.
+static const AddedToken *
+longestAt(const std::vector<const AddedToken *> (&index)[256],
+          std::string_view text, size_t i) {
+  const AddedToken *best = nullptr;
+  for (const AddedToken *t : index[static_cast<unsigned char>(text[i])])
+    if (text.compare(i, t->match.size(), t->match) == 0 &&
+        (!best || t->match.size() > best->match.size()))
+      best = t;
+  return best;
+}
+
 Status Tokenizer::Impl::encodePiece(std::string piece, bool first,
                                     std::vector<int64_t> &out) const {
-  for (const NormalizerStep &step : normalizer) {
-    if (step.kind == NormalizerStep::Kind::Prepend) {
-      if (!piece.empty())
-        piece = step.text + piece;
-    } else {
-      replaceAll(piece, step.text, step.content);
+  std::string text = normalize(std::move(piece));
+  size_t start = 0;
+  for (size_t i = 0; i < text.size();) {
+    const AddedToken *t = longestAt(normalizedByFirstByte, text, i);
+    if (!t) {
+      ++i;
+      continue;
     }
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        encodeNormalized(text.substr(start, i - start), first, out));
+    out.push_back(t->id);
+    first = false;
+    i += t->match.size();
+    start = i;
   }
+  return encodeNormalized(text.substr(start), first, out);
+}
+
+Status Tokenizer::Impl::encodeNormalized(std::string piece, bool first,
+                                         std::vector<int64_t> &out) const {
   std::vector<std::string> words = {std::move(piece)};
   for (const Metaspace &m : preTokenizer) {
     std::vector<std::string> next;
@@ -767,8 +818,10 @@ StatusOr<Tokenizer> Tokenizer::parse(std::string_view json,
   if (impl->maxId < 0)
     return makeError(source, ": the tokenizer has no tokens");
   for (const AddedToken &t : impl->added)
-    impl->addedByFirstByte[static_cast<unsigned char>(t.content[0])].push_back(
-        &t);
+    (t.normalized
+         ? impl->normalizedByFirstByte
+         : impl->rawByFirstByte)[static_cast<unsigned char>(t.match[0])]
+        .push_back(&t);
   return Tokenizer(std::move(impl));
 }
 
@@ -793,12 +846,7 @@ StatusOr<std::vector<int64_t>> Tokenizer::encode(std::string_view text,
   size_t pieceStart = 0;
   bool first = true;
   for (size_t i = 0; i < text.size();) {
-    const AddedToken *best = nullptr;
-    for (const AddedToken *t :
-         impl->addedByFirstByte[static_cast<unsigned char>(text[i])])
-      if (text.compare(i, t->content.size(), t->content) == 0 &&
-          (!best || t->content.size() > best->content.size()))
-        best = t;
+    const AddedToken *best = longestAt(impl->rawByFirstByte, text, i);
     if (!best) {
       ++i;
       continue;
@@ -807,7 +855,7 @@ StatusOr<std::vector<int64_t>> Tokenizer::encode(std::string_view text,
         std::string(text.substr(pieceStart, i - pieceStart)), first, ids));
     ids.push_back(best->id);
     first = false;
-    i += best->content.size();
+    i += best->match.size();
     pieceStart = i;
   }
   JAMBA_CKPT_RETURN_IF_ERROR(
@@ -823,10 +871,11 @@ StatusOr<std::vector<int64_t>> Tokenizer::encode(std::string_view text,
 }
 
 StatusOr<std::string> Tokenizer::decode(const std::vector<int64_t> &ids,
-                                        bool skipSpecialTokens) const {
+                                        bool skipSpecialTokens,
+                                        size_t *unknownIds) const {
   std::vector<std::string> pieces;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    int64_t id = ids[i];
+  size_t unknown = 0;
+  for (int64_t id : ids) {
     if (auto a = impl->addedById.find(id); a != impl->addedById.end()) {
       const AddedToken &t = impl->added[a->second];
       if (!(t.special && skipSpecialTokens))
@@ -834,13 +883,17 @@ StatusOr<std::string> Tokenizer::decode(const std::vector<int64_t> &ids,
       continue;
     }
     auto it = impl->tokens.find(id);
-    if (it == impl->tokens.end())
-      return makeError("ids[", i, "]: ", id,
-                       " names no token of the "
-                       "tokenizer (its ids go up to ",
-                       impl->maxId, ")");
+    if (it == impl->tokens.end()) {
+      // A model's vocabulary may be larger than its tokenizer's (padded):
+      // show such an id rather than drop it as the reference does.
+      ++unknown;
+      pieces.push_back("\uFFFD");
+      continue;
+    }
     pieces.push_back(it->second);
   }
+  if (unknownIds)
+    *unknownIds = unknown;
   for (const DecoderStep &step : impl->decoder) {
     switch (step.kind) {
     case DecoderStep::Kind::Replace:
@@ -887,14 +940,19 @@ StatusOr<std::string> Tokenizer::decode(const std::vector<int64_t> &ids,
     }
     case DecoderStep::Kind::Strip:
       for (std::string &p : pieces) {
+        // Up to `start` leading and `stop` trailing copies of the character,
+        // counted first and cut once.
         const std::string &c = step.content;
-        for (int64_t k = 0; k < step.start && p.compare(0, c.size(), c) == 0;
+        size_t head = 0, tail = p.size();
+        for (int64_t k = 0; k < step.start && tail - head >= c.size() &&
+                            p.compare(head, c.size(), c) == 0;
              ++k)
-          p.erase(0, c.size());
-        for (int64_t k = 0; k < step.stop && p.size() >= c.size() &&
-                            p.compare(p.size() - c.size(), c.size(), c) == 0;
+          head += c.size();
+        for (int64_t k = 0; k < step.stop && tail - head >= c.size() &&
+                            p.compare(tail - c.size(), c.size(), c) == 0;
              ++k)
-          p.erase(p.size() - c.size());
+          tail -= c.size();
+        p = p.substr(head, tail - head);
       }
       break;
     case DecoderStep::Kind::Metaspace:

@@ -586,10 +586,17 @@ int main(int argc, char **argv) {
   for (const SequenceOutput &out : r.sequences) {
     std::string line;
     if (*outputText) {
-      auto text = tokenizer->decode(out.ids);
+      size_t unknown = 0;
+      auto text =
+          tokenizer->decode(out.ids, /*skipSpecialTokens=*/true, &unknown);
       if (!text.ok())
         return fail("decoding the generated ids: " + text.status().message());
       line = std::move(*text);
+      if (unknown > 0)
+        std::fprintf(stderr,
+                     "jamba-run: note: %zu generated ids name no token of "
+                     "the tokenizer (printed as U+FFFD)\n",
+                     unknown);
     } else {
       for (size_t i = 0; i < out.ids.size(); ++i)
         line += (i ? "," : "") + std::to_string(out.ids[i]);

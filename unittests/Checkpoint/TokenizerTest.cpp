@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Checkpoint/Tokenizer.h"
+#include "jamba/Checkpoint/RandomCheckpoint.h"
 
 #include <gtest/gtest.h>
 
@@ -131,11 +132,13 @@ TEST(TokenizerTest, DecodeUndoesTheNormalizer) {
   // Special tokens are kept on request; the Strip then finds no space.
   EXPECT_EQ(decodeOrDie(t, {1, 270, 263, 2}, /*skip=*/false), "<s> hello</s>");
   EXPECT_EQ(decodeOrDie(t, {}), "");
-  StatusOr<std::string> bad = t.decode({270, 999});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(),
-            "ids[1]: 999 names no token of the tokenizer (its ids go up to "
-            "273)");
+  // An id past the tokenizer's (a padded model vocabulary) shows as U+FFFD
+  // and is counted.
+  size_t unknown = 0;
+  StatusOr<std::string> padded = t.decode({270, 999, 263}, true, &unknown);
+  ASSERT_TRUE(padded.ok());
+  EXPECT_EQ(*padded, "hell\uFFFDo");
+  EXPECT_EQ(unknown, 1u);
 }
 
 TEST(TokenizerTest, ByteFallback) {
@@ -184,12 +187,50 @@ TEST(TokenizerTest, AddedTokensSplitTheText) {
   // The longest added token at a position wins.
   Parts p;
   p.extraVocab = R"(, "</s>x": 274)";
-  p.addedTokens = R"([{"id": 2, "content": "</s>", "special": true},
-      {"id": 274, "content": "</s>x", "special": false}])";
+  p.addedTokens = R"([
+      {"id": 2, "content": "</s>", "special": true, "normalized": false},
+      {"id": 274, "content": "</s>x", "special": false, "normalized": false}])";
   Tokenizer longest = parseOrDie(p);
   EXPECT_EQ(encodeOrDie(longest, "</s>x</s>", false),
             (std::vector<int64_t>{274, 2}));
   EXPECT_EQ(decodeOrDie(longest, {274, 2}), "</s>x");
+}
+
+TEST(TokenizerTest, NormalizedAddedTokens) {
+  // An added token without "normalized": false is looked for in its
+  // normalized form, "<x>" as "▁<x>" (Prepend "▁"), in the normalized text.
+  Parts p;
+  p.addedTokens = R"([{"id": 274, "content": "<x>", "special": false}])";
+  Tokenizer t = parseOrDie(p);
+  // "▁he<x>lo" holds no "▁<x>": no split. '<' 'x' '>' fall back to bytes
+  // 3 + 0x3C = 63, 3 + 0x78 = 123, 3 + 0x3E = 65; h e -> he, l o -> lo.
+  EXPECT_EQ(encodeOrDie(t, "he<x>lo", false),
+            (std::vector<int64_t>{259, 267, 63, 123, 65, 271}));
+  // At the start the normalized text is "▁<x>lo": the token, then "lo".
+  EXPECT_EQ(encodeOrDie(t, "<x>lo", false), (std::vector<int64_t>{274, 271}));
+}
+
+TEST(TokenizerTest, RepeatedMergeTakesItsLastRank) {
+  // "l o" is listed at ranks 0 and 2, "l l" at 1: the last rank counts (as
+  // in the reference's map), so "▁llo" merges l l first: ▁ ll o.
+  Parts p;
+  p.merges = R"(["l o", "l l", "l o"])";
+  EXPECT_EQ(encodeOrDie(parseOrDie(p), "llo", false),
+            (std::vector<int64_t>{259, 268, 263}));
+}
+
+TEST(TokenizerTest, RandomCheckpointTokenizersLoad) {
+  // jamba-make-checkpoint's tokenizer parses for every vocabulary size,
+  // including those too small for <|unk|> (then unk_token is null), and
+  // covers every id.
+  for (int64_t vocab = 1; vocab <= 400; ++vocab) {
+    JambaConfig config;
+    config.vocabSize = vocab;
+    std::string json = randomCheckpointTokenizerJson(config);
+    StatusOr<Tokenizer> t = Tokenizer::parse(json, "random");
+    ASSERT_TRUE(t.ok()) << "vocab " << vocab << ": " << t.status().message();
+    EXPECT_EQ(t->maxId(), vocab - 1) << "vocab " << vocab;
+  }
 }
 
 TEST(TokenizerTest, MetaspacePreTokenizer) {

@@ -21,9 +21,10 @@
 //   post_processor  null | TemplateProcessing (its `single` template)
 //   decoder         null | Sequence | Replace | ByteFallback | Fuse | Strip |
 //                   Metaspace
-//   added_tokens    matched verbatim in the text before normalization,
-//                   leftmost then longest (lstrip/rstrip/single_word/
-//                   normalized must be false)
+//   added_tokens    split out leftmost then longest: `normalized: false`
+//                   ones in the input, the others (the default) in their
+//                   normalized form in each normalized piece
+//                   (lstrip/rstrip/single_word must be false)
 //
 // Standard library only: the MLIR-free runtime links it (jamba-run).
 //
@@ -69,9 +70,12 @@ public:
                                         bool addSpecialTokens = true) const;
 
   /// Ids to text through the decoder; special added tokens are left out
-  /// with `skipSpecialTokens`. An id that names no token is an error.
+  /// with `skipSpecialTokens`. An id that names no token (a model's
+  /// vocabulary may be padded past its tokenizer's) becomes U+FFFD, counted
+  /// in `*unknownIds` when given.
   StatusOr<std::string> decode(const std::vector<int64_t> &ids,
-                               bool skipSpecialTokens = true) const;
+                               bool skipSpecialTokens = true,
+                               size_t *unknownIds = nullptr) const;
 
   /// The largest id any token has (a model's vocabulary must be larger).
   int64_t maxId() const;
