@@ -229,7 +229,7 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
         return fail(func, "'" + name.getValue() + "' dimension " + Twine(d) +
                               " is dynamic; sharding splits static sizes");
       if (mode == "kv") {
-        if (!kvHeads || ShapedType::isDynamic(size) || size % kvHeads)
+        if (!kvHeads || size % kvHeads)
           return fail(func, "'" + name.getValue() +
                                 "': kv rows without an attention layer");
         local[d] = localKv * (size / kvHeads);

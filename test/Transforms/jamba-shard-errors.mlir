@@ -59,3 +59,41 @@ module attributes {jamba.tensor_parallel = 2 : i64} {
     return %w : tensor<64x64xf32>
   }
 }
+
+// -----
+
+// Expert parallelism splits the router's experts: a dynamic count does not
+// split.
+func.func @dynamic_router(%x: tensor<1x?x64xf32>, %r: tensor<?x64xf32> {jamba.weight = "model.layers.0.feed_forward.router.weight"},
+   %g: tensor<4x128x64xf32> {jamba.weight = "model.layers.0.feed_forward.experts.{e}.gate_proj.weight"},
+   %d: tensor<4x64x128xf32> {jamba.weight = "model.layers.0.feed_forward.experts.{e}.down_proj.weight"}) -> tensor<1x?x64xf32> {
+  // expected-error @+1 {{jamba-shard: cannot shard a router with a dynamic expert count}}
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<?x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>, tensor<4x64x128xf32>) -> tensor<1x?x64xf32>
+  return %y : tensor<1x?x64xf32>
+}
+
+// -----
+
+// Layers with different expert counts cannot share one recipe.
+func.func @two_expert_counts(%x: tensor<1x?x64xf32>, %r: tensor<4x64xf32>, %r8: tensor<8x64xf32>,
+   %g: tensor<4x128x64xf32>, %d: tensor<4x64x128xf32>,
+   %g8: tensor<8x128x64xf32>, %d8: tensor<8x64x128xf32>) -> tensor<1x?x64xf32> {
+  %y = jamba.moe %x, %r, %g, %g, %d {top_k = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<4x64xf32>, tensor<4x128x64xf32>, tensor<4x128x64xf32>, tensor<4x64x128xf32>) -> tensor<1x?x64xf32>
+  // expected-error @+1 {{jamba-shard: cannot shard MoE layers with different expert counts (4 and 8)}}
+  %z = jamba.moe %y, %r8, %g8, %g8, %d8 {top_k = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<8x64xf32>, tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x64x128xf32>) -> tensor<1x?x64xf32>
+  return %z : tensor<1x?x64xf32>
+}
+
+// -----
+
+// A MoE that already holds a share of the experts.
+func.func @already_expert_parallel(%x: tensor<1x?x64xf32>, %r: tensor<4x64xf32>,
+   %g: tensor<2x128x64xf32>, %d: tensor<2x64x128xf32>, %off: tensor<1xi64>) -> tensor<1x?x64xf32> {
+  // expected-error @+1 {{jamba-shard: cannot shard a MoE layer that is already expert-parallel (it has an expert_offset)}}
+  %y = jamba.moe %x, %r, %g, %g, %d expert_offset(%off) {top_k = 2 : i64}
+      : (tensor<1x?x64xf32>, tensor<4x64xf32>, tensor<2x128x64xf32>, tensor<2x128x64xf32>, tensor<2x64x128xf32>, tensor<1xi64>) -> tensor<1x?x64xf32>
+  return %y : tensor<1x?x64xf32>
+}

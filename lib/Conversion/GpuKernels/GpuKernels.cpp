@@ -115,7 +115,9 @@ struct JambaGpuKernelsPass
     });
     IRRewriter rw(&getContext());
     for (Operation *op : ops) {
-      // An unsupported form (f64) is left to convert-jamba-to-linalg.
+      // An unsupported form (f64, ...) is left: the CPU's gpu-kernels mode
+      // lowers it through convert-jamba-to-linalg, the GPU pipeline names
+      // it (jamba-require-gpu-kernels).
       (void)TypeSwitch<Operation *, LogicalResult>(op)
           .Case([&](SelectiveScanOp o) {
             return lowerSelectiveScan(rw, o, scanChunkSteps);

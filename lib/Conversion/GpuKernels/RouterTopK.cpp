@@ -31,8 +31,10 @@ constexpr int64_t kMaxUnrolledTopK = 16;
 LogicalResult gpukernels::lowerRouterTopK(IRRewriter &rw, RouterTopKOp op) {
   auto logitsType = cast<RankedTensorType>(op.getLogits().getType());
   // The picks are unrolled (pick j compares with the j before it): a large
-  // top_k is left to convert-jamba-to-linalg's loops. So is a single row
-  // without a row dimension to run in parallel.
+  // top_k is not lowered here, nor is a single row without a row dimension
+  // to run in parallel. The CPU's gpu-kernels mode lowers them through
+  // convert-jamba-to-linalg; the GPU pipeline refuses them by name
+  // (jamba-require-gpu-kernels).
   if (!isF32Compatible(logitsType) || logitsType.getRank() < 2 ||
       op.getTopK() > kMaxUnrolledTopK)
     return failure();
