@@ -423,7 +423,9 @@ Status Tokenizer::Impl::readModel(const Reader &r) {
   JAMBA_CKPT_RETURN_IF_ERROR(r.type(type));
   if (type != "BPE")
     return r.error("model '", type, "' is not supported (only BPE)");
-  if (const JsonValue *d = r.get("dropout"); d && !d->isNull())
+  // A dropout of 0 drops no merge, as null does.
+  if (const JsonValue *d = r.get("dropout");
+      d && !d->isNull() && !(d->isNumber() && d->getDouble() == 0.0))
     return r.error("dropout: BPE dropout is not supported (it samples "
                    "merges; inference leaves it null)");
   for (const char *key : {"continuing_subword_prefix", "end_of_word_suffix"}) {

@@ -34,6 +34,22 @@ using namespace mlir::jamba;
 
 namespace {
 
+/// Maps each state name among `count` arguments or results (`what`) to its
+/// position; a name given twice is an error naming both.
+LogicalResult indexStates(func::FuncOp func, StringRef what, unsigned count,
+                          llvm::function_ref<StringAttr(unsigned)> nameOf,
+                          llvm::StringMap<unsigned> &index) {
+  for (unsigned i = 0; i < count; ++i)
+    if (StringAttr name = nameOf(i))
+      if (auto [it, inserted] = index.try_emplace(name.getValue(), i);
+          !inserted)
+        return func.emitError()
+               << "jamba-states-in-place: " << what << " #" << it->second
+               << " and #" << i << " are both state '" << name.getValue()
+               << "'";
+  return success();
+}
+
 /// `v` without the memref.casts bufferization may put around it.
 Value stripCasts(Value v) {
   while (auto cast = v.getDefiningOp<memref::CastOp>())
@@ -100,26 +116,22 @@ struct JambaStatesInPlacePass
     func::FuncOp func = getOperation();
     if (func.isExternal())
       return;
-    llvm::StringMap<unsigned> stateArgs;
-    for (unsigned i = 0; i < func.getNumArguments(); ++i)
-      if (auto name = func.getArgAttrOfType<StringAttr>(i, kStateAttrName))
-        if (!stateArgs.try_emplace(name.getValue(), i).second) {
-          func.emitError() << "jamba-states-in-place: arguments #"
-                           << stateArgs[name.getValue()] << " and #" << i
-                           << " are both state '" << name.getValue() << "'";
-          return signalPassFailure();
-        }
-    // Each state is written back once: two results of one state would both
-    // be copied over it, the last silently winning.
-    llvm::StringMap<unsigned> stateResults;
-    for (unsigned r = 0; r < func.getNumResults(); ++r)
-      if (auto name = func.getResultAttrOfType<StringAttr>(r, kStateAttrName))
-        if (!stateResults.try_emplace(name.getValue(), r).second) {
-          func.emitError() << "jamba-states-in-place: results #"
-                           << stateResults[name.getValue()] << " and #" << r
-                           << " are both state '" << name.getValue() << "'";
-          return signalPassFailure();
-        }
+    // Each state is one argument and written back once: two results of one
+    // state would both be copied over it, the last silently winning.
+    llvm::StringMap<unsigned> stateArgs, stateResults;
+    if (failed(indexStates(
+            func, "arguments", func.getNumArguments(),
+            [&](unsigned i) {
+              return func.getArgAttrOfType<StringAttr>(i, kStateAttrName);
+            },
+            stateArgs)) ||
+        failed(indexStates(
+            func, "results", func.getNumResults(),
+            [&](unsigned r) {
+              return func.getResultAttrOfType<StringAttr>(r, kStateAttrName);
+            },
+            stateResults)))
+      return signalPassFailure();
 
     auto returns = llvm::to_vector(func.getOps<func::ReturnOp>());
     if (returns.size() != 1) {

@@ -290,6 +290,8 @@ TEST(TokenizerTest, RefusesWhatItDoesNotImplement) {
   p.modelFlags = R"("byte_fallback": true, "dropout": 0.1)";
   EXPECT_CONTAINS(parseError(p), "model: dropout: BPE dropout is not "
                                  "supported");
+  p.modelFlags = R"("byte_fallback": true, "dropout": 0.0)";
+  EXPECT_TRUE(Tokenizer::parse(p.json(), "tokenizer.json").ok());
 
   p = Parts();
   p.addedTokens = R"([{"id": 2, "content": "</s>", "lstrip": true}])";

@@ -50,6 +50,35 @@ protected:
     return dir->open(o);
   }
 
+  /// Writes a 2-rank artifact whose kernels all-reduce their logits under
+  /// `name` and opens it through the C API (nullptr on failure).
+  jamba_artifact *openTwoRankArtifact(const std::string &name) {
+    std::string path = root + "/" + name;
+    TestArtifactOptions two;
+    two.ranks = 2;
+    two.allReduceLogits = true;
+    if (!writeTestArtifact(path, two).ok())
+      return nullptr;
+    jamba_artifact *art = nullptr;
+    EXPECT_EQ(jamba_artifact_open(path.c_str(), &art), JAMBA_OK)
+        << jamba_last_error();
+    return art;
+  }
+
+  /// Expects both ranks' `n` generated ids to be the test model's greedy
+  /// continuation of `prompt` (the sum of two equal ranks doubles every
+  /// logit, which keeps the argmax).
+  static void expectBothRanksGenerate(std::vector<int64_t> prompt,
+                                      const int32_t *rank0,
+                                      const int32_t *rank1, int n) {
+    for (int j = 0; j < n; ++j) {
+      int64_t next = testNext(prompt);
+      EXPECT_EQ(rank0[j], next) << "id " << j;
+      EXPECT_EQ(rank1[j], next) << "id " << j;
+      prompt.push_back(next);
+    }
+  }
+
   std::unique_ptr<Executor> session(const Artifact &a,
                                     const SessionOptions &o) {
     auto ex = Executor::create(a, o);
@@ -502,14 +531,8 @@ TEST_F(ExecutorTest, CApiRankFreedBeforeItsSession) {
   // session, then generates through the collectives. Before sessions shared
   // it, the first virtual call on the freed communicator jumped through a
   // vtable pointer that free() had overwritten.
-  std::string dir = root + "/capi2free";
-  TestArtifactOptions two;
-  two.ranks = 2;
-  two.allReduceLogits = true;
-  ASSERT_TRUE(writeTestArtifact(dir, two).ok());
-  jamba_artifact *art = nullptr;
-  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
-      << jamba_last_error();
+  jamba_artifact *art = openTwoRankArtifact("capi2free");
+  ASSERT_NE(art, nullptr);
   jamba_rank *ranks[2] = {};
   ASSERT_EQ(jamba_ranks_create_threads(2, ranks), JAMBA_OK);
   jamba_session *sessions[2] = {};
@@ -546,17 +569,11 @@ TEST_F(ExecutorTest, CApiRankFreedBeforeItsSession) {
   std::thread other(generate, 1);
   generate(0);
   other.join();
-  std::vector<int64_t> h = {3, 5};
   for (int k = 0; k < 2; ++k) {
     ASSERT_EQ(status[k], JAMBA_OK) << "rank " << k;
     EXPECT_EQ(outLength[k], 4);
   }
-  for (int j = 0; j < 4; ++j) {
-    int64_t next = testNext(h);
-    EXPECT_EQ(out[0][j], next);
-    EXPECT_EQ(out[1][j], next);
-    h.push_back(next);
-  }
+  expectBothRanksGenerate({3, 5}, out[0], out[1], 4);
 }
 
 TEST_F(ExecutorTest, CApiRanksAsThreads) {
@@ -564,14 +581,8 @@ TEST_F(ExecutorTest, CApiRanksAsThreads) {
   // threads of this process through the C API: each creates its rank's
   // session and generates; the ids are those of one rank (the sum of two
   // equal ranks doubles every logit, which keeps the argmax).
-  std::string dir = root + "/capi2";
-  TestArtifactOptions two;
-  two.ranks = 2;
-  two.allReduceLogits = true;
-  ASSERT_TRUE(writeTestArtifact(dir, two).ok());
-  jamba_artifact *art = nullptr;
-  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
-      << jamba_last_error();
+  jamba_artifact *art = openTwoRankArtifact("capi2");
+  ASSERT_NE(art, nullptr);
   jamba_rank *ranks[2] = {};
   ASSERT_EQ(jamba_ranks_create_threads(2, ranks), JAMBA_OK);
   EXPECT_EQ(jamba_rank_index(ranks[1]), 1);
@@ -601,17 +612,11 @@ TEST_F(ExecutorTest, CApiRanksAsThreads) {
   std::thread other(runRank, 1);
   runRank(0);
   other.join();
-  std::vector<int64_t> h = {1, 17, 42};
   for (int k = 0; k < 2; ++k) {
     ASSERT_EQ(status[k], JAMBA_OK) << "rank " << k << ": " << error[k];
     EXPECT_EQ(outLength[k], 5);
   }
-  for (int j = 0; j < 5; ++j) {
-    int64_t next = testNext(h);
-    EXPECT_EQ(out[0][j], next);
-    EXPECT_EQ(out[1][j], next);
-    h.push_back(next);
-  }
+  expectBothRanksGenerate({1, 17, 42}, out[0], out[1], 5);
 
   // Errors.
   jamba_session *s = nullptr;
