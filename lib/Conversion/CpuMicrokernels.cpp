@@ -793,7 +793,7 @@ struct JambaCpuMicrokernelsPass
     if (lanes < 1 || lanes > kMaxLanes || panelBytes < 1 ||
         panelBytes > kMaxPanelBytes || prefetchRows < 0 ||
         prefetchRows > kMaxPrefetchRows) {
-      getOperation().emitError()
+      mlir::emitError(getOperation().getLoc())
           << "jamba-cpu-microkernels: lanes must be in [1, " << kMaxLanes
           << "], panel-bytes in [1, " << kMaxPanelBytes
           << "] and prefetch-rows in [0, " << kMaxPrefetchRows << "] (got "

@@ -43,9 +43,10 @@ struct JambaLowerCollectivesPass
     if (ops.empty())
       return;
     if (runtime != "cpu" && runtime != "cuda") {
-      module.emitError() << "jamba-lower-collectives: runtime must be cpu or "
-                            "cuda, got '"
-                         << runtime << "'";
+      mlir::emitError(module.getLoc())
+          << "jamba-lower-collectives: runtime must be cpu or "
+             "cuda, got '"
+          << runtime << "'";
       return signalPassFailure();
     }
     // jamba_rt_all_reduce_f32 (MPI) or jamba_rt_cuda_all_reduce_f32 (NCCL),

@@ -85,7 +85,7 @@ struct RefuseOptionsPass
       : message(std::move(message)) {}
   StringRef getArgument() const override { return "jamba-refuse-options"; }
   void runOnOperation() override {
-    getOperation().emitError() << message;
+    mlir::emitError(getOperation().getLoc()) << message;
     signalPassFailure();
   }
 

@@ -99,13 +99,15 @@ struct JambaShardPass : jamba::impl::JambaShardPassBase<JambaShardPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     if (tensorParallel < 1) {
-      module.emitError() << "jamba-shard: tensor-parallel must be >= 1, got "
-                         << int64_t(tensorParallel);
+      mlir::emitError(module.getLoc())
+          << "jamba-shard: tensor-parallel must be >= 1, got "
+          << int64_t(tensorParallel);
       return signalPassFailure();
     }
     if (expertParallel < 1) {
-      module.emitError() << "jamba-shard: expert-parallel must be >= 1, got "
-                         << int64_t(expertParallel);
+      mlir::emitError(module.getLoc())
+          << "jamba-shard: expert-parallel must be >= 1, got "
+          << int64_t(expertParallel);
       return signalPassFailure();
     }
     if (tensorParallel == 1 && expertParallel == 1)
@@ -114,8 +116,9 @@ struct JambaShardPass : jamba::impl::JambaShardPassBase<JambaShardPass> {
     // as the checkpoint's.
     if (module->hasAttr("jamba.tensor_parallel") ||
         module->hasAttr("jamba.expert_parallel")) {
-      module.emitError() << "jamba-shard: the module is already sharded (it "
-                            "has jamba.tensor_parallel/expert_parallel)";
+      mlir::emitError(module.getLoc())
+          << "jamba-shard: the module is already sharded (it "
+             "has jamba.tensor_parallel/expert_parallel)";
       return signalPassFailure();
     }
     for (func::FuncOp func : module.getOps<func::FuncOp>())

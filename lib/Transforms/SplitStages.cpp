@@ -283,9 +283,10 @@ struct JambaSplitStagesPass
           !func.getName().contains("__"))
         entries.push_back(func);
     if (numLayers < 0) {
-      module.emitError() << "jamba-split-stages: num-layers must be 0 (from "
-                            "the arguments) or positive, got "
-                         << static_cast<int64_t>(numLayers);
+      mlir::emitError(module.getLoc())
+          << "jamba-split-stages: num-layers must be 0 (from "
+             "the arguments) or positive, got "
+          << static_cast<int64_t>(numLayers);
       return signalPassFailure();
     }
     for (func::FuncOp func : entries) {

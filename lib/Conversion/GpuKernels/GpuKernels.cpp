@@ -98,7 +98,8 @@ struct JambaGpuKernelsPass
     options.attentionMmaMinTokens = attentionMmaMinTokens;
     if (std::string problem = checkGpuKernelsOptions(options);
         !problem.empty()) {
-      getOperation().emitError() << "jamba-gpu-kernels: " << problem;
+      mlir::emitError(getOperation().getLoc())
+          << "jamba-gpu-kernels: " << problem;
       return signalPassFailure();
     }
     AttentionSplits splitsConfig{
