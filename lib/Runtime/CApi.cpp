@@ -4,11 +4,14 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "jamba/Checkpoint/Tokenizer.h"
 #include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/Generate.h"
 #include "jamba/Runtime/jamba_runtime.h"
 
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +20,9 @@ using namespace jamba::rt;
 
 struct jamba_artifact {
   std::shared_ptr<Artifact> artifact;
+  /// The artifact's tokenizer, when it has one (loaded with it; encoding
+  /// and decoding are const, so threads may share it).
+  std::optional<ckpt::Tokenizer> tokenizer;
 };
 
 struct jamba_session {
@@ -55,7 +61,25 @@ jamba_status jamba_artifact_open(const char *dir, jamba_artifact **out) {
   StatusOr<std::unique_ptr<Artifact>> opened = Artifact::open(dir);
   if (!opened.ok())
     return fail(JAMBA_ERROR, opened.status().message());
-  *out = new jamba_artifact{std::shared_ptr<Artifact>(std::move(*opened))};
+  std::optional<ckpt::Tokenizer> tokenizer;
+  if (const std::string &file = (*opened)->manifest().tokenizerFile;
+      !file.empty()) {
+    ckpt::StatusOr<ckpt::Tokenizer> loaded =
+        ckpt::Tokenizer::load((*opened)->filePath(file));
+    if (!loaded.ok())
+      return fail(JAMBA_ERROR, ckpt::concat("artifact ", dir, ": ",
+                                            loaded.status().message()));
+    int64_t vocab = (*opened)->manifest().config.vocabSize;
+    if (loaded->maxId() >= vocab)
+      return fail(JAMBA_ERROR,
+                  ckpt::concat("artifact ", dir, ": ", file, ": token id ",
+                               loaded->maxId(),
+                               " is outside the model's vocabulary of ",
+                               vocab));
+    tokenizer.emplace(std::move(*loaded));
+  }
+  *out = new jamba_artifact{std::shared_ptr<Artifact>(std::move(*opened)),
+                            std::move(tokenizer)};
   lastError.clear();
   return JAMBA_OK;
 }
@@ -64,6 +88,72 @@ void jamba_artifact_free(jamba_artifact *artifact) { delete artifact; }
 
 int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact) {
   return artifact ? artifact->artifact->manifest().config.vocabSize : -1;
+}
+
+int jamba_artifact_has_tokenizer(const jamba_artifact *artifact) {
+  return artifact ? artifact->tokenizer.has_value() : -1;
+}
+
+jamba_status jamba_tokenize(const jamba_artifact *artifact, const char *text,
+                            int32_t *ids, int64_t capacity, int64_t *length) {
+  if (!artifact || !text || !length || capacity < 0 || (capacity > 0 && !ids))
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_tokenize: null artifact, text or length, a negative "
+                "capacity, or null ids with a capacity");
+  if (!artifact->tokenizer)
+    return fail(JAMBA_ERROR, "jamba_tokenize: the artifact has no tokenizer "
+                             "(its checkpoint had no tokenizer.json)");
+  ckpt::StatusOr<std::vector<int64_t>> encoded =
+      artifact->tokenizer->encode(text);
+  if (!encoded.ok())
+    return fail(JAMBA_ERROR,
+                ckpt::concat("jamba_tokenize: ", encoded.status().message()));
+  *length = static_cast<int64_t>(encoded->size());
+  if (capacity == 0) {
+    lastError.clear();
+    return JAMBA_OK; // Sizing.
+  }
+  if (*length > capacity)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                ckpt::concat("jamba_tokenize: ", *length,
+                             " ids do not fit a capacity of ", capacity));
+  for (size_t i = 0; i < encoded->size(); ++i)
+    ids[i] = static_cast<int32_t>((*encoded)[i]);
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+jamba_status jamba_detokenize(const jamba_artifact *artifact,
+                              const int32_t *ids, int64_t count, char *text,
+                              int64_t capacity, int64_t *length) {
+  if (!artifact || !length || count < 0 || (count > 0 && !ids) ||
+      capacity < 0 || (capacity > 0 && !text))
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_detokenize: null artifact or length, a negative count "
+                "or capacity, or a null buffer with a size");
+  if (!artifact->tokenizer)
+    return fail(JAMBA_ERROR, "jamba_detokenize: the artifact has no "
+                             "tokenizer (its checkpoint had no "
+                             "tokenizer.json)");
+  std::vector<int64_t> wide(ids, ids + count);
+  ckpt::StatusOr<std::string> decoded = artifact->tokenizer->decode(wide);
+  if (!decoded.ok())
+    return fail(JAMBA_ERROR,
+                ckpt::concat("jamba_detokenize: ", decoded.status().message()));
+  *length = static_cast<int64_t>(decoded->size());
+  if (capacity == 0) {
+    lastError.clear();
+    return JAMBA_OK; // Sizing.
+  }
+  if (*length >= capacity)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                ckpt::concat("jamba_detokenize: ", *length,
+                             " bytes and a NUL do not fit a capacity of ",
+                             capacity));
+  std::memcpy(text, decoded->data(), decoded->size());
+  text[decoded->size()] = '\0';
+  lastError.clear();
+  return JAMBA_OK;
 }
 
 } // extern "C"

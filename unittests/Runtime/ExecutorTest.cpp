@@ -15,6 +15,7 @@
 
 #include "TestArtifact.h"
 
+#include "jamba/Checkpoint/RandomCheckpoint.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
 #include "jamba/Runtime/jamba_runtime.h"
@@ -523,6 +524,75 @@ TEST_F(ExecutorTest, CApi) {
   jamba_artifact_free(art);
   jamba_session_free(nullptr);
   jamba_artifact_free(nullptr);
+}
+
+TEST_F(ExecutorTest, CApiTokenizer) {
+  // The artifact's tokenizer through the C API: jamba-make-checkpoint's for
+  // the test model's vocabulary of 128 (pad 0, bos 1, eos 2; <|unk|> 3,
+  // "▁" 4, '!'..'~' 5..98, then the merges from 99: "▁t" 99, "he" 100).
+  // "hello" is "▁hello", whose one merge is h e: 1,4,100,80,80,83, worked
+  // out by hand.
+  ckpt::JambaConfig config;
+  config.vocabSize = 128;
+  TestArtifactOptions o;
+  o.tokenizerJson = ckpt::randomCheckpointTokenizerJson(config);
+  std::string dir = root + "/tok";
+  ASSERT_TRUE(writeTestArtifact(dir, o).ok());
+  jamba_artifact *art = nullptr;
+  ASSERT_EQ(jamba_artifact_open(dir.c_str(), &art), JAMBA_OK)
+      << jamba_last_error();
+  EXPECT_EQ(jamba_artifact_has_tokenizer(art), 1);
+  EXPECT_EQ(jamba_artifact_has_tokenizer(nullptr), -1);
+
+  int64_t length = -1;
+  ASSERT_EQ(jamba_tokenize(art, "hello", nullptr, 0, &length), JAMBA_OK);
+  EXPECT_EQ(length, 6);
+  int32_t ids[6] = {};
+  ASSERT_EQ(jamba_tokenize(art, "hello", ids, 6, &length), JAMBA_OK);
+  EXPECT_EQ(std::vector<int32_t>(ids, ids + 6),
+            (std::vector<int32_t>{1, 4, 100, 80, 80, 83}));
+  EXPECT_EQ(jamba_tokenize(art, "hello", ids, 5, &length),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_tokenize: 6 ids do not fit a capacity of 5");
+  EXPECT_EQ(jamba_tokenize(art, "a\xff", ids, 6, &length), JAMBA_ERROR);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_tokenize: the text is not valid UTF-8 at byte 1");
+
+  // Back to text: the BOS left out, the "▁" a space, the leading one cut.
+  ASSERT_EQ(jamba_detokenize(art, ids, 6, nullptr, 0, &length), JAMBA_OK);
+  EXPECT_EQ(length, 5);
+  char text[6] = {'x', 'x', 'x', 'x', 'x', 'x'};
+  ASSERT_EQ(jamba_detokenize(art, ids, 6, text, 6, &length), JAMBA_OK);
+  EXPECT_EQ(std::string(text), "hello");
+  EXPECT_EQ(jamba_detokenize(art, ids, 6, text, 5, &length),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(jamba_detokenize(art, nullptr, 1, text, 6, &length),
+            JAMBA_INVALID_ARGUMENT);
+  jamba_artifact_free(art);
+
+  // Without a tokenizer both are errors that say so.
+  std::string bare = root + "/bare";
+  ASSERT_TRUE(writeTestArtifact(bare).ok());
+  ASSERT_EQ(jamba_artifact_open(bare.c_str(), &art), JAMBA_OK);
+  EXPECT_EQ(jamba_artifact_has_tokenizer(art), 0);
+  EXPECT_EQ(jamba_tokenize(art, "hi", ids, 6, &length), JAMBA_ERROR);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_tokenize: the artifact has no tokenizer (its checkpoint "
+            "had no tokenizer.json)");
+  jamba_artifact_free(art);
+
+  // A tokenizer with ids past the model's vocabulary is refused at open.
+  config.vocabSize = 300;
+  o.tokenizerJson = ckpt::randomCheckpointTokenizerJson(config);
+  std::string wide = root + "/wide";
+  ASSERT_TRUE(writeTestArtifact(wide, o).ok());
+  EXPECT_EQ(jamba_artifact_open(wide.c_str(), &art), JAMBA_ERROR);
+  EXPECT_NE(std::string(jamba_last_error())
+                .find("tokenizer.json: token id 299 is outside the model's "
+                      "vocabulary of 128"),
+            std::string::npos)
+      << jamba_last_error();
 }
 
 TEST_F(ExecutorTest, CApiRankFreedBeforeItsSession) {

@@ -50,6 +50,8 @@ struct TestArtifactOptions {
   /// kernels are TestCudaKernels.cpp's, which run under the fake driver
   /// (FakeCuda.h) only.
   bool cuda = false;
+  /// Non-empty: the artifact carries this tokenizer.json (schema 1.1).
+  std::string tokenizerJson;
 };
 
 /// The kernels file of a test artifact.
@@ -187,6 +189,11 @@ inline Status writeTestArtifact(const std::string &dir,
   for (int64_t r = 0; r < o.ranks; ++r)
     files.push_back(ArtifactFileSource::fromFile(
         "weights/rank-" + std::to_string(r) + ".safetensors", weights));
+  if (!o.tokenizerJson.empty()) {
+    m.tokenizerFile = "tokenizer.json";
+    files.push_back(
+        ArtifactFileSource::fromBytes("tokenizer.json", o.tokenizerJson));
+  }
   WriteOptions w;
   w.overwrite = true;
   Status s = writeArtifact(m, dir, files, w);

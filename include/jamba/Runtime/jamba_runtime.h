@@ -47,6 +47,27 @@ void jamba_artifact_free(jamba_artifact *artifact);
 /** The model's vocabulary size, or -1 for a null handle. */
 int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact);
 
+/** 1 if the artifact carries a tokenizer (the checkpoint's tokenizer.json,
+ * loaded by jamba_artifact_open), 0 if not, -1 for a null handle. */
+int jamba_artifact_has_tokenizer(const jamba_artifact *artifact);
+/** Encodes the NUL-terminated UTF-8 `text` with the artifact's tokenizer,
+ * the special tokens of its template (the BOS) included. *length gets the
+ * number of ids; at most `capacity` are written to `ids` (null when
+ * `capacity` is 0: a call with 0 sizes the buffer), and more ids than
+ * `capacity` is JAMBA_INVALID_ARGUMENT. Text that is not UTF-8, or that
+ * the vocabulary cannot express, is JAMBA_ERROR. */
+jamba_status jamba_tokenize(const jamba_artifact *artifact, const char *text,
+                            int32_t *ids, int64_t capacity, int64_t *length);
+/** Decodes `count` ids to UTF-8 text with the artifact's tokenizer, special
+ * tokens left out and an id it lacks shown as U+FFFD. *length gets the
+ * text's length in bytes without the NUL; `text` gets the text and a NUL
+ * when `capacity` > *length (null when `capacity` is 0: a call with 0
+ * sizes the buffer); a smaller non-zero capacity is
+ * JAMBA_INVALID_ARGUMENT. */
+jamba_status jamba_detokenize(const jamba_artifact *artifact,
+                              const int32_t *ids, int64_t count, char *text,
+                              int64_t capacity, int64_t *length);
+
 /** Binds `artifact` for `batch` sequences at once and `context` tokens per
  * sequence (0: min(4096, the artifact's largest)); loads the kernels and
  * allocates every buffer. Values above the artifact's maxima are refused.
