@@ -38,3 +38,15 @@ fi
 echo "== jamba-run: the text prompt 'the cat', 16 greedy tokens, as text"
 "$bin/jamba-run" "$out/jamba-tiny.artifact" --prompt "the cat" -n 16 \
   --ignore-eos
+
+echo "== the same as ids, and the reference interpreter's from the same text"
+"$bin/jamba-run" "$out/jamba-tiny.artifact" --prompt "the cat" -n 16 \
+  --ignore-eos --output ids 2>/dev/null | tee "$out/run-text.txt"
+"$bin/jamba-interpret" "$out/jamba-tiny" --prompt "the cat" -n 16 2>/dev/null |
+  tee "$out/interpret-text.txt"
+if cmp -s "$out/run-text.txt" "$out/interpret-text.txt"; then
+  echo "== compiled and reference ids agree"
+else
+  echo "== compiled and reference ids DIFFER" >&2
+  exit 1
+fi

@@ -1,7 +1,8 @@
 //===- jamba-interpret.cpp - Run a model with the reference interpreter ---===//
 //
 // Part of jamba-mlir.
-//   jamba-interpret CKPT_DIR [--module M.mlir] --prompt-ids 1,17,42 -n 8
+//   jamba-interpret CKPT_DIR [--module M.mlir]
+//                   (--prompt-ids 1,17,42 | --prompt TEXT) -n 8
 //                   [--dtype f32|f64] [--logits-out F.npy]
 // prints the greedily generated ids on one line, comma-separated, and writes
 // the logits of every prompt position followed by each decode step as a
@@ -13,6 +14,7 @@
 #include "jamba/Checkpoint/Checkpoint.h"
 #include "jamba/Checkpoint/Npy.h"
 #include "jamba/Checkpoint/TokenIds.h"
+#include "jamba/Checkpoint/Tokenizer.h"
 #include "jamba/Dialect/Jamba/IR/JambaDialect.h"
 #include "jamba/Import/Importer.h"
 #include "jamba/Pipelines/Pipelines.h"
@@ -40,8 +42,13 @@ static cl::opt<std::string>
                cl::desc("Run this .mlir module instead of importing the "
                         "checkpoint's config"),
                cl::value_desc("file"));
-static cl::opt<std::string> promptIds("prompt-ids", cl::Required,
+static cl::opt<std::string> promptIds("prompt-ids",
                                       cl::desc("Comma-separated token ids"));
+static cl::opt<std::string>
+    promptText("prompt",
+               cl::desc("The prompt as text, encoded by the checkpoint's "
+                        "tokenizer.json (its ids go to stderr)"),
+               cl::value_desc("text"));
 static cl::opt<int64_t> steps("n", cl::desc("Number of ids to generate"),
                               cl::init(8));
 static cl::opt<std::string> dtype("dtype",
@@ -87,15 +94,31 @@ static int run(int argc, char **argv) {
 
   // cl::opt keeps the last of repeated values, and jamba-run takes one
   // --prompt-ids per sequence: say so instead of running another prompt.
-  if (promptIds.getNumOccurrences() > 1)
-    return fail("--prompt-ids given " +
-                std::to_string(promptIds.getNumOccurrences()) +
-                " times: jamba-interpret runs one sequence (run it once per "
-                "sequence)");
-  auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
-  if (!parsedIds.ok())
-    return fail("--prompt-ids: " + parsedIds.status().message());
-  std::vector<int64_t> ids = std::move(*parsedIds);
+  if (promptIds.getNumOccurrences() + promptText.getNumOccurrences() != 1)
+    return fail("give one prompt, --prompt-ids or --prompt: jamba-interpret "
+                "runs one sequence (run it once per sequence)");
+  std::vector<int64_t> ids;
+  if (promptText.getNumOccurrences()) {
+    std::string path = checkpointDir + "/" + ::jamba::ckpt::kTokenizerFileName;
+    auto tokenizer = ::jamba::ckpt::Tokenizer::load(path);
+    if (!tokenizer.ok())
+      return fail("--prompt needs the checkpoint's tokenizer: " +
+                  tokenizer.status().message());
+    auto encoded = tokenizer->encode(promptText);
+    if (!encoded.ok())
+      return fail("--prompt: " + encoded.status().message());
+    ids = std::move(*encoded);
+    std::string line;
+    for (size_t i = 0; i < ids.size(); ++i)
+      line += (i ? "," : "") + std::to_string(ids[i]);
+    llvm::errs() << "jamba-interpret: prompt: " << ids.size()
+                 << " tokens: " << line << "\n";
+  } else {
+    auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
+    if (!parsedIds.ok())
+      return fail("--prompt-ids: " + parsedIds.status().message());
+    ids = std::move(*parsedIds);
+  }
   if (steps < 0)
     return fail("-n must be non-negative");
   if (dtype != "f32" && dtype != "f64")
