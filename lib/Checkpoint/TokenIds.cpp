@@ -37,3 +37,10 @@ jamba::ckpt::parseTokenIds(std::string_view text) {
     start = comma + 1;
   }
 }
+
+std::string jamba::ckpt::formatTokenIds(const std::vector<int64_t> &ids) {
+  std::string text;
+  for (size_t i = 0; i < ids.size(); ++i)
+    text += (i ? "," : "") + std::to_string(ids[i]);
+  return text;
+}

@@ -108,11 +108,8 @@ static int run(int argc, char **argv) {
     if (!encoded.ok())
       return fail("--prompt: " + encoded.status().message());
     ids = std::move(*encoded);
-    std::string line;
-    for (size_t i = 0; i < ids.size(); ++i)
-      line += (i ? "," : "") + std::to_string(ids[i]);
     llvm::errs() << "jamba-interpret: prompt: " << ids.size()
-                 << " tokens: " << line << "\n";
+                 << " tokens: " << ::jamba::ckpt::formatTokenIds(ids) << "\n";
   } else {
     auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
     if (!parsedIds.ok())
@@ -171,9 +168,7 @@ static int run(int argc, char **argv) {
   if (failed(gen))
     return 1;
 
-  for (size_t i = 0; i < gen->ids.size(); ++i)
-    llvm::outs() << (i ? "," : "") << gen->ids[i];
-  llvm::outs() << "\n";
+  llvm::outs() << ::jamba::ckpt::formatTokenIds(gen->ids) << "\n";
   llvm::outs().flush();
 
   if (!logitsOut.empty()) {

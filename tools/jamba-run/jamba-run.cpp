@@ -484,12 +484,9 @@ int main(int argc, char **argv) {
       return fail(ckpt::concat("--prompt '", *promptTexts[k],
                                "' encodes to no tokens"));
     prompts[k] = std::move(*ids);
-    std::string line;
-    for (size_t i = 0; i < prompts[k].size(); ++i)
-      line += (i ? "," : "") + std::to_string(prompts[k][i]);
     if (!communicator || communicator->rank() == 0)
       std::fprintf(stderr, "jamba-run: prompt %zu: %zu tokens: %s\n", k,
-                   prompts[k].size(), line.c_str());
+                   prompts[k].size(), ckpt::formatTokenIds(prompts[k]).c_str());
   }
 
   // The context: what the longest sequence needs, unless given.
@@ -598,8 +595,7 @@ int main(int argc, char **argv) {
                      "the tokenizer (printed as U+FFFD)\n",
                      unknown);
     } else {
-      for (size_t i = 0; i < out.ids.size(); ++i)
-        line += (i ? "," : "") + std::to_string(out.ids[i]);
+      line = ckpt::formatTokenIds(out.ids);
     }
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);

@@ -21,6 +21,15 @@ TEST(TokenIdsTest, ParsesCommaSeparatedIds) {
   EXPECT_EQ(one->front(), INT64_MAX);
 }
 
+TEST(TokenIdsTest, FormatsWhatParses) {
+  EXPECT_EQ(formatTokenIds({1, 17, 42, 0}), "1,17,42,0");
+  EXPECT_EQ(formatTokenIds({7}), "7");
+  EXPECT_EQ(formatTokenIds({}), "");
+  auto back = parseTokenIds(formatTokenIds({3, 9223372036854775807}));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, (std::vector<int64_t>{3, INT64_MAX}));
+}
+
 TEST(TokenIdsTest, RefusesBadItemsNamingThem) {
   for (const char *bad : {"", "1,,2", "1,x", "-3", "+4", "1.5", "1,2,",
                           "9223372036854775808", "12a"}) {

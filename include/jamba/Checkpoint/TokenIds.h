@@ -12,6 +12,7 @@
 #include "jamba/Checkpoint/Status.h"
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +23,10 @@ namespace ckpt {
 /// around items allowed; no sign, no empty item). The error names the item:
 /// `'x' is not a non-negative integer (expected e.g. 1,17,42)`.
 StatusOr<std::vector<int64_t>> parseTokenIds(std::string_view text);
+
+/// The inverse: "1,17,42" (no blanks; "" for no ids), as the tools print
+/// prompt and generated ids.
+std::string formatTokenIds(const std::vector<int64_t> &ids);
 
 } // namespace ckpt
 } // namespace jamba
