@@ -255,22 +255,29 @@ Status readStringPattern(const Reader &r, std::string &out) {
   return Status::success();
 }
 
+/// The `key` array of a Sequence component, each element read by `readOne`
+/// under its path (`normalizer.normalizers[1]`).
+template <class ReadOne>
+Status readSequence(const Reader &r, const char *key, ReadOne &&readOne) {
+  const JsonValue *list = r.get(key);
+  if (!list || !list->isArray())
+    return r.error(key, ": expected an array");
+  for (size_t i = 0; i < list->getArray().size(); ++i)
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        readOne(Reader(r.source, concat(r.where, ".", key, "[", i, "]"),
+                       list->getArray()[i])));
+  return Status::success();
+}
+
 Status readNormalizer(const Reader &r, std::vector<NormalizerStep> &steps) {
   if (r.value.isNull())
     return Status::success();
   std::string type;
   JAMBA_CKPT_RETURN_IF_ERROR(r.type(type));
-  if (type == "Sequence") {
-    const JsonValue *list = r.get("normalizers");
-    if (!list || !list->isArray())
-      return r.error("normalizers: expected an array");
-    for (size_t i = 0; i < list->getArray().size(); ++i)
-      JAMBA_CKPT_RETURN_IF_ERROR(readNormalizer(
-          Reader(r.source, concat(r.where, ".normalizers[", i, "]"),
-                 list->getArray()[i]),
-          steps));
-    return Status::success();
-  }
+  if (type == "Sequence")
+    return readSequence(r, "normalizers", [&](const Reader &e) {
+      return readNormalizer(e, steps);
+    });
   NormalizerStep step;
   if (type == "Prepend") {
     step.kind = NormalizerStep::Kind::Prepend;
@@ -293,17 +300,10 @@ Status readPreTokenizer(const Reader &r, std::vector<Metaspace> &steps) {
     return Status::success();
   std::string type;
   JAMBA_CKPT_RETURN_IF_ERROR(r.type(type));
-  if (type == "Sequence") {
-    const JsonValue *list = r.get("pretokenizers");
-    if (!list || !list->isArray())
-      return r.error("pretokenizers: expected an array");
-    for (size_t i = 0; i < list->getArray().size(); ++i)
-      JAMBA_CKPT_RETURN_IF_ERROR(readPreTokenizer(
-          Reader(r.source, concat(r.where, ".pretokenizers[", i, "]"),
-                 list->getArray()[i]),
-          steps));
-    return Status::success();
-  }
+  if (type == "Sequence")
+    return readSequence(r, "pretokenizers", [&](const Reader &e) {
+      return readPreTokenizer(e, steps);
+    });
   if (type != "Metaspace")
     return r.error("pre-tokenizer '", type,
                    "' is not supported (this reader knows Sequence, "
@@ -319,17 +319,9 @@ Status readDecoder(const Reader &r, std::vector<DecoderStep> &steps) {
     return Status::success();
   std::string type;
   JAMBA_CKPT_RETURN_IF_ERROR(r.type(type));
-  if (type == "Sequence") {
-    const JsonValue *list = r.get("decoders");
-    if (!list || !list->isArray())
-      return r.error("decoders: expected an array");
-    for (size_t i = 0; i < list->getArray().size(); ++i)
-      JAMBA_CKPT_RETURN_IF_ERROR(
-          readDecoder(Reader(r.source, concat(r.where, ".decoders[", i, "]"),
-                             list->getArray()[i]),
-                      steps));
-    return Status::success();
-  }
+  if (type == "Sequence")
+    return readSequence(r, "decoders",
+                        [&](const Reader &e) { return readDecoder(e, steps); });
   DecoderStep step;
   if (type == "Replace") {
     step.kind = DecoderStep::Kind::Replace;
@@ -831,6 +823,17 @@ StatusOr<Tokenizer> Tokenizer::load(const std::string &path) {
   std::string text;
   JAMBA_CKPT_RETURN_IF_ERROR(readFileToString(path, text, size_t(256) << 20));
   return parse(text, path);
+}
+
+StatusOr<Tokenizer> Tokenizer::loadForVocabulary(const std::string &path,
+                                                 int64_t vocabSize) {
+  StatusOr<Tokenizer> loaded = load(path);
+  if (!loaded.ok())
+    return loaded.status();
+  if (loaded->maxId() >= vocabSize)
+    return makeError(path, ": token id ", loaded->maxId(),
+                     " is outside the model's vocabulary of ", vocabSize);
+  return loaded;
 }
 
 StatusOr<std::vector<int64_t>> Tokenizer::encode(std::string_view text,

@@ -1358,6 +1358,16 @@ std::string Artifact::filePath(const std::string &relativePath) const {
   return dir + "/" + relativePath;
 }
 
+StatusOr<std::optional<ckpt::Tokenizer>> Artifact::loadTokenizer() const {
+  if (man.tokenizerFile.empty())
+    return std::optional<ckpt::Tokenizer>();
+  StatusOr<ckpt::Tokenizer> loaded = ckpt::Tokenizer::loadForVocabulary(
+      filePath(man.tokenizerFile), man.config.vocabSize);
+  if (!loaded.ok())
+    return makeError("artifact ", dir, ": ", loaded.status().message());
+  return std::optional<ckpt::Tokenizer>(std::move(*loaded));
+}
+
 const ckpt::TensorInfo *Artifact::weight(std::string_view name,
                                          int64_t rank) const {
   const WeightDesc *w = man.findWeight(name, rank);

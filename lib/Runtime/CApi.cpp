@@ -47,6 +47,13 @@ jamba_status fail(jamba_status code, std::string message) {
   return code;
 }
 
+/// What a text call on an artifact without a tokenizer returns.
+jamba_status noTokenizer(const char *call) {
+  return fail(JAMBA_ERROR, ckpt::concat(call, ": the artifact has no "
+                                              "tokenizer (its checkpoint had "
+                                              "no tokenizer.json)"));
+}
+
 } // namespace
 
 extern "C" {
@@ -61,25 +68,12 @@ jamba_status jamba_artifact_open(const char *dir, jamba_artifact **out) {
   StatusOr<std::unique_ptr<Artifact>> opened = Artifact::open(dir);
   if (!opened.ok())
     return fail(JAMBA_ERROR, opened.status().message());
-  std::optional<ckpt::Tokenizer> tokenizer;
-  if (const std::string &file = (*opened)->manifest().tokenizerFile;
-      !file.empty()) {
-    ckpt::StatusOr<ckpt::Tokenizer> loaded =
-        ckpt::Tokenizer::load((*opened)->filePath(file));
-    if (!loaded.ok())
-      return fail(JAMBA_ERROR, ckpt::concat("artifact ", dir, ": ",
-                                            loaded.status().message()));
-    int64_t vocab = (*opened)->manifest().config.vocabSize;
-    if (loaded->maxId() >= vocab)
-      return fail(JAMBA_ERROR,
-                  ckpt::concat("artifact ", dir, ": ", file, ": token id ",
-                               loaded->maxId(),
-                               " is outside the model's vocabulary of ",
-                               vocab));
-    tokenizer.emplace(std::move(*loaded));
-  }
+  StatusOr<std::optional<ckpt::Tokenizer>> tokenizer =
+      (*opened)->loadTokenizer();
+  if (!tokenizer.ok())
+    return fail(JAMBA_ERROR, tokenizer.status().message());
   *out = new jamba_artifact{std::shared_ptr<Artifact>(std::move(*opened)),
-                            std::move(tokenizer)};
+                            std::move(*tokenizer)};
   lastError.clear();
   return JAMBA_OK;
 }
@@ -101,8 +95,7 @@ jamba_status jamba_tokenize(const jamba_artifact *artifact, const char *text,
                 "jamba_tokenize: null artifact, text or length, a negative "
                 "capacity, or null ids with a capacity");
   if (!artifact->tokenizer)
-    return fail(JAMBA_ERROR, "jamba_tokenize: the artifact has no tokenizer "
-                             "(its checkpoint had no tokenizer.json)");
+    return noTokenizer("jamba_tokenize");
   ckpt::StatusOr<std::vector<int64_t>> encoded =
       artifact->tokenizer->encode(text);
   if (!encoded.ok())
@@ -132,9 +125,7 @@ jamba_status jamba_detokenize(const jamba_artifact *artifact,
                 "jamba_detokenize: null artifact or length, a negative count "
                 "or capacity, or a null buffer with a size");
   if (!artifact->tokenizer)
-    return fail(JAMBA_ERROR, "jamba_detokenize: the artifact has no "
-                             "tokenizer (its checkpoint had no "
-                             "tokenizer.json)");
+    return noTokenizer("jamba_detokenize");
   std::vector<int64_t> wide(ids, ids + count);
   ckpt::StatusOr<std::string> decoded = artifact->tokenizer->decode(wide);
   if (!decoded.ok())

@@ -669,22 +669,16 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   std::string tokenizerPath = checkpointDir + "/" + ckpt::kTokenizerFileName;
   if (llvm::sys::fs::exists(tokenizerPath)) {
     ckpt::StatusOr<ckpt::Tokenizer> tokenizer =
-        ckpt::Tokenizer::load(tokenizerPath);
-    std::string problem;
-    if (!tokenizer.ok())
-      problem = tokenizer.status().message();
-    else if (tokenizer->maxId() >= manifest.config.vocabSize)
-      problem = ckpt::concat(tokenizerPath, ": token id ", tokenizer->maxId(),
-                             " is outside the model's vocabulary of ",
-                             manifest.config.vocabSize);
-    if (problem.empty()) {
+        ckpt::Tokenizer::loadForVocabulary(tokenizerPath,
+                                           manifest.config.vocabSize);
+    if (tokenizer.ok()) {
       manifest.tokenizerFile = ckpt::kTokenizerFileName;
       files.push_back(rt::ArtifactFileSource::fromFile(ckpt::kTokenizerFileName,
                                                        tokenizerPath));
     } else {
       emitWarning(loc) << "the artifact gets no tokenizer (run it with "
                           "--prompt-ids): "
-                       << problem;
+                       << tokenizer.status().message();
     }
   }
 

@@ -98,19 +98,7 @@ static int run(int argc, char **argv) {
     return fail("give one prompt, --prompt-ids or --prompt: jamba-interpret "
                 "runs one sequence (run it once per sequence)");
   std::vector<int64_t> ids;
-  if (promptText.getNumOccurrences()) {
-    std::string path = checkpointDir + "/" + ::jamba::ckpt::kTokenizerFileName;
-    auto tokenizer = ::jamba::ckpt::Tokenizer::load(path);
-    if (!tokenizer.ok())
-      return fail("--prompt needs the checkpoint's tokenizer: " +
-                  tokenizer.status().message());
-    auto encoded = tokenizer->encode(promptText);
-    if (!encoded.ok())
-      return fail("--prompt: " + encoded.status().message());
-    ids = std::move(*encoded);
-    llvm::errs() << "jamba-interpret: prompt: " << ids.size()
-                 << " tokens: " << ::jamba::ckpt::formatTokenIds(ids) << "\n";
-  } else {
+  if (!promptText.getNumOccurrences()) {
     auto parsedIds = ::jamba::ckpt::parseTokenIds(promptIds);
     if (!parsedIds.ok())
       return fail("--prompt-ids: " + parsedIds.status().message());
@@ -130,6 +118,23 @@ static int run(int argc, char **argv) {
   if (!opened.ok())
     return fail(opened.status().message());
   std::unique_ptr<::jamba::ckpt::Checkpoint> checkpoint = std::move(*opened);
+
+  // A text prompt, through the checkpoint's tokenizer (checked against its
+  // vocabulary).
+  if (promptText.getNumOccurrences()) {
+    auto tokenizer = ::jamba::ckpt::Tokenizer::loadForVocabulary(
+        checkpointDir + "/" + ::jamba::ckpt::kTokenizerFileName,
+        checkpoint->config().vocabSize);
+    if (!tokenizer.ok())
+      return fail("--prompt needs the checkpoint's tokenizer: " +
+                  tokenizer.status().message());
+    auto encoded = tokenizer->encode(promptText);
+    if (!encoded.ok())
+      return fail("--prompt: " + encoded.status().message());
+    ids = std::move(*encoded);
+    llvm::errs() << "jamba-interpret: prompt: " << ids.size()
+                 << " tokens: " << ::jamba::ckpt::formatTokenIds(ids) << "\n";
+  }
 
   MLIRContext context;
   // Errors are one line (plus the source excerpt), not the offending op.

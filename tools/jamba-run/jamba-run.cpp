@@ -460,18 +460,17 @@ int main(int argc, char **argv) {
     outputText = anyText;
   std::optional<ckpt::Tokenizer> tokenizer;
   if (anyText || *outputText) {
-    const std::string &file = artifact.manifest().tokenizerFile;
-    if (file.empty())
+    auto loaded = artifact.loadTokenizer();
+    if (!loaded.ok())
+      return fail(loaded.status().message());
+    if (!*loaded)
       return fail(ckpt::concat(
           anyText ? "--prompt" : "--output text", " needs a tokenizer, and ",
           artifactDir,
           " has none (jamba-compile copies the checkpoint's "
           "tokenizer.json when it has one); use --prompt-ids and --output "
           "ids"));
-    auto loaded = ckpt::Tokenizer::load(artifact.filePath(file));
-    if (!loaded.ok())
-      return fail(loaded.status().message());
-    tokenizer.emplace(std::move(*loaded));
+    tokenizer = std::move(*loaded);
   }
   for (size_t k = 0; k < prompts.size(); ++k) {
     if (!promptTexts[k])

@@ -55,6 +55,11 @@ public:
                                    const std::string &source);
   /// Reads and parses `path` (at most 256 MiB).
   static StatusOr<Tokenizer> load(const std::string &path);
+  /// load(path), refusing a tokenizer with an id outside a model's
+  /// vocabulary of `vocabSize` ids (it could feed the model an id it has no
+  /// embedding for).
+  static StatusOr<Tokenizer> loadForVocabulary(const std::string &path,
+                                               int64_t vocabSize);
 
   Tokenizer(Tokenizer &&) noexcept;
   Tokenizer &operator=(Tokenizer &&) noexcept;

@@ -26,6 +26,7 @@
 #include "jamba/Checkpoint/Json.h"
 #include "jamba/Checkpoint/SafeTensors.h"
 #include "jamba/Checkpoint/Status.h"
+#include "jamba/Checkpoint/Tokenizer.h"
 
 #include <cstdint>
 #include <map>
@@ -359,6 +360,10 @@ public:
 
   /// The absolute-or-relative path of an artifact file (dir + "/" + path).
   std::string filePath(const std::string &relativePath) const;
+
+  /// The artifact's tokenizer (schema 1.1), loaded and checked against the
+  /// model's vocabulary; nullopt when it has none.
+  StatusOr<std::optional<ckpt::Tokenizer>> loadTokenizer() const;
 
 private:
   Artifact() = default;
