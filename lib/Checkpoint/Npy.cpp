@@ -77,32 +77,61 @@ Status jamba::ckpt::readNpyF32(const std::string &path,
     return makeError(path, ": only little-endian float32 C-order arrays are "
                            "supported");
   size_t open = header.find("'shape': (");
-  size_t close = header.find(')', open);
+  size_t close = open == std::string::npos ? open : header.find(')', open);
   if (open == std::string::npos || close == std::string::npos)
     return makeError(path, ": header has no shape");
+  // The tuple's items: decimal integers, separated by commas, with a
+  // trailing comma allowed ("(3,)", "()"); anything else is refused rather
+  // than read as some other number.
   shape.clear();
   std::string dims = header.substr(open + 10, close - open - 10);
+  constexpr int64_t kMaxElements = int64_t(1) << 40;
   int64_t count = 1;
-  for (size_t pos = 0; pos < dims.size();) {
+  size_t pos = 0;
+  while (true) {
     size_t comma = dims.find(',', pos);
     std::string item = dims.substr(
         pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (item.find_first_not_of(' ') != std::string::npos) {
-      char *end = nullptr;
-      long long d = std::strtoll(item.c_str(), &end, 10);
-      if (d < 0 || d > (int64_t(1) << 40))
-        return makeError(path, ": bad dimension '", item, "'");
-      shape.push_back(d);
-      count *= d;
-      if (count > (int64_t(1) << 40))
-        return makeError(path, ": array too large");
+    size_t first = item.find_first_not_of(' ');
+    bool last = comma == std::string::npos;
+    if (first == std::string::npos) {
+      // An empty item is the end of "(3,)" or "()", nothing else.
+      if (!last)
+        return makeError(path, ": bad shape '(", dims, ")'");
+      break;
     }
-    if (comma == std::string::npos)
+    item = item.substr(first, item.find_last_not_of(' ') + 1 - first);
+    if (item.size() > 13 ||
+        item.find_first_not_of("0123456789") != std::string::npos)
+      return makeError(path, ": bad dimension '", item, "' in shape '(", dims,
+                       ")'");
+    int64_t d = std::stoll(item);
+    shape.push_back(d);
+    if (d != 0 && count > kMaxElements / d)
+      return makeError(path, ": array too large (shape '(", dims, ")')");
+    count *= d;
+    if (last)
       break;
     pos = comma + 1;
   }
-  values.resize(count);
-  if (!in.read(reinterpret_cast<char *>(values.data()), count * sizeof(float)))
+  // The data must be exactly the array: check the file's size before
+  // allocating what the header claims.
+  std::streampos dataStart = in.tellg();
+  in.seekg(0, std::ios::end);
+  std::streampos fileEnd = in.tellg();
+  if (dataStart < 0 || fileEnd < dataStart)
+    return makeError(path, ": cannot read its size");
+  uint64_t dataBytes = static_cast<uint64_t>(fileEnd - dataStart);
+  uint64_t needed = static_cast<uint64_t>(count) * sizeof(float);
+  if (dataBytes != needed)
+    return makeError(path, ": holds ", dataBytes,
+                     " bytes of data, but its "
+                     "shape '(",
+                     dims, ")' needs ", needed);
+  in.seekg(dataStart);
+  values.resize(static_cast<size_t>(count));
+  if (count > 0 && !in.read(reinterpret_cast<char *>(values.data()),
+                            static_cast<std::streamsize>(needed)))
     return makeError(path, ": truncated data");
   return Status::success();
 }
