@@ -151,17 +151,65 @@ def mutate(text, rng):
     return "\n".join(lines)
 
 
+def upstream_fails(mlir_opt, mutant, timeout):
+    """Whether upstream mlir-opt, parsing and verifying only, dies too."""
+    if not os.access(mlir_opt, os.X_OK):
+        return False
+    try:
+        p = subprocess.run([mlir_opt, "-", "-o", os.devnull,
+                            "-allow-unregistered-dialect"],
+                           input=mutant.encode(), capture_output=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return True
+    err = p.stderr.decode(errors="replace")
+    return p.returncode < 0 or any(k in err for k in FATAL_MARKERS)
+
+
+def note_valid_refusal(args, mutant, flags, err, seen):
+    """Records a pipeline's error on a mutant that parses and verifies.
+
+    A pass that refuses such input should say why in its own words; the
+    summary lists each distinct first line, so that a pass failing on valid
+    IR with a confusing message (or an upstream pattern's) is seen.
+    """
+    p = subprocess.run([args.jamba_opt, "-", "-o", os.devnull] +
+                       [f for f in flags if f == "-allow-unregistered-dialect"],
+                       input=mutant.encode(), capture_output=True,
+                       timeout=args.timeout)
+    if p.returncode != 0:
+        return
+    first = next((l for l in err.splitlines() if "error:" in l), "")
+    msg = re.sub(r"^.*?error: ", "", first)
+    msg = re.sub(r"\d+", "N", msg)[:160]
+    count, path = seen.get(msg, (0, None))
+    if path is None:
+        os.makedirs(os.path.join(args.out, "refused-valid"), exist_ok=True)
+        path = os.path.join(args.out, "refused-valid",
+                            "%d.mlir" % (len(seen) + 1))
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("// %s\n" % " ".join([args.jamba_opt, path] + flags))
+            f.write(mutant)
+    seen[msg] = (count + 1, path)
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jamba-opt", default=os.path.join(root, "build", "bin",
                                                         "jamba-opt"))
+    ap.add_argument("--mlir-opt", default="/usr/lib/llvm-22/bin/mlir-opt",
+                    help="upstream mlir-opt: a mutant it dies on too (parsed "
+                    "and verified, no passes) is upstream's")
     ap.add_argument("--mutants", type=int, default=20,
                     help="mutants per chunk and pipeline (default 20)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--out", default=os.path.join(root, "build-fuzz",
                                                   "ir-crashes"))
+    ap.add_argument("--valid-refusals", action="store_true",
+                    help="also list the pipelines' errors on mutants that "
+                    "parse and verify, by message")
     ap.add_argument("tests", nargs="*")
     args = ap.parse_args()
     if not os.access(args.jamba_opt, os.X_OK):
@@ -174,7 +222,8 @@ def main():
         for f in files if f.endswith(".mlir"))
     rng = random.Random(args.seed)
     os.makedirs(args.out, exist_ok=True)
-    runs = refused = found = 0
+    runs = refused = found = upstream = 0
+    valid_refusals = {}
     for test in tests:
         flags_list = pipelines(test)
         if not flags_list:
@@ -203,6 +252,14 @@ def main():
                              any(k in err for k in FATAL_MARKERS))
                     if not fatal:
                         refused += rc != 0
+                        if rc != 0 and args.valid_refusals:
+                            note_valid_refusal(args, mutant, flags, err,
+                                               valid_refusals)
+                        continue
+                    if upstream_fails(args.mlir_opt, mutant, args.timeout):
+                        # Upstream MLIR's parser or verifiers die on it too:
+                        # not this project's to fix. Counted, not failed.
+                        upstream += 1
                         continue
                     found += 1
                     name = "%s-%d-%d.mlir" % (
@@ -217,7 +274,14 @@ def main():
                     print("FOUND %s (rc %s): %s" % (path, rc, first[0]))
                     sys.stdout.flush()
     print("mutate-ir: %d runs, %d refused with an error, %d crashes or "
-          "hangs" % (runs, refused, found))
+          "hangs, %d more in upstream MLIR's parser or verifiers" %
+          (runs, refused, found, upstream))
+    if valid_refusals:
+        print("pass errors on input that verifies (first line of the first "
+              "error, how many, an example):")
+        for msg, (count, path) in sorted(valid_refusals.items(),
+                                         key=lambda kv: -kv[1][0]):
+            print("  %4d  %s\n        %s" % (count, msg, path))
     return 1 if found else 0
 
 
