@@ -14,7 +14,11 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
 #include "llvm/ADT/StringSwitch.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -292,4 +296,17 @@ mlir::jamba::importJambaModel(MLIRContext *context, const JambaConfig &config,
   if (failed(verify(*module)))
     return failure();
   return module;
+}
+
+OwningOpRef<ModuleOp> mlir::jamba::parseModuleFile(StringRef path,
+                                                   llvm::SourceMgr &sourceMgr,
+                                                   MLIRContext *context) {
+  std::string error;
+  std::unique_ptr<llvm::MemoryBuffer> file = openInputFile(path, &error);
+  if (!file) {
+    emitError(FileLineColLoc::get(context, path, 0, 0)) << error;
+    return nullptr;
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  return parseSourceFile<ModuleOp>(sourceMgr, ParserConfig(context));
 }

@@ -434,14 +434,58 @@ bool allFloatTensorsBF16(const ckpt::Checkpoint &checkpoint) {
 
 } // namespace
 
+/// Checks that a user's `module` has jamba-import's entry points and that
+/// their logits are as wide as the checkpoint's vocabulary (the runtime reads
+/// the config's vocab_size columns).
+LogicalResult checkUserModule(ModuleOp module,
+                              const ckpt::JambaConfig &config) {
+  for (const char *name : kEntryPoints) {
+    auto func = module.lookupSymbol<func::FuncOp>(name);
+    if (!func || func.isExternal())
+      return emitError(module.getLoc())
+             << "the module has no @" << name
+             << " (jamba-compile --module takes jamba-import's form: "
+                "@prefill and @decode)";
+    auto logits = func.getNumResults() == 0
+                      ? RankedTensorType()
+                      : dyn_cast<RankedTensorType>(func.getResultTypes()[0]);
+    if (!logits || logits.getRank() != 3)
+      return func.emitError()
+             << "@" << name
+             << "'s first result must be the logits, a [batch, seq, vocab] "
+                "tensor";
+    if (logits.getDimSize(2) != config.vocabSize)
+      return func.emitError()
+             << "@" << name << "'s logits have "
+             << (logits.isDynamicDim(2) ? std::string("a dynamic number of")
+                                        : std::to_string(logits.getDimSize(2)))
+             << " columns, but the checkpoint's vocab_size is "
+             << config.vocabSize;
+  }
+  return success();
+}
+
 LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
                                              const std::string &checkpointDir,
                                              const std::string &outDir,
-                                             const CompileOptions &options) {
+                                             const CompileOptions &options,
+                                             ModuleOp userModule) {
   Location loc = FileLineColLoc::get(context, checkpointDir, 0, 0);
   auto fail = [&](const std::string &message) {
     return LogicalResult(emitError(loc) << message);
   };
+  // A module brings its own weight types and layout.
+  if (userModule) {
+    if (options.expertsInt8)
+      return fail("--experts-int8 does not apply to a module: quantize the "
+                  "checkpoint (jamba-quantize) and import that");
+    if (options.weightDtype != "auto")
+      return fail("--weight-dtype does not apply to a module: its argument "
+                  "types decide");
+    if (options.tensorParallel != 1 || options.expertParallel != 1)
+      return fail("a module is compiled for one rank: --tensor-parallel and "
+                  "--expert-parallel need the importer's model");
+  }
   // The target: the CPU, or CUDA host code plus NVVM kernels.
   std::string chip;
   if (options.target != "cpu") {
@@ -511,11 +555,15 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
                 std::to_string(layout.tp) + " and " +
                 std::to_string(layout.ep));
   const int64_t ranks = layout.tp * layout.ep;
-  auto imported = importModelForCheckpoint(context, source->config(), import,
-                                           loc, layout.tp, layout.ep);
+  FailureOr<OwningOpRef<ModuleOp>> imported = OwningOpRef<ModuleOp>();
+  if (!userModule)
+    imported = importModelForCheckpoint(context, source->config(), import, loc,
+                                        layout.tp, layout.ep);
   if (failed(imported))
     return failure();
-  ModuleOp module = **imported;
+  ModuleOp module = userModule ? userModule : **imported;
+  if (userModule && failed(checkUserModule(module, source->config())))
+    return failure();
 
   // Tensor parallelism: every rank runs the same code over its shard of
   // the weights (jamba-shard); the recipes say how to cut each weight.
@@ -567,6 +615,14 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // The manifest's entry points, buffers, kernels and weights.
   rt::ArtifactManifest manifest;
   manifest.generator = "jamba-compile (jamba-mlir)";
+  // A module decides the computation; the config below stays the
+  // checkpoint's. The generator says where the code came from.
+  if (userModule) {
+    manifest.generator += " --module";
+    if (auto file = dyn_cast<FileLineColLoc>(userModule.getLoc()))
+      manifest.generator +=
+          " " + llvm::sys::path::filename(file.getFilename().getValue()).str();
+  }
   manifest.setModelConfig(source->config());
   if (cuda) {
     manifest.target.kind = rt::TargetDesc::Kind::Cuda;

@@ -1,7 +1,8 @@
 //===- jamba-compile.cpp - Checkpoint to artifact -------------------------===//
 //
 // Part of jamba-mlir.
-//   jamba-compile CKPT_DIR -o OUT [--target cpu|cuda:sm_NN] [--gpu-format F]
+//   jamba-compile CKPT_DIR [--module M.mlir] -o OUT
+//                 [--target cpu|cuda:sm_NN] [--gpu-format F]
 //                 [--dump-ptx DIR] [--experts-int8 [--dense-mlp]]
 //                 [--max-batch N] [--max-seq N] [--max-context N] [--force]
 // compiles a Hugging Face Jamba checkpoint into an artifact directory
@@ -29,6 +30,12 @@ namespace cl = llvm::cl;
 
 static cl::opt<std::string> checkpointDir(cl::Positional, cl::Required,
                                           cl::desc("<checkpoint dir>"));
+static cl::opt<std::string> modulePath(
+    "module",
+    cl::desc("Compile this .mlir module (jamba-import's form, e.g. after "
+             "jamba-opt passes) instead of importing the checkpoint's "
+             "config; its weights are read from the checkpoint by name"),
+    cl::value_desc("M.mlir"), cl::init(""));
 static cl::opt<std::string> outDir("o", cl::Required,
                                    cl::desc("Output artifact directory"),
                                    cl::value_desc("dir"));
@@ -193,8 +200,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   auto start = std::chrono::steady_clock::now();
+  OwningOpRef<ModuleOp> module;
+  if (!modulePath.empty()) {
+    module = mlir::jamba::parseModuleFile(modulePath, sourceMgr, &context);
+    if (!module)
+      return 1; // The error is reported, with its location.
+  }
   if (failed(mlir::jamba::compileCheckpoint(&context, checkpointDir, outDir,
-                                            options)))
+                                            options, module.get())))
     return 1;
   llvm::errs() << llvm::format(
       "jamba-compile: wrote %s in %.2f s\n", outDir.c_str(),

@@ -26,7 +26,6 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/Parser/Parser.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
@@ -145,10 +144,9 @@ static int run(int argc, char **argv) {
   SourceMgrDiagnosticHandler diagnostics(sourceMgr, &context);
   OwningOpRef<ModuleOp> module;
   if (!modulePath.empty()) {
-    module = parseSourceFile<ModuleOp>(modulePath, sourceMgr,
-                                       ParserConfig(&context));
+    module = mlir::jamba::parseModuleFile(modulePath, sourceMgr, &context);
     if (!module)
-      return 1; // The parser has reported the error with its location.
+      return 1; // The error is reported, with its location.
   } else {
     auto imported = mlir::jamba::importModelForCheckpoint(
         &context, checkpoint->config(), mlir::jamba::ImportOptions(),

@@ -16,6 +16,10 @@
 #include "mlir/IR/OwningOpRef.h"
 #include "mlir/Support/LLVM.h"
 
+namespace llvm {
+class SourceMgr;
+} // namespace llvm
+
 namespace mlir::jamba {
 
 // The argument and result attributes the importer writes (jamba.weight,
@@ -53,6 +57,15 @@ importJambaModel(MLIRContext *context, const ::jamba::ckpt::JambaConfig &config,
 /// Loads the dialects of the importer's output and of its decompositions
 /// (jamba, func, arith, math, tensor): what the reference interpreter runs.
 void loadImportDialects(MLIRContext *context);
+
+/// Parses the .mlir file at `path` ("-": standard input), e.g. the
+/// importer's output after jamba-opt passes. Syntax and verifier errors go
+/// through the context's diagnostic handler with their locations in
+/// `sourceMgr`'s buffer; a file that cannot be read is an error naming it.
+/// Returns null on failure.
+OwningOpRef<ModuleOp> parseModuleFile(StringRef path,
+                                      llvm::SourceMgr &sourceMgr,
+                                      MLIRContext *context);
 
 } // namespace mlir::jamba
 

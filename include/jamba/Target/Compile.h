@@ -13,6 +13,7 @@
 
 #include "jamba/Target/CpuTarget.h"
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
 
 #include <cstdint>
@@ -70,10 +71,20 @@ struct CompileOptions {
 /// Compiles the checkpoint in `checkpointDir` into an artifact directory
 /// `outDir`. Errors are emitted as diagnostics (naming the file, tensor or
 /// field) and yield failure; nothing is left at `outDir` on failure.
+///
+/// The model is imported from the checkpoint's config, or is `module` when
+/// given: IR of jamba-import's form (entry points @prefill and @decode,
+/// weights as arguments named by `jamba.weight`), e.g. after jamba-opt
+/// passes. Its weights are then read from the checkpoint by those names and
+/// converted to the arguments' types; it must be single-rank, and
+/// expertsInt8 and weightDtype do not apply (quantize the checkpoint with
+/// jamba-quantize and import that; the module's types decide). `module` is
+/// lowered in place.
 LogicalResult compileCheckpoint(MLIRContext *context,
                                 const std::string &checkpointDir,
                                 const std::string &outDir,
-                                const CompileOptions &options);
+                                const CompileOptions &options,
+                                ModuleOp module = {});
 
 } // namespace mlir::jamba
 
