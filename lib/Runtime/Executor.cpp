@@ -825,7 +825,7 @@ Status Executor::prepare(const SessionOptions &options) {
 
   // Buffers: state and io get their own zeroed allocation; temps the arena.
   buffers.assign(m.buffers.size(), nullptr);
-  rowBytes.assign(m.buffers.size(), 0);
+  rowBytes.assign(m.buffers.size(), std::nullopt);
   for (size_t i = 0; i < m.buffers.size(); ++i) {
     const BufferDesc &b = m.buffers[i];
     if (b.kind == BufferDesc::Kind::Temp)
@@ -1019,10 +1019,10 @@ Status Executor::zeroStates(int64_t firstRow, int64_t count) {
       continue;
     void *start = buffers[i];
     uint64_t bytes = memPlan.bufferBytes[i];
-    if (rowBytes[i] != 0 && firstRow >= 0 && count >= 0 &&
+    if (rowBytes[i] && firstRow >= 0 && count >= 0 &&
         firstRow + count <= boundBatch) {
-      start = offsetAddress(buffers[i], uint64_t(firstRow) * rowBytes[i]);
-      bytes = uint64_t(count) * rowBytes[i];
+      start = offsetAddress(buffers[i], uint64_t(firstRow) * *rowBytes[i]);
+      bytes = uint64_t(count) * *rowBytes[i];
     }
     if (!cudaSession) {
       std::memset(start, 0, bytes);
@@ -1065,15 +1065,15 @@ Status Executor::run(std::string_view name, const CallDims &dims) {
       if (slot.kind == ArgSlot::Kind::Dim) {
         std::memcpy(&ps.values[a], &dimValues[slot.dim], sizeof(int64_t));
       } else if (slot.kind == ArgSlot::Kind::Buffer && slot.rowOffset) {
-        if (partial && rowBytes[slot.buffer] == 0)
+        if (partial && !rowBytes[slot.buffer])
           return makeError("entry point '", name, "': state buffer '",
                            m.buffers[slot.buffer].id,
                            "' does not lead with the batch dim, so rows ",
                            dims.firstRow, "..", dims.firstRow + dims.batch - 1,
                            " of ", boundBatch, " cannot run alone");
-        void *address =
-            offsetAddress(buffers[slot.buffer],
-                          uint64_t(dims.firstRow) * rowBytes[slot.buffer]);
+        void *address = offsetAddress(buffers[slot.buffer],
+                                      uint64_t(dims.firstRow) *
+                                          rowBytes[slot.buffer].value_or(0));
         std::memcpy(&ps.values[a], &address, sizeof(address));
       }
     }

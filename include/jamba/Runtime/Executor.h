@@ -293,7 +293,10 @@ private:
   std::vector<int> copyFds;
   std::vector<void *> allocations; ///< CPU: owned, freed in the destructor.
   std::vector<void *> buffers;     ///< Per manifest buffer (temp: nullptr).
-  std::vector<uint64_t> rowBytes;  ///< Per state buffer; 0: not batch-major.
+  /// Per state buffer whose first dim is the batch: the bytes of one row
+  /// (0 for an empty state, e.g. the conv state of d_conv 1); none: the
+  /// buffer is not batch-major.
+  std::vector<std::optional<uint64_t>> rowBytes;
   void *arena = nullptr;
   std::vector<std::vector<int64_t>> arenaOffsets; ///< Per prepared entry.
   std::vector<PreparedEntry> entries;
