@@ -316,9 +316,13 @@ std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
 }
 
 /// Copies rank `rank`'s slice of `full` (row-major over recipe.fullShape).
+/// A "tp0" tensor (a row-parallel GEMM's bias, added once to the group's
+/// sum) is whole on the group's first rank and zeros on the others.
 std::vector<float> slice(const std::vector<float> &full,
                          const ShardRecipe &recipe, const RankLayout &layout,
                          int64_t rank) {
+  if (llvm::is_contained(recipe.modes, "tp0") && layout.tensorIndex(rank) != 0)
+    return std::vector<float>(full.size(), 0.0f);
   std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, layout, rank);
   size_t dims = idx.size();
   std::vector<int64_t> strides(dims, 1);

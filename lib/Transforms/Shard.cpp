@@ -48,9 +48,11 @@ using namespace mlir::jamba;
 namespace {
 
 /// The per-dimension modes of a checkpoint tensor, by name (its
-/// ExpertsInt8 `_scale` drops the weight's last dimension).
-SmallVector<StringRef> modesFor(StringRef name, bool &unsupported) {
-  unsupported = false;
+/// ExpertsInt8 `_scale` drops the weight's last dimension): "tp" split over
+/// the tensor-parallel ranks, "ep" over the expert groups, "kv" by kv head,
+/// "halves" each half split over "tp", "tp0" whole on the first rank of each
+/// tensor-parallel group and zeros on the others, "" whole.
+SmallVector<StringRef> modesFor(StringRef name) {
   bool scale = name.consume_back(kScaleSuffix);
   auto drop = [&](SmallVector<StringRef> m) {
     if (scale)
@@ -78,11 +80,10 @@ SmallVector<StringRef> modesFor(StringRef name, bool &unsupported) {
     return drop({"", "tp"});
   if (name.ends_with("mamba.dt_proj.weight") || name.ends_with("mamba.A_log"))
     return drop({"tp", ""});
-  if (name.ends_with("mamba.out_proj.bias")) {
-    // Added once after the all-reduce, not by every rank: not done yet.
-    unsupported = true;
-    return {};
-  }
+  // The bias of a row-parallel GEMM must be added once to the sum over the
+  // group, not by every rank: rank 0 of the group adds it.
+  if (name.ends_with("mamba.out_proj.bias"))
+    return {"tp0"};
   bool expert = name.contains(".experts.");
   if (name.ends_with("gate_proj.weight") || name.ends_with("up_proj.weight"))
     return drop(expert ? SmallVector<StringRef>{"ep", "tp", ""}
@@ -207,11 +208,7 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
     auto name = func.getArgAttrOfType<StringAttr>(i, kWeightAttrName);
     if (!name)
       continue;
-    bool unsupported;
-    SmallVector<StringRef> modes = modesFor(name.getValue(), unsupported);
-    if (unsupported)
-      return fail(func, "cannot shard '" + name.getValue() +
-                            "' yet (a row-parallel bias)");
+    SmallVector<StringRef> modes = modesFor(name.getValue());
     if (modes.empty())
       continue;
     auto type = dyn_cast<RankedTensorType>(argTypes[i]);
@@ -225,7 +222,7 @@ LogicalResult JambaShardPass::shard(func::FuncOp func) {
                             Twine(modes.size()));
     SmallVector<int64_t> local(type.getShape());
     for (auto [d, mode] : llvm::enumerate(modes)) {
-      if (mode.empty())
+      if (mode.empty() || mode == "tp0")
         continue;
       int64_t size = local[d];
       if (ShapedType::isDynamic(size))
