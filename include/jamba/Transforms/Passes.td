@@ -200,7 +200,9 @@ def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
     sharded weight argument takes its per-rank shape and a `jamba.shard =
     {modes = [...], shape = [...]}` recipe (its checkpoint shape; per
     dimension "" whole, "tp" block r of tp, "halves" block r of each half,
-    "kv" kv-head rows, replicated when kv heads < tp); states take d_inner /
+    "kv" kv-head rows, replicated when kv heads < tp, "tp0" whole on the
+    first rank of each tensor-parallel group and zeros on the others: the
+    Mamba out_proj bias, which the all-reduce then adds once); states take d_inner /
     tp channels or the rank's kv heads; attention gets its local head
     counts; Mamba mixers get `x_proj_all_reduce`; and the outputs of the
     attention, Mamba, MLP and MoE layers are summed over the ranks with
@@ -228,8 +230,7 @@ def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
 
     Refused with a diagnostic: heads not divisible by tp, kv heads and tp
     neither dividing the other, experts not divisible by ep (or ep > 1
-    without MoE layers), a dimension that does not split evenly, a Mamba
-    out_proj bias (row-parallel bias: not supported yet).
+    without MoE layers), a dimension that does not split evenly.
   }];
   let options = [
     Option<"tensorParallel", "tensor-parallel", "int64_t", /*default=*/"1",
