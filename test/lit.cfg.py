@@ -17,6 +17,8 @@ config.test_exec_root = os.path.join(config.jamba_obj_root, "test")
 
 config.substitutions.append(("%PATH%", config.environment["PATH"]))
 config.substitutions.append(("%shared", config.jamba_shared_dir))
+config.substitutions.append(("%jamba_src", config.jamba_src_root))
+config.substitutions.append(("%jamba_bin", config.jamba_tools_dir))
 config.substitutions.append(("%models", os.path.join(config.jamba_shared_dir,
                                                      "models")))
 

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Compiles random model configurations and compares them with the reference.
+
+Differential testing of the whole compiler: each round draws a Jamba config
+within what config.json allows (hidden sizes, heads and kv heads, head
+dimensions, layer schedules, experts and top-k, Mamba state, conv width,
+expansion and dt rank, biases, tied embeddings, vocabulary), writes a seeded
+random checkpoint (jamba-make-checkpoint, f32 or bf16), compiles it in one or
+more variants (jamba-compile: the CPU kernels, ExpertsInt8, and the CUDA
+backend's kernels run on the CPU with --cpu-with-gpu-kernels, also with
+tensor cores emulated), runs a random prompt at batch 1 and as several
+sequences prefilled in random chunks, and compares every row of logits with
+jamba-interpret fed the same tokens (teacher forcing), as scripts/gpu-check.sh
+does. A run is refused when a row's max relative error exceeds the variant's
+tolerance, or a chosen id is neither the reference's argmax nor a near-tie
+(routing swaps at a near-tie excepted, jamba-compare-logits
+--routing-margins). A failing round keeps its directory (config, checkpoint
+seed, commands, output) and the script exits 1.
+
+    fuzz/random-models.py [--rounds 10] [--seed 1] [--variants 2]
+                          [--bin build/bin] [--out build-fuzz/random-models]
+
+The draws come from --seed: the same seed gives the same configs, prompts
+and variants.
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+def variant(compile_flags, dtype, quantized=False, expert_inputs="f32",
+            tolerance=1e-4, run_flags=(), applies=lambda c: True):
+    """How a round compiles, runs and checks one variant."""
+    return dict(compile=list(compile_flags), dtype=dtype, quantized=quantized,
+                expert_inputs=expert_inputs, tolerance=tolerance,
+                run=list(run_flags), applies=applies)
+
+
+def tensor_parallel_splits(c):
+    """jamba-shard's rules for 2 ranks (docs/Sharding.md): heads, kv heads,
+    the Mamba inner width and the MLP width split evenly."""
+    return (c["num_attention_heads"] % 2 == 0 and
+            c["num_key_value_heads"] % 2 == 0 and
+            c["intermediate_size"] % 2 == 0 and
+            (c["hidden_size"] * c["mamba_expand"]) % 2 == 0)
+
+
+VARIANTS = {
+    "f32": variant([], "f32"),
+    "f32-int8": variant(["--experts-int8"], "f32", quantized=True),
+    "bf16": variant([], "bf16"),
+    "bf16-int8": variant(["--experts-int8"], "bf16", quantized=True),
+    "gpu-kernels": variant(["--cpu-with-gpu-kernels"], "f32"),
+    "gpu-kernels-int8": variant(
+        ["--cpu-with-gpu-kernels", "--experts-int8",
+         "--gpu-expert-grouped-rows", "0"], "bf16", quantized=True),
+    # Tensor cores (emulated): bf16 operands, hence bf16's tolerance; the
+    # reference rounds the expert inputs as the kernel does.
+    "gpu-tensor-cores": variant(
+        ["--cpu-with-gpu-kernels", "--experts-int8", "--gpu-tensor-cores",
+         "--gpu-expert-grouped-rows", "0"], "bf16", quantized=True,
+        expert_inputs="bf16", tolerance=2e-2),
+    # Two ranks as threads of one process (jamba-run --ranks 2): sharded
+    # output must equal unsharded output.
+    "tensor-parallel": variant(["--tensor-parallel", "2"], "f32",
+                               run_flags=["--ranks", "2"],
+                               applies=tensor_parallel_splits),
+    "expert-parallel": variant(
+        ["--expert-parallel", "2", "--experts-int8"], "f32", quantized=True,
+        run_flags=["--ranks", "2"],
+        applies=lambda c: c["num_experts"] % 2 == 0),
+}
+
+
+def random_config(rng, base):
+    c = dict(base)
+    heads = rng.choice([1, 2, 3, 4, 6, 8])
+    c["num_attention_heads"] = heads
+    c["num_key_value_heads"] = rng.choice(
+        [d for d in range(1, heads + 1) if heads % d == 0])
+    c["hidden_size"] = heads * rng.choice([4, 8, 12, 16, 20, 32])
+    c["intermediate_size"] = rng.randint(3, 100)
+    c["num_hidden_layers"] = rng.randint(1, 6)
+    c["attn_layer_period"] = rng.randint(1, 4)
+    c["attn_layer_offset"] = rng.randrange(c["attn_layer_period"])
+    c["expert_layer_period"] = rng.randint(1, 3)
+    c["expert_layer_offset"] = rng.randrange(c["expert_layer_period"])
+    c["num_experts"] = rng.randint(1, 6)
+    c["num_experts_per_tok"] = rng.randint(1, min(3, c["num_experts"]))
+    c["mamba_d_state"] = rng.randint(1, 20)
+    c["mamba_d_conv"] = rng.randint(1, 5)
+    c["mamba_expand"] = rng.randint(1, 3)
+    c["mamba_dt_rank"] = rng.choice([rng.randint(1, 12), "auto"])
+    c["mamba_conv_bias"] = rng.random() < 0.7
+    c["mamba_proj_bias"] = rng.random() < 0.3
+    c["tie_word_embeddings"] = rng.random() < 0.3
+    c["vocab_size"] = rng.randint(8, 300)
+    c["rms_norm_eps"] = rng.choice([1e-6, 1e-5, 1e-3])
+    c["bos_token_id"], c["eos_token_id"], c["pad_token_id"] = 1, 2, 0
+    return c
+
+
+def run(cmd, log, **kw):
+    log.write("$ " + " ".join(cmd) + "\n")
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    log.write(p.stdout + p.stderr)
+    return p
+
+
+def one_round(args, rng, index, out):
+    base = json.load(open(args.base))
+    config = random_config(rng, base)
+    names = [n for n in sorted(VARIANTS) if VARIANTS[n]["applies"](config)]
+    names = rng.sample(names, min(args.variants, len(names)))
+    d = os.path.join(out, "round-%d" % index)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    log = open(os.path.join(d, "log.txt"), "w")
+    json.dump(config, open(os.path.join(d, "config.json"), "w"), indent=2)
+    b = args.bin
+    vocab = config["vocab_size"]
+    # Short prompts, and long ones (the GPU kernels' scan splits more than
+    # 64 steps into chunks; the expert GEMMs group more than 64 rows).
+    prompts = [",".join(str(rng.randrange(vocab)) for _ in range(
+        rng.choice([rng.randint(1, 40), rng.randint(60, 200)])))
+               for _ in range(rng.randint(2, 3))]
+    new_tokens = rng.randint(1, 10)
+    chunk = rng.choice([rng.randint(1, 16), rng.randint(17, 256)])
+    failures = []
+    for name in names:
+        v = VARIANTS[name]
+        flags, dtype, quantized = v["compile"], v["dtype"], v["quantized"]
+        expert_inputs, tol = v["expert_inputs"], v["tolerance"]
+        ckpt = os.path.join(d, "ckpt-" + dtype)
+        if not os.path.isdir(ckpt):
+            p = run([b + "/jamba-make-checkpoint", os.path.join(d, "config.json"),
+                     ckpt, "--seed", str(index), "--dtype", dtype], log)
+            if p.returncode:
+                failures.append("%s: jamba-make-checkpoint failed" % name)
+                continue
+        ref_ckpt = ckpt
+        if quantized:
+            ref_ckpt = ckpt + "-q8"
+            if not os.path.isdir(ref_ckpt):
+                run([b + "/jamba-quantize", ckpt, ref_ckpt], log)
+        art = os.path.join(d, "art-" + name)
+        p = run([b + "/jamba-compile", ckpt, "-o", art, "--force",
+                 "--max-context", "512", "--max-seq", "256"] + flags, log)
+        if p.returncode:
+            failures.append("%s: jamba-compile failed: %s" % (
+                name, (p.stderr.strip().splitlines() or ["?"])[-1]))
+            continue
+        runs = [("batch1", [prompts[0]], [])]
+        runs.append(("multi", prompts, ["--seq", str(chunk)]))
+        for label, ps, extra in runs:
+            npy = os.path.join(d, "%s-%s.npy" % (name, label))
+            cmd = [b + "/jamba-run", art, "-n", str(new_tokens), "--ignore-eos",
+                   "--logits-out", npy] + extra + v["run"]
+            for q in ps:
+                cmd += ["--prompt-ids", q]
+            p = run(cmd, log, timeout=600)
+            if p.returncode:
+                failures.append("%s %s: jamba-run failed: %s" % (
+                    name, label, (p.stderr.strip().splitlines() or ["?"])[-1]))
+                continue
+            ids = p.stdout.strip().splitlines()
+            for i, q in enumerate(ps):
+                test = npy if len(ps) == 1 else npy[:-4] + ".%d.npy" % i
+                ref = test[:-4] + ".ref.npy"
+                margins = test[:-4] + ".margins.npy"
+                r = run([b + "/jamba-interpret", ref_ckpt, "--prompt-ids",
+                         q + "," + ids[i], "-n", "0", "--expert-inputs",
+                         expert_inputs, "--logits-out", ref,
+                         "--routing-margins-out", margins], log)
+                if r.returncode:
+                    failures.append("%s %s: jamba-interpret failed" % (
+                        name, label))
+                    continue
+                c = run([b + "/jamba-compare-logits", test, ref,
+                         "--tolerance", str(tol), "--chosen-ids", ids[i],
+                         "--ids-from-row", str(len(q.split(",")) - 1),
+                         "--routing-margins", margins,
+                         "--routing-tolerance", str(tol / 4)], log)
+                if c.returncode:
+                    failures.append("%s %s seq %d: %s" % (
+                        name, label, i, (c.stdout + c.stderr).strip()
+                        .splitlines()[-1]))
+    log.close()
+    summary = ("heads %d/%d hidden %d layers %d experts %d top-%d d_state %d "
+               "d_conv %d expand %d dt_rank %s vocab %d" % (
+                   config["num_attention_heads"],
+                   config["num_key_value_heads"], config["hidden_size"],
+                   config["num_hidden_layers"], config["num_experts"],
+                   config["num_experts_per_tok"], config["mamba_d_state"],
+                   config["mamba_d_conv"], config["mamba_expand"],
+                   config["mamba_dt_rank"], config["vocab_size"]))
+    if failures:
+        print("round %d FAILED (%s; %s): kept %s" % (
+            index, summary, ", ".join(names), d))
+        for f in failures:
+            print("  " + f)
+    else:
+        print("round %d ok (%s; %s)" % (index, summary, ", ".join(names)))
+        if not args.keep:
+            shutil.rmtree(d, ignore_errors=True)
+    sys.stdout.flush()
+    return not failures
+
+
+def main():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--variants", type=int, default=2,
+                    help="variants compiled per config (default 2, drawn "
+                    "from %s)" % ", ".join(sorted(VARIANTS)))
+    ap.add_argument("--bin", default=os.path.join(root, "build", "bin"))
+    ap.add_argument("--base", default=os.path.join(root, "examples", "models",
+                                                   "jamba-tiny.json"),
+                    help="the config whose other keys the draws keep")
+    ap.add_argument("--out", default=os.path.join(root, "build-fuzz",
+                                                  "random-models"))
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the directories of rounds that pass too")
+    args = ap.parse_args()
+    for tool in ("jamba-make-checkpoint", "jamba-compile", "jamba-run",
+                 "jamba-interpret", "jamba-compare-logits", "jamba-quantize"):
+        if not os.access(os.path.join(args.bin, tool), os.X_OK):
+            sys.exit("random-models: no %s in %s (build it, or pass --bin)" %
+                     (tool, args.bin))
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    failed = 0
+    for i in range(args.rounds):
+        failed += not one_round(args, rng, i, args.out)
+    print("random-models: %d rounds, %d failed" % (args.rounds, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
