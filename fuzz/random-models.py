@@ -18,7 +18,8 @@ tolerance, or a chosen id is neither the reference's argmax nor a near-tie
 seed, commands, output) and the script exits 1.
 
     fuzz/random-models.py [--rounds 10] [--seed 1] [--variants 2]
-                          [--bin build/bin] [--out build-fuzz/random-models]
+                          [--only VARIANT,...] [--bin build/bin]
+                          [--out build-fuzz/random-models]
 
 The draws come from --seed: the same seed gives the same configs, prompts
 and variants.
@@ -33,11 +34,20 @@ import subprocess
 import sys
 
 def variant(compile_flags, dtype, quantized=False, expert_inputs="f32",
-            tolerance=1e-4, run_flags=(), applies=lambda c: True):
-    """How a round compiles, runs and checks one variant."""
+            tolerance=1e-4, run_flags=(), applies=lambda c: True,
+            ptxas_archs=()):
+    """How a round compiles, runs and checks one variant. A CUDA variant
+    (`ptxas_archs`) is compiled for each architecture and its kernels
+    assembled by ptxas (scripts/ptxas-check.sh --no-spills), not run."""
     return dict(compile=list(compile_flags), dtype=dtype, quantized=quantized,
                 expert_inputs=expert_inputs, tolerance=tolerance,
-                run=list(run_flags), applies=applies)
+                run=list(run_flags), applies=applies,
+                ptxas_archs=list(ptxas_archs))
+
+
+PTXAS = next((p for p in [os.environ.get("PTXAS"), shutil.which("ptxas"),
+                          "/usr/local/cuda/bin/ptxas"]
+              if p and os.access(p, os.X_OK)), None)
 
 
 def tensor_parallel_splits(c):
@@ -69,6 +79,11 @@ VARIANTS = {
     "tensor-parallel": variant(["--tensor-parallel", "2"], "f32",
                                run_flags=["--ranks", "2"],
                                applies=tensor_parallel_splits),
+    # The CUDA backend: every kernel it emits for the config assembles
+    # without spills for sm_80 and sm_90 (needs ptxas; no GPU).
+    "cuda-ptxas": variant(["--experts-int8", "--gpu-tensor-cores"], "bf16",
+                          ptxas_archs=["sm_80", "sm_90"],
+                          applies=lambda c: PTXAS is not None),
     "expert-parallel": variant(
         ["--expert-parallel", "2", "--experts-int8"], "f32", quantized=True,
         run_flags=["--ranks", "2"],
@@ -111,10 +126,35 @@ def run(cmd, log, **kw):
     return p
 
 
+def check_ptxas(b, ckpt, d, name, v, log):
+    """Compiles `ckpt` for each of the variant's archs, dumping the PTX, and
+    assembles every module; returns the failures."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    failures = []
+    for arch in v["ptxas_archs"]:
+        ptx = os.path.join(d, "ptx-" + arch)
+        p = run([b + "/jamba-compile", ckpt, "-o",
+                 os.path.join(d, "art-%s-%s" % (name, arch)), "--force",
+                 "--target", "cuda:" + arch, "--dump-ptx", ptx] +
+                v["compile"], log)
+        if p.returncode:
+            failures.append("%s %s: jamba-compile failed: %s" % (
+                name, arch, (p.stderr.strip().splitlines() or ["?"])[-1]))
+            continue
+        p = run([os.path.join(root, "scripts", "ptxas-check.sh"),
+                 "--no-spills", ptx, arch], log,
+                env=dict(os.environ, PTXAS=PTXAS))
+        if p.returncode:
+            failures.append("%s %s: %s" % (
+                name, arch, " ".join(p.stderr.strip().splitlines()[:3])))
+    return failures
+
+
 def one_round(args, rng, index, out):
     base = json.load(open(args.base))
     config = random_config(rng, base)
-    names = [n for n in sorted(VARIANTS) if VARIANTS[n]["applies"](config)]
+    names = [n for n in sorted(VARIANTS) if VARIANTS[n]["applies"](config)
+             and (not args.only or n in args.only)]
     names = rng.sample(names, min(args.variants, len(names)))
     d = os.path.join(out, "round-%d" % index)
     shutil.rmtree(d, ignore_errors=True)
@@ -147,6 +187,9 @@ def one_round(args, rng, index, out):
             ref_ckpt = ckpt + "-q8"
             if not os.path.isdir(ref_ckpt):
                 run([b + "/jamba-quantize", ckpt, ref_ckpt], log)
+        if v["ptxas_archs"]:
+            failures += check_ptxas(b, ckpt, d, name, v, log)
+            continue
         art = os.path.join(d, "art-" + name)
         p = run([b + "/jamba-compile", ckpt, "-o", art, "--force",
                  "--max-context", "512", "--max-seq", "256"] + flags, log)
@@ -219,6 +262,8 @@ def main():
     ap.add_argument("--variants", type=int, default=2,
                     help="variants compiled per config (default 2, drawn "
                     "from %s)" % ", ".join(sorted(VARIANTS)))
+    ap.add_argument("--only", type=lambda v: v.split(","), default=[],
+                    help="draw the variants from these only (comma-separated)")
     ap.add_argument("--bin", default=os.path.join(root, "build", "bin"))
     ap.add_argument("--base", default=os.path.join(root, "examples", "models",
                                                    "jamba-tiny.json"),
@@ -228,6 +273,10 @@ def main():
     ap.add_argument("--keep", action="store_true",
                     help="keep the directories of rounds that pass too")
     args = ap.parse_args()
+    unknown = [v for v in args.only if v not in VARIANTS]
+    if unknown:
+        sys.exit("random-models: unknown variant %s (known: %s)" % (
+            ", ".join(unknown), ", ".join(sorted(VARIANTS))))
     for tool in ("jamba-make-checkpoint", "jamba-compile", "jamba-run",
                  "jamba-interpret", "jamba-compare-logits", "jamba-quantize"):
         if not os.access(os.path.join(args.bin, tool), os.X_OK):

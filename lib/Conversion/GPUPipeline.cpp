@@ -713,6 +713,11 @@ void mlir::jamba::buildGPULowerPipeline(
   map.blockSize = options.blockSize;
   pm.addNestedPass<func::FuncOp>(createJambaGpuMapLoopsPass(map));
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  // Constants and index arithmetic defined on the host (canonicalization
+  // hoists them out of the loops) are recomputed in each kernel instead of
+  // being passed in: a scan of 16 states took its 16 state indices as
+  // 64-bit kernel parameters, each held in registers across the time loop.
+  pm.addPass(createGpuLaunchSinkIndexComputationsPass());
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createJambaGpuHostMemoryPass());
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
