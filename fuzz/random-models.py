@@ -50,6 +50,12 @@ PTXAS = next((p for p in [os.environ.get("PTXAS"), shutil.which("ptxas"),
               if p and os.access(p, os.X_OK)), None)
 
 
+def has_moe_layer(c):
+    """Whether some layer is a MoE layer (expert parallelism needs one)."""
+    return any(i % c["expert_layer_period"] == c["expert_layer_offset"]
+               for i in range(c["num_hidden_layers"]))
+
+
 def tensor_parallel_splits(c):
     """jamba-shard's rules for 2 ranks (docs/Sharding.md): heads, kv heads,
     the Mamba inner width and the MLP width split evenly."""
@@ -87,7 +93,7 @@ VARIANTS = {
     "expert-parallel": variant(
         ["--expert-parallel", "2", "--experts-int8"], "f32", quantized=True,
         run_flags=["--ranks", "2"],
-        applies=lambda c: c["num_experts"] % 2 == 0),
+        applies=lambda c: c["num_experts"] % 2 == 0 and has_moe_layer(c)),
 }
 
 
