@@ -88,8 +88,7 @@ VARIANTS = {
     # The CUDA backend: every kernel it emits for the config assembles
     # without spills for sm_80 and sm_90 (needs ptxas; no GPU).
     "cuda-ptxas": variant(["--experts-int8", "--gpu-tensor-cores"], "bf16",
-                          ptxas_archs=["sm_80", "sm_90"],
-                          applies=lambda c: PTXAS is not None),
+                          ptxas_archs=["sm_80", "sm_90"]),
     "expert-parallel": variant(
         ["--expert-parallel", "2", "--experts-int8"], "f32", quantized=True,
         run_flags=["--ranks", "2"],
@@ -137,6 +136,12 @@ def check_ptxas(b, ckpt, d, name, v, log):
     assembles every module; returns the failures."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     failures = []
+    if PTXAS is None:
+        # Drawn all the same, so that a seed draws the same rounds with or
+        # without a CUDA toolkit.
+        log.write("%s: skipped, no ptxas\n" % name)
+        print("  %s skipped: no ptxas (set PTXAS)" % name)
+        return failures
     for arch in v["ptxas_archs"]:
         ptx = os.path.join(d, "ptx-" + arch)
         p = run([b + "/jamba-compile", ckpt, "-o",
