@@ -124,10 +124,8 @@ Status jamba::ckpt::readNpyF32(const std::string &path,
   uint64_t dataBytes = static_cast<uint64_t>(fileEnd - dataStart);
   uint64_t needed = static_cast<uint64_t>(count) * sizeof(float);
   if (dataBytes != needed)
-    return makeError(path, ": holds ", dataBytes,
-                     " bytes of data, but its "
-                     "shape '(",
-                     dims, ")' needs ", needed);
+    return makeError(path, ": holds ", dataBytes, " bytes of data, but its ",
+                     "shape '(", dims, ")' needs ", needed);
   in.seekg(dataStart);
   values.resize(static_cast<size_t>(count));
   if (count > 0 && !in.read(reinterpret_cast<char *>(values.data()),

@@ -441,8 +441,8 @@ bool allFloatTensorsBF16(const ckpt::Checkpoint &checkpoint) {
 /// Checks that a user's `module` has jamba-import's entry points and that
 /// their logits are as wide as the checkpoint's vocabulary (the runtime reads
 /// the config's vocab_size columns).
-LogicalResult checkUserModule(ModuleOp module,
-                              const ckpt::JambaConfig &config) {
+static LogicalResult checkUserModule(ModuleOp module,
+                                     const ckpt::JambaConfig &config) {
   for (const char *name : kEntryPoints) {
     auto func = module.lookupSymbol<func::FuncOp>(name);
     if (!func || func.isExternal())
