@@ -173,10 +173,13 @@ def note_valid_refusal(args, mutant, flags, err, seen):
     summary lists each distinct first line, so that a pass failing on valid
     IR with a confusing message (or an upstream pattern's) is seen.
     """
-    p = subprocess.run([args.jamba_opt, "-", "-o", os.devnull] +
-                       [f for f in flags if f == "-allow-unregistered-dialect"],
-                       input=mutant.encode(), capture_output=True,
-                       timeout=args.timeout)
+    try:
+        p = subprocess.run(
+            [args.jamba_opt, "-", "-o", os.devnull] +
+            [f for f in flags if f == "-allow-unregistered-dialect"],
+            input=mutant.encode(), capture_output=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        return
     if p.returncode != 0:
         return
     first = next((l for l in err.splitlines() if "error:" in l), "")

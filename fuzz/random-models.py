@@ -196,8 +196,10 @@ def one_round(args, rng, index, out):
         ref_ckpt = ckpt
         if quantized:
             ref_ckpt = ckpt + "-q8"
-            if not os.path.isdir(ref_ckpt):
-                run([b + "/jamba-quantize", ckpt, ref_ckpt], log)
+            if not os.path.isdir(ref_ckpt) and run(
+                    [b + "/jamba-quantize", ckpt, ref_ckpt], log).returncode:
+                failures.append("%s: jamba-quantize failed" % name)
+                continue
         if v["ptxas_archs"]:
             failures += check_ptxas(b, ckpt, d, name, v, log)
             continue
