@@ -102,7 +102,8 @@ struct Array {
 /// One JIT-compiled function `@f`.
 class Kernel {
 public:
-  Kernel(MLIRContext &context, const std::string &ir) {
+  Kernel(MLIRContext &context, const std::string &ir,
+         bool microkernels = true) {
     OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(ir, &context);
     if (!module) {
       error = "cannot parse the kernel";
@@ -111,6 +112,7 @@ public:
     PassManager pm(&context, "builtin.module");
     auto options = std::make_unique<jamba::CPULowerPipelineOptions>();
     options->threads = true;
+    options->microkernels = microkernels;
     jamba::buildCPULowerPipeline(pm, *options);
     if (failed(pm.run(*module))) {
       error = "lowering failed";
@@ -363,9 +365,100 @@ double scanNs(MLIRContext &context, int64_t tokens, int64_t d, int64_t n) {
   return median(times) / double(tokens * d) * 1e9;
 }
 
+/// Causal GQA attention of one prefill call of `tokens` tokens over an empty
+/// cache (jamba-small's heads: 8 query heads over 2 kv heads, head dim 128)
+/// with the attention microkernel, or with the generic loops
+/// (`microkernels` false); GFLOP/s counting 4 hd FLOPs per (head, query,
+/// visible key): Q K^T and P V.
+double attentionPrefillGFlops(MLIRContext &context, int64_t tokens,
+                              bool microkernels) {
+  const int64_t heads = 8, kvHeads = 2, hd = 128;
+  std::string t = std::to_string(tokens);
+  std::string qt = "tensor<1x" + t + "x" + std::to_string(heads * hd) + "xf32>",
+              kt = "tensor<1x" + t + "x" + std::to_string(kvHeads * hd) +
+                   "xf32>",
+              ct = "tensor<1x2x" + t + "x128xf32>", lt = "tensor<1xi64>";
+  Kernel kernel(context,
+                "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
+                    ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt +
+                    ") -> " + qt +
+                    " attributes {llvm.emit_c_interface} {\n"
+                    "  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, "
+                    "cache(%kc, %vc, %len) {num_heads = 8 : i64, "
+                    "num_kv_heads = 2 : i64} : (" +
+                    qt + ", " + kt + ", " + kt + ", " + ct + ", " + ct + ", " +
+                    lt + ") -> (" + qt + ", " + ct + ", " + ct +
+                    ")\n  return %o : " + qt + "\n}",
+                microkernels);
+  if (!kernel.error.empty())
+    std::exit(1);
+  auto q = randomValues<float>(tokens * heads * hd, 17),
+       k = randomValues<float>(tokens * kvHeads * hd, 18),
+       v = randomValues<float>(tokens * kvHeads * hd, 19);
+  std::vector<float> kc(kvHeads * tokens * hd), vc(kc.size());
+  std::vector<int64_t> len{0};
+  std::vector<double> times;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto start = Clock::now();
+    kernel.run({{q.data(), {1, tokens, heads * hd}},
+                {k.data(), {1, tokens, kvHeads * hd}},
+                {v.data(), {1, tokens, kvHeads * hd}},
+                {kc.data(), {1, kvHeads, tokens, hd}},
+                {vc.data(), {1, kvHeads, tokens, hd}},
+                {len.data(), {1}}},
+               {3});
+    times.push_back(seconds(start));
+  }
+  double pairs = double(tokens) * double(tokens + 1) / 2;
+  return 4.0 * hd * heads * pairs / median(times) / 1e9;
+}
+
+/// One decode step of the same attention over a cache of `context`
+/// positions; GB/s of the keys and values it reads (f32).
+double attentionDecodeGBs(MLIRContext &context, int64_t cached,
+                          bool microkernels) {
+  const int64_t heads = 8, kvHeads = 2, hd = 128, capacity = cached + 1;
+  std::string cap = std::to_string(capacity);
+  std::string qt = "tensor<1x1x1024xf32>", kt = "tensor<1x1x256xf32>",
+              ct = "tensor<1x2x" + cap + "x128xf32>", lt = "tensor<1xi64>";
+  Kernel kernel(context,
+                "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
+                    ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt +
+                    ") -> " + qt +
+                    " attributes {llvm.emit_c_interface} {\n"
+                    "  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, "
+                    "cache(%kc, %vc, %len) {num_heads = 8 : i64, "
+                    "num_kv_heads = 2 : i64} : (" +
+                    qt + ", " + kt + ", " + kt + ", " + ct + ", " + ct + ", " +
+                    lt + ") -> (" + qt + ", " + ct + ", " + ct +
+                    ")\n  return %o : " + qt + "\n}",
+                microkernels);
+  if (!kernel.error.empty())
+    std::exit(1);
+  auto q = randomValues<float>(heads * hd, 20),
+       k = randomValues<float>(kvHeads * hd, 21),
+       v = randomValues<float>(kvHeads * hd, 22),
+       kc = randomValues<float>(kvHeads * capacity * hd, 23),
+       vc = randomValues<float>(kvHeads * capacity * hd, 24);
+  std::vector<int64_t> len{cached};
+  std::vector<double> times;
+  for (int rep = 0; rep < 7; ++rep) {
+    auto start = Clock::now();
+    kernel.run({{q.data(), {1, 1, heads * hd}},
+                {k.data(), {1, 1, kvHeads * hd}},
+                {v.data(), {1, 1, kvHeads * hd}},
+                {kc.data(), {1, kvHeads, capacity, hd}},
+                {vc.data(), {1, kvHeads, capacity, hd}},
+                {len.data(), {1}}},
+               {3});
+    times.push_back(seconds(start));
+  }
+  return 2.0 * kvHeads * capacity * hd * 4 / median(times) / 1e9;
+}
+
 } // namespace
 
-int main() {
+int main(int argc, char **argv) {
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   DialectRegistry registry;
@@ -380,6 +473,47 @@ int main() {
 
   std::printf("jamba-bench-kernels: jamba-small shapes, %d OpenMP threads\n",
               omp_get_max_threads());
+  // `jamba-bench-kernels attention`: the attention rows only.
+  bool attentionOnly = argc > 1 && std::string(argv[1]) == "attention";
+  if (argc > 2 || (argc == 2 && !attentionOnly)) {
+    std::fprintf(stderr, "usage: jamba-bench-kernels [attention]\n");
+    return 2;
+  }
+  // Attention: the microkernel next to the generic loops it replaces, in
+  // the same run.
+  struct AttentionRow {
+    std::string what;
+    double kernel, generic;
+    const char *unit;
+  };
+  std::vector<AttentionRow> attention;
+  for (int64_t tokens : {512, 2048})
+    attention.push_back(
+        {"attention prefill T=" + std::to_string(tokens) +
+             ", 8 heads / 2 kv, hd 128",
+         attentionPrefillGFlops(context, tokens, true),
+         tokens <= 512 ? attentionPrefillGFlops(context, tokens, false) : 0.0,
+         "GFLOP/s"});
+  attention.push_back({"attention prefill T=8192, 8 heads / 2 kv, hd 128",
+                       attentionPrefillGFlops(context, 8192, true), 0.0,
+                       "GFLOP/s"});
+  attention.push_back({"attention decode over 4096 cached, f32 KV",
+                       attentionDecodeGBs(context, 4096, true),
+                       attentionDecodeGBs(context, 4096, false), "GB/s"});
+  auto printAttention = [&] {
+    for (const AttentionRow &row : attention) {
+      std::printf("| %s | %.2f %s", row.what.c_str(), row.kernel, row.unit);
+      if (row.generic > 0)
+        std::printf(" (generic loops %.2f: %.1fx)", row.generic,
+                    row.kernel / row.generic);
+      std::printf(" | |\n");
+    }
+  };
+  if (attentionOnly) {
+    std::printf("| kernel | figure | |\n| --- | --- | --- |\n");
+    printAttention();
+    return 0;
+  }
   double triadBefore = triadGBs();
   std::printf("triad (before): %.1f GB/s\n\n", triadBefore);
 
@@ -417,6 +551,7 @@ int main() {
               experts);
   std::printf("| selective scan T=512 D=2048 N=16 | %.2f ns per (t, c) | |\n",
               scan);
+  printAttention();
   std::printf("triad before %.1f, after %.1f GB/s\n", triadBefore, triadAfter);
   return 0;
 }

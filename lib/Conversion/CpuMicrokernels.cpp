@@ -31,6 +31,9 @@
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
+#include <cmath>
+#include <limits>
+
 namespace mlir::jamba {
 #define GEN_PASS_DEF_JAMBACPUMICROKERNELSPASS
 #include "jamba/Conversion/Passes.h.inc"
@@ -778,6 +781,217 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
   return success();
 }
 
+/// Keys the attention kernel scores at once (one vector of scores).
+constexpr int64_t kAttentionKeyBlock = 8;
+/// The longest head dimension the attention kernel keeps in registers, in
+/// vectors (the query row and the output row: 2 x 32 vectors at most).
+constexpr int64_t kMaxAttentionHeadVectors = 32;
+
+/// jamba.cached_attention (SPEC 1.5.4): the new rows appended to the caches
+/// as the generic lowering does (tensor.insert, in place), then one parallel
+/// item per (sequence, token, head) with the query row and the output row in
+/// `head_dim / lanes` vectors each, walking its keys 0 .. cache_len[b] + s
+/// in blocks of kAttentionKeyBlock with an online softmax: the block's
+/// scores (vector FMAs over the head dimension, one reduction per key, then
+/// times hd^-1/2), the running maximum and sum rescaled once per block, and
+/// the block's values added with their weights exp(score - max); the output
+/// is divided by the sum at the end. The same softmax as the reference's in
+/// exact arithmetic; the sums run in another order (within 1e-6 relative).
+/// Tokens are visited in the order 0, S-1, 1, S-2, ... so that OpenMP's
+/// static chunks of the causal work are even. Keys past the block's end
+/// read the last valid row and weigh 0.
+LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
+                                   const KernelOptions &options) {
+  auto oType = cast<RankedTensorType>(op.getResult().getType());
+  auto kcType = cast<RankedTensorType>(op.getKCache().getType());
+  const int64_t lanes = options.lanes, heads = op.getNumHeads(),
+                kvHeads = op.getNumKvHeads(), headDim = kcType.getDimSize(3);
+  // A static head dimension of whole vectors that fits the registers, and
+  // f32/bf16/f16 tensors; anything else keeps the generic lowering.
+  if (ShapedType::isDynamic(headDim) || headDim % lanes != 0 ||
+      headDim / lanes > kMaxAttentionHeadVectors || heads % kvHeads != 0)
+    return failure();
+  for (Value v :
+       {op.getQuery(), op.getKey(), op.getValue(), op.getKCache(),
+        op.getVCache(), op.getResult(), op.getNewKCache(), op.getNewVCache()})
+    if (!isSupportedFloat(getElementTypeOrSelf(v.getType())))
+      return failure();
+
+  Location loc = op.getLoc();
+  b.setInsertionPoint(op);
+  auto [kcNew, vcNew] = lowering::appendToCaches(
+      b, loc, op.getKey(), op.getValue(), op.getKCache(), op.getVCache(),
+      op.getCacheLen(), kvHeads, headDim);
+  auto read = [&](Value v) { return lowering::readOnlyBuffer(b, loc, v); };
+  Value q = read(op.getQuery()), kc = read(kcNew), vc = read(vcNew),
+        lens = read(op.getCacheLen());
+
+  Value batch = memref::DimOp::create(b, loc, q, 0);
+  Value seq = memref::DimOp::create(b, loc, q, 1);
+  Value capacity = memref::DimOp::create(b, loc, kc, 2);
+  Value width = indexConst(b, loc, heads * headDim);
+  Value o = lowering::allocBuffer(b, loc, oType, {batch, seq, width});
+
+  Type f32 = b.getF32Type();
+  const int64_t chunks = headDim / lanes, block = kAttentionKeyBlock;
+  auto vecType = VectorType::get({lanes}, f32);
+  auto blockType = VectorType::get({block}, f32);
+  Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
+  Value headsV = indexConst(b, loc, heads);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+
+  scf::ParallelOp::create(
+      b, loc, ValueRange{zero, zero, zero}, ValueRange{batch, seq, headsV},
+      ValueRange{one, one, one},
+      [&](OpBuilder &pb, Location l, ValueRange ivs) {
+        Value bi = ivs[0], h = ivs[2];
+        // Token s of the zigzag order: even i -> i / 2, odd -> S-1 - i / 2.
+        Value two = indexConst(pb, l, 2);
+        Value half = arith::DivUIOp::create(pb, l, ivs[1], two);
+        Value odd = arith::CmpIOp::create(
+            pb, l, arith::CmpIPredicate::ne,
+            arith::RemUIOp::create(pb, l, ivs[1], two), zero);
+        Value mirrored = arith::SubIOp::create(
+            pb, l, arith::SubIOp::create(pb, l, seq, one), half);
+        Value s = arith::SelectOp::create(pb, l, odd, mirrored, half);
+
+        Value len = arith::IndexCastOp::create(
+            pb, l, pb.getIndexType(),
+            memref::LoadOp::create(pb, l, lens, ValueRange{bi}));
+        // Keys 0 .. min(cache_len[b] + s, capacity - 1).
+        Value numKeys = arith::MinUIOp::create(
+            pb, l,
+            arith::AddIOp::create(pb, l, arith::AddIOp::create(pb, l, len, s),
+                                  one),
+            capacity);
+        Value lastKey = arith::SubIOp::create(pb, l, numKeys, one);
+        Value g = arith::DivUIOp::create(pb, l, h,
+                                         indexConst(pb, l, heads / kvHeads));
+        Value col = arith::MulIOp::create(pb, l, h, indexConst(pb, l, headDim));
+        auto colOf = [&](OpBuilder &nb, Location nl, int64_t c) {
+          return arith::AddIOp::create(nb, nl, col,
+                                       indexConst(nb, nl, c * lanes));
+        };
+        auto loadVec = [&](OpBuilder &nb, Location nl, Value m,
+                           ValueRange idx) {
+          auto type = VectorType::get(
+              {lanes}, cast<MemRefType>(m.getType()).getElementType());
+          return toF32(nb, nl, vector::LoadOp::create(nb, nl, type, m, idx));
+        };
+        SmallVector<Value> query;
+        for (int64_t c = 0; c < chunks; ++c)
+          query.push_back(
+              loadVec(pb, l, q, ValueRange{bi, s, colOf(pb, l, c)}));
+
+        Value zeroVec = lowering::floatConst(pb, l, vecType, 0.0);
+        Value negInf = lowering::floatConst(
+            pb, l, f32, -std::numeric_limits<double>::infinity());
+        SmallVector<Value> init{negInf, lowering::floatConst(pb, l, f32, 0.0)};
+        init.append(chunks, zeroVec);
+        auto keys = scf::ForOp::create(
+            pb, l, zero, numKeys, indexConst(pb, l, block), init,
+            [&](OpBuilder &kb, Location kl, Value j0, ValueRange it) {
+              Value max = it[0], sum = it[1];
+              SmallVector<Value> rows, scores;
+              for (int64_t i = 0; i < block; ++i) {
+                Value j = arith::MinUIOp::create(
+                    kb, kl,
+                    arith::AddIOp::create(kb, kl, j0, indexConst(kb, kl, i)),
+                    lastKey);
+                rows.push_back(j);
+                Value dot = zeroVec;
+                for (int64_t c = 0; c < chunks; ++c)
+                  dot = vector::FMAOp::create(
+                      kb, kl, query[c],
+                      loadVec(
+                          kb, kl, kc,
+                          ValueRange{bi, g, j, indexConst(kb, kl, c * lanes)}),
+                      dot);
+                scores.push_back(vector::ReductionOp::create(
+                    kb, kl, vector::CombiningKind::ADD, dot));
+              }
+              Value blockScores =
+                  vector::FromElementsOp::create(kb, kl, blockType, scores);
+              blockScores = arith::MulFOp::create(
+                  kb, kl, blockScores,
+                  lowering::floatConst(kb, kl, blockType, scale));
+              // Keys j0 + i < numKeys count; the others weigh 0.
+              auto indexVec = VectorType::get({block}, kb.getIndexType());
+              Value inRange = arith::CmpIOp::create(
+                  kb, kl, arith::CmpIPredicate::ult,
+                  arith::AddIOp::create(
+                      kb, kl, vector::StepOp::create(kb, kl, indexVec),
+                      vector::BroadcastOp::create(kb, kl, indexVec, j0)),
+                  vector::BroadcastOp::create(kb, kl, indexVec, numKeys));
+              Value negInfVec = lowering::floatConst(
+                  kb, kl, blockType, -std::numeric_limits<double>::infinity());
+              Value masked = arith::SelectOp::create(kb, kl, inRange,
+                                                     blockScores, negInfVec);
+              Value newMax = arith::MaximumFOp::create(
+                  kb, kl, max,
+                  vector::ReductionOp::create(
+                      kb, kl, vector::CombiningKind::MAXIMUMF, masked));
+              // exp(-inf) is not left to the polynomial exp: the first
+              // block's rescaling and the masked keys' weights are selected.
+              Value first = arith::CmpFOp::create(
+                  kb, kl, arith::CmpFPredicate::OEQ, max, negInf);
+              Value rescale = arith::SelectOp::create(
+                  kb, kl, first, lowering::floatConst(kb, kl, f32, 0.0),
+                  math::ExpOp::create(
+                      kb, kl, arith::SubFOp::create(kb, kl, max, newMax)));
+              Value weights = arith::SelectOp::create(
+                  kb, kl, inRange,
+                  math::ExpOp::create(
+                      kb, kl,
+                      arith::SubFOp::create(kb, kl, blockScores,
+                                            vector::BroadcastOp::create(
+                                                kb, kl, blockType, newMax))),
+                  lowering::floatConst(kb, kl, blockType, 0.0));
+              Value newSum = arith::AddFOp::create(
+                  kb, kl, arith::MulFOp::create(kb, kl, sum, rescale),
+                  vector::ReductionOp::create(
+                      kb, kl, vector::CombiningKind::ADD, weights));
+              Value rescaleVec =
+                  vector::BroadcastOp::create(kb, kl, vecType, rescale);
+              SmallVector<Value> out;
+              for (int64_t c = 0; c < chunks; ++c)
+                out.push_back(
+                    arith::MulFOp::create(kb, kl, it[2 + c], rescaleVec));
+              for (int64_t i = 0; i < block; ++i) {
+                Value w = vector::BroadcastOp::create(
+                    kb, kl, vecType,
+                    vector::ExtractOp::create(kb, kl, weights,
+                                              ArrayRef<int64_t>{i}));
+                for (int64_t c = 0; c < chunks; ++c)
+                  out[c] = vector::FMAOp::create(
+                      kb, kl, w,
+                      loadVec(kb, kl, vc,
+                              ValueRange{bi, g, rows[i],
+                                         indexConst(kb, kl, c * lanes)}),
+                      out[c]);
+              }
+              SmallVector<Value> yield{newMax, newSum};
+              yield.append(out);
+              scf::YieldOp::create(kb, kl, yield);
+            });
+        Value total =
+            vector::BroadcastOp::create(pb, l, vecType, keys.getResult(1));
+        Type oElem = oType.getElementType();
+        for (int64_t c = 0; c < chunks; ++c) {
+          Value row =
+              arith::DivFOp::create(pb, l, keys.getResult(2 + c), total);
+          if (!oElem.isF32())
+            row = arith::TruncFOp::create(pb, l,
+                                          VectorType::get({lanes}, oElem), row);
+          vector::StoreOp::create(pb, l, row, o,
+                                  ValueRange{bi, s, colOf(pb, l, c)});
+        }
+        scf::ReduceOp::create(pb, l);
+      });
+  b.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), kcNew, vcNew});
+  return success();
+}
+
 /// Bounds of the pass options (far beyond any useful value).
 constexpr int64_t kMaxLanes = 64;
 constexpr int64_t kMaxPanelBytes = int64_t(1) << 40;
@@ -805,7 +1019,7 @@ struct JambaCpuMicrokernelsPass
     KernelOptions options{lanes, panelBytes, prefetchRows};
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
-      if (isa<LinearOp, ExpertGemmOp, SelectiveScanOp>(op))
+      if (isa<LinearOp, ExpertGemmOp, SelectiveScanOp, CachedAttentionOp>(op))
         ops.push_back(op);
     });
     IRRewriter rewriter(&getContext());
@@ -816,6 +1030,8 @@ struct JambaCpuMicrokernelsPass
         (void)lowerLinear(rewriter, linear, options);
       else if (auto scan = dyn_cast<SelectiveScanOp>(op))
         (void)lowerSelectiveScan(rewriter, scan, options);
+      else if (auto attention = dyn_cast<CachedAttentionOp>(op))
+        (void)lowerCachedAttention(rewriter, attention, options);
       else
         (void)lowerExpertGemm(rewriter, cast<ExpertGemmOp>(op), options);
     }

@@ -196,3 +196,79 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
   %y = jamba.linear %x, %w : (tensor<1x?x0xf32>, tensor<256x0xf32>) -> tensor<1x?x256xf32>
   return %y : tensor<1x?x256xf32>
 }
+
+// -----
+
+// cached_attention, head dim 16 (two vectors of 8 lanes): the rows appended
+// with tensor.insert as the generic lowering does; then one parallel item
+// per (sequence, token, head), the token in the zigzag order 0, S-1, 1,
+// S-2, ... (the causal work even over static chunks); the query row in two
+// vectors; keys 0 .. min(len + s + 1, capacity) - 1 in blocks of 8, each
+// block 8 x 2 FMAs and 8 reductions into a vector of scores times 16^-1/2,
+// the keys past the end masked to -inf and weighed 0, one exp for the
+// running maximum's rescaling (0 for the first block) and one vector exp
+// for the weights, then 8 x 2 FMAs of the values into the output row;
+// finally the row divided by the sum.
+
+// CHECK-LABEL: func.func @cached_attention
+// CHECK-DAG:     %[[SCALE:.+]] = arith.constant dense<2.500000e-01> : vector<8xf32>
+// CHECK-DAG:     %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK:         scf.for
+// CHECK:           tensor.insert
+// CHECK:           tensor.insert
+// CHECK:         %[[KC:.+]] = bufferization.to_buffer %{{.+}}#0 read_only
+// CHECK:         %[[VC:.+]] = bufferization.to_buffer %{{.+}}#1 read_only
+// CHECK:         %[[O:.+]] = memref.alloc(%{{.+}}) : memref<2x?x64xf32>
+// CHECK:         scf.parallel (%[[B:.+]], %[[I:.+]], %[[H:.+]]) = (%c0, %c0, %c0) to (%c2, %[[S:.+]], %c4) step (%c1, %c1, %c1) {
+// CHECK:           %[[HALF:.+]] = arith.divui %[[I]], %c2
+// CHECK:           %[[ODD:.+]] = arith.cmpi ne
+// CHECK:           %[[LAST:.+]] = arith.subi %[[S]], %c1
+// CHECK:           %[[MIRROR:.+]] = arith.subi %[[LAST]], %[[HALF]]
+// CHECK:           %[[T:.+]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]]
+// CHECK:           %[[END:.+]] = arith.minui %{{.+}}, %{{.+}} : index
+// CHECK:           %[[G:.+]] = arith.divui %[[H]], %c2
+// CHECK-COUNT-2:   vector.load %{{.+}}[%[[B]], %[[T]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
+// CHECK:           %[[ACC:.+]]:4 = scf.for %[[J:.+]] = %c0 to %[[END]] step %c8 iter_args(%{{.+}} = %[[NEGINF]], %{{.+}}, %{{.+}}, %{{.+}}) -> (f32, f32, vector<8xf32>, vector<8xf32>) {
+// CHECK-COUNT-8:     vector.reduction <add>
+// CHECK:             %[[SC:.+]] = vector.from_elements {{.+}} : vector<8xf32>
+// CHECK:             %[[SCALED:.+]] = arith.mulf %[[SC]], %[[SCALE]]
+// CHECK:             %[[IN:.+]] = arith.cmpi ult, %{{.+}}, %{{.+}} : vector<8xindex>
+// CHECK:             arith.select %[[IN]], %[[SCALED]]
+// CHECK:             vector.reduction <maximumf>
+// CHECK:             math.exp %{{.+}} : f32
+// CHECK:             math.exp %{{.+}} : vector<8xf32>
+// CHECK:             arith.select %[[IN]]
+// CHECK-COUNT-16:    vector.fma
+// CHECK:             scf.yield
+// CHECK:           arith.divf %[[ACC]]#2
+// CHECK:           vector.store %{{.+}}, %[[O]][%[[B]], %[[T]], %{{.+}}]
+// CHECK:           arith.divf %[[ACC]]#3
+// CHECK:           vector.store %{{.+}}, %[[O]][%[[B]], %[[T]], %{{.+}}]
+func.func @cached_attention(%q: tensor<2x?x64xf32>, %k: tensor<2x?x32xf32>, %v: tensor<2x?x32xf32>,
+                            %kc: tensor<2x2x?x16xf32>, %vc: tensor<2x2x?x16xf32>, %len: tensor<2xi32>)
+    -> (tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>) {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<2x?x64xf32>, tensor<2x?x32xf32>, tensor<2x?x32xf32>, tensor<2x2x?x16xf32>,
+         tensor<2x2x?x16xf32>, tensor<2xi32>)
+      -> (tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>)
+  return %o, %k2, %v2 : tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>
+}
+
+// -----
+
+// A head dimension of 12 is not a whole number of 8-lane vectors: left for
+// convert-jamba-to-linalg.
+
+// CHECK-LABEL: func.func @cached_attention_partial_vector
+// CHECK:         jamba.cached_attention
+func.func @cached_attention_partial_vector(%q: tensor<1x?x48xf32>, %k: tensor<1x?x24xf32>, %v: tensor<1x?x24xf32>,
+                                          %kc: tensor<1x2x?x12xf32>, %vc: tensor<1x2x?x12xf32>, %len: tensor<1xi64>)
+    -> tensor<1x?x48xf32> {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+      : (tensor<1x?x48xf32>, tensor<1x?x24xf32>, tensor<1x?x24xf32>, tensor<1x2x?x12xf32>,
+         tensor<1x2x?x12xf32>, tensor<1xi64>)
+      -> (tensor<1x?x48xf32>, tensor<1x2x?x12xf32>, tensor<1x2x?x12xf32>)
+  return %o : tensor<1x?x48xf32>
+}

@@ -1689,6 +1689,136 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   }
 }
 
+/// `ir` with its shape placeholders set: each `pattern` ("xQx", "= H :")
+/// has its middle character replaced by `value`.
+std::string withPlaceholders(
+    std::string ir,
+    std::initializer_list<std::pair<const char *, int64_t>> values) {
+  for (auto [pattern, value] : values)
+    for (size_t at = ir.find(pattern); at != std::string::npos;
+         at = ir.find(pattern, at))
+      ir.replace(at + std::strlen(pattern) / 2, 1, std::to_string(value));
+  return ir;
+}
+
+TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
+  // jamba-cpu-microkernels' attention (an online softmax over blocks of 8
+  // keys, the head dimension in vectors of 8 lanes) and the generic loops
+  // it replaces (microkernels off), against the reference. Shapes (heads,
+  // kv heads, head dim): (4, 2, 8) one vector per row, groups of 2;
+  // (8, 2, 24) three vectors, groups of 4; (2, 2, 32) groups of 1; and
+  // (4, 2, 12), not whole vectors, which the microkernel leaves to the
+  // generic loops. Capacity 40. Calls: 20 tokens over 3 and 9 cached
+  // positions (blocks of 8 keys, the last partial), 16 over 0 and 24 (the
+  // second fills the cache), a decode step over 29 and 7, 9 tokens over 31
+  // and 0. Tolerance 1e-5: the sums run in another order.
+  struct Shape {
+    int64_t heads, kvHeads, hd;
+  };
+  const std::string generic = R"mlir(
+    func.func @f(%q: tensor<2x?xQxf32>, %k: tensor<2x?xKxf32>, %v: tensor<2x?xKxf32>,
+                 %kc: tensor<2xGx?xDxf32>, %vc: tensor<2xGx?xDxf32>, %len: tensor<2xi64>)
+        -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
+        attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = H : i64, num_kv_heads = G : i64}
+          : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2xGx?xDxf32>,
+             tensor<2xGx?xDxf32>, tensor<2xi64>)
+          -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
+      return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
+    })mlir";
+  for (const Shape &sh :
+       {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32}, Shape{4, 2, 12}}) {
+    const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
+    std::string ir = withPlaceholders(generic, {{"xQx", qw},
+                                                {"xKx", kw},
+                                                {"xDx", hd},
+                                                {"xGx", sh.kvHeads},
+                                                {"= H :", sh.heads},
+                                                {"= G :", sh.kvHeads}});
+    for (bool microkernels : {true, false}) {
+      mlir::jamba::CPULowerPipelineOptions options;
+      options.microkernels = microkernels;
+      Kernel k(ir, options);
+      ASSERT_EQ(k.error, "");
+      struct Case {
+        int64_t tokens;
+        std::vector<int64_t> len;
+      };
+      const int64_t cap = 40;
+      for (const Case &c : {Case{20, {3, 9}}, Case{16, {0, 24}},
+                            Case{1, {29, 7}}, Case{9, {31, 0}}}) {
+        SCOPED_TRACE(::testing::Message()
+                     << sh.heads << " heads over " << sh.kvHeads
+                     << ", head dim " << hd << ", microkernels " << microkernels
+                     << ", " << c.tokens << " tokens over " << c.len[0]
+                     << " and " << c.len[1]);
+        const int64_t t = c.tokens;
+        const unsigned seed = unsigned(7 * hd + t + sh.heads);
+        std::vector<int64_t> len = c.len;
+        auto q = randomFloats(size_t(2 * t * qw), seed, -2.0f, 2.0f),
+             kk = randomFloats(size_t(2 * t * kw), seed + 1),
+             v = randomFloats(size_t(2 * t * kw), seed + 2),
+             kc = randomFloats(size_t(2 * kw * cap), seed + 3),
+             vc = randomFloats(size_t(2 * kw * cap), seed + 4);
+        const std::vector<int64_t> cacheShape{2, sh.kvHeads, cap, hd};
+        auto [o, rk, rv] = ref::cachedAttention<float>(
+            toRef(q, {2, t, qw}), toRef(kk, {2, t, kw}), toRef(v, {2, t, kw}),
+            toRef(kc, cacheShape), toRef(vc, cacheShape), toRef(len, {2}),
+            sh.heads, sh.kvHeads);
+        auto out =
+            k.run({buf(q, {2, t, qw}), buf(kk, {2, t, kw}), buf(v, {2, t, kw}),
+                   buf(kc, cacheShape), buf(vc, cacheShape), buf(len, {2})},
+                  {3, 4, 4});
+        expectClose(out[0], o, "attention output");
+        expectClose(out[1], rk, "attention k cache");
+        expectClose(out[2], rv, "attention v cache");
+      }
+    }
+  }
+
+  // bf16 caches under f32 queries: the new rows are rounded as they are
+  // appended, and the kernel widens the cached rows as it reads them.
+  const std::string bf16Caches = R"mlir(
+    func.func @f(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: tensor<1x?x32xf32>,
+                 %kc: tensor<1x2x?x16xbf16>, %vc: tensor<1x2x?x16xbf16>, %len: tensor<1xi32>)
+        -> tensor<1x?x64xf32> attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+          : (tensor<1x?x64xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<1x2x?x16xbf16>,
+             tensor<1x2x?x16xbf16>, tensor<1xi32>)
+          -> (tensor<1x?x64xf32>, tensor<1x2x?x16xbf16>, tensor<1x2x?x16xbf16>)
+      return %o : tensor<1x?x64xf32>
+    })mlir";
+  Kernel k(bf16Caches);
+  ASSERT_EQ(k.error, "");
+  const int64_t t = 11, cap = 30;
+  std::vector<int32_t> len{13};
+  auto q = randomFloats(size_t(t * 64), 90, -2.0f, 2.0f),
+       kk = randomFloats(size_t(t * 32), 91), v = randomFloats(t * 32, 92),
+       kcf = randomFloats(size_t(2 * cap * 16), 93),
+       vcf = randomFloats(size_t(2 * cap * 16), 94);
+  std::vector<uint16_t> kc, vc;
+  for (float &x : kcf)
+    kc.push_back(toBF16(x)), x = fromBF16(kc.back());
+  for (float &x : vcf)
+    vc.push_back(toBF16(x)), x = fromBF16(vc.back());
+  auto rounded = [](std::vector<float> x) {
+    for (float &e : x)
+      e = fromBF16(toBF16(e));
+    return x;
+  };
+  auto [o, rk, rv] = ref::cachedAttention<float>(
+      toRef(q, {1, t, 64}), toRef(rounded(kk), {1, t, 32}),
+      toRef(rounded(v), {1, t, 32}), toRef(kcf, {1, 2, cap, 16}),
+      toRef(vcf, {1, 2, cap, 16}), toRef(len, {1}), 4, 2);
+  auto out =
+      k.run({buf(q, {1, t, 64}), buf(kk, {1, t, 32}), buf(v, {1, t, 32}),
+             buf(kc, {1, 2, cap, 16}), buf(vc, {1, 2, cap, 16}), buf(len, {1})},
+            {3});
+  expectClose(out[0], o, "attention output over bf16 caches");
+}
+
 TEST_F(JambaToLinalgNumerics, AttentionTensorCoresEmulated) {
   // The tensor-core attention (a warp per 16 rows of (token, head) pairs of
   // one kv head's group, S = Q K^T and O += P V on mma.sync m16n8k16, an

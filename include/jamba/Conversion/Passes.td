@@ -92,8 +92,8 @@ def ConvertJambaToLinalgPass
 
 def JambaCpuMicrokernelsPass
     : Pass<"jamba-cpu-microkernels", "func::FuncOp"> {
-  let summary = "Lower the GEMMs and the selective scan to vector "
-                "microkernels on buffers";
+  let summary = "Lower the GEMMs, the selective scan and cached attention "
+                "to vector microkernels on buffers";
   let description = [{
     The microkernels of the CPU backend (TOOLCHAIN.md part 2). Each
     `jamba.linear` and `jamba.expert_gemm` whose input, weight and result
@@ -126,6 +126,16 @@ def JambaCpuMicrokernelsPass
     softplus, exp, D skip and SiLU(z) gate are vector ops (the polynomial
     exp/log of `jamba-approximate-math` keep them inline). The order of the
     arithmetic is the reference kernel's.
+
+    `jamba.cached_attention` with a static head_dim that is a multiple of
+    `lanes` (at most 32 vectors) appends the new rows to the caches as
+    `convert-jamba-to-linalg` does (`tensor.insert`, in place), then runs
+    `scf.parallel` over (sequence, token, head), tokens in the order 0,
+    S-1, 1, S-2, ... (even static chunks of the causal work): the query
+    and output rows in vectors, the keys in blocks of 8 with an online
+    softmax (the block's scores as one vector, the running maximum and sum
+    rescaled once per block, exp(-inf) selected rather than computed), the
+    output divided by the sum at the end.
 
     Operands are read through `bufferization.to_buffer read_only`; the
     result is a fresh `memref.alloc` returned by `bufferization.to_tensor

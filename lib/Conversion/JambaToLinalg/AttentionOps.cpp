@@ -51,6 +51,67 @@ double attentionScale(Type type, int64_t headDim) {
   return static_cast<double>(1.0f / std::sqrt(static_cast<float>(headDim)));
 }
 
+} // namespace
+
+std::pair<Value, Value> mlir::jamba::lowering::appendToCaches(
+    OpBuilder &b, Location loc, Value k, Value v, Value kCache, Value vCache,
+    Value cacheLen, int64_t kvHeads, int64_t headDim) {
+  Type indexType = b.getIndexType();
+  auto cacheElem = [](Value cache) {
+    return cast<RankedTensorType>(cache.getType()).getElementType();
+  };
+  Value numBatch = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, k, 0));
+  Value numSeq = getValueOrCreateConstantIndexOp(
+      b, loc, tensor::getMixedSize(b, loc, k, 1));
+  Value hd = indexConst(b, loc, headDim);
+  Value numKvHeads = indexConst(b, loc, kvHeads);
+  // cache[b, g, len[b] + s, d] = x[b, s, g*hd + d] (tensor.insert: plain
+  // stores once bufferized, in place, with no strided copy needing a
+  // runtime helper).
+  auto appendRow = [&](OpBuilder &nb, Location l, Value rows, Value cache,
+                       Value bi, Value s, Value pos) -> Value {
+    Type elem = cacheElem(cache);
+    auto overHeads = buildLoop(
+        nb, l, numKvHeads, ValueRange{cache},
+        [&](OpBuilder &gb, Location gl, Value g, ValueRange cg) {
+          Value base = arith::MulIOp::create(gb, gl, g, hd);
+          auto overDim = buildLoop(
+              gb, gl, hd, cg,
+              [&](OpBuilder &db, Location dl, Value d, ValueRange cd) {
+                Value x = tensor::ExtractOp::create(
+                    db, dl, rows,
+                    ValueRange{bi, s, arith::AddIOp::create(db, dl, base, d)});
+                Value stored = tensor::InsertOp::create(
+                    db, dl, convertScalar(db, dl, x, elem), cd[0],
+                    ValueRange{bi, g, pos, d});
+                return SmallVector<Value>{stored};
+              });
+          return SmallVector<Value>(overDim.getResults());
+        });
+    return overHeads.getResult(0);
+  };
+  auto appended = buildLoop(
+      b, loc, numBatch, ValueRange{kCache, vCache},
+      [&](OpBuilder &bb, Location l, Value bi, ValueRange caches) {
+        Value len = arith::IndexCastOp::create(
+            bb, l, indexType,
+            tensor::ExtractOp::create(bb, l, cacheLen, ValueRange{bi}));
+        auto inner =
+            buildLoop(bb, l, numSeq, caches,
+                      [&](OpBuilder &sb, Location sl, Value s, ValueRange cs) {
+                        Value pos = arith::AddIOp::create(sb, sl, len, s);
+                        return SmallVector<Value>{
+                            appendRow(sb, sl, k, cs[0], bi, s, pos),
+                            appendRow(sb, sl, v, cs[1], bi, s, pos)};
+                      });
+        return SmallVector<Value>(inner.getResults());
+      });
+  return {appended.getResult(0), appended.getResult(1)};
+}
+
+namespace {
+
 struct CachedAttentionLowering : OpConversionPattern<CachedAttentionOp> {
   using OpConversionPattern::OpConversionPattern;
 
@@ -75,7 +136,6 @@ struct CachedAttentionLowering : OpConversionPattern<CachedAttentionOp> {
     }
     const int64_t group = heads / kvHeads;
     Type elem = oType.getElementType(), acc = computeType(elem);
-    Type cacheElem = kcType.getElementType();
     Type indexType = b.getIndexType();
 
     OpFoldResult batch =
@@ -92,47 +152,10 @@ struct CachedAttentionLowering : OpConversionPattern<CachedAttentionOp> {
       return arith::IndexCastOp::create(nb, l, indexType, len);
     };
 
-    // 1. Append the new rows: cache[b, g, len[b] + s, d] = x[b, s, g*hd + d],
-    //    element by element (tensor.insert: plain stores once bufferized,
-    //    in place, with no strided copy needing a runtime helper).
-    Value numKvHeads = indexConst(b, loc, kvHeads);
-    auto appendRow = [&](OpBuilder &nb, Location l, Value rows, Value cache,
-                         Value bi, Value s, Value pos) -> Value {
-      auto overHeads = buildLoop(
-          nb, l, numKvHeads, ValueRange{cache},
-          [&](OpBuilder &gb, Location gl, Value g, ValueRange cg) {
-            Value base = arith::MulIOp::create(gb, gl, g, hd);
-            auto overDim = buildLoop(
-                gb, gl, hd, cg,
-                [&](OpBuilder &db, Location dl, Value d, ValueRange cd) {
-                  Value x = tensor::ExtractOp::create(
-                      db, dl, rows,
-                      ValueRange{bi, s,
-                                 arith::AddIOp::create(db, dl, base, d)});
-                  Value stored = tensor::InsertOp::create(
-                      db, dl, convertScalar(db, dl, x, cacheElem), cd[0],
-                      ValueRange{bi, g, pos, d});
-                  return SmallVector<Value>{stored};
-                });
-            return SmallVector<Value>(overDim.getResults());
-          });
-      return overHeads.getResult(0);
-    };
-    auto appended = buildLoop(
-        b, loc, numBatch, ValueRange{kCache, vCache},
-        [&](OpBuilder &bb, Location l, Value bi, ValueRange caches) {
-          Value len = lengthOf(bb, l, bi);
-          auto inner = buildLoop(
-              bb, l, numSeq, caches,
-              [&](OpBuilder &sb, Location sl, Value s, ValueRange cs) {
-                Value pos = arith::AddIOp::create(sb, sl, len, s);
-                return SmallVector<Value>{
-                    appendRow(sb, sl, k, cs[0], bi, s, pos),
-                    appendRow(sb, sl, v, cs[1], bi, s, pos)};
-              });
-          return SmallVector<Value>(inner.getResults());
-        });
-    Value kc = appended.getResult(0), vc = appended.getResult(1);
+    // 1. Append the new rows (element by element, in place once bufferized).
+    Value kc, vc;
+    std::tie(kc, vc) = lowering::appendToCaches(b, loc, k, v, kCache, vCache,
+                                                cacheLen, kvHeads, headDim);
 
     // 2. Attention per (b, s, h), reading the updated caches.
     Value zero = floatConst(b, loc, acc, 0.0);

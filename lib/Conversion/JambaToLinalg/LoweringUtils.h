@@ -102,6 +102,17 @@ Value allocBuffer(OpBuilder &b, Location loc, RankedTensorType type,
 /// writable`): a kernel's output rejoining the tensor program.
 Value bufferResult(OpBuilder &b, Location loc, Type type, Value buffer);
 
+/// jamba.cached_attention's cache append (SPEC 1.5.4): the new keys `k`
+/// and values `v` ([B, S, kvHeads * headDim]) inserted into the caches
+/// ([B, kvHeads, capacity, headDim]) at cache_len[b] + s, element by
+/// element (tensor.insert: plain stores, in place once bufferized),
+/// converted to the caches' element types. Returns the updated caches. The
+/// caller guarantees cache_len[b] + S <= capacity (the runtime checks it).
+std::pair<Value, Value> appendToCaches(OpBuilder &b, Location loc, Value k,
+                                       Value v, Value kCache, Value vCache,
+                                       Value cacheLen, int64_t kvHeads,
+                                       int64_t headDim);
+
 /// Per-family pattern sets (one file each).
 void populateGemmLoweringPatterns(RewritePatternSet &patterns);
 void populateElementwiseLoweringPatterns(RewritePatternSet &patterns);
