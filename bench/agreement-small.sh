@@ -22,7 +22,7 @@ status=0
 for variant in f32 int8; do
   flags=() ref="$work/f32"
   [ "$variant" = int8 ] && flags=(--experts-int8) ref="$work/q8"
-  "$bin/jamba-compile" "$work/f32" -o "$work/art-$variant" "${flags[@]}" 2>&1 | tail -1
+  "$bin/jamba-compile" "$work/f32" -o "$work/art-$variant" --prefill-logits all "${flags[@]}" 2>&1 | tail -1
   # batch 1: the 32-token prompt, 32 steps
   "$bin/jamba-run" "$work/art-$variant" --prompt-ids "${prompts[0]}" -n 32 \
     --ignore-eos --logits-out "$work/run.npy" >"$work/run.ids" 2>/dev/null
@@ -50,7 +50,7 @@ for variant in f32 int8; do
 done
 # tensor parallelism: the same prompt over 2 MPI ranks (one thread each)
 if command -v mpirun >/dev/null; then
-  "$bin/jamba-compile" "$work/f32" -o "$work/art-tp2" --tensor-parallel 2 2>&1 | tail -1
+  "$bin/jamba-compile" "$work/f32" -o "$work/art-tp2" --prefill-logits all --tensor-parallel 2 2>&1 | tail -1
   OMP_NUM_THREADS=1 mpirun --allow-run-as-root --oversubscribe -np 2 \
     -x OMP_NUM_THREADS "$bin/jamba-run" "$work/art-tp2" \
     --prompt-ids "${prompts[0]}" -n 32 --ignore-eos \

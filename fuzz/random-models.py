@@ -205,7 +205,8 @@ def one_round(args, rng, index, out):
             continue
         art = os.path.join(d, "art-" + name)
         p = run([b + "/jamba-compile", ckpt, "-o", art, "--force",
-                 "--max-context", "512", "--max-seq", "256"] + flags, log)
+                 "--prefill-logits", "all", "--max-context", "512",
+                 "--max-seq", "256"] + flags, log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (
                 name, (p.stderr.strip().splitlines() or ["?"])[-1]))

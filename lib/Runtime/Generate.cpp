@@ -235,7 +235,8 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   if (options.recordLogits && ex.prefillEntry().lastLogitsOnly)
     return makeError("the artifact's prefill keeps only the last position's "
                      "logits, so the logits of every prompt position cannot "
-                     "be recorded");
+                     "be recorded (compile it with jamba-compile "
+                     "--prefill-logits all)");
   for (int64_t b = 0; b < batch; ++b) {
     const std::vector<int64_t> &p = prompts[size_t(b)];
     if (p.empty())

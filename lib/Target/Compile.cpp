@@ -545,6 +545,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   }
 
   ImportOptions import;
+  import.prefillLogitsToKeep = options.prefillAllLogits ? 0 : 1;
   if (options.weightDtype == "bf16" ||
       (options.weightDtype == "auto" && allFloatTensorsBF16(*source)))
     import.weightElementType = "bf16";

@@ -108,6 +108,12 @@ static cl::opt<bool> cpuWithGpuKernels(
              "for the scan, conv, attention and router (jamba-gpu-kernels), "
              "to check their arithmetic in a whole model without a GPU"),
     cl::Hidden, cl::init(false));
+static cl::opt<std::string> prefillLogits(
+    "prefill-logits",
+    cl::desc("Logits the prefill returns: last (the last prompt position's, "
+             "all that generation needs) or all (every prompt position's, "
+             "for jamba-run --logits-out)"),
+    cl::value_desc("last|all"), cl::init("last"));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -149,7 +155,19 @@ int main(int argc, char **argv) {
                    << ", got " << value << "\n";
       return 1;
     }
+  if (prefillLogits != "last" && prefillLogits != "all") {
+    llvm::errs() << "jamba-compile: error: --prefill-logits must be last or "
+                    "all, got '"
+                 << prefillLogits << "'\n";
+    return 1;
+  }
+  if (prefillLogits.getNumOccurrences() && !modulePath.empty()) {
+    llvm::errs() << "jamba-compile: error: --prefill-logits does not apply "
+                    "to a module: the logits type of its @prefill decides\n";
+    return 1;
+  }
   mlir::jamba::CompileOptions options;
+  options.prefillAllLogits = prefillLogits == "all";
   options.weightDtype = weightDtype;
   options.tensorParallel = tensorParallel;
   options.expertParallel = expertParallel;

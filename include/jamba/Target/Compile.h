@@ -40,6 +40,13 @@ struct CompileOptions {
   /// Expert-parallel ranks (the experts split over them); the artifact has
   /// tensorParallel x expertParallel ranks.
   int64_t expertParallel = 1;
+  /// @prefill returns the logits of every prompt position (what recording
+  /// them needs: `jamba-run --logits-out`, teacher forcing against the
+  /// reference) instead of only the last position's, which is all that
+  /// generation reads: the head then runs on one row per sequence, not on
+  /// every prompt position (a [batch, seq, vocab] f32 buffer: 0.5 GB per
+  /// sequence for a 4096-token chunk of a 32000-word vocabulary).
+  bool prefillAllLogits = false;
   /// Replace an existing output directory.
   bool overwrite = false;
   /// "cpu", or "cuda:sm_NN": host code launching NVVM kernels
