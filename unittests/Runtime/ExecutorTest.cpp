@@ -294,7 +294,8 @@ TEST_F(ExecutorTest, PrefillKeepingTheLastLogitsOnly) {
   ASSERT_FALSE(logged.ok());
   EXPECT_EQ(logged.status().message(),
             "the artifact's prefill keeps only the last position's logits, so "
-            "the logits of every prompt position cannot be recorded");
+            "the logits of every prompt position cannot be recorded (compile "
+            "it with jamba-compile --prefill-logits all)");
 }
 
 TEST_F(ExecutorTest, StopsOnEos) {

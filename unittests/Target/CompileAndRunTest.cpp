@@ -104,8 +104,11 @@ protected:
                 int64_t seq = 0) {
     std::string out = (dir / "artifact").string();
     fs::remove_all(out);
-    EXPECT_TRUE(succeeded(
-        mlir::jamba::compileCheckpoint(&context, checkpointDir, out, options)));
+    // Every prompt position's logits, compared with the reference's.
+    mlir::jamba::CompileOptions allLogits = options;
+    allLogits.prefillAllLogits = true;
+    EXPECT_TRUE(succeeded(mlir::jamba::compileCheckpoint(
+        &context, checkpointDir, out, allLogits)));
     auto artifact = rt::Artifact::open(out);
     EXPECT_TRUE(artifact.ok()) << artifact.status().message();
     if (!artifact.ok())
