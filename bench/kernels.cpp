@@ -365,19 +365,13 @@ double scanNs(MLIRContext &context, int64_t tokens, int64_t d, int64_t n) {
   return median(times) / double(tokens * d) * 1e9;
 }
 
-/// Causal GQA attention of one prefill call of `tokens` tokens over an empty
-/// cache (jamba-small's heads: 8 query heads over 2 kv heads, head dim 128)
-/// with the attention microkernel, or with the generic loops
-/// (`microkernels` false); GFLOP/s counting 4 hd FLOPs per (head, query,
-/// visible key): Q K^T and P V.
-double attentionPrefillGFlops(MLIRContext &context, int64_t tokens,
-                              bool microkernels) {
-  const int64_t heads = 8, kvHeads = 2, hd = 128;
-  std::string t = std::to_string(tokens);
-  std::string qt = "tensor<1x" + t + "x" + std::to_string(heads * hd) + "xf32>",
-              kt = "tensor<1x" + t + "x" + std::to_string(kvHeads * hd) +
-                   "xf32>",
-              ct = "tensor<1x2x" + t + "x128xf32>", lt = "tensor<1xi64>";
+/// `jamba.cached_attention` at jamba-small's heads (8 query heads over 2 kv
+/// heads, head dim 128) returning its output, for query type `qt`, new
+/// key/value type `kt` and cache type `ct`.
+Kernel attentionKernel(MLIRContext &context, const std::string &qt,
+                       const std::string &kt, const std::string &ct,
+                       bool microkernels) {
+  const std::string lt = "tensor<1xi64>";
   Kernel kernel(context,
                 "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
                     ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt +
@@ -392,6 +386,23 @@ double attentionPrefillGFlops(MLIRContext &context, int64_t tokens,
                 microkernels);
   if (!kernel.error.empty())
     std::exit(1);
+  return kernel;
+}
+
+/// Causal GQA attention of one prefill call of `tokens` tokens over an empty
+/// cache (jamba-small's heads: 8 query heads over 2 kv heads, head dim 128)
+/// with the attention microkernel, or with the generic loops
+/// (`microkernels` false); GFLOP/s counting 4 hd FLOPs per (head, query,
+/// visible key): Q K^T and P V.
+double attentionPrefillGFlops(MLIRContext &context, int64_t tokens,
+                              bool microkernels) {
+  const int64_t heads = 8, kvHeads = 2, hd = 128;
+  std::string t = std::to_string(tokens);
+  std::string qt = "tensor<1x" + t + "x" + std::to_string(heads * hd) + "xf32>",
+              kt = "tensor<1x" + t + "x" + std::to_string(kvHeads * hd) +
+                   "xf32>",
+              ct = "tensor<1x2x" + t + "x128xf32>";
+  Kernel kernel = attentionKernel(context, qt, kt, ct, microkernels);
   auto q = randomValues<float>(tokens * heads * hd, 17),
        k = randomValues<float>(tokens * kvHeads * hd, 18),
        v = randomValues<float>(tokens * kvHeads * hd, 19);
@@ -419,22 +430,9 @@ double attentionDecodeGBs(MLIRContext &context, int64_t cached,
                           bool microkernels) {
   const int64_t heads = 8, kvHeads = 2, hd = 128, capacity = cached + 1;
   std::string cap = std::to_string(capacity);
-  std::string qt = "tensor<1x1x1024xf32>", kt = "tensor<1x1x256xf32>",
-              ct = "tensor<1x2x" + cap + "x128xf32>", lt = "tensor<1xi64>";
-  Kernel kernel(context,
-                "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
-                    ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt +
-                    ") -> " + qt +
-                    " attributes {llvm.emit_c_interface} {\n"
-                    "  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, "
-                    "cache(%kc, %vc, %len) {num_heads = 8 : i64, "
-                    "num_kv_heads = 2 : i64} : (" +
-                    qt + ", " + kt + ", " + kt + ", " + ct + ", " + ct + ", " +
-                    lt + ") -> (" + qt + ", " + ct + ", " + ct +
-                    ")\n  return %o : " + qt + "\n}",
-                microkernels);
-  if (!kernel.error.empty())
-    std::exit(1);
+  Kernel kernel =
+      attentionKernel(context, "tensor<1x1x1024xf32>", "tensor<1x1x256xf32>",
+                      "tensor<1x2x" + cap + "x128xf32>", microkernels);
   auto q = randomValues<float>(heads * hd, 20),
        k = randomValues<float>(kvHeads * hd, 21),
        v = randomValues<float>(kvHeads * hd, 22),

@@ -1689,6 +1689,22 @@ TEST_F(JambaToLinalgNumerics, SplitKvAttentionCombinesItsSplits) {
   }
 }
 
+/// Cached attention over two sequences with placeholders for the widths
+/// (withPlaceholders): Q = heads x hd, K = kv heads x hd, D = hd, G = kv
+/// heads, H = heads.
+constexpr const char *kCachedAttentionTemplate = R"mlir(
+    func.func @f(%q: tensor<2x?xQxf32>, %k: tensor<2x?xKxf32>, %v: tensor<2x?xKxf32>,
+                 %kc: tensor<2xGx?xDxf32>, %vc: tensor<2xGx?xDxf32>, %len: tensor<2xi64>)
+        -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
+        attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = H : i64, num_kv_heads = G : i64}
+          : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2xGx?xDxf32>,
+             tensor<2xGx?xDxf32>, tensor<2xi64>)
+          -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
+      return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
+    })mlir";
+
 /// `ir` with its shape placeholders set: each `pattern` ("xQx", "= H :")
 /// has its middle character replaced by `value`.
 std::string withPlaceholders(
@@ -1715,27 +1731,16 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   struct Shape {
     int64_t heads, kvHeads, hd;
   };
-  const std::string generic = R"mlir(
-    func.func @f(%q: tensor<2x?xQxf32>, %k: tensor<2x?xKxf32>, %v: tensor<2x?xKxf32>,
-                 %kc: tensor<2xGx?xDxf32>, %vc: tensor<2xGx?xDxf32>, %len: tensor<2xi64>)
-        -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
-        attributes {llvm.emit_c_interface} {
-      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
-          {num_heads = H : i64, num_kv_heads = G : i64}
-          : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2xGx?xDxf32>,
-             tensor<2xGx?xDxf32>, tensor<2xi64>)
-          -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
-      return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
-    })mlir";
   for (const Shape &sh :
        {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32}, Shape{4, 2, 12}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
-    std::string ir = withPlaceholders(generic, {{"xQx", qw},
-                                                {"xKx", kw},
-                                                {"xDx", hd},
-                                                {"xGx", sh.kvHeads},
-                                                {"= H :", sh.heads},
-                                                {"= G :", sh.kvHeads}});
+    std::string ir =
+        withPlaceholders(kCachedAttentionTemplate, {{"xQx", qw},
+                                                    {"xKx", kw},
+                                                    {"xDx", hd},
+                                                    {"xGx", sh.kvHeads},
+                                                    {"= H :", sh.heads},
+                                                    {"= G :", sh.kvHeads}});
     for (bool microkernels : {true, false}) {
       mlir::jamba::CPULowerPipelineOptions options;
       options.microkernels = microkernels;
@@ -1847,27 +1852,13 @@ TEST_F(JambaToLinalgNumerics, AttentionTensorCoresEmulated) {
   };
   for (const Shape &sh : {Shape{4, 2, 16}, Shape{8, 2, 48}, Shape{2, 2, 32}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
-    std::string ir = R"mlir(
-      func.func @f(%q: tensor<2x?xQxf32>, %k: tensor<2x?xKxf32>, %v: tensor<2x?xKxf32>,
-                   %kc: tensor<2xGx?xDxf32>, %vc: tensor<2xGx?xDxf32>, %len: tensor<2xi64>)
-          -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
-          attributes {llvm.emit_c_interface} {
-        %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
-            {num_heads = H : i64, num_kv_heads = G : i64}
-            : (tensor<2x?xQxf32>, tensor<2x?xKxf32>, tensor<2x?xKxf32>, tensor<2xGx?xDxf32>,
-               tensor<2xGx?xDxf32>, tensor<2xi64>)
-            -> (tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>)
-        return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
-      })mlir";
-    for (auto [pattern, value] : {std::pair<const char *, int64_t>{"xQx", qw},
-                                  {"xKx", kw},
-                                  {"xDx", hd},
-                                  {"xGx", sh.kvHeads},
-                                  {"= H :", sh.heads},
-                                  {"= G :", sh.kvHeads}})
-      for (size_t at = ir.find(pattern); at != std::string::npos;
-           at = ir.find(pattern, at))
-        ir.replace(at + std::strlen(pattern) / 2, 1, std::to_string(value));
+    std::string ir =
+        withPlaceholders(kCachedAttentionTemplate, {{"xQx", qw},
+                                                    {"xKx", kw},
+                                                    {"xDx", hd},
+                                                    {"xGx", sh.kvHeads},
+                                                    {"= H :", sh.heads},
+                                                    {"= G :", sh.kvHeads}});
     for (int64_t keysPerSplit : {64, 3}) {
       mlir::jamba::CPULowerPipelineOptions options;
       options.gpuKernels = true;
