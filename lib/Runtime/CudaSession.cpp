@@ -55,6 +55,20 @@ StatusOr<std::unique_ptr<CudaSession>> CudaSession::open(int ordinal) {
               "cuDevicePrimaryCtxRetain"));
   s->retained = true;
   JAMBA_CKPT_RETURN_IF_ERROR(s->makeCurrent());
+  // Each stage allocates its temporaries on the stream (cuMemAllocAsync)
+  // and frees them at its end. With the pool's default release threshold,
+  // 0, every synchronization (a prefill synchronizes before each cuBLAS
+  // call and at its end) hands the freed memory back to the OS, so that
+  // the next stage maps it again; kept reserved, the stages reuse it. The
+  // session gives it back when it ends.
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      d.check(d.cuDeviceGetDefaultMemPool(&s->pool, s->device),
+              "cuDeviceGetDefaultMemPool"));
+  uint64_t keepAll = UINT64_MAX;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      d.check(d.cuMemPoolSetAttribute(
+                  s->pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keepAll),
+              "cuMemPoolSetAttribute"));
   // Non-blocking: the legacy default stream (which a library might use)
   // does not serialise with the session's work.
   JAMBA_CKPT_RETURN_IF_ERROR(d.check(
@@ -93,6 +107,10 @@ CudaSession::~CudaSession() {
     d.cuMemFree_v2(p);
   if (stream)
     d.cuStreamDestroy_v2(stream);
+  // What the pool kept of the kernels' temporaries goes back (the stream
+  // is synchronized: nothing of this session's is still in use).
+  if (pool)
+    d.cuMemPoolTrimTo(pool, 0);
   if (retained)
     d.cuDevicePrimaryCtxRelease_v2(device);
 }

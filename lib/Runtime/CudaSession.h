@@ -123,6 +123,9 @@ private:
   CUdevice device = 0;
   CUcontext context = nullptr;
   bool retained = false;
+  /// The device's default memory pool, which the kernels' temporaries
+  /// (mgpuMemAlloc: cuMemAllocAsync) come from.
+  CUmemoryPool pool = nullptr;
   CUstream stream = nullptr;
   std::unique_ptr<CublasHandle> blas;
   std::unique_ptr<NcclRanks> ncclRanks;

@@ -421,6 +421,26 @@ TEST_F(FakeCudaTest, EachSessionLoadsItsOwnCopyOfTheKernels) {
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
 }
 
+TEST_F(FakeCudaTest, TheMemoryPoolKeepsTheTemporariesReserved) {
+  // The stages' temporaries come from the device's default pool
+  // (cuMemAllocAsync). A session keeps what the pool holds across
+  // synchronizations (release threshold: all of it) instead of mapping it
+  // again after each, and trims the pool when it ends.
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
+  fake->poolReleaseThreshold = 0;
+  const int64_t trims = fake->poolTrims;
+  {
+    auto ex = session(*cudaArt, options(Device::Cuda));
+    ASSERT_TRUE(ex);
+    EXPECT_EQ(fake->poolReleaseThreshold, UINT64_MAX);
+    EXPECT_EQ(fake->poolTrims, trims);
+    auto got = generateTwo(*ex);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+  }
+  EXPECT_EQ(fake->poolTrims, trims + 1);
+}
+
 TEST_F(FakeCudaTest, TheActiveTargetAndErrorsAreTheThreads) {
   // Ranks that are threads of one process each drive their own session:
   // the kernels' target and their sticky error belong to the thread.

@@ -130,6 +130,10 @@ struct FakeCudaControl {
   /// (when its stream reaches it) with a clock that advances 1 us per
   /// stamp, so one launch between two records takes 1 us of "GPU time".
   int64_t liveEvents = 0, eventRecords = 0;
+  /// Device 0's default memory pool: its release threshold (the driver's
+  /// default, 0, until set) and the cuMemPoolTrimTo calls on it.
+  uint64_t poolReleaseThreshold = 0;
+  int64_t poolTrims = 0;
 };
 
 /// Counters and knobs of the fake cuBLAS (jamba_fake_cublas_control()).

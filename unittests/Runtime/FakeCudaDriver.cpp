@@ -505,6 +505,38 @@ FAKE_EXPORT CUresult cuMemFreeAsync(CUdeviceptr ptr, CUstream stream) {
   return release(ptr);
 }
 
+/// The default pool of device d is the handle d + 1.
+FAKE_EXPORT CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool,
+                                               CUdevice device) {
+  FAKE_LOCK();
+  if (device < 0 || device >= control.deviceCount ||
+      device >= FakeCudaControl::kMaxDevices)
+    return kInvalidDevice;
+  *pool = reinterpret_cast<CUmemoryPool>(uintptr_t(device) + 1);
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemPoolSetAttribute(CUmemoryPool pool,
+                                           CUmemPool_attribute attribute,
+                                           void *value) {
+  FAKE_LOCK();
+  // Only the release threshold is modelled.
+  if (!pool || !value || attribute != CU_MEMPOOL_ATTR_RELEASE_THRESHOLD)
+    return kInvalidValue;
+  if (reinterpret_cast<uintptr_t>(pool) == 1)
+    std::memcpy(&control.poolReleaseThreshold, value, sizeof(uint64_t));
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemPoolTrimTo(CUmemoryPool pool, size_t) {
+  FAKE_LOCK();
+  if (!pool)
+    return kInvalidValue;
+  if (reinterpret_cast<uintptr_t>(pool) == 1)
+    ++control.poolTrims;
+  return CUDA_SUCCESS;
+}
+
 FAKE_EXPORT CUresult cuMemAllocManaged(CUdeviceptr *ptr, size_t bytes,
                                        unsigned) {
   FAKE_LOCK();

@@ -53,6 +53,7 @@ using CUstream = struct CUstream_st *;
 using CUgraph = struct CUgraph_st *;
 using CUgraphExec = struct CUgraphExec_st *;
 using CUevent = struct CUevent_st *;
+using CUmemoryPool = struct CUmemPoolHandle_st *;
 /// CUjit_option, CUstreamCaptureMode, CUstreamCaptureStatus,
 /// CUdevice_attribute and CUfunction_attribute are C enums: int-sized.
 using CUjit_option = int;
@@ -60,6 +61,7 @@ using CUstreamCaptureMode = int;
 using CUstreamCaptureStatus = int;
 using CUdevice_attribute = int;
 using CUfunction_attribute = int;
+using CUmemPool_attribute = int;
 
 constexpr CUresult CUDA_SUCCESS = 0;
 constexpr CUresult CUDA_ERROR_NO_DEVICE = 100;
@@ -97,6 +99,10 @@ constexpr CUdevice_attribute
     CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN = 97;
 constexpr CUfunction_attribute CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES =
     8;
+
+/// cuMemPoolSetAttribute: the bytes a pool keeps reserved (a cuuint64_t)
+/// rather than give back to the OS at the next synchronization.
+constexpr CUmemPool_attribute CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4;
 
 /// Dynamic shared memory a kernel may use without opting in (48 KiB).
 constexpr int32_t kDefaultDynamicSharedBytes = 48 * 1024;
@@ -157,6 +163,13 @@ struct CudaDriver {
   CUresult (*cuMemFreeAsync)(CUdeviceptr ptr, CUstream stream) = nullptr;
   CUresult (*cuMemAllocManaged)(CUdeviceptr *ptr, size_t bytes,
                                 unsigned flags) = nullptr;
+  /// The pool cuMemAllocAsync takes from (the device's default one).
+  CUresult (*cuDeviceGetDefaultMemPool)(CUmemoryPool *pool,
+                                        CUdevice device) = nullptr;
+  CUresult (*cuMemPoolSetAttribute)(CUmemoryPool pool,
+                                    CUmemPool_attribute attribute,
+                                    void *value) = nullptr;
+  CUresult (*cuMemPoolTrimTo)(CUmemoryPool pool, size_t keepBytes) = nullptr;
   CUresult (*cuMemcpyHtoDAsync_v2)(CUdeviceptr dst, const void *src,
                                    size_t bytes, CUstream stream) = nullptr;
   CUresult (*cuMemcpyDtoHAsync_v2)(void *dst, CUdeviceptr src, size_t bytes,
