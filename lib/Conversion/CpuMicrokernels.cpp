@@ -783,31 +783,38 @@ LogicalResult lowerSelectiveScan(IRRewriter &b, SelectiveScanOp op,
 
 /// Keys the attention kernel scores at once (one vector of scores).
 constexpr int64_t kAttentionKeyBlock = 8;
-/// The longest head dimension the attention kernel keeps in registers, in
-/// vectors (the query row and the output row: 2 x 32 vectors at most).
+/// Query rows, (token, head) pairs, that share each block of keys and
+/// values the attention kernel loads.
+constexpr int64_t kAttentionTileRows = 16;
+/// The longest head dimension the attention kernel handles, in vectors.
 constexpr int64_t kMaxAttentionHeadVectors = 32;
 
 /// jamba.cached_attention (SPEC 1.5.4): the new rows appended to the caches
-/// as the generic lowering does (tensor.insert, in place), then one parallel
-/// item per (sequence, token, head) with the query row and the output row in
-/// `head_dim / lanes` vectors each, walking its keys 0 .. cache_len[b] + s
-/// in blocks of kAttentionKeyBlock with an online softmax: the block's
-/// scores (vector FMAs over the head dimension, one reduction per key, then
-/// times hd^-1/2), the running maximum and sum rescaled once per block, and
-/// the block's values added with their weights exp(score - max); the output
-/// is divided by the sum at the end. The same softmax as the reference's in
-/// exact arithmetic; the sums run in another order (within 1e-6 relative).
-/// Tokens are visited in the order 0, S-1, 1, S-2, ... so that OpenMP's
-/// static chunks of the causal work are even. Keys past the block's end
-/// read the last valid row and weigh 0.
+/// as the generic lowering does (tensor.insert, in place), then flash-style
+/// attention over tiles of query rows. A tile is T = max(1, 16 / G) tokens
+/// of one kv head's group of G query heads: its rows are the (token, head)
+/// pairs, token-major, so that every key and value row the tile loads
+/// serves T x G queries (at a long context the keys no longer fit in the
+/// caches: one row per item read them from memory once per query). One
+/// parallel item per (sequence, tile, kv head), tiles in the order 0, n-1,
+/// 1, n-2, ... so that OpenMP's static chunks of the causal work are even.
+/// The item walks the keys its last token sees in blocks of 8; each of its
+/// rows whose token sees some key of the block scores it (vector FMAs over
+/// the head dimension, one reduction per key, times hd^-1/2), masks the
+/// keys past its position, and updates its online softmax: the running
+/// maximum and sum rescaled once per block, the block's values added with
+/// weights exp(score - max). The rows' outputs, maxima and sums live in a
+/// stack tile; each output is divided by its sum at the end. The same
+/// softmax as the reference's in exact arithmetic; the sums run in another
+/// order (within 1e-6 relative).
 LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                                    const KernelOptions &options) {
   auto oType = cast<RankedTensorType>(op.getResult().getType());
   auto kcType = cast<RankedTensorType>(op.getKCache().getType());
   const int64_t lanes = options.lanes, heads = op.getNumHeads(),
                 kvHeads = op.getNumKvHeads(), headDim = kcType.getDimSize(3);
-  // A static head dimension of whole vectors that fits the registers, and
-  // f32/bf16/f16 tensors; anything else keeps the generic lowering.
+  // A static head dimension of whole vectors, and f32/bf16/f16 tensors;
+  // anything else keeps the generic lowering.
   if (ShapedType::isDynamic(headDim) || headDim % lanes != 0 ||
       headDim / lanes > kMaxAttentionHeadVectors || heads % kvHeads != 0)
     return failure();
@@ -833,44 +840,68 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
   Value o = lowering::allocBuffer(b, loc, oType, {batch, seq, width});
 
   Type f32 = b.getF32Type();
-  const int64_t chunks = headDim / lanes, block = kAttentionKeyBlock;
+  const int64_t chunks = headDim / lanes, block = kAttentionKeyBlock,
+                group = heads / kvHeads,
+                tileTokens = std::max<int64_t>(1, kAttentionTileRows / group),
+                rows = tileTokens * group;
   auto vecType = VectorType::get({lanes}, f32);
   auto blockType = VectorType::get({block}, f32);
+  auto indexVec = VectorType::get({block}, b.getIndexType());
   Value zero = indexConst(b, loc, 0), one = indexConst(b, loc, 1);
-  Value headsV = indexConst(b, loc, heads);
+  Value tileTokensV = indexConst(b, loc, tileTokens);
+  Value tiles = arith::CeilDivUIOp::create(b, loc, seq, tileTokensV);
+  Value kvHeadsV = indexConst(b, loc, kvHeads);
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+  const double inf = std::numeric_limits<double>::infinity();
 
   scf::ParallelOp::create(
-      b, loc, ValueRange{zero, zero, zero}, ValueRange{batch, seq, headsV},
+      b, loc, ValueRange{zero, zero, zero}, ValueRange{batch, tiles, kvHeadsV},
       ValueRange{one, one, one},
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
-        Value bi = ivs[0], h = ivs[2];
-        // Token s of the zigzag order: even i -> i / 2, odd -> S-1 - i / 2.
+        Value bi = ivs[0], g = ivs[2];
+        // Tile of the zigzag order: even i -> i / 2, odd -> n-1 - i / 2.
         Value two = indexConst(pb, l, 2);
         Value half = arith::DivUIOp::create(pb, l, ivs[1], two);
         Value odd = arith::CmpIOp::create(
             pb, l, arith::CmpIPredicate::ne,
             arith::RemUIOp::create(pb, l, ivs[1], two), zero);
         Value mirrored = arith::SubIOp::create(
-            pb, l, arith::SubIOp::create(pb, l, seq, one), half);
-        Value s = arith::SelectOp::create(pb, l, odd, mirrored, half);
-
+            pb, l, arith::SubIOp::create(pb, l, tiles, one), half);
+        Value tile = arith::SelectOp::create(pb, l, odd, mirrored, half);
+        Value t0 = arith::MulIOp::create(pb, l, tile, tileTokensV);
         Value len = arith::IndexCastOp::create(
             pb, l, pb.getIndexType(),
             memref::LoadOp::create(pb, l, lens, ValueRange{bi}));
-        // Keys 0 .. min(cache_len[b] + s, capacity - 1).
-        Value numKeys = arith::MinUIOp::create(
-            pb, l,
-            arith::AddIOp::create(pb, l, arith::AddIOp::create(pb, l, len, s),
-                                  one),
-            capacity);
-        Value lastKey = arith::SubIOp::create(pb, l, numKeys, one);
-        Value g = arith::DivUIOp::create(pb, l, h,
-                                         indexConst(pb, l, heads / kvHeads));
-        Value col = arith::MulIOp::create(pb, l, h, indexConst(pb, l, headDim));
-        auto colOf = [&](OpBuilder &nb, Location nl, int64_t c) {
-          return arith::AddIOp::create(nb, nl, col,
-                                       indexConst(nb, nl, c * lanes));
+        // Keys 0 .. min(cache_len[b] + s, capacity - 1) for token s.
+        auto keysOf = [&](OpBuilder &nb, Location nl, Value s) -> Value {
+          return arith::MinUIOp::create(
+              nb, nl,
+              arith::AddIOp::create(nb, nl,
+                                    arith::AddIOp::create(nb, nl, len, s), one),
+              capacity);
+        };
+        Value lastToken = arith::MinUIOp::create(
+            pb, l, arith::AddIOp::create(pb, l, t0, tileTokensV), seq);
+        lastToken = arith::SubIOp::create(pb, l, lastToken, one);
+        Value tileKeys = keysOf(pb, l, lastToken);
+        Value lastKey = arith::SubIOp::create(pb, l, tileKeys, one);
+
+        // Row r: token t0 + r / G, head g * G + r % G (not a token past
+        // the call's: skipped).
+        Value groupV = indexConst(pb, l, group);
+        auto rowToken = [&](OpBuilder &nb, Location nl, Value r) -> Value {
+          return arith::AddIOp::create(
+              nb, nl, t0, arith::DivUIOp::create(nb, nl, r, groupV));
+        };
+        auto rowColumn = [&](OpBuilder &nb, Location nl, Value r,
+                             int64_t c) -> Value {
+          Value h = arith::AddIOp::create(
+              nb, nl, arith::MulIOp::create(nb, nl, g, groupV),
+              arith::RemUIOp::create(nb, nl, r, groupV));
+          return arith::AddIOp::create(
+              nb, nl,
+              arith::MulIOp::create(nb, nl, h, indexConst(nb, nl, headDim)),
+              indexConst(nb, nl, c * lanes));
         };
         auto loadVec = [&](OpBuilder &nb, Location nl, Value m,
                            ValueRange idx) {
@@ -878,114 +909,190 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
               {lanes}, cast<MemRefType>(m.getType()).getElementType());
           return toF32(nb, nl, vector::LoadOp::create(nb, nl, type, m, idx));
         };
-        SmallVector<Value> query;
-        for (int64_t c = 0; c < chunks; ++c)
-          query.push_back(
-              loadVec(pb, l, q, ValueRange{bi, s, colOf(pb, l, c)}));
+        // for r < rows whose token is the call's: body(r, token).
+        auto forRows =
+            [&](OpBuilder &nb, Location nl,
+                function_ref<void(OpBuilder &, Location, Value, Value)> body) {
+              scf::ForOp::create(
+                  nb, nl, zero, indexConst(nb, nl, rows), one, ValueRange{},
+                  [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
+                    Value s = rowToken(rb, rl, r);
+                    Value inCall = arith::CmpIOp::create(
+                        rb, rl, arith::CmpIPredicate::ult, s, seq);
+                    scf::IfOp::create(rb, rl, inCall,
+                                      [&](OpBuilder &ib, Location il) {
+                                        body(ib, il, r, s);
+                                        scf::YieldOp::create(ib, il);
+                                      });
+                    scf::YieldOp::create(rb, rl);
+                  });
+            };
 
+        // The tile's running state on the stack.
+        Value outTile = memref::AllocaOp::create(
+            pb, l, MemRefType::get({rows, headDim}, f32));
+        Value maxTile =
+            memref::AllocaOp::create(pb, l, MemRefType::get({rows}, f32));
+        Value sumTile =
+            memref::AllocaOp::create(pb, l, MemRefType::get({rows}, f32));
         Value zeroVec = lowering::floatConst(pb, l, vecType, 0.0);
-        Value negInf = lowering::floatConst(
-            pb, l, f32, -std::numeric_limits<double>::infinity());
-        SmallVector<Value> init{negInf, lowering::floatConst(pb, l, f32, 0.0)};
-        init.append(chunks, zeroVec);
-        auto keys = scf::ForOp::create(
-            pb, l, zero, numKeys, indexConst(pb, l, block), init,
-            [&](OpBuilder &kb, Location kl, Value j0, ValueRange it) {
-              Value max = it[0], sum = it[1];
-              SmallVector<Value> rows, scores;
-              for (int64_t i = 0; i < block; ++i) {
-                Value j = arith::MinUIOp::create(
+        Value negInf = lowering::floatConst(pb, l, f32, -inf);
+        Value zeroF = lowering::floatConst(pb, l, f32, 0.0);
+        forRows(pb, l, [&](OpBuilder &nb, Location nl, Value r, Value) {
+          memref::StoreOp::create(nb, nl, negInf, maxTile, ValueRange{r});
+          memref::StoreOp::create(nb, nl, zeroF, sumTile, ValueRange{r});
+          for (int64_t c = 0; c < chunks; ++c)
+            vector::StoreOp::create(
+                nb, nl, zeroVec, outTile,
+                ValueRange{r, indexConst(nb, nl, c * lanes)});
+        });
+
+        scf::ForOp::create(
+            pb, l, zero, tileKeys, indexConst(pb, l, block), ValueRange{},
+            [&](OpBuilder &kb, Location kl, Value j0, ValueRange) {
+              // The block's key rows, clamped to the tile's last key (the
+              // rows past a token's position weigh 0).
+              SmallVector<Value> keyRows;
+              for (int64_t i = 0; i < block; ++i)
+                keyRows.push_back(arith::MinUIOp::create(
                     kb, kl,
                     arith::AddIOp::create(kb, kl, j0, indexConst(kb, kl, i)),
-                    lastKey);
-                rows.push_back(j);
-                Value dot = zeroVec;
-                for (int64_t c = 0; c < chunks; ++c)
-                  dot = vector::FMAOp::create(
-                      kb, kl, query[c],
-                      loadVec(
-                          kb, kl, kc,
-                          ValueRange{bi, g, j, indexConst(kb, kl, c * lanes)}),
-                      dot);
-                scores.push_back(vector::ReductionOp::create(
-                    kb, kl, vector::CombiningKind::ADD, dot));
-              }
-              Value blockScores =
-                  vector::FromElementsOp::create(kb, kl, blockType, scores);
-              blockScores = arith::MulFOp::create(
-                  kb, kl, blockScores,
-                  lowering::floatConst(kb, kl, blockType, scale));
-              // Keys j0 + i < numKeys count; the others weigh 0.
-              auto indexVec = VectorType::get({block}, kb.getIndexType());
-              Value inRange = arith::CmpIOp::create(
-                  kb, kl, arith::CmpIPredicate::ult,
-                  arith::AddIOp::create(
-                      kb, kl, vector::StepOp::create(kb, kl, indexVec),
-                      vector::BroadcastOp::create(kb, kl, indexVec, j0)),
-                  vector::BroadcastOp::create(kb, kl, indexVec, numKeys));
-              Value negInfVec = lowering::floatConst(
-                  kb, kl, blockType, -std::numeric_limits<double>::infinity());
-              Value masked = arith::SelectOp::create(kb, kl, inRange,
-                                                     blockScores, negInfVec);
-              Value newMax = arith::MaximumFOp::create(
-                  kb, kl, max,
-                  vector::ReductionOp::create(
-                      kb, kl, vector::CombiningKind::MAXIMUMF, masked));
-              // exp(-inf) is not left to the polynomial exp: the first
-              // block's rescaling and the masked keys' weights are selected.
-              Value first = arith::CmpFOp::create(
-                  kb, kl, arith::CmpFPredicate::OEQ, max, negInf);
-              Value rescale = arith::SelectOp::create(
-                  kb, kl, first, lowering::floatConst(kb, kl, f32, 0.0),
-                  math::ExpOp::create(
-                      kb, kl, arith::SubFOp::create(kb, kl, max, newMax)));
-              Value weights = arith::SelectOp::create(
-                  kb, kl, inRange,
-                  math::ExpOp::create(
-                      kb, kl,
-                      arith::SubFOp::create(kb, kl, blockScores,
-                                            vector::BroadcastOp::create(
-                                                kb, kl, blockType, newMax))),
-                  lowering::floatConst(kb, kl, blockType, 0.0));
-              Value newSum = arith::AddFOp::create(
-                  kb, kl, arith::MulFOp::create(kb, kl, sum, rescale),
-                  vector::ReductionOp::create(
-                      kb, kl, vector::CombiningKind::ADD, weights));
-              Value rescaleVec =
-                  vector::BroadcastOp::create(kb, kl, vecType, rescale);
-              SmallVector<Value> out;
-              for (int64_t c = 0; c < chunks; ++c)
-                out.push_back(
-                    arith::MulFOp::create(kb, kl, it[2 + c], rescaleVec));
-              for (int64_t i = 0; i < block; ++i) {
-                Value w = vector::BroadcastOp::create(
-                    kb, kl, vecType,
-                    vector::ExtractOp::create(kb, kl, weights,
-                                              ArrayRef<int64_t>{i}));
-                for (int64_t c = 0; c < chunks; ++c)
-                  out[c] = vector::FMAOp::create(
-                      kb, kl, w,
-                      loadVec(kb, kl, vc,
-                              ValueRange{bi, g, rows[i],
-                                         indexConst(kb, kl, c * lanes)}),
-                      out[c]);
-              }
-              SmallVector<Value> yield{newMax, newSum};
-              yield.append(out);
-              scf::YieldOp::create(kb, kl, yield);
+                    lastKey));
+              Value keyIndices = arith::AddIOp::create(
+                  kb, kl, vector::StepOp::create(kb, kl, indexVec),
+                  vector::BroadcastOp::create(kb, kl, indexVec, j0));
+              forRows(
+                  kb, kl, [&](OpBuilder &rb, Location rl, Value r, Value s) {
+                    Value numKeys = keysOf(rb, rl, s);
+                    // A token that sees none of the block's keys skips it.
+                    Value sees = arith::CmpIOp::create(
+                        rb, rl, arith::CmpIPredicate::ult, j0, numKeys);
+                    scf::IfOp::create(
+                        rb, rl, sees, [&](OpBuilder &ib, Location il) {
+                          SmallVector<Value> query;
+                          for (int64_t c = 0; c < chunks; ++c)
+                            query.push_back(loadVec(
+                                ib, il, q,
+                                ValueRange{bi, s, rowColumn(ib, il, r, c)}));
+                          SmallVector<Value> scores;
+                          for (int64_t i = 0; i < block; ++i) {
+                            Value dot = zeroVec;
+                            for (int64_t c = 0; c < chunks; ++c)
+                              dot = vector::FMAOp::create(
+                                  ib, il, query[c],
+                                  loadVec(ib, il, kc,
+                                          ValueRange{
+                                              bi, g, keyRows[i],
+                                              indexConst(ib, il, c * lanes)}),
+                                  dot);
+                            scores.push_back(vector::ReductionOp::create(
+                                ib, il, vector::CombiningKind::ADD, dot));
+                          }
+                          Value blockScores = arith::MulFOp::create(
+                              ib, il,
+                              vector::FromElementsOp::create(ib, il, blockType,
+                                                             scores),
+                              lowering::floatConst(ib, il, blockType, scale));
+                          // Keys j0 + i < numKeys count; the others weigh 0.
+                          Value inRange = arith::CmpIOp::create(
+                              ib, il, arith::CmpIPredicate::ult, keyIndices,
+                              vector::BroadcastOp::create(ib, il, indexVec,
+                                                          numKeys));
+                          Value masked = arith::SelectOp::create(
+                              ib, il, inRange, blockScores,
+                              lowering::floatConst(ib, il, blockType, -inf));
+                          Value max = memref::LoadOp::create(ib, il, maxTile,
+                                                             ValueRange{r});
+                          Value newMax = arith::MaximumFOp::create(
+                              ib, il, max,
+                              vector::ReductionOp::create(
+                                  ib, il, vector::CombiningKind::MAXIMUMF,
+                                  masked));
+                          // exp(-inf) is not left to the polynomial exp: the
+                          // first block's rescaling and the masked keys'
+                          // weights are selected.
+                          Value first = arith::CmpFOp::create(
+                              ib, il, arith::CmpFPredicate::OEQ, max, negInf);
+                          Value rescale = arith::SelectOp::create(
+                              ib, il, first, zeroF,
+                              math::ExpOp::create(
+                                  ib, il,
+                                  arith::SubFOp::create(ib, il, max, newMax)));
+                          Value weights = arith::SelectOp::create(
+                              ib, il, inRange,
+                              math::ExpOp::create(
+                                  ib, il,
+                                  arith::SubFOp::create(
+                                      ib, il, blockScores,
+                                      vector::BroadcastOp::create(
+                                          ib, il, blockType, newMax))),
+                              lowering::floatConst(ib, il, blockType, 0.0));
+                          Value sum = memref::LoadOp::create(ib, il, sumTile,
+                                                             ValueRange{r});
+                          Value newSum = arith::AddFOp::create(
+                              ib, il,
+                              arith::MulFOp::create(ib, il, sum, rescale),
+                              vector::ReductionOp::create(
+                                  ib, il, vector::CombiningKind::ADD, weights));
+                          memref::StoreOp::create(ib, il, newMax, maxTile,
+                                                  ValueRange{r});
+                          memref::StoreOp::create(ib, il, newSum, sumTile,
+                                                  ValueRange{r});
+                          Value rescaleVec = vector::BroadcastOp::create(
+                              ib, il, vecType, rescale);
+                          SmallVector<Value> out;
+                          for (int64_t c = 0; c < chunks; ++c)
+                            out.push_back(arith::MulFOp::create(
+                                ib, il,
+                                vector::LoadOp::create(
+                                    ib, il, vecType, outTile,
+                                    ValueRange{r,
+                                               indexConst(ib, il, c * lanes)}),
+                                rescaleVec));
+                          for (int64_t i = 0; i < block; ++i) {
+                            Value w = vector::BroadcastOp::create(
+                                ib, il, vecType,
+                                vector::ExtractOp::create(
+                                    ib, il, weights, ArrayRef<int64_t>{i}));
+                            for (int64_t c = 0; c < chunks; ++c)
+                              out[c] = vector::FMAOp::create(
+                                  ib, il, w,
+                                  loadVec(ib, il, vc,
+                                          ValueRange{
+                                              bi, g, keyRows[i],
+                                              indexConst(ib, il, c * lanes)}),
+                                  out[c]);
+                          }
+                          for (int64_t c = 0; c < chunks; ++c)
+                            vector::StoreOp::create(
+                                ib, il, out[c], outTile,
+                                ValueRange{r, indexConst(ib, il, c * lanes)});
+                          scf::YieldOp::create(ib, il);
+                        });
+                  });
+              scf::YieldOp::create(kb, kl);
             });
-        Value total =
-            vector::BroadcastOp::create(pb, l, vecType, keys.getResult(1));
+
+        // Each row divided by its sum, in the output's type.
         Type oElem = oType.getElementType();
-        for (int64_t c = 0; c < chunks; ++c) {
-          Value row =
-              arith::DivFOp::create(pb, l, keys.getResult(2 + c), total);
-          if (!oElem.isF32())
-            row = arith::TruncFOp::create(pb, l,
-                                          VectorType::get({lanes}, oElem), row);
-          vector::StoreOp::create(pb, l, row, o,
-                                  ValueRange{bi, s, colOf(pb, l, c)});
-        }
+        forRows(pb, l, [&](OpBuilder &nb, Location nl, Value r, Value s) {
+          Value total = vector::BroadcastOp::create(
+              nb, nl, vecType,
+              memref::LoadOp::create(nb, nl, sumTile, ValueRange{r}));
+          for (int64_t c = 0; c < chunks; ++c) {
+            Value row = arith::DivFOp::create(
+                nb, nl,
+                vector::LoadOp::create(
+                    nb, nl, vecType, outTile,
+                    ValueRange{r, indexConst(nb, nl, c * lanes)}),
+                total);
+            if (!oElem.isF32())
+              row = arith::TruncFOp::create(
+                  nb, nl, VectorType::get({lanes}, oElem), row);
+            vector::StoreOp::create(nb, nl, row, o,
+                                    ValueRange{bi, s, rowColumn(nb, nl, r, c)});
+          }
+        });
         scf::ReduceOp::create(pb, l);
       });
   b.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), kcNew, vcNew});

@@ -199,16 +199,19 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 
 // -----
 
-// cached_attention, head dim 16 (two vectors of 8 lanes): the rows appended
-// with tensor.insert as the generic lowering does; then one parallel item
-// per (sequence, token, head), the token in the zigzag order 0, S-1, 1,
-// S-2, ... (the causal work even over static chunks); the query row in two
-// vectors; keys 0 .. min(len + s + 1, capacity) - 1 in blocks of 8, each
-// block 8 x 2 FMAs and 8 reductions into a vector of scores times 16^-1/2,
-// the keys past the end masked to -inf and weighed 0, one exp for the
-// running maximum's rescaling (0 for the first block) and one vector exp
-// for the weights, then 8 x 2 FMAs of the values into the output row;
-// finally the row divided by the sum.
+// cached_attention, head dim 16 (two vectors of 8 lanes), 4 heads over 2
+// kv heads (groups of 2): the rows appended with tensor.insert as the
+// generic lowering does; then one parallel item per (sequence, tile of 8
+// tokens, kv head), the tiles in the zigzag order 0, n-1, 1, n-2, ... (the
+// causal work even over static chunks); the tile's 16 rows, (token, head)
+// pairs token-major, keep their output, maximum and sum in stack buffers;
+// the keys the tile's last token sees, in blocks of 8 clamped to the last
+// one; per block and row whose token is the call's and sees the block: its
+// query row in two vectors, 8 x 2 FMAs and 8 reductions into a vector of
+// scores times 16^-1/2, the keys past its position masked (-inf, weight
+// 0), one exp for the rescaling (0 for the first block) and one vector exp
+// for the weights, 8 x 2 FMAs of the values into its output row; finally
+// each row divided by its sum.
 
 // CHECK-LABEL: func.func @cached_attention
 // CHECK-DAG:     %[[SCALE:.+]] = arith.constant dense<2.500000e-01> : vector<8xf32>
@@ -216,34 +219,57 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK:         scf.for
 // CHECK:           tensor.insert
 // CHECK:           tensor.insert
+// CHECK:         %[[Q:.+]] = bufferization.to_buffer %arg0 read_only
 // CHECK:         %[[KC:.+]] = bufferization.to_buffer %{{.+}}#0 read_only
 // CHECK:         %[[VC:.+]] = bufferization.to_buffer %{{.+}}#1 read_only
+// CHECK:         %[[S:.+]] = tensor.dim %arg0, %c1
 // CHECK:         %[[O:.+]] = memref.alloc(%{{.+}}) : memref<2x?x64xf32>
-// CHECK:         scf.parallel (%[[B:.+]], %[[I:.+]], %[[H:.+]]) = (%c0, %c0, %c0) to (%c2, %[[S:.+]], %c4) step (%c1, %c1, %c1) {
+// CHECK:         %[[TILES:.+]] = arith.ceildivui %[[S]], %c8
+// CHECK:         scf.parallel (%[[B:.+]], %[[I:.+]], %[[G:.+]]) = (%c0, %c0, %c0) to (%c2, %[[TILES]], %c2) step (%c1, %c1, %c1) {
 // CHECK:           %[[HALF:.+]] = arith.divui %[[I]], %c2
 // CHECK:           %[[ODD:.+]] = arith.cmpi ne
-// CHECK:           %[[LAST:.+]] = arith.subi %[[S]], %c1
-// CHECK:           %[[MIRROR:.+]] = arith.subi %[[LAST]], %[[HALF]]
-// CHECK:           %[[T:.+]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]]
+// CHECK:           %[[LASTTILE:.+]] = arith.subi %[[TILES]], %c1
+// CHECK:           %[[MIRROR:.+]] = arith.subi %[[LASTTILE]], %[[HALF]]
+// CHECK:           %[[TILE:.+]] = arith.select %[[ODD]], %[[MIRROR]], %[[HALF]]
+// CHECK:           %[[T0:.+]] = arith.muli %[[TILE]], %c8
+// CHECK:           arith.minui %{{.+}}, %[[S]] : index
 // CHECK:           %[[END:.+]] = arith.minui %{{.+}}, %{{.+}} : index
-// CHECK:           %[[G:.+]] = arith.divui %[[H]], %c2
-// CHECK-COUNT-2:   vector.load %{{.+}}[%[[B]], %[[T]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
-// CHECK:           %[[ACC:.+]]:4 = scf.for %[[J:.+]] = %c0 to %[[END]] step %c8 iter_args(%{{.+}} = %[[NEGINF]], %{{.+}}, %{{.+}}, %{{.+}}) -> (f32, f32, vector<8xf32>, vector<8xf32>) {
-// CHECK-COUNT-8:     vector.reduction <add>
-// CHECK:             %[[SC:.+]] = vector.from_elements {{.+}} : vector<8xf32>
-// CHECK:             %[[SCALED:.+]] = arith.mulf %[[SC]], %[[SCALE]]
-// CHECK:             %[[IN:.+]] = arith.cmpi ult, %{{.+}}, %{{.+}} : vector<8xindex>
-// CHECK:             arith.select %[[IN]], %[[SCALED]]
-// CHECK:             vector.reduction <maximumf>
-// CHECK:             math.exp %{{.+}} : f32
-// CHECK:             math.exp %{{.+}} : vector<8xf32>
-// CHECK:             arith.select %[[IN]]
-// CHECK-COUNT-16:    vector.fma
-// CHECK:             scf.yield
-// CHECK:           arith.divf %[[ACC]]#2
-// CHECK:           vector.store %{{.+}}, %[[O]][%[[B]], %[[T]], %{{.+}}]
-// CHECK:           arith.divf %[[ACC]]#3
-// CHECK:           vector.store %{{.+}}, %[[O]][%[[B]], %[[T]], %{{.+}}]
+// CHECK:           %[[LASTKEY:.+]] = arith.subi %[[END]], %c1
+// CHECK:           %[[OUT:.+]] = memref.alloca() : memref<16x16xf32>
+// CHECK:           %[[MAX:.+]] = memref.alloca() : memref<16xf32>
+// CHECK:           %[[SUM:.+]] = memref.alloca() : memref<16xf32>
+// CHECK:           scf.for %{{.+}} = %c0 to %c16 step %c1 {
+// CHECK:             memref.store %[[NEGINF]], %[[MAX]]
+// CHECK:           scf.for %[[J:.+]] = %c0 to %[[END]] step %c8 {
+// CHECK-COUNT-8:     arith.minui %{{.+}}, %[[LASTKEY]] : index
+// CHECK:             scf.for %[[R:.+]] = %c0 to %c16 step %c1 {
+// CHECK:               %[[TOK:.+]] = arith.addi %[[T0]], %{{.+}} : index
+// CHECK:               %[[INCALL:.+]] = arith.cmpi ult, %[[TOK]], %[[S]]
+// CHECK:               scf.if %[[INCALL]] {
+// CHECK:                 %[[SEES:.+]] = arith.cmpi ult, %[[J]], %{{.+}} : index
+// CHECK:                 scf.if %[[SEES]] {
+// CHECK-COUNT-2:           vector.load %[[Q]][%[[B]], %[[TOK]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
+// CHECK-COUNT-8:           vector.reduction <add>
+// CHECK:                   %[[SC:.+]] = vector.from_elements {{.+}} : vector<8xf32>
+// CHECK:                   %[[SCALED:.+]] = arith.mulf %[[SC]], %[[SCALE]]
+// CHECK:                   %[[IN:.+]] = arith.cmpi ult, %{{.+}}, %{{.+}} : vector<8xindex>
+// CHECK:                   arith.select %[[IN]], %[[SCALED]]
+// CHECK:                   memref.load %[[MAX]][%[[R]]]
+// CHECK:                   vector.reduction <maximumf>
+// CHECK:                   math.exp %{{.+}} : f32
+// CHECK:                   math.exp %{{.+}} : vector<8xf32>
+// CHECK:                   arith.select %[[IN]]
+// CHECK:                   memref.store %{{.+}}, %[[MAX]][%[[R]]]
+// CHECK:                   memref.store %{{.+}}, %[[SUM]][%[[R]]]
+// CHECK-COUNT-2:           vector.load %[[OUT]][%[[R]], %{{.+}}]
+// CHECK-COUNT-16:          vector.fma
+// CHECK-COUNT-2:           vector.store %{{.+}}, %[[OUT]][%[[R]], %{{.+}}]
+// CHECK:           scf.for %{{.+}} = %c0 to %c16 step %c1 {
+// CHECK:               memref.load %[[SUM]]
+// CHECK:               arith.divf
+// CHECK:               vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
+// CHECK:               arith.divf
+// CHECK:               vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
 func.func @cached_attention(%q: tensor<2x?x64xf32>, %k: tensor<2x?x32xf32>, %v: tensor<2x?x32xf32>,
                             %kc: tensor<2x2x?x16xf32>, %vc: tensor<2x2x?x16xf32>, %len: tensor<2xi32>)
     -> (tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>) {

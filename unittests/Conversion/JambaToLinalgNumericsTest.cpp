@@ -1718,21 +1718,23 @@ std::string withPlaceholders(
 }
 
 TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
-  // jamba-cpu-microkernels' attention (an online softmax over blocks of 8
-  // keys, the head dimension in vectors of 8 lanes) and the generic loops
-  // it replaces (microkernels off), against the reference. Shapes (heads,
-  // kv heads, head dim): (4, 2, 8) one vector per row, groups of 2;
-  // (8, 2, 24) three vectors, groups of 4; (2, 2, 32) groups of 1; and
-  // (4, 2, 12), not whole vectors, which the microkernel leaves to the
-  // generic loops. Capacity 40. Calls: 20 tokens over 3 and 9 cached
-  // positions (blocks of 8 keys, the last partial), 16 over 0 and 24 (the
-  // second fills the cache), a decode step over 29 and 7, 9 tokens over 31
-  // and 0. Tolerance 1e-5: the sums run in another order.
+  // jamba-cpu-microkernels' attention (tiles of (token, head) rows, an
+  // online softmax over blocks of 8 keys, the head dimension in vectors of
+  // 8 lanes) and the generic loops it replaces (microkernels off), against
+  // the reference. Shapes (heads, kv heads, head dim): (4, 2, 8) one vector
+  // per row, groups of 2 (tiles of 8 tokens x 2 heads); (8, 2, 24) three
+  // vectors, groups of 4 (4 tokens); (2, 2, 32) groups of 1 (16 tokens);
+  // (6, 2, 8) groups of 3 (5 tokens, 15 rows); (32, 1, 8) a group of 32
+  // (one token, 32 rows); and (4, 2, 12), not whole vectors, which the
+  // microkernel leaves to the generic loops. Capacity 40. Calls: 20 tokens over
+  // 3 and 9 cached positions (blocks of 8 keys, the last partial), 16 over 0
+  // and 24 (the second fills the cache), a decode step over 29 and 7, 9 tokens
+  // over 31 and 0. Tolerance 1e-5: the sums run in another order.
   struct Shape {
     int64_t heads, kvHeads, hd;
   };
-  for (const Shape &sh :
-       {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32}, Shape{4, 2, 12}}) {
+  for (const Shape &sh : {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32},
+                          Shape{6, 2, 8}, Shape{32, 1, 8}, Shape{4, 2, 12}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
     std::string ir =
         withPlaceholders(kCachedAttentionTemplate, {{"xQx", qw},

@@ -130,12 +130,14 @@ def JambaCpuMicrokernelsPass
     `jamba.cached_attention` with a static head_dim that is a multiple of
     `lanes` (at most 32 vectors) appends the new rows to the caches as
     `convert-jamba-to-linalg` does (`tensor.insert`, in place), then runs
-    `scf.parallel` over (sequence, token, head), tokens in the order 0,
-    S-1, 1, S-2, ... (even static chunks of the causal work): the query
-    and output rows in vectors, the keys in blocks of 8 with an online
-    softmax (the block's scores as one vector, the running maximum and sum
-    rescaled once per block, exp(-inf) selected rather than computed), the
-    output divided by the sum at the end.
+    `scf.parallel` over (sequence, tile, kv head): a tile is max(1, 16 / G)
+    tokens of the kv head's group of G query heads, its rows the (token,
+    head) pairs sharing each key and value row it loads; tiles in the
+    order 0, n-1, 1, n-2, ... (even static chunks of the causal work); the
+    keys in blocks of 8 with an online softmax per row (the block's scores
+    as one vector, the running maximum and sum rescaled once per block,
+    exp(-inf) selected rather than computed; each row's output, maximum and
+    sum in a stack tile), each output divided by its sum at the end.
 
     Operands are read through `bufferization.to_buffer read_only`; the
     result is a fresh `memref.alloc` returned by `bufferization.to_tensor
