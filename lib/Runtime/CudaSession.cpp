@@ -61,14 +61,14 @@ StatusOr<std::unique_ptr<CudaSession>> CudaSession::open(int ordinal) {
   // call and at its end) hands the freed memory back to the OS, so that
   // the next stage maps it again; kept reserved, the stages reuse it. The
   // session gives it back when it ends.
-  JAMBA_CKPT_RETURN_IF_ERROR(
-      d.check(d.cuDeviceGetDefaultMemPool(&s->pool, s->device),
-              "cuDeviceGetDefaultMemPool"));
+  // The pool is the device's: the setting holds for the whole process (as
+  // a caching allocator's would), and a session's end trims only what no
+  // one uses. A speed-up only: a driver that refuses it leaves the default.
   uint64_t keepAll = UINT64_MAX;
-  JAMBA_CKPT_RETURN_IF_ERROR(
-      d.check(d.cuMemPoolSetAttribute(
-                  s->pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &keepAll),
-              "cuMemPoolSetAttribute"));
+  if (d.cuDeviceGetDefaultMemPool(&s->pool, s->device) != CUDA_SUCCESS ||
+      d.cuMemPoolSetAttribute(s->pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                              &keepAll) != CUDA_SUCCESS)
+    s->pool = nullptr;
   // Non-blocking: the legacy default stream (which a library might use)
   // does not serialise with the session's work.
   JAMBA_CKPT_RETURN_IF_ERROR(d.check(

@@ -94,6 +94,7 @@ options (a value follows as the next argument, or as --name=value):
   --logits-out F     write the logits of every prompt position and decode
                      step as float32 .npy [rows, vocab]; with several
                      sequences, F with .npy replaced by .I.npy per sequence
+                     (an artifact compiled with --prefill-logits all)
   --mpi              run the rank MPI gives this process (implied when an
                      MPI launcher such as mpirun started it); rank 0 prints
                      and writes, the other ranks only report errors
@@ -512,6 +513,19 @@ int main(int argc, char **argv) {
     return fail("--profile-kernels times CUDA kernels; this run is on the "
                 "CPU");
   config.profileKernels = profileKernels;
+  // Refused before the weights load: a prefill whose logits are [batch, 1,
+  // vocab] keeps only the last position's (generate() refuses it too).
+  if (!logitsOut.empty())
+    if (const EntryPoint *prefill =
+            artifact.manifest().findEntryPoint(kEntryPrefill);
+        prefill && !prefill->outputs.empty())
+      if (const BufferDesc *logits =
+              artifact.manifest().findBuffer(prefill->outputs[0]);
+          logits && logits->shape.size() == 3 && logits->shape[1].isStatic())
+        return fail("--logits-out records every prompt position's logits, "
+                    "but the artifact's prefill keeps only the last "
+                    "position's (compile it with jamba-compile "
+                    "--prefill-logits all)");
   config.context = context;
   config.seq = seq;
   config.prompts = &prompts;

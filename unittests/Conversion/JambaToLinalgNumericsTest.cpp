@@ -1717,6 +1717,27 @@ std::string withPlaceholders(
   return ir;
 }
 
+/// Whether jamba-cpu-microkernels alone replaces every `opName` op of `ir`
+/// (rather than leaving it to the generic lowerings).
+bool microkernelsReplace(const std::string &ir, llvm::StringRef opName) {
+  DialectRegistry registry;
+  registerAllDialects(registry);
+  registry.insert<mlir::jamba::JambaDialect>();
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(ir, &context);
+  if (!module)
+    return false;
+  PassManager pm(&context, "builtin.module");
+  pm.addNestedPass<func::FuncOp>(mlir::jamba::createJambaCpuMicrokernelsPass());
+  if (failed(pm.run(*module)))
+    return false;
+  bool left = false;
+  module->walk(
+      [&](Operation *op) { left |= op->getName().getStringRef() == opName; });
+  return !left;
+}
+
 TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   // jamba-cpu-microkernels' attention (tiles of (token, head) rows, an
   // online softmax over blocks of 8 keys, the head dimension in vectors of
@@ -1743,6 +1764,9 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
                                                     {"xGx", sh.kvHeads},
                                                     {"= H :", sh.heads},
                                                     {"= G :", sh.kvHeads}});
+    // The kernel takes whole vectors of the head dimension only.
+    EXPECT_EQ(microkernelsReplace(ir, "jamba.cached_attention"), hd % 8 == 0)
+        << "head dim " << hd;
     for (bool microkernels : {true, false}) {
       mlir::jamba::CPULowerPipelineOptions options;
       options.microkernels = microkernels;
@@ -1824,6 +1848,44 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
              buf(kc, {1, 2, cap, 16}), buf(vc, {1, 2, cap, 16}), buf(len, {1})},
             {3});
   expectClose(out[0], o, "attention output over bf16 caches");
+
+  // bf16 throughout (queries, keys, values, caches and output): the kernel
+  // widens every operand and rounds the output once, so it is the
+  // reference's on the same bf16 values within one bf16 step (2^-8).
+  const std::string allBf16 = R"mlir(
+    func.func @f(%q: tensor<1x?x64xbf16>, %k: tensor<1x?x32xbf16>, %v: tensor<1x?x32xbf16>,
+                 %kc: tensor<1x2x?x16xbf16>, %vc: tensor<1x2x?x16xbf16>, %len: tensor<1xi32>)
+        -> tensor<1x?x64xbf16> attributes {llvm.emit_c_interface} {
+      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
+          : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x2x?x16xbf16>,
+             tensor<1x2x?x16xbf16>, tensor<1xi32>)
+          -> (tensor<1x?x64xbf16>, tensor<1x2x?x16xbf16>, tensor<1x2x?x16xbf16>)
+      return %o : tensor<1x?x64xbf16>
+    })mlir";
+  ASSERT_TRUE(microkernelsReplace(allBf16, "jamba.cached_attention"));
+  Kernel kb(allBf16);
+  ASSERT_EQ(kb.error, "");
+  auto bits = [](std::vector<float> &x) {
+    std::vector<uint16_t> h;
+    for (float &e : x)
+      h.push_back(toBF16(e)), e = fromBF16(h.back());
+    return h;
+  };
+  std::vector<uint16_t> qh = bits(q), kh = bits(kk), vh = bits(v);
+  auto [ob, rkb, rvb] = ref::cachedAttention<float>(
+      toRef(q, {1, t, 64}), toRef(kk, {1, t, 32}), toRef(v, {1, t, 32}),
+      toRef(kcf, {1, 2, cap, 16}), toRef(vcf, {1, 2, cap, 16}), toRef(len, {1}),
+      4, 2);
+  auto outb = kb.run({buf(qh, {1, t, 64}), buf(kh, {1, t, 32}),
+                      buf(vh, {1, t, 32}), buf(kc, {1, 2, cap, 16}),
+                      buf(vc, {1, 2, cap, 16}), buf(len, {1})},
+                     {3});
+  std::vector<float> widened;
+  for (int64_t i = 0; i < ob.numel(); ++i)
+    widened.push_back(fromBF16(outb[0].elements<uint16_t>()[i]));
+  expectClose(Buffer{widened.data(), outb[0].shape}, ob,
+              "attention output, all bf16", 1.0 / 256);
 }
 
 TEST_F(JambaToLinalgNumerics, AttentionTensorCoresEmulated) {

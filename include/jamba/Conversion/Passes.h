@@ -56,9 +56,10 @@ struct CPULowerPipelineOptions
       llvm::cl::init(false)};
   PassOptions::Option<bool> microkernels{
       *this, "microkernels",
-      llvm::cl::desc("Lower jamba.linear and jamba.expert_gemm with "
-                     "jamba-cpu-microkernels (register-tiled vector "
-                     "loops) instead of linalg reductions"),
+      llvm::cl::desc("Lower jamba.linear, jamba.expert_gemm, "
+                     "jamba.selective_scan and jamba.cached_attention with "
+                     "jamba-cpu-microkernels (vector loop nests on buffers) "
+                     "instead of the generic linalg/scf lowerings"),
       llvm::cl::init(true)};
   PassOptions::Option<bool> statesInPlace{
       *this, "states-in-place",
