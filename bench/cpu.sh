@@ -20,7 +20,8 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 
 # median of the numbers on stdin
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-# field extractors over jamba-run's last stderr line
+# field extractors over jamba-run's stderr: its line of totals "load X s,
+# prefill N tokens in X s (R tok/s), decode M tokens in X s (R tok/s)"
 prefill_rate() { sed -n 's/.*prefill [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'; }
 decode_rate() { sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'; }
 
@@ -43,11 +44,17 @@ for variant in f32 f32-int8 bf16 bf16-int8; do
   p=() d1=() d8=()
   for rep in 1 2 3; do
     p+=("$("$bin/jamba-run" "$art" --prompt-ids "$prompt512" -n 2 \
-      --ignore-eos 2>&1 >/dev/null | tail -1 | prefill_rate)")
+      --ignore-eos 2>&1 >/dev/null | prefill_rate)")
     d1+=("$("$bin/jamba-run" "$art" --prompt-ids 1,2,3,4,5,6,7,8 -n 64 \
-      --ignore-eos 2>&1 >/dev/null | tail -1 | decode_rate)")
+      --ignore-eos 2>&1 >/dev/null | decode_rate)")
     d8+=("$("$bin/jamba-run" "$art" --prompt-ids 1,2,3,4,5,6,7,8 -n 32 \
-      --batch 8 --ignore-eos 2>&1 >/dev/null | tail -1 | decode_rate)")
+      --batch 8 --ignore-eos 2>&1 >/dev/null | decode_rate)")
+    # An empty figure (jamba-run's report changed) fails the benchmark
+    # rather than printing a table of blanks.
+    if [ -z "${p[-1]}" ] || [ -z "${d1[-1]}" ] || [ -z "${d8[-1]}" ]; then
+      echo "bench/cpu.sh: no tok/s figure in jamba-run's report ($variant)" >&2
+      exit 1
+    fi
   done
   echo "$variant: prefill ${p[*]}; decode b1 ${d1[*]}; decode b8 ${d8[*]}"
   weights="$(du -sb "$art/weights" | cut -f1)"
