@@ -724,6 +724,10 @@ Status Executor::prepare(const SessionOptions &options) {
   // The model ABI of the two entry points.
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryPrefill, false, prefill));
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryDecode, true, decode));
+  // The buffers start zeroed, and so do their shadows.
+  for (const ModelEntry *e : {&prefill, &decode})
+    cacheLenShadow[e->cacheLen].assign(
+        size_t((memPlan.bufferBytes[e->cacheLen] + 7) / 8), 0);
 
   // GPU ranks: the NCCL communicators, made collectively once every check
   // a rank makes alone has passed.
@@ -994,6 +998,9 @@ Status Executor::writeBuffer(size_t index, const void *src, uint64_t bytes,
   JAMBA_CKPT_RETURN_IF_ERROR(checkAccess(index, bytes, offset, "write"));
   if (bytes == 0)
     return Status::success();
+  if (auto shadow = cacheLenShadow.find(index); shadow != cacheLenShadow.end())
+    std::memcpy(reinterpret_cast<char *>(shadow->second.data()) + offset, src,
+                bytes);
   void *dst = offsetAddress(buffers[index], offset);
   if (!cudaSession) {
     std::memcpy(dst, src, bytes);
@@ -1055,6 +1062,23 @@ Status Executor::run(std::string_view name, const CallDims &dims) {
   if (dims.seq < 1 || dims.seq > boundSeq)
     return makeError("entry point '", name, "': seq ", dims.seq,
                      " is outside 1..", boundSeq, " (the bound seq)");
+  // The kernels append each row's tokens to its KV cache at cache_len[r]:
+  // a length past the capacity would write outside the cache.
+  for (const ModelEntry *e : {&prefill, &decode}) {
+    if (e->name != name)
+      continue;
+    // On the CPU the buffer itself (a caller may write it through
+    // bufferData); on CUDA what writeBuffer wrote.
+    const int64_t *lens =
+        cudaSession ? cacheLenShadow.at(e->cacheLen).data()
+                    : static_cast<const int64_t *>(buffers[e->cacheLen]);
+    for (int64_t r = 0; r < dims.batch; ++r)
+      if (lens[r] < 0 || lens[r] > boundCapacity - dims.seq)
+        return makeError("entry point '", name, "': cache length ", lens[r],
+                         " of row ", r, " plus ", dims.seq,
+                         " tokens is outside the KV capacity of ",
+                         boundCapacity);
+  }
   bool partial = dims.firstRow != 0 || dims.batch != boundBatch;
   int64_t dimValues[3] = {dims.batch, dims.seq, boundCapacity};
   const ArtifactManifest &m = art.manifest();

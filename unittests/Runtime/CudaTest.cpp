@@ -655,6 +655,37 @@ TEST_F(FakeCudaTest, AModuleThatFailsToLoadFailsTheSession) {
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
 }
 
+TEST_F(FakeCudaTest, ACacheLengthPastTheCapacityIsRefused) {
+  // On CUDA the cache lengths live on the device; the executor checks what
+  // writeBuffer wrote there before any kernel appends to the caches.
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
+  auto ex = session(*cudaArt, options(Device::Cuda));
+  ASSERT_TRUE(ex);
+  const int64_t launches = fake->kernelLaunches;
+  int64_t lens = ex->bufferIndex("cache_len");
+  ASSERT_GE(lens, 0);
+  const int64_t capacity = ex->capacity();
+  int64_t values[2] = {0, capacity - 1};
+  ASSERT_TRUE(ex->writeBuffer(size_t(lens), values, sizeof(values)).ok());
+  CallDims d;
+  d.batch = 2;
+  d.seq = 2;
+  Status s = ex->run("prefill", d);
+  EXPECT_EQ(s.message(), "entry point 'prefill': cache length " +
+                             std::to_string(capacity - 1) +
+                             " of row 1 plus 2 tokens is outside the KV "
+                             "capacity of " +
+                             std::to_string(capacity));
+  EXPECT_EQ(fake->kernelLaunches, launches);
+  // Row 1's second half rewritten alone (an offset write) makes it fit.
+  int64_t fits = capacity - 2;
+  ASSERT_TRUE(
+      ex->writeBuffer(size_t(lens), &fits, sizeof(fits), sizeof(int64_t)).ok());
+  s = ex->run("prefill", d);
+  EXPECT_TRUE(s.ok()) << s.message();
+}
+
 TEST_F(FakeCudaTest, DeviceRefusals) {
   auto cudaArt = openCuda();
   ASSERT_TRUE(cudaArt);

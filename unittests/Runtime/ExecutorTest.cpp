@@ -190,7 +190,21 @@ TEST_F(ExecutorTest, RunPassesDimsBuffersAndWeights) {
   EXPECT_NE(s.message().find("seq 5 is outside 1..4"), std::string::npos)
       << s.message();
   EXPECT_FALSE(ex->run("nope", CallDims()).ok());
-  EXPECT_EQ(ssm[1 * ssmRow], 1.0f);
+  // A cache length whose tokens would reach past the KV capacity (16), or
+  // a negative one: the append would write outside the cache.
+  d.seq = 3;
+  for (int64_t bad : {int64_t(14), int64_t(-1)}) {
+    len[1] = bad;
+    s = ex->run("prefill", d);
+    EXPECT_EQ(s.message(), "entry point 'prefill': cache length " +
+                               std::to_string(bad) +
+                               " of row 1 plus 3 tokens is outside the KV "
+                               "capacity of 16");
+  }
+  EXPECT_EQ(ssm[1 * ssmRow], 1.0f) << "a refused call ran";
+  len[1] = 13; // the last 3 positions: allowed
+  EXPECT_TRUE(ex->run("prefill", d).ok());
+  EXPECT_EQ(ssm[1 * ssmRow], 2.0f);
 }
 
 TEST_F(ExecutorTest, GreedyBatchOneMatchesTheRule) {

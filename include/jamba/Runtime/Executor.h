@@ -287,6 +287,11 @@ private:
   int64_t boundRank = 0;
   Communicator *comm = nullptr;
   ModelEntry prefill, decode;
+  /// CUDA: what writeBuffer last wrote to each model entry's cache lengths
+  /// (their device copy is not readable cheaply), by buffer index: run()
+  /// refuses a call whose rows would reach past the KV capacity before any
+  /// kernel writes there (on the CPU it reads the buffer itself).
+  std::map<size_t, std::vector<int64_t>> cacheLenShadow;
   std::vector<void *> handles; ///< dlopen handles.
   /// CUDA: the descriptors of the kernel files' private copies (open while
   /// their handles are; closed after them).

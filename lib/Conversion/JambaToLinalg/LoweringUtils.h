@@ -107,8 +107,8 @@ Value bufferResult(OpBuilder &b, Location loc, Type type, Value buffer);
 /// ([B, kvHeads, capacity, headDim]) at cache_len[b] + s, element by
 /// element (tensor.insert: plain stores, in place once bufferized),
 /// converted to the caches' element types. Returns the updated caches. The
-/// caller guarantees cache_len[b] + S <= capacity: rt::generate (what
-/// jamba-run and the C API run) checks it; Executor::run trusts its caller.
+/// caller guarantees cache_len[b] + S <= capacity (the runtime's
+/// Executor::run checks it before any kernel runs).
 std::pair<Value, Value> appendToCaches(OpBuilder &b, Location loc, Value k,
                                        Value v, Value kCache, Value vCache,
                                        Value cacheLen, int64_t kvHeads,
