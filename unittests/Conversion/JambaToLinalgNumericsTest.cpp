@@ -1808,20 +1808,36 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
     }
   }
 
-  // bf16 caches under f32 queries: the new rows are rounded as they are
-  // appended, and the kernel widens the cached rows as it reads them.
-  const std::string bf16Caches = R"mlir(
-    func.func @f(%q: tensor<1x?x64xf32>, %k: tensor<1x?x32xf32>, %v: tensor<1x?x32xf32>,
+  // Over bf16 caches: queries, keys, values and output of type ACT (f32,
+  // then bf16), 4 heads over 2 kv heads of dim 16.
+  auto bf16CachesIr = [](const std::string &act) {
+    std::string ir = R"mlir(
+    func.func @f(%q: tensor<1x?x64xACT>, %k: tensor<1x?x32xACT>, %v: tensor<1x?x32xACT>,
                  %kc: tensor<1x2x?x16xbf16>, %vc: tensor<1x2x?x16xbf16>, %len: tensor<1xi32>)
-        -> tensor<1x?x64xf32> attributes {llvm.emit_c_interface} {
+        -> tensor<1x?x64xACT> attributes {llvm.emit_c_interface} {
       %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
           {num_heads = 4 : i64, num_kv_heads = 2 : i64}
-          : (tensor<1x?x64xf32>, tensor<1x?x32xf32>, tensor<1x?x32xf32>, tensor<1x2x?x16xbf16>,
+          : (tensor<1x?x64xACT>, tensor<1x?x32xACT>, tensor<1x?x32xACT>, tensor<1x2x?x16xbf16>,
              tensor<1x2x?x16xbf16>, tensor<1xi32>)
-          -> (tensor<1x?x64xf32>, tensor<1x2x?x16xbf16>, tensor<1x2x?x16xbf16>)
-      return %o : tensor<1x?x64xf32>
+          -> (tensor<1x?x64xACT>, tensor<1x2x?x16xbf16>, tensor<1x2x?x16xbf16>)
+      return %o : tensor<1x?x64xACT>
     })mlir";
-  Kernel k(bf16Caches);
+    for (size_t at = ir.find("ACT"); at != std::string::npos;
+         at = ir.find("ACT", at))
+      ir.replace(at, 3, act);
+    return ir;
+  };
+  // `x` rounded to bf16 in place; its bits.
+  auto bits = [](std::vector<float> &x) {
+    std::vector<uint16_t> h;
+    for (float &e : x)
+      h.push_back(toBF16(e)), e = fromBF16(h.back());
+    return h;
+  };
+
+  // f32 queries: the new rows are rounded as they are appended, and the
+  // kernel widens the cached rows as it reads them.
+  Kernel k(bf16CachesIr("f32"));
   ASSERT_EQ(k.error, "");
   const int64_t t = 11, cap = 30;
   std::vector<int32_t> len{13};
@@ -1829,14 +1845,9 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
        kk = randomFloats(size_t(t * 32), 91), v = randomFloats(t * 32, 92),
        kcf = randomFloats(size_t(2 * cap * 16), 93),
        vcf = randomFloats(size_t(2 * cap * 16), 94);
-  std::vector<uint16_t> kc, vc;
-  for (float &x : kcf)
-    kc.push_back(toBF16(x)), x = fromBF16(kc.back());
-  for (float &x : vcf)
-    vc.push_back(toBF16(x)), x = fromBF16(vc.back());
-  auto rounded = [](std::vector<float> x) {
-    for (float &e : x)
-      e = fromBF16(toBF16(e));
+  std::vector<uint16_t> kc = bits(kcf), vc = bits(vcf);
+  auto rounded = [&](std::vector<float> x) {
+    bits(x);
     return x;
   };
   auto [o, rk, rv] = ref::cachedAttention<float>(
@@ -1849,29 +1860,13 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
             {3});
   expectClose(out[0], o, "attention output over bf16 caches");
 
-  // bf16 throughout (queries, keys, values, caches and output): the kernel
-  // widens every operand and rounds the output once, so it is the
-  // reference's on the same bf16 values within one bf16 step (2^-8).
-  const std::string allBf16 = R"mlir(
-    func.func @f(%q: tensor<1x?x64xbf16>, %k: tensor<1x?x32xbf16>, %v: tensor<1x?x32xbf16>,
-                 %kc: tensor<1x2x?x16xbf16>, %vc: tensor<1x2x?x16xbf16>, %len: tensor<1xi32>)
-        -> tensor<1x?x64xbf16> attributes {llvm.emit_c_interface} {
-      %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
-          {num_heads = 4 : i64, num_kv_heads = 2 : i64}
-          : (tensor<1x?x64xbf16>, tensor<1x?x32xbf16>, tensor<1x?x32xbf16>, tensor<1x2x?x16xbf16>,
-             tensor<1x2x?x16xbf16>, tensor<1xi32>)
-          -> (tensor<1x?x64xbf16>, tensor<1x2x?x16xbf16>, tensor<1x2x?x16xbf16>)
-      return %o : tensor<1x?x64xbf16>
-    })mlir";
+  // bf16 throughout: the kernel widens every operand and rounds the output
+  // once, so it is the reference's on the same bf16 values within one bf16
+  // step (2^-8).
+  const std::string allBf16 = bf16CachesIr("bf16");
   ASSERT_TRUE(microkernelsReplace(allBf16, "jamba.cached_attention"));
   Kernel kb(allBf16);
   ASSERT_EQ(kb.error, "");
-  auto bits = [](std::vector<float> &x) {
-    std::vector<uint16_t> h;
-    for (float &e : x)
-      h.push_back(toBF16(e)), e = fromBF16(h.back());
-    return h;
-  };
   std::vector<uint16_t> qh = bits(q), kh = bits(kk), vh = bits(v);
   auto [ob, rkb, rvb] = ref::cachedAttention<float>(
       toRef(q, {1, t, 64}), toRef(kk, {1, t, 32}), toRef(v, {1, t, 32}),
