@@ -437,6 +437,12 @@ Status checkDataflow(const ArtifactManifest &m,
 
 } // namespace
 
+bool rt::prefillKeepsLastLogitsOnly(const ArtifactManifest &m) {
+  ModelEntry prefill;
+  return findModelEntry(m, kEntryPrefill, /*decode=*/false, prefill).ok() &&
+         prefill.lastLogitsOnly;
+}
+
 const char *rt::deviceName(Device device) {
   return device == Device::Cuda ? "cuda" : "cpu";
 }
@@ -724,10 +730,12 @@ Status Executor::prepare(const SessionOptions &options) {
   // The model ABI of the two entry points.
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryPrefill, false, prefill));
   JAMBA_CKPT_RETURN_IF_ERROR(findModelEntry(m, kEntryDecode, true, decode));
-  // The buffers start zeroed, and so do their shadows.
-  for (const ModelEntry *e : {&prefill, &decode})
-    cacheLenShadow[e->cacheLen].assign(
-        size_t((memPlan.bufferBytes[e->cacheLen] + 7) / 8), 0);
+  // CUDA: the cache lengths' shadows (the buffers start zeroed, and so do
+  // they). On the CPU run() reads the buffers themselves.
+  if (cudaSession)
+    for (const ModelEntry *e : {&prefill, &decode})
+      cacheLenShadow[e->cacheLen].assign(
+          size_t((memPlan.bufferBytes[e->cacheLen] + 7) / 8), 0);
 
   // GPU ranks: the NCCL communicators, made collectively once every check
   // a rank makes alone has passed.

@@ -515,17 +515,11 @@ int main(int argc, char **argv) {
   config.profileKernels = profileKernels;
   // Refused before the weights load: a prefill whose logits are [batch, 1,
   // vocab] keeps only the last position's (generate() refuses it too).
-  if (!logitsOut.empty())
-    if (const EntryPoint *prefill =
-            artifact.manifest().findEntryPoint(kEntryPrefill);
-        prefill && !prefill->outputs.empty())
-      if (const BufferDesc *logits =
-              artifact.manifest().findBuffer(prefill->outputs[0]);
-          logits && logits->shape.size() == 3 && logits->shape[1].isStatic())
-        return fail("--logits-out records every prompt position's logits, "
-                    "but the artifact's prefill keeps only the last "
-                    "position's (compile it with jamba-compile "
-                    "--prefill-logits all)");
+  if (!logitsOut.empty() && prefillKeepsLastLogitsOnly(artifact.manifest()))
+    return fail("--logits-out records every prompt position's logits, "
+                "but the artifact's prefill keeps only the last "
+                "position's (compile it with jamba-compile "
+                "--prefill-logits all)");
   config.context = context;
   config.seq = seq;
   config.prompts = &prompts;

@@ -110,6 +110,12 @@ struct ModelEntry {
   bool lastLogitsOnly = false;
 };
 
+/// Whether the artifact's prefill is a valid model entry point that keeps
+/// only the last position's logits (ModelEntry::lastLogitsOnly), so that the
+/// logits of every prompt position cannot be recorded; checkable before a
+/// session loads the weights.
+bool prefillKeepsLastLogitsOnly(const ArtifactManifest &m);
+
 /// Computes the memory plan that Executor::create would allocate, without
 /// allocating anything (jamba-run prints it first): the weights counted are
 /// those of `options.rank`. Fails when the device does not match the
