@@ -691,8 +691,11 @@ void mlir::jamba::buildGPULowerPipeline(
   JambaLowerCollectivesPassOptions collectives;
   collectives.runtime = "cuda";
   pm.addPass(createJambaLowerCollectivesPass(collectives));
-  if (options.cublas)
-    pm.addPass(createJambaGpuLibraryGemmsPass());
+  if (options.cublas) {
+    JambaGpuLibraryGemmsPassOptions gemms;
+    gemms.gemvRows = options.gemvRows;
+    pm.addPass(createJambaGpuLibraryGemmsPass(gemms));
+  }
   JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
   pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   pm.addNestedPass<func::FuncOp>(std::make_unique<RequireGpuKernelsPass>());

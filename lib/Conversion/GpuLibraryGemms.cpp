@@ -12,9 +12,12 @@
 // with rank-2 memref descriptors (the C interface), y = x * w^T. The bias,
 // if any, is added afterwards by an elementwise op. Passing the buffers
 // themselves (not their addresses) keeps them alive until after the call.
+// Up to `gemv-rows` rows the generated GEMV kernel (GpuKernels/LinearGemv)
+// computes y instead and the call is skipped.
 //
 //===----------------------------------------------------------------------===//
 
+#include "GpuKernels/Kernels.h"
 #include "JambaToLinalg/LoweringUtils.h"
 
 #include "jamba/Conversion/Passes.h"
@@ -23,9 +26,13 @@
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 
 namespace mlir::jamba {
 #define GEN_PASS_DEF_JAMBAGPULIBRARYGEMMSPASS
@@ -97,7 +104,14 @@ Value as2D(OpBuilder &b, Location loc, Value memref) {
       b, loc, MemRefType::get({dyn, dyn}, type.getElementType()), flat);
 }
 
-LogicalResult lowerLinear(IRRewriter &rw, ModuleOp module, LinearOp op) {
+/// How a linear's rows are split between cuBLAS and the GEMV kernel.
+struct GemvChoice {
+  int64_t maxRows = 0; // 0: cuBLAS only.
+  bool emulateWarps = false;
+};
+
+LogicalResult lowerLinear(IRRewriter &rw, ModuleOp module, LinearOp op,
+                          const GemvChoice &gemv) {
   auto xType = cast<RankedTensorType>(op.getInput().getType());
   auto wType = cast<RankedTensorType>(op.getWeight().getType());
   auto yType = cast<RankedTensorType>(op.getType());
@@ -145,9 +159,31 @@ LogicalResult lowerLinear(IRRewriter &rw, ModuleOp module, LinearOp op) {
 
   func::FuncOp callee =
       declareGemm(module, wElem.isBF16() ? kGemmBF16 : kGemmF32, wElem);
-  func::CallOp::create(
-      b, loc, callee,
-      ValueRange{as2D(b, loc, yBuf), as2D(b, loc, xBuf), as2D(b, loc, wBuf)});
+  Value y2 = as2D(b, loc, yBuf), x2 = as2D(b, loc, xBuf),
+        w2 = as2D(b, loc, wBuf);
+  auto call = [&](OpBuilder &cb, Location cl) {
+    func::CallOp::create(cb, cl, callee, ValueRange{y2, x2, w2});
+  };
+  if (gemv.maxRows == 0) {
+    call(b, loc);
+  } else {
+    // M <= maxRows: the GEMV kernel's rows, else cuBLAS's (the kernel then
+    // has none: no launch).
+    Value rows = memref::DimOp::create(b, loc, x2, 0);
+    Value few = arith::CmpIOp::create(
+        b, loc, arith::CmpIPredicate::ule, rows,
+        arith::ConstantIndexOp::create(b, loc, gemv.maxRows));
+    Value gemvRows = arith::SelectOp::create(
+        b, loc, few, rows, arith::ConstantIndexOp::create(b, loc, 0));
+    gpukernels::buildLinearGemv(b, loc, y2, x2, w2, gemvRows,
+                                gemv.emulateWarps);
+    Value many = arith::XOrIOp::create(
+        b, loc, few, arith::ConstantIntOp::create(b, loc, 1, 1));
+    scf::IfOp::create(b, loc, many, [&](OpBuilder &tb, Location tl) {
+      call(tb, tl);
+      scf::YieldOp::create(tb, tl);
+    });
+  }
   Value y = bufferization::ToTensorOp::create(b, loc, yType, yBuf,
                                               /*restrict=*/true,
                                               /*writable=*/true);
@@ -174,7 +210,16 @@ LogicalResult lowerLinear(IRRewriter &rw, ModuleOp module, LinearOp op) {
 
 struct JambaGpuLibraryGemmsPass
     : jamba::impl::JambaGpuLibraryGemmsPassBase<JambaGpuLibraryGemmsPass> {
+  using Base::Base;
+
   void runOnOperation() override {
+    if (gemvRows < 0 || gemvRows > (int64_t(1) << 20)) {
+      getOperation().emitError()
+          << "jamba-gpu-library-gemms: gemv-rows must be in [0, 1048576], got "
+          << static_cast<int64_t>(gemvRows);
+      return signalPassFailure();
+    }
+    GemvChoice gemv{gemvRows, emulateWarps};
     ModuleOp module = getOperation();
     SmallVector<LinearOp> ops;
     module.walk([&](LinearOp op) { ops.push_back(op); });
@@ -184,7 +229,7 @@ struct JambaGpuLibraryGemmsPass
       return signalPassFailure();
     IRRewriter rw(&getContext());
     for (LinearOp op : ops)
-      (void)lowerLinear(rw, module, op); // Others: the generated kernels.
+      (void)lowerLinear(rw, module, op, gemv); // Others: the generated kernels.
   }
 };
 

@@ -140,6 +140,9 @@ mlir::jamba::checkPipelineOptions(const GPULowerPipelineOptions &o) {
              " (it needs +ptx" + std::to_string(minimumPtxVersion(o.chip)) +
              " or later)";
   }
+  if (o.gemvRows < 0 || o.gemvRows > (int64_t(1) << 20))
+    return prefix + "gemv-rows must be in [0, 1048576] (got " +
+           std::to_string(o.gemvRows) + ")";
   if (o.format != "isa" && o.format != "bin" && o.format != "fatbin")
     return prefix + "format must be isa, bin or fatbin (got '" + o.format +
            "')";

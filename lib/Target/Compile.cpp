@@ -682,6 +682,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.tensorCores = options.gpuTensorCores;
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
+    lower.gemvRows = options.gpuGemvRows;
     buildGPULowerPipeline(pm, lower);
     host.threads = false;
     host.cudaHost = true;

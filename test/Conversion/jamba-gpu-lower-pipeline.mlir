@@ -18,17 +18,27 @@
 // CHECK-SAME: .target sm_90
 // Each kernel is named after the op it computes (`<module>__<name>`).
 // CHECK-SAME: .visible .entry stage_kernel__rms_norm(
-// CHECK-SAME: .visible .entry stage_kernel_0__linalg(
+// The linear's rows, when there are at most gemv-rows (2) of them: one warp
+// per output, its lanes summed by butterfly shuffles.
+// CHECK-SAME: .visible .entry stage_kernel_0__linear_gemv(
+// CHECK-SAME: ld.global.v4.b32
+// CHECK-SAME: shfl.sync.bfly.b32
+// CHECK-SAME: .visible .entry stage_kernel_1__linalg(
 // CHECK-LABEL: llvm.func @stage(
 // CHECK: %[[S:.+]] = llvm.call @mgpuStreamCreate()
 // CHECK: %[[T:.+]] = llvm.call @mgpuMemAlloc(%{{.+}}, %[[S]], %{{.+}})
 // CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel__rms_norm blocks in
 // CHECK-SAME: threads in (%{{.+}}, %{{.+}}, %{{.+}})
-// The bf16 linear is a cuBLAS call through the runtime (the C interface
+// The bf16 linear: the GEMV kernel (no blocks for more than 2 rows), then,
+// for more than 2 rows, a cuBLAS call through the runtime (the C interface
 // passes descriptor pointers); the stream is synchronised before it, and
 // the kernels after it go on the (same) stream again.
+// CHECK: gpu.launch_func <%[[S]] : !llvm.ptr> @stage_kernels::@stage_kernel_0__linear_gemv
 // CHECK: llvm.call @mgpuStreamSynchronize(%[[S]])
-// CHECK: llvm.call @jamba_rt_cuda_gemm_bf16(
+// CHECK: llvm.cond_br %[[MANY:.+]], ^[[CALL:.+]], ^[[AFTER:.+]]
+// CHECK: ^[[CALL]]:
+// CHECK-NEXT: llvm.call @jamba_rt_cuda_gemm_bf16(
+// CHECK: ^[[AFTER]]:
 // CHECK: %[[S2:.+]] = llvm.call @mgpuStreamCreate()
 // CHECK: gpu.launch_func <%[[S2]] : !llvm.ptr>
 // CHECK: llvm.call @mgpuMemFree(%[[T]], %[[S2]])

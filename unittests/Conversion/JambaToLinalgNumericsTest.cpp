@@ -26,6 +26,8 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "llvm/ExecutionEngine/Orc/Core.h"
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -34,6 +36,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 
 using namespace mlir;
@@ -70,13 +73,22 @@ std::vector<int64_t> descriptorOf(const Buffer &b) {
   return d;
 }
 
+/// What a test adds to a Kernel's compilation: passes run before
+/// jamba-cpu-lower-pipeline, and host functions the compiled code calls
+/// (by symbol name).
+struct KernelExtras {
+  std::function<void(PassManager &)> prelude;
+  std::vector<std::pair<std::string, void *>> symbols;
+};
+
 /// Compiles `ir` (one function `@f`) with jamba-cpu-lower-pipeline and runs
 /// it. `resultRanks` gives the rank of each returned tensor.
 class Kernel {
 public:
   explicit Kernel(const std::string &ir,
                   const mlir::jamba::CPULowerPipelineOptions &pipeline =
-                      mlir::jamba::CPULowerPipelineOptions()) {
+                      mlir::jamba::CPULowerPipelineOptions(),
+                  const KernelExtras &extras = KernelExtras()) {
     DialectRegistry registry;
     registerAllDialects(registry);
     registerAllExtensions(registry);
@@ -92,6 +104,8 @@ public:
       return;
     }
     PassManager pm(&context, "builtin.module");
+    if (extras.prelude)
+      extras.prelude(pm);
     mlir::jamba::buildCPULowerPipeline(pm, pipeline);
     if (failed(pm.run(*module))) {
       error = "lowering failed";
@@ -106,6 +120,14 @@ public:
       return;
     }
     engine = std::move(*created);
+    if (!extras.symbols.empty())
+      engine->registerSymbols([&](llvm::orc::MangleAndInterner interner) {
+        llvm::orc::SymbolMap map;
+        for (const auto &[name, address] : extras.symbols)
+          map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                                 llvm::JITSymbolFlags::Exported};
+        return map;
+      });
   }
 
   /// Runs `@f` on `inputs`; returns the results (malloc'ed by the kernel,
@@ -396,6 +418,84 @@ TEST_F(JambaToLinalgNumerics, LinearBF16) {
   }
   expectClose(Buffer{yf.data(), out[0].shape}, expected,
               "linear bf16 (vs the reference rounded to bf16)");
+}
+
+/// A rank-2 memref descriptor (the C interface's struct).
+template <typename T> struct Memref2D {
+  T *base, *aligned;
+  int64_t offset, sizes[2], strides[2];
+  T at(int64_t i, int64_t j) const {
+    return aligned[offset + i * strides[0] + j * strides[1]];
+  }
+};
+
+/// A CPU stand-in for the runtime's cuBLAS bf16 GEMM (y = x w^T, bf16
+/// inputs, f32 accumulation), which counts the rows it was called with.
+int64_t standInGemmRows = 0;
+void standInGemmBF16(Memref2D<float> *y, Memref2D<uint16_t> *x,
+                     Memref2D<uint16_t> *w) {
+  standInGemmRows += x->sizes[0];
+  for (int64_t m = 0; m < x->sizes[0]; ++m)
+    for (int64_t n = 0; n < w->sizes[0]; ++n) {
+      float sum = 0;
+      for (int64_t k = 0; k < x->sizes[1]; ++k)
+        sum += fromBF16(x->at(m, k)) * fromBF16(w->at(n, k));
+      y->aligned[y->offset + m * y->strides[0] + n * y->strides[1]] = sum;
+    }
+}
+
+TEST_F(JambaToLinalgNumerics, LinearGemvKernelAndItsCublasSplit) {
+  // jamba-gpu-library-gemms as the CUDA pipeline runs it, its GEMV kernel's
+  // warps emulated and the cuBLAS call served by the stand-in: up to 2 rows
+  // the kernel computes the linear and the call is skipped, beyond that the
+  // call computes it (the kernel has no rows). K = 64 (one vector per lane
+  // for 8 lanes), 2048 (8 per lane: the loop of 4 loads in flight), 1000
+  // (3 or 4 per lane: that loop and its remainder) and 37 (not a multiple of
+  // 8 bf16: scalar loads). Inputs are rounded to bf16 as the pass does, the
+  // reference multiplies the same bf16 values in f32: tolerance 1e-5.
+  for (int64_t kDim : {64, 2048, 1000, 37}) {
+    const int64_t n = 40;
+    const std::string x = "tensor<?x" + std::to_string(kDim) + "xf32>",
+                      w = "tensor<" + std::to_string(n) + "x" +
+                          std::to_string(kDim) + "xbf16>",
+                      y = "tensor<?x" + std::to_string(n) + "xf32>";
+    const std::string ir =
+        "func.func @f(%x: " + x + ", %w: " + w + ") -> " + y +
+        " attributes {llvm.emit_c_interface} {\n  %y = jamba.linear %x, %w : "
+        "(" +
+        x + ", " + w + ") -> " + y + "\n  return %y : " + y + "\n}\n";
+    KernelExtras extras;
+    extras.prelude = [](PassManager &pm) {
+      mlir::jamba::JambaGpuLibraryGemmsPassOptions gemms;
+      gemms.gemvRows = 2;
+      gemms.emulateWarps = true;
+      pm.addPass(mlir::jamba::createJambaGpuLibraryGemmsPass(gemms));
+    };
+    extras.symbols = {{"_mlir_ciface_jamba_rt_cuda_gemm_bf16",
+                       reinterpret_cast<void *>(&standInGemmBF16)}};
+    Kernel k(ir, mlir::jamba::CPULowerPipelineOptions(), extras);
+    ASSERT_EQ(k.error, "") << "K = " << kDim;
+    for (int64_t rows : {1, 2, 3, 5}) {
+      auto xf = randomFloats(rows * kDim, 50 + rows),
+           wf = randomFloats(n * kDim, 60 + kDim);
+      std::vector<uint16_t> w;
+      for (float &v : wf)
+        w.push_back(toBF16(v)), v = fromBF16(w.back());
+      std::vector<float> xr(xf);
+      for (float &v : xr)
+        v = fromBF16(toBF16(v));
+      standInGemmRows = 0;
+      auto out = k.run({buf(xf, {rows, kDim}), buf(w, {n, kDim})}, {2});
+      EXPECT_EQ(standInGemmRows, rows <= 2 ? 0 : rows)
+          << "cuBLAS rows, K = " << kDim << ", " << rows << " rows";
+      std::string what = "linear GEMV split, K = " + std::to_string(kDim) +
+                         ", " + std::to_string(rows) + " rows";
+      expectClose(out[0],
+                  ref::linear<float>(toRef(xr, {rows, kDim}),
+                                     toRef(wf, {n, kDim}), nullptr, nullptr),
+                  what.c_str());
+    }
+  }
 }
 
 TEST_F(JambaToLinalgNumerics, RMSNorm) {
@@ -808,11 +908,13 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
 TEST_F(JambaToLinalgNumerics, ExpertGemmVectorLoadsAndTheirFallback) {
   // K = 80, a multiple of every vector width (16 int8, 8 bf16, 4 f32
   // weights), so jamba-gpu-kernels reads aligned rows as 16-byte vectors:
-  // 5, 10 and 20 chunks per row, shared unevenly by 3 lanes and by 6 or 20
-  // of 32. Views into wider tensors test the alignment check: %qa starts 16
-  // int8 into rows of 96 (aligned: vectors), %qb 1 int8 in (misaligned)
-  // and %xb 1 float in (misaligned input): those two must take the scalar
-  // loop. Every lowering against the reference.
+  // 5, 10 and 20 chunks per row, shared unevenly by 3 lanes (up to 7 each:
+  // the unrolled loop of kLoadsInFlight loads, then the rest one at a time)
+  // and by 5, 10 or 20 of 32; the int8 chunks are widened without
+  // int-to-float conversions. Views into wider tensors test the alignment
+  // check: %qa starts 16 int8 into rows of 96 (aligned: vectors), %qb 1 int8 in
+  // (misaligned) and %xb 1 float in (misaligned input): those two must take the
+  // scalar loop. Every lowering against the reference.
   const char *ir = R"mlir(
     func.func @f(%x: tensor<?x80xf32>, %xs: tensor<?x2x80xf32>, %xw: tensor<?x81xf32>,
                  %q: tensor<3x5x80xi8>, %h: tensor<3x5x80xbf16>, %w: tensor<3x5x80xf32>,

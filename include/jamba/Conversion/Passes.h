@@ -136,6 +136,12 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Dense f32/bf16 linears call the runtime's cuBLAS GEMM "
                      "(jamba-gpu-library-gemms) instead of generated kernels"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> gemvRows{
+      *this, "gemv-rows",
+      llvm::cl::desc("With cublas: linears of at most this many rows run "
+                     "the generated GEMV kernel instead (0: none; "
+                     "jamba-gpu-library-gemms)"),
+      llvm::cl::init(2)};
   PassOptions::Option<int64_t> attentionKeysPerSplit{
       *this, "attention-keys-per-split",
       llvm::cl::desc("Split-KV attention: the fewest keys per split "

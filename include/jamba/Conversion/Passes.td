@@ -313,10 +313,29 @@ def JambaGpuLibraryGemmsPass
     `_mlir_ciface_jamba_rt_cuda_gemm_*`, docs/Runtime.md). A bias is added by
     a following elementwise op. Other linears (int8 weights with scales,
     weights that are not arguments) are left to the generated kernels.
+
+    A call of at most `gemv-rows` rows (M, known at run time) runs a
+    generated kernel instead, one warp per output (`linear_gemv`): a
+    decode step's few rows are a matrix-vector product that only has to
+    read the weight once, which cuBLAS's GEMMs do at a lower rate. The
+    call is skipped then (an `scf.if` on the host) and the kernel has no
+    rows otherwise (no launch).
   }];
+  let options = [
+    Option<"gemvRows", "gemv-rows", "int64_t", /*default=*/"2",
+           "Linears of at most this many rows run the generated GEMV "
+           "kernel instead of cuBLAS (0: all on cuBLAS)">,
+    Option<"emulateWarps", "emulate-warps", "bool", /*default=*/"false",
+           "The GEMV kernel's warps run their lanes in turn (a test aid: "
+           "the nests then run on a CPU)">,
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
                            "::mlir::func::FuncDialect",
+                           "::mlir::gpu::GPUDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::tensor::TensorDialect"];

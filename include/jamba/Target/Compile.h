@@ -68,6 +68,10 @@ struct CompileOptions {
   /// CUDA: expert GEMMs of more (token, slot) rows than this run grouped by
   /// expert (jamba-gpu-kernels' expert-gemm-grouped-rows).
   int64_t gpuExpertGroupedRows = 64;
+  /// CUDA: dense linears of at most this many rows run the generated GEMV
+  /// kernel instead of cuBLAS (0: none; jamba-gpu-library-gemms'
+  /// gemv-rows).
+  int64_t gpuGemvRows = 2;
   /// CPU: lower the scan, conv, attention and router with the CUDA
   /// backend's kernels (jamba-gpu-kernels) instead of the CPU's: runs the
   /// GPU kernels' arithmetic in a whole model without a GPU (a test aid).

@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -370,6 +371,103 @@ void InlinedOperand::collect(OpBuilder &b, Location loc, Value v) {
   }
   if (llvm::none_of(leaves, [&](auto &leaf) { return leaf.first == v; }))
     leaves.emplace_back(v, lowering::readOnlyBuffer(b, loc, v));
+}
+
+Value accumulateLaneChunks(
+    OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
+    Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,
+    function_ref<Value(OpBuilder &, Location, Value, Value, Value)>
+        accumulate) {
+  // This lane's chunks: lane + lanes i for i < count.
+  Value count = arith::DivUIOp::create(
+      b, loc,
+      arith::SubIOp::create(
+          b, loc,
+          arith::AddIOp::create(
+              b, loc, chunks,
+              arith::SubIOp::create(b, loc, lanes, indexConst(b, loc, 1))),
+          arith::MinUIOp::create(b, loc, lane, chunks)),
+      lanes);
+  Value whole =
+      mulC(b, loc, divC(b, loc, count, kLoadsInFlight), kLoadsInFlight);
+  auto chunkOf = [&](OpBuilder &cb, Location cl, Value i) {
+    return addI(cb, cl, lane, arith::MulIOp::create(cb, cl, i, lanes));
+  };
+  acc = scf::ForOp::create(
+            b, loc, indexConst(b, loc, 0), whole,
+            indexConst(b, loc, kLoadsInFlight), ValueRange{acc},
+            [&](OpBuilder &kb, Location kl, Value i, ValueRange a) {
+              SmallVector<Value> js, loaded;
+              for (int64_t u = 0; u < kLoadsInFlight; ++u) {
+                js.push_back(
+                    chunkOf(kb, kl, addI(kb, kl, i, indexConst(kb, kl, u))));
+                loaded.push_back(load(kb, kl, js.back()));
+              }
+              Value s = a[0];
+              for (int64_t u = 0; u < kLoadsInFlight; ++u)
+                s = accumulate(kb, kl, js[u], loaded[u], s);
+              scf::YieldOp::create(kb, kl, s);
+            })
+            .getResult(0);
+  return scf::ForOp::create(
+             b, loc, whole, count, indexConst(b, loc, 1), ValueRange{acc},
+             [&](OpBuilder &kb, Location kl, Value i, ValueRange a) {
+               Value j = chunkOf(kb, kl, i);
+               scf::YieldOp::create(
+                   kb, kl, accumulate(kb, kl, j, load(kb, kl, j), a[0]));
+             })
+      .getResult(0);
+}
+
+Value widenInt8Exactly(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  const int64_t n = type.getNumElements(), words = n / 4;
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto wordsType = VectorType::get({words}, i32);
+  auto splat = [&](int64_t value) -> Value {
+    return arith::ConstantOp::create(
+        b, loc,
+        DenseElementsAttr::get(
+            wordsType, b.getI32IntegerAttr(static_cast<int32_t>(value))));
+  };
+  // The sign bits flipped once per word: byte b becomes b + 128 unsigned.
+  Value w = arith::XOrIOp::create(
+      b, loc, vector::BitCastOp::create(b, loc, wordsType, v),
+      splat(0x80808080));
+  Value bias = arith::ConstantOp::create(
+      b, loc,
+      DenseElementsAttr::get(VectorType::get({words}, f32),
+                             b.getF32FloatAttr(8388608.0f + 128.0f)));
+  // byteVals[j][i]: byte j of word i, i.e. element 4 i + j (little endian:
+  // the bitcast puts element 0 in the low byte).
+  SmallVector<Value> byteVals;
+  for (int64_t j = 0; j < 4; ++j) {
+    Value byte = w;
+    if (j > 0)
+      byte = arith::ShRUIOp::create(b, loc, byte, splat(8 * j));
+    byte = arith::AndIOp::create(b, loc, byte, splat(0xff));
+    byte = arith::OrIOp::create(b, loc, byte, splat(0x4b000000));
+    byteVals.push_back(arith::SubFOp::create(
+        b, loc,
+        vector::BitCastOp::create(b, loc, VectorType::get({words}, f32), byte),
+        bias));
+  }
+  // Back in element order: (byte 0, byte 1) and (byte 2, byte 3) of each
+  // word, then the two halves interleaved by pairs.
+  auto interleave = [&](Value lo, Value hi, int64_t group) {
+    const int64_t len = cast<VectorType>(lo.getType()).getNumElements();
+    SmallVector<int64_t> mask;
+    for (int64_t i = 0; i < len / group; ++i) {
+      for (int64_t g = 0; g < group; ++g)
+        mask.push_back(i * group + g);
+      for (int64_t g = 0; g < group; ++g)
+        mask.push_back(len + i * group + g);
+    }
+    return vector::ShuffleOp::create(b, loc, lo, hi, mask).getResult();
+  };
+  Value low = interleave(byteVals[0], byteVals[1], 1);  // e0 e1 e4 e5 ...
+  Value high = interleave(byteVals[2], byteVals[3], 1); // e2 e3 e6 e7 ...
+  return interleave(low, high, 2);
 }
 
 } // namespace mlir::jamba::gpukernels

@@ -72,6 +72,32 @@ SmallVector<Value> delinearize(OpBuilder &b, Location loc, Value r,
 bool isF32Compatible(Type t);
 
 //===----------------------------------------------------------------------===//
+// A lane's share of a dot product
+//===----------------------------------------------------------------------===//
+
+/// Vector loads of the weights a lane of a matrix-vector kernel issues
+/// before it uses the first: the loads in flight that hide the memory's
+/// latency (a decode step's kernels have too few threads to hide it with
+/// warps alone).
+constexpr int64_t kLoadsInFlight = 4;
+
+/// `acc` accumulated over the chunks j = lane, lane + lanes, ... below
+/// `chunks`: `accumulate(j, load(j), acc)` in order, the loads of
+/// kLoadsInFlight chunks issued before their first accumulation (an
+/// unrolled loop, then the remainder one chunk at a time).
+Value accumulateLaneChunks(
+    OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
+    Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,
+    function_ref<Value(OpBuilder &, Location, Value, Value, Value)> accumulate);
+
+/// A vector of int8 (a multiple of 4 elements) widened to f32 exactly
+/// without int-to-float conversions, which GPUs issue at a quarter of the
+/// FP32 rate (as many per cycle as a 16-byte-per-cycle memory stream
+/// delivers int8 weights): each byte, its sign bit flipped (b + 128), is
+/// put in the low mantissa bits of 2^23 and 2^23 + 128 subtracted.
+Value widenInt8Exactly(OpBuilder &b, Location loc, Value v);
+
+//===----------------------------------------------------------------------===//
 // Results read in a narrower type
 //===----------------------------------------------------------------------===//
 

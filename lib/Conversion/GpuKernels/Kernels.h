@@ -63,6 +63,14 @@ struct AttentionSplits {
 LogicalResult lowerCachedAttention(IRRewriter &rw, CachedAttentionOp op,
                                    const AttentionSplits &config);
 
+/// y[m, n] = sum_k x[m, k] w[n, k] for the rows m < `rows` (0: no launch),
+/// one warp per output: the dense linears of a few rows (a decode step's),
+/// for jamba-gpu-library-gemms (LinearGemv.cpp). y is f32 [M, N], x and w
+/// are [M, K] and [N, K] of one element type (f32 or bf16); `emulate` runs
+/// each warp's lanes in turn (a CPU test aid).
+void buildLinearGemv(OpBuilder &b, Location loc, Value y, Value x, Value w,
+                     Value rows, bool emulate);
+
 } // namespace mlir::jamba::gpukernels
 
 #endif // JAMBA_LIB_CONVERSION_GPUKERNELS_KERNELS_H
