@@ -263,13 +263,24 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: arith.remui %[[KDIM]], %c16
 // CHECK: %[[VEC:.+]] = arith.andi
 // CHECK: scf.parallel (%[[N:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[LROWS]], %[[L]])
+// The lane's chunks of 16 int8, j = lane, lane + L, ... below K / 16: four
+// weight loads issued ahead, then each chunk widened exactly (its sign bits
+// flipped, each byte put in the mantissa of 2^23, 2^23 + 128 subtracted; no
+// int-to-float conversion) and multiplied into the accumulator; the
+// remainder one chunk at a time.
 // CHECK:   scf.if %[[VEC]] -> (f32)
-// CHECK:     %[[FIRST:.+]] = arith.muli %[[LANE]], %c16
-// CHECK:     %[[STEP:.+]] = arith.muli %[[L]], %c16
-// CHECK:     scf.for %[[VK:.+]] = %[[FIRST]] to %[[KDIM]] step %[[STEP]] iter_args({{.+}}) -> (vector<16xf32>)
-// CHECK:       vector.load %[[XB]][%{{.+}}, %{{.+}}, %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xf32>
-// CHECK:       vector.load %[[QB]][%{{.+}}, %[[N]], %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
-// CHECK:       arith.sitofp %{{.+}} : vector<16xi8> to vector<16xf32>
+// CHECK:     arith.divui %[[KDIM]], %c16
+// CHECK:     scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c4{{.*}} iter_args({{.+}}) -> (vector<16xf32>)
+// CHECK-COUNT-4: vector.load %[[QB]][%{{.+}}, %[[N]], %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
+// CHECK:       vector.bitcast %{{.+}} : vector<16xi8> to vector<4xi32>
+// CHECK:       arith.xori
+// CHECK:       arith.ori
+// CHECK:       arith.subf
+// CHECK:       vector.load %[[XB]][%{{.+}}, %{{.+}}, %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xf32>
+// CHECK:       math.fma %{{.+}} : vector<16xf32>
+// CHECK:     scf.for {{.+}} -> (vector<16xf32>)
+// CHECK:       vector.load %[[QB]][%{{.+}}, %[[N]], %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
+// CHECK-NOT:   arith.sitofp
 // CHECK:     vector.reduction <add>, %{{.+}} : vector<16xf32> into f32
 // CHECK:   else
 // CHECK:     scf.for %[[K:.+]] = %[[LANE]] to %[[KDIM]] step %[[L]] iter_args({{.+}}) -> (f32)

@@ -13,6 +13,7 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -333,17 +334,19 @@ void groupedMmaTiles(
 ///    vectors of as many elements (alignedForVectors and K a multiple of V:
 ///    one uniform test per call), the lane's share is the V-element chunks
 ///    starting at k = V lane, V (lane + L), ... (V = 16 int8, 8 bf16 or 4 f32
-///    weights), each one vector load widened to f32 and accumulated
-///    elementwise, the V sums added at the end: a warp reads 512 contiguous
-///    bytes of int8 weights per step instead of 32. Otherwise the share is k =
-///    lane, lane + L, ..., one element per step;
+///    weights), each one vector load widened to f32 (int8 by
+///    widenInt8Exactly: no int-to-float conversions) and accumulated
+///    elementwise, kLoadsInFlight loads issued ahead (accumulateLaneChunks),
+///    the V sums added at the end: a warp reads 512 contiguous bytes of int8
+///    weights per step instead of 32. Otherwise the share is k = lane, lane +
+///    L, ..., one element per step;
 /// 2. one iteration per (row, n): the L partial sums in lane order, then
 ///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
 ///    expert outside this rank's range (expert parallelism).
 ///
 /// L is chosen at run time from the row count (all `options.maxLanes` up to
 /// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
-/// weights convert to f32 in the loop (sitofp), f32 accumulation.
+/// weights convert to f32 in the loop, f32 accumulation.
 LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                                           const ExpertGemmOptions &options) {
   // f64 operands (input, result, weight or routing weights) are left to
@@ -434,60 +437,63 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
       arith::CmpIOp::create(
           b, loc, arith::CmpIPredicate::eq,
           arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
-  parallel(b, loc, "expert_gemm_lanes", {n, laneRows, lanes},
-           [&](OpBuilder &pb, Location l, ValueRange iv) {
-             Value nn = iv[0], r = iv[1], lane = iv[2];
-             SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
-             Value e = clamped(pb, l, localExpert(pb, l, idx));
-             SmallVector<Value> xIdx(idx.begin(),
-                                     perSlot ? idx.end() : idx.end() - 1);
-             auto xAt = [&](Value k) {
-               SmallVector<Value> at(xIdx);
-               at.push_back(k);
-               return at;
-             };
-             // The lane's share of K: `width` elements from k = first, first +
-             // step, ..., into an accumulator of `width` f32 lanes.
-             auto share = [&](OpBuilder &sb, Location sl, Value first,
-                              Value step, int64_t width) -> Value {
-               Type accType = f32;
-               if (width > 1)
-                 accType = VectorType::get({width}, f32);
-               auto sum = scf::ForOp::create(
-                   sb, sl, first, kDim, step,
-                   ValueRange{floatConst(sb, sl, accType, 0.0)},
-                   [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                     Value xv, wv;
-                     if (width == 1) {
-                       xv = loadF32(kb, kl, x, xAt(k));
-                       wv = loadF32(kb, kl, w, {e, nn, k});
-                     } else {
-                       xv = loadVectorF32(kb, kl, x, xAt(k), width, xAlign);
-                       wv = loadVectorF32(kb, kl, w, {e, nn, k}, width,
-                                          kWeightVectorBytes);
-                     }
-                     scf::YieldOp::create(
-                         kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
-                   });
-               if (width == 1)
-                 return sum.getResult(0);
-               return vector::ReductionOp::create(
-                   sb, sl, vector::CombiningKind::ADD, sum.getResult(0));
-             };
-             auto ifOp = scf::IfOp::create(
-                 pb, l, vectors,
-                 [&](OpBuilder &tb, Location tl) {
-                   Value vElems = indexConst(tb, tl, v);
-                   Value first = arith::MulIOp::create(tb, tl, lane, vElems);
-                   Value step = arith::MulIOp::create(tb, tl, lanes, vElems);
-                   scf::YieldOp::create(tb, tl, share(tb, tl, first, step, v));
-                 },
-                 [&](OpBuilder &eb, Location el) {
-                   scf::YieldOp::create(eb, el, share(eb, el, lane, lanes, 1));
-                 });
-             memref::StoreOp::create(pb, l, ifOp.getResult(0), partial,
-                                     ValueRange{r, nn, lane});
-           });
+  parallel(
+      b, loc, "expert_gemm_lanes", {n, laneRows, lanes},
+      [&](OpBuilder &pb, Location l, ValueRange iv) {
+        Value nn = iv[0], r = iv[1], lane = iv[2];
+        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+        Value e = clamped(pb, l, localExpert(pb, l, idx));
+        SmallVector<Value> xIdx(idx.begin(),
+                                perSlot ? idx.end() : idx.end() - 1);
+        auto xAt = [&](Value k) {
+          SmallVector<Value> at(xIdx);
+          at.push_back(k);
+          return at;
+        };
+        // The lane's V-element chunks j = lane, lane + L, ... (k = V j),
+        // kLoadsInFlight weight loads ahead; int8 widened exactly
+        // without int-to-float conversions.
+        auto vectorShare = [&](OpBuilder &tb, Location tl) {
+          Value acc = accumulateLaneChunks(
+              tb, tl, divC(tb, tl, kDim, v), lane, lanes,
+              floatConst(tb, tl, VectorType::get({v}, f32), 0.0),
+              [&](OpBuilder &kb, Location kl, Value j) {
+                return vector::LoadOp::create(
+                           kb, kl, VectorType::get({v}, wElem), w,
+                           ValueRange{e, nn, mulC(kb, kl, j, v)},
+                           /*nontemporal=*/false,
+                           llvm::MaybeAlign(kWeightVectorBytes))
+                    .getResult();
+              },
+              [&](OpBuilder &kb, Location kl, Value j, Value raw, Value a) {
+                Value wv = wElem.isInteger(8) && v % 4 == 0
+                               ? widenInt8Exactly(kb, kl, raw)
+                               : toF32(kb, kl, raw);
+                Value xv = loadVectorF32(kb, kl, x, xAt(mulC(kb, kl, j, v)), v,
+                                         xAlign);
+                return math::FmaOp::create(kb, kl, xv, wv, a).getResult();
+              });
+          scf::YieldOp::create(tb, tl,
+                               Value(vector::ReductionOp::create(
+                                   tb, tl, vector::CombiningKind::ADD, acc)));
+        };
+        // Otherwise one element per step: k = lane, lane + L, ...
+        auto scalarShare = [&](OpBuilder &eb, Location el) {
+          auto sum = scf::ForOp::create(
+              eb, el, lane, kDim, lanes,
+              ValueRange{floatConst(eb, el, f32, 0.0)},
+              [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+                Value xv = loadF32(kb, kl, x, xAt(k));
+                Value wv = loadF32(kb, kl, w, {e, nn, k});
+                scf::YieldOp::create(
+                    kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+              });
+          scf::YieldOp::create(eb, el, sum.getResult(0));
+        };
+        auto ifOp = scf::IfOp::create(pb, l, vectors, vectorShare, scalarShare);
+        memref::StoreOp::create(pb, l, ifOp.getResult(0), partial,
+                                ValueRange{r, nn, lane});
+      });
 
   // 2. The lanes in order, then the epilogue.
   parallel(
