@@ -44,7 +44,9 @@
 # (jamba-bench-cuda, the ceilings);
 # jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens, and
 # the same for a jamba-1.5-mini-shaped two-layer stack at real widths
-# (decode at batch 1, 8, 32, prefill of 8192 tokens), as jamba-run reports
+# (decode at batch 1, 8, 32, prefill of 8192 tokens), built twice (CUDA
+# cores with cuBLAS for every dense linear, and jamba-compile's CUDA
+# defaults: tensor cores, decode's dense linears on the GEMV kernel), as jamba-run reports
 # them; decode's steady rate (the 31 steps after the first, which captures
 # the CUDA graph) and its achieved rate (the bytes a step must read: the
 # non-expert weights and the experts the batch is expected to route to, per
@@ -54,7 +56,8 @@
 # its time per expert matrix next to cuBLAS bf16 on the same shape: the
 # dense MLP layer's gate projection, B x 14336 x 4096) and the selective
 # scan's at an 8192-token prefill, against the copy bandwidth, with each
-# run's top ops.
+# run's top ops (on the GPU machine each profile's whole text goes back in
+# profiles.tgz).
 set -uo pipefail
 quick=0
 dry=0
@@ -200,9 +203,14 @@ for model in "${models_to_check[@]}"; do
   done
 done
 variants+=("jamba-tiny bf16 0 1" "jamba-tiny bf16 1 1" "jamba-tiny f32 1 1")
-# jamba-compile's flags for tensor cores, the variants' and the mini
-# stack's.
+# jamba-compile's flags for the tensor-core variants.
 tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
+# The mini stack is benchmarked twice in one run: built as before
+# 2026-11-30 (CUDA cores, every dense linear on cuBLAS) and with
+# jamba-compile's CUDA defaults (tensor cores; decode's rows on the GEMV
+# kernels).
+mini_base_flags=()
+[ $dry = 1 ] || mini_base_flags=(--gpu-tensor-cores=false --gpu-gemv-rows 0)
 # (A dry run emulates the tensor cores on the CPU, too slowly for
 # jamba-small's widths.)
 [ $quick = 1 ] || [ $dry = 1 ] || variants+=("jamba-small bf16 1 1")
@@ -356,6 +364,9 @@ compile_variant() { # model dtype q tc
     # the CPU.
     flags+=("${tc_flags[@]}")
     [ $dry = 0 ] || flags+=(--cpu-with-gpu-kernels)
+  elif [ "$target" != cpu ]; then
+    # Tensor cores are jamba-compile's CUDA default.
+    flags+=(--gpu-tensor-cores=false)
   fi
   # Every prompt position's logits: the runs are compared row by row.
   if ! "$bin/jamba-compile" "$ckpt" -o "$art" --prefill-logits all "${flags[@]}" \
@@ -466,6 +477,17 @@ profile_top() { # profile-text n
       printf "%s%s %s%%", (shown ? ", " : ""), name, $2; ++shown }'
 }
 
+# On the GPU machine, a profiled run's whole text goes back with the
+# results (profiles.tgz: profiles/LABEL.txt), for the ops the table does
+# not name.
+# One archive (the device's results come back as few files).
+keep_profile() { # label profile-text
+  [ "$mode" = from-bundle ] || return 0
+  mkdir -p "$work/profiles"
+  printf '%s\n' "$2" >"$work/profiles/$(echo "$1" | tr -c 'A-Za-z0-9.\n-' '_').txt"
+  tar -czf "$results/profiles.tgz" -C "$work" profiles
+}
+
 # Kernel benchmarks from profiled runs of the mini stack (GPU time per op,
 # CUDA events; decode without graphs). Decode at batch B: the expert GEMM
 # (its lanes and epilogue kernels) reads the routed experts' int8 weights,
@@ -484,12 +506,14 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
   for batch in 1 8 32; do
     prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
-    # All the expert GEMM's kernels; one epilogue (lane form) or one
-    # grouped kernel per GEMM.
-    local gemms
+    keep_profile "$label decode batch $batch" "$prof"
+    # All the expert GEMM's kernels; one epilogue (lane form), one
+    # grouped kernel or one tensor-core kernel per GEMM.
+    local gemms=0 kernel
     read -r ms _ <<<"$(profile_op "$prof" "decode expert_gemm")"
-    gemms=$(($(profile_op "$prof" "decode expert_gemm_epilogue" | awk '{ n = $2 } END { print n + 0 }') + \
-      $(profile_op "$prof" "decode expert_gemm_grouped" | awk '{ n = $2 } END { print n + 0 }')))
+    for kernel in epilogue grouped mma; do
+      gemms=$((gemms + $(profile_op "$prof" "decode expert_gemm_$kernel" | awk '{ n = $2 } END { print n + 0 }')))
+    done
     launches=$gemms
     if [ -z "$ms" ] || [ -z "$split" ] || [ "$gemms" -eq 0 ]; then
       row "kernel | $label decode batch $batch expert GEMM | FAILED | $(echo "$prof" | tail -1)"
@@ -514,6 +538,7 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
   prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \
     --profile-kernels 2>&1 >/dev/null)
+  keep_profile "$label prefill 8192" "$prof"
   # The scan's kernels: its chunks from zero, the carry, the chunks again.
   read -r ms launches <<<"$(profile_op "$prof" "prefill selective_scan" "prefill selective_scan")"
   if [ -z "$ms" ]; then
@@ -562,7 +587,7 @@ PY
 
 # The benchmarks on jamba-small (bf16 + ExpertsInt8, the serving
 # configuration: artifact $1) and the mini stack (artifact $2, config $3).
-run_benchmarks() { # small-artifact mini-artifact mini-config [mini-tensor-cores-artifact]
+run_benchmarks() { # small-artifact mini-artifact mini-config [mini-defaults-artifact]
   local batch
   for batch in 1 8 32; do
     bench_decode jamba-small "$1" "$batch"
@@ -572,21 +597,21 @@ run_benchmarks() { # small-artifact mini-artifact mini-config [mini-tensor-cores
     return
   fi
   for batch in 1 8 32; do
-    bench_decode "jamba-1.5-mini stack (2 layers)" "$2" "$batch"
+    bench_decode "jamba-1.5-mini stack (2 layers), CUDA cores + cuBLAS" "$2" "$batch"
   done
-  bench_prefill "jamba-1.5-mini stack (2 layers)" "$2" 8192 4096
+  bench_prefill "jamba-1.5-mini stack (2 layers), CUDA cores + cuBLAS" "$2" 8192 4096
   if [ $dry = 0 ]; then
-    bench_profile "jamba-1.5-mini stack" "$2" "$3"
+    bench_profile "jamba-1.5-mini stack, CUDA cores + cuBLAS" "$2" "$3"
   else
     row "kernel | per-kernel GPU times | skipped | --profile-kernels needs CUDA"
   fi
-  # The same stack with every expert GEMM on the tensor-core kernel.
+  # The same stack built with jamba-compile's CUDA defaults.
   if [ -n "${4:-}" ]; then
     for batch in 1 8 32; do
-      bench_decode "jamba-1.5-mini stack (2 layers), tensor cores" "$4" "$batch"
+      bench_decode "jamba-1.5-mini stack (2 layers), defaults" "$4" "$batch"
     done
-    bench_prefill "jamba-1.5-mini stack (2 layers), tensor cores" "$4" 8192 4096
-    bench_profile "jamba-1.5-mini stack, tensor cores" "$4" "$3"
+    bench_prefill "jamba-1.5-mini stack (2 layers), defaults" "$4" 8192 4096
+    bench_profile "jamba-1.5-mini stack, defaults" "$4" "$3"
   fi
 }
 
@@ -622,15 +647,15 @@ all)
     write_mini_config "$mini.json"
     [ -d "$mini.ckpt" ] || "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null
     if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" --target "$target" --experts-int8 \
-      --force >"$work/compile.log" 2>&1; then
+      "${mini_base_flags[@]}" --force >"$work/compile.log" 2>&1; then
       mini_tc=
       if [ $dry = 1 ]; then
-        row "bench | jamba-1.5-mini stack, tensor cores | skipped | a dry run (emulated mma.sync at real widths is slow)"
+        row "bench | jamba-1.5-mini stack, defaults | skipped | a dry run (emulated mma.sync at real widths is slow)"
       elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" --target "$target" --experts-int8 \
-        "${tc_flags[@]}" --force >"$work/compile.log" 2>&1; then
+        --force >"$work/compile.log" 2>&1; then
         mini_tc="$mini-tc.art"
       else
-        row "bench | jamba-1.5-mini stack, tensor cores, compile | FAILED | $(tail -1 "$work/compile.log")"
+        row "bench | jamba-1.5-mini stack, defaults, compile | FAILED | $(tail -1 "$work/compile.log")"
         status=1
       fi
       run_benchmarks "$work/jamba-small-bf16-q1.art" "$mini.art" "$mini.json" "$mini_tc"
@@ -680,19 +705,19 @@ bundle)
     [ -d "$mini.ckpt" ] && cmp -s "$mini.json" "$mini.ckpt.json" ||
       { rm -rf "$mini.ckpt"; "$bin/jamba-make-checkpoint" "$mini.json" "$mini.ckpt" --seed 5 --dtype bf16 >/dev/null &&
         cp "$mini.json" "$mini.ckpt.json"; }
-    if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" "${flags[@]}" >"$work/compile.log" 2>&1; then
+    if "$bin/jamba-compile" "$mini.ckpt" -o "$mini.art" "${flags[@]}" "${mini_base_flags[@]}" \
+      >"$work/compile.log" 2>&1; then
       pack_code "$mini.art" jamba-mini-stack
     else
       echo "gpu-check: the mini stack did not compile: $(tail -1 "$work/compile.log")" >&2
       status=1
     fi
     if [ $dry = 1 ]; then
-      echo "gpu-check: a dry run bundles no tensor-core mini stack (emulated at real widths: slow)"
-    elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" "${flags[@]}" "${tc_flags[@]}" \
-      >"$work/compile.log" 2>&1; then
+      echo "gpu-check: a dry run bundles no mini stack with the CUDA defaults (emulated tensor cores at real widths: slow)"
+    elif "$bin/jamba-compile" "$mini.ckpt" -o "$mini-tc.art" "${flags[@]}" >"$work/compile.log" 2>&1; then
       pack_code "$mini-tc.art" jamba-mini-stack-tc
     else
-      echo "gpu-check: the tensor-core mini stack did not compile: $(tail -1 "$work/compile.log")" >&2
+      echo "gpu-check: the mini stack with the CUDA defaults did not compile: $(tail -1 "$work/compile.log")" >&2
       status=1
     fi
   fi
@@ -720,6 +745,7 @@ EOF
 from-bundle)
   mkdir -p "$results"
   : >"$results/rows.txt"
+  rm -rf "$work/profiles"
   probe_device
   if [ $dry = 1 ]; then
     device=cpu
@@ -792,7 +818,7 @@ from-bundle)
           --force >"$work/rebind.log" 2>&1; then
           mini_tc_art="$mini-tc.art"
         else
-          row "bench | jamba-1.5-mini stack, tensor cores, rebind | FAILED | $(tail -1 "$work/rebind.log")"
+          row "bench | jamba-1.5-mini stack, defaults, rebind | FAILED | $(tail -1 "$work/rebind.log")"
           status=1
         fi
       fi

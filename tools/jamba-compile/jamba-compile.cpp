@@ -17,6 +17,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
@@ -59,7 +60,9 @@ static cl::opt<bool> gpuTensorCores(
              "accumulation; sm_80 or later) for the token-grouped int8 or "
              "bf16 expert GEMMs (their inputs rounded to bf16) and "
              "attention (flash attention; queries, keys, values and softmax "
-             "weights rounded to bf16; see --gpu-attention-mma-min-tokens)"),
+             "weights rounded to bf16; see --gpu-attention-mma-min-tokens). "
+             "On by default for CUDA targets; --gpu-tensor-cores=false: "
+             "CUDA cores only"),
     cl::init(false));
 static cl::opt<int64_t> gpuAttentionMmaMinTokens(
     "gpu-attention-mma-min-tokens",
@@ -69,8 +72,15 @@ static cl::opt<int64_t> gpuAttentionMmaMinTokens(
 static cl::opt<int64_t> gpuExpertGroupedRows(
     "gpu-expert-grouped-rows",
     cl::desc("CUDA: expert GEMMs of more (token, slot) rows than this run "
-             "grouped by expert (the others one GEMV per row)"),
+             "grouped by expert (the others one GEMV per row); default 4 "
+             "with tensor cores, 64 without"),
     cl::init(64));
+static cl::opt<int64_t> gpuGemvRows(
+    "gpu-gemv-rows",
+    cl::desc("CUDA: dense linears of at most this many rows (a decode "
+             "step's) run the generated GEMV kernel instead of cuBLAS "
+             "(0: all on cuBLAS)"),
+    cl::init(2));
 static cl::opt<bool> expertsInt8("experts-int8",
                                  cl::desc("Quantize the experts (ExpertsInt8)"),
                                  cl::init(false));
@@ -181,21 +191,49 @@ int main(int argc, char **argv) {
   options.gpuFormat = gpuFormat;
   options.dumpPtxDir = dumpPtx;
   options.cpuWithGpuKernels = cpuWithGpuKernels;
-  options.gpuTensorCores = gpuTensorCores;
-  options.gpuExpertGroupedRows = gpuExpertGroupedRows;
+  // Tensor cores are the default for CUDA targets that have bf16 mma.sync
+  // (sm_80 on; on an H200 they beat the CUDA-core kernels from a few rows
+  // on, docs/CUDABackend.md); the expert GEMMs of a decode step at batch 1
+  // or 2 (at most 4 rows) stay on the lane form, which reads the weights
+  // faster. With --cpu-with-gpu-kernels (a test aid) the tensor cores are
+  // emulated, and only when asked for.
+  const bool cuda = StringRef(target).starts_with("cuda:");
+  int sm = 0;
+  if (StringRef chip = StringRef(target); chip.consume_front("cuda:sm_"))
+    (void)chip.take_while(llvm::isDigit).getAsInteger(10, sm);
+  const bool tensorCores =
+      gpuTensorCores.getNumOccurrences() ? gpuTensorCores.getValue() : sm >= 80;
+  options.gpuTensorCores = tensorCores;
+  options.gpuExpertGroupedRows = gpuExpertGroupedRows.getNumOccurrences()
+                                     ? gpuExpertGroupedRows.getValue()
+                                     : (tensorCores ? 4 : 64);
   options.gpuAttentionMmaMinTokens = gpuAttentionMmaMinTokens;
+  options.gpuGemvRows = gpuGemvRows;
   // With --cpu-with-gpu-kernels the GPU kernels (and their options) run
   // on the CPU, the tensor cores emulated.
-  if ((gpuTensorCores || gpuExpertGroupedRows.getNumOccurrences() ||
+  if (((gpuTensorCores.getNumOccurrences() && gpuTensorCores) ||
+       gpuExpertGroupedRows.getNumOccurrences() ||
        gpuAttentionMmaMinTokens.getNumOccurrences()) &&
-      !StringRef(target).starts_with("cuda:") && !cpuWithGpuKernels) {
+      !cuda && !cpuWithGpuKernels) {
     llvm::errs() << "jamba-compile: error: --gpu-tensor-cores, "
                     "--gpu-expert-grouped-rows and "
                     "--gpu-attention-mma-min-tokens need --target cuda:sm_NN "
                     "(or --cpu-with-gpu-kernels)\n";
     return 1;
   }
-  if (gpuAttentionMmaMinTokens.getNumOccurrences() && !gpuTensorCores) {
+  if (gpuGemvRows.getNumOccurrences() && !cuda) {
+    llvm::errs() << "jamba-compile: error: --gpu-gemv-rows needs --target "
+                    "cuda:sm_NN (it splits the rows between the GEMV kernel "
+                    "and cuBLAS)\n";
+    return 1;
+  }
+  if (gpuGemvRows < 0 || gpuGemvRows > (int64_t(1) << 20)) {
+    llvm::errs() << "jamba-compile: error: --gpu-gemv-rows must be in [0, "
+                    "1048576], got "
+                 << gpuGemvRows << "\n";
+    return 1;
+  }
+  if (gpuAttentionMmaMinTokens.getNumOccurrences() && !tensorCores) {
     llvm::errs() << "jamba-compile: error: --gpu-attention-mma-min-tokens "
                     "needs --gpu-tensor-cores\n";
     return 1;
