@@ -262,31 +262,27 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: arith.remui %[[XSTR]]#1, %c4
 // CHECK: arith.remui %[[KDIM]], %c16
 // CHECK: %[[VEC:.+]] = arith.andi
-// CHECK: scf.parallel (%[[N:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[LROWS]], %[[L]])
-// The lane's chunks of 16 int8, j = lane, lane + L, ... below K / 16: four
-// weight loads issued ahead, then each chunk widened exactly (its sign bits
-// flipped, each byte put in the mantissa of 2^23, 2^23 + 128 subtracted; no
-// int-to-float conversion) and multiplied into the accumulator; the
-// remainder one chunk at a time.
-// CHECK:   scf.if %[[VEC]] -> (f32)
-// CHECK:     arith.divui %[[KDIM]], %c16
-// CHECK:     scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c4{{.*}} iter_args({{.+}}) -> (vector<16xf32>)
-// CHECK-COUNT-4: vector.load %[[QB]][%{{.+}}, %[[N]], %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
-// CHECK:       vector.bitcast %{{.+}} : vector<16xi8> to vector<4xi32>
-// CHECK:       arith.xori
-// CHECK:       arith.ori
-// CHECK:       arith.subf
-// CHECK:       vector.load %[[XB]][%{{.+}}, %{{.+}}, %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xf32>
-// CHECK:       math.fma %{{.+}} : vector<16xf32>
-// CHECK:     scf.for {{.+}} -> (vector<16xf32>)
-// CHECK:       vector.load %[[QB]][%{{.+}}, %[[N]], %{{.+}}] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
-// CHECK-NOT:   arith.sitofp
-// CHECK:     vector.reduction <add>, %{{.+}} : vector<16xf32> into f32
+// Four outputs n per thread (a group): one iteration per (group, row,
+// lane); the weight rows 4 g .. 4 g + 3, clamped into [0, N - 1] for reads.
+// CHECK: scf.parallel (%[[G:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[LROWS]], %[[L]])
+// CHECK-COUNT-4: arith.minui
+// The lane's chunks of 16 int8 at k = 16 lane, 16 (lane + L), ...: the four
+// weight rows' chunks loaded together, the inputs' once, widened and
+// multiplied into four accumulators.
+// CHECK:   scf.if %[[VEC]] -> (f32, f32, f32, f32)
+// CHECK:     %[[FIRST:.+]] = arith.muli %[[LANE]], %c16
+// CHECK:     %[[STEP:.+]] = arith.muli %[[L]], %c16
+// CHECK:     scf.for %[[VK:.+]] = %[[FIRST]] to %[[KDIM]] step %[[STEP]] iter_args({{.+}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// CHECK-COUNT-4: vector.load %[[QB]][%{{.+}}, %{{.+}}, %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xi8>
+// CHECK:       vector.load %[[XB]][%{{.+}}, %{{.+}}, %[[VK]]] {alignment = 16 : i64} : {{.+}}, vector<16xf32>
+// CHECK-COUNT-4: math.fma %{{.+}} : vector<16xf32>
+// CHECK-COUNT-4: vector.reduction <add>, %{{.+}} : vector<16xf32> into f32
 // CHECK:   else
-// CHECK:     scf.for %[[K:.+]] = %[[LANE]] to %[[KDIM]] step %[[L]] iter_args({{.+}}) -> (f32)
-// CHECK:       memref.load %[[QB]][%{{.+}}, %[[N]], %[[K]]] : memref<4x16x32xi8
+// CHECK:     scf.for %[[K:.+]] = %[[LANE]] to %[[KDIM]] step %[[L]] iter_args({{.+}}) -> (f32, f32, f32, f32)
+// CHECK:       memref.load %[[QB]][%{{.+}}, %{{.+}}, %[[K]]] : memref<4x16x32xi8
 // CHECK:       arith.sitofp
-// CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[N]], %[[LANE]]]
+// Each output stored when n < N.
+// CHECK-COUNT-4: memref.store %{{.+}}, %[[P]][%[[R]], %{{.+}}, %[[LANE]]]
 // CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[LROWS]], %{{.+}})
 // CHECK:   scf.for {{.+}} to %[[L]] {{.+}} -> (f32)
 // CHECK:     memref.load %[[P]]
@@ -327,15 +323,18 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
 // -----
 
 // RMSNorm of a row wider than 256: 32 lanes per row sum strided squares
-// (k = lane, lane + 32, ...), one iteration per row adds them in lane order
-// into 1/sqrt(mean + eps), and one per element writes w * cvt(x * inv).
+// (k = lane, lane + 32, ...; four loads ahead, then the rest one by one),
+// one iteration per row adds them in lane order into 1/sqrt(mean + eps),
+// and one per element writes w * cvt(x * inv).
 
 // CHECK-LABEL: func.func @rms_norm_wide
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
 // CHECK: %[[P:.+]] = memref.alloc(%{{.+}}) : memref<?x32xf32>
 // CHECK: %[[INV:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
 // CHECK: scf.parallel (%[[R:.+]], %[[LANE:.+]]) =
-// CHECK:   scf.for %{{.+}} = %[[LANE]] to %{{.+}} step %c32{{.*}} iter_args({{.+}}) -> (f32)
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c4{{.*}} iter_args({{.+}}) -> (f32)
+// CHECK-COUNT-4: memref.load
+// CHECK:   scf.for {{.+}} -> (f32)
 // CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[LANE]]]
 // CHECK: scf.parallel (%[[R2:.+]]) =
 // CHECK:   scf.for {{.+}} -> (f32)

@@ -38,6 +38,11 @@ constexpr int64_t kGroupRows = 8;
 /// Bytes of one vector load of the weights (a 128-bit load on a GPU).
 constexpr int64_t kWeightVectorBytes = 16;
 
+/// Outputs n (weight rows) one thread of the lane form computes: each input
+/// chunk it reads serves that many weight chunks, which are loaded together
+/// (so many loads in flight).
+constexpr int64_t kLaneOutputs = 4;
+
 /// Bytes of one vector load of the weights in the grouped expert GEMM,
 /// whose thread keeps kGroupRows rows of inputs in flight: with 8 bytes,
 /// ptxas gives jamba-small's grouped kernel 136 registers, as many as the
@@ -321,32 +326,33 @@ void groupedMmaTiles(
 /// Two parallel nests, for the few rows of a decode step (a GEMV per routed
 /// slot, where the weights are the traffic):
 ///
-/// 1. one iteration per (n, row, lane), a row being one (token, slot): the
-///    lane sums w[e, n, k] x[k] over its share of the row into its partial
-///    sum. Consecutive iterations (GPU threads) are consecutive lanes of one
-///    weight row, so a warp's loads of the weights are contiguous (the plain
-///    form gives each thread its own row n, K apart); the rows are inside n,
-///    so the rows routed to one expert read its weight row n at about the
-///    same time (from the cache after the first: at batch 32 each expert
-///    serves about 4 of the 64 rows, which the row-major order re-read from
-///    memory). When the weight rows
-///    can be read as aligned 16-byte vectors and the inputs as aligned
-///    vectors of as many elements (alignedForVectors and K a multiple of V:
-///    one uniform test per call), the lane's share is the V-element chunks
-///    starting at k = V lane, V (lane + L), ... (V = 16 int8, 8 bf16 or 4 f32
-///    weights), each one vector load widened to f32 (int8 by
-///    widenInt8Exactly: no int-to-float conversions) and accumulated
-///    elementwise, kLoadsInFlight loads issued ahead (accumulateLaneChunks),
-///    the V sums added at the end: a warp reads 512 contiguous bytes of int8
-///    weights per step instead of 32. Otherwise the share is k = lane, lane +
-///    L, ..., one element per step;
+/// 1. one iteration per (group of kLaneOutputs outputs n, row, lane), a
+///    row being one (token, slot): the lane sums w[e, n, k] x[k] over its
+///    share of the row for each n of its group into its partial sums,
+///    reading each input chunk once for the group's weight rows (whose
+///    loads are so many in flight). Consecutive iterations (GPU threads)
+///    are consecutive lanes of the same weight rows, so a warp's loads of
+///    the weights are contiguous (the plain form gives each thread its own
+///    row n, K apart); the rows are inside n, so the rows routed to one
+///    expert read its weight rows at about the same time (from the cache
+///    after the first: at batch 32 each expert serves about 4 of the 64
+///    rows, which the row-major order re-read from memory). When the
+///    weight rows can be read as aligned 16-byte vectors and the inputs as
+///    aligned vectors of as many elements (alignedForVectors and K a
+///    multiple of V: one uniform test per call), the lane's share is the
+///    V-element chunks starting at k = V lane, V (lane + L), ... (V = 16
+///    int8, 8 bf16 or 4 f32 weights), each one vector load widened to f32
+///    and accumulated elementwise, the V sums added at the end: a warp
+///    reads 512 contiguous bytes of each int8 weight row per step instead
+///    of 32. Otherwise the share is k = lane, lane + L, ..., one element per
+///    step;
 /// 2. one iteration per (row, n): the L partial sums in lane order, then
 ///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
 ///    expert outside this rank's range (expert parallelism).
 ///
 /// L is chosen at run time from the row count (all `options.maxLanes` up to
 /// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
-/// weights convert to f32 in the loop, f32 accumulation.
+/// weights convert to f32 in the loop (sitofp), f32 accumulation.
 LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                                           const ExpertGemmOptions &options) {
   // f64 operands (input, result, weight or routing weights) are left to
@@ -437,10 +443,15 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
       arith::CmpIOp::create(
           b, loc, arith::CmpIPredicate::eq,
           arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
+  // Each thread's kLaneOutputs outputs n0 + u (n0 = kLaneOutputs g; past N
+  // the last row is read again, not stored).
+  Value groups =
+      divC(b, loc, addI(b, loc, n, indexConst(b, loc, kLaneOutputs - 1)),
+           kLaneOutputs);
   parallel(
-      b, loc, "expert_gemm_lanes", {n, laneRows, lanes},
+      b, loc, "expert_gemm_lanes", {groups, laneRows, lanes},
       [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value nn = iv[0], r = iv[1], lane = iv[2];
+        Value g = iv[0], r = iv[1], lane = iv[2];
         SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
         Value e = clamped(pb, l, localExpert(pb, l, idx));
         SmallVector<Value> xIdx(idx.begin(),
@@ -450,49 +461,73 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
           at.push_back(k);
           return at;
         };
-        // The lane's V-element chunks j = lane, lane + L, ... (k = V j),
-        // kLoadsInFlight weight loads ahead; int8 widened exactly
-        // without int-to-float conversions.
-        auto vectorShare = [&](OpBuilder &tb, Location tl) {
-          Value acc = accumulateLaneChunks(
-              tb, tl, divC(tb, tl, kDim, v), lane, lanes,
-              floatConst(tb, tl, VectorType::get({v}, f32), 0.0),
-              [&](OpBuilder &kb, Location kl, Value j) {
-                return vector::LoadOp::create(
-                           kb, kl, VectorType::get({v}, wElem), w,
-                           ValueRange{e, nn, mulC(kb, kl, j, v)},
-                           /*nontemporal=*/false,
-                           llvm::MaybeAlign(kWeightVectorBytes))
-                    .getResult();
-              },
-              [&](OpBuilder &kb, Location kl, Value j, Value raw, Value a) {
-                Value wv = wElem.isInteger(8) && v % 4 == 0
-                               ? widenInt8Exactly(kb, kl, raw)
-                               : toF32(kb, kl, raw);
-                Value xv = loadVectorF32(kb, kl, x, xAt(mulC(kb, kl, j, v)), v,
-                                         xAlign);
-                return math::FmaOp::create(kb, kl, xv, wv, a).getResult();
-              });
-          scf::YieldOp::create(tb, tl,
-                               Value(vector::ReductionOp::create(
-                                   tb, tl, vector::CombiningKind::ADD, acc)));
-        };
-        // Otherwise one element per step: k = lane, lane + L, ...
-        auto scalarShare = [&](OpBuilder &eb, Location el) {
+        Value lastN = arith::SubIOp::create(pb, l, n, one);
+        SmallVector<Value> outs, rowsN;
+        for (int64_t u = 0; u < kLaneOutputs; ++u) {
+          outs.push_back(
+              addI(pb, l, mulC(pb, l, g, kLaneOutputs), indexConst(pb, l, u)));
+          rowsN.push_back(arith::MinUIOp::create(pb, l, outs.back(), lastN));
+        }
+        // The lane's share of K for the kLaneOutputs rows: `width` elements
+        // from k = first, first + step, ..., the inputs read once for all
+        // rows, into accumulators of `width` f32 lanes.
+        auto share = [&](OpBuilder &sb, Location sl, Value first, Value step,
+                         int64_t width) -> SmallVector<Value> {
+          Type accType = f32;
+          if (width > 1)
+            accType = VectorType::get({width}, f32);
+          SmallVector<Value> inits(kLaneOutputs,
+                                   floatConst(sb, sl, accType, 0.0));
           auto sum = scf::ForOp::create(
-              eb, el, lane, kDim, lanes,
-              ValueRange{floatConst(eb, el, f32, 0.0)},
+              sb, sl, first, kDim, step, inits,
               [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                Value xv = loadF32(kb, kl, x, xAt(k));
-                Value wv = loadF32(kb, kl, w, {e, nn, k});
-                scf::YieldOp::create(
-                    kb, kl, addF(kb, kl, acc[0], mulF(kb, kl, xv, wv)));
+                SmallVector<Value> ws;
+                for (Value nn : rowsN)
+                  ws.push_back(width == 1
+                                   ? loadF32(kb, kl, w, {e, nn, k})
+                                   : loadVectorF32(kb, kl, w, {e, nn, k}, width,
+                                                   kWeightVectorBytes));
+                Value xv = width == 1 ? loadF32(kb, kl, x, xAt(k))
+                                      : loadVectorF32(kb, kl, x, xAt(k), width,
+                                                      xAlign);
+                SmallVector<Value> next;
+                for (int64_t u = 0; u < kLaneOutputs; ++u)
+                  next.push_back(
+                      math::FmaOp::create(kb, kl, xv, ws[u], acc[u]));
+                scf::YieldOp::create(kb, kl, next);
               });
-          scf::YieldOp::create(eb, el, sum.getResult(0));
+          SmallVector<Value> sums;
+          for (Value acc : sum.getResults())
+            sums.push_back(width == 1
+                               ? acc
+                               : vector::ReductionOp::create(
+                                     sb, sl, vector::CombiningKind::ADD, acc)
+                                     .getResult());
+          return sums;
         };
-        auto ifOp = scf::IfOp::create(pb, l, vectors, vectorShare, scalarShare);
-        memref::StoreOp::create(pb, l, ifOp.getResult(0), partial,
-                                ValueRange{r, nn, lane});
+        SmallVector<Type> sumTypes(kLaneOutputs, f32);
+        auto ifOp = scf::IfOp::create(pb, l, sumTypes, vectors,
+                                      /*withElseRegion=*/true);
+        {
+          OpBuilder tb = ifOp.getThenBodyBuilder();
+          Value vElems = indexConst(tb, l, v);
+          Value first = arith::MulIOp::create(tb, l, lane, vElems);
+          Value step = arith::MulIOp::create(tb, l, lanes, vElems);
+          scf::YieldOp::create(tb, l, share(tb, l, first, step, v));
+        }
+        {
+          OpBuilder eb = ifOp.getElseBodyBuilder();
+          scf::YieldOp::create(eb, l, share(eb, l, lane, lanes, 1));
+        }
+        for (int64_t u = 0; u < kLaneOutputs; ++u) {
+          Value inRange = arith::CmpIOp::create(
+              pb, l, arith::CmpIPredicate::ult, outs[u], n);
+          scf::IfOp::create(pb, l, inRange, [&](OpBuilder &tb, Location tl) {
+            memref::StoreOp::create(tb, tl, ifOp.getResult(u), partial,
+                                    ValueRange{r, outs[u], lane});
+            scf::YieldOp::create(tb, tl);
+          });
+        }
       });
 
   // 2. The lanes in order, then the epilogue.

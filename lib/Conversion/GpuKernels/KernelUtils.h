@@ -90,13 +90,6 @@ Value accumulateLaneChunks(
     Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,
     function_ref<Value(OpBuilder &, Location, Value, Value, Value)> accumulate);
 
-/// A vector of int8 (a multiple of 4 elements) widened to f32 exactly
-/// without int-to-float conversions, which GPUs issue at a quarter of the
-/// FP32 rate (as many per cycle as a 16-byte-per-cycle memory stream
-/// delivers int8 weights): each byte, its sign bit flipped (b + 128), is
-/// put in the low mantissa bits of 2^23 and 2^23 + 128 subtracted.
-Value widenInt8Exactly(OpBuilder &b, Location loc, Value v);
-
 //===----------------------------------------------------------------------===//
 // Results read in a narrower type
 //===----------------------------------------------------------------------===//
