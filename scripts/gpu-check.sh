@@ -13,12 +13,15 @@
 #       writes DIR: the MLIR-free tools (jamba-run, jamba-bench-cuda,
 #       jamba-make-checkpoint, jamba-rebind) with the shared libraries they
 #       need beyond glibc and libstdc++, the artifacts' code without weights
-#       and the model configs (about 40 MB).
+#       and the model configs (about 70 MB: a device call carries 64 MiB,
+#       so pack it, tar -czf DIR.tgz, about 17 MB, and unpack it there).
 #   scripts/gpu-check.sh --from-bundle DIR --results RES
 #       on the GPU machine: remakes the seeded checkpoints, gives the
 #       artifacts their weights (jamba-rebind), runs the tests and the
 #       benchmarks; writes to RES the runs' ids and logits (one .tgz per
-#       jamba-small variant, one for all of jamba-tiny) and rows.txt.
+#       jamba-small variant, one for all of jamba-tiny), rows.txt and
+#       profiles.tgz: 8 files, as many as a device call returns (keep the
+#       command's log out of RES).
 #   scripts/gpu-check.sh --compare DIR RES
 #       here again: runs the reference interpreter on what the GPU runs were
 #       fed, compares and prints the whole table.
