@@ -435,14 +435,8 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                 xBytes = xElem.getIntOrFloatBitWidth() / 8;
   const int64_t v = kWeightVectorBytes / wBytes;
   const int64_t xAlign = std::min(kWeightVectorBytes, v * xBytes);
-  Value vectors = arith::AndIOp::create(
-      b, loc, alignedForVectors(b, loc, w, kWeightVectorBytes),
-      alignedForVectors(b, loc, x, xAlign));
-  vectors = arith::AndIOp::create(
-      b, loc, vectors,
-      arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq,
-          arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
+  Value vectors =
+      vectorChunksUsable(b, loc, w, kWeightVectorBytes, x, xAlign, kDim, v);
   // Each thread's kLaneOutputs outputs n0 + u (n0 = kLaneOutputs g; past N
   // the last row is read again, not stored).
   Value groups =

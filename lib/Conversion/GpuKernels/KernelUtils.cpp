@@ -134,6 +134,18 @@ Value alignedForVectors(OpBuilder &b, Location loc, Value memref,
   return ok;
 }
 
+Value vectorChunksUsable(OpBuilder &b, Location loc, Value w, int64_t wAlign,
+                         Value x, int64_t xAlign, Value kDim, int64_t chunk) {
+  Value aligned =
+      arith::AndIOp::create(b, loc, alignedForVectors(b, loc, w, wAlign),
+                            alignedForVectors(b, loc, x, xAlign));
+  Value whole = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq,
+      arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, chunk)),
+      indexConst(b, loc, 0));
+  return arith::AndIOp::create(b, loc, aligned, whole);
+}
+
 SmallVector<Value> bf16Chunks(OpBuilder &b, Location loc, Value memref,
                               SmallVector<Value> indices, int64_t count,
                               int64_t align) {

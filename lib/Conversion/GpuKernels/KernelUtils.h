@@ -75,10 +75,10 @@ bool isF32Compatible(Type t);
 // A lane's share of a dot product
 //===----------------------------------------------------------------------===//
 
-/// Vector loads of the weights a lane of a matrix-vector kernel issues
-/// before it uses the first: the loads in flight that hide the memory's
-/// latency (a decode step's kernels have too few threads to hide it with
-/// warps alone).
+/// Loads a lane of a decode step's kernel (the GEMV's weight vectors, the
+/// wide RMSNorm's elements) issues before it uses the first: the loads in
+/// flight that hide the memory's latency, which those kernels have too few
+/// threads to hide with warps alone.
 constexpr int64_t kLoadsInFlight = 4;
 
 /// `acc` accumulated over the chunks j = lane, lane + lanes, ... below
@@ -175,6 +175,13 @@ private:
 /// a larger tensor may break it.
 Value alignedForVectors(OpBuilder &b, Location loc, Value memref,
                         int64_t alignBytes);
+
+/// Whether a kernel may read rows of `w` and `x` in chunks of `chunk`
+/// elements by vector loads: both aligned for them (alignedForVectors, `w`
+/// for `wAlign` bytes, `x` for `xAlign`) and the rows' length `kDim` a
+/// multiple of `chunk`. One uniform test per call.
+Value vectorChunksUsable(OpBuilder &b, Location loc, Value w, int64_t wAlign,
+                         Value x, int64_t xAlign, Value kDim, int64_t chunk);
 
 /// `count` elements of `memref` from `indices` (the last one running),
 /// converted to bf16 (f32 rounded to nearest even, int8 exactly), as

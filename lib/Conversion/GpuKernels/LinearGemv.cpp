@@ -68,13 +68,7 @@ void gpukernels::buildLinearGemv(OpBuilder &b, Location loc, Value y, Value x,
   Value zero = indexConst(b, loc, 0);
   Value n = dim(b, loc, w, 0), kDim = dim(b, loc, w, 1);
   Value vectors =
-      arith::AndIOp::create(b, loc, alignedForVectors(b, loc, w, kVectorBytes),
-                            alignedForVectors(b, loc, x, kVectorBytes));
-  vectors = arith::AndIOp::create(
-      b, loc, vectors,
-      arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::eq,
-          arith::RemUIOp::create(b, loc, kDim, indexConst(b, loc, v)), zero));
+      vectorChunksUsable(b, loc, w, kVectorBytes, x, kVectorBytes, kDim, v);
   SmallVector<Value> dims{n, rows};
   if (!emulate)
     dims.push_back(indexConst(b, loc, kWarpLanes));
