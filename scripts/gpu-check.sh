@@ -13,9 +13,9 @@
 #       writes DIR: the MLIR-free tools (jamba-run, jamba-bench-cuda,
 #       jamba-make-checkpoint, jamba-rebind) with the shared libraries they
 #       need beyond glibc and libstdc++, the artifacts' code without weights
-#       and the model configs (about 70 MB: a device call carries 64 MiB,
-#       so pack it, tar -czf DIR.tgz, about 17 MB, and unpack it there).
-#   scripts/gpu-check.sh --from-bundle DIR --results RES
+#       and the model configs (about 70 MB), and DIR.tgz, the same packed
+#       (about 17 MB: a device call carries at most 64 MiB).
+#   scripts/gpu-check.sh --from-bundle DIR|DIR.tgz --results RES
 #       on the GPU machine: remakes the seeded checkpoints, gives the
 #       artifacts their weights (jamba-rebind), runs the tests and the
 #       benchmarks; writes to RES the runs' ids and logits (one .tgz per
@@ -55,7 +55,7 @@
 # non-expert weights and the experts the batch is expected to route to, per
 # step time) as a fraction of the copy bandwidth. Kernel rows: profiled runs of
 # the mini stack (jamba-run --profile-kernels: GPU time per op from CUDA
-# events) give the int8 expert GEMM's GB/s at decode batch 1, 8, 32 (and
+# events) give the int8 expert GEMM's GB/s at decode batch 1, 8, 32, 64 (and
 # its time per expert matrix next to cuBLAS bf16 on the same shape: the
 # dense MLP layer's gate projection, B x 14336 x 4096) and the selective
 # scan's at an 8192-token prefill, against the copy bandwidth, with each
@@ -108,6 +108,12 @@ case "$mode" in
 bundle) [ -n "$bundle" ] || usage "--bundle needs a directory" ;;
 from-bundle)
   [ -n "$bundle" ] && [ -n "$results" ] || usage "--from-bundle needs DIR and --results RES"
+  # The packed bundle (DIR.tgz, as --bundle writes it) is unpacked beside
+  # itself.
+  if [ -f "$bundle" ] && [[ "$bundle" == *.tgz ]]; then
+    tar -xzf "$bundle" -C "$(dirname "$bundle")" || usage "$bundle did not unpack"
+    bundle=${bundle%.tgz}
+  fi
   [ -f "$bundle/bundle.env" ] || usage "$bundle is not a bundle (no bundle.env)"
   ;;
 compare)
@@ -506,7 +512,8 @@ bench_profile() { # label artifact config.json
   split=$(weight_split "$art") || split=
   read -r hidden ffn <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
 print(c["hidden_size"], c["intermediate_size"])' "$config")"
-  for batch in 1 8 32; do
+  # Batch 64 too: the issue's int8-against-cuBLAS target is batch <= 64.
+  for batch in 1 8 32 64; do
     prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
     keep_profile "$label decode batch $batch" "$prof"
@@ -741,7 +748,9 @@ bundle_arch=$([ $dry = 1 ] && echo sm_cpu || echo "$arch_wanted")
 dry=$dry
 quick=$quick
 EOF
-  echo "gpu-check: wrote $bundle ($(du -sh "$bundle" | cut -f1))"
+  # Packed too: a device call carries at most 64 MiB.
+  tar -czf "$bundle.tgz" -C "$(dirname "$bundle")" "$(basename "$bundle")" || status=1
+  echo "gpu-check: wrote $bundle ($(du -sh "$bundle" | cut -f1)) and $bundle.tgz ($(du -sh "$bundle.tgz" | cut -f1))"
   exit $status
   ;;
 
