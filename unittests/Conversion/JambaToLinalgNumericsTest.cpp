@@ -420,6 +420,18 @@ TEST_F(JambaToLinalgNumerics, LinearBF16) {
               "linear bf16 (vs the reference rounded to bf16)");
 }
 
+/// `ir` with its shape placeholders set: each `pattern` ("xQx", "= H :")
+/// has its middle character replaced by `value`.
+std::string withPlaceholders(
+    std::string ir,
+    std::initializer_list<std::pair<const char *, int64_t>> values) {
+  for (auto [pattern, value] : values)
+    for (size_t at = ir.find(pattern); at != std::string::npos;
+         at = ir.find(pattern, at))
+      ir.replace(at + std::strlen(pattern) / 2, 1, std::to_string(value));
+  return ir;
+}
+
 /// A rank-2 memref descriptor (the C interface's struct).
 template <typename T> struct Memref2D {
   T *base, *aligned;
@@ -455,15 +467,14 @@ TEST_F(JambaToLinalgNumerics, LinearGemvKernelAndItsCublasSplit) {
   // reference multiplies the same bf16 values in f32: tolerance 1e-5.
   for (int64_t kDim : {64, 2048, 1000, 37}) {
     const int64_t n = 40;
-    const std::string x = "tensor<?x" + std::to_string(kDim) + "xf32>",
-                      w = "tensor<" + std::to_string(n) + "x" +
-                          std::to_string(kDim) + "xbf16>",
-                      y = "tensor<?x" + std::to_string(n) + "xf32>";
-    const std::string ir =
-        "func.func @f(%x: " + x + ", %w: " + w + ") -> " + y +
-        " attributes {llvm.emit_c_interface} {\n  %y = jamba.linear %x, %w : "
-        "(" +
-        x + ", " + w + ") -> " + y + "\n  return %y : " + y + "\n}\n";
+    const std::string ir = withPlaceholders(
+        R"mlir(
+      func.func @f(%x: tensor<?xKxf32>, %w: tensor<NxKxbf16>) -> tensor<?xNxf32>
+          attributes {llvm.emit_c_interface} {
+        %y = jamba.linear %x, %w : (tensor<?xKxf32>, tensor<NxKxbf16>) -> tensor<?xNxf32>
+        return %y : tensor<?xNxf32>
+      })mlir",
+        {{"xKx", kDim}, {"<Nx", n}, {"xNx", n}});
     KernelExtras extras;
     extras.prelude = [](PassManager &pm) {
       mlir::jamba::JambaGpuLibraryGemmsPassOptions gemms;
@@ -1807,16 +1818,15 @@ constexpr const char *kCachedAttentionTemplate = R"mlir(
       return %o, %k2, %v2 : tensor<2x?xQxf32>, tensor<2xGx?xDxf32>, tensor<2xGx?xDxf32>
     })mlir";
 
-/// `ir` with its shape placeholders set: each `pattern` ("xQx", "= H :")
-/// has its middle character replaced by `value`.
-std::string withPlaceholders(
-    std::string ir,
-    std::initializer_list<std::pair<const char *, int64_t>> values) {
-  for (auto [pattern, value] : values)
-    for (size_t at = ir.find(pattern); at != std::string::npos;
-         at = ir.find(pattern, at))
-      ir.replace(at + std::strlen(pattern) / 2, 1, std::to_string(value));
-  return ir;
+/// kCachedAttentionTemplate for `heads` query heads and `kvHeads` kv heads
+/// of `hd` channels.
+std::string cachedAttentionIr(int64_t heads, int64_t kvHeads, int64_t hd) {
+  return withPlaceholders(kCachedAttentionTemplate, {{"xQx", heads * hd},
+                                                     {"xKx", kvHeads * hd},
+                                                     {"xDx", hd},
+                                                     {"xGx", kvHeads},
+                                                     {"= H :", heads},
+                                                     {"= G :", kvHeads}});
 }
 
 /// Whether jamba-cpu-microkernels alone replaces every `opName` op of `ir`
@@ -1859,13 +1869,7 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   for (const Shape &sh : {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32},
                           Shape{6, 2, 8}, Shape{32, 1, 8}, Shape{4, 2, 12}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
-    std::string ir =
-        withPlaceholders(kCachedAttentionTemplate, {{"xQx", qw},
-                                                    {"xKx", kw},
-                                                    {"xDx", hd},
-                                                    {"xGx", sh.kvHeads},
-                                                    {"= H :", sh.heads},
-                                                    {"= G :", sh.kvHeads}});
+    std::string ir = cachedAttentionIr(sh.heads, sh.kvHeads, hd);
     // The kernel takes whole vectors of the head dimension only.
     EXPECT_EQ(microkernelsReplace(ir, "jamba.cached_attention"), hd % 8 == 0)
         << "head dim " << hd;
@@ -2013,13 +2017,7 @@ TEST_F(JambaToLinalgNumerics, AttentionTensorCoresEmulated) {
   };
   for (const Shape &sh : {Shape{4, 2, 16}, Shape{8, 2, 48}, Shape{2, 2, 32}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
-    std::string ir =
-        withPlaceholders(kCachedAttentionTemplate, {{"xQx", qw},
-                                                    {"xKx", kw},
-                                                    {"xDx", hd},
-                                                    {"xGx", sh.kvHeads},
-                                                    {"= H :", sh.heads},
-                                                    {"= G :", sh.kvHeads}});
+    std::string ir = cachedAttentionIr(sh.heads, sh.kvHeads, hd);
     for (int64_t keysPerSplit : {64, 3}) {
       mlir::jamba::CPULowerPipelineOptions options;
       options.gpuKernels = true;
