@@ -95,6 +95,7 @@ FailureOr<Tensor<T>> Generator<T>::call(StringRef name,
   if (!func)
     return module.emitError() << "the module has no entry point @" << name;
   const int64_t seq = ids.size();
+  interpret.firstPosition = cacheLen;
   if (interpret.routingMargins)
     interpret.routingMargins->assign(seq,
                                      std::numeric_limits<double>::infinity());

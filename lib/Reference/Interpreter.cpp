@@ -51,6 +51,38 @@ private:
     return margins;
   }
 
+  /// The routing swaps of the next router (options.routingSwaps) at its
+  /// tokens `tokens` (a [..., S, D] tensor: S tokens per sequence): rows of
+  /// the flattened leading dims. Counts the router.
+  std::vector<int64_t> swapRowsOfNextRouter(const Tensor<T> &tokens) {
+    const int64_t router = routersRun++;
+    std::vector<int64_t> rows;
+    if (options.routingSwaps.empty() || tokens.rank() < 2)
+      return rows;
+    const int64_t seq = tokens.dim(-2),
+                  sequences = tokens.numel() / tokens.dim(-1) / seq;
+    for (const InterpretOptions::RoutingSwap &s : options.routingSwaps) {
+      const int64_t at = s.position - options.firstPosition;
+      if (s.router == router && at >= 0 && at < seq)
+        for (int64_t b = 0; b < sequences; ++b)
+          rows.push_back(b * seq + at);
+    }
+    return rows;
+  }
+  /// Reports the swaps `made` by router routersRun - 1, whose tokens are
+  /// `tokens`, into options.swapsMade.
+  void reportSwaps(const Tensor<T> &tokens,
+                   const std::vector<::jamba::ref::RoutingSwapMade> &made) {
+    if (!options.swapsMade)
+      return;
+    for (const ::jamba::ref::RoutingSwapMade &m : made)
+      options.swapsMade->push_back(
+          {{routersRun - 1, options.firstPosition + m.row % tokens.dim(-2)},
+           m.left,
+           m.took,
+           m.margin});
+  }
+
   /// Checks the runtime shape of `t` against the IR type of `v`.
   LogicalResult checkType(Operation *op, StringRef what, Value v,
                           const Tensor<T> &t);
@@ -65,6 +97,8 @@ private:
 
   DenseMap<Value, const Tensor<T> *> values;
   std::vector<std::unique_ptr<Tensor<T>>> owned;
+  /// The routers run so far (swapRowsOfNextRouter).
+  int64_t routersRun = 0;
 };
 
 template <typename T>
@@ -217,12 +251,15 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
               op->emitError()
               << "reference interpreter: jamba.moe with an expert_offset "
                  "(one rank of an expert-parallel model) is run decomposed");
+        const Tensor<T> &x = get(m.getInput());
+        std::vector<::jamba::ref::RoutingSwapMade> made;
         bind(m.getResult(),
-             moe(get(m.getInput()), get(m.getRouterWeight()),
-                 get(m.getGateWeight()), get(m.getUpWeight()),
-                 get(m.getDownWeight()), m.getTopK(), m.getNormalizeTopK(),
-                 options.gemmInputs, marginsFor(m.getInput()),
-                 options.expertInputs));
+             moe(x, get(m.getRouterWeight()), get(m.getGateWeight()),
+                 get(m.getUpWeight()), get(m.getDownWeight()), m.getTopK(),
+                 m.getNormalizeTopK(), options.gemmInputs,
+                 marginsFor(m.getInput()), options.expertInputs,
+                 swapRowsOfNextRouter(x), &made));
+        reportSwaps(x, made);
         return success();
       })
       .template Case<MLPOp>([&](MLPOp m) {
@@ -280,8 +317,11 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         return success();
       })
       .template Case<RouterTopKOp>([&](RouterTopKOp r) {
-        auto [w, i] =
-            routerTopK(get(r.getLogits()), r.getTopK(), r.getNormalize());
+        const Tensor<T> &logits = get(r.getLogits());
+        std::vector<::jamba::ref::RoutingSwapMade> made;
+        auto [w, i] = routerTopK(logits, r.getTopK(), r.getNormalize(),
+                                 swapRowsOfNextRouter(logits), &made);
+        reportSwaps(logits, made);
         if (std::vector<double> *margins = marginsFor(r.getLogits()))
           minRoutingMargins(get(r.getLogits()), r.getTopK(), *margins);
         bind(r.getWeights(), std::move(w));

@@ -147,6 +147,23 @@ jamba::ref::selectiveScan(const ScanOperands<T> &ops) {
   return {std::move(y), std::move(last)};
 }
 
+/// The routing margin of the token whose router logits are `l[0, experts)`
+/// (minRoutingMargins); `sorted` is scratch of `experts` entries.
+template <typename T>
+static double routingMargin(const T *l, int64_t experts, int64_t k,
+                            std::vector<double> &sorted) {
+  double scale = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    sorted[e] = static_cast<double>(l[e]);
+    scale = std::max(scale, std::abs(sorted[e]));
+  }
+  std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end(),
+                   std::greater<double>());
+  // sorted[k] is the (k+1)-th largest; the k-th is the smallest before it.
+  double kth = *std::min_element(sorted.begin(), sorted.begin() + k);
+  return scale > 0 ? (kth - sorted[k]) / scale : 0;
+}
+
 template <typename T>
 void jamba::ref::minRoutingMargins(const Tensor<T> &logits, int64_t k,
                                    std::vector<double> &margins) {
@@ -154,30 +171,23 @@ void jamba::ref::minRoutingMargins(const Tensor<T> &logits, int64_t k,
   if (k >= experts)
     return;
   std::vector<double> sorted(experts);
-  for (int64_t t = 0; t < tokens; ++t) {
-    double scale = 0;
-    for (int64_t e = 0; e < experts; ++e) {
-      sorted[e] = static_cast<double>(logits[t * experts + e]);
-      scale = std::max(scale, std::abs(sorted[e]));
-    }
-    std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end(),
-                     std::greater<double>());
-    // sorted[k] is the (k+1)-th largest; the k-th is the smallest before it.
-    double kth = *std::min_element(sorted.begin(), sorted.begin() + k);
-    double margin = scale > 0 ? (kth - sorted[k]) / scale : 0;
-    margins[t] = std::min(margins[t], margin);
-  }
+  for (int64_t t = 0; t < tokens; ++t)
+    margins[t] = std::min(
+        margins[t], routingMargin(&logits[t * experts], experts, k, sorted));
 }
 
 template <typename T>
 std::pair<Tensor<T>, Tensor<T>>
-jamba::ref::routerTopK(const Tensor<T> &logits, int64_t k, bool normalize) {
+jamba::ref::routerTopK(const Tensor<T> &logits, int64_t k, bool normalize,
+                       const std::vector<int64_t> &swapRows,
+                       std::vector<RoutingSwapMade> *made) {
   const int64_t experts = logits.dim(-1), rows = logits.numel() / experts;
   std::vector<int64_t> shape = logits.shape;
   shape.back() = k;
   Tensor<T> weights(shape), indices(shape);
   std::vector<T> p(experts);
   std::vector<bool> taken(experts);
+  std::vector<double> sorted(experts);
   for (int64_t r = 0; r < rows; ++r) {
     const T *l = &logits[r * experts];
     // Softmax over all experts (max-subtracted for range).
@@ -187,16 +197,27 @@ jamba::ref::routerTopK(const Tensor<T> &logits, int64_t k, bool normalize) {
     for (int64_t e = 0; e < experts; ++e)
       p[e] /= sum;
     // Top-k by repeated selection; strict '>' keeps the lower index on ties.
+    // A swapped row selects k + 1 times and keeps the last in place of the
+    // k-th.
+    const bool swap = k < experts && std::find(swapRows.begin(), swapRows.end(),
+                                               r) != swapRows.end();
     std::fill(taken.begin(), taken.end(), false);
     T picked = 0;
-    for (int64_t j = 0; j < k; ++j) {
+    for (int64_t j = 0; j < k + (swap ? 1 : 0); ++j) {
       int64_t best = -1;
       for (int64_t e = 0; e < experts; ++e)
         if (!taken[e] && (best < 0 || p[e] > p[best]))
           best = e;
       taken[best] = true;
-      weights[r * k + j] = p[best];
-      indices[r * k + j] = T(best);
+      const int64_t slot = std::min(j, k - 1);
+      if (j == k) {
+        if (made)
+          made->push_back({r, static_cast<int64_t>(indices[r * k + slot]), best,
+                           routingMargin(l, experts, k, sorted)});
+        picked -= weights[r * k + slot];
+      }
+      weights[r * k + slot] = p[best];
+      indices[r * k + slot] = T(best);
       picked += p[best];
     }
     if (normalize)
@@ -456,16 +477,17 @@ jamba::ref::attention(const Tensor<T> &x, const Tensor<T> &wq,
 }
 
 template <typename T>
-Tensor<T> jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
-                          const Tensor<T> &gate, const Tensor<T> &up,
-                          const Tensor<T> &down, int64_t topK, bool normalize,
-                          GemmInputs inputs,
-                          std::vector<double> *routingMargins,
-                          GemmInputs expertInputs) {
+Tensor<T>
+jamba::ref::moe(const Tensor<T> &x, const Tensor<T> &router,
+                const Tensor<T> &gate, const Tensor<T> &up,
+                const Tensor<T> &down, int64_t topK, bool normalize,
+                GemmInputs inputs, std::vector<double> *routingMargins,
+                GemmInputs expertInputs, const std::vector<int64_t> &swapRows,
+                std::vector<RoutingSwapMade> *made) {
   const int64_t hidden = x.dim(-1), tokens = x.numel() / hidden;
   Tensor<T> flat({tokens, hidden}, x.data);
   Tensor<T> logits = linear<T>(flat, router, nullptr, nullptr, inputs);
-  auto [weights, indices] = routerTopK(logits, topK, normalize);
+  auto [weights, indices] = routerTopK(logits, topK, normalize, swapRows, made);
   if (routingMargins)
     minRoutingMargins(logits, topK, *routingMargins);
   Tensor<T> g = expertGemm<T>(flat, gate, nullptr, indices, nullptr, nullptr,
@@ -518,7 +540,8 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
   template std::pair<Tensor<T>, Tensor<T>> jamba::ref::selectiveScan(          \
       const ScanOperands<T> &);                                                \
   template std::pair<Tensor<T>, Tensor<T>> jamba::ref::routerTopK(             \
-      const Tensor<T> &, int64_t, bool);                                       \
+      const Tensor<T> &, int64_t, bool, const std::vector<int64_t> &,          \
+      std::vector<RoutingSwapMade> *);                                         \
   template void jamba::ref::minRoutingMargins(const Tensor<T> &, int64_t,      \
                                               std::vector<double> &);          \
   template Tensor<T> jamba::ref::expertGemm(                                   \
@@ -548,7 +571,8 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
   template Tensor<T> jamba::ref::moe(                                          \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> &,                 \
       const Tensor<T> &, const Tensor<T> &, int64_t, bool, GemmInputs,         \
-      std::vector<double> *, GemmInputs);                                      \
+      std::vector<double> *, GemmInputs, const std::vector<int64_t> &,         \
+      std::vector<RoutingSwapMade> *);                                         \
   template Tensor<T> jamba::ref::mlp(const Tensor<T> &, const Tensor<T> &,     \
                                      const Tensor<T> &, const Tensor<T> &,     \
                                      GemmInputs);                              \

@@ -27,11 +27,14 @@
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Error.h"
 #include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
 
 using namespace mlir;
+using mlir::jamba::InterpretOptions;
 namespace cl = llvm::cl;
 
 static cl::opt<std::string> checkpointDir(cl::Positional, cl::Required,
@@ -75,6 +78,14 @@ static cl::opt<std::string> routingMarginsOut(
              "layers (the gap between the k-th and (k+1)-th router logits "
              "over their largest magnitude; inf without MoE) as .npy"),
     cl::value_desc("file"));
+static cl::opt<std::string> swapRouting(
+    "swap-routing",
+    cl::desc("Diagnosis aid: route token POSITION (0: the prompt's first) of "
+             "router ROUTER (a forward pass's MoE routers, numbered from 0 in "
+             "layer order) to its (k+1)-th best expert instead of its k-th, "
+             "as rounding may at a near-tie; comma-separated ROUTER:POSITION "
+             "pairs, each reported on stderr with its routing margin"),
+    cl::value_desc("router:position,..."));
 static cl::opt<bool> timing("time",
                             cl::desc("Print load, prefill and decode timings"),
                             cl::init(false));
@@ -82,6 +93,29 @@ static cl::opt<bool> timing("time",
 static int fail(const std::string &message) {
   llvm::errs() << "jamba-interpret: error: " << message << "\n";
   return 1;
+}
+
+/// --swap-routing's ROUTER:POSITION pairs, or the error naming the bad one.
+static llvm::Expected<std::vector<InterpretOptions::RoutingSwap>>
+parseRoutingSwaps(StringRef text) {
+  std::vector<InterpretOptions::RoutingSwap> swaps;
+  if (text.empty())
+    return swaps;
+  SmallVector<StringRef> pairs;
+  text.split(pairs, ',');
+  for (StringRef pair : pairs) {
+    auto [router, position] = pair.trim().split(':');
+    InterpretOptions::RoutingSwap swap;
+    // getAsInteger returns true on failure; negative values fail too.
+    if (router.getAsInteger(10, swap.router) ||
+        position.getAsInteger(10, swap.position) || swap.router < 0 ||
+        swap.position < 0)
+      return llvm::createStringError(
+          "--swap-routing: '" + pair.str() +
+          "' is not ROUTER:POSITION (two non-negative integers)");
+    swaps.push_back(swap);
+  }
+  return swaps;
 }
 
 /// The tool; main checks that what it printed arrived.
@@ -112,6 +146,10 @@ static int run(int argc, char **argv) {
   if (expertInputs != "f32" && expertInputs != "bf16")
     return fail("--expert-inputs must be f32 or bf16, got '" + expertInputs +
                 "'");
+
+  auto swaps = parseRoutingSwaps(swapRouting);
+  if (!swaps)
+    return fail(llvm::toString(swaps.takeError()));
 
   auto opened = ::jamba::ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())
@@ -164,12 +202,34 @@ static int run(int argc, char **argv) {
   if (expertInputs == "bf16")
     options.interpret.expertInputs = ::jamba::ref::GemmInputs::BF16;
   options.routingMargins = !routingMarginsOut.empty();
+  std::vector<InterpretOptions::RoutingSwapReport> swapsMade;
+  options.interpret.routingSwaps = *swaps;
+  options.interpret.swapsMade = &swapsMade;
   FailureOr<mlir::jamba::Generation> gen =
       dtype == "f64"
           ? mlir::jamba::generateGreedy<double>(*module, *checkpoint, options)
           : mlir::jamba::generateGreedy<float>(*module, *checkpoint, options);
   if (failed(gen))
     return 1;
+
+  for (const InterpretOptions::RoutingSwapReport &r : swapsMade)
+    llvm::errs() << llvm::format("jamba-interpret: routing swap: router %lld, "
+                                 "position %lld: expert %lld -> %lld "
+                                 "(routing margin %.3e)\n",
+                                 (long long)r.swap.router,
+                                 (long long)r.swap.position, (long long)r.left,
+                                 (long long)r.took, r.margin);
+  // A swap that was not made names a router or position the run lacks.
+  for (const InterpretOptions::RoutingSwap &s : *swaps)
+    if (llvm::none_of(swapsMade, [&](const auto &r) {
+          return r.swap.router == s.router && r.swap.position == s.position;
+        }))
+      return fail(llvm::formatv("--swap-routing {0}:{1}: no swap made: the "
+                                "model has no router {0} (or its k equals "
+                                "its experts), or the run fed no token {1} "
+                                "(it fed {2})",
+                                s.router, s.position, gen->rows)
+                      .str());
 
   llvm::outs() << ::jamba::ckpt::formatTokenIds(gen->ids) << "\n";
   llvm::outs().flush();

@@ -112,6 +112,37 @@ TEST(ReferenceKernels, RouterTopKDoesNotRenormaliseAndBreaksTiesLow) {
   EXPECT_NEAR(wn[0] + wn[1], 1.0, 1e-15);
 }
 
+TEST(ReferenceKernels, RouterTopKSwapTakesTheNextExpertForTheListedRowsOnly) {
+  // Row 0 [0, 1, 3, 2] picks 2 then 3 (logits 3, 2); swapped, its second
+  // choice is expert 1 (logit 1), the third best. Row 1 is not listed.
+  Tensor<double> logits({2, 4}, {0, 1, 3, 2, /**/ 0, 1, 3, 2});
+  std::vector<RoutingSwapMade> made;
+  auto [w, idx] = routerTopK(logits, 2, /*normalize=*/true, {0}, &made);
+  EXPECT_EQ(idx[0], 2.0);
+  EXPECT_EQ(idx[1], 1.0);
+  EXPECT_EQ(idx[2], 2.0);
+  EXPECT_EQ(idx[3], 3.0);
+  // Renormalised over the experts taken: e^3 / (e^3 + e^1) and the rest.
+  EXPECT_NEAR(w[0], std::exp(3.0) / (std::exp(3.0) + std::exp(1.0)), 1e-15);
+  EXPECT_NEAR(w[1], std::exp(1.0) / (std::exp(3.0) + std::exp(1.0)), 1e-15);
+  EXPECT_NEAR(w[2], std::exp(3.0) / (std::exp(3.0) + std::exp(2.0)), 1e-15);
+  ASSERT_EQ(made.size(), 1u);
+  EXPECT_EQ(made[0].row, 0);
+  EXPECT_EQ(made[0].left, 3);
+  EXPECT_EQ(made[0].took, 1);
+  // The margin: (2 - 1) / 3.
+  EXPECT_DOUBLE_EQ(made[0].margin, 1.0 / 3.0);
+
+  // Without renormalisation the swapped weight is the softmax's own.
+  auto [wu, idxu] = routerTopK(logits, 2, /*normalize=*/false, {0});
+  double z = 1 + std::exp(1.0) + std::exp(3.0) + std::exp(2.0);
+  EXPECT_NEAR(wu[1], std::exp(1.0) / z, 1e-15);
+  // k equal to the experts: nothing to swap in.
+  std::vector<RoutingSwapMade> none;
+  routerTopK(logits, 4, /*normalize=*/false, {0}, &none);
+  EXPECT_TRUE(none.empty());
+}
+
 TEST(ReferenceKernels, MoEIsSoftmaxOverAllExpertsTopKWithoutRenormalisation) {
   // H = 2, I = 1, three experts, top-2; expected value computed by hand.
   Tensor<double> x({1, 1, 2}, {1.0, 2.0});

@@ -36,6 +36,28 @@ struct InterpretOptions {
   /// tokens' routing margins into it (::jamba::ref::minRoutingMargins); the
   /// caller sizes it to the call's tokens (batch x sequence).
   std::vector<double> *routingMargins = nullptr;
+
+  /// Routing swaps, a diagnosis aid: token `position` (0: the first token
+  /// of the sequence, `firstPosition` the call's first) of router `router`
+  /// (the routers of one forward pass, jamba.moe and jamba.router_topk,
+  /// numbered from 0 in the order they run) goes to its (k+1)-th best expert
+  /// in place of its k-th, as rounding may send it at a near-tie: a run
+  /// that matches the reference with the swap and not without it made that
+  /// swap.
+  struct RoutingSwap {
+    int64_t router = 0, position = 0;
+  };
+  std::vector<RoutingSwap> routingSwaps;
+  int64_t firstPosition = 0;
+  /// A swap made: the request, the experts it left and took, and the
+  /// token's routing margin at that router (::jamba::ref::RoutingSwapMade).
+  struct RoutingSwapReport {
+    RoutingSwap swap;
+    int64_t left = 0, took = 0;
+    double margin = 0;
+  };
+  /// If set, each swap made is appended to it.
+  std::vector<RoutingSwapReport> *swapsMade = nullptr;
 };
 
 template <typename T>

@@ -78,11 +78,26 @@ template <typename T> struct ScanOperands {
 template <typename T>
 std::pair<Tensor<T>, Tensor<T>> selectiveScan(const ScanOperands<T> &ops);
 
+/// A routing swap routerTopK made: token `row` went to expert `took`, its
+/// (k+1)-th choice, instead of `left`, its k-th; `margin` is the token's
+/// routing margin (minRoutingMargins).
+struct RoutingSwapMade {
+  int64_t row = 0, left = 0, took = 0;
+  double margin = 0;
+};
+
 /// Softmax over the last dimension, then the top `k` (descending; ties go to
 /// the lower index). Returns {weights, indices} of shape [..., k].
+///
+/// `swapRows` (a diagnosis aid) lists tokens (rows of the flattened leading
+/// dims) whose k-th choice is replaced by their (k+1)-th, as rounding may
+/// choose at a near-tie; each swap made is appended to `made` if given. No
+/// swap when k equals the number of experts.
 template <typename T>
-std::pair<Tensor<T>, Tensor<T>> routerTopK(const Tensor<T> &logits, int64_t k,
-                                           bool normalize);
+std::pair<Tensor<T>, Tensor<T>>
+routerTopK(const Tensor<T> &logits, int64_t k, bool normalize,
+           const std::vector<int64_t> &swapRows = {},
+           std::vector<RoutingSwapMade> *made = nullptr);
 
 /// How close each token's top-k routing is to choosing other experts: per
 /// token (the leading dims of `logits` [..., E], flattened), the gap between
@@ -171,13 +186,16 @@ attention(const Tensor<T> &x, const Tensor<T> &wq, const Tensor<T> &wk,
 /// Sparse MoE (SPEC 1.5.7), composed of router_topk, expert_gemm, swiglu.
 /// `routingMargins`, if given, collects minRoutingMargins of the router.
 /// `inputs` applies to the router, `expertInputs` to the experts' GEMMs.
+/// `swapRows` and `made`: routerTopK's.
 template <typename T>
 Tensor<T> moe(const Tensor<T> &x, const Tensor<T> &router,
               const Tensor<T> &gate, const Tensor<T> &up, const Tensor<T> &down,
               int64_t topK, bool normalize,
               GemmInputs inputs = GemmInputs::Exact,
               std::vector<double> *routingMargins = nullptr,
-              GemmInputs expertInputs = GemmInputs::Exact);
+              GemmInputs expertInputs = GemmInputs::Exact,
+              const std::vector<int64_t> &swapRows = {},
+              std::vector<RoutingSwapMade> *made = nullptr);
 
 /// Dense SwiGLU MLP (SPEC 1.5.8).
 template <typename T>
