@@ -42,7 +42,13 @@
 # before, a router's k-th and (k+1)-th logits within a quarter of the
 # tolerance of each other, relative to its largest) is a routing swap:
 # rounding may pick the other expert, and the rest of that run follows
-# another valid trajectory, which is reported, not compared.
+# another valid trajectory. Where a run leaves the reference (a row beyond
+# the tolerance, or such a swap), the check looks for the swap that explains
+# it: the reference rerun with one router's choice at that token swapped
+# (jamba-interpret --swap-routing, at a routing margin within the
+# tolerance) must match the run from there on; a swap found is reported and
+# the rest of the run compared with it, and none found leaves the row as it
+# was (a failure, or a swap not compared past).
 # Benchmarks: the device copy bandwidth and the cuBLAS bf16 GEMM rate
 # (jamba-bench-cuda, the ceilings);
 # jamba-small's decode at batch 1, 8 and 32 and prefill of 1024 tokens, and
@@ -131,6 +137,9 @@ if [ "$mode" = from-bundle ] || [ "$mode" = compare ]; then
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# check_run: the comparisons with the reference.
+# shellcheck source=scripts/compare-runs.sh
+source "$root/scripts/compare-runs.sh"
 if [ "$mode" = from-bundle ]; then
   # No toolchain here: the bundle's tools, and those of its libraries that
   # this system lacks (Open MPI's, usually; its own libz and the like stay
@@ -293,6 +302,8 @@ run_tests() { # artifact outdir [batch1-only]
 run_refs() { # checkpoint rundir outdir gemm-inputs expert-inputs
   local ref=$1 run=$2 out=$3 inputs=$4 experts=$5 i
   mkdir -p "$out"
+  # How the references were computed, for verify_swaps.
+  printf '%s\n' "$ref" "$inputs" "$experts" >"$out/interpret.args"
   "$bin/jamba-interpret" "$ref" --prompt-ids "${prompts[0]},$(cat "$run/run.ids")" -n 0 \
     --gemm-inputs "$inputs" --expert-inputs "$experts" --logits-out "$out/ref.npy" \
     --routing-margins-out "$out/margins.npy" >/dev/null || return 1
@@ -304,18 +315,12 @@ run_refs() { # checkpoint rundir outdir gemm-inputs expert-inputs
   done
 }
 
-# The number of ids in a comma-separated list.
-count_ids() { echo "$1" | awk -F, '{ print NF }'; }
-
 # One row: a run's logits ($2.npy) against the reference ($3.npy, margins
-# $4.npy) within the tolerance, and its ids ($5), chosen after prompt $6,
-# each the reference's argmax or a near-tie (jamba-compare-logits
-# --chosen-ids; routing swaps reported).
+# $4.npy), ids $5 chosen after prompt $6, tolerance $7 (check_run, in
+# scripts/compare-runs.sh: routing swaps looked for and verified).
 compare_run() { # label run reference margins ids prompt tolerance
   local cmpout rc
-  cmpout=$("$bin/jamba-compare-logits" "$2.npy" "$3.npy" --tolerance "$7" \
-    --chosen-ids "$5" --ids-from-row $(($(count_ids "$6") - 1)) \
-    --routing-margins "$4.npy" --routing-tolerance "$(routing_tolerance "$7")" 2>&1)
+  cmpout=$(check_run "$2" "$3" "$4" "$5" "$6" "$7")
   rc=$?
   [ $rc -eq 0 ] || status=1
   row "test | $1 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | $cmpout"
@@ -348,9 +353,6 @@ expert_inputs() { [ "${4:-0}" = 1 ] && echo bf16 || echo f32; }
 # tensor cores (the attention's queries, keys, values and softmax weights
 # rounded to bf16, which the reference does not do), f32's otherwise.
 tolerance() { { [ "$2" = bf16 ] || [ "${4:-0}" = 1 ]; } && echo 2e-2 || echo 1e-3; }
-# A routing near-tie: a router's k-th and (k+1)-th logits within a quarter
-# of the logits' tolerance of each other (relative to the largest).
-routing_tolerance() { awk -v t="$1" 'BEGIN { print t / 4 }'; }
 
 # Compiles variant "$@" into $art (for $target); the reference checkpoint in
 # $ref. Returns non-zero (with a row) if compilation fails.
