@@ -31,6 +31,10 @@
 // CHECK: %[[STARTS:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
 // CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) =
 // CHECK:   scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// A decay is exp2(d A log2(e)) (A log2(e) computed before the loop), a
+// state's update one fma:
+// CHECK:     math.exp2
+// CHECK:     math.fma
 // CHECK:   memref.store %{{.+}}, %[[LOCAL]]
 // CHECK:   memref.store %{{.+}}, %[[SUMS]]
 // CHECK: } {jamba.kernel = "selective_scan_chunks"}
@@ -46,6 +50,8 @@
 // CHECK:   %[[S:.+]]:4 = scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
 // CHECK:     math.log
 // CHECK:     math.exp
+// CHECK:     math.exp2
+// CHECK:     math.fma
 // CHECK-NOT: memref.store %{{.+}}, %[[H]]
 // CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
 // CHECK:     scf.yield

@@ -39,8 +39,12 @@ constexpr int64_t kMaxRegisterState = 64;
 /// 16), the state h[b, c, :] and the row A[c, :] are loop-carried scalars
 /// (registers on a GPU): loaded once, the state carried in f32 from step
 /// to step and stored into the final-state buffer after the last one, so
-/// the time loop touches memory only for its inputs and y. Otherwise the
-/// state lives in the final-state buffer, updated in place at every step.
+/// the time loop touches memory only for its inputs and y. That form
+/// spends few instructions per state and step (the scan is bound by them,
+/// not by memory): a decay is one multiply and an exp2, the update and
+/// <C_t, h_t> one fma each.
+/// Otherwise the state lives in the final-state buffer, updated in place
+/// at every step.
 LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                                              int64_t chunkSteps) {
   if (!isF32Compatible(op.getU().getType()))
@@ -141,11 +145,29 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           arith::MinUIOp::create(nb, nl, addI(nb, nl, first, chunkLen), seq);
       return std::make_pair(first, end);
     };
-    auto rowOfA = [&](OpBuilder &nb, Location nl, Value c) {
+    // A[c, :] log2(e): a decay exp(d A) is exp2(d A log2(e)), one
+    // multiply and one ex2.approx on a GPU (libdevice's exp2f) instead of
+    // expf's range reduction (its relative error is that of the rounded
+    // product, |d A| 2^-24, negligible next to the tolerances).
+    auto decayRates = [&](OpBuilder &nb, Location nl, Value c) {
+      Value log2e = floatConst(nb, nl, f32, llvm::numbers::log2e);
       SmallVector<Value> a;
       for (int64_t n = 0; n < width; ++n)
-        a.push_back(A.loadF32(nb, nl, {c, indexConst(nb, nl, n)}));
+        a.push_back(
+            mulF(nb, nl, A.loadF32(nb, nl, {c, indexConst(nb, nl, n)}), log2e));
       return a;
+    };
+    auto decay = [&](OpBuilder &tb, Location tl, Value steps, Value rate) {
+      return Value(math::Exp2Op::create(tb, tl, mulF(tb, tl, steps, rate)));
+    };
+    // B[b, t, :] or C[b, t, :]. Scalar loads: LLVM turns a vector load
+    // whose elements are only extracted back into scalar loads anyway.
+    auto stateRow = [&](OpBuilder &tb, Location tl, Value m, Value bi,
+                        Value t) {
+      SmallVector<Value> row;
+      for (int64_t n = 0; n < width; ++n)
+        row.push_back(loadF32(tb, tl, m, {bi, t, indexConst(tb, tl, n)}));
+      return row;
     };
     // init_state[b, c, :], or zeros.
     auto initialState = [&](OpBuilder &nb, Location nl, Value bi, Value c) {
@@ -156,16 +178,15 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                          : zeroF);
       return h0;
     };
-    // One step: exp(d A) h + (d B_t) u, in the reference's order.
+    // One step: exp(d A) h + B_t (d u), fused (one fma per state).
     auto advance = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value d,
                        Value uv, ArrayRef<Value> a, ValueRange state) {
+      Value du = mulF(tb, tl, d, uv);
+      SmallVector<Value> bt = stateRow(tb, tl, B, bi, t);
       SmallVector<Value> next;
-      for (int64_t n = 0; n < width; ++n) {
-        Value decay = math::ExpOp::create(tb, tl, mulF(tb, tl, d, a[n]));
-        Value bn = loadF32(tb, tl, B, {bi, t, indexConst(tb, tl, n)});
-        next.push_back(addF(tb, tl, mulF(tb, tl, decay, state[n]),
-                            mulF(tb, tl, mulF(tb, tl, d, bn), uv)));
-      }
+      for (int64_t n = 0; n < width; ++n)
+        next.push_back(math::FmaOp::create(tb, tl, decay(tb, tl, d, a[n]),
+                                           state[n], mulF(tb, tl, bt[n], du)));
       return next;
     };
 
@@ -181,7 +202,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
           Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
-          SmallVector<Value> a = rowOfA(pb, l, c);
+          SmallVector<Value> a = decayRates(pb, l, c);
           Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
           SmallVector<Value> inits(width + 1, zeroF);
           auto steps =
@@ -205,7 +226,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
-               SmallVector<Value> a = rowOfA(pb, l, c);
+               SmallVector<Value> a = decayRates(pb, l, c);
                SmallVector<Value> h0 = initialState(pb, l, bi, c);
                for (int64_t n = 0; n < width; ++n)
                  memref::StoreOp::create(
@@ -218,10 +239,9 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                       SmallVector<Value> out;
                       for (int64_t n = 0; n < width; ++n) {
                         Value nv = indexConst(kb, kl, n);
-                        Value decay = math::ExpOp::create(
-                            kb, kl, mulF(kb, kl, sum, a[n]));
-                        Value hn = addF(kb, kl, mulF(kb, kl, decay, state[n]),
-                                        load(kb, kl, local, {bi, k, c, nv}));
+                        Value hn = math::FmaOp::create(
+                            kb, kl, decay(kb, kl, sum, a[n]), state[n],
+                            load(kb, kl, local, {bi, k, c, nv}));
                         memref::StoreOp::create(kb, kl, hn, starts,
                                                 ValueRange{bi, next, c, nv});
                         out.push_back(hn);
@@ -240,7 +260,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
           Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
-          SmallVector<Value> a = rowOfA(pb, l, c);
+          SmallVector<Value> a = decayRates(pb, l, c);
           SmallVector<Type> types(width, f32);
           auto startIf =
               scf::IfOp::create(pb, l, types, single, /*withElseRegion=*/true);
@@ -264,13 +284,11 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                      Value uv = loadF32(tb, tl, u, {bi, t, c});
                      SmallVector<Value> next =
                          advance(tb, tl, bi, t, d, uv, a, state);
-                     // <C_t, h_t>, n in order.
+                     // <C_t, h_t>, n in order, fused.
+                     SmallVector<Value> ct = stateRow(tb, tl, C, bi, t);
                      Value dot = zeroF;
-                     for (int64_t n = 0; n < width; ++n) {
-                       Value cn =
-                           loadF32(tb, tl, C, {bi, t, indexConst(tb, tl, n)});
-                       dot = addF(tb, tl, dot, mulF(tb, tl, cn, next[n]));
-                     }
+                     for (int64_t n = 0; n < width; ++n)
+                       dot = math::FmaOp::create(tb, tl, ct[n], next[n], dot);
                      finishStep(tb, tl, bi, t, c, uv, dc, dot);
                      return next;
                    });
