@@ -58,8 +58,9 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createJambaLowerCollectivesPass());
   if (options.gpuKernels) {
     JambaGpuKernelsPassOptions kernels = gpuKernelsOptions(options);
-    // No tensor cores on a CPU: the warps emulated.
+    // No tensor cores or warps on a CPU: emulated.
     kernels.emulateMma = options.tensorCores;
+    kernels.emulateWarps = true;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
   if (options.microkernels)

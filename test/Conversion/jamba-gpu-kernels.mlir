@@ -328,28 +328,33 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
 
 // -----
 
-// RMSNorm of a row wider than 256: 32 lanes per row sum strided squares
-// (k = lane, lane + 32, ...; four loads ahead, then the rest one by one),
-// one iteration per row adds them in lane order into 1/sqrt(mean + eps),
-// and one per element writes w * cvt(x * inv).
+// RMSNorm of a row wider than 256: one warp per row (the nest's innermost
+// 32 iterations are its lanes), one kernel. Aligned buffers and a width that
+// is a multiple of 4: lane l sums the squares of vectors l, l + 32, ... of 4
+// elements (four loads ahead, then the rest one by one); otherwise of its
+// elements. Five butterfly shuffles give every lane the row's sum, so
+// 1/sqrt(mean + eps); each lane writes its share, w * cvt(x * inv), with
+// vector arithmetic on its vectors.
 
 // CHECK-LABEL: func.func @rms_norm_wide
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
-// CHECK: %[[P:.+]] = memref.alloc(%{{.+}}) : memref<?x32xf32>
-// CHECK: %[[INV:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
-// CHECK: scf.parallel (%[[R:.+]], %[[LANE:.+]]) =
-// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c4{{.*}} iter_args({{.+}}) -> (f32)
-// CHECK-COUNT-4: memref.load
-// CHECK:   scf.for {{.+}} -> (f32)
-// CHECK:   memref.store %{{.+}}, %[[P]][%[[R]], %[[LANE]]]
-// CHECK: scf.parallel (%[[R2:.+]]) =
-// CHECK:   scf.for {{.+}} -> (f32)
-// CHECK:     memref.load %[[P]]
+// CHECK-NOT: memref.alloc
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %c32)
+// CHECK:   scf.if %[[VEC:.+]] -> (f32) {
+// CHECK:     scf.for %{{.+}} = %c0{{.*}} to %{{.+}} step %c4{{.*}} iter_args({{.+}}) -> (vector<4xf32>)
+// CHECK-COUNT-4: vector.load {{.+}} {alignment = 16 : i64} : memref<?x512xf32, {{.+}}>, vector<4xf32>
+// CHECK-COUNT-4: math.fma {{.+}} : vector<4xf32>
+// CHECK:     vector.reduction <add>
+// CHECK:   } else {
+// CHECK:     memref.load
+// CHECK:   }
+// CHECK-COUNT-5: gpu.shuffle  xor
 // CHECK:   math.sqrt
-// CHECK:   memref.store %{{.+}}, %[[INV]][%[[R2]]]
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
-// CHECK:   memref.load %[[INV]]
-// CHECK:   memref.store %{{.+}}, %[[Y]]
+// CHECK:   scf.if %[[VEC]] {
+// CHECK:     vector.load
+// CHECK:     arith.mulf {{.+}} : vector<4xf32>
+// CHECK:     memref.store %{{.+}}, %[[Y]]
+// CHECK: } {jamba.kernel = "rms_norm_warp"}
 func.func @rms_norm_wide(%x: tensor<?x512xf32>, %w: tensor<512xf32>) -> tensor<?x512xf32> {
   %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x512xf32>, tensor<512xf32>
   return %y : tensor<?x512xf32>
@@ -357,13 +362,15 @@ func.func @rms_norm_wide(%x: tensor<?x512xf32>, %w: tensor<512xf32>) -> tensor<?
 
 // -----
 
-// A dynamic width takes the 32-lane form too.
+// A dynamic width takes the warp form too (vectors where the width turns
+// out to be a multiple of 4).
 
 // CHECK-LABEL: func.func @rms_norm_dynamic_width
-// CHECK: memref.alloc(%{{.+}}) : memref<?x32xf32>
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
-// CHECK: scf.parallel (%{{.+}}) =
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK: arith.remui %{{.+}}, %c4
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %c32)
+// CHECK: gpu.shuffle
+// CHECK: } {jamba.kernel = "rms_norm_warp"}
+// CHECK-NOT: scf.parallel
 func.func @rms_norm_dynamic_width(%x: tensor<?x?xf32>, %w: tensor<?xf32>) -> tensor<?x?xf32> {
   %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x?xf32>, tensor<?xf32>
   return %y : tensor<?x?xf32>
@@ -645,15 +652,17 @@ func.func @rms_norm_of_residual_add(%a: tensor<?x64xf32>, %r: tensor<?x64xf32>, 
 // CHECK-NEXT: %[[X:.+]] = memref.alloc(%{{.+}}) : memref<?x512xf32>
 // CHECK: scf.parallel
 // CHECK:   scf.for
+// CHECK:     %[[V:.+]] = arith.addf %{{.+}}, %{{.+}} : vector<4xf32>
+// CHECK:     vector.store %[[V]], %[[X]][
+// CHECK:   } else {
 // CHECK:     %[[S:.+]] = arith.addf %{{.+}}, %{{.+}} : f32
 // CHECK:     memref.store %[[S]], %[[X]][
-// CHECK: } {jamba.kernel = "rms_norm_squares"}
-// CHECK: scf.parallel
-// CHECK: } {jamba.kernel = "rms_norm_inverse"}
-// CHECK: scf.parallel
+// CHECK:   gpu.shuffle
+// CHECK:   vector.load %[[X]][
+// CHECK:   memref.store %{{.+}}, %[[Y]][
 // CHECK:   memref.load %[[X]][
 // CHECK:   memref.store %{{.+}}, %[[Y]][
-// CHECK: } {jamba.kernel = "rms_norm_scale"}
+// CHECK: } {jamba.kernel = "rms_norm_warp"}
 // CHECK: %[[STREAM:.+]] = bufferization.to_tensor %[[X]] 
 // CHECK: return %{{.+}}, %[[STREAM]]
 func.func @rms_norm_wide_of_residual_add(%a: tensor<?x512xf32>, %r: tensor<?x512xf32>, %w: tensor<512xf32>)

@@ -1554,10 +1554,11 @@ std::string withWidth(std::string ir, int64_t width) {
 }
 
 TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
-  // Widths 37 (one thread per row in the GPU kernels' form, up to 256) and
-  // 301 (uneven shares of the 32 lanes' sums of squares), dynamic rows: 1
-  // (a decode step), 6, and 2 x 20.
-  for (int64_t width : {37, 301}) {
+  // Widths 37 (one thread per row in the GPU kernels' form, up to 256), 301
+  // (a warp per row, uneven shares of its 32 lanes, one element per load)
+  // and 516 (the same in vectors of 4: lane 0 has 5 of the 129, four ahead
+  // and one after), dynamic rows: 1 (a decode step), 6, and 2 x 20.
+  for (int64_t width : {37, 301, 516}) {
     SCOPED_TRACE(::testing::Message() << "width " << width);
     std::string ir = R"mlir(
       func.func @f(%x: tensor<?x?xWxf32>, %w: tensor<Wxf32>) -> tensor<?x?xWxf32>
@@ -1587,9 +1588,10 @@ TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
 TEST_P(SequenceKernels, RMSNormOfAResidualAdd) {
   // The norm of a residual add x = a + r whose sum is read after the norm
   // (the next residual add, and returned): the GPU kernels' form computes
-  // the add inside the norm's kernels and writes x there. Widths 37 (one
-  // thread per row) and 301 (32 lanes), rows 1, 6 and 40.
-  for (int64_t width : {37, 301}) {
+  // the add inside the norm's kernel and writes x there. Widths 37 (one
+  // thread per row), 301 (a warp, one element per load) and 516 (a warp,
+  // vectors of 4), rows 1, 6 and 40.
+  for (int64_t width : {37, 301, 516}) {
     SCOPED_TRACE(::testing::Message() << "width " << width);
     std::string ir = R"mlir(
       func.func @f(%a: tensor<?x?xWxf32>, %r: tensor<?x?xWxf32>, %w: tensor<Wxf32>,

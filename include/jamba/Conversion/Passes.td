@@ -284,6 +284,11 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            "set one vector of every lane's registers, mma.sync as the PTX "
            "ISA defines it, shuffles as reads of the other lane's element) "
            "so that they run on CPUs">,
+    Option<"emulateWarps", "emulate-warps", "bool",
+           /*default=*/"false",
+           "Test aid: the warp-per-row kernels (the wide RMSNorm) run each "
+           "warp as one iteration whose lanes take their turns, their "
+           "shuffles as sums in lane order, so that they run on CPUs">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",

@@ -131,7 +131,7 @@ struct JambaGpuKernelsPass
           .Case([&](ExpertGemmOp o) {
             return lowerExpertGemm(rw, o, gemmOptions);
           })
-          .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o); })
+          .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o, emulateWarps); })
           .Default([](Operation *) { return failure(); });
     }
   }

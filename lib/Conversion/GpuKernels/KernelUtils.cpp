@@ -385,11 +385,13 @@ void InlinedOperand::collect(OpBuilder &b, Location loc, Value v) {
     leaves.emplace_back(v, lowering::readOnlyBuffer(b, loc, v));
 }
 
-Value accumulateLaneChunks(
+SmallVector<Value> forLaneChunks(
     OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
-    Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,
-    function_ref<Value(OpBuilder &, Location, Value, Value, Value)>
-        accumulate) {
+    ValueRange carried,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value)> load,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange,
+                                    ValueRange)>
+        use) {
   // This lane's chunks: lane + lanes i for i < count.
   Value count = arith::DivUIOp::create(
       b, loc,
@@ -405,30 +407,43 @@ Value accumulateLaneChunks(
   auto chunkOf = [&](OpBuilder &cb, Location cl, Value i) {
     return addI(cb, cl, lane, arith::MulIOp::create(cb, cl, i, lanes));
   };
-  acc = scf::ForOp::create(
-            b, loc, indexConst(b, loc, 0), whole,
-            indexConst(b, loc, kLoadsInFlight), ValueRange{acc},
-            [&](OpBuilder &kb, Location kl, Value i, ValueRange a) {
-              SmallVector<Value> js, loaded;
-              for (int64_t u = 0; u < kLoadsInFlight; ++u) {
-                js.push_back(
-                    chunkOf(kb, kl, addI(kb, kl, i, indexConst(kb, kl, u))));
-                loaded.push_back(load(kb, kl, js.back()));
-              }
-              Value s = a[0];
-              for (int64_t u = 0; u < kLoadsInFlight; ++u)
-                s = accumulate(kb, kl, js[u], loaded[u], s);
-              scf::YieldOp::create(kb, kl, s);
-            })
-            .getResult(0);
-  return scf::ForOp::create(
-             b, loc, whole, count, indexConst(b, loc, 1), ValueRange{acc},
-             [&](OpBuilder &kb, Location kl, Value i, ValueRange a) {
-               Value j = chunkOf(kb, kl, i);
-               scf::YieldOp::create(
-                   kb, kl, accumulate(kb, kl, j, load(kb, kl, j), a[0]));
-             })
-      .getResult(0);
+  auto unrolled = scf::ForOp::create(
+      b, loc, indexConst(b, loc, 0), whole, indexConst(b, loc, kLoadsInFlight),
+      carried, [&](OpBuilder &kb, Location kl, Value i, ValueRange c) {
+        SmallVector<Value> js;
+        SmallVector<SmallVector<Value>> loaded;
+        for (int64_t u = 0; u < kLoadsInFlight; ++u) {
+          js.push_back(chunkOf(kb, kl, addI(kb, kl, i, indexConst(kb, kl, u))));
+          loaded.push_back(load(kb, kl, js.back()));
+        }
+        SmallVector<Value> next(c);
+        for (int64_t u = 0; u < kLoadsInFlight; ++u)
+          next = use(kb, kl, js[u], loaded[u], next);
+        scf::YieldOp::create(kb, kl, next);
+      });
+  auto rest = scf::ForOp::create(
+      b, loc, whole, count, indexConst(b, loc, 1), unrolled.getResults(),
+      [&](OpBuilder &kb, Location kl, Value i, ValueRange c) {
+        Value j = chunkOf(kb, kl, i);
+        scf::YieldOp::create(kb, kl, use(kb, kl, j, load(kb, kl, j), c));
+      });
+  return SmallVector<Value>(rest.getResults());
+}
+
+Value accumulateLaneChunks(
+    OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
+    Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,
+    function_ref<Value(OpBuilder &, Location, Value, Value, Value)>
+        accumulate) {
+  return forLaneChunks(
+      b, loc, chunks, lane, lanes, acc,
+      [&](OpBuilder &kb, Location kl, Value j) {
+        return SmallVector<Value>{load(kb, kl, j)};
+      },
+      [&](OpBuilder &kb, Location kl, Value j, ValueRange loaded,
+          ValueRange c) {
+        return SmallVector<Value>{accumulate(kb, kl, j, loaded[0], c[0])};
+      })[0];
 }
 
 } // namespace mlir::jamba::gpukernels

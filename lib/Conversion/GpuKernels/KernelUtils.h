@@ -81,10 +81,21 @@ bool isF32Compatible(Type t);
 /// threads to hide with warps alone.
 constexpr int64_t kLoadsInFlight = 4;
 
+/// A loop over the chunks j = lane, lane + lanes, ... below `chunks`,
+/// carrying `carried`: `use(j, load(j), carried)` in order returns the next
+/// carried values, the loads of kLoadsInFlight chunks issued before the
+/// first of them is used (an unrolled loop, then the remainder one chunk at
+/// a time). Returns the carried values after the last chunk.
+SmallVector<Value> forLaneChunks(
+    OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
+    ValueRange carried,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value)> load,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange,
+                                    ValueRange)>
+        use);
+
 /// `acc` accumulated over the chunks j = lane, lane + lanes, ... below
-/// `chunks`: `accumulate(j, load(j), acc)` in order, the loads of
-/// kLoadsInFlight chunks issued before their first accumulation (an
-/// unrolled loop, then the remainder one chunk at a time).
+/// `chunks`: `accumulate(j, load(j), acc)` in order (forLaneChunks).
 Value accumulateLaneChunks(
     OpBuilder &b, Location loc, Value chunks, Value lane, Value lanes,
     Value acc, function_ref<Value(OpBuilder &, Location, Value)> load,

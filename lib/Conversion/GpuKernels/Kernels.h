@@ -29,7 +29,7 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op);
 LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op);
 
 /// RMSNorm, with the residual add it reads where it can (RMSNorm.cpp).
-LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op);
+LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op, bool emulateWarps);
 
 /// How the expert GEMM is lowered (the pass's options).
 struct ExpertGemmOptions {

@@ -8,8 +8,10 @@
 
 #include "../JambaToLinalg/LoweringUtils.h"
 #include "KernelUtils.h"
+#include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -24,8 +26,8 @@ using lowering::indexConst;
 
 namespace {
 
-/// Lanes sharing one row's sum of squares.
-constexpr int64_t kNormLanes = 32;
+/// Elements of a wide row's vector loads (16 bytes of f32).
+constexpr int64_t kNormVector = 4;
 
 /// The widest static row that one thread normalises alone.
 constexpr int64_t kNormRowPerThreadMaxWidth = 256;
@@ -57,27 +59,28 @@ arith::AddFOp fusibleResidualAdd(RMSNormOp norm) {
 /// launch instead of three, and a decode step launches three such norms
 /// per Mamba layer.
 ///
-/// Otherwise three parallel nests, so that a decode step's single row is
-/// not one thread's sequential sum over the hidden size (the plain form's
-/// row reduction):
-///
-/// 1. one iteration per (row, lane): the lane's squares, k = lane,
-///    lane + 32, ..., in f32, kLoadsInFlight elements read ahead
-///    (accumulateLaneChunks: a decode step's row is 32 threads, whose loop
-///    of one load per step took 55 us for Jamba-1.5-Mini's 4096 on the
-///    H200, 2026-11-30);
-/// 2. one per row: the 32 partial sums in lane order, then
-///    1 / sqrt(sum / H + epsilon);
-/// 3. one per element: y = w * cvt(x * inv), the normalised value rounded
-///    to the input type before the weight multiplies it (SPEC 1.5.3).
+/// Otherwise one warp per row (one kernel): lane l reads the row's 16-byte
+/// vectors (4 elements) l, l + 32, ..., kLoadsInFlight of them ahead
+/// (forLaneChunks), and sums their squares in f32; five butterfly shuffles
+/// give every lane the row's sum, and so 1 / sqrt(sum / H + epsilon); the
+/// lane then writes its elements y = w * cvt(x * inv), the normalised value
+/// rounded to the input type before the weight multiplies it (SPEC 1.5.3).
+/// Unaligned buffers or a width that is not a multiple of 4: the same with
+/// elements k = l, l + 32, ... A decode step's row was three kernels before
+/// (32 lanes' squares one element per load, the lanes' sums, the
+/// elements): 17 to 27 us of GPU time per norm for Jamba-1.5-Mini's 4096
+/// on the H200 (2026-11-30), about a tenth of a decode step at batch 1.
+/// `emulateWarps` (a test aid): the warp is one iteration whose lanes run
+/// in turn, their sums added in lane order, so that the kernel runs on CPUs.
 ///
 /// A norm of a residual add (x = a + b, `arith.addf` on tensors in the
 /// norm's block, read after the norm too) computes the add itself: where
 /// it reads x for the squares (each element once: the row's thread, or
 /// the lane whose share holds it) it adds a and b in their type and writes
-/// x, which the scaling reads back and the add's other readers take. One
-/// kernel launch and one pass over x less.
-LogicalResult gpukernels::lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
+/// x, which the normalisation reads back and the add's other readers take.
+/// One kernel launch and one pass over x less.
+LogicalResult gpukernels::lowerRMSNorm(IRRewriter &rw, RMSNormOp op,
+                                       bool emulateWarps) {
   auto type = cast<RankedTensorType>(op.getType());
   if (!isF32Compatible(type) || !isF32Compatible(op.getWeight().getType()))
     return failure();
@@ -190,66 +193,197 @@ LogicalResult gpukernels::lowerRMSNorm(IRRewriter &rw, RMSNormOp op) {
     return success();
   }
 
-  Value lanes = indexConst(b, loc, kNormLanes);
-  const int64_t dyn = ShapedType::kDynamic;
-  Value partial = lowering::allocBuffer(
-      b, loc, RankedTensorType::get({dyn, kNormLanes}, f32), {rows, lanes});
-  Value inv =
-      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn}, f32), {rows});
+  // Wide rows: one warp per row.
+  Value lanes = indexConst(b, loc, kWarpLanes);
+  Value inputs = residual ? addLhs : x;
+  auto vecType = [&](Type e) { return VectorType::get({kNormVector}, e); };
+  Type wElem = cast<MemRefType>(w.getType()).getElementType();
+  auto aligned = [&](Value m) {
+    Type e = cast<MemRefType>(m.getType()).getElementType();
+    return alignedForVectors(b, loc, m,
+                             kNormVector * e.getIntOrFloatBitWidth() / 8);
+  };
+  Value vectors = vectorChunksUsable(
+      b, loc, w,
+      kNormVector * static_cast<int64_t>(wElem.getIntOrFloatBitWidth()) / 8,
+      inputs,
+      kNormVector * static_cast<int64_t>(elem.getIntOrFloatBitWidth()) / 8, h,
+      kNormVector);
+  if (residual)
+    vectors = arith::AndIOp::create(
+        b, loc, vectors,
+        arith::AndIOp::create(b, loc, aligned(addRhs), aligned(x)));
+  auto toF32 = [&](OpBuilder &nb, Location nl, Value v) -> Value {
+    auto t = cast<VectorType>(v.getType());
+    if (t.getElementType().isF32())
+      return v;
+    return arith::ExtFOp::create(nb, nl, vecType(f32), v);
+  };
+  // A vector of memref `m` at `idx` (aligned: `vectors` holds).
+  auto vectorAt = [&](OpBuilder &nb, Location nl, Value m,
+                      ValueRange idx) -> Value {
+    Type e = cast<MemRefType>(m.getType()).getElementType();
+    return vector::LoadOp::create(
+        nb, nl, vecType(e), m, idx, /*nontemporal=*/false,
+        llvm::MaybeAlign(kNormVector * e.getIntOrFloatBitWidth() / 8));
+  };
+  auto halves = [&](OpBuilder &nb, Location nl, Value both, int64_t half) {
+    SmallVector<int64_t> pick;
+    for (int64_t i = 0; i < kNormVector; ++i)
+      pick.push_back(half * kNormVector + i);
+    return Value(vector::ShuffleOp::create(nb, nl, both, both, pick));
+  };
 
-  // 1. The lanes' squares.
+  // The squares of lane `lane`'s share of row `row`: its vectors j = lane,
+  // lane + 32, ... (or its elements, where vectors cannot be used); of a
+  // residual add, x = a + b is computed and written here.
+  auto laneSquares = [&](OpBuilder &sb, Location sl, ArrayRef<Value> row,
+                         Value lane) -> Value {
+    auto vectorShare = [&](OpBuilder &tb, Location tl) {
+      Value acc = accumulateLaneChunks(
+          tb, tl, divC(tb, tl, h, kNormVector), lane, lanes,
+          floatConst(tb, tl, vecType(f32), 0.0),
+          [&](OpBuilder &kb, Location kl, Value j) -> Value {
+            SmallVector<Value> idx = at(row, mulC(kb, kl, j, kNormVector));
+            auto vload = [&](Value m) { return vectorAt(kb, kl, m, idx); };
+            if (!residual)
+              return vload(x);
+            // Both operands in one register set, the add left to the use:
+            // the loads alone ahead.
+            SmallVector<int64_t> both;
+            for (int64_t i = 0; i < 2 * kNormVector; ++i)
+              both.push_back(i);
+            return vector::ShuffleOp::create(kb, kl, vload(addLhs),
+                                             vload(addRhs), both);
+          },
+          [&](OpBuilder &kb, Location kl, Value j, Value loaded, Value a) {
+            Value v = loaded;
+            if (residual) {
+              v = arith::AddFOp::create(kb, kl, halves(kb, kl, loaded, 0),
+                                        halves(kb, kl, loaded, 1));
+              vector::StoreOp::create(
+                  kb, kl, v, x, at(row, mulC(kb, kl, j, kNormVector)),
+                  /*nontemporal=*/false,
+                  llvm::MaybeAlign(kNormVector * elem.getIntOrFloatBitWidth() /
+                                   8));
+            }
+            v = toF32(kb, kl, v);
+            return math::FmaOp::create(kb, kl, v, v, a).getResult();
+          });
+      scf::YieldOp::create(tb, tl,
+                           Value(vector::ReductionOp::create(
+                               tb, tl, vector::CombiningKind::ADD, acc)));
+    };
+    auto scalarShare = [&](OpBuilder &tb, Location tl) {
+      Value sum = accumulateLaneChunks(
+          tb, tl, h, lane, lanes, floatConst(tb, tl, f32, 0.0),
+          [&](OpBuilder &kb, Location kl, Value k) -> Value {
+            SmallVector<Value> idx = at(row, k);
+            if (!residual)
+              return loadF32(kb, kl, x, idx);
+            Value lhs = load(kb, kl, addLhs, idx),
+                  rhs = load(kb, kl, addRhs, idx);
+            return vector::FromElementsOp::create(
+                kb, kl, VectorType::get({2}, lhs.getType()),
+                ValueRange{lhs, rhs});
+          },
+          [&](OpBuilder &kb, Location kl, Value k, Value loaded, Value a) {
+            Value v = loaded;
+            if (residual) {
+              Value s = arith::AddFOp::create(
+                  kb, kl, vector::ExtractOp::create(kb, kl, loaded, 0),
+                  vector::ExtractOp::create(kb, kl, loaded, 1));
+              memref::StoreOp::create(kb, kl, s, x, at(row, k));
+              v = convertScalar(kb, kl, s, f32);
+            }
+            return addF(kb, kl, a, mulF(kb, kl, v, v));
+          });
+      scf::YieldOp::create(tb, tl, sum);
+    };
+    return scf::IfOp::create(sb, sl, vectors, vectorShare, scalarShare)
+        .getResult(0);
+  };
+
+  // Lane `lane`'s share of row `row` normalised: w * cvt(x * inv), the
+  // loads of x (the lane's own, just read or written) and w ahead.
+  auto laneNormalise = [&](OpBuilder &sb, Location sl, ArrayRef<Value> row,
+                           Value lane, Value rowInv) {
+    auto vectorShare = [&](OpBuilder &tb, Location tl) {
+      forLaneChunks(
+          tb, tl, divC(tb, tl, h, kNormVector), lane, lanes, {},
+          [&](OpBuilder &kb, Location kl, Value j) {
+            Value k = mulC(kb, kl, j, kNormVector);
+            return SmallVector<Value>{vectorAt(kb, kl, x, at(row, k)),
+                                      vectorAt(kb, kl, w, ValueRange{k})};
+          },
+          [&](OpBuilder &kb, Location kl, Value j, ValueRange loaded,
+              ValueRange) {
+            Value k = mulC(kb, kl, j, kNormVector);
+            // Vector arithmetic, so that the loads stay vector loads (LLVM
+            // turns a vector load whose elements are only extracted into
+            // scalar loads).
+            Value n = arith::MulFOp::create(
+                kb, kl, toF32(kb, kl, loaded[0]),
+                vector::BroadcastOp::create(kb, kl, vecType(f32), rowInv));
+            if (!elem.isF32())
+              n = arith::ExtFOp::create(
+                  kb, kl, vecType(f32),
+                  arith::TruncFOp::create(kb, kl, vecType(elem), n)
+                      .getResult());
+            Value out =
+                arith::MulFOp::create(kb, kl, toF32(kb, kl, loaded[1]), n);
+            for (int64_t i = 0; i < kNormVector; ++i)
+              y.store(kb, kl, vector::ExtractOp::create(kb, kl, out, i),
+                      at(row, addI(kb, kl, k, indexConst(kb, kl, i))));
+            return SmallVector<Value>{};
+          });
+      scf::YieldOp::create(tb, tl);
+    };
+    auto scalarShare = [&](OpBuilder &tb, Location tl) {
+      scf::ForOp::create(tb, tl, lane, h, lanes, ValueRange{},
+                         [&](OpBuilder &kb, Location kl, Value k, ValueRange) {
+                           normalise(kb, kl, at(row, k), k, rowInv);
+                           scf::YieldOp::create(kb, kl);
+                         });
+      scf::YieldOp::create(tb, tl);
+    };
+    scf::IfOp::create(sb, sl, vectors, vectorShare, scalarShare);
+  };
+
+  SmallVector<Value> dims{rows};
+  if (!emulateWarps)
+    dims.push_back(lanes);
   parallel(
-      b, loc, "rms_norm_squares", {rows, lanes},
+      b, loc, "rms_norm_warp", dims,
       [&](OpBuilder &pb, Location l, ValueRange iv) {
         SmallVector<Value> row = delinearize(pb, l, iv[0], lead);
-        // The loads alone ahead (of a residual add: both operands,
-        // the add and x's store with the square).
-        Value sum = accumulateLaneChunks(
-            pb, l, h, iv[1], lanes, floatConst(pb, l, f32, 0.0),
-            [&](OpBuilder &kb, Location kl, Value k) -> Value {
-              SmallVector<Value> idx = at(row, k);
-              if (!residual)
-                return loadF32(kb, kl, x, idx);
-              Value lhs = load(kb, kl, addLhs, idx),
-                    rhs = load(kb, kl, addRhs, idx);
-              return vector::FromElementsOp::create(
-                  kb, kl, VectorType::get({2}, lhs.getType()),
-                  ValueRange{lhs, rhs});
-            },
-            [&](OpBuilder &kb, Location kl, Value k, Value loaded, Value acc) {
-              Value v = loaded;
-              if (residual) {
-                Value sum = arith::AddFOp::create(
-                    kb, kl, vector::ExtractOp::create(kb, kl, loaded, 0),
-                    vector::ExtractOp::create(kb, kl, loaded, 1));
-                memref::StoreOp::create(kb, kl, sum, x, at(row, k));
-                v = convertScalar(kb, kl, sum, f32);
-              }
-              return addF(kb, kl, acc, mulF(kb, kl, v, v));
-            });
-        memref::StoreOp::create(pb, l, sum, partial, ValueRange{iv[0], iv[1]});
+        if (emulateWarps) {
+          // The lanes in turn, their sums added in lane order.
+          Value sum =
+              loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
+                   [&](OpBuilder &nb, Location nl, Value lane, ValueRange a) {
+                     return SmallVector<Value>{
+                         addF(nb, nl, a[0], laneSquares(nb, nl, row, lane))};
+                   })
+                  .getResult(0);
+          Value rowInv = inverseRoot(pb, l, sum);
+          loop(pb, l, zero, lanes, {},
+               [&](OpBuilder &nb, Location nl, Value lane, ValueRange) {
+                 laneNormalise(nb, nl, row, lane, rowInv);
+                 return SmallVector<Value>{};
+               });
+          return;
+        }
+        Value lane = iv[1];
+        // Five butterfly shuffles: every lane gets the row's sum.
+        Value sum = laneSquares(pb, l, row, lane);
+        for (int32_t offset = kWarpLanes / 2; offset >= 1; offset /= 2)
+          sum = addF(pb, l, sum,
+                     gpu::ShuffleOp::create(pb, l, sum, offset, kWarpLanes,
+                                            gpu::ShuffleMode::XOR)
+                         .getShuffleResult());
+        laneNormalise(pb, l, row, lane, inverseRoot(pb, l, sum));
       });
-  // 2. The row's inverse root mean square.
-  parallel(
-      b, loc, "rms_norm_inverse", {rows},
-      [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value sum =
-            loop(pb, l, zero, lanes, {floatConst(pb, l, f32, 0.0)},
-                 [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
-                   Value p = load(nb, nl, partial, {iv[0], lane});
-                   return SmallVector<Value>{addF(nb, nl, acc[0], p)};
-                 })
-                .getResult(0);
-        memref::StoreOp::create(pb, l, inverseRoot(pb, l, sum), inv,
-                                ValueRange{iv[0]});
-      });
-  // 3. Every element.
-  parallel(b, loc, "rms_norm_scale", {rows, h},
-           [&](OpBuilder &pb, Location l, ValueRange iv) {
-             SmallVector<Value> idx =
-                 at(delinearize(pb, l, iv[0], lead), iv[1]);
-             normalise(pb, l, idx, iv[1], load(pb, l, inv, {iv[0]}));
-           });
   replaceResidual(b, loc);
   y.replaceReaders(rw, b, loc);
   rw.eraseOp(op);
