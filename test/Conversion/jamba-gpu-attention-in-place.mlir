@@ -9,8 +9,8 @@
 // the GPU kernels' attention, and a call touches only its new rows: after
 // bufferization and jamba-states-in-place the caches are neither copied
 // nor returned, and the append is a parallel loop over (sequence, kv head,
-// token) storing rows into the cache argument, followed by the two
-// attention loops reading it.
+// token, channel) storing elements into the cache argument, followed by the
+// two attention loops reading it.
 
 // CHECK-LABEL: func.func @decode
 // CHECK-SAME: %[[KC:[^:]+]]: memref<?x2x?x8xf32> {jamba.state = "layers.1.k_cache"}, %[[VC:[^:]+]]: memref<?x2x?x8xf32> {jamba.state = "layers.1.v_cache"}
@@ -18,10 +18,10 @@
 // CHECK-NOT: memref.copy
 // CHECK-NOT: linalg.copy
 // CHECK: %[[SEQ:.+]] = memref.dim %{{.+}}, %c1{{.*}} : memref<?x?x16xf32>
-// CHECK: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{.*}}, %[[SEQ]])
+// CHECK: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{.*}}, %[[SEQ]], %c8{{.*}})
 // CHECK:   %[[ROWK:.+]] = memref.subview %[[KC]]
 // CHECK:   memref.store %{{.+}}, %[[ROWK]]
-// CHECK: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{.*}}, %{{.+}})
+// CHECK: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %c2{{.*}}, %{{.+}}, %c8{{.*}})
 // CHECK:   %[[ROWV:.+]] = memref.subview %[[VC]]
 // CHECK:   memref.store %{{.+}}, %[[ROWV]]
 // CHECK-NOT: memref.copy

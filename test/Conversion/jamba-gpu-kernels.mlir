@@ -164,9 +164,10 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // -----
 
 // Attention: the caches take the new rows through an scf.forall over
-// (sequence, kv head, token) whose shared output is the cache (in place
-// after bufferization): each iteration reads its position cache_len[b] + s
-// and inserts one row there (0 rows past the capacity). Then split-KV
+// (sequence, kv head, token, channel) whose shared output is the cache (in
+// place after bufferization): each iteration reads its position
+// cache_len[b] + s and inserts one element there (0 rows past the
+// capacity), consecutive iterations consecutive channels. Then split-KV
 // attention. The split count is min(32, ceil(capacity / 64)) divided by the
 // call's tokens, at least 1; one iteration per (sequence, head, split,
 // token) runs the online softmax over its range of keys into a partial row
@@ -176,15 +177,16 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 
 // CHECK-LABEL: func.func @attention
 // CHECK-SAME: %[[KC:[^:]+]]: tensor<1x2x?x8xf32>, %[[VC:[^:]+]]: tensor<1x2x?x8xf32>
-// CHECK: %[[NK:.+]] = scf.forall (%[[B:.+]], %[[G:.+]], %[[S:.+]]) in ({{.+}}) shared_outs(%[[OUT:.+]] = %[[KC]]) -> (tensor<1x2x?x8xf32>)
+// CHECK: %[[NK:.+]] = scf.forall (%[[B:[^,]+]], %[[G:[^,]+]], %[[S:[^,]+]], %[[C:[^,]+]]) in ({{.+}}, 8) shared_outs(%[[OUT:.+]] = %[[KC]]) -> (tensor<1x2x?x8xf32>)
 // CHECK:   tensor.extract %{{.+}}[%[[B]]] : tensor<1xi64>
 // CHECK:   %[[P:.+]] = arith.addi %{{.+}}, %[[S]]
 // CHECK:   %[[IN:.+]] = arith.cmpi ult, %[[P]]
 // CHECK:   %[[N:.+]] = arith.select %[[IN]]
 // CHECK:   %[[AT:.+]] = arith.minui %[[P]]
-// CHECK:   %[[ROW:.+]] = tensor.extract_slice %{{.+}}[%[[B]], %[[S]], %{{.+}}] [1, %[[N]], 8]
+// CHECK:   %[[COL:.+]] = arith.addi %{{.+}}, %[[C]]
+// CHECK:   %[[EL:.+]] = tensor.extract_slice %{{.+}}[%[[B]], %[[S]], %[[COL]]] [1, %[[N]], 1]
 // CHECK:   scf.forall.in_parallel
-// CHECK:     tensor.parallel_insert_slice %[[ROW]] into %[[OUT]][%[[B]], %[[G]], %[[AT]], 0] [1, 1, %[[N]], 8]
+// CHECK:     tensor.parallel_insert_slice %[[EL]] into %[[OUT]][%[[B]], %[[G]], %[[AT]], %[[C]]] [1, 1, %[[N]], 1]
 // CHECK: %[[NV:.+]] = scf.forall {{.+}} shared_outs(%{{.+}} = %[[VC]]) -> (tensor<1x2x?x8xf32>)
 // CHECK: %[[KB:.+]] = bufferization.to_buffer %[[NK]] read_only
 // CHECK: %[[CAP:.+]] = memref.dim %[[KB]], %{{.+}} : memref<1x2x?x8xf32
@@ -204,7 +206,7 @@ func.func @router(%l: tensor<?x4xf32>) -> (tensor<?x2xf32>, tensor<?x2xi32>) {
 // CHECK:     memref.store {{.+}}, %[[PART]]
 // CHECK:   memref.store {{.+}}, %[[STATS]]
 // CHECK:   memref.store {{.+}}, %[[STATS]]
-// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %{{.+}}, %c4, %c8)
+// CHECK: scf.parallel (%{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}, %{{[^,]+}}) = {{.+}} to (%{{.+}}, %{{.+}}, %c4, %c8{{.*}})
 // CHECK:   scf.for {{.+}} to %[[SPLITS]] {{.+}} -> (f32)
 // CHECK:     arith.maximumf
 // CHECK:   scf.for {{.+}} to %[[SPLITS]] {{.+}} -> (f32, f32)
@@ -328,7 +330,7 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
 
 // -----
 
-// RMSNorm of a row wider than 256: one warp per row (the nest's innermost
+// RMSNorm of a row wider than 64: one warp per row (the nest's innermost
 // 32 iterations are its lanes), one kernel. Aligned buffers and a width that
 // is a multiple of 4: lane l sums the squares of vectors l, l + 32, ... of 4
 // elements (four loads ahead, then the rest one by one); otherwise of its
@@ -378,7 +380,7 @@ func.func @rms_norm_dynamic_width(%x: tensor<?x?xf32>, %w: tensor<?xf32>) -> ten
 
 // -----
 
-// A row of at most 256 (the Mamba dt/B/C norms): one iteration per row sums
+// A row of at most 64 (the Mamba B and C norms): one iteration per row sums
 // its squares in order, takes 1/sqrt(mean + eps) and writes its elements,
 // all in one nest (one kernel). bf16 rows: the normalised value is rounded
 // to bf16 before the weight multiplies it.
