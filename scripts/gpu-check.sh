@@ -460,6 +460,27 @@ bench_prefill() { # label artifact tokens seq
 # expert_gemm": the lane form's and the grouped form's kernels) in the
 # profile text $1, or nothing; $3, if given, names the op whose launches
 # are reported instead of the sum of all launches.
+# Rows for a decode step's small kernels at batch 1 (profile $2): the
+# RMSNorms' GPU time per norm (one rms_norm or rms_norm_warp kernel per
+# norm; the three-kernel form of before 2026-11-30 evening counted by its
+# squares), and the KV cache append's per launch.
+step_kernel_rows() { # label profile-text
+  local ms launches norms=0 kind
+  read -r ms launches <<<"$(profile_op "$2" "decode rms_norm")"
+  for kind in rms_norm rms_norm_warp rms_norm_squares; do
+    norms=$((norms + $(profile_op "$2" "decode $kind" "decode $kind" | awk '{ n = $2 } END { print n + 0 }')))
+  done
+  if [ -n "$ms" ] && [ "$norms" -gt 0 ]; then
+    row "kernel | $1 decode batch 1 RMSNorm | $(awk -v ms="$ms" -v n="$norms" -v l="$launches" \
+      'BEGIN { printf "%.1f us per norm (%d norms, %d launches)", 1e3 * ms / n, n, l }') | GPU time per op"
+  fi
+  read -r ms launches <<<"$(profile_op "$2" "decode cache_append")"
+  if [ -n "$ms" ] && [ "${launches:-0}" -gt 0 ]; then
+    row "kernel | $1 decode batch 1 KV cache append | $(awk -v ms="$ms" -v n="$launches" \
+      'BEGIN { printf "%.1f us per launch (%d launches)", 1e3 * ms / n, n }') | GPU time per op"
+  fi
+}
+
 profile_op() { # profile-text op-prefix [op-counted]
   echo "$1" | awk -v op="$2" -v counted="${3:-}" '
     /^jamba-run: kernel profile by op:/ { on = 1; next }
@@ -546,6 +567,7 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
         if (cub != "")
           printf "; %.1f us per expert matrix vs cuBLAS bf16 %.1f us on the same shape (%.2fx)",
             us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)"
+    [ "$batch" = 1 ] && step_kernel_rows "$label" "$prof"
   done
   prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \

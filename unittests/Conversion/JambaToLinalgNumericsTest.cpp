@@ -1554,7 +1554,7 @@ std::string withWidth(std::string ir, int64_t width) {
 }
 
 TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
-  // Widths 37 (one thread per row in the GPU kernels' form, up to 256), 301
+  // Widths 37 (one thread per row in the GPU kernels' form, up to 64), 301
   // (a warp per row, uneven shares of its 32 lanes, one element per load)
   // and 516 (the same in vectors of 4: lane 0 has 5 of the 129, four ahead
   // and one after), dynamic rows: 1 (a decode step), 6, and 2 x 20.

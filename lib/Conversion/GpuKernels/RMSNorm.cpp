@@ -30,7 +30,7 @@ namespace {
 constexpr int64_t kNormVector = 4;
 
 /// The widest static row that one thread normalises alone.
-constexpr int64_t kNormRowPerThreadMaxWidth = 256;
+constexpr int64_t kNormRowPerThreadMaxWidth = 64;
 
 /// The residual add `norm` reads, when the norm's kernels can compute it:
 /// an `arith.addf` of two tensors in the norm's block whose other readers
@@ -52,12 +52,13 @@ arith::AddFOp fusibleResidualAdd(RMSNormOp norm) {
 
 } // namespace
 
-/// For a static width of at most kNormRowPerThreadMaxWidth (the Mamba
-/// dt/B/C norms: Jamba-1.5-Mini's 256, 16, 16), one parallel nest with
-/// one iteration per row: the row's squares in order, then
-/// 1 / sqrt(sum / H + epsilon), then its elements as below. One kernel
-/// launch instead of three, and a decode step launches three such norms
-/// per Mamba layer.
+/// For a static width of at most kNormRowPerThreadMaxWidth, 64 (the Mamba
+/// B and C norms: Jamba's 16; jamba-small's dt norm, 64), one parallel nest
+/// with one iteration per row: the row's squares in order, then
+/// 1 / sqrt(sum / H + epsilon), then its elements as below. Wider rows take
+/// the warp: a decode step's row is one thread otherwise, whose one load
+/// at a time took 21 us for Jamba-1.5-Mini's dt norm (256) on the H200
+/// (2026-11-30, when this bound was 256).
 ///
 /// Otherwise one warp per row (one kernel): lane l reads the row's 16-byte
 /// vectors (4 elements) l, l + 32, ..., kLoadsInFlight of them ahead
