@@ -540,11 +540,12 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
     prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
       -n 17 --ignore-eos --profile-kernels 2>&1 >/dev/null)
     keep_profile "$label decode batch $batch" "$prof"
-    # All the expert GEMM's kernels; one epilogue (lane form), one
-    # grouped kernel or one tensor-core kernel per GEMM.
+    # All the expert GEMM's kernels; one epilogue (lane form, fewer than
+    # 32 lanes), one warps kernel (lane form, 32), one grouped kernel or one
+    # tensor-core kernel per GEMM.
     local gemms=0 kernel
     read -r ms _ <<<"$(profile_op "$prof" "decode expert_gemm")"
-    for kernel in epilogue grouped mma; do
+    for kernel in epilogue warps grouped mma; do
       gemms=$((gemms + $(profile_op "$prof" "decode expert_gemm_$kernel" | awk '{ n = $2 } END { print n + 0 }')))
     done
     launches=$gemms

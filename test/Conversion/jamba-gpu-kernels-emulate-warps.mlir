@@ -1,6 +1,6 @@
 // RUN: jamba-opt %s -jamba-gpu-kernels="emulate-warps=1" | FileCheck %s
 
-// emulate-warps (the CPU pipeline's gpu-kernels mode): the wide RMSNorm's
+// emulate-warps (the CPU pipeline's gpu-kernels mode). The wide RMSNorm's
 // warp is one iteration per row whose 32 lanes take their turns, their sums
 // of squares added in lane order instead of shuffled, then each lane's
 // share written.
@@ -17,4 +17,31 @@
 func.func @rms_norm_wide(%x: tensor<?x512xf32>, %w: tensor<512xf32>) -> tensor<?x512xf32> {
   %y = jamba.rms_norm %x, %w {epsilon = 1.0e-06 : f64} : tensor<?x512xf32>, tensor<512xf32>
   return %y : tensor<?x512xf32>
+}
+
+// The expert GEMM's lane form with a warp per row (L = 32): the lanes'
+// nest gets rows only when L < 32; otherwise one iteration per (group of 4
+// outputs, row) runs the 32 lanes in turn, adds their sums in lane order
+// and applies the epilogue (the scale, the routing weight).
+
+// CHECK-LABEL: func.func @expert_gemm
+// CHECK-NOT: gpu.shuffle
+// CHECK: %[[WARP:.+]] = arith.cmpi eq, %{{.+}}, %c32
+// CHECK: %[[PROWS:.+]] = arith.select %[[WARP]], %c0{{.*}}, %{{.+}} : index
+// CHECK: %[[WROWS:.+]] = arith.select %[[WARP]], %{{.+}}, %c0{{.*}} : index
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %[[PROWS]], %{{.+}})
+// CHECK: } {jamba.kernel = "expert_gemm_lanes"}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %[[WROWS]])
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c1{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32)
+// CHECK:   memref.load %{{.+}} : memref<4x16xf32
+// CHECK:   arith.mulf
+// CHECK:   memref.store
+// CHECK: } {jamba.kernel = "expert_gemm_warps"}
+// CHECK: } {jamba.kernel = "expert_gemm_epilogue"}
+func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tensor<4x16xf32>,
+                       %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>) -> tensor<?x2x16xf32> {
+  %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+      : (tensor<?x2x32xf32>, tensor<4x16x32xi8>, tensor<4x16xf32>, tensor<?x2xi32>,
+         tensor<?x2xf32>) -> tensor<?x2x16xf32>
+  return %y : tensor<?x2x16xf32>
 }

@@ -237,10 +237,13 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // starts at 16 lane and steps by 16 L, loading 16 int8 weights (alignment
 // 16) and 16 inputs, widened and accumulated as vector<16xf32>, then
 // reduced; otherwise it starts at its lane and steps by L (consecutive
-// lanes read consecutive weights), one int8 weight converted per step. A
-// second loop nest adds the lanes in order and applies the scale and the
-// routing weight. The first nest's rows are inside its n (rows sharing an
-// expert read weight row n together).
+// lanes read consecutive weights), one int8 weight converted per step.
+// With L < 32 a second loop nest adds the lanes' partial sums in order and
+// applies the scale and the routing weight; with L = 32 (those two nests
+// then have no rows) a third nest, with a static 32 lanes innermost, adds
+// them by five butterfly shuffles per sum and lane 0 applies the epilogue.
+// The lanes' rows are inside their n (rows sharing an expert read weight
+// row n together).
 
 // CHECK-LABEL: func.func @expert_gemm
 // CHECK-SAME: (%[[X:[^:]+]]: tensor<?x2x32xf32>, %[[Q:[^:]+]]: tensor<4x16x32xi8>
@@ -254,7 +257,6 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: %[[L:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[GROUPED:.+]] = arith.cmpi ugt, %[[ROWS]], %c64
 // CHECK: %[[LROWS:.+]] = arith.select %[[GROUPED]], %c0{{.*}}, %[[ROWS]] : index
-// CHECK: %[[P:.+]] = memref.alloc(%[[LROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
 // CHECK: %{{.+}}, %[[QOFF:.+]], %{{.+}}:3, %[[QSTR:.+]]:3 = memref.extract_strided_metadata %[[QB]]
 // CHECK: %[[QPTR:.+]] = memref.extract_aligned_pointer_as_index %[[QB]]
 // CHECK: arith.remui %[[QPTR]], %c16
@@ -270,9 +272,13 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK: arith.remui %[[XSTR]]#1, %c4
 // CHECK: arith.remui %[[KDIM]], %c16
 // CHECK: %[[VEC:.+]] = arith.andi
+// CHECK: %[[WARP:.+]] = arith.cmpi eq, %[[L]], %c32
+// CHECK: %[[PROWS:.+]] = arith.select %[[WARP]], %c0{{.*}}, %[[LROWS]] : index
+// CHECK: %[[WROWS:.+]] = arith.select %[[WARP]], %[[LROWS]], %c0{{.*}} : index
+// CHECK: %[[P:.+]] = memref.alloc(%[[PROWS]], %{{.+}}, %[[L]]) : memref<?x?x?xf32>
 // Four outputs n per thread (a group): one iteration per (group, row,
 // lane); the weight rows 4 g .. 4 g + 3, clamped into [0, N - 1] for reads.
-// CHECK: scf.parallel (%[[G:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[LROWS]], %[[L]])
+// CHECK: scf.parallel (%[[G:.+]], %[[R:.+]], %[[LANE:.+]]) = {{.+}} to (%{{.+}}, %[[PROWS]], %[[L]])
 // CHECK-COUNT-4: arith.minui
 // The lane's chunks of 16 int8 at k = 16 lane, 16 (lane + L), ...: the four
 // weight rows' chunks loaded together, the inputs' once, widened and
@@ -289,9 +295,18 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // CHECK:     scf.for %[[K:.+]] = %[[LANE]] to %[[KDIM]] step %[[L]] iter_args({{.+}}) -> (f32, f32, f32, f32)
 // CHECK:       memref.load %[[QB]][%{{.+}}, %{{.+}}, %[[K]]] : memref<4x16x32xi8
 // CHECK:       arith.sitofp
-// Each output stored when n < N.
+// Each output's partial sum stored when n < N.
 // CHECK-COUNT-4: memref.store %{{.+}}, %[[P]][%[[R]], %{{.+}}, %[[LANE]]]
-// CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[LROWS]], %{{.+}})
+// CHECK: } {jamba.kernel = "expert_gemm_lanes"}
+// The warps: the same shares, each sum shuffled five times, then lane 0
+// stores the outputs n < N, scaled and weighted.
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %[[WLANE:.+]]) = {{.+}} to (%{{.+}}, %[[WROWS]], %c32{{.*}})
+// CHECK:   scf.if %[[VEC]] -> (f32, f32, f32, f32)
+// CHECK-COUNT-20: gpu.shuffle  xor
+// CHECK:   arith.cmpi eq, %[[WLANE]], %c0
+// CHECK-COUNT-4: memref.store %{{.+}}, %[[Y]]
+// CHECK: } {jamba.kernel = "expert_gemm_warps"}
+// CHECK: scf.parallel (%[[R2:.+]], %[[N2:.+]]) = {{.+}} to (%[[PROWS]], %{{.+}})
 // CHECK:   scf.for {{.+}} to %[[L]] {{.+}} -> (f32)
 // CHECK:     memref.load %[[P]]
 // CHECK:   memref.load %{{.+}} : memref<4x16xf32

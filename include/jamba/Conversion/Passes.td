@@ -286,9 +286,10 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            "so that they run on CPUs">,
     Option<"emulateWarps", "emulate-warps", "bool",
            /*default=*/"false",
-           "Test aid: the warp-per-row kernels (the wide RMSNorm) run each "
-           "warp as one iteration whose lanes take their turns, their "
-           "shuffles as sums in lane order, so that they run on CPUs">,
+           "Test aid: the kernels whose warps add by shuffles (the wide "
+           "RMSNorm, the expert GEMM's lane form at 32 lanes) run each warp "
+           "as one iteration whose lanes take their turns, their shuffles "
+           "as sums in lane order, so that they run on CPUs">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::LLVM::LLVMDialect",

@@ -13,6 +13,7 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -350,6 +351,17 @@ void groupedMmaTiles(
 ///    the epilogue: scale[e, n] (int8), the routing weight, and zero for an
 ///    expert outside this rank's range (expert parallelism).
 ///
+/// With L = 32 (up to kLaneRowBudget rows: a decode step) a row's lanes
+/// are one warp instead: a third nest, one iteration per (group, row,
+/// lane) with a static 32 lanes, computes the same shares, five butterfly
+/// shuffles per sum add them in registers and lane 0 applies the epilogue;
+/// the first two nests then have no rows (no launch), so there are no
+/// partial sums to write and read back. The epilogue nest took 9 us per
+/// GEMM of the 57.5 at decode batch 1 on the H200 (Jamba-1.5-Mini,
+/// 2026-11-30). `options.emulateWarps` (a test aid): one iteration per
+/// (group, row) runs the warp's lanes in turn and adds their sums in lane
+/// order.
+///
 /// L is chosen at run time from the row count (all `options.maxLanes` up to
 /// kLaneRowBudget rows, fewer beyond, 1 for a long prefill). Integer
 /// weights convert to f32 in the loop (sitofp), f32 accumulation.
@@ -407,10 +419,6 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, rows,
                             indexConst(b, loc, options.groupedRows));
   Value laneRows = arith::SelectOp::create(b, loc, grouped, zero, rows);
-  Value partial =
-      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
-                            {laneRows, n, lanes});
-
   // The slot's expert as this rank's weight row (unclamped).
   auto localExpert = [&](OpBuilder &nb, Location nl, ArrayRef<Value> idx) {
     Value e = loadIndex(nb, nl, indices, idx);
@@ -442,91 +450,197 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
   Value groups =
       divC(b, loc, addI(b, loc, n, indexConst(b, loc, kLaneOutputs - 1)),
            kLaneOutputs);
-  parallel(
-      b, loc, "expert_gemm_lanes", {groups, laneRows, lanes},
-      [&](OpBuilder &pb, Location l, ValueRange iv) {
-        Value g = iv[0], r = iv[1], lane = iv[2];
-        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
-        Value e = clamped(pb, l, localExpert(pb, l, idx));
-        SmallVector<Value> xIdx(idx.begin(),
-                                perSlot ? idx.end() : idx.end() - 1);
-        auto xAt = [&](Value k) {
-          SmallVector<Value> at(xIdx);
-          at.push_back(k);
-          return at;
-        };
-        Value lastN = arith::SubIOp::create(pb, l, n, one);
-        SmallVector<Value> outs, rowsN;
-        for (int64_t u = 0; u < kLaneOutputs; ++u) {
-          outs.push_back(
-              addI(pb, l, mulC(pb, l, g, kLaneOutputs), indexConst(pb, l, u)));
-          rowsN.push_back(arith::MinUIOp::create(pb, l, outs.back(), lastN));
-        }
-        // The lane's share of K for the kLaneOutputs rows: `width` elements
-        // from k = first, first + step, ..., the inputs read once for all
-        // rows, into accumulators of `width` f32 lanes.
-        auto share = [&](OpBuilder &sb, Location sl, Value first, Value step,
-                         int64_t width) -> SmallVector<Value> {
-          Type accType = f32;
-          if (width > 1)
-            accType = VectorType::get({width}, f32);
-          SmallVector<Value> inits(kLaneOutputs,
-                                   floatConst(sb, sl, accType, 0.0));
-          auto sum = scf::ForOp::create(
-              sb, sl, first, kDim, step, inits,
-              [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-                SmallVector<Value> ws;
-                for (Value nn : rowsN)
-                  ws.push_back(width == 1
-                                   ? loadF32(kb, kl, w, {e, nn, k})
-                                   : loadVectorF32(kb, kl, w, {e, nn, k}, width,
-                                                   kWeightVectorBytes));
-                Value xv = width == 1 ? loadF32(kb, kl, x, xAt(k))
-                                      : loadVectorF32(kb, kl, x, xAt(k), width,
-                                                      xAlign);
-                SmallVector<Value> next;
-                for (int64_t u = 0; u < kLaneOutputs; ++u)
-                  next.push_back(
-                      math::FmaOp::create(kb, kl, xv, ws[u], acc[u]));
-                scf::YieldOp::create(kb, kl, next);
-              });
-          SmallVector<Value> sums;
-          for (Value acc : sum.getResults())
-            sums.push_back(width == 1
-                               ? acc
-                               : vector::ReductionOp::create(
-                                     sb, sl, vector::CombiningKind::ADD, acc)
-                                     .getResult());
-          return sums;
-        };
-        SmallVector<Type> sumTypes(kLaneOutputs, f32);
-        auto ifOp = scf::IfOp::create(pb, l, sumTypes, vectors,
-                                      /*withElseRegion=*/true);
-        {
-          OpBuilder tb = ifOp.getThenBodyBuilder();
-          Value vElems = indexConst(tb, l, v);
-          Value first = arith::MulIOp::create(tb, l, lane, vElems);
-          Value step = arith::MulIOp::create(tb, l, lanes, vElems);
-          scf::YieldOp::create(tb, l, share(tb, l, first, step, v));
-        }
-        {
-          OpBuilder eb = ifOp.getElseBodyBuilder();
-          scf::YieldOp::create(eb, l, share(eb, l, lane, lanes, 1));
-        }
+  // A whole warp per row (L = 32, a decode step): the warps' nest gets the
+  // rows, adds the lanes' sums by shuffles and applies the epilogue; the
+  // lanes' nest and the epilogue nest get none (and no partial sums).
+  Value warp = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lanes,
+                                     indexConst(b, loc, kWarpLanes));
+  Value partialRows = arith::SelectOp::create(b, loc, warp, zero, laneRows);
+  Value warpRows = arith::SelectOp::create(b, loc, warp, laneRows, zero);
+  Value partial =
+      lowering::allocBuffer(b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
+                            {partialRows, n, lanes});
+
+  // Row r's output nn from the sum v of its lanes: the scale, the routing
+  // weight, zero for another rank's expert.
+  auto epilogue = [&](OpBuilder &pb, Location l, Value r, Value nn, Value v) {
+    SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+    Value local = localExpert(pb, l, idx);
+    Value e = clamped(pb, l, local);
+    if (scale)
+      v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
+    if (routeWeights)
+      v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
+    if (offset) {
+      Value inRange = arith::AndIOp::create(
+          pb, l,
+          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local, zero),
+          arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
+                                experts));
+      v = arith::SelectOp::create(pb, l, inRange, v,
+                                  floatConst(pb, l, f32, 0.0));
+    }
+    SmallVector<Value> out(idx);
+    out.push_back(nn);
+    storeF32(pb, l, v, result, out);
+  };
+  // Group g's outputs n0 + u.
+  auto outputsOf = [&](OpBuilder &pb, Location l, Value g) {
+    SmallVector<Value> outs;
+    for (int64_t u = 0; u < kLaneOutputs; ++u)
+      outs.push_back(
+          addI(pb, l, mulC(pb, l, g, kLaneOutputs), indexConst(pb, l, u)));
+    return outs;
+  };
+  // `body(u)` for each output u of `outs` inside N.
+  auto eachInRange =
+      [&](OpBuilder &pb, Location l, ArrayRef<Value> outs,
+          function_ref<void(OpBuilder &, Location, int64_t)> body) {
         for (int64_t u = 0; u < kLaneOutputs; ++u) {
           Value inRange = arith::CmpIOp::create(
               pb, l, arith::CmpIPredicate::ult, outs[u], n);
           scf::IfOp::create(pb, l, inRange, [&](OpBuilder &tb, Location tl) {
-            memref::StoreOp::create(tb, tl, ifOp.getResult(u), partial,
-                                    ValueRange{r, outs[u], lane});
+            body(tb, tl, u);
             scf::YieldOp::create(tb, tl);
           });
         }
-      });
+      };
+  // Lane `lane`'s sums of row r for group g's outputs.
+  auto laneSums = [&](OpBuilder &pb, Location l, Value g, Value r, Value lane,
+                      Value laneCount) -> SmallVector<Value> {
+    SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
+    Value e = clamped(pb, l, localExpert(pb, l, idx));
+    SmallVector<Value> xIdx(idx.begin(), perSlot ? idx.end() : idx.end() - 1);
+    auto xAt = [&](Value k) {
+      SmallVector<Value> at(xIdx);
+      at.push_back(k);
+      return at;
+    };
+    Value lastN = arith::SubIOp::create(pb, l, n, one);
+    SmallVector<Value> rowsN;
+    for (Value o : outputsOf(pb, l, g))
+      rowsN.push_back(arith::MinUIOp::create(pb, l, o, lastN));
+    // The lane's share of K for the kLaneOutputs rows: `width` elements
+    // from k = first, first + step, ..., the inputs read once for all
+    // rows, into accumulators of `width` f32 lanes.
+    auto share = [&](OpBuilder &sb, Location sl, Value first, Value step,
+                     int64_t width) -> SmallVector<Value> {
+      Type accType = f32;
+      if (width > 1)
+        accType = VectorType::get({width}, f32);
+      SmallVector<Value> inits(kLaneOutputs, floatConst(sb, sl, accType, 0.0));
+      auto sum = scf::ForOp::create(
+          sb, sl, first, kDim, step, inits,
+          [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+            SmallVector<Value> ws;
+            for (Value nn : rowsN)
+              ws.push_back(width == 1
+                               ? loadF32(kb, kl, w, {e, nn, k})
+                               : loadVectorF32(kb, kl, w, {e, nn, k}, width,
+                                               kWeightVectorBytes));
+            Value xv = width == 1
+                           ? loadF32(kb, kl, x, xAt(k))
+                           : loadVectorF32(kb, kl, x, xAt(k), width, xAlign);
+            SmallVector<Value> next;
+            for (int64_t u = 0; u < kLaneOutputs; ++u)
+              next.push_back(math::FmaOp::create(kb, kl, xv, ws[u], acc[u]));
+            scf::YieldOp::create(kb, kl, next);
+          });
+      SmallVector<Value> sums;
+      for (Value acc : sum.getResults())
+        sums.push_back(width == 1 ? acc
+                                  : vector::ReductionOp::create(
+                                        sb, sl, vector::CombiningKind::ADD, acc)
+                                        .getResult());
+      return sums;
+    };
+    SmallVector<Type> sumTypes(kLaneOutputs, f32);
+    auto ifOp =
+        scf::IfOp::create(pb, l, sumTypes, vectors, /*withElseRegion=*/true);
+    {
+      OpBuilder tb = ifOp.getThenBodyBuilder();
+      Value vElems = indexConst(tb, l, v);
+      Value first = arith::MulIOp::create(tb, l, lane, vElems);
+      Value step = arith::MulIOp::create(tb, l, laneCount, vElems);
+      scf::YieldOp::create(tb, l, share(tb, l, first, step, v));
+    }
+    {
+      OpBuilder eb = ifOp.getElseBodyBuilder();
+      scf::YieldOp::create(eb, l, share(eb, l, lane, laneCount, 1));
+    }
+    return SmallVector<Value>(ifOp.getResults());
+  };
+  // The partial sums of lane `lane`, for the epilogue nest.
+  auto storePartials = [&](OpBuilder &pb, Location l, Value g, Value r,
+                           Value lane, ArrayRef<Value> sums) {
+    SmallVector<Value> outs = outputsOf(pb, l, g);
+    eachInRange(pb, l, outs, [&](OpBuilder &tb, Location tl, int64_t u) {
+      memref::StoreOp::create(tb, tl, sums[u], partial,
+                              ValueRange{r, outs[u], lane});
+    });
+  };
 
-  // 2. The lanes in order, then the epilogue.
+  parallel(b, loc, "expert_gemm_lanes", {groups, partialRows, lanes},
+           [&](OpBuilder &pb, Location l, ValueRange iv) {
+             storePartials(pb, l, iv[0], iv[1], iv[2],
+                           laneSums(pb, l, iv[0], iv[1], iv[2], lanes));
+           });
+  // The warps: a static 32 lanes innermost (jamba-gpu-map-loops requires it
+  // of a nest that shuffles).
+  Value warpLanes = indexConst(b, loc, kWarpLanes);
+  auto warpEpilogue = [&](OpBuilder &pb, Location l, Value g, Value r,
+                          ArrayRef<Value> sums) {
+    SmallVector<Value> outs = outputsOf(pb, l, g);
+    eachInRange(pb, l, outs, [&](OpBuilder &tb, Location tl, int64_t u) {
+      epilogue(tb, tl, r, outs[u], sums[u]);
+    });
+  };
+  if (options.emulateWarps) {
+    // The warp's lanes in turn, their sums added in lane order.
+    parallel(
+        b, loc, "expert_gemm_warps", {groups, warpRows},
+        [&](OpBuilder &pb, Location l, ValueRange iv) {
+          SmallVector<Value> inits(kLaneOutputs, floatConst(pb, l, f32, 0.0));
+          auto sums =
+              loop(pb, l, zero, warpLanes, inits,
+                   [&](OpBuilder &nb, Location nl, Value lane, ValueRange acc) {
+                     SmallVector<Value> s =
+                         laneSums(nb, nl, iv[0], iv[1], lane, warpLanes);
+                     SmallVector<Value> next;
+                     for (int64_t u = 0; u < kLaneOutputs; ++u)
+                       next.push_back(addF(nb, nl, acc[u], s[u]));
+                     return next;
+                   });
+          warpEpilogue(pb, l, iv[0], iv[1],
+                       SmallVector<Value>(sums.getResults()));
+        });
+  } else {
+    parallel(b, loc, "expert_gemm_warps", {groups, warpRows, warpLanes},
+             [&](OpBuilder &pb, Location l, ValueRange iv) {
+               Value g = iv[0], r = iv[1], lane = iv[2];
+               // Five butterfly shuffles per sum: every lane gets the row's
+               // sums; lane 0 applies the epilogue.
+               SmallVector<Value> total;
+               for (Value s : laneSums(pb, l, g, r, lane, warpLanes)) {
+                 for (int32_t off = kWarpLanes / 2; off >= 1; off /= 2)
+                   s = addF(pb, l, s,
+                            gpu::ShuffleOp::create(pb, l, s, off, kWarpLanes,
+                                                   gpu::ShuffleMode::XOR)
+                                .getShuffleResult());
+                 total.push_back(s);
+               }
+               Value first = arith::CmpIOp::create(
+                   pb, l, arith::CmpIPredicate::eq, lane, zero);
+               scf::IfOp::create(pb, l, first, [&](OpBuilder &fb, Location fl) {
+                 warpEpilogue(fb, fl, g, r, total);
+                 scf::YieldOp::create(fb, fl);
+               });
+             });
+  }
+
+  // 2. The lanes in order, then the epilogue (L < 32).
   parallel(
-      b, loc, "expert_gemm_epilogue", {laneRows, n},
+      b, loc, "expert_gemm_epilogue", {partialRows, n},
       [&](OpBuilder &pb, Location l, ValueRange iv) {
         Value r = iv[0], nn = iv[1];
         Value v =
@@ -536,26 +650,7 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                    return SmallVector<Value>{addF(nb, nl, acc[0], p)};
                  })
                 .getResult(0);
-        SmallVector<Value> idx = delinearize(pb, l, r, rowDims);
-        Value local = localExpert(pb, l, idx);
-        Value e = clamped(pb, l, local);
-        if (scale)
-          v = mulF(pb, l, v, loadF32(pb, l, scale, {e, nn}));
-        if (routeWeights)
-          v = mulF(pb, l, v, loadF32(pb, l, routeWeights, idx));
-        if (offset) {
-          Value inRange = arith::AndIOp::create(
-              pb, l,
-              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::sge, local,
-                                    zero),
-              arith::CmpIOp::create(pb, l, arith::CmpIPredicate::slt, local,
-                                    experts));
-          v = arith::SelectOp::create(pb, l, inRange, v,
-                                      floatConst(pb, l, f32, 0.0));
-        }
-        SmallVector<Value> out(idx);
-        out.push_back(nn);
-        storeF32(pb, l, v, result, out);
+        epilogue(pb, l, r, nn, v);
       });
 
   // 3. The grouped form: the rows sorted by expert (a counting sort: each

@@ -107,7 +107,8 @@ struct JambaGpuKernelsPass
         attentionTensorCores ? static_cast<int64_t>(attentionMmaMinTokens) : 0,
         emulateMma};
     ExpertGemmOptions gemmOptions{expertGemmLanes, expertGemmGroupedRows,
-                                  expertGemmTensorCores, emulateMma};
+                                  expertGemmTensorCores, emulateMma,
+                                  emulateWarps};
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp,

@@ -41,6 +41,8 @@ struct ExpertGemmOptions {
   bool tensorCores = false;
   /// Test aid: the tensor-core warps emulated (WarpCode).
   bool emulateMma = false;
+  /// Test aid: the lane form's warps (32 lanes) run their lanes in turn.
+  bool emulateWarps = false;
 };
 
 /// The expert GEMM: lane form for few rows, token-grouped (optionally on
