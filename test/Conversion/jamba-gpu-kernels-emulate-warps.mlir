@@ -45,3 +45,31 @@ func.func @expert_gemm(%x: tensor<?x2x32xf32>, %q: tensor<4x16x32xi8>, %s: tenso
          tensor<?x2xf32>) -> tensor<?x2x16xf32>
   return %y : tensor<?x2x16xf32>
 }
+
+// The scan's one-lane-per-state nest (at most 8 steps): one iteration per
+// (sequence, group of 32 / 4 = 8 channels) runs the 32 lanes in turn at
+// each step, each lane's state in the final-state buffer between steps
+// (init_state at step 0), each channel's sum restarted at its first lane
+// and written at its last.
+
+// CHECK-LABEL: func.func @scan
+// CHECK: %[[H:.+]] = memref.alloc() {jamba.state_over_old} : memref<2x8x4xf32>
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %{{.+}}) step
+// CHECK:   scf.for %[[T:.+]] = %c0{{.*}} to %{{.+}} step %c1
+// CHECK:     scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c1{{.*}} iter_args(%{{.+}} = %{{.+}}) -> (f32)
+// CHECK:       scf.if %{{.+}} -> (f32) {
+// CHECK:         memref.load %{{.+}} : memref<2x8x4xf32
+// CHECK:       } else {
+// CHECK:         memref.load %[[H]]
+// CHECK:       math.exp2
+// CHECK:       math.fma
+// CHECK:         memref.store %{{.+}}, %[[H]]
+// CHECK: } {jamba.kernel = "selective_scan_states"}
+func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4xf32>,
+                %B: tensor<2x?x4xf32>, %C: tensor<2x?x4xf32>, %h0: tensor<2x8x4xf32>)
+    -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>) {
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C init_state(%h0)
+      : (tensor<2x?x8xf32>, tensor<2x?x8xf32>, tensor<8x4xf32>, tensor<2x?x4xf32>,
+         tensor<2x?x4xf32>, tensor<2x8x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>)
+  return %y, %h : tensor<2x?x8xf32>, tensor<2x8x4xf32>
+}

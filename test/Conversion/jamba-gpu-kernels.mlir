@@ -2,7 +2,8 @@
 
 // The scan. With a static state width (4 here) the time loop is cut into
 // chunks, C = max(1, min(ceil(2^17 / (batch x channels)), seq / 64)) at run
-// time (one for a decode step), in three parallel nests:
+// time, in three parallel nests (a call of at most 8 steps, a decode step,
+// runs nest 4 instead, since the width divides a warp):
 // 1. per (sequence, chunk but the last, channel): the chunk from a zero
 //    state, its end state and the sum of its step sizes stored;
 // 2. per (sequence, channel), when C > 1: the chunks' initial states, from
@@ -26,10 +27,14 @@
 // CHECK: arith.minui
 // CHECK: %[[CH:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[SEVERAL:.+]] = arith.cmpi ugt, %[[CH]], %c1
+// At most 8 steps (a decode step) the chunked nests get no sequences (nest
+// 4 below runs instead):
+// CHECK: %[[FEW:.+]] = arith.cmpi ule, %{{.+}}, %c8
+// CHECK: %[[CHB:.+]] = arith.select %[[FEW]], %c0{{.*}}, %{{.+}} : index
 // CHECK: %[[LOCAL:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
 // CHECK: %[[SUMS:.+]] = memref.alloc({{.+}}) : memref<?x?x?xf32>
 // CHECK: %[[STARTS:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) =
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%[[CHB]], %{{.+}}, %{{.+}})
 // CHECK:   scf.for {{.+}} -> (f32, f32, f32, f32, f32)
 // A decay is exp2(d A log2(e)) (A log2(e) computed before the loop), a
 // state's update one fma:
@@ -59,6 +64,25 @@
 // CHECK:     memref.store %[[S]]#0, %[[H]][%[[B]], %[[C]], %{{.+}}]
 // CHECK:     memref.store %[[S]]#3, %[[H]][%[[B]], %[[C]], %{{.+}}]
 // CHECK: } {jamba.kernel = "selective_scan"}
+// 4. At most 8 steps, one lane per state: (sequence, group of 32 / 4 = 8
+// channels, lane), lane l at channel 8 group + l / 4 and state l % 4, its
+// state carried in a register through the steps; the channel's <C_t, h_t>
+// is added over its 4 lanes by two butterfly shuffles, and its first lane
+// writes y; the lanes of a channel past the last store nothing.
+// CHECK: %[[LB:.+]] = arith.select %[[FEW]], %{{.+}}, %c0{{.*}} : index
+// CHECK: %[[GROUPS:.+]] = arith.ceildivui %{{.+}}, %c8
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%[[LB]], %[[GROUPS]], %c32)
+// CHECK:   arith.cmpi ult
+// CHECK:   %[[ST:.+]] = scf.for %{{.+}} = %{{.+}} to %{{.+}} step %{{.+}} iter_args(%{{.+}} = %{{.+}}) -> (f32)
+// CHECK:     math.exp2
+// CHECK:     math.fma
+// CHECK:     gpu.shuffle  xor %{{.+}}, %c2_i32, %c32_i32
+// CHECK:     gpu.shuffle  xor %{{.+}}, %c1_i32, %c32_i32
+// CHECK:     scf.if
+// CHECK:       memref.store %{{.+}}, %[[Y]]
+// CHECK:   scf.if
+// CHECK:     memref.store %[[ST]], %[[H]]
+// CHECK: } {jamba.kernel = "selective_scan_states"}
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]] restrict writable
 // CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]] restrict writable
 // CHECK: return %[[YT]], %[[HT]]

@@ -122,7 +122,7 @@ struct JambaGpuKernelsPass
       // it (jamba-require-gpu-kernels).
       (void)TypeSwitch<Operation *, LogicalResult>(op)
           .Case([&](SelectiveScanOp o) {
-            return lowerSelectiveScan(rw, o, scanChunkSteps);
+            return lowerSelectiveScan(rw, o, scanChunkSteps, emulateWarps);
           })
           .Case([&](CausalConv1dOp o) { return lowerCausalConv1d(rw, o); })
           .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })

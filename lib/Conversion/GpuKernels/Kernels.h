@@ -17,10 +17,11 @@
 
 namespace mlir::jamba::gpukernels {
 
-/// The selective scan, chunked over time in steps of `chunkSteps`
-/// (SelectiveScan.cpp).
+/// The selective scan, chunked over time in steps of `chunkSteps`, a few
+/// steps one lane per state (SelectiveScan.cpp); `emulateWarps` as for
+/// lowerRMSNorm.
 LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
-                                 int64_t chunkSteps);
+                                 int64_t chunkSteps, bool emulateWarps);
 
 /// The causal depthwise conv1d with its state (CausalConv1d.cpp).
 LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op);

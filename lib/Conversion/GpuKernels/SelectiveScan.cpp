@@ -8,13 +8,17 @@
 
 #include "../JambaToLinalg/LoweringUtils.h"
 #include "KernelUtils.h"
+#include "WarpCode.h"
 
 #include "jamba/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include <tuple>
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -32,6 +36,10 @@ constexpr int64_t kScanTargetThreads = 1 << 17;
 /// Largest static state width whose state is kept in registers.
 constexpr int64_t kMaxRegisterState = 64;
 
+/// Most steps a call may have for the scan's one-lane-per-state form (a
+/// decode step has 1): each lane runs the steps in turn.
+constexpr int64_t kStateLanesMaxSteps = 8;
+
 } // namespace
 
 /// One iteration per (b, c), its time loop in the reference's order (SPEC
@@ -42,11 +50,16 @@ constexpr int64_t kMaxRegisterState = 64;
 /// the time loop touches memory only for its inputs and y. That form
 /// spends few instructions per state and step (the scan is bound by them,
 /// not by memory): a decay is one multiply and an exp2, the update and
-/// <C_t, h_t> one fma each.
+/// <C_t, h_t> one fma each. A call of at most kStateLanesMaxSteps steps (a
+/// decode step) with a width dividing a warp (Jamba's 16) runs one lane per
+/// state instead (nest 4): a decode step took 12.5 us per Mamba layer of
+/// Jamba-1.5-Mini on the H200 with `channels` threads of 16 states each
+/// (2026-11-30).
 /// Otherwise the state lives in the final-state buffer, updated in place
 /// at every step.
 LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
-                                             int64_t chunkSteps) {
+                                             int64_t chunkSteps,
+                                             bool emulateWarps) {
   if (!isF32Compatible(op.getU().getType()))
     return failure();
   Location loc = op.getLoc();
@@ -126,17 +139,28 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     };
     Value carried = ifSeveral(chunks);
     Value feeding = ifSeveral(arith::SubIOp::create(b, loc, chunks, one));
+    // At most kStateLanesMaxSteps steps (a decode step) with a state width
+    // dividing a warp: one lane per state (nest 4, below), and the chunked
+    // nests get no sequences.
+    const bool stateLanes = kWarpLanes % width == 0;
+    Value fewSteps =
+        stateLanes
+            ? arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ule, seq,
+                                    indexConst(b, loc, kStateLanesMaxSteps))
+                  .getResult()
+            : arith::ConstantIntOp::create(b, loc, 0, 1).getResult();
+    Value chunkBatch = arith::SelectOp::create(b, loc, fewSteps, zero, batch);
     const int64_t dyn = ShapedType::kDynamic;
     Value widthV = indexConst(b, loc, width);
     Value local = lowering::allocBuffer(
         b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
-        {batch, feeding, channels, widthV});
+        {chunkBatch, feeding, channels, widthV});
     Value sums = lowering::allocBuffer(
         b, loc, RankedTensorType::get({dyn, dyn, dyn}, f32),
-        {batch, feeding, channels});
+        {chunkBatch, feeding, channels});
     Value starts = lowering::allocBuffer(
         b, loc, RankedTensorType::get({dyn, dyn, dyn, dyn}, f32),
-        {batch, carried, channels, widthV});
+        {chunkBatch, carried, channels, widthV});
     // Steps [first, end) of chunk k.
     auto range = [&](OpBuilder &nb, Location nl, Value k) {
       Value first = arith::MinUIOp::create(
@@ -190,6 +214,155 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
       return next;
     };
 
+    // 4. A few steps, one lane per state: lane l of a warp takes channel
+    //    c = (32 / width) group + l / width and state n = l % width, and
+    //    carries h[b, c, n] in a register through the steps; <C_t, h_t> is
+    //    the sum over the channel's `width` lanes (butterfly shuffles
+    //    within them) and its first lane writes y. A decode step's scan is
+    //    then channels x width threads, each with one exponential per step,
+    //    where nest 3 gave each of `channels` threads all `width`. Lanes
+    //    past the last channel read its operands and store nothing.
+    //    Emulated (emulateWarps), one iteration per (b, group) runs the
+    //    lanes in turn at each step, their states in the final-state
+    //    buffer, each channel's sum in lane order.
+    auto stateLanesNest = [&](OpBuilder &nb, Location nl, Value rows) {
+      const int64_t perWarp = kWarpLanes / width;
+      Value groupsC = arith::CeilDivUIOp::create(nb, nl, channels,
+                                                 indexConst(nb, nl, perWarp));
+      Value lastC = arith::SubIOp::create(nb, nl, channels, one);
+      Value log2e = floatConst(nb, nl, f32, llvm::numbers::log2e);
+      // Lane `lane` of group `grp`: its channel (clamped), whether it is
+      // one, and its state.
+      auto laneOf = [&](OpBuilder &lb, Location ll, Value grp, Value lane) {
+        Value cRaw =
+            addI(lb, ll, mulC(lb, ll, grp, perWarp), divC(lb, ll, lane, width));
+        Value inRange = arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult,
+                                              cRaw, channels);
+        Value c = arith::MinUIOp::create(lb, ll, cRaw, lastC);
+        return std::make_tuple(c, inRange, remC(lb, ll, lane, width));
+      };
+      // The state after step t from `prev`, and its term of <C_t, h_t>.
+      auto stepState = [&](OpBuilder &tb, Location tl, Value bi, Value t,
+                           Value c, Value n, Value prev) {
+        Value rate = mulF(tb, tl, A.loadF32(tb, tl, {c, n}), log2e);
+        Value bias = deltaBias ? loadF32(tb, tl, deltaBias, {c}) : Value();
+        Value d = stepSize(tb, tl, bi, t, c, bias);
+        Value uv = loadF32(tb, tl, u, {bi, t, c});
+        Value next = math::FmaOp::create(
+            tb, tl, decay(tb, tl, d, rate), prev,
+            mulF(tb, tl, loadF32(tb, tl, B, {bi, t, n}), mulF(tb, tl, d, uv)));
+        Value term = mulF(tb, tl, loadF32(tb, tl, C, {bi, t, n}), next);
+        return std::make_tuple(next, term, uv);
+      };
+      auto initialOf = [&](OpBuilder &tb, Location tl, Value bi, Value c,
+                           Value n) -> Value {
+        return init ? loadF32(tb, tl, init, {bi, c, n}) : zeroF;
+      };
+      auto finish = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                        Value uv, Value dot) {
+        Value dc = D ? loadF32(tb, tl, D, {c}) : Value();
+        finishStep(tb, tl, bi, t, c, uv, dc, dot);
+      };
+      Value lanes = indexConst(nb, nl, kWarpLanes);
+      if (emulateWarps) {
+        parallel(
+            nb, nl, "selective_scan_states", {rows, groupsC},
+            [&](OpBuilder &pb, Location l, ValueRange iv) {
+              Value bi = iv[0], grp = iv[1];
+              loop(pb, l, zero, seq, {},
+                   [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+                     Value first = arith::CmpIOp::create(
+                         tb, tl, arith::CmpIPredicate::eq, t, zero);
+                     loop(tb, tl, zero, lanes, {zeroF},
+                          [&](OpBuilder &kb, Location kl, Value lane,
+                              ValueRange acc) {
+                            Value c, inRange, n;
+                            std::tie(c, inRange, n) = laneOf(kb, kl, grp, lane);
+                            // The lane's state: the initial one at step 0, then
+                            // what it stored.
+                            Value prev =
+                                scf::IfOp::create(
+                                    kb, kl, first,
+                                    [&](OpBuilder &ib, Location il) {
+                                      scf::YieldOp::create(
+                                          ib, il, initialOf(ib, il, bi, c, n));
+                                    },
+                                    [&](OpBuilder &ib, Location il) {
+                                      scf::YieldOp::create(
+                                          ib, il, load(ib, il, h, {bi, c, n}));
+                                    })
+                                    .getResult(0);
+                            Value next, term, uv;
+                            std::tie(next, term, uv) =
+                                stepState(kb, kl, bi, t, c, n, prev);
+                            // The channel's sum, restarted at its first lane.
+                            Value restart = arith::CmpIOp::create(
+                                kb, kl, arith::CmpIPredicate::eq, n, zero);
+                            Value dot =
+                                addF(kb, kl,
+                                     arith::SelectOp::create(kb, kl, restart,
+                                                             zeroF, acc[0]),
+                                     term);
+                            Value last = arith::CmpIOp::create(
+                                kb, kl, arith::CmpIPredicate::eq, n,
+                                indexConst(kb, kl, width - 1));
+                            scf::IfOp::create(
+                                kb, kl, inRange,
+                                [&](OpBuilder &wb, Location wl) {
+                                  memref::StoreOp::create(wb, wl, next, h,
+                                                          ValueRange{bi, c, n});
+                                  scf::IfOp::create(
+                                      wb, wl, last,
+                                      [&](OpBuilder &fb, Location fl) {
+                                        finish(fb, fl, bi, t, c, uv, dot);
+                                        scf::YieldOp::create(fb, fl);
+                                      });
+                                  scf::YieldOp::create(wb, wl);
+                                });
+                            return SmallVector<Value>{dot};
+                          });
+                     return SmallVector<Value>{};
+                   });
+            });
+        return;
+      }
+      parallel(
+          nb, nl, "selective_scan_states", {rows, groupsC, lanes},
+          [&](OpBuilder &pb, Location l, ValueRange iv) {
+            Value bi = iv[0], grp = iv[1], lane = iv[2];
+            Value c, inRange, n;
+            std::tie(c, inRange, n) = laneOf(pb, l, grp, lane);
+            auto steps = loop(
+                pb, l, zero, seq, {initialOf(pb, l, bi, c, n)},
+                [&](OpBuilder &tb, Location tl, Value t, ValueRange state) {
+                  Value next, term, uv;
+                  std::tie(next, term, uv) =
+                      stepState(tb, tl, bi, t, c, n, state[0]);
+                  Value dot = term;
+                  for (int32_t off = width / 2; off >= 1; off /= 2)
+                    dot = addF(tb, tl, dot,
+                               gpu::ShuffleOp::create(tb, tl, dot, off,
+                                                      kWarpLanes,
+                                                      gpu::ShuffleMode::XOR)
+                                   .getShuffleResult());
+                  Value writes = arith::AndIOp::create(
+                      tb, tl, inRange,
+                      arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::eq, n,
+                                            zero));
+                  scf::IfOp::create(tb, tl, writes,
+                                    [&](OpBuilder &wb, Location wl) {
+                                      finish(wb, wl, bi, t, c, uv, dot);
+                                      scf::YieldOp::create(wb, wl);
+                                    });
+                  return SmallVector<Value>{next};
+                });
+            scf::IfOp::create(pb, l, inRange, [&](OpBuilder &sb, Location sl) {
+              storeF32(sb, sl, steps.getResult(0), h, {bi, c, n});
+              scf::YieldOp::create(sb, sl);
+            });
+          });
+    };
+
     // The channel is the innermost dimension of nests 1 and 3: adjacent
     // threads (jamba-gpu-map-loops collapses the dimensions row-major) take
     // adjacent channels of one chunk, so a warp's loads of delta, u and z
@@ -198,7 +371,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     // 1. Each chunk but the last from a zero state: its state at its end
     //    and the sum of its step sizes (exp(A sum) is its decay).
     parallel(
-        b, loc, "selective_scan_chunks", {batch, feeding, channels},
+        b, loc, "selective_scan_chunks", {chunkBatch, feeding, channels},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
           Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
@@ -223,7 +396,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
         });
     // 2. The chunks' initial states, carried in f32 from the initial state
     //    (chunk 0's too): h <- exp(A sum_k) h + (chunk k from zero).
-    parallel(b, loc, "selective_scan_carry", {ifSeveral(batch), channels},
+    parallel(b, loc, "selective_scan_carry", {ifSeveral(chunkBatch), channels},
              [&](OpBuilder &pb, Location l, ValueRange ivs) {
                Value bi = ivs[0], c = ivs[1];
                SmallVector<Value> a = decayRates(pb, l, c);
@@ -256,7 +429,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     //    when jamba-states-in-place updates it in place); with one chunk
     //    the only thread reads its row before it writes it.
     parallel(
-        b, loc, "selective_scan", {batch, chunks, channels},
+        b, loc, "selective_scan", {chunkBatch, chunks, channels},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
           Value bi = ivs[0], k = ivs[1], c = ivs[2];
           auto [first, end] = range(pb, l, k);
@@ -301,6 +474,9 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
             scf::YieldOp::create(sb, sl);
           });
         });
+    if (stateLanes)
+      stateLanesNest(b, loc,
+                     arith::SelectOp::create(b, loc, fewSteps, batch, zero));
     y.replaceReaders(rw, b, loc);
     rw.replaceAllUsesWith(op.getFinalState(),
                           lowering::bufferResult(b, loc, hType, h));
