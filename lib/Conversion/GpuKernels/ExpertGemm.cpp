@@ -13,7 +13,6 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -49,20 +48,6 @@ constexpr int64_t kLaneOutputs = 4;
 /// ptxas gives jamba-small's grouped kernel 136 registers, as many as the
 /// scalar loop's 128 (16 bytes: 174).
 constexpr int64_t kGroupedWeightVectorBytes = 8;
-
-/// `v` (a scalar or vector) converted to f32 elements.
-Value toF32(OpBuilder &b, Location loc, Value v) {
-  Type elem = getElementTypeOrSelf(v.getType());
-  Type f32 = b.getF32Type();
-  if (elem == f32)
-    return v;
-  Type to = f32;
-  if (auto vec = dyn_cast<VectorType>(v.getType()))
-    to = vec.clone(f32);
-  if (isa<IntegerType>(elem))
-    return arith::SIToFPOp::create(b, loc, to, v);
-  return arith::ExtFOp::create(b, loc, to, v);
-}
 
 /// `width` elements of `memref` from `indices` (the last one running) as
 /// one vector load that may assume `alignBytes`, widened to f32.
@@ -621,14 +606,8 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
                // Five butterfly shuffles per sum: every lane gets the row's
                // sums; lane 0 applies the epilogue.
                SmallVector<Value> total;
-               for (Value s : laneSums(pb, l, g, r, lane, warpLanes)) {
-                 for (int32_t off = kWarpLanes / 2; off >= 1; off /= 2)
-                   s = addF(pb, l, s,
-                            gpu::ShuffleOp::create(pb, l, s, off, kWarpLanes,
-                                                   gpu::ShuffleMode::XOR)
-                                .getShuffleResult());
-                 total.push_back(s);
-               }
+               for (Value s : laneSums(pb, l, g, r, lane, warpLanes))
+                 total.push_back(butterflySum(pb, l, s));
                Value first = arith::CmpIOp::create(
                    pb, l, arith::CmpIPredicate::eq, lane, zero);
                scf::IfOp::create(pb, l, first, [&](OpBuilder &fb, Location fl) {

@@ -146,6 +146,19 @@ Value vectorChunksUsable(OpBuilder &b, Location loc, Value w, int64_t wAlign,
   return arith::AndIOp::create(b, loc, aligned, whole);
 }
 
+Value toF32(OpBuilder &b, Location loc, Value v) {
+  Type elem = getElementTypeOrSelf(v.getType());
+  Type f32 = b.getF32Type();
+  if (elem == f32)
+    return v;
+  Type to = f32;
+  if (auto vec = dyn_cast<VectorType>(v.getType()))
+    to = vec.clone(f32);
+  if (isa<IntegerType>(elem))
+    return arith::SIToFPOp::create(b, loc, to, v);
+  return arith::ExtFOp::create(b, loc, to, v);
+}
+
 SmallVector<Value> bf16Chunks(OpBuilder &b, Location loc, Value memref,
                               SmallVector<Value> indices, int64_t count,
                               int64_t align) {

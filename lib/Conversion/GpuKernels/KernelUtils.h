@@ -194,6 +194,10 @@ Value alignedForVectors(OpBuilder &b, Location loc, Value memref,
 Value vectorChunksUsable(OpBuilder &b, Location loc, Value w, int64_t wAlign,
                          Value x, int64_t xAlign, Value kDim, int64_t chunk);
 
+/// `v` (a scalar or vector of floats or signed integers) with f32
+/// elements: widened (extf, sitofp) unless it has them.
+Value toF32(OpBuilder &b, Location loc, Value v);
+
 /// `count` elements of `memref` from `indices` (the last one running),
 /// converted to bf16 (f32 rounded to nearest even, int8 exactly), as
 /// vectors of up to 16 bytes of the memref's type, one load each: the

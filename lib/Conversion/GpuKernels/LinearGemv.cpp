@@ -14,7 +14,6 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -128,13 +127,7 @@ void gpukernels::buildLinearGemv(OpBuilder &b, Location loc, Value y, Value x,
           return;
         }
         Value lane = iv[2];
-        sum = share(pb, l, lane);
-        for (int32_t offset = kWarpLanes / 2; offset >= 1; offset /= 2) {
-          Value other = gpu::ShuffleOp::create(pb, l, sum, offset, kWarpLanes,
-                                               gpu::ShuffleMode::XOR)
-                            .getShuffleResult();
-          sum = addF(pb, l, sum, other);
-        }
+        sum = butterflySum(pb, l, share(pb, l, lane));
         Value first =
             arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq, lane, zero);
         scf::IfOp::create(pb, l, first, [&](OpBuilder &tb, Location tl) {

@@ -11,7 +11,6 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -214,12 +213,6 @@ LogicalResult gpukernels::lowerRMSNorm(IRRewriter &rw, RMSNormOp op,
     vectors = arith::AndIOp::create(
         b, loc, vectors,
         arith::AndIOp::create(b, loc, aligned(addRhs), aligned(x)));
-  auto toF32 = [&](OpBuilder &nb, Location nl, Value v) -> Value {
-    auto t = cast<VectorType>(v.getType());
-    if (t.getElementType().isF32())
-      return v;
-    return arith::ExtFOp::create(nb, nl, vecType(f32), v);
-  };
   // A vector of memref `m` at `idx` (aligned: `vectors` holds).
   auto vectorAt = [&](OpBuilder &nb, Location nl, Value m,
                       ValueRange idx) -> Value {
@@ -377,12 +370,7 @@ LogicalResult gpukernels::lowerRMSNorm(IRRewriter &rw, RMSNormOp op,
         }
         Value lane = iv[1];
         // Five butterfly shuffles: every lane gets the row's sum.
-        Value sum = laneSquares(pb, l, row, lane);
-        for (int32_t offset = kWarpLanes / 2; offset >= 1; offset /= 2)
-          sum = addF(pb, l, sum,
-                     gpu::ShuffleOp::create(pb, l, sum, offset, kWarpLanes,
-                                            gpu::ShuffleMode::XOR)
-                         .getShuffleResult());
+        Value sum = butterflySum(pb, l, laneSquares(pb, l, row, lane));
         laneNormalise(pb, l, row, lane, inverseRoot(pb, l, sum));
       });
   replaceResidual(b, loc);

@@ -13,7 +13,6 @@
 #include "jamba/Conversion/Passes.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -338,13 +337,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                   Value next, term, uv;
                   std::tie(next, term, uv) =
                       stepState(tb, tl, bi, t, c, n, state[0]);
-                  Value dot = term;
-                  for (int32_t off = width / 2; off >= 1; off /= 2)
-                    dot = addF(tb, tl, dot,
-                               gpu::ShuffleOp::create(tb, tl, dot, off,
-                                                      kWarpLanes,
-                                                      gpu::ShuffleMode::XOR)
-                                   .getShuffleResult());
+                  Value dot = butterflySum(tb, tl, term, width);
                   Value writes = arith::AndIOp::create(
                       tb, tl, inRange,
                       arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::eq, n,

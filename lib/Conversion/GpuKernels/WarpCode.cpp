@@ -162,6 +162,16 @@ WarpCode::Regs WarpCode::mma(OpBuilder &b, Location loc, const Regs &a,
   return {{all}, 4};
 }
 
+Value gpukernels::butterflySum(OpBuilder &b, Location loc, Value v,
+                               int64_t lanes) {
+  for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
+    v = addF(b, loc, v,
+             gpu::ShuffleOp::create(b, loc, v, static_cast<int32_t>(offset),
+                                    kWarpLanes, gpu::ShuffleMode::XOR)
+                 .getShuffleResult());
+  return v;
+}
+
 WarpCode::Regs WarpCode::quadReduce(
     OpBuilder &b, Location loc, const Regs &x,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {

@@ -86,6 +86,14 @@ private:
   Value lane;
 };
 
+/// On a GPU: the sum of the f32 `v` over each aligned group of `lanes`
+/// lanes (a power of two dividing kWarpLanes), in every lane of the group:
+/// log2(lanes) butterfly shuffles (`gpu.shuffle xor`, offsets lanes / 2
+/// down to 1), each adding the partner lane's value. Every lane of the
+/// warp must reach it (not under a branch that splits the warp).
+Value butterflySum(OpBuilder &b, Location loc, Value v,
+                   int64_t lanes = kWarpLanes);
+
 } // namespace mlir::jamba::gpukernels
 
 #endif // JAMBA_LIB_CONVERSION_GPUKERNELS_WARPCODE_H
