@@ -736,6 +736,8 @@ void mlir::jamba::buildGPULowerPipeline(
   device.addPass(memref::createExpandStridedMetadataPass());
   device.addPass(createLowerAffinePass());
   device.addPass(createSCFToControlFlowPass());
+  if (options.fastMath)
+    device.addPass(createJambaGpuFastMathPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   device.addPass(createConvertGpuOpsToNVVMOps(nvvm));
   device.addPass(createCanonicalizerPass());

@@ -683,6 +683,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
     lower.gemvRows = options.gpuGemvRows;
+    lower.fastMath = options.gpuFastMath;
     buildGPULowerPipeline(pm, lower);
     host.threads = false;
     host.cudaHost = true;

@@ -81,6 +81,13 @@ static cl::opt<int64_t> gpuGemvRows(
              "step's) run the generated GEMV kernel instead of cuBLAS "
              "(0: all on cuBLAS)"),
     cl::init(2));
+static cl::opt<bool> gpuFastMath(
+    "gpu-fast-math",
+    cl::desc("CUDA: the kernels' f32 exp2, rsqrt and division as "
+             "one-instruction approximations that flush subnormals to zero "
+             "(division within 2 ulp); --gpu-fast-math=false: libdevice's "
+             "and IEEE division"),
+    cl::init(true));
 static cl::opt<bool> expertsInt8("experts-int8",
                                  cl::desc("Quantize the experts (ExpertsInt8)"),
                                  cl::init(false));
@@ -209,6 +216,7 @@ int main(int argc, char **argv) {
                                      : (tensorCores ? 4 : 64);
   options.gpuAttentionMmaMinTokens = gpuAttentionMmaMinTokens;
   options.gpuGemvRows = gpuGemvRows;
+  options.gpuFastMath = gpuFastMath;
   // With --cpu-with-gpu-kernels the GPU kernels (and their options) run
   // on the CPU, the tensor cores emulated.
   if (((gpuTensorCores.getNumOccurrences() && gpuTensorCores) ||
@@ -225,6 +233,11 @@ int main(int argc, char **argv) {
     llvm::errs() << "jamba-compile: error: --gpu-gemv-rows needs --target "
                     "cuda:sm_NN (it splits the rows between the GEMV kernel "
                     "and cuBLAS)\n";
+    return 1;
+  }
+  if (gpuFastMath.getNumOccurrences() && !cuda) {
+    llvm::errs() << "jamba-compile: error: --gpu-fast-math needs --target "
+                    "cuda:sm_NN\n";
     return 1;
   }
   if (gpuGemvRows < 0 || gpuGemvRows > (int64_t(1) << 20)) {

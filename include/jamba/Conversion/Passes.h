@@ -179,6 +179,12 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Entry points update their jamba.state arguments in "
                      "place (the ABI jamba-compile uses)"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> fastMath{
+      *this, "fast-math",
+      llvm::cl::desc("Kernels' f32 exp2, rsqrt and division as one-"
+                     "instruction approximations that flush subnormals "
+                     "(jamba-gpu-fast-math); 0: libdevice's and IEEE's"),
+      llvm::cl::init(true)};
 };
 
 /// Whether `chip` names an NVIDIA architecture the GPU pipeline builds

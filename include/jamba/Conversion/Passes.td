@@ -482,6 +482,46 @@ def JambaGpuHostMemoryPass : Pass<"jamba-gpu-host-memory", "ModuleOp"> {
   let dependentDialects = ["::mlir::gpu::GPUDialect"];
 }
 
+def JambaGpuFastMathPass
+    : Pass<"jamba-gpu-fast-math", "::mlir::gpu::GPUModuleOp"> {
+  let summary = "f32 exp2, rsqrt and division in kernels as one-instruction "
+                "NVVM approximations";
+  let description = [{
+    In a `gpu.module`, before `convert-gpu-to-nvvm`: `math.exp2`,
+    `math.rsqrt` and `arith.divf` on f32 scalars become calls of the NVVM
+    intrinsics `ex2.approx.ftz.f32`, `rsqrt.approx.ftz.f32` and
+    `div.full.ftz.f32`. libdevice's exp2f and rsqrtf (what
+    `convert-gpu-to-nvvm` calls) use the same approximations, but without
+    flush-to-zero: on sm_90 ptxas wraps each in three instructions of
+    subnormal handling (4 SASS instructions instead of 1). An IEEE division
+    (`div.rn.f32`) is 19 instructions and a slow path; `div.full` is 6, at
+    most 2 ulp from the rounded quotient over the full range. The selective
+    scan spends one exp2 per state and step, so these are most of its
+    instructions.
+
+    What changes numerically: subnormal inputs and results become zero (a
+    decay below 2^-126 is 0; RMSNorm's epsilon keeps its mean square
+    normal), and a quotient may be 2 ulp off. Vector and non-f32 operands
+    are left to libdevice.
+
+    Before:
+
+    ```mlir
+    %d = math.exp2 %x : f32
+    %q = arith.divf %a, %b : f32
+    ```
+
+    After:
+
+    ```mlir
+    %d = llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f"(%x) : (f32) -> f32
+    %q = llvm.call_intrinsic "llvm.nvvm.div.full.ftz"(%a, %b)
+        : (f32, f32) -> f32
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def JambaStatesInPlacePass
     : Pass<"jamba-states-in-place", "func::FuncOp"> {
   let summary = "Turn the state results of bufferized entry points into "

@@ -72,6 +72,10 @@ struct CompileOptions {
   /// kernel instead of cuBLAS (0: none; jamba-gpu-library-gemms'
   /// gemv-rows).
   int64_t gpuGemvRows = 2;
+  /// CUDA: the kernels' f32 exp2, rsqrt and division as one-instruction
+  /// approximations that flush subnormals (jamba-gpu-fast-math); false:
+  /// libdevice's and IEEE division.
+  bool gpuFastMath = true;
   /// CPU: lower the scan, conv, attention and router with the CUDA
   /// backend's kernels (jamba-gpu-kernels) instead of the CPU's: runs the
   /// GPU kernels' arithmetic in a whole model without a GPU (a test aid).
