@@ -1316,6 +1316,91 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, SelectiveScanRowsOfBByVectorsOrNot) {
+  // The register form reads B_t in vectors of 4 where every row starts
+  // 16-byte aligned, else element by element; a state width that is not a
+  // multiple of 4 element by element always. Three kernels of 20 steps (3
+  // per chunk: beyond the decode form's 8), against the reference: B and C
+  // as they come (aligned), B and C as column slices of one [.., .., 9]
+  // tensor (rows of stride 9 at offsets 0 and 5: the fallback), and 6
+  // states.
+  const char *direct = R"mlir(
+    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
+                 %B: tensor<?x?x4xf32>, %C: tensor<?x?x4xf32>, %D: tensor<6xf32>,
+                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
+        -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>,
+             tensor<?x?x4xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
+             tensor<?x6x4xf32>)
+          -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
+      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
+    })mlir";
+  const char *sliced = R"mlir(
+    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
+                 %BC: tensor<?x?x9xf32>, %D: tensor<6xf32>,
+                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
+        -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>) attributes {llvm.emit_c_interface} {
+      %c0 = arith.constant 0 : index
+      %c1 = arith.constant 1 : index
+      %n = tensor.dim %BC, %c0 : tensor<?x?x9xf32>
+      %t = tensor.dim %BC, %c1 : tensor<?x?x9xf32>
+      %B = tensor.extract_slice %BC[0, 0, 0] [%n, %t, 4] [1, 1, 1] : tensor<?x?x9xf32> to tensor<?x?x4xf32>
+      %C = tensor.extract_slice %BC[0, 0, 5] [%n, %t, 4] [1, 1, 1] : tensor<?x?x9xf32> to tensor<?x?x4xf32>
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>,
+             tensor<?x?x4xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
+             tensor<?x6x4xf32>)
+          -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
+      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
+    })mlir";
+  const char *sixStates = R"mlir(
+    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x6xf32>,
+                 %B: tensor<?x?x6xf32>, %C: tensor<?x?x6xf32>, %D: tensor<6xf32>,
+                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x6xf32>)
+        -> (tensor<?x?x6xf32>, tensor<?x6x6xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x6xf32>, tensor<?x?x6xf32>,
+             tensor<?x?x6xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
+             tensor<?x6x6xf32>)
+          -> (tensor<?x?x6xf32>, tensor<?x6x6xf32>)
+      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x6xf32>
+    })mlir";
+  mlir::jamba::CPULowerPipelineOptions options;
+  options.gpuKernels = true;
+  options.scanChunkSteps = 3;
+  const int64_t seq = 20;
+  for (int form = 0; form < 3; ++form) {
+    SCOPED_TRACE(form == 0   ? "B and C aligned"
+                 : form == 1 ? "B and C slices of stride 9"
+                             : "6 states");
+    Kernel k(form == 0 ? direct : form == 1 ? sliced : sixStates, options);
+    ASSERT_EQ(k.error, "");
+    const int64_t width = form == 2 ? 6 : 4;
+    FullScan scan(2, seq, 6, width, 300 + 10 * unsigned(form));
+    auto [y, h] = scan.reference();
+    std::vector<Buffer> args = scan.buffers();
+    std::vector<float> bc;
+    if (form == 1) {
+      // B in columns 0-3 and C in 5-8 of each row of 9; column 4 unread.
+      bc = randomFloats(size_t(2 * seq * 9), 399);
+      for (int64_t r = 0; r < 2 * seq; ++r)
+        for (int64_t n = 0; n < 4; ++n) {
+          bc[size_t(r * 9 + n)] = scan.B[size_t(r * 4 + n)];
+          bc[size_t(r * 9 + 5 + n)] = scan.C[size_t(r * 4 + n)];
+        }
+      args.erase(args.begin() + 3, args.begin() + 5);
+      args.insert(args.begin() + 3, buf(bc, {2, seq, 9}));
+    }
+    auto out = k.run(args, {3, 3});
+    expectClose(out[0], y, "selective_scan output");
+    expectClose(out[1], h, "selective_scan final state");
+  }
+}
+
 TEST_F(JambaToLinalgNumerics, SelectiveScanOfAComputedA) {
   // A = -exp(A_log) from a bf16 A_log, as imported Mamba layers compute it:
   // jamba-gpu-kernels evaluates the elementwise ops where the scan's
