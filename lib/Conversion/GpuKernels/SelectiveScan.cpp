@@ -232,8 +232,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     // A thread's time loop from `first` to `end`, its body built by
     // `body(..., vectors)`: twice under a test of rowsAligned (vector rows
     // in the first), or once without vector rows.
-    using LoopBody = function_ref<SmallVector<Value>(
-        OpBuilder &, Location, Value, ValueRange, bool)>;
+    using LoopBody = function_ref<SmallVector<Value>(OpBuilder &, Location,
+                                                     Value, ValueRange, bool)>;
     auto timeLoop = [&](OpBuilder &pb, Location l, Value first, Value end,
                         ValueRange inits, LoopBody body) {
       auto build = [&](OpBuilder &lb, Location ll, bool vectors) {
@@ -268,17 +268,17 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     auto advance = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value d,
                        Value uv, ArrayRef<Value> a, ValueRange state,
                        bool vectors) {
-      Value du = vector::BroadcastOp::create(tb, tl, chunkType,
-                                             mulF(tb, tl, d, uv));
+      Value du =
+          vector::BroadcastOp::create(tb, tl, chunkType, mulF(tb, tl, d, uv));
       SmallVector<Value> next;
       for (auto [j, bt] :
            llvm::enumerate(stateChunks(tb, tl, B, bi, t, vectors))) {
         Value bdu = mulF(tb, tl, bt, du);
         for (int64_t i = 0; i < rowChunk; ++i) {
           const int64_t n = int64_t(j) * rowChunk + i;
-          next.push_back(math::FmaOp::create(
-              tb, tl, decay(tb, tl, d, a[n]), state[n],
-              vector::ExtractOp::create(tb, tl, bdu, i)));
+          next.push_back(
+              math::FmaOp::create(tb, tl, decay(tb, tl, d, a[n]), state[n],
+                                  vector::ExtractOp::create(tb, tl, bdu, i)));
         }
       }
       return next;
@@ -454,18 +454,18 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           SmallVector<Value> a = decayRates(pb, l, c);
           Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
           SmallVector<Value> inits(width + 1, zeroF);
-          SmallVector<Value> steps = timeLoop(
-              pb, l, first, end, inits,
-              [&](OpBuilder &tb, Location tl, Value t, ValueRange state,
-                  bool vectors) {
-                Value d = stepSize(tb, tl, bi, t, c, bias);
-                Value uv = loadF32(tb, tl, u, {bi, t, c});
-                SmallVector<Value> next =
-                    advance(tb, tl, bi, t, d, uv, a, state.take_front(width),
-                            vectors);
-                next.push_back(addF(tb, tl, state[width], d));
-                return next;
-              });
+          SmallVector<Value> steps =
+              timeLoop(pb, l, first, end, inits,
+                       [&](OpBuilder &tb, Location tl, Value t,
+                           ValueRange state, bool vectors) {
+                         Value d = stepSize(tb, tl, bi, t, c, bias);
+                         Value uv = loadF32(tb, tl, u, {bi, t, c});
+                         SmallVector<Value> next =
+                             advance(tb, tl, bi, t, d, uv, a,
+                                     state.take_front(width), vectors);
+                         next.push_back(addF(tb, tl, state[width], d));
+                         return next;
+                       });
           for (int64_t n = 0; n < width; ++n)
             memref::StoreOp::create(pb, l, steps[n], local,
                                     ValueRange{bi, k, c, indexConst(pb, l, n)});
@@ -528,18 +528,18 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           }
           Value bias = deltaBias ? loadF32(pb, l, deltaBias, {c}) : Value();
           Value dc = D ? loadF32(pb, l, D, {c}) : Value();
-          SmallVector<Value> steps = timeLoop(
-              pb, l, first, end, startIf.getResults(),
-              [&](OpBuilder &tb, Location tl, Value t, ValueRange state,
-                  bool vectors) {
-                Value d = stepSize(tb, tl, bi, t, c, bias);
-                Value uv = loadF32(tb, tl, u, {bi, t, c});
-                SmallVector<Value> next =
-                    advance(tb, tl, bi, t, d, uv, a, state, vectors);
-                finishStep(tb, tl, bi, t, c, uv, dc,
-                           readOut(tb, tl, bi, t, next));
-                return next;
-              });
+          SmallVector<Value> steps =
+              timeLoop(pb, l, first, end, startIf.getResults(),
+                       [&](OpBuilder &tb, Location tl, Value t,
+                           ValueRange state, bool vectors) {
+                         Value d = stepSize(tb, tl, bi, t, c, bias);
+                         Value uv = loadF32(tb, tl, u, {bi, t, c});
+                         SmallVector<Value> next =
+                             advance(tb, tl, bi, t, d, uv, a, state, vectors);
+                         finishStep(tb, tl, bi, t, c, uv, dc,
+                                    readOut(tb, tl, bi, t, next));
+                         return next;
+                       });
           Value isLast = arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq,
                                                addI(pb, l, k, one), chunks);
           scf::IfOp::create(pb, l, isLast, [&](OpBuilder &sb, Location sl) {
