@@ -28,8 +28,7 @@ namespace {
 /// `Op` on f32 scalars becomes a call of the NVVM intrinsic `intrinsic`
 /// with the same operands. Vectors and other types are left to
 /// convert-gpu-to-nvvm (libdevice).
-template <typename Op>
-struct ToNvvmIntrinsic : OpRewritePattern<Op> {
+template <typename Op> struct ToNvvmIntrinsic : OpRewritePattern<Op> {
   ToNvvmIntrinsic(MLIRContext *context, StringRef intrinsic)
       : OpRewritePattern<Op>(context), intrinsic(intrinsic) {}
 
@@ -38,9 +37,9 @@ struct ToNvvmIntrinsic : OpRewritePattern<Op> {
     Type type = op.getType();
     if (!type.isF32())
       return rewriter.notifyMatchFailure(op, "not an f32 scalar");
-    auto call = LLVM::CallIntrinsicOp::create(
-        rewriter, op.getLoc(), type, rewriter.getStringAttr(intrinsic),
-        op->getOperands());
+    auto call = LLVM::CallIntrinsicOp::create(rewriter, op.getLoc(), type,
+                                              rewriter.getStringAttr(intrinsic),
+                                              op->getOperands());
     rewriter.replaceOp(op, call.getResults());
     return success();
   }
