@@ -736,6 +736,7 @@ void mlir::jamba::buildGPULowerPipeline(
   device.addPass(memref::createExpandStridedMetadataPass());
   device.addPass(createLowerAffinePass());
   device.addPass(createSCFToControlFlowPass());
+  device.addPass(createJambaGpuBytePermutesPass());
   if (options.fastMath)
     device.addPass(createJambaGpuFastMathPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;

@@ -26,7 +26,16 @@
 // CHECK:       arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
 // CHECK:       vector.bitcast %{{.+}} : vector<4xbf16> to vector<2xi32>
 // CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
-// CHECK:       arith.sitofp %{{.+}} : vector<16xi8> to vector<16xf32>
+// The int8 weights widened without conversions (widenInt8ByBits): sign
+// bits flipped, each byte in the low byte of 2^23, 2^23 + 128 subtracted;
+// the high halves of the exact f32 are the bf16.
+// CHECK:       %[[WORDS:.+]] = vector.bitcast %{{.+}} : vector<16xi8> to vector<4xi32>
+// CHECK:       arith.xori %[[WORDS]], %{{.+}} : vector<4xi32>
+// CHECK:       arith.extui %{{.+}} : vector<16xi8> to vector<16xi32>
+// CHECK:       arith.ori %{{.+}}, %{{.+}} : vector<16xi32>
+// CHECK:       arith.bitcast %{{.+}} : vector<16xi32> to vector<16xf32>
+// CHECK:       arith.subf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK-NOT:   arith.sitofp
 // CHECK:       vector.bitcast %{{.+}} : vector<16xf32> to vector<32xi16>
 // CHECK:       vector.shuffle {{.+}} [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31]
 // CHECK-COUNT-16: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>

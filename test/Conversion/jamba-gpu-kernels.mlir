@@ -35,12 +35,24 @@
 // CHECK: %[[SUMS:.+]] = memref.alloc({{.+}}) : memref<?x?x?xf32>
 // CHECK: %[[STARTS:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
 // CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%[[CHB]], %{{.+}}, %{{.+}})
-// CHECK:   scf.for {{.+}} -> (f32, f32, f32, f32, f32)
-// A decay is exp2(d A log2(e)) (A log2(e) computed before the loop), a
-// state's update one fma:
-// CHECK:     math.exp2
-// CHECK:     math.fma
-// CHECK:   memref.store %{{.+}}, %[[LOCAL]]
+// The time loop twice, under the call's test of B's rows: B_t as one
+// vector load of 4 where they are aligned, 4 scalar loads otherwise;
+// either way B_t (d u) is one vector multiply. A decay is exp2(d A
+// log2(e)) (A log2(e) computed before the loop), a state's update one fma:
+// CHECK:   %[[L1:.+]]:5 = scf.if %[[ALIGNED:.+]] -> (f32, f32, f32, f32, f32)
+// CHECK:     scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK:       %[[BV:.+]] = vector.load %{{.+}} : memref<2x?x4xf32, {{.+}}>, vector<4xf32>
+// CHECK:       arith.mulf %[[BV]], %{{.+}} : vector<4xf32>
+// CHECK:       math.exp2
+// CHECK:       math.fma
+// CHECK:   } else {
+// CHECK:     scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK-NOT:   vector.load
+// CHECK-COUNT-4: memref.load %{{.+}} : memref<2x?x4xf32, {{.+}}>
+// CHECK:       vector.from_elements
+// CHECK:       math.exp2
+// CHECK:       math.fma
+// CHECK:   memref.store %[[L1]]#0, %[[LOCAL]]
 // CHECK:   memref.store %{{.+}}, %[[SUMS]]
 // CHECK: } {jamba.kernel = "selective_scan_chunks"}
 // CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
@@ -52,14 +64,19 @@
 // CHECK-COUNT-4: memref.load
 // CHECK: scf.if %{{.+}} -> (f32, f32, f32, f32)
 // CHECK-NOT: memref.store
-// CHECK:   %[[S:.+]]:4 = scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
+// CHECK:   %[[S:.+]]:4 = scf.if %[[ALIGNED]] -> (f32, f32, f32, f32)
+// CHECK:   scf.for %[[T:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
 // CHECK:     math.log
-// CHECK:     math.exp
+// CHECK:     vector.load
 // CHECK:     math.exp2
 // CHECK:     math.fma
 // CHECK-NOT: memref.store %{{.+}}, %[[H]]
 // CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T]], %[[C]]]
 // CHECK:     scf.yield
+// CHECK:   } else {
+// CHECK:   scf.for %[[T2:.+]] = %{{.+}} to %{{.+}} step %{{.+}} iter_args({{.+}}) -> (f32, f32, f32, f32)
+// CHECK-NOT: vector.load
+// CHECK:     memref.store %{{.+}}, %[[Y]][%[[B]], %[[T2]], %[[C]]]
 // CHECK:   scf.if
 // CHECK:     memref.store %[[S]]#0, %[[H]][%[[B]], %[[C]], %{{.+}}]
 // CHECK:     memref.store %[[S]]#3, %[[H]][%[[B]], %[[C]], %{{.+}}]

@@ -50,14 +50,17 @@ constexpr int64_t kLaneOutputs = 4;
 constexpr int64_t kGroupedWeightVectorBytes = 8;
 
 /// `width` elements of `memref` from `indices` (the last one running) as
-/// one vector load that may assume `alignBytes`, widened to f32.
+/// one vector load that may assume `alignBytes`, widened to f32 (int8 by
+/// widenInt8ByBits when `width` is a multiple of 4).
 Value loadVectorF32(OpBuilder &b, Location loc, Value memref,
                     ValueRange indices, int64_t width, int64_t alignBytes) {
   Type elem = cast<MemRefType>(memref.getType()).getElementType();
-  return toF32(b, loc,
-               vector::LoadOp::create(b, loc, VectorType::get({width}, elem),
-                                      memref, indices, /*nontemporal=*/false,
-                                      llvm::MaybeAlign(alignBytes)));
+  Value loaded = vector::LoadOp::create(b, loc, VectorType::get({width}, elem),
+                                        memref, indices, /*nontemporal=*/false,
+                                        llvm::MaybeAlign(alignBytes));
+  if (elem.isInteger(8) && width % 4 == 0)
+    return widenInt8ByBits(b, loc, loaded);
+  return toF32(b, loc, loaded);
 }
 
 /// Rows of one expert per tile of the tensor-core expert GEMM: the M of

@@ -159,6 +159,29 @@ Value toF32(OpBuilder &b, Location loc, Value v) {
   return arith::ExtFOp::create(b, loc, to, v);
 }
 
+Value widenInt8ByBits(OpBuilder &b, Location loc, Value v) {
+  auto type = cast<VectorType>(v.getType());
+  const int64_t n = type.getNumElements();
+  Type i32 = b.getI32Type();
+  auto words = VectorType::get({n / 4}, i32);
+  auto wide = VectorType::get({n}, i32);
+  auto splat = [&](VectorType t, Attribute a) -> Value {
+    return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(t, a));
+  };
+  Value flipped = arith::XOrIOp::create(
+      b, loc, vector::BitCastOp::create(b, loc, words, v),
+      splat(words, b.getI32IntegerAttr(int32_t(0x80808080u))));
+  Value biased = arith::OrIOp::create(
+      b, loc,
+      arith::ExtUIOp::create(b, loc, wide,
+                             vector::BitCastOp::create(b, loc, type, flipped)),
+      splat(wide, b.getI32IntegerAttr(0x4B000000)));
+  auto f32s = VectorType::get({n}, b.getF32Type());
+  return arith::SubFOp::create(b, loc,
+                               arith::BitcastOp::create(b, loc, f32s, biased),
+                               splat(f32s, b.getF32FloatAttr(8388736.0f)));
+}
+
 SmallVector<Value> bf16Chunks(OpBuilder &b, Location loc, Value memref,
                               SmallVector<Value> indices, int64_t count,
                               int64_t align) {
@@ -182,8 +205,10 @@ SmallVector<Value> bf16Chunks(OpBuilder &b, Location loc, Value memref,
       // most 8 significant bits): the odd i16 halves (little-endian). Not a
       // sitofp to bf16, which CPUs lower to a libcall (and canonicalization
       // would fold a sitofp to f32 plus a truncf into it).
-      Value wide =
-          arith::SIToFPOp::create(b, loc, VectorType::get({chunk}, f32), part);
+      Value wide = chunk % 4 == 0
+                       ? widenInt8ByBits(b, loc, part)
+                       : arith::SIToFPOp::create(
+                             b, loc, VectorType::get({chunk}, f32), part);
       Value halves = vector::BitCastOp::create(
           b, loc, VectorType::get({2 * chunk}, b.getI16Type()), wide);
       SmallVector<int64_t> high;

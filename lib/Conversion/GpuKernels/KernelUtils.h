@@ -198,6 +198,19 @@ Value vectorChunksUsable(OpBuilder &b, Location loc, Value w, int64_t wAlign,
 /// elements: widened (extf, sitofp) unless it has them.
 Value toF32(OpBuilder &b, Location loc, Value v);
 
+/// The int8 vector `v` (a length that is a multiple of 4) as f32, exactly,
+/// by integer and f32 arithmetic instead of int-to-float conversions: each
+/// byte with its sign bit flipped is b + 128 in [0, 255]; as the low byte
+/// of the f32 2^23 (0x4B000000) it is the f32 2^23 + b + 128, and
+/// subtracting 2^23 + 128 leaves b. Per 4 bytes one xor, then per byte one
+/// `prmt` (the zero extension and the or: jamba-gpu-byte-permutes) and
+/// one subtraction, which run at the integer and f32 rates where a
+/// conversion (`cvt.rn.f32.s16`) runs at 16 per clock per SM on sm_80 and
+/// sm_90: at the decode step of Jamba-1.5-Mini's experts that was about
+/// 28 us of conversions per GEMM (docs/CUDABackend.md). On CPUs (the
+/// emulated kernels) the same vector arithmetic.
+Value widenInt8ByBits(OpBuilder &b, Location loc, Value v);
+
 /// `count` elements of `memref` from `indices` (the last one running),
 /// converted to bf16 (f32 rounded to nearest even, int8 exactly), as
 /// vectors of up to 16 bytes of the memref's type, one load each: the
