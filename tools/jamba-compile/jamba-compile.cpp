@@ -83,10 +83,10 @@ static cl::opt<int64_t> gpuGemvRows(
     cl::init(2));
 static cl::opt<bool> gpuFastMath(
     "gpu-fast-math",
-    cl::desc("CUDA: the kernels' f32 exp2, rsqrt and division as "
-             "one-instruction approximations that flush subnormals to zero "
-             "(division within 2 ulp); --gpu-fast-math=false: libdevice's "
-             "and IEEE division"),
+    cl::desc("CUDA: the kernels' f32 exp2, rsqrt, sqrt and division as "
+             "NVVM approximations that flush subnormals to zero (division "
+             "within 2 ulp); --gpu-fast-math=false: libdevice's and IEEE "
+             "division"),
     cl::init(true));
 static cl::opt<bool> expertsInt8("experts-int8",
                                  cl::desc("Quantize the experts (ExpertsInt8)"),

@@ -1382,6 +1382,12 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanRowsOfBByVectorsOrNot) {
     const int64_t width = form == 2 ? 6 : 4;
     FullScan scan(2, seq, 6, width, 300 + 10 * unsigned(form));
     auto [y, h] = scan.reference();
+    // The aligned form needs B's storage 16-byte aligned (malloc's is).
+    // Which path each form takes was checked by breaking one: a wrong
+    // vector path fails the aligned form alone, a wrong fallback the other
+    // two.
+    if (form == 0)
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(scan.B.data()) % 16, 0u);
     std::vector<Buffer> args = scan.buffers();
     std::vector<float> bc;
     if (form == 1) {

@@ -181,9 +181,10 @@ struct GPULowerPipelineOptions
       llvm::cl::init(false)};
   PassOptions::Option<bool> fastMath{
       *this, "fast-math",
-      llvm::cl::desc("Kernels' f32 exp2, rsqrt and division as one-"
-                     "instruction approximations that flush subnormals "
-                     "(jamba-gpu-fast-math); 0: libdevice's and IEEE's"),
+      llvm::cl::desc("Kernels' f32 exp2, rsqrt, sqrt and division as NVVM "
+                     "approximations that flush subnormals "
+                     "(jamba-gpu-fast-math); 0: libdevice's and IEEE "
+                     "division"),
       llvm::cl::init(true)};
 };
 

@@ -484,20 +484,22 @@ def JambaGpuHostMemoryPass : Pass<"jamba-gpu-host-memory", "ModuleOp"> {
 
 def JambaGpuFastMathPass
     : Pass<"jamba-gpu-fast-math", "::mlir::gpu::GPUModuleOp"> {
-  let summary = "f32 exp2, rsqrt and division in kernels as one-instruction "
-                "NVVM approximations";
+  let summary = "f32 exp2, rsqrt, sqrt and division in kernels as NVVM "
+                "approximations that flush subnormals";
   let description = [{
     In a `gpu.module`, before `convert-gpu-to-nvvm`: `math.exp2`,
-    `math.rsqrt` and `arith.divf` on f32 scalars become calls of the NVVM
-    intrinsics `ex2.approx.ftz.f32`, `rsqrt.approx.ftz.f32` and
-    `div.full.ftz.f32`. libdevice's exp2f and rsqrtf (what
-    `convert-gpu-to-nvvm` calls) use the same approximations, but without
+    `math.rsqrt`, `math.sqrt` and `arith.divf` on f32 scalars become calls
+    of the NVVM intrinsics `ex2.approx.ftz.f32`, `rsqrt.approx.ftz.f32`,
+    `sqrt.approx.ftz.f32` and `div.full.ftz.f32`, and `1 / sqrt(x)` one
+    `rsqrt.approx.ftz.f32`. libdevice's exp2f, rsqrtf and sqrtf (what
+    `convert-gpu-to-nvvm` calls; sqrtf is the approximation under the NVVM
+    target's settings) use the same approximations, but without
     flush-to-zero: on sm_90 ptxas wraps each in three instructions of
-    subnormal handling (4 SASS instructions instead of 1). An IEEE division
-    (`div.rn.f32`) is 19 instructions and a slow path; `div.full` is 6, at
-    most 2 ulp from the rounded quotient over the full range. The selective
-    scan spends one exp2 per state and step, so these are most of its
-    instructions.
+    subnormal handling (4 SASS instructions instead of 1). A division was
+    LLVM's IEEE `div.rn.f32`: about 8 instructions and a slow path of about
+    100 per kernel; `div.full.ftz` is 4 to 6, at most 2 ulp from the
+    rounded quotient over the full range. The selective scan spends one
+    exp2 per state and step, so these are most of its instructions.
 
     What changes numerically: subnormal inputs and results become zero (a
     decay below 2^-126 is 0; RMSNorm's epsilon keeps its mean square
@@ -514,7 +516,7 @@ def JambaGpuFastMathPass
     After:
 
     ```mlir
-    %d = llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f"(%x) : (f32) -> f32
+    %d = llvm.call_intrinsic "llvm.nvvm.ex2.approx.ftz.f32"(%x) : (f32) -> f32
     %q = llvm.call_intrinsic "llvm.nvvm.div.full.ftz"(%a, %b)
         : (f32, f32) -> f32
     ```

@@ -72,7 +72,7 @@ struct CompileOptions {
   /// kernel instead of cuBLAS (0: none; jamba-gpu-library-gemms'
   /// gemv-rows).
   int64_t gpuGemvRows = 2;
-  /// CUDA: the kernels' f32 exp2, rsqrt and division as one-instruction
+  /// CUDA: the kernels' f32 exp2, rsqrt, sqrt and division as NVVM
   /// approximations that flush subnormals (jamba-gpu-fast-math); false:
   /// libdevice's and IEEE division.
   bool gpuFastMath = true;
