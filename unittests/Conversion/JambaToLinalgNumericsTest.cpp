@@ -1276,6 +1276,29 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
   }
 }
 
+/// A selective scan with every optional operand (FullScan's argument
+/// order) over a dynamic batch and length, 6 channels and `width` states.
+std::string fullScanIr(int64_t width) {
+  std::string ir = R"mlir(
+    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6xNxf32>,
+                 %B: tensor<?x?xNxf32>, %C: tensor<?x?xNxf32>, %D: tensor<6xf32>,
+                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6xNxf32>)
+        -> (tensor<?x?x6xf32>, tensor<?x6xNxf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6xNxf32>, tensor<?x?xNxf32>,
+             tensor<?x?xNxf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
+             tensor<?x6xNxf32>)
+          -> (tensor<?x?x6xf32>, tensor<?x6xNxf32>)
+      return %y, %h : tensor<?x?x6xf32>, tensor<?x6xNxf32>
+    })mlir";
+  const std::string n = "x" + std::to_string(width) + "x";
+  for (size_t at = ir.find("xNx"); at != std::string::npos;
+       at = ir.find("xNx", at + n.size()))
+    ir.replace(at, 3, n);
+  return ir;
+}
+
 TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
   // jamba-gpu-kernels cuts the time loop into chunks of at least
   // scan-chunk-steps steps when (batch x channels) threads are too few to
@@ -1285,19 +1308,7 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInChunks) {
   // and 20 (uneven, and an empty last chunk at 3 steps and length 7),
   // with an initial state, D, z, a bias and softplus, against the
   // reference; the default (64) keeps every length here in one chunk.
-  const char *ir = R"mlir(
-    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
-                 %B: tensor<?x?x4xf32>, %C: tensor<?x?x4xf32>, %D: tensor<6xf32>,
-                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
-        -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>) attributes {llvm.emit_c_interface} {
-      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
-          init_state(%h0) {delta_softplus}
-          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>,
-             tensor<?x?x4xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
-             tensor<?x6x4xf32>)
-          -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
-      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
-    })mlir";
+  const std::string ir = fullScanIr(4);
   for (int64_t chunkSteps : {1, 3, 5, 64}) {
     mlir::jamba::CPULowerPipelineOptions options;
     options.gpuKernels = true;
@@ -1324,20 +1335,8 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanRowsOfBByVectorsOrNot) {
   // as they come (aligned), B and C as column slices of one [.., .., 9]
   // tensor (rows of stride 9 at offsets 0 and 5: the fallback), and 6
   // states.
-  const char *direct = R"mlir(
-    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
-                 %B: tensor<?x?x4xf32>, %C: tensor<?x?x4xf32>, %D: tensor<6xf32>,
-                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
-        -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>) attributes {llvm.emit_c_interface} {
-      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
-          init_state(%h0) {delta_softplus}
-          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x4xf32>, tensor<?x?x4xf32>,
-             tensor<?x?x4xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
-             tensor<?x6x4xf32>)
-          -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
-      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
-    })mlir";
-  const char *sliced = R"mlir(
+  const std::string direct = fullScanIr(4), sixStates = fullScanIr(6);
+  const std::string sliced = R"mlir(
     func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x4xf32>,
                  %BC: tensor<?x?x9xf32>, %D: tensor<6xf32>,
                  %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x4xf32>)
@@ -1355,19 +1354,6 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanRowsOfBByVectorsOrNot) {
              tensor<?x6x4xf32>)
           -> (tensor<?x?x6xf32>, tensor<?x6x4xf32>)
       return %y, %h : tensor<?x?x6xf32>, tensor<?x6x4xf32>
-    })mlir";
-  const char *sixStates = R"mlir(
-    func.func @f(%u: tensor<?x?x6xf32>, %delta: tensor<?x?x6xf32>, %A: tensor<6x6xf32>,
-                 %B: tensor<?x?x6xf32>, %C: tensor<?x?x6xf32>, %D: tensor<6xf32>,
-                 %z: tensor<?x?x6xf32>, %db: tensor<6xf32>, %h0: tensor<?x6x6xf32>)
-        -> (tensor<?x?x6xf32>, tensor<?x6x6xf32>) attributes {llvm.emit_c_interface} {
-      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
-          init_state(%h0) {delta_softplus}
-          : (tensor<?x?x6xf32>, tensor<?x?x6xf32>, tensor<6x6xf32>, tensor<?x?x6xf32>,
-             tensor<?x?x6xf32>, tensor<6xf32>, tensor<?x?x6xf32>, tensor<6xf32>,
-             tensor<?x6x6xf32>)
-          -> (tensor<?x?x6xf32>, tensor<?x6x6xf32>)
-      return %y, %h : tensor<?x?x6xf32>, tensor<?x6x6xf32>
     })mlir";
   mlir::jamba::CPULowerPipelineOptions options;
   options.gpuKernels = true;
