@@ -227,8 +227,12 @@ tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
 # 2026-11-30 (CUDA cores, every dense linear on cuBLAS) and with
 # jamba-compile's CUDA defaults (tensor cores; decode's rows on the GEMV
 # kernels).
+# The CUDA-cores build also keeps the chunked scan (its two passes over
+# each chunk and the carry between them), where the defaults' 8192
+# channels x 8 lanes take the one-pass lane form: the prefill's scan row
+# compares the two forms in one run.
 mini_base_flags=()
-[ $dry = 1 ] || mini_base_flags=(--gpu-tensor-cores=false --gpu-gemv-rows 0)
+[ $dry = 1 ] || mini_base_flags=(--gpu-tensor-cores=false --gpu-gemv-rows 0 --gpu-scan-lane-threads 1073741824)
 # (A dry run emulates the tensor cores on the CPU, too slowly for
 # jamba-small's widths.)
 [ $quick = 1 ] || [ $dry = 1 ] || variants+=("jamba-small bf16 1 1")
@@ -379,6 +383,10 @@ compile_variant() { # model dtype q tc
     # Tensor cores are jamba-compile's CUDA default.
     flags+=(--gpu-tensor-cores=false)
   fi
+  # jamba-small's prompts run the scan's one-pass lane form (its 2048
+  # channels x 8 lanes would take the chunked form), jamba-tiny's the
+  # chunked form: both are compared with the reference.
+  [ "$model" != jamba-small ] || [ "$target" = cpu ] || flags+=(--gpu-scan-lane-threads 0)
   # Every prompt position's logits: the runs are compared row by row.
   if ! "$bin/jamba-compile" "$ckpt" -o "$art" --prefill-logits all "${flags[@]}" \
       >"$work/compile.log" 2>&1; then

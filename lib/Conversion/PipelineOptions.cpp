@@ -56,6 +56,7 @@ mlir::jamba::checkGpuKernelsOptions(const JambaGpuKernelsPassOptions &o) {
       {"expert-gemm-lanes", o.expertGemmLanes, 1, 1024},
       {"expert-gemm-grouped-rows", o.expertGemmGroupedRows, 0, 1 << 30},
       {"scan-chunk-steps", o.scanChunkSteps, 1, 1 << 24},
+      {"scan-lane-threads", o.scanLaneThreads, 0, 1 << 30},
       {"attention-mma-min-tokens", o.attentionMmaMinTokens, 1, 1 << 30}};
   for (const Range &r : ranges)
     if (r.value < r.min || r.value > r.max)
@@ -108,6 +109,7 @@ mlir::jamba::checkPipelineOptions(const CPULowerPipelineOptions &o) {
         static_cast<const llvm::cl::Option *>(&o.expertGemmLanes),
         static_cast<const llvm::cl::Option *>(&o.expertGemmGroupedRows),
         static_cast<const llvm::cl::Option *>(&o.scanChunkSteps),
+        static_cast<const llvm::cl::Option *>(&o.scanLaneThreads),
         static_cast<const llvm::cl::Option *>(&o.tensorCores),
         static_cast<const llvm::cl::Option *>(&o.attentionMmaMinTokens)})
     if (option->getNumOccurrences() > 0)

@@ -683,6 +683,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
     lower.gemvRows = options.gpuGemvRows;
+    lower.scanLaneThreads = options.gpuScanLaneThreads;
     lower.fastMath = options.gpuFastMath;
     buildGPULowerPipeline(pm, lower);
     host.threads = false;
@@ -692,6 +693,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.threads = options.cpu.threads;
     lower.statesInPlace = true;
     lower.gpuKernels = options.cpuWithGpuKernels;
+    if (options.cpuWithGpuKernels)
+      lower.scanLaneThreads = options.gpuScanLaneThreads;
     lower.tensorCores = options.gpuTensorCores;
     lower.expertGemmGroupedRows = options.gpuExpertGroupedRows;
     lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;

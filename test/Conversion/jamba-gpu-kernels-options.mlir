@@ -3,6 +3,7 @@
 // RUN: not jamba-opt %s -jamba-gpu-kernels="attention-max-splits=-1" 2>&1 | FileCheck %s --check-prefix=NEG
 // RUN: not jamba-opt %s -jamba-gpu-kernels="expert-gemm-lanes=0" 2>&1 | FileCheck %s --check-prefix=LANES
 // RUN: not jamba-opt %s -jamba-gpu-kernels="scan-chunk-steps=0" 2>&1 | FileCheck %s --check-prefix=CHUNK
+// RUN: not jamba-opt %s -jamba-gpu-kernels="scan-lane-threads=-1" 2>&1 | FileCheck %s --check-prefix=SCANLANES
 // RUN: not jamba-opt %s -jamba-gpu-kernels="expert-gemm-lanes=9223372036854775807" 2>&1 | FileCheck %s --check-prefix=HUGE
 // RUN: not jamba-opt %s -jamba-gpu-kernels="expert-gemm-grouped-rows=-1" 2>&1 | FileCheck %s --check-prefix=ROWS
 
@@ -20,6 +21,7 @@
 // NEG: error: jamba-gpu-kernels: attention-max-splits must be in [1, 65536] (got -1)
 // LANES: error: jamba-gpu-kernels: expert-gemm-lanes must be in [1, 1024] (got 0)
 // CHUNK: error: jamba-gpu-kernels: scan-chunk-steps must be in [1, 16777216] (got 0)
+// SCANLANES: error: jamba-gpu-kernels: scan-lane-threads must be in [0, 1073741824] (got -1)
 // HUGE: error: jamba-gpu-kernels: expert-gemm-lanes must be in [1, 1024] (got 9223372036854775807)
 // ROWS: error: jamba-gpu-kernels: expert-gemm-grouped-rows must be in [0, 1073741824] (got -1)
 func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<1x?x16xf32>,

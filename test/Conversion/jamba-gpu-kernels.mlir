@@ -28,9 +28,16 @@
 // CHECK: %[[CH:.+]] = arith.maxui %c1{{.*}}, %{{.+}} : index
 // CHECK: %[[SEVERAL:.+]] = arith.cmpi ugt, %[[CH]], %c1
 // At most 8 steps (a decode step) the chunked nests get no sequences (nest
-// 4 below runs instead):
+// 4 below runs instead); nor do they with more steps and at least
+// scan-lane-threads (65536) threads of (sequence, channel, lane), 4 lanes
+// per channel here (nest 5 runs instead):
 // CHECK: %[[FEW:.+]] = arith.cmpi ule, %{{.+}}, %c8
-// CHECK: %[[CHB:.+]] = arith.select %[[FEW]], %c0{{.*}}, %{{.+}} : index
+// CHECK: %[[LANES:.+]] = arith.muli %{{.+}}, %c4
+// CHECK: %[[LONG:.+]] = arith.xori %[[FEW]], %true
+// CHECK: %[[ENOUGH:.+]] = arith.cmpi uge, %[[LANES]], %c65536
+// CHECK: %[[ONEPASS:.+]] = arith.andi %[[LONG]], %[[ENOUGH]]
+// CHECK: %[[ELSEWHERE:.+]] = arith.ori %[[FEW]], %[[ONEPASS]]
+// CHECK: %[[CHB:.+]] = arith.select %[[ELSEWHERE]], %c0{{.*}}, %{{.+}} : index
 // CHECK: %[[LOCAL:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
 // CHECK: %[[SUMS:.+]] = memref.alloc({{.+}}) : memref<?x?x?xf32>
 // CHECK: %[[STARTS:.+]] = memref.alloc({{.+}}) : memref<?x?x?x?xf32>
@@ -100,6 +107,48 @@
 // CHECK:   scf.if
 // CHECK:     memref.store %[[ST]], %[[H]]
 // CHECK: } {jamba.kernel = "selective_scan_states"}
+// 5. One pass: (sequence, group of 32 / 4 = 8 channels, lane) as in nest 4,
+// each lane's state carried from the initial state to the final one. The
+// steps go in batches of 4 (the lanes per channel): the whole batches in
+// one loop, then the last one if the length is not a multiple of 4 (its
+// rows clamped). Lane j loads step j's delta, u and z: for the first batch
+// before the loop, and in each batch for the next one (the last whole
+// batch reloads its own), so that these loads from memory overlap a
+// batch's work. Then lane j takes step j's step size (softplus: exp, log)
+// and d u, which 8 shuffles hand to the channel's lanes (4 steps, d and
+// d u); 4 steps of one decay (exp2) and one fma each; the 4 lanes' parts
+// of the 4 steps' <C_t, h_t> summed by a reduce-scatter (two shuffles at
+// distance 2, one at 1), and lane j writes step j's y.
+// CHECK: %[[OB:.+]] = arith.select %[[ONEPASS]], %{{.+}}, %c0{{.*}} : index
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%[[OB]], %{{.+}}, %c32{{.*}})
+// CHECK:   %[[WHOLE:.+]] = arith.muli %{{.+}}, %c4
+// CHECK:   %[[FIRST:.+]]:3 = scf.if %{{.+}} -> (f32, f32, f32)
+// CHECK-COUNT-3: memref.load
+// CHECK:   %[[HW:.+]]:4 = scf.for %{{.+}} = %c0{{.*}} to %[[WHOLE]] step %c4{{.*}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %[[FIRST]]#0, %{{.+}} = %[[FIRST]]#1, %{{.+}} = %[[FIRST]]#2) -> (f32, f32, f32, f32)
+// CHECK:     %[[D:.+]] = memref.load
+// CHECK:     %[[U:.+]] = memref.load
+// CHECK:     %[[Z:.+]] = memref.load
+// CHECK:     math.exp
+// CHECK:     math.log
+// CHECK-COUNT-8: gpu.shuffle  idx
+// CHECK-COUNT-4: math.exp2
+// CHECK-NOT: math.exp2
+// CHECK-COUNT-2: gpu.shuffle  xor %{{.+}}, %c2_i32
+// CHECK:     gpu.shuffle  xor %{{.+}}, %c1_i32
+// CHECK:     scf.if
+// CHECK:       memref.store %{{.+}}, %[[Y]]
+// CHECK:     scf.yield %{{.+}}, %[[D]], %[[U]], %[[Z]] : f32, f32, f32, f32
+// CHECK:   %[[HL:.+]] = scf.if %{{.+}} -> (f32)
+// CHECK:     arith.minui
+// CHECK-COUNT-3: memref.load
+// CHECK-COUNT-8: gpu.shuffle  idx
+// CHECK-COUNT-4: math.exp2
+// CHECK:       memref.store %{{.+}}, %[[Y]]
+// CHECK:   } else {
+// CHECK:     scf.yield %[[HW]]#0
+// CHECK:   scf.if
+// CHECK:     memref.store %[[HL]], %[[H]]
+// CHECK: } {jamba.kernel = "selective_scan_lanes"}
 // CHECK: %[[YT:.+]] = bufferization.to_tensor %[[Y]] restrict writable
 // CHECK: %[[HT:.+]] = bufferization.to_tensor %[[H]] restrict writable
 // CHECK: return %[[YT]], %[[HT]]
@@ -113,6 +162,46 @@ func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4
          tensor<2x?x4xf32>, tensor<8xf32>, tensor<2x?x8xf32>, tensor<8xf32>,
          tensor<2x8x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>)
   return %y, %h : tensor<2x?x8xf32>, tensor<2x8x4xf32>
+}
+
+// -----
+
+// 16 states (Jamba's) split over 8 lanes of 2 in the one-pass nest: the
+// whole batches of 8 steps are built twice under the call's test that the
+// rows of B and C are aligned for 8 bytes, each lane's 2 elements of B_t
+// and of C_t one vector load in the first, two scalar loads in the second;
+// the last batch (rows clamped) loads scalars. 16 shuffles hand each
+// step's d and d u to the channel's lanes; the reduce-scatter's rounds
+// are at distances 4, 2 and 1.
+
+// CHECK-LABEL: func.func @scan_lane_vectors
+// CHECK: scf.parallel
+// CHECK: } {jamba.kernel = "selective_scan_states"}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %{{.+}}, %c32{{.*}})
+// CHECK:   scf.if %{{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK:     scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK-COUNT-16: gpu.shuffle  idx
+// CHECK:       vector.load %{{.+}} : memref<1x?x16xf32, {{.+}}>, vector<2xf32>
+// CHECK:       math.exp2
+// CHECK:       math.exp2
+// CHECK:       vector.load %{{.+}} : memref<1x?x16xf32, {{.+}}>, vector<2xf32>
+// CHECK-COUNT-4: gpu.shuffle  xor %{{.+}}, %c4_i32
+// CHECK-COUNT-2: gpu.shuffle  xor %{{.+}}, %c2_i32
+// CHECK:       gpu.shuffle  xor %{{.+}}, %c1_i32
+// CHECK:   } else {
+// CHECK:     scf.for {{.+}} -> (f32, f32, f32, f32, f32)
+// CHECK-NOT:   vector.load
+// CHECK:   scf.if %{{.+}} -> (f32, f32)
+// CHECK-NOT:   vector.load
+// CHECK: } {jamba.kernel = "selective_scan_lanes"}
+func.func @scan_lane_vectors(%u: tensor<1x?x8xf32>, %delta: tensor<1x?x8xf32>,
+                             %A: tensor<8x16xf32>, %B: tensor<1x?x16xf32>,
+                             %C: tensor<1x?x16xf32>)
+    -> (tensor<1x?x8xf32>, tensor<1x8x16xf32>) {
+  %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C {delta_softplus}
+      : (tensor<1x?x8xf32>, tensor<1x?x8xf32>, tensor<8x16xf32>, tensor<1x?x16xf32>,
+         tensor<1x?x16xf32>) -> (tensor<1x?x8xf32>, tensor<1x8x16xf32>)
+  return %y, %h : tensor<1x?x8xf32>, tensor<1x8x16xf32>
 }
 
 // -----

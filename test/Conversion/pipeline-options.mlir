@@ -26,6 +26,10 @@
 // NOGPU: error: jamba-cpu-lower-pipeline: tensor-cores needs gpu-kernels=1
 // RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=expert-gemm-grouped-rows=8 2>&1 | FileCheck %s --check-prefix=NOGPU2
 // NOGPU2: error: jamba-cpu-lower-pipeline: expert-gemm-grouped-rows needs gpu-kernels=1
+// RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=scan-lane-threads=0 2>&1 | FileCheck %s --check-prefix=NOGPU3
+// NOGPU3: error: jamba-cpu-lower-pipeline: scan-lane-threads needs gpu-kernels=1
+// RUN: not jamba-opt %s --jamba-gpu-lower-pipeline=scan-lane-threads=-2 2>&1 | FileCheck %s --check-prefix=GPULANES
+// GPULANES: error: jamba-gpu-lower-pipeline: scan-lane-threads must be in [0, 1073741824] (got -2)
 // RUN: not jamba-opt %s "--jamba-cpu-lower-pipeline=gpu-kernels=1 expert-gemm-lanes=0" 2>&1 | FileCheck %s --check-prefix=LANES
 // LANES: error: jamba-cpu-lower-pipeline: expert-gemm-lanes must be in [1, 1024] (got 0)
 

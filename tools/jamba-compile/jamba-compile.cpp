@@ -81,6 +81,13 @@ static cl::opt<int64_t> gpuGemvRows(
              "step's) run the generated GEMV kernel instead of cuBLAS "
              "(0: all on cuBLAS)"),
     cl::init(2));
+static cl::opt<int64_t> gpuScanLaneThreads(
+    "gpu-scan-lane-threads",
+    cl::desc("CUDA: selective scan calls of more than 8 steps run in one "
+             "pass, each channel's states split over lanes of a warp, when "
+             "they have at least this many (sequence, channel, lane) "
+             "threads; otherwise chunked over time (0: always)"),
+    cl::init(65536));
 static cl::opt<bool> gpuFastMath(
     "gpu-fast-math",
     cl::desc("CUDA: the kernels' f32 exp2, rsqrt, sqrt and division as "
@@ -217,6 +224,7 @@ int main(int argc, char **argv) {
   options.gpuAttentionMmaMinTokens = gpuAttentionMmaMinTokens;
   options.gpuGemvRows = gpuGemvRows;
   options.gpuFastMath = gpuFastMath;
+  options.gpuScanLaneThreads = gpuScanLaneThreads;
   // With --cpu-with-gpu-kernels the GPU kernels (and their options) run
   // on the CPU, the tensor cores emulated.
   if (((gpuTensorCores.getNumOccurrences() && gpuTensorCores) ||
@@ -227,6 +235,17 @@ int main(int argc, char **argv) {
                     "--gpu-expert-grouped-rows and "
                     "--gpu-attention-mma-min-tokens need --target cuda:sm_NN "
                     "(or --cpu-with-gpu-kernels)\n";
+    return 1;
+  }
+  if (gpuScanLaneThreads.getNumOccurrences() && !cuda && !cpuWithGpuKernels) {
+    llvm::errs() << "jamba-compile: error: --gpu-scan-lane-threads needs "
+                    "--target cuda:sm_NN (or --cpu-with-gpu-kernels)\n";
+    return 1;
+  }
+  if (gpuScanLaneThreads < 0 || gpuScanLaneThreads > (int64_t(1) << 30)) {
+    llvm::errs() << "jamba-compile: error: --gpu-scan-lane-threads must be "
+                    "in [0, 1073741824], got "
+                 << gpuScanLaneThreads << "\n";
     return 1;
   }
   if (gpuGemvRows.getNumOccurrences() && !cuda) {

@@ -95,6 +95,12 @@ struct CPULowerPipelineOptions
                      "(the fewest time steps per chunk of the selective "
                      "scan)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> scanLaneThreads{
+      *this, "scan-lane-threads",
+      llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' scan-lane-threads "
+                     "(the fewest threads for the selective scan's one-pass "
+                     "lane form; 0: always)"),
+      llvm::cl::init(65536)};
   PassOptions::Option<bool> tensorCores{
       *this, "tensor-cores",
       llvm::cl::desc("With gpu-kernels: the tensor-core expert GEMM and "
@@ -162,6 +168,12 @@ struct GPULowerPipelineOptions
       llvm::cl::desc("Selective scan: the fewest time steps per chunk "
                      "(jamba-gpu-kernels)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> scanLaneThreads{
+      *this, "scan-lane-threads",
+      llvm::cl::desc("Selective scan: the fewest threads for its one-pass "
+                     "lane form, else chunked (jamba-gpu-kernels; 0: "
+                     "always)"),
+      llvm::cl::init(65536)};
   PassOptions::Option<bool> tensorCores{
       *this, "tensor-cores",
       llvm::cl::desc("Tensor cores (jamba-gpu-kernels' "
@@ -216,6 +228,7 @@ JambaGpuKernelsPassOptions gpuKernelsOptions(const PipelineOptions &options) {
   kernels.expertGemmLanes = options.expertGemmLanes;
   kernels.expertGemmGroupedRows = options.expertGemmGroupedRows;
   kernels.scanChunkSteps = options.scanChunkSteps;
+  kernels.scanLaneThreads = options.scanLaneThreads;
   kernels.expertGemmTensorCores = options.tensorCores;
   kernels.attentionTensorCores =
       options.tensorCores && options.attentionMmaMinTokens > 0;

@@ -177,8 +177,13 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       into chunks of at least scan-chunk-steps steps run in parallel (each
       chunk's state from zero and its summed step sizes, then the chunks'
       initial states carried in f32 from chunk to chunk, then every chunk
-      again from its initial state, writing y); otherwise the state is
-      kept in the final-state buffer and updated at every time step;
+      again from its initial state, writing y); a call of at most 8 steps
+      runs one lane per state, and a longer one with at least
+      scan-lane-threads (sequence, channel, lane) threads runs in one pass,
+      each channel's states split over min(width, 8) lanes of a warp (the
+      steps in batches, their outputs summed by a reduce-scatter of
+      shuffles); with a dynamic width the state is kept in the final-state
+      buffer and updated at every time step;
     - `jamba.causal_conv1d`: one iteration per (sequence, channel) over the
       extended input (state, then this call's inputs); it also writes the
       new state;
@@ -254,6 +259,12 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
            /*default=*/"64",
            "Selective scan: the fewest time steps per chunk when the time "
            "loop is cut into chunks run in parallel">,
+    Option<"scanLaneThreads", "scan-lane-threads", "int64_t",
+           /*default=*/"65536",
+           "Selective scan: a call of more than 8 steps runs in one pass, "
+           "each channel's states split over 8 lanes of a warp, when "
+           "(sequences x channels x 8) reaches this many threads (0: "
+           "always, where the state width allows); otherwise chunked">,
     Option<"expertGemmGroupedRows", "expert-gemm-grouped-rows", "int64_t",
            /*default=*/"64",
            "Expert GEMM: with more (token, slot) rows than this, the rows "

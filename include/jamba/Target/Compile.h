@@ -72,6 +72,11 @@ struct CompileOptions {
   /// kernel instead of cuBLAS (0: none; jamba-gpu-library-gemms'
   /// gemv-rows).
   int64_t gpuGemvRows = 2;
+  /// CUDA: a selective scan call of more than 8 steps runs in one pass,
+  /// each channel's states over lanes, with at least this many (sequence,
+  /// channel, lane) threads, else chunked over time (0: always;
+  /// jamba-gpu-kernels' scan-lane-threads).
+  int64_t gpuScanLaneThreads = 1 << 16;
   /// CUDA: the kernels' f32 exp2, rsqrt, sqrt and division as NVVM
   /// approximations that flush subnormals (jamba-gpu-fast-math); false:
   /// libdevice's and IEEE division.

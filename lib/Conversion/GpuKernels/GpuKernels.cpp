@@ -95,6 +95,7 @@ struct JambaGpuKernelsPass
     options.expertGemmLanes = expertGemmLanes;
     options.expertGemmGroupedRows = expertGemmGroupedRows;
     options.scanChunkSteps = scanChunkSteps;
+    options.scanLaneThreads = scanLaneThreads;
     options.attentionMmaMinTokens = attentionMmaMinTokens;
     if (std::string problem = checkGpuKernelsOptions(options);
         !problem.empty()) {
@@ -122,7 +123,8 @@ struct JambaGpuKernelsPass
       // it (jamba-require-gpu-kernels).
       (void)TypeSwitch<Operation *, LogicalResult>(op)
           .Case([&](SelectiveScanOp o) {
-            return lowerSelectiveScan(rw, o, scanChunkSteps, emulateWarps);
+            return lowerSelectiveScan(
+                rw, o, {scanChunkSteps, scanLaneThreads, emulateWarps});
           })
           .Case([&](CausalConv1dOp o) { return lowerCausalConv1d(rw, o); })
           .Case([&](RouterTopKOp o) { return lowerRouterTopK(rw, o); })

@@ -17,11 +17,21 @@
 
 namespace mlir::jamba::gpukernels {
 
-/// The selective scan, chunked over time in steps of `chunkSteps`, a few
-/// steps one lane per state (SelectiveScan.cpp); `emulateWarps` as for
-/// lowerRMSNorm.
+/// How the selective scan is lowered (the pass's options).
+struct ScanOptions {
+  /// The fewest time steps per chunk of the chunked form.
+  int64_t chunkSteps = 64;
+  /// The fewest (sequence, channel, lane) threads for the one-pass lane
+  /// form of a call longer than a decode step (0: always).
+  int64_t laneThreads = 1 << 16;
+  /// As for lowerRMSNorm.
+  bool emulateWarps = false;
+};
+
+/// The selective scan: one pass over lanes, chunked over time, or a few
+/// steps one lane per state (SelectiveScan.cpp).
 LogicalResult lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
-                                 int64_t chunkSteps, bool emulateWarps);
+                                 const ScanOptions &options);
 
 /// The causal depthwise conv1d with its state (CausalConv1d.cpp).
 LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op);

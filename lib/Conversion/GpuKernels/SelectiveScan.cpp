@@ -43,6 +43,10 @@ constexpr int64_t kStateLanesMaxSteps = 8;
 /// The register form's B_t rows: f32 values per vector load.
 constexpr int64_t kRowChunk = 4;
 
+/// Lanes sharing one channel's states in the one-pass lane form (nest 5),
+/// at most: the channel's width / 8 states each (Jamba's 16: 2).
+constexpr int64_t kChannelLanes = 8;
+
 } // namespace
 
 /// One iteration per (b, c), its time loop in the reference's order (SPEC
@@ -57,12 +61,15 @@ constexpr int64_t kRowChunk = 4;
 /// decode step) with a width dividing a warp (Jamba's 16) runs one lane per
 /// state instead (nest 4): a decode step took 12.5 us per Mamba layer of
 /// Jamba-1.5-Mini on the H200 with `channels` threads of 16 states each
-/// (2026-11-30).
-/// Otherwise the state lives in the final-state buffer, updated in place
-/// at every step.
+/// (2026-11-30). A longer call with at least `options.laneThreads`
+/// (sequence, channel, lane) threads runs in one pass over lanes (nest 5:
+/// each channel's states split over up to 8 lanes), the rest in chunks
+/// over time (nests 1 to 3), the choice made at run time. With a dynamic
+/// width the state lives in the final-state buffer, updated in place at
+/// every step.
 LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
-                                             int64_t chunkSteps,
-                                             bool emulateWarps) {
+                                             const ScanOptions &options) {
+  const bool emulateWarps = options.emulateWarps;
   if (!isF32Compatible(op.getU().getType()))
     return failure();
   Location loc = op.getLoc();
@@ -94,26 +101,30 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
   Value zeroF = floatConst(b, loc, f32, 0.0);
 
   // The output of step t (y before the store), from the state update's
-  // <C_t, h_t>.
+  // <C_t, h_t>; z[b, t, c] is loaded unless given (`zv`).
   auto finishStep = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
-                        Value uv, Value dc, Value dot) {
+                        Value uv, Value dc, Value dot, Value zv = Value()) {
     Value out = dot;
     if (dc)
       out = addF(tb, tl, out, mulF(tb, tl, dc, uv));
     if (z)
       out = mulF(tb, tl, out,
-                 lowering::buildSilu(tb, tl, loadF32(tb, tl, z, {bi, t, c})));
+                 lowering::buildSilu(tb, tl,
+                                     zv ? zv : loadF32(tb, tl, z, {bi, t, c})));
     y.store(tb, tl, out, {bi, t, c});
   };
-  // The step size of step t: delta (+ bias) (softplus).
-  auto stepSize = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
-                      Value bias) {
-    Value d = loadF32(tb, tl, delta, {bi, t, c});
+  // The step size from delta: (+ bias) (softplus).
+  auto stepSizeOf = [&](OpBuilder &tb, Location tl, Value d, Value bias) {
     if (bias)
       d = addF(tb, tl, d, bias);
     if (op.getDeltaSoftplus())
       d = lowering::buildSoftplus(tb, tl, d);
     return d;
+  };
+  // The step size of step t.
+  auto stepSize = [&](OpBuilder &tb, Location tl, Value bi, Value t, Value c,
+                      Value bias) {
+    return stepSizeOf(tb, tl, loadF32(tb, tl, delta, {bi, t, c}), bias);
   };
 
   const int64_t width = hType.getDimSize(2);
@@ -127,7 +138,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
         arith::MaxUIOp::create(b, loc, threads, one));
     Value most = arith::MaxUIOp::create(
         b, loc, one,
-        arith::DivUIOp::create(b, loc, seq, indexConst(b, loc, chunkSteps)));
+        arith::DivUIOp::create(b, loc, seq,
+                               indexConst(b, loc, options.chunkSteps)));
     Value chunks = arith::MaxUIOp::create(
         b, loc, one, arith::MinUIOp::create(b, loc, wanted, most));
     Value chunkLen = arith::CeilDivUIOp::create(
@@ -152,7 +164,25 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                                     indexConst(b, loc, kStateLanesMaxSteps))
                   .getResult()
             : arith::ConstantIntOp::create(b, loc, 0, 1).getResult();
-    Value chunkBatch = arith::SelectOp::create(b, loc, fewSteps, zero, batch);
+    // More steps, with enough (sequence, channel, lane) threads to fill a
+    // GPU and a width the lanes divide: one pass over lanes (nest 5).
+    const int64_t channelLanes = std::min(width, kChannelLanes);
+    const bool laneForm =
+        llvm::isPowerOf2_64(channelLanes) && width % channelLanes == 0;
+    Value onePass = arith::ConstantIntOp::create(b, loc, 0, 1);
+    if (laneForm) {
+      Value laneThreads = arith::MulIOp::create(
+          b, loc, arith::MulIOp::create(b, loc, batch, channels),
+          indexConst(b, loc, channelLanes));
+      onePass = arith::AndIOp::create(
+          b, loc,
+          arith::XOrIOp::create(b, loc, fewSteps,
+                                arith::ConstantIntOp::create(b, loc, 1, 1)),
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, laneThreads,
+                                indexConst(b, loc, options.laneThreads)));
+    }
+    Value chunkBatch = arith::SelectOp::create(
+        b, loc, arith::OrIOp::create(b, loc, fewSteps, onePass), zero, batch);
     const int64_t dyn = ShapedType::kDynamic;
     Value widthV = indexConst(b, loc, width);
     Value local = lowering::allocBuffer(
@@ -439,6 +469,370 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           });
     };
 
+    // 5. A call longer than a decode step in one pass, each channel's
+    //    states split over L = channelLanes lanes of a warp: lane l of a
+    //    warp takes channel (32 / L) group + l / L, its slot j = l % L and
+    //    the S = width / L states S j .. S j + S - 1, carried in registers
+    //    from the initial state to the final one. The steps go in batches
+    //    of L: lane j computes step t0 + j's step size d (bias, softplus)
+    //    and d u, which the channel's lanes read by shuffles; each lane
+    //    advances its states over the batch, keeping its part of each
+    //    step's <C_t, h_t>; the L lanes' parts of the L steps are summed by
+    //    a reduce-scatter (log2 L rounds of butterfly shuffles, each lane
+    //    keeping half of its sums and sending the other half), which leaves
+    //    step t0 + j's sum in lane j, and lane j writes y there. One
+    //    exponential per state and step, where the chunked form's two
+    //    passes take two, and no carry; a step past the end has d = d u = 0
+    //    (exp2(0) = 1: the states do not change) and no y. Lanes past the
+    //    last channel read its operands and store nothing. Emulated
+    //    (emulateWarps) the warp is one iteration whose lanes take turns
+    //    (WarpCode), shuffles reading the other lane's registers.
+    auto laneNest = [&](OpBuilder &nb, Location nl, Value rows) {
+      const int64_t lanesPer = channelLanes, perLane = width / lanesPer,
+                    perWarp = kWarpLanes / lanesPer;
+      Value groupsC = arith::CeilDivUIOp::create(nb, nl, channels,
+                                                 indexConst(nb, nl, perWarp));
+      Value lastC = arith::SubIOp::create(nb, nl, channels, one);
+      SmallVector<Value> dims{rows, groupsC};
+      if (!emulateWarps)
+        dims.push_back(indexConst(nb, nl, kWarpLanes));
+      // A lane's S elements of a row of B or C, in bytes, and whether every
+      // row of both is aligned for them (a test made once per call).
+      auto laneBytes = [&](Value m) {
+        return perLane * int64_t(cast<MemRefType>(m.getType())
+                                     .getElementType()
+                                     .getIntOrFloatBitWidth() /
+                                 8);
+      };
+      Value lanesAligned;
+      if (perLane > 1)
+        lanesAligned = arith::AndIOp::create(
+            nb, nl, alignedForVectors(nb, nl, B, laneBytes(B)),
+            alignedForVectors(nb, nl, C, laneBytes(C)));
+      parallel(
+          nb, nl, "selective_scan_lanes", dims,
+          [&](OpBuilder &pb, Location l, ValueRange iv) {
+            Value bi = iv[0], grp = iv[1];
+            WarpCode warp(emulateWarps ? Value() : iv[2]);
+            // Lane `lane`'s channel (clamped), whether it is one, and its
+            // slot.
+            auto laneOf = [&](OpBuilder &lb, Location ll, Value lane) {
+              Value cRaw = addI(lb, ll, mulC(lb, ll, grp, perWarp),
+                                divC(lb, ll, lane, lanesPer));
+              Value inRange = arith::CmpIOp::create(
+                  lb, ll, arith::CmpIPredicate::ult, cRaw, channels);
+              Value c = arith::MinUIOp::create(lb, ll, cRaw, lastC);
+              return std::make_tuple(c, inRange, remC(lb, ll, lane, lanesPer));
+            };
+            auto stateOf = [&](OpBuilder &lb, Location ll, Value j, int64_t s) {
+              return addI(lb, ll, mulC(lb, ll, j, perLane),
+                          indexConst(lb, ll, s));
+            };
+            // The lane's decay rates A[c, n] log2(e) and initial states.
+            SmallVector<WarpCode::Regs> start = warp.eachLane(
+                pb, l, f32, 2, perLane,
+                [&](OpBuilder &lb, Location ll, Value lane,
+                    ArrayRef<SmallVector<Value>>) {
+                  Value c, inRange, j;
+                  std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                  Value log2e = floatConst(lb, ll, f32, llvm::numbers::log2e);
+                  SmallVector<Value> rates, h0;
+                  for (int64_t s = 0; s < perLane; ++s) {
+                    Value n = stateOf(lb, ll, j, s);
+                    rates.push_back(
+                        mulF(lb, ll, A.loadF32(lb, ll, {c, n}), log2e));
+                    h0.push_back(init ? loadF32(lb, ll, init, {bi, c, n})
+                                      : zeroF);
+                  }
+                  return SmallVector<SmallVector<Value>>{rates, h0};
+                });
+            const WarpCode::Regs &rates = start[0];
+            // Steps t0 .. t0 + L - 1 are a batch. In the last batch
+            // (`tail`), cut short by the end, the rows are clamped to the
+            // last one; every other batch is whole, its rows at fixed
+            // offsets from t0's.
+            Value lastT = arith::SubIOp::create(pb, l, seq, one);
+            auto stepRow = [&](OpBuilder &lb, Location ll, Value t0, Value i,
+                               bool tail) {
+              Value t = addI(lb, ll, t0, i);
+              return tail ? Value(arith::MinUIOp::create(lb, ll, t, lastT)) : t;
+            };
+            // Lane j's delta, u and z (0 without one) of step t0 + j: the
+            // batch's loads from DRAM, which the whole batches make one
+            // batch ahead.
+            auto loadOwn = [&](OpBuilder &kb, Location kl, Value t0,
+                               bool tail) {
+              return warp.eachLane(
+                  kb, kl, f32, 1, 3,
+                  [&](OpBuilder &lb, Location ll, Value lane,
+                      ArrayRef<SmallVector<Value>>) {
+                    Value c, inRange, j;
+                    std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                    Value t = stepRow(lb, ll, t0, j, tail);
+                    return SmallVector<SmallVector<Value>>{
+                        {loadF32(lb, ll, delta, {bi, t, c}),
+                         loadF32(lb, ll, u, {bi, t, c}),
+                         z ? loadF32(lb, ll, z, {bi, t, c}) : zeroF}};
+                  })[0];
+            };
+            // One batch from the states `hIn` and its lanes' delta, u and
+            // z (`loaded`); the states after it. In the last batch a step
+            // past the end has d = d u = 0 (the states do not change) and
+            // no y. `vectors`: a lane's S elements of B_t and of C_t by one
+            // vector load each (whole batches, rows aligned for them).
+            auto laneVector = VectorType::get({perLane}, f32);
+            auto runBatch = [&](OpBuilder &kb, Location kl, Value t0,
+                                const WarpCode::Regs &hIn,
+                                const WarpCode::Regs &loaded, bool tail,
+                                bool vectors) {
+              // Step t0 + j of lane j: d and d u.
+              SmallVector<WarpCode::Regs> own = warp.eachLane(
+                  kb, kl, {loaded}, {f32, f32}, {1, 1},
+                  [&](OpBuilder &lb, Location ll, Value lane,
+                      ArrayRef<SmallVector<Value>> regs) {
+                    Value c, inRange, j;
+                    std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                    Value bias =
+                        deltaBias ? loadF32(lb, ll, deltaBias, {c}) : Value();
+                    Value d = stepSizeOf(lb, ll, regs[0][0], bias);
+                    Value du = mulF(lb, ll, d, regs[0][1]);
+                    if (tail) {
+                      Value valid = arith::CmpIOp::create(
+                          lb, ll, arith::CmpIPredicate::ult,
+                          addI(lb, ll, t0, j), seq);
+                      d = arith::SelectOp::create(lb, ll, valid, d, zeroF);
+                      du = arith::SelectOp::create(lb, ll, valid, du, zeroF);
+                    }
+                    return SmallVector<SmallVector<Value>>{{d}, {du}};
+                  });
+              // Every step's d and d u, from its lane of the channel.
+              SmallVector<WarpCode::Regs> in{hIn, rates};
+              for (int64_t k = 0; k < 2; ++k)
+                for (int64_t i = 0; i < lanesPer; ++i)
+                  in.push_back(warp.shuffleFrom(
+                      kb, kl, own[k],
+                      [&](OpBuilder &sb, Location sl, Value lane) {
+                        Value first = arith::SubIOp::create(
+                            sb, sl, lane, remC(sb, sl, lane, lanesPer));
+                        return addI(sb, sl, first, indexConst(sb, sl, i));
+                      }));
+              // The batch's steps: the lane's states and its parts of the
+              // steps' <C_t, h_t>.
+              SmallVector<WarpCode::Regs> stepped = warp.eachLane(
+                  kb, kl, in, {f32, f32}, {perLane, lanesPer},
+                  [&](OpBuilder &lb, Location ll, Value lane,
+                      ArrayRef<SmallVector<Value>> regs) {
+                    Value c, inRange, j;
+                    std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                    Value n0 = stateOf(lb, ll, j, 0);
+                    // The lane's S elements of row t of m.
+                    auto rowPart = [&](Value m, Value t) {
+                      if (vectors) {
+                        Type elem =
+                            cast<MemRefType>(m.getType()).getElementType();
+                        return toF32(
+                            lb, ll,
+                            vector::LoadOp::create(
+                                lb, ll, VectorType::get({perLane}, elem), m,
+                                ValueRange{bi, t, n0}, /*nontemporal=*/false,
+                                llvm::MaybeAlign(laneBytes(m))));
+                      }
+                      SmallVector<Value> e;
+                      for (int64_t s = 0; s < perLane; ++s)
+                        e.push_back(
+                            loadF32(lb, ll, m, {bi, t, stateOf(lb, ll, j, s)}));
+                      return Value(vector::FromElementsOp::create(
+                          lb, ll, laneVector, e));
+                    };
+                    SmallVector<Value> hs(regs[0]), parts;
+                    for (int64_t i = 0; i < lanesPer; ++i) {
+                      Value d = regs[2 + i][0], du = regs[2 + lanesPer + i][0];
+                      Value t =
+                          stepRow(lb, ll, t0, indexConst(lb, ll, i), tail);
+                      // B_t (d u) as a vector: LLVM turns a vector load whose
+                      // elements are only extracted back into scalar loads.
+                      Value bdu = mulF(
+                          lb, ll, rowPart(B, t),
+                          vector::BroadcastOp::create(lb, ll, laneVector, du));
+                      for (int64_t s = 0; s < perLane; ++s)
+                        hs[s] = math::FmaOp::create(
+                            lb, ll, decay(lb, ll, d, regs[1][s]), hs[s],
+                            vector::ExtractOp::create(lb, ll, bdu, s));
+                      // <C_t, h_t>'s part, as C_t h_t (a vector) summed,
+                      // the multiplies and adds contracted into fmas.
+                      auto contract = arith::FastMathFlagsAttr::get(
+                          lb.getContext(), arith::FastMathFlags::contract);
+                      Value ch =
+                          arith::MulFOp::create(lb, ll, rowPart(C, t),
+                                                vector::FromElementsOp::create(
+                                                    lb, ll, laneVector, hs),
+                                                contract);
+                      Value part = vector::ExtractOp::create(lb, ll, ch, 0);
+                      for (int64_t s = 1; s < perLane; ++s)
+                        part = arith::AddFOp::create(
+                            lb, ll, part,
+                            vector::ExtractOp::create(lb, ll, ch, s), contract);
+                      parts.push_back(part);
+                    }
+                    return SmallVector<SmallVector<Value>>{hs, parts};
+                  });
+              // The reduce-scatter: each round, a lane whose bit `half` is
+              // set keeps the upper half of its sums and sends the lower
+              // half to lane ^ half, which does the opposite, and each adds
+              // what it receives to what it keeps; step j's sum ends in
+              // slot j.
+              WarpCode::Regs sums = stepped[1];
+              for (int64_t half = lanesPer / 2; half >= 1; half /= 2) {
+                SmallVector<WarpCode::Regs> split = warp.eachLane(
+                    kb, kl, {sums}, {f32, f32}, {half, half},
+                    [&](OpBuilder &lb, Location ll, Value lane,
+                        ArrayRef<SmallVector<Value>> regs) {
+                      Value upper = arith::CmpIOp::create(
+                          lb, ll, arith::CmpIPredicate::ne,
+                          remC(lb, ll, divC(lb, ll, lane, half), 2),
+                          indexConst(lb, ll, 0));
+                      SmallVector<Value> send, keep;
+                      for (int64_t m = 0; m < half; ++m) {
+                        Value lo = regs[0][m], hi = regs[0][m + half];
+                        send.push_back(
+                            arith::SelectOp::create(lb, ll, upper, lo, hi));
+                        keep.push_back(
+                            arith::SelectOp::create(lb, ll, upper, hi, lo));
+                      }
+                      return SmallVector<SmallVector<Value>>{send, keep};
+                    });
+                WarpCode::Regs got = warp.shuffleXor(kb, kl, split[0], half);
+                sums = warp.eachLane(
+                    kb, kl, {split[1], got}, {f32}, {half},
+                    [&](OpBuilder &lb, Location ll, Value,
+                        ArrayRef<SmallVector<Value>> regs) {
+                      SmallVector<Value> added;
+                      for (int64_t m = 0; m < half; ++m)
+                        added.push_back(addF(lb, ll, regs[0][m], regs[1][m]));
+                      return SmallVector<SmallVector<Value>>{added};
+                    })[0];
+              }
+              // Lane j writes step t0 + j.
+              warp.eachLane(
+                  kb, kl, {sums, loaded}, {}, {},
+                  [&](OpBuilder &lb, Location ll, Value lane,
+                      ArrayRef<SmallVector<Value>> regs) {
+                    Value c, inRange, j;
+                    std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                    Value t = addI(lb, ll, t0, j);
+                    Value writes =
+                        tail ? arith::AndIOp::create(
+                                   lb, ll, inRange,
+                                   arith::CmpIOp::create(
+                                       lb, ll, arith::CmpIPredicate::ult, t,
+                                       seq))
+                                   .getResult()
+                             : inRange;
+                    scf::IfOp::create(
+                        lb, ll, writes, [&](OpBuilder &wb, Location wl) {
+                          Value dc = D ? loadF32(wb, wl, D, {c}) : Value();
+                          finishStep(wb, wl, bi, t, c, regs[1][1], dc,
+                                     regs[0][0], z ? regs[1][2] : Value());
+                          scf::YieldOp::create(wb, wl);
+                        });
+                    return SmallVector<SmallVector<Value>>{};
+                  });
+              return stepped[0];
+            };
+            // The whole batches, built for vector rows and scalar rows
+            // under the call's alignment test (so that no step branches),
+            // each loading the next one's delta, u and z before it runs (the
+            // last reloads its own), then the last batch if the length is
+            // not a multiple of L.
+            Value wholeEnd = mulC(pb, l, divC(pb, l, seq, lanesPer), lanesPer);
+            Value anyWhole = arith::CmpIOp::create(
+                pb, l, arith::CmpIPredicate::ne, wholeEnd, zero);
+            auto first = scf::IfOp::create(
+                pb, l,
+                TypeRange(WarpCode::flatten({warp.splat(pb, l, f32, 3, 0.0)})),
+                anyWhole, /*withElseRegion=*/true);
+            {
+              OpBuilder::InsertionGuard guard(pb);
+              pb.setInsertionPointToStart(first.thenBlock());
+              scf::YieldOp::create(
+                  pb, l, WarpCode::flatten({loadOwn(pb, l, zero, false)}));
+              pb.setInsertionPointToStart(first.elseBlock());
+              scf::YieldOp::create(
+                  pb, l, WarpCode::flatten({warp.splat(pb, l, f32, 3, 0.0)}));
+            }
+            SmallVector<Value> inits = WarpCode::flatten({start[1]});
+            llvm::append_range(inits, first.getResults());
+            auto wholeBatches = [&](OpBuilder &fb, Location fl, bool vectors) {
+              Value lastWhole = arith::SubIOp::create(
+                  fb, fl, wholeEnd, indexConst(fb, fl, lanesPer));
+              auto batches = scf::ForOp::create(
+                  fb, fl, zero, wholeEnd, indexConst(fb, fl, lanesPer), inits,
+                  [&](OpBuilder &kb, Location kl, Value t0, ValueRange args) {
+                    SmallVector<WarpCode::Regs> st =
+                        warp.unflatten(args, {perLane, 3});
+                    Value next = arith::MinUIOp::create(
+                        kb, kl, addI(kb, kl, t0, indexConst(kb, kl, lanesPer)),
+                        lastWhole);
+                    WarpCode::Regs ahead = loadOwn(kb, kl, next, false);
+                    scf::YieldOp::create(
+                        kb, kl,
+                        WarpCode::flatten(
+                            {runBatch(kb, kl, t0, st[0], st[1], false, vectors),
+                             ahead}));
+                  });
+              return SmallVector<Value>(batches.getResults());
+            };
+            SmallVector<Value> afterWhole;
+            if (lanesAligned) {
+              auto pick =
+                  scf::IfOp::create(pb, l, TypeRange(inits), lanesAligned,
+                                    /*withElseRegion=*/true);
+              OpBuilder::InsertionGuard guard(pb);
+              pb.setInsertionPointToStart(pick.thenBlock());
+              scf::YieldOp::create(pb, l, wholeBatches(pb, l, true));
+              pb.setInsertionPointToStart(pick.elseBlock());
+              scf::YieldOp::create(pb, l, wholeBatches(pb, l, false));
+              afterWhole.assign(pick.getResults().begin(),
+                                pick.getResults().end());
+            } else {
+              afterWhole = wholeBatches(pb, l, false);
+            }
+            WarpCode::Regs hWhole = warp.unflatten(afterWhole, {perLane})[0];
+            auto last = scf::IfOp::create(
+                pb, l, TypeRange(WarpCode::flatten({hWhole})),
+                arith::CmpIOp::create(pb, l, arith::CmpIPredicate::ult,
+                                      wholeEnd, seq),
+                /*withElseRegion=*/true);
+            {
+              OpBuilder::InsertionGuard guard(pb);
+              pb.setInsertionPointToStart(last.thenBlock());
+              scf::YieldOp::create(
+                  pb, l,
+                  WarpCode::flatten(
+                      {runBatch(pb, l, wholeEnd, hWhole,
+                                loadOwn(pb, l, wholeEnd, true), true, false)}));
+              pb.setInsertionPointToStart(last.elseBlock());
+              scf::YieldOp::create(pb, l, WarpCode::flatten({hWhole}));
+            }
+            // The final states.
+            warp.eachLane(
+                pb, l, warp.unflatten(last.getResults(), {perLane}), {}, {},
+                [&](OpBuilder &lb, Location ll, Value lane,
+                    ArrayRef<SmallVector<Value>> regs) {
+                  Value c, inRange, j;
+                  std::tie(c, inRange, j) = laneOf(lb, ll, lane);
+                  scf::IfOp::create(
+                      lb, ll, inRange, [&](OpBuilder &sb, Location sl) {
+                        for (int64_t s = 0; s < perLane; ++s)
+                          storeF32(sb, sl, regs[0][s], h,
+                                   {bi, c, stateOf(sb, sl, j, s)});
+                        scf::YieldOp::create(sb, sl);
+                      });
+                  return SmallVector<SmallVector<Value>>{};
+                });
+          });
+    };
+
     // The channel is the innermost dimension of nests 1 and 3: adjacent
     // threads (jamba-gpu-map-loops collapses the dimensions row-major) take
     // adjacent channels of one chunk, so a warp's loads of delta, u and z
@@ -551,6 +945,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     if (stateLanes)
       stateLanesNest(b, loc,
                      arith::SelectOp::create(b, loc, fewSteps, batch, zero));
+    if (laneForm)
+      laneNest(b, loc, arith::SelectOp::create(b, loc, onePass, batch, zero));
     y.replaceReaders(rw, b, loc);
     rw.replaceAllUsesWith(op.getFinalState(),
                           lowering::bufferResult(b, loc, hType, h));

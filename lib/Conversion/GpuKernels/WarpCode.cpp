@@ -175,44 +175,72 @@ Value gpukernels::butterflySum(OpBuilder &b, Location loc, Value v,
 WarpCode::Regs WarpCode::quadReduce(
     OpBuilder &b, Location loc, const Regs &x,
     function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const {
-  if (!emulated()) {
-    Regs r{{}, x.count};
-    for (Value v : x.values) {
-      for (int32_t offset : {1, 2}) {
-        Value other = gpu::ShuffleOp::create(b, loc, v, offset, kWarpLanes,
-                                             gpu::ShuffleMode::XOR)
-                          .getShuffleResult();
-        v = combine(b, loc, v, other);
-      }
-      r.values.push_back(v);
-    }
-    return r;
+  // Two butterfly rounds: (x_L . x_{L^1}), then that . its value in lane
+  // L ^ 2, which is (x_{L^2} . x_{L^3}).
+  Type type = getElementTypeOrSelf(x.values[0].getType());
+  Regs v = x;
+  for (int64_t offset : {1, 2}) {
+    Regs other = shuffleXor(b, loc, v, offset);
+    v = eachLane(b, loc, {v, other}, {type}, {x.count},
+                 [&](OpBuilder &lb, Location ll, Value,
+                     ArrayRef<SmallVector<Value>> in) {
+                   SmallVector<Value> out;
+                   for (auto [mine, theirs] : llvm::zip_equal(in[0], in[1]))
+                     out.push_back(combine(lb, ll, mine, theirs));
+                   return SmallVector<SmallVector<Value>>{out};
+                 })[0];
   }
+  return v;
+}
+
+WarpCode::Regs WarpCode::gather(
+    OpBuilder &b, Location loc, const Regs &x,
+    function_ref<Value(OpBuilder &, Location, Value lane)> source) const {
   const int64_t n = x.count;
   Value all =
       loop(b, loc, indexConst(b, loc, 0), indexConst(b, loc, kWarpLanes * n),
            {x.values[0]},
            [&](OpBuilder &ob, Location ol, Value idx, ValueRange acc) {
              Value l = divC(ob, ol, idx, n), r = remC(ob, ol, idx, n);
-             Value quad = mulC(ob, ol, divC(ob, ol, l, 4), 4),
-                   q = remC(ob, ol, l, 4);
-             auto of = [&](Value lane) {
-               return at(ob, ol, x.values[0],
-                         addI(ob, ol, mulC(ob, ol, lane, n), r));
-             };
-             auto laneXor = [&](int64_t m) {
-               Value bits =
-                   arith::XOrIOp::create(ob, ol, q, indexConst(ob, ol, m));
-               return addI(ob, ol, quad, bits);
-             };
-             Value lo = combine(ob, ol, of(l), of(laneXor(1)));
-             Value hi = combine(ob, ol, of(laneXor(2)), of(laneXor(3)));
+             Value from = addI(ob, ol, mulC(ob, ol, source(ob, ol, l), n), r);
              return SmallVector<Value>{
-                 vector::InsertOp::create(ob, ol, combine(ob, ol, lo, hi),
+                 vector::InsertOp::create(ob, ol, at(ob, ol, x.values[0], from),
                                           acc[0], ArrayRef<OpFoldResult>{idx})};
            })
           .getResult(0);
   return {{all}, n};
+}
+
+WarpCode::Regs WarpCode::shuffleFrom(
+    OpBuilder &b, Location loc, const Regs &x,
+    function_ref<Value(OpBuilder &, Location, Value lane)> source) const {
+  if (emulated())
+    return gather(b, loc, x, source);
+  Value from =
+      arith::IndexCastOp::create(b, loc, b.getI32Type(), source(b, loc, lane));
+  Value width =
+      arith::ConstantIntOp::create(b, loc, b.getI32Type(), kWarpLanes);
+  Regs r{{}, x.count};
+  for (Value v : x.values)
+    r.values.push_back(
+        gpu::ShuffleOp::create(b, loc, v, from, width, gpu::ShuffleMode::IDX)
+            .getShuffleResult());
+  return r;
+}
+
+WarpCode::Regs WarpCode::shuffleXor(OpBuilder &b, Location loc, const Regs &x,
+                                    int64_t mask) const {
+  if (emulated())
+    return gather(b, loc, x, [&](OpBuilder &sb, Location sl, Value l) {
+      return Value(arith::XOrIOp::create(sb, sl, l, indexConst(sb, sl, mask)));
+    });
+  Regs r{{}, x.count};
+  for (Value v : x.values)
+    r.values.push_back(gpu::ShuffleOp::create(b, loc, v,
+                                              static_cast<int32_t>(mask),
+                                              kWarpLanes, gpu::ShuffleMode::XOR)
+                           .getShuffleResult());
+  return r;
 }
 
 SmallVector<Value> WarpCode::flatten(ArrayRef<Regs> sets) {

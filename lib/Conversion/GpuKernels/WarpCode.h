@@ -73,6 +73,17 @@ public:
       OpBuilder &b, Location loc, const Regs &x,
       function_ref<Value(OpBuilder &, Location, Value, Value)> combine) const;
 
+  /// Register i of lane `source(lane)`, in each lane: one `gpu.shuffle idx`
+  /// per register on a GPU (every lane of the warp must reach it, and
+  /// `source` must be a lane of the warp).
+  Regs shuffleFrom(
+      OpBuilder &b, Location loc, const Regs &x,
+      function_ref<Value(OpBuilder &, Location, Value lane)> source) const;
+
+  /// Register i of lane `lane ^ mask`, in each lane (`gpu.shuffle xor`).
+  Regs shuffleXor(OpBuilder &b, Location loc, const Regs &x,
+                  int64_t mask) const;
+
   /// The values of `sets` in one list (an scf.for's iteration arguments)
   /// and back.
   static SmallVector<Value> flatten(ArrayRef<Regs> sets);
@@ -80,6 +91,11 @@ public:
                               ArrayRef<int64_t> counts) const;
 
 private:
+  /// Emulated shuffles: register i of lane `source(lane)`.
+  Regs
+  gather(OpBuilder &b, Location loc, const Regs &x,
+         function_ref<Value(OpBuilder &, Location, Value lane)> source) const;
+
   /// Element `index` of the emulated register vector `v`.
   static Value at(OpBuilder &b, Location loc, Value v, Value index);
 
