@@ -445,20 +445,51 @@ func.func @attention(%q: tensor<1x?x32xf32>, %k: tensor<1x?x16xf32>, %v: tensor<
 // The grouped form, for more than 64 rows (else its nests have no
 // iterations): each expert's rows counted, their offsets and tile offsets
 // (tiles of 8 rows), the rows sorted by expert, then one iteration per
-// (tile, n) summing 8 rows against each weight it reads once.
+// (tile, n) summing 8 rows against each weight it reads once. The count
+// and the sort are a warp per expert over the rows 32 at a time: each lane
+// counts its rows, the lanes' counts added by five butterfly shuffles and
+// stored by lane 0; the sort places a chunk's matching rows by an
+// inclusive prefix sum of the lanes' flags (five index shuffles, lane l
+// adding lane l - 2^i's sum if l >= 2^i) and moves on by the chunk's total
+// (lane 31's sum).
 // CHECK: %[[GE:.+]] = arith.select %[[GROUPED]], %{{.+}}, %c0{{.*}} : index
 // CHECK: %[[COUNTS:.+]] = memref.alloc(%[[GE]]) : memref<?xindex>
 // CHECK: %[[STARTS:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
 // CHECK: %[[TILES:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
 // CHECK: %[[SORTED:.+]] = memref.alloc(%{{.+}}) : memref<?xindex>
-// CHECK: scf.parallel (%[[E:.+]]) = {{.+}} to (%[[GE]])
-// CHECK:   memref.store %{{.+}}, %[[COUNTS]][%[[E]]] {jamba.kernel = "expert_gemm_count"}
+// CHECK: %[[CHUNKS:.+]] = arith.ceildivui %{{.+}}, %c32
+// CHECK: scf.parallel (%[[E:.+]], %[[CL:.+]]) = {{.+}} to (%[[GE]], %c32{{.*}})
+// CHECK:   %[[MINE:.+]] = scf.for %{{.+}} = %c0{{.*}} to %[[CHUNKS]] step %c1{{.*}} iter_args(%{{.+}} = %c0_i32) -> (i32)
+// CHECK:     arith.cmpi eq, %{{.+}}, %[[E]] : index
+// CHECK:   gpu.shuffle  xor %[[MINE]], %c16_i32
+// CHECK:   gpu.shuffle  xor %{{.+}}, %c8_i32
+// CHECK:   gpu.shuffle  xor %{{.+}}, %c4_i32
+// CHECK:   gpu.shuffle  xor %{{.+}}, %c2_i32
+// CHECK:   gpu.shuffle  xor %{{.+}}, %c1_i32
+// CHECK:   arith.cmpi eq, %[[CL]], %c0
+// CHECK:     memref.store %{{.+}}, %[[COUNTS]][%[[E]]] {jamba.kernel = "expert_gemm_count"}
 // CHECK: } {jamba.kernel = "expert_gemm_count"}
 // CHECK: scf.parallel
 // CHECK:   arith.divui %{{.+}}, %c8
 // CHECK: } {jamba.kernel = "expert_gemm_offsets"}
-// CHECK: scf.parallel (%[[E2:.+]]) = {{.+}} to (%[[GE]])
-// CHECK:   memref.store %{{.+}}, %[[SORTED]]
+// CHECK: scf.parallel (%[[E2:.+]], %[[SL:.+]]) = {{.+}} to (%[[GE]], %c32{{.*}})
+// CHECK:   %[[FIRST:.+]] = memref.load %[[STARTS]][%[[E2]]]
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %[[CHUNKS]] step %c1{{.*}} iter_args(%[[AT:.+]] = %[[FIRST]]) -> (index)
+// CHECK:     arith.cmpi eq, %{{.+}}, %[[E2]] : index
+// CHECK:     arith.cmpi uge, %[[SL]], %c1
+// CHECK:     gpu.shuffle  idx
+// CHECK:     arith.cmpi uge, %[[SL]], %c2
+// CHECK:     gpu.shuffle  idx
+// CHECK:     arith.cmpi uge, %[[SL]], %c4
+// CHECK:     gpu.shuffle  idx
+// CHECK:     arith.cmpi uge, %[[SL]], %c8
+// CHECK:     gpu.shuffle  idx
+// CHECK:     arith.cmpi uge, %[[SL]], %c16
+// CHECK:     gpu.shuffle  idx
+// CHECK:     %[[LAST:.+]] = arith.index_cast %c31 : index to i32
+// CHECK:     gpu.shuffle  idx %{{.+}}, %[[LAST]]
+// CHECK:     scf.if
+// CHECK:       memref.store %{{.+}}, %[[SORTED]]
 // CHECK: } {jamba.kernel = "expert_gemm_sort"}
 // CHECK: scf.parallel (%[[T:.+]], %[[GN:.+]]) =
 // CHECK:   memref.load %[[TILES]]
