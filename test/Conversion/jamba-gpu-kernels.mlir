@@ -33,7 +33,7 @@
 // per channel here (nest 5 runs instead):
 // CHECK: %[[FEW:.+]] = arith.cmpi ule, %{{.+}}, %c8
 // CHECK: %[[LANES:.+]] = arith.muli %{{.+}}, %c4
-// CHECK: %[[LONG:.+]] = arith.xori %[[FEW]], %true
+// CHECK: %[[LONG:.+]] = arith.cmpi ugt, %{{.+}}, %c8
 // CHECK: %[[ENOUGH:.+]] = arith.cmpi uge, %[[LANES]], %c65536
 // CHECK: %[[ONEPASS:.+]] = arith.andi %[[LONG]], %[[ENOUGH]]
 // CHECK: %[[ELSEWHERE:.+]] = arith.ori %[[FEW]], %[[ONEPASS]]

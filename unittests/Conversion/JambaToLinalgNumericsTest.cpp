@@ -1397,20 +1397,22 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanInOnePassOverLanes) {
   // With scan-lane-threads=0 every call of more than 8 steps runs the
   // one-pass lane form (each channel's states over min(width, 8) lanes,
   // the steps in batches of that many, their sums by a reduce-scatter),
-  // emulated lane by lane: 1, 4, 8, 16 and 32 states (1 to 4 per lane, 1 to
-  // 8 lanes), 6 channels (a warp's last lanes past them), lengths 9, 16 and
-  // 21 (a batch cut short, or not), every optional operand, against the
-  // reference. 6 states do not split into lanes evenly: the chunked form.
+  // emulated lane by lane: 1, 4, 8, 16, 24, 32 and 64 states (1 to 8 per
+  // lane; 3 per lane without vector loads), 6 channels (a warp's last lanes
+  // past them), lengths 9, 16 and 21 (a last batch cut short, or not),
+  // every optional operand, against the reference; 5 steps take the decode
+  // form (widths dividing 32) or the chunked one. 6 states do not split
+  // into lanes evenly: the chunked form.
   // Broken on purpose: the reduce-scatter's halves swapped fails every
-  // width of more than one lane; a step past the end allowed to decay the
+  // width of more than one lane; a step past the end allowed to change the
   // states fails those widths at lengths 9 and 21.
   mlir::jamba::CPULowerPipelineOptions options;
   options.gpuKernels = true;
   options.scanLaneThreads = 0;
-  for (int64_t width : {1, 4, 6, 8, 16, 32}) {
+  for (int64_t width : {1, 4, 6, 8, 16, 24, 32, 64}) {
     Kernel k(fullScanIr(width), options);
     ASSERT_EQ(k.error, "");
-    for (int64_t seq : {9, 16, 21}) {
+    for (int64_t seq : {5, 9, 16, 21}) {
       SCOPED_TRACE(::testing::Message()
                    << width << " states, " << seq << " steps");
       FullScan scan(2, seq, 6, width, 500 + unsigned(width * 7 + seq));

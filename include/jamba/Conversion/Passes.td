@@ -262,9 +262,9 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
     Option<"scanLaneThreads", "scan-lane-threads", "int64_t",
            /*default=*/"65536",
            "Selective scan: a call of more than 8 steps runs in one pass, "
-           "each channel's states split over 8 lanes of a warp, when "
-           "(sequences x channels x 8) reaches this many threads (0: "
-           "always, where the state width allows); otherwise chunked">,
+           "each channel's states split over L = min(width, 8) lanes of a "
+           "warp, when (sequences x channels x L) reaches this many threads "
+           "(0: always, where the state width allows); otherwise chunked">,
     Option<"expertGemmGroupedRows", "expert-gemm-grouped-rows", "int64_t",
            /*default=*/"64",
            "Expert GEMM: with more (token, slot) rows than this, the rows "

@@ -176,8 +176,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
           indexConst(b, loc, channelLanes));
       onePass = arith::AndIOp::create(
           b, loc,
-          arith::XOrIOp::create(b, loc, fewSteps,
-                                arith::ConstantIntOp::create(b, loc, 1, 1)),
+          arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, seq,
+                                indexConst(b, loc, kStateLanesMaxSteps)),
           arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, laneThreads,
                                 indexConst(b, loc, options.laneThreads)));
     }
@@ -482,8 +482,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     //    keeping half of its sums and sending the other half), which leaves
     //    step t0 + j's sum in lane j, and lane j writes y there. One
     //    exponential per state and step, where the chunked form's two
-    //    passes take two, and no carry; a step past the end has d = d u = 0
-    //    (exp2(0) = 1: the states do not change) and no y. Lanes past the
+    //    passes take two, and no carry; a step past the end keeps the
+    //    states (a select) and writes no y. Lanes past the
     //    last channel read its operands and store nothing. Emulated
     //    (emulateWarps) the warp is one iteration whose lanes take turns
     //    (WarpCode), shuffles reading the other lane's registers.
@@ -497,7 +497,8 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
       if (!emulateWarps)
         dims.push_back(indexConst(nb, nl, kWarpLanes));
       // A lane's S elements of a row of B or C, in bytes, and whether every
-      // row of both is aligned for them (a test made once per call).
+      // row of both is aligned for them (a test made once per call; S a
+      // power of two, else no vector loads).
       auto laneBytes = [&](Value m) {
         return perLane * int64_t(cast<MemRefType>(m.getType())
                                      .getElementType()
@@ -505,7 +506,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                                  8);
       };
       Value lanesAligned;
-      if (perLane > 1)
+      if (perLane > 1 && llvm::isPowerOf2_64(perLane))
         lanesAligned = arith::AndIOp::create(
             nb, nl, alignedForVectors(nb, nl, B, laneBytes(B)),
             alignedForVectors(nb, nl, C, laneBytes(C)));
@@ -528,9 +529,10 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
               return addI(lb, ll, mulC(lb, ll, j, perLane),
                           indexConst(lb, ll, s));
             };
-            // The lane's decay rates A[c, n] log2(e) and initial states.
+            // The lane's decay rates A[c, n] log2(e), initial states, and
+            // its channel's delta bias and D (0 without them).
             SmallVector<WarpCode::Regs> start = warp.eachLane(
-                pb, l, f32, 2, perLane,
+                pb, l, {}, {f32, f32, f32}, {perLane, perLane, 2},
                 [&](OpBuilder &lb, Location ll, Value lane,
                     ArrayRef<SmallVector<Value>>) {
                   Value c, inRange, j;
@@ -544,9 +546,12 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                     h0.push_back(init ? loadF32(lb, ll, init, {bi, c, n})
                                       : zeroF);
                   }
-                  return SmallVector<SmallVector<Value>>{rates, h0};
+                  SmallVector<Value> channel{
+                      deltaBias ? loadF32(lb, ll, deltaBias, {c}) : zeroF,
+                      D ? loadF32(lb, ll, D, {c}) : zeroF};
+                  return SmallVector<SmallVector<Value>>{rates, h0, channel};
                 });
-            const WarpCode::Regs &rates = start[0];
+            const WarpCode::Regs &rates = start[0], &perChannel = start[2];
             // Steps t0 .. t0 + L - 1 are a batch. In the last batch
             // (`tail`), cut short by the end, the rows are clamped to the
             // last one; every other batch is whole, its rows at fixed
@@ -577,9 +582,9 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
             };
             // One batch from the states `hIn` and its lanes' delta, u and
             // z (`loaded`); the states after it. In the last batch a step
-            // past the end has d = d u = 0 (the states do not change) and
-            // no y. `vectors`: a lane's S elements of B_t and of C_t by one
-            // vector load each (whole batches, rows aligned for them).
+            // past the end keeps the states and writes no y. `vectors`: a
+            // lane's S elements of B_t and of C_t by one vector load each
+            // (whole batches, rows aligned for them).
             auto laneVector = VectorType::get({perLane}, f32);
             auto runBatch = [&](OpBuilder &kb, Location kl, Value t0,
                                 const WarpCode::Regs &hIn,
@@ -587,22 +592,12 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                                 bool vectors) {
               // Step t0 + j of lane j: d and d u.
               SmallVector<WarpCode::Regs> own = warp.eachLane(
-                  kb, kl, {loaded}, {f32, f32}, {1, 1},
-                  [&](OpBuilder &lb, Location ll, Value lane,
+                  kb, kl, {loaded, perChannel}, {f32, f32}, {1, 1},
+                  [&](OpBuilder &lb, Location ll, Value,
                       ArrayRef<SmallVector<Value>> regs) {
-                    Value c, inRange, j;
-                    std::tie(c, inRange, j) = laneOf(lb, ll, lane);
-                    Value bias =
-                        deltaBias ? loadF32(lb, ll, deltaBias, {c}) : Value();
-                    Value d = stepSizeOf(lb, ll, regs[0][0], bias);
+                    Value d = stepSizeOf(lb, ll, regs[0][0],
+                                         deltaBias ? regs[1][0] : Value());
                     Value du = mulF(lb, ll, d, regs[0][1]);
-                    if (tail) {
-                      Value valid = arith::CmpIOp::create(
-                          lb, ll, arith::CmpIPredicate::ult,
-                          addI(lb, ll, t0, j), seq);
-                      d = arith::SelectOp::create(lb, ll, valid, d, zeroF);
-                      du = arith::SelectOp::create(lb, ll, valid, du, zeroF);
-                    }
                     return SmallVector<SmallVector<Value>>{{d}, {du}};
                   });
               // Every step's d and d u, from its lane of the channel.
@@ -654,10 +649,24 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                       Value bdu = mulF(
                           lb, ll, rowPart(B, t),
                           vector::BroadcastOp::create(lb, ll, laneVector, du));
-                      for (int64_t s = 0; s < perLane; ++s)
-                        hs[s] = math::FmaOp::create(
+                      // In the last batch a step past the end keeps the
+                      // states (a uniform test: no branch).
+                      Value valid =
+                          tail ? arith::CmpIOp::create(
+                                     lb, ll, arith::CmpIPredicate::ult,
+                                     addI(lb, ll, t0, indexConst(lb, ll, i)),
+                                     seq)
+                                     .getResult()
+                               : Value();
+                      for (int64_t s = 0; s < perLane; ++s) {
+                        Value next = math::FmaOp::create(
                             lb, ll, decay(lb, ll, d, regs[1][s]), hs[s],
                             vector::ExtractOp::create(lb, ll, bdu, s));
+                        hs[s] = valid ? arith::SelectOp::create(lb, ll, valid,
+                                                                next, hs[s])
+                                            .getResult()
+                                      : next;
+                      }
                       // <C_t, h_t>'s part, as C_t h_t (a vector) summed,
                       // the multiplies and adds contracted into fmas.
                       auto contract = arith::FastMathFlagsAttr::get(
@@ -714,7 +723,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
               }
               // Lane j writes step t0 + j.
               warp.eachLane(
-                  kb, kl, {sums, loaded}, {}, {},
+                  kb, kl, {sums, loaded, perChannel}, {}, {},
                   [&](OpBuilder &lb, Location ll, Value lane,
                       ArrayRef<SmallVector<Value>> regs) {
                     Value c, inRange, j;
@@ -730,9 +739,9 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                              : inRange;
                     scf::IfOp::create(
                         lb, ll, writes, [&](OpBuilder &wb, Location wl) {
-                          Value dc = D ? loadF32(wb, wl, D, {c}) : Value();
-                          finishStep(wb, wl, bi, t, c, regs[1][1], dc,
-                                     regs[0][0], z ? regs[1][2] : Value());
+                          finishStep(wb, wl, bi, t, c, regs[1][1],
+                                     D ? regs[2][1] : Value(), regs[0][0],
+                                     z ? regs[1][2] : Value());
                           scf::YieldOp::create(wb, wl);
                         });
                     return SmallVector<SmallVector<Value>>{};
