@@ -456,7 +456,12 @@ bench_prefill() { # label artifact tokens seq
   # Ids 1..1000 repeated: inside every vocabulary here.
   local ids
   ids=$(seq 0 $((tokens - 1)) | awk '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')
-  out=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$ids" \
+  # Every module loaded when the process starts (CUDA_MODULE_LOADING=EAGER):
+  # with CUDA's default lazy loading, cuBLAS's kernels loaded at their first
+  # calls inside the timed prefill (the profiled 2026-11-30 run gave
+  # in_proj's GEMM 21.6 ms per call, where the MLP's of the same size took
+  # 0.65 ms). Prefill figures before 2026-12-01 include that loading.
+  out=$(CUDA_MODULE_LOADING=EAGER timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$ids" \
     --seq "$seq" -n 1 --ignore-eos 2>&1 >/dev/null | grep "prefill")
   tps=$(echo "$out" | sed -n 's/.*prefill [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p')
   [ -n "$tps" ] || status=1
@@ -578,7 +583,8 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
             us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)"
     [ "$batch" = 1 ] && step_kernel_rows "$label" "$prof"
   done
-  prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
+  # Modules loaded eagerly, as in bench_prefill.
+  prof=$(CUDA_MODULE_LOADING=EAGER timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "$(seq 0 8191 | awk \
     '{ printf "%s%d", (NR > 1 ? "," : ""), $1 % 1000 + 1 }')" --seq 4096 -n 1 --ignore-eos \
     --profile-kernels 2>&1 >/dev/null)
   keep_profile "$label prefill 8192" "$prof"
