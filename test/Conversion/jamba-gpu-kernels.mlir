@@ -235,14 +235,21 @@ func.func @scan_dynamic_width(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>,
 
 // -----
 
-// The conv: per (sequence, channel), a time loop over the K taps of the
-// extended input (the state for the first K-1, then the input), SiLU,
-// then the new state from the extended input's tail.
+// The conv. A call of at most 8 steps (a decode step): per (sequence,
+// channel), a time loop over the K taps of the extended input (the state
+// for the first K-1, then the input), SiLU, then the new state from the
+// extended input's tail. A longer call: per (sequence, step, channel), the
+// channel innermost, one output each; then per (sequence, channel) the new
+// state, in a kernel of its own (after every output has read the old
+// state). The choice is made at run time.
 
 // CHECK-LABEL: func.func @conv
 // CHECK: %[[Y:.+]] = memref.alloc(%{{.+}}) : memref<1x?x16xbf16>
 // CHECK: %[[S:.+]] = memref.alloc() {jamba.state_over_old} : memref<1x16x3xbf16>
-// CHECK: scf.parallel (%{{.+}}, %{{.+}}) =
+// CHECK: %[[FEW:.+]] = arith.cmpi ule, %{{.+}}, %c8
+// CHECK: %[[FEWROWS:.+]] = arith.select %[[FEW]], %{{.+}}, %c0
+// CHECK: %[[MANYROWS:.+]] = arith.select %[[FEW]], %c0{{.*}}, %{{.+}}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%[[FEWROWS]], %{{.+}})
 // CHECK:   scf.for
 // CHECK:     scf.for {{.+}} iter_args
 // CHECK:       arith.cmpi ult
@@ -254,6 +261,17 @@ func.func @scan_dynamic_width(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>,
 // CHECK:     memref.store %{{.+}}, %[[Y]]
 // CHECK:   scf.for
 // CHECK:     memref.store %{{.+}}, %[[S]]
+// CHECK: } {jamba.kernel = "causal_conv1d"}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = ({{.+}}) to (%[[MANYROWS]], %{{.+}}, %{{.+}})
+// CHECK-NOT: memref.store %{{.+}}, %[[S]]
+// CHECK:   scf.for {{.+}} iter_args
+// CHECK:   math.exp
+// CHECK:   memref.store %{{.+}}, %[[Y]]
+// CHECK: } {jamba.kernel = "causal_conv1d_steps"}
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%[[MANYROWS]], %{{.+}})
+// CHECK:   scf.for
+// CHECK:     memref.store %{{.+}}, %[[S]]
+// CHECK: } {jamba.kernel = "causal_conv1d_state"}
 func.func @conv(%x: tensor<1x?x16xbf16>, %w: tensor<16x4xbf16>,
                 %s: tensor<1x16x3xbf16>) -> (tensor<1x?x16xbf16>, tensor<1x16x3xbf16>) {
   %y, %st = jamba.causal_conv1d %x, %w state(%s) {silu}

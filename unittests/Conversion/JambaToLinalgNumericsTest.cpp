@@ -1118,6 +1118,38 @@ TEST_P(SequenceKernels, CausalConv1dWithStateBiasAndSiLU) {
   expectClose(out[1], st, "causal_conv1d new state");
 }
 
+TEST_P(SequenceKernels, CausalConv1dShortAndLongCalls) {
+  // A dynamic length: jamba-gpu-kernels runs a call of at most 8 steps one
+  // thread per channel and a longer one one thread per output, then the
+  // new states in a kernel of their own; lengths 1, 8, 9 and 20 against the
+  // reference (output and new state).
+  Kernel k(R"mlir(
+    func.func @f(%x: tensor<2x?x8xf32>, %w: tensor<8x4xf32>, %b: tensor<8xf32>,
+                 %s: tensor<2x8x3xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x3xf32>)
+        attributes {llvm.emit_c_interface} {
+      %y, %st = jamba.causal_conv1d %x, %w bias(%b) state(%s) {silu}
+          : (tensor<2x?x8xf32>, tensor<8x4xf32>, tensor<8xf32>, tensor<2x8x3xf32>)
+          -> (tensor<2x?x8xf32>, tensor<2x8x3xf32>)
+      return %y, %st : tensor<2x?x8xf32>, tensor<2x8x3xf32>
+    })mlir",
+           *lowering());
+  ASSERT_EQ(k.error, "");
+  auto w = randomFloats(32, 36), b = randomFloats(8, 37),
+       s = randomFloats(48, 38);
+  Tensor<float> rb = toRef(b, {8});
+  for (int64_t seq : {1, 8, 9, 20}) {
+    SCOPED_TRACE(::testing::Message() << seq << " steps");
+    auto x = randomFloats(size_t(16 * seq), 40 + unsigned(seq));
+    auto [y, st] = ref::causalConv1d(toRef(x, {2, seq, 8}), toRef(w, {8, 4}),
+                                     &rb, toRef(s, {2, 8, 3}), true);
+    auto out = k.run(
+        {buf(x, {2, seq, 8}), buf(w, {8, 4}), buf(b, {8}), buf(s, {2, 8, 3})},
+        {3, 3});
+    expectClose(out[0], y, "causal_conv1d output");
+    expectClose(out[1], st, "causal_conv1d new state");
+  }
+}
+
 /// Random operands of a selective scan with every optional operand (D, z,
 /// a delta bias, an initial state, softplus), seeds `seed`, `seed` + 1, ...
 /// in the tests' argument order (u, delta, A, B, C, D, z, delta_bias,
