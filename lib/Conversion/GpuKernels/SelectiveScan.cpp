@@ -483,10 +483,10 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     //    step t0 + j's sum in lane j, and lane j writes y there. One
     //    exponential per state and step, where the chunked form's two
     //    passes take two, and no carry; a step past the end keeps the
-    //    states (a select) and writes no y. Lanes past the
-    //    last channel read its operands and store nothing. Emulated
-    //    (emulateWarps) the warp is one iteration whose lanes take turns
-    //    (WarpCode), shuffles reading the other lane's registers.
+    //    states (a select) and writes no y. Lanes past the last channel
+    //    read its operands and store nothing. Emulated (emulateWarps) the
+    //    warp is one iteration whose lanes take turns (WarpCode), shuffles
+    //    reading the other lane's registers.
     auto laneNest = [&](OpBuilder &nb, Location nl, Value rows) {
       const int64_t lanesPer = channelLanes, perLane = width / lanesPer,
                     perWarp = kWarpLanes / lanesPer;
