@@ -227,36 +227,43 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
     // into scalar loads. A width that is not a multiple of kRowChunk:
     // chunks of 1.
     const int64_t rowChunk = width % kRowChunk == 0 ? kRowChunk : 1;
-    auto chunkBytes = [&](Value m) {
-      return rowChunk * int64_t(cast<MemRefType>(m.getType())
-                                    .getElementType()
-                                    .getIntOrFloatBitWidth() /
-                                8);
+    // Bytes of `count` elements of B or C.
+    auto bytesOf = [&](Value m, int64_t count) {
+      return count * int64_t(cast<MemRefType>(m.getType())
+                                 .getElementType()
+                                 .getIntOrFloatBitWidth() /
+                             8);
     };
-    Value rowsAligned =
-        rowChunk > 1 ? alignedForVectors(b, loc, B, chunkBytes(B)) : Value();
+    // Elements n0 .. n0 + count - 1 of row (bi, t) of B or C as a
+    // vector<count x f32>: one vector load (`vectors`: the rows aligned for
+    // it, which the caller tested) or `count` element loads.
+    auto rowSlice = [&](OpBuilder &tb, Location tl, Value m, Value bi, Value t,
+                        Value n0, int64_t count, bool vectors) -> Value {
+      if (vectors) {
+        Type elem = cast<MemRefType>(m.getType()).getElementType();
+        return toF32(
+            tb, tl,
+            vector::LoadOp::create(tb, tl, VectorType::get({count}, elem), m,
+                                   ValueRange{bi, t, n0}, /*nontemporal=*/false,
+                                   llvm::MaybeAlign(bytesOf(m, count))));
+      }
+      SmallVector<Value> elems;
+      for (int64_t i = 0; i < count; ++i)
+        elems.push_back(loadF32(
+            tb, tl, m, {bi, t, addI(tb, tl, n0, indexConst(tb, tl, i))}));
+      return vector::FromElementsOp::create(
+          tb, tl, VectorType::get({count}, tb.getF32Type()), elems);
+    };
+    Value rowsAligned = rowChunk > 1
+                            ? alignedForVectors(b, loc, B, bytesOf(B, rowChunk))
+                            : Value();
     auto chunkType = VectorType::get({rowChunk}, f32);
     auto stateChunks = [&](OpBuilder &tb, Location tl, Value m, Value bi,
                            Value t, bool vectors) {
       SmallVector<Value> chunks;
-      Type elem = cast<MemRefType>(m.getType()).getElementType();
-      for (int64_t n = 0; n < width; n += rowChunk) {
-        if (vectors) {
-          chunks.push_back(toF32(
-              tb, tl,
-              vector::LoadOp::create(
-                  tb, tl, VectorType::get({rowChunk}, elem), m,
-                  ValueRange{bi, t, indexConst(tb, tl, n)},
-                  /*nontemporal=*/false, llvm::MaybeAlign(chunkBytes(m)))));
-          continue;
-        }
-        SmallVector<Value> elems;
-        for (int64_t i = 0; i < rowChunk; ++i)
-          elems.push_back(
-              loadF32(tb, tl, m, {bi, t, indexConst(tb, tl, n + i)}));
-        chunks.push_back(
-            vector::FromElementsOp::create(tb, tl, chunkType, elems));
-      }
+      for (int64_t n = 0; n < width; n += rowChunk)
+        chunks.push_back(rowSlice(tb, tl, m, bi, t, indexConst(tb, tl, n),
+                                  rowChunk, vectors));
       return chunks;
     };
     // A thread's time loop from `first` to `end`, its body built by
@@ -496,20 +503,13 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
       SmallVector<Value> dims{rows, groupsC};
       if (!emulateWarps)
         dims.push_back(indexConst(nb, nl, kWarpLanes));
-      // A lane's S elements of a row of B or C, in bytes, and whether every
-      // row of both is aligned for them (a test made once per call; S a
-      // power of two, else no vector loads).
-      auto laneBytes = [&](Value m) {
-        return perLane * int64_t(cast<MemRefType>(m.getType())
-                                     .getElementType()
-                                     .getIntOrFloatBitWidth() /
-                                 8);
-      };
+      // Whether every row of B and C is aligned for a lane's S elements (a
+      // test made once per call; S a power of two, else no vector loads).
       Value lanesAligned;
       if (perLane > 1 && llvm::isPowerOf2_64(perLane))
         lanesAligned = arith::AndIOp::create(
-            nb, nl, alignedForVectors(nb, nl, B, laneBytes(B)),
-            alignedForVectors(nb, nl, C, laneBytes(C)));
+            nb, nl, alignedForVectors(nb, nl, B, bytesOf(B, perLane)),
+            alignedForVectors(nb, nl, C, bytesOf(C, perLane)));
       parallel(
           nb, nl, "selective_scan_lanes", dims,
           [&](OpBuilder &pb, Location l, ValueRange iv) {
@@ -622,22 +622,7 @@ LogicalResult gpukernels::lowerSelectiveScan(IRRewriter &rw, SelectiveScanOp op,
                     Value n0 = stateOf(lb, ll, j, 0);
                     // The lane's S elements of row t of m.
                     auto rowPart = [&](Value m, Value t) {
-                      if (vectors) {
-                        Type elem =
-                            cast<MemRefType>(m.getType()).getElementType();
-                        return toF32(
-                            lb, ll,
-                            vector::LoadOp::create(
-                                lb, ll, VectorType::get({perLane}, elem), m,
-                                ValueRange{bi, t, n0}, /*nontemporal=*/false,
-                                llvm::MaybeAlign(laneBytes(m))));
-                      }
-                      SmallVector<Value> e;
-                      for (int64_t s = 0; s < perLane; ++s)
-                        e.push_back(
-                            loadF32(lb, ll, m, {bi, t, stateOf(lb, ll, j, s)}));
-                      return Value(vector::FromElementsOp::create(
-                          lb, ll, laneVector, e));
+                      return rowSlice(lb, ll, m, bi, t, n0, perLane, vectors);
                     };
                     SmallVector<Value> hs(regs[0]), parts;
                     for (int64_t i = 0; i < lanesPer; ++i) {
