@@ -34,9 +34,9 @@ constexpr int64_t kConvFewSteps = 8;
 /// per (b, c), its steps in turn, then its new state. A longer one is one
 /// iteration per (b, t, c), the channel innermost, then one per (b, c) for
 /// the new state: the outputs do not depend on each other (no recurrence),
-/// and one thread per channel walking an 8192-token prefill took 1.95 ms
-/// per call for Jamba-1.5-Mini's 8192 channels on the H200 (2026-11-30),
-/// about 25 times its bytes at the copy bandwidth. The choice is made at
+/// and one thread per channel walking a 4096-token call took 1.95 ms for
+/// Jamba-1.5-Mini's 8192 channels on the H200 (2026-11-30), about 25 times
+/// its bytes at the copy bandwidth. The choice is made at
 /// run time; a decode step's length is 1 at compile time, so the long
 /// form's nests fold away there.
 LogicalResult gpukernels::lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op) {
