@@ -615,6 +615,31 @@ print(c["num_attention_heads"], c["hidden_size"] // c["num_attention_heads"])' "
         if (peak != "") printf ", %.1f%% of the cuBLAS bf16 rate", 100 * tf / peak
         printf ")" }') | $(profile_top "$prof" 6)"
   fi
+  # The routed experts' GEMMs (tensor cores, or the CUDA-core grouped form):
+  # 2 hidden ffn FLOPs per (token, routed expert, projection), three
+  # projections per expert layer, against the cuBLAS bf16 rate; the rest of
+  # the expert GEMM's kernels (the counting sort) beside them.
+  local gemm_ms all_ms kernel_name flops
+  for kernel_name in mma grouped; do
+    read -r gemm_ms launches <<<"$(profile_op "$prof" "prefill expert_gemm_$kernel_name")"
+    [ -n "$gemm_ms" ] && break
+  done
+  read -r all_ms _ <<<"$(profile_op "$prof" "prefill expert_gemm")"
+  flops=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
+period, offset = c.get("expert_layer_period", 1), c.get("expert_layer_offset", 0)
+moe = sum(1 for i in range(c["num_hidden_layers"]) if c.get("num_experts", 1) > 1 and i % period == offset)
+print(8192 * moe * c.get("num_experts_per_tok", 1) * 3 * 2 * c["hidden_size"] * c["intermediate_size"])' "$config")
+  if [ -z "$gemm_ms" ] || [ "$flops" = 0 ]; then
+    row "kernel | $label prefill 8192 expert GEMM | FAILED | $(echo "$prof" | tail -1)"
+    status=1
+  else
+    row "kernel | $label prefill 8192 expert GEMM | $(awk -v ms="$gemm_ms" -v n="$launches" \
+      -v all="$all_ms" -v f="$flops" -v k="expert_gemm_$kernel_name" -v peak="${gemm_tflops:-}" 'BEGIN {
+        tf = f / (ms / 1e3) / 1e12
+        printf "%s %.2f ms in %d launches (%.1f TFLOP/s", k, ms, n, tf
+        if (peak != "") printf ", %.1f%% of the cuBLAS bf16 rate", 100 * tf / peak
+        printf "); the other expert GEMM kernels (sort) %.2f ms", all - ms }') | $(profile_top "$prof" 6)"
+  fi
 }
 
 # The jamba-1.5-mini-shaped layer stack at real widths (hidden 4096, 16

@@ -5,22 +5,32 @@
 
 // The tensor-core expert GEMM (expert-gemm-tensor-cores) for the grouped
 // rows of int8 experts with K = 128 (two steps of 64): the rows sorted by
-// expert into tiles of 16, then one iteration per (tile, 64 outputs n,
-// lane), the lane dimension exactly 32 (a warp). Per step a lane loads 16
-// consecutive k of its two input rows (f32, four 16-byte loads each,
-// rounded to bf16 and packed two per i32) and of its eight weight rows
-// (one 16-byte load of int8 each, widened exactly through f32: the upper
-// halves), and issues 32 mma.sync m16n8k16 with bf16 operands (8 blocks of
-// 8 outputs x 4 k-slices). Two K loops: aligned 16-byte loads, or element
-// loads when the runtime test fails. The epilogue scales, weights by the
-// route and stores each of the 32 accumulators whose row and n exist.
+// expert into tiles of 32 (two m-blocks of 16), then one iteration per
+// (tile, 64 outputs n, lane), the lane dimension exactly 32 (a warp). Per
+// step a lane loads 16 consecutive k of its four input rows (f32, four
+// 16-byte loads each, rounded to bf16 and packed two per i32) and of its
+// eight weight rows (one 16-byte load of int8 each, widened exactly
+// through f32: the upper halves), and issues 64 mma.sync m16n8k16 with
+// bf16 operands (2 m-blocks x 8 blocks of 8 outputs x 4 k-slices), into 64
+// f32 accumulators. Four K loops: aligned 16-byte loads, or element loads
+// when the runtime test fails; each with both m-blocks, or with the first
+// alone (32 mma.sync, 32 accumulators) for a tile of at most 16 rows. The
+// epilogue scales, weights by the route and stores each of the 64
+// accumulators whose row and n exist.
 
 // CHECK-LABEL: func.func @int8_experts
-// CHECK: %[[TILE_ROWS:.+]] = arith.constant 16 : index
+// CHECK: %[[TILE_ROWS:.+]] = arith.constant 32 : index
 // CHECK: } {jamba.kernel = "expert_gemm_offsets"}
 // CHECK: scf.parallel (%[[T:.+]], %[[W:.+]], %[[LANE:.+]]) = ({{.+}}) to (%{{.+}}, %{{.+}}, %c32{{.*}})
 // CHECK:   scf.if
+// CHECK:     %[[ONE_BLOCK:.+]] = arith.cmpi ule, %{{.+}}, %c16
+// CHECK:     scf.if %{{.+}} -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
+// CHECK:     scf.if %[[ONE_BLOCK]] -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32) {
 // CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c64{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
+// CHECK-COUNT-32: nvvm.mma.sync
+// CHECK-NOT:   nvvm.mma.sync
+// CHECK:     } else {
+// CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c64{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
 // CHECK:       arith.remui %[[LANE]], %c4
 // CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
 // CHECK:       arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
@@ -38,23 +48,30 @@
 // CHECK-NOT:   arith.sitofp
 // CHECK:       vector.bitcast %{{.+}} : vector<16xf32> to vector<32xi16>
 // CHECK:       vector.shuffle {{.+}} [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31]
-// CHECK-COUNT-32: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK-COUNT-64: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
+// CHECK-NOT:   nvvm.mma.sync
 // CHECK:     } else {
 // CHECK:       vector.load {{.+}} {alignment = 4 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
 // CHECK:       vector.load {{.+}} {alignment = 1 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
 // CHECK-COUNT-32: nvvm.mma.sync
+// CHECK-NOT:   nvvm.mma.sync
+// CHECK:     } else {
+// CHECK-COUNT-64: nvvm.mma.sync
+// CHECK-NOT:   nvvm.mma.sync
 // CHECK:     }
-// CHECK-COUNT-32: memref.store %{{.+}}, %{{.+}} {jamba.kernel = "expert_gemm_mma"}
+// CHECK-COUNT-64: memref.store %{{.+}}, %{{.+}} {jamba.kernel = "expert_gemm_mma"}
 // CHECK: } {jamba.kernel = "expert_gemm_mma"}
 // CHECK-NOT: expert_gemm_grouped
 
 // The emulation (a test aid for CPUs): no mma.sync; the warp is one
-// iteration, its register sets vectors of all 32 lanes' registers (the 8
-// n-blocks' accumulators: 4 x 32 f32 each).
+// iteration, its register sets vectors of all 32 lanes' registers (the
+// accumulators, 4 x 32 f32 per block: 8 blocks for one m-block, 16 for
+// both).
 // EMU-LABEL: func.func @int8_experts
 // EMU-NOT: nvvm.mma.sync
 // EMU: scf.parallel ({{.+}}) = ({{.+}}) to (%{{.+}}, %{{[^,]+}}) step
 // EMU: scf.for {{.+}} step %c64{{.*}} iter_args({{.+}}) -> (vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>)
+// EMU: scf.for {{.+}} step %c64{{.*}} iter_args({{.+}}) -> (vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>, vector<128xf32>)
 // EMU: } {jamba.kernel = "expert_gemm_mma"}
 
 // Without the option: the CUDA-core grouped form (tiles of 8).

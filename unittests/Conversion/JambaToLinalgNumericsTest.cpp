@@ -795,29 +795,41 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmGroupsLongRowCounts) {
 }
 
 TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
-  // The tensor-core grouped expert GEMM (tiles of 16 rows of one expert,
-  // a warp per 32 outputs, mma.sync m16n8k16 on bf16 operands) with each
-  // warp's mma.sync emulated as the PTX ISA defines it, on a CPU: the
-  // fragments, their packing, the k permutation and the epilogue. K = 128
-  // (two steps of 64), N = 40 (the second warp's n range is partial),
-  // 5 experts: expert 0 in 2 of every 3 tokens (several tiles and a partial
-  // one), expert 3 never; 3, 20 and 45 tokens, all grouped. bf16 weights on
-  // a shared input (as gate/up) and int8 weights with scales and route
-  // weights on a per-slot input (as down). The kernel rounds its inputs to
-  // bf16, so the reference gets the rounded inputs: the products are then
-  // exact in f32 and only the order of the sums differs.
+  // The tensor-core grouped expert GEMM (tiles of 32 rows of one expert in
+  // two m-blocks of 16, a warp per 64 outputs, mma.sync m16n8k16 on bf16
+  // operands) with each warp's mma.sync emulated as the PTX ISA defines it,
+  // on a CPU: the fragments, their packing, the k permutation and the
+  // epilogue. K = 128 (two steps of 64), N = 40 (the warp's n range is
+  // partial), 5 experts: expert 0 in 2 of every 3 tokens, expert 3 never;
+  // 3, 20, 45 and 100 tokens, all grouped. At 45 tokens experts 0 and 4
+  // have 30 rows each (the second m-block partial), at 100 tokens 67 and 66
+  // (two whole tiles, then a partial first m-block and an unused second);
+  // tiles of at most 16 rows run a K loop of one m-block. bf16 weights on a
+  // shared input (as gate/up), int8 weights with scales and route weights
+  // on a per-slot input (as down), and int8 weights on a view of the input
+  // that starts 1 float into rows of 129 (misaligned: the K loops of
+  // element loads). The kernel rounds its inputs to bf16, so the reference
+  // gets the rounded inputs: the products are then exact in f32 and only
+  // the order of the sums differs.
   const char *ir = R"mlir(
-    func.func @f(%x: tensor<?x128xf32>, %xs: tensor<?x2x128xf32>,
+    func.func @f(%x: tensor<?x128xf32>, %xs: tensor<?x2x128xf32>, %xw: tensor<?x129xf32>,
                  %h: tensor<5x40x128xbf16>, %q: tensor<5x40x128xi8>, %s: tensor<5x40xf32>,
                  %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>)
-        -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>)
+        -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>)
         attributes {llvm.emit_c_interface} {
       %y = jamba.expert_gemm %x, %h indices(%idx)
           : (tensor<?x128xf32>, tensor<5x40x128xbf16>, tensor<?x2xi64>) -> tensor<?x2x40xf32>
       %z = jamba.expert_gemm %xs, %q scale(%s) indices(%idx) route_weights(%rw)
           : (tensor<?x2x128xf32>, tensor<5x40x128xi8>, tensor<5x40xf32>, tensor<?x2xi64>,
              tensor<?x2xf32>) -> tensor<?x2x40xf32>
-      return %y, %z : tensor<?x2x40xf32>, tensor<?x2x40xf32>
+      %c0 = arith.constant 0 : index
+      %t = tensor.dim %x, %c0 : tensor<?x128xf32>
+      %xv = tensor.extract_slice %xw[0, 1] [%t, 128] [1, 1]
+          : tensor<?x129xf32> to tensor<?x128xf32>
+      %v = jamba.expert_gemm %xv, %q scale(%s) indices(%idx)
+          : (tensor<?x128xf32>, tensor<5x40x128xi8>, tensor<5x40xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x40xf32>
+      return %y, %z, %v : tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>
     })mlir";
   auto hf = randomFloats(5 * 40 * 128, 120),
        s = randomFloats(200, 121, 0.001f, 0.02f);
@@ -837,7 +849,7 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
       e = fromBF16(toBF16(e));
     return v;
   };
-  for (int64_t tokens : {3, 20, 45}) {
+  for (int64_t tokens : {3, 20, 45, 100}) {
     SCOPED_TRACE(::testing::Message() << tokens << " tokens");
     auto x = randomFloats(size_t(tokens * 128), 123 + unsigned(tokens)),
          xs = randomFloats(size_t(tokens * 2 * 128), 124 + unsigned(tokens)),
@@ -847,11 +859,15 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
       idx.push_back(t % 3 == 2 ? 1 : 0);
       idx.push_back(t % 3 == 0 ? 2 : 4);
     }
-    auto out =
-        k.run({buf(x, {tokens, 128}), buf(xs, {tokens, 2, 128}),
-               buf(h, {5, 40, 128}), buf(q, {5, 40, 128}), buf(s, {5, 40}),
-               buf(idx, {tokens, 2}), buf(rw, {tokens, 2})},
-              {3, 3});
+    // %xw's columns 1..128 are x; column 0 is never read.
+    std::vector<float> xw(size_t(tokens * 129), 7.0f);
+    for (int64_t t = 0; t < tokens; ++t)
+      std::copy_n(x.begin() + t * 128, 128, xw.begin() + t * 129 + 1);
+    auto out = k.run({buf(x, {tokens, 128}), buf(xs, {tokens, 2, 128}),
+                      buf(xw, {tokens, 129}), buf(h, {5, 40, 128}),
+                      buf(q, {5, 40, 128}), buf(s, {5, 40}),
+                      buf(idx, {tokens, 2}), buf(rw, {tokens, 2})},
+                     {3, 3, 3});
     Tensor<float> ridx = toRef(idx, {tokens, 2}), rrw = toRef(rw, {tokens, 2});
     expectClose(out[0],
                 ref::expertGemm<float>(toRef(roundedToBF16(x), {tokens, 128}),
@@ -863,6 +879,11 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
         ref::expertGemm<float>(toRef(roundedToBF16(xs), {tokens, 2, 128}),
                                toRef(q, {5, 40, 128}), &rs, ridx, &rrw),
         "tensor-core expert_gemm int8, per slot, route weights");
+    expectClose(out[2],
+                ref::expertGemm<float>(toRef(roundedToBF16(x), {tokens, 128}),
+                                       toRef(q, {5, 40, 128}), &rs, ridx,
+                                       nullptr),
+                "tensor-core expert_gemm int8, misaligned input view");
     // The inputs' rounding is what separates the kernel from the exact f32
     // reference: it must show, or the kernel did not round them.
     EXPECT_GT(relativeError(out[1],

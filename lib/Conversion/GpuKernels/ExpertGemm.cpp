@@ -63,14 +63,21 @@ Value loadVectorF32(OpBuilder &b, Location loc, Value memref,
   return toF32(b, loc, loaded);
 }
 
-/// Rows of one expert per tile of the tensor-core expert GEMM: the M of
-/// mma.sync.m16n8k16.
-constexpr int64_t kMmaTileRows = 16;
+/// Rows of one expert per tile of the tensor-core expert GEMM: two m-blocks
+/// of mma.sync.m16n8k16's M = 16. A warp converts its weight rows to bf16
+/// and reads them from L2 once per tile, so a tile of 32 rows halves both
+/// against tiles of 16 (the prefill's GEMMs ran at 88 TFLOP/s on the H200
+/// with tiles of 16, 2026-11-30); the second block of a tile of an
+/// expert's last few rows multiplies repeated rows that are not stored.
+constexpr int64_t kMmaTileRows = 32;
+/// The m-blocks of 16 rows of a tile.
+constexpr int64_t kMmaBlocksM = kMmaTileRows / 16;
 /// Outputs n one warp computes per tile: eight mma.sync n-blocks of 8. Each
 /// warp reads its tile's inputs and its weight rows from L2; with four
-/// blocks that was 96 bytes per k for 1024 FLOP, and the prefill's GEMMs ran
-/// at 88 TFLOP/s on the H200 (2026-11-30), about what the L2 delivers; eight
-/// read 128 bytes per 2048 FLOP (130 registers on sm_90, no spills).
+/// blocks and tiles of 16 rows that was 96 bytes per k for 1024 FLOP, and
+/// the prefill's GEMMs ran at 88 TFLOP/s on the H200 (2026-11-30), about
+/// what the L2 delivers; eight blocks and tiles of 32 read 192 bytes per
+/// 4096 FLOP (f32 inputs).
 constexpr int64_t kMmaBlocksN = 8;
 /// K per step of a warp's K loop: each of the 4 lanes of a fragment group
 /// loads 16 consecutive k (one 16-byte load of int8 weights), which feed
@@ -108,15 +115,17 @@ struct GroupedTiles {
 /// fastest and checks that blocks are whole warps). Per K step of
 /// kMmaStepK the lane converts its inputs to bf16 (round to nearest even)
 /// and its int8 weights to bf16 (exact) in registers, packs them two per
-/// 32-bit register and issues 4 x kMmaBlocksN `nvvm.mma.sync` m16n8k16
-/// (bf16 operands, f32 accumulators). After the K loop the scale, the
-/// routing weight and the store, each lane for its 4 x kMmaBlocksN
-/// accumulators.
+/// 32-bit register and issues 4 x kMmaBlocksM x kMmaBlocksN
+/// `nvvm.mma.sync` m16n8k16 (bf16 operands, f32 accumulators): each weight
+/// fragment serves the tile's kMmaBlocksM m-blocks. After the K loop the
+/// scale, the routing weight and the store, each lane for its 4 x
+/// kMmaBlocksM x kMmaBlocksN accumulators.
 ///
 /// The fragments (PTX ISA, mma.m16n8k16 .bf16): lane = 4 g + q holds A at
 /// rows g and g + 8 and B at column n = g, both at the logical k {2q, 2q + 1,
 /// 2q + 8, 2q + 9}, and the accumulators at rows g, g + 8 and columns 2q,
-/// 2q + 1. A K step maps logical k of mma s onto the memory k k0 + 16 q + 4 s
+/// 2q + 1; m-block m is the tile's rows 16 m .. 16 m + 15. A K step maps
+/// logical k of mma s onto the memory k k0 + 16 q + 4 s
 /// + {0, 1, 2, 3} (the owning lane's q fixes A and B the same way), so that
 /// each lane reads 16 consecutive k of its two input rows and of its weight
 /// rows (one 16-byte load of int8 weights) instead of pairs. Any bijection
@@ -137,6 +146,9 @@ void groupedMmaTiles(
   const int64_t slices = kMmaStepK / 16;      // q = 0 .. 3
   const int64_t perLane = kMmaStepK / slices; // 16 k per lane
   const int64_t warpN = 8 * kMmaBlocksN;
+  // A lane's input rows in the tile: grp + 8 h, h = 0 .. 2 kMmaBlocksM - 1
+  // (m-block h / 2, fragment row grp or grp + 8).
+  const int64_t laneInputRows = 2 * kMmaBlocksM;
   Value one = indexConst(b, loc, 1);
   Value warpsN = arith::DivUIOp::create(
       b, loc, addI(b, loc, g.n, indexConst(b, loc, warpN - 1)),
@@ -164,16 +176,17 @@ void groupedMmaTiles(
           Value nFirst = arith::MulIOp::create(tb, tl, nWarp, c(tb, tl, warpN));
           Value nLast = arith::SubIOp::create(tb, tl, g.n, one);
 
-          // What lane 4 grp + q reads: its input rows grp and grp + 8 of
-          // the tile (past the count the tile's last row again: read, not
+          // What lane 4 grp + q reads: its input rows grp + 8 h of the
+          // tile (past the count the tile's last row again: read, not
           // stored) and its weight rows n = the warp's first + 8 j + grp
           // (clamped into [0, N - 1]: read, not stored).
           struct LaneRows {
-            SmallVector<Value> rowIdx[2], xIdx[2], wRow;
+            SmallVector<Value> rowIdx[laneInputRows], xIdx[laneInputRows], wRow;
           };
-          auto laneRows = [&](OpBuilder &rb, Location rl, Value grp) {
+          auto laneRows = [&](OpBuilder &rb, Location rl, Value grp,
+                              int64_t mBlocks) {
             LaneRows r;
-            for (int64_t h = 0; h < 2; ++h) {
+            for (int64_t h = 0; h < 2 * mBlocks; ++h) {
               Value inTile = addI(rb, rl, grp, c(rb, rl, 8 * h));
               Value at = addI(rb, rl, first,
                               arith::MinUIOp::create(rb, rl, inTile, last));
@@ -191,34 +204,41 @@ void groupedMmaTiles(
             return r;
           };
 
-          // One K step: every lane's fragments, A of slice s (registers
-          // (row g, k 2q..), (row g + 8), (row g, k 2q + 8..), (row g + 8):
-          // words 2s, 2s, 2s + 1, 2s + 1 of its rows g, g + 8, g, g + 8) and
-          // B of n-block j and slice s (words 2s and 2s + 1 of weight row
-          // j), then kMmaBlocksN x slices mma.sync.
-          SmallVector<Type> fragTypes(slices + kMmaBlocksN * slices, i32);
-          SmallVector<int64_t> fragCounts(slices, 4);
-          fragCounts.append(kMmaBlocksN * slices, 2);
+          // One K step of the first `mBlocks` m-blocks: every lane's
+          // fragments, A of m-block m and slice s (registers (row g, k
+          // 2q..), (row g + 8), (row g, k 2q + 8..), (row g + 8): words 2s,
+          // 2s, 2s + 1, 2s + 1 of its rows g, g + 8, g, g + 8 of the
+          // m-block) and B of n-block j and slice s (words 2s and 2s + 1 of
+          // weight row j), then mBlocks x kMmaBlocksN x slices mma.sync.
+          // Fragment m slices + s is A, mBlocks slices + j slices + s is B;
+          // accumulator block m kMmaBlocksN + j is m-block m, n-block j.
           auto step = [&](OpBuilder &kb, Location kl, Value k0,
                           ArrayRef<WarpCode::Regs> acc, int64_t wAlign,
-                          int64_t xAlign) {
+                          int64_t xAlign, int64_t mBlocks) {
+            const int64_t aFrags = mBlocks * slices;
+            SmallVector<Type> fragTypes(aFrags + kMmaBlocksN * slices, i32);
+            SmallVector<int64_t> fragCounts(aFrags, 4);
+            fragCounts.append(kMmaBlocksN * slices, 2);
             SmallVector<WarpCode::Regs> frag = warp.eachLane(
                 kb, kl, {}, fragTypes, fragCounts,
                 [&](OpBuilder &lb, Location ll, Value lane,
                     ArrayRef<SmallVector<Value>>) {
                   Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
-                  LaneRows r = laneRows(lb, ll, grp);
+                  LaneRows r = laneRows(lb, ll, grp, mBlocks);
                   Value k = addI(lb, ll, k0, mulC(lb, ll, q, perLane));
-                  SmallVector<Value> words[2];
-                  for (int64_t h = 0; h < 2; ++h) {
+                  SmallVector<Value> words[laneInputRows];
+                  for (int64_t h = 0; h < 2 * mBlocks; ++h) {
                     SmallVector<Value> at(r.xIdx[h]);
                     at.push_back(k);
                     words[h] = packedBF16(lb, ll, g.x, at, perLane, xAlign);
                   }
                   SmallVector<SmallVector<Value>> regs;
-                  for (int64_t s = 0; s < slices; ++s)
-                    regs.push_back({words[0][2 * s], words[1][2 * s],
-                                    words[0][2 * s + 1], words[1][2 * s + 1]});
+                  for (int64_t m = 0; m < mBlocks; ++m) {
+                    ArrayRef<Value> lo = words[2 * m], hi = words[2 * m + 1];
+                    for (int64_t s = 0; s < slices; ++s)
+                      regs.push_back(
+                          {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]});
+                  }
                   for (int64_t j = 0; j < kMmaBlocksN; ++j) {
                     SmallVector<Value> w = packedBF16(
                         lb, ll, g.w, {e, r.wRow[j], k}, perLane, wAlign);
@@ -230,57 +250,96 @@ void groupedMmaTiles(
             SmallVector<WarpCode::Regs> next(acc);
             for (int64_t j = 0; j < kMmaBlocksN; ++j)
               for (int64_t s = 0; s < slices; ++s)
-                next[j] = warp.mma(kb, kl, frag[s],
-                                   frag[slices + j * slices + s], next[j]);
+                for (int64_t m = 0; m < mBlocks; ++m) {
+                  WarpCode::Regs &sum = next[m * kMmaBlocksN + j];
+                  sum = warp.mma(kb, kl, frag[m * slices + s],
+                                 frag[aFrags + j * slices + s], sum);
+                }
             return next;
           };
 
-          // The K loop: kMmaBlocksN blocks of 4 f32 accumulators, with
-          // aligned 16-byte vectors (the lane form's test) or element loads.
-          SmallVector<WarpCode::Regs> init;
-          for (int64_t j = 0; j < kMmaBlocksN; ++j)
-            init.push_back(warp.splat(tb, tl, f32, 4, 0.0));
-          SmallVector<int64_t> accCounts(kMmaBlocksN, 4);
+          // The K loops: kMmaBlocksM x kMmaBlocksN blocks of 4 f32
+          // accumulators, with aligned 16-byte vectors (the lane form's
+          // test) or element loads. A tile of at most 16 rows (an expert's
+          // last rows, and about every tile of a decode step, whose experts
+          // get a few rows each) runs a loop of the first m-block alone:
+          // the second's rows are not stored, and would cost a decode step
+          // a quarter more instructions per weight byte. Its accumulators
+          // stay zero.
+          const int64_t accBlocks = kMmaBlocksM * kMmaBlocksN;
+          SmallVector<WarpCode::Regs> zeros;
+          for (int64_t a = 0; a < accBlocks; ++a)
+            zeros.push_back(warp.splat(tb, tl, f32, 4, 0.0));
+          SmallVector<int64_t> accCounts(accBlocks, 4);
           auto kLoop = [&](OpBuilder &sb, Location sl, int64_t wAlign,
-                           int64_t xAlign) {
-            return scf::ForOp::create(
-                       sb, sl, c(sb, sl, 0), g.kDim, c(sb, sl, kMmaStepK),
-                       WarpCode::flatten(init),
-                       [&](OpBuilder &kb, Location kl, Value k0,
-                           ValueRange args) {
-                         scf::YieldOp::create(
-                             kb, kl,
-                             WarpCode::flatten(step(
-                                 kb, kl, k0, warp.unflatten(args, accCounts),
-                                 wAlign, xAlign)));
-                       })
-                .getResults();
+                           int64_t xAlign, int64_t mBlocks) {
+            ArrayRef<WarpCode::Regs> init(zeros);
+            init = init.take_front(mBlocks * kMmaBlocksN);
+            ArrayRef<int64_t> counts(accCounts);
+            counts = counts.take_front(init.size());
+            SmallVector<Value> sums(
+                scf::ForOp::create(
+                    sb, sl, c(sb, sl, 0), g.kDim, c(sb, sl, kMmaStepK),
+                    WarpCode::flatten(init),
+                    [&](OpBuilder &kb, Location kl, Value k0, ValueRange args) {
+                      scf::YieldOp::create(
+                          kb, kl,
+                          WarpCode::flatten(step(kb, kl, k0,
+                                                 warp.unflatten(args, counts),
+                                                 wAlign, xAlign, mBlocks)));
+                    })
+                    .getResults());
+            llvm::append_range(
+                sums,
+                WarpCode::flatten(ArrayRef(zeros).drop_front(init.size())));
+            return sums;
           };
           const int64_t wBytes = wElem.getIntOrFloatBitWidth() / 8,
                         xBytes = xElem.getIntOrFloatBitWidth() / 8;
           SmallVector<Type> accTypes;
-          for (Value v : WarpCode::flatten(init))
+          for (Value v : WarpCode::flatten(zeros))
             accTypes.push_back(v.getType());
-          auto sums = scf::IfOp::create(tb, tl, accTypes, g.vectors,
-                                        /*withElseRegion=*/true);
-          {
-            OpBuilder::InsertionGuard guard(tb);
-            tb.setInsertionPointToStart(sums.thenBlock());
-            scf::YieldOp::create(tb, tl, kLoop(tb, tl, 16, 16));
-            tb.setInsertionPointToStart(sums.elseBlock());
-            scf::YieldOp::create(tb, tl, kLoop(tb, tl, wBytes, xBytes));
-          }
-          // The epilogue: accumulator i of block j is row g + 8 (i / 2),
-          // column n = the warp's first + 8 j + 2 q + i % 2.
+          Value oneBlock =
+              arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::ule, count,
+                                    c(tb, tl, kMmaTileRows / kMmaBlocksM));
+          // if (vectors) { if (oneBlock) ... else ... } else { ... }
+          auto branches =
+              [&](OpBuilder &ib, Location il, Value cond,
+                  function_ref<SmallVector<Value>(OpBuilder &)> then,
+                  function_ref<SmallVector<Value>(OpBuilder &)> otherwise) {
+                auto op = scf::IfOp::create(ib, il, accTypes, cond,
+                                            /*withElseRegion=*/true);
+                OpBuilder::InsertionGuard guard(ib);
+                ib.setInsertionPointToStart(op.thenBlock());
+                scf::YieldOp::create(ib, il, then(ib));
+                ib.setInsertionPointToStart(op.elseBlock());
+                scf::YieldOp::create(ib, il, otherwise(ib));
+                return SmallVector<Value>(op.getResults());
+              };
+          auto byRows = [&](OpBuilder &ib, int64_t wAlign, int64_t xAlign) {
+            return branches(
+                ib, tl, oneBlock,
+                [&](OpBuilder &lb) { return kLoop(lb, tl, wAlign, xAlign, 1); },
+                [&](OpBuilder &lb) {
+                  return kLoop(lb, tl, wAlign, xAlign, kMmaBlocksM);
+                });
+          };
+          SmallVector<Value> sums = branches(
+              tb, tl, g.vectors,
+              [&](OpBuilder &ib) { return byRows(ib, 16, 16); },
+              [&](OpBuilder &ib) { return byRows(ib, wBytes, xBytes); });
+          // The epilogue: accumulator i of block (m, j) is row 16 m + g + 8
+          // (i / 2), column n = the warp's first + 8 j + 2 q + i % 2.
           warp.eachLane(
-              tb, tl, warp.unflatten(sums.getResults(), accCounts), {}, {},
+              tb, tl, warp.unflatten(sums, accCounts), {}, {},
               [&](OpBuilder &lb, Location ll, Value lane,
                   ArrayRef<SmallVector<Value>> acc) {
                 Value grp = divC(lb, ll, lane, 4), q = remC(lb, ll, lane, 4);
-                LaneRows own = laneRows(lb, ll, grp);
-                for (int64_t j = 0; j < kMmaBlocksN; ++j)
+                LaneRows own = laneRows(lb, ll, grp, kMmaBlocksM);
+                for (int64_t a = 0; a < accBlocks; ++a)
                   for (int64_t i = 0; i < 4; ++i) {
-                    const int64_t h = i / 2;
+                    const int64_t j = a % kMmaBlocksN,
+                                  h = 2 * (a / kMmaBlocksN) + i / 2;
                     Value nn = addI(lb, ll, nFirst,
                                     addI(lb, ll, c(lb, ll, 8 * j + i % 2),
                                          mulC(lb, ll, q, 2)));
@@ -293,7 +352,7 @@ void groupedMmaTiles(
                                               nn, g.n));
                     scf::IfOp::create(
                         lb, ll, store, [&](OpBuilder &sb, Location sl) {
-                          Value v = acc[j][i];
+                          Value v = acc[a][i];
                           if (g.scale)
                             v = mulF(sb, sl, v,
                                      loadF32(sb, sl, g.scale, {e, nn}));
