@@ -85,6 +85,10 @@ StatusOr<std::unique_ptr<CudaDriver>> resolveDriver(LibrarySymbols &symbols) {
   if (!symbols.optional("cuEventElapsedTime_v2", d->cuEventElapsedTime))
     JAMBA_CUDA_RESOLVE(cuEventElapsedTime)
   JAMBA_CUDA_RESOLVE(cuEventDestroy_v2)
+  // Both or neither (see CudaSession::pinHost).
+  if (!symbols.optional("cuMemHostRegister_v2", d->cuMemHostRegister) ||
+      !symbols.optional("cuMemHostUnregister", d->cuMemHostUnregister))
+    d->cuMemHostRegister = nullptr, d->cuMemHostUnregister = nullptr;
 #undef JAMBA_CUDA_RESOLVE
   JAMBA_CKPT_RETURN_IF_ERROR(
       symbols.checkRequired("(a driver older than CUDA 11.4?)"));

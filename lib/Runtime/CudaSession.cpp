@@ -6,6 +6,8 @@
 
 #include "CudaSession.h"
 
+#include <algorithm>
+
 using namespace jamba;
 using namespace jamba::rt;
 using namespace jamba::rt::cuda;
@@ -105,6 +107,8 @@ CudaSession::~CudaSession() {
   kernelProfile.reset();
   for (CUdeviceptr p : allocations)
     d.cuMemFree_v2(p);
+  for (void *p : pinned)
+    d.cuMemHostUnregister(p);
   if (stream)
     d.cuStreamDestroy_v2(stream);
   // What the pool kept of the kernels' temporaries goes back (the stream
@@ -181,6 +185,24 @@ Status CudaSession::download(void *hostDst, const void *deviceSrc,
                                            size_t(bytes), stream),
                  "cuMemcpyDtoHAsync"));
   return finish();
+}
+
+bool CudaSession::pinHost(void *p, uint64_t bytes) {
+  if (!api->cuMemHostRegister || !p || bytes == 0)
+    return false;
+  // No error to report: unpinned memory works, only slower.
+  if (api->cuMemHostRegister(p, size_t(bytes), /*flags=*/0) != CUDA_SUCCESS)
+    return false;
+  pinned.push_back(p);
+  return true;
+}
+
+void CudaSession::unpinHost(void *p) {
+  auto it = std::find(pinned.begin(), pinned.end(), p);
+  if (it == pinned.end())
+    return;
+  api->cuMemHostUnregister(p);
+  pinned.erase(it);
 }
 
 Status CudaSession::zero(void *deviceDst, uint64_t bytes) {

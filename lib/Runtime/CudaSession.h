@@ -92,6 +92,12 @@ public:
   Status zero(void *deviceDst, uint64_t bytes);
   /// Waits for everything queued on the stream.
   Status finish();
+  /// Page-locks `bytes` of host memory at `p` (cuMemHostRegister), so that
+  /// downloads into it are direct; false when the driver cannot (it lacks
+  /// the call, or refuses: the memory is then used as it is). Undone by
+  /// unpinHost, or by the session's end.
+  bool pinHost(void *p, uint64_t bytes);
+  void unpinHost(void *p);
 
   //===--------------------------------------------------------------------===//
   // CUDA graphs (decode)
@@ -134,6 +140,8 @@ private:
   std::string deviceText;
   int capability = 0;
   std::vector<CUdeviceptr> allocations;
+  /// Host memory pinHost page-locked and unpinHost has not released.
+  std::vector<void *> pinned;
   std::map<GraphKey, CUgraphExec> graphs;
 };
 

@@ -1001,6 +1001,16 @@ Status Executor::readBuffer(size_t index, void *dst, uint64_t bytes,
   return Status::success();
 }
 
+bool Executor::pinHostMemory(void *dst, uint64_t bytes) {
+  return cudaSession && cudaSession->makeCurrent().ok() &&
+         cudaSession->pinHost(dst, bytes);
+}
+
+void Executor::unpinHostMemory(void *dst) {
+  if (cudaSession && cudaSession->makeCurrent().ok())
+    cudaSession->unpinHost(dst);
+}
+
 Status Executor::writeBuffer(size_t index, const void *src, uint64_t bytes,
                              uint64_t offset) {
   JAMBA_CKPT_RETURN_IF_ERROR(checkAccess(index, bytes, offset, "write"));

@@ -372,6 +372,11 @@ TEST_F(FakeCudaTest, GeneratesWhatTheCpuGenerates) {
               got->prefillCalls + got->decodeCalls);
     EXPECT_EQ(fake->kernelLaunches - before.kernelLaunches,
               got->prefillCalls + int64_t(ex->cudaGraphCount()));
+    // The rows' logits were copied into page-locked memory (one range for
+    // the generation, released at its end): every decode step's at least.
+    EXPECT_EQ(fake->hostRegisters - before.hostRegisters, 1);
+    EXPECT_EQ(fake->livePinnedRanges, before.livePinnedRanges);
+    EXPECT_GE(fake->pinnedDownloads - before.pinnedDownloads, got->decodeCalls);
 
     // A second generation replays the graphs it captured.
     size_t graphs = ex->cudaGraphCount();
@@ -386,6 +391,29 @@ TEST_F(FakeCudaTest, GeneratesWhatTheCpuGenerates) {
   EXPECT_EQ(fake->liveStreams, before.liveStreams);
   EXPECT_EQ(fake->liveGraphs, before.liveGraphs);
   EXPECT_EQ(fake->contextsRetained, before.contextsRetained);
+  EXPECT_TRUE(cuda::takeCudaError().ok());
+}
+
+TEST_F(FakeCudaTest, UnpinnedLogitsGenerateTheSame) {
+  // A driver that refuses to page-lock the host memory (or lacks the call)
+  // costs only speed: the generation copies into ordinary memory.
+  auto expected = cpuGeneration();
+  ASSERT_TRUE(expected.ok()) << expected.status().message();
+  auto cudaArt = openCuda();
+  ASSERT_TRUE(cudaArt);
+  FakeCudaControl before = *fake;
+  fake->failHostRegisterWith = 2; // CUDA_ERROR_OUT_OF_MEMORY
+  auto ex = session(*cudaArt, options(Device::Cuda));
+  ASSERT_TRUE(ex);
+  auto got = generateTwo(*ex);
+  fake->resetKnobs();
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  for (size_t b = 0; b < 2; ++b) {
+    EXPECT_EQ(got->sequences[b].ids, expected->sequences[b].ids) << b;
+    EXPECT_EQ(got->sequences[b].logits, expected->sequences[b].logits) << b;
+  }
+  EXPECT_EQ(fake->hostRegisters, before.hostRegisters);
+  EXPECT_EQ(fake->pinnedDownloads, before.pinnedDownloads);
   EXPECT_TRUE(cuda::takeCudaError().ok());
 }
 

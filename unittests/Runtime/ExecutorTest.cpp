@@ -345,6 +345,41 @@ TEST_F(ExecutorTest, StopsOnEos) {
   EXPECT_EQ(r2->sequences[0].ids.size(), 6u);
 }
 
+TEST_F(ExecutorTest, RowsAroundAStoppedRowRunOn) {
+  // The middle of three sequences stops on EOS: the decode steps after it
+  // still run rows 0..2 (one call) and read every row's logits, staged,
+  // keeping only rows 0 and 2's (the rows that all take their logits read
+  // them into place instead).
+  std::vector<int64_t> prompt = {1, 17, 42};
+  std::vector<int64_t> h = prompt;
+  h.push_back(testNext(h));
+  int64_t second = testNext(h);
+  TestArtifactOptions o;
+  o.eosIds = {second};
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = session(*a, opts(3, 32));
+  ASSERT_TRUE(ex);
+  GenerateOptions g = greedy(6);
+  g.stopOnEos = true;
+  std::vector<std::vector<int64_t>> prompts = {{3, 3}, prompt, {5, 9, 2}};
+  auto r = generate(*ex, prompts, g);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_TRUE(r->sequences[1].stoppedOnEos);
+  ASSERT_EQ(r->sequences[1].ids.size(), 2u);
+  EXPECT_EQ(r->sequences[1].rows, 3 + 2);
+  int checked = 0;
+  for (size_t b : {size_t(0), size_t(2)}) {
+    const SequenceOutput &out = r->sequences[b];
+    if (out.stoppedOnEos)
+      continue;
+    EXPECT_EQ(out.ids.size(), 6u);
+    expectToyRun(prompts[b], 6, out, true);
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << "both other prompts met the EOS id; pick others";
+}
+
 TEST_F(ExecutorTest, RefusesBadBindingsAndRuns) {
   auto a = open();
   ASSERT_TRUE(a);

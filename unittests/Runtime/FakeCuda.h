@@ -31,6 +31,9 @@
 //   capture or the calling thread's mode (cuThreadExchangeStreamCaptureMode)
 //   is relaxed, as the real driver's does; device memory is 256-byte
 //   aligned.
+// - cuMemHostRegister_v2 and cuMemHostUnregister keep the page-locked host
+//   ranges (refusing an overlap, or an unregister of what is not
+//   registered, as the driver does), and a download into one is counted.
 //
 // The test kernels for a CUDA artifact (TestCudaKernels.cpp) carry such an
 // image and launch through the runtime's mgpu* functions. FakeCudaControl is
@@ -102,6 +105,8 @@ struct FakeCudaControl {
   static constexpr int kMaxDevices = 8;
   /// Non-zero: cuEventRecord returns this error.
   int failEventRecordWith = 0;
+  /// Non-zero: cuMemHostRegister returns this error.
+  int failHostRegisterWith = 0;
   /// Sets the knobs back to their defaults; the counters stay.
   void resetKnobs() {
     const FakeCudaControl defaults;
@@ -111,6 +116,7 @@ struct FakeCudaControl {
     failLaunchWith = 0;
     deviceCount = defaults.deviceCount;
     failEventRecordWith = 0;
+    failHostRegisterWith = 0;
   }
 
   // Counters.
@@ -134,6 +140,10 @@ struct FakeCudaControl {
   /// default, 0, until set) and the cuMemPoolTrimTo calls on it.
   uint64_t poolReleaseThreshold = 0;
   int64_t poolTrims = 0;
+  /// Page-locked host memory: cuMemHostRegister calls that succeeded, the
+  /// ranges registered and not unregistered, and downloads
+  /// (cuMemcpyDtoHAsync) whose whole destination lies in one of them.
+  int64_t hostRegisters = 0, livePinnedRanges = 0, pinnedDownloads = 0;
 };
 
 /// Counters and knobs of the fake cuBLAS (jamba_fake_cublas_control()).

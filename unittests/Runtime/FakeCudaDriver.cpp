@@ -37,10 +37,24 @@ constexpr CUresult kInvalidValue = 1, kNotInitialized = 3, kInvalidDevice = 101,
                    kInvalidImage = 200, kInvalidPtx = 218, kNotFound = 500,
                    kIllegalAddress = 700, kNotSupported = 801,
                    kCaptureUnsupported = 900, kCaptureInvalidated = 901,
-                   kNotReady = 600, kLaunchTimeout = 702;
+                   kNotReady = 600, kLaunchTimeout = 702,
+                   kHostMemoryAlreadyRegistered = 712,
+                   kHostMemoryNotRegistered = 713;
 
 FakeCudaControl control;
 bool initialised = false;
+/// Page-locked host ranges: start -> bytes.
+std::map<uintptr_t, size_t> pinnedRanges;
+
+/// Whether [p, p + bytes) lies in one registered range.
+bool inPinnedRange(const void *p, size_t bytes) {
+  uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  auto it = pinnedRanges.upper_bound(at);
+  if (it == pinnedRanges.begin())
+    return false;
+  --it;
+  return at + bytes <= it->first + it->second;
+}
 
 struct Op {
   std::function<void()> run;
@@ -552,9 +566,37 @@ FAKE_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src,
   return enqueue(stream, [=] { std::memcpy(hostPtr(dst), src, bytes); });
 }
 
+FAKE_EXPORT CUresult cuMemHostRegister_v2(void *p, size_t bytes,
+                                          unsigned flags) {
+  FAKE_LOCK();
+  if (control.failHostRegisterWith)
+    return CUresult(control.failHostRegisterWith);
+  if (!p || bytes == 0 || flags != 0)
+    return kInvalidValue;
+  uintptr_t at = reinterpret_cast<uintptr_t>(p);
+  // Overlapping an existing range is refused, as the driver refuses it.
+  auto next = pinnedRanges.lower_bound(at);
+  if ((next != pinnedRanges.end() && next->first < at + bytes) ||
+      inPinnedRange(p, 1))
+    return kHostMemoryAlreadyRegistered;
+  pinnedRanges[at] = bytes;
+  ++control.hostRegisters;
+  ++control.livePinnedRanges;
+  return CUDA_SUCCESS;
+}
+
+FAKE_EXPORT CUresult cuMemHostUnregister(void *p) {
+  FAKE_LOCK();
+  if (pinnedRanges.erase(reinterpret_cast<uintptr_t>(p)) == 0)
+    return kHostMemoryNotRegistered;
+  --control.livePinnedRanges;
+  return CUDA_SUCCESS;
+}
+
 FAKE_EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src,
                                           size_t bytes, CUstream stream) {
   FAKE_LOCK();
+  control.pinnedDownloads += inPinnedRange(dst, bytes);
   return enqueue(stream, [=] { std::memcpy(dst, hostPtr(src), bytes); });
 }
 

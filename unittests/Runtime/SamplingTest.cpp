@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <set>
+#include <string>
 #include <vector>
 
 using namespace jamba;
@@ -33,6 +34,60 @@ TEST(SamplingTest, GreedyIsArgmaxLowestOnTies) {
   std::vector<float> withNan = {NAN, 1.0f, 2.0f};
   EXPECT_EQ(argmaxIndex(withNan.data(), 3), 2);
   EXPECT_EQ(argmaxIndex(withNan.data(), 1), -1);
+}
+
+TEST(SamplingTest, ArgmaxMatchesItsDefinitionAcrossLanesAndTails) {
+  // argmaxIndex scans 16 running maxima at once, then finds the first index
+  // of the maximum: against the definition (the lowest index of the
+  // largest non-NaN value) on random rows of every length up to 80 (whole
+  // groups of 16 and tails), with ties planted across lanes and groups,
+  // NaN, -inf, +inf and signed zeros.
+  auto definition = [](const std::vector<float> &v) {
+    int64_t best = -1;
+    for (size_t i = 0; i < v.size(); ++i)
+      if (!std::isnan(v[i]) && (best < 0 || v[i] > v[size_t(best)]))
+        best = int64_t(i);
+    return best;
+  };
+  Rng rng(11);
+  const float specials[] = {NAN, -INFINITY, INFINITY, 0.0f, -0.0f};
+  int checked = 0;
+  for (int64_t n = 0; n <= 80; ++n)
+    for (int trial = 0; trial < 40; ++trial) {
+      std::vector<float> v(static_cast<size_t>(n));
+      for (float &x : v) {
+        // Few distinct values, so that ties are common.
+        x = float(int(rng.uniform() * 7)) - 3.0f;
+        if (rng.uniform() < 0.08)
+          x = specials[int(rng.uniform() * 5)];
+      }
+      ASSERT_EQ(argmaxIndex(v.data(), n), definition(v))
+          << "length " << n << ", trial " << trial;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 81 * 40);
+  // The maximum in the tail past the last whole group; all NaN; all -inf.
+  std::vector<float> tail(37, 1.0f);
+  tail[36] = 2.0f;
+  EXPECT_EQ(argmaxIndex(tail.data(), 37), 36);
+  std::vector<float> nans(20, NAN);
+  EXPECT_EQ(argmaxIndex(nans.data(), 20), -1);
+  std::vector<float> ninf(20, -INFINITY);
+  EXPECT_EQ(argmaxIndex(ninf.data(), 20), 0);
+}
+
+TEST(SamplingTest, GreedyRefusesNaNAnywhereInALongRow) {
+  // A NaN in a whole group and one in the tail, each named by its id.
+  Rng rng(1);
+  SamplingOptions o;
+  for (int64_t at : {0, 5, 17, 63, 64, 70}) {
+    std::vector<float> l(71, 0.5f);
+    l[size_t(at)] = NAN;
+    auto r = sampleNext(l.data(), 71, o, rng);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().message(),
+              "the logits hold NaN (id " + std::to_string(at) + ")");
+  }
 }
 
 TEST(SamplingTest, TinyTemperatureIsThePointMassOnTheTopId) {

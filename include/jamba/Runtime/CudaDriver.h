@@ -170,6 +170,12 @@ struct CudaDriver {
                                     CUmemPool_attribute attribute,
                                     void *value) = nullptr;
   CUresult (*cuMemPoolTrimTo)(CUmemoryPool pool, size_t keepBytes) = nullptr;
+  /// Page-locks host memory, so that copies to and from it are direct DMA
+  /// (optional: null when the driver lacks them; the copies then go
+  /// through the driver's staging buffers).
+  CUresult (*cuMemHostRegister)(void *ptr, size_t bytes,
+                                unsigned flags) = nullptr;
+  CUresult (*cuMemHostUnregister)(void *ptr) = nullptr;
   CUresult (*cuMemcpyHtoDAsync_v2)(CUdeviceptr dst, const void *src,
                                    size_t bytes, CUstream stream) = nullptr;
   CUresult (*cuMemcpyDtoHAsync_v2)(void *dst, CUdeviceptr src, size_t bytes,

@@ -205,6 +205,13 @@ public:
                     uint64_t offset = 0);
   Status writeBuffer(size_t index, const void *src, uint64_t bytes,
                      uint64_t offset = 0);
+  /// On CUDA, page-locks the host memory [dst, dst + bytes) that readBuffer
+  /// will copy into many times (the logits of every decode step), so that
+  /// the copies are direct; true if it did. Nothing to do on the CPU, and
+  /// not an error when the driver cannot (the copies then work as before).
+  /// Release it with unpinHostMemory before the memory goes away.
+  bool pinHostMemory(void *dst, uint64_t bytes);
+  void unpinHostMemory(void *dst);
 
   /// The manifest index of buffer `id`, or -1.
   int64_t bufferIndex(std::string_view id) const;
