@@ -2,7 +2,8 @@
 //
 // Part of jamba-mlir. `jamba-bench-sampling [VOCAB]` times what the host
 // does with a decode step's logits once they are in its memory: choosing
-// each row's next id (rt::sampleNext: greedy, and sampled with top-k 50),
+// each row's next id (rt::sampleNext: greedy; sampled at temperature 1 over
+// every id, which orders all of them; and with top-k 50),
 // at batch 1, 8 and 32, next to a memcpy of the same bytes measured in the
 // same run (the copy every step must make at least once, device to host).
 // Random logits (normal, sd 3), vocab 65536 (Jamba's) by default; median
@@ -72,7 +73,8 @@ int main(int argc, char **argv) {
         sink += *id;
       }
     };
-    rt::SamplingOptions greedy, topK;
+    rt::SamplingOptions greedy, every, topK;
+    every.temperature = 1.0;
     topK.temperature = 1.0;
     topK.topK = 50;
     const int reps = batch == 32 ? 21 : 51;
@@ -81,13 +83,15 @@ int main(int argc, char **argv) {
       sink += int64_t(copy[size_t(sink) % copy.size()] > 0);
     });
     double greedyUs = medianMicroseconds(reps, [&] { choose(greedy); });
+    double everyUs =
+        medianMicroseconds(batch == 32 ? 5 : 11, [&] { choose(every); });
     double topKUs = medianMicroseconds(reps, [&] { choose(topK); });
     std::printf("batch %2lld: memcpy of the logits %8.1f us; greedy %8.1f us "
-                "(%.2fx the memcpy, %.1f us per row); top-k 50 %8.1f us "
-                "(%.2fx)\n",
+                "(%.2fx the memcpy, %.1f us per row); temperature 1 %9.1f us "
+                "(%.1f us per row); top-k 50 %8.1f us (%.1f us per row)\n",
                 static_cast<long long>(batch), copyUs, greedyUs,
-                greedyUs / copyUs, greedyUs / double(batch), topKUs,
-                topKUs / copyUs);
+                greedyUs / copyUs, greedyUs / double(batch), everyUs,
+                everyUs / double(batch), topKUs, topKUs / double(batch));
   }
   std::printf("(checksum %lld)\n", static_cast<long long>(sink));
   return 0;

@@ -1007,8 +1007,13 @@ bool Executor::pinHostMemory(void *dst, uint64_t bytes) {
 }
 
 void Executor::unpinHostMemory(void *dst) {
-  if (cudaSession && cudaSession->makeCurrent().ok())
+  // Unregistered (or at least forgotten) even when the context cannot be
+  // made current: the memory is about to be freed, and the session must
+  // not unregister it again at its end.
+  if (cudaSession) {
+    (void)cudaSession->makeCurrent();
     cudaSession->unpinHost(dst);
+  }
 }
 
 Status Executor::writeBuffer(size_t index, const void *src, uint64_t bytes,

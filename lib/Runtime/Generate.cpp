@@ -105,6 +105,48 @@ int64_t firstIndexOf(const float *values, int64_t n, float max) {
   return -1;
 }
 
+/// Sorts `order`, ids in increasing order whose logits are finite, as
+/// `logit[a] != logit[b] ? logit[a] > logit[b] : a < b` sorts them: a
+/// stable LSD radix sort, four passes of 8 bits, on a 32-bit key that
+/// orders the floats from the largest (-0 made +0, which compares equal),
+/// so that equal logits keep the ids' increasing order. The same order as
+/// the comparison sort it replaces, in linear time: std::sort of Jamba's
+/// 65536 ids through that comparison took 5.7 ms per row on this project's
+/// CI machine, 7 times a decode step of the Jamba-1.5-Mini stack on the
+/// H200 at batch 1.
+void sortByLogit(const float *logits, std::vector<int64_t> &order,
+                 std::vector<uint32_t> &key, std::vector<uint32_t> &keyOut,
+                 std::vector<int64_t> &idOut) {
+  const size_t n = order.size();
+  key.resize(n);
+  keyOut.resize(n);
+  idOut.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    float v = logits[order[i]];
+    if (v == 0.0f)
+      v = 0.0f;
+    uint32_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    // Increasing floats give increasing keys; inverted: the largest first.
+    bits = (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+    key[i] = ~bits;
+  }
+  for (int shift = 0; shift < 32; shift += 8) {
+    size_t start[257] = {};
+    for (size_t i = 0; i < n; ++i)
+      ++start[((key[i] >> shift) & 0xffu) + 1];
+    for (int d = 0; d < 256; ++d)
+      start[d + 1] += start[d];
+    for (size_t i = 0; i < n; ++i) {
+      size_t at = start[(key[i] >> shift) & 0xffu]++;
+      keyOut[at] = key[i];
+      idOut[at] = order[i];
+    }
+    key.swap(keyOut);
+    order.swap(idOut);
+  }
+}
+
 } // namespace
 
 int64_t rt::argmaxIndex(const float *values, int64_t n) {
@@ -128,25 +170,37 @@ StatusOr<int64_t> rt::sampleNext(const float *logits, int64_t vocab,
   if (options.isGreedy() || logits[best] == INFINITY)
     return best;
 
-  std::vector<int64_t> order;
-  order.reserve(size_t(vocab));
+  // Scratch kept by the thread between calls: a decode step samples every
+  // row, and fresh vectors of a vocabulary's size each time were mostly
+  // page faults.
+  thread_local struct {
+    std::vector<int64_t> order, idOut;
+    std::vector<uint32_t> key, keyOut;
+    std::vector<double> prob;
+  } scratch;
+  std::vector<int64_t> &order = scratch.order;
+  order.resize(size_t(vocab));
+  size_t finite = 0;
   for (int64_t i = 0; i < vocab; ++i)
     if (logits[i] != -INFINITY)
-      order.push_back(i);
+      order[finite++] = i;
+  order.resize(finite);
   auto before = [&](int64_t a, int64_t b) {
     return logits[a] != logits[b] ? logits[a] > logits[b] : a < b;
   };
   size_t keep = order.size();
   if (options.topK > 0 && size_t(options.topK) < keep) {
     keep = size_t(options.topK);
+    // Only order[0, keep) is read from here on (kept at its size: growing
+    // it back for the next call would fill it).
     std::partial_sort(order.begin(), order.begin() + keep, order.end(), before);
-    order.resize(keep);
   } else {
-    std::sort(order.begin(), order.end(), before);
+    sortByLogit(logits, order, scratch.key, scratch.keyOut, scratch.idOut);
   }
 
   // Softmax of logit / temperature over the kept ids, in double.
-  std::vector<double> prob(keep);
+  std::vector<double> &prob = scratch.prob;
+  prob.resize(keep);
   double top = double(logits[order[0]]) / options.temperature, sum = 0;
   for (size_t i = 0; i < keep; ++i) {
     prob[i] = std::exp(double(logits[order[i]]) / options.temperature - top);

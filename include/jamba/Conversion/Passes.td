@@ -225,18 +225,19 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       iteration per expert or one in all), and one iteration per (tile of
       8 rows of one expert, n) computes the tile's 8 outputs, reading each
       weight once; with expert-gemm-tensor-cores (int8 or bf16 weights, K a
-      multiple of 64) the tiles have 16 rows and one warp per (tile, 32
+      multiple of 64) the tiles have 32 rows (two m-blocks of 16; a tile
+      of at most 16 rows runs the first alone) and one warp per (tile, 64
       outputs n) computes them with `nvvm.mma.sync` m16n8k16 on bf16
       operands (the inputs rounded to bf16, f32 accumulators), an
       iteration per lane (jamba-gpu-map-loops checks that blocks are whole
       warps); emulate-mma replaces each mma.sync by what the
       PTX ISA says the warp computes, so that the kernel runs on CPUs;
-    - `jamba.rms_norm`: a static width of at most 256 is one iteration
+    - `jamba.rms_norm`: a static width of at most 64 is one iteration
       per row (its squares, 1 / sqrt(mean + epsilon), its elements: one
-      kernel); a wider row is one iteration per (row, lane) summing the
-      lane's squares (32 lanes), one per row turning the lanes' sums (in
-      lane order) into 1 / sqrt(mean + epsilon), one per element
-      normalising.
+      kernel); a wider row is one warp per row (one kernel): each lane
+      sums its share of the squares, five butterfly shuffles add the
+      lanes' sums, and each lane normalises its elements (emulate-warps:
+      the lanes in turn, their sums in lane order).
 
     No iteration reads what another writes, so jamba-gpu-map-loops maps
     each nest onto one kernel; the same IR runs on CPUs through
