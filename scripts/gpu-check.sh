@@ -10,7 +10,7 @@
 #   A GPU machine without LLVM/MLIR gets the work in three steps:
 #   scripts/gpu-check.sh --bundle DIR [--arch sm_90] [--quick] [--cpu-dry-run]
 #       here: builds, compiles every artifact (cubin for the arch) and
-#       writes DIR: the MLIR-free tools (jamba-run, jamba-bench-cuda,
+#       writes DIR: the MLIR-free tools (jamba-run, jamba-bench-cuda, jamba-bench-sampling,
 #       jamba-make-checkpoint, jamba-rebind) with the shared libraries they
 #       need beyond glibc and libstdc++, the artifacts' code without weights
 #       and the model configs (about 70 MB), and DIR.tgz, the same packed
@@ -166,7 +166,7 @@ if [ "$mode" = from-bundle ]; then
   models="$bundle/models"
 else
   JAMBA_TARGETS="jamba-make-checkpoint jamba-compile jamba-run jamba-interpret \
-jamba-compare-logits jamba-bench-cuda jamba-quantize jamba-rebind" \
+jamba-compare-logits jamba-bench-cuda jamba-bench-sampling jamba-quantize jamba-rebind" \
     source "$root/scripts/setup.sh"
   set +e
   bin="$JAMBA_BUILD_DIR/bin"
@@ -659,10 +659,37 @@ json.dump(config, open(sys.argv[2], "w"), indent=2)
 PY
 }
 
+# The host's share of a decode step on this machine: choosing the next ids
+# from Jamba's 65536 logits per row (jamba-bench-sampling), greedy and at
+# temperature 1, at batch 1 and 32, next to a memcpy of the logits.
+host_rows() {
+  local out
+  if [ ! -x "$bin/jamba-bench-sampling" ]; then
+    row "host | choosing the next ids | skipped | no jamba-bench-sampling in $bin"
+    return
+  fi
+  if ! out=$(timeout 120 "$bin/jamba-bench-sampling" 2>&1); then
+    row "host | choosing the next ids | FAILED | $(echo "$out" | tail -1)"
+    status=1
+    return
+  fi
+  row "host | choosing the next ids (vocab 65536) | $(echo "$out" | awk '
+    /^batch +(1|32):/ {
+      b = $2; sub(":", "", b)
+      for (i = 1; i <= NF; ++i) {
+        if ($i == "logits") copy = $(i + 1)
+        if ($i == "greedy") greedy = $(i + 1)
+        if ($i == "temperature") temp = $(i + 2)
+      }
+      printf "%sbatch %s: greedy %s us, temperature 1 %.2f ms, memcpy of the logits %s us", (n++ ? "; " : ""), b, greedy, temp / 1e3, copy
+    }') | jamba-bench-sampling (per decode step, host only)"
+}
+
 # The benchmarks on jamba-small (bf16 + ExpertsInt8, the serving
 # configuration: artifact $1) and the mini stack (artifact $2, config $3).
 run_benchmarks() { # small-artifact mini-artifact mini-config [mini-defaults-artifact]
   local batch
+  host_rows
   for batch in 1 8 32; do
     bench_decode jamba-small "$1" "$batch"
   done
@@ -796,7 +823,7 @@ bundle)
     fi
   fi
   # The MLIR-free tools and what they link beyond the C and C++ runtimes.
-  for t in jamba-run jamba-bench-cuda jamba-make-checkpoint jamba-rebind; do
+  for t in jamba-run jamba-bench-cuda jamba-bench-sampling jamba-make-checkpoint jamba-rebind; do
     cp "$bin/$t" "$bundle/bin/"
     ldd "$bin/$t" | awk '$3 ~ /^\// { print $3 }' |
       grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux[^/]*)\.so' |
