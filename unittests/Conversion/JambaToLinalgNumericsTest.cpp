@@ -937,6 +937,60 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmWithExpertOffset) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresWithExpertOffset) {
+  // Expert parallelism on the emulated tensor cores: this rank holds
+  // experts 2, 3, 4 of 5 (offset 2), K = 128, N = 40, 60 tokens routed so
+  // that expert 2 gets 40 rows (a tile of 32, both m-blocks, then one of
+  // 8), expert 4 20 and expert 3 none; the slots of experts 0 and 1 (other
+  // ranks) are exactly zero. Against the reference on the inputs rounded
+  // to bf16, as the kernel rounds them.
+  const char *ir = R"mlir(
+    func.func @f(%x: tensor<?x128xf32>, %q: tensor<3x40x128xi8>, %s: tensor<3x40xf32>,
+                 %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>, %off: tensor<1xi64>)
+        -> tensor<?x2x40xf32> attributes {llvm.emit_c_interface} {
+      %y = jamba.expert_gemm %x, %q scale(%s) indices(%idx) route_weights(%rw)
+          expert_offset(%off)
+          : (tensor<?x128xf32>, tensor<3x40x128xi8>, tensor<3x40xf32>, tensor<?x2xi32>,
+             tensor<?x2xf32>, tensor<1xi64>) -> tensor<?x2x40xf32>
+      return %y : tensor<?x2x40xf32>
+    })mlir";
+  constexpr int64_t kTokens = 60;
+  auto x = randomFloats(kTokens * 128, 94),
+       s = randomFloats(120, 95, 0.001f, 0.02f),
+       rw = randomFloats(kTokens * 2, 96, 0.1f, 0.9f);
+  auto q = randomInt8(3 * 40 * 128, 97);
+  std::vector<int32_t> idx;
+  for (int64_t t = 0; t < kTokens; ++t) {
+    idx.push_back(t % 3 == 2 ? 4 : 2); // expert 2: 40 rows, expert 4: 20
+    idx.push_back(int32_t(t % 2));     // experts 0 and 1: other ranks'
+  }
+  std::vector<int64_t> off{2};
+  std::vector<float> xRounded(x);
+  for (float &e : xRounded)
+    e = fromBF16(toBF16(e));
+  Tensor<float> rs = toRef(s, {3, 40}), rrw = toRef(rw, {kTokens, 2}),
+                roff = toRef(off, {1});
+  Tensor<float> expected = ref::expertGemm<float>(
+      toRef(xRounded, {kTokens, 128}), toRef(q, {3, 40, 128}), &rs,
+      toRef(idx, {kTokens, 2}), &rrw, &roff);
+  mlir::jamba::CPULowerPipelineOptions options;
+  options.gpuKernels = true;
+  options.tensorCores = true;
+  options.expertGemmGroupedRows = 0;
+  Kernel k(ir, options);
+  ASSERT_EQ(k.error, "");
+  auto out =
+      k.run({buf(x, {kTokens, 128}), buf(q, {3, 40, 128}), buf(s, {3, 40}),
+             buf(idx, {kTokens, 2}), buf(rw, {kTokens, 2}), buf(off, {1})},
+            {3});
+  expectClose(out[0], expected, "tensor-core expert_gemm with expert offset");
+  const float *y = out[0].elements<float>();
+  for (size_t slot = 0; slot < idx.size(); ++slot)
+    if (idx[slot] < 2)
+      for (int n = 0; n < 40; ++n)
+        ASSERT_EQ(y[slot * 40 + n], 0.0f) << "slot " << slot;
+}
+
 TEST_F(JambaToLinalgNumerics, ExpertGemmVectorLoadsAndTheirFallback) {
   // K = 80, a multiple of every vector width (16 int8, 8 bf16, 4 f32
   // weights), so jamba-gpu-kernels reads aligned rows as 16-byte vectors:
