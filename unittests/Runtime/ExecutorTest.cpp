@@ -312,12 +312,16 @@ TEST_F(ExecutorTest, PrefillKeepingTheLastLogitsOnly) {
             "it with jamba-compile --prefill-logits all)");
 }
 
+/// The test model's second greedy id after `prompt`: as the EOS id, the
+/// prompt's sequence stops after two ids.
+int64_t secondGreedyId(std::vector<int64_t> prompt) {
+  prompt.push_back(testNext(prompt));
+  return testNext(prompt);
+}
+
 TEST_F(ExecutorTest, StopsOnEos) {
-  // Find a prompt whose second generated id is x, and make x the EOS id.
   std::vector<int64_t> prompt = {1, 17, 42};
-  std::vector<int64_t> h = prompt;
-  h.push_back(testNext(h));
-  int64_t second = testNext(h);
+  int64_t second = secondGreedyId(prompt);
   TestArtifactOptions o;
   o.eosIds = {second};
   auto a = open(o);
@@ -351,11 +355,8 @@ TEST_F(ExecutorTest, RowsAroundAStoppedRowRunOn) {
   // keeping only rows 0 and 2's (the rows that all take their logits read
   // them into place instead).
   std::vector<int64_t> prompt = {1, 17, 42};
-  std::vector<int64_t> h = prompt;
-  h.push_back(testNext(h));
-  int64_t second = testNext(h);
   TestArtifactOptions o;
-  o.eosIds = {second};
+  o.eosIds = {secondGreedyId(prompt)};
   auto a = open(o);
   ASSERT_TRUE(a);
   auto ex = session(*a, opts(3, 32));
