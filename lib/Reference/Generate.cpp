@@ -152,9 +152,14 @@ FailureOr<Tensor<T>> Generator<T>::call(StringRef name,
       margins.push_back(static_cast<float>(m));
   if (failed(results))
     return failure();
-  // Results: logits, then the updated states named like their arguments.
+  // Results: logits, then the updated states named like their arguments
+  // (and, after jamba-greedy-ids, the greedy ids, which generation
+  // computes from the logits itself).
   for (unsigned r = 1; r < results->size(); ++r) {
     auto state = func.getResultAttrOfType<StringAttr>(r, kStateAttrName);
+    auto output = func.getResultAttrOfType<StringAttr>(r, kOutputAttrName);
+    if (!state && output && output.getValue() == kGreedyIdsOutputName)
+      continue;
     if (!state)
       return func.emitError() << "result #" << r << " is not a named state";
     states[state.getValue().str()] = std::move((*results)[r]);

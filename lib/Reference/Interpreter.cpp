@@ -378,6 +378,10 @@ template <typename T> LogicalResult Interpreter<T>::execute(Operation *op) {
         bind(a.getNewVCache(), std::move(v));
         return success();
       })
+      .template Case<ArgmaxOp>([&](ArgmaxOp a) {
+        bind(a.getIds(), argmax(get(a.getLogits())));
+        return success();
+      })
       .template Case<CombineSlotsOp>([&](CombineSlotsOp c) {
         bind(c.getResult(), combineSlots(get(c.getInput())));
         return success();

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
 #include <functional>
 #include <sstream>
 
@@ -270,6 +271,26 @@ jamba::ref::expertGemm(const Tensor<T> &x, const Tensor<T> &w,
     }
   }
   return y;
+}
+
+template <typename T> Tensor<T> jamba::ref::argmax(const Tensor<T> &logits) {
+  const int64_t width = logits.dim(-1),
+                rows = width == 0 ? 0 : logits.numel() / width;
+  Tensor<T> ids(
+      std::vector<int64_t>(logits.shape.begin(), logits.shape.end() - 1),
+      T(-1));
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *row = logits.data.data() + r * width;
+    int64_t best = 0;
+    bool nan = false;
+    for (int64_t v = 0; v < width && !nan; ++v) {
+      nan = std::isnan(row[v]);
+      if (row[v] > row[best])
+        best = v;
+    }
+    ids[r] = nan || row[best] == -INFINITY ? T(-1) : T(best);
+  }
+  return ids;
 }
 
 template <typename T> Tensor<T> jamba::ref::combineSlots(const Tensor<T> &x) {
@@ -547,6 +568,7 @@ Tensor<T> jamba::ref::lmHead(const Tensor<T> &x, const Tensor<T> &w,
   template Tensor<T> jamba::ref::expertGemm(                                   \
       const Tensor<T> &, const Tensor<T> &, const Tensor<T> *,                 \
       const Tensor<T> &, const Tensor<T> *, const Tensor<T> *, GemmInputs);    \
+  template Tensor<T> jamba::ref::argmax(const Tensor<T> &);                    \
   template Tensor<T> jamba::ref::dequant(const Tensor<T> &,                    \
                                          const Tensor<T> &);                   \
   template Tensor<T> jamba::ref::swiglu(const Tensor<T> &, const Tensor<T> &); \

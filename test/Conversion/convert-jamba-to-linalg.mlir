@@ -162,6 +162,38 @@ func.func @combine_slots(%d: tensor<?x2x64xf32>) -> tensor<?x64xf32> {
 
 // -----
 
+// argmax: one reduction over the last dimension into the best value
+// (from -inf) and id (from INT32_MAX): an element is taken when larger, or
+// equal with a lower id; a NaN (unordered) or an id already -1 gives -1,
+// and so does a best value that is still -inf.
+// CHECK-LABEL: func @argmax
+//  CHECK-SAME:   (%[[L:[^:]+]]: tensor<?x1x8xbf16>)
+//   CHECK-DAG:   %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+//   CHECK-DAG:   %[[MAXID:.+]] = arith.constant 2147483647 : i32
+//   CHECK-DAG:   linalg.fill ins(%[[MAXID]] : i32)
+//       CHECK:   %[[R:.+]]:2 = linalg.generic
+//  CHECK-SAME:     iterator_types = ["parallel", "parallel", "reduction"]
+//  CHECK-SAME:     ins(%[[L]] : tensor<?x1x8xbf16>) outs(%{{.+}}, %{{.+}} : tensor<?x1xf32>, tensor<?x1xi32>)
+//       CHECK:   ^bb0(%[[X:.+]]: bf16, %[[V:.+]]: f32, %[[I:.+]]: i32):
+//       CHECK:     %[[XF:.+]] = arith.extf %[[X]] : bf16 to f32
+//       CHECK:     %[[K:.+]] = linalg.index 2
+//       CHECK:     %[[KI:.+]] = arith.index_cast %[[K]] : index to i32
+//       CHECK:     %[[GT:.+]] = arith.cmpf ogt, %[[XF]], %[[V]]
+//       CHECK:     %[[EQ:.+]] = arith.cmpf oeq, %[[XF]], %[[V]]
+//       CHECK:     %[[LO:.+]] = arith.cmpi slt, %[[KI]], %[[I]]
+//       CHECK:     arith.cmpf uno, %[[XF]], %[[XF]]
+//       CHECK:   %[[IDS:.+]] = linalg.generic
+//  CHECK-SAME:     ins(%[[R]]#0, %[[R]]#1 : tensor<?x1xf32>, tensor<?x1xi32>)
+//       CHECK:     %[[NONE:.+]] = arith.cmpf oeq, %{{.+}}, %[[NEGINF]]
+//       CHECK:     arith.select %[[NONE]], %{{.+}}, %{{.+}} : i32
+//       CHECK:   return %[[IDS]] : tensor<?x1xi32>
+func.func @argmax(%l: tensor<?x1x8xbf16>) -> tensor<?x1xi32> {
+  %i = jamba.argmax %l : tensor<?x1x8xbf16> -> tensor<?x1xi32>
+  return %i : tensor<?x1xi32>
+}
+
+// -----
+
 // router_topk: row max, sum of exponentials, probabilities, then k rounds
 // of selection over the experts; an expert is eligible when it comes after
 // the previous pick in (p descending, index ascending) order.

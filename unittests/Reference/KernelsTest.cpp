@@ -112,6 +112,27 @@ TEST(ReferenceKernels, RouterTopKDoesNotRenormaliseAndBreaksTiesLow) {
   EXPECT_NEAR(wn[0] + wn[1], 1.0, 1e-15);
 }
 
+TEST(ReferenceKernels, ArgmaxIsTheFirstLargestIdOrMinusOne) {
+  // Rows of [2, 2, 4]: ties go to the lower id (-0 equals +0), a NaN
+  // anywhere or a row of -inf has no id, +inf wins, -inf before a finite
+  // value does not.
+  const double inf = INFINITY, nan = NAN;
+  Tensor<double> logits({2, 2, 4}, {1, 3, 3, 2,        //
+                                    -0.0, 0.0, -1, -2, //
+                                    1, 5, nan, 2,      //
+                                    -inf, -inf, -inf, -inf});
+  Tensor<double> ids = argmax(logits);
+  EXPECT_EQ(ids.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(ids[0], 1.0);
+  EXPECT_EQ(ids[1], 0.0);
+  EXPECT_EQ(ids[2], -1.0);
+  EXPECT_EQ(ids[3], -1.0);
+  Tensor<double> more({2, 3}, {-inf, -7, inf, /**/ -inf, 0.5, -inf});
+  Tensor<double> moreIds = argmax(more);
+  EXPECT_EQ(moreIds[0], 2.0);
+  EXPECT_EQ(moreIds[1], 1.0);
+}
+
 TEST(ReferenceKernels, RouterTopKSwapTakesTheNextExpertForTheListedRowsOnly) {
   // Row 0 [0, 1, 3, 2] picks 2 then 3 (logits 3, 2); swapped, its second
   // choice is expert 1 (logit 1), the third best. Row 1 is not listed.

@@ -121,6 +121,11 @@ Tensor<T> expertGemm(const Tensor<T> &x, const Tensor<T> &w,
                      const Tensor<T> *expertOffset = nullptr,
                      GemmInputs inputs = GemmInputs::Exact);
 
+/// Greedy ids: per row of `logits` (the last dim), the index of its largest
+/// value, the lowest index on ties, or -1 when the row holds a NaN or
+/// only -inf values. The result has the leading dims of `logits`.
+template <typename T> Tensor<T> argmax(const Tensor<T> &logits);
+
 /// result[..., n] = sum_j x[..., j, n].
 template <typename T> Tensor<T> combineSlots(const Tensor<T> &x);
 

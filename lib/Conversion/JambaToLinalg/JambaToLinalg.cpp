@@ -75,6 +75,6 @@ void mlir::jamba::configureJambaToLinalgConversionTarget(
                          math::MathDialect, scf::SCFDialect,
                          tensor::TensorDialect>();
   target.addIllegalOp<LinearOp, ExpertGemmOp, DequantOp, RMSNormOp, SwiGLUOp,
-                      CombineSlotsOp, RouterTopKOp, EmbeddingOp, CausalConv1dOp,
-                      SelectiveScanOp, CachedAttentionOp>();
+                      CombineSlotsOp, RouterTopKOp, ArgmaxOp, EmbeddingOp,
+                      CausalConv1dOp, SelectiveScanOp, CachedAttentionOp>();
 }

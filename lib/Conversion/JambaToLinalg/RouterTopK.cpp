@@ -1,9 +1,9 @@
-//===- RouterTopK.cpp - jamba.router_topk to linalg and scf ---------------===//
+//===- RouterTopK.cpp - jamba.router_topk and jamba.argmax to linalg ------===//
 //
 // Part of jamba-mlir. The router's softmax over all experts as three row
 // `linalg.generic`s (max, sum of exponentials, probabilities) on a 2-D view
 // [rows, experts], then the top-k by repeated selection in scf loops over
-// tensors (SPEC 1.5.7).
+// tensors (SPEC 1.5.7). The greedy ids (jamba.argmax) as one row reduction.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +17,7 @@
 #include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -254,9 +255,89 @@ struct RouterTopKLowering : OpConversionPattern<RouterTopKOp> {
   }
 };
 
+/// jamba.argmax: one `linalg.generic` over the logits reducing the last
+/// dimension into the row's best value (f32) and id (i32). An element at k
+/// replaces the best (v, i) when it is larger, or equal with k < i: the
+/// largest value's lowest index whatever order the reduction takes. A NaN
+/// makes the id -1, which stays. The values start at -inf and the ids at
+/// INT32_MAX; a row whose best value is still -inf (every value is) has no
+/// id to choose either, and an elementwise map makes its id -1.
+struct ArgmaxLowering : OpConversionPattern<ArgmaxOp> {
+  using OpConversionPattern::OpConversionPattern;
+
+  LogicalResult
+  matchAndRewrite(ArgmaxOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    OpBuilder &b = rewriter;
+    Value logits = adaptor.getLogits();
+    auto logitsType = cast<RankedTensorType>(logits.getType());
+    auto idsType = cast<RankedTensorType>(op.getIds().getType());
+    const unsigned rank = logitsType.getRank();
+    Type f32 = b.getF32Type(), i32 = b.getI32Type();
+    SmallVector<OpFoldResult> rows;
+    for (unsigned d = 0; d + 1 < rank; ++d)
+      rows.push_back(pickSize(b, loc, idsType.getDimSize(d), {{logits, d}}));
+    Value best = filledTensor(b, loc, rows, f32, -INFINITY);
+    Value ids = linalg::FillOp::create(
+                    b, loc,
+                    ValueRange{arith::ConstantIntOp::create(
+                        b, loc, i32, std::numeric_limits<int32_t>::max())},
+                    ValueRange{emptyTensor(b, loc, rows, i32)})
+                    .getResult(0);
+    MLIRContext *ctx = b.getContext();
+    SmallVector<unsigned> lead = iota(rank - 1);
+    SmallVector<AffineMap> maps{b.getMultiDimIdentityMap(rank),
+                                projection(ctx, rank, lead),
+                                projection(ctx, rank, lead)};
+    auto reduce = linalg::GenericOp::create(
+        b, loc, TypeRange{best.getType(), ids.getType()}, ValueRange{logits},
+        ValueRange{best, ids}, maps, iterators(rank, {rank - 1}),
+        [&](OpBuilder &nb, Location l, ValueRange args) {
+          Value x = convertScalar(nb, l, args[0], f32);
+          Value v = args[1], i = args[2];
+          Value k = arith::IndexCastOp::create(
+              nb, l, i32, linalg::IndexOp::create(nb, l, rank - 1));
+          Value larger =
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT, x, v);
+          Value tie = arith::AndIOp::create(
+              nb, l,
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ, x, v),
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::slt, k, i));
+          Value take = arith::OrIOp::create(nb, l, larger, tie);
+          Value nan = arith::OrIOp::create(
+              nb, l,
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::UNO, x, x),
+              arith::CmpIOp::create(
+                  nb, l, arith::CmpIPredicate::slt, i,
+                  arith::ConstantIntOp::create(nb, l, i32, 0)));
+          Value id = arith::SelectOp::create(
+              nb, l, nan, arith::ConstantIntOp::create(nb, l, i32, -1),
+              arith::SelectOp::create(nb, l, take, k, i));
+          linalg::YieldOp::create(
+              nb, l,
+              ValueRange{arith::SelectOp::create(nb, l, take, x, v), id});
+        });
+    Value chosen = buildElementwise(
+        b, loc, reduce.getResults(),
+        {b.getMultiDimIdentityMap(rank - 1),
+         b.getMultiDimIdentityMap(rank - 1)},
+        emptyTensor(b, loc, rows, i32),
+        [&](OpBuilder &nb, Location l, ValueRange in, Value) -> Value {
+          Value none =
+              arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ, in[0],
+                                    floatConst(nb, l, f32, -INFINITY));
+          return arith::SelectOp::create(
+              nb, l, none, arith::ConstantIntOp::create(nb, l, i32, -1), in[1]);
+        });
+    rewriter.replaceOp(op, castIfNeeded(b, loc, chosen, idsType));
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::jamba::lowering::populateRouterLoweringPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<RouterTopKLowering>(patterns.getContext());
+  patterns.add<RouterTopKLowering, ArgmaxLowering>(patterns.getContext());
 }

@@ -1894,6 +1894,68 @@ func.func @scan_a_bf16(%u: tensor<1x4x128xf32>, %A: tensor<128x8xbf16>, %B: tens
 
 // -----
 
+// argmax: scalars have no row.
+func.func @argmax_rank0(%l: tensor<f32>) {
+  // expected-error @+1 {{expected 'logits' to have rank >= 1, got 0}}
+  %i = jamba.argmax %l : tensor<f32> -> tensor<i32>
+  return
+}
+
+// -----
+
+// argmax: the vocabulary is static (the ids are i32).
+func.func @argmax_dynamic_vocab(%l: tensor<2x?xf32>) {
+  // expected-error @+1 {{expected the logits' last dimension (the vocabulary) to be static}}
+  %i = jamba.argmax %l : tensor<2x?xf32> -> tensor<2xi32>
+  return
+}
+
+// -----
+
+// argmax: an empty row has no largest value.
+func.func @argmax_empty_rows(%l: tensor<2x0xf32>) {
+  // expected-error @+1 {{expected the logits' last dimension in [1, 2147483647], got 0}}
+  %i = jamba.argmax %l : tensor<2x0xf32> -> tensor<2xi32>
+  return
+}
+
+// -----
+
+// argmax: an i32 id cannot index a longer row.
+func.func @argmax_long_rows(%l: tensor<1x2147483648xbf16>) {
+  // expected-error @+1 {{expected the logits' last dimension in [1, 2147483647], got 2147483648}}
+  %i = jamba.argmax %l : tensor<1x2147483648xbf16> -> tensor<1xi32>
+  return
+}
+
+// -----
+
+// argmax: one id per row, the rows' dims in order.
+func.func @argmax_ids_rank(%l: tensor<?x1x8xf32>) {
+  // expected-error-re @+1 {{expected 'ids' to have rank 2, got 3{{.*}}}}
+  %i = jamba.argmax %l : tensor<?x1x8xf32> -> tensor<?x1x8xi32>
+  return
+}
+
+// -----
+
+func.func @argmax_ids_shape(%l: tensor<3x1x8xf32>) {
+  // expected-error-re @+1 {{expected 'ids' dimension 0 to be the logits' size = 3, got 4{{.*}}}}
+  %i = jamba.argmax %l : tensor<3x1x8xf32> -> tensor<4x1xi32>
+  return
+}
+
+// -----
+
+// argmax: ids are i32 (ODS).
+func.func @argmax_ids_type(%l: tensor<3x8xf32>) {
+  // expected-error @+1 {{result #0 must be ranked tensor of 32-bit signless integer values}}
+  %i = jamba.argmax %l : tensor<3x8xf32> -> tensor<3xi64>
+  return
+}
+
+// -----
+
 // router_topk: scalars have no experts.
 func.func @router_rank0(%l: tensor<f32>) {
   // expected-error @+1 {{expected 'logits' to have rank >= 1, got 0}}

@@ -179,6 +179,15 @@ func.func @selective_scan(%u: tensor<1x?x128xf32>, %dt: tensor<1x?x128xf32>,
   return %y2 : tensor<1x?x128xf32>
 }
 
+// CHECK-LABEL: func @argmax
+//       CHECK:   jamba.argmax %{{[^ ,)]+}} : tensor<?x1x128xf32> -> tensor<?x1xi32>
+//       CHECK:   jamba.argmax %{{[^ ,)]+}} : tensor<5xbf16> -> tensor<i32>
+func.func @argmax(%l: tensor<?x1x128xf32>, %v: tensor<5xbf16>) -> (tensor<?x1xi32>, tensor<i32>) {
+  %i = jamba.argmax %l : tensor<?x1x128xf32> -> tensor<?x1xi32>
+  %j = jamba.argmax %v : tensor<5xbf16> -> tensor<i32>
+  return %i, %j : tensor<?x1xi32>, tensor<i32>
+}
+
 // CHECK-LABEL: func @router_topk
 //       CHECK:   jamba.router_topk %{{[^ ,)]+}} {top_k = 2 : i64} : tensor<?x4xf32> -> tensor<?x2xf32>, tensor<?x2xi32>
 //       CHECK:   jamba.router_topk %{{[^ ,)]+}} {normalize, top_k = 1 : i64} : tensor<1x?x4xbf16> -> tensor<1x?x1xf32>, tensor<1x?x1xi64>

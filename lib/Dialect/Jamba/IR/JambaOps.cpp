@@ -12,6 +12,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::jamba;
 
@@ -556,6 +558,30 @@ LogicalResult RouterTopKOp::verify() {
       failed(checkShape(op, "indices", getIndices(), shape, what)))
     return failure();
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ArgmaxOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ArgmaxOp::verify() {
+  auto logitsType = cast<ShapedType>(getLogits().getType());
+  int64_t rank = logitsType.getRank();
+  if (rank < 1)
+    return emitOpError() << "expected 'logits' to have rank >= 1, got 0";
+  // The ids are i32: the row's length must be static, non-zero and
+  // indexable by them.
+  int64_t width = logitsType.getDimSize(rank - 1);
+  if (ShapedType::isDynamic(width))
+    return emitOpError() << "expected the logits' last dimension (the "
+                            "vocabulary) to be static";
+  if (width < 1 || width > std::numeric_limits<int32_t>::max())
+    return emitOpError() << "expected the logits' last dimension in [1, "
+                         << std::numeric_limits<int32_t>::max() << "], got "
+                         << width;
+  SmallVector<int64_t> shape(logitsType.getShape().drop_back());
+  SmallVector<StringRef> what(rank - 1, "the logits' size");
+  return checkShape(getOperation(), "ids", getIds(), shape, what);
 }
 
 //===----------------------------------------------------------------------===//

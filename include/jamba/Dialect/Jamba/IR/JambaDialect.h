@@ -24,8 +24,11 @@ inline constexpr StringLiteral kWeightAttrName = "jamba.weight";
 inline constexpr StringLiteral kStateAttrName = "jamba.state";
 /// `jamba.input = "ids" | "cache_len"`: a per-call input.
 inline constexpr StringLiteral kInputAttrName = "jamba.input";
-/// `jamba.output = "logits"`: the entry point's logits result.
+/// `jamba.output = "logits"`: the entry point's logits result;
+/// `jamba.output = "greedy_ids"` (kGreedyIdsOutputName): their argmax per
+/// row and position (jamba-greedy-ids).
 inline constexpr StringLiteral kOutputAttrName = "jamba.output";
+inline constexpr StringLiteral kGreedyIdsOutputName = "greedy_ids";
 /// `jamba.temp = "<entry>.temp<i>"`: on the arguments and results of the
 /// stage functions of jamba-split-stages, a value passed from one step of
 /// the host schedule to a later one (an activation [batch, seq, ...]).

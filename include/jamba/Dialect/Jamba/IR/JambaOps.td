@@ -409,6 +409,29 @@ def Jamba_RouterTopKOp : Jamba_Op<"router_topk", [Pure]> {
   let hasVerifier = 1;
 }
 
+def Jamba_ArgmaxOp : Jamba_Op<"argmax", [Pure]> {
+  let summary = "greedy ids: the index of each row's largest logit";
+  let description = [{
+    `ids[...] = argmax_v logits[..., v]` over the last dimension: the index
+    of the row's largest value, the lowest index on ties (-0 and +0 are
+    equal), and -1 when no id can be chosen: the row holds a NaN, or every
+    value is -inf (SPEC 1.5.2's greedy choice; the runtime's sampling
+    refuses such rows too).
+    `jamba-greedy-ids` appends it to an entry point, so that a greedy
+    decode step returns ids instead of a vocabulary's logits per row.
+
+    ```mlir
+    %ids = jamba.argmax %logits : tensor<?x1x128xf32> -> tensor<?x1xi32>
+    ```
+  }];
+  let arguments = (ins Jamba_FloatTensor:$logits);
+  let results = (outs RankedTensorOf<[I32]>:$ids);
+  let assemblyFormat = [{
+    $logits attr-dict `:` type($logits) `->` type($ids)
+  }];
+  let hasVerifier = 1;
+}
+
 def Jamba_ExpertGemmOp : Jamba_Op<"expert_gemm",
     [Pure, AttrSizedOperandSegments]> {
   let summary = "grouped expert GEMM over routed tokens (float or int8 weights)";
