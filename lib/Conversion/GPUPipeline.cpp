@@ -665,7 +665,7 @@ struct RequireGpuKernelsPass
     WalkResult result =
         getOperation()->walk([](Operation *op) {
           if (!isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp,
-                   CachedAttentionOp, ExpertGemmOp, RMSNormOp>(op))
+                   CachedAttentionOp, ExpertGemmOp, RMSNormOp, ArgmaxOp>(op))
             return WalkResult::advance();
           op->emitOpError()
               << "has no GPU kernel in this form (jamba-gpu-kernels takes f32, "

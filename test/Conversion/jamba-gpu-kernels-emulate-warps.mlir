@@ -73,3 +73,25 @@ func.func @scan(%u: tensor<2x?x8xf32>, %delta: tensor<2x?x8xf32>, %A: tensor<8x4
          tensor<2x?x4xf32>, tensor<2x8x4xf32>) -> (tensor<2x?x8xf32>, tensor<2x8x4xf32>)
   return %y, %h : tensor<2x?x8xf32>, tensor<2x8x4xf32>
 }
+
+// The greedy ids: each (row, chunk) warp and each row's warp is one
+// iteration whose 32 lanes run in turn, their candidates combined in lane
+// order (the combination does not depend on it), with no shuffle; the
+// result is stored once per warp, without a lane test.
+
+// CHECK-LABEL: func.func @argmax
+// CHECK: scf.parallel (%{{.+}}, %{{.+}}) = ({{.+}}) to (%{{.+}}, %c3{{.*}}) step
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c1{{.*}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}) -> (f32, i32)
+// CHECK-NOT: gpu.shuffle
+// CHECK:   memref.store
+// CHECK:   memref.store
+// CHECK: } {jamba.kernel = "argmax_chunks"}
+// CHECK: scf.parallel (%{{.+}}) = ({{.+}}) to (%{{.+}}) step
+// CHECK:   scf.for %{{.+}} = %c0{{.*}} to %c32{{.*}} step %c1{{.*}} iter_args(%{{.+}} = %{{.+}}, %{{.+}} = %{{.+}}) -> (f32, i32)
+// CHECK-NOT: gpu.shuffle
+// CHECK:   memref.store
+// CHECK: } {jamba.kernel = "argmax_rows"}
+func.func @argmax(%l: tensor<?x2050xf32>) -> tensor<?xi32> {
+  %i = jamba.argmax %l : tensor<?x2050xf32> -> tensor<?xi32>
+  return %i : tensor<?xi32>
+}

@@ -896,3 +896,62 @@ func.func @f64_untouched(%l: tensor<3x4xf64>) -> (tensor<3x2xf32>, tensor<3x2xi3
   return %w, %i : tensor<3x2xf32>, tensor<3x2xi32>
 }
 
+
+// -----
+
+// The greedy ids: a warp per (row, chunk of 1024 logits), lane l reading the
+// chunk's vectors l, l + 32, ... (16-byte loads where the rows are aligned
+// and their width a multiple of 4), five butterfly rounds of two shuffles
+// (value and id), lane 0 writing the chunk's candidate; then a warp per row
+// over its chunks' candidates, lane 0 writing the id (-1 where the best
+// value is -inf). 2050 logits: 3 chunks, no vectors (the width is not a
+// multiple of 4).
+
+// CHECK-LABEL: func.func @argmax
+// CHECK: %[[IDS:.+]] = memref.alloc(%{{.+}}) : memref<?x1xi32>
+// CHECK: %[[PV:.+]] = memref.alloc(%{{.+}}) : memref<?x3xf32>
+// CHECK: %[[PI:.+]] = memref.alloc(%{{.+}}) : memref<?x3xi32>
+// CHECK: scf.parallel (%[[ROW:.+]], %[[CHUNK:.+]], %[[LANE:.+]]) = (%{{.+}}, %{{.+}}, %{{.+}}) to (%{{.+}}, %c3, %c32)
+// CHECK:   scf.if %false
+// CHECK:     vector.load
+// CHECK:   } else {
+// CHECK:     memref.load
+// CHECK:     arith.cmpf uno
+// CHECK-COUNT-10: gpu.shuffle  xor
+// CHECK:   arith.cmpi eq, %[[LANE]], %c0
+// CHECK:   scf.if
+// CHECK:     memref.store %{{.+}}, %[[PV]][%[[ROW]], %[[CHUNK]]]
+// CHECK:     memref.store %{{.+}}, %[[PI]][%[[ROW]], %[[CHUNK]]]
+// CHECK: } {jamba.kernel = "argmax_chunks"}
+// CHECK: scf.parallel (%[[R2:.+]], %[[L2:.+]]) = (%{{.+}}, %{{.+}}) to (%{{.+}}, %c32)
+// CHECK:   scf.for %[[C:.+]] = %[[L2]] to %c3 step %c32
+// CHECK:     memref.load %[[PV]][%[[R2]], %[[C]]]
+// CHECK:     memref.load %[[PI]][%[[R2]], %[[C]]]
+// CHECK-COUNT-10: gpu.shuffle  xor
+// CHECK:   scf.if
+// CHECK:     %[[NONE:.+]] = arith.cmpf oeq, %{{.+}}, %cst
+// CHECK:     %[[ID:.+]] = arith.select %[[NONE]], %c-1_i32{{.*}}, %{{.+}} : i32
+// CHECK:     memref.store %[[ID]], %[[IDS]][
+// CHECK: } {jamba.kernel = "argmax_rows"}
+// CHECK-NOT: scf.parallel
+func.func @argmax(%l: tensor<?x1x2050xf32>) -> tensor<?x1xi32> {
+  %i = jamba.argmax %l : tensor<?x1x2050xf32> -> tensor<?x1xi32>
+  return %i : tensor<?x1xi32>
+}
+
+// -----
+
+// A width that is a multiple of 4 reads vectors where the logits are
+// aligned for them (a test made once per call): one vector.load per 4
+// logits, kLoadsInFlight (4) ahead.
+
+// CHECK-LABEL: func.func @argmax_vectors
+// CHECK: memref.extract_strided_metadata
+// CHECK: scf.parallel
+// CHECK:   scf.if %{{.+}} -> (f32, i32) {
+// CHECK-COUNT-4: vector.load %{{.+}} {alignment = 8 : i64} : memref<?x128xbf16, strided<[?, 1], offset: ?>>, vector<4xbf16>
+// CHECK: } {jamba.kernel = "argmax_chunks"}
+func.func @argmax_vectors(%l: tensor<?x128xbf16>) -> tensor<?xi32> {
+  %i = jamba.argmax %l : tensor<?x128xbf16> -> tensor<?xi32>
+  return %i : tensor<?xi32>
+}

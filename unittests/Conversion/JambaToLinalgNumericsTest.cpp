@@ -33,6 +33,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -1798,6 +1799,85 @@ TEST_P(SequenceKernels, RMSNormRowsOfOddWidths) {
               .c_str());
     }
   }
+}
+
+/// Rows of logits [rows, width] with the cases the greedy ids must get
+/// right, over seeded random values: row 0 as drawn; row 1 its maximum
+/// tied at a later id, in another chunk of 1024 where the row has several
+/// (the lower id wins); row 2 a NaN after its maximum (-1); row 3 all -inf
+/// (-1); row 4 zeros of both signs with one -inf (-0 == +0: the first id);
+/// row 5 a +inf among large values; further rows as drawn.
+std::vector<float> greedyIdRows(int64_t rows, int64_t width, unsigned seed) {
+  std::vector<float> v = randomFloats(size_t(rows * width), seed, -8.0f, 8.0f);
+  auto row = [&](int64_t r) { return v.data() + r * width; };
+  if (rows > 1) {
+    float *r1 = row(1);
+    int64_t at = int64_t(std::max_element(r1, r1 + width) - r1);
+    int64_t later = std::min(width - 1, at + 1 + width / 2);
+    if (later != at)
+      r1[later] = r1[at];
+  }
+  if (rows > 2) {
+    float *r2 = row(2);
+    int64_t at = int64_t(std::max_element(r2, r2 + width) - r2);
+    r2[std::min(width - 1, at + 1)] = NAN;
+  }
+  if (rows > 3)
+    std::fill(row(3), row(3) + width, -INFINITY);
+  if (rows > 4)
+    for (int64_t k = 0; k < width; ++k)
+      row(4)[k] = k == 0 && width > 1 ? -INFINITY : (k % 2 ? 0.0f : -0.0f);
+  if (rows > 5)
+    row(5)[width / 3] = INFINITY;
+  return v;
+}
+
+TEST_P(SequenceKernels, ArgmaxGreedyIds) {
+  // jamba.argmax against the reference: widths 1, 7 and 2050 (one element
+  // per load; 2050 is three chunks of the GPU kernels' first pass), 128
+  // and 4100 (vectors of 4; 4100 ends in a chunk of 4), f32 and bf16
+  // logits, 1 and 7 rows (greedyIdRows' cases).
+  for (const char *type : {"f32", "bf16"})
+    for (int64_t width : {1, 7, 128, 2050, 4100}) {
+      SCOPED_TRACE(::testing::Message() << type << ", width " << width);
+      std::string ir = R"mlir(
+        func.func @f(%l: tensor<?x1xWxTT>) -> tensor<?x1xi32>
+            attributes {llvm.emit_c_interface} {
+          %i = jamba.argmax %l : tensor<?x1xWxTT> -> tensor<?x1xi32>
+          return %i : tensor<?x1xi32>
+        })mlir";
+      ir = withWidth(ir, width);
+      for (size_t at = ir.find("TT"); at != std::string::npos;
+           at = ir.find("TT", at))
+        ir.replace(at, 2, type);
+      Kernel k(ir, *lowering());
+      ASSERT_EQ(k.error, "");
+      for (int64_t rows : {1, 7}) {
+        std::vector<float> logits =
+            greedyIdRows(rows, width, unsigned(50 + width + rows));
+        Buffer in;
+        std::vector<uint16_t> halves;
+        if (std::string(type) == "bf16") {
+          // The reference reads the values the kernel reads.
+          for (float &x : logits) {
+            halves.push_back(std::isnan(x) ? uint16_t(0x7fc0) : toBF16(x));
+            x = fromBF16(halves.back());
+          }
+          in = buf(halves, {rows, 1, width});
+        } else {
+          in = buf(logits, {rows, 1, width});
+        }
+        auto out = k.run({in}, {2});
+        Tensor<float> want = ref::argmax(toRef(logits, {rows, 1, width}));
+        expectSameIndices<int32_t>(out[0], want);
+        if (rows > 3) {
+          // The cases are what they claim to be.
+          EXPECT_EQ(want[2], -1);
+          EXPECT_EQ(want[3], -1);
+          EXPECT_EQ(want[4], width > 1 ? 1 : 0);
+        }
+      }
+    }
 }
 
 TEST_P(SequenceKernels, RMSNormOfAResidualAdd) {

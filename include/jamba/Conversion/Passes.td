@@ -189,6 +189,12 @@ def JambaGpuKernelsPass : Pass<"jamba-gpu-kernels", "func::FuncOp"> {
       new state;
     - `jamba.router_topk`: one iteration per row: softmax, then top-k by
       repeated selection (ties: the lower index);
+    - `jamba.argmax` (the greedy ids): a warp per (row, chunk of 1024
+      values) keeps each lane's best (value, id) over 16-byte vectors,
+      combines the lanes' by five butterfly rounds of shuffles and writes
+      the chunk's pair; then a warp per row combines its chunks' pairs
+      the same way and writes the id (the larger value, the lower id on
+      equal values, -1 for a NaN or a row of -inf);
     - `jamba.cached_attention`: the new keys and values enter the caches
       through an `scf.forall` over (sequence, kv head, token) whose shared
       output is the cache (updated in place), each iteration inserting one

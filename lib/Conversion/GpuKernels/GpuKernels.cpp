@@ -2,10 +2,11 @@
 //
 // Part of jamba-mlir. The jamba primitives whose linalg lowering needs
 // sequential loops over tensors (selective_scan, causal_conv1d,
-// cached_attention, router_topk) as `scf.parallel` loop nests on buffers:
-// one parallel iteration per independent item (a (sequence, channel) pair of
-// the scan and the conv, a (sequence, token, head) triple of attention, a
-// row of the router), its sequential work inside the iteration. No
+// cached_attention, router_topk, argmax) as `scf.parallel` loop nests on
+// buffers: one parallel iteration per independent item (a (sequence,
+// channel) pair of the scan and the conv, a (sequence, token, head) triple
+// of attention, a row of the router), its sequential work inside the
+// iteration. No
 // iteration reads what another one writes, so each nest is one GPU kernel
 // once jamba-gpu-map-loops and convert-parallel-loops-to-gpu have mapped it
 // onto blocks and threads, and the same IR also runs on CPUs (which is how
@@ -113,7 +114,7 @@ struct JambaGpuKernelsPass
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
       if (isa<SelectiveScanOp, CausalConv1dOp, RouterTopKOp, CachedAttentionOp,
-              ExpertGemmOp, RMSNormOp>(op))
+              ExpertGemmOp, RMSNormOp, ArgmaxOp>(op))
         ops.push_back(op);
     });
     IRRewriter rw(&getContext());
@@ -135,6 +136,7 @@ struct JambaGpuKernelsPass
             return lowerExpertGemm(rw, o, gemmOptions);
           })
           .Case([&](RMSNormOp o) { return lowerRMSNorm(rw, o, emulateWarps); })
+          .Case([&](ArgmaxOp o) { return lowerArgmax(rw, o, emulateWarps); })
           .Default([](Operation *) { return failure(); });
     }
   }

@@ -39,6 +39,10 @@ LogicalResult lowerCausalConv1d(IRRewriter &rw, CausalConv1dOp op);
 /// The router's softmax and top-k (RouterTopK.cpp).
 LogicalResult lowerRouterTopK(IRRewriter &rw, RouterTopKOp op);
 
+/// The greedy ids: each row's argmax, a warp per chunk of the row and
+/// then a warp per row (Argmax.cpp).
+LogicalResult lowerArgmax(IRRewriter &rw, ArgmaxOp op, bool emulateWarps);
+
 /// RMSNorm, with the residual add it reads where it can (RMSNorm.cpp).
 LogicalResult lowerRMSNorm(IRRewriter &rw, RMSNormOp op, bool emulateWarps);
 
