@@ -165,12 +165,14 @@ LogicalResult describeEntryPoint(
       id = input == "cache_len" ? "cache_len" : prefix + input.str();
       return success();
     }
-    if (isResult && named(kOutputAttrName) == "logits") {
-      id = prefix + "logits";
+    if (StringRef output = named(kOutputAttrName);
+        isResult && (output == "logits" || output == kGreedyIdsOutputName)) {
+      id = prefix + output.str();
       return success();
     }
     return func.emitError() << "a value of the schedule is neither an input, "
-                               "a state, a temp nor the logits";
+                               "a state, a temp, the logits nor the greedy "
+                               "ids";
   };
 
   // The entry point's inputs and outputs.
@@ -597,6 +599,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // (embedding, one per layer, head), each a kernel of the artifact.
   {
     PassManager split(context, ModuleOp::getOperationName());
+    if (options.greedyIds)
+      split.addPass(createJambaGreedyIdsPass());
     split.addPass(createJambaSplitStagesPass());
     if (failed(split.run(module)))
       return failure();

@@ -67,8 +67,10 @@ describeOperand(Operation *op, Type type, DictionaryAttr attrs, bool isResult) {
             output = named(kOutputAttrName);
   operand.inPlace = isResult && !state.empty();
   // Values passed between stages are activations [batch, seq, ...].
-  bool sequenceLike = input == "ids" || (isResult && output == "logits") ||
-                      !named(kTempAttrName).empty();
+  bool sequenceLike =
+      input == "ids" ||
+      (isResult && (output == "logits" || output == kGreedyIdsOutputName)) ||
+      !named(kTempAttrName).empty();
   bool kvCache = state.ends_with("k_cache") || state.ends_with("v_cache");
   for (int64_t d = 0; d < tensor.getRank(); ++d) {
     operand.sizes.push_back(tensor.getDimSize(d));

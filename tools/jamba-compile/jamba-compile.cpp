@@ -138,6 +138,13 @@ static cl::opt<std::string> prefillLogits(
              "all that generation needs) or all (every prompt position's, "
              "for jamba-run --logits-out)"),
     cl::value_desc("last|all"), cl::init("last"));
+static cl::opt<bool> greedyIds(
+    "greedy-ids",
+    cl::desc("Each entry point also returns the argmax of its logits per "
+             "row (jamba-greedy-ids), so that greedy generation reads back "
+             "an id per sequence instead of its logits. On by default for "
+             "CUDA targets, off for the CPU"),
+    cl::init(false));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -218,6 +225,8 @@ int main(int argc, char **argv) {
   const bool tensorCores =
       gpuTensorCores.getNumOccurrences() ? gpuTensorCores.getValue() : sm >= 80;
   options.gpuTensorCores = tensorCores;
+  options.greedyIds =
+      greedyIds.getNumOccurrences() ? greedyIds.getValue() : cuda;
   options.gpuExpertGroupedRows = gpuExpertGroupedRows.getNumOccurrences()
                                      ? gpuExpertGroupedRows.getValue()
                                      : (tensorCores ? 4 : 64);

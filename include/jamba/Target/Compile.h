@@ -47,6 +47,11 @@ struct CompileOptions {
   /// every prompt position (a [batch, seq, vocab] f32 buffer: 0.5 GB per
   /// sequence for a 4096-token chunk of a 32000-word vocabulary).
   bool prefillAllLogits = false;
+  /// Each entry point also returns its logits' argmax per row, the greedy
+  /// ids (jamba-greedy-ids): a greedy generation then reads back 4 bytes
+  /// per sequence and step instead of a vocabulary's logits. jamba-compile
+  /// turns it on for CUDA targets.
+  bool greedyIds = false;
   /// Replace an existing output directory.
   bool overwrite = false;
   /// "cpu", or "cuda:sm_NN": host code launching NVVM kernels

@@ -192,6 +192,44 @@ def JambaSplitStagesPass : Pass<"jamba-split-stages", "ModuleOp"> {
   let dependentDialects = ["::mlir::func::FuncDialect"];
 }
 
+def JambaGreedyIdsPass : Pass<"jamba-greedy-ids", "ModuleOp"> {
+  let summary = "Compute each row's greedy id where the logits are made";
+  let description = [{
+    Every public function with a `jamba.output = "logits"` result (the
+    entry points `jamba-import` makes) gets one more result, `jamba.output =
+    "greedy_ids"`: `jamba.argmax` of the logits, an i32 per row and
+    position (-1 where the row holds a NaN). The logits stay a result. A
+    greedy decode step then needs only the ids, 4 bytes per sequence,
+    where it read a vocabulary's logits per sequence back from the device
+    and scanned them on the host (docs/Runtime.md, "Greedy ids on the
+    device"). `jamba-split-stages` puts the argmax in the head stage;
+    `jamba-compile --greedy-ids` runs this pass (the default for CUDA).
+    A function that already has the result is left as it is.
+
+    Before:
+
+    ```mlir
+    func.func @decode(...) -> (tensor<?x1x128xf32> {jamba.output = "logits"}, ...) {
+      %logits = jamba.lm_head %h, %w : ... -> tensor<?x1x128xf32>
+      return %logits, ...
+    }
+    ```
+
+    After:
+
+    ```mlir
+    func.func @decode(...) -> (tensor<?x1x128xf32> {jamba.output = "logits"}, ...,
+                               tensor<?x1xi32> {jamba.output = "greedy_ids"}) {
+      %logits = jamba.lm_head %h, %w : ... -> tensor<?x1x128xf32>
+      %ids = jamba.argmax %logits : tensor<?x1x128xf32> -> tensor<?x1xi32>
+      return %logits, ..., %ids
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::jamba::JambaDialect",
+                           "::mlir::func::FuncDialect"];
+}
+
 def JambaShardPass : Pass<"jamba-shard", "ModuleOp"> {
   let summary = "Tensor- and expert-parallel sharding of the layer-level "
                 "model (SPEC 1.9)";
