@@ -273,6 +273,31 @@ Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
                      ckpt::dtypeName(logits.dtype), " ",
                      shapeText(logits.shape));
   out.lastLogitsOnly = isConstant(logits.shape[1], 1);
+  // The greedy ids: the one io output besides the logits (the others are
+  // states), an I32 per row and position of the logits.
+  out.greedyIds.reset();
+  for (size_t o = 1; o < e->outputs.size(); ++o) {
+    size_t i = index(e->outputs[o]);
+    if (i == m.buffers.size())
+      return makeError(where, "outputs[", o, "] '", e->outputs[o],
+                       "' is not declared");
+    const BufferDesc &ids = m.buffers[i];
+    if (ids.kind != BufferDesc::Kind::Io)
+      continue;
+    if (out.greedyIds)
+      return makeError(where, "outputs[", o, "] '", ids.id,
+                       "' is a second io output besides the logits (only "
+                       "the greedy ids may be one)");
+    if (ids.dtype != DType::I32 || ids.shape.size() != 2 ||
+        !isSymbol(ids.shape[0], kDimBatch) ||
+        ids.shape[1].str() != logits.shape[1].str())
+      return makeError(where, "outputs[", o, "] '", ids.id,
+                       "' must be the greedy ids, an io I32 buffer [batch, ",
+                       logits.shape[1].str(),
+                       "] (a row per row of logits); it is ",
+                       ckpt::dtypeName(ids.dtype), " ", shapeText(ids.shape));
+    out.greedyIds = i;
+  }
   return Status::success();
 }
 

@@ -248,6 +248,20 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+/// A greedy id an entry point computed (Runner::readIds), checked: -1 says
+/// the row of logits held a NaN or no finite value, as sampleNext would
+/// have found, and an id outside the vocabulary is an artifact's fault.
+StatusOr<int64_t> greedyIdOf(int32_t id, int64_t vocab) {
+  if (id < 0)
+    return makeError("the logits hold NaN or no finite value (the greedy id "
+                     "computed from them is ",
+                     id, ")");
+  if (id >= vocab)
+    return makeError("the greedy id the artifact computed, ", id,
+                     ", is outside the vocabulary [0, ", vocab, ")");
+  return int64_t(id);
+}
+
 /// One generation run's bookkeeping over the executor. Its io goes through
 /// Executor::writeBuffer and readBuffer, which work on every device.
 struct Runner {
@@ -264,6 +278,12 @@ struct Runner {
   std::vector<int32_t> ids;
   std::vector<int64_t> lens;
   std::vector<float> logits;
+  /// Whether calls read the greedy ids of entry points that compute them
+  /// instead of their logits (greedy, nothing recorded); then row r's
+  /// latest id, from its latest call, is lastId[r] when fromIds[r].
+  bool readIds = false;
+  std::vector<int32_t> lastId, callIds;
+  std::vector<bool> fromIds;
 
   float *lastOf(int64_t row) {
     return last.data() + uint64_t(row) * uint64_t(ex.vocab());
@@ -293,6 +313,8 @@ struct Runner {
     dims.batch = rows;
     dims.seq = seq;
     JAMBA_CKPT_RETURN_IF_ERROR(ex.run(entry.name, dims));
+    if (readIds && entry.greedyIds)
+      return readGreedyIds(entry, first, rows, seq, feeds);
     // Positions per row in the logits: seq, or 1 (the last) when the entry
     // point keeps only the last position's. Only what is used is read: with
     // one position per row (decode) all rows at once (into place when every
@@ -342,6 +364,28 @@ struct Runner {
           out.logits.insert(out.logits.end(), lastRow, lastRow + vocab);
         out.rows += int64_t(positions);
       }
+      fromIds[row] = false;
+    }
+    return Status::success();
+  }
+
+  /// After a call of an entry point with greedy ids: each fed row's id of
+  /// its last position, one copy of rows x positions ids for the call.
+  template <class Feeds>
+  Status readGreedyIds(const ModelEntry &entry, int64_t first, int64_t rows,
+                       int64_t seq, Feeds feeds) {
+    const uint64_t positions = entry.lastLogitsOnly ? 1 : uint64_t(seq);
+    ++result.greedyIdCalls;
+    callIds.resize(size_t(uint64_t(rows) * positions));
+    JAMBA_CKPT_RETURN_IF_ERROR(ex.readBuffer(*entry.greedyIds, callIds.data(),
+                                             callIds.size() * sizeof(int32_t)));
+    for (int64_t r = 0; r < rows; ++r) {
+      if (!feeds(r))
+        continue;
+      size_t row = size_t(first + r);
+      cacheLen[row] += seq;
+      lastId[row] = callIds[size_t(uint64_t(r) * positions + positions - 1)];
+      fromIds[row] = true;
     }
     return Status::success();
   }
@@ -352,7 +396,7 @@ struct Runner {
 class PinnedHost {
 public:
   PinnedHost(Executor &ex, void *p, uint64_t bytes)
-      : ex(ex), p(ex.pinHostMemory(p, bytes) ? p : nullptr) {}
+      : ex(ex), p(p && ex.pinHostMemory(p, bytes) ? p : nullptr) {}
   ~PinnedHost() {
     if (p)
       ex.unpinHostMemory(p);
@@ -409,19 +453,32 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   GenerationResult result;
   result.vocab = vocab;
   result.sequences.resize(size_t(batch));
+  // Greedy generation that records nothing takes the ids the entry points
+  // compute where they make the logits (jamba-compile --greedy-ids): 4
+  // bytes per sequence and step instead of a vocabulary's logits.
+  const bool readIds = options.sampling.isGreedy() && !options.recordLogits;
+  const bool logitsRead =
+      !(readIds && ex.prefillEntry().greedyIds && ex.decodeEntry().greedyIds);
   Runner runner{ex,
                 options,
                 result,
                 std::vector<int64_t>(size_t(batch), 0),
-                std::vector<float>(size_t(uint64_t(batch) * uint64_t(vocab))),
+                std::vector<float>(
+                    logitsRead ? size_t(uint64_t(batch) * uint64_t(vocab)) : 0),
                 {},
                 {},
-                {}};
-  // Each decode step copies its rows' logits into `last`: on CUDA directly,
-  // page-locked (a copy into pageable memory goes through the driver's
-  // staging buffers and a second copy).
-  PinnedHost pinLast(ex, runner.last.data(),
-                     runner.last.size() * sizeof(float));
+                {},
+                readIds,
+                std::vector<int32_t>(size_t(batch), -1),
+                {},
+                std::vector<bool>(size_t(batch), false)};
+  // Each decode step that reads logits copies its rows' logits into
+  // `last`: on CUDA directly, page-locked (a copy into pageable memory goes
+  // through the driver's staging buffers and a second copy).
+  const bool decodeReadsLogits = !(readIds && ex.decodeEntry().greedyIds);
+  PinnedHost pinLast(ex, decodeReadsLogits ? runner.last.data() : nullptr,
+                     decodeReadsLogits ? runner.last.size() * sizeof(float)
+                                       : 0);
   JAMBA_CKPT_RETURN_IF_ERROR(ex.zeroStates(0, batch));
   auto feedAll = [](int64_t) { return true; };
 
@@ -463,8 +520,10 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
                       (0xd1b54a32d192ed03ull * uint64_t(b + 1)));
   auto choose = [&](int64_t b) -> Status {
     SequenceOutput &out = result.sequences[size_t(b)];
-    StatusOr<int64_t> id =
-        sampleNext(runner.lastOf(b), vocab, options.sampling, rngs[size_t(b)]);
+    StatusOr<int64_t> id = runner.fromIds[size_t(b)]
+                               ? greedyIdOf(runner.lastId[size_t(b)], vocab)
+                               : sampleNext(runner.lastOf(b), vocab,
+                                            options.sampling, rngs[size_t(b)]);
     if (!id.ok())
       return makeError("sequence ", b, ", generated id ", out.ids.size(), ": ",
                        id.status().message());

@@ -635,6 +635,11 @@ int main(int argc, char **argv) {
                r.prefillSeconds > 0 ? r.prefillTokens / r.prefillSeconds : 0.0,
                r.decodeTokens, r.decodeSeconds,
                r.decodeSeconds > 0 ? r.decodeTokens / r.decodeSeconds : 0.0);
+  if (r.greedyIdCalls > 0)
+    std::fprintf(stderr,
+                 "jamba-run: the artifact chose the greedy ids: %" PRId64
+                 " of %" PRId64 " calls returned ids, not logits\n",
+                 r.greedyIdCalls, r.prefillCalls + r.decodeCalls);
   // The steady rate: without the first decode call (on CUDA, the graph
   // capture and the decode kernels' first launches).
   if (r.decodeCalls > 1 && r.decodeSeconds > r.firstDecodeSeconds)

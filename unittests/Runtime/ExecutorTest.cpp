@@ -381,6 +381,130 @@ TEST_F(ExecutorTest, RowsAroundAStoppedRowRunOn) {
   EXPECT_GT(checked, 0) << "both other prompts met the EOS id; pick others";
 }
 
+/// Sets JAMBA_TEST_GREEDY_IDS (TestKernels.cpp) while it lives.
+class GreedyIdsRule {
+public:
+  explicit GreedyIdsRule(const char *rule) {
+    ::setenv("JAMBA_TEST_GREEDY_IDS", rule, 1);
+  }
+  ~GreedyIdsRule() { ::unsetenv("JAMBA_TEST_GREEDY_IDS"); }
+};
+
+TEST_F(ExecutorTest, GreedyGenerationReadsTheArtifactsGreedyIds) {
+  // Entry points returning their greedy ids (jamba-compile --greedy-ids):
+  // greedy generation that records nothing reads the ids, 4 bytes a row,
+  // after every call; the prompts of different lengths take a joint
+  // prefill and per-row calls, a sequence stops on EOS while the rows
+  // around it run on, and the ids are the toy rule's, as from the logits.
+  std::vector<int64_t> stopping = {1, 17, 42};
+  for (bool lastOnly : {false, true}) {
+    SCOPED_TRACE(lastOnly ? "prefill keeps the last logits" : "all logits");
+    TestArtifactOptions o;
+    o.greedyIds = true;
+    o.prefillLastLogitsOnly = lastOnly;
+    o.eosIds = {secondGreedyId(stopping)};
+    auto a = open(o);
+    ASSERT_TRUE(a);
+    auto ex = session(*a, opts(3, 32, 4));
+    ASSERT_TRUE(ex);
+    ASSERT_TRUE(ex->prefillEntry().greedyIds);
+    ASSERT_TRUE(ex->decodeEntry().greedyIds);
+    EXPECT_EQ(ex->manifest().buffers[*ex->decodeEntry().greedyIds].id,
+              "decode.greedy_ids");
+    std::vector<std::vector<int64_t>> prompts = {
+        {3, 3, 8, 1, 9, 4}, stopping, {5, 9}};
+    GenerateOptions g = greedy(6, /*logits=*/false);
+    g.stopOnEos = true;
+    auto r = generate(*ex, prompts, g);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->greedyIdCalls, r->prefillCalls + r->decodeCalls);
+    EXPECT_TRUE(r->sequences[1].stoppedOnEos);
+    EXPECT_EQ(r->sequences[1].ids.size(), 2u);
+    for (size_t b : {size_t(0), size_t(2)})
+      if (!r->sequences[b].stoppedOnEos)
+        expectToyRun(prompts[b], 6, r->sequences[b], false);
+
+    // The ids, not the logits, chose: ids bent to next + 1 are what comes
+    // out (each fed back, so the history follows them).
+    {
+      GreedyIdsRule bent("plus1");
+      auto plus = generate(*ex, {{1, 2, 3}}, greedy(4, /*logits=*/false));
+      ASSERT_TRUE(plus.ok()) << plus.status().message();
+      std::vector<int64_t> history = {1, 2, 3}, want;
+      for (int j = 0; j < 4; ++j) {
+        want.push_back((testNext(history) + 1) % 128);
+        history.push_back(want.back());
+      }
+      EXPECT_EQ(plus->sequences[0].ids, want);
+      // Sampling at a temperature, or recording the logits, reads the
+      // logits (the bent ids are ignored): the rule's ids.
+      GenerateOptions warm = greedy(4, /*logits=*/false);
+      warm.sampling.temperature = 1e-3;
+      auto sampled = generate(*ex, {{1, 2, 3}}, warm);
+      ASSERT_TRUE(sampled.ok()) << sampled.status().message();
+      EXPECT_EQ(sampled->greedyIdCalls, 0);
+      expectToyRun({1, 2, 3}, 4, sampled->sequences[0], false);
+      if (!lastOnly) {
+        auto recorded = generate(*ex, {{1, 2, 3}}, greedy(4));
+        ASSERT_TRUE(recorded.ok()) << recorded.status().message();
+        EXPECT_EQ(recorded->greedyIdCalls, 0);
+        expectToyRun({1, 2, 3}, 4, recorded->sequences[0], true);
+      }
+    }
+    // An id of -1 (the logits held NaN, or no finite value) and one past
+    // the vocabulary are errors naming the sequence and the step.
+    {
+      GreedyIdsRule nan("minus1");
+      auto bad = generate(*ex, {{1, 2}, {4}}, greedy(3, /*logits=*/false));
+      ASSERT_FALSE(bad.ok());
+      EXPECT_EQ(bad.status().message(),
+                "sequence 0, generated id 0: the logits hold NaN or no finite "
+                "value (the greedy id computed from them is -1)");
+    }
+    {
+      GreedyIdsRule outside("vocab");
+      auto bad = generate(*ex, {{1, 2}}, greedy(3, /*logits=*/false));
+      ASSERT_FALSE(bad.ok());
+      EXPECT_EQ(bad.status().message(),
+                "sequence 0, generated id 0: the greedy id the artifact "
+                "computed, 128, is outside the vocabulary [0, 128)");
+    }
+  }
+}
+
+TEST_F(ExecutorTest, RefusesMisshapenGreedyIds) {
+  // The greedy ids must be an io I32 [batch, positions of the logits].
+  TestArtifactOptions o;
+  o.greedyIds = true;
+  o.editManifest = [](ArtifactManifest &m) {
+    for (BufferDesc &b : m.buffers)
+      if (b.id == "decode.greedy_ids")
+        b.dtype = DType::I64;
+  };
+  auto a = open(o);
+  ASSERT_TRUE(a);
+  auto ex = Executor::create(*a, opts(1, 16));
+  ASSERT_FALSE(ex.ok());
+  EXPECT_EQ(ex.status().message(),
+            "entry point 'decode': outputs[5] 'decode.greedy_ids' must be the "
+            "greedy ids, an io I32 buffer [batch, 1] (a row per row of "
+            "logits); it is I64 [batch, 1]");
+  // Prefill's ids follow its logits: [batch, seq] for every position's.
+  o.editManifest = [](ArtifactManifest &m) {
+    for (BufferDesc &b : m.buffers)
+      if (b.id == "greedy_ids")
+        b.shape[1] = DimExpr::constant(1);
+  };
+  auto b = open(o);
+  ASSERT_TRUE(b);
+  auto ex2 = Executor::create(*b, opts(1, 16));
+  ASSERT_FALSE(ex2.ok());
+  EXPECT_EQ(ex2.status().message(),
+            "entry point 'prefill': outputs[5] 'greedy_ids' must be the "
+            "greedy ids, an io I32 buffer [batch, seq] (a row per row of "
+            "logits); it is I32 [batch, 1]");
+}
+
 TEST_F(ExecutorTest, RefusesBadBindingsAndRuns) {
   auto a = open();
   ASSERT_TRUE(a);

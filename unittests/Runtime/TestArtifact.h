@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,6 +53,15 @@ struct TestArtifactOptions {
   bool cuda = false;
   /// Non-empty: the artifact carries this tokenizer.json (schema 1.1).
   std::string tokenizerJson;
+  /// The entry points also return their greedy ids, the last output (io
+  /// I32 `greedy_ids` [batch, seq or 1], `decode.greedy_ids` [batch, 1]), as
+  /// jamba-compile --greedy-ids makes them: the kernels' `_ids` variants
+  /// write each row's argmax (TestKernels.cpp; JAMBA_TEST_GREEDY_IDS bends
+  /// it). CPU only.
+  bool greedyIds = false;
+  /// Applied to the manifest before it is written (a test of what the
+  /// runtime refuses).
+  std::function<void(ArtifactManifest &)> editManifest;
 };
 
 /// The kernels file of a test artifact.
@@ -107,6 +117,14 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
           {sym("batch"), num(2), sym("capacity"), num(16)}, Kind::State,
           Role::KvValue, 1),
   };
+  if (o.greedyIds) {
+    m.buffers.push_back(
+        buf("greedy_ids", DType::I32,
+            {sym("batch"), o.prefillLastLogitsOnly ? num(1) : sym("seq")},
+            Kind::Io));
+    m.buffers.push_back(
+        buf("decode.greedy_ids", DType::I32, {sym("batch"), num(1)}, Kind::Io));
+  }
   KernelDesc pre, dec;
   pre.name = "prefill_model";
   pre.symbol = o.prefillLastLogitsOnly ? "jamba_test_prefill_last"
@@ -124,6 +142,11 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
     const char *suffix = o.allReduceLogits ? "_allreduce" : "";
     pre.symbol = std::string("jamba_test_prefill_gpu") + suffix;
     dec.symbol = std::string("jamba_test_decode_gpu") + suffix;
+  }
+  if (o.greedyIds) {
+    pre.symbol += "_ids";
+    dec.symbol += "_ids";
+    pre.numArgs = dec.numArgs = 16;
   }
   m.kernels = {pre, dec};
   m.ranks = o.ranks;
@@ -148,6 +171,9 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
     e.inputs.insert(e.inputs.end(), states.begin(), states.end());
     e.outputs = {logits};
     e.outputs.insert(e.outputs.end(), states.begin(), states.end());
+    std::string greedy = decode ? "decode.greedy_ids" : "greedy_ids";
+    if (o.greedyIds)
+      e.outputs.push_back(greedy);
     Step s;
     s.kernel = decode ? "decode_model" : "prefill_model";
     s.args = {StepArg::dim("batch"), StepArg::dim("seq"),
@@ -159,6 +185,8 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
     s.args.push_back(StepArg::buffer(logits));
     for (const std::string &st : states)
       s.args.push_back(StepArg::buffer(st));
+    if (o.greedyIds)
+      s.args.push_back(StepArg::buffer(greedy));
     e.steps = {s};
     m.entryPoints.push_back(std::move(e));
   }
@@ -169,6 +197,8 @@ inline ArtifactManifest testManifest(const TestArtifactOptions &o) {
 inline Status writeTestArtifact(const std::string &dir,
                                 const TestArtifactOptions &o = {}) {
   ArtifactManifest m = testManifest(o);
+  if (o.editManifest)
+    o.editManifest(m);
   ckpt::SafeTensorsWriter writer;
   std::vector<float> bias(128);
   for (int64_t v = 0; v < 128; ++v)

@@ -22,6 +22,13 @@
 // record the call's batch, seq, capacity and whether it was decode. A broken
 // history (a missing position) or an inconsistency turns the logits NaN.
 //
+// The `_ids` variants take a 16th argument, the greedy ids ([batch, seq],
+// or [batch, 1] with the last position's logits only), and write each
+// row's argmax there: `next`, or -1 for a row of NaN. With
+// JAMBA_TEST_GREEDY_IDS set when they run they write another id instead,
+// so that a test can tell which of the two the runtime used: `plus1`
+// (next + 1 mod vocab), `minus1` (-1) or `vocab` (128, outside it).
+//
 // The `_allreduce` variants then sum the logits over the ranks with the
 // runtime's collective, as a sharded model's kernels do: the symbol
 // `jamba_rt_all_reduce_f32` is left undefined here and resolved from the
@@ -32,13 +39,31 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace {
 
 constexpr int64_t kVocab = 128, kInner = 128, kConv = 3, kState = 8,
                   kKvHeads = 2, kHeadDim = 16;
 
-void runModel(void **args, bool decode, bool lastOnly = false) {
+/// The id the `_ids` variants write for a row whose argmax is `next`
+/// (-1: a row of NaN).
+int32_t greedyId(int64_t next) {
+  const char *rule = std::getenv("JAMBA_TEST_GREEDY_IDS");
+  if (!rule || next < 0)
+    return int32_t(next);
+  if (std::strcmp(rule, "plus1") == 0)
+    return int32_t((next + 1) % kVocab);
+  if (std::strcmp(rule, "minus1") == 0)
+    return -1;
+  if (std::strcmp(rule, "vocab") == 0)
+    return int32_t(kVocab);
+  return int32_t(next);
+}
+
+void runModel(void **args, bool decode, bool lastOnly = false,
+              bool greedyIds = false) {
   int64_t batch = *static_cast<int64_t *>(args[0]);
   int64_t seq = *static_cast<int64_t *>(args[1]);
   int64_t capacity = *static_cast<int64_t *>(args[2]);
@@ -50,6 +75,7 @@ void runModel(void **args, bool decode, bool lastOnly = false) {
   float *v = *static_cast<float **>(args[8]);
   const float *bias = *static_cast<float **>(args[9]);
   float *logits = *static_cast<float **>(args[10]);
+  int32_t *greedy = greedyIds ? *static_cast<int32_t **>(args[15]) : nullptr;
   bool aliased = *static_cast<float **>(args[11]) == conv &&
                  *static_cast<float **>(args[12]) == ssm &&
                  *static_cast<float **>(args[13]) == k &&
@@ -76,6 +102,8 @@ void runModel(void **args, bool decode, bool lastOnly = false) {
       int64_t next = (h * 31 + 7) % kVocab;
       for (int64_t t = 0; row && t < kVocab; ++t)
         row[t] = ok ? bias[t] + (t == next ? 10.0f : 0.0f) : NAN;
+      if (greedy && row)
+        greedy[lastOnly ? b : b * seq + s] = greedyId(ok ? next : -1);
     }
     conv[b * kInner * kConv] += float(seq);
     float *st = ssm + b * kInner * kState;
@@ -113,6 +141,17 @@ jamba_test_prefill_last(void **args) {
 }
 __attribute__((visibility("default"))) void jamba_test_decode(void **args) {
   runModel(args, true);
+}
+__attribute__((visibility("default"))) void
+jamba_test_prefill_ids(void **args) {
+  runModel(args, false, false, true);
+}
+__attribute__((visibility("default"))) void
+jamba_test_prefill_last_ids(void **args) {
+  runModel(args, false, true, true);
+}
+__attribute__((visibility("default"))) void jamba_test_decode_ids(void **args) {
+  runModel(args, true, false, true);
 }
 __attribute__((visibility("default"))) void
 jamba_test_prefill_allreduce(void **args) {

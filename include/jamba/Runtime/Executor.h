@@ -100,7 +100,10 @@ struct CallDims {
 /// declared inputs and outputs: inputs[0] holds the token ids (I32
 /// [batch, seq]), inputs[1] the per-sequence cache lengths (I64 [batch]),
 /// outputs[0] the logits (F32 [batch, seq, vocab], or [batch, 1, vocab]
-/// when the entry point keeps only the last position's logits).
+/// when the entry point keeps only the last position's logits); an io
+/// output after it, if any, the greedy ids (I32 [batch, positions]: the
+/// argmax of each row of logits, -1 where one holds a NaN; jamba-compile
+/// --greedy-ids).
 struct ModelEntry {
   std::string name;
   size_t ids = 0;      ///< Buffer index (manifest order).
@@ -108,6 +111,8 @@ struct ModelEntry {
   size_t logits = 0;   ///< Buffer index.
   /// True when the logits hold the last position of each row only.
   bool lastLogitsOnly = false;
+  /// Buffer index of the greedy ids, when the entry point computes them.
+  std::optional<size_t> greedyIds;
 };
 
 /// Whether the artifact's prefill is a valid model entry point that keeps

@@ -80,7 +80,9 @@ struct GenerateOptions {
   /// The EOS ids; empty: the model config's eos_token_id.
   std::vector<int64_t> eosIds;
   /// Keep the logits of every prompt position and decode step (else only
-  /// the rows needed to choose ids are read).
+  /// the rows needed to choose ids are read: none at all when the choice
+  /// is greedy and the entry points compute their greedy ids, whose ids
+  /// are read instead).
   bool recordLogits = false;
 };
 
@@ -99,6 +101,11 @@ struct GenerationResult {
   int64_t prefillTokens = 0; ///< Prompt ids fed, all sequences.
   int64_t decodeTokens = 0;  ///< Generated ids fed, all sequences.
   int64_t prefillCalls = 0, decodeCalls = 0;
+  /// Calls (prefill and decode) whose next ids were read from the entry
+  /// point's greedy ids rather than chosen from its logits: greedy
+  /// generation that records nothing, on an artifact compiled with
+  /// --greedy-ids.
+  int64_t greedyIdCalls = 0;
   double prefillSeconds = 0, decodeSeconds = 0;
   /// The first decode call's share of decodeSeconds and decodeTokens: on
   /// CUDA it captures the decode graph and makes the decode kernels' first
