@@ -280,14 +280,18 @@ make_checkpoint() { # model dtype dir
 }
 
 # Runs artifact $1 on the test prompts: $2/run.{ids,npy} (batch 1, 16 new
-# tokens) and $2/multi.{ids,0.npy,1.npy,2.npy} (three sequences, chunks of
-# 8, 8 new tokens). Fails if a run fails.
+# tokens), $2/device.ids (the same without recording logits: the ids the
+# artifact's greedy-id kernels chose, where it has them) and
+# $2/multi.{ids,0.npy,1.npy,2.npy} (three sequences, chunks of 8, 8 new
+# tokens). Fails if a run fails.
 run_tests() { # artifact outdir [batch1-only]
   local art=$1 out=$2 args=() p rc=0
   mkdir -p "$out"
-  rm -f "$out"/run.* "$out"/multi.*
+  rm -f "$out"/run.* "$out"/multi.* "$out"/device.*
   timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
     --ignore-eos --logits-out "$out/run.npy" >"$out/run.ids" 2>"$out/run.log" || rc=1
+  timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
+    --ignore-eos >"$out/device.ids" 2>"$out/device.log" || rc=1
   [ "${3:-0}" = 1 ] && return $rc
   for p in "${prompts[@]}"; do args+=(--prompt-ids "$p"); done
   timeout 300 "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
@@ -332,9 +336,21 @@ compare_run() { # label run reference margins ids prompt tolerance
 
 # The rows comparing the runs in $3 with the references in $4.
 compare_tests() { # name tolerance rundir refdir
-  local name=$1 tol=$2 out=$3 ref=$4 i
+  local name=$1 tol=$2 out=$3 ref=$4 i calls
   compare_run "$name batch 1" "$out/run" "$ref/ref" "$ref/margins" "$(cat "$out/run.ids")" \
     "${prompts[0]}" "$tol"
+  # The greedy ids the artifact chose (no logits read back) against the
+  # host's argmax of the logits the recorded run read.
+  if [ -f "$out/device.ids" ]; then
+    calls=$(grep -o 'the artifact chose the greedy ids: [0-9]* of [0-9]* calls' "$out/device.log" |
+      sed 's/the artifact chose the greedy ids: //')
+    if cmp -s "$out/device.ids" "$out/run.ids" && [ -n "$calls" ]; then
+      row "test | $name greedy ids chosen by the artifact | ok | the run's 16 ids, $calls returning ids"
+    else
+      status=1
+      row "test | $name greedy ids chosen by the artifact | FAILED | $(tr '\n' ' ' <"$out/device.ids")vs $(cat "$out/run.ids")${calls:+ ($calls returning ids)}${calls:- (no call returned ids)}"
+    fi
+  fi
   if [ ! -f "$out/multi.ids" ]; then
     row "test | $name 3 sequences | skipped | batch 1 only (the results' size limit)"
     return
@@ -366,7 +382,8 @@ compile_variant() { # model dtype q tc
   local ckpt="$work/$model-$dtype"
   art="$work/$id.art"
   ref="$ckpt"
-  local flags=(--target "$target" --force)
+  # The greedy ids are the CUDA default; the dry run's CPU artifacts ask.
+  local flags=(--target "$target" --force --greedy-ids)
   [ $dry = 1 ] || [ "$mode" != bundle ] || flags+=(--gpu-format cubin)
   make_checkpoint "$model" "$dtype" "$ckpt"
   if [ "$q" = 1 ]; then
