@@ -16,7 +16,7 @@
 // dlopen(RTLD_NOW | RTLD_LOCAL) resolves them from the process, as it does
 // jamba_rt_all_reduce_f32 (Communicator.h).
 //
-// They work on the process-wide *active* CUDA target: the driver, stream,
+// They work on the calling thread's *active* CUDA target: the driver, stream,
 // cuBLAS handle and NCCL communicators of the session whose kernels are
 // running. The executor
 // makes its session active while it dlopen()s the kernels (their global
