@@ -198,7 +198,8 @@ def JambaGreedyIdsPass : Pass<"jamba-greedy-ids", "ModuleOp"> {
     Every public function with a `jamba.output = "logits"` result (the
     entry points `jamba-import` makes) gets one more result, `jamba.output =
     "greedy_ids"`: `jamba.argmax` of the logits, an i32 per row and
-    position (-1 where the row holds a NaN). The logits stay a result. A
+    position (-1 where the row holds a NaN or only -inf). The logits stay
+    a result. A
     greedy decode step then needs only the ids, 4 bytes per sequence,
     where it read a vocabulary's logits per sequence back from the device
     and scanned them on the host (docs/Runtime.md, "Greedy ids on the

@@ -1947,6 +1947,14 @@ func.func @argmax_ids_shape(%l: tensor<3x1x8xf32>) {
 
 // -----
 
+func.func @argmax_ids_static_rows(%l: tensor<?x8xf32>) {
+  // expected-error @+1 {{expected 'ids' dimension 0 to be dynamic, as the logits' is; got 4}}
+  %i = jamba.argmax %l : tensor<?x8xf32> -> tensor<4xi32>
+  return
+}
+
+// -----
+
 // argmax: ids are i32 (ODS).
 func.func @argmax_ids_type(%l: tensor<3x8xf32>) {
   // expected-error @+1 {{result #0 must be ranked tensor of 32-bit signless integer values}}

@@ -581,7 +581,17 @@ LogicalResult ArgmaxOp::verify() {
                          << width;
   SmallVector<int64_t> shape(logitsType.getShape().drop_back());
   SmallVector<StringRef> what(rank - 1, "the logits' size");
-  return checkShape(getOperation(), "ids", getIds(), shape, what);
+  if (failed(checkShape(getOperation(), "ids", getIds(), shape, what)))
+    return failure();
+  // The lowerings size the ids by the logits' rows: a static size there
+  // would not bound a dynamic number of rows.
+  auto idsType = cast<ShapedType>(getIds().getType());
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    if (logitsType.isDynamicDim(d) && !idsType.isDynamicDim(d))
+      return emitOpError() << "expected 'ids' dimension " << d
+                           << " to be dynamic, as the logits' is; got "
+                           << idsType.getDimSize(d);
+  return success();
 }
 
 //===----------------------------------------------------------------------===//
