@@ -274,7 +274,10 @@ Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
                      shapeText(logits.shape));
   out.lastLogitsOnly = isConstant(logits.shape[1], 1);
   // The greedy ids: the one io output besides the logits (the others are
-  // states), an I32 per row and position of the logits.
+  // states), an I32 per row and position of the logits, named as
+  // jamba-compile names it.
+  const std::string greedyName =
+      std::string(decode ? "decode." : "") + "greedy_ids";
   out.greedyIds.reset();
   for (size_t o = 1; o < e->outputs.size(); ++o) {
     size_t i = index(e->outputs[o]);
@@ -284,10 +287,11 @@ Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
     const BufferDesc &ids = m.buffers[i];
     if (ids.kind != BufferDesc::Kind::Io)
       continue;
-    if (out.greedyIds)
+    if (out.greedyIds || ids.id != greedyName)
       return makeError(where, "outputs[", o, "] '", ids.id,
-                       "' is a second io output besides the logits (only "
-                       "the greedy ids may be one)");
+                       "' is an io output besides the logits; only the "
+                       "greedy ids '",
+                       greedyName, "' may be one");
     if (ids.dtype != DType::I32 || ids.shape.size() != 2 ||
         !isSymbol(ids.shape[0], kDimBatch) ||
         ids.shape[1].str() != logits.shape[1].str())
@@ -295,6 +299,7 @@ Status findModelEntry(const ArtifactManifest &m, const char *name, bool decode,
                        "' must be the greedy ids, an io I32 buffer [batch, ",
                        logits.shape[1].str(),
                        "] (a row per row of logits); it is ",
+                       bufferKindName(ids.kind), " ",
                        ckpt::dtypeName(ids.dtype), " ", shapeText(ids.shape));
     out.greedyIds = i;
   }

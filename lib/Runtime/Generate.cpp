@@ -248,14 +248,22 @@ double secondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-/// A greedy id an entry point computed (Runner::readIds), checked: -1 says
-/// the row of logits held a NaN or no finite value, as sampleNext would
-/// have found, and an id outside the vocabulary is an artifact's fault.
-StatusOr<int64_t> greedyIdOf(int32_t id, int64_t vocab) {
-  if (id < 0)
-    return makeError("the logits hold NaN or no finite value (the greedy id "
-                     "computed from them is ",
-                     id, ")");
+/// A greedy id an entry point computed (Runner::readIds), checked. -1 says
+/// the row of logits held a NaN or no finite value: `logits` (that row,
+/// read when the id came back) tells sampleNext's message, which names
+/// the NaN's id; logits with a greedy id after all mean a broken artifact,
+/// as does an id outside the vocabulary.
+StatusOr<int64_t> greedyIdOf(int32_t id, const std::vector<float> &logits,
+                             int64_t vocab) {
+  if (id < 0) {
+    SamplingOptions greedy;
+    Rng unused;
+    StatusOr<int64_t> host = sampleNext(logits.data(), vocab, greedy, unused);
+    if (!host.ok())
+      return host.status();
+    return makeError("the greedy id the artifact computed is ", id,
+                     ", but its logits have one, ", *host);
+  }
   if (id >= vocab)
     return makeError("the greedy id the artifact computed, ", id,
                      ", is outside the vocabulary [0, ", vocab, ")");
@@ -284,6 +292,9 @@ struct Runner {
   bool readIds = false;
   std::vector<int32_t> lastId, callIds;
   std::vector<bool> fromIds;
+  /// Row r's logits when its latest id came back as -1 (read then, for
+  /// the message: a later call may overwrite the buffer); else empty.
+  std::vector<std::vector<float>> refusedLogits;
 
   float *lastOf(int64_t row) {
     return last.data() + uint64_t(row) * uint64_t(ex.vocab());
@@ -379,13 +390,24 @@ struct Runner {
     callIds.resize(size_t(uint64_t(rows) * positions));
     JAMBA_CKPT_RETURN_IF_ERROR(ex.readBuffer(*entry.greedyIds, callIds.data(),
                                              callIds.size() * sizeof(int32_t)));
+    const uint64_t vocab = uint64_t(ex.vocab());
     for (int64_t r = 0; r < rows; ++r) {
       if (!feeds(r))
         continue;
       size_t row = size_t(first + r);
       cacheLen[row] += seq;
-      lastId[row] = callIds[size_t(uint64_t(r) * positions + positions - 1)];
+      const uint64_t at = uint64_t(r) * positions + positions - 1;
+      lastId[row] = callIds[size_t(at)];
       fromIds[row] = true;
+      std::vector<float> &refused = refusedLogits[row];
+      refused.clear();
+      // Not an error yet: the last call's ids are never chosen.
+      if (lastId[row] < 0) {
+        refused.resize(size_t(vocab));
+        JAMBA_CKPT_RETURN_IF_ERROR(ex.readBuffer(entry.logits, refused.data(),
+                                                 vocab * sizeof(float),
+                                                 at * vocab * sizeof(float)));
+      }
     }
     return Status::success();
   }
@@ -471,7 +493,8 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
                 readIds,
                 std::vector<int32_t>(size_t(batch), -1),
                 {},
-                std::vector<bool>(size_t(batch), false)};
+                std::vector<bool>(size_t(batch), false),
+                std::vector<std::vector<float>>(size_t(batch))};
   // Each decode step that reads logits copies its rows' logits into
   // `last`: on CUDA directly, page-locked (a copy into pageable memory goes
   // through the driver's staging buffers and a second copy).
@@ -520,10 +543,12 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
                       (0xd1b54a32d192ed03ull * uint64_t(b + 1)));
   auto choose = [&](int64_t b) -> Status {
     SequenceOutput &out = result.sequences[size_t(b)];
-    StatusOr<int64_t> id = runner.fromIds[size_t(b)]
-                               ? greedyIdOf(runner.lastId[size_t(b)], vocab)
-                               : sampleNext(runner.lastOf(b), vocab,
-                                            options.sampling, rngs[size_t(b)]);
+    StatusOr<int64_t> id =
+        runner.fromIds[size_t(b)]
+            ? greedyIdOf(runner.lastId[size_t(b)],
+                         runner.refusedLogits[size_t(b)], vocab)
+            : sampleNext(runner.lastOf(b), vocab, options.sampling,
+                         rngs[size_t(b)]);
     if (!id.ok())
       return makeError("sequence ", b, ", generated id ", out.ids.size(), ": ",
                        id.status().message());

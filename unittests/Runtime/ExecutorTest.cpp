@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -394,8 +395,8 @@ TEST_F(ExecutorTest, GreedyGenerationReadsTheArtifactsGreedyIds) {
   // Entry points returning their greedy ids (jamba-compile --greedy-ids):
   // greedy generation that records nothing reads the ids, 4 bytes a row,
   // after every call; the prompts of different lengths take a joint
-  // prefill and per-row calls, a sequence stops on EOS while the rows
-  // around it run on, and the ids are the toy rule's, as from the logits.
+  // prefill and per-row calls, a sequence stops on EOS while the others
+  // run on, and the ids are the toy rule's, as from the logits.
   std::vector<int64_t> stopping = {1, 17, 42};
   for (bool lastOnly : {false, true}) {
     SCOPED_TRACE(lastOnly ? "prefill keeps the last logits" : "all logits");
@@ -411,18 +412,24 @@ TEST_F(ExecutorTest, GreedyGenerationReadsTheArtifactsGreedyIds) {
     ASSERT_TRUE(ex->decodeEntry().greedyIds);
     EXPECT_EQ(ex->manifest().buffers[*ex->decodeEntry().greedyIds].id,
               "decode.greedy_ids");
+    // Row 0 stops after two ids, so that the later decode calls start at
+    // row 1; rows 1 and 2 take per-row prefill calls at their offsets.
     std::vector<std::vector<int64_t>> prompts = {
-        {3, 3, 8, 1, 9, 4}, stopping, {5, 9}};
+        stopping, {3, 3, 8, 1, 9, 4}, {5, 9}};
     GenerateOptions g = greedy(6, /*logits=*/false);
     g.stopOnEos = true;
     auto r = generate(*ex, prompts, g);
     ASSERT_TRUE(r.ok()) << r.status().message();
     EXPECT_EQ(r->greedyIdCalls, r->prefillCalls + r->decodeCalls);
-    EXPECT_TRUE(r->sequences[1].stoppedOnEos);
-    EXPECT_EQ(r->sequences[1].ids.size(), 2u);
-    for (size_t b : {size_t(0), size_t(2)})
-      if (!r->sequences[b].stoppedOnEos)
+    EXPECT_TRUE(r->sequences[0].stoppedOnEos);
+    EXPECT_EQ(r->sequences[0].ids.size(), 2u);
+    int checked = 0;
+    for (size_t b : {size_t(1), size_t(2)})
+      if (!r->sequences[b].stoppedOnEos) {
         expectToyRun(prompts[b], 6, r->sequences[b], false);
+        ++checked;
+      }
+    EXPECT_GT(checked, 0) << "both other prompts met the EOS id; pick others";
 
     // The ids, not the logits, chose: ids bent to next + 1 are what comes
     // out (each fed back, so the history follows them).
@@ -451,15 +458,24 @@ TEST_F(ExecutorTest, GreedyGenerationReadsTheArtifactsGreedyIds) {
         expectToyRun({1, 2, 3}, 4, recorded->sequences[0], true);
       }
     }
-    // An id of -1 (the logits held NaN, or no finite value) and one past
-    // the vocabulary are errors naming the sequence and the step.
+    // An id of -1 is an error naming the sequence and the step, with what
+    // the host finds in that row's logits: NaN (and where), or a greedy id
+    // after all (the artifact is broken). So is an id past the vocabulary.
     {
-      GreedyIdsRule nan("minus1");
+      GreedyIdsRule nan("nan");
       auto bad = generate(*ex, {{1, 2}, {4}}, greedy(3, /*logits=*/false));
       ASSERT_FALSE(bad.ok());
       EXPECT_EQ(bad.status().message(),
-                "sequence 0, generated id 0: the logits hold NaN or no finite "
-                "value (the greedy id computed from them is -1)");
+                "sequence 0, generated id 0: the logits hold NaN (id 0)");
+    }
+    {
+      GreedyIdsRule minus("minus1");
+      auto bad = generate(*ex, {{1, 2}, {4}}, greedy(3, /*logits=*/false));
+      ASSERT_FALSE(bad.ok());
+      EXPECT_EQ(bad.status().message(),
+                "sequence 0, generated id 0: the greedy id the artifact "
+                "computed is -1, but its logits have one, " +
+                    std::to_string(testNext({1, 2})));
     }
     {
       GreedyIdsRule outside("vocab");
@@ -473,36 +489,65 @@ TEST_F(ExecutorTest, GreedyGenerationReadsTheArtifactsGreedyIds) {
 }
 
 TEST_F(ExecutorTest, RefusesMisshapenGreedyIds) {
-  // The greedy ids must be an io I32 [batch, positions of the logits].
-  TestArtifactOptions o;
-  o.greedyIds = true;
-  o.editManifest = [](ArtifactManifest &m) {
-    for (BufferDesc &b : m.buffers)
-      if (b.id == "decode.greedy_ids")
-        b.dtype = DType::I64;
+  // The greedy ids must be an io I32 [batch, positions of the logits], and
+  // the only io output besides the logits.
+  auto refusal = [&](std::function<void(ArtifactManifest &)> edit) {
+    TestArtifactOptions o;
+    o.greedyIds = true;
+    o.editManifest = std::move(edit);
+    auto a = open(o);
+    if (!a)
+      return std::string("no artifact");
+    auto ex = Executor::create(*a, opts(1, 16));
+    return ex.ok() ? std::string("accepted") : ex.status().message();
   };
-  auto a = open(o);
-  ASSERT_TRUE(a);
-  auto ex = Executor::create(*a, opts(1, 16));
-  ASSERT_FALSE(ex.ok());
-  EXPECT_EQ(ex.status().message(),
+  auto editBuffer = [](const char *id,
+                       std::function<void(BufferDesc &)> change) {
+    return [=](ArtifactManifest &m) {
+      for (BufferDesc &b : m.buffers)
+        if (b.id == id)
+          change(b);
+    };
+  };
+  EXPECT_EQ(refusal(editBuffer("decode.greedy_ids",
+                               [](BufferDesc &b) { b.dtype = DType::I64; })),
             "entry point 'decode': outputs[5] 'decode.greedy_ids' must be the "
             "greedy ids, an io I32 buffer [batch, 1] (a row per row of "
-            "logits); it is I64 [batch, 1]");
+            "logits); it is io I64 [batch, 1]");
   // Prefill's ids follow its logits: [batch, seq] for every position's.
-  o.editManifest = [](ArtifactManifest &m) {
-    for (BufferDesc &b : m.buffers)
-      if (b.id == "greedy_ids")
-        b.shape[1] = DimExpr::constant(1);
-  };
-  auto b = open(o);
-  ASSERT_TRUE(b);
-  auto ex2 = Executor::create(*b, opts(1, 16));
-  ASSERT_FALSE(ex2.ok());
-  EXPECT_EQ(ex2.status().message(),
+  EXPECT_EQ(refusal(editBuffer(
+                "greedy_ids",
+                [](BufferDesc &b) { b.shape[1] = DimExpr::constant(1); })),
             "entry point 'prefill': outputs[5] 'greedy_ids' must be the "
             "greedy ids, an io I32 buffer [batch, seq] (a row per row of "
-            "logits); it is I32 [batch, 1]");
+            "logits); it is io I32 [batch, 1]");
+  // A second io output: the runtime could not tell which one holds ids.
+  EXPECT_EQ(refusal([](ArtifactManifest &m) {
+              for (EntryPoint &e : m.entryPoints)
+                if (e.name == "decode")
+                  e.outputs.push_back("decode.ids");
+            }),
+            "entry point 'decode': outputs[6] 'decode.ids' is an io output "
+            "besides the logits; only the greedy ids 'decode.greedy_ids' may "
+            "be one");
+  // Another name: the runtime does not guess that it holds ids.
+  EXPECT_EQ(refusal([](ArtifactManifest &m) {
+              for (BufferDesc &b : m.buffers)
+                if (b.id == "decode.greedy_ids")
+                  b.id = "decode.choice";
+              for (EntryPoint &e : m.entryPoints)
+                for (std::string &out : e.outputs)
+                  if (out == "decode.greedy_ids")
+                    out = "decode.choice";
+              for (EntryPoint &e : m.entryPoints)
+                for (Step &s : e.steps)
+                  for (StepArg &a : s.args)
+                    if (a.ref == "decode.greedy_ids")
+                      a.ref = "decode.choice";
+            }),
+            "entry point 'decode': outputs[5] 'decode.choice' is an io output "
+            "besides the logits; only the greedy ids 'decode.greedy_ids' may "
+            "be one");
 }
 
 TEST_F(ExecutorTest, RefusesBadBindingsAndRuns) {

@@ -27,7 +27,8 @@
 // row's argmax there: `next`, or -1 for a row of NaN. With
 // JAMBA_TEST_GREEDY_IDS set when they run they write another id instead,
 // so that a test can tell which of the two the runtime used: `plus1`
-// (next + 1 mod vocab), `minus1` (-1) or `vocab` (128, outside it).
+// (next + 1 mod vocab), `minus1` (-1) or `vocab` (128, outside it); with
+// `nan` every row of logits is NaN and its id, honestly, -1.
 //
 // The `_allreduce` variants then sum the logits over the ranks with the
 // runtime's collective, as a sharded model's kernels do: the symbol
@@ -99,6 +100,10 @@ void runModel(void **args, bool decode, bool lastOnly = false,
           h += int64_t(kb[q * kHeadDim]) * (q + 1);
         }
       }
+      const char *rule =
+          greedy ? std::getenv("JAMBA_TEST_GREEDY_IDS") : nullptr;
+      if (rule && std::strcmp(rule, "nan") == 0)
+        ok = false;
       int64_t next = (h * 31 + 7) % kVocab;
       for (int64_t t = 0; row && t < kVocab; ++t)
         row[t] = ok ? bias[t] + (t == next ? 10.0f : 0.0f) : NAN;

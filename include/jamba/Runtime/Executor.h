@@ -101,8 +101,9 @@ struct CallDims {
 /// [batch, seq]), inputs[1] the per-sequence cache lengths (I64 [batch]),
 /// outputs[0] the logits (F32 [batch, seq, vocab], or [batch, 1, vocab]
 /// when the entry point keeps only the last position's logits); an io
-/// output after it, if any, the greedy ids (I32 [batch, positions]: the
-/// argmax of each row of logits, -1 where one holds a NaN; jamba-compile
+/// output after it, if any, the greedy ids (`greedy_ids`, in decode
+/// `decode.greedy_ids`: I32 [batch, positions], the argmax of each row of
+/// logits, -1 where one holds a NaN or only -inf; jamba-compile
 /// --greedy-ids).
 struct ModelEntry {
   std::string name;
