@@ -280,14 +280,14 @@ make_checkpoint() { # model dtype dir
 }
 
 # Runs artifact $1 on the test prompts: $2/run.{ids,npy} (batch 1, 16 new
-# tokens), $2/device.ids (the same without recording logits: the ids the
-# artifact's greedy-id kernels chose, where it has them) and
-# $2/multi.{ids,0.npy,1.npy,2.npy} (three sequences, chunks of 8, 8 new
-# tokens). Fails if a run fails.
+# tokens) and $2/multi.{ids,0.npy,1.npy,2.npy} (three sequences, chunks of
+# 8, 8 new tokens), and each again without recording logits,
+# $2/device.ids and $2/multi-device.ids: the ids the artifact's greedy-id
+# kernels chose. Fails if a run fails.
 run_tests() { # artifact outdir [batch1-only]
   local art=$1 out=$2 args=() p rc=0
   mkdir -p "$out"
-  rm -f "$out"/run.* "$out"/multi.* "$out"/device.*
+  rm -f "$out"/run.* "$out"/multi.* "$out"/device.* "$out"/multi-device.*
   timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
     --ignore-eos --logits-out "$out/run.npy" >"$out/run.ids" 2>"$out/run.log" || rc=1
   timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids "${prompts[0]}" -n 16 \
@@ -296,6 +296,8 @@ run_tests() { # artifact outdir [batch1-only]
   for p in "${prompts[@]}"; do args+=(--prompt-ids "$p"); done
   timeout 300 "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
     --logits-out "$out/multi.npy" >"$out/multi.ids" 2>>"$out/run.log" || rc=1
+  timeout 300 "$bin/jamba-run" "$art" --device "$device" "${args[@]}" -n 8 --seq 8 --ignore-eos \
+    >"$out/multi-device.ids" 2>"$out/multi-device.log" || rc=1
   return $rc
 }
 
@@ -334,23 +336,36 @@ compare_run() { # label run reference margins ids prompt tolerance
   row "test | $1 | $([ $rc -eq 0 ] && echo ok || echo FAILED) | $cmpout"
 }
 
+# A row: the ids of run $2 (no logits recorded: $2.log says how many of
+# its calls returned the artifact's greedy ids) against those of run $3,
+# chosen by the host from the logits it recorded. Passes when they are the
+# same and every call returned ids.
+compare_device_ids() { # label device-run logits-run
+  local calls n m
+  calls=$(grep -o 'the artifact chose the greedy ids: [0-9]* of [0-9]* calls' "$2.log" |
+    sed 's/the artifact chose the greedy ids: //')
+  n=${calls%% of *}
+  m=${calls#* of }
+  m=${m%% calls}
+  if cmp -s "$2.ids" "$3.ids" && [ -n "$calls" ] && [ "$n" = "$m" ]; then
+    row "test | $1 | ok | the same $(tr ',\n' '  ' <"$3.ids" | wc -w | tr -d ' ') ids, $calls returning ids"
+  else
+    status=1
+    row "test | $1 | FAILED | $(tr '\n' ' ' <"$2.ids")vs $(tr '\n' ' ' <"$3.ids")(${calls:-no} calls returning ids)"
+  fi
+}
+
 # The rows comparing the runs in $3 with the references in $4.
 compare_tests() { # name tolerance rundir refdir
-  local name=$1 tol=$2 out=$3 ref=$4 i calls
+  local name=$1 tol=$2 out=$3 ref=$4 i
   compare_run "$name batch 1" "$out/run" "$ref/ref" "$ref/margins" "$(cat "$out/run.ids")" \
     "${prompts[0]}" "$tol"
   # The greedy ids the artifact chose (no logits read back) against the
-  # host's argmax of the logits the recorded run read.
-  if [ -f "$out/device.ids" ]; then
-    calls=$(grep -o 'the artifact chose the greedy ids: [0-9]* of [0-9]* calls' "$out/device.log" |
-      sed 's/the artifact chose the greedy ids: //')
-    if cmp -s "$out/device.ids" "$out/run.ids" && [ -n "$calls" ]; then
-      row "test | $name greedy ids chosen by the artifact | ok | the run's 16 ids, $calls returning ids"
-    else
-      status=1
-      row "test | $name greedy ids chosen by the artifact | FAILED | $(tr '\n' ' ' <"$out/device.ids")vs $(cat "$out/run.ids")${calls:+ ($calls returning ids)}${calls:- (no call returned ids)}"
-    fi
-  fi
+  # host's argmax of the logits the recorded runs read.
+  [ -f "$out/device.ids" ] && compare_device_ids "$name greedy ids chosen by the artifact" \
+    "$out/device" "$out/run"
+  [ -f "$out/multi-device.ids" ] && compare_device_ids \
+    "$name 3 sequences, greedy ids chosen by the artifact" "$out/multi-device" "$out/multi"
   if [ ! -f "$out/multi.ids" ]; then
     row "test | $name 3 sequences | skipped | batch 1 only (the results' size limit)"
     return
