@@ -576,10 +576,10 @@ keep_profile() { # label profile-text
 # cores' one): 4 hd FLOPs per (head, query, key it sees), 8192 x 8193 / 2
 # causal pairs, against the cuBLAS bf16 rate.
 bench_profile() { # label artifact config.json
-  local label=$1 art=$2 config=$3 split prof ms launches hidden ffn
+  local label=$1 art=$2 config=$3 split prof ms launches hidden ffn vocab
   split=$(weight_split "$art") || split=
-  read -r hidden ffn <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
-print(c["hidden_size"], c["intermediate_size"])' "$config")"
+  read -r hidden ffn vocab <<<"$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))
+print(c["hidden_size"], c["intermediate_size"], c["vocab_size"])' "$config")"
   # Batch 64 too: the issue's int8-against-cuBLAS target is batch <= 64.
   for batch in 1 8 32 64; do
     prof=$(timeout 300 "$bin/jamba-run" "$art" --device "$device" --prompt-ids 1,2,3 --batch "$batch" \
@@ -613,6 +613,17 @@ print(c["hidden_size"], c["intermediate_size"])' "$config")"
         if (cub != "")
           printf "; %.1f us per expert matrix vs cuBLAS bf16 %.1f us on the same shape (%.2fx)",
             us / touched, cub, cub / (us / touched) }') | $(profile_top "$prof" 5)"
+    # The greedy ids (--greedy-ids, the CUDA default): the two argmax
+    # kernels per step read the step's logits once (batch x vocab f32).
+    read -r ms launches <<<"$(profile_op "$prof" "decode argmax")"
+    if [ -n "$ms" ] && [ "${launches:-0}" -gt 0 ]; then
+      row "kernel | $label decode batch $batch greedy ids | $(awk -v ms="$ms" -v n="$launches" \
+        -v b="$batch" -v v="$vocab" -v c="$copy_gbs" 'BEGIN { us = 1e3 * ms / (n / 2);
+          gbs = 4 * b * v / us / 1e3
+          printf "%.1f us per step in two kernels (%.1f GB/s over the logits", us, gbs
+          if (c != "") printf ", %.1f%% of the copy bandwidth", 100 * gbs / c
+          printf ")" }') | GPU time per op; the host read $((4 * batch)) bytes per step instead of $((4 * batch * vocab))"
+    fi
     [ "$batch" = 1 ] && step_kernel_rows "$label" "$prof"
   done
   # Modules loaded eagerly, as in bench_prefill.
