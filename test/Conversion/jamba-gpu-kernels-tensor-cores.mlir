@@ -6,9 +6,11 @@
 // The tensor-core expert GEMM (expert-gemm-tensor-cores) for the grouped
 // rows of int8 experts with K = 128 (two steps of 64): the rows sorted by
 // expert into tiles of 32 (two m-blocks of 16), then one iteration per
-// (tile, 64 outputs n, lane), the lane dimension exactly 32 (a warp). Per
-// step a lane loads 16 consecutive k of its four input rows (f32, four
-// 16-byte loads each, rounded to bf16 and packed two per i32) and of its
+// (tile, 64 outputs n, lane), the lane dimension exactly 32 (a warp). The
+// f32 inputs are first copied to bf16 (one nest over the grouped rows'
+// inputs, rounded to nearest even as the tiles rounded them), which the
+// tiles read. Per step a lane loads 16 consecutive k of its four input
+// rows (bf16, two 16-byte loads each, packed two per i32) and of its
 // eight weight rows (one 16-byte load of int8 each, widened exactly
 // through f32: the upper halves), and issues 64 mma.sync m16n8k16 with
 // bf16 operands (2 m-blocks x 8 blocks of 8 outputs x 4 k-slices), into 64
@@ -21,6 +23,11 @@
 // CHECK-LABEL: func.func @int8_experts
 // CHECK: %[[TILE_ROWS:.+]] = arith.constant 32 : index
 // CHECK: } {jamba.kernel = "expert_gemm_offsets"}
+// CHECK: %[[XB:.+]] = memref.alloc(%{{.+}}) : memref<?x2x128xbf16>
+// CHECK: scf.parallel
+// CHECK:   arith.truncf %{{.+}} : f32 to bf16
+// CHECK:   memref.store %{{.+}}, %[[XB]]
+// CHECK: } {jamba.kernel = "expert_gemm_inputs_bf16"}
 // CHECK: scf.parallel (%[[T:.+]], %[[W:.+]], %[[LANE:.+]]) = ({{.+}}) to (%{{.+}}, %{{.+}}, %c32{{.*}})
 // CHECK:   scf.if
 // CHECK:     %[[ONE_BLOCK:.+]] = arith.cmpi ule, %{{.+}}, %c16
@@ -32,9 +39,9 @@
 // CHECK:     } else {
 // CHECK:     scf.for %{{.+}} = %{{.+}} to %{{.+}} step %c64{{.*}} iter_args({{.+}}) -> (f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32)
 // CHECK:       arith.remui %[[LANE]], %c4
-// CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
-// CHECK:       arith.truncf %{{.+}} : vector<4xf32> to vector<4xbf16>
-// CHECK:       vector.bitcast %{{.+}} : vector<4xbf16> to vector<2xi32>
+// CHECK:       vector.load %[[XB]]{{.+}} {alignment = 16 : i64} : memref<?x2x128xbf16>, vector<8xbf16>
+// CHECK-NOT:   arith.truncf
+// CHECK:       vector.bitcast %{{.+}} : vector<8xbf16> to vector<4xi32>
 // CHECK:       vector.load {{.+}} {alignment = 16 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
 // The int8 weights widened without conversions (widenInt8ByBits): sign
 // bits flipped, each byte in the low byte of 2^23, 2^23 + 128 subtracted;
@@ -51,7 +58,7 @@
 // CHECK-COUNT-64: nvvm.mma.sync A[{{.+}}] B[{{.+}}] C[{{.+}}] {layoutA = #nvvm.mma_layout<row>, layoutB = #nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<bf16>, multiplicandBPtxType = #nvvm.mma_type<bf16>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (i32, i32, f32) -> !llvm.struct<(f32, f32, f32, f32)>
 // CHECK-NOT:   nvvm.mma.sync
 // CHECK:     } else {
-// CHECK:       vector.load {{.+}} {alignment = 4 : i64} : memref<?x2x128xf32{{.*}}>, vector<4xf32>
+// CHECK:       vector.load %[[XB]]{{.+}} {alignment = 2 : i64} : memref<?x2x128xbf16>, vector<8xbf16>
 // CHECK:       vector.load {{.+}} {alignment = 1 : i64} : memref<4x40x128xi8{{.*}}>, vector<16xi8>
 // CHECK-COUNT-32: nvvm.mma.sync
 // CHECK-NOT:   nvvm.mma.sync

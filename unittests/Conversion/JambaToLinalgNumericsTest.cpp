@@ -807,16 +807,18 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
   // (two whole tiles, then a partial first m-block and an unused second);
   // tiles of at most 16 rows run a K loop of one m-block. bf16 weights on a
   // shared input (as gate/up), int8 weights with scales and route weights
-  // on a per-slot input (as down), and int8 weights on a view of the input
-  // that starts 1 float into rows of 129 (misaligned: the K loops of
-  // element loads). The kernel rounds its inputs to bf16, so the reference
-  // gets the rounded inputs: the products are then exact in f32 and only
-  // the order of the sums differs.
+  // on a per-slot input (as down), int8 weights on a view of the input
+  // that starts 1 float into rows of 129 (f32 inputs are first copied to
+  // bf16, so the tiles read that aligned copy), and the same on a bf16
+  // input view 1 element into rows of 129, which the tiles read as it is
+  // (misaligned: the K loops of element loads). The kernel rounds its
+  // inputs to bf16, so the reference gets the rounded inputs: the products
+  // are then exact in f32 and only the order of the sums differs.
   const char *ir = R"mlir(
     func.func @f(%x: tensor<?x128xf32>, %xs: tensor<?x2x128xf32>, %xw: tensor<?x129xf32>,
                  %h: tensor<5x40x128xbf16>, %q: tensor<5x40x128xi8>, %s: tensor<5x40xf32>,
-                 %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>)
-        -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>)
+                 %idx: tensor<?x2xi64>, %rw: tensor<?x2xf32>, %xbw: tensor<?x129xbf16>)
+        -> (tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>)
         attributes {llvm.emit_c_interface} {
       %y = jamba.expert_gemm %x, %h indices(%idx)
           : (tensor<?x128xf32>, tensor<5x40x128xbf16>, tensor<?x2xi64>) -> tensor<?x2x40xf32>
@@ -830,7 +832,14 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
       %v = jamba.expert_gemm %xv, %q scale(%s) indices(%idx)
           : (tensor<?x128xf32>, tensor<5x40x128xi8>, tensor<5x40xf32>, tensor<?x2xi64>)
           -> tensor<?x2x40xf32>
-      return %y, %z, %v : tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>
+      %xbv = tensor.extract_slice %xbw[0, 1] [%t, 128] [1, 1]
+          : tensor<?x129xbf16> to tensor<?x128xbf16>
+      %ub = jamba.expert_gemm %xbv, %q scale(%s) indices(%idx)
+          : (tensor<?x128xbf16>, tensor<5x40x128xi8>, tensor<5x40xf32>, tensor<?x2xi64>)
+          -> tensor<?x2x40xbf16>
+      %u = arith.extf %ub : tensor<?x2x40xbf16> to tensor<?x2x40xf32>
+      return %y, %z, %v, %u
+          : tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>, tensor<?x2x40xf32>
     })mlir";
   auto hf = randomFloats(5 * 40 * 128, 120),
        s = randomFloats(200, 121, 0.001f, 0.02f);
@@ -860,15 +869,21 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
       idx.push_back(t % 3 == 2 ? 1 : 0);
       idx.push_back(t % 3 == 0 ? 2 : 4);
     }
-    // %xw's columns 1..128 are x; column 0 is never read.
+    // %xw's columns 1..128 are x; column 0 is never read. %xbw the same
+    // in bf16.
     std::vector<float> xw(size_t(tokens * 129), 7.0f);
-    for (int64_t t = 0; t < tokens; ++t)
+    std::vector<uint16_t> xbw(size_t(tokens * 129), toBF16(7.0f));
+    for (int64_t t = 0; t < tokens; ++t) {
       std::copy_n(x.begin() + t * 128, 128, xw.begin() + t * 129 + 1);
-    auto out = k.run({buf(x, {tokens, 128}), buf(xs, {tokens, 2, 128}),
-                      buf(xw, {tokens, 129}), buf(h, {5, 40, 128}),
-                      buf(q, {5, 40, 128}), buf(s, {5, 40}),
-                      buf(idx, {tokens, 2}), buf(rw, {tokens, 2})},
-                     {3, 3, 3});
+      for (int64_t c = 0; c < 128; ++c)
+        xbw[size_t(t * 129 + 1 + c)] = toBF16(x[size_t(t * 128 + c)]);
+    }
+    auto out =
+        k.run({buf(x, {tokens, 128}), buf(xs, {tokens, 2, 128}),
+               buf(xw, {tokens, 129}), buf(h, {5, 40, 128}),
+               buf(q, {5, 40, 128}), buf(s, {5, 40}), buf(idx, {tokens, 2}),
+               buf(rw, {tokens, 2}), buf(xbw, {tokens, 129})},
+              {3, 3, 3, 3});
     Tensor<float> ridx = toRef(idx, {tokens, 2}), rrw = toRef(rw, {tokens, 2});
     expectClose(out[0],
                 ref::expertGemm<float>(toRef(roundedToBF16(x), {tokens, 128}),
@@ -885,6 +900,14 @@ TEST_F(JambaToLinalgNumerics, ExpertGemmTensorCoresEmulated) {
                                        toRef(q, {5, 40, 128}), &rs, ridx,
                                        nullptr),
                 "tensor-core expert_gemm int8, misaligned input view");
+    // A bf16 input's result is bf16 too: rounded to nearest, within half
+    // an ulp, 2^-8 of its magnitude.
+    expectClose(out[3],
+                ref::expertGemm<float>(toRef(roundedToBF16(x), {tokens, 128}),
+                                       toRef(q, {5, 40, 128}), &rs, ridx,
+                                       nullptr),
+                "tensor-core expert_gemm int8, misaligned bf16 input view",
+                /*tolerance=*/3.91e-3);
     // The inputs' rounding is what separates the kernel from the exact f32
     // reference: it must show, or the kernel did not round them.
     EXPECT_GT(relativeError(out[1],

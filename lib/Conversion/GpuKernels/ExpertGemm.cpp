@@ -963,9 +963,45 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
     return {e, first, count};
   };
   if (mma) {
+    // f32 inputs as bf16 first, rounded as the tiles would round them:
+    // every warp of a tile's n range reads the tile's input rows (N / 64
+    // warps per row: 224 for Jamba's gate and up projections), so reading
+    // them in bf16 halves the input bytes the tiles read from L2, which are
+    // twice their int8 weight bytes in f32, and takes the conversions out
+    // of the K loop, for one pass over the inputs.
+    Value tileInputs = x, tileVectors = vectors;
+    if (xElem.isF32()) {
+      auto xType = cast<MemRefType>(x.getType());
+      SmallVector<Value> xDims, lead;
+      Value xRows = one;
+      for (int64_t d = 0; d < xType.getRank(); ++d) {
+        xDims.push_back(dim(b, loc, x, d));
+        if (d + 1 < xType.getRank()) {
+          lead.push_back(xDims.back());
+          xRows = arith::MulIOp::create(b, loc, xRows, xDims.back());
+        }
+      }
+      // No rows without the grouped form (a decode step's few rows).
+      SmallVector<Value> copyDims(xDims);
+      copyDims.front() = when(copyDims.front());
+      tileInputs = lowering::allocBuffer(
+          b, loc, RankedTensorType::get(xType.getShape(), b.getBF16Type()),
+          copyDims);
+      parallel(b, loc, "expert_gemm_inputs_bf16", {when(xRows), kDim},
+               [&](OpBuilder &pb, Location l, ValueRange iv) {
+                 SmallVector<Value> at = delinearize(pb, l, iv[0], lead);
+                 at.push_back(iv[1]);
+                 Value v = load(pb, l, x, at);
+                 memref::StoreOp::create(
+                     pb, l, arith::TruncFOp::create(pb, l, pb.getBF16Type(), v),
+                     tileInputs, at);
+               });
+      tileVectors = vectorChunksUsable(b, loc, w, kWeightVectorBytes,
+                                       tileInputs, kWeightVectorBytes, kDim, v);
+    }
     GroupedTiles tiles{
-        x,       w, scale, routeWeights, result,  sorted, tileStarts,
-        experts, n, kDim,  vectors,      rowDims, perSlot};
+        tileInputs, w, scale, routeWeights, result,  sorted, tileStarts,
+        experts,    n, kDim,  tileVectors,  rowDims, perSlot};
     groupedMmaTiles(b, loc, tiles, when(maxTiles), tileOf, options.emulateMma);
   } else
     parallel(
