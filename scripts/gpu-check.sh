@@ -230,9 +230,10 @@ tc_flags=(--gpu-tensor-cores --gpu-expert-grouped-rows 0)
 # The CUDA-cores build also keeps the chunked scan (its two passes over
 # each chunk and the carry between them), where the defaults' 8192
 # channels x 8 lanes take the one-pass lane form: the prefill's scan row
-# compares the two forms in one run.
+# compares the two forms in one run. It reads the logits back and chooses
+# on the host, as the runtime did until 2026-12-01 (no greedy ids).
 mini_base_flags=()
-[ $dry = 1 ] || mini_base_flags=(--gpu-tensor-cores=false --gpu-gemv-rows 0 --gpu-scan-lane-threads 1073741824)
+[ $dry = 1 ] || mini_base_flags=(--gpu-tensor-cores=false --gpu-gemv-rows 0 --gpu-scan-lane-threads 1073741824 --greedy-ids=false)
 # (A dry run emulates the tensor cores on the CPU, too slowly for
 # jamba-small's widths.)
 [ $quick = 1 ] || [ $dry = 1 ] || variants+=("jamba-small bf16 1 1")
