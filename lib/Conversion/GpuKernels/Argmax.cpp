@@ -11,7 +11,6 @@
 #include "WarpCode.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -39,10 +38,6 @@ constexpr int64_t kArgmaxVector = 4;
 struct Best {
   Value value, id;
 };
-
-Value i32Const(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v);
-}
 
 /// The better of `a` and `c`: the larger value, the lower id on equal
 /// values, and id -1 if either has it. Commutative and associative, so
@@ -79,15 +74,13 @@ Best element(OpBuilder &b, Location loc, Value x, Value k) {
 /// On a GPU, the best candidate of the warp in every lane: five butterfly
 /// rounds, each combining with the partner lane's candidate.
 Best warpBest(OpBuilder &b, Location loc, Best mine) {
-  for (int64_t offset = kWarpLanes / 2; offset >= 1; offset /= 2) {
-    auto shuffle = [&](Value v) {
-      return gpu::ShuffleOp::create(b, loc, v, static_cast<int32_t>(offset),
-                                    kWarpLanes, gpu::ShuffleMode::XOR)
-          .getShuffleResult();
-    };
-    mine = combine(b, loc, mine, {shuffle(mine.value), shuffle(mine.id)});
-  }
-  return mine;
+  SmallVector<Value> best = butterflyReduce(
+      b, loc, {mine.value, mine.id},
+      [](OpBuilder &nb, Location nl, ValueRange a, ValueRange c) {
+        Best r = combine(nb, nl, {a[0], a[1]}, {c[0], c[1]});
+        return SmallVector<Value>{r.value, r.id};
+      });
+  return {best[0], best[1]};
 }
 
 /// The warp of `lane` (null: emulated, the lanes in turn) reduces what

@@ -746,9 +746,6 @@ LogicalResult gpukernels::lowerExpertGemm(IRRewriter &rw, ExpertGemmOp op,
       dims.push_back(laneCount);
     return dims;
   };
-  auto i32Const = [&](OpBuilder &cb, Location cl, int64_t v) -> Value {
-    return arith::ConstantIntOp::create(cb, cl, i32, v);
-  };
   // Lane l's flag for row 32 chunk + l: 1 if it is a row of expert e, 0
   // otherwise and past the rows.
   auto flagsOf = [&](const WarpCode &warp, OpBuilder &kb, Location kl,

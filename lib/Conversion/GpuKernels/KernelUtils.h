@@ -54,6 +54,9 @@ loop(OpBuilder &b, Location loc, Value lb, Value ub, ValueRange inits,
      function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
          body);
 
+/// The i32 constant `v`.
+Value i32Const(OpBuilder &b, Location loc, int64_t v);
+
 /// x + y (floats), x * y (floats), x + y (integers or indices).
 Value addF(OpBuilder &b, Location loc, Value x, Value y);
 Value mulF(OpBuilder &b, Location loc, Value x, Value y);

@@ -162,14 +162,33 @@ WarpCode::Regs WarpCode::mma(OpBuilder &b, Location loc, const Regs &a,
   return {{all}, 4};
 }
 
+SmallVector<Value> gpukernels::butterflyReduce(
+    OpBuilder &b, Location loc, ValueRange values,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, ValueRange,
+                                    ValueRange)>
+        combine,
+    int64_t lanes) {
+  SmallVector<Value> mine(values);
+  for (int64_t offset = lanes / 2; offset >= 1; offset /= 2) {
+    SmallVector<Value> theirs;
+    for (Value v : mine)
+      theirs.push_back(gpu::ShuffleOp::create(b, loc, v,
+                                              static_cast<int32_t>(offset),
+                                              kWarpLanes, gpu::ShuffleMode::XOR)
+                           .getShuffleResult());
+    mine = combine(b, loc, mine, theirs);
+  }
+  return mine;
+}
+
 Value gpukernels::butterflySum(OpBuilder &b, Location loc, Value v,
                                int64_t lanes) {
-  for (int64_t offset = lanes / 2; offset >= 1; offset /= 2)
-    v = addF(b, loc, v,
-             gpu::ShuffleOp::create(b, loc, v, static_cast<int32_t>(offset),
-                                    kWarpLanes, gpu::ShuffleMode::XOR)
-                 .getShuffleResult());
-  return v;
+  return butterflyReduce(
+      b, loc, v,
+      [](OpBuilder &nb, Location nl, ValueRange mine, ValueRange theirs) {
+        return SmallVector<Value>{addF(nb, nl, mine[0], theirs[0])};
+      },
+      lanes)[0];
 }
 
 WarpCode::Regs WarpCode::quadReduce(

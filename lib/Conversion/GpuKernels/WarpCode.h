@@ -102,6 +102,20 @@ private:
   Value lane;
 };
 
+/// On a GPU: `values` combined over each aligned group of `lanes` lanes (a
+/// power of two dividing kWarpLanes), in every lane of the group: log2(lanes)
+/// butterfly rounds (offsets lanes / 2 down to 1), each shuffling every
+/// value (`gpu.shuffle xor`) and replacing the lane's values by
+/// `combine(mine, the partner's)`. `combine` must be commutative and
+/// associative for every lane to get the same result. Every lane of the
+/// warp must reach it (not under a branch that splits the warp).
+SmallVector<Value> butterflyReduce(
+    OpBuilder &b, Location loc, ValueRange values,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, ValueRange mine,
+                                    ValueRange theirs)>
+        combine,
+    int64_t lanes = kWarpLanes);
+
 /// On a GPU: the sum of the f32 `v` over each aligned group of `lanes`
 /// lanes (a power of two dividing kWarpLanes), in every lane of the group:
 /// log2(lanes) butterfly shuffles (`gpu.shuffle xor`, offsets lanes / 2
