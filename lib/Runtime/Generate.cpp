@@ -295,6 +295,9 @@ struct Runner {
   /// Row r's logits when its latest id came back as -1 (read then, for
   /// the message: a later call may overwrite the buffer); else empty.
   std::vector<std::vector<float>> refusedLogits;
+  /// False on a rank that takes rank 0's ids and records no logits: its
+  /// calls read neither logits nor ids back.
+  bool readsOutputs = true;
 
   float *lastOf(int64_t row) {
     return last.data() + uint64_t(row) * uint64_t(ex.vocab());
@@ -324,6 +327,12 @@ struct Runner {
     dims.batch = rows;
     dims.seq = seq;
     JAMBA_CKPT_RETURN_IF_ERROR(ex.run(entry.name, dims));
+    if (!readsOutputs) {
+      for (int64_t r = 0; r < rows; ++r)
+        if (feeds(r))
+          cacheLen[size_t(first + r)] += seq;
+      return Status::success();
+    }
     if (readIds && entry.greedyIds)
       return readGreedyIds(entry, first, rows, seq, feeds);
     // Positions per row in the logits: seq, or 1 (the last) when the entry
@@ -475,11 +484,20 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   GenerationResult result;
   result.vocab = vocab;
   result.sequences.resize(size_t(batch));
+  // With several ranks, rank 0 chooses every id and broadcasts them
+  // (chooseRound below): the others feed what it chose, so that all stay
+  // in step even where their logits differ from rank 0's in the last bit.
+  // A rank that does not choose reads nothing back unless it records.
+  Communicator *comm = ex.communicator();
+  const bool ranked = comm && comm->size() > 1;
+  const bool chooses = !ranked || comm->rank() == 0;
+  const bool readsOutputs = chooses || options.recordLogits;
   // Greedy generation that records nothing takes the ids the entry points
   // compute where they make the logits (jamba-compile --greedy-ids): 4
   // bytes per sequence and step instead of a vocabulary's logits.
   const bool readIds = options.sampling.isGreedy() && !options.recordLogits;
   const bool logitsRead =
+      readsOutputs &&
       !(readIds && ex.prefillEntry().greedyIds && ex.decodeEntry().greedyIds);
   Runner runner{ex,
                 options,
@@ -494,11 +512,13 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
                 std::vector<int32_t>(size_t(batch), -1),
                 {},
                 std::vector<bool>(size_t(batch), false),
-                std::vector<std::vector<float>>(size_t(batch))};
+                std::vector<std::vector<float>>(size_t(batch)),
+                readsOutputs};
   // Each decode step that reads logits copies its rows' logits into
   // `last`: on CUDA directly, page-locked (a copy into pageable memory goes
   // through the driver's staging buffers and a second copy).
-  const bool decodeReadsLogits = !(readIds && ex.decodeEntry().greedyIds);
+  const bool decodeReadsLogits =
+      readsOutputs && !(readIds && ex.decodeEntry().greedyIds);
   PinnedHost pinLast(ex, decodeReadsLogits ? runner.last.data() : nullptr,
                      decodeReadsLogits ? runner.last.size() * sizeof(float)
                                        : 0);
@@ -541,8 +561,8 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   for (int64_t b = 0; b < batch; ++b)
     rngs.emplace_back(options.sampling.seed ^
                       (0xd1b54a32d192ed03ull * uint64_t(b + 1)));
-  auto choose = [&](int64_t b) -> Status {
-    SequenceOutput &out = result.sequences[size_t(b)];
+  // The id row b takes next, from its latest logits (or greedy id).
+  auto pick = [&](int64_t b) -> StatusOr<int64_t> {
     StatusOr<int64_t> id =
         runner.fromIds[size_t(b)]
             ? greedyIdOf(runner.lastId[size_t(b)],
@@ -550,18 +570,78 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
             : sampleNext(runner.lastOf(b), vocab, options.sampling,
                          rngs[size_t(b)]);
     if (!id.ok())
-      return makeError("sequence ", b, ", generated id ", out.ids.size(), ": ",
+      return makeError("sequence ", b, ", generated id ",
+                       result.sequences[size_t(b)].ids.size(), ": ",
                        id.status().message());
-    out.ids.push_back(*id);
-    if (options.stopOnEos &&
-        std::find(eos.begin(), eos.end(), *id) != eos.end())
-      out.stoppedOnEos = true;
+    return id;
+  };
+  // Rows `rows` (increasing) each take their next id. With several ranks
+  // every rank calls this at the same points with the same rows; rank 0
+  // picks and broadcasts `message`: [0] the row whose pick failed there
+  // (-1: none), [1 + b] row b's id (-1: b takes none this round).
+  std::vector<int64_t> message;
+  auto chooseRound = [&](const std::vector<int64_t> &rows) -> Status {
+    message.assign(size_t(batch) + 1, -1);
+    Status failed = Status::success();
+    if (chooses)
+      for (int64_t b : rows) {
+        StatusOr<int64_t> id = pick(b);
+        if (!id.ok()) {
+          failed = id.status();
+          message[0] = b;
+          break;
+        }
+        message[size_t(b) + 1] = *id;
+      }
+    if (ranked) {
+      Status sent = comm->broadcastBytes(
+          message.data(), message.size() * sizeof(int64_t), /*root=*/0);
+      if (!sent.ok())
+        return makeError("broadcasting rank 0's next ids: ", sent.message());
+    }
+    if (!failed.ok())
+      return failed;
+    if (message[0] >= 0 && message[0] < batch)
+      return makeError("sequence ", message[0], ", generated id ",
+                       result.sequences[size_t(message[0])].ids.size(),
+                       ": rank 0 could not choose it (rank 0's error says "
+                       "why)");
+    if (message[0] != -1)
+      return makeError("rank 0 sent a failed sequence ", message[0],
+                       " outside the batch of ", batch);
+    size_t next = 0;
+    for (int64_t b = 0; b < batch; ++b) {
+      const bool wanted = next < rows.size() && rows[next] == b;
+      next += wanted;
+      const int64_t id = message[size_t(b) + 1];
+      if (wanted != (id >= 0) || id < -1)
+        return makeError("the ranks disagree on the sequences still "
+                         "generating: rank 0 sent ",
+                         id, " for sequence ", b, ", which this rank ",
+                         wanted ? "continues" : "does not continue",
+                         " (every rank must generate from the same prompts "
+                         "and options)");
+      if (id >= vocab)
+        return makeError("sequence ", b, ": rank 0 sent id ", id,
+                         ", outside the vocabulary [0, ", vocab, ")");
+    }
+    for (int64_t b : rows) {
+      SequenceOutput &out = result.sequences[size_t(b)];
+      const int64_t id = message[size_t(b) + 1];
+      out.ids.push_back(id);
+      if (options.stopOnEos &&
+          std::find(eos.begin(), eos.end(), id) != eos.end())
+        out.stoppedOnEos = true;
+    }
     return Status::success();
   };
-  if (n > 0)
-    for (int64_t b = 0; b < batch; ++b)
-      JAMBA_CKPT_RETURN_IF_ERROR(choose(b));
+  if (n > 0) {
+    std::vector<int64_t> all(static_cast<size_t>(batch));
+    std::iota(all.begin(), all.end(), int64_t(0));
+    JAMBA_CKPT_RETURN_IF_ERROR(chooseRound(all));
+  }
   const ModelEntry &dec = ex.decodeEntry();
+  std::vector<int64_t> rows;
   for (int64_t j = 0; j < n; ++j) {
     // Rows holding an id j to feed.
     auto active = [&](int64_t b) {
@@ -587,6 +667,7 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
     ++result.decodeCalls;
     if (j == 0)
       result.firstDecodeSeconds = secondsSince(start);
+    rows.clear();
     for (int64_t b = lo; b <= hi; ++b) {
       if (!active(b))
         continue;
@@ -594,8 +675,9 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
       result.firstDecodeTokens += j == 0;
       const SequenceOutput &out = result.sequences[size_t(b)];
       if (int64_t(out.ids.size()) < n && !out.stoppedOnEos)
-        JAMBA_CKPT_RETURN_IF_ERROR(choose(b));
+        rows.push_back(b);
     }
+    JAMBA_CKPT_RETURN_IF_ERROR(chooseRound(rows));
   }
   result.decodeSeconds = secondsSince(start);
   if (!options.recordLogits)

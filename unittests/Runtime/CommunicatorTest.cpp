@@ -12,7 +12,9 @@
 // the `_allreduce` test kernels (TestKernels.cpp) resolving the symbol from
 // this process: the communicator is active during run() only, its error fails
 // the run after the step, and the rank checks (the artifact's rank count
-// against the communicator's size, the rank, its weights). A fake communicator
+// against the communicator's size, the rank, its weights), and generation on
+// several ranks: every rank returns the ids rank 0 chose and broadcast, and
+// refuses a message it cannot follow. A fake communicator
 // stands for N ranks that hold equal data: its sum multiplies by N. Real MPI
 // ranks are tested by mpi_allreduce_check (test/Runtime/mpi.test) and
 // JambaRunTest.
@@ -23,12 +25,15 @@
 
 #include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/Executor.h"
+#include "jamba/Runtime/Generate.h"
 
 #include "gtest/gtest.h"
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <string>
 #include <thread>
@@ -68,6 +73,30 @@ public:
 
 private:
   int64_t myRank, mySize;
+};
+
+/// A FakeCommunicator that broadcasts from rank 0: rank 0 keeps what it
+/// sends, another rank receives what `fromRoot` writes (nothing without
+/// it). With `broadcastFailure` set, every broadcast fails with it.
+class BroadcastingFake : public FakeCommunicator {
+public:
+  using FakeCommunicator::FakeCommunicator;
+  Status broadcastBytes(void *data, size_t bytes, int64_t root,
+                        int64_t groupSize) override {
+    if (root != 0 || groupSize != 0)
+      return Status::error("the fake broadcasts from rank 0 to all");
+    if (!broadcastFailure.empty())
+      return Status::error(broadcastFailure);
+    auto *p = static_cast<char *>(data);
+    if (rank() == 0)
+      broadcasts.emplace_back(p, p + bytes);
+    else if (fromRoot)
+      fromRoot(data, bytes);
+    return Status::success();
+  }
+  std::string broadcastFailure;
+  std::vector<std::vector<char>> broadcasts;
+  std::function<void(void *, size_t)> fromRoot;
 };
 
 TEST(CommunicatorTest, SingleRankIsANoOp) {
@@ -570,6 +599,183 @@ TEST_F(ExecutorRanksTest, RankChecks) {
   SingleRankCommunicator one;
   auto ok = Executor::create(*single, options(&one, 0));
   EXPECT_TRUE(ok.ok()) << ok.status().message();
+}
+
+//===----------------------------------------------------------------------===//
+// Generation: rank 0 chooses the ids
+//===----------------------------------------------------------------------===//
+
+/// Sampled generation of two sequences (temperature 3 over the test
+/// kernels' logits, so that each seed picks other ids), 5 ids each.
+GenerateOptions sampled(uint64_t seed) {
+  GenerateOptions g;
+  g.maxNewTokens = 5;
+  g.stopOnEos = false;
+  g.sampling.temperature = 3.0;
+  g.sampling.seed = seed;
+  return g;
+}
+
+const std::vector<std::vector<int64_t>> kTwoPrompts = {{1, 17, 42}, {4, 8}};
+
+/// Generates on two thread ranks, rank k with seed seeds[k]; returns each
+/// rank's ids per sequence (empty with an error in `errors`).
+std::vector<std::vector<std::vector<int64_t>>>
+generateOnTwoRanks(const Artifact &art, const uint64_t (&seeds)[2],
+                   std::vector<std::string> &errors) {
+  auto comms = createThreadCommunicators(2);
+  std::vector<std::vector<std::vector<int64_t>>> ids(2);
+  errors.assign(2, "");
+  auto runRank = [&](int k) {
+    SessionOptions o;
+    o.batch = 2;
+    o.contextLength = 16;
+    o.rank = k;
+    o.communicator = comms[size_t(k)].get();
+    auto ex = Executor::create(art, o);
+    StatusOr<GenerationResult> r =
+        ex.ok() ? generate(**ex, kTwoPrompts, sampled(seeds[k]))
+                : StatusOr<GenerationResult>(ex.status());
+    if (!r.ok()) {
+      errors[size_t(k)] = r.status().message();
+      comms[size_t(k)]->abort(1);
+      return;
+    }
+    for (const SequenceOutput &out : r->sequences)
+      ids[size_t(k)].push_back(out.ids);
+  };
+  std::thread second(runRank, 1);
+  runRank(0);
+  second.join();
+  return ids;
+}
+
+TEST_F(ExecutorRanksTest, EveryRankGeneratesRankZerosIds) {
+  // Each rank samples with a seed of its own, as if its logits differed
+  // from rank 0's: every rank must still feed and return rank 0's ids.
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  std::vector<std::string> errors;
+  auto a = generateOnTwoRanks(*art, {11, 12}, errors);
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  auto b = generateOnTwoRanks(*art, {12, 11}, errors);
+  ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
+  ASSERT_EQ(a[0].size(), 2u);
+  EXPECT_EQ(a[1], a[0]);
+  EXPECT_EQ(b[1], b[0]);
+  // The seeds choose different ids, so rank 1 did not just happen to agree.
+  EXPECT_NE(a[0], b[0]);
+
+  // Rank 0's ids are those it chooses alone: rank 0 of a fake pair (its
+  // all-reduce doubles, as two equal ranks' does) with seed 11.
+  BroadcastingFake rank0(0, 2);
+  SessionOptions o;
+  o.batch = 2;
+  o.contextLength = 16;
+  o.communicator = &rank0;
+  auto ex = Executor::create(*art, o);
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  auto alone = generate(**ex, kTwoPrompts, sampled(11));
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  for (size_t s = 0; s < 2; ++s)
+    EXPECT_EQ(alone->sequences[s].ids, a[0][s]) << s;
+  // One broadcast per round of choices: after the prefill and after each
+  // decode call, each [failed row, id per row] (-1: none).
+  ASSERT_EQ(int64_t(rank0.broadcasts.size()), 1 + alone->decodeCalls);
+  for (size_t round = 0; round < rank0.broadcasts.size(); ++round) {
+    const std::vector<char> &bytes = rank0.broadcasts[round];
+    ASSERT_EQ(bytes.size(), 3 * sizeof(int64_t));
+    int64_t message[3];
+    std::memcpy(message, bytes.data(), bytes.size());
+    EXPECT_EQ(message[0], -1);
+    for (size_t s = 0; s < 2; ++s)
+      EXPECT_EQ(message[1 + s], round < 5 ? alone->sequences[s].ids[round] : -1)
+          << round << " " << s;
+  }
+}
+
+TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  BroadcastingFake rank1(1, 2);
+  // Rank 0 says: sequence b's id of round r is 20 + 10 b + r, for rounds
+  // 0 to 3 (3 ids each, stopOnEos off: round 3 chooses none).
+  int round = 0;
+  std::function<void(int64_t *)> say = [&](int64_t *message) {
+    message[0] = -1;
+    for (int b = 0; b < 2; ++b)
+      message[1 + b] = round < 3 ? 20 + 10 * b + round : -1;
+  };
+  rank1.fromRoot = [&](void *data, size_t bytes) {
+    ASSERT_EQ(bytes, 3 * sizeof(int64_t));
+    say(static_cast<int64_t *>(data));
+    ++round;
+  };
+  SessionOptions o;
+  o.batch = 2;
+  o.contextLength = 16;
+  o.rank = 1;
+  o.communicator = &rank1;
+  auto ex = Executor::create(*art, o);
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
+  GenerateOptions g = sampled(5);
+  g.maxNewTokens = 3;
+  auto got = generate(**ex, kTwoPrompts, g);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_EQ(round, 4);
+  EXPECT_EQ(got->sequences[0].ids, (std::vector<int64_t>{20, 21, 22}));
+  EXPECT_EQ(got->sequences[1].ids, (std::vector<int64_t>{30, 31, 32}));
+  // The test kernels keep each fed id in the k cache ([b, head 0, p, 0]):
+  // after the prompt, the ids rank 0 sent (all but the last, never fed).
+  const float *k =
+      static_cast<const float *>((*ex)->bufferData("layers.1.k_cache"));
+  ASSERT_NE(k, nullptr);
+  const int64_t capacity = (*ex)->capacity();
+  auto cached = [&](int64_t b, int64_t p) {
+    return int64_t(k[((b * 2) * capacity + p) * 16]);
+  };
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t j = 0; j < 2; ++j)
+      EXPECT_EQ(cached(b, int64_t(kTwoPrompts[size_t(b)].size()) + j),
+                20 + 10 * b + j)
+          << b << " " << j;
+
+  // What rank 1 refuses of rank 0's messages, and a failed broadcast.
+  auto refused = [&](std::function<void(int64_t *)> message) {
+    round = 0;
+    say = std::move(message);
+    auto r = generate(**ex, kTwoPrompts, g);
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string() : r.status().message();
+  };
+  EXPECT_EQ(refused([&](int64_t *m) {
+              m[0] = round == 1 ? 1 : -1;
+              m[1] = round == 1 ? -1 : 5;
+              m[2] = round == 1 ? -1 : 6;
+            }),
+            "sequence 1, generated id 1: rank 0 could not choose it (rank "
+            "0's error says why)");
+  EXPECT_EQ(refused([&](int64_t *m) { m[0] = 2, m[1] = m[2] = 5; }),
+            "rank 0 sent a failed sequence 2 outside the batch of 2");
+  EXPECT_EQ(refused([&](int64_t *m) { m[0] = -1, m[1] = 5, m[2] = 128; }),
+            "sequence 1: rank 0 sent id 128, outside the vocabulary [0, "
+            "128)");
+  EXPECT_EQ(refused([&](int64_t *m) { m[0] = -1, m[1] = -1, m[2] = 5; }),
+            "the ranks disagree on the sequences still generating: rank 0 "
+            "sent -1 for sequence 0, which this rank continues (every rank "
+            "must generate from the same prompts and options)");
+  EXPECT_EQ(refused([&](int64_t *m) { m[0] = -1, m[1] = 5, m[2] = -7; }),
+            "the ranks disagree on the sequences still generating: rank 0 "
+            "sent -7 for sequence 1, which this rank continues (every rank "
+            "must generate from the same prompts and options)");
+  // The last round chooses no id: rank 0 sending one there disagrees.
+  EXPECT_EQ(refused([&](int64_t *m) { m[0] = -1, m[1] = 5, m[2] = 6; }),
+            "the ranks disagree on the sequences still generating: rank 0 "
+            "sent 5 for sequence 0, which this rank does not continue "
+            "(every rank must generate from the same prompts and options)");
+  rank1.broadcastFailure = "MPI_Bcast failed: the collective timed out";
+  EXPECT_EQ(refused(say), "broadcasting rank 0's next ids: MPI_Bcast "
+                          "failed: the collective timed out");
 }
 
 TEST_F(ExecutorRanksTest, ThePlanCountsThisRanksWeights) {

@@ -127,6 +127,11 @@ struct GenerationResult {
 /// Decode: one call per step over the rows from the first to the last
 /// unfinished sequence (finished rows inside that range are fed their last
 /// id again and their outputs ignored).
+///
+/// With several ranks (the executor's communicator), every rank calls this
+/// with the same prompts and options; rank 0 chooses each id and
+/// broadcasts it, and every rank feeds and returns rank 0's ids (the others
+/// read no logits back unless they record them).
 StatusOr<GenerationResult>
 generate(Executor &executor, const std::vector<std::vector<int64_t>> &prompts,
          const GenerateOptions &options);
