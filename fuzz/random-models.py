@@ -35,14 +35,18 @@ import sys
 
 def variant(compile_flags, dtype, quantized=False, expert_inputs="f32",
             tolerance=1e-4, run_flags=(), applies=lambda c: True,
-            ptxas_archs=()):
+            ptxas_archs=(), greedy_ids=False):
     """How a round compiles, runs and checks one variant. A CUDA variant
     (`ptxas_archs`) is compiled for each architecture and its kernels
-    assembled by ptxas (scripts/ptxas-check.sh --no-spills), not run."""
+    assembled by ptxas (scripts/ptxas-check.sh --no-spills), not run. A
+    variant with `greedy_ids` (compiled with --greedy-ids) also runs each
+    prompt set without --logits-out, where jamba-run reads the artifact's
+    greedy ids instead of its logits: the ids must be those chosen from the
+    recorded logits."""
     return dict(compile=list(compile_flags), dtype=dtype, quantized=quantized,
                 expert_inputs=expert_inputs, tolerance=tolerance,
                 run=list(run_flags), applies=applies,
-                ptxas_archs=list(ptxas_archs))
+                ptxas_archs=list(ptxas_archs), greedy_ids=greedy_ids)
 
 
 PTXAS = next((p for p in [os.environ.get("PTXAS"), shutil.which("ptxas"),
@@ -80,6 +84,14 @@ VARIANTS = {
         ["--cpu-with-gpu-kernels", "--experts-int8", "--gpu-tensor-cores",
          "--gpu-expert-grouped-rows", "0"], "bf16", quantized=True,
         expert_inputs="bf16", tolerance=2e-2),
+    # The scan in one pass over lanes (forced: a round's few channels are
+    # far below the default threshold) and the greedy ids' argmax kernels,
+    # emulated.
+    "gpu-scan-lanes": variant(
+        ["--cpu-with-gpu-kernels", "--gpu-scan-lane-threads", "0",
+         "--greedy-ids"], "f32", greedy_ids=True),
+    # The greedy ids of the CPU lowering.
+    "bf16-greedy-ids": variant(["--greedy-ids"], "bf16", greedy_ids=True),
     # Two ranks as threads of one process (jamba-run --ranks 2): sharded
     # output must equal unsharded output.
     "tensor-parallel": variant(["--tensor-parallel", "2"], "f32",
@@ -225,6 +237,23 @@ def one_round(args, rng, index, out):
                     name, label, (p.stderr.strip().splitlines() or ["?"])[-1]))
                 continue
             ids = p.stdout.strip().splitlines()
+            if v["greedy_ids"]:
+                g = run([a for a in cmd if a not in ("--logits-out", npy)],
+                        log, timeout=600)
+                chose = "the artifact chose the greedy ids"
+                if g.returncode:
+                    failures.append("%s %s: jamba-run without --logits-out "
+                                    "failed: %s" % (name, label, (
+                                        g.stderr.strip().splitlines()
+                                        or ["?"])[-1]))
+                elif g.stdout.strip().splitlines() != ids:
+                    failures.append("%s %s: the artifact's greedy ids %s "
+                                    "differ from those of its logits %s" % (
+                                        name, label,
+                                        g.stdout.strip().splitlines(), ids))
+                elif chose not in g.stderr:
+                    failures.append("%s %s: jamba-run did not say '%s'" % (
+                        name, label, chose))
             for i, q in enumerate(ps):
                 test = npy if len(ps) == 1 else npy[:-4] + ".%d.npy" % i
                 ref = test[:-4] + ".ref.npy"
