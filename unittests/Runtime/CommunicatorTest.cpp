@@ -726,7 +726,8 @@ TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
   EXPECT_EQ(got->sequences[0].ids, (std::vector<int64_t>{20, 21, 22}));
   EXPECT_EQ(got->sequences[1].ids, (std::vector<int64_t>{30, 31, 32}));
   // The test kernels keep each fed id in the k cache ([b, head 0, p, 0]):
-  // after the prompt, the ids rank 0 sent (all but the last, never fed).
+  // after the prompt, the ids rank 0 sent (every one is fed, the last
+  // too, so that its logits exist).
   const float *k =
       static_cast<const float *>((*ex)->bufferData("layers.1.k_cache"));
   ASSERT_NE(k, nullptr);
@@ -735,7 +736,7 @@ TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
     return int64_t(k[((b * 2) * capacity + p) * 16]);
   };
   for (int64_t b = 0; b < 2; ++b)
-    for (int64_t j = 0; j < 2; ++j)
+    for (int64_t j = 0; j < 3; ++j)
       EXPECT_EQ(cached(b, int64_t(kTwoPrompts[size_t(b)].size()) + j),
                 20 + 10 * b + j)
           << b << " " << j;

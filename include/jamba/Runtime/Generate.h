@@ -104,7 +104,7 @@ struct GenerationResult {
   /// Calls (prefill and decode) whose next ids were read from the entry
   /// point's greedy ids rather than chosen from its logits: greedy
   /// generation that records nothing, on an artifact compiled with
-  /// --greedy-ids.
+  /// --greedy-ids. 0 on a rank other than rank 0, which reads nothing.
   int64_t greedyIdCalls = 0;
   double prefillSeconds = 0, decodeSeconds = 0;
   /// The first decode call's share of decodeSeconds and decodeTokens: on
