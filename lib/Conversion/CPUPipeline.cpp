@@ -105,8 +105,10 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   // scf-to-openmp wraps bodies in memref.alloca_scope: lower memrefs before
   // scf-to-cf makes those regions multi-block (TOOLCHAIN.md gotcha 1).
+  FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
+  memrefToLLVM.useGenericFunctions = options.kernelAllocator;
   if (options.threads)
-    pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
@@ -115,7 +117,7 @@ void mlir::jamba::buildCPULowerPipeline(
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   if (!options.threads)
-    pm.addPass(createFinalizeMemRefToLLVMConversionPass());
+    pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   if (options.threads)

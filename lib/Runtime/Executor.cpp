@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Runtime/Executor.h"
+#include "jamba/Runtime/KernelMemory.h"
 
 #include "CudaSession.h"
 
@@ -528,6 +529,9 @@ Executor::~Executor() {
       std::free(p);
     for (void *h : handles)
       ::dlclose(h);
+    // The blocks the kernels freed and the allocator kept for their next
+    // call (another session's, in use, stay).
+    trimKernelMemory();
     return;
   }
   // The kernel files' global destructors unload their GPU modules: they run

@@ -697,6 +697,10 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.threads = options.cpu.threads;
     lower.statesInPlace = true;
     lower.gpuKernels = options.cpuWithGpuKernels;
+    // The runtime keeps the kernels' freed temporaries for the next call
+    // (KernelMemory.h).
+    lower.kernelAllocator = true;
+    host.kernelAllocator = true;
     if (options.cpuWithGpuKernels)
       lower.scanLaneThreads = options.gpuScanLaneThreads;
     lower.tensorCores = options.gpuTensorCores;

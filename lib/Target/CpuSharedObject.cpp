@@ -132,10 +132,11 @@ namespace {
 class PackedWrapperBuilder {
 public:
   PackedWrapperBuilder(llvm::Module &module, const PackedEntry &entry,
-                       bool cudaHost)
+                       bool cudaHost, bool kernelAllocator)
       : module(module), entry(entry), cudaHost(cudaHost),
-        ctx(module.getContext()), b(module.getContext()),
-        i64(llvm::Type::getInt64Ty(ctx)), ptr(llvm::PointerType::get(ctx, 0)) {}
+        kernelAllocator(kernelAllocator), ctx(module.getContext()),
+        b(module.getContext()), i64(llvm::Type::getInt64Ty(ctx)),
+        ptr(llvm::PointerType::get(ctx, 0)) {}
 
   LogicalResult build(std::string &error);
 
@@ -158,6 +159,8 @@ private:
   /// Results live in device memory: copy and free them through the
   /// runtime's mgpuMemcpy / mgpuMemFree (a null stream: the executor's).
   bool cudaHost;
+  /// Results come from the runtime's kernel allocator (KernelMemory.h).
+  bool kernelAllocator;
   llvm::LLVMContext &ctx;
   llvm::IRBuilder<> b;
   llvm::Type *i64;
@@ -254,7 +257,8 @@ LogicalResult PackedWrapperBuilder::build(std::string &error) {
                      "mgpuMemFree",
                      llvm::FunctionType::get(voidTy, {ptr, ptr}, false))
                : module.getOrInsertFunction(
-                     "free", llvm::FunctionType::get(voidTy, {ptr}, false));
+                     kernelAllocator ? "_mlir_memref_to_llvm_free" : "free",
+                     llvm::FunctionType::get(voidTy, {ptr}, false));
   std::vector<llvm::Value *> freed;
   for (size_t field = 0; field < returned.size(); ++field) {
     const size_t j = returned[field];
@@ -418,7 +422,8 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
     return module.emitError() << "cannot translate the module to LLVM IR";
   for (const PackedEntry &entry : entries) {
     std::string error;
-    if (failed(PackedWrapperBuilder(*llvmModule, entry, options.cudaHost)
+    if (failed(PackedWrapperBuilder(*llvmModule, entry, options.cudaHost,
+                                    options.kernelAllocator)
                    .build(error)))
       return module.emitError()
              << "packed wrapper for @" << entry.function << ": " << error;

@@ -5,6 +5,9 @@
 // RUN:       --implicit-check-not=math. --implicit-check-not=cf. \
 // RUN:       --implicit-check-not=unrealized_conversion_cast
 // RUN: jamba-opt %s -split-input-file -jamba-cpu-lower-pipeline=approximate-math=false | FileCheck %s --check-prefix=LIBM
+// RUN: jamba-opt %s -split-input-file -jamba-cpu-lower-pipeline=kernel-allocator \
+// RUN:   | FileCheck %s --check-prefix=ALLOC --implicit-check-not=@malloc \
+// RUN:       --implicit-check-not=@free
 
 // Tests that a function of jamba primitives (an int8 MoE down projection
 // with routing, the combine and a norm) reaches the LLVM dialect: nothing of
@@ -15,6 +18,12 @@
 //       CHECK:   llvm.call @malloc
 //       CHECK:   llvm.call @free
 //       CHECK: llvm.func @_mlir_ciface_moe_tail
+// With kernel-allocator the temporaries come from the runtime's allocator
+// (include/jamba/Runtime/KernelMemory.h), through MLIR's generic functions;
+// malloc and free are not called anywhere.
+// ALLOC-LABEL: llvm.func @moe_tail
+//       ALLOC:   llvm.call @_mlir_memref_to_llvm_alloc
+//       ALLOC:   llvm.call @_mlir_memref_to_llvm_free
 func.func @moe_tail(%a: tensor<?x2x128xf32>, %q: tensor<4x64x128xi8>, %s: tensor<4x64xf32>,
                     %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>, %w: tensor<64xf32>)
     -> tensor<?x64xf32> attributes {llvm.emit_c_interface} {

@@ -39,6 +39,7 @@
 #include "jamba/Runtime/CudaProfile.h"
 #include "jamba/Runtime/Executor.h"
 #include "jamba/Runtime/Generate.h"
+#include "jamba/Runtime/KernelMemory.h"
 
 #include "../common/StdoutCheck.h"
 
@@ -640,6 +641,17 @@ int main(int argc, char **argv) {
                  "jamba-run: the artifact chose the greedy ids: %" PRId64
                  " of %" PRId64 " calls returned ids, not logits\n",
                  r.greedyIdCalls, r.prefillCalls + r.decodeCalls);
+  // The CPU kernels' temporaries, which the memory plan does not count
+  // (KernelMemory.h); none on CUDA.
+  if (rt::KernelMemoryStats k = rt::kernelMemoryStats(); k.allocations > 0) {
+    const bool mib = k.maxLiveBytes >= (1u << 20);
+    std::fprintf(stderr,
+                 "jamba-run: kernel temporaries: at most %.1f %s at once; "
+                 "%" PRIu64 " of %" PRIu64
+                 " allocations reused a block freed before\n",
+                 double(k.maxLiveBytes) / double(mib ? 1 << 20 : 1 << 10),
+                 mib ? "MiB" : "KiB", k.reuses, k.allocations);
+  }
   // The steady rate: without the first decode call (on CUDA, the graph
   // capture and the decode kernels' first launches).
   if (r.decodeCalls > 1 && r.decodeSeconds > r.firstDecodeSeconds)

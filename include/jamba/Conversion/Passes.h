@@ -73,6 +73,14 @@ struct CPULowerPipelineOptions
                      "jamba-gpu-kernels (the GPU backend's loop nests) "
                      "first: runs the GPU kernels' arithmetic on the CPU"),
       llvm::cl::init(false)};
+  PassOptions::Option<bool> kernelAllocator{
+      *this, "kernel-allocator",
+      llvm::cl::desc("Allocate and free memrefs with MLIR's generic "
+                     "functions (_mlir_memref_to_llvm_alloc, ..._free), "
+                     "which the jamba runtime defines: it keeps freed blocks "
+                     "for the next call (the ABI jamba-compile uses; "
+                     "include/jamba/Runtime/KernelMemory.h)"),
+      llvm::cl::init(false)};
   PassOptions::Option<int64_t> attentionKeysPerSplit{
       *this, "attention-keys-per-split",
       llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' "

@@ -68,6 +68,10 @@ struct CpuTargetOptions {
   /// runtime's mgpuMemcpy / mgpuMemFree instead of memmove / free, and the
   /// embedded GPU binaries are registered at load (docs/CUDABackend.md).
   bool cudaHost = false;
+  /// The kernels allocate with MLIR's generic functions
+  /// (jamba-cpu-lower-pipeline{kernel-allocator}): the packed wrappers free
+  /// results with _mlir_memref_to_llvm_free instead of free.
+  bool kernelAllocator = false;
 };
 
 /// Describes the entry points `names` of a tensor-level module (before
