@@ -40,8 +40,8 @@ struct KernelMemoryStats {
   /// blocks kept and live may hold together.
   uint64_t peakBytes = 0;
   uint64_t maxLiveBytes = 0; ///< The most ever live at once.
-  uint64_t allocations = 0; ///< Allocations served ...
-  uint64_t reuses = 0;      ///< ... of which by a kept block.
+  uint64_t allocations = 0;  ///< Allocations served ...
+  uint64_t reuses = 0;       ///< ... of which by a kept block.
 };
 
 KernelMemoryStats kernelMemoryStats();
