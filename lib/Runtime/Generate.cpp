@@ -270,6 +270,97 @@ StatusOr<int64_t> greedyIdOf(int32_t id, const std::vector<float> &logits,
   return int64_t(id);
 }
 
+/// The refusals before anything runs (Generate.h).
+Status checkRequest(const Executor &ex,
+                    const std::vector<std::vector<int64_t>> &prompts,
+                    const GenerateOptions &options) {
+  const int64_t batch = static_cast<int64_t>(prompts.size());
+  const int64_t vocab = ex.vocab();
+  const int64_t n = options.maxNewTokens;
+  if (batch == 0)
+    return makeError("no prompt given");
+  if (batch > ex.batch())
+    return makeError(batch, " prompts but the session runs at most ",
+                     ex.batch(), " sequences at once (its batch)");
+  if (n < 0)
+    return makeError("the number of ids to generate must be >= 0, got ", n);
+  JAMBA_CKPT_RETURN_IF_ERROR(validateSampling(options.sampling));
+  if (options.recordLogits && ex.prefillEntry().lastLogitsOnly)
+    return makeError("the artifact's prefill keeps only the last position's "
+                     "logits, so the logits of every prompt position cannot "
+                     "be recorded (compile it with jamba-compile "
+                     "--prefill-logits all)");
+  for (int64_t b = 0; b < batch; ++b) {
+    const std::vector<int64_t> &p = prompts[size_t(b)];
+    if (p.empty())
+      return makeError("prompt ", b, " is empty");
+    for (size_t i = 0; i < p.size(); ++i)
+      if (p[i] < 0 || p[i] >= vocab)
+        return makeError("prompt ", b, ": id ", p[i], " at position ", i,
+                         " is outside the vocabulary [0, ", vocab, ")");
+    int64_t need = int64_t(p.size()) + n;
+    if (need > ex.capacity())
+      return makeError("sequence ", b, " needs ", need, " cache positions (",
+                       p.size(), " prompt + ", n,
+                       " generated ids) but the context length (KV capacity) "
+                       "is ",
+                       ex.capacity());
+  }
+  return Status::success();
+}
+
+/// With several ranks, before any other collective of a generation: every
+/// rank learns whether every rank accepted it (checkRequest's `mine`) and
+/// was asked for what rank 0 was (the prompts, the number of ids and when
+/// to stop, which decide every later call and round; not the sampling
+/// values, since rank 0 chooses), so that either all go on or all fail
+/// here. One broadcast of a hash, one all-reduce of the refusals.
+Status agreeOnRequest(Communicator &comm,
+                      const std::vector<std::vector<int64_t>> &prompts,
+                      const GenerateOptions &options,
+                      const std::vector<int64_t> &eos, const Status &mine) {
+  uint64_t hash = 0xcbf29ce484222325ull; // FNV-1a over 64-bit words.
+  auto mix = [&](uint64_t word) {
+    for (int byte = 0; byte < 8; ++byte) {
+      hash ^= (word >> (8 * byte)) & 0xff;
+      hash *= 0x100000001b3ull;
+    }
+  };
+  mix(prompts.size());
+  for (const std::vector<int64_t> &p : prompts) {
+    mix(p.size());
+    for (int64_t id : p)
+      mix(uint64_t(id));
+  }
+  mix(uint64_t(options.maxNewTokens));
+  mix(options.stopOnEos ? 1 : 0);
+  mix(eos.size());
+  for (int64_t id : eos)
+    mix(uint64_t(id));
+  uint64_t rootHash = hash;
+  Status sent = comm.broadcastBytes(&rootHash, sizeof rootHash, /*root=*/0);
+  if (!sent.ok())
+    return makeError("agreeing on the generation with the other ranks: ",
+                     sent.message());
+  const bool same = rootHash == hash;
+  float refusals = mine.ok() && same ? 0.0f : 1.0f;
+  Status summed = comm.allReduceSumF32(&refusals, 1);
+  if (!summed.ok())
+    return makeError("agreeing on the generation with the other ranks: ",
+                     summed.message());
+  if (!mine.ok())
+    return mine;
+  if (!same)
+    return makeError("rank 0 was asked for another generation (the prompts, "
+                     "the number of ids to generate or when to stop differ): "
+                     "every rank must generate from the same prompts and "
+                     "options");
+  if (refusals != 0)
+    return makeError("another rank refused this generation (its error says "
+                     "why)");
+  return Status::success();
+}
+
 /// One generation run's bookkeeping over the executor. Its io goes through
 /// Executor::writeBuffer and readBuffer, which work on every device.
 struct Runner {
@@ -448,42 +539,9 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   const int64_t batch = static_cast<int64_t>(prompts.size());
   const int64_t vocab = ex.vocab();
   const int64_t n = options.maxNewTokens;
-  if (batch == 0)
-    return makeError("no prompt given");
-  if (batch > ex.batch())
-    return makeError(batch, " prompts but the session runs at most ",
-                     ex.batch(), " sequences at once (its batch)");
-  if (n < 0)
-    return makeError("the number of ids to generate must be >= 0, got ", n);
-  JAMBA_CKPT_RETURN_IF_ERROR(validateSampling(options.sampling));
-  if (options.recordLogits && ex.prefillEntry().lastLogitsOnly)
-    return makeError("the artifact's prefill keeps only the last position's "
-                     "logits, so the logits of every prompt position cannot "
-                     "be recorded (compile it with jamba-compile "
-                     "--prefill-logits all)");
-  for (int64_t b = 0; b < batch; ++b) {
-    const std::vector<int64_t> &p = prompts[size_t(b)];
-    if (p.empty())
-      return makeError("prompt ", b, " is empty");
-    for (size_t i = 0; i < p.size(); ++i)
-      if (p[i] < 0 || p[i] >= vocab)
-        return makeError("prompt ", b, ": id ", p[i], " at position ", i,
-                         " is outside the vocabulary [0, ", vocab, ")");
-    int64_t need = int64_t(p.size()) + n;
-    if (need > ex.capacity())
-      return makeError("sequence ", b, " needs ", need, " cache positions (",
-                       p.size(), " prompt + ", n,
-                       " generated ids) but the context length (KV capacity) "
-                       "is ",
-                       ex.capacity());
-  }
   std::vector<int64_t> eos = options.eosIds;
   if (eos.empty())
     eos = ex.manifest().config.eosTokenIds;
-
-  GenerationResult result;
-  result.vocab = vocab;
-  result.sequences.resize(size_t(batch));
   // With several ranks, rank 0 chooses every id and broadcasts them
   // (chooseRound below): the others feed what it chose, so that all stay
   // in step even where their logits differ from rank 0's in the last bit.
@@ -491,6 +549,14 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
   Communicator *comm = ex.communicator();
   const bool ranked = comm && comm->size() > 1;
   const bool chooses = !ranked || comm->rank() == 0;
+  Status request = checkRequest(ex, prompts, options);
+  if (ranked)
+    request = agreeOnRequest(*comm, prompts, options, eos, request);
+  JAMBA_CKPT_RETURN_IF_ERROR(request);
+
+  GenerationResult result;
+  result.vocab = vocab;
+  result.sequences.resize(size_t(batch));
   const bool readsOutputs = chooses || options.recordLogits;
   // Greedy generation that records nothing takes the ids the entry points
   // compute where they make the logits (jamba-compile --greedy-ids): 4

@@ -85,7 +85,8 @@ public:
                         int64_t groupSize) override {
     if (root != 0 || groupSize != 0)
       return Status::error("the fake broadcasts from rank 0 to all");
-    if (!broadcastFailure.empty())
+    if (!broadcastFailure.empty() &&
+        (failOnlyBytes == 0 || bytes == failOnlyBytes))
       return Status::error(broadcastFailure);
     auto *p = static_cast<char *>(data);
     if (rank() == 0)
@@ -95,6 +96,7 @@ public:
     return Status::success();
   }
   std::string broadcastFailure;
+  size_t failOnlyBytes = 0; ///< Not 0: only broadcasts of these bytes fail.
   std::vector<std::vector<char>> broadcasts;
   std::function<void(void *, size_t)> fromRoot;
 };
@@ -618,11 +620,12 @@ GenerateOptions sampled(uint64_t seed) {
 
 const std::vector<std::vector<int64_t>> kTwoPrompts = {{1, 17, 42}, {4, 8}};
 
-/// Generates on two thread ranks, rank k with seed seeds[k]; returns each
-/// rank's ids per sequence (empty with an error in `errors`).
+/// Generates kTwoPrompts on two thread ranks, rank k with options[k];
+/// returns each rank's ids per sequence (empty with an error in `errors`).
+/// A rank that fails stops the other (jamba-run's way) unless `alone`.
 std::vector<std::vector<std::vector<int64_t>>>
-generateOnTwoRanks(const Artifact &art, const uint64_t (&seeds)[2],
-                   std::vector<std::string> &errors) {
+generateOnTwoRanks(const Artifact &art, const GenerateOptions (&options)[2],
+                   std::vector<std::string> &errors, bool alone = false) {
   auto comms = createThreadCommunicators(2);
   std::vector<std::vector<std::vector<int64_t>>> ids(2);
   errors.assign(2, "");
@@ -634,11 +637,12 @@ generateOnTwoRanks(const Artifact &art, const uint64_t (&seeds)[2],
     o.communicator = comms[size_t(k)].get();
     auto ex = Executor::create(art, o);
     StatusOr<GenerationResult> r =
-        ex.ok() ? generate(**ex, kTwoPrompts, sampled(seeds[k]))
+        ex.ok() ? generate(**ex, kTwoPrompts, options[k])
                 : StatusOr<GenerationResult>(ex.status());
     if (!r.ok()) {
       errors[size_t(k)] = r.status().message();
-      comms[size_t(k)]->abort(1);
+      if (!alone)
+        comms[size_t(k)]->abort(1);
       return;
     }
     for (const SequenceOutput &out : r->sequences)
@@ -656,9 +660,9 @@ TEST_F(ExecutorRanksTest, EveryRankGeneratesRankZerosIds) {
   auto art = open(2);
   ASSERT_TRUE(art);
   std::vector<std::string> errors;
-  auto a = generateOnTwoRanks(*art, {11, 12}, errors);
+  auto a = generateOnTwoRanks(*art, {sampled(11), sampled(12)}, errors);
   ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
-  auto b = generateOnTwoRanks(*art, {12, 11}, errors);
+  auto b = generateOnTwoRanks(*art, {sampled(12), sampled(11)}, errors);
   ASSERT_EQ(errors, (std::vector<std::string>{"", ""}));
   ASSERT_EQ(a[0].size(), 2u);
   EXPECT_EQ(a[1], a[0]);
@@ -679,11 +683,13 @@ TEST_F(ExecutorRanksTest, EveryRankGeneratesRankZerosIds) {
   ASSERT_TRUE(alone.ok()) << alone.status().message();
   for (size_t s = 0; s < 2; ++s)
     EXPECT_EQ(alone->sequences[s].ids, a[0][s]) << s;
-  // One broadcast per round of choices: after the prefill and after each
-  // decode call, each [failed row, id per row] (-1: none).
-  ASSERT_EQ(int64_t(rank0.broadcasts.size()), 1 + alone->decodeCalls);
-  for (size_t round = 0; round < rank0.broadcasts.size(); ++round) {
-    const std::vector<char> &bytes = rank0.broadcasts[round];
+  // First the request's hash (agreeOnRequest), then one broadcast per
+  // round of choices: after the prefill and after each decode call, each
+  // [failed row, id per row] (-1: none).
+  ASSERT_EQ(int64_t(rank0.broadcasts.size()), 2 + alone->decodeCalls);
+  EXPECT_EQ(rank0.broadcasts[0].size(), sizeof(uint64_t));
+  for (size_t round = 0; round + 1 < rank0.broadcasts.size(); ++round) {
+    const std::vector<char> &bytes = rank0.broadcasts[round + 1];
     ASSERT_EQ(bytes.size(), 3 * sizeof(int64_t));
     int64_t message[3];
     std::memcpy(message, bytes.data(), bytes.size());
@@ -692,6 +698,43 @@ TEST_F(ExecutorRanksTest, EveryRankGeneratesRankZerosIds) {
       EXPECT_EQ(message[1 + s], round < 5 ? alone->sequences[s].ids[round] : -1)
           << round << " " << s;
   }
+}
+
+TEST_F(ExecutorRanksTest, RanksAgreeOnTheGenerationBeforeItRuns) {
+  // A rank asked for another generation, or refusing its own, fails every
+  // rank before the first call, none waiting in a collective: the ranks do
+  // not stop each other here, and a wait would run into this timeout.
+  CollectiveTimeout timeout("30");
+  auto art = open(2);
+  ASSERT_TRUE(art);
+  std::vector<std::string> errors;
+  GenerateOptions fewer = sampled(11);
+  fewer.maxNewTokens = 4;
+  auto ids = generateOnTwoRanks(*art, {sampled(11), fewer}, errors,
+                                /*alone=*/true);
+  EXPECT_EQ(errors[0], "another rank refused this generation (its error "
+                       "says why)");
+  EXPECT_EQ(errors[1], "rank 0 was asked for another generation (the "
+                       "prompts, the number of ids to generate or when to "
+                       "stop differ): every rank must generate from the "
+                       "same prompts and options");
+  GenerateOptions hot = sampled(11);
+  hot.sampling.temperature = -1;
+  ids = generateOnTwoRanks(*art, {sampled(11), hot}, errors, /*alone=*/true);
+  EXPECT_EQ(errors[0], "another rank refused this generation (its error "
+                       "says why)");
+  EXPECT_EQ(errors[1], "temperature must be a finite number >= 0, got -1");
+  ids = generateOnTwoRanks(*art, {hot, sampled(11)}, errors, /*alone=*/true);
+  EXPECT_EQ(errors[0], "temperature must be a finite number >= 0, got -1");
+  EXPECT_EQ(errors[1], "another rank refused this generation (its error "
+                       "says why)");
+  // Sampling values may differ (rank 0 chooses); the rest agrees.
+  GenerateOptions greedy = sampled(11);
+  greedy.sampling.temperature = 0;
+  ids = generateOnTwoRanks(*art, {sampled(11), greedy}, errors,
+                           /*alone=*/true);
+  EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
+  EXPECT_EQ(ids[1], ids[0]);
 }
 
 TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
@@ -707,6 +750,9 @@ TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
       message[1 + b] = round < 3 ? 20 + 10 * b + round : -1;
   };
   rank1.fromRoot = [&](void *data, size_t bytes) {
+    // The request's hash: rank 0's is this rank's.
+    if (bytes == sizeof(uint64_t))
+      return;
     ASSERT_EQ(bytes, 3 * sizeof(int64_t));
     say(static_cast<int64_t *>(data));
     ++round;
@@ -775,8 +821,16 @@ TEST_F(ExecutorRanksTest, ARankFeedsWhatRankZeroSent) {
             "sent 5 for sequence 0, which this rank does not continue "
             "(every rank must generate from the same prompts and options)");
   rank1.broadcastFailure = "MPI_Bcast failed: the collective timed out";
+  EXPECT_EQ(refused(say), "agreeing on the generation with the other "
+                          "ranks: MPI_Bcast failed: the collective timed "
+                          "out");
+  rank1.failOnlyBytes = 3 * sizeof(int64_t);
   EXPECT_EQ(refused(say), "broadcasting rank 0's next ids: MPI_Bcast "
                           "failed: the collective timed out");
+  rank1.broadcastFailure.clear();
+  rank1.failure = "MPI_Allreduce failed: MPI_ERR_OTHER";
+  EXPECT_EQ(refused(say), "agreeing on the generation with the other "
+                          "ranks: MPI_Allreduce failed: MPI_ERR_OTHER");
 }
 
 TEST_F(ExecutorRanksTest, ThePlanCountsThisRanksWeights) {

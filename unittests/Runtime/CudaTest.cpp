@@ -844,9 +844,11 @@ TEST_F(GpuRanksTest, RanksAllReduceThroughNccl) {
     EXPECT_GE(ex->cudaGraphCount(), 1u);
     EXPECT_EQ(fake->graphLaunches - before.graphLaunches, got->decodeCalls);
     EXPECT_EQ(nccl->lastRanks, 2);
-    EXPECT_EQ(ranks.allReduces, 0);
-    // NCCL's id, then rank 0's ids: after the prefill and each decode call.
-    EXPECT_EQ(ranks.broadcasts, 1 + 1 + got->decodeCalls);
+    // The kernels' all-reduces go through NCCL; the host communicator
+    // carries the generation's agreement (one all-reduce, a broadcast),
+    // NCCL's id, and rank 0's ids after the prefill and each decode call.
+    EXPECT_EQ(ranks.allReduces, 1);
+    EXPECT_EQ(ranks.broadcasts, 1 + 1 + 1 + got->decodeCalls);
   }
   // The communicator goes with the session.
   EXPECT_EQ(nccl->liveComms, ncclBefore.liveComms);

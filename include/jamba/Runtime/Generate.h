@@ -129,9 +129,11 @@ struct GenerationResult {
 /// id again and their outputs ignored).
 ///
 /// With several ranks (the executor's communicator), every rank calls this
-/// with the same prompts and options; rank 0 chooses each id and
-/// broadcasts it, and every rank feeds and returns rank 0's ids (the others
-/// read no logits back unless they record them).
+/// with the same prompts and options: before anything runs the ranks agree
+/// on that (all fail at once if one refuses its request or was asked for
+/// another generation). Rank 0 then chooses each id and broadcasts it, and
+/// every rank feeds and returns rank 0's ids (the others read no logits
+/// back unless they record them).
 StatusOr<GenerationResult>
 generate(Executor &executor, const std::vector<std::vector<int64_t>> &prompts,
          const GenerateOptions &options);
