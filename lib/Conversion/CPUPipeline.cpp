@@ -107,6 +107,10 @@ void mlir::jamba::buildCPULowerPipeline(
   // scf-to-cf makes those regions multi-block (TOOLCHAIN.md gotcha 1).
   FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
   memrefToLLVM.useGenericFunctions = options.kernelAllocator;
+  // Bufferization aligns buffers to 64 bytes: asked for with the alignment
+  // rather than as 64 bytes more, which would put every power-of-two buffer
+  // into the next size class of the runtime's allocator.
+  memrefToLLVM.useAlignedAlloc = options.kernelAllocator;
   if (options.threads)
     pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createSCFToControlFlowPass());

@@ -12,7 +12,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "jamba/Runtime/Executor.h"
-#include "jamba/Runtime/KernelMemory.h"
 
 #include "CudaSession.h"
 
@@ -529,9 +528,6 @@ Executor::~Executor() {
       std::free(p);
     for (void *h : handles)
       ::dlclose(h);
-    // The blocks the kernels freed and the allocator kept for their next
-    // call (another session's, in use, stay).
-    trimKernelMemory();
     return;
   }
   // The kernel files' global destructors unload their GPU modules: they run

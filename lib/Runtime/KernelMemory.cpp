@@ -29,6 +29,7 @@ using namespace jamba::rt;
 namespace {
 
 constexpr size_t kHeaderBytes = 64;
+constexpr size_t kMaxAlignment = size_t(1) << 20;
 constexpr uint64_t kMagic = 0x6a616d62614b4d31ull; // "jambaKM1"
 
 /// What the 64 bytes before a block's pointer hold.
@@ -37,6 +38,8 @@ struct BlockHeader {
   size_t classBytes;
   size_t headerBytes;
   uint64_t magic;
+  /// Kept for reuse (freed), under the allocator's lock.
+  bool kept;
 };
 static_assert(sizeof(BlockHeader) <= kHeaderBytes, "the header must fit");
 
@@ -53,9 +56,14 @@ BlockHeader *headerOf(void *p) {
 class KernelMemory {
 public:
   void *allocate(size_t bytes, size_t alignment) {
-    size_t header = kHeaderBytes;
-    while (header < alignment)
-      header *= 2;
+    // MLIR's alignments are powers of two; anything else, or one past
+    // kMaxAlignment, is a broken kernel.
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 ||
+        alignment > kMaxAlignment)
+      fatal("an alignment that is not a power of two up to 1 MiB (bytes, "
+            "alignment)",
+            bytes, alignment);
+    const size_t header = alignment > kHeaderBytes ? alignment : kHeaderBytes;
     const size_t cls = kernelMemoryClass(bytes);
     const std::pair<size_t, size_t> key(cls, header);
     std::vector<void *> evicted;
@@ -68,6 +76,7 @@ public:
       if (kept != free.end() && !kept->second.empty()) {
         p = kept->second.back();
         kept->second.pop_back();
+        headerOf(p)->kept = false;
         stats.cachedBytes -= total;
         stats.liveBytes += total;
         ++stats.reuses;
@@ -98,7 +107,7 @@ public:
       fatal("out of memory for a kernel temporary of (bytes, alignment)", bytes,
             alignment);
     p = static_cast<char *>(base) + header;
-    *headerOf(p) = BlockHeader{base, cls, header, kMagic};
+    *headerOf(p) = BlockHeader{base, cls, header, kMagic, false};
     return p;
   }
 
@@ -110,6 +119,10 @@ public:
       fatal("freed a pointer it did not allocate (address, header size)",
             reinterpret_cast<size_t>(p), h->headerBytes);
     std::lock_guard<std::mutex> lock(mutex);
+    if (h->kept)
+      fatal("freed a block twice (address, bytes)", reinterpret_cast<size_t>(p),
+            h->classBytes);
+    h->kept = true;
     const uint64_t total = h->classBytes + h->headerBytes;
     free[{h->classBytes, h->headerBytes}].push_back(p);
     stats.liveBytes -= total;
@@ -130,6 +143,19 @@ public:
       std::free(headerOf(p)->base);
   }
 
+  void addUser() {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++users;
+  }
+  void removeUser() {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (--users > 0)
+        return;
+    }
+    trim();
+  }
+
   KernelMemoryStats snapshot() {
     std::lock_guard<std::mutex> lock(mutex);
     return stats;
@@ -140,6 +166,7 @@ private:
   /// Kept blocks by (class bytes, header bytes), in increasing order.
   std::map<std::pair<size_t, size_t>, std::vector<void *>> free;
   KernelMemoryStats stats;
+  int64_t users = 0;
 };
 
 /// Never destroyed: kernels may free blocks during the process's exit.
@@ -165,6 +192,10 @@ size_t rt::kernelMemoryClass(size_t bytes) {
 KernelMemoryStats rt::kernelMemoryStats() { return memory().snapshot(); }
 
 void rt::trimKernelMemory() { memory().trim(); }
+
+KernelMemoryUser::KernelMemoryUser() { memory().addUser(); }
+
+KernelMemoryUser::~KernelMemoryUser() { memory().removeUser(); }
 
 extern "C" {
 void *_mlir_memref_to_llvm_alloc(size_t size) {

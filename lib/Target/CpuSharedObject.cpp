@@ -479,8 +479,10 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
     }
   }
 
-  // Link with lld: the object only needs malloc/free/memmove from libc,
-  // which the loading process provides.
+  // Link with lld: the object only needs memmove (and, without the kernel
+  // allocator, malloc/free) from libc, and the kernel allocator's and the
+  // collectives' functions from the runtime, which the loading process
+  // provides.
   std::string lld;
   for (StringRef name : {"ld.lld-22", "ld.lld"})
     if (auto found = llvm::sys::findProgramByName(name)) {

@@ -22,7 +22,10 @@
 // (include/jamba/Runtime/KernelMemory.h), through MLIR's generic functions;
 // malloc and free are not called anywhere.
 // ALLOC-LABEL: llvm.func @moe_tail
-//       ALLOC:   llvm.call @_mlir_memref_to_llvm_alloc
+// Alignments are asked for (use-aligned-alloc), not padded for, so that a
+// power-of-two buffer keeps its size class; the plain alloc is not used.
+//       ALLOC:   llvm.call @_mlir_memref_to_llvm_aligned_alloc
+//   ALLOC-NOT:   llvm.call @_mlir_memref_to_llvm_alloc(
 //       ALLOC:   llvm.call @_mlir_memref_to_llvm_free
 func.func @moe_tail(%a: tensor<?x2x128xf32>, %q: tensor<4x64x128xi8>, %s: tensor<4x64xf32>,
                     %idx: tensor<?x2xi32>, %rw: tensor<?x2xf32>, %w: tensor<64xf32>)

@@ -171,11 +171,39 @@ TEST(KernelMemoryTest, ThreadsAllocateAndFreeTogether) {
   trimKernelMemory();
 }
 
-TEST(KernelMemoryDeathTest, RefusesAPointerItDidNotAllocate) {
+TEST(KernelMemoryDeathTest, RefusesWhatABrokenKernelWouldDo) {
   ::testing::FLAGS_gtest_death_test_style = "threadsafe";
   alignas(64) static unsigned char foreign[256] = {};
   EXPECT_DEATH(_mlir_memref_to_llvm_free(foreign + 64),
                "kernel memory: freed a pointer it did not allocate");
+  // A second free would hand the block to two later allocations.
+  EXPECT_DEATH(
+      {
+        void *p = _mlir_memref_to_llvm_alloc(1000);
+        _mlir_memref_to_llvm_free(p);
+        _mlir_memref_to_llvm_free(p);
+      },
+      "kernel memory: freed a block twice");
+  EXPECT_DEATH(_mlir_memref_to_llvm_aligned_alloc(96, 10),
+               "kernel memory: an alignment that is not a power of two up "
+               "to 1 MiB \\(bytes, alignment\\) \\(10, 96\\)");
+  EXPECT_DEATH(_mlir_memref_to_llvm_aligned_alloc(size_t(1) << 63, 10),
+               "an alignment that is not a power of two up to 1 MiB");
+}
+
+TEST(KernelMemoryTest, KeptWhileASessionLives) {
+  trimKernelMemory();
+  {
+    KernelMemoryUser first;
+    {
+      KernelMemoryUser second;
+      _mlir_memref_to_llvm_free(_mlir_memref_to_llvm_alloc(kMiB));
+      EXPECT_EQ(kernelMemoryStats().cachedBytes, held(kMiB));
+    }
+    // Another session lives: the block stays.
+    EXPECT_EQ(kernelMemoryStats().cachedBytes, held(kMiB));
+  }
+  EXPECT_EQ(kernelMemoryStats().cachedBytes, 0u);
 }
 
 } // namespace

@@ -26,6 +26,7 @@
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/Communicator.h"
 #include "jamba/Runtime/CudaProfile.h"
+#include "jamba/Runtime/KernelMemory.h"
 
 #include <cstdint>
 #include <map>
@@ -295,6 +296,9 @@ private:
                      const char *what) const;
 
   const Artifact &art;
+  /// The CPU kernels' allocator keeps freed blocks while any session lives
+  /// (KernelMemory.h).
+  KernelMemoryUser kernelMemoryUser;
   Device dev = Device::Cpu;
   /// With Device::Cuda: the device, its stream, the device allocations and
   /// the graphs. The destructor closes the kernel files (whose global

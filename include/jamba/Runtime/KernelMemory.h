@@ -18,7 +18,9 @@
 // a call that allocates what the last one did reuses its memory instead of
 // having the kernel fault fresh pages in (malloc hands large blocks back to
 // the system on free). The blocks kept are bounded: the memory held, in use
-// and kept, never exceeds the most the kernels have had in use at once.
+// and kept, never exceeds the most the kernels have had in use at once since
+// the last trim. Freeing a block twice, or a pointer it did not hand out,
+// stops the process with a message.
 //
 //===----------------------------------------------------------------------===//
 
@@ -47,11 +49,23 @@ struct KernelMemoryStats {
 KernelMemoryStats kernelMemoryStats();
 
 /// Frees every kept block (none in use is touched), and restarts the peak
-/// from the bytes in use. The executor calls it when a CPU session ends.
+/// from the bytes in use.
 void trimKernelMemory();
 
+/// Held by every executor: when the last one goes, the kept blocks are
+/// freed (trimKernelMemory), so that a session ending does not empty the
+/// blocks other live sessions reuse.
+class KernelMemoryUser {
+public:
+  KernelMemoryUser();
+  ~KernelMemoryUser();
+  KernelMemoryUser(const KernelMemoryUser &) = delete;
+  KernelMemoryUser &operator=(const KernelMemoryUser &) = delete;
+};
+
 /// The size class of an allocation of `bytes`: `bytes` rounded up to a
-/// multiple of max(64, 2^(floor(log2 bytes) - 3)), so at most 12.5% more.
+/// multiple of max(64, 2^(floor(log2 bytes) - 3)), so at most an eighth
+/// more, or 63 bytes.
 size_t kernelMemoryClass(size_t bytes);
 
 } // namespace rt
