@@ -472,10 +472,12 @@ int main(int argc, char **argv) {
 
   std::printf("jamba-bench-kernels: jamba-small shapes, %d OpenMP threads\n",
               omp_get_max_threads());
-  // `jamba-bench-kernels attention`: the attention rows only.
-  bool attentionOnly = argc > 1 && std::string(argv[1]) == "attention";
-  if (argc > 2 || (argc == 2 && !attentionOnly)) {
-    std::fprintf(stderr, "usage: jamba-bench-kernels [attention]\n");
+  // `jamba-bench-kernels attention`: the attention rows only;
+  // `jamba-bench-kernels gemv`: the decode GEMVs between two triads only.
+  std::string only = argc == 2 ? argv[1] : "";
+  bool attentionOnly = only == "attention", gemvOnly = only == "gemv";
+  if (argc > 2 || (argc == 2 && !attentionOnly && !gemvOnly)) {
+    std::fprintf(stderr, "usage: jamba-bench-kernels [attention|gemv]\n");
     return 2;
   }
   // Attention: the microkernel next to the generic loops it replaces, in
@@ -486,16 +488,18 @@ int main(int argc, char **argv) {
     const char *unit;
   };
   std::vector<AttentionRow> attention;
-  for (int64_t tokens : {512, 2048, 8192, 32768})
+  for (int64_t tokens : gemvOnly ? std::vector<int64_t>{}
+                                 : std::vector<int64_t>{512, 2048, 8192, 32768})
     attention.push_back(
         {"attention prefill T=" + std::to_string(tokens) +
              ", 8 heads / 2 kv, hd 128",
          attentionPrefillGFlops(context, tokens, true),
          tokens <= 512 ? attentionPrefillGFlops(context, tokens, false) : 0.0,
          "GFLOP/s"});
-  attention.push_back({"attention decode over 4096 cached, f32 KV",
-                       attentionDecodeGBs(context, 4096, true),
-                       attentionDecodeGBs(context, 4096, false), "GB/s"});
+  if (!gemvOnly)
+    attention.push_back({"attention decode over 4096 cached, f32 KV",
+                         attentionDecodeGBs(context, 4096, true),
+                         attentionDecodeGBs(context, 4096, false), "GB/s"});
   auto printAttention = [&] {
     for (const AttentionRow &row : attention) {
       std::printf("| %s | %.2f %s", row.what.c_str(), row.kernel, row.unit);
@@ -524,18 +528,26 @@ int main(int argc, char **argv) {
     for (const char *format : {"f32", "bf16", "i8"})
       gemv.push_back({std::string(g.what) + " " + format,
                       gemvGBs(context, g.n, g.k, format)});
+  auto printGemv = [&](double triad) {
+    std::printf("| kernel | figure | vs triad %.1f GB/s |\n", triad);
+    std::printf("| --- | --- | --- |\n");
+    for (auto &[what, gbs] : gemv)
+      std::printf("| decode GEMV %s | %.1f GB/s | %.2f |\n", what.c_str(), gbs,
+                  gbs / triad);
+  };
+  if (gemvOnly) {
+    double triadAfter = triadGBs();
+    printGemv(0.5 * (triadBefore + triadAfter));
+    std::printf("triad before %.1f, after %.1f GB/s\n", triadBefore,
+                triadAfter);
+    return 0;
+  }
   double gemmF32 = gemmGFlops(context, 512, 2816, 1024, false);
   double gemmBF16 = gemmGFlops(context, 512, 2816, 1024, true);
   double experts = expertGFlops(context, 512, 8, 2816, 1024);
   double scan = scanNs(context, 512, 2048, 16);
   double triadAfter = triadGBs();
-  double triad = 0.5 * (triadBefore + triadAfter);
-
-  std::printf("| kernel | figure | vs triad %.1f GB/s |\n", triad);
-  std::printf("| --- | --- | --- |\n");
-  for (auto &[what, gbs] : gemv)
-    std::printf("| decode GEMV %s | %.1f GB/s | %.2f |\n", what.c_str(), gbs,
-                gbs / triad);
+  printGemv(0.5 * (triadBefore + triadAfter));
   std::printf("| prefill GEMM 512x1024 -> 2816, f32 weights | %.1f GFLOP/s | "
               "|\n",
               gemmF32);
