@@ -47,8 +47,9 @@ func.func @linear_f32(%x: tensor<?x64xf32>, %w: tensor<96x64xf32>) -> tensor<?x9
 // int8 weights: widened with sitofp in vector registers; K = 72 is not a
 // multiple of the GEMV tile's vector step (32), so a scalar loop finishes
 // it; the scale is applied after the K loop, then the bias. The GEMV tile of
-// narrow weights reads one row of 32 lanes and prefetches the row 16 ahead
-// (clamped to the last row).
+// narrow weights reads two weight rows of 32 lanes each (8 accumulators, one
+// load of the input row for both) and prefetches the rows 16 ahead (clamped
+// to the last row); a single weight row takes an odd remainder.
 
 // CHECK-LABEL: func.func @linear_i8
 // CHECK:         scf.parallel
@@ -56,17 +57,31 @@ func.func @linear_f32(%x: tensor<?x64xf32>, %w: tensor<96x64xf32>) -> tensor<?x9
 // CHECK:             %[[Q:.+]] = vector.load %{{.+}}[%{{.+}}, %[[K]]] : memref<8x72xi8, strided<[?, 1], offset: ?>>, vector<8xi8>
 // CHECK:             arith.sitofp %[[Q]] : vector<8xi8> to vector<8xf32>
 // CHECK:           scf.for %[[M:.+]] = %{{.+}} to %dim step %c1 {
-// CHECK:             scf.for %[[N:.+]] = %{{.+}} to %{{.+}} step %c1 {
+// CHECK:             %[[PAIRS_END:.+]] = arith.addi
+// CHECK:             scf.for %[[N:.+]] = %{{.+}} to %[[PAIRS_END]] step %c2 {
+// CHECK:               %[[N1:.+]] = arith.addi %[[N]], %c1
 // CHECK:               %[[AHEAD:.+]] = arith.addi %[[N]], %c16
 // CHECK:               %[[ROW:.+]] = arith.minui %[[AHEAD]], %c7
-// CHECK:               scf.for %[[K2:.+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               %[[AHEAD1:.+]] = arith.addi %[[N]], %c17
+// CHECK:               %[[ROW1:.+]] = arith.minui %[[AHEAD1]], %c7
+// CHECK:               scf.for %[[K2:.+]] = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK:                 memref.prefetch %{{.+}}[%[[ROW]], %[[K2]]], read, locality<3>, data
-// CHECK:               %[[SUM:.+]] = scf.for %{{.+}} = %c64 to %c72 step %c1 iter_args
+// CHECK:                 memref.prefetch %{{.+}}[%[[ROW1]], %[[K2]]], read, locality<3>, data
+// CHECK:                 vector.load %{{.+}}[%[[M]], %[[K2]]] : memref<?x72xf32, strided<[?, 1], offset: ?>>, vector<8xf32>
+// CHECK-NOT:             vector.load %{{.+}}[%[[M]], %[[K2]]] : memref<?x72xf32
+// CHECK:                 vector.load %{{.+}}[%[[N]], %[[K2]]] : memref<8x72xi8
+// CHECK:                 vector.load %{{.+}}[%[[N1]], %[[K2]]] : memref<8x72xi8
+// CHECK:               %[[SUMS:.+]]:2 = scf.for %{{.+}} = %c64 to %c72 step %c1 iter_args
 // CHECK:               %[[S:.+]] = tensor.extract %{{.+}}[%[[N]]] : tensor<8xf32>
-// CHECK:               %[[SCALED:.+]] = arith.mulf %[[SUM]], %[[S]] : f32
+// CHECK:               %[[SCALED:.+]] = arith.mulf %[[SUMS]]#0, %[[S]] : f32
 // CHECK:               %[[B:.+]] = tensor.extract %{{.+}}[%[[N]]] : tensor<8xf32>
 // CHECK:               %[[V:.+]] = arith.addf %[[SCALED]], %[[B]] : f32
 // CHECK:               memref.store %[[V]], %{{.+}}[%[[M]], %[[N]]] : memref<?x8xf32>
+// CHECK:               %[[S1:.+]] = tensor.extract %{{.+}}[%[[N1]]] : tensor<8xf32>
+// CHECK:               arith.mulf %[[SUMS]]#1, %[[S1]] : f32
+// CHECK:               memref.store %{{.+}}, %{{.+}}[%[[M]], %[[N1]]] : memref<?x8xf32>
+// CHECK:             scf.for %[[NR:.+]] = %[[PAIRS_END]] to %{{.+}} step %c1 {
+// CHECK:               scf.for %{{.+}} = %c0 to %c64 step %c32 iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 func.func @linear_i8(%x: tensor<?x72xf32>, %q: tensor<8x72xi8>, %s: tensor<8xf32>, %b: tensor<8xf32>) -> tensor<?x8xf32> {
   %y = jamba.linear %x, %q scale(%s) bias(%b) : (tensor<?x72xf32>, tensor<8x72xi8>, tensor<8xf32>, tensor<8xf32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
