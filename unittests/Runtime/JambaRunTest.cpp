@@ -321,6 +321,58 @@ TEST_F(JambaRunTest, RanksAsThreadsOfOneProcess) {
                    "or --mpi\n");
 }
 
+/// expectedLine, stopping after an id of `eos` (which is printed).
+std::string expectedLineToEos(std::vector<int64_t> history, int n,
+                              int64_t eos) {
+  std::string line;
+  for (int j = 0; j < n; ++j) {
+    int64_t next = testNext(history);
+    line += (j ? "," : "") + std::to_string(next);
+    history.push_back(next);
+    if (next == eos)
+      break;
+  }
+  return line + "\n";
+}
+
+TEST_F(JambaRunTest, RanksStopOnEosTogether) {
+  // One of two sequences meets EOS partway: rank 0 chooses every id and
+  // broadcasts it, the others apply the same stop rule to it, so all drop
+  // the row at the same step and run the remaining steps together; a rank
+  // that stopped early or went on alone would leave the others waiting in
+  // a collective until `timeout` failed the test.
+  std::vector<int64_t> stopping = {1, 17, 42}, other = {3, 3};
+  std::vector<int64_t> afterOne = stopping;
+  afterOne.push_back(testNext(afterOne));
+  int64_t eos = testNext(afterOne); // stopping's second id.
+  TestArtifactOptions two;
+  two.allReduceLogits = true;
+  two.ranks = 2;
+  two.eosIds = {eos};
+  ckpt::Status s = writeTestArtifact(root + "/eos2", two);
+  ASSERT_TRUE(s.ok()) << s.message();
+  std::string expected =
+      expectedLineToEos(stopping, 6, eos) + expectedLineToEos(other, 6, eos);
+  // The hand-computed lines: the first stops after two ids, the other
+  // runs all six (else the test would not show a row dropped partway).
+  ASSERT_EQ(count(expected, ","), 1u + 5u) << expected;
+  std::string args = "--prompt-ids 1,17,42 --prompt-ids 3,3 -n 6";
+
+  Outcome o = run("--ranks 2 " + args, "timeout 120 ", "eos2");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expected);
+  EXPECT_EQ(count(o.err, "error"), 0u) << o.err;
+
+  if (!rt::haveMpi() || std::system("command -v mpirun >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "the threads communicator passed; no MPI build or no "
+                    "mpirun on PATH for real ranks";
+  o = run(args, "timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 ",
+          "eos2");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_EQ(o.out, expected);
+  EXPECT_EQ(count(o.err, "error"), 0u) << o.err;
+}
+
 TEST_F(JambaRunTest, CudaRanksWithoutAGpu) {
   if (!rt::haveMpi())
     GTEST_SKIP() << "this build has no MPI";
