@@ -128,6 +128,9 @@ void mlir::jamba::buildCPULowerPipeline(
     pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
+  // One body for the stage functions of same-kind layers: LLVM would
+  // optimise and generate each copy.
+  pm.addPass(createJambaMergeIdenticalFunctionsPass());
 }
 
 void mlir::jamba::registerJambaConversionPipelines() {

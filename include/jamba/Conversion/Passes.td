@@ -685,4 +685,45 @@ def JambaApproximateMathPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def JambaMergeIdenticalFunctionsPass
+    : Pass<"jamba-merge-identical-functions", "::mlir::ModuleOp"> {
+  let summary = "Keep one body of LLVM dialect functions that are identical "
+                "but for their names";
+  let description = [{
+    Runs last in `jamba-cpu-lower-pipeline`. Layers of the same kind and
+    shapes lower to stage functions that differ only in their names (Jamba's
+    32 layers are 4 kinds); LLVM then optimises and generates each copy,
+    which is most of the time `jamba-compile` takes. This pass groups the
+    defined `llvm.func`s by their printed form with the name left out
+    (type, attributes, body; not locations) and keeps the first of each
+    group. A private duplicate is erased and its uses refer to the kept
+    function; a public one stays, for whoever looks it up by name, with a
+    body that calls the kept function and returns its result. Functions
+    that refer to themselves or to different symbols print differently and
+    are left alone.
+
+    Before:
+
+    ```mlir
+    llvm.func @prefill__layer3(%arg0: !llvm.ptr) { ...body... }
+    llvm.func @prefill__layer5(%arg0: !llvm.ptr) { ...the same body... }
+    ```
+
+    After:
+
+    ```mlir
+    llvm.func @prefill__layer3(%arg0: !llvm.ptr) { ...body... }
+    llvm.func @prefill__layer5(%arg0: !llvm.ptr) {
+      llvm.call @prefill__layer3(%arg0) : (!llvm.ptr) -> ()
+      llvm.return
+    }
+    ```
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+  let statistics = [
+    Statistic<"numMerged", "merged-functions",
+              "Functions whose body became the kept copy's">
+  ];
+}
+
 #endif // JAMBA_CONVERSION_PASSES_TD
