@@ -751,6 +751,10 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
+  // Same-kind layers: one kernel module each for NVPTX and ptxas, then one
+  // host stage function's body.
+  pm.addPass(createJambaGpuMergeIdenticalModulesPass());
+  pm.addPass(createJambaMergeIdenticalFunctionsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.toolkitPath = options.toolkit;
   binary.compilationTarget = options.format;

@@ -690,7 +690,9 @@ def JambaMergeIdenticalFunctionsPass
   let summary = "Keep one body of LLVM dialect functions that are identical "
                 "but for their names";
   let description = [{
-    Runs last in `jamba-cpu-lower-pipeline`. Layers of the same kind and
+    Runs last in `jamba-cpu-lower-pipeline`, and in
+    `jamba-gpu-lower-pipeline` on the host code after
+    `jamba-gpu-merge-identical-modules`. Layers of the same kind and
     shapes lower to stage functions that differ only in their names (Jamba's
     32 layers are 4 kinds); LLVM then optimises and generates each copy,
     which is most of the time `jamba-compile` takes. This pass groups the
@@ -723,6 +725,58 @@ def JambaMergeIdenticalFunctionsPass
   let statistics = [
     Statistic<"numMerged", "merged-functions",
               "Functions whose body became the kept copy's">
+  ];
+}
+
+def JambaGpuMergeIdenticalModulesPass
+    : Pass<"jamba-gpu-merge-identical-modules", "::mlir::ModuleOp"> {
+  let summary = "Keep one of the gpu.modules that are identical but for "
+                "the names they define";
+  let description = [{
+    Runs in `jamba-gpu-lower-pipeline` after the kernels reach NVVM and
+    before `gpu-module-to-binary`. Each stage function launches its kernels
+    from a module of its own (`<stage>_kernels`, see
+    `jamba-gpu-host-memory`), so layers of the same kind and shapes give
+    modules that differ only in their names and their kernels' names
+    (`decode__layer3_kernel_7__expert_gemm_lanes`); NVPTX and ptxas would
+    otherwise compile each copy. This pass groups the modules by their
+    printed form with the module's name and the names of the symbols it
+    defines replaced, in order, by placeholders (declarations such as
+    libdevice's functions keep theirs), keeps the first of each group,
+    points the launches of the others' kernels at the kept module's kernel
+    in the same place, and erases the others.
+
+    Only modules of one entry point merge (the text of their names before
+    the first `__`: `prefill`, `decode`), so that the runtime's kernel
+    profile by op (`<entry> <op>`) still tells a prefill's time from a
+    decode step's; its table by kernel names the kept kernel for all the
+    layers that launch it.
+
+    Before:
+
+    ```mlir
+    gpu.module @decode__layer3_kernels {
+      llvm.func @decode__layer3_kernel__rms_norm(...) attributes {gpu.kernel} { ...body... }
+    }
+    gpu.module @decode__layer5_kernels {
+      llvm.func @decode__layer5_kernel__rms_norm(...) attributes {gpu.kernel} { ...the same body... }
+    }
+    ... gpu.launch_func @decode__layer5_kernels::@decode__layer5_kernel__rms_norm ...
+    ```
+
+    After:
+
+    ```mlir
+    gpu.module @decode__layer3_kernels {
+      llvm.func @decode__layer3_kernel__rms_norm(...) attributes {gpu.kernel} { ...body... }
+    }
+    ... gpu.launch_func @decode__layer3_kernels::@decode__layer3_kernel__rms_norm ...
+    ```
+  }];
+  let dependentDialects = ["::mlir::gpu::GPUDialect"];
+  let statistics = [
+    Statistic<"numMerged", "merged-modules",
+              "gpu.modules erased for an identical kept one">
   ];
 }
 
