@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -81,12 +82,17 @@ protected:
   std::string root;
 };
 
-std::string expectedLine(std::vector<int64_t> history, int n) {
+/// The line jamba-run prints for `n` ids after `history` under the test
+/// artifact's rule, stopping after an id of `eos` (which is printed).
+std::string expectedLine(std::vector<int64_t> history, int n,
+                         std::optional<int64_t> eos = std::nullopt) {
   std::string line;
   for (int j = 0; j < n; ++j) {
     int64_t next = testNext(history);
     line += (j ? "," : "") + std::to_string(next);
     history.push_back(next);
+    if (next == eos)
+      break;
   }
   return line + "\n";
 }
@@ -321,20 +327,6 @@ TEST_F(JambaRunTest, RanksAsThreadsOfOneProcess) {
                    "or --mpi\n");
 }
 
-/// expectedLine, stopping after an id of `eos` (which is printed).
-std::string expectedLineToEos(std::vector<int64_t> history, int n,
-                              int64_t eos) {
-  std::string line;
-  for (int j = 0; j < n; ++j) {
-    int64_t next = testNext(history);
-    line += (j ? "," : "") + std::to_string(next);
-    history.push_back(next);
-    if (next == eos)
-      break;
-  }
-  return line + "\n";
-}
-
 TEST_F(JambaRunTest, RanksStopOnEosTogether) {
   // One of two sequences meets EOS partway: rank 0 chooses every id and
   // broadcasts it, the others apply the same stop rule to it, so all drop
@@ -352,7 +344,7 @@ TEST_F(JambaRunTest, RanksStopOnEosTogether) {
   ckpt::Status s = writeTestArtifact(root + "/eos2", two);
   ASSERT_TRUE(s.ok()) << s.message();
   std::string expected =
-      expectedLineToEos(stopping, 6, eos) + expectedLineToEos(other, 6, eos);
+      expectedLine(stopping, 6, eos) + expectedLine(other, 6, eos);
   // The hand-computed lines: the first stops after two ids, the other
   // runs all six (else the test would not show a row dropped partway).
   ASSERT_EQ(count(expected, ","), 1u + 5u) << expected;
