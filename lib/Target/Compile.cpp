@@ -20,6 +20,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Target/LLVM/NVVM/Target.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
@@ -514,6 +515,12 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
                 "the CPU, --cpu-with-gpu-kernels)");
   }
   const bool cuda = !chip.empty();
+  // --timing: a tree of the phases below, printed to stderr when this
+  // function returns (also after an error, up to where it stopped).
+  DefaultTimingManager timingManager;
+  timingManager.setEnabled(options.timing);
+  timingManager.setDisplayMode(DefaultTimingManager::DisplayMode::Tree);
+  TimingScope timing = timingManager.getRootScope();
   const std::string kernelFile =
       cuda ? "kernels/cuda-" + chip + ".so" : kCpuKernelFile;
   // Refuse an existing output before minutes of compilation.
@@ -534,6 +541,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   if (options.expertsInt8) {
     if (source->config().quantMethod)
       return fail("the checkpoint is already quantized");
+    TimingScope quantizing = timing.nest("quantize the experts (ExpertsInt8)");
     ckpt::QuantizeOptions quantize;
     quantize.denseMlp = options.denseMlp;
     std::string q8 = work.path + "/experts-int8";
@@ -563,11 +571,13 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
                 std::to_string(layout.ep));
   const int64_t ranks = layout.tp * layout.ep;
   FailureOr<OwningOpRef<ModuleOp>> imported = OwningOpRef<ModuleOp>();
+  TimingScope importing = timing.nest("import");
   if (!userModule)
     imported = importModelForCheckpoint(context, source->config(), import, loc,
                                         layout.tp, layout.ep);
   if (failed(imported))
     return failure();
+  importing.stop();
   ModuleOp module = userModule ? userModule : **imported;
   if (userModule && failed(checkUserModule(module, source->config())))
     return failure();
@@ -598,7 +608,9 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // The host schedule: each entry point becomes calls of stage functions
   // (embedding, one per layer, head), each a kernel of the artifact.
   {
+    TimingScope splitting = timing.nest("split into stages");
     PassManager split(context, ModuleOp::getOperationName());
+    split.enableTiming(splitting);
     if (options.greedyIds)
       split.addPass(createJambaGreedyIdsPass());
     split.addPass(createJambaSplitStagesPass());
@@ -708,8 +720,12 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.attentionMmaMinTokens = options.gpuAttentionMmaMinTokens;
     buildCPULowerPipeline(pm, lower);
   }
+  TimingScope lowering =
+      timing.nest(cuda ? "lower (host code, kernels to PTX)" : "lower");
+  pm.enableTiming(lowering);
   if (failed(pm.run(module)))
     return failure();
+  lowering.stop();
   if (cuda && !options.dumpPtxDir.empty()) {
     if (options.gpuFormat != "ptx")
       return fail("--dump-ptx needs --gpu-format ptx");
@@ -721,8 +737,11 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
       llvm::sys::fs::create_directories(work.path + "/weights"))
     return fail("cannot create " + work.path + "/{kernels,weights}");
   std::string soPath = work.path + "/" + kernelFile;
-  if (failed(emitCpuSharedObject(module, *entries, host, soPath)))
+  TimingScope emitting = timing.nest("emit " + kernelFile);
+  if (failed(emitCpuSharedObject(module, *entries, host, soPath, &emitting)))
     return failure();
+  emitting.stop();
+  TimingScope writing = timing.nest("write the weights and the artifact");
   // One weights file per rank, each streamed from the checkpoint tensor by
   // tensor.
   std::vector<rt::ArtifactFileSource> files{

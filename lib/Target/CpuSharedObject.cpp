@@ -386,7 +386,11 @@ FailureOr<unsigned> mlir::jamba::dumpPtx(ModuleOp module, StringRef dir) {
 LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
                                                ArrayRef<PackedEntry> entries,
                                                const CpuTargetOptions &options,
-                                               StringRef path) {
+                                               StringRef path,
+                                               TimingScope *timing) {
+  TimingScope untimed;
+  TimingScope &phases = timing ? *timing : untimed;
+  TimingScope translating = phases.nest("translate to LLVM IR");
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
@@ -429,6 +433,8 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
              << "packed wrapper for @" << entry.function << ": " << error;
   }
 
+  translating.stop();
+
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
   llvm::Triple triple(llvm::sys::getDefaultTargetTriple());
@@ -451,14 +457,18 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
            << "cannot create a target machine for " << options.cpu;
   llvmModule->setTargetTriple(triple);
   llvmModule->setDataLayout(machine->createDataLayout());
+  TimingScope optimising = phases.nest("LLVM optimisation");
   if (llvm::Error err = makeOptimizingTransformer(
           options.optLevel, 0, machine.get())(llvmModule.get()))
     return module.emitError()
            << "LLVM optimisation failed: " << llvm::toString(std::move(err));
 
+  optimising.stop();
+
   SmallString<128> objectPath(path);
   objectPath += ".o";
   {
+    TimingScope generating = phases.nest("LLVM code generation");
     std::error_code ec;
     llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
     if (ec) {
@@ -483,6 +493,7 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   // allocator, malloc/free) from libc, and the kernel allocator's and the
   // collectives' functions from the runtime, which the loading process
   // provides.
+  TimingScope linking = phases.nest("link (ld.lld)");
   std::string lld;
   for (StringRef name : {"ld.lld-22", "ld.lld"})
     if (auto found = llvm::sys::findProgramByName(name)) {

@@ -5,6 +5,7 @@
 //                 [--target cpu|cuda:sm_NN] [--gpu-format F]
 //                 [--dump-ptx DIR] [--experts-int8 [--dense-mlp]]
 //                 [--max-batch N] [--max-seq N] [--max-context N] [--force]
+//                 [--timing]
 // compiles a Hugging Face Jamba checkpoint into an artifact directory
 // (docs/ArtifactFormat.md) that jamba-run executes.
 //
@@ -145,6 +146,10 @@ static cl::opt<bool> greedyIds(
              "an id per sequence instead of its logits. On by default for "
              "CUDA targets, off for the CPU"),
     cl::init(false));
+static cl::opt<bool>
+    timing("timing",
+           cl::desc("Print how long each phase and pass took, to stderr"),
+           cl::init(false));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
 
@@ -208,6 +213,7 @@ int main(int argc, char **argv) {
   options.maxSeq = maxSeq;
   options.maxContext = maxContext;
   options.overwrite = force;
+  options.timing = timing;
   options.target = target;
   options.gpuFormat = gpuFormat;
   options.dumpPtxDir = dumpPtx;

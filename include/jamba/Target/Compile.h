@@ -54,6 +54,9 @@ struct CompileOptions {
   bool greedyIds = false;
   /// Replace an existing output directory.
   bool overwrite = false;
+  /// Print to stderr how long each phase took (import, each pass of the
+  /// lowering, LLVM optimisation and code generation, weights), as a tree.
+  bool timing = false;
   /// "cpu", or "cuda:sm_NN": host code launching NVVM kernels
   /// (docs/CUDABackend.md).
   std::string target = "cpu";

@@ -25,6 +25,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Support/LLVM.h"
+#include "mlir/Support/Timing.h"
 
 #include <string>
 #include <vector>
@@ -90,10 +91,13 @@ describePackedEntries(ModuleOp module, ArrayRef<std::string> names);
 /// how many were written.
 FailureOr<unsigned> dumpPtx(ModuleOp module, StringRef dir);
 
+/// `timing`, when given, gets a nested timer per phase (translation to
+/// LLVM IR, LLVM optimisation, code generation, linking).
 LogicalResult emitCpuSharedObject(ModuleOp module,
                                   ArrayRef<PackedEntry> entries,
                                   const CpuTargetOptions &options,
-                                  StringRef path);
+                                  StringRef path,
+                                  TimingScope *timing = nullptr);
 
 } // namespace mlir::jamba
 
