@@ -725,6 +725,8 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createJambaGpuHostMemoryPass());
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
   pm.addPass(createCanonicalizerPass());
+  // Same-kind layers: one kernel module, lowered to NVVM and compiled once.
+  pm.addPass(createJambaGpuMergeIdenticalModulesPass());
 
   // Device code: NVVM, then PTX per target.
   GpuNVVMAttachTargetOptions target;
@@ -751,9 +753,8 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   pm.addPass(createCanonicalizerPass());
-  // Same-kind layers: one kernel module each for NVPTX and ptxas, then one
-  // host stage function's body.
-  pm.addPass(createJambaGpuMergeIdenticalModulesPass());
+  // Same-kind layers: one host stage function's body (their kernel
+  // modules became one above).
   pm.addPass(createJambaMergeIdenticalFunctionsPass());
   GpuModuleToBinaryPassOptions binary;
   binary.toolkitPath = options.toolkit;
