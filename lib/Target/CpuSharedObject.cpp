@@ -30,6 +30,7 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
+#include "llvm/Transforms/IPO/MergeFunctions.h"
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -457,6 +458,12 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
            << "cannot create a target machine for " << options.cpu;
   llvmModule->setTargetTriple(triple);
   llvmModule->setDataLayout(machine->createDataLayout());
+  // Functions the OpenMP translation outlined from the parallel loops of
+  // different layer kinds (a Mamba mixer's, with a dense MLP or with
+  // experts) are often identical: one copy each before LLVM optimises them.
+  TimingScope merging = phases.nest("merge identical LLVM functions");
+  llvm::MergeFunctionsPass::runOnModule(*llvmModule);
+  merging.stop();
   TimingScope optimising = phases.nest("LLVM optimisation");
   if (llvm::Error err = makeOptimizingTransformer(
           options.optLevel, 0, machine.get())(llvmModule.get()))
