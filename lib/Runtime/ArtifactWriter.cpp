@@ -9,10 +9,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <vector>
 
 #include <unistd.h>
 
@@ -24,19 +26,55 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// Reads the file at `path` from start to end, a chunk at a time.
+template <typename Consume>
+Status readChunks(const std::string &path, Consume consume) {
+  FILE *in = std::fopen(path.c_str(), "rb");
+  if (!in)
+    return makeError(path, ": cannot open: ", std::strerror(errno));
+  std::vector<char> chunk(size_t(1) << 20);
+  size_t n;
+  while ((n = std::fread(chunk.data(), 1, chunk.size(), in)) > 0)
+    consume(chunk.data(), n);
+  bool readFailed = std::ferror(in);
+  std::fclose(in);
+  if (readFailed)
+    return makeError(path, ": read error");
+  return Status::success();
+}
+
 /// Writes `source` (a file, or `contents`) to `dest`, returning its size and
-/// SHA-256 in `desc`.
+/// SHA-256 in `desc`. A movable source is hashed where it is and renamed to
+/// `dest`, or, where that fails (another file system), copied.
 Status writeOne(const ArtifactFileSource &source, const std::string &dest,
                 FileDesc &desc) {
   std::error_code ec;
   fs::create_directories(fs::path(dest).parent_path(), ec);
   if (ec)
     return makeError(dest, ": cannot create the directory: ", ec.message());
+  Sha256 hasher;
+  uint64_t total = 0;
+  auto finish = [&] {
+    desc.path = source.path;
+    desc.size = total;
+    desc.sha256 = Sha256::toHex(hasher.finish());
+    return Status::success();
+  };
+  if (source.movable) {
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        readChunks(source.sourcePath, [&](const char *data, size_t n) {
+          hasher.update(data, n);
+          total += n;
+        }));
+    fs::rename(source.sourcePath, dest, ec);
+    if (!ec)
+      return finish();
+    hasher = Sha256();
+    total = 0;
+  }
   FILE *out = std::fopen(dest.c_str(), "wb");
   if (!out)
     return makeError(dest, ": cannot create: ", std::strerror(errno));
-  Sha256 hasher;
-  uint64_t total = 0;
   bool writeFailed = false;
   auto emit = [&](const char *data, size_t n) {
     hasher.update(data, n);
@@ -45,31 +83,13 @@ Status writeOne(const ArtifactFileSource &source, const std::string &dest,
   };
   if (source.sourcePath.empty()) {
     emit(source.contents.data(), source.contents.size());
-  } else {
-    FILE *in = std::fopen(source.sourcePath.c_str(), "rb");
-    if (!in) {
-      int savedErrno = errno;
-      std::fclose(out);
-      return makeError(source.sourcePath,
-                       ": cannot open: ", std::strerror(savedErrno));
-    }
-    std::vector<char> chunk(size_t(1) << 20);
-    size_t n;
-    while ((n = std::fread(chunk.data(), 1, chunk.size(), in)) > 0)
-      emit(chunk.data(), n);
-    bool readFailed = std::ferror(in);
-    std::fclose(in);
-    if (readFailed) {
-      std::fclose(out);
-      return makeError(source.sourcePath, ": read error");
-    }
+  } else if (Status read = readChunks(source.sourcePath, emit); !read.ok()) {
+    std::fclose(out);
+    return read;
   }
   if (std::fclose(out) != 0 || writeFailed)
     return makeError(dest, ": write error");
-  desc.path = source.path;
-  desc.size = total;
-  desc.sha256 = Sha256::toHex(hasher.finish());
-  return Status::success();
+  return finish();
 }
 
 /// Replaces the temporary directory's name by the final one in a message.
@@ -82,6 +102,35 @@ std::string renameInMessage(std::string message, const std::string &from,
 }
 
 } // namespace
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  if (!dir.empty())
+    fs::remove_all(dir, ec);
+}
+
+Status ScratchDir::createBeside(const std::string &artifactDir) {
+  std::string base = artifactDir;
+  while (base.size() > 1 && base.back() == '/')
+    base.pop_back();
+  if (base.empty())
+    return makeError("an empty artifact directory name");
+  std::error_code ec;
+  fs::path parent = fs::path(base).parent_path();
+  if (!parent.empty())
+    fs::create_directories(parent, ec);
+  if (ec)
+    return makeError(parent.string(),
+                     ": cannot create the directory: ", ec.message());
+  std::string pattern = base + ".scratch-XXXXXX";
+  std::vector<char> buf(pattern.begin(), pattern.end());
+  buf.push_back('\0');
+  if (!::mkdtemp(buf.data()))
+    return makeError(
+        pattern, ": cannot create a scratch directory: ", std::strerror(errno));
+  dir = buf.data();
+  return Status::success();
+}
 
 Status rt::writeArtifact(const ArtifactManifest &manifest,
                          const std::string &dir,

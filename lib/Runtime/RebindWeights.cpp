@@ -52,29 +52,6 @@ void jamba::rt::encodeWeightValues(const std::vector<float> &values,
 
 namespace {
 
-/// A directory under $TMPDIR (or /tmp) removed with everything in it.
-class ScratchDir {
-public:
-  Status create() {
-    const char *base = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(base && *base ? base : "/tmp") + "/jamba-rebind-XXXXXX";
-    std::vector<char> buf(pattern.begin(), pattern.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data()))
-      return makeError(pattern, ": cannot create a temporary directory: ",
-                       std::strerror(errno));
-    path = buf.data();
-    return Status::success();
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!path.empty())
-      std::filesystem::remove_all(path, ec);
-  }
-  std::string path;
-};
-
 /// The first config field (other than torch_dtype) in which `checkpoint`
 /// differs from the artifact's `compiled`, as a message; empty if none.
 std::string configMismatch(const ckpt::JambaConfig &compiled,
@@ -171,11 +148,11 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   ScratchDir scratch;
   const ckpt::JambaConfig &compiled = manifest.config;
   if (compiled.quantMethod && !source->config().quantMethod) {
-    JAMBA_CKPT_RETURN_IF_ERROR(scratch.create());
+    JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
     ckpt::QuantizeOptions quantize;
     quantize.denseMlp = compiled.quantDenseMlp;
     quantize.threads = options.threads;
-    std::string q8 = scratch.path + "/experts-int8";
+    std::string q8 = scratch.path() + "/experts-int8";
     JAMBA_CKPT_RETURN_IF_ERROR(
         ckpt::writeQuantizedCheckpoint(*source, q8, quantize));
     auto reopened = ckpt::Checkpoint::open(q8);
@@ -202,8 +179,8 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
                   "; rebinding writes f32, bf16 and i8 weights");
     JAMBA_CKPT_RETURN_IF_ERROR(source->checkWeight(w.name, w.shape));
   }
-  if (scratch.path.empty())
-    JAMBA_CKPT_RETURN_IF_ERROR(scratch.create());
+  if (scratch.path().empty())
+    JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
   Status loadError = Status::success();
   ckpt::SafeTensorsWriter writer;
   writer.setMetadata("format", "jamba-artifact");
@@ -221,10 +198,11 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
           encodeWeightValues(values, w.dtype, dst);
         }));
   }
-  std::string weightsPath = scratch.path + "/weights.safetensors";
+  std::string weightsPath = scratch.path() + "/weights.safetensors";
   JAMBA_CKPT_RETURN_IF_ERROR(writer.write(weightsPath));
   JAMBA_CKPT_RETURN_IF_ERROR(loadError);
-  files[weightsSlot] = ArtifactFileSource::fromFile(weightsFile, weightsPath);
+  files[weightsSlot] =
+      ArtifactFileSource::fromScratchFile(weightsFile, weightsPath);
 
   WriteOptions write;
   write.overwrite = options.overwrite;

@@ -52,15 +52,6 @@ FailureOr<std::string> parseCudaTarget(StringRef target) {
   return target.str();
 }
 
-/// Removes a directory tree when it goes out of scope.
-struct TempDir {
-  std::string path;
-  ~TempDir() {
-    if (!path.empty())
-      llvm::sys::fs::remove_directories(path);
-  }
-};
-
 /// The symbolic shape of a packed operand.
 std::vector<rt::DimExpr> symbolicShape(const PackedOperand &operand) {
   std::vector<rt::DimExpr> shape;
@@ -531,11 +522,12 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     return fail(opened.status().message());
   std::unique_ptr<ckpt::Checkpoint> source = std::move(*opened);
 
-  TempDir work;
-  SmallString<128> workPath;
-  if (llvm::sys::fs::createUniqueDirectory("jamba-compile", workPath))
-    return fail("cannot create a temporary directory");
-  work.path = workPath.str().str();
+  // Beside the output: the weights written here are then moved into the
+  // artifact, not copied.
+  rt::ScratchDir scratch;
+  if (ckpt::Status st = scratch.createBeside(outDir); !st.ok())
+    return fail(st.message());
+  const std::string &workPath = scratch.path();
 
   // ExpertsInt8 on the data; the importer then applies it to the IR.
   if (options.expertsInt8) {
@@ -544,7 +536,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     TimingScope quantizing = timing.nest("quantize the experts (ExpertsInt8)");
     ckpt::QuantizeOptions quantize;
     quantize.denseMlp = options.denseMlp;
-    std::string q8 = work.path + "/experts-int8";
+    std::string q8 = workPath + "/experts-int8";
     if (ckpt::Status st = ckpt::writeQuantizedCheckpoint(*source, q8, quantize);
         !st.ok())
       return fail(st.message());
@@ -733,10 +725,10 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
       return failure();
   }
 
-  if (llvm::sys::fs::create_directories(work.path + "/kernels") ||
-      llvm::sys::fs::create_directories(work.path + "/weights"))
-    return fail("cannot create " + work.path + "/{kernels,weights}");
-  std::string soPath = work.path + "/" + kernelFile;
+  if (llvm::sys::fs::create_directories(workPath + "/kernels") ||
+      llvm::sys::fs::create_directories(workPath + "/weights"))
+    return fail("cannot create " + workPath + "/{kernels,weights}");
+  std::string soPath = workPath + "/" + kernelFile;
   TimingScope emitting = timing.nest("emit " + kernelFile);
   if (failed(emitCpuSharedObject(module, *entries, host, soPath, &emitting)))
     return failure();
@@ -745,15 +737,15 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   // One weights file per rank, each streamed from the checkpoint tensor by
   // tensor.
   std::vector<rt::ArtifactFileSource> files{
-      rt::ArtifactFileSource::fromFile(kernelFile, soPath)};
+      rt::ArtifactFileSource::fromScratchFile(kernelFile, soPath)};
   for (int64_t rank = 0; rank < ranks; ++rank) {
     std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
-    std::string path = work.path + "/" + file;
+    std::string path = workPath + "/" + file;
     if (ckpt::Status st = writeWeights(*source, weights, recipes, rank, layout,
                                        path, file, manifest);
         !st.ok())
       return fail(st.message());
-    files.push_back(rt::ArtifactFileSource::fromFile(file, path));
+    files.push_back(rt::ArtifactFileSource::fromScratchFile(file, path));
   }
 
   // The checkpoint's tokenizer, for jamba-run --prompt, when this runtime

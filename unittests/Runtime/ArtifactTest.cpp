@@ -27,6 +27,7 @@
 #include <string>
 #include <system_error>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace jamba;
@@ -426,6 +427,78 @@ TEST_F(ArtifactTest, WriterChecksWeights) {
   for (const fs::directory_entry &e : fs::directory_iterator(root))
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos)
         << e.path();
+}
+
+// A scratch file is moved into the artifact: the same bytes and recorded
+// hash as a copied file's, and the scratch file is gone. Across file
+// systems (a scratch file in /dev/shm, where that is one) it is copied.
+TEST_F(ArtifactTest, ScratchFilesAreMovedIn) {
+  std::string weights = root + "/w.safetensors";
+  ASSERT_TRUE(weightsWriter().write(weights).ok());
+  std::string bytes = readAll(weights);
+  ASSERT_FALSE(bytes.empty());
+  auto write = [&](const std::string &out, const std::string &scratchFile) {
+    return writeArtifact(exampleManifest(), out,
+                         {ArtifactFileSource::fromBytes("kernels/cpu.so", "x"),
+                          ArtifactFileSource::fromScratchFile(
+                              "weights/rank-0.safetensors", scratchFile)});
+  };
+  auto recordedHash = [](const std::string &out) -> std::string {
+    StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(out);
+    EXPECT_TRUE(a.ok()) << a.status().message();
+    if (!a.ok())
+      return "";
+    for (const FileDesc &f : (*a)->manifest().files)
+      if (f.path == "weights/rank-0.safetensors")
+        return f.sha256;
+    return "";
+  };
+  StatusOr<std::string> expectedHash = sha256File(weights);
+  ASSERT_TRUE(expectedHash.ok());
+
+  std::string out = root + "/b";
+  Status s = write(out, weights);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FALSE(fs::exists(weights));
+  EXPECT_EQ(readAll(out + "/weights/rank-0.safetensors"), bytes);
+  EXPECT_EQ(recordedHash(out), *expectedHash);
+
+  struct stat here{}, shm{};
+  if (::stat(root.c_str(), &here) != 0 || ::stat("/dev/shm", &shm) != 0 ||
+      here.st_dev == shm.st_dev)
+    GTEST_SKIP() << "no second file system (/dev/shm) to copy across";
+  std::string elsewhere =
+      "/dev/shm/jamba-artifact-test-" + std::to_string(::getpid());
+  writeAll(elsewhere, bytes);
+  std::string copied = root + "/c";
+  s = write(copied, elsewhere);
+  std::error_code ec;
+  fs::remove(elsewhere, ec);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(readAll(copied + "/weights/rank-0.safetensors"), bytes);
+  EXPECT_EQ(recordedHash(copied), *expectedHash);
+}
+
+// A scratch directory sits beside the artifact's (whatever its trailing
+// slashes), with the directories above it created, and goes with
+// everything in it.
+TEST_F(ArtifactTest, ScratchDirIsBesideTheArtifactAndRemoved) {
+  std::string path;
+  {
+    ScratchDir scratch;
+    Status s = scratch.createBeside(root + "/x/y/out//");
+    ASSERT_TRUE(s.ok()) << s.message();
+    path = scratch.path();
+    EXPECT_EQ(path.rfind(root + "/x/y/out.scratch-", 0), 0u) << path;
+    EXPECT_TRUE(fs::is_directory(path));
+    EXPECT_FALSE(fs::exists(root + "/x/y/out"));
+    writeAll(path + "/f", "bytes");
+  }
+  EXPECT_FALSE(fs::exists(path));
+  ScratchDir empty;
+  Status s = empty.createBeside("");
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "an empty artifact directory name");
 }
 
 } // namespace

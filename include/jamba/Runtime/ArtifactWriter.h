@@ -32,13 +32,41 @@ struct ArtifactFileSource {
   std::string path; ///< Artifact-relative, e.g. "weights/rank-0.safetensors".
   std::string sourcePath;
   std::string contents;
+  /// `sourcePath` is a scratch file the writer may rename into the
+  /// artifact instead of copying it (it is then gone); where the rename
+  /// fails (another file system), it is copied.
+  bool movable = false;
 
   static ArtifactFileSource fromFile(std::string path, std::string source) {
     return {std::move(path), std::move(source), {}};
   }
+  /// A file written for this artifact only: moved in, not copied.
+  static ArtifactFileSource fromScratchFile(std::string path,
+                                            std::string source) {
+    return {std::move(path), std::move(source), {}, /*movable=*/true};
+  }
   static ArtifactFileSource fromBytes(std::string path, std::string bytes) {
     return {std::move(path), {}, std::move(bytes)};
   }
+};
+
+/// A scratch directory for the files of an artifact being written, removed
+/// with everything in it when this goes. Created beside the artifact's
+/// directory (`<dir>.scratch-XXXXXX`), on its file system, so that its
+/// files can be renamed into the artifact: a model's weights are then
+/// written once, and the disk never holds two copies of them.
+class ScratchDir {
+public:
+  ScratchDir() = default;
+  ScratchDir(const ScratchDir &) = delete;
+  ScratchDir &operator=(const ScratchDir &) = delete;
+  ~ScratchDir();
+  /// Creates it beside `artifactDir` (and the directories above it).
+  Status createBeside(const std::string &artifactDir);
+  const std::string &path() const { return dir; }
+
+private:
+  std::string dir;
 };
 
 /// Options for writeArtifact.
