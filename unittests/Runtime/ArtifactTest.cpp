@@ -463,7 +463,8 @@ TEST_F(ArtifactTest, ScratchFilesAreMovedIn) {
   EXPECT_EQ(readAll(out + "/weights/rank-0.safetensors"), bytes);
   EXPECT_EQ(recordedHash(out), *expectedHash);
 
-  struct stat here{}, shm{};
+  struct stat here;
+  struct stat shm;
   if (::stat(root.c_str(), &here) != 0 || ::stat("/dev/shm", &shm) != 0 ||
       here.st_dev == shm.st_dev)
     GTEST_SKIP() << "no second file system (/dev/shm) to copy across";
