@@ -7,6 +7,7 @@
 #include "jamba/Runtime/ArtifactWriter.h"
 #include "jamba/Runtime/Sha256.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -103,6 +104,22 @@ std::string renameInMessage(std::string message, const std::string &from,
 
 } // namespace
 
+Status rt::checkReplaceable(const std::string &dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(dir) / kManifestFileName, ec))
+    return makeError("exists and is not an artifact (no ", kManifestFileName,
+                     "); not replacing it");
+  std::error_code targetError, cwdError;
+  fs::path target = fs::weakly_canonical(dir, targetError);
+  fs::path cwd = fs::current_path(cwdError);
+  if (targetError || cwdError)
+    return Status::success();
+  if (std::mismatch(target.begin(), target.end(), cwd.begin(), cwd.end())
+          .first == target.end())
+    return makeError("holds the working directory; not replacing it");
+  return Status::success();
+}
+
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   if (!dir.empty())
@@ -161,6 +178,11 @@ Status rt::writeArtifact(const ArtifactManifest &manifest,
   bool exists = fs::exists(dir, ec);
   if (exists && !options.overwrite)
     return makeError(context, ": already exists");
+  if (exists) {
+    Status replaceable = checkReplaceable(dir);
+    if (!replaceable.ok())
+      return makeError(context, ": ", replaceable.message());
+  }
 
   std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
   fs::remove_all(tmp, ec);

@@ -91,8 +91,12 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   auto fail = [&](auto &&...parts) {
     return makeError(context, ": ", std::forward<decltype(parts)>(parts)...);
   };
-  if (!options.overwrite && ::access(outDir.c_str(), F_OK) == 0)
-    return makeError(outDir, " already exists (use --force to replace it)");
+  if (::access(outDir.c_str(), F_OK) == 0) {
+    if (!options.overwrite)
+      return makeError(outDir, " already exists (use --force to replace it)");
+    if (Status replaceable = checkReplaceable(outDir); !replaceable.ok())
+      return makeError(outDir, ": ", replaceable.message());
+  }
 
   // The manifest, checked as Artifact::open checks it.
   std::string text;

@@ -515,8 +515,12 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   const std::string kernelFile =
       cuda ? "kernels/cuda-" + chip + ".so" : kCpuKernelFile;
   // Refuse an existing output before minutes of compilation.
-  if (!options.overwrite && llvm::sys::fs::exists(outDir))
-    return fail(outDir + " already exists (use --force to replace it)");
+  if (llvm::sys::fs::exists(outDir)) {
+    if (!options.overwrite)
+      return fail(outDir + " already exists (use --force to replace it)");
+    if (ckpt::Status st = rt::checkReplaceable(outDir); !st.ok())
+      return fail(outDir + ": " + st.message());
+  }
   auto opened = ckpt::Checkpoint::open(checkpointDir);
   if (!opened.ok())
     return fail(opened.status().message());

@@ -384,6 +384,33 @@ TEST_F(ArtifactTest, WriterRefusesExistingDirectory) {
   EXPECT_TRUE(Artifact::open(dir).ok());
 }
 
+// Replacing removes a tree: only an artifact's, never a directory without
+// a manifest (its files stay) nor one holding the working directory.
+TEST_F(ArtifactTest, WriterReplacesOnlyArtifacts) {
+  std::string other = root + "/other";
+  fs::create_directories(other);
+  writeAll(other + "/keep", "x");
+  Status s = writeExampleArtifact(other, /*overwrite=*/true);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "artifact " + other +
+                             ": exists and is not an artifact (no "
+                             "manifest.json); not replacing it");
+  EXPECT_TRUE(fs::exists(other + "/keep"));
+
+  fs::path saved = fs::current_path();
+  fs::current_path(dir + "/weights");
+  s = writeExampleArtifact(dir, /*overwrite=*/true);
+  Status dot = writeExampleArtifact("..", /*overwrite=*/true);
+  fs::current_path(saved);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(), "artifact " + dir +
+                             ": holds the working directory; not replacing "
+                             "it");
+  EXPECT_EQ(dot.message(), "artifact ..: holds the working directory; not "
+                           "replacing it");
+  EXPECT_TRUE(Artifact::open(dir).ok());
+}
+
 TEST_F(ArtifactTest, WriterRefusesInvalidManifest) {
   ArtifactManifest m = exampleManifest();
   m.entryPoints[0].steps[0].args[0].ref = "nope";

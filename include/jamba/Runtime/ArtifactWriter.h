@@ -50,6 +50,12 @@ struct ArtifactFileSource {
   }
 };
 
+/// Whether the existing `dir` may be replaced (WriteOptions::overwrite),
+/// which removes its whole tree: only an artifact's (a `manifest.json`
+/// inside), and never one holding the working directory. The error says
+/// which, without the directory's name.
+Status checkReplaceable(const std::string &dir);
+
 /// A scratch directory for the files of an artifact being written, removed
 /// with everything in it when this goes. Created beside the artifact's
 /// directory (`<dir>.scratch-XXXXXX`), on its file system, so that its
