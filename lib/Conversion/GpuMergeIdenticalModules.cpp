@@ -1,9 +1,9 @@
 //===- GpuMergeIdenticalModules.cpp - jamba-gpu-merge-identical-modules ---===//
 //
 // Part of jamba-mlir. Keeps one of the gpu.modules that differ only in the
-// names they define (the kernels of same-kind layers), so that NVPTX and
-// ptxas compile each kind of layer once; see the pass description in
-// Passes.td.
+// names they define (the kernels of same-kind layers), so that the NVVM
+// lowering, NVPTX and ptxas process each kind of layer once; see the pass
+// description in Passes.td.
 //
 //===----------------------------------------------------------------------===//
 

@@ -15,10 +15,7 @@
 #include "jamba/Runtime/Sha256.h"
 
 #include <cassert>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <set>
 

@@ -735,17 +735,17 @@ def JambaGpuMergeIdenticalModulesPass
   let description = [{
     Runs in `jamba-gpu-lower-pipeline` after `jamba-gpu-host-memory`, before
     the kernels are lowered to NVVM (it takes modules in any form: the
-    comparison is of the printed IR). Each stage function launches its kernels
-    from a module of its own (`<stage>_kernels`, see
+    comparison is of the printed IR). Each stage function launches its
+    kernels from a module of its own (`<stage>_kernels`, see
     `jamba-gpu-host-memory`), so layers of the same kind and shapes give
     modules that differ only in their names and their kernels' names
     (`decode__layer3_kernel_7__expert_gemm_lanes`); the NVVM lowering,
-    NVPTX and ptxas would otherwise process each copy. This pass groups the modules by their
-    printed form with the module's name and the names of the symbols it
-    defines replaced, in order, by placeholders (declarations such as
-    libdevice's functions keep theirs), keeps the first of each group,
-    points the launches of the others' kernels at the kept module's kernel
-    in the same place, and erases the others.
+    NVPTX and ptxas would otherwise process each copy. This pass groups the
+    modules by their printed form with the module's name and the names of
+    the symbols it defines replaced, in order, by placeholders
+    (declarations such as libdevice's functions keep theirs), keeps the
+    first of each group, points the launches of the others' kernels at the
+    kept module's kernel in the same place, and erases the others.
 
     Only modules of one entry point merge (the text of their names before
     the first `__`: `prefill`, `decode`), so that the runtime's kernel
