@@ -571,6 +571,8 @@ Checkpoint::loadExpertWeightF32(const std::string &pattern, int64_t expert,
   return Status::success();
 }
 
+WeightReader::~WeightReader() = default;
+
 Status Checkpoint::loadWeightF32(const std::string &name,
                                  const std::vector<int64_t> &expectedShape,
                                  std::vector<float> &out) const {

@@ -392,11 +392,10 @@ int64_t layerOf(const std::string &name) {
   return layer;
 }
 
-} // namespace
-
-Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
-                                             const std::string &outDir,
-                                             const QuantizeOptions &options) {
+/// Plans the quantized copy of `in`: every tensor of it located in `in`
+/// and shape-checked, the weights to quantize of a float dtype.
+Status planCopy(const Checkpoint &in, const QuantizeOptions &options,
+                std::vector<Planned> &plan) {
   const JambaConfig &config = in.config();
   if (config.quantMethod)
     return makeError("checkpoint ", in.directory(),
@@ -407,8 +406,6 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
     return makeError("quantize: the thread count must not be negative, got ",
                      options.threads);
 
-  // Plan and check every tensor before writing anything.
-  std::vector<Planned> plan;
   for (const std::string &name : expectedTensorNames(config)) {
     StatusOr<std::vector<int64_t>> shape = expectedShape(config, name);
     if (!shape.ok())
@@ -433,6 +430,18 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
                        " cannot be quantized (expected F32, BF16, F16 or F64)");
     plan.push_back(std::move(p));
   }
+  return Status::success();
+}
+
+} // namespace
+
+Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
+                                             const std::string &outDir,
+                                             const QuantizeOptions &options) {
+  const JambaConfig &config = in.config();
+  // Plan and check every tensor before writing anything.
+  std::vector<Planned> plan;
+  JAMBA_CKPT_RETURN_IF_ERROR(planCopy(in, options, plan));
 
   // The output directory: created if missing, not the input directory.
   if (::mkdir(outDir.c_str(), 0755) != 0 && errno != EEXIST)
@@ -515,4 +524,138 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
   JAMBA_CKPT_RETURN_IF_ERROR(
       readFileToString(tokenizer, text, size_t(256) << 20));
   return writeTextFile(joinPath(outDir, kTokenizerFileName), text);
+}
+
+//===----------------------------------------------------------------------===//
+// ExpertsInt8Reader
+//===----------------------------------------------------------------------===//
+
+StatusOr<std::unique_ptr<ExpertsInt8Reader>>
+ExpertsInt8Reader::open(const Checkpoint &in, const QuantizeOptions &options) {
+  std::vector<Planned> plan;
+  JAMBA_CKPT_RETURN_IF_ERROR(planCopy(in, options, plan));
+  std::unique_ptr<ExpertsInt8Reader> reader(new ExpertsInt8Reader(in, options));
+  reader->cfg = in.config();
+  reader->cfg.quantMethod = kQuantMethodExpertsInt8;
+  reader->cfg.quantDenseMlp = options.denseMlp;
+  bool anyKept = false, allBF16 = true;
+  for (const Planned &p : plan) {
+    if (p.quantize) {
+      reader->quantized.insert(p.name);
+      continue;
+    }
+    anyKept = true;
+    allBF16 &= p.source.tensor->dtype == DType::BF16;
+  }
+  reader->keptAllBF16 = anyKept && allBF16;
+  return reader;
+}
+
+bool ExpertsInt8Reader::isQuantized(const std::string &name,
+                                    std::string &weight, bool &isScale) const {
+  static const std::string kScale = int8ScaleName("");
+  isScale =
+      name.size() > kScale.size() &&
+      name.compare(name.size() - kScale.size(), kScale.size(), kScale) == 0;
+  weight = isScale ? name.substr(0, name.size() - kScale.size()) : name;
+  // An expert pattern is quantized when its experts are (all or none).
+  std::string canonical = weight;
+  if (size_t at = canonical.find("{e}"); at != std::string::npos)
+    canonical.replace(at, 3, "0");
+  return quantized.count(canonical) != 0;
+}
+
+Status ExpertsInt8Reader::weightShape(const std::string &name,
+                                      const std::string &weight, bool isScale,
+                                      const std::vector<int64_t> &requested,
+                                      std::vector<int64_t> &shape) const {
+  if (!isScale) {
+    shape = requested; // Checked against the stored tensor.
+    return Status::success();
+  }
+  StatusOr<std::vector<int64_t>> full = expectedShape(cfg, weight);
+  if (!full.ok())
+    return makeError("checkpoint ", in.directory(), ": ",
+                     full.status().message());
+  std::vector<int64_t> scales(full->begin(), full->end() - 1);
+  if (scales != requested)
+    return makeError("checkpoint ", in.directory(), ": tensor '", name,
+                     "': expected shape ", formatShape(requested), ", got ",
+                     formatShape(scales));
+  shape = *full;
+  return Status::success();
+}
+
+Status ExpertsInt8Reader::checkWeight(
+    const std::string &name, const std::vector<int64_t> &expectedShape) const {
+  std::string weight;
+  bool isScale = false;
+  if (!isQuantized(name, weight, isScale))
+    return in.checkWeight(name, expectedShape);
+  std::vector<int64_t> shape;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      weightShape(name, weight, isScale, expectedShape, shape));
+  // One expert's weight by its own name: found as the copy's loader finds
+  // it, in a per-expert or a fused tensor.
+  std::string pattern;
+  int64_t expert = -1;
+  if (splitExpertName(weight, pattern, expert)) {
+    WeightSlice unused;
+    return in.locateWeight(pattern, shape, unused, expert);
+  }
+  return in.checkWeight(weight, shape);
+}
+
+Status
+ExpertsInt8Reader::loadWeightF32(const std::string &name,
+                                 const std::vector<int64_t> &expectedShape,
+                                 std::vector<float> &out) const {
+  std::string weight;
+  bool isScale = false;
+  if (!isQuantized(name, weight, isScale))
+    return in.loadWeightF32(name, expectedShape, out);
+  std::vector<int64_t> shape;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      weightShape(name, weight, isScale, expectedShape, shape));
+  if (isScale) {
+    std::lock_guard<std::mutex> lock(cacheMutex);
+    if (cachedWeight == weight && cachedShape == shape) {
+      out = std::move(cachedScales);
+      cachedWeight.clear();
+      return Status::success();
+    }
+  }
+  // The weight as f32 (each row quantized as quantizeSlice does: a row's
+  // values do not depend on how the rows are stored or stacked).
+  std::vector<float> values;
+  std::string pattern;
+  int64_t expert = -1;
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      splitExpertName(weight, pattern, expert)
+          ? in.loadExpertWeightF32(pattern, expert, shape, values)
+          : in.loadWeightF32(weight, shape, values));
+  const int64_t cols = shape.empty() ? 0 : shape.back();
+  const int64_t rows =
+      cols > 0 ? static_cast<int64_t>(values.size()) / cols : 0;
+  std::vector<int8_t> q(values.size());
+  std::vector<float> scales(static_cast<size_t>(rows));
+  int64_t badRows = quantizeRowsInt8Parallel(
+      values.data(), rows, cols, q.data(), scales.data(), options.threads,
+      options.scaleRule);
+  if (badRows > 0)
+    return makeError("checkpoint ", in.directory(), ": tensor '", weight,
+                     "': ", badRows,
+                     " row(s) hold a NaN or an infinity; cannot quantize");
+  if (isScale) {
+    out = std::move(scales);
+    return Status::success();
+  }
+  for (size_t i = 0; i < q.size(); ++i)
+    values[i] = q[i];
+  out = std::move(values);
+  std::lock_guard<std::mutex> lock(cacheMutex);
+  cachedWeight = weight;
+  cachedShape = shape;
+  cachedScales = std::move(scales);
+  return Status::success();
 }

@@ -146,27 +146,27 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   if (!opened.ok())
     return opened.status();
   std::unique_ptr<ckpt::Checkpoint> source = std::move(*opened);
-  ScratchDir scratch;
+  std::unique_ptr<ckpt::ExpertsInt8Reader> quantized;
   const ckpt::JambaConfig &compiled = manifest.config;
   if (compiled.quantMethod && !source->config().quantMethod) {
-    JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
+    // Quantized while the weights are written.
     ckpt::QuantizeOptions quantize;
     quantize.denseMlp = compiled.quantDenseMlp;
     quantize.threads = options.threads;
-    std::string q8 = scratch.path() + "/experts-int8";
-    JAMBA_CKPT_RETURN_IF_ERROR(
-        ckpt::writeQuantizedCheckpoint(*source, q8, quantize));
-    auto reopened = ckpt::Checkpoint::open(q8);
-    if (!reopened.ok())
-      return reopened.status();
-    source = std::move(*reopened);
+    auto reader = ckpt::ExpertsInt8Reader::open(*source, quantize);
+    if (!reader.ok())
+      return reader.status();
+    quantized = std::move(*reader);
   } else if (!compiled.quantMethod && source->config().quantMethod) {
     return makeError("checkpoint ", checkpointDir, ": it is quantized (",
                      *source->config().quantMethod,
                      "), the artifact's weights are not: rebind an "
                      "unquantized checkpoint");
   }
-  if (std::string mismatch = configMismatch(compiled, source->config());
+  const ckpt::WeightReader *src =
+      quantized ? static_cast<ckpt::WeightReader *>(quantized.get())
+                : source.get();
+  if (std::string mismatch = configMismatch(compiled, src->config());
       !mismatch.empty())
     return makeError("checkpoint ", checkpointDir, ": does not match artifact ",
                      artifactDir, ": ", mismatch);
@@ -178,14 +178,13 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
         w.dtype != ckpt::DType::I8)
       return fail("weight '", w.name, "' is ", ckpt::dtypeName(w.dtype),
                   "; rebinding writes f32, bf16 and i8 weights");
-    JAMBA_CKPT_RETURN_IF_ERROR(source->checkWeight(w.name, w.shape));
+    JAMBA_CKPT_RETURN_IF_ERROR(src->checkWeight(w.name, w.shape));
   }
-  if (scratch.path().empty())
-    JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
+  ScratchDir scratch;
+  JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
   Status loadError = Status::success();
   ckpt::SafeTensorsWriter writer;
   writer.setMetadata("format", "jamba-artifact");
-  const ckpt::Checkpoint *src = source.get();
   for (const WeightDesc &w : manifest.weights) {
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         w.name, w.dtype, w.shape, [src, &w, &loadError](uint8_t *dst, size_t) {

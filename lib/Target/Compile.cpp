@@ -344,7 +344,7 @@ std::vector<float> slice(const std::vector<float> &full,
 
 /// Writes rank `rank`'s tensor for every weight argument, in the IR's
 /// element type, to `path` (artifact-relative `file`).
-ckpt::Status writeWeights(const ckpt::Checkpoint &source,
+ckpt::Status writeWeights(const ckpt::WeightReader &source,
                           const std::map<std::string, Type> &weights,
                           const std::map<std::string, ShardRecipe> &recipes,
                           int64_t rank, const RankLayout &layout,
@@ -383,7 +383,7 @@ ckpt::Status writeWeights(const ckpt::Checkpoint &source,
                                : ckpt::DType::F32;
     // Checked now so that a missing tensor fails before anything is written.
     JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, sourceShape));
-    const ckpt::Checkpoint *src = &source;
+    const ckpt::WeightReader *src = &source;
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
@@ -533,27 +533,29 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     return fail(st.message());
   const std::string &workPath = scratch.path();
 
-  // ExpertsInt8 on the data; the importer then applies it to the IR.
+  // ExpertsInt8 on the data, quantized while the weights are written; the
+  // importer applies it to the IR.
+  std::unique_ptr<ckpt::ExpertsInt8Reader> quantized;
   if (options.expertsInt8) {
     if (source->config().quantMethod)
       return fail("the checkpoint is already quantized");
-    TimingScope quantizing = timing.nest("quantize the experts (ExpertsInt8)");
     ckpt::QuantizeOptions quantize;
     quantize.denseMlp = options.denseMlp;
-    std::string q8 = workPath + "/experts-int8";
-    if (ckpt::Status st = ckpt::writeQuantizedCheckpoint(*source, q8, quantize);
-        !st.ok())
-      return fail(st.message());
-    auto reopened = ckpt::Checkpoint::open(q8);
-    if (!reopened.ok())
-      return fail(reopened.status().message());
-    source = std::move(*reopened);
+    auto reader = ckpt::ExpertsInt8Reader::open(*source, quantize);
+    if (!reader.ok())
+      return fail(reader.status().message());
+    quantized = std::move(*reader);
   }
+  const ckpt::WeightReader &weightSource =
+      quantized ? static_cast<const ckpt::WeightReader &>(*quantized) : *source;
+  const ckpt::JambaConfig &config = weightSource.config();
 
   ImportOptions import;
   import.prefillLogitsToKeep = options.prefillAllLogits ? 0 : 1;
   if (options.weightDtype == "bf16" ||
-      (options.weightDtype == "auto" && allFloatTensorsBF16(*source)))
+      (options.weightDtype == "auto" &&
+       (quantized ? quantized->keptTensorsAllBF16()
+                  : allFloatTensorsBF16(*source))))
     import.weightElementType = "bf16";
   else if (options.weightDtype != "f32" && options.weightDtype != "auto")
     return fail("unknown weight dtype '" + options.weightDtype +
@@ -569,13 +571,13 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   FailureOr<OwningOpRef<ModuleOp>> imported = OwningOpRef<ModuleOp>();
   TimingScope importing = timing.nest("import");
   if (!userModule)
-    imported = importModelForCheckpoint(context, source->config(), import, loc,
-                                        layout.tp, layout.ep);
+    imported = importModelForCheckpoint(context, config, import, loc, layout.tp,
+                                        layout.ep);
   if (failed(imported))
     return failure();
   importing.stop();
   ModuleOp module = userModule ? userModule : **imported;
-  if (userModule && failed(checkUserModule(module, source->config())))
+  if (userModule && failed(checkUserModule(module, config)))
     return failure();
 
   // Tensor parallelism: every rank runs the same code over its shard of
@@ -640,7 +642,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
       manifest.generator +=
           " " + llvm::sys::path::filename(file.getFilename().getValue()).str();
   }
-  manifest.setModelConfig(source->config());
+  manifest.setModelConfig(config);
   if (cuda) {
     manifest.target.kind = rt::TargetDesc::Kind::Cuda;
     manifest.target.archs = {chip};
@@ -649,9 +651,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     manifest.target.cpu = options.cpu.cpu;
   }
   manifest.ranks = ranks;
-  int64_t maxContext = options.maxContext > 0
-                           ? options.maxContext
-                           : source->config().maxPositionEmbeddings;
+  int64_t maxContext = options.maxContext > 0 ? options.maxContext
+                                              : config.maxPositionEmbeddings;
   manifest.dims = {{rt::kDimBatch, options.maxBatch},
                    {rt::kDimSeq, options.maxSeq},
                    {rt::kDimCapacity, maxContext}};
@@ -745,8 +746,8 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   for (int64_t rank = 0; rank < ranks; ++rank) {
     std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
     std::string path = workPath + "/" + file;
-    if (ckpt::Status st = writeWeights(*source, weights, recipes, rank, layout,
-                                       path, file, manifest);
+    if (ckpt::Status st = writeWeights(weightSource, weights, recipes, rank,
+                                       layout, path, file, manifest);
         !st.ok())
       return fail(st.message());
     files.push_back(rt::ArtifactFileSource::fromScratchFile(file, path));

@@ -388,6 +388,69 @@ void expectQuantizedCopy(const Checkpoint &in, const Checkpoint &out,
   EXPECT_EQ(out.names().size(), expectedCount);
 }
 
+/// Loads `name` from both and expects the same shape check and the same
+/// f32 values, bit for bit.
+void expectSameWeight(const WeightReader &reader, const Checkpoint &copy,
+                      const std::string &name,
+                      const std::vector<int64_t> &shape) {
+  std::vector<float> got, want;
+  Status wantSt = copy.loadWeightF32(name, shape, want);
+  ASSERT_TRUE(wantSt.ok()) << wantSt.message();
+  Status checked = reader.checkWeight(name, shape);
+  EXPECT_TRUE(checked.ok()) << name << ": " << checked.message();
+  Status st = reader.loadWeightF32(name, shape, got);
+  ASSERT_TRUE(st.ok()) << name << ": " << st.message();
+  ASSERT_EQ(got.size(), want.size()) << name;
+  EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0)
+      << name;
+}
+
+/// ExpertsInt8Reader over `in` reads what Checkpoint reads from `copy`,
+/// writeQuantizedCheckpoint's output with the same options: the config,
+/// every tensor of the copy by its name (a weight, then its scales: the
+/// scales kept from the weight's load; then in reverse, each scale
+/// quantizing its weight again) and the stacked expert patterns the
+/// importer's weights use.
+void expectReaderReadsTheCopy(const Checkpoint &in, const Checkpoint &copy,
+                              const QuantizeOptions &options) {
+  StatusOr<std::unique_ptr<ExpertsInt8Reader>> opened =
+      ExpertsInt8Reader::open(in, options);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  const ExpertsInt8Reader &reader = **opened;
+  EXPECT_TRUE(reader.config() == copy.config());
+  std::vector<std::string> names = copy.names();
+  ASSERT_GT(names.size(), 0u);
+  for (const std::string &name : names)
+    expectSameWeight(reader, copy, name, copy.find(name)->shape);
+  for (auto it = names.rbegin(); it != names.rend(); ++it)
+    expectSameWeight(reader, copy, *it, copy.find(*it)->shape);
+  const JambaConfig &config = in.config();
+  int64_t patterns = 0;
+  for (int64_t layer = 0; layer < config.numHiddenLayers; ++layer) {
+    if (!config.isMoELayer(layer))
+      continue;
+    for (const char *proj : {"gate_proj", "up_proj", "down_proj"}) {
+      std::string pattern = "model.layers." + std::to_string(layer) +
+                            ".feed_forward.experts.{e}." + proj + ".weight";
+      StatusOr<std::vector<int64_t>> shape = expectedShape(config, pattern);
+      ASSERT_TRUE(shape.ok()) << shape.status().message();
+      expectSameWeight(reader, copy, pattern, *shape);
+      std::vector<int64_t> scales(shape->begin(), shape->end() - 1);
+      expectSameWeight(reader, copy, int8ScaleName(pattern), scales);
+      ++patterns;
+    }
+  }
+  EXPECT_GT(patterns, 0);
+  // Whether the kept tensors are all BF16 is the copy's answer.
+  bool keptBF16 = true;
+  for (const std::string &name : names) {
+    const TensorInfo *t = copy.find(name);
+    if (t->dtype != DType::I8 && name.find("_scale") == std::string::npos)
+      keptBF16 &= t->dtype == DType::BF16;
+  }
+  EXPECT_EQ(reader.keptTensorsAllBF16(), keptBF16);
+}
+
 struct Case {
   DType dtype;
   bool fused;
@@ -414,6 +477,7 @@ void runRoundTrip(const Case &c) {
   std::unique_ptr<Checkpoint> out = openOk(dst);
   ASSERT_TRUE(out);
   expectQuantizedCopy(*in, *out, c.denseMlp);
+  expectReaderReadsTheCopy(*in, *out, qo);
 }
 
 TEST(QuantizeCheckpointTest, PerExpertF32) {
@@ -581,21 +645,28 @@ TEST(QuantizeCheckpointTest, MissingTensorIsNamed) {
   EXPECT_NE(::stat(dir.file("dst").c_str(), &sb), 0);
 }
 
+/// Writes a random f32 checkpoint of `config` to dir/src whose tensor `bad`
+/// holds `value` at element 200, and opens it.
+std::unique_ptr<Checkpoint> openWithValue(const JambaConfig &config,
+                                          TempDir &dir, const std::string &bad,
+                                          float value) {
+  std::string src = dir.file("src");
+  EXPECT_TRUE(writeRandomCheckpoint(config, src, {}).ok());
+  rewriteWeights(dir, src, [&](const TensorInfo &t, std::string &bytes) {
+    if (t.name == bad)
+      std::memcpy(&bytes[4 * 200], &value, 4);
+    return true;
+  });
+  return openOk(src);
+}
+
 TEST(QuantizeCheckpointTest, NonFiniteWeightIsNamed) {
   REQUIRE_TINY_CONFIG(config);
   TempDir dir;
-  std::string src = dir.file("src");
-  ASSERT_TRUE(writeRandomCheckpoint(config, src, {}).ok());
   const std::string bad =
       "model.layers.1.feed_forward.experts.3.up_proj.weight";
-  rewriteWeights(dir, src, [&](const TensorInfo &t, std::string &bytes) {
-    if (t.name == bad) {
-      float nan = std::numeric_limits<float>::quiet_NaN();
-      std::memcpy(&bytes[4 * 200], &nan, 4);
-    }
-    return true;
-  });
-  std::unique_ptr<Checkpoint> in = openOk(src);
+  std::unique_ptr<Checkpoint> in =
+      openWithValue(config, dir, bad, std::numeric_limits<float>::quiet_NaN());
   ASSERT_TRUE(in);
   Status st = writeQuantizedCheckpoint(*in, dir.file("dst"), {});
   ASSERT_FALSE(st.ok());
@@ -648,6 +719,57 @@ TEST(QuantizeCheckpointTest, AlreadyQuantizedIsAnError) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("already quantized"), std::string::npos)
       << st.message();
+  StatusOr<std::unique_ptr<ExpertsInt8Reader>> reader =
+      ExpertsInt8Reader::open(*q, {});
+  ASSERT_FALSE(reader.ok());
+  EXPECT_NE(reader.status().message().find("already quantized"),
+            std::string::npos)
+      << reader.status().message();
+}
+
+TEST(ExpertsInt8ReaderTest, ErrorsNameTheTensor) {
+  REQUIRE_TINY_CONFIG(config);
+  TempDir dir;
+  // An infinity in one expert's row: loading its stack (or the stack's
+  // scales) fails, naming the weight; other weights still load.
+  std::unique_ptr<Checkpoint> in = openWithValue(
+      config, dir, "model.layers.1.feed_forward.experts.3.up_proj.weight",
+      std::numeric_limits<float>::infinity());
+  ASSERT_TRUE(in);
+  StatusOr<std::unique_ptr<ExpertsInt8Reader>> reader =
+      ExpertsInt8Reader::open(*in, {});
+  ASSERT_TRUE(reader.ok()) << reader.status().message();
+  const std::string pattern =
+      "model.layers.1.feed_forward.experts.{e}.up_proj.weight";
+  StatusOr<std::vector<int64_t>> shape = expectedShape(config, pattern);
+  ASSERT_TRUE(shape.ok());
+  std::vector<int64_t> scaleShape(shape->begin(), shape->end() - 1);
+  std::vector<float> values;
+  for (const std::string &name : {pattern, int8ScaleName(pattern)}) {
+    Status st = (*reader)->loadWeightF32(
+        name, name == pattern ? *shape : scaleShape, values);
+    ASSERT_FALSE(st.ok()) << name;
+    EXPECT_NE(st.message().find("tensor '" + pattern +
+                                "': 1 row(s) hold a NaN or an infinity"),
+              std::string::npos)
+        << st.message();
+  }
+  Status st = (*reader)->loadWeightF32(
+      "model.layers.1.feed_forward.experts.{e}.gate_proj.weight", *shape,
+      values);
+  EXPECT_TRUE(st.ok()) << st.message();
+  // Scales asked for with a shape that is not the weight's rows.
+  std::vector<int64_t> wrong = scaleShape;
+  wrong.back() += 1;
+  st = (*reader)->checkWeight(int8ScaleName(pattern), wrong);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("tensor '" + int8ScaleName(pattern) +
+                              "': expected shape"),
+            std::string::npos)
+      << st.message();
+  // A name the model does not have.
+  st = (*reader)->checkWeight("model.layers.1.nothing.weight", {4});
+  EXPECT_FALSE(st.ok());
 }
 
 TEST(QuantizeCheckpointTest, StaleIndexInOutputIsRemoved) {

@@ -43,9 +43,30 @@ struct WeightSlice {
   size_t count = 0;
 };
 
+/// Read access to a model's weights by canonical name (SPEC.md 1.4), what
+/// the artifact writers (jamba-compile, jamba-rebind) need: a checkpoint
+/// directory (Checkpoint), or an unquantized one read as its ExpertsInt8
+/// copy (ExpertsInt8Reader, Quantize.h).
+class WeightReader {
+public:
+  virtual ~WeightReader();
+
+  /// The model's config.
+  virtual const JambaConfig &config() const = 0;
+  /// As Checkpoint::loadWeightF32.
+  virtual Status loadWeightF32(const std::string &name,
+                               const std::vector<int64_t> &expectedShape,
+                               std::vector<float> &out) const = 0;
+  /// As Checkpoint::checkWeight: whether loadWeightF32 would find the
+  /// weight with this shape, without reading its data.
+  virtual Status
+  checkWeight(const std::string &name,
+              const std::vector<int64_t> &expectedShape) const = 0;
+};
+
 /// An open checkpoint directory: the validated config and the memory-mapped
 /// tensors of every weight file.
-class Checkpoint {
+class Checkpoint final : public WeightReader {
 public:
   /// Opens `dir`: reads and validates dir/config.json, then the weights (see
   /// the file comment for the layouts). Shard file names from an index must
@@ -55,7 +76,7 @@ public:
   /// are visible (as with Hugging Face's loader).
   static StatusOr<std::unique_ptr<Checkpoint>> open(const std::string &dir);
 
-  const JambaConfig &config() const { return cfg; }
+  const JambaConfig &config() const override { return cfg; }
   const std::string &directory() const { return dir; }
 
   /// The stored tensor with exactly this name, or nullptr (no fallbacks).
@@ -92,7 +113,7 @@ public:
   /// shapes on a mismatch.
   Status loadWeightF32(const std::string &name,
                        const std::vector<int64_t> &expectedShape,
-                       std::vector<float> &out) const;
+                       std::vector<float> &out) const override;
   /// As loadWeightF32, converting to double.
   Status loadWeightF64(const std::string &name,
                        const std::vector<int64_t> &expectedShape,
@@ -101,7 +122,7 @@ public:
   /// Checks, without reading any data, that loadWeightF32(name,
   /// expectedShape) would find its tensors with the right shapes.
   Status checkWeight(const std::string &name,
-                     const std::vector<int64_t> &expectedShape) const;
+                     const std::vector<int64_t> &expectedShape) const override;
 
   /// Finds, without reading any data, where one weight is stored, checking
   /// its shape. With `expert` < 0, `name` is a canonical name (resolved as in

@@ -61,7 +61,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 namespace jamba {
 namespace ckpt {
@@ -156,6 +160,68 @@ std::string int8ScaleName(const std::string &weightName);
 /// the path at fault.
 Status writeQuantizedCheckpoint(const Checkpoint &in, const std::string &outDir,
                                 const QuantizeOptions &options);
+
+/// An unquantized checkpoint read as its ExpertsInt8 copy, with nothing
+/// written: config() and every weight loadWeightF32 returns are, bit for
+/// bit, what Checkpoint::open would read from the directory
+/// writeQuantizedCheckpoint(in, dir, options) writes (the scales of weight
+/// W under int8ScaleName(W), experts stacked through `{e}` patterns), but a
+/// quantized weight is computed when it is loaded. jamba-compile
+/// --experts-int8 and jamba-rebind stream an artifact's weights through it:
+/// no quantized copy of the checkpoint on disk. Loading a weight keeps its
+/// scales for the load of its scale tensor that follows (the writers' order);
+/// a scale loaded first quantizes its weight itself. options.progress and
+/// options.progressCallback are not used. `in` must outlive the reader.
+/// Thread-safe.
+class ExpertsInt8Reader final : public WeightReader {
+public:
+  /// Checks what writeQuantizedCheckpoint checks before writing: `in` is not
+  /// quantized, every tensor of the copy is found with its shape, every
+  /// weight to quantize has a float dtype.
+  static StatusOr<std::unique_ptr<ExpertsInt8Reader>>
+  open(const Checkpoint &in, const QuantizeOptions &options);
+
+  /// The input's config with quantization_config {"quant_method":
+  /// "experts_int8", "dense_mlp": options.denseMlp}.
+  const JambaConfig &config() const override { return cfg; }
+  Status loadWeightF32(const std::string &name,
+                       const std::vector<int64_t> &expectedShape,
+                       std::vector<float> &out) const override;
+  Status checkWeight(const std::string &name,
+                     const std::vector<int64_t> &expectedShape) const override;
+
+  /// Whether every tensor of the copy that is not quantized (all but the
+  /// int8 weights and their scales) is BF16, at least one.
+  bool keptTensorsAllBF16() const { return keptAllBF16; }
+
+private:
+  ExpertsInt8Reader(const Checkpoint &in, const QuantizeOptions &options)
+      : in(in), options(options) {}
+
+  /// Whether `name` (a canonical name or an expert `{e}` pattern) is a
+  /// quantized weight (`isScale` false) or its scales (true); `weight` is
+  /// then the weight's name.
+  bool isQuantized(const std::string &name, std::string &weight,
+                   bool &isScale) const;
+  /// The weight's shape, and the shape of its scales (all but the last
+  /// dimension) when `isScale`; an error names `name` if `expectedShape`
+  /// is not that.
+  Status weightShape(const std::string &name, const std::string &weight,
+                     bool isScale, const std::vector<int64_t> &expectedShape,
+                     std::vector<int64_t> &shape) const;
+
+  const Checkpoint &in;
+  QuantizeOptions options;
+  JambaConfig cfg;
+  /// The quantized weights' canonical names (an expert's with its index).
+  std::set<std::string> quantized;
+  bool keptAllBF16 = false;
+  /// The scales of the last weight loaded.
+  mutable std::mutex cacheMutex;
+  mutable std::string cachedWeight;
+  mutable std::vector<int64_t> cachedShape;
+  mutable std::vector<float> cachedScales;
+};
 
 } // namespace ckpt
 } // namespace jamba

@@ -55,8 +55,9 @@ struct RebindOptions {
 /// absent), every other file against its recorded size and SHA-256, one rank
 /// only (multi-rank weights are cut at compile time: recompile those), the
 /// checkpoint's config against the artifact's (every field but torch_dtype;
-/// an unquantized checkpoint of an ExpertsInt8 artifact is quantized first,
-/// as jamba-compile --experts-int8 does) and every weight's shape. Errors
+/// an unquantized checkpoint of an ExpertsInt8 artifact is read quantized,
+/// through ckpt::ExpertsInt8Reader, as jamba-compile --experts-int8 does)
+/// and every weight's shape. Errors
 /// name the artifact, the checkpoint, the field or the tensor at fault.
 ckpt::Status rebindWeights(const std::string &artifactDir,
                            const std::string &checkpointDir,
