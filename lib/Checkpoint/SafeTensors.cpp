@@ -12,7 +12,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <future>
 #include <limits>
+#include <memory>
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -96,6 +98,21 @@ uint16_t jamba::ckpt::f32ToBf16(float value) {
   uint32_t lsb = (x >> 16) & 1u;
   x += 0x7FFFu + lsb;
   return static_cast<uint16_t>(x >> 16);
+}
+
+void jamba::ckpt::f32ToBf16Bytes(const float *values, size_t count,
+                                 uint8_t *dst) {
+  // f32ToBf16 without branches: both results, then a select.
+  for (size_t i = 0; i < count; ++i) {
+    uint32_t x;
+    std::memcpy(&x, values + i, 4);
+    uint32_t rounded = (x + 0x7FFFu + ((x >> 16) & 1u)) >> 16;
+    uint32_t quietNaN = (x >> 16) | 0x0040u;
+    uint16_t h = static_cast<uint16_t>(
+        (x & 0x7FFFFFFFu) > 0x7F800000u ? quietNaN : rounded);
+    dst[2 * i] = static_cast<uint8_t>(h);
+    dst[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
 }
 
 float jamba::ckpt::f16ToF32(uint16_t h) {
@@ -676,16 +693,57 @@ Status SafeTensorsWriter::write(const std::string &path) const {
       !writeAll(fd, header.data(), header.size()))
     return failWith("write failed");
 
-  std::vector<uint8_t> buffer;
-  for (const Entry &e : entries) {
+  // The lazy tensors are produced one at a time, in order, on a second
+  // thread, each while the one before it is written: a producer's reading
+  // and converting overlaps the kernel's copy of the previous tensor into
+  // the page cache. Two buffers, each kept at the size of the largest
+  // tensor it held.
+  struct Buffer {
+    std::unique_ptr<uint8_t[]> data;
+    size_t capacity = 0;
+    uint8_t *reserve(size_t n) {
+      if (n > capacity) {
+        data.reset(); // Freed before the larger one is allocated.
+        data.reset(new uint8_t[n]);
+        capacity = n;
+      }
+      return data.get();
+    }
+  };
+  Buffer buffers[2];
+  auto nextLazy = [&](size_t from) {
+    while (from < entries.size() && !entries[from].producer)
+      ++from;
+    return from;
+  };
+  auto produce = [&](size_t index, Buffer &buffer) {
+    const Entry &e = entries[index];
+    size_t n = static_cast<size_t>(e.nbytes);
+    e.producer(buffer.reserve(n), n);
+  };
+  // Declared after the buffers: destroying it waits for the production
+  // into them (an early return after a failed write).
+  std::future<void> pending;
+  size_t producing = nextLazy(0);
+  int filling = 0;
+  if (producing < entries.size())
+    pending = std::async(std::launch::async, produce, producing,
+                         std::ref(buffers[filling]));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const Entry &e = entries[i];
     if (!e.producer) {
       if (!writeAll(fd, e.bytes.data(), e.bytes.size()))
         return failWith("write failed");
       continue;
     }
-    buffer.assign(static_cast<size_t>(e.nbytes), 0);
-    e.producer(buffer.data(), buffer.size());
-    if (!writeAll(fd, buffer.data(), buffer.size()))
+    pending.get(); // Tensor i, in buffers[filling].
+    Buffer &ready = buffers[filling];
+    filling ^= 1;
+    producing = nextLazy(i + 1);
+    if (producing < entries.size())
+      pending = std::async(std::launch::async, produce, producing,
+                           std::ref(buffers[filling]));
+    if (!writeAll(fd, ready.data.get(), static_cast<size_t>(e.nbytes)))
       return failWith("write failed");
   }
   if (::fsync(fd) != 0)

@@ -33,10 +33,7 @@ void jamba::rt::encodeWeightValues(const std::vector<float> &values,
     std::memcpy(dst, values.data(), values.size() * sizeof(float));
     return;
   case ckpt::DType::BF16:
-    for (size_t i = 0; i < values.size(); ++i) {
-      uint16_t h = ckpt::f32ToBf16(values[i]);
-      std::memcpy(dst + 2 * i, &h, 2);
-    }
+    ckpt::f32ToBf16Bytes(values.data(), values.size(), dst);
     return;
   case ckpt::DType::I8:
     for (size_t i = 0; i < values.size(); ++i)
@@ -183,12 +180,14 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   ScratchDir scratch;
   JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
   Status loadError = Status::success();
+  // One f32 buffer for every tensor: the producers run one at a time.
+  std::vector<float> values;
   ckpt::SafeTensorsWriter writer;
   writer.setMetadata("format", "jamba-artifact");
   for (const WeightDesc &w : manifest.weights) {
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-        w.name, w.dtype, w.shape, [src, &w, &loadError](uint8_t *dst, size_t) {
-          std::vector<float> values;
+        w.name, w.dtype, w.shape,
+        [src, &w, &loadError, &values](uint8_t *dst, size_t) {
           Status st = src->loadWeightF32(w.name, w.shape, values);
           if (!st.ok()) {
             if (loadError.ok())

@@ -351,6 +351,8 @@ ckpt::Status writeWeights(const ckpt::WeightReader &source,
                           const std::string &path, const std::string &file,
                           rt::ArtifactManifest &manifest) {
   ckpt::Status loadError = ckpt::Status::success();
+  // One f32 buffer for every tensor: the producers run one at a time.
+  std::vector<float> values;
   ckpt::SafeTensorsWriter writer;
   writer.setMetadata("format", "jamba-artifact");
   for (const auto &[name, type] : weights) {
@@ -387,9 +389,8 @@ ckpt::Status writeWeights(const ckpt::WeightReader &source,
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, sourceShape, recipe, rank, layout, dtype,
-         &loadError](uint8_t *dst, size_t) {
-          std::vector<float> values;
+        [src, tensor, sourceShape, recipe, rank, layout, dtype, &loadError,
+         &values](uint8_t *dst, size_t) {
           // Checked above, but the file may still fail to read: remember
           // the first error and fail after writing.
           ckpt::Status st = src->loadWeightF32(tensor, sourceShape, values);

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 using namespace jamba::ckpt;
 
@@ -76,6 +77,25 @@ TEST(BF16Test, NaNIsPreserved) {
   // Signalling NaN with a high payload: payload kept, quiet bit set.
   EXPECT_EQ(f32ToBf16(fromBits(0x7FA00000)), 0x7FE0);
   EXPECT_TRUE(std::isnan(bf16ToF32(0x7FC1)));
+}
+
+TEST(BF16Test, BytesMatchTheScalarConversion) {
+  // Every sign, exponent and high mantissa, with low halves at and around
+  // the rounding ties, and NaN payloads in the low half only.
+  std::vector<float> values;
+  for (uint32_t high = 0; high <= 0xFFFF; ++high)
+    for (uint32_t low : {0x0000u, 0x0001u, 0x7FFFu, 0x8000u, 0x8001u, 0xFFFFu})
+      values.push_back(fromBits(high << 16 | low));
+  // An odd start, so that the bytes are not 2-byte aligned.
+  std::vector<uint8_t> bytes(2 * values.size() + 1, 0xAB);
+  f32ToBf16Bytes(values.data(), values.size(), bytes.data() + 1);
+  EXPECT_EQ(bytes[0], 0xAB);
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint16_t got =
+        static_cast<uint16_t>(bytes[1 + 2 * i] | bytes[2 + 2 * i] << 8);
+    ASSERT_EQ(got, f32ToBf16(values[i]))
+        << "bits " << std::hex << toBits(values[i]);
+  }
 }
 
 TEST(BF16Test, Subnormals) {

@@ -62,6 +62,9 @@ float bf16ToF32(uint16_t bits);
 /// float -> bfloat16 bits, rounding to nearest with ties to even; NaN stays a
 /// (quiet) NaN with its sign, infinities stay infinite.
 uint16_t f32ToBf16(float value);
+/// f32ToBf16 of `count` floats, little-endian into `dst` (2 * count bytes, no
+/// alignment needed): the same bits, in a loop the compiler vectorizes.
+void f32ToBf16Bytes(const float *values, size_t count, uint8_t *dst);
 /// IEEE binary16 bits -> float (exact, subnormals included).
 float f16ToF32(uint16_t bits);
 /// float -> IEEE binary16 bits, round to nearest even; overflow goes to
@@ -152,7 +155,10 @@ Status convertToF64(const TensorInfo &tensor, size_t first, size_t count,
 /// never sees a partial file under the final name.
 class SafeTensorsWriter {
 public:
-  /// Fills `dst` (exactly the tensor's byte size) when the file is written.
+  /// Fills `dst` (exactly the tensor's byte size, holding unspecified bytes)
+  /// when the file is written. Producers run one at a time, in the tensors'
+  /// order, on a thread of write() (not the caller's), each while the
+  /// previous tensor is written.
   using Producer = std::function<void(uint8_t *dst, size_t nbytes)>;
 
   /// Adds a tensor whose bytes are copied now. `bytes.size()` must equal
@@ -183,7 +189,8 @@ public:
   size_t size() const { return entries.size(); }
   uint64_t dataBytes() const { return totalBytes; }
 
-  /// Writes the file. Errors name the path.
+  /// Writes the file. Errors name the path. Holds at most two lazy
+  /// tensors' bytes at once (besides what the producers hold).
   Status write(const std::string &path) const;
 
   /// Returns the complete header (length prefix excluded) that write() emits,
