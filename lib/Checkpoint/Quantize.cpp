@@ -620,39 +620,45 @@ ExpertsInt8Reader::loadWeightF32(const std::string &name,
   if (isScale) {
     std::lock_guard<std::mutex> lock(cacheMutex);
     if (cachedWeight == weight && cachedShape == shape) {
-      out = std::move(cachedScales);
+      out.assign(cachedScales.begin(), cachedScales.end());
       cachedWeight.clear();
       return Status::success();
     }
   }
-  // The weight as f32 (each row quantized as quantizeSlice does: a row's
-  // values do not depend on how the rows are stored or stacked).
-  std::vector<float> values;
+  // The weight as f32 in `out` (the caller's buffer, reused), each row then
+  // replaced by its int8 values: no other buffer as large as the weight.
+  // A row is quantized as quantizeSlice does; its values do not depend on
+  // how the rows are stored or stacked.
   std::string pattern;
   int64_t expert = -1;
   JAMBA_CKPT_RETURN_IF_ERROR(
       splitExpertName(weight, pattern, expert)
-          ? in.loadExpertWeightF32(pattern, expert, shape, values)
-          : in.loadWeightF32(weight, shape, values));
+          ? in.loadExpertWeightF32(pattern, expert, shape, out)
+          : in.loadWeightF32(weight, shape, out));
   const int64_t cols = shape.empty() ? 0 : shape.back();
-  const int64_t rows =
-      cols > 0 ? static_cast<int64_t>(values.size()) / cols : 0;
-  std::vector<int8_t> q(values.size());
+  const int64_t rows = cols > 0 ? static_cast<int64_t>(out.size()) / cols : 0;
   std::vector<float> scales(static_cast<size_t>(rows));
-  int64_t badRows = quantizeRowsInt8Parallel(
-      values.data(), rows, cols, q.data(), scales.data(), options.threads,
-      options.scaleRule);
-  if (badRows > 0)
+  std::atomic<int64_t> badRows{0};
+  parallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {
+    std::vector<int8_t> q(static_cast<size_t>(cols));
+    for (int64_t r = begin; r < end; ++r) {
+      float *row = out.data() + r * cols;
+      badRows += quantizeRowsInt8(row, 1, cols, q.data(), &scales[r],
+                                  options.scaleRule);
+      for (int64_t k = 0; k < cols; ++k)
+        row[k] = q[k];
+    }
+  });
+  if (badRows.load() > 0) {
+    out.clear();
     return makeError("checkpoint ", in.directory(), ": tensor '", weight,
-                     "': ", badRows,
+                     "': ", badRows.load(),
                      " row(s) hold a NaN or an infinity; cannot quantize");
+  }
   if (isScale) {
-    out = std::move(scales);
+    out.assign(scales.begin(), scales.end());
     return Status::success();
   }
-  for (size_t i = 0; i < q.size(); ++i)
-    values[i] = q[i];
-  out = std::move(values);
   std::lock_guard<std::mutex> lock(cacheMutex);
   cachedWeight = weight;
   cachedShape = shape;
