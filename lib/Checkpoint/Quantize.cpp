@@ -636,7 +636,9 @@ ExpertsInt8Reader::loadWeightF32(const std::string &name,
           ? in.loadExpertWeightF32(pattern, expert, shape, out)
           : in.loadWeightF32(weight, shape, out));
   const int64_t cols = shape.empty() ? 0 : shape.back();
-  const int64_t rows = cols > 0 ? static_cast<int64_t>(out.size()) / cols : 0;
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d)
+    rows *= shape[d];
   std::vector<float> scales(static_cast<size_t>(rows));
   std::atomic<int64_t> badRows{0};
   parallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {

@@ -672,28 +672,72 @@ bool writeAll(int fd, const void *buf, size_t size) {
 } // namespace
 
 Status SafeTensorsWriter::write(const std::string &path) const {
-  std::string tmpPath = path + ".tmp";
-  int fd =
-      ::open(tmpPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0)
-    return makeError(tmpPath, ": cannot create: ", std::strerror(errno));
-  auto failWith = [&](const char *what) {
-    int err = errno;
-    ::close(fd);
-    ::unlink(tmpPath.c_str());
-    return makeError(tmpPath, ": ", what, ": ", std::strerror(err));
+  return writeFiles({this}, {path});
+}
+
+Status SafeTensorsWriter::writeFiles(
+    const std::vector<const SafeTensorsWriter *> &writers,
+    const std::vector<std::string> &paths) {
+  if (writers.size() != paths.size())
+    return makeError("internal error: ", writers.size(), " writers for ",
+                     paths.size(), " paths");
+  // Each file goes to PATH.tmp, renamed into place once all are written.
+  struct Output {
+    std::string tmpPath;
+    int fd = -1;
   };
+  std::vector<Output> outputs(paths.size());
+  auto removeAll = [&]() {
+    for (Output &o : outputs) {
+      if (o.fd >= 0)
+        ::close(o.fd);
+      o.fd = -1;
+      if (!o.tmpPath.empty())
+        ::unlink(o.tmpPath.c_str());
+    }
+  };
+  auto failWith = [&](size_t file, const char *what) {
+    int err = errno;
+    removeAll();
+    return makeError(outputs[file].tmpPath, ": ", what, ": ",
+                     std::strerror(err));
+  };
+  for (size_t f = 0; f < paths.size(); ++f) {
+    Output &o = outputs[f];
+    std::string tmpPath = paths[f] + ".tmp";
+    o.fd =
+        ::open(tmpPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o.fd < 0) {
+      int err = errno;
+      removeAll();
+      return makeError(tmpPath, ": cannot create: ", std::strerror(err));
+    }
+    o.tmpPath = std::move(tmpPath);
+    std::string header = writers[f]->headerJson();
+    uint8_t lengthBytes[8];
+    uint64_t len = header.size();
+    for (int i = 0; i < 8; ++i)
+      lengthBytes[i] = static_cast<uint8_t>(len >> (8 * i));
+    if (!writeAll(o.fd, lengthBytes, 8) ||
+        !writeAll(o.fd, header.data(), header.size()))
+      return failWith(f, "write failed");
+  }
 
-  std::string header = headerJson();
-  uint8_t lengthBytes[8];
-  uint64_t len = header.size();
-  for (int i = 0; i < 8; ++i)
-    lengthBytes[i] = static_cast<uint8_t>(len >> (8 * i));
-  if (!writeAll(fd, lengthBytes, 8) ||
-      !writeAll(fd, header.data(), header.size()))
-    return failWith("write failed");
+  // The tensors in rounds: every file's first, then every file's second...
+  struct Step {
+    size_t file;
+    const Entry *entry;
+  };
+  std::vector<Step> steps;
+  size_t rounds = 0;
+  for (const SafeTensorsWriter *w : writers)
+    rounds = std::max(rounds, w->entries.size());
+  for (size_t t = 0; t < rounds; ++t)
+    for (size_t f = 0; f < writers.size(); ++f)
+      if (t < writers[f]->entries.size())
+        steps.push_back({f, &writers[f]->entries[t]});
 
-  // The lazy tensors are produced one at a time, in order, on a second
+  // The lazy tensors are produced one at a time, in that order, on a second
   // thread, each while the one before it is written: a producer's reading
   // and converting overlaps the kernel's copy of the previous tensor into
   // the page cache. Two buffers, each kept at the size of the largest
@@ -712,12 +756,12 @@ Status SafeTensorsWriter::write(const std::string &path) const {
   };
   Buffer buffers[2];
   auto nextLazy = [&](size_t from) {
-    while (from < entries.size() && !entries[from].producer)
+    while (from < steps.size() && !steps[from].entry->producer)
       ++from;
     return from;
   };
   auto produce = [&](size_t index, Buffer &buffer) {
-    const Entry &e = entries[index];
+    const Entry &e = *steps[index].entry;
     size_t n = static_cast<size_t>(e.nbytes);
     e.producer(buffer.reserve(n), n);
   };
@@ -726,38 +770,47 @@ Status SafeTensorsWriter::write(const std::string &path) const {
   std::future<void> pending;
   size_t producing = nextLazy(0);
   int filling = 0;
-  if (producing < entries.size())
+  if (producing < steps.size())
     pending = std::async(std::launch::async, produce, producing,
                          std::ref(buffers[filling]));
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const Entry &e = entries[i];
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const Entry &e = *steps[i].entry;
+    int fd = outputs[steps[i].file].fd;
     if (!e.producer) {
       if (!writeAll(fd, e.bytes.data(), e.bytes.size()))
-        return failWith("write failed");
+        return failWith(steps[i].file, "write failed");
       continue;
     }
-    pending.get(); // Tensor i, in buffers[filling].
+    pending.get(); // Step i, in buffers[filling].
     Buffer &ready = buffers[filling];
     filling ^= 1;
     producing = nextLazy(i + 1);
-    if (producing < entries.size())
+    if (producing < steps.size())
       pending = std::async(std::launch::async, produce, producing,
                            std::ref(buffers[filling]));
     if (!writeAll(fd, ready.data.get(), static_cast<size_t>(e.nbytes)))
-      return failWith("write failed");
+      return failWith(steps[i].file, "write failed");
   }
-  if (::fsync(fd) != 0)
-    return failWith("fsync failed");
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmpPath.c_str());
-    return makeError(tmpPath, ": close failed: ", std::strerror(err));
+  for (size_t f = 0; f < outputs.size(); ++f) {
+    Output &o = outputs[f];
+    if (::fsync(o.fd) != 0)
+      return failWith(f, "fsync failed");
+    int closed = ::close(o.fd);
+    o.fd = -1;
+    if (closed != 0)
+      return failWith(f, "close failed");
   }
-  if (::rename(tmpPath.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmpPath.c_str());
-    return makeError(path, ": cannot rename from ", tmpPath, ": ",
-                     std::strerror(err));
+  for (size_t f = 0; f < outputs.size(); ++f) {
+    if (::rename(outputs[f].tmpPath.c_str(), paths[f].c_str()) != 0) {
+      int err = errno;
+      std::string from = outputs[f].tmpPath;
+      // The files renamed already stay; the others are removed.
+      for (size_t g = 0; g < f; ++g)
+        outputs[g].tmpPath.clear();
+      removeAll();
+      return makeError(paths[f], ": cannot rename from ", from, ": ",
+                       std::strerror(err));
+    }
   }
   return Status::success();
 }

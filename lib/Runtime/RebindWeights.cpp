@@ -187,11 +187,12 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   for (const WeightDesc &w : manifest.weights) {
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         w.name, w.dtype, w.shape,
-        [src, &w, &loadError, &values](uint8_t *dst, size_t) {
+        [src, &w, &loadError, &values](uint8_t *dst, size_t nbytes) {
           Status st = src->loadWeightF32(w.name, w.shape, values);
           if (!st.ok()) {
             if (loadError.ok())
               loadError = st;
+            std::memset(dst, 0, nbytes);
             return;
           }
           encodeWeightValues(values, w.dtype, dst);

@@ -319,21 +319,39 @@ std::vector<float> slice(const std::vector<float> &full,
     return std::vector<float>(full.size(), 0.0f);
   std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, layout, rank);
   size_t dims = idx.size();
+  if (dims == 0)
+    return full;
   std::vector<int64_t> strides(dims, 1);
   for (size_t d = dims; d-- > 1;)
     strides[d - 1] = strides[d] * recipe.fullShape[d];
   size_t count = 1;
   for (const auto &v : idx)
     count *= v.size();
+  if (count == 0)
+    return {};
+  // The last dimension's indices as runs of consecutive ones (one run, or
+  // two for "halves"), each copied at once.
+  const std::vector<int64_t> &last = idx.back();
+  std::vector<std::pair<int64_t, size_t>> runs; // (first index, length)
+  for (int64_t i : last) {
+    if (!runs.empty() &&
+        runs.back().first + static_cast<int64_t>(runs.back().second) == i)
+      ++runs.back().second;
+    else
+      runs.push_back({i, 1});
+  }
   std::vector<float> out;
   out.reserve(count);
-  std::vector<size_t> at(dims, 0);
-  for (size_t n = 0; n < count; ++n) {
+  // Every index of the leading dimensions, in row-major order.
+  std::vector<size_t> at(dims - 1, 0);
+  for (size_t n = 0; n < count / last.size(); ++n) {
     int64_t offset = 0;
-    for (size_t d = 0; d < dims; ++d)
+    for (size_t d = 0; d + 1 < dims; ++d)
       offset += idx[d][at[d]] * strides[d];
-    out.push_back(full[offset]);
-    for (size_t d = dims; d-- > 0;) {
+    for (const auto &[first, length] : runs)
+      out.insert(out.end(), full.begin() + offset + first,
+                 full.begin() + offset + first + length);
+    for (size_t d = dims - 1; d-- > 0;) {
       if (++at[d] < idx[d].size())
         break;
       at[d] = 0;
@@ -342,18 +360,26 @@ std::vector<float> slice(const std::vector<float> &full,
   return out;
 }
 
-/// Writes rank `rank`'s tensor for every weight argument, in the IR's
-/// element type, to `path` (artifact-relative `file`).
-ckpt::Status writeWeights(const ckpt::WeightReader &source,
-                          const std::map<std::string, Type> &weights,
-                          const std::map<std::string, ShardRecipe> &recipes,
-                          int64_t rank, const RankLayout &layout,
-                          const std::string &path, const std::string &file,
-                          rt::ArtifactManifest &manifest) {
-  ckpt::Status loadError = ckpt::Status::success();
-  // One f32 buffer for every tensor: the producers run one at a time.
+/// The last weight the producers loaded, whole. writeWeights writes the
+/// ranks' files in rounds (SafeTensorsWriter::writeFiles), so the ranks'
+/// producers of one tensor run one after another and it is read (and
+/// quantized) once for all of them. The producers run one at a time.
+struct LoadedWeight {
+  std::string name;
   std::vector<float> values;
-  ckpt::SafeTensorsWriter writer;
+};
+
+/// Adds rank `rank`'s tensor for every weight argument, in the IR's
+/// element type, to `writer` and the manifest (artifact-relative `file`).
+/// A tensor that fails to load at write time sets `loadError`.
+ckpt::Status addRankWeights(ckpt::SafeTensorsWriter &writer,
+                            const ckpt::WeightReader &source,
+                            const std::map<std::string, Type> &weights,
+                            const std::map<std::string, ShardRecipe> &recipes,
+                            int64_t rank, const RankLayout &layout,
+                            const std::string &file,
+                            rt::ArtifactManifest &manifest,
+                            LoadedWeight &loaded, ckpt::Status &loadError) {
   writer.setMetadata("format", "jamba-artifact");
   for (const auto &[name, type] : weights) {
     auto shaped = cast<ShapedType>(type);
@@ -389,19 +415,27 @@ ckpt::Status writeWeights(const ckpt::WeightReader &source,
     std::string tensor = name;
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         name, dtype, shape,
-        [src, tensor, sourceShape, recipe, rank, layout, dtype, &loadError,
-         &values](uint8_t *dst, size_t) {
-          // Checked above, but the file may still fail to read: remember
-          // the first error and fail after writing.
-          ckpt::Status st = src->loadWeightF32(tensor, sourceShape, values);
-          if (!st.ok()) {
-            if (loadError.ok())
-              loadError = st;
-            return;
+        [src, tensor, sourceShape, recipe, rank, layout, dtype, &loaded,
+         &loadError](uint8_t *dst, size_t nbytes) {
+          if (loaded.name != tensor) {
+            loaded.name.clear();
+            // Checked above, but the file may still fail to read: remember
+            // the first error and fail after writing.
+            ckpt::Status st =
+                src->loadWeightF32(tensor, sourceShape, loaded.values);
+            if (!st.ok()) {
+              if (loadError.ok())
+                loadError = st;
+              std::memset(dst, 0, nbytes);
+              return;
+            }
+            loaded.name = tensor;
           }
           if (recipe)
-            values = slice(values, *recipe, layout, rank);
-          rt::encodeWeightValues(values, dtype, dst);
+            rt::encodeWeightValues(slice(loaded.values, *recipe, layout, rank),
+                                   dtype, dst);
+          else
+            rt::encodeWeightValues(loaded.values, dtype, dst);
         }));
     rt::WeightDesc desc;
     desc.name = name;
@@ -411,7 +445,29 @@ ckpt::Status writeWeights(const ckpt::WeightReader &source,
     desc.shape = shape;
     manifest.weights.push_back(std::move(desc));
   }
-  JAMBA_CKPT_RETURN_IF_ERROR(writer.write(path));
+  return ckpt::Status::success();
+}
+
+/// Writes every rank's weights file, `paths[rank]` (artifact-relative
+/// `files[rank]`), each tensor read from `source` once.
+ckpt::Status writeWeights(const ckpt::WeightReader &source,
+                          const std::map<std::string, Type> &weights,
+                          const std::map<std::string, ShardRecipe> &recipes,
+                          const RankLayout &layout,
+                          const std::vector<std::string> &paths,
+                          const std::vector<std::string> &files,
+                          rt::ArtifactManifest &manifest) {
+  LoadedWeight loaded;
+  ckpt::Status loadError = ckpt::Status::success();
+  std::vector<ckpt::SafeTensorsWriter> writers(paths.size());
+  std::vector<const ckpt::SafeTensorsWriter *> order;
+  for (size_t rank = 0; rank < paths.size(); ++rank) {
+    JAMBA_CKPT_RETURN_IF_ERROR(addRankWeights(
+        writers[rank], source, weights, recipes, static_cast<int64_t>(rank),
+        layout, files[rank], manifest, loaded, loadError));
+    order.push_back(&writers[rank]);
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(ckpt::SafeTensorsWriter::writeFiles(order, paths));
   return loadError;
 }
 
@@ -740,19 +796,23 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     return failure();
   emitting.stop();
   TimingScope writing = timing.nest("write the weights and the artifact");
-  // One weights file per rank, each streamed from the checkpoint tensor by
-  // tensor.
+  // One weights file per rank, streamed from the checkpoint tensor by
+  // tensor, the ranks' files together.
   std::vector<rt::ArtifactFileSource> files{
       rt::ArtifactFileSource::fromScratchFile(kernelFile, soPath)};
+  std::vector<std::string> weightFiles, weightPaths;
   for (int64_t rank = 0; rank < ranks; ++rank) {
-    std::string file = "weights/rank-" + std::to_string(rank) + ".safetensors";
-    std::string path = workPath + "/" + file;
-    if (ckpt::Status st = writeWeights(weightSource, weights, recipes, rank,
-                                       layout, path, file, manifest);
-        !st.ok())
-      return fail(st.message());
-    files.push_back(rt::ArtifactFileSource::fromScratchFile(file, path));
+    weightFiles.push_back("weights/rank-" + std::to_string(rank) +
+                          ".safetensors");
+    weightPaths.push_back(workPath + "/" + weightFiles.back());
   }
+  if (ckpt::Status st = writeWeights(weightSource, weights, recipes, layout,
+                                     weightPaths, weightFiles, manifest);
+      !st.ok())
+    return fail(st.message());
+  for (int64_t rank = 0; rank < ranks; ++rank)
+    files.push_back(rt::ArtifactFileSource::fromScratchFile(weightFiles[rank],
+                                                            weightPaths[rank]));
 
   // The checkpoint's tokenizer, for jamba-run --prompt, when this runtime
   // can run it; one it cannot is left out with a warning (the artifact

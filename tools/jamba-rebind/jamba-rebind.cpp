@@ -29,9 +29,10 @@ have the artifact's config (every field but torch_dtype) and every weight the
 manifest lists, in its shape; the weights are written in the manifest's
 dtypes, as jamba-compile writes them (bf16 rounded to nearest even). For an
 ExpertsInt8 artifact an unquantized checkpoint is quantized as the weights
-are written, as jamba-compile --experts-int8 does. ARTIFACT's own weights file is not read:
-it may be absent (an artifact shipped as its code alone). Artifacts of
-several ranks cut their weights at compile time: recompile those.
+are written, as jamba-compile --experts-int8 does. ARTIFACT's own weights
+file is not read: it may be absent (an artifact shipped as its code alone).
+Artifacts of several ranks cut their weights at compile time: recompile
+those.
 
 options:
   -o OUT        the artifact to write

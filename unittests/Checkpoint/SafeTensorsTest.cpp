@@ -6,6 +6,8 @@
 
 #include "jamba/Checkpoint/SafeTensors.h"
 
+#include "jamba/Checkpoint/Config.h"
+
 #include "TestUtil.h"
 
 #include "gtest/gtest.h"
@@ -210,6 +212,76 @@ TEST(SafeTensorsTest, LazyTensorsAreProducedAtWriteTime) {
   ASSERT_NE(t, nullptr);
   EXPECT_EQ(std::string(reinterpret_cast<const char *>(t->data), 3),
             "\x0A\x0B\x0C");
+}
+
+/// A writer of `count` lazy U8 tensors "t0", "t1", ... of `size` bytes,
+/// tensor i filled with `tag` + i and its production logged as "tag/i".
+void addTagged(SafeTensorsWriter &writer, uint8_t tag, int count, size_t size,
+               std::vector<std::string> &log) {
+  for (int i = 0; i < count; ++i) {
+    Status st = writer.addLazy(
+        "t" + std::to_string(i), DType::U8, {static_cast<int64_t>(size)},
+        [tag, i, &log](uint8_t *dst, size_t n) {
+          std::memset(dst, tag + i, n);
+          log.push_back(std::to_string(tag) + "/" + std::to_string(i));
+        });
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+}
+
+std::string readBytes(const std::string &path) {
+  std::string bytes;
+  Status st = readFileToString(path, bytes, size_t(1) << 20);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return bytes;
+}
+
+TEST(SafeTensorsTest, WriteFilesWritesInRounds) {
+  TempDir dir;
+  // Three files of 3, 1 and 2 tensors, a raw tensor in the middle of one.
+  std::vector<std::string> log;
+  SafeTensorsWriter a, b, c;
+  addTagged(a, 10, 3, 5000, log);
+  addTagged(b, 20, 1, 7, log);
+  ASSERT_TRUE(b.add("raw", DType::U8, {2}, std::string("xy")).ok());
+  addTagged(c, 30, 2, 100000, log);
+  std::vector<std::string> paths = {dir.file("a"), dir.file("b"),
+                                    dir.file("c")};
+  Status st = SafeTensorsWriter::writeFiles({&a, &b, &c}, paths);
+  ASSERT_TRUE(st.ok()) << st.message();
+  // Each round visits the files in order; the producers ran one at a time.
+  EXPECT_EQ(log, (std::vector<std::string>{"10/0", "20/0", "30/0", "10/1",
+                                           "30/1", "10/2"}));
+  // Each file is what write() alone writes.
+  std::vector<const SafeTensorsWriter *> writers = {&a, &b, &c};
+  for (size_t f = 0; f < writers.size(); ++f) {
+    std::string alone = dir.file("alone" + std::to_string(f));
+    ASSERT_TRUE(writers[f]->write(alone).ok());
+    EXPECT_EQ(readBytes(paths[f]), readBytes(alone)) << paths[f];
+  }
+  auto file = SafeTensorsFile::open(paths[2]);
+  ASSERT_TRUE(file.ok());
+  const TensorInfo *t = (*file)->find("t1");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->data[0], 31);
+  EXPECT_EQ(t->data[99999], 31);
+}
+
+TEST(SafeTensorsTest, WriteFilesLeavesNothingAfterAnError) {
+  TempDir dir;
+  std::vector<std::string> log;
+  SafeTensorsWriter a, b;
+  addTagged(a, 1, 2, 16, log);
+  addTagged(b, 2, 2, 16, log);
+  // The second file cannot be created: the first is not left behind.
+  Status st = SafeTensorsWriter::writeFiles(
+      {&a, &b}, {dir.file("a"), dir.file("missing/b")});
+  ASSERT_FALSE(st.ok());
+  EXPECT_CONTAINS(st.message(), "missing/b.tmp: cannot create");
+  EXPECT_NE(::access(dir.file("a").c_str(), F_OK), 0);
+  EXPECT_NE(::access(dir.file("a.tmp").c_str(), F_OK), 0);
+  st = SafeTensorsWriter::writeFiles({&a}, {dir.file("a"), dir.file("b")});
+  EXPECT_FALSE(st.ok());
 }
 
 TEST(SafeTensorsTest, WriterRejectsBadInput) {

@@ -128,7 +128,9 @@ struct QuantizeOptions {
   /// 5 s`, and a summary line at the end of such a run.
   bool progress = false;
   /// When set, called instead of printing with (input bytes done, total
-  /// input bytes) after every tensor; `progress` is then ignored.
+  /// input bytes) after every tensor; `progress` is then ignored. Called
+  /// from the thread that produces the tensors (SafeTensorsWriter), one
+  /// call at a time, not from the caller's.
   std::function<void(uint64_t done, uint64_t total)> progressCallback;
 };
 
@@ -172,7 +174,8 @@ Status writeQuantizedCheckpoint(const Checkpoint &in, const std::string &outDir,
 /// scales for the load of its scale tensor that follows (the writers' order);
 /// a scale loaded first quantizes its weight itself. options.progress and
 /// options.progressCallback are not used. `in` must outlive the reader.
-/// Thread-safe.
+/// Thread-safe (the kept scales help a thread that loads a weight and then
+/// its scales).
 class ExpertsInt8Reader final : public WeightReader {
 public:
   /// Checks what writeQuantizedCheckpoint checks before writing: `in` is not

@@ -156,9 +156,9 @@ Status convertToF64(const TensorInfo &tensor, size_t first, size_t count,
 class SafeTensorsWriter {
 public:
   /// Fills `dst` (exactly the tensor's byte size, holding unspecified bytes)
-  /// when the file is written. Producers run one at a time, in the tensors'
-  /// order, on a thread of write() (not the caller's), each while the
-  /// previous tensor is written.
+  /// when the file is written. Producers run one at a time, in the order
+  /// write() (or writeFiles()) visits the tensors, on a thread of its own
+  /// (not the caller's), each while the previous tensor is written.
   using Producer = std::function<void(uint8_t *dst, size_t nbytes)>;
 
   /// Adds a tensor whose bytes are copied now. `bytes.size()` must equal
@@ -192,6 +192,17 @@ public:
   /// Writes the file. Errors name the path. Holds at most two lazy
   /// tensors' bytes at once (besides what the producers hold).
   Status write(const std::string &path) const;
+
+  /// Writes `writers[i]` to `paths[i]`, each file as write() writes it, in
+  /// rounds: every file's first tensor, then every file's second, and so
+  /// on, one producer at a time as in write(). Producers of the same tensor
+  /// for several files (the ranks of a sharded model) thus run one after
+  /// another and can share one load of it. After an error no file of this
+  /// call is left (but those already renamed into place when a rename
+  /// fails); the error names the path.
+  static Status
+  writeFiles(const std::vector<const SafeTensorsWriter *> &writers,
+             const std::vector<std::string> &paths);
 
   /// Returns the complete header (length prefix excluded) that write() emits,
   /// padding included.
