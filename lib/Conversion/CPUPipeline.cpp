@@ -24,6 +24,13 @@
 using namespace mlir;
 using namespace mlir::jamba;
 
+void mlir::jamba::addCleanupPasses(OpPassManager &pm, bool cse) {
+  OpPassManager &each = pm.nestAny();
+  each.addPass(createCanonicalizerPass());
+  if (cse)
+    each.addPass(createCSEPass());
+}
+
 void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
                                          bool gpuKernels) {
   bufferization::OneShotBufferizePassOptions bufferize;
@@ -40,7 +47,7 @@ void mlir::jamba::addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
     pm.addNestedPass<func::FuncOp>(createJambaParallelCopiesToLoopsPass());
   if (statesInPlace)
     pm.addNestedPass<func::FuncOp>(createJambaStatesInPlacePass());
-  pm.addPass(createCanonicalizerPass());
+  addCleanupPasses(pm, /*cse=*/false);
   bufferization::BufferDeallocationPipelineOptions dealloc;
   bufferization::buildBufferDeallocationPipeline(pm, dealloc);
   pm.addPass(createConvertBufferizationToMemRefPass());
@@ -67,8 +74,7 @@ void mlir::jamba::buildCPULowerPipeline(
     pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  addCleanupPasses(pm, /*cse=*/true);
   // The GPU kernels' form fuses elementwise chains as the GPU pipeline does,
   // so that its tests on the CPU run the fused generics too.
   if (options.gpuKernels)
@@ -127,7 +133,7 @@ void mlir::jamba::buildCPULowerPipeline(
   if (options.threads)
     pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  addCleanupPasses(pm, /*cse=*/false);
   // One body for the stage functions of same-kind layers: LLVM would
   // optimise and generate each copy.
   pm.addPass(createJambaMergeIdenticalFunctionsPass());

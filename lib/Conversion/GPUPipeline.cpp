@@ -701,8 +701,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addNestedPass<func::FuncOp>(std::make_unique<RequireGpuKernelsPass>());
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
-  pm.addPass(createCanonicalizerPass());
-  pm.addPass(createCSEPass());
+  addCleanupPasses(pm, /*cse=*/true);
   pm.addNestedPass<func::FuncOp>(createJambaGpuFuseElementwisePass());
 
   // Tensors -> buffers, as for the CPU (the same entry-point ABI).
@@ -724,7 +723,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createGpuKernelOutliningPass());
   pm.addPass(createJambaGpuHostMemoryPass());
   pm.addNestedPass<func::FuncOp>(createGpuAsyncRegionPass());
-  pm.addPass(createCanonicalizerPass());
+  addCleanupPasses(pm, /*cse=*/false);
   // Same-kind layers: one kernel module, lowered to NVVM and compiled once.
   pm.addPass(createJambaGpuMergeIdenticalModulesPass());
 
@@ -752,7 +751,7 @@ void mlir::jamba::buildGPULowerPipeline(
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
-  pm.addPass(createCanonicalizerPass());
+  addCleanupPasses(pm, /*cse=*/false);
   // Same-kind layers: one host stage function's body (their kernel
   // modules became one above).
   pm.addPass(createJambaMergeIdenticalFunctionsPass());

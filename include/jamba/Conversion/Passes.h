@@ -262,6 +262,12 @@ void buildCPULowerPipeline(OpPassManager &pm,
 void addBufferizationPasses(OpPassManager &pm, bool statesInPlace,
                             bool gpuKernels);
 
+/// Canonicalization (then CSE, with `cse`) of each function and kernel
+/// module of the module, in parallel (as a module pass it would be one
+/// thread over all of them; the patterns are local, so the result is the
+/// same).
+void addCleanupPasses(OpPassManager &pm, bool cse);
+
 /// jamba primitives on tensors -> host LLVM dialect launching NVVM kernels
 /// embedded as PTX (or cubin) in gpu.binary ops (docs/CUDABackend.md).
 void buildGPULowerPipeline(OpPassManager &pm,
