@@ -31,6 +31,7 @@
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Threading.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
@@ -678,6 +679,59 @@ struct RequireGpuKernelsPass
   }
 };
 
+/// gpu-module-to-binary with the kernel modules serialized in parallel
+/// (each is LLVM optimisation and NVPTX code generation of its own, in an
+/// LLVM context of its own): every gpu.module is cloned into a module of its
+/// own, which gpu::transformGpuModulesToBinaries turns into a gpu.binary on
+/// a thread of the context's pool; each binary then replaces its module,
+/// in place, so the output is the sequential pass's.
+struct ModulesToBinariesPass
+    : PassWrapper<ModulesToBinariesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ModulesToBinariesPass)
+
+  ModulesToBinariesPass(std::string toolkit, gpu::CompilationTarget format)
+      : toolkit(std::move(toolkit)), format(format) {}
+  StringRef getArgument() const override {
+    return "jamba-gpu-modules-to-binaries";
+  }
+  StringRef getName() const override { return "JambaGpuModulesToBinaries"; }
+  void runOnOperation() override {
+    SmallVector<gpu::GPUModuleOp> modules(
+        getOperation().getOps<gpu::GPUModuleOp>());
+    SmallVector<OwningOpRef<ModuleOp>> alone;
+    for (gpu::GPUModuleOp module : modules) {
+      alone.emplace_back(ModuleOp::create(module.getLoc()));
+      alone.back()->getBody()->push_back(module->clone());
+    }
+    LogicalResult serialized =
+        failableParallelForEachN(&getContext(), 0, alone.size(), [&](size_t i) {
+          ModuleOp holder = *alone[i];
+          std::unique_ptr<SymbolTable> table;
+          auto symbolTable = [&]() -> SymbolTable * {
+            if (!table)
+              table = std::make_unique<SymbolTable>(holder);
+            return table.get();
+          };
+          gpu::TargetOptions options(toolkit, {}, {}, {}, format, symbolTable);
+          return gpu::transformGpuModulesToBinaries(holder, nullptr, options);
+        });
+    if (failed(serialized))
+      return signalPassFailure();
+    for (auto [module, holder] : llvm::zip_equal(modules, alone)) {
+      auto binaries = holder->getOps<gpu::BinaryOp>();
+      if (std::distance(binaries.begin(), binaries.end()) != 1) {
+        module.emitOpError("was not serialized into one gpu.binary");
+        return signalPassFailure();
+      }
+      (*binaries.begin())->moveBefore(module);
+      module.erase();
+    }
+  }
+
+  std::string toolkit;
+  gpu::CompilationTarget format;
+};
+
 } // namespace
 
 void mlir::jamba::buildGPULowerPipeline(
@@ -755,8 +809,10 @@ void mlir::jamba::buildGPULowerPipeline(
   // Same-kind layers: one host stage function's body (their kernel
   // modules became one above).
   pm.addPass(createJambaMergeIdenticalFunctionsPass());
-  GpuModuleToBinaryPassOptions binary;
-  binary.toolkitPath = options.toolkit;
-  binary.compilationTarget = options.format;
-  pm.addPass(createGpuModuleToBinaryPass(binary));
+  // gpu-module-to-binary's formats; checkPipelineOptions checked the name.
+  std::optional<gpu::CompilationTarget> format =
+      options.format == "isa" ? gpu::CompilationTarget::Assembly
+                              : gpu::symbolizeCompilationTarget(options.format);
+  pm.addPass(std::make_unique<ModulesToBinariesPass>(
+      options.toolkit, format.value_or(gpu::CompilationTarget::Assembly)));
 }

@@ -13,6 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OperationSupport.h"
 #include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Threading.h"
 
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/StringMap.h"
@@ -91,8 +92,13 @@ struct JambaGpuMergeIdenticalModulesPass
     llvm::DenseMap<StringAttr, std::pair<Kept *, SmallVector<StringAttr>>>
         replaced;
     SmallVector<gpu::GPUModuleOp> duplicates;
-    for (auto gpuModule : module.getOps<gpu::GPUModuleOp>()) {
-      Fingerprint print = fingerprint(gpuModule);
+    // The fingerprints in parallel (each prints a copy of its module), then
+    // the grouping in the modules' order.
+    SmallVector<gpu::GPUModuleOp> modules(module.getOps<gpu::GPUModuleOp>());
+    SmallVector<Fingerprint> prints(modules.size());
+    parallelFor(context, 0, modules.size(),
+                [&](size_t i) { prints[i] = fingerprint(modules[i]); });
+    for (auto [gpuModule, print] : llvm::zip_equal(modules, prints)) {
       std::string key =
           (entryOf(gpuModule.getName()) + Twine('\0') + print.text).str();
       auto [it, inserted] =
