@@ -392,6 +392,15 @@ int64_t layerOf(const std::string &name) {
   return layer;
 }
 
+/// The config of `config`'s quantized copy.
+JambaConfig quantizedConfig(const JambaConfig &config,
+                            const QuantizeOptions &options) {
+  JambaConfig out = config;
+  out.quantMethod = kQuantMethodExpertsInt8;
+  out.quantDenseMlp = options.denseMlp;
+  return out;
+}
+
 /// Plans the quantized copy of `in`: every tensor of it located in `in`
 /// and shape-checked, the weights to quantize of a float dtype.
 Status planCopy(const Checkpoint &in, const QuantizeOptions &options,
@@ -511,9 +520,7 @@ Status jamba::ckpt::writeQuantizedCheckpoint(const Checkpoint &in,
   }
   state.finish();
 
-  JambaConfig outConfig = config;
-  outConfig.quantMethod = kQuantMethodExpertsInt8;
-  outConfig.quantDenseMlp = options.denseMlp;
+  JambaConfig outConfig = quantizedConfig(config, options);
   JAMBA_CKPT_RETURN_IF_ERROR(
       writeTextFile(joinPath(outDir, "config.json"), configToJson(outConfig)));
   // The tokenizer goes with the weights, unchanged.
@@ -535,9 +542,7 @@ ExpertsInt8Reader::open(const Checkpoint &in, const QuantizeOptions &options) {
   std::vector<Planned> plan;
   JAMBA_CKPT_RETURN_IF_ERROR(planCopy(in, options, plan));
   std::unique_ptr<ExpertsInt8Reader> reader(new ExpertsInt8Reader(in, options));
-  reader->cfg = in.config();
-  reader->cfg.quantMethod = kQuantMethodExpertsInt8;
-  reader->cfg.quantDenseMlp = options.denseMlp;
+  reader->cfg = quantizedConfig(in.config(), options);
   bool anyKept = false, allBF16 = true;
   for (const Planned &p : plan) {
     if (p.quantize) {

@@ -493,14 +493,6 @@ TEST(QuantizeCheckpointTest, FusedBf16DenseMlp) {
   runRoundTrip({DType::BF16, true, true});
 }
 
-/// Reads a whole file.
-std::string readAll(const std::string &path) {
-  std::string s;
-  Status st = readFileToString(path, s, size_t(1) << 30);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return s;
-}
-
 TEST(QuantizeCheckpointTest, LayoutAndThreadsDoNotChangeTheOutput) {
   REQUIRE_TINY_CONFIG(config);
   TempDir dir;

@@ -6,8 +6,6 @@
 
 #include "jamba/Checkpoint/SafeTensors.h"
 
-#include "jamba/Checkpoint/Config.h"
-
 #include "TestUtil.h"
 
 #include "gtest/gtest.h"
@@ -229,13 +227,6 @@ void addTagged(SafeTensorsWriter &writer, uint8_t tag, int count, size_t size,
   }
 }
 
-std::string readBytes(const std::string &path) {
-  std::string bytes;
-  Status st = readFileToString(path, bytes, size_t(1) << 20);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return bytes;
-}
-
 TEST(SafeTensorsTest, WriteFilesWritesInRounds) {
   TempDir dir;
   // Three files of 3, 1 and 2 tensors, a raw tensor in the middle of one.
@@ -257,7 +248,7 @@ TEST(SafeTensorsTest, WriteFilesWritesInRounds) {
   for (size_t f = 0; f < writers.size(); ++f) {
     std::string alone = dir.file("alone" + std::to_string(f));
     ASSERT_TRUE(writers[f]->write(alone).ok());
-    EXPECT_EQ(readBytes(paths[f]), readBytes(alone)) << paths[f];
+    EXPECT_EQ(readAll(paths[f]), readAll(alone)) << paths[f];
   }
   auto file = SafeTensorsFile::open(paths[2]);
   ASSERT_TRUE(file.ok());

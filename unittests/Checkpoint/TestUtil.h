@@ -7,6 +7,9 @@
 #ifndef JAMBA_UNITTESTS_CHECKPOINT_TESTUTIL_H
 #define JAMBA_UNITTESTS_CHECKPOINT_TESTUTIL_H
 
+#include "jamba/Checkpoint/Config.h"
+#include "jamba/Checkpoint/Status.h"
+
 #include "gtest/gtest.h"
 
 #include <cstdint>
@@ -52,6 +55,14 @@ inline void writeFile(const std::string &path, const std::string &bytes) {
   ASSERT_NE(f, nullptr) << path;
   ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
   ASSERT_EQ(std::fclose(f), 0);
+}
+
+/// The whole of the file at `path` (a failure to read it is a test failure).
+inline std::string readAll(const std::string &path) {
+  std::string bytes;
+  Status st = readFileToString(path, bytes, size_t(1) << 30);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return bytes;
 }
 
 /// The 8-byte little-endian length prefix of a safetensors file.
