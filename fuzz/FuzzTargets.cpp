@@ -16,6 +16,7 @@
 #include "jamba/Checkpoint/Tokenizer.h"
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ExampleArtifact.h"
+#include "jamba/Runtime/WeightFiles.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -514,6 +515,27 @@ std::string runManifest(std::string_view data, bool &accepted) {
   if (!valid.ok())
     return checkMessage(valid, "validateManifest");
   accepted = true;
+  // A weight's valid cut takes exactly its elements from the checkpoint
+  // tensor's (checked where that tensor is small).
+  for (const rt::WeightDesc &w : manifest->weights) {
+    if (w.from.kind != rt::WeightOrigin::Kind::Slice)
+      continue;
+    int64_t full = 1, cut = 1;
+    for (int64_t d : w.from.shape)
+      full = d > 4096 ? 4097 : std::min<int64_t>(full * d, 4097);
+    if (full > 4096)
+      continue;
+    for (int64_t d : w.shape)
+      cut *= d;
+    std::vector<float> values(full), out;
+    for (int64_t i = 0; i < full; ++i)
+      values[i] = static_cast<float>(i);
+    rt::sliceWeightValues(values, w.from, out);
+    if (static_cast<int64_t>(out.size()) != cut)
+      return "weight '" + w.name + "': its cut took " +
+             std::to_string(out.size()) + " elements for a shape of " +
+             std::to_string(cut);
+  }
   int64_t context = std::min<int64_t>(rt::defaultContextLength(*manifest), 64);
   for (int64_t batch : {int64_t(1), int64_t(3)}) {
     StatusOr<rt::DimBindings> dims = rt::bindDims(*manifest, batch, context);
@@ -542,7 +564,21 @@ std::vector<std::string> manifestSeeds() {
   std::string text = readWholeFile(dir + "/artifact/manifest.json");
   std::error_code ec;
   std::filesystem::remove_all(dir + "/artifact", ec);
-  return {text};
+  // The same with every form of a weight's "from" (schema 1.2): a slice of
+  // two runs, zeros and a value.
+  StatusOr<rt::ArtifactManifest> cut = rt::parseManifest(text, "seed");
+  if (!cut.ok())
+    return {text};
+  cut->weights[0].from =
+      rt::WeightOrigin::slice({256, 64}, {{{0, 32}, {96, 96}}, {{0, 64}}});
+  cut->weights[1].from = rt::WeightOrigin::zeros(cut->weights[1].shape);
+  rt::WeightDesc offset = cut->weights[1];
+  offset.name = "jamba.rank.expert_offset";
+  offset.dtype = DType::I64;
+  offset.shape = {1};
+  offset.from = rt::WeightOrigin::constant(2);
+  cut->weights.push_back(offset);
+  return {text, rt::writeManifest(*cut)};
 }
 
 //===----------------------------------------------------------------------===//

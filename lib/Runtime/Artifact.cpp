@@ -226,6 +226,42 @@ const WeightDesc *ArtifactManifest::findWeight(std::string_view name,
   return nullptr;
 }
 
+WeightOrigin WeightOrigin::slice(std::vector<int64_t> shape,
+                                 std::vector<std::vector<IndexRun>> take) {
+  WeightOrigin from;
+  from.kind = Kind::Slice;
+  from.shape = std::move(shape);
+  from.take = std::move(take);
+  return from;
+}
+
+WeightOrigin WeightOrigin::zeros(std::vector<int64_t> shape) {
+  WeightOrigin from;
+  from.kind = Kind::Zeros;
+  from.shape = std::move(shape);
+  return from;
+}
+
+WeightOrigin WeightOrigin::constant(int64_t value) {
+  WeightOrigin from;
+  from.kind = Kind::Value;
+  from.value = value;
+  return from;
+}
+
+std::vector<int64_t> WeightDesc::checkpointShape() const {
+  switch (from.kind) {
+  case WeightOrigin::Kind::Whole:
+    return shape;
+  case WeightOrigin::Kind::Slice:
+  case WeightOrigin::Kind::Zeros:
+    return from.shape;
+  case WeightOrigin::Kind::Value:
+    break;
+  }
+  return {};
+}
+
 const EntryPoint *
 ArtifactManifest::findEntryPoint(std::string_view name) const {
   for (const EntryPoint &e : entryPoints)
@@ -587,6 +623,54 @@ Status parseStaticShape(const Diag &diag, const FieldReader &r,
   return Status::success();
 }
 
+/// A weight's optional "from" (schema 1.2): {"value": N}, {"shape": [...],
+/// "zeros": true} or {"shape": [...], "take": [[[begin, count], ...], ...]}.
+/// The values are checked by validateManifest.
+Status parseWeightOrigin(const Diag &diag, const JsonValue &v,
+                         const std::string &where, WeightOrigin &out) {
+  JAMBA_CKPT_RETURN_IF_ERROR(expectObject(diag, v, where));
+  FieldReader r(diag, v, where);
+  const bool value = v.get("value"), zeros = v.get("zeros"),
+             take = v.get("take");
+  if (value + zeros + take != 1)
+    return diag(where, ": expected exactly one of 'value', 'zeros' and "
+                       "'take'");
+  if (value) {
+    out.kind = WeightOrigin::Kind::Value;
+    return r.integer("value", out.value);
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(parseStaticShape(diag, r, out.shape));
+  if (zeros) {
+    if (!v.get("zeros")->isBool() || !v.get("zeros")->getBool())
+      return diag(where, ": field 'zeros' must be true, got ",
+                  ckpt::writeJson(*v.get("zeros")));
+    out.kind = WeightOrigin::Kind::Zeros;
+    return Status::success();
+  }
+  out.kind = WeightOrigin::Kind::Slice;
+  const JsonValue *dims = nullptr;
+  JAMBA_CKPT_RETURN_IF_ERROR(r.array("take", dims));
+  for (size_t d = 0; d < dims->getArray().size(); ++d) {
+    const JsonValue &runs = dims->getArray()[d];
+    std::string dimWhere = ckpt::concat(where, ": take[", d, "]");
+    if (!runs.isArray())
+      return diag(dimWhere, " must be an array of [begin, count] pairs, got ",
+                  runs.kindName());
+    std::vector<IndexRun> list;
+    for (size_t i = 0; i < runs.getArray().size(); ++i) {
+      const JsonValue &run = runs.getArray()[i];
+      if (!run.isArray() || run.getArray().size() != 2 ||
+          !run.getArray()[0].isInteger() || !run.getArray()[1].isInteger())
+        return diag(dimWhere, "[", i,
+                    "] must be [begin, count] (two integers), got ",
+                    ckpt::writeJson(run));
+      list.push_back({run.getArray()[0].getInt(), run.getArray()[1].getInt()});
+    }
+    out.take.push_back(std::move(list));
+  }
+  return Status::success();
+}
+
 } // namespace
 
 //===----------------------------------------------------------------------===//
@@ -742,6 +826,10 @@ StatusOr<ArtifactManifest> rt::parseManifest(std::string_view text,
     JAMBA_CKPT_RETURN_IF_ERROR(r.string("file", w.file));
     JAMBA_CKPT_RETURN_IF_ERROR(parseDType(diag, r, w.dtype));
     JAMBA_CKPT_RETURN_IF_ERROR(parseStaticShape(diag, r, w.shape));
+    // Optional since schema 1.2.
+    if (const JsonValue *from = v.get("from"))
+      JAMBA_CKPT_RETURN_IF_ERROR(parseWeightOrigin(
+          diag, *from, ckpt::concat(r.location(), ": from"), w.from));
     m.weights.push_back(std::move(w));
   }
 
@@ -807,6 +895,72 @@ Status checkFileRef(const Diag &diag, const ArtifactManifest &m,
     return diag(where, ": file '", path, "' is not a valid artifact path");
   if (checkFiles && !m.findFile(path))
     return diag(where, ": file '", path, "' is not listed in 'files'");
+  return Status::success();
+}
+
+/// A weight's "from": a value for an I64 weight; a checkpoint shape of
+/// the weight's rank and within the limits; zeros of the weight's shape; runs
+/// inside the checkpoint tensor that add up to the weight's shape.
+Status checkWeightOrigin(const Diag &diag, const std::string &where,
+                         const WeightDesc &w) {
+  const WeightOrigin &from = w.from;
+  switch (from.kind) {
+  case WeightOrigin::Kind::Whole:
+    return Status::success();
+  case WeightOrigin::Kind::Value:
+    if (w.dtype != DType::I64)
+      return diag(where, ": from: a value makes I64 weights, this one is ",
+                  ckpt::dtypeName(w.dtype));
+    return Status::success();
+  case WeightOrigin::Kind::Slice:
+  case WeightOrigin::Kind::Zeros:
+    break;
+  }
+  if (w.dtype != DType::F32 && w.dtype != DType::BF16 && w.dtype != DType::I8)
+    return diag(where, ": from: a ", ckpt::dtypeName(w.dtype),
+                " weight cannot be cut from a checkpoint tensor (F32, BF16 "
+                "or I8)");
+  if (from.shape.size() != w.shape.size())
+    return diag(where, ": from: shape ", ckpt::formatShape(from.shape), " has ",
+                from.shape.size(), " dimensions, the weight ", w.shape.size());
+  uint64_t bytes = sizeof(float);
+  for (size_t d = 0; d < from.shape.size(); ++d) {
+    JAMBA_CKPT_RETURN_IF_ERROR(checkDimValue(
+        diag, ckpt::concat(where, ": from: shape[", d, "]"), from.shape[d]));
+    if (!mulBounded(bytes, static_cast<uint64_t>(from.shape[d]),
+                    kMaxBufferBytes))
+      return diag(where, ": from: shape ", ckpt::formatShape(from.shape),
+                  " is larger than ", kMaxBufferBytes, " bytes in f32");
+  }
+  if (from.kind == WeightOrigin::Kind::Zeros) {
+    if (from.shape != w.shape)
+      return diag(where, ": from: zeros of shape ",
+                  ckpt::formatShape(from.shape), " for a weight of shape ",
+                  ckpt::formatShape(w.shape));
+    return Status::success();
+  }
+  if (from.take.size() != from.shape.size())
+    return diag(where, ": from: take has ", from.take.size(),
+                " lists of runs for ", from.shape.size(), " dimensions");
+  for (size_t d = 0; d < from.take.size(); ++d) {
+    int64_t total = 0;
+    for (size_t i = 0; i < from.take[d].size(); ++i) {
+      const IndexRun &run = from.take[d][i];
+      // Both are at most 2^31 here, so the sums below cannot overflow.
+      if (run.begin < 0 || run.count < 1 || run.begin > from.shape[d] ||
+          run.count > from.shape[d] - run.begin)
+        return diag(where, ": from: take[", d, "][", i, "] = [", run.begin,
+                    ", ", run.count, "] is not a run of indices in [0, ",
+                    from.shape[d], ")");
+      total += run.count;
+      if (total > w.shape[d])
+        break;
+    }
+    if (total != w.shape[d])
+      return diag(where, ": from: take[", d, "] takes ", total,
+                  total > w.shape[d] ? " or more" : "",
+                  " indices, the weight's shape[", d, "] is ", w.shape[d]);
+  }
   return Status::success();
 }
 
@@ -922,6 +1076,7 @@ Status rt::validateManifest(const ArtifactManifest &m,
         return diag(where, ": shape ", ckpt::formatShape(w.shape),
                     " is larger than ", kMaxBufferBytes, " bytes");
     }
+    JAMBA_CKPT_RETURN_IF_ERROR(checkWeightOrigin(diag, where, w));
   }
 
   // Buffers.
@@ -1063,6 +1218,35 @@ JsonValue intArray(const std::vector<int64_t> &values) {
   return a;
 }
 
+/// A weight's "from", or null for a whole checkpoint tensor (no key).
+JsonValue weightOriginToJson(const WeightOrigin &from) {
+  JsonValue o = JsonValue::makeObject();
+  switch (from.kind) {
+  case WeightOrigin::Kind::Whole:
+    return JsonValue::makeNull();
+  case WeightOrigin::Kind::Value:
+    o.set("value", JsonValue::makeInt(from.value));
+    return o;
+  case WeightOrigin::Kind::Zeros:
+    o.set("shape", intArray(from.shape));
+    o.set("zeros", JsonValue::makeBool(true));
+    return o;
+  case WeightOrigin::Kind::Slice: {
+    o.set("shape", intArray(from.shape));
+    JsonValue take = JsonValue::makeArray();
+    for (const std::vector<IndexRun> &runs : from.take) {
+      JsonValue list = JsonValue::makeArray();
+      for (const IndexRun &run : runs)
+        list.push(intArray({run.begin, run.count}));
+      take.push(std::move(list));
+    }
+    o.set("take", std::move(take));
+    return o;
+  }
+  }
+  return JsonValue::makeNull();
+}
+
 JsonValue dimJson(const DimExpr &e) {
   if (e.terms.size() == 1 && e.terms[0].symbol.empty())
     return JsonValue::makeInt(e.terms[0].constant);
@@ -1180,6 +1364,8 @@ std::string rt::writeManifest(const ArtifactManifest &m) {
     o.set("file", str(w.file));
     o.set("dtype", str(ckpt::dtypeName(w.dtype)));
     o.set("shape", intArray(w.shape));
+    if (JsonValue from = weightOriginToJson(w.from); !from.isNull())
+      o.set("from", std::move(from));
     weights.push(std::move(o));
   }
   doc.set("weights", std::move(weights));

@@ -13,6 +13,7 @@
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ArtifactWriter.h"
 #include "jamba/Runtime/Sha256.h"
+#include "jamba/Runtime/WeightFiles.h"
 
 #include <cassert>
 #include <cstring>
@@ -25,24 +26,6 @@ using namespace jamba;
 using namespace jamba::rt;
 using ckpt::makeError;
 using ckpt::Status;
-
-void jamba::rt::encodeWeightValues(const std::vector<float> &values,
-                                   ckpt::DType dtype, uint8_t *dst) {
-  switch (dtype) {
-  case ckpt::DType::F32:
-    std::memcpy(dst, values.data(), values.size() * sizeof(float));
-    return;
-  case ckpt::DType::BF16:
-    ckpt::f32ToBf16Bytes(values.data(), values.size(), dst);
-    return;
-  case ckpt::DType::I8:
-    for (size_t i = 0; i < values.size(); ++i)
-      dst[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
-    return;
-  default:
-    assert(false && "artifact weights are f32, bf16 or i8");
-  }
-}
 
 namespace {
 
@@ -103,26 +86,24 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
     return parsed.status();
   ArtifactManifest manifest = std::move(*parsed);
   JAMBA_CKPT_RETURN_IF_ERROR(validateManifest(manifest, context));
-  if (manifest.ranks != 1)
-    return fail("it has ", manifest.ranks,
-                " ranks, whose weights jamba-compile cut from the checkpoint; "
-                "rebinding handles one rank: recompile it instead");
+  // Before schema 1.2 the manifest did not record how each rank's weights
+  // were cut from the checkpoint.
+  if (manifest.ranks != 1 && manifest.version.minor < 2)
+    return fail("it has ", manifest.ranks, " ranks and schema ",
+                manifest.version.major, ".", manifest.version.minor,
+                ", which does not record how their weights were cut from "
+                "the checkpoint (1.2 does): recompile it");
   std::set<std::string> weightFiles;
   for (const WeightDesc &w : manifest.weights)
     weightFiles.insert(w.file);
-  if (weightFiles.size() != 1)
-    return fail("expected one weights file, the manifest names ",
-                weightFiles.size());
-  const std::string weightsFile = *weightFiles.begin();
 
   // Every other file (the kernels, the tokenizer): present and as
-  // recorded. The files keep their order, the weights' slot filled below.
+  // recorded. The files keep their order, the weights files' slots filled
+  // below.
   std::vector<ArtifactFileSource> files;
-  size_t weightsSlot = 0;
   for (const FileDesc &f : manifest.files) {
-    if (f.path == weightsFile) {
-      weightsSlot = files.size();
-      files.push_back(ArtifactFileSource::fromFile(weightsFile, ""));
+    if (weightFiles.count(f.path)) {
+      files.push_back(ArtifactFileSource::fromFile(f.path, ""));
       continue;
     }
     std::string path = artifactDir + "/" + f.path;
@@ -168,41 +149,19 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
     return makeError("checkpoint ", checkpointDir, ": does not match artifact ",
                      artifactDir, ": ", mismatch);
 
-  // The weights, in the manifest's order, dtypes and shapes; every tensor
-  // checked before anything is written.
-  for (const WeightDesc &w : manifest.weights) {
-    if (w.dtype != ckpt::DType::F32 && w.dtype != ckpt::DType::BF16 &&
-        w.dtype != ckpt::DType::I8)
-      return fail("weight '", w.name, "' is ", ckpt::dtypeName(w.dtype),
-                  "; rebinding writes f32, bf16 and i8 weights");
-    JAMBA_CKPT_RETURN_IF_ERROR(src->checkWeight(w.name, w.shape));
-  }
+  // The weights, in the manifest's order, dtypes and shapes, every rank's
+  // cut as its "from" says; every tensor checked before anything is
+  // written.
   ScratchDir scratch;
   JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
-  Status loadError = Status::success();
-  // One f32 buffer for every tensor: the producers run one at a time.
-  std::vector<float> values;
-  ckpt::SafeTensorsWriter writer;
-  writer.setMetadata("format", "jamba-artifact");
-  for (const WeightDesc &w : manifest.weights) {
-    JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-        w.name, w.dtype, w.shape,
-        [src, &w, &loadError, &values](uint8_t *dst, size_t nbytes) {
-          Status st = src->loadWeightF32(w.name, w.shape, values);
-          if (!st.ok()) {
-            if (loadError.ok())
-              loadError = st;
-            std::memset(dst, 0, nbytes);
-            return;
-          }
-          encodeWeightValues(values, w.dtype, dst);
-        }));
-  }
-  std::string weightsPath = scratch.path() + "/weights.safetensors";
-  JAMBA_CKPT_RETURN_IF_ERROR(writer.write(weightsPath));
-  JAMBA_CKPT_RETURN_IF_ERROR(loadError);
-  files[weightsSlot] =
-      ArtifactFileSource::fromScratchFile(weightsFile, weightsPath);
+  ckpt::StatusOr<std::vector<std::string>> written =
+      writeWeightFiles(*src, manifest, scratch.path());
+  if (!written.ok())
+    return written.status();
+  for (ArtifactFileSource &file : files)
+    if (weightFiles.count(file.path))
+      file = ArtifactFileSource::fromScratchFile(
+          file.path, scratch.path() + "/" + file.path);
 
   WriteOptions write;
   write.overwrite = options.overwrite;

@@ -14,7 +14,7 @@
 #include "jamba/Pipelines/Pipelines.h"
 #include "jamba/Runtime/Artifact.h"
 #include "jamba/Runtime/ArtifactWriter.h"
-#include "jamba/Runtime/RebindWeights.h"
+#include "jamba/Runtime/WeightFiles.h"
 #include "jamba/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -309,166 +309,63 @@ std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
   return indices;
 }
 
-/// Copies rank `rank`'s slice of `full` (row-major over recipe.fullShape).
-/// A "tp0" tensor (a row-parallel GEMM's bias, added once to the group's
-/// sum) is whole on the group's first rank and zeros on the others.
-std::vector<float> slice(const std::vector<float> &full,
-                         const ShardRecipe &recipe, const RankLayout &layout,
-                         int64_t rank) {
+/// How rank `rank`'s weight is made from the checkpoint tensor `recipe`
+/// cuts: the rank's first expert (expert parallelism's synthetic tensor),
+/// zeros (a "tp0" tensor, a row-parallel GEMM's bias added once to the
+/// group's sum, off the group's first rank), or the indices it takes as
+/// runs (Whole where that is every index).
+rt::WeightOrigin rankOrigin(const ShardRecipe &recipe, const RankLayout &layout,
+                            int64_t rank) {
+  if (recipe.isExpertOffset())
+    return rt::WeightOrigin::constant(layout.expertIndex(rank) *
+                                      recipe.expertsPerRank);
   if (llvm::is_contained(recipe.modes, "tp0") && layout.tensorIndex(rank) != 0)
-    return std::vector<float>(full.size(), 0.0f);
-  std::vector<std::vector<int64_t>> idx = sliceIndices(recipe, layout, rank);
-  size_t dims = idx.size();
-  if (dims == 0)
-    return full;
-  std::vector<int64_t> strides(dims, 1);
-  for (size_t d = dims; d-- > 1;)
-    strides[d - 1] = strides[d] * recipe.fullShape[d];
-  size_t count = 1;
-  for (const auto &v : idx)
-    count *= v.size();
-  if (count == 0)
-    return {};
-  // The last dimension's indices as runs of consecutive ones (one run, or
-  // two for "halves"), each copied at once.
-  const std::vector<int64_t> &last = idx.back();
-  std::vector<std::pair<int64_t, size_t>> runs; // (first index, length)
-  for (int64_t i : last) {
-    if (!runs.empty() &&
-        runs.back().first + static_cast<int64_t>(runs.back().second) == i)
-      ++runs.back().second;
-    else
-      runs.push_back({i, 1});
-  }
-  std::vector<float> out;
-  out.reserve(count);
-  // Every index of the leading dimensions, in row-major order.
-  std::vector<size_t> at(dims - 1, 0);
-  for (size_t n = 0; n < count / last.size(); ++n) {
-    int64_t offset = 0;
-    for (size_t d = 0; d + 1 < dims; ++d)
-      offset += idx[d][at[d]] * strides[d];
-    for (const auto &[first, length] : runs)
-      out.insert(out.end(), full.begin() + offset + first,
-                 full.begin() + offset + first + length);
-    for (size_t d = dims - 1; d-- > 0;) {
-      if (++at[d] < idx[d].size())
-        break;
-      at[d] = 0;
+    return rt::WeightOrigin::zeros(recipe.fullShape);
+  bool whole = true;
+  std::vector<std::vector<rt::IndexRun>> take;
+  for (const std::vector<int64_t> &indices :
+       sliceIndices(recipe, layout, rank)) {
+    std::vector<rt::IndexRun> runs;
+    for (int64_t i : indices) {
+      if (!runs.empty() && runs.back().begin + runs.back().count == i)
+        ++runs.back().count;
+      else
+        runs.push_back({i, 1});
     }
+    int64_t size = recipe.fullShape[take.size()];
+    whole &= size == 0 ||
+             (runs.size() == 1 && runs[0].begin == 0 && runs[0].count == size);
+    take.push_back(std::move(runs));
   }
-  return out;
+  if (whole)
+    return {};
+  return rt::WeightOrigin::slice(recipe.fullShape, std::move(take));
 }
 
-/// The last weight the producers loaded, whole. writeWeights writes the
-/// ranks' files in rounds (SafeTensorsWriter::writeFiles), so the ranks'
-/// producers of one tensor run one after another and it is read (and
-/// quantized) once for all of them. The producers run one at a time.
-struct LoadedWeight {
-  std::string name;
-  std::vector<float> values;
-};
-
-/// Adds rank `rank`'s tensor for every weight argument, in the IR's
-/// element type, to `writer` and the manifest (artifact-relative `file`).
-/// A tensor that fails to load at write time sets `loadError`.
-ckpt::Status addRankWeights(ckpt::SafeTensorsWriter &writer,
-                            const ckpt::WeightReader &source,
-                            const std::map<std::string, Type> &weights,
-                            const std::map<std::string, ShardRecipe> &recipes,
-                            int64_t rank, const RankLayout &layout,
-                            const std::string &file,
-                            rt::ArtifactManifest &manifest,
-                            LoadedWeight &loaded, ckpt::Status &loadError) {
-  writer.setMetadata("format", "jamba-artifact");
-  for (const auto &[name, type] : weights) {
-    auto shaped = cast<ShapedType>(type);
-    std::vector<int64_t> shape(shaped.getShape());
-    const ShardRecipe *recipe = nullptr;
-    if (auto it = recipes.find(name); it != recipes.end())
-      recipe = &it->second;
-    std::vector<int64_t> sourceShape = recipe ? recipe->fullShape : shape;
-    Type elem = shaped.getElementType();
-    if (recipe && recipe->isExpertOffset()) {
-      // Synthetic: this rank's first expert.
-      int64_t first = layout.expertIndex(rank) * recipe->expertsPerRank;
-      JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-          name, ckpt::DType::I64, shape, [first](uint8_t *dst, size_t) {
-            std::memcpy(dst, &first, sizeof(first));
-          }));
+/// Lists every rank's tensor of every weight argument in the manifest, in
+/// the IR's element type, with how it is made from the checkpoint; rank r's
+/// are in weights/rank-r.safetensors.
+void describeWeights(const std::map<std::string, Type> &weights,
+                     const std::map<std::string, ShardRecipe> &recipes,
+                     const RankLayout &layout, rt::ArtifactManifest &manifest) {
+  for (int64_t rank = 0; rank < layout.tp * layout.ep; ++rank) {
+    for (const auto &[name, type] : weights) {
+      auto shaped = cast<ShapedType>(type);
+      Type elem = shaped.getElementType();
       rt::WeightDesc desc;
       desc.name = name;
       desc.rank = rank;
-      desc.file = file;
-      desc.dtype = ckpt::DType::I64;
-      desc.shape = shape;
+      desc.file = "weights/rank-" + std::to_string(rank) + ".safetensors";
+      desc.dtype = elem.isInteger(64)  ? ckpt::DType::I64
+                   : elem.isInteger(8) ? ckpt::DType::I8
+                   : elem.isBF16()     ? ckpt::DType::BF16
+                                       : ckpt::DType::F32;
+      desc.shape.assign(shaped.getShape().begin(), shaped.getShape().end());
+      if (auto it = recipes.find(name); it != recipes.end())
+        desc.from = rankOrigin(it->second, layout, rank);
       manifest.weights.push_back(std::move(desc));
-      continue;
     }
-    bool int8 = elem.isInteger(8), bf16 = elem.isBF16();
-    ckpt::DType dtype = int8   ? ckpt::DType::I8
-                        : bf16 ? ckpt::DType::BF16
-                               : ckpt::DType::F32;
-    // Checked now so that a missing tensor fails before anything is written.
-    JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(name, sourceShape));
-    const ckpt::WeightReader *src = &source;
-    std::string tensor = name;
-    JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-        name, dtype, shape,
-        [src, tensor, sourceShape, recipe, rank, layout, dtype, &loaded,
-         &loadError](uint8_t *dst, size_t nbytes) {
-          if (loaded.name != tensor) {
-            loaded.name.clear();
-            // Checked above, but the file may still fail to read: remember
-            // the first error and fail after writing.
-            ckpt::Status st =
-                src->loadWeightF32(tensor, sourceShape, loaded.values);
-            if (!st.ok()) {
-              if (loadError.ok())
-                loadError = st;
-              std::memset(dst, 0, nbytes);
-              return;
-            }
-            loaded.name = tensor;
-          }
-          if (recipe)
-            rt::encodeWeightValues(slice(loaded.values, *recipe, layout, rank),
-                                   dtype, dst);
-          else
-            rt::encodeWeightValues(loaded.values, dtype, dst);
-        }));
-    rt::WeightDesc desc;
-    desc.name = name;
-    desc.rank = rank;
-    desc.file = file;
-    desc.dtype = dtype;
-    desc.shape = shape;
-    manifest.weights.push_back(std::move(desc));
   }
-  return ckpt::Status::success();
-}
-
-/// Writes every rank's weights file, `paths[rank]` (artifact-relative
-/// `files[rank]`), each tensor read from `source` once.
-ckpt::Status writeWeights(const ckpt::WeightReader &source,
-                          const std::map<std::string, Type> &weights,
-                          const std::map<std::string, ShardRecipe> &recipes,
-                          const RankLayout &layout,
-                          const std::vector<std::string> &paths,
-                          const std::vector<std::string> &files,
-                          rt::ArtifactManifest &manifest) {
-  LoadedWeight loaded;
-  ckpt::Status loadError = ckpt::Status::success();
-  std::vector<ckpt::SafeTensorsWriter> writers(paths.size());
-  std::vector<const ckpt::SafeTensorsWriter *> order;
-  for (size_t rank = 0; rank < paths.size(); ++rank) {
-    JAMBA_CKPT_RETURN_IF_ERROR(addRankWeights(
-        writers[rank], source, weights, recipes, static_cast<int64_t>(rank),
-        layout, files[rank], manifest, loaded, loadError));
-    order.push_back(&writers[rank]);
-  }
-  JAMBA_CKPT_RETURN_IF_ERROR(ckpt::SafeTensorsWriter::writeFiles(order, paths));
-  return loadError;
 }
 
 /// Whether the checkpoint's float tensors are all bf16 (how real Jamba
@@ -797,22 +694,18 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   emitting.stop();
   TimingScope writing = timing.nest("write the weights and the artifact");
   // One weights file per rank, streamed from the checkpoint tensor by
-  // tensor, the ranks' files together.
+  // tensor, the ranks' files together (the manifest records how each rank's
+  // tensors are cut, so jamba-rebind can write them again).
   std::vector<rt::ArtifactFileSource> files{
       rt::ArtifactFileSource::fromScratchFile(kernelFile, soPath)};
-  std::vector<std::string> weightFiles, weightPaths;
-  for (int64_t rank = 0; rank < ranks; ++rank) {
-    weightFiles.push_back("weights/rank-" + std::to_string(rank) +
-                          ".safetensors");
-    weightPaths.push_back(workPath + "/" + weightFiles.back());
-  }
-  if (ckpt::Status st = writeWeights(weightSource, weights, recipes, layout,
-                                     weightPaths, weightFiles, manifest);
-      !st.ok())
-    return fail(st.message());
-  for (int64_t rank = 0; rank < ranks; ++rank)
-    files.push_back(rt::ArtifactFileSource::fromScratchFile(weightFiles[rank],
-                                                            weightPaths[rank]));
+  describeWeights(weights, recipes, layout, manifest);
+  ckpt::StatusOr<std::vector<std::string>> weightFiles =
+      rt::writeWeightFiles(weightSource, manifest, workPath);
+  if (!weightFiles.ok())
+    return fail(weightFiles.status().message());
+  for (const std::string &file : *weightFiles)
+    files.push_back(
+        rt::ArtifactFileSource::fromScratchFile(file, workPath + "/" + file));
 
   // The checkpoint's tokenizer, for jamba-run --prompt, when this runtime
   // can run it; one it cannot is left out with a warning (the artifact

@@ -79,6 +79,33 @@ static std::string shapeString(const std::vector<DimExpr> &shape) {
   return out + "]";
 }
 
+/// How a weight is made from the checkpoint, for its line: nothing for the
+/// whole tensor, else ", cut [0:32+96:192, 0:64] of [256, 64]" (per
+/// dimension the runs of indices taken, half-open), ", zeros of [64]" or
+/// ", value 8".
+static std::string originString(const WeightOrigin &from) {
+  switch (from.kind) {
+  case WeightOrigin::Kind::Whole:
+    return "";
+  case WeightOrigin::Kind::Zeros:
+    return ", zeros of " + ckpt::formatShape(from.shape);
+  case WeightOrigin::Kind::Value:
+    return ", value " + std::to_string(from.value);
+  case WeightOrigin::Kind::Slice:
+    break;
+  }
+  std::string out = ", cut [";
+  for (size_t d = 0; d < from.take.size(); ++d) {
+    out += d ? ", " : "";
+    for (size_t i = 0; i < from.take[d].size(); ++i) {
+      const IndexRun &run = from.take[d][i];
+      out += (i ? "+" : "") + std::to_string(run.begin) + ":" +
+             std::to_string(run.begin + run.count);
+    }
+  }
+  return out + "] of " + ckpt::formatShape(from.shape);
+}
+
 static std::string argString(const StepArg &a) {
   switch (a.kind) {
   case StepArg::Kind::Buffer:
@@ -178,9 +205,10 @@ static void printText(const Artifact &artifact, const MemoryPlan &plan) {
   std::printf("weights: %zu (%" PRIu64 " bytes)\n", m.weights.size(),
               plan.weightBytes);
   for (const WeightDesc &w : m.weights)
-    std::printf("  %s: rank %" PRId64 " %s %s in %s\n", w.name.c_str(), w.rank,
-                ckpt::dtypeName(w.dtype), ckpt::formatShape(w.shape).c_str(),
-                w.file.c_str());
+    std::printf("  %s: rank %" PRId64 " %s %s in %s%s\n", w.name.c_str(),
+                w.rank, ckpt::dtypeName(w.dtype),
+                ckpt::formatShape(w.shape).c_str(), w.file.c_str(),
+                originString(w.from).c_str());
 
   std::printf("tokenizer: %s\n", m.tokenizerFile.empty()
                                      ? "none (jamba-run needs --prompt-ids)"

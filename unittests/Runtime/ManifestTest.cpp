@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 
 #include <functional>
+#include <limits>
 #include <string>
 
 using namespace jamba;
@@ -151,8 +152,9 @@ TEST(ManifestTest, MajorZeroIsRefused) {
 
 TEST(ManifestTest, HigherMinorWithUnknownFieldsIsAccepted) {
   std::string text = editedText([](JsonValue &doc) {
-    doc.set("schema_version", JsonValue::makeArray({JsonValue::makeInt(1),
-                                                    JsonValue::makeInt(1)}));
+    doc.set("schema_version",
+            JsonValue::makeArray({JsonValue::makeInt(kSchemaMajor),
+                                  JsonValue::makeInt(kSchemaMinor + 1)}));
     doc.set("future_section", JsonValue::makeString("ignored"));
     for (JsonValue::Member &member : doc.getObject())
       if (member.first == "buffers")
@@ -160,7 +162,7 @@ TEST(ManifestTest, HigherMinorWithUnknownFieldsIsAccepted) {
   });
   StatusOr<ArtifactManifest> m = parseManifest(text, kContext);
   ASSERT_TRUE(m.ok()) << m.status().message();
-  EXPECT_EQ(m->version.minor, 1);
+  EXPECT_EQ(m->version.minor, kSchemaMinor + 1);
   EXPECT_TRUE(validateManifest(*m, kContext).ok());
 }
 
@@ -283,8 +285,8 @@ TEST(ManifestTest, StepFields) {
                      s.set("kind", JsonValue::makeString("collective"));
                    }),
                    "entry point 'prefill': steps[0]: step kind 'collective' "
-                   "is not supported by this runtime (schema 1.1; the "
-                   "artifact is schema 1.1)");
+                   "is not supported by this runtime (schema 1.2; the "
+                   "artifact is schema 1.2)");
   expectParseError(editStep([](JsonValue &s) {
                      JsonValue arg = JsonValue::makeObject();
                      arg.set("buffer", JsonValue::makeString("a"));
@@ -429,6 +431,142 @@ TEST(ManifestTest, Tokenizer) {
                      doc.set("tokenizer", std::move(t));
                    }),
                    "tokenizer: file is empty");
+}
+
+// Schema 1.2: a weight's "from" (how a rank's tensor is cut from the
+// checkpoint's) round-trips in its three forms, is absent for a whole
+// tensor, and is checked against the weight.
+TEST(ManifestTest, WeightOrigins) {
+  ArtifactManifest m = exampleWithFiles();
+  EXPECT_EQ(writeManifest(m).find("\"from\""), std::string::npos);
+  // The embedding's rows 0..31 and 96..127 of a [256, 64] tensor, the norm
+  // zeros, and a synthetic I64.
+  m.weights[0].from =
+      WeightOrigin::slice({256, 64}, {{{0, 32}, {96, 96}}, {{0, 64}}});
+  m.weights[1].from = WeightOrigin::zeros({64});
+  WeightDesc offset;
+  offset.name = "jamba.rank.expert_offset";
+  offset.file = m.weights[0].file;
+  offset.dtype = DType::I64;
+  offset.shape = {1};
+  offset.from = WeightOrigin::constant(8);
+  m.weights.push_back(offset);
+  ASSERT_TRUE(validateManifest(m, kContext).ok());
+  std::string text = writeManifest(m);
+  StatusOr<ArtifactManifest> parsed = parseManifest(text, kContext);
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(writeManifest(*parsed), text);
+  const WeightDesc &embed = parsed->weights[0];
+  EXPECT_EQ(embed.from.kind, WeightOrigin::Kind::Slice);
+  EXPECT_EQ(embed.checkpointShape(), (std::vector<int64_t>{256, 64}));
+  ASSERT_EQ(embed.from.take.size(), 2u);
+  EXPECT_EQ(embed.from.take[0], (std::vector<IndexRun>{{0, 32}, {96, 96}}));
+  EXPECT_EQ(parsed->weights[1].from.kind, WeightOrigin::Kind::Zeros);
+  EXPECT_EQ(parsed->weights[2].from.kind, WeightOrigin::Kind::Whole);
+  EXPECT_EQ(parsed->weights[2].checkpointShape(),
+            (std::vector<int64_t>{128, 64}));
+  EXPECT_EQ(parsed->weights[3].from.kind, WeightOrigin::Kind::Value);
+  EXPECT_EQ(parsed->weights[3].from.value, 8);
+  EXPECT_TRUE(parsed->weights[3].checkpointShape().empty());
+
+  // Parsing.
+  auto editFrom = [](const std::function<void(JsonValue &)> &edit) {
+    return editElement("weights", 0, [&](JsonValue &w) {
+      JsonValue from = JsonValue::makeObject();
+      from.set("shape", JsonValue::makeArray(
+                            {JsonValue::makeInt(128), JsonValue::makeInt(64)}));
+      edit(from);
+      w.set("from", std::move(from));
+    });
+  };
+  const std::string where = "weight 'model.embed_tokens.weight': from";
+  expectParseError(
+      editElement("weights", 0,
+                  [](JsonValue &w) { w.set("from", JsonValue::makeInt(1)); }),
+      where + ": expected an object, got number");
+  expectParseError(editFrom([](JsonValue &) {}),
+                   where + ": expected exactly one of 'value', 'zeros' and "
+                           "'take'");
+  expectParseError(editFrom([](JsonValue &f) {
+                     f.set("zeros", JsonValue::makeBool(true));
+                     f.set("value", JsonValue::makeInt(0));
+                   }),
+                   where + ": expected exactly one of");
+  expectParseError(editFrom([](JsonValue &f) {
+                     f.set("zeros", JsonValue::makeBool(false));
+                   }),
+                   where + ": field 'zeros' must be true, got false");
+  expectParseError(editFrom([](JsonValue &f) {
+                     f.set("value", JsonValue::makeString("8"));
+                   }),
+                   where + ": field 'value' must be a number, got string");
+  expectParseError(
+      editFrom([](JsonValue &f) { f.set("take", JsonValue::makeInt(3)); }),
+      where + ": field 'take' must be an array, got number");
+  expectParseError(editFrom([](JsonValue &f) {
+                     f.set("take",
+                           JsonValue::makeArray({JsonValue::makeInt(3)}));
+                   }),
+                   where + ": take[0] must be an array of [begin, count] "
+                           "pairs, got number");
+  expectParseError(
+      editFrom([](JsonValue &f) {
+        f.set("take", JsonValue::makeArray({JsonValue::makeArray(
+                          {JsonValue::makeArray({JsonValue::makeInt(0)})})}));
+      }),
+      where + ": take[0][0] must be [begin, count] (two integers), got [0]");
+  expectParseError(editElement("weights", 0,
+                               [](JsonValue &w) {
+                                 JsonValue from = JsonValue::makeObject();
+                                 from.set("zeros", JsonValue::makeBool(true));
+                                 w.set("from", std::move(from));
+                               }),
+                   where + ": missing field 'shape'");
+
+  // Checking.
+  ArtifactManifest bad = m;
+  bad.weights[0].from.kind = WeightOrigin::Kind::Value;
+  expectInvalid(bad, where + ": a value makes I64 weights, this one is F32");
+  bad = m;
+  bad.weights[3].from = WeightOrigin::slice({1}, {{{0, 1}}});
+  expectInvalid(bad, "weight 'jamba.rank.expert_offset': from: a I64 weight "
+                     "cannot be cut from a checkpoint tensor");
+  bad = m;
+  bad.weights[0].from = WeightOrigin::slice({256}, {{{0, 128}}});
+  expectInvalid(bad, where + ": shape [256] has 1 dimensions, the weight 2");
+  bad = m;
+  bad.weights[0].from =
+      WeightOrigin::slice({-256, 64}, {{{0, 128}}, {{0, 64}}});
+  expectInvalid(bad, where + ": shape[0]: dimension -256 is negative");
+  bad = m;
+  bad.weights[0].from = WeightOrigin::slice(
+      {int64_t(1) << 31, int64_t(1) << 31}, {{{0, 128}}, {{0, 64}}});
+  expectInvalid(bad, where + ": shape [2147483648, 2147483648] is larger "
+                             "than 1125899906842624 bytes in f32");
+  bad = m;
+  bad.weights[1].from.shape = {65};
+  expectInvalid(bad, "weight 'model.final_layernorm.weight': from: zeros of "
+                     "shape [65] for a weight of shape [64]");
+  bad = m;
+  bad.weights[0].from.take.pop_back();
+  expectInvalid(bad, where + ": take has 1 lists of runs for 2 dimensions");
+  for (IndexRun run :
+       {IndexRun{-1, 32}, IndexRun{0, 0}, IndexRun{250, 7}, IndexRun{257, 1},
+        IndexRun{1, std::numeric_limits<int64_t>::max()}}) {
+    bad = m;
+    bad.weights[0].from.take[0][1] = run;
+    expectInvalid(bad, ckpt::concat(where, ": take[0][1] = [", run.begin, ", ",
+                                    run.count,
+                                    "] is not a run of indices in [0, 256)"));
+  }
+  bad = m;
+  bad.weights[0].from.take[0][1] = {96, 95};
+  expectInvalid(bad, where + ": take[0] takes 127 indices, the weight's "
+                             "shape[0] is 128");
+  bad = m;
+  bad.weights[0].from.take[0] = {{0, 100}, {100, 100}, {0, 1}};
+  expectInvalid(bad, where + ": take[0] takes 200 or more indices, the "
+                             "weight's shape[0] is 128");
 }
 
 TEST(ManifestTest, NegativeAndAbsurdDims) {

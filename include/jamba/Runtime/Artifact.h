@@ -55,7 +55,7 @@ constexpr const char kManifestFileName[] = "manifest.json";
 /// manifest of the same major version (docs/ArtifactFormat.md, section
 /// "Compatibility").
 constexpr int64_t kSchemaMajor = 1;
-constexpr int64_t kSchemaMinor = 1;
+constexpr int64_t kSchemaMinor = 2;
 
 /// Upper bounds that keep every size computation inside int64 and refuse
 /// absurd manifests before anything is allocated.
@@ -141,6 +141,46 @@ struct BufferDesc {
   int64_t layer = -1;     ///< State buffers only: the decoder layer.
 };
 
+/// Consecutive indices along one dimension: begin, ..., begin + count - 1.
+struct IndexRun {
+  int64_t begin = 0;
+  int64_t count = 0;
+  bool operator==(const IndexRun &other) const {
+    return begin == other.begin && count == other.count;
+  }
+};
+
+/// A weight's "from" (schema 1.2): how its values are made from the
+/// checkpoint, so that they can be made again from another checkpoint of
+/// the same config (jamba-rebind) without the compiler.
+struct WeightOrigin {
+  enum class Kind {
+    /// The checkpoint tensor of the weight's name, as is (no "from").
+    Whole,
+    /// Some of that tensor's elements: along dimension d, the indices of
+    /// `take[d]`'s runs in order (a rank's shard).
+    Slice,
+    /// Zeros in place of that tensor (a bias that another rank of the
+    /// tensor-parallel group adds).
+    Zeros,
+    /// Every element `value`; not in the checkpoint (I64 only: the rank's
+    /// first expert under expert parallelism).
+    Value,
+  };
+  Kind kind = Kind::Whole;
+  /// Slice and Zeros: the checkpoint tensor's shape (Zeros: the weight's).
+  std::vector<int64_t> shape;
+  /// Slice: one list of runs per dimension.
+  std::vector<std::vector<IndexRun>> take;
+  /// Value.
+  int64_t value = 0;
+
+  static WeightOrigin slice(std::vector<int64_t> shape,
+                            std::vector<std::vector<IndexRun>> take);
+  static WeightOrigin zeros(std::vector<int64_t> shape);
+  static WeightOrigin constant(int64_t value);
+};
+
 /// "weights": one tensor of a rank's weights file.
 struct WeightDesc {
   std::string name; ///< The tensor's name in the safetensors file.
@@ -148,6 +188,11 @@ struct WeightDesc {
   std::string file; ///< Artifact-relative path, e.g. weights/rank-0.safetensors
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
+  WeightOrigin from;
+
+  /// The shape of the checkpoint tensor it is made from (Whole: `shape`;
+  /// Value: none, empty).
+  std::vector<int64_t> checkpointShape() const;
 };
 
 /// "kernels": one compiled kernel.

@@ -5,14 +5,16 @@
 //===----------------------------------------------------------------------===//
 //
 // An artifact's code depends on the model's config, not on its weights. Given
-// a compiled single-rank artifact and a checkpoint of the same config (a
-// fine-tune, or the same seeded random model made on another machine),
-// rebindWeights writes a copy of the artifact whose weights come from that
-// checkpoint, without recompiling: the weights file is rewritten tensor by
-// tensor in the dtypes and shapes the manifest records, as jamba-compile
-// would have written it. The source artifact's weights files are not read,
-// so an artifact shipped without them (its code alone) can be completed where
-// the checkpoint lives. `jamba-rebind` is the command-line driver.
+// a compiled artifact (of any number of ranks) and a checkpoint of the same
+// config (a fine-tune, or the same seeded random model made on another
+// machine), rebindWeights writes a copy of the artifact whose weights come from
+// that checkpoint, without recompiling: the weights files are rewritten tensor
+// by tensor in the dtypes and shapes the manifest records, each rank's cut as
+// the manifest says, as jamba-compile would have written them
+// (writeWeightFiles, WeightFiles.h). The source artifact's weights files are
+// not read, so an artifact shipped without them (its code alone) can be
+// completed where the checkpoint lives. `jamba-rebind` is the command-line
+// driver.
 //
 // Like the rest of the artifact library it uses only the standard library,
 // POSIX and the checkpoint library.
@@ -22,7 +24,6 @@
 #ifndef JAMBA_RUNTIME_REBINDWEIGHTS_H
 #define JAMBA_RUNTIME_REBINDWEIGHTS_H
 
-#include "jamba/Checkpoint/SafeTensors.h"
 #include "jamba/Checkpoint/Status.h"
 
 #include <cstdint>
@@ -31,13 +32,6 @@
 
 namespace jamba {
 namespace rt {
-
-/// Stores `values` into `dst` as an artifact weight of `dtype`: F32 as is,
-/// BF16 rounded to nearest even (exact for values that were bf16), I8 as the
-/// integer each value holds (quantized expert weights). Other dtypes are a
-/// precondition violation.
-void encodeWeightValues(const std::vector<float> &values, ckpt::DType dtype,
-                        uint8_t *dst);
 
 /// Options of rebindWeights.
 struct RebindOptions {
@@ -52,8 +46,8 @@ struct RebindOptions {
 /// Writes to `outDir` the artifact in `artifactDir` with its weights taken
 /// from the checkpoint in `checkpointDir`. Checks, before writing anything:
 /// the manifest (as Artifact::open does, but the weights files may be
-/// absent), every other file against its recorded size and SHA-256, one rank
-/// only (multi-rank weights are cut at compile time: recompile those), the
+/// absent), every other file against its recorded size and SHA-256, that a
+/// multi-rank manifest records its weights' cuts (schema 1.2), the
 /// checkpoint's config against the artifact's (every field but torch_dtype;
 /// an unquantized checkpoint of an ExpertsInt8 artifact is read quantized,
 /// through ckpt::ExpertsInt8Reader, as jamba-compile --experts-int8 does)

@@ -1,0 +1,193 @@
+//===- WeightFiles.cpp - An artifact's weights, made from a checkpoint ----===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/WeightFiles.h"
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <sys/stat.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+using ckpt::makeError;
+using ckpt::Status;
+
+void jamba::rt::encodeWeightValues(const std::vector<float> &values,
+                                   ckpt::DType dtype, uint8_t *dst) {
+  switch (dtype) {
+  case ckpt::DType::F32:
+    std::memcpy(dst, values.data(), values.size() * sizeof(float));
+    return;
+  case ckpt::DType::BF16:
+    ckpt::f32ToBf16Bytes(values.data(), values.size(), dst);
+    return;
+  case ckpt::DType::I8:
+    for (size_t i = 0; i < values.size(); ++i)
+      dst[i] = static_cast<uint8_t>(static_cast<int8_t>(values[i]));
+    return;
+  default:
+    assert(false && "artifact weights are f32, bf16 or i8");
+  }
+}
+
+void jamba::rt::sliceWeightValues(const std::vector<float> &full,
+                                  const WeightOrigin &from,
+                                  std::vector<float> &out) {
+  assert(from.kind == WeightOrigin::Kind::Slice &&
+         from.take.size() == from.shape.size());
+  out.clear();
+  const size_t dims = from.shape.size();
+  if (dims == 0) {
+    out = full;
+    return;
+  }
+  std::vector<int64_t> strides(dims, 1);
+  for (size_t d = dims; d-- > 1;)
+    strides[d - 1] = strides[d] * from.shape[d];
+  // The leading dimensions' indices, listed; the last dimension's runs are
+  // copied whole.
+  std::vector<std::vector<int64_t>> lead(dims - 1);
+  size_t rows = 1;
+  for (size_t d = 0; d + 1 < dims; ++d) {
+    for (const IndexRun &run : from.take[d])
+      for (int64_t i = 0; i < run.count; ++i)
+        lead[d].push_back(run.begin + i);
+    rows *= lead[d].size();
+  }
+  if (rows == 0)
+    return;
+  size_t rowLength = 0;
+  for (const IndexRun &run : from.take.back())
+    rowLength += run.count;
+  out.reserve(rows * rowLength);
+  std::vector<size_t> at(dims - 1, 0);
+  for (size_t n = 0; n < rows; ++n) {
+    int64_t offset = 0;
+    for (size_t d = 0; d + 1 < dims; ++d)
+      offset += lead[d][at[d]] * strides[d];
+    for (const IndexRun &run : from.take.back())
+      out.insert(out.end(), full.begin() + offset + run.begin,
+                 full.begin() + offset + run.begin + run.count);
+    // The next index of the leading dimensions, row-major.
+    for (size_t d = dims - 1; d-- > 0;) {
+      if (++at[d] < lead[d].size())
+        break;
+      at[d] = 0;
+    }
+  }
+}
+
+namespace {
+
+/// `mkdir -p` of the directories above `path`.
+Status createParents(const std::string &path) {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    std::string dir = path.substr(0, slash);
+    if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
+      return makeError(dir,
+                       ": cannot create directory: ", std::strerror(errno));
+  }
+  return Status::success();
+}
+
+/// The checkpoint tensor the producers loaded last, whole: the files are
+/// written in rounds, so the ranks' cuts of one tensor are made one after
+/// another from one read (and, with ExpertsInt8, one quantization).
+struct LoadedTensor {
+  std::string name;
+  std::vector<float> values;
+};
+
+} // namespace
+
+ckpt::StatusOr<std::vector<std::string>>
+jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
+                            const ArtifactManifest &manifest,
+                            const std::string &dir) {
+  // Everything the checkpoint must hold, checked before anything is written.
+  for (const WeightDesc &w : manifest.weights) {
+    if (w.from.kind == WeightOrigin::Kind::Value)
+      continue;
+    if (w.dtype != ckpt::DType::F32 && w.dtype != ckpt::DType::BF16 &&
+        w.dtype != ckpt::DType::I8)
+      return makeError("weight '", w.name, "' (rank ", w.rank, ") is ",
+                       ckpt::dtypeName(w.dtype),
+                       "; a checkpoint gives F32, BF16 and I8 weights");
+    JAMBA_CKPT_RETURN_IF_ERROR(source.checkWeight(w.name, w.checkpointShape()));
+  }
+
+  std::vector<std::string> files;
+  std::map<std::string, size_t> fileIndex;
+  for (const WeightDesc &w : manifest.weights)
+    if (fileIndex.emplace(w.file, files.size()).second)
+      files.push_back(w.file);
+  std::vector<ckpt::SafeTensorsWriter> writers(files.size());
+  for (ckpt::SafeTensorsWriter &writer : writers)
+    writer.setMetadata("format", "jamba-artifact");
+
+  // The producers run one at a time (SafeTensorsWriter::Producer), so they
+  // share the loaded tensor and one buffer for a slice.
+  LoadedTensor loaded;
+  std::vector<float> cut;
+  Status loadError = Status::success();
+  for (const WeightDesc &w : manifest.weights) {
+    ckpt::SafeTensorsWriter &writer = writers[fileIndex[w.file]];
+    if (w.from.kind == WeightOrigin::Kind::Value) {
+      const int64_t value = w.from.value;
+      JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+          w.name, w.dtype, w.shape, [value](uint8_t *dst, size_t nbytes) {
+            for (size_t i = 0; i + sizeof(value) <= nbytes; i += sizeof(value))
+              std::memcpy(dst + i, &value, sizeof(value));
+          }));
+      continue;
+    }
+    if (w.from.kind == WeightOrigin::Kind::Zeros) {
+      JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+          w.name, w.dtype, w.shape,
+          [](uint8_t *dst, size_t nbytes) { std::memset(dst, 0, nbytes); }));
+      continue;
+    }
+    JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+        w.name, w.dtype, w.shape,
+        [&source, &w, &loaded, &cut, &loadError](uint8_t *dst, size_t nbytes) {
+          if (loaded.name != w.name) {
+            loaded.name.clear();
+            // Checked above, but the file may still fail to read: remember
+            // the first error, and fail once the files are written.
+            Status st = source.loadWeightF32(w.name, w.checkpointShape(),
+                                             loaded.values);
+            if (!st.ok()) {
+              if (loadError.ok())
+                loadError = st;
+              std::memset(dst, 0, nbytes);
+              return;
+            }
+            loaded.name = w.name;
+          }
+          if (w.from.kind == WeightOrigin::Kind::Whole) {
+            encodeWeightValues(loaded.values, w.dtype, dst);
+            return;
+          }
+          sliceWeightValues(loaded.values, w.from, cut);
+          encodeWeightValues(cut, w.dtype, dst);
+        }));
+  }
+
+  std::vector<const ckpt::SafeTensorsWriter *> order;
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < files.size(); ++i) {
+    paths.push_back(dir + "/" + files[i]);
+    JAMBA_CKPT_RETURN_IF_ERROR(createParents(paths.back()));
+    order.push_back(&writers[i]);
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(ckpt::SafeTensorsWriter::writeFiles(order, paths));
+  JAMBA_CKPT_RETURN_IF_ERROR(loadError);
+  return files;
+}

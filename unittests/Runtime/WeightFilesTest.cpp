@@ -1,0 +1,332 @@
+//===- WeightFilesTest.cpp - An artifact's weights from a checkpoint ------===//
+//
+// Part of the jamba-mlir project.
+//
+//===----------------------------------------------------------------------===//
+//
+// sliceWeightValues on hand-computed cuts, and writeWeightFiles over an
+// in-memory checkpoint: every rank's file holds its cut of each tensor (a
+// slice, zeros, a value), each tensor is read once for all ranks, and a
+// missing or misshapen tensor is an error before anything is written.
+// rebindWeights refuses a multi-rank manifest that does not record its cuts
+// (test/Tools/jamba-rebind.test rebinds real ones).
+//
+//===----------------------------------------------------------------------===//
+
+#include "jamba/Runtime/WeightFiles.h"
+#include "jamba/Runtime/ExampleArtifact.h"
+#include "jamba/Runtime/RebindWeights.h"
+
+#include "gtest/gtest.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <unistd.h>
+
+using namespace jamba;
+using namespace jamba::rt;
+
+namespace {
+
+/// A checkpoint in memory: each tensor's shape and values; counts the
+/// loads, and fails those of `failingLoad` (which checkWeight accepts).
+class FakeCheckpoint final : public ckpt::WeightReader {
+public:
+  struct Tensor {
+    std::vector<int64_t> shape;
+    std::vector<float> values;
+  };
+  std::map<std::string, Tensor> tensors;
+  std::string failingLoad;
+  mutable std::map<std::string, int> loads;
+
+  const ckpt::JambaConfig &config() const override { return cfg; }
+  ckpt::Status loadWeightF32(const std::string &name,
+                             const std::vector<int64_t> &expectedShape,
+                             std::vector<float> &out) const override {
+    ++loads[name];
+    if (name == failingLoad)
+      return ckpt::makeError("fake: cannot read '", name, "'");
+    JAMBA_CKPT_RETURN_IF_ERROR(checkWeight(name, expectedShape));
+    out = tensors.at(name).values;
+    return ckpt::Status::success();
+  }
+  ckpt::Status
+  checkWeight(const std::string &name,
+              const std::vector<int64_t> &expectedShape) const override {
+    auto it = tensors.find(name);
+    if (it == tensors.end())
+      return ckpt::makeError("fake: no tensor '", name, "'");
+    if (it->second.shape != expectedShape)
+      return ckpt::makeError("fake: tensor '", name, "' has shape ",
+                             ckpt::formatShape(it->second.shape), ", expected ",
+                             ckpt::formatShape(expectedShape));
+    return ckpt::Status::success();
+  }
+
+private:
+  ckpt::JambaConfig cfg;
+};
+
+/// Random values that are exact in bf16 (and integers for I8 tensors).
+std::vector<float> randomValues(size_t n, unsigned seed, bool integers) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(-127, 127);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = integers ? static_cast<float>(dist(rng))
+                 : static_cast<float>(dist(rng)) / 64.0f;
+  return v;
+}
+
+/// A fresh directory, removed with its contents on destruction.
+class TempDir {
+public:
+  TempDir() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() +
+                       "/jamba-weight-files-XXXXXX";
+    if (::mkdtemp(tmpl.data()))
+      dir = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  const std::string &path() const { return dir; }
+
+private:
+  std::string dir;
+};
+
+WeightDesc weight(std::string name, int64_t rank, ckpt::DType dtype,
+                  std::vector<int64_t> shape, WeightOrigin from = {}) {
+  WeightDesc w;
+  w.name = std::move(name);
+  w.rank = rank;
+  w.file = "weights/rank-" + std::to_string(rank) + ".safetensors";
+  w.dtype = dtype;
+  w.shape = std::move(shape);
+  w.from = std::move(from);
+  return w;
+}
+
+/// Tensor `name` of the file at `path`, as floats.
+std::vector<float> readTensor(const std::string &path,
+                              const std::string &name) {
+  auto file = ckpt::SafeTensorsFile::open(path);
+  EXPECT_TRUE(file.ok()) << file.status().message();
+  if (!file.ok())
+    return {};
+  const ckpt::TensorInfo *info = (*file)->find(name);
+  EXPECT_NE(info, nullptr) << name;
+  if (!info)
+    return {};
+  std::vector<float> out;
+  ckpt::Status st = ckpt::readAsF32(*info, out);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+// Hand-computed: a [2, 3, 4] tensor holding 0..23 (element (i, j, k) =
+// 12 i + 4 j + k). Taking i = 1, j in {0, 2}, k in {1, 2} gives 13, 14, 21,
+// 22; a last dimension of two runs is taken run by run.
+TEST(WeightFilesTest, SliceTakesTheRunsRowMajor) {
+  std::vector<float> full(24);
+  for (int i = 0; i < 24; ++i)
+    full[i] = static_cast<float>(i);
+  std::vector<float> out;
+  sliceWeightValues(
+      full,
+      WeightOrigin::slice({2, 3, 4}, {{{1, 1}}, {{0, 1}, {2, 1}}, {{1, 2}}}),
+      out);
+  EXPECT_EQ(out, (std::vector<float>{13, 14, 21, 22}));
+  sliceWeightValues(
+      full,
+      WeightOrigin::slice({2, 3, 4}, {{{0, 2}}, {{1, 1}}, {{3, 1}, {0, 1}}}),
+      out);
+  EXPECT_EQ(out, (std::vector<float>{7, 4, 19, 16}));
+  sliceWeightValues(full, WeightOrigin::slice({24}, {{{5, 3}, {20, 2}}}), out);
+  EXPECT_EQ(out, (std::vector<float>{5, 6, 7, 20, 21}));
+  // Nothing taken along a dimension of size 0.
+  sliceWeightValues({}, WeightOrigin::slice({0, 4}, {{}, {{0, 4}}}), out);
+  EXPECT_TRUE(out.empty());
+}
+
+// Two ranks of a tensor-parallel pair: a weight split by columns, a bias
+// whole on rank 0 and zeros on rank 1, an I8 weight split by rows, a whole
+// norm, and the synthetic expert offset. Each checkpoint tensor is read
+// once for both ranks.
+TEST(WeightFilesTest, WritesEveryRanksCut) {
+  FakeCheckpoint ckpt;
+  ckpt.tensors["w"] = {{4, 4}, randomValues(16, 1, false)};
+  ckpt.tensors["b"] = {{3}, randomValues(3, 2, false)};
+  ckpt.tensors["q"] = {{4, 2}, randomValues(8, 3, true)};
+  ckpt.tensors["norm"] = {{4}, randomValues(4, 4, false)};
+  ArtifactManifest m;
+  m.ranks = 2;
+  for (int64_t r = 0; r < 2; ++r) {
+    m.weights.push_back(weight("b", r, ckpt::DType::BF16, {3}));
+    if (r == 1)
+      m.weights.back().from = WeightOrigin::zeros({3});
+    m.weights.push_back(weight("norm", r, ckpt::DType::F32, {4}));
+    m.weights.push_back(
+        weight("q", r, ckpt::DType::I8, {2, 2},
+               WeightOrigin::slice({4, 2}, {{{2 * r, 2}}, {{0, 2}}})));
+    m.weights.push_back(
+        weight("w", r, ckpt::DType::F32, {4, 2},
+               WeightOrigin::slice({4, 4}, {{{0, 4}}, {{2 * r, 2}}})));
+    WeightDesc offset =
+        weight("jamba.rank.expert_offset", r, ckpt::DType::I64, {1});
+    offset.from = WeightOrigin::constant(8 * r + 3);
+    m.weights.push_back(offset);
+  }
+  TempDir dir;
+  ckpt::StatusOr<std::vector<std::string>> files =
+      writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(*files, (std::vector<std::string>{"weights/rank-0.safetensors",
+                                              "weights/rank-1.safetensors"}));
+  // Zeros are not read; everything else once.
+  EXPECT_EQ(ckpt.loads, (std::map<std::string, int>{
+                            {"b", 1}, {"norm", 1}, {"q", 1}, {"w", 1}}));
+
+  const std::vector<float> &w = ckpt.tensors["w"].values;
+  const std::vector<float> &q = ckpt.tensors["q"].values;
+  for (int64_t r = 0; r < 2; ++r) {
+    std::string path = dir.path() + "/" + (*files)[r];
+    auto file = ckpt::SafeTensorsFile::open(path);
+    ASSERT_TRUE(file.ok()) << file.status().message();
+    EXPECT_EQ((*file)->names(),
+              (std::vector<std::string>{"b", "norm", "q", "w",
+                                        "jamba.rank.expert_offset"}));
+    EXPECT_EQ((*file)->find("b")->dtype, ckpt::DType::BF16);
+    EXPECT_EQ((*file)->find("q")->dtype, ckpt::DType::I8);
+    EXPECT_EQ((*file)->metadata(),
+              (std::vector<std::pair<std::string, std::string>>{
+                  {"format", "jamba-artifact"}}));
+    EXPECT_EQ(readTensor(path, "b"),
+              r == 0 ? ckpt.tensors["b"].values : std::vector<float>(3, 0.0f));
+    EXPECT_EQ(readTensor(path, "norm"), ckpt.tensors["norm"].values);
+    // Rows 2r, 2r + 1 of q; columns 2r, 2r + 1 of w.
+    EXPECT_EQ(readTensor(path, "q"),
+              (std::vector<float>(q.begin() + 4 * r, q.begin() + 4 * r + 4)));
+    std::vector<float> columns;
+    for (int row = 0; row < 4; ++row)
+      for (int col = 0; col < 2; ++col)
+        columns.push_back(w[4 * row + 2 * r + col]);
+    EXPECT_EQ(readTensor(path, "w"), columns);
+    const ckpt::TensorInfo *offset = (*file)->find("jamba.rank.expert_offset");
+    ASSERT_NE(offset, nullptr);
+    ASSERT_EQ(offset->dtype, ckpt::DType::I64);
+    int64_t value = 0;
+    std::memcpy(&value, offset->data, sizeof(value));
+    EXPECT_EQ(value, 8 * r + 3);
+  }
+}
+
+// A tensor the checkpoint lacks, or has in another shape, is refused before
+// anything is written; one that fails to read when written is an error too.
+TEST(WeightFilesTest, ErrorsNameTheTensor) {
+  FakeCheckpoint ckpt;
+  ckpt.tensors["w"] = {{4, 4}, randomValues(16, 1, false)};
+  ArtifactManifest m;
+  m.weights.push_back(
+      weight("w", 0, ckpt::DType::F32, {4, 2},
+             WeightOrigin::slice({4, 4}, {{{0, 4}}, {{0, 2}}})));
+  m.weights.push_back(weight("missing", 0, ckpt::DType::F32, {2}));
+  TempDir dir;
+  ckpt::StatusOr<std::vector<std::string>> files =
+      writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().message(), "fake: no tensor 'missing'");
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+
+  m.weights = {weight("w", 0, ckpt::DType::F32, {4, 4},
+                      WeightOrigin::slice({4, 8}, {{{0, 4}}, {{0, 4}}}))};
+  files = writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().message(),
+            "fake: tensor 'w' has shape [4, 4], expected [4, 8]");
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+
+  m.weights = {weight("w2", 0, ckpt::DType::I64, {2})};
+  files = writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().message(), "weight 'w2' (rank 0) is I64; a "
+                                      "checkpoint gives F32, BF16 and I8 "
+                                      "weights");
+
+  m.weights = {weight("w", 0, ckpt::DType::F32, {4, 2},
+                      WeightOrigin::slice({4, 4}, {{{0, 4}}, {{0, 2}}}))};
+  ckpt.failingLoad = "w";
+  files = writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().message(), "fake: cannot read 'w'");
+}
+
+// Before schema 1.2 a manifest did not say how its ranks' weights were cut:
+// rebinding such a multi-rank artifact is refused, before the checkpoint is
+// opened and before anything is written.
+TEST(WeightFilesTest, RebindRefusesUncutMultiRankManifests) {
+  TempDir dir;
+  std::string artifact = dir.path() + "/a";
+  ASSERT_TRUE(writeExampleArtifact(artifact).ok());
+  std::string path = artifact + "/" + kManifestFileName;
+  std::string text;
+  ASSERT_TRUE(ckpt::readFileToString(path, text, kMaxManifestBytes).ok());
+  ckpt::StatusOr<ckpt::JsonValue> doc = ckpt::parseJson(text, "manifest");
+  ASSERT_TRUE(doc.ok());
+  doc->set("schema_version",
+           ckpt::JsonValue::makeArray(
+               {ckpt::JsonValue::makeInt(1), ckpt::JsonValue::makeInt(1)}));
+  doc->set("ranks", ckpt::JsonValue::makeInt(2));
+  // Rank 1: the same weights in a file of its own.
+  const std::string rank0 = "weights/rank-0.safetensors",
+                    rank1 = "weights/rank-1.safetensors";
+  for (ckpt::JsonValue::Member &member : doc->getObject()) {
+    if (member.first != "weights" && member.first != "files")
+      continue;
+    std::vector<ckpt::JsonValue> copies;
+    for (const ckpt::JsonValue &entry : member.second.getArray()) {
+      const ckpt::JsonValue *file =
+          entry.get(member.first == "weights" ? "file" : "path");
+      if (!file || file->getString() != rank0)
+        continue;
+      ckpt::JsonValue copy = entry;
+      copy.set(member.first == "weights" ? "file" : "path",
+               ckpt::JsonValue::makeString(rank1));
+      if (member.first == "weights")
+        copy.set("rank", ckpt::JsonValue::makeInt(1));
+      copies.push_back(std::move(copy));
+    }
+    for (ckpt::JsonValue &copy : copies)
+      member.second.push(std::move(copy));
+  }
+  doc->set("content_hash",
+           ckpt::JsonValue::makeString(computeContentHash(*doc)));
+  FILE *f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::string out = ckpt::writeJson(*doc, 2);
+  ASSERT_EQ(std::fwrite(out.data(), 1, out.size(), f), out.size());
+  ASSERT_EQ(std::fclose(f), 0);
+
+  ckpt::Status st = rebindWeights(artifact, dir.path() + "/no-checkpoint",
+                                  dir.path() + "/out");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(),
+            "artifact " + artifact +
+                ": it has 2 ranks and schema 1.1, which does not record how "
+                "their weights were cut from the checkpoint (1.2 does): "
+                "recompile it");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/out"));
+}
+
+} // namespace
