@@ -35,18 +35,20 @@ import sys
 
 def variant(compile_flags, dtype, quantized=False, expert_inputs="f32",
             tolerance=1e-4, run_flags=(), applies=lambda c: True,
-            ptxas_archs=(), greedy_ids=False):
+            ptxas_archs=(), greedy_ids=False, rebind=False):
     """How a round compiles, runs and checks one variant. A CUDA variant
     (`ptxas_archs`) is compiled for each architecture and its kernels
     assembled by ptxas (scripts/ptxas-check.sh --no-spills), not run. A
     variant with `greedy_ids` (compiled with --greedy-ids) also runs each
     prompt set without --logits-out, where jamba-run reads the artifact's
     greedy ids instead of its logits: the ids must be those chosen from the
-    recorded logits."""
+    recorded logits. A `rebind` variant is compiled from a checkpoint of
+    another seed and given the round's weights by jamba-rebind."""
     return dict(compile=list(compile_flags), dtype=dtype, quantized=quantized,
                 expert_inputs=expert_inputs, tolerance=tolerance,
                 run=list(run_flags), applies=applies,
-                ptxas_archs=list(ptxas_archs), greedy_ids=greedy_ids)
+                ptxas_archs=list(ptxas_archs), greedy_ids=greedy_ids,
+                rebind=rebind)
 
 
 PTXAS = next((p for p in [os.environ.get("PTXAS"), shutil.which("ptxas"),
@@ -61,10 +63,12 @@ def has_moe_layer(c):
 
 
 def tensor_parallel_splits(c):
-    """jamba-shard's rules for 2 ranks (docs/Sharding.md): heads, kv heads,
-    the Mamba inner width and the MLP width split evenly."""
+    """jamba-shard's rules for 2 ranks (docs/Sharding.md): heads, the Mamba
+    inner width and the MLP width split evenly; the kv heads too, or the one
+    kv head is replicated."""
     return (c["num_attention_heads"] % 2 == 0 and
-            c["num_key_value_heads"] % 2 == 0 and
+            (c["num_key_value_heads"] == 1 or
+             c["num_key_value_heads"] % 2 == 0) and
             c["intermediate_size"] % 2 == 0 and
             (c["hidden_size"] * c["mamba_expand"]) % 2 == 0)
 
@@ -101,6 +105,13 @@ VARIANTS = {
     # without spills for sm_80 and sm_90 (needs ptxas; no GPU).
     "cuda-ptxas": variant(["--experts-int8", "--gpu-tensor-cores"], "bf16",
                           ptxas_archs=["sm_80", "sm_90"]),
+    # Compiled from another checkpoint, then rebound to the round's: every
+    # rank's cut of the weights as the manifest records it (schema 1.2),
+    # ExpertsInt8 quantized while the weights are written.
+    "rebind-tensor-parallel": variant(
+        ["--tensor-parallel", "2", "--experts-int8"], "bf16", quantized=True,
+        run_flags=["--ranks", "2"], applies=tensor_parallel_splits,
+        rebind=True),
     "expert-parallel": variant(
         ["--expert-parallel", "2", "--experts-int8"], "f32", quantized=True,
         run_flags=["--ranks", "2"],
@@ -216,13 +227,30 @@ def one_round(args, rng, index, out):
             failures += check_ptxas(b, ckpt, d, name, v, log)
             continue
         art = os.path.join(d, "art-" + name)
-        p = run([b + "/jamba-compile", ckpt, "-o", art, "--force",
+        source = ckpt
+        if v["rebind"]:
+            source = ckpt + "-other"
+            if not os.path.isdir(source) and run(
+                    [b + "/jamba-make-checkpoint",
+                     os.path.join(d, "config.json"), source, "--seed",
+                     str(index + 100000), "--dtype", dtype], log).returncode:
+                failures.append("%s: jamba-make-checkpoint failed" % name)
+                continue
+        compiled = art + "-code" if v["rebind"] else art
+        p = run([b + "/jamba-compile", source, "-o", compiled, "--force",
                  "--prefill-logits", "all", "--max-context", "512",
                  "--max-seq", "256"] + flags, log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (
                 name, (p.stderr.strip().splitlines() or ["?"])[-1]))
             continue
+        if v["rebind"]:
+            p = run([b + "/jamba-rebind", compiled, ckpt, "-o", art,
+                     "--force"], log)
+            if p.returncode:
+                failures.append("%s: jamba-rebind failed: %s" % (
+                    name, (p.stderr.strip().splitlines() or ["?"])[-1]))
+                continue
         runs = [("batch1", [prompts[0]], [])]
         runs.append(("multi", prompts, ["--seq", str(chunk)]))
         for label, ps, extra in runs:
@@ -321,7 +349,8 @@ def main():
         sys.exit("random-models: unknown variant %s (known: %s)" % (
             ", ".join(unknown), ", ".join(sorted(VARIANTS))))
     for tool in ("jamba-make-checkpoint", "jamba-compile", "jamba-run",
-                 "jamba-interpret", "jamba-compare-logits", "jamba-quantize"):
+                 "jamba-interpret", "jamba-compare-logits", "jamba-quantize",
+                 "jamba-rebind"):
         if not os.access(os.path.join(args.bin, tool), os.X_OK):
             sys.exit("random-models: no %s in %s (build it, or pass --bin)" %
                      (tool, args.bin))
