@@ -671,22 +671,40 @@ bool writeAll(int fd, const void *buf, size_t size) {
 }
 } // namespace
 
-Status SafeTensorsWriter::write(const std::string &path) const {
-  return writeFiles({this}, {path});
+Status SafeTensorsWriter::write(const std::string &path,
+                                const ByteSink &sink) const {
+  return writeFiles({this}, {path}, {sink});
 }
 
 Status SafeTensorsWriter::writeFiles(
     const std::vector<const SafeTensorsWriter *> &writers,
-    const std::vector<std::string> &paths) {
-  if (writers.size() != paths.size())
-    return makeError("internal error: ", writers.size(), " writers for ",
-                     paths.size(), " paths");
+    const std::vector<std::string> &paths, const std::vector<ByteSink> &sinks) {
+  if (writers.size() != paths.size() ||
+      (!sinks.empty() && sinks.size() != paths.size()))
+    return makeError("internal error: ", writers.size(), " writers and ",
+                     sinks.size(), " sinks for ", paths.size(), " paths");
   // Each file goes to PATH.tmp, renamed into place once all are written.
   struct Output {
     std::string tmpPath;
     int fd = -1;
   };
   std::vector<Output> outputs(paths.size());
+  // Writes to file f, its sink seeing the bytes. A large write's sink runs
+  // on a thread of its own while the kernel copies the bytes.
+  auto emit = [&](size_t f, const void *data, size_t size) {
+    const uint8_t *bytes = static_cast<const uint8_t *>(data);
+    if (sinks.empty() || !sinks[f])
+      return writeAll(outputs[f].fd, data, size);
+    if (size < (size_t(1) << 20)) {
+      sinks[f](bytes, size);
+      return writeAll(outputs[f].fd, data, size);
+    }
+    std::future<void> seen =
+        std::async(std::launch::async, sinks[f], bytes, size);
+    bool written = writeAll(outputs[f].fd, data, size);
+    seen.get();
+    return written;
+  };
   auto removeAll = [&]() {
     for (Output &o : outputs) {
       if (o.fd >= 0)
@@ -718,8 +736,7 @@ Status SafeTensorsWriter::writeFiles(
     uint64_t len = header.size();
     for (int i = 0; i < 8; ++i)
       lengthBytes[i] = static_cast<uint8_t>(len >> (8 * i));
-    if (!writeAll(o.fd, lengthBytes, 8) ||
-        !writeAll(o.fd, header.data(), header.size()))
+    if (!emit(f, lengthBytes, 8) || !emit(f, header.data(), header.size()))
       return failWith(f, "write failed");
   }
 
@@ -775,9 +792,9 @@ Status SafeTensorsWriter::writeFiles(
                          std::ref(buffers[filling]));
   for (size_t i = 0; i < steps.size(); ++i) {
     const Entry &e = *steps[i].entry;
-    int fd = outputs[steps[i].file].fd;
+    const size_t file = steps[i].file;
     if (!e.producer) {
-      if (!writeAll(fd, e.bytes.data(), e.bytes.size()))
+      if (!emit(file, e.bytes.data(), e.bytes.size()))
         return failWith(steps[i].file, "write failed");
       continue;
     }
@@ -788,7 +805,7 @@ Status SafeTensorsWriter::writeFiles(
     if (producing < steps.size())
       pending = std::async(std::launch::async, produce, producing,
                            std::ref(buffers[filling]));
-    if (!writeAll(fd, ready.data.get(), static_cast<size_t>(e.nbytes)))
+    if (!emit(file, ready.data.get(), static_cast<size_t>(e.nbytes)))
       return failWith(steps[i].file, "write failed");
   }
   for (size_t f = 0; f < outputs.size(); ++f) {

@@ -154,14 +154,15 @@ Status jamba::rt::rebindWeights(const std::string &artifactDir,
   // written.
   ScratchDir scratch;
   JAMBA_CKPT_RETURN_IF_ERROR(scratch.createBeside(outDir));
-  ckpt::StatusOr<std::vector<std::string>> written =
+  ckpt::StatusOr<std::vector<FileDesc>> written =
       writeWeightFiles(*src, manifest, scratch.path());
   if (!written.ok())
     return written.status();
-  for (ArtifactFileSource &file : files)
-    if (weightFiles.count(file.path))
-      file = ArtifactFileSource::fromScratchFile(
-          file.path, scratch.path() + "/" + file.path);
+  for (const FileDesc &w : *written)
+    for (ArtifactFileSource &file : files)
+      if (file.path == w.path)
+        file = ArtifactFileSource::fromScratchFile(
+            w.path, scratch.path() + "/" + w.path, w.size, w.sha256);
 
   WriteOptions write;
   write.overwrite = options.overwrite;

@@ -6,6 +6,8 @@
 
 #include "jamba/Runtime/WeightFiles.h"
 
+#include "jamba/Runtime/Sha256.h"
+
 #include <cassert>
 #include <cerrno>
 #include <cstring>
@@ -107,7 +109,7 @@ struct LoadedTensor {
 
 } // namespace
 
-ckpt::StatusOr<std::vector<std::string>>
+ckpt::StatusOr<std::vector<FileDesc>>
 jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
                             const ArtifactManifest &manifest,
                             const std::string &dir) {
@@ -180,14 +182,28 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
         }));
   }
 
+  // Each file hashed as it is written, not read back.
   std::vector<const ckpt::SafeTensorsWriter *> order;
   std::vector<std::string> paths;
+  std::vector<Sha256> hashers(files.size());
+  std::vector<FileDesc> written(files.size());
+  std::vector<ckpt::SafeTensorsWriter::ByteSink> sinks;
   for (size_t i = 0; i < files.size(); ++i) {
     paths.push_back(dir + "/" + files[i]);
     JAMBA_CKPT_RETURN_IF_ERROR(createParents(paths.back()));
     order.push_back(&writers[i]);
+    sinks.push_back([&hasher = hashers[i],
+                     &file = written[i]](const uint8_t *data, size_t size) {
+      hasher.update(data, size);
+      file.size += size;
+    });
   }
-  JAMBA_CKPT_RETURN_IF_ERROR(ckpt::SafeTensorsWriter::writeFiles(order, paths));
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      ckpt::SafeTensorsWriter::writeFiles(order, paths, sinks));
   JAMBA_CKPT_RETURN_IF_ERROR(loadError);
-  return files;
+  for (size_t i = 0; i < files.size(); ++i) {
+    written[i].path = files[i];
+    written[i].sha256 = Sha256::toHex(hashers[i].finish());
+  }
+  return written;
 }

@@ -699,13 +699,13 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
   std::vector<rt::ArtifactFileSource> files{
       rt::ArtifactFileSource::fromScratchFile(kernelFile, soPath)};
   describeWeights(weights, recipes, layout, manifest);
-  ckpt::StatusOr<std::vector<std::string>> weightFiles =
+  ckpt::StatusOr<std::vector<rt::FileDesc>> weightFiles =
       rt::writeWeightFiles(weightSource, manifest, workPath);
   if (!weightFiles.ok())
     return fail(weightFiles.status().message());
-  for (const std::string &file : *weightFiles)
-    files.push_back(
-        rt::ArtifactFileSource::fromScratchFile(file, workPath + "/" + file));
+  for (const rt::FileDesc &file : *weightFiles)
+    files.push_back(rt::ArtifactFileSource::fromScratchFile(
+        file.path, workPath + "/" + file.path, file.size, file.sha256));
 
   // The checkpoint's tokenizer, for jamba-run --prompt, when this runtime
   // can run it; one it cannot is left out with a warning (the artifact

@@ -238,8 +238,20 @@ TEST(SafeTensorsTest, WriteFilesWritesInRounds) {
   addTagged(c, 30, 2, 100000, log);
   std::vector<std::string> paths = {dir.file("a"), dir.file("b"),
                                     dir.file("c")};
-  Status st = SafeTensorsWriter::writeFiles({&a, &b, &c}, paths);
+  // Sinks on the first and last file (none on the second) see each file's
+  // bytes as written.
+  std::vector<std::string> seen(3);
+  auto sink = [&seen](size_t f) {
+    return [&seen, f](const uint8_t *data, size_t size) {
+      seen[f].append(reinterpret_cast<const char *>(data), size);
+    };
+  };
+  Status st = SafeTensorsWriter::writeFiles({&a, &b, &c}, paths,
+                                            {sink(0), {}, sink(2)});
   ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(seen[0], readAll(paths[0]));
+  EXPECT_TRUE(seen[1].empty());
+  EXPECT_EQ(seen[2], readAll(paths[2]));
   // Each round visits the files in order; the producers ran one at a time.
   EXPECT_EQ(log, (std::vector<std::string>{"10/0", "20/0", "30/0", "10/1",
                                            "30/1", "10/2"}));
@@ -273,6 +285,8 @@ TEST(SafeTensorsTest, WriteFilesLeavesNothingAfterAnError) {
   EXPECT_NE(::access(dir.file("a.tmp").c_str(), F_OK), 0);
   st = SafeTensorsWriter::writeFiles({&a}, {dir.file("a"), dir.file("b")});
   EXPECT_FALSE(st.ok());
+  st = SafeTensorsWriter::writeFiles({&a}, {dir.file("a")}, {{}, {}});
+  EXPECT_EQ(st.message(), "internal error: 1 writers and 2 sinks for 1 paths");
 }
 
 TEST(SafeTensorsTest, WriterRejectsBadInput) {

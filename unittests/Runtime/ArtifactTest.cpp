@@ -507,6 +507,67 @@ TEST_F(ArtifactTest, ScratchFilesAreMovedIn) {
   EXPECT_EQ(recordedHash(copied), *expectedHash);
 }
 
+// A scratch file whose writer gave its size and SHA-256 (taken by a
+// SafeTensorsWriter sink as it wrote, as writeWeightFiles does) is moved in
+// without being read again: the manifest records what the writer gave. A
+// size that is not the file's is refused.
+TEST_F(ArtifactTest, ScratchFilesWithTheirHashAreNotReadAgain) {
+  std::string weights = root + "/w.safetensors";
+  auto writeWeights = [&](std::string &hash, uint64_t &size) {
+    Sha256 hasher;
+    size = 0;
+    Status st =
+        weightsWriter().write(weights, [&](const uint8_t *data, size_t n) {
+          hasher.update(data, n);
+          size += n;
+        });
+    hash = Sha256::toHex(hasher.finish());
+    return st;
+  };
+  auto write = [&](const std::string &out, uint64_t size, std::string hash) {
+    return writeArtifact(
+        exampleManifest(), out,
+        {ArtifactFileSource::fromBytes("kernels/cpu.so", "x"),
+         ArtifactFileSource::fromScratchFile("weights/rank-0.safetensors",
+                                             weights, size, std::move(hash))});
+  };
+  std::string hash;
+  uint64_t size = 0;
+  ASSERT_TRUE(writeWeights(hash, size).ok());
+  // The sink saw the file's bytes.
+  uint64_t fileSize = 0;
+  StatusOr<std::string> readBack = sha256File(weights, &fileSize);
+  ASSERT_TRUE(readBack.ok());
+  EXPECT_EQ(hash, *readBack);
+  EXPECT_EQ(size, fileSize);
+  Status s = write(root + "/h1", size, hash);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_FALSE(fs::exists(weights));
+  StatusOr<std::unique_ptr<Artifact>> opened = Artifact::open(root + "/h1");
+  EXPECT_TRUE(opened.ok()) << opened.status().message();
+
+  // Another hash is recorded as given, so the file was not read: opening
+  // the artifact, which verifies the hashes, then refuses it.
+  ASSERT_TRUE(writeWeights(hash, size).ok());
+  ASSERT_TRUE(write(root + "/h2", size, sha256Hex("other")).ok());
+  opened = Artifact::open(root + "/h2");
+  ASSERT_FALSE(opened.ok());
+  EXPECT_NE(opened.status().message().find(
+                "file 'weights/rank-0.safetensors' has SHA-256 " + hash),
+            std::string::npos)
+      << opened.status().message();
+
+  ASSERT_TRUE(writeWeights(hash, size).ok());
+  s = write(root + "/h3", size + 1, hash);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(
+      s.message().find(ckpt::concat(weights, ": has ", size,
+                                    " bytes, its writer wrote ", size + 1)),
+      std::string::npos)
+      << s.message();
+  EXPECT_FALSE(fs::exists(root + "/h3"));
+}
+
 // A scratch directory sits beside the artifact's (whatever its trailing
 // slashes), with the directories above it created, and goes with
 // everything in it.

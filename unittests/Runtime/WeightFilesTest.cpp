@@ -16,6 +16,7 @@
 #include "jamba/Runtime/WeightFiles.h"
 #include "jamba/Runtime/ExampleArtifact.h"
 #include "jamba/Runtime/RebindWeights.h"
+#include "jamba/Runtime/Sha256.h"
 
 #include "gtest/gtest.h"
 
@@ -189,11 +190,21 @@ TEST(WeightFilesTest, WritesEveryRanksCut) {
     m.weights.push_back(offset);
   }
   TempDir dir;
-  ckpt::StatusOr<std::vector<std::string>> files =
+  ckpt::StatusOr<std::vector<FileDesc>> files =
       writeWeightFiles(ckpt, m, dir.path());
   ASSERT_TRUE(files.ok()) << files.status().message();
-  EXPECT_EQ(*files, (std::vector<std::string>{"weights/rank-0.safetensors",
-                                              "weights/rank-1.safetensors"}));
+  ASSERT_EQ(files->size(), 2u);
+  for (int64_t r = 0; r < 2; ++r) {
+    // Hashed as written: what reading the file back gives.
+    const FileDesc &file = (*files)[r];
+    EXPECT_EQ(file.path, "weights/rank-" + std::to_string(r) + ".safetensors");
+    uint64_t size = 0;
+    ckpt::StatusOr<std::string> hash =
+        sha256File(dir.path() + "/" + file.path, &size);
+    ASSERT_TRUE(hash.ok()) << hash.status().message();
+    EXPECT_EQ(file.sha256, *hash);
+    EXPECT_EQ(file.size, size);
+  }
   // Zeros are not read; everything else once.
   EXPECT_EQ(ckpt.loads, (std::map<std::string, int>{
                             {"b", 1}, {"norm", 1}, {"q", 1}, {"w", 1}}));
@@ -201,7 +212,7 @@ TEST(WeightFilesTest, WritesEveryRanksCut) {
   const std::vector<float> &w = ckpt.tensors["w"].values;
   const std::vector<float> &q = ckpt.tensors["q"].values;
   for (int64_t r = 0; r < 2; ++r) {
-    std::string path = dir.path() + "/" + (*files)[r];
+    std::string path = dir.path() + "/" + (*files)[r].path;
     auto file = ckpt::SafeTensorsFile::open(path);
     ASSERT_TRUE(file.ok()) << file.status().message();
     EXPECT_EQ((*file)->names(),
@@ -243,7 +254,7 @@ TEST(WeightFilesTest, ErrorsNameTheTensor) {
              WeightOrigin::slice({4, 4}, {{{0, 4}}, {{0, 2}}})));
   m.weights.push_back(weight("missing", 0, ckpt::DType::F32, {2}));
   TempDir dir;
-  ckpt::StatusOr<std::vector<std::string>> files =
+  ckpt::StatusOr<std::vector<FileDesc>> files =
       writeWeightFiles(ckpt, m, dir.path());
   ASSERT_FALSE(files.ok());
   EXPECT_EQ(files.status().message(), "fake: no tensor 'missing'");

@@ -189,20 +189,28 @@ public:
   size_t size() const { return entries.size(); }
   uint64_t dataBytes() const { return totalBytes; }
 
+  /// Sees every byte written to one file, in order, as it is written (to
+  /// hash the file without reading it back).
+  using ByteSink = std::function<void(const uint8_t *data, size_t size)>;
+
   /// Writes the file. Errors name the path. Holds at most two lazy
-  /// tensors' bytes at once (besides what the producers hold).
-  Status write(const std::string &path) const;
+  /// tensors' bytes at once (besides what the producers hold). `sink`, if
+  /// set, sees the file's bytes.
+  Status write(const std::string &path, const ByteSink &sink = nullptr) const;
 
   /// Writes `writers[i]` to `paths[i]`, each file as write() writes it, in
   /// rounds: every file's first tensor, then every file's second, and so
   /// on, one producer at a time as in write(). Producers of the same tensor
   /// for several files (the ranks of a sharded model) thus run one after
-  /// another and can share one load of it. After an error no file of this
-  /// call is left (but those already renamed into place when a rename
-  /// fails); the error names the path.
+  /// another and can share one load of it. `sinks`, empty or one per file
+  /// (each may be empty), see the files' bytes in order, one call at a time
+  /// (a large tensor's on a thread of its own, while it is written).
+  /// After an error no file of this call is left (but those already renamed
+  /// into place when a rename fails); the error names the path.
   static Status
   writeFiles(const std::vector<const SafeTensorsWriter *> &writers,
-             const std::vector<std::string> &paths);
+             const std::vector<std::string> &paths,
+             const std::vector<ByteSink> &sinks = {});
 
   /// Returns the complete header (length prefix excluded) that write() emits,
   /// padding included.

@@ -36,17 +36,39 @@ struct ArtifactFileSource {
   /// artifact instead of copying it (it is then gone); where the rename
   /// fails (another file system), it is copied.
   bool movable = false;
+  /// A movable file's size and SHA-256, when its writer took them as it
+  /// wrote it (the file is then not read again); empty: not known.
+  std::string sha256;
+  uint64_t size = 0;
 
   static ArtifactFileSource fromFile(std::string path, std::string source) {
-    return {std::move(path), std::move(source), {}};
+    ArtifactFileSource file;
+    file.path = std::move(path);
+    file.sourcePath = std::move(source);
+    return file;
   }
   /// A file written for this artifact only: moved in, not copied.
   static ArtifactFileSource fromScratchFile(std::string path,
                                             std::string source) {
-    return {std::move(path), std::move(source), {}, /*movable=*/true};
+    ArtifactFileSource file = fromFile(std::move(path), std::move(source));
+    file.movable = true;
+    return file;
+  }
+  /// The same, with its size and SHA-256 as its writer saw them.
+  static ArtifactFileSource fromScratchFile(std::string path,
+                                            std::string source, uint64_t size,
+                                            std::string sha256) {
+    ArtifactFileSource file =
+        fromScratchFile(std::move(path), std::move(source));
+    file.size = size;
+    file.sha256 = std::move(sha256);
+    return file;
   }
   static ArtifactFileSource fromBytes(std::string path, std::string bytes) {
-    return {std::move(path), {}, std::move(bytes)};
+    ArtifactFileSource file;
+    file.path = std::move(path);
+    file.contents = std::move(bytes);
+    return file;
   }
 };
 

@@ -49,9 +49,10 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// their "from" says. Every checkpoint tensor is checked (present, of the
 /// shape the manifest expects) before anything is written; the files are
 /// written in rounds (ckpt::SafeTensorsWriter::writeFiles), so a tensor that
-/// several ranks cut is read once. Returns the files' artifact paths, in the
-/// order of their first weight. Precondition: validateManifest(manifest).
-ckpt::StatusOr<std::vector<std::string>>
+/// several ranks cut is read once. Returns the files (artifact paths, in the
+/// order of their first weight) with their sizes and SHA-256, taken as they
+/// were written. Precondition: validateManifest(manifest).
+ckpt::StatusOr<std::vector<FileDesc>>
 writeWeightFiles(const ckpt::WeightReader &source,
                  const ArtifactManifest &manifest, const std::string &dir);
 
