@@ -15,8 +15,6 @@
 #include "jamba/Runtime/Sha256.h"
 #include "jamba/Runtime/WeightFiles.h"
 
-#include <cassert>
-#include <cstring>
 #include <memory>
 #include <set>
 

@@ -9,11 +9,9 @@
 #include "jamba/Runtime/Sha256.h"
 
 #include <cassert>
-#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <map>
-
-#include <sys/stat.h>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -86,18 +84,6 @@ void jamba::rt::sliceWeightValues(const std::vector<float> &full,
 }
 
 namespace {
-
-/// `mkdir -p` of the directories above `path`.
-Status createParents(const std::string &path) {
-  for (size_t slash = path.find('/', 1); slash != std::string::npos;
-       slash = path.find('/', slash + 1)) {
-    std::string dir = path.substr(0, slash);
-    if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST)
-      return makeError(dir,
-                       ": cannot create directory: ", std::strerror(errno));
-  }
-  return Status::success();
-}
 
 /// The checkpoint tensor the producers loaded last, whole: the files are
 /// written in rounds, so the ranks' cuts of one tensor are made one after
@@ -190,7 +176,12 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
   std::vector<ckpt::SafeTensorsWriter::ByteSink> sinks;
   for (size_t i = 0; i < files.size(); ++i) {
     paths.push_back(dir + "/" + files[i]);
-    JAMBA_CKPT_RETURN_IF_ERROR(createParents(paths.back()));
+    std::error_code ec;
+    std::filesystem::create_directories(
+        std::filesystem::path(paths.back()).parent_path(), ec);
+    if (ec)
+      return makeError(paths.back(),
+                       ": cannot create the directory: ", ec.message());
     order.push_back(&writers[i]);
     sinks.push_back([&hasher = hashers[i],
                      &file = written[i]](const uint8_t *data, size_t size) {

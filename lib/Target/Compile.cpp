@@ -274,19 +274,23 @@ struct RankLayout {
   int64_t expertIndex(int64_t rank) const { return rank / tp; }
 };
 
-/// Per dimension, the checkpoint indices rank `rank` takes.
-std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
-                                               const RankLayout &layout,
-                                               int64_t rank) {
+/// Per dimension, the runs of checkpoint indices rank `rank` takes, in
+/// order, adjacent runs merged.
+std::vector<std::vector<rt::IndexRun>>
+sliceRuns(const ShardRecipe &recipe, const RankLayout &layout, int64_t rank) {
   const int64_t tp = layout.tp, r = layout.tensorIndex(rank);
-  std::vector<std::vector<int64_t>> indices;
+  std::vector<std::vector<rt::IndexRun>> runs;
   for (size_t d = 0; d < recipe.fullShape.size(); ++d) {
     int64_t size = recipe.fullShape[d];
     const std::string &mode = recipe.modes[d];
-    std::vector<int64_t> take;
+    std::vector<rt::IndexRun> take;
     auto range = [&](int64_t begin, int64_t count) {
-      for (int64_t i = 0; i < count; ++i)
-        take.push_back(begin + i);
+      if (count == 0)
+        return;
+      if (!take.empty() && take.back().begin + take.back().count == begin)
+        take.back().count += count;
+      else
+        take.push_back({begin, count});
     };
     if (mode == "ep") {
       range(layout.expertIndex(rank) * (size / layout.ep), size / layout.ep);
@@ -304,9 +308,9 @@ std::vector<std::vector<int64_t>> sliceIndices(const ShardRecipe &recipe,
     } else {
       range(0, size);
     }
-    indices.push_back(std::move(take));
+    runs.push_back(std::move(take));
   }
-  return indices;
+  return runs;
 }
 
 /// How rank `rank`'s weight is made from the checkpoint tensor `recipe`
@@ -321,21 +325,12 @@ rt::WeightOrigin rankOrigin(const ShardRecipe &recipe, const RankLayout &layout,
                                       recipe.expertsPerRank);
   if (llvm::is_contained(recipe.modes, "tp0") && layout.tensorIndex(rank) != 0)
     return rt::WeightOrigin::zeros(recipe.fullShape);
+  std::vector<std::vector<rt::IndexRun>> take = sliceRuns(recipe, layout, rank);
   bool whole = true;
-  std::vector<std::vector<rt::IndexRun>> take;
-  for (const std::vector<int64_t> &indices :
-       sliceIndices(recipe, layout, rank)) {
-    std::vector<rt::IndexRun> runs;
-    for (int64_t i : indices) {
-      if (!runs.empty() && runs.back().begin + runs.back().count == i)
-        ++runs.back().count;
-      else
-        runs.push_back({i, 1});
-    }
-    int64_t size = recipe.fullShape[take.size()];
-    whole &= size == 0 ||
-             (runs.size() == 1 && runs[0].begin == 0 && runs[0].count == size);
-    take.push_back(std::move(runs));
+  for (size_t d = 0; d < take.size(); ++d) {
+    int64_t size = recipe.fullShape[d];
+    whole &= size == 0 || (take[d].size() == 1 && take[d][0].begin == 0 &&
+                           take[d][0].count == size);
   }
   if (whole)
     return {};
