@@ -18,6 +18,9 @@
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -26,11 +29,13 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/Transforms/IPO/MergeFunctions.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
 
 using namespace mlir;
 using namespace mlir::jamba;
@@ -384,6 +389,56 @@ FailureOr<unsigned> mlir::jamba::dumpPtx(ModuleOp module, StringRef dir) {
   return written;
 }
 
+/// A target machine for the CPU `cpu` with the shared object's settings:
+/// position-independent code, global constructors (a CUDA host's GPU module
+/// loads) in .init_array, which the dynamic loader runs for objects linked
+/// without crtbegin (it ignores .ctors).
+static std::unique_ptr<llvm::TargetMachine>
+createHostMachine(const llvm::Target &target, const llvm::Triple &triple,
+                  StringRef cpu) {
+  llvm::TargetOptions targetOptions;
+  targetOptions.UseInitArray = true;
+  return std::unique_ptr<llvm::TargetMachine>(target.createTargetMachine(
+      triple, cpu, "", targetOptions, llvm::Reloc::PIC_, std::nullopt,
+      llvm::CodeGenOptLevel::Aggressive));
+}
+
+/// Optimises `module` at `optLevel` and writes its object file to
+/// `objectPath`. Returns what went wrong, or an empty string. `phases`,
+/// when given, gets a timer for each of the two.
+static std::string optimiseAndEmit(llvm::Module &module,
+                                   llvm::TargetMachine &machine,
+                                   unsigned optLevel, StringRef objectPath,
+                                   TimingScope *phases) {
+  TimingScope untimed;
+  TimingScope &parent = phases ? *phases : untimed;
+  TimingScope optimising = parent.nest("LLVM optimisation");
+  if (llvm::Error err =
+          makeOptimizingTransformer(optLevel, 0, &machine)(&module))
+    return "LLVM optimisation failed: " + llvm::toString(std::move(err));
+  optimising.stop();
+
+  TimingScope generating = parent.nest("LLVM code generation");
+  std::error_code ec;
+  llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
+  if (ec) {
+    os.clear_error();
+    return ("cannot write " + objectPath + ": " + ec.message()).str();
+  }
+  llvm::legacy::PassManager pm;
+  if (machine.addPassesToEmitFile(pm, os, nullptr,
+                                  llvm::CodeGenFileType::ObjectFile))
+    return "the target cannot emit object files";
+  pm.run(module);
+  os.close();
+  if (os.has_error()) {
+    std::string why = os.error().message();
+    os.clear_error();
+    return ("cannot write " + objectPath + ": " + why).str();
+  }
+  return "";
+}
+
 LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
                                                ArrayRef<PackedEntry> entries,
                                                const CpuTargetOptions &options,
@@ -445,14 +500,8 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   if (!target)
     return module.emitError()
            << "no LLVM target for " << triple.str() << ": " << error;
-  // Global constructors (a CUDA host's GPU module loads) go to
-  // .init_array, which the dynamic loader runs for objects linked without
-  // crtbegin (it ignores .ctors).
-  llvm::TargetOptions targetOptions;
-  targetOptions.UseInitArray = true;
-  std::unique_ptr<llvm::TargetMachine> machine(target->createTargetMachine(
-      triple, options.cpu, "", targetOptions, llvm::Reloc::PIC_, std::nullopt,
-      llvm::CodeGenOptLevel::Aggressive));
+  std::unique_ptr<llvm::TargetMachine> machine =
+      createHostMachine(*target, triple, options.cpu);
   if (!machine)
     return module.emitError()
            << "cannot create a target machine for " << options.cpu;
@@ -464,39 +513,81 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   TimingScope merging = phases.nest("merge identical LLVM functions");
   llvm::MergeFunctionsPass::runOnModule(*llvmModule);
   merging.stop();
-  TimingScope optimising = phases.nest("LLVM optimisation");
-  if (llvm::Error err = makeOptimizingTransformer(
-          options.optLevel, 0, machine.get())(llvmModule.get()))
-    return module.emitError()
-           << "LLVM optimisation failed: " << llvm::toString(std::move(err));
 
-  optimising.stop();
+  // The object files are removed whatever happens; ld.lld links them.
+  SmallVector<std::string> objectPaths;
+  llvm::scope_exit removeObjects([&] {
+    for (const std::string &objectPath : objectPaths)
+      llvm::sys::fs::remove(objectPath);
+  });
+  const unsigned parts =
+      options.cudaHost ? 1 : std::max(1u, options.codegenPartitions);
+  if (parts == 1) {
+    objectPaths.push_back((path + ".o").str());
+    if (std::string error =
+            optimiseAndEmit(*llvmModule, *machine, options.optLevel,
+                            objectPaths.front(), &phases);
+        !error.empty())
+      return module.emitError() << error;
+  } else {
+    // The parts are independent modules (SplitModule makes what one part
+    // uses of another's an external symbol, hidden from the shared
+    // object's exports), each optimised and compiled in its own context on
+    // its own thread. Round-robin keeps the split, and so the object, a
+    // function of the module and the number of parts alone.
+    TimingScope splitting =
+        phases.nest("split into " + std::to_string(parts) + " parts");
+    SmallVector<SmallString<0>> bitcode;
+    llvm::SplitModule(
+        *llvmModule, parts,
+        [&](std::unique_ptr<llvm::Module> part) {
+          llvm::raw_svector_ostream os(bitcode.emplace_back());
+          llvm::WriteBitcodeToFile(*part, os);
+        },
+        /*PreserveLocals=*/false, /*RoundRobin=*/true);
+    llvmModule.reset();
+    for (size_t i = 0; i < bitcode.size(); ++i)
+      objectPaths.push_back((path + "." + Twine(i) + ".o").str());
+    splitting.stop();
 
-  SmallString<128> objectPath(path);
-  objectPath += ".o";
-  {
-    TimingScope generating = phases.nest("LLVM code generation");
-    std::error_code ec;
-    llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
-    if (ec) {
-      os.clear_error();
-      return module.emitError()
-             << "cannot write " << objectPath << ": " << ec.message();
+    TimingScope compiling =
+        phases.nest("LLVM optimisation and code generation (" +
+                    std::to_string(bitcode.size()) + " parts in parallel)");
+    SmallVector<std::string> errors(bitcode.size());
+    {
+      llvm::DefaultThreadPool pool(
+          llvm::heavyweight_hardware_concurrency(bitcode.size()));
+      for (size_t i = 0; i < bitcode.size(); ++i)
+        pool.async([&, i] {
+          llvm::LLVMContext partContext;
+          llvm::Expected<std::unique_ptr<llvm::Module>> part =
+              llvm::parseBitcodeFile(
+                  llvm::MemoryBufferRef(
+                      StringRef(bitcode[i].data(), bitcode[i].size()),
+                      objectPaths[i]),
+                  partContext);
+          if (!part) {
+            errors[i] = "cannot read back part " + std::to_string(i) +
+                        " of the module: " + llvm::toString(part.takeError());
+            return;
+          }
+          std::unique_ptr<llvm::TargetMachine> partMachine =
+              createHostMachine(*target, triple, options.cpu);
+          if (!partMachine) {
+            errors[i] = "cannot create a target machine for " + options.cpu;
+            return;
+          }
+          errors[i] = optimiseAndEmit(**part, *partMachine, options.optLevel,
+                                      objectPaths[i], nullptr);
+        });
+      pool.wait();
     }
-    llvm::legacy::PassManager pm;
-    if (machine->addPassesToEmitFile(pm, os, nullptr,
-                                     llvm::CodeGenFileType::ObjectFile))
-      return module.emitError() << "the target cannot emit object files";
-    pm.run(*llvmModule);
-    os.close();
-    if (os.has_error()) {
-      std::string why = os.error().message();
-      os.clear_error();
-      return module.emitError() << "cannot write " << objectPath << ": " << why;
-    }
+    for (const std::string &error : errors)
+      if (!error.empty())
+        return module.emitError() << error;
   }
 
-  // Link with lld: the object only needs memmove (and, without the kernel
+  // Link with lld: the objects only need memmove (and, without the kernel
   // allocator, malloc/free) from libc, and the kernel allocator's and the
   // collectives' functions from the runtime, which the loading process
   // provides.
@@ -515,9 +606,9 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
     return module.emitError()
            << "cannot find ld.lld (install lld-22) to link " << path;
   std::string pathStr = path.str();
-  std::string objectStr = objectPath.str().str();
-  SmallVector<StringRef> argv = {lld,  "-shared", "--no-undefined-version",
-                                 "-o", pathStr,   objectStr};
+  SmallVector<StringRef> argv = {lld, "-shared", "--no-undefined-version", "-o",
+                                 pathStr};
+  argv.append(objectPaths.begin(), objectPaths.end());
   // Threaded kernels call the OpenMP runtime: record libomp and where LLVM
   // 22 installs it, so that the runtime's dlopen finds it.
   if (options.threads)
@@ -526,7 +617,6 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
   std::string message;
   int rc =
       llvm::sys::ExecuteAndWait(lld, argv, std::nullopt, {}, 0, 0, &message);
-  llvm::sys::fs::remove(objectPath);
   if (rc != 0)
     return module.emitError()
            << "linking " << path << " failed (" << lld << " exited " << rc

@@ -146,6 +146,13 @@ static cl::opt<bool> greedyIds(
              "an id per sequence instead of its logits. On by default for "
              "CUDA targets, off for the CPU"),
     cl::init(false));
+static cl::opt<int64_t> codegenParts(
+    "codegen-parts",
+    cl::desc("Split the kernels' LLVM module into N parts that are "
+             "optimised and compiled in parallel (1 to 64; 1: whole). The "
+             "shared object depends on N, not on the machine's cores. A "
+             "CUDA host is always one part"),
+    cl::value_desc("N"), cl::init(4));
 static cl::opt<bool>
     timing("timing",
            cl::desc("Print how long each phase and pass took, to stderr"),
@@ -191,6 +198,12 @@ int main(int argc, char **argv) {
                    << ", got " << value << "\n";
       return 1;
     }
+  if (codegenParts < 1 || codegenParts > 64) {
+    llvm::errs() << "jamba-compile: error: --codegen-parts must be in [1, "
+                    "64], got "
+                 << codegenParts << "\n";
+    return 1;
+  }
   if (prefillLogits != "last" && prefillLogits != "all") {
     llvm::errs() << "jamba-compile: error: --prefill-logits must be last or "
                     "all, got '"
@@ -213,6 +226,7 @@ int main(int argc, char **argv) {
   options.maxSeq = maxSeq;
   options.maxContext = maxContext;
   options.overwrite = force;
+  options.cpu.codegenPartitions = static_cast<unsigned>(codegenParts);
   options.timing = timing;
   options.target = target;
   options.gpuFormat = gpuFormat;

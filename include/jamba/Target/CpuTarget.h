@@ -73,6 +73,12 @@ struct CpuTargetOptions {
   /// (jamba-cpu-lower-pipeline{kernel-allocator}): the packed wrappers free
   /// results with _mlir_memref_to_llvm_free instead of free.
   bool kernelAllocator = false;
+  /// The LLVM module is split into this many parts (llvm::SplitModule,
+  /// round-robin), optimised and compiled to objects in parallel, a thread
+  /// each, and linked together; 1 compiles it whole. The object depends on this
+  /// number, never on the machine. A CUDA host, whose module is small, is
+  /// always one part.
+  unsigned codegenPartitions = 4;
 };
 
 /// Describes the entry points `names` of a tensor-level module (before
@@ -82,17 +88,17 @@ struct CpuTargetOptions {
 FailureOr<std::vector<PackedEntry>>
 describePackedEntries(ModuleOp module, ArrayRef<std::string> names);
 
-/// Emits `module` (LLVM dialect only) as a shared object at `path` with a
-/// packed wrapper per entry of `entries`. The state outputs are expected to
-/// be updated in place (jamba-cpu-lower-pipeline{states-in-place}). Errors
-/// are emitted at the module.
 /// Writes the PTX of every `gpu.binary` object of `module` (after
 /// jamba-gpu-lower-pipeline with format=isa) to `dir/<binary>.ptx`; returns
 /// how many were written.
 FailureOr<unsigned> dumpPtx(ModuleOp module, StringRef dir);
 
-/// `timing`, when given, gets a nested timer per phase (translation to
-/// LLVM IR, LLVM optimisation, code generation, linking).
+/// Emits `module` (LLVM dialect only) as a shared object at `path` with a
+/// packed wrapper per entry of `entries`. The state outputs are expected to
+/// be updated in place (jamba-cpu-lower-pipeline{states-in-place}). Errors
+/// are emitted at the module. `timing`, when given, gets a nested timer per
+/// phase (translation to LLVM IR, the merge of identical functions, LLVM
+/// optimisation and code generation, linking).
 LogicalResult emitCpuSharedObject(ModuleOp module,
                                   ArrayRef<PackedEntry> entries,
                                   const CpuTargetOptions &options,
