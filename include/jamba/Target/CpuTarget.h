@@ -76,8 +76,9 @@ struct CpuTargetOptions {
   /// The LLVM module is split into this many parts (llvm::SplitModule,
   /// round-robin), optimised and compiled to objects in parallel, a thread
   /// each, and linked together; 1 compiles it whole. The object depends on this
-  /// number, never on the machine. A CUDA host, whose module is small, is
-  /// always one part.
+  /// number, never on the machine. A CUDA host is always one part: its
+  /// code (module loads in global constructors, launches) runs only on a
+  /// GPU, where a split one has not been run yet.
   unsigned codegenPartitions = 4;
 };
 
