@@ -524,11 +524,11 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
       options.cudaHost ? 1 : std::max(1u, options.codegenPartitions);
   if (parts == 1) {
     objectPaths.push_back((path + ".o").str());
-    if (std::string error =
+    if (std::string why =
             optimiseAndEmit(*llvmModule, *machine, options.optLevel,
                             objectPaths.front(), &phases);
-        !error.empty())
-      return module.emitError() << error;
+        !why.empty())
+      return module.emitError() << why;
   } else {
     // The parts are independent modules (SplitModule makes what one part
     // uses of another's an external symbol, hidden from the shared
@@ -582,9 +582,9 @@ LogicalResult mlir::jamba::emitCpuSharedObject(ModuleOp module,
         });
       pool.wait();
     }
-    for (const std::string &error : errors)
-      if (!error.empty())
-        return module.emitError() << error;
+    for (const std::string &why : errors)
+      if (!why.empty())
+        return module.emitError() << why;
   }
 
   // Link with lld: the objects only need memmove (and, without the kernel
