@@ -98,8 +98,14 @@ void mlir::jamba::buildCPULowerPipeline(
   // does (jamba-gpu-fuse-loops), so that its tests run the merged loops.
   if (options.gpuKernels)
     pm.addNestedPass<func::FuncOp>(createJambaGpuFuseLoopsPass());
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
+  // The conversions that touch nothing outside the op they run on are
+  // nested under every function (and OpenMP reduction declaration) of the
+  // module, which the pass manager converts in parallel; those that add or
+  // look up symbols (scf-to-openmp, memref's allocation functions, func,
+  // cf, openmp) run on the module.
+  OpPassManager &loops = pm.nestAny();
+  loops.addPass(memref::createExpandStridedMetadataPass());
+  loops.addPass(createLowerAffinePass());
   if (options.threads)
     pm.addPass(createConvertSCFToOpenMPPass());
   if (options.approximateMath)
@@ -108,7 +114,7 @@ void mlir::jamba::buildCPULowerPipeline(
   // gotcha 2).
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.reassociateFPReductions = true;
-  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
+  pm.nestAny().addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   // scf-to-openmp wraps bodies in memref.alloca_scope: lower memrefs before
   // scf-to-cf makes those regions multi-block (TOOLCHAIN.md gotcha 1).
   FinalizeMemRefToLLVMConversionPassOptions memrefToLLVM;
@@ -119,13 +125,14 @@ void mlir::jamba::buildCPULowerPipeline(
   memrefToLLVM.useAlignedAlloc = options.kernelAllocator;
   if (options.threads)
     pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
-  pm.addPass(createSCFToControlFlowPass());
+  OpPassManager &scalars = pm.nestAny();
+  scalars.addPass(createSCFToControlFlowPass());
   arith::ArithExpandOpsPassOptions expand;
   expand.includeBf16 = true;
-  pm.addPass(arith::createArithExpandOpsPass(expand));
-  pm.addPass(createConvertMathToLLVMPass());
-  pm.addPass(createArithToLLVMConversionPass());
-  pm.addPass(createConvertIndexToLLVMPass());
+  scalars.addPass(arith::createArithExpandOpsPass(expand));
+  scalars.addPass(createConvertMathToLLVMPass());
+  scalars.addPass(createArithToLLVMConversionPass());
+  scalars.addPass(createConvertIndexToLLVMPass());
   if (!options.threads)
     pm.addPass(createFinalizeMemRefToLLVMConversionPass(memrefToLLVM));
   pm.addPass(createConvertFuncToLLVMPass());
