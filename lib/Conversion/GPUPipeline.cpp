@@ -799,10 +799,13 @@ void mlir::jamba::buildGPULowerPipeline(
   device.addPass(createCanonicalizerPass());
   device.addPass(createCSEPass());
 
-  // Host code: LLVM, with the launches as mgpu* runtime calls.
-  pm.addPass(memref::createExpandStridedMetadataPass());
-  pm.addPass(createLowerAffinePass());
-  pm.addPass(createSCFToControlFlowPass());
+  // Host code: LLVM, with the launches as mgpu* runtime calls. The first
+  // three touch only the function they run on: each function in parallel
+  // (not walking the lowered kernel modules either).
+  OpPassManager &host = pm.nest<func::FuncOp>();
+  host.addPass(memref::createExpandStridedMetadataPass());
+  host.addPass(createLowerAffinePass());
+  host.addPass(createSCFToControlFlowPass());
   pm.addPass(createGpuToLLVMConversionPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
   addCleanupPasses(pm, /*cse=*/false);
