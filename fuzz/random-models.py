@@ -204,6 +204,11 @@ def one_round(args, rng, index, out):
                for _ in range(rng.randint(2, 3))]
     new_tokens = rng.randint(1, 10)
     chunk = rng.choice([rng.randint(1, 16), rng.randint(17, 256)])
+    # The host object's split for parallel code generation (jamba-compile
+    # --codegen-parts), from a generator of its own so that the draws above
+    # stay those of earlier versions of this script for a seed.
+    parts = random.Random("codegen-parts %d %d" % (args.seed, index)).randint(
+        1, 8)
     failures = []
     for name in names:
         v = VARIANTS[name]
@@ -239,7 +244,8 @@ def one_round(args, rng, index, out):
         compiled = art + "-code" if v["rebind"] else art
         p = run([b + "/jamba-compile", source, "-o", compiled, "--force",
                  "--prefill-logits", "all", "--max-context", "512",
-                 "--max-seq", "256"] + flags, log)
+                 "--max-seq", "256", "--codegen-parts", str(parts)] + flags,
+                log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (
                 name, (p.stderr.strip().splitlines() or ["?"])[-1]))
@@ -312,6 +318,7 @@ def one_round(args, rng, index, out):
                    config["num_experts_per_tok"], config["mamba_d_state"],
                    config["mamba_d_conv"], config["mamba_expand"],
                    config["mamba_dt_rank"], config["vocab_size"]))
+    summary += ", %d code parts" % parts
     if failures:
         print("round %d FAILED (%s; %s): kept %s" % (
             index, summary, ", ".join(names), d))

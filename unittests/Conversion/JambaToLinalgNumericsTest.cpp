@@ -1407,6 +1407,63 @@ TEST_F(JambaToLinalgNumerics, SelectiveScanBlocksAndLengths) {
   }
 }
 
+TEST_F(JambaToLinalgNumerics, SelectiveScanWithAsManyStatesAsChannels) {
+  // d_inner = d_state = 16 (two 8-channel blocks of the microkernel): A,
+  // the state's rows and B, C against delta, u, z have the same shapes, so
+  // an operand taken for another of its shape would still compile. With an
+  // initial state, 2 sequences of 1 and 5 steps; the microkernels and the
+  // generic lowering against the reference.
+  const char *ir = R"mlir(
+    func.func @f(%u: tensor<?x?x16xf32>, %delta: tensor<?x?x16xf32>, %A: tensor<16x16xf32>,
+                 %B: tensor<?x?x16xf32>, %C: tensor<?x?x16xf32>, %D: tensor<16xf32>,
+                 %z: tensor<?x?x16xf32>, %db: tensor<16xf32>, %h0: tensor<?x16x16xf32>)
+        -> (tensor<?x?x16xf32>, tensor<?x16x16xf32>) attributes {llvm.emit_c_interface} {
+      %y, %h = jamba.selective_scan %u, %delta, %A, %B, %C D(%D) z(%z) delta_bias(%db)
+          init_state(%h0) {delta_softplus}
+          : (tensor<?x?x16xf32>, tensor<?x?x16xf32>, tensor<16x16xf32>, tensor<?x?x16xf32>,
+             tensor<?x?x16xf32>, tensor<16xf32>, tensor<?x?x16xf32>, tensor<16xf32>,
+             tensor<?x16x16xf32>)
+          -> (tensor<?x?x16xf32>, tensor<?x16x16xf32>)
+      return %y, %h : tensor<?x?x16xf32>, tensor<?x16x16xf32>
+    })mlir";
+  for (bool microkernels : {true, false}) {
+    Kernel k(ir, *withMicrokernels(microkernels));
+    ASSERT_EQ(k.error, "");
+    for (int64_t seq : {1, 5}) {
+      int64_t n = 2 * seq;
+      auto u = randomFloats(n * 16, 90 + seq),
+           delta = randomFloats(n * 16, 91 + seq, -3.0f, 1.0f),
+           A = randomFloats(256, 92, -2.0f, -0.1f),
+           B = randomFloats(n * 16, 93 + seq),
+           C = randomFloats(n * 16, 94 + seq), D = randomFloats(16, 95),
+           z = randomFloats(n * 16, 96 + seq), db = randomFloats(16, 97),
+           h0 = randomFloats(2 * 256, 98 + seq);
+      Tensor<float> ru = toRef(u, {2, seq, 16}),
+                    rd = toRef(delta, {2, seq, 16}), rA = toRef(A, {16, 16}),
+                    rB = toRef(B, {2, seq, 16}), rC = toRef(C, {2, seq, 16}),
+                    rD = toRef(D, {16}), rz = toRef(z, {2, seq, 16}),
+                    rdb = toRef(db, {16}), rh0 = toRef(h0, {2, 16, 16});
+      ref::ScanOperands<float> ops{&ru, &rd, &rA, &rB, &rC};
+      ops.D = &rD;
+      ops.z = &rz;
+      ops.deltaBias = &rdb;
+      ops.deltaSoftplus = true;
+      ops.initState = &rh0;
+      auto [y, h] = ref::selectiveScan(ops);
+      auto out = k.run(
+          {buf(u, {2, seq, 16}), buf(delta, {2, seq, 16}), buf(A, {16, 16}),
+           buf(B, {2, seq, 16}), buf(C, {2, seq, 16}), buf(D, {16}),
+           buf(z, {2, seq, 16}), buf(db, {16}), buf(h0, {2, 16, 16})},
+          {3, 3});
+      std::string what = std::string(microkernels ? "microkernel" : "linalg") +
+                         " square selective_scan, length " +
+                         std::to_string(seq);
+      expectClose(out[0], y, (what + ", output").c_str());
+      expectClose(out[1], h, (what + ", final state").c_str());
+    }
+  }
+}
+
 /// A selective scan with every optional operand (FullScan's argument
 /// order) over a dynamic batch and length, 6 channels and `width` states.
 std::string fullScanIr(int64_t width) {
