@@ -15,8 +15,8 @@
 
 // CHECK-LABEL: func.func @linear_f32
 // CHECK-SAME:    (%[[X:.+]]: tensor<?x64xf32>, %[[W:.+]]: tensor<96x64xf32>)
-// CHECK-DAG:     %[[XB:.+]] = bufferization.to_buffer %[[X]] read_only : tensor<?x64xf32> to memref<?x64xf32, strided<[?, 1], offset: ?>>
-// CHECK-DAG:     %[[WB:.+]] = bufferization.to_buffer %[[W]] read_only : tensor<96x64xf32> to memref<96x64xf32, strided<[?, 1], offset: ?>>
+// CHECK-DAG:     %[[XB:.+]] = bufferization.to_buffer %[[X]] read_only {jamba.read_point = {{[0-9]+}} : i64} : tensor<?x64xf32> to memref<?x64xf32, strided<[?, 1], offset: ?>>
+// CHECK-DAG:     %[[WB:.+]] = bufferization.to_buffer %[[W]] read_only {jamba.read_point = {{[0-9]+}} : i64} : tensor<96x64xf32> to memref<96x64xf32, strided<[?, 1], offset: ?>>
 // CHECK:         %[[OUT:.+]] = memref.alloc(%{{.+}}) : memref<?x96xf32>
 // CHECK:         scf.parallel (%[[P:.+]]) = (%c0) to (%c8) step (%c1) {
 // CHECK:           %[[N0:.+]] = arith.muli %[[P]], %c12
@@ -312,4 +312,26 @@ func.func @cached_attention_partial_vector(%q: tensor<1x?x48xf32>, %k: tensor<1x
          tensor<1x2x?x12xf32>, tensor<1xi64>)
       -> (tensor<1x?x48xf32>, tensor<1x2x?x12xf32>, tensor<1x2x?x12xf32>)
   return %o : tensor<1x?x48xf32>
+}
+
+// -----
+
+// Two kernels that read one tensor each read it where they are: the
+// second's read is not merged by CSE into the first's (for one-shot
+// bufferization the to_buffer is the read, and the kernel's loads come
+// after it). Merged, bufferization could write %n (here the second GEMM's
+// input, in a model the C norm of a Mamba layer with d_inner = d_state)
+// in place over %x between the two kernels.
+// CHECK-LABEL: func.func @two_reads_of_one_tensor
+// CHECK-SAME:    (%[[X:.+]]: tensor<4x16xf32>,
+// CHECK:         bufferization.to_buffer %[[X]] read_only {jamba.read_point = [[FIRST:[0-9]+]] : i64}
+// CHECK:         scf.parallel
+// CHECK:         bufferization.to_buffer %[[X]] read_only
+// CHECK-NOT:     jamba.read_point = [[FIRST]] :
+// CHECK-SAME:    : tensor<4x16xf32>
+// CHECK:         scf.parallel
+func.func @two_reads_of_one_tensor(%x: tensor<4x16xf32>, %w: tensor<16x16xf32>, %v: tensor<16x16xf32>) -> (tensor<4x16xf32>, tensor<4x16xf32>) {
+  %a = jamba.linear %x, %w : (tensor<4x16xf32>, tensor<16x16xf32>) -> tensor<4x16xf32>
+  %b = jamba.linear %x, %v : (tensor<4x16xf32>, tensor<16x16xf32>) -> tensor<4x16xf32>
+  return %a, %b : tensor<4x16xf32>, tensor<4x16xf32>
 }

@@ -11,7 +11,7 @@
 // CHECK: func.func private @jamba_rt_all_reduce_f32(!llvm.ptr, i64)
 // CHECK-LABEL: func.func @sum
 // CHECK-SAME:    (%[[X:.+]]: tensor<?x3x8xf32>)
-// CHECK:         %[[IN:.+]] = bufferization.to_buffer %[[X]] read_only : tensor<?x3x8xf32> to memref<?x3x8xf32, strided<[?, ?, 1], offset: ?>>
+// CHECK:         %[[IN:.+]] = bufferization.to_buffer %[[X]] read_only {jamba.read_point = {{[0-9]+}} : i64} : tensor<?x3x8xf32> to memref<?x3x8xf32, strided<[?, ?, 1], offset: ?>>
 // CHECK:         %[[D0:.+]] = memref.dim %[[IN]], %c0
 // CHECK:         %[[N0:.+]] = arith.muli %{{.+}}, %[[D0]]
 // CHECK:         %[[OUT:.+]] = memref.alloc(%[[D0]]) : memref<?x3x8xf32>

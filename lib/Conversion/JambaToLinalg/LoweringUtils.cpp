@@ -195,6 +195,23 @@ Value lowering::bufferResult(OpBuilder &b, Location loc, Type type,
                                            /*writable=*/true);
 }
 
+/// Marks a kernel's read of a tensor (readOnlyBuffer) with a number of its
+/// own in the enclosing function, one more than the largest there.
+static constexpr StringLiteral kReadPointAttr = "jamba.read_point";
+
+static int64_t nextReadPoint(Block *block) {
+  Operation *scope = block->getParentOp();
+  while (scope->getParentOp() &&
+         !scope->hasTrait<OpTrait::IsIsolatedFromAbove>())
+    scope = scope->getParentOp();
+  int64_t next = 0;
+  scope->walk([&](bufferization::ToBufferOp op) {
+    if (auto point = op->getAttrOfType<IntegerAttr>(kReadPointAttr))
+      next = std::max(next, point.getInt() + 1);
+  });
+  return next;
+}
+
 Value lowering::readOnlyBuffer(OpBuilder &b, Location loc, Value tensor) {
   if (!tensor)
     return Value();
@@ -206,6 +223,18 @@ Value lowering::readOnlyBuffer(OpBuilder &b, Location loc, Value tensor) {
       StridedLayoutAttr::get(b.getContext(), ShapedType::kDynamic, strides);
   auto memrefType =
       MemRefType::get(type.getShape(), type.getElementType(), layout);
-  return bufferization::ToBufferOp::create(b, loc, memrefType, tensor,
-                                           /*read_only=*/true);
+  auto read = bufferization::ToBufferOp::create(b, loc, memrefType, tensor,
+                                                /*read_only=*/true);
+  // The kernel reads the buffer after this op, in loops one-shot
+  // bufferization does not look into: for the analysis this op is where the
+  // tensor is read, so it must stay at its kernel. Identical reads of one
+  // tensor by two kernels would otherwise be merged by CSE into the first,
+  // and bufferization could then write a result produced between the two
+  // kernels in place over the tensor before the second kernel read it (a
+  // Mamba layer with d_inner = d_state: the C norm's result over the conv
+  // output u, between the x_proj GEMM and the scan, both reading u). A
+  // number of its own per read keeps them apart.
+  read->setAttr(kReadPointAttr,
+                b.getI64IntegerAttr(nextReadPoint(b.getInsertionBlock())));
+  return read;
 }
