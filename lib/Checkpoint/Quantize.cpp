@@ -611,6 +611,37 @@ Status ExpertsInt8Reader::checkWeight(
   return in.checkWeight(weight, shape);
 }
 
+Status ExpertsInt8Reader::quantizeInPlace(const std::string &weight,
+                                          const std::vector<int64_t> &shape,
+                                          std::vector<float> &values,
+                                          std::vector<float> &scales) const {
+  // A row is quantized as quantizeSlice does; its values do not depend on
+  // how the rows are stored or stacked.
+  const int64_t cols = shape.empty() ? 0 : shape.back();
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < shape.size(); ++d)
+    rows *= shape[d];
+  scales.assign(static_cast<size_t>(rows), 0.0f);
+  std::atomic<int64_t> badRows{0};
+  parallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {
+    std::vector<int8_t> q(static_cast<size_t>(cols));
+    for (int64_t r = begin; r < end; ++r) {
+      float *row = values.data() + r * cols;
+      badRows += quantizeRowsInt8(row, 1, cols, q.data(), &scales[r],
+                                  options.scaleRule);
+      for (int64_t k = 0; k < cols; ++k)
+        row[k] = q[k];
+    }
+  });
+  if (badRows.load() > 0) {
+    values.clear();
+    return makeError("checkpoint ", in.directory(), ": tensor '", weight,
+                     "': ", badRows.load(),
+                     " row(s) hold a NaN or an infinity; cannot quantize");
+  }
+  return Status::success();
+}
+
 Status
 ExpertsInt8Reader::loadWeightF32(const std::string &name,
                                  const std::vector<int64_t> &expectedShape,
@@ -632,36 +663,14 @@ ExpertsInt8Reader::loadWeightF32(const std::string &name,
   }
   // The weight as f32 in `out` (the caller's buffer, reused), each row then
   // replaced by its int8 values: no other buffer as large as the weight.
-  // A row is quantized as quantizeSlice does; its values do not depend on
-  // how the rows are stored or stacked.
   std::string pattern;
   int64_t expert = -1;
   JAMBA_CKPT_RETURN_IF_ERROR(
       splitExpertName(weight, pattern, expert)
           ? in.loadExpertWeightF32(pattern, expert, shape, out)
           : in.loadWeightF32(weight, shape, out));
-  const int64_t cols = shape.empty() ? 0 : shape.back();
-  int64_t rows = 1;
-  for (size_t d = 0; d + 1 < shape.size(); ++d)
-    rows *= shape[d];
-  std::vector<float> scales(static_cast<size_t>(rows));
-  std::atomic<int64_t> badRows{0};
-  parallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {
-    std::vector<int8_t> q(static_cast<size_t>(cols));
-    for (int64_t r = begin; r < end; ++r) {
-      float *row = out.data() + r * cols;
-      badRows += quantizeRowsInt8(row, 1, cols, q.data(), &scales[r],
-                                  options.scaleRule);
-      for (int64_t k = 0; k < cols; ++k)
-        row[k] = q[k];
-    }
-  });
-  if (badRows.load() > 0) {
-    out.clear();
-    return makeError("checkpoint ", in.directory(), ": tensor '", weight,
-                     "': ", badRows.load(),
-                     " row(s) hold a NaN or an infinity; cannot quantize");
-  }
+  std::vector<float> scales;
+  JAMBA_CKPT_RETURN_IF_ERROR(quantizeInPlace(weight, shape, out, scales));
   if (isScale) {
     out.assign(scales.begin(), scales.end());
     return Status::success();
@@ -670,5 +679,60 @@ ExpertsInt8Reader::loadWeightF32(const std::string &name,
   cachedWeight = weight;
   cachedShape = shape;
   cachedScales = std::move(scales);
+  return Status::success();
+}
+
+Status ExpertsInt8Reader::loadExpertWeightF32(
+    const std::string &pattern, int64_t expert,
+    const std::vector<int64_t> &requested, std::vector<float> &out) const {
+  out.clear();
+  std::string weight;
+  bool isScale = false;
+  if (!isQuantized(pattern, weight, isScale))
+    return in.loadExpertWeightF32(pattern, expert, requested, out);
+  if (expert < 0 || expert >= cfg.numExperts)
+    return makeError("checkpoint ", in.directory(), ": tensor pattern '",
+                     pattern, "': expert ", expert, " is not in [0, ",
+                     cfg.numExperts, ")");
+  // One expert's weight shape: a scale pattern's is its weight's stacked
+  // shape without E.
+  std::vector<int64_t> shape = requested;
+  if (isScale) {
+    StatusOr<std::vector<int64_t>> full = expectedShape(cfg, weight);
+    if (!full.ok())
+      return makeError("checkpoint ", in.directory(), ": ",
+                       full.status().message());
+    if (full->size() < 2 || (*full)[0] != cfg.numExperts)
+      return makeError("checkpoint ", in.directory(), ": tensor '", pattern,
+                       "' is not a stacked expert weight's scales");
+    shape.assign(full->begin() + 1, full->end());
+    std::vector<int64_t> scaleShape(shape.begin(), shape.end() - 1);
+    if (scaleShape != requested)
+      return makeError("checkpoint ", in.directory(), ": tensor '", pattern,
+                       "' (expert ", expert, "): expected shape ",
+                       formatShape(requested), ", got ",
+                       formatShape(scaleShape));
+    std::lock_guard<std::mutex> lock(cacheMutex);
+    if (cachedExpertPattern == weight &&
+        !cachedExpertScales[static_cast<size_t>(expert)].empty()) {
+      out = std::move(cachedExpertScales[static_cast<size_t>(expert)]);
+      cachedExpertScales[static_cast<size_t>(expert)].clear();
+      return Status::success();
+    }
+  }
+  JAMBA_CKPT_RETURN_IF_ERROR(
+      in.loadExpertWeightF32(weight, expert, shape, out));
+  std::vector<float> scales;
+  JAMBA_CKPT_RETURN_IF_ERROR(quantizeInPlace(weight, shape, out, scales));
+  if (isScale) {
+    out = std::move(scales);
+    return Status::success();
+  }
+  std::lock_guard<std::mutex> lock(cacheMutex);
+  if (cachedExpertPattern != weight) {
+    cachedExpertPattern = weight;
+    cachedExpertScales.assign(static_cast<size_t>(cfg.numExperts), {});
+  }
+  cachedExpertScales[static_cast<size_t>(expert)] = std::move(scales);
   return Status::success();
 }

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 using namespace jamba;
 using namespace jamba::rt;
@@ -93,6 +94,40 @@ struct LoadedTensor {
   std::vector<float> values;
 };
 
+/// The experts a weight takes, in order, when it is a stack of whole
+/// experts (`{e}` in its name): all of them (Whole), or the experts of a
+/// Slice that cuts only the leading dimension (expert parallelism). Such a
+/// weight is made expert by expert, which holds one expert in memory
+/// instead of the stack: 0.8 GB instead of 12.9 GB of f32 for one of
+/// Jamba-1.5-Large's. None for other weights, and for a tensor-parallel
+/// cut, whose ranks all read every expert: that stack is loaded once for
+/// all of them.
+std::optional<std::vector<int64_t>> wholeExperts(const WeightDesc &w) {
+  if (w.name.find("{e}") == std::string::npos)
+    return std::nullopt;
+  std::vector<int64_t> shape = w.checkpointShape();
+  if (shape.size() < 2)
+    return std::nullopt;
+  std::vector<int64_t> experts;
+  if (w.from.kind == WeightOrigin::Kind::Whole) {
+    for (int64_t e = 0; e < shape[0]; ++e)
+      experts.push_back(e);
+    return experts;
+  }
+  if (w.from.kind != WeightOrigin::Kind::Slice ||
+      w.from.take.size() != shape.size())
+    return std::nullopt;
+  for (size_t d = 1; d < shape.size(); ++d) {
+    const std::vector<IndexRun> &runs = w.from.take[d];
+    if (runs.size() != 1 || runs[0].begin != 0 || runs[0].count != shape[d])
+      return std::nullopt;
+  }
+  for (const IndexRun &run : w.from.take[0])
+    for (int64_t i = 0; i < run.count; ++i)
+      experts.push_back(run.begin + i);
+  return experts;
+}
+
 } // namespace
 
 ckpt::StatusOr<std::vector<FileDesc>>
@@ -140,6 +175,35 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
       JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
           w.name, w.dtype, w.shape,
           [](uint8_t *dst, size_t nbytes) { std::memset(dst, 0, nbytes); }));
+      continue;
+    }
+    if (std::optional<std::vector<int64_t>> experts = wholeExperts(w)) {
+      std::vector<int64_t> expertShape = w.checkpointShape();
+      expertShape.erase(expertShape.begin());
+      JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
+          w.name, w.dtype, w.shape,
+          [&source, &w, &loaded, &cut, &loadError, experts = *experts,
+           expertShape](uint8_t *dst, size_t nbytes) {
+            // The last whole tensor is not needed again.
+            loaded = LoadedTensor();
+            const size_t perExpert =
+                experts.empty() ? 0 : nbytes / experts.size();
+            for (size_t i = 0; i < experts.size(); ++i) {
+              Status st = source.loadExpertWeightF32(w.name, experts[i],
+                                                     expertShape, cut);
+              if (st.ok() && cut.size() * ckpt::dtypeSize(w.dtype) != perExpert)
+                st = makeError("weight '", w.name, "': expert ", experts[i],
+                               " has ", cut.size(), " elements, not ",
+                               perExpert / ckpt::dtypeSize(w.dtype));
+              if (!st.ok()) {
+                if (loadError.ok())
+                  loadError = st;
+                std::memset(dst, 0, nbytes);
+                return;
+              }
+              encodeWeightValues(cut, w.dtype, dst + i * perExpert);
+            }
+          }));
       continue;
     }
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(

@@ -405,6 +405,43 @@ void expectSameWeight(const WeightReader &reader, const Checkpoint &copy,
       << name;
 }
 
+/// Expert by expert, `reader` gives what `copy` holds for the stacked
+/// `pattern` of shape `shape` and for its scales: every weight then every
+/// scale tensor (the scales kept from the weights' loads), then every scale
+/// first (each quantizing its expert again), then each expert's weight and
+/// scales in turn.
+void expectSameExperts(const ExpertsInt8Reader &reader, const Checkpoint &copy,
+                       const std::string &pattern,
+                       const std::vector<int64_t> &shape) {
+  std::vector<int64_t> weightShape(shape.begin() + 1, shape.end());
+  std::vector<int64_t> scaleShape(shape.begin() + 1, shape.end() - 1);
+  std::string scales = int8ScaleName(pattern);
+  auto expectExpert = [&](const std::string &name, int64_t expert) {
+    const std::vector<int64_t> &expertShape =
+        name == pattern ? weightShape : scaleShape;
+    std::vector<float> got, want;
+    Status st = copy.loadExpertWeightF32(name, expert, expertShape, want);
+    ASSERT_TRUE(st.ok()) << st.message();
+    st = reader.loadExpertWeightF32(name, expert, expertShape, got);
+    ASSERT_TRUE(st.ok()) << name << " " << expert << ": " << st.message();
+    ASSERT_EQ(got.size(), want.size()) << name << " " << expert;
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)),
+              0)
+        << name << " " << expert;
+  };
+  const int64_t experts = shape[0];
+  for (const std::string &name : {pattern, scales})
+    for (int64_t e = 0; e < experts; ++e)
+      expectExpert(name, e);
+  for (const std::string &name : {scales, pattern})
+    for (int64_t e = 0; e < experts; ++e)
+      expectExpert(name, e);
+  for (int64_t e = 0; e < experts; ++e) {
+    expectExpert(pattern, e);
+    expectExpert(scales, e);
+  }
+}
+
 /// ExpertsInt8Reader over `in` reads what Checkpoint reads from `copy`,
 /// writeQuantizedCheckpoint's output with the same options: the config,
 /// every tensor of the copy by its name (a weight, then its scales: the
@@ -437,6 +474,7 @@ void expectReaderReadsTheCopy(const Checkpoint &in, const Checkpoint &copy,
       expectSameWeight(reader, copy, pattern, *shape);
       std::vector<int64_t> scales(shape->begin(), shape->end() - 1);
       expectSameWeight(reader, copy, int8ScaleName(pattern), scales);
+      expectSameExperts(reader, copy, pattern, *shape);
       ++patterns;
     }
   }
@@ -750,6 +788,42 @@ TEST(ExpertsInt8ReaderTest, ErrorsNameTheTensor) {
       "model.layers.1.feed_forward.experts.{e}.gate_proj.weight", *shape,
       values);
   EXPECT_TRUE(st.ok()) << st.message();
+  // Expert by expert: only expert 3's load fails.
+  std::vector<int64_t> expertShape(shape->begin() + 1, shape->end());
+  std::vector<int64_t> expertScales(shape->begin() + 1, shape->end() - 1);
+  for (int64_t e = 0; e < config.numExperts; ++e)
+    for (const std::string &name : {pattern, int8ScaleName(pattern)}) {
+      Status st = (*reader)->loadExpertWeightF32(
+          name, e, name == pattern ? expertShape : expertScales, values);
+      EXPECT_EQ(st.ok(), e != 3) << name << " " << e;
+      if (e == 3)
+        EXPECT_NE(st.message().find("tensor '" + pattern +
+                                    "': 1 row(s) hold a NaN or an infinity"),
+                  std::string::npos)
+            << st.message();
+    }
+  // An expert the model does not have, and scales of another shape.
+  for (int64_t e : {int64_t(-1), int64_t(config.numExperts)}) {
+    Status st = (*reader)->loadExpertWeightF32(int8ScaleName(pattern), e,
+                                               expertScales, values);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("': expert " + std::to_string(e) +
+                                " is not in [0, " +
+                                std::to_string(config.numExperts) + ")"),
+              std::string::npos)
+        << st.message();
+  }
+  {
+    std::vector<int64_t> wrong = expertScales;
+    wrong.back() += 1;
+    Status st = (*reader)->loadExpertWeightF32(int8ScaleName(pattern), 0, wrong,
+                                               values);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("tensor '" + int8ScaleName(pattern) +
+                                "' (expert 0): expected shape"),
+              std::string::npos)
+        << st.message();
+  }
   // Scales asked for with a shape that is not the weight's rows.
   std::vector<int64_t> wrong = scaleShape;
   wrong.back() += 1;

@@ -60,6 +60,25 @@ public:
     out = tensors.at(name).values;
     return ckpt::Status::success();
   }
+  /// Counted in `loads` as "name[e]".
+  ckpt::Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
+                                   const std::vector<int64_t> &expectedShape,
+                                   std::vector<float> &out) const override {
+    ++loads[pattern + "[" + std::to_string(expert) + "]"];
+    if (pattern == failingLoad)
+      return ckpt::makeError("fake: cannot read '", pattern, "'");
+    auto it = tensors.find(pattern);
+    if (it == tensors.end() || it->second.shape.empty() ||
+        std::vector<int64_t>(it->second.shape.begin() + 1,
+                             it->second.shape.end()) != expectedShape ||
+        expert < 0 || expert >= it->second.shape[0])
+      return ckpt::makeError("fake: no expert ", expert, " of '", pattern,
+                             "' of shape ", ckpt::formatShape(expectedShape));
+    size_t size = it->second.values.size() / it->second.shape[0];
+    out.assign(it->second.values.begin() + expert * size,
+               it->second.values.begin() + (expert + 1) * size);
+    return ckpt::Status::success();
+  }
   ckpt::Status
   checkWeight(const std::string &name,
               const std::vector<int64_t> &expectedShape) const override {
@@ -241,6 +260,85 @@ TEST(WeightFilesTest, WritesEveryRanksCut) {
     std::memcpy(&value, offset->data, sizeof(value));
     EXPECT_EQ(value, 8 * r + 3);
   }
+}
+
+// A stack of experts ("{e}") is made expert by expert, each expert read
+// once, when its ranks take whole experts: one rank taking them all, or
+// two ranks of expert parallelism taking three experts each. The stack is
+// never loaded whole; a tensor-parallel cut of it is (once for both ranks).
+TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
+  FakeCheckpoint ckpt;
+  const std::string up = "layer.experts.{e}.up",
+                    down = "layer.experts.{e}.down";
+  ckpt.tensors[up] = {{6, 3, 4}, randomValues(72, 5, true)};
+  ckpt.tensors[down] = {{6, 4, 3}, randomValues(72, 6, false)};
+  const std::vector<float> &upValues = ckpt.tensors[up].values;
+  const std::vector<float> &downValues = ckpt.tensors[down].values;
+
+  ArtifactManifest m;
+  m.weights.push_back(weight(up, 0, ckpt::DType::I8, {6, 3, 4}));
+  m.weights.push_back(weight(down, 0, ckpt::DType::BF16, {6, 4, 3}));
+  TempDir one;
+  ckpt::StatusOr<std::vector<FileDesc>> files =
+      writeWeightFiles(ckpt, m, one.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  std::map<std::string, int> loads;
+  for (int e = 0; e < 6; ++e) {
+    loads[up + "[" + std::to_string(e) + "]"] = 1;
+    loads[down + "[" + std::to_string(e) + "]"] = 1;
+  }
+  EXPECT_EQ(ckpt.loads, loads);
+  std::string path = one.path() + "/" + (*files)[0].path;
+  EXPECT_EQ(readTensor(path, up), upValues);
+  EXPECT_EQ(readTensor(path, down), downValues);
+
+  // Expert parallelism: rank r takes experts 3r .. 3r + 2 (rank 1 as two
+  // runs, 3 and 4..5).
+  ckpt.loads.clear();
+  m.ranks = 2;
+  m.weights.clear();
+  for (int64_t r = 0; r < 2; ++r) {
+    std::vector<IndexRun> experts = r == 0
+                                        ? std::vector<IndexRun>{{0, 3}}
+                                        : std::vector<IndexRun>{{3, 1}, {4, 2}};
+    m.weights.push_back(
+        weight(up, r, ckpt::DType::I8, {3, 3, 4},
+               WeightOrigin::slice({6, 3, 4}, {experts, {{0, 3}}, {{0, 4}}})));
+    // A tensor-parallel cut: columns 0..1 of rank 0, 2 of rank 1.
+    m.weights.push_back(
+        weight(down, r, ckpt::DType::F32, {6, 4, r == 0 ? 2 : 1},
+               WeightOrigin::slice(
+                   {6, 4, 3},
+                   {{{0, 6}}, {{0, 4}}, {{r == 0 ? 0 : 2, r == 0 ? 2 : 1}}})));
+  }
+  TempDir two;
+  files = writeWeightFiles(ckpt, m, two.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  loads.clear();
+  for (int e = 0; e < 6; ++e)
+    loads[up + "[" + std::to_string(e) + "]"] = 1;
+  loads[down] = 1;
+  EXPECT_EQ(ckpt.loads, loads);
+  for (int64_t r = 0; r < 2; ++r) {
+    path = two.path() + "/" + (*files)[r].path;
+    EXPECT_EQ(readTensor(path, up),
+              std::vector<float>(upValues.begin() + 36 * r,
+                                 upValues.begin() + 36 * (r + 1)));
+    std::vector<float> columns;
+    for (int row = 0; row < 24; ++row)
+      for (int col = r == 0 ? 0 : 2; col < (r == 0 ? 2 : 3); ++col)
+        columns.push_back(downValues[3 * row + col]);
+    EXPECT_EQ(readTensor(path, down), columns);
+  }
+
+  // An expert that fails to read is an error, as a whole tensor's is.
+  m.ranks = 1;
+  m.weights = {weight(up, 0, ckpt::DType::I8, {6, 3, 4})};
+  ckpt.failingLoad = up;
+  TempDir failing;
+  files = writeWeightFiles(ckpt, m, failing.path());
+  ASSERT_FALSE(files.ok());
+  EXPECT_EQ(files.status().message(), "fake: cannot read '" + up + "'");
 }
 
 // A tensor the checkpoint lacks, or has in another shape, is refused before

@@ -62,6 +62,13 @@ public:
   virtual Status
   checkWeight(const std::string &name,
               const std::vector<int64_t> &expectedShape) const = 0;
+  /// As Checkpoint::loadExpertWeightF32: expert `expert` of a stacked-expert
+  /// pattern (`{e}`), `expectedShape` one expert's shape; the values are
+  /// those of that expert's slice of loadWeightF32(pattern, [E] +
+  /// expectedShape), but only that expert is read (and made).
+  virtual Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
+                                     const std::vector<int64_t> &expectedShape,
+                                     std::vector<float> &out) const = 0;
 };
 
 /// An open checkpoint directory: the validated config and the memory-mapped
@@ -139,7 +146,7 @@ public:
   /// converted to float, reading only that expert's data.
   Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
                              const std::vector<int64_t> &expectedShape,
-                             std::vector<float> &out) const;
+                             std::vector<float> &out) const override;
 
 private:
   Checkpoint() = default;

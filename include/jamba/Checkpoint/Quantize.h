@@ -192,6 +192,15 @@ public:
                        std::vector<float> &out) const override;
   Status checkWeight(const std::string &name,
                      const std::vector<int64_t> &expectedShape) const override;
+  /// One expert of a stacked pattern, a weight or its scales (the pattern
+  /// of a scale tensor, e.g. `...experts.{e}.up_proj.weight_scale`, and
+  /// `expectedShape` then one expert's scales), the same values as that
+  /// expert's slice of loadWeightF32(pattern); only that expert is read and
+  /// quantized. The scales of the experts of the last weight pattern loaded
+  /// are kept for the loads of its scale pattern that follow.
+  Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
+                             const std::vector<int64_t> &expectedShape,
+                             std::vector<float> &out) const override;
 
   /// Whether every tensor of the copy that is not quantized (all but the
   /// int8 weights and their scales) is BF16, at least one.
@@ -219,11 +228,23 @@ private:
   /// The quantized weights' canonical names (an expert's with its index).
   std::set<std::string> quantized;
   bool keptAllBF16 = false;
+  /// Quantizes `values` (the weight `weight` of `shape`, row-major) in
+  /// place, each row replaced by its int8 values, and returns each row's
+  /// scale in `scales`; an error names `weight` if a row is not finite.
+  Status quantizeInPlace(const std::string &weight,
+                         const std::vector<int64_t> &shape,
+                         std::vector<float> &values,
+                         std::vector<float> &scales) const;
+
   /// The scales of the last weight loaded.
   mutable std::mutex cacheMutex;
   mutable std::string cachedWeight;
   mutable std::vector<int64_t> cachedShape;
   mutable std::vector<float> cachedScales;
+  /// The scales of the experts of the last stacked weight pattern loaded
+  /// by expert, indexed by expert (empty: not loaded, or given out).
+  mutable std::string cachedExpertPattern;
+  mutable std::vector<std::vector<float>> cachedExpertScales;
 };
 
 } // namespace ckpt

@@ -49,7 +49,10 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// their "from" says. Every checkpoint tensor is checked (present, of the
 /// shape the manifest expects) before anything is written; the files are
 /// written in rounds (ckpt::SafeTensorsWriter::writeFiles), so a tensor that
-/// several ranks cut is read once. Returns the files (artifact paths, in the
+/// several ranks cut is read once. A stack of experts (`{e}`) a rank takes
+/// whole experts of (Whole, or a Slice of its first dimension only) is read
+/// expert by expert (WeightReader::loadExpertWeightF32), one expert in
+/// memory at a time. Returns the files (artifact paths, in the
 /// order of their first weight) with their sizes and SHA-256, taken as they
 /// were written. Precondition: validateManifest(manifest).
 ckpt::StatusOr<std::vector<FileDesc>>
