@@ -4,7 +4,8 @@
 Differential testing of the whole compiler: each round draws a Jamba config
 within what config.json allows (hidden sizes, heads and kv heads, head
 dimensions, layer schedules, experts and top-k, Mamba state, conv width,
-expansion and dt rank, biases, tied embeddings, vocabulary), writes a seeded
+expansion and dt rank, biases, tied embeddings, vocabulary; in 2 rounds of
+5, two sizes made equal, e.g. d_state = d_inner), writes a seeded
 random checkpoint (jamba-make-checkpoint, f32 or bf16), compiles it in one or
 more variants (jamba-compile: the CPU kernels, ExpertsInt8, and the CUDA
 backend's kernels run on the CPU with --cpu-with-gpu-kernels, also with
@@ -18,7 +19,8 @@ tolerance, or a chosen id is neither the reference's argmax nor a near-tie
 seed, commands, output) and the script exits 1.
 
     fuzz/random-models.py [--rounds 10] [--seed 1] [--variants 2]
-                          [--only VARIANT,...] [--bin build/bin]
+                          [--only VARIANT,...] [--no-coincidences]
+                          [--bin build/bin]
                           [--out build-fuzz/random-models]
 
 The draws come from --seed: the same seed gives the same configs, prompts
@@ -147,6 +149,64 @@ def random_config(rng, base):
     return c
 
 
+def small_hidden(c):
+    """Makes the hidden size at most 64: one head of 32 when it is larger."""
+    if c["hidden_size"] > 64:
+        c["num_attention_heads"] = c["num_key_value_heads"] = 1
+        c["hidden_size"] = 32
+
+
+def d_state_is_d_inner(c):
+    small_hidden(c)
+    c["mamba_expand"] = 1
+    c["mamba_d_state"] = c["hidden_size"]
+
+
+def d_state_is_head_dim(c):
+    c["mamba_d_state"] = c["hidden_size"] // c["num_attention_heads"]
+
+
+# Sizes made equal, so that tensors of two roles get one type: a pass that
+# tells them apart by type alone (CSE merging two kernels' reads, a buffer
+# reused in place) is wrong only then. d_inner = d_state was wrong on the
+# CPU microkernels until 2026-12-03 (docs/Fuzzing.md) and the uniform draws
+# reach it about once in 200 rounds.
+COINCIDENCES = {
+    "d_state = d_inner": d_state_is_d_inner,
+    "d_state = head_dim": d_state_is_head_dim,
+    "d_state = dt_rank": lambda c: c.update(
+        mamba_dt_rank=c["mamba_d_state"]),
+    "intermediate = hidden": lambda c: c.update(
+        intermediate_size=c["hidden_size"]),
+    "intermediate = d_inner": lambda c: c.update(
+        intermediate_size=c["mamba_expand"] * c["hidden_size"]),
+    "intermediate = kv width": lambda c: c.update(
+        intermediate_size=c["num_key_value_heads"] * c["hidden_size"]
+        // c["num_attention_heads"]),
+    "vocab = hidden": lambda c: c.update(
+        vocab_size=max(8, c["hidden_size"])),
+    "vocab = d_inner": lambda c: c.update(
+        vocab_size=max(8, c["mamba_expand"] * c["hidden_size"])),
+    "dt_rank = hidden": lambda c: c.update(
+        mamba_dt_rank=c["hidden_size"]),
+    "experts = top-k": lambda c: c.update(
+        num_experts_per_tok=min(3, c["num_experts"]),
+        num_experts=min(3, c["num_experts"])),
+}
+
+
+def coincide(seed, index, config):
+    """In 2 rounds of 5, makes two sizes of `config` equal (COINCIDENCES),
+    from a generator of its own (the other draws stay those of a seed);
+    returns the coincidence's name, or None."""
+    r = random.Random("coincide %d %d" % (seed, index))
+    if r.random() >= 0.4:
+        return None
+    name = r.choice(sorted(COINCIDENCES))
+    COINCIDENCES[name](config)
+    return name
+
+
 def run(cmd, log, **kw):
     log.write("$ " + " ".join(cmd) + "\n")
     p = subprocess.run(cmd, capture_output=True, text=True, **kw)
@@ -187,6 +247,8 @@ def check_ptxas(b, ckpt, d, name, v, log):
 def one_round(args, rng, index, out):
     base = json.load(open(args.base))
     config = random_config(rng, base)
+    coincidence = (coincide(args.seed, index, config) if args.coincidences
+                   else None)
     names = [n for n in sorted(VARIANTS) if VARIANTS[n]["applies"](config)
              and (not args.only or n in args.only)]
     names = rng.sample(names, min(args.variants, len(names)))
@@ -319,6 +381,8 @@ def one_round(args, rng, index, out):
                    config["mamba_d_conv"], config["mamba_expand"],
                    config["mamba_dt_rank"], config["vocab_size"]))
     summary += ", %d code parts" % parts
+    if coincidence:
+        summary += ", " + coincidence
     if failures:
         print("round %d FAILED (%s; %s): kept %s" % (
             index, summary, ", ".join(names), d))
@@ -340,6 +404,11 @@ def main():
     ap.add_argument("--variants", type=int, default=2,
                     help="variants compiled per config (default 2, drawn "
                     "from %s)" % ", ".join(sorted(VARIANTS)))
+    ap.add_argument("--coincidences", action=argparse.BooleanOptionalAction,
+                    default=True,
+                    help="in 2 rounds of 5, make two sizes equal "
+                    "(d_state = d_inner, ...); --no-coincidences keeps the "
+                    "draws of a seed from before 2026-12-03")
     ap.add_argument("--only", type=lambda v: v.split(","), default=[],
                     help="draw the variants from these only (comma-separated)")
     ap.add_argument("--bin", default=os.path.join(root, "build", "bin"))
