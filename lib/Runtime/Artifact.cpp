@@ -14,9 +14,13 @@
 #include "jamba/Runtime/Sha256.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <set>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -1563,6 +1567,64 @@ const ckpt::TensorInfo *Artifact::weight(std::string_view name,
   return it == weightFiles.end() ? nullptr : it->second->find(name);
 }
 
+/// The weights files only ranks other than `rank` read (none without a
+/// rank): those its weights do not name but other ranks' weights do.
+static std::set<std::string> otherRanksFiles(const ArtifactManifest &m,
+                                             std::optional<int64_t> rank) {
+  std::set<std::string> others;
+  if (!rank)
+    return others;
+  std::set<std::string> own;
+  for (const WeightDesc &w : m.weights)
+    (w.rank == *rank ? own : others).insert(w.file);
+  for (const std::string &file : own)
+    others.erase(file);
+  return others;
+}
+
+/// Hashes `files` of `artifact` against their recorded SHA-256, on up to
+/// `threads` threads (0: one per hardware thread) taking the files in turn;
+/// one status per file, in order (the message names the file).
+static std::vector<Status>
+hashFilesInParallel(const Artifact &artifact,
+                    const std::vector<const FileDesc *> &files,
+                    unsigned threads) {
+  std::vector<Status> results(files.size(), Status::success());
+  auto hashOne = [&](size_t i) {
+    const FileDesc &f = *files[i];
+    uint64_t hashedBytes = 0;
+    StatusOr<std::string> hash =
+        sha256File(artifact.filePath(f.path), &hashedBytes);
+    if (!hash.ok())
+      results[i] = makeError("file '", f.path, "': ", hash.status().message());
+    else if (hashedBytes != f.size)
+      results[i] = makeError("file '", f.path, "' changed while it was read");
+    else if (*hash != f.sha256)
+      results[i] = makeError("file '", f.path, "' has SHA-256 ", *hash,
+                             ", the manifest records ", f.sha256,
+                             " (corrupted or replaced)");
+  };
+  if (threads == 0)
+    threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = static_cast<unsigned>(
+      std::min<size_t>(threads, std::max<size_t>(files.size(), 1)));
+  if (threads <= 1) {
+    for (size_t i = 0; i < files.size(); ++i)
+      hashOne(i);
+    return results;
+  }
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (size_t i = next++; i < files.size(); i = next++)
+        hashOne(i);
+    });
+  for (std::thread &thread : pool)
+    thread.join();
+  return results;
+}
+
 StatusOr<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
                                                    const OpenOptions &options) {
   std::string context = "artifact " + dir;
@@ -1588,7 +1650,8 @@ StatusOr<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
   artifact->man = std::move(*parsed);
   const ArtifactManifest &m = artifact->man;
 
-  // Files: present, regular, the recorded size and hash.
+  // Files: present, regular, of the recorded size; then the hashes of those
+  // this process reads.
   for (const FileDesc &f : m.files) {
     if (!isValidArtifactPath(f.path))
       return diag("files: '", f.path, "' is not a valid artifact path");
@@ -1601,18 +1664,18 @@ StatusOr<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
       return diag("file '", f.path, "' has ", st.st_size,
                   " bytes, the manifest records ", f.size,
                   " (truncated or replaced)");
-    if (!options.verifyFileHashes)
-      continue;
-    uint64_t hashedBytes = 0;
-    StatusOr<std::string> hash = sha256File(path, &hashedBytes);
-    if (!hash.ok())
-      return diag("file '", f.path, "': ", hash.status().message());
-    if (hashedBytes != f.size)
-      return diag("file '", f.path, "' changed while it was read");
-    if (*hash != f.sha256)
-      return diag("file '", f.path, "' has SHA-256 ", *hash,
-                  ", the manifest records ", f.sha256,
-                  " (corrupted or replaced)");
+  }
+  if (options.verifyFileHashes) {
+    std::vector<const FileDesc *> toHash;
+    std::set<std::string> skipped = otherRanksFiles(m, options.rank);
+    for (const FileDesc &f : m.files)
+      if (!skipped.count(f.path))
+        toHash.push_back(&f);
+    std::vector<Status> results =
+        hashFilesInParallel(*artifact, toHash, options.hashThreads);
+    for (Status &result : results)
+      if (!result.ok())
+        return diag(result.message());
   }
 
   // Bounds and cross-references.

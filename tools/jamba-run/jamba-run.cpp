@@ -450,7 +450,11 @@ int main(int argc, char **argv) {
   }
 
   auto loadStart = std::chrono::steady_clock::now();
-  auto opened = Artifact::open(artifactDir);
+  // An MPI rank hashes the files it reads, not the other ranks' weights.
+  OpenOptions openOptions;
+  if (communicator && communicator->size() > 1)
+    openOptions.rank = communicator->rank();
+  auto opened = Artifact::open(artifactDir, openOptions);
   if (!opened.ok())
     return fail(opened.status().message());
   const Artifact &artifact = **opened;

@@ -262,6 +262,64 @@ TEST_F(ArtifactTest, FlippedByteInWeights) {
   EXPECT_TRUE(Artifact::open(dir, fast).ok());
 }
 
+// Two ranks, each with its weights file (a copy of the example's): every
+// file is hashed, on one thread or several, and a flipped byte is reported
+// in the manifest's order of files. A process running one rank hashes only
+// the files it reads: a flip in the other rank's weights is not seen (its
+// size still is), one in its own weights or in the shared kernels is.
+TEST_F(ArtifactTest, EachRankHashesTheFilesItReads) {
+  const std::string weights = readAll(file("weights/rank-0.safetensors"));
+  writeAll(file("weights/rank-1.safetensors"), weights);
+  editManifest([](ArtifactManifest &m) {
+    m.ranks = 2;
+    std::vector<WeightDesc> second = m.weights;
+    for (WeightDesc &w : second) {
+      w.rank = 1;
+      w.file = "weights/rank-1.safetensors";
+    }
+    m.weights.insert(m.weights.end(), second.begin(), second.end());
+    FileDesc f = m.files[1];
+    f.path = "weights/rank-1.safetensors";
+    m.files.push_back(f);
+  });
+  OpenOptions oneThread, rank0, rank1;
+  oneThread.hashThreads = 1;
+  rank0.rank = 0;
+  rank1.rank = 1;
+  for (const OpenOptions &options : {OpenOptions(), oneThread, rank0, rank1}) {
+    StatusOr<std::unique_ptr<Artifact>> a = Artifact::open(dir, options);
+    ASSERT_TRUE(a.ok()) << a.status().message();
+    EXPECT_NE((*a)->weight("lm_head.weight", 1), nullptr);
+  }
+
+  auto flip = [&](const std::string &relative) {
+    std::string bytes = readAll(file(relative));
+    ASSERT_GT(bytes.size(), 0u);
+    bytes[bytes.size() / 2] ^= 0x01;
+    writeAll(file(relative), bytes);
+  };
+  flip("weights/rank-1.safetensors");
+  expectRefused("file 'weights/rank-1.safetensors' has SHA-256 ");
+  expectRefused("file 'weights/rank-1.safetensors' has SHA-256 ", oneThread);
+  expectRefused("file 'weights/rank-1.safetensors' has SHA-256 ", rank1);
+  EXPECT_TRUE(Artifact::open(dir, rank0).ok());
+  // Both ranks' files flipped: the first in the manifest's order is named.
+  flip("weights/rank-0.safetensors");
+  expectRefused("file 'weights/rank-0.safetensors' has SHA-256 ");
+  expectRefused("file 'weights/rank-0.safetensors' has SHA-256 ", rank0);
+  expectRefused("file 'weights/rank-1.safetensors' has SHA-256 ", rank1);
+  // Sizes are checked for every rank's files.
+  writeAll(file("weights/rank-1.safetensors"),
+           readAll(file("weights/rank-1.safetensors")) + "x");
+  expectRefused("file 'weights/rank-1.safetensors' has ", rank0);
+  // The kernels are every rank's.
+  writeAll(file("weights/rank-0.safetensors"), weights);
+  writeAll(file("weights/rank-1.safetensors"), weights);
+  ASSERT_TRUE(Artifact::open(dir).ok());
+  flip("kernels/cpu.so");
+  expectRefused("file 'kernels/cpu.so' has SHA-256 ", rank1);
+}
+
 TEST_F(ArtifactTest, TruncatedWeights) {
   std::string bytes = readAll(file("weights/rank-0.safetensors"));
   writeAll(file("weights/rank-0.safetensors"), bytes.substr(0, 1000));

@@ -383,6 +383,14 @@ struct OpenOptions {
   /// checked). Turning it off saves reading the weights twice when the
   /// caller has just written them.
   bool verifyFileHashes = true;
+  /// The one rank this process runs (an MPI rank), if any: the weights
+  /// files only other ranks' weights are in are not hashed (their
+  /// presence, sizes and safetensors headers are still checked), so that
+  /// N ranks hash the artifact once between them instead of N times.
+  std::optional<int64_t> rank;
+  /// Threads hashing the files, each taking one file at a time (0: one per
+  /// hardware thread).
+  unsigned hashThreads = 0;
 };
 
 /// A validated artifact with its weights files mapped.
