@@ -20,6 +20,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -1613,13 +1614,22 @@ hashFilesInParallel(const Artifact &artifact,
       hashOne(i);
     return results;
   }
+  // This thread and threads - 1 more take the files in turn; a thread the
+  // system refuses leaves its share to the others.
   std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < files.size(); i = next++)
+      hashOne(i);
+  };
   std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (size_t i = next++; i < files.size(); i = next++)
-        hashOne(i);
-    });
+  for (unsigned t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error &) {
+      break;
+    }
+  }
+  work();
   for (std::thread &thread : pool)
     thread.join();
   return results;
