@@ -271,6 +271,12 @@ def one_round(args, rng, index, out):
     # stay those of earlier versions of this script for a seed.
     parts = random.Random("codegen-parts %d %d" % (args.seed, index)).randint(
         1, 8)
+    # Each rank's weights in files of at most this many bytes (jamba-compile
+    # --weights-file-size) in half the rounds, from a generator of its own
+    # too; the default (2G: one file) in the others.
+    sizes = random.Random("weights-file-size %d %d" % (args.seed, index))
+    file_size = (["--weights-file-size", str(sizes.randint(1, 1 << 18))]
+                 if sizes.random() < 0.5 else [])
     failures = []
     for name in names:
         v = VARIANTS[name]
@@ -306,7 +312,8 @@ def one_round(args, rng, index, out):
         compiled = art + "-code" if v["rebind"] else art
         p = run([b + "/jamba-compile", source, "-o", compiled, "--force",
                  "--prefill-logits", "all", "--max-context", "512",
-                 "--max-seq", "256", "--codegen-parts", str(parts)] + flags,
+                 "--max-seq", "256", "--codegen-parts", str(parts)] +
+                file_size + flags,
                 log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (

@@ -1584,8 +1584,10 @@ static std::set<std::string> otherRanksFiles(const ArtifactManifest &m,
 }
 
 /// Hashes `files` of `artifact` against their recorded SHA-256, on up to
-/// `threads` threads (0: one per hardware thread) taking the files in turn;
-/// one status per file, in order (the message names the file).
+/// `threads` threads (0: one per hardware thread) taking the files in turn,
+/// the largest first (a rank's weights cut into parts and its smaller
+/// files: the threads then end close together); one status per file, in
+/// the order of `files` (the message names the file).
 static std::vector<Status>
 hashFilesInParallel(const Artifact &artifact,
                     const std::vector<const FileDesc *> &files,
@@ -1614,12 +1616,18 @@ hashFilesInParallel(const Artifact &artifact,
       hashOne(i);
     return results;
   }
+  std::vector<size_t> bySize(files.size());
+  for (size_t i = 0; i < files.size(); ++i)
+    bySize[i] = i;
+  std::stable_sort(bySize.begin(), bySize.end(), [&](size_t a, size_t b) {
+    return files[a]->size > files[b]->size;
+  });
   // This thread and threads - 1 more take the files in turn; a thread the
   // system refuses leaves its share to the others.
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < files.size(); i = next++)
-      hashOne(i);
+      hashOne(bySize[i]);
   };
   std::vector<std::thread> pool;
   for (unsigned t = 1; t < threads; ++t) {

@@ -232,30 +232,44 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
         }));
   }
 
+  // The files in batches: consecutive files (in the order of their first
+  // weight) that hold the same tensors, one rank's cut each, are written
+  // together in rounds, so that every rank's cut of a tensor is made from
+  // one load of it; each batch (one part of every rank's weights) is written
+  // before the next, so that between an expert stack and its scales
+  // (ExpertsInt8Reader keeps the scales of the last stack only) come only
+  // the other ranks' cuts of that stack.
+  std::vector<std::vector<std::string>> names(files.size());
+  for (const WeightDesc &w : manifest.weights)
+    names[fileIndex[w.file]].push_back(w.name);
   // Each file hashed as it is written, not read back.
-  std::vector<const ckpt::SafeTensorsWriter *> order;
-  std::vector<std::string> paths;
   std::vector<Sha256> hashers(files.size());
   std::vector<FileDesc> written(files.size());
-  std::vector<ckpt::SafeTensorsWriter::ByteSink> sinks;
-  for (size_t i = 0; i < files.size(); ++i) {
-    paths.push_back(dir + "/" + files[i]);
-    std::error_code ec;
-    std::filesystem::create_directories(
-        std::filesystem::path(paths.back()).parent_path(), ec);
-    if (ec)
-      return makeError(paths.back(),
-                       ": cannot create the directory: ", ec.message());
-    order.push_back(&writers[i]);
-    sinks.push_back([&hasher = hashers[i],
-                     &file = written[i]](const uint8_t *data, size_t size) {
-      hasher.update(data, size);
-      file.size += size;
-    });
+  for (size_t begin = 0, end; begin < files.size(); begin = end) {
+    for (end = begin + 1; end < files.size() && names[end] == names[begin];)
+      ++end;
+    std::vector<const ckpt::SafeTensorsWriter *> order;
+    std::vector<std::string> paths;
+    std::vector<ckpt::SafeTensorsWriter::ByteSink> sinks;
+    for (size_t i = begin; i < end; ++i) {
+      paths.push_back(dir + "/" + files[i]);
+      std::error_code ec;
+      std::filesystem::create_directories(
+          std::filesystem::path(paths.back()).parent_path(), ec);
+      if (ec)
+        return makeError(paths.back(),
+                         ": cannot create the directory: ", ec.message());
+      order.push_back(&writers[i]);
+      sinks.push_back([&hasher = hashers[i],
+                       &file = written[i]](const uint8_t *data, size_t size) {
+        hasher.update(data, size);
+        file.size += size;
+      });
+    }
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        ckpt::SafeTensorsWriter::writeFiles(order, paths, sinks));
+    JAMBA_CKPT_RETURN_IF_ERROR(loadError);
   }
-  JAMBA_CKPT_RETURN_IF_ERROR(
-      ckpt::SafeTensorsWriter::writeFiles(order, paths, sinks));
-  JAMBA_CKPT_RETURN_IF_ERROR(loadError);
   for (size_t i = 0; i < files.size(); ++i) {
     written[i].path = files[i];
     written[i].sha256 = Sha256::toHex(hashers[i].finish());

@@ -337,28 +337,73 @@ rt::WeightOrigin rankOrigin(const ShardRecipe &recipe, const RankLayout &layout,
   return rt::WeightOrigin::slice(recipe.fullShape, std::move(take));
 }
 
+/// The element type a weight argument of type `elem` has in the artifact.
+ckpt::DType artifactDType(Type elem) {
+  return elem.isInteger(64)  ? ckpt::DType::I64
+         : elem.isInteger(8) ? ckpt::DType::I8
+         : elem.isBF16()     ? ckpt::DType::BF16
+                             : ckpt::DType::F32;
+}
+
+/// Cuts the weights (in `weights`' order) into consecutive parts of at most
+/// `maxBytes` bytes each, a tensor larger than that in a part of its own
+/// (0: one part). Returns each weight's part. Every rank's tensor of a
+/// weight has the same type, so every rank is cut the same way.
+std::map<std::string, int64_t>
+weightParts(const std::map<std::string, Type> &weights, uint64_t maxBytes,
+            int64_t &numParts) {
+  std::map<std::string, int64_t> part;
+  numParts = 0;
+  uint64_t filled = 0;
+  for (const auto &[name, type] : weights) {
+    auto shaped = cast<ShapedType>(type);
+    uint64_t bytes = static_cast<uint64_t>(shaped.getNumElements()) *
+                     ckpt::dtypeSize(artifactDType(shaped.getElementType()));
+    if (numParts == 0 || (maxBytes && filled + bytes > maxBytes && filled)) {
+      ++numParts;
+      filled = 0;
+    }
+    filled += bytes;
+    part[name] = numParts - 1;
+  }
+  return part;
+}
+
 /// Lists every rank's tensor of every weight argument in the manifest, in
-/// the IR's element type, with how it is made from the checkpoint; rank r's
-/// are in weights/rank-r.safetensors.
+/// the IR's element type, with how it is made from the checkpoint. Rank r's
+/// are in weights/rank-r.safetensors, or, cut into P parts of at most
+/// `maxFileBytes` (CompileOptions::maxWeightsFileBytes), in
+/// weights/rank-r-part-p.safetensors for p < P. The weights are listed part
+/// by part, each part rank by rank: writeWeightFiles writes the files'
+/// tensors in rounds in the order the files first appear, so every rank's
+/// cut of a checkpoint tensor is made in turn from one load of it.
 void describeWeights(const std::map<std::string, Type> &weights,
                      const std::map<std::string, ShardRecipe> &recipes,
-                     const RankLayout &layout, rt::ArtifactManifest &manifest) {
-  for (int64_t rank = 0; rank < layout.tp * layout.ep; ++rank) {
-    for (const auto &[name, type] : weights) {
-      auto shaped = cast<ShapedType>(type);
-      Type elem = shaped.getElementType();
-      rt::WeightDesc desc;
-      desc.name = name;
-      desc.rank = rank;
-      desc.file = "weights/rank-" + std::to_string(rank) + ".safetensors";
-      desc.dtype = elem.isInteger(64)  ? ckpt::DType::I64
-                   : elem.isInteger(8) ? ckpt::DType::I8
-                   : elem.isBF16()     ? ckpt::DType::BF16
-                                       : ckpt::DType::F32;
-      desc.shape.assign(shaped.getShape().begin(), shaped.getShape().end());
-      if (auto it = recipes.find(name); it != recipes.end())
-        desc.from = rankOrigin(it->second, layout, rank);
-      manifest.weights.push_back(std::move(desc));
+                     const RankLayout &layout, uint64_t maxFileBytes,
+                     rt::ArtifactManifest &manifest) {
+  int64_t numParts = 0;
+  std::map<std::string, int64_t> parts =
+      weightParts(weights, maxFileBytes, numParts);
+  for (int64_t part = 0; part < numParts; ++part) {
+    for (int64_t rank = 0; rank < layout.tp * layout.ep; ++rank) {
+      std::string file = "weights/rank-" + std::to_string(rank);
+      if (numParts > 1)
+        file += "-part-" + std::to_string(part);
+      file += ".safetensors";
+      for (const auto &[name, type] : weights) {
+        if (parts[name] != part)
+          continue;
+        auto shaped = cast<ShapedType>(type);
+        rt::WeightDesc desc;
+        desc.name = name;
+        desc.rank = rank;
+        desc.file = file;
+        desc.dtype = artifactDType(shaped.getElementType());
+        desc.shape.assign(shaped.getShape().begin(), shaped.getShape().end());
+        if (auto it = recipes.find(name); it != recipes.end())
+          desc.from = rankOrigin(it->second, layout, rank);
+        manifest.weights.push_back(std::move(desc));
+      }
     }
   }
 }
@@ -688,12 +733,14 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     return failure();
   emitting.stop();
   TimingScope writing = timing.nest("write the weights and the artifact");
-  // One weights file per rank, streamed from the checkpoint tensor by
+  // One weights file per rank (or several, of at most
+  // maxWeightsFileBytes each), streamed from the checkpoint tensor by
   // tensor, the ranks' files together (the manifest records how each rank's
   // tensors are cut, so jamba-rebind can write them again).
   std::vector<rt::ArtifactFileSource> files{
       rt::ArtifactFileSource::fromScratchFile(kernelFile, soPath)};
-  describeWeights(weights, recipes, layout, manifest);
+  describeWeights(weights, recipes, layout, options.maxWeightsFileBytes,
+                  manifest);
   ckpt::StatusOr<std::vector<rt::FileDesc>> weightFiles =
       rt::writeWeightFiles(weightSource, manifest, workPath);
   if (!weightFiles.ok())

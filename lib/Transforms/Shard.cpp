@@ -24,7 +24,7 @@
 // block r of tp), "halves" (block r of each half) or "kv" (kv-head rows:
 // block r when kv_heads >= tp, else the kv head r / (tp / kv_heads)); the
 // module gets `jamba.tensor_parallel = tp`. jamba-compile slices the
-// checkpoint accordingly into weights/rank-r.safetensors.
+// checkpoint accordingly into each rank's weights files.
 //
 //===----------------------------------------------------------------------===//
 

@@ -25,6 +25,7 @@
 #include "llvm/Support/SourceMgr.h"
 
 #include <chrono>
+#include <optional>
 #include <tuple>
 
 using namespace mlir;
@@ -153,12 +154,50 @@ static cl::opt<int64_t> codegenParts(
              "shared object depends on N, not on the machine's cores. A "
              "CUDA host is always one part"),
     cl::value_desc("N"), cl::init(4));
+static cl::opt<std::string> weightsFileSize(
+    "weights-file-size",
+    cl::desc("Cut each rank's weights into files of at most this much "
+             "tensor data (a larger tensor gets a file of its own), which "
+             "loading hashes in parallel: bytes, or with a K, M or G suffix "
+             "(powers of 1024); 0: one file per rank"),
+    cl::value_desc("SIZE"), cl::init("2G"));
 static cl::opt<bool>
     timing("timing",
            cl::desc("Print how long each phase and pass took, to stderr"),
            cl::init(false));
 static cl::opt<bool> force("force", cl::desc("Replace an existing output"),
                            cl::init(false));
+
+/// Parses --weights-file-size: decimal digits, then optionally K, M or G
+/// (powers of 1024). Fails on anything else and on an overflow.
+static std::optional<uint64_t> parseByteSize(llvm::StringRef text) {
+  uint64_t unit = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+    case 'K':
+      unit = uint64_t(1) << 10;
+      break;
+    case 'M':
+      unit = uint64_t(1) << 20;
+      break;
+    case 'G':
+      unit = uint64_t(1) << 30;
+      break;
+    default:
+      break;
+    }
+    if (unit != 1)
+      text = text.drop_back();
+  }
+  uint64_t value = 0;
+  if (text.empty() || !llvm::all_of(text, llvm::isDigit) ||
+      text.getAsInteger(10, value))
+    return std::nullopt;
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(value, unit, &bytes))
+    return std::nullopt;
+  return bytes;
+}
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
@@ -204,6 +243,13 @@ int main(int argc, char **argv) {
                  << codegenParts << "\n";
     return 1;
   }
+  std::optional<uint64_t> maxWeightsFileBytes = parseByteSize(weightsFileSize);
+  if (!maxWeightsFileBytes) {
+    llvm::errs() << "jamba-compile: error: --weights-file-size must be a "
+                    "number of bytes, optionally followed by K, M or G, got '"
+                 << weightsFileSize << "'\n";
+    return 1;
+  }
   if (prefillLogits != "last" && prefillLogits != "all") {
     llvm::errs() << "jamba-compile: error: --prefill-logits must be last or "
                     "all, got '"
@@ -225,6 +271,7 @@ int main(int argc, char **argv) {
   options.maxBatch = maxBatch;
   options.maxSeq = maxSeq;
   options.maxContext = maxContext;
+  options.maxWeightsFileBytes = *maxWeightsFileBytes;
   options.overwrite = force;
   options.cpu.codegenPartitions = static_cast<unsigned>(codegenParts);
   options.timing = timing;

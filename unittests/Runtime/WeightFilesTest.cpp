@@ -48,12 +48,15 @@ public:
   std::map<std::string, Tensor> tensors;
   std::string failingLoad;
   mutable std::map<std::string, int> loads;
+  /// Every load, in order (experts as "name[e]").
+  mutable std::vector<std::string> loadOrder;
 
   const ckpt::JambaConfig &config() const override { return cfg; }
   ckpt::Status loadWeightF32(const std::string &name,
                              const std::vector<int64_t> &expectedShape,
                              std::vector<float> &out) const override {
     ++loads[name];
+    loadOrder.push_back(name);
     if (name == failingLoad)
       return ckpt::makeError("fake: cannot read '", name, "'");
     JAMBA_CKPT_RETURN_IF_ERROR(checkWeight(name, expectedShape));
@@ -65,6 +68,7 @@ public:
                                    const std::vector<int64_t> &expectedShape,
                                    std::vector<float> &out) const override {
     ++loads[pattern + "[" + std::to_string(expert) + "]"];
+    loadOrder.push_back(pattern + "[" + std::to_string(expert) + "]");
     if (pattern == failingLoad)
       return ckpt::makeError("fake: cannot read '", pattern, "'");
     auto it = tensors.find(pattern);
@@ -339,6 +343,71 @@ TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
   files = writeWeightFiles(ckpt, m, failing.path());
   ASSERT_FALSE(files.ok());
   EXPECT_EQ(files.status().message(), "fake: cannot read '" + up + "'");
+}
+
+// Each rank's weights in two parts (jamba-compile --weights-file-size): the
+// files of one part, one per rank, are written together, every tensor read
+// once for both ranks' cuts, and before the next part's. Rounds over all
+// four files would read part 1's "c" between part 0's "a" and "b": between
+// an expert stack and its scales, ExpertsInt8Reader would quantize another
+// stack and then that one again for its scales.
+TEST(WeightFilesTest, WritesThePartsOfEveryRankPartByPart) {
+  FakeCheckpoint ckpt;
+  ckpt.tensors["a"] = {{4, 2}, randomValues(8, 7, false)};
+  ckpt.tensors["b"] = {{4}, randomValues(4, 8, false)};
+  ckpt.tensors["c"] = {{2, 4}, randomValues(8, 9, false)};
+  ArtifactManifest m;
+  m.ranks = 2;
+  auto file = [](int64_t rank, int part) {
+    return "weights/rank-" + std::to_string(rank) + "-part-" +
+           std::to_string(part) + ".safetensors";
+  };
+  for (int part = 0; part < 2; ++part) {
+    for (int64_t r = 0; r < 2; ++r) {
+      if (part == 0) {
+        m.weights.push_back(
+            weight("a", r, ckpt::DType::F32, {2, 2},
+                   WeightOrigin::slice({4, 2}, {{{2 * r, 2}}, {{0, 2}}})));
+        m.weights.back().file = file(r, part);
+        m.weights.push_back(weight("b", r, ckpt::DType::F32, {4}));
+        m.weights.back().file = file(r, part);
+      } else {
+        m.weights.push_back(
+            weight("c", r, ckpt::DType::F32, {2, 2},
+                   WeightOrigin::slice({2, 4}, {{{0, 2}}, {{2 * r, 2}}})));
+        m.weights.back().file = file(r, part);
+      }
+    }
+  }
+  TempDir dir;
+  ckpt::StatusOr<std::vector<FileDesc>> files =
+      writeWeightFiles(ckpt, m, dir.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(ckpt.loadOrder, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(files->size(), 4u);
+  const std::vector<float> &a = ckpt.tensors["a"].values;
+  const std::vector<float> &c = ckpt.tensors["c"].values;
+  for (int64_t r = 0; r < 2; ++r) {
+    const FileDesc &part0 = (*files)[r], &part1 = (*files)[2 + r];
+    EXPECT_EQ(part0.path, file(r, 0));
+    EXPECT_EQ(part1.path, file(r, 1));
+    for (const FileDesc *f : {&part0, &part1}) {
+      uint64_t size = 0;
+      ckpt::StatusOr<std::string> hash =
+          sha256File(dir.path() + "/" + f->path, &size);
+      ASSERT_TRUE(hash.ok()) << hash.status().message();
+      EXPECT_EQ(f->sha256, *hash);
+      EXPECT_EQ(f->size, size);
+    }
+    std::string path0 = dir.path() + "/" + part0.path;
+    std::string path1 = dir.path() + "/" + part1.path;
+    EXPECT_EQ(readTensor(path0, "a"),
+              (std::vector<float>(a.begin() + 4 * r, a.begin() + 4 * r + 4)));
+    EXPECT_EQ(readTensor(path0, "b"), ckpt.tensors["b"].values);
+    EXPECT_EQ(readTensor(path1, "c"),
+              (std::vector<float>{c[2 * r], c[2 * r + 1], c[4 + 2 * r],
+                                  c[5 + 2 * r]}));
+  }
 }
 
 // A tensor the checkpoint lacks, or has in another shape, is refused before

@@ -5,7 +5,7 @@
 //===----------------------------------------------------------------------===//
 //
 // The artifact is a directory: `manifest.json`, `kernels/` and
-// `weights/rank-K.safetensors`. docs/ArtifactFormat.md specifies it; this
+// `weights/rank-K*.safetensors`. docs/ArtifactFormat.md specifies it; this
 // header is its in-memory model, the manifest reader/writer and the loader
 // that validates a whole artifact before anything in it is used.
 //

@@ -34,7 +34,7 @@ struct CompileOptions {
   /// every float tensor of the checkpoint is bf16, else f32), "f32" or
   /// "bf16". Activations and arithmetic stay f32.
   std::string weightDtype = "auto";
-  /// Tensor-parallel ranks (jamba-shard): one weights file per rank, the
+  /// Tensor-parallel ranks (jamba-shard): each rank its own weights, the
   /// layers' outputs summed with all-reduces. 1: a single-rank artifact.
   int64_t tensorParallel = 1;
   /// Expert-parallel ranks (the experts split over them); the artifact has
@@ -52,6 +52,11 @@ struct CompileOptions {
   /// per sequence and step instead of a vocabulary's logits. jamba-compile
   /// turns it on for CUDA targets.
   bool greedyIds = false;
+  /// Largest weights file: a rank's weights are cut into files of at most
+  /// this many bytes of tensor data (a larger tensor gets a file of its
+  /// own), so that loading the artifact hashes them on several threads
+  /// (docs/ArtifactFormat.md). 0: one file per rank.
+  uint64_t maxWeightsFileBytes = uint64_t(2) << 30;
   /// Replace an existing output directory.
   bool overwrite = false;
   /// Print to stderr how long each phase took (import, each pass of the
