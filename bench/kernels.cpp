@@ -102,8 +102,9 @@ struct Array {
 /// One JIT-compiled function `@f`.
 class Kernel {
 public:
-  Kernel(MLIRContext &context, const std::string &ir,
-         bool microkernels = true) {
+  /// `attentionSplitKeys`: the pipeline's cpu-attention-split-keys.
+  Kernel(MLIRContext &context, const std::string &ir, bool microkernels = true,
+         int64_t attentionSplitKeys = 2048) {
     OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(ir, &context);
     if (!module) {
       error = "cannot parse the kernel";
@@ -113,6 +114,7 @@ public:
     auto options = std::make_unique<jamba::CPULowerPipelineOptions>();
     options->threads = true;
     options->microkernels = microkernels;
+    options->cpuAttentionSplitKeys = attentionSplitKeys;
     jamba::buildCPULowerPipeline(pm, *options);
     if (failed(pm.run(*module))) {
       error = "lowering failed";
@@ -365,25 +367,26 @@ double scanNs(MLIRContext &context, int64_t tokens, int64_t d, int64_t n) {
   return median(times) / double(tokens * d) * 1e9;
 }
 
-/// `jamba.cached_attention` at jamba-small's heads (8 query heads over 2 kv
-/// heads, head dim 128) returning its output, for query type `qt`, new
-/// key/value type `kt` and cache type `ct`.
+/// `jamba.cached_attention` of 8 query heads over `kvHeads` kv heads (2:
+/// jamba-small's), head dim 128, returning its output, for query type `qt`,
+/// new key/value type `kt` and cache type `ct`; `splitKeys` as Kernel's.
 Kernel attentionKernel(MLIRContext &context, const std::string &qt,
                        const std::string &kt, const std::string &ct,
-                       bool microkernels) {
+                       bool microkernels, int64_t kvHeads = 2,
+                       int64_t splitKeys = 2048) {
   const std::string lt = "tensor<1xi64>";
-  Kernel kernel(context,
-                "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
-                    ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt +
-                    ") -> " + qt +
-                    " attributes {llvm.emit_c_interface} {\n"
-                    "  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, "
-                    "cache(%kc, %vc, %len) {num_heads = 8 : i64, "
-                    "num_kv_heads = 2 : i64} : (" +
-                    qt + ", " + kt + ", " + kt + ", " + ct + ", " + ct + ", " +
-                    lt + ") -> (" + qt + ", " + ct + ", " + ct +
-                    ")\n  return %o : " + qt + "\n}",
-                microkernels);
+  Kernel kernel(
+      context,
+      "func.func @f(%q: " + qt + ", %k: " + kt + ", %v: " + kt +
+          ", %kc: " + ct + ", %vc: " + ct + ", %len: " + lt + ") -> " + qt +
+          " attributes {llvm.emit_c_interface} {\n"
+          "  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, "
+          "cache(%kc, %vc, %len) {num_heads = 8 : i64, "
+          "num_kv_heads = " +
+          std::to_string(kvHeads) + " : i64} : (" + qt + ", " + kt + ", " + kt +
+          ", " + ct + ", " + ct + ", " + lt + ") -> (" + qt + ", " + ct + ", " +
+          ct + ")\n  return %o : " + qt + "\n}",
+      microkernels, splitKeys);
   if (!kernel.error.empty())
     std::exit(1);
   return kernel;
@@ -425,15 +428,19 @@ double attentionPrefillGFlops(MLIRContext &context, int64_t tokens,
   return 4.0 * hd * heads * pairs / median(times) / 1e9;
 }
 
-/// One decode step of the same attention over a cache of `context`
-/// positions; GB/s of the keys and values it reads (f32).
+/// One decode step of 8 query heads over `kvHeads` kv heads (head dim 128)
+/// over a cache of `cached` positions, the keys split over threads as
+/// `splitKeys` says (0: not); GB/s of the keys and values it reads (f32).
 double attentionDecodeGBs(MLIRContext &context, int64_t cached,
-                          bool microkernels) {
-  const int64_t heads = 8, kvHeads = 2, hd = 128, capacity = cached + 1;
-  std::string cap = std::to_string(capacity);
+                          bool microkernels, int64_t kvHeads = 2,
+                          int64_t splitKeys = 2048) {
+  const int64_t heads = 8, hd = 128, capacity = cached + 1;
+  std::string cap = std::to_string(capacity), kv = std::to_string(kvHeads);
   Kernel kernel =
-      attentionKernel(context, "tensor<1x1x1024xf32>", "tensor<1x1x256xf32>",
-                      "tensor<1x2x" + cap + "x128xf32>", microkernels);
+      attentionKernel(context, "tensor<1x1x1024xf32>",
+                      "tensor<1x1x" + std::to_string(kvHeads * hd) + "xf32>",
+                      "tensor<1x" + kv + "x" + cap + "x128xf32>", microkernels,
+                      kvHeads, splitKeys);
   auto q = randomValues<float>(heads * hd, 20),
        k = randomValues<float>(kvHeads * hd, 21),
        v = randomValues<float>(kvHeads * hd, 22),
@@ -486,6 +493,7 @@ int main(int argc, char **argv) {
     std::string what;
     double kernel, generic;
     const char *unit;
+    double unsplit = 0; ///< Decode: the kernel without split-KV.
   };
   std::vector<AttentionRow> attention;
   for (int64_t tokens : gemvOnly ? std::vector<int64_t>{}
@@ -496,16 +504,44 @@ int main(int argc, char **argv) {
          attentionPrefillGFlops(context, tokens, true),
          tokens <= 512 ? attentionPrefillGFlops(context, tokens, false) : 0.0,
          "GFLOP/s"});
-  if (!gemvOnly)
-    attention.push_back({"attention decode over 4096 cached, f32 KV",
-                         attentionDecodeGBs(context, 4096, true),
-                         attentionDecodeGBs(context, 4096, false), "GB/s"});
+  // Decode: the kernel with split-KV (the default) and without, alternated
+  // in one run (the medians of 3 rounds of 7 steps' medians); 1 kv head is
+  // the case of a machine with more cores than a decode step's (sequence,
+  // kv head) items, e.g. Jamba-1.5-Mini's 8 kv heads at batch 1 on 32.
+  struct Decode {
+    int64_t cached, kvHeads;
+    bool generic;
+  };
+  for (const Decode &d : gemvOnly ? std::vector<Decode>{}
+                                  : std::vector<Decode>{{4096, 2, true},
+                                                        {32768, 2, false},
+                                                        {32768, 1, false}}) {
+    std::vector<double> split, unsplit;
+    for (int round = 0; round < 3; ++round) {
+      split.push_back(attentionDecodeGBs(context, d.cached, true, d.kvHeads));
+      unsplit.push_back(
+          attentionDecodeGBs(context, d.cached, true, d.kvHeads, 0));
+    }
+    AttentionRow row{
+        "attention decode over " + std::to_string(d.cached) + " cached, " +
+            std::to_string(d.kvHeads) + " kv head" +
+            (d.kvHeads > 1 ? "s" : "") + ", f32 KV",
+        median(split),
+        d.generic ? attentionDecodeGBs(context, d.cached, false, d.kvHeads)
+                  : 0.0,
+        "GB/s"};
+    row.unsplit = median(unsplit);
+    attention.push_back(row);
+  }
   auto printAttention = [&] {
     for (const AttentionRow &row : attention) {
       std::printf("| %s | %.2f %s", row.what.c_str(), row.kernel, row.unit);
       if (row.generic > 0)
         std::printf(" (generic loops %.2f: %.1fx)", row.generic,
                     row.kernel / row.generic);
+      if (row.unsplit > 0)
+        std::printf(" (without split-KV %.2f: %.2fx)", row.unsplit,
+                    row.kernel / row.unsplit);
       std::printf(" | |\n");
     }
   };

@@ -277,6 +277,12 @@ def one_round(args, rng, index, out):
     sizes = random.Random("weights-file-size %d %d" % (args.seed, index))
     file_size = (["--weights-file-size", str(sizes.randint(1, 1 << 18))]
                  if sizes.random() < 0.5 else [])
+    # The CPU attention's split-KV in ranges of 1 to 64 keys (jamba-compile
+    # --cpu-attention-split-keys; the default, 2048, splits none of these
+    # short contexts) in half the rounds, from a generator of its own too.
+    splits = random.Random("attention-split-keys %d %d" % (args.seed, index))
+    split_keys = (["--cpu-attention-split-keys", str(splits.randint(1, 64))]
+                  if splits.random() < 0.5 else [])
     failures = []
     for name in names:
         v = VARIANTS[name]
@@ -313,7 +319,7 @@ def one_round(args, rng, index, out):
         p = run([b + "/jamba-compile", source, "-o", compiled, "--force",
                  "--prefill-logits", "all", "--max-context", "512",
                  "--max-seq", "256", "--codegen-parts", str(parts)] +
-                file_size + flags,
+                file_size + split_keys + flags,
                 log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (
@@ -388,6 +394,10 @@ def one_round(args, rng, index, out):
                    config["mamba_d_conv"], config["mamba_expand"],
                    config["mamba_dt_rank"], config["vocab_size"]))
     summary += ", %d code parts" % parts
+    if file_size:
+        summary += ", weights files of %s bytes" % file_size[1]
+    if split_keys:
+        summary += ", attention splits of %s keys" % split_keys[1]
     if coincidence:
         summary += ", " + coincidence
     if failures:

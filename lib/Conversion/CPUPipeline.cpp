@@ -70,8 +70,12 @@ void mlir::jamba::buildCPULowerPipeline(
     kernels.emulateWarps = true;
     pm.addNestedPass<func::FuncOp>(createJambaGpuKernelsPass(kernels));
   }
-  if (options.microkernels)
-    pm.addNestedPass<func::FuncOp>(createJambaCpuMicrokernelsPass());
+  if (options.microkernels) {
+    JambaCpuMicrokernelsPassOptions microkernels;
+    microkernels.attentionSplitKeys = options.cpuAttentionSplitKeys;
+    pm.addNestedPass<func::FuncOp>(
+        createJambaCpuMicrokernelsPass(microkernels));
+  }
   pm.addNestedPass<func::FuncOp>(createConvertJambaToLinalgPass());
   pm.addNestedPass<func::FuncOp>(createConvertElementwiseToLinalgPass());
   addCleanupPasses(pm, /*cse=*/true);

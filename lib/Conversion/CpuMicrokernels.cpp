@@ -65,6 +65,8 @@ struct KernelOptions {
   int64_t lanes;
   int64_t panelBytes;
   int64_t prefetchRows;
+  /// Attention: the fewest keys of one split of an item's keys (0: none).
+  int64_t attentionSplitKeys;
 };
 
 bool isSupportedFloat(Type t) { return t.isF32() || t.isBF16() || t.isF16(); }
@@ -791,6 +793,11 @@ constexpr int64_t kAttentionKeyBlock = 8;
 constexpr int64_t kAttentionTileRows = 16;
 /// The longest head dimension the attention kernel handles, in vectors.
 constexpr int64_t kMaxAttentionHeadVectors = 32;
+/// Split-KV attention: the parallel items a call is split up to (more than
+/// a machine's cores, so that OpenMP's static chunks stay even), and the
+/// most splits of one item's keys.
+constexpr int64_t kAttentionSplitItems = 64;
+constexpr int64_t kMaxAttentionSplits = 32;
 
 /// jamba.cached_attention (SPEC 1.5.4): the new rows appended to the caches
 /// as the generic lowering does (tensor.insert, in place), then flash-style
@@ -810,6 +817,19 @@ constexpr int64_t kMaxAttentionHeadVectors = 32;
 /// stack tile; each output is divided by its sum at the end. The same
 /// softmax as the reference's in exact arithmetic; the sums run in another
 /// order (within 1e-6 relative).
+///
+/// Split-KV (`attention-split-keys` K > 0): a call of fewer than 64 items
+/// (a decode step: one per (sequence, kv head)) would leave most cores of a
+/// larger machine idle while its items stream the whole cache. Its keys are
+/// then cut into S = min(32, ceil(64 / items), ceil(keys / K)) ranges of
+/// ceil(keys / S) rounded up to a block (keys: the longest sequence's, at
+/// run time), each range an item of its own (sequence, tile, kv head,
+/// split) that writes its rows' unnormalised outputs, maxima and sums to a
+/// scratch buffer; a second parallel loop over (sequence, tile, kv head)
+/// combines each row's splits, weighting split i by exp(max_i - max) (an
+/// empty split, max -inf, weighs 0: selected, not computed) and dividing by
+/// the weighted sum of sums. With S = 1 the items write their outputs as
+/// without splits and the second loop does not run.
 LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                                    const KernelOptions &options) {
   auto oType = cast<RankedTensorType>(op.getResult().getType());
@@ -857,9 +877,69 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
   const double inf = std::numeric_limits<double>::infinity();
 
+  // Split-KV: S splits of `splitKeys` keys each (S = 1 without).
+  const bool splitting = options.attentionSplitKeys > 0;
+  Value splits = one, splitKeys, partOut, partMax, partSum;
+  if (splitting) {
+    // The most keys a row sees: min(max_b cache_len[b] + seq, capacity).
+    auto longest = scf::ForOp::create(
+        b, loc, zero, batch, one, ValueRange{zero},
+        [&](OpBuilder &fb, Location fl, Value bi, ValueRange acc) {
+          Value len = arith::IndexCastOp::create(
+              fb, fl, fb.getIndexType(),
+              memref::LoadOp::create(fb, fl, lens, ValueRange{bi}));
+          scf::YieldOp::create(
+              fb, fl, ValueRange{arith::MaxUIOp::create(fb, fl, acc[0], len)});
+        });
+    Value keys = arith::MinUIOp::create(
+        b, loc, arith::AddIOp::create(b, loc, longest.getResult(0), seq),
+        capacity);
+    Value items = arith::MaxUIOp::create(
+        b, loc,
+        arith::MulIOp::create(
+            b, loc, arith::MulIOp::create(b, loc, batch, tiles), kvHeadsV),
+        one);
+    Value byItems = arith::CeilDivUIOp::create(
+        b, loc, indexConst(b, loc, kAttentionSplitItems), items);
+    Value byKeys = arith::CeilDivUIOp::create(
+        b, loc, keys, indexConst(b, loc, options.attentionSplitKeys));
+    splits = arith::MaxUIOp::create(
+        b, loc,
+        arith::MinUIOp::create(b, loc, indexConst(b, loc, kMaxAttentionSplits),
+                               arith::MinUIOp::create(b, loc, byItems, byKeys)),
+        one);
+    Value blockV = indexConst(b, loc, block);
+    splitKeys = arith::MulIOp::create(
+        b, loc,
+        arith::CeilDivUIOp::create(
+            b, loc, arith::CeilDivUIOp::create(b, loc, keys, splits), blockV),
+        blockV);
+    // The scratch of the splits' rows (none when S = 1).
+    Value several =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, splits, one);
+    Value scratchSplits =
+        arith::SelectOp::create(b, loc, several, splits, zero);
+    const int64_t dyn = ShapedType::kDynamic;
+    partOut = memref::AllocOp::create(
+        b, loc, MemRefType::get({dyn, dyn, kvHeads, dyn, rows, headDim}, f32),
+        ValueRange{batch, tiles, scratchSplits});
+    partMax = memref::AllocOp::create(
+        b, loc, MemRefType::get({dyn, dyn, kvHeads, dyn, rows}, f32),
+        ValueRange{batch, tiles, scratchSplits});
+    partSum = memref::AllocOp::create(
+        b, loc, MemRefType::get({dyn, dyn, kvHeads, dyn, rows}, f32),
+        ValueRange{batch, tiles, scratchSplits});
+  }
+  SmallVector<Value> lower{zero, zero, zero}, upper{batch, tiles, kvHeadsV},
+      steps{one, one, one};
+  if (splitting) {
+    lower.push_back(zero);
+    upper.push_back(splits);
+    steps.push_back(one);
+  }
+
   scf::ParallelOp::create(
-      b, loc, ValueRange{zero, zero, zero}, ValueRange{batch, tiles, kvHeadsV},
-      ValueRange{one, one, one},
+      b, loc, lower, upper, steps,
       [&](OpBuilder &pb, Location l, ValueRange ivs) {
         Value bi = ivs[0], g = ivs[2];
         // Tile of the zigzag order: even i -> i / 2, odd -> n-1 - i / 2.
@@ -888,6 +968,14 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
         lastToken = arith::SubIOp::create(pb, l, lastToken, one);
         Value tileKeys = keysOf(pb, l, lastToken);
         Value lastKey = arith::SubIOp::create(pb, l, tileKeys, one);
+        // This item's keys: all of the tile's, or its split's range.
+        Value keyBegin = zero, keyEnd = tileKeys;
+        if (splitting) {
+          keyBegin = arith::MulIOp::create(pb, l, ivs[3], splitKeys);
+          keyEnd = arith::MinUIOp::create(
+              pb, l, arith::AddIOp::create(pb, l, keyBegin, splitKeys),
+              tileKeys);
+        }
 
         // Row r: token t0 + r / G, head g * G + r % G (not a token past
         // the call's: skipped).
@@ -951,7 +1039,7 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
         });
 
         scf::ForOp::create(
-            pb, l, zero, tileKeys, indexConst(pb, l, block), ValueRange{},
+            pb, l, keyBegin, keyEnd, indexConst(pb, l, block), ValueRange{},
             [&](OpBuilder &kb, Location kl, Value j0, ValueRange) {
               // The block's key rows, clamped to the tile's last key (the
               // rows past a token's position weigh 0).
@@ -1078,26 +1166,170 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
 
         // Each row divided by its sum, in the output's type.
         Type oElem = oType.getElementType();
-        forRows(pb, l, [&](OpBuilder &nb, Location nl, Value r, Value s) {
-          Value total = vector::BroadcastOp::create(
-              nb, nl, vecType,
-              memref::LoadOp::create(nb, nl, sumTile, ValueRange{r}));
-          for (int64_t c = 0; c < chunks; ++c) {
-            Value row = arith::DivFOp::create(
-                nb, nl,
-                vector::LoadOp::create(
-                    nb, nl, vecType, outTile,
-                    ValueRange{r, indexConst(nb, nl, c * lanes)}),
-                total);
-            if (!oElem.isF32())
-              row = arith::TruncFOp::create(
-                  nb, nl, VectorType::get({lanes}, oElem), row);
-            vector::StoreOp::create(nb, nl, row, o,
-                                    ValueRange{bi, s, rowColumn(nb, nl, r, c)});
-          }
-        });
+        auto normalize = [&](OpBuilder &fb, Location fl) {
+          forRows(fb, fl, [&](OpBuilder &nb, Location nl, Value r, Value s) {
+            Value total = vector::BroadcastOp::create(
+                nb, nl, vecType,
+                memref::LoadOp::create(nb, nl, sumTile, ValueRange{r}));
+            for (int64_t c = 0; c < chunks; ++c) {
+              Value row = arith::DivFOp::create(
+                  nb, nl,
+                  vector::LoadOp::create(
+                      nb, nl, vecType, outTile,
+                      ValueRange{r, indexConst(nb, nl, c * lanes)}),
+                  total);
+              if (!oElem.isF32())
+                row = arith::TruncFOp::create(
+                    nb, nl, VectorType::get({lanes}, oElem), row);
+              vector::StoreOp::create(
+                  nb, nl, row, o, ValueRange{bi, s, rowColumn(nb, nl, r, c)});
+            }
+          });
+        };
+        if (!splitting) {
+          normalize(pb, l);
+          scf::ReduceOp::create(pb, l);
+          return;
+        }
+        // With several splits, the rows' state goes to the scratch.
+        Value alone =
+            arith::CmpIOp::create(pb, l, arith::CmpIPredicate::eq, splits, one);
+        scf::IfOp::create(
+            pb, l, alone,
+            [&](OpBuilder &tb, Location tl) {
+              normalize(tb, tl);
+              scf::YieldOp::create(tb, tl);
+            },
+            [&](OpBuilder &eb, Location el) {
+              forRows(eb, el, [&](OpBuilder &nb, Location nl, Value r, Value) {
+                SmallVector<Value> at{bi, tile, g, ivs[3], r};
+                memref::StoreOp::create(
+                    nb, nl,
+                    memref::LoadOp::create(nb, nl, maxTile, ValueRange{r}),
+                    partMax, at);
+                memref::StoreOp::create(
+                    nb, nl,
+                    memref::LoadOp::create(nb, nl, sumTile, ValueRange{r}),
+                    partSum, at);
+                for (int64_t c = 0; c < chunks; ++c) {
+                  Value column = indexConst(nb, nl, c * lanes);
+                  SmallVector<Value> outAt(at);
+                  outAt.push_back(column);
+                  vector::StoreOp::create(
+                      nb, nl,
+                      vector::LoadOp::create(nb, nl, vecType, outTile,
+                                             ValueRange{r, column}),
+                      partOut, outAt);
+                }
+              });
+              scf::YieldOp::create(eb, el);
+            });
         scf::ReduceOp::create(pb, l);
       });
+
+  // The splits of each row combined: weights exp(max_i - max) (0 for an
+  // empty split), the weighted outputs over the weighted sums.
+  if (splitting) {
+    Value several =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt, splits, one);
+    scf::IfOp::create(b, loc, several, [&](OpBuilder &cb, Location cl) {
+      scf::ParallelOp::create(
+          cb, cl, ValueRange{zero, zero, zero},
+          ValueRange{batch, tiles, kvHeadsV}, ValueRange{one, one, one},
+          [&](OpBuilder &pb, Location l, ValueRange ivs) {
+            Value bi = ivs[0], tile = ivs[1], g = ivs[2];
+            Value t0 = arith::MulIOp::create(pb, l, tile, tileTokensV);
+            Value groupV = indexConst(pb, l, group);
+            Value negInf = lowering::floatConst(pb, l, f32, -inf);
+            Value zeroF = lowering::floatConst(pb, l, f32, 0.0);
+            Value zeroVec = lowering::floatConst(pb, l, vecType, 0.0);
+            Type oElem = oType.getElementType();
+            scf::ForOp::create(
+                pb, l, zero, indexConst(pb, l, rows), one, ValueRange{},
+                [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
+                  Value s = arith::AddIOp::create(
+                      rb, rl, t0, arith::DivUIOp::create(rb, rl, r, groupV));
+                  Value inCall = arith::CmpIOp::create(
+                      rb, rl, arith::CmpIPredicate::ult, s, seq);
+                  scf::IfOp::create(
+                      rb, rl, inCall, [&](OpBuilder &ib, Location il) {
+                        auto at = [&](Value sp) {
+                          return SmallVector<Value>{bi, tile, g, sp, r};
+                        };
+                        auto overall = scf::ForOp::create(
+                            ib, il, zero, splits, one, ValueRange{negInf},
+                            [&](OpBuilder &fb, Location fl, Value sp,
+                                ValueRange acc) {
+                              Value m = memref::LoadOp::create(fb, fl, partMax,
+                                                               at(sp));
+                              scf::YieldOp::create(
+                                  fb, fl,
+                                  ValueRange{arith::MaximumFOp::create(
+                                      fb, fl, acc[0], m)});
+                            });
+                        Value max = overall.getResult(0);
+                        SmallVector<Value> init{zeroF};
+                        init.append(chunks, zeroVec);
+                        auto sums = scf::ForOp::create(
+                            ib, il, zero, splits, one, init,
+                            [&](OpBuilder &fb, Location fl, Value sp,
+                                ValueRange acc) {
+                              Value m = memref::LoadOp::create(fb, fl, partMax,
+                                                               at(sp));
+                              Value empty = arith::CmpFOp::create(
+                                  fb, fl, arith::CmpFPredicate::OEQ, m, negInf);
+                              Value w = arith::SelectOp::create(
+                                  fb, fl, empty, zeroF,
+                                  math::ExpOp::create(
+                                      fb, fl,
+                                      arith::SubFOp::create(fb, fl, m, max)));
+                              SmallVector<Value> next{arith::AddFOp::create(
+                                  fb, fl, acc[0],
+                                  arith::MulFOp::create(
+                                      fb, fl, w,
+                                      memref::LoadOp::create(fb, fl, partSum,
+                                                             at(sp))))};
+                              Value wVec = vector::BroadcastOp::create(
+                                  fb, fl, vecType, w);
+                              for (int64_t c = 0; c < chunks; ++c) {
+                                SmallVector<Value> outAt = at(sp);
+                                outAt.push_back(indexConst(fb, fl, c * lanes));
+                                next.push_back(vector::FMAOp::create(
+                                    fb, fl, wVec,
+                                    vector::LoadOp::create(fb, fl, vecType,
+                                                           partOut, outAt),
+                                    acc[1 + c]));
+                              }
+                              scf::YieldOp::create(fb, fl, next);
+                            });
+                        Value total = vector::BroadcastOp::create(
+                            ib, il, vecType, sums.getResult(0));
+                        Value h = arith::AddIOp::create(
+                            ib, il, arith::MulIOp::create(ib, il, g, groupV),
+                            arith::RemUIOp::create(ib, il, r, groupV));
+                        for (int64_t c = 0; c < chunks; ++c) {
+                          Value row = arith::DivFOp::create(
+                              ib, il, sums.getResult(1 + c), total);
+                          if (!oElem.isF32())
+                            row = arith::TruncFOp::create(
+                                ib, il, VectorType::get({lanes}, oElem), row);
+                          Value column = arith::AddIOp::create(
+                              ib, il,
+                              arith::MulIOp::create(
+                                  ib, il, h, indexConst(ib, il, headDim)),
+                              indexConst(ib, il, c * lanes));
+                          vector::StoreOp::create(ib, il, row, o,
+                                                  ValueRange{bi, s, column});
+                        }
+                        scf::YieldOp::create(ib, il);
+                      });
+                  scf::YieldOp::create(rb, rl);
+                });
+            scf::ReduceOp::create(pb, l);
+          });
+      scf::YieldOp::create(cb, cl);
+    });
+  }
   b.replaceOp(op, {lowering::bufferResult(b, loc, oType, o), kcNew, vcNew});
   return success();
 }
@@ -1106,6 +1338,7 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
 constexpr int64_t kMaxLanes = 64;
 constexpr int64_t kMaxPanelBytes = int64_t(1) << 40;
 constexpr int64_t kMaxPrefetchRows = 1024;
+constexpr int64_t kMaxSplitKeys = int64_t(1) << 40;
 
 struct JambaCpuMicrokernelsPass
     : jamba::impl::JambaCpuMicrokernelsPassBase<JambaCpuMicrokernelsPass> {
@@ -1126,7 +1359,14 @@ struct JambaCpuMicrokernelsPass
           << static_cast<int64_t>(prefetchRows) << ")";
       return signalPassFailure();
     }
-    KernelOptions options{lanes, panelBytes, prefetchRows};
+    if (attentionSplitKeys < 0 || attentionSplitKeys > kMaxSplitKeys) {
+      mlir::emitError(getOperation().getLoc())
+          << "jamba-cpu-microkernels: attention-split-keys must be in [0, "
+          << kMaxSplitKeys << "], got "
+          << static_cast<int64_t>(attentionSplitKeys);
+      return signalPassFailure();
+    }
+    KernelOptions options{lanes, panelBytes, prefetchRows, attentionSplitKeys};
     SmallVector<Operation *> ops;
     getOperation().walk([&](Operation *op) {
       if (isa<LinearOp, ExpertGemmOp, SelectiveScanOp, CachedAttentionOp>(op))

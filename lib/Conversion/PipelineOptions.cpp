@@ -100,6 +100,11 @@ mlir::jamba::checkPipelineOptions(const CPULowerPipelineOptions &o) {
   std::string prefix = "jamba-cpu-lower-pipeline: ";
   if (std::string problem = checkKernelOptions(o); !problem.empty())
     return prefix + problem;
+  if (o.cpuAttentionSplitKeys < 0 ||
+      o.cpuAttentionSplitKeys > (int64_t(1) << 40))
+    return prefix + "cpu-attention-split-keys must be in [0, " +
+           std::to_string(int64_t(1) << 40) + "] (got " +
+           std::to_string(o.cpuAttentionSplitKeys) + ")";
   if (o.gpuKernels)
     return "";
   // The GPU kernels' options mean nothing without them: say so rather than

@@ -700,6 +700,7 @@ LogicalResult mlir::jamba::compileCheckpoint(MLIRContext *context,
     lower.threads = options.cpu.threads;
     lower.statesInPlace = true;
     lower.gpuKernels = options.cpuWithGpuKernels;
+    lower.cpuAttentionSplitKeys = options.cpuAttentionSplitKeys;
     // The runtime keeps the kernels' freed temporaries for the next call
     // (KernelMemory.h).
     lower.kernelAllocator = true;

@@ -2,11 +2,14 @@
 // RUN: not jamba-opt %s -jamba-cpu-microkernels=lanes=0 -split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not jamba-opt %s -jamba-cpu-microkernels=lanes=4611686018427387904 -split-input-file 2>&1 | FileCheck %s --check-prefix=HUGE
 // RUN: not jamba-opt %s -jamba-cpu-microkernels=prefetch-rows=-1 -split-input-file 2>&1 | FileCheck %s --check-prefix=PREFETCH
+// RUN: not jamba-opt %s -jamba-cpu-microkernels=attention-split-keys=-1 -split-input-file 2>&1 | FileCheck %s --check-prefix=BADSPLIT
+// RUN: jamba-opt %s -jamba-cpu-microkernels=attention-split-keys=0 -canonicalize -cse -split-input-file | FileCheck %s --check-prefix=NOSPLIT
 
 // BAD: error: jamba-cpu-microkernels: lanes must be in [1, 64], panel-bytes in [1, 1099511627776] and prefetch-rows in [0, 1024] (got 0, 
 // A lane count whose tile arithmetic overflowed to 0 crashed the pass.
 // HUGE: error: jamba-cpu-microkernels: lanes must be in [1, 64]{{.*}}(got 4611686018427387904,
 // PREFETCH: error: jamba-cpu-microkernels: lanes must be in [1, 64]{{.*}} and -1)
+// BADSPLIT: error: jamba-cpu-microkernels: attention-split-keys must be in [0, 1099511627776], got -1
 
 // f32 linear, dynamic rows: 96 weight rows in 8 panels of 12 (at least 8
 // panels), pairs of input rows against 4 weight rows with 8 accumulators of
@@ -227,6 +230,18 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // 0), one exp for the rescaling (0 for the first block) and one vector exp
 // for the weights, 8 x 2 FMAs of the values into its output row; finally
 // each row divided by its sum.
+// Split-KV (the default attention-split-keys=2048): S = max(1, min(32,
+// ceil(64 / (2 x tiles x 2)), ceil(keys / 2048))) splits of the keys, keys =
+// min(max cache_len + seq, capacity), each ceil(keys / S) rounded up to 8;
+// the parallel loop gets a split dimension and each item walks its
+// split's keys. With S = 1 the rows are normalised as above; otherwise each
+// row's maximum, sum and output go to scratch buffers [2, tiles, 2, S, 16
+// (, 16)], and a second parallel loop over (sequence, tile, kv head)
+// combines each row's splits: the overall maximum, then the splits'
+// outputs and sums weighted by exp(max_i - max) (an empty split's -inf
+// maximum selected to weight 0), each output divided by the weighted sum.
+// With attention-split-keys=0 (NOSPLIT) none of this: three dimensions,
+// every key, no scratch.
 
 // CHECK-LABEL: func.func @cached_attention
 // CHECK-DAG:     %[[SCALE:.+]] = arith.constant dense<2.500000e-01> : vector<8xf32>
@@ -240,7 +255,25 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK:         %[[S:.+]] = tensor.dim %arg0, %c1
 // CHECK:         %[[O:.+]] = memref.alloc(%{{.+}}) : memref<2x?x64xf32>
 // CHECK:         %[[TILES:.+]] = arith.ceildivui %[[S]], %c8
-// CHECK:         scf.parallel (%[[B:.+]], %[[I:.+]], %[[G:.+]]) = (%c0, %c0, %c0) to (%c2, %[[TILES]], %c2) step (%c1, %c1, %c1) {
+// CHECK:         scf.for %{{.+}} = %c0 to %c2 step %c1 iter_args(%{{.+}} = %c0) -> (index) {
+// CHECK:           arith.maxui
+// CHECK:         %[[KEYS:.+]] = arith.minui %{{.+}}, %{{.+}} : index
+// CHECK:         %[[ITEMS:.+]] = arith.muli %[[TILES]], %c4
+// CHECK:         %[[ITEMS1:.+]] = arith.maxui %[[ITEMS]], %c1
+// CHECK:         %[[BYITEMS:.+]] = arith.ceildivui %c64, %[[ITEMS1]]
+// CHECK:         %[[BYKEYS:.+]] = arith.ceildivui %[[KEYS]], %c2048
+// CHECK:         %[[FEWER:.+]] = arith.minui %[[BYITEMS]], %[[BYKEYS]]
+// CHECK:         %[[BOUNDED:.+]] = arith.minui %[[FEWER]], %c32
+// CHECK:         %[[SPLITS:.+]] = arith.maxui %[[BOUNDED]], %c1
+// CHECK:         %[[PERSPLIT:.+]] = arith.ceildivui %[[KEYS]], %[[SPLITS]]
+// CHECK:         %[[BLOCKS:.+]] = arith.ceildivui %[[PERSPLIT]], %c8
+// CHECK:         %[[SPLITKEYS:.+]] = arith.muli %[[BLOCKS]], %c8
+// CHECK:         %[[SEVERAL:.+]] = arith.cmpi ugt, %[[SPLITS]], %c1
+// CHECK:         %[[SCRATCH:.+]] = arith.select %[[SEVERAL]], %[[SPLITS]], %c0
+// CHECK:         %[[POUT:.+]] = memref.alloc(%[[TILES]], %[[SCRATCH]]) : memref<2x?x2x?x16x16xf32>
+// CHECK:         %[[PMAX:.+]] = memref.alloc(%[[TILES]], %[[SCRATCH]]) : memref<2x?x2x?x16xf32>
+// CHECK:         %[[PSUM:.+]] = memref.alloc(%[[TILES]], %[[SCRATCH]]) : memref<2x?x2x?x16xf32>
+// CHECK:         scf.parallel (%[[B:.+]], %[[I:.+]], %[[G:.+]], %[[SP:.+]]) = (%c0, %c0, %c0, %c0) to (%c2, %[[TILES]], %c2, %[[SPLITS]]) step (%c1, %c1, %c1, %c1) {
 // CHECK:           %[[HALF:.+]] = arith.divui %[[I]], %c2
 // CHECK:           %[[ODD:.+]] = arith.cmpi ne
 // CHECK:           %[[LASTTILE:.+]] = arith.subi %[[TILES]], %c1
@@ -250,12 +283,15 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK:           arith.minui %{{.+}}, %[[S]] : index
 // CHECK:           %[[END:.+]] = arith.minui %{{.+}}, %{{.+}} : index
 // CHECK:           %[[LASTKEY:.+]] = arith.subi %[[END]], %c1
+// CHECK:           %[[BEGIN:.+]] = arith.muli %[[SP]], %[[SPLITKEYS]]
+// CHECK:           %[[PLUS:.+]] = arith.addi %[[BEGIN]], %[[SPLITKEYS]]
+// CHECK:           %[[KEND:.+]] = arith.minui %[[PLUS]], %[[END]]
 // CHECK:           %[[OUT:.+]] = memref.alloca() : memref<16x16xf32>
 // CHECK:           %[[MAX:.+]] = memref.alloca() : memref<16xf32>
 // CHECK:           %[[SUM:.+]] = memref.alloca() : memref<16xf32>
 // CHECK:           scf.for %{{.+}} = %c0 to %c16 step %c1 {
 // CHECK:             memref.store %[[NEGINF]], %[[MAX]]
-// CHECK:           scf.for %[[J:.+]] = %c0 to %[[END]] step %c8 {
+// CHECK:           scf.for %[[J:.+]] = %[[BEGIN]] to %[[KEND]] step %c8 {
 // CHECK-COUNT-8:     arith.minui %{{.+}}, %[[LASTKEY]] : index
 // CHECK:             scf.for %[[R:.+]] = %c0 to %c16 step %c1 {
 // CHECK:               %[[TOK:.+]] = arith.addi %[[T0]], %{{.+}} : index
@@ -279,12 +315,48 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK-COUNT-2:           vector.load %[[OUT]][%[[R]], %{{.+}}]
 // CHECK-COUNT-16:          vector.fma
 // CHECK-COUNT-2:           vector.store %{{.+}}, %[[OUT]][%[[R]], %{{.+}}]
-// CHECK:           scf.for %{{.+}} = %c0 to %c16 step %c1 {
-// CHECK:               memref.load %[[SUM]]
-// CHECK:               arith.divf
-// CHECK:               vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
-// CHECK:               arith.divf
-// CHECK:               vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
+// CHECK:           %[[ALONE:.+]] = arith.cmpi eq, %[[SPLITS]], %c1
+// CHECK:           scf.if %[[ALONE]] {
+// CHECK:             scf.for %{{.+}} = %c0 to %c16 step %c1 {
+// CHECK:                 memref.load %[[SUM]]
+// CHECK:                 arith.divf
+// CHECK:                 vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
+// CHECK:                 arith.divf
+// CHECK:                 vector.store %{{.+}}, %[[O]][%[[B]], %{{.+}}, %{{.+}}]
+// CHECK:           } else {
+// CHECK:             scf.for %[[R2:.+]] = %c0 to %c16 step %c1 {
+// CHECK:                 memref.store %{{.+}}, %[[PMAX]][%[[B]], %[[TILE]], %[[G]], %[[SP]], %[[R2]]]
+// CHECK:                 memref.store %{{.+}}, %[[PSUM]][%[[B]], %[[TILE]], %[[G]], %[[SP]], %[[R2]]]
+// CHECK-COUNT-2:         vector.store %{{.+}}, %[[POUT]][%[[B]], %[[TILE]], %[[G]], %[[SP]], %[[R2]], %{{.+}}]
+// CHECK:         scf.if %[[SEVERAL]] {
+// CHECK:           scf.parallel (%[[CB:.+]], %[[CT:.+]], %[[CG:.+]]) = (%c0, %c0, %c0) to (%c2, %[[TILES]], %c2) step (%c1, %c1, %c1) {
+// CHECK:             scf.for %[[CR:.+]] = %c0 to %c16 step %c1 {
+// CHECK:                 %[[M:.+]] = scf.for %{{.+}} = %c0 to %[[SPLITS]] step %c1 iter_args(%{{.+}} = %[[NEGINF]]) -> (f32) {
+// CHECK:                   memref.load %[[PMAX]][%[[CB]], %[[CT]], %[[CG]], %{{.+}}, %[[CR]]]
+// CHECK:                   arith.maximumf
+// CHECK:                 %[[ACC:.+]]:3 = scf.for %{{.+}} = %c0 to %[[SPLITS]] step %c1 iter_args({{.+}}) -> (f32, vector<8xf32>, vector<8xf32>) {
+// CHECK:                   %[[PM:.+]] = memref.load %[[PMAX]]
+// CHECK:                   %[[EMPTY:.+]] = arith.cmpf oeq, %[[PM]], %[[NEGINF]]
+// CHECK:                   %[[D:.+]] = arith.subf %[[PM]], %[[M]]
+// CHECK:                   %[[E:.+]] = math.exp %[[D]]
+// CHECK:                   %[[W:.+]] = arith.select %[[EMPTY]], %{{.+}}, %[[E]]
+// CHECK:                   memref.load %[[PSUM]]
+// CHECK:                   vector.load %[[POUT]]
+// CHECK:                   vector.fma
+// CHECK:                   vector.load %[[POUT]]
+// CHECK:                   vector.fma
+// CHECK:                 arith.divf %[[ACC]]#1
+// CHECK:                 vector.store %{{.+}}, %[[O]][%[[CB]], %{{.+}}, %{{.+}}]
+// CHECK:                 arith.divf %[[ACC]]#2
+// CHECK:                 vector.store %{{.+}}, %[[O]][%[[CB]], %{{.+}}, %{{.+}}]
+
+// NOSPLIT-LABEL: func.func @cached_attention
+// NOSPLIT:         memref.alloc(%{{.+}}) : memref<2x?x64xf32>
+// NOSPLIT-NOT:     memref.alloc
+// NOSPLIT:         scf.parallel (%{{.+}}, %{{.+}}, %{{.+}}) = (%c0, %c0, %c0) to (%c2, %{{.+}}, %c2) step (%c1, %c1, %c1) {
+// NOSPLIT:           scf.for %{{.+}} = %c0 to %{{.+}} step %c8 {
+// NOSPLIT-NOT:     scf.parallel
+// NOSPLIT-LABEL: func.func @cached_attention_partial_vector
 func.func @cached_attention(%q: tensor<2x?x64xf32>, %k: tensor<2x?x32xf32>, %v: tensor<2x?x32xf32>,
                             %kc: tensor<2x2x?x16xf32>, %vc: tensor<2x2x?x16xf32>, %len: tensor<2xi32>)
     -> (tensor<2x?x64xf32>, tensor<2x2x?x16xf32>, tensor<2x2x?x16xf32>) {

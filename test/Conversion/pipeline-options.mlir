@@ -22,6 +22,8 @@
 // RUN: not jamba-opt %s --jamba-gpu-lower-pipeline=attention-mma-min-tokens=-3 2>&1 | FileCheck %s --check-prefix=GPUMMA
 // GPUMMA: error: jamba-gpu-lower-pipeline: attention-mma-min-tokens must be at least 0 (got -3)
 
+// RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=cpu-attention-split-keys=-5 2>&1 | FileCheck %s --check-prefix=SPLITKEYS
+// SPLITKEYS: error: jamba-cpu-lower-pipeline: cpu-attention-split-keys must be in [0, 1099511627776] (got -5)
 // RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=tensor-cores=1 2>&1 | FileCheck %s --check-prefix=NOGPU
 // NOGPU: error: jamba-cpu-lower-pipeline: tensor-cores needs gpu-kernels=1
 // RUN: not jamba-opt %s --jamba-cpu-lower-pipeline=expert-gemm-grouped-rows=8 2>&1 | FileCheck %s --check-prefix=NOGPU2

@@ -128,6 +128,12 @@ static cl::opt<int64_t> expertParallel(
     cl::desc("Split the experts over M ranks (expert parallelism); with "
              "--tensor-parallel N the artifact has N x M ranks"),
     cl::init(1));
+static cl::opt<int64_t> cpuAttentionSplitKeys(
+    "cpu-attention-split-keys",
+    cl::desc("CPU: a decode step's attention splits each (sequence, kv "
+             "head)'s cached keys into ranges of at least N keys that run "
+             "on threads of their own, then combines them (0: no split)"),
+    cl::value_desc("N"), cl::init(2048));
 static cl::opt<bool> cpuWithGpuKernels(
     "cpu-with-gpu-kernels",
     cl::desc("Test aid: compile for the CPU with the CUDA backend's kernels "
@@ -237,6 +243,12 @@ int main(int argc, char **argv) {
                    << ", got " << value << "\n";
       return 1;
     }
+  if (cpuAttentionSplitKeys < 0 || cpuAttentionSplitKeys > (int64_t(1) << 40)) {
+    llvm::errs() << "jamba-compile: error: --cpu-attention-split-keys must be "
+                    "in [0, 2^40], got "
+                 << cpuAttentionSplitKeys << "\n";
+    return 1;
+  }
   if (codegenParts < 1 || codegenParts > 64) {
     llvm::errs() << "jamba-compile: error: --codegen-parts must be in [1, "
                     "64], got "
@@ -279,6 +291,7 @@ int main(int argc, char **argv) {
   options.gpuFormat = gpuFormat;
   options.dumpPtxDir = dumpPtx;
   options.cpuWithGpuKernels = cpuWithGpuKernels;
+  options.cpuAttentionSplitKeys = cpuAttentionSplitKeys;
   // Tensor cores are the default for CUDA targets that have bf16 mma.sync
   // (sm_80 on; on an H200 they beat the CUDA-core kernels from a few rows
   // on, docs/CUDABackend.md); the expert GEMMs of a decode step at batch 1

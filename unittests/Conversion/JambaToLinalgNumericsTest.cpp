@@ -2236,7 +2236,8 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   // vectors, groups of 4 (4 tokens); (2, 2, 32) groups of 1 (16 tokens);
   // (6, 2, 8) groups of 3 (5 tokens, 15 rows); (32, 1, 8) a group of 32
   // (one token, 32 rows); and (4, 2, 12), not whole vectors, which the
-  // microkernel leaves to the generic loops. Capacity 40. Calls: 20 tokens over
+  // microkernel leaves to the generic loops; the microkernel with and
+  // without split-KV (below). Capacity 40. Calls: 20 tokens over
   // 3 and 9 cached positions (blocks of 8 keys, the last partial), 16 over 0
   // and 24 (the second fills the cache), a decode step over 29 and 7, 9 tokens
   // over 31 and 0. Tolerance 1e-5: the sums run in another order.
@@ -2250,9 +2251,17 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
     // The kernel takes whole vectors of the head dimension only.
     EXPECT_EQ(microkernelsReplace(ir, "jamba.cached_attention"), hd % 8 == 0)
         << "head dim " << hd;
-    for (bool microkernels : {true, false}) {
+    // The microkernel with its default split-KV (which does not split
+    // these short caches), splitting into ranges of 8 keys (4 or 5 splits,
+    // some of them empty for the shorter sequence or the earlier tiles)
+    // and of 1 (up to 32 splits of a block each), and without splits; then
+    // the generic loops.
+    for (int64_t splitKeys : {2048, 8, 1, 0, -1}) {
+      const bool microkernels = splitKeys >= 0;
       mlir::jamba::CPULowerPipelineOptions options;
       options.microkernels = microkernels;
+      if (microkernels)
+        options.cpuAttentionSplitKeys = splitKeys;
       Kernel k(ir, options);
       ASSERT_EQ(k.error, "");
       struct Case {
@@ -2265,8 +2274,8 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
         SCOPED_TRACE(::testing::Message()
                      << sh.heads << " heads over " << sh.kvHeads
                      << ", head dim " << hd << ", microkernels " << microkernels
-                     << ", " << c.tokens << " tokens over " << c.len[0]
-                     << " and " << c.len[1]);
+                     << ", split keys " << splitKeys << ", " << c.tokens
+                     << " tokens over " << c.len[0] << " and " << c.len[1]);
         const int64_t t = c.tokens;
         const unsigned seed = unsigned(7 * hd + t + sh.heads);
         std::vector<int64_t> len = c.len;

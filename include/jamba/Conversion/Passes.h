@@ -86,6 +86,12 @@ struct CPULowerPipelineOptions
       llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' "
                      "attention-keys-per-split (split-KV attention)"),
       llvm::cl::init(64)};
+  PassOptions::Option<int64_t> cpuAttentionSplitKeys{
+      *this, "cpu-attention-split-keys",
+      llvm::cl::desc("With microkernels: jamba-cpu-microkernels' "
+                     "attention-split-keys (split-KV attention of a decode "
+                     "step; 0: none)"),
+      llvm::cl::init(2048)};
   PassOptions::Option<int64_t> expertGemmLanes{
       *this, "expert-gemm-lanes",
       llvm::cl::desc("With gpu-kernels: jamba-gpu-kernels' expert-gemm-lanes "

@@ -137,7 +137,14 @@ def JambaCpuMicrokernelsPass
     keys in blocks of 8 with an online softmax per row (the block's scores
     as one vector, the running maximum and sum rescaled once per block,
     exp(-inf) selected rather than computed; each row's output, maximum and
-    sum in a stack tile), each output divided by its sum at the end.
+    sum in a stack tile), each output divided by its sum at the end. A
+    call of fewer than 64 items (a decode step: one per (sequence, kv
+    head)) splits each item's keys into S = min(32, ceil(64 / items),
+    ceil(keys / `attention-split-keys`)) ranges, each a parallel item that
+    writes its rows' partial output, maximum and sum to a scratch buffer,
+    then a second parallel loop combines each row's splits ("flash
+    decoding"): a machine with more cores than kv heads then streams the
+    cache on all of them.
 
     Operands are read through `bufferization.to_buffer read_only`; the
     result is a fresh `memref.alloc` returned by `bufferization.to_tensor
@@ -153,6 +160,11 @@ def JambaCpuMicrokernelsPass
     Option<"prefetchRows", "prefetch-rows", "int64_t", /*default=*/"16",
            "GEMV with narrow weights: prefetch the weight row this many "
            "rows ahead (0: no prefetch)">,
+    Option<"attentionSplitKeys", "attention-split-keys", "int64_t",
+           /*default=*/"2048",
+           "Attention calls of fewer than 64 (sequence, tile, kv head) "
+           "items (decode steps) split each item's keys into ranges of at "
+           "least this many keys, combined after (0: no split)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",
