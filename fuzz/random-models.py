@@ -279,7 +279,8 @@ def one_round(args, rng, index, out):
                  if sizes.random() < 0.5 else [])
     # The CPU attention's split-KV in ranges of 1 to 64 keys (jamba-compile
     # --cpu-attention-split-keys; the default, 2048, splits none of these
-    # short contexts) in half the rounds, from a generator of its own too.
+    # short contexts) in half the rounds, from a generator of its own too;
+    # the variants of the GPU kernels (whose attention it is not) without.
     splits = random.Random("attention-split-keys %d %d" % (args.seed, index))
     split_keys = (["--cpu-attention-split-keys", str(splits.randint(1, 64))]
                   if splits.random() < 0.5 else [])
@@ -319,7 +320,9 @@ def one_round(args, rng, index, out):
         p = run([b + "/jamba-compile", source, "-o", compiled, "--force",
                  "--prefill-logits", "all", "--max-context", "512",
                  "--max-seq", "256", "--codegen-parts", str(parts)] +
-                file_size + split_keys + flags,
+                file_size +
+                ([] if "--cpu-with-gpu-kernels" in flags else split_keys) +
+                flags,
                 log)
         if p.returncode:
             failures.append("%s: jamba-compile failed: %s" % (

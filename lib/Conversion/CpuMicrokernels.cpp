@@ -65,7 +65,7 @@ struct KernelOptions {
   int64_t lanes;
   int64_t panelBytes;
   int64_t prefetchRows;
-  /// Attention: the fewest keys of one split of an item's keys (0: none).
+  /// Attention: the keys per split of an item's keys (at most; 0: none).
   int64_t attentionSplitKeys;
 };
 

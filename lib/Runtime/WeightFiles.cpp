@@ -232,26 +232,32 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
         }));
   }
 
-  // The files in batches: consecutive files (in the order of their first
-  // weight) that hold the same tensors, one rank's cut each, are written
-  // together in rounds, so that every rank's cut of a tensor is made from
-  // one load of it; each batch (one part of every rank's weights) is written
-  // before the next, so that between an expert stack and its scales
+  // The files in batches: the files that hold the same tensors (one rank's
+  // cut each, e.g. every rank's file of one part of the weights), in the
+  // order of their first file, are written together in rounds, so that
+  // every rank's cut of a tensor is made from one load of it; each batch is
+  // written before the next, so that between an expert stack and its scales
   // (ExpertsInt8Reader keeps the scales of the last stack only) come only
   // the other ranks' cuts of that stack.
   std::vector<std::vector<std::string>> names(files.size());
   for (const WeightDesc &w : manifest.weights)
     names[fileIndex[w.file]].push_back(w.name);
+  std::map<std::vector<std::string>, size_t> batchOf;
+  std::vector<std::vector<size_t>> batches;
+  for (size_t i = 0; i < files.size(); ++i) {
+    auto [it, fresh] = batchOf.emplace(names[i], batches.size());
+    if (fresh)
+      batches.emplace_back();
+    batches[it->second].push_back(i);
+  }
   // Each file hashed as it is written, not read back.
   std::vector<Sha256> hashers(files.size());
   std::vector<FileDesc> written(files.size());
-  for (size_t begin = 0, end; begin < files.size(); begin = end) {
-    for (end = begin + 1; end < files.size() && names[end] == names[begin];)
-      ++end;
+  for (const std::vector<size_t> &batch : batches) {
     std::vector<const ckpt::SafeTensorsWriter *> order;
     std::vector<std::string> paths;
     std::vector<ckpt::SafeTensorsWriter::ByteSink> sinks;
-    for (size_t i = begin; i < end; ++i) {
+    for (size_t i : batch) {
       paths.push_back(dir + "/" + files[i]);
       std::error_code ec;
       std::filesystem::create_directories(

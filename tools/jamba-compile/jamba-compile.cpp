@@ -131,8 +131,9 @@ static cl::opt<int64_t> expertParallel(
 static cl::opt<int64_t> cpuAttentionSplitKeys(
     "cpu-attention-split-keys",
     cl::desc("CPU: a decode step's attention splits each (sequence, kv "
-             "head)'s cached keys into ranges of at least N keys that run "
-             "on threads of their own, then combines them (0: no split)"),
+             "head)'s cached keys into ceil(keys / N) ranges (at most 32, "
+             "and 64 items in all) that run on threads of their own, then "
+             "combines them (0: no split)"),
     cl::value_desc("N"), cl::init(2048));
 static cl::opt<bool> cpuWithGpuKernels(
     "cpu-with-gpu-kernels",
@@ -245,7 +246,7 @@ int main(int argc, char **argv) {
     }
   if (cpuAttentionSplitKeys < 0 || cpuAttentionSplitKeys > (int64_t(1) << 40)) {
     llvm::errs() << "jamba-compile: error: --cpu-attention-split-keys must be "
-                    "in [0, 2^40], got "
+                    "in [0, 1099511627776], got "
                  << cpuAttentionSplitKeys << "\n";
     return 1;
   }
@@ -335,6 +336,14 @@ int main(int argc, char **argv) {
     llvm::errs() << "jamba-compile: error: --gpu-scan-lane-threads must be "
                     "in [0, 1073741824], got "
                  << gpuScanLaneThreads << "\n";
+    return 1;
+  }
+  if (cpuAttentionSplitKeys.getNumOccurrences() &&
+      (cuda || cpuWithGpuKernels)) {
+    llvm::errs() << "jamba-compile: error: --cpu-attention-split-keys is for "
+                    "the CPU kernels' attention (not --target cuda:sm_NN or "
+                    "--cpu-with-gpu-kernels, whose attention splits its keys "
+                    "by its own rule)\n";
     return 1;
   }
   if (gpuGemvRows.getNumOccurrences() && !cuda) {

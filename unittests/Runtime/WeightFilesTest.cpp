@@ -408,6 +408,30 @@ TEST(WeightFilesTest, WritesThePartsOfEveryRankPartByPart) {
               (std::vector<float>{c[2 * r], c[2 * r + 1], c[4 + 2 * r],
                                   c[5 + 2 * r]}));
   }
+
+  // The same weights listed rank by rank (rank 0's parts, then rank 1's):
+  // the files of a part are still written together, each tensor read once.
+  ArtifactManifest rankMajor = m;
+  rankMajor.weights.clear();
+  for (int64_t r = 0; r < 2; ++r)
+    for (const WeightDesc &w : m.weights)
+      if (w.rank == r)
+        rankMajor.weights.push_back(w);
+  ckpt.loadOrder.clear();
+  TempDir again;
+  files = writeWeightFiles(ckpt, rankMajor, again.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(ckpt.loadOrder, (std::vector<std::string>{"a", "b", "c"}));
+  ASSERT_EQ(files->size(), 4u);
+  EXPECT_EQ((*files)[0].path, file(0, 0));
+  EXPECT_EQ((*files)[1].path, file(0, 1));
+  for (int64_t r = 0; r < 2; ++r)
+    for (int part = 0; part < 2; ++part) {
+      const FileDesc &f = (*files)[2 * r + part];
+      EXPECT_EQ(f.path, file(r, part));
+      // The bytes of the part-major manifest's file.
+      EXPECT_EQ(f.sha256, sha256File(dir.path() + "/" + f.path).value());
+    }
 }
 
 // A tensor the checkpoint lacks, or has in another shape, is refused before

@@ -148,7 +148,9 @@ def JambaCpuMicrokernelsPass
 
     Operands are read through `bufferization.to_buffer read_only`; the
     result is a fresh `memref.alloc` returned by `bufferization.to_tensor
-    restrict writable`, so one-shot bufferization of the surrounding tensor
+    restrict writable` (the counting sort's index buffers and split-KV's
+    scratch are `memref.alloc`s too, freed by the buffer deallocation
+    pipeline), so one-shot bufferization of the surrounding tensor
     program is unchanged. Other element types (f64) are left for
     `convert-jamba-to-linalg`.
   }];
@@ -163,8 +165,9 @@ def JambaCpuMicrokernelsPass
     Option<"attentionSplitKeys", "attention-split-keys", "int64_t",
            /*default=*/"2048",
            "Attention calls of fewer than 64 (sequence, tile, kv head) "
-           "items (decode steps) split each item's keys into ranges of at "
-           "least this many keys, combined after (0: no split)">,
+           "items (decode steps) split each item's keys into ceil(keys / N) "
+           "ranges (at most 32, and 64 items), combined after (0: no "
+           "split)">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::bufferization::BufferizationDialect",

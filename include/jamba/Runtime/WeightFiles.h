@@ -47,11 +47,13 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// directories created), each holding its weights in the manifest's order
 /// with the metadata "format": "jamba-artifact", made from `source` as
 /// their "from" says. Every checkpoint tensor is checked (present, of the
-/// shape the manifest expects) before anything is written. Consecutive
-/// files (in the order of their first weight) that hold the same tensors,
-/// every rank's file of one part of the weights, are written together in
-/// rounds (ckpt::SafeTensorsWriter::writeFiles), so a tensor that several
-/// ranks cut is read once; then the next such batch. A stack of experts (`{e}`)
+/// shape the manifest expects) before anything is written. The files that
+/// hold the same tensors (every rank's file of one part of the weights),
+/// whatever their order in the manifest, are written together in rounds
+/// (ckpt::SafeTensorsWriter::writeFiles), so a tensor that several ranks
+/// cut is read once; then the next such batch. A failure can leave the
+/// earlier batches' files in `dir` (the callers write into a scratch
+/// directory). A stack of experts (`{e}`)
 /// a rank takes whole experts of (Whole, or a Slice of its first dimension
 /// only) is read expert by expert (WeightReader::loadExpertWeightF32), one
 /// expert in memory at a time. Returns the files (artifact paths, in the order

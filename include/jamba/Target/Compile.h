@@ -95,8 +95,9 @@ struct CompileOptions {
   /// libdevice's and IEEE division.
   bool gpuFastMath = true;
   /// CPU: a decode step's attention splits each (sequence, kv head)'s keys
-  /// into ranges of at least this many, run in parallel and combined
-  /// (jamba-cpu-microkernels' attention-split-keys; 0: no split).
+  /// into ceil(keys / this) ranges (at most 32, and 64 items), run in
+  /// parallel and combined (jamba-cpu-microkernels' attention-split-keys;
+  /// 0: no split).
   int64_t cpuAttentionSplitKeys = 2048;
   /// CPU: lower the scan, conv, attention and router with the CUDA
   /// backend's kernels (jamba-gpu-kernels) instead of the CPU's: runs the
