@@ -799,6 +799,17 @@ constexpr int64_t kMaxAttentionHeadVectors = 32;
 constexpr int64_t kAttentionSplitItems = 64;
 constexpr int64_t kMaxAttentionSplits = 32;
 
+/// exp(x - max), or 0 where x is -inf (an online softmax's empty state):
+/// selected, not left to the polynomial exp, which -inf defeats.
+Value expOrZero(OpBuilder &b, Location loc, Value x, Value max, Value negInf,
+                Value zero) {
+  Value empty =
+      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x, negInf);
+  return arith::SelectOp::create(
+      b, loc, empty, zero,
+      math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, x, max)));
+}
+
 /// jamba.cached_attention (SPEC 1.5.4): the new rows appended to the caches
 /// as the generic lowering does (tensor.insert, in place), then flash-style
 /// attention over tiles of query rows. A tile is T = max(1, 16 / G) tokens
@@ -1102,13 +1113,8 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                           // exp(-inf) is not left to the polynomial exp: the
                           // first block's rescaling and the masked keys'
                           // weights are selected.
-                          Value first = arith::CmpFOp::create(
-                              ib, il, arith::CmpFPredicate::OEQ, max, negInf);
-                          Value rescale = arith::SelectOp::create(
-                              ib, il, first, zeroF,
-                              math::ExpOp::create(
-                                  ib, il,
-                                  arith::SubFOp::create(ib, il, max, newMax)));
+                          Value rescale =
+                              expOrZero(ib, il, max, newMax, negInf, zeroF);
                           Value weights = arith::SelectOp::create(
                               ib, il, inRange,
                               math::ExpOp::create(
@@ -1276,13 +1282,8 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                                 ValueRange acc) {
                               Value m = memref::LoadOp::create(fb, fl, partMax,
                                                                at(sp));
-                              Value empty = arith::CmpFOp::create(
-                                  fb, fl, arith::CmpFPredicate::OEQ, m, negInf);
-                              Value w = arith::SelectOp::create(
-                                  fb, fl, empty, zeroF,
-                                  math::ExpOp::create(
-                                      fb, fl,
-                                      arith::SubFOp::create(fb, fl, m, max)));
+                              Value w =
+                                  expOrZero(fb, fl, m, max, negInf, zeroF);
                               SmallVector<Value> next{arith::AddFOp::create(
                                   fb, fl, acc[0],
                                   arith::MulFOp::create(
