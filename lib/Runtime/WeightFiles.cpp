@@ -94,38 +94,48 @@ struct LoadedTensor {
   std::vector<float> values;
 };
 
-/// The experts a weight takes, in order, when it is a stack of whole
-/// experts (`{e}` in its name): all of them (Whole), or the experts of a
-/// Slice that cuts only the leading dimension (expert parallelism). Such a
-/// weight is made expert by expert, which holds one expert in memory
-/// instead of the stack: 0.8 GB instead of 12.9 GB of f32 for one of
-/// Jamba-1.5-Large's. None for other weights, and for a tensor-parallel
-/// cut, whose ranks all read every expert: that stack is loaded once for
-/// all of them.
-std::optional<std::vector<int64_t>> wholeExperts(const WeightDesc &w) {
+/// How a stack of experts (`{e}` in its name, E experts along its first
+/// dimension) is made expert by expert: the experts it takes, in order, and
+/// what it takes of each (the Slice's other dimensions; unset when it takes
+/// each expert whole). One expert is in memory at a time instead of the
+/// stack: 0.8 GB instead of 12.9 GB of f32 for one of Jamba-1.5-Large's.
+struct ExpertCut {
+  std::vector<int64_t> experts;
+  std::optional<WeightOrigin> ofEach;
+};
+
+/// The ExpertCut of a stack of experts made Whole or a Slice (a single
+/// rank, expert parallelism, tensor parallelism or both); none for other
+/// weights.
+std::optional<ExpertCut> expertCut(const WeightDesc &w) {
   if (w.name.find("{e}") == std::string::npos)
     return std::nullopt;
   std::vector<int64_t> shape = w.checkpointShape();
   if (shape.size() < 2)
     return std::nullopt;
-  std::vector<int64_t> experts;
+  ExpertCut cut;
   if (w.from.kind == WeightOrigin::Kind::Whole) {
     for (int64_t e = 0; e < shape[0]; ++e)
-      experts.push_back(e);
-    return experts;
+      cut.experts.push_back(e);
+    return cut;
   }
   if (w.from.kind != WeightOrigin::Kind::Slice ||
       w.from.take.size() != shape.size())
     return std::nullopt;
-  for (size_t d = 1; d < shape.size(); ++d) {
-    const std::vector<IndexRun> &runs = w.from.take[d];
-    if (runs.size() != 1 || runs[0].begin != 0 || runs[0].count != shape[d])
-      return std::nullopt;
-  }
   for (const IndexRun &run : w.from.take[0])
     for (int64_t i = 0; i < run.count; ++i)
-      experts.push_back(run.begin + i);
-  return experts;
+      cut.experts.push_back(run.begin + i);
+  for (size_t d = 1; d < shape.size(); ++d) {
+    const std::vector<IndexRun> &runs = w.from.take[d];
+    if (runs.size() != 1 || runs[0].begin != 0 || runs[0].count != shape[d]) {
+      cut.ofEach = WeightOrigin::slice(
+          std::vector<int64_t>(shape.begin() + 1, shape.end()),
+          std::vector<std::vector<IndexRun>>(w.from.take.begin() + 1,
+                                             w.from.take.end()));
+      break;
+    }
+  }
+  return cut;
 }
 
 } // namespace
@@ -155,12 +165,38 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
   for (ckpt::SafeTensorsWriter &writer : writers)
     writer.setMetadata("format", "jamba-artifact");
 
+  // The stacks of experts made expert by expert, their sizes in bytes, and
+  // the weights of each name that are (every rank's cut of one stack).
+  const size_t numWeights = manifest.weights.size();
+  std::vector<std::optional<ExpertCut>> expertCuts(numWeights);
+  std::vector<uint64_t> cutBytes(numWeights, 0);
+  std::map<std::string, std::vector<size_t>> cutsOfStack;
+  for (size_t i = 0; i < numWeights; ++i) {
+    const WeightDesc &w = manifest.weights[i];
+    if (!(expertCuts[i] = expertCut(w)))
+      continue;
+    uint64_t elements = 0;
+    if (!ckpt::computeByteSize(w.shape, ckpt::dtypeSize(w.dtype), elements,
+                               cutBytes[i]))
+      return makeError("weight '", w.name, "' (rank ", w.rank, "): shape ",
+                       ckpt::formatShape(w.shape), " is too large");
+    cutsOfStack[w.name].push_back(i);
+  }
+
   // The producers run one at a time (SafeTensorsWriter::Producer), so they
-  // share the loaded tensor and one buffer for a slice.
+  // share the loaded tensor, one expert, one buffer for a slice, and the
+  // stacks' cuts made ahead for the ranks whose turn is still to come.
   LoadedTensor loaded;
-  std::vector<float> cut;
+  std::vector<float> expert, cut;
+  std::vector<bool> produced(numWeights, false);
+  std::map<size_t, std::vector<uint8_t>> madeAhead;
   Status loadError = Status::success();
-  for (const WeightDesc &w : manifest.weights) {
+  auto noteError = [&loadError](Status st) {
+    if (loadError.ok())
+      loadError = std::move(st);
+  };
+  for (size_t index = 0; index < numWeights; ++index) {
+    const WeightDesc &w = manifest.weights[index];
     ckpt::SafeTensorsWriter &writer = writers[fileIndex[w.file]];
     if (w.from.kind == WeightOrigin::Kind::Value) {
       const int64_t value = w.from.value;
@@ -177,38 +213,72 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
           [](uint8_t *dst, size_t nbytes) { std::memset(dst, 0, nbytes); }));
       continue;
     }
-    if (std::optional<std::vector<int64_t>> experts = wholeExperts(w)) {
-      std::vector<int64_t> expertShape = w.checkpointShape();
-      expertShape.erase(expertShape.begin());
+    if (expertCuts[index]) {
+      // Each expert is read once for this weight and for the other ranks'
+      // cuts of the stack over the same experts not made yet (tensor
+      // parallelism: every rank's), whose bytes are kept until their turn:
+      // a rank's share of the stack in its dtype each, not the stack in f32.
       JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
-          w.name, w.dtype, w.shape,
-          [&source, &w, &loaded, &cut, &loadError, experts = *experts,
-           expertShape](uint8_t *dst, size_t nbytes) {
+          w.name, w.dtype, w.shape, [&, index](uint8_t *dst, size_t nbytes) {
+            produced[index] = true;
+            if (auto ahead = madeAhead.find(index); ahead != madeAhead.end()) {
+              std::memcpy(dst, ahead->second.data(),
+                          std::min(nbytes, ahead->second.size()));
+              madeAhead.erase(ahead);
+              return;
+            }
             // The last whole tensor is not needed again.
             loaded = LoadedTensor();
-            const size_t perExpert =
-                experts.empty() ? 0 : nbytes / experts.size();
+            const std::vector<int64_t> &experts = expertCuts[index]->experts;
+            std::vector<std::pair<size_t, uint8_t *>> targets{{index, dst}};
+            for (size_t other : cutsOfStack[w.name]) {
+              if (produced[other] || expertCuts[other]->experts != experts)
+                continue;
+              std::vector<uint8_t> &bytes = madeAhead[other];
+              bytes.assign(cutBytes[other], 0);
+              targets.emplace_back(other, bytes.data());
+              produced[other] = true;
+            }
+            std::vector<int64_t> expertShape = w.checkpointShape();
+            expertShape.erase(expertShape.begin());
             for (size_t i = 0; i < experts.size(); ++i) {
               Status st = source.loadExpertWeightF32(w.name, experts[i],
-                                                     expertShape, cut);
-              if (st.ok() && cut.size() * ckpt::dtypeSize(w.dtype) != perExpert)
-                st = makeError("weight '", w.name, "': expert ", experts[i],
-                               " has ", cut.size(), " elements, not ",
-                               perExpert / ckpt::dtypeSize(w.dtype));
+                                                     expertShape, expert);
+              for (auto [target, bytes] : targets) {
+                if (!st.ok())
+                  break;
+                const WeightDesc &t = manifest.weights[target];
+                const std::optional<WeightOrigin> &ofEach =
+                    expertCuts[target]->ofEach;
+                if (ofEach)
+                  sliceWeightValues(expert, *ofEach, cut);
+                const std::vector<float> &values = ofEach ? cut : expert;
+                const size_t perExpert = cutBytes[target] / experts.size();
+                if (values.size() * ckpt::dtypeSize(t.dtype) != perExpert) {
+                  st = makeError("weight '", t.name, "' (rank ", t.rank,
+                                 "): expert ", experts[i], " gives ",
+                                 values.size(), " elements, not ",
+                                 perExpert / ckpt::dtypeSize(t.dtype));
+                  break;
+                }
+                encodeWeightValues(values, t.dtype, bytes + i * perExpert);
+              }
               if (!st.ok()) {
-                if (loadError.ok())
-                  loadError = st;
+                // Every target's bytes zeros; the write then fails.
+                noteError(st);
                 std::memset(dst, 0, nbytes);
+                for (auto [target, bytes] : targets)
+                  if (target != index)
+                    std::memset(bytes, 0, madeAhead[target].size());
                 return;
               }
-              encodeWeightValues(cut, w.dtype, dst + i * perExpert);
             }
           }));
       continue;
     }
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         w.name, w.dtype, w.shape,
-        [&source, &w, &loaded, &cut, &loadError](uint8_t *dst, size_t nbytes) {
+        [&source, &w, &loaded, &cut, &noteError](uint8_t *dst, size_t nbytes) {
           if (loaded.name != w.name) {
             loaded.name.clear();
             // Checked above, but the file may still fail to read: remember
@@ -216,8 +286,7 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
             Status st = source.loadWeightF32(w.name, w.checkpointShape(),
                                              loaded.values);
             if (!st.ok()) {
-              if (loadError.ok())
-                loadError = st;
+              noteError(st);
               std::memset(dst, 0, nbytes);
               return;
             }

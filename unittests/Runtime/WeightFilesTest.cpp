@@ -267,9 +267,10 @@ TEST(WeightFilesTest, WritesEveryRanksCut) {
 }
 
 // A stack of experts ("{e}") is made expert by expert, each expert read
-// once, when its ranks take whole experts: one rank taking them all, or
-// two ranks of expert parallelism taking three experts each. The stack is
-// never loaded whole; a tensor-parallel cut of it is (once for both ranks).
+// once: one rank taking them all, two ranks of expert parallelism taking
+// three experts each, two ranks of tensor parallelism taking some columns
+// of every expert, and 2 x 2 ranks taking both. The stack is never loaded
+// whole.
 TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
   FakeCheckpoint ckpt;
   const std::string up = "layer.experts.{e}.up",
@@ -318,10 +319,12 @@ TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
   TempDir two;
   files = writeWeightFiles(ckpt, m, two.path());
   ASSERT_TRUE(files.ok()) << files.status().message();
+  // Rank 0's cut of `down` made each expert's cut of rank 1 too.
   loads.clear();
-  for (int e = 0; e < 6; ++e)
+  for (int e = 0; e < 6; ++e) {
     loads[up + "[" + std::to_string(e) + "]"] = 1;
-  loads[down] = 1;
+    loads[down + "[" + std::to_string(e) + "]"] = 1;
+  }
   EXPECT_EQ(ckpt.loads, loads);
   for (int64_t r = 0; r < 2; ++r) {
     path = two.path() + "/" + (*files)[r].path;
@@ -333,6 +336,50 @@ TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
       for (int col = r == 0 ? 0 : 2; col < (r == 0 ? 2 : 3); ++col)
         columns.push_back(downValues[3 * row + col]);
     EXPECT_EQ(readTensor(path, down), columns);
+  }
+
+  // 2 x 2 ranks, listed rank 3 first: rank 2p + t takes experts 3p .. 3p + 2
+  // and columns {t, 2 + t} of each (two runs) of `up`, as I8, and the
+  // same experts of `down` whole, as BF16. Each expert is read once; the
+  // two ranks of an expert group are made from the same reads.
+  ckpt.loads.clear();
+  ckpt.loadOrder.clear();
+  m.ranks = 4;
+  m.weights.clear();
+  for (int64_t r = 4; r-- > 0;) {
+    const int64_t p = r / 2, t = r % 2;
+    m.weights.push_back(
+        weight(up, r, ckpt::DType::I8, {3, 3, 2},
+               WeightOrigin::slice(
+                   {6, 3, 4}, {{{3 * p, 3}}, {{0, 3}}, {{t, 1}, {2 + t, 1}}})));
+    m.weights.push_back(weight(
+        down, r, ckpt::DType::BF16, {3, 4, 3},
+        WeightOrigin::slice({6, 4, 3}, {{{3 * p, 3}}, {{0, 4}}, {{0, 3}}})));
+  }
+  TempDir four;
+  files = writeWeightFiles(ckpt, m, four.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(ckpt.loads, loads);
+  // Rank 3's file comes first: experts 3..5 of `up`, then 0..2 (rank 1).
+  ASSERT_GE(ckpt.loadOrder.size(), 6u);
+  EXPECT_EQ(std::vector<std::string>(ckpt.loadOrder.begin(),
+                                     ckpt.loadOrder.begin() + 6),
+            (std::vector<std::string>{up + "[3]", up + "[4]", up + "[5]",
+                                      up + "[0]", up + "[1]", up + "[2]"}));
+  ASSERT_EQ(files->size(), 4u);
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t p = r / 2, t = r % 2;
+    path = four.path() + "/weights/rank-" + std::to_string(r) + ".safetensors";
+    std::vector<float> columns;
+    for (int64_t e = 3 * p; e < 3 * p + 3; ++e)
+      for (int64_t row = 0; row < 3; ++row)
+        for (int64_t col : {t, 2 + t})
+          columns.push_back(upValues[12 * e + 4 * row + col]);
+    EXPECT_EQ(readTensor(path, up), columns) << "rank " << r;
+    EXPECT_EQ(readTensor(path, down),
+              std::vector<float>(downValues.begin() + 36 * p,
+                                 downValues.begin() + 36 * (p + 1)))
+        << "rank " << r;
   }
 
   // An expert that fails to read is an error, as a whole tensor's is.

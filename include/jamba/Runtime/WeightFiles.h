@@ -53,10 +53,12 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// (ckpt::SafeTensorsWriter::writeFiles), so a tensor that several ranks
 /// cut is read once; then the next such batch. A failure can leave the
 /// earlier batches' files in `dir` (the callers write into a scratch
-/// directory). A stack of experts (`{e}`)
-/// a rank takes whole experts of (Whole, or a Slice of its first dimension
-/// only) is read expert by expert (WeightReader::loadExpertWeightF32), one
-/// expert in memory at a time. Returns the files (artifact paths, in the order
+/// directory). A stack of experts (`{e}`), whole or cut (expert parallelism
+/// takes some experts, tensor parallelism some rows or columns of each), is
+/// read expert by expert (WeightReader::loadExpertWeightF32), one expert in
+/// memory at a time; each expert is read once for every rank's cut over the
+/// same experts, the cuts of the ranks whose turn has not come yet kept in
+/// their dtype until then. Returns the files (artifact paths, in the order
 /// of their first weight) with their sizes and SHA-256, taken as they were
 /// written. Precondition: validateManifest(manifest).
 ckpt::StatusOr<std::vector<FileDesc>>
