@@ -221,13 +221,6 @@ private:
   Status weightShape(const std::string &name, const std::string &weight,
                      bool isScale, const std::vector<int64_t> &expectedShape,
                      std::vector<int64_t> &shape) const;
-
-  const Checkpoint &in;
-  QuantizeOptions options;
-  JambaConfig cfg;
-  /// The quantized weights' canonical names (an expert's with its index).
-  std::set<std::string> quantized;
-  bool keptAllBF16 = false;
   /// Quantizes `values` (the weight `weight` of `shape`, row-major) in
   /// place, each row replaced by its int8 values, and returns each row's
   /// scale in `scales`; an error names `weight` if a row is not finite.
@@ -235,6 +228,13 @@ private:
                          const std::vector<int64_t> &shape,
                          std::vector<float> &values,
                          std::vector<float> &scales) const;
+
+  const Checkpoint &in;
+  QuantizeOptions options;
+  JambaConfig cfg;
+  /// The quantized weights' canonical names (an expert's with its index).
+  std::set<std::string> quantized;
+  bool keptAllBF16 = false;
 
   /// The scales of the last weight loaded.
   mutable std::mutex cacheMutex;
