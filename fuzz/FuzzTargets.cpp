@@ -318,8 +318,8 @@ std::vector<std::string> checkpointIndexSeeds() {
 
 //===----------------------------------------------------------------------===//
 // tokenizer: Tokenizer::parse; an accepted tokenizer encodes a fixed set of
-// texts into ids it owns and decodes them, and decodes ids past its
-// vocabulary as U+FFFD.
+// texts into ids it owns and decodes them (and a TextStream of them gives
+// the same text), and decodes ids past its vocabulary as U+FFFD.
 //===----------------------------------------------------------------------===//
 
 std::string checkEncodeDecode(const Tokenizer &t, std::string_view text) {
@@ -336,6 +336,20 @@ std::string checkEncodeDecode(const Tokenizer &t, std::string_view text) {
     return checkMessage(decoded.status(), "Tokenizer::decode");
   if (unknown != 0)
     return failure("decode of encoded ids counted unknown ids");
+  // Streamed, the ids give the same text.
+  TextStream stream(t);
+  std::string streamed;
+  for (int64_t id : *ids) {
+    StatusOr<std::string> piece = stream.push(id);
+    if (!piece.ok())
+      return failure("TextStream::push failed: " + piece.status().message());
+    streamed += *piece;
+  }
+  StatusOr<std::string> rest = stream.finish();
+  if (!rest.ok())
+    return failure("TextStream::finish failed: " + rest.status().message());
+  if (streamed + *rest != *decoded)
+    return failure("the streamed text is not the decoded text");
   return {};
 }
 

@@ -986,3 +986,104 @@ int64_t Tokenizer::tokenId(std::string_view content) const {
   auto it = impl->vocab.find(std::string(content));
   return it == impl->vocab.end() ? -1 : it->second;
 }
+
+//===----------------------------------------------------------------------===//
+// TextStream
+//===----------------------------------------------------------------------===//
+
+TextStream::TextStream(const Tokenizer &tokenizer, bool skipSpecialTokens)
+    : tokenizer(tokenizer), skipSpecialTokens(skipSpecialTokens) {
+  // After a Fuse the decoder sees the whole text: a step there that is not
+  // a Strip or a one-character Replace could join or split text across two
+  // pushes.
+  bool fused = false;
+  for (const DecoderStep &step : tokenizer.impl->decoder) {
+    if (!fused) {
+      fused = step.kind == DecoderStep::Kind::Fuse;
+      continue;
+    }
+    uint32_t cp = 0;
+    const bool oneCharacter =
+        step.kind == DecoderStep::Kind::Replace && !step.pattern.empty() &&
+        utf8SequenceLength(step.pattern, 0, &cp) == step.pattern.size();
+    if (step.kind != DecoderStep::Kind::Strip &&
+        step.kind != DecoderStep::Kind::Fuse && !oneCharacter)
+      streams = false;
+  }
+}
+
+StatusOr<std::string> TextStream::decodeRange(size_t begin, size_t end) const {
+  return tokenizer.decode(
+      std::vector<int64_t>(ids.begin() + begin, ids.begin() + end),
+      skipSpecialTokens);
+}
+
+bool TextStream::startsWindow(const std::string &text) const {
+  if (text.empty())
+    return false;
+  for (const DecoderStep &step : tokenizer.impl->decoder) {
+    if (step.kind != DecoderStep::Kind::Strip || step.content.empty() ||
+        (step.start == 0 && step.stop == 0))
+      continue;
+    // Only copies of the stripped text: a Strip of the window's start
+    // could reach past it.
+    size_t at = 0;
+    while (at < text.size() &&
+           text.compare(at, step.content.size(), step.content) == 0)
+      at += step.content.size();
+    if (at >= text.size())
+      return false;
+  }
+  return true;
+}
+
+StatusOr<std::string> TextStream::push(int64_t id) {
+  ids.push_back(id);
+  if (!streams)
+    return std::string();
+  // A byte token waits for the end of its run, and so does a special token
+  // left out, which gives the decoder no piece: it does not end a run.
+  const Tokenizer::Impl &impl = *tokenizer.impl;
+  if (auto added = impl.addedById.find(id); added != impl.addedById.end()) {
+    if (skipSpecialTokens && impl.added[added->second].special)
+      return std::string();
+  } else if (auto it = impl.tokens.find(id);
+             it != impl.tokens.end() && byteTokenValue(it->second) >= 0) {
+    return std::string();
+  }
+  StatusOr<std::string> text = decodeRange(windowBegin, ids.size());
+  if (!text.ok())
+    return text.status();
+  // Does not happen with the decoders this reader implements; finish()
+  // returns the rest should it.
+  if (text->compare(0, windowText.size(), windowText) != 0)
+    return std::string();
+  std::string delta = text->substr(windowText.size());
+  returned += delta;
+  // The ids returned just now start the next window when their text can:
+  // their own decoding then gives the text of what follows them.
+  StatusOr<std::string> last = decodeRange(returnedEnd, ids.size());
+  if (!last.ok())
+    return last.status();
+  if (returnedEnd > windowBegin && startsWindow(*last)) {
+    windowBegin = returnedEnd;
+    windowText = std::move(*last);
+  } else {
+    windowText = std::move(*text);
+  }
+  returnedEnd = ids.size();
+  return delta;
+}
+
+StatusOr<std::string> TextStream::finish() {
+  StatusOr<std::string> all = tokenizer.decode(ids, skipSpecialTokens);
+  if (!all.ok())
+    return all.status();
+  if (all->compare(0, returned.size(), returned) != 0)
+    return makeError("the text streamed so far (", returned.size(),
+                     " bytes) is not the start of the decoded text of the ",
+                     ids.size(), " ids");
+  std::string rest = all->substr(returned.size());
+  returned = std::move(*all);
+  return rest;
+}

@@ -698,6 +698,8 @@ rt::generate(Executor &ex, const std::vector<std::vector<int64_t>> &prompts,
       if (options.stopOnEos &&
           std::find(eos.begin(), eos.end(), id) != eos.end())
         out.stoppedOnEos = true;
+      if (options.onId)
+        options.onId(b, id);
     }
     return Status::success();
   };

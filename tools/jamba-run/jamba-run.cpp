@@ -9,14 +9,15 @@
 //             [--top-k K] [--top-p P] [--batch B] [--context C] [--seq S]
 //             [--ignore-eos] [--logits-out F.npy] [--mpi]
 //             [--device cpu|cuda] [--cuda-device N] [--ranks N]
-//             [--profile-kernels]
+//             [--profile-kernels] [--stream]
 //   mpirun -np N jamba-run ARTIFACT ...
 //
 // Loads and validates the artifact, binds it for the sequences and context
 // length, prints the generated ids of each sequence on one line,
 // comma-separated (same convention as jamba-interpret) or, with text
-// prompts, the generated text (the artifact's tokenizer), writes the logits
-// as .npy and prints the memory plan and prefill/decode tokens/s on stderr.
+// prompts, the generated text (the artifact's tokenizer), as each id is
+// chosen with --stream, writes the logits as .npy and prints the memory plan
+// and prefill/decode tokens/s on stderr.
 // A thin main over lib/Runtime (docs/Runtime.md).
 //
 // Started by an MPI launcher (or with --mpi), each process runs the rank MPI
@@ -92,6 +93,10 @@ options (a value follows as the next argument, or as --name=value):
   --top-p P          sample among the smallest set reaching probability P
   --seed S           seed of the sampler (default 0)
   --ignore-eos       do not stop at the model's EOS ids
+  --stream           print the generated ids, or text, as each id is
+                     chosen rather than at the end (one sequence; text
+                     held only where the next id may still change it, as
+                     in the middle of a character's bytes)
   --logits-out F     write the logits of every prompt position and decode
                      step as float32 .npy [rows, vocab]; with several
                      sequences, F with .npy replaced by .I.npy per sequence
@@ -190,6 +195,50 @@ struct RankConfig {
   GenerateOptions options;
 };
 
+/// --stream: prints the one sequence's ids ("1,17,42") or text as each id
+/// is chosen, flushed. A decoding error is kept for the end.
+struct StreamPrinter {
+  std::optional<ckpt::TextStream> text;
+  bool printed = false;
+  ckpt::Status error = ckpt::Status::success();
+
+  void write(const std::string &piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    printed = true;
+  }
+  void onId(int64_t id) {
+    if (!error.ok())
+      return;
+    if (!text) {
+      write((printed ? "," : "") + std::to_string(id));
+      return;
+    }
+    auto piece = text->push(id);
+    if (!piece.ok())
+      error = piece.status();
+    else if (!piece->empty())
+      write(*piece);
+  }
+  /// The rest of the text and the end of the line.
+  ckpt::Status finish() {
+    JAMBA_CKPT_RETURN_IF_ERROR(error);
+    if (text) {
+      auto rest = text->finish();
+      if (!rest.ok())
+        return rest.status();
+      write(*rest);
+    }
+    write("\n");
+    return ckpt::Status::success();
+  }
+  /// After a failed generation: ends a line begun.
+  void abandon() {
+    if (printed)
+      write("\n");
+  }
+};
+
 /// What one rank computed.
 struct RankOutcome {
   GenerationResult result;
@@ -255,7 +304,11 @@ runRank(const Artifact &artifact, Communicator *communicator,
       std::fprintf(stderr, "jamba-run: note: %s\n", note.c_str());
   RankOutcome outcome;
   outcome.loadSeconds = seconds(loadStart);
-  auto result = generate(**executor, *config.prompts, config.options);
+  // Only rank 0 prints the ids as they come.
+  GenerateOptions options = config.options;
+  if (!lead)
+    options.onId = nullptr;
+  auto result = generate(**executor, *config.prompts, options);
   if (!result.ok())
     return result.status();
   outcome.result = std::move(*result);
@@ -275,7 +328,7 @@ int main(int argc, char **argv) {
   std::vector<std::optional<std::string>> promptTexts;
   std::optional<bool> outputText;
   int64_t steps = 8, batch = 0, context = 0, seq = 0, ranksInProcess = 0;
-  bool mpiFlag = false, profileKernels = false;
+  bool mpiFlag = false, profileKernels = false, stream = false;
   std::optional<Device> device;
   std::optional<int64_t> cudaDevice;
   GenerateOptions options;
@@ -316,7 +369,8 @@ int main(int argc, char **argv) {
         std::end(kValueOptions);
     if (inlineValue && !takesValue)
       return fail(arg == "--ignore-eos" || arg == "--mpi" ||
-                          arg == "--profile-kernels" || arg == "--help"
+                          arg == "--profile-kernels" || arg == "--stream" ||
+                          arg == "--help"
                       ? "option " + arg + " takes no value"
                       : "unknown option '" + arg + "' (see --help)");
     if (arg == "--help" || arg == "-h") {
@@ -333,6 +387,10 @@ int main(int argc, char **argv) {
     }
     if (arg == "--profile-kernels") {
       profileKernels = true;
+      continue;
+    }
+    if (arg == "--stream") {
+      stream = true;
       continue;
     }
     if (arg.size() > 1 && arg[0] == '-') {
@@ -424,6 +482,11 @@ int main(int argc, char **argv) {
       return fail(ckpt::concat("--batch ", batch, " but ", prompts.size(),
                                " prompts given (use one prompt to repeat it)"));
   }
+
+  if (stream && prompts.size() != 1)
+    return fail(ckpt::concat("--stream prints one sequence as it is "
+                             "generated; this run has ",
+                             prompts.size(), " (--batch, or several prompts)"));
 
   if (ranksInProcess > 0 && (mpiFlag || several))
     return fail("--ranks runs the ranks as threads of this process; it "
@@ -530,6 +593,13 @@ int main(int argc, char **argv) {
   config.prompts = &prompts;
   options.maxNewTokens = steps;
   options.recordLogits = !logitsOut.empty();
+  std::optional<StreamPrinter> streamer;
+  if (stream) {
+    streamer.emplace();
+    if (*outputText)
+      streamer->text.emplace(*tokenizer);
+    options.onId = [&streamer](int64_t, int64_t id) { streamer->onId(id); };
+  }
   config.options = options;
 
   std::optional<RankOutcome> outcome;
@@ -578,13 +648,19 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "jamba-run: rank %" PRId64 ": error: %s%s\n",
                    failed.front(), message.c_str(), others.c_str());
     }
-    if (!errors.empty())
+    if (!errors.empty()) {
+      if (streamer)
+        streamer->abandon();
       return 1;
+    }
     outcome.emplace(std::move(**results[0]));
   } else {
     auto ran = runRank(artifact, communicator.get(), config, loadStart);
-    if (!ran.ok())
+    if (!ran.ok()) {
+      if (streamer && (!communicator || communicator->rank() == 0))
+        streamer->abandon();
       return fail(ran.status().message());
+    }
     // Every rank computed the same ids and logits; rank 0 reports them.
     if (communicator && communicator->rank() != 0)
       return 0;
@@ -608,6 +684,12 @@ int main(int argc, char **argv) {
                      unknown);
     } else {
       line = ckpt::formatTokenIds(out.ids);
+    }
+    if (streamer) {
+      // What was printed, and the rest, is `line`.
+      if (ckpt::Status st = streamer->finish(); !st.ok())
+        return fail("--stream: " + st.message());
+      continue;
     }
     std::fwrite(line.data(), 1, line.size(), stdout);
     std::fputc('\n', stdout);

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -348,6 +349,118 @@ TEST(TokenizerTest, RefusesInconsistentFiles) {
   StatusOr<Tokenizer> missing = Tokenizer::load("/nonexistent/tokenizer.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_CONTAINS(missing.status().message(), "/nonexistent/tokenizer.json");
+}
+
+/// Pushes `ids` through a TextStream; checks after each push that what it
+/// returned so far starts decode() of the ids so far, and is all of it
+/// after an id that is not a byte token or a special token (with
+/// `streams`); returns the pieces, finish()'s last.
+std::vector<std::string> streamAll(const Tokenizer &t,
+                                   const std::vector<int64_t> &ids,
+                                   bool streams = true) {
+  TextStream stream(t);
+  std::vector<std::string> pieces;
+  std::string returned;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    StatusOr<std::string> piece = stream.push(ids[i]);
+    EXPECT_TRUE(piece.ok()) << piece.status().message();
+    if (!piece.ok())
+      return pieces;
+    pieces.push_back(*piece);
+    returned += *piece;
+    std::string sofar =
+        decodeOrDie(t, std::vector<int64_t>(ids.begin(), ids.begin() + i + 1));
+    EXPECT_EQ(sofar.compare(0, returned.size(), returned), 0)
+        << "after id " << i << ": returned '" << returned << "', decoded '"
+        << sofar << "'";
+    // Byte tokens (3..258) and the specials (0..2) left out are held.
+    const bool held = ids[i] >= 0 && ids[i] < 259;
+    if (streams && !held)
+      EXPECT_EQ(returned, sofar) << "after id " << i;
+    if (!streams)
+      EXPECT_EQ(returned, "");
+  }
+  StatusOr<std::string> rest = stream.finish();
+  EXPECT_TRUE(rest.ok()) << rest.status().message();
+  pieces.push_back(rest.ok() ? *rest : std::string("<error>"));
+  EXPECT_EQ(returned + pieces.back(), decodeOrDie(t, ids));
+  return pieces;
+}
+
+TEST(TokenizerTest, TextStreamHandWorked) {
+  // <s> ▁hell o ▁w <0xC3> <0xA9> or: the BOS is skipped, the first space
+  // stripped (the decoder's Strip), é's bytes held until "or" follows.
+  Tokenizer t = parseOrDie(Parts());
+  EXPECT_EQ(streamAll(t, {1, 270, 263, 272, 198, 172, 273}),
+            (std::vector<std::string>{"", "hell", "o", " w", "", "", "\u00e9or",
+                                      ""}));
+  // A run of bytes that ends the ids comes with finish(): a lone C3 is
+  // U+FFFD, as decode() gives it.
+  EXPECT_EQ(streamAll(t, {270, 198}),
+            (std::vector<std::string>{"hell", "", "\uFFFD"}));
+  // "▁" alone decodes to nothing (the Strip takes its space); "▁ ▁w" to
+  // " w", one of its two spaces stripped.
+  EXPECT_EQ(streamAll(t, {259, 272}), (std::vector<std::string>{"", " w", ""}));
+  // A special token left out between two bytes does not end their run.
+  EXPECT_EQ(streamAll(t, {270, 198, 2, 172, 263}),
+            (std::vector<std::string>{"hell", "", "", "", "\u00e9o", ""}));
+}
+
+// Random ids (bytes, specials, ids past the tokenizer's) through several
+// decoders: after every push what was returned starts the decoded text
+// (and is all of it after a token that is not a byte), and at the end it
+// is all of it.
+TEST(TokenizerTest, TextStreamIsTheDecodedText) {
+  std::vector<std::pair<std::string, std::string>> decoders = {
+      {"llama", Parts().decoder},
+      {"metaspace", R"({"type": "Metaspace", "replacement": "\u2581",
+          "prepend_scheme": "first", "split": true})"},
+      {"metaspace never", R"({"type": "Metaspace", "replacement": "\u2581",
+          "prepend_scheme": "never", "split": true})"},
+      {"strip both", R"({"type": "Sequence", "decoders": [
+          {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+          {"type": "ByteFallback"}, {"type": "Fuse"},
+          {"type": "Strip", "content": " ", "start": 2, "stop": 1}]})"},
+      {"strip before fuse", R"({"type": "Sequence", "decoders": [
+          {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+          {"type": "Strip", "content": " ", "start": 1, "stop": 1},
+          {"type": "ByteFallback"}, {"type": "Fuse"}]})"},
+      {"one-character replace after fuse", R"({"type": "Sequence",
+          "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"},
+          {"type": "Replace", "pattern": {"String": "\u2581"},
+           "content": " "}]})"},
+      {"none", "null"}};
+  for (const auto &[name, decoder] : decoders) {
+    Parts p;
+    p.decoder = decoder;
+    Tokenizer t = parseOrDie(p);
+    std::mt19937 rng(7);
+    // Mostly word pieces and "▁", some bytes (valid and not), specials and
+    // an id no token has.
+    const std::vector<int64_t> pool = {
+        259, 259, 259, 260, 263, 266, 270,     271,      272,      273,     198,
+        172, 172, 0,   1,   2,   999, 3 + ' ', 3 + 0xE2, 3 + 0x82, 3 + 0xAC};
+    for (int round = 0; round < 200; ++round) {
+      std::vector<int64_t> ids(1 + rng() % 24);
+      for (int64_t &id : ids)
+        id = pool[rng() % pool.size()];
+      SCOPED_TRACE(name + ", round " + std::to_string(round));
+      streamAll(t, ids);
+    }
+  }
+}
+
+// A Replace of more than one character after the Fuse could match across
+// two pushes ("▁▁" split over them): such a decoder's text all comes with
+// finish().
+TEST(TokenizerTest, TextStreamHoldsWhatItCannotStream) {
+  Parts p;
+  p.decoder = R"({"type": "Sequence", "decoders": [{"type": "Fuse"},
+      {"type": "Replace", "pattern": {"String": "\u2581\u2581"},
+       "content": "="}]})";
+  Tokenizer t = parseOrDie(p);
+  EXPECT_EQ(streamAll(t, {259, 259, 263}, /*streams=*/false),
+            (std::vector<std::string>{"", "", "", "=o"}));
 }
 
 } // namespace

@@ -331,6 +331,10 @@ TEST_F(ExecutorTest, StopsOnEos) {
   ASSERT_TRUE(ex);
   GenerateOptions g = greedy(6);
   g.stopOnEos = true;
+  std::vector<std::pair<int64_t, int64_t>> heard;
+  g.onId = [&](int64_t sequence, int64_t id) {
+    heard.emplace_back(sequence, id);
+  };
   auto r = generate(*ex, {prompt, {3, 3}}, g);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_TRUE(r->sequences[0].stoppedOnEos);
@@ -343,6 +347,16 @@ TEST_F(ExecutorTest, StopsOnEos) {
     EXPECT_EQ(other.ids.size(), 6u);
     expectToyRun({3, 3}, 6, other, true);
   }
+  // GenerateOptions::onId heard every id as it was chosen: round by round,
+  // each round's in sequence order, the stopped sequence's no more.
+  std::vector<std::pair<int64_t, int64_t>> expected;
+  for (size_t j = 0; j < 6; ++j)
+    for (int64_t b : {0, 1})
+      if (j < r->sequences[size_t(b)].ids.size())
+        expected.emplace_back(b, r->sequences[size_t(b)].ids[j]);
+  EXPECT_EQ(heard, expected);
+  EXPECT_EQ(heard.size(), 2 + other.ids.size());
+  g.onId = nullptr;
   // Explicit EOS ids override the config's.
   g.eosIds = {999};
   auto r2 = generate(*ex, {prompt}, g);

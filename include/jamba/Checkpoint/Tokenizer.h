@@ -88,9 +88,56 @@ public:
   int64_t tokenId(std::string_view content) const;
 
 private:
+  friend class TextStream;
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl;
+};
+
+/// Generated ids as text while they come (jamba-run --stream). push() adds
+/// an id and returns the text that decode() of the ids so far, and of any
+/// ids that follow, certainly begins with, less what it returned before;
+/// finish() returns the rest. What they return, in order, is decode() of
+/// all the ids pushed, with the same `skipSpecialTokens`:
+///
+/// - A run of byte-fallback tokens (`<0xC3>`) is held until a token that is
+///   not one follows: a later byte can still make the run invalid UTF-8,
+///   which decodes as one U+FFFD per byte.
+/// - Each push decodes only the ids since a recent point from which the
+///   decoder's output no longer depends on what came before (its first
+///   token's rules, Metaspace and a leading Strip, apply within text
+///   already returned), so a long generation costs the same per id.
+/// - A decoder with a step after its Fuse other than Strip or a Replace of
+///   one character (a pattern that could span two pushes) holds everything
+///   until finish().
+/// - finish() checks that what was returned is the start of decode() of
+///   all ids, and fails if not (it would be a fault of this class).
+///
+/// `tokenizer` must outlive the stream.
+class TextStream {
+public:
+  explicit TextStream(const Tokenizer &tokenizer,
+                      bool skipSpecialTokens = true);
+
+  StatusOr<std::string> push(int64_t id);
+  StatusOr<std::string> finish();
+
+private:
+  StatusOr<std::string> decodeRange(size_t begin, size_t end) const;
+  /// Whether the text of a window's first ids may start one: some text,
+  /// not only copies of what a Strip step strips.
+  bool startsWindow(const std::string &text) const;
+
+  const Tokenizer &tokenizer;
+  bool skipSpecialTokens;
+  bool streams = true;
+  std::vector<int64_t> ids;
+  /// The window: ids[windowBegin, returnedEnd) decode to windowText, and
+  /// the text of ids[0, returnedEnd) has been returned.
+  size_t windowBegin = 0, returnedEnd = 0;
+  std::string windowText;
+  /// Everything returned, for finish()'s check.
+  std::string returned;
 };
 
 } // namespace ckpt

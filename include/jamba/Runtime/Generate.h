@@ -22,6 +22,7 @@
 #include "jamba/Runtime/Executor.h"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace jamba {
@@ -84,6 +85,10 @@ struct GenerateOptions {
   /// is greedy and the entry points compute their greedy ids, whose ids
   /// are read instead).
   bool recordLogits = false;
+  /// Called with (sequence, id) as each id is chosen, in order, on every
+  /// rank (the same ids everywhere); jamba-run --stream prints them. Its
+  /// time counts in the decode's.
+  std::function<void(int64_t sequence, int64_t id)> onId;
 };
 
 /// One sequence's outcome.
