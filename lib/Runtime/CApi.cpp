@@ -271,6 +271,8 @@ void jamba_generate_options_init(jamba_generate_options *options) {
   options->top_p = 1.0;
   options->seed = 0;
   options->stop_on_eos = 1;
+  options->on_id = nullptr;
+  options->user_data = nullptr;
 }
 
 jamba_status jamba_generate(jamba_session *session,
@@ -311,6 +313,11 @@ jamba_status jamba_generate(jamba_session *session,
   g.sampling.topP = options->top_p;
   g.sampling.seed = options->seed;
   g.stopOnEos = options->stop_on_eos != 0;
+  if (options->on_id)
+    g.onId = [onId = options->on_id,
+              data = options->user_data](int64_t sequence, int64_t id) {
+      onId(data, sequence, int32_t(id));
+    };
   Status valid = validateSampling(g.sampling);
   if (!valid.ok())
     return fail(JAMBA_INVALID_ARGUMENT, "jamba_generate: " + valid.message());

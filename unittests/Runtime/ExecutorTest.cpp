@@ -723,6 +723,22 @@ TEST_F(ExecutorTest, CApi) {
     EXPECT_EQ(out[j], next);
     h.push_back(next);
   }
+  // on_id hears each id as it is chosen, with the caller's data.
+  std::vector<std::pair<int64_t, int32_t>> heard;
+  o.user_data = &heard;
+  o.on_id = [](void *data, int64_t sequence, int32_t id) {
+    static_cast<std::vector<std::pair<int64_t, int32_t>> *>(data)->emplace_back(
+        sequence, id);
+  };
+  ASSERT_EQ(jamba_generate(s, &o, 2, prompts, lengths, out, outLengths),
+            JAMBA_OK)
+      << jamba_last_error();
+  std::vector<std::pair<int64_t, int32_t>> expected;
+  for (int j = 0; j < 4; ++j)
+    for (int64_t b : {0, 1})
+      expected.emplace_back(b, out[b * 4 + j]);
+  EXPECT_EQ(heard, expected);
+  o.on_id = nullptr;
 
   // Errors: a code and a one-line message.
   EXPECT_EQ(jamba_generate(s, &o, 3, prompts, lengths, out, outLengths),

@@ -117,9 +117,14 @@ typedef struct jamba_generate_options {
   double top_p;           /**< In (0, 1]; 1: all ids. */
   uint64_t seed;
   int stop_on_eos; /**< Non-zero: stop a sequence at the model's EOS ids. */
+  /** Called with `user_data` as each id is chosen (sequence i, id), in
+   * order, before jamba_generate returns: text can be shown as it comes.
+   * NULL: not called. */
+  void (*on_id)(void *user_data, int64_t sequence, int32_t id);
+  void *user_data;
 } jamba_generate_options;
 
-/** Greedy, 16 ids, stop on EOS. */
+/** Greedy, 16 ids, stop on EOS, no on_id. */
 void jamba_generate_options_init(jamba_generate_options *options);
 
 /** Generates for `num_sequences` prompts (at most the session's batch):
