@@ -13,7 +13,9 @@
 //     (token, channel).
 //
 // Median of the repetitions. Figures only, no assertion: the machines are
-// shared and noisy; compare the ratios to the triad of the same run.
+// shared and noisy; compare the ratios to the triad of the same run. The
+// kernels are compiled for this host, or with `--cpu NAME` for that CPU
+// (x86-64-v3: what jamba-compile's artifacts run).
 //
 //===----------------------------------------------------------------------===//
 
@@ -30,8 +32,10 @@
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 #include <chrono>
@@ -99,6 +103,29 @@ struct Array {
   }
 };
 
+/// `--cpu NAME`: the CPU the kernels are compiled for (jamba-compile's
+/// artifacts: x86-64-v3); empty: this host's, with all its features.
+static std::string targetCpu;
+
+/// A target machine for `targetCpu` (its baseline features only), or null
+/// for the host's.
+static std::unique_ptr<llvm::TargetMachine> targetMachine() {
+  if (targetCpu.empty())
+    return nullptr;
+  llvm::orc::JITTargetMachineBuilder builder{
+      llvm::Triple(llvm::sys::getProcessTriple())};
+  builder.setCPU(targetCpu);
+  builder.setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto machine = builder.createTargetMachine();
+  if (!machine) {
+    std::fprintf(stderr, "jamba-bench-kernels: --cpu %s: %s\n",
+                 targetCpu.c_str(),
+                 llvm::toString(machine.takeError()).c_str());
+    std::exit(2);
+  }
+  return std::move(*machine);
+}
+
 /// One JIT-compiled function `@f`.
 class Kernel {
 public:
@@ -121,9 +148,11 @@ public:
       return;
     }
     ExecutionEngineOptions engineOptions;
-    auto transformer = makeOptimizingTransformer(3, 0, nullptr);
+    std::unique_ptr<llvm::TargetMachine> machine = targetMachine();
+    auto transformer = makeOptimizingTransformer(3, 0, machine.get());
     engineOptions.transformer = transformer;
-    auto created = ExecutionEngine::create(*module, engineOptions);
+    auto created =
+        ExecutionEngine::create(*module, engineOptions, std::move(machine));
     if (!created) {
       error = llvm::toString(created.takeError());
       return;
@@ -477,16 +506,31 @@ int main(int argc, char **argv) {
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
-  std::printf("jamba-bench-kernels: jamba-small shapes, %d OpenMP threads\n",
-              omp_get_max_threads());
   // `jamba-bench-kernels attention`: the attention rows only;
-  // `jamba-bench-kernels gemv`: the decode GEMVs between two triads only.
-  std::string only = argc == 2 ? argv[1] : "";
+  // `jamba-bench-kernels gemv`: the decode GEMVs between two triads only;
+  // `--cpu NAME`: compiled for that CPU (e.g. x86-64-v3, as jamba-compile's
+  // artifacts are) instead of this host's.
+  std::string only;
+  bool usage = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--cpu" && i + 1 < argc)
+      targetCpu = argv[++i];
+    else if ((arg == "attention" || arg == "gemv") && only.empty())
+      only = arg;
+    else
+      usage = true;
+  }
   bool attentionOnly = only == "attention", gemvOnly = only == "gemv";
-  if (argc > 2 || (argc == 2 && !attentionOnly && !gemvOnly)) {
-    std::fprintf(stderr, "usage: jamba-bench-kernels [attention|gemv]\n");
+  if (usage) {
+    std::fprintf(stderr,
+                 "usage: jamba-bench-kernels [attention|gemv] [--cpu NAME]\n");
     return 2;
   }
+  std::printf("jamba-bench-kernels: jamba-small shapes, %d OpenMP threads, "
+              "compiled for %s\n",
+              omp_get_max_threads(),
+              targetCpu.empty() ? "this host" : targetCpu.c_str());
   // Attention: the microkernel next to the generic loops it replaces, in
   // the same run.
   struct AttentionRow {

@@ -793,11 +793,53 @@ constexpr int64_t kAttentionKeyBlock = 8;
 constexpr int64_t kAttentionTileRows = 16;
 /// The longest head dimension the attention kernel handles, in vectors.
 constexpr int64_t kMaxAttentionHeadVectors = 32;
+/// Output vectors of a row the attention kernel updates at once: with a
+/// block's value row and its weight they fit AVX2's 16 registers (all 16 of
+/// a 128-wide head spilled on x86-64-v3).
+constexpr int64_t kAttentionOutputGroup = 8;
 /// Split-KV attention: the parallel items a call is split up to (more than
 /// a machine's cores, so that OpenMP's static chunks stay even), and the
 /// most splits of one item's keys.
 constexpr int64_t kAttentionSplitItems = 64;
 constexpr int64_t kMaxAttentionSplits = 32;
+
+/// The sum of each of `vectors`' lanes, as one vector: element i is the sum
+/// of vectors[i]'s. When there are as many vectors as lanes, a power of two,
+/// pairs are added in log2(n) rounds, the even lanes of two vectors next
+/// to the odd ones (n - 1 additions instead of n reductions and n inserts).
+Value sumLanesOfEach(OpBuilder &b, Location loc, ArrayRef<Value> vectors) {
+  auto type = cast<VectorType>(vectors.front().getType());
+  const int64_t n = type.getNumElements();
+  if (int64_t(vectors.size()) != n || !llvm::isPowerOf2_64(n)) {
+    SmallVector<Value> sums;
+    for (Value v : vectors)
+      sums.push_back(
+          vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, v));
+    return vector::FromElementsOp::create(
+        b, loc,
+        VectorType::get({int64_t(vectors.size())}, type.getElementType()),
+        sums);
+  }
+  // After a round, vector k holds the partial sums of the vectors it was
+  // made of, each vector's lanes together and in order: the last round
+  // leaves one vector whose lane i is vectors[i]'s sum.
+  SmallVector<int64_t> even, odd;
+  for (int64_t j = 0; j < n; ++j) {
+    even.push_back(2 * j);
+    odd.push_back(2 * j + 1);
+  }
+  SmallVector<Value> level(vectors.begin(), vectors.end());
+  while (level.size() > 1) {
+    SmallVector<Value> next;
+    for (size_t k = 0; k < level.size(); k += 2)
+      next.push_back(arith::AddFOp::create(
+          b, loc,
+          vector::ShuffleOp::create(b, loc, level[k], level[k + 1], even),
+          vector::ShuffleOp::create(b, loc, level[k], level[k + 1], odd)));
+    level = std::move(next);
+  }
+  return level.front();
+}
 
 /// exp(x - max), or 0 where x is -inf (an online softmax's empty state):
 /// selected, not left to the polynomial exp, which -inf defeats.
@@ -821,10 +863,12 @@ Value expOrZero(OpBuilder &b, Location loc, Value x, Value max, Value negInf,
 /// 1, n-2, ... so that OpenMP's static chunks of the causal work are even.
 /// The item walks the keys its last token sees in blocks of 8; each of its
 /// rows whose token sees some key of the block scores it (vector FMAs over
-/// the head dimension, one reduction per key, times hd^-1/2), masks the
-/// keys past its position, and updates its online softmax: the running
-/// maximum and sum rescaled once per block, the block's values added with
-/// weights exp(score - max). The rows' outputs, maxima and sums live in a
+/// the head dimension, a query vector at a time into one accumulator per
+/// key, whose lanes are then summed together: sumLanesOfEach; times
+/// hd^-1/2), masks the keys past its position, and updates its online
+/// softmax: the running maximum and sum rescaled once per block, the
+/// block's values added with weights exp(score - max), 8 output vectors at
+/// a time. The rows' outputs, maxima and sums live in a
 /// stack tile; each output is divided by its sum at the end. The same
 /// softmax as the reference's in exact arithmetic; the sums run in another
 /// order (within 1e-6 relative).
@@ -1071,29 +1115,26 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                         rb, rl, arith::CmpIPredicate::ult, j0, numKeys);
                     scf::IfOp::create(
                         rb, rl, sees, [&](OpBuilder &ib, Location il) {
-                          SmallVector<Value> query;
-                          for (int64_t c = 0; c < chunks; ++c)
-                            query.push_back(loadVec(
+                          // The block's dot products, one accumulator
+                          // per key, a vector of the query at a time: the
+                          // keys' FMAs are independent (one chain per dot
+                          // product made each wait on the one before).
+                          SmallVector<Value> dots(block, zeroVec);
+                          for (int64_t c = 0; c < chunks; ++c) {
+                            Value query = loadVec(
                                 ib, il, q,
-                                ValueRange{bi, s, rowColumn(ib, il, r, c)}));
-                          SmallVector<Value> scores;
-                          for (int64_t i = 0; i < block; ++i) {
-                            Value dot = zeroVec;
-                            for (int64_t c = 0; c < chunks; ++c)
-                              dot = vector::FMAOp::create(
-                                  ib, il, query[c],
+                                ValueRange{bi, s, rowColumn(ib, il, r, c)});
+                            for (int64_t i = 0; i < block; ++i)
+                              dots[i] = vector::FMAOp::create(
+                                  ib, il, query,
                                   loadVec(ib, il, kc,
                                           ValueRange{
                                               bi, g, keyRows[i],
                                               indexConst(ib, il, c * lanes)}),
-                                  dot);
-                            scores.push_back(vector::ReductionOp::create(
-                                ib, il, vector::CombiningKind::ADD, dot));
+                                  dots[i]);
                           }
                           Value blockScores = arith::MulFOp::create(
-                              ib, il,
-                              vector::FromElementsOp::create(ib, il, blockType,
-                                                             scores),
+                              ib, il, sumLanesOfEach(ib, il, dots),
                               lowering::floatConst(ib, il, blockType, scale));
                           // Keys j0 + i < numKeys count; the others weigh 0.
                           Value inRange = arith::CmpIOp::create(
@@ -1135,35 +1176,43 @@ LogicalResult lowerCachedAttention(IRRewriter &b, CachedAttentionOp op,
                                                   ValueRange{r});
                           memref::StoreOp::create(ib, il, newSum, sumTile,
                                                   ValueRange{r});
+                          // The output row rescaled and the block's
+                          // values added, kAttentionOutputGroup vectors at
+                          // a time.
                           Value rescaleVec = vector::BroadcastOp::create(
                               ib, il, vecType, rescale);
-                          SmallVector<Value> out;
-                          for (int64_t c = 0; c < chunks; ++c)
-                            out.push_back(arith::MulFOp::create(
-                                ib, il,
-                                vector::LoadOp::create(
-                                    ib, il, vecType, outTile,
-                                    ValueRange{r,
-                                               indexConst(ib, il, c * lanes)}),
-                                rescaleVec));
-                          for (int64_t i = 0; i < block; ++i) {
-                            Value w = vector::BroadcastOp::create(
-                                ib, il, vecType,
-                                vector::ExtractOp::create(
-                                    ib, il, weights, ArrayRef<int64_t>{i}));
-                            for (int64_t c = 0; c < chunks; ++c)
-                              out[c] = vector::FMAOp::create(
-                                  ib, il, w,
-                                  loadVec(ib, il, vc,
-                                          ValueRange{
-                                              bi, g, keyRows[i],
-                                              indexConst(ib, il, c * lanes)}),
-                                  out[c]);
+                          for (int64_t c0 = 0; c0 < chunks;
+                               c0 += kAttentionOutputGroup) {
+                            const int64_t c1 =
+                                std::min(chunks, c0 + kAttentionOutputGroup);
+                            SmallVector<Value> out;
+                            for (int64_t c = c0; c < c1; ++c)
+                              out.push_back(arith::MulFOp::create(
+                                  ib, il,
+                                  vector::LoadOp::create(
+                                      ib, il, vecType, outTile,
+                                      ValueRange{
+                                          r, indexConst(ib, il, c * lanes)}),
+                                  rescaleVec));
+                            for (int64_t i = 0; i < block; ++i) {
+                              Value w = vector::BroadcastOp::create(
+                                  ib, il, vecType,
+                                  vector::ExtractOp::create(
+                                      ib, il, weights, ArrayRef<int64_t>{i}));
+                              for (int64_t c = c0; c < c1; ++c)
+                                out[c - c0] = vector::FMAOp::create(
+                                    ib, il, w,
+                                    loadVec(ib, il, vc,
+                                            ValueRange{
+                                                bi, g, keyRows[i],
+                                                indexConst(ib, il, c * lanes)}),
+                                    out[c - c0]);
+                            }
+                            for (int64_t c = c0; c < c1; ++c)
+                              vector::StoreOp::create(
+                                  ib, il, out[c - c0], outTile,
+                                  ValueRange{r, indexConst(ib, il, c * lanes)});
                           }
-                          for (int64_t c = 0; c < chunks; ++c)
-                            vector::StoreOp::create(
-                                ib, il, out[c], outTile,
-                                ValueRange{r, indexConst(ib, il, c * lanes)});
                           scf::YieldOp::create(ib, il);
                         });
                   });

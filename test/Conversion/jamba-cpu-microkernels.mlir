@@ -224,9 +224,10 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // causal work even over static chunks); the tile's 16 rows, (token, head)
 // pairs token-major, keep their output, maximum and sum in stack buffers;
 // the keys the tile's last token sees, in blocks of 8 clamped to the last
-// one; per block and row whose token is the call's and sees the block: its
-// query row in two vectors, 8 x 2 FMAs and 8 reductions into a vector of
-// scores times 16^-1/2, the keys past its position masked (-inf, weight
+// one; per block and row whose token is the call's and sees the block: for
+// each of its query row's two vectors 8 FMAs (one accumulator per key), the
+// 8 accumulators' lanes summed pairwise in three rounds of shuffles into a
+// vector of scores, times 16^-1/2, the keys past its position masked (-inf, weight
 // 0), one exp for the rescaling (0 for the first block) and one vector exp
 // for the weights, 8 x 2 FMAs of the values into its output row; finally
 // each row divided by its sum.
@@ -246,6 +247,7 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK-LABEL: func.func @cached_attention
 // CHECK-DAG:     %[[SCALE:.+]] = arith.constant dense<2.500000e-01> : vector<8xf32>
 // CHECK-DAG:     %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK-DAG:     %[[ZEROV:.+]] = arith.constant dense<0.000000e+00> : vector<8xf32>
 // CHECK:         scf.for
 // CHECK:           tensor.insert
 // CHECK:           tensor.insert
@@ -299,10 +301,14 @@ func.func @linear_no_columns(%x: tensor<1x?x0xf32>, %w: tensor<256x0xf32>) -> te
 // CHECK:               scf.if %[[INCALL]] {
 // CHECK:                 %[[SEES:.+]] = arith.cmpi ult, %[[J]], %{{.+}} : index
 // CHECK:                 scf.if %[[SEES]] {
-// CHECK-COUNT-2:           vector.load %[[Q]][%[[B]], %[[TOK]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
-// CHECK-COUNT-8:           vector.reduction <add>
-// CHECK:                   %[[SC:.+]] = vector.from_elements {{.+}} : vector<8xf32>
-// CHECK:                   %[[SCALED:.+]] = arith.mulf %[[SC]], %[[SCALE]]
+// CHECK:                   %[[Q0:.+]] = vector.load %[[Q]][%[[B]], %[[TOK]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
+// CHECK-COUNT-8:           vector.fma %[[Q0]], %{{.+}}, %[[ZEROV]]
+// CHECK:                   %[[Q1:.+]] = vector.load %[[Q]][%[[B]], %[[TOK]], %{{.+}}] : memref<2x?x64xf32, {{.+}}>, vector<8xf32>
+// CHECK-COUNT-8:           vector.fma %[[Q1]]
+// CHECK-NOT:               vector.reduction <add>
+// CHECK-COUNT-7:           vector.shuffle %{{.+}}, %{{.+}} [1, 3, 5, 7, 9, 11, 13, 15]
+// CHECK-NEXT:              %[[SC:.+]] = arith.addf
+// CHECK-NEXT:              %[[SCALED:.+]] = arith.mulf %[[SC]], %[[SCALE]]
 // CHECK:                   %[[IN:.+]] = arith.cmpi ult, %{{.+}}, %{{.+}} : vector<8xindex>
 // CHECK:                   arith.select %[[IN]], %[[SCALED]]
 // CHECK:                   memref.load %[[MAX]][%[[R]]]
@@ -384,6 +390,33 @@ func.func @cached_attention_partial_vector(%q: tensor<1x?x48xf32>, %k: tensor<1x
          tensor<1x2x?x12xf32>, tensor<1xi64>)
       -> (tensor<1x?x48xf32>, tensor<1x2x?x12xf32>, tensor<1x2x?x12xf32>)
   return %o : tensor<1x?x48xf32>
+}
+
+// -----
+
+// A head dimension of 80, ten vectors (2 heads over 1 kv head): each row's
+// dot products take the query a vector at a time, and its output is updated
+// 8 vectors at a time (with a value row and a weight they fit AVX2's 16
+// registers), then the last 2.
+
+// CHECK-LABEL: func.func @cached_attention_wide_head
+// CHECK-COUNT-10:    vector.load %{{.+}} : memref<1x?x160xf32, {{.+}}>, vector<8xf32>
+// CHECK-COUNT-7:     vector.shuffle
+// CHECK-COUNT-8:     vector.load %{{.+}} : memref<16x80xf32>, vector<8xf32>
+// CHECK-COUNT-64:    vector.fma
+// CHECK-COUNT-8:     vector.store %{{.+}} : memref<16x80xf32>, vector<8xf32>
+// CHECK-COUNT-2:     vector.load %{{.+}} : memref<16x80xf32>, vector<8xf32>
+// CHECK-COUNT-16:    vector.fma
+// CHECK-COUNT-2:     vector.store %{{.+}} : memref<16x80xf32>, vector<8xf32>
+func.func @cached_attention_wide_head(%q: tensor<1x?x160xf32>, %k: tensor<1x?x80xf32>, %v: tensor<1x?x80xf32>,
+                                      %kc: tensor<1x1x?x80xf32>, %vc: tensor<1x1x?x80xf32>, %len: tensor<1xi32>)
+    -> tensor<1x?x160xf32> {
+  %o, %k2, %v2 = jamba.cached_attention %q, %k, %v, cache(%kc, %vc, %len)
+      {num_heads = 2 : i64, num_kv_heads = 1 : i64}
+      : (tensor<1x?x160xf32>, tensor<1x?x80xf32>, tensor<1x?x80xf32>, tensor<1x1x?x80xf32>,
+         tensor<1x1x?x80xf32>, tensor<1xi32>)
+      -> (tensor<1x?x160xf32>, tensor<1x1x?x80xf32>, tensor<1x1x?x80xf32>)
+  return %o : tensor<1x?x160xf32>
 }
 
 // -----

@@ -2235,7 +2235,9 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   // per row, groups of 2 (tiles of 8 tokens x 2 heads); (8, 2, 24) three
   // vectors, groups of 4 (4 tokens); (2, 2, 32) groups of 1 (16 tokens);
   // (6, 2, 8) groups of 3 (5 tokens, 15 rows); (32, 1, 8) a group of 32
-  // (one token, 32 rows); and (4, 2, 12), not whole vectors, which the
+  // (one token, 32 rows); (2, 1, 80) ten vectors, whose output rows the
+  // kernel updates 8 vectors and then 2 at a time; and (4, 2, 12), not
+  // whole vectors, which the
   // microkernel leaves to the generic loops; the microkernel with and
   // without split-KV (below). Capacity 40. Calls: 20 tokens over
   // 3 and 9 cached positions (blocks of 8 keys, the last partial), 16 over 0
@@ -2244,8 +2246,9 @@ TEST_F(JambaToLinalgNumerics, AttentionMicrokernelAgainstReference) {
   struct Shape {
     int64_t heads, kvHeads, hd;
   };
-  for (const Shape &sh : {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32},
-                          Shape{6, 2, 8}, Shape{32, 1, 8}, Shape{4, 2, 12}}) {
+  for (const Shape &sh :
+       {Shape{4, 2, 8}, Shape{8, 2, 24}, Shape{2, 2, 32}, Shape{6, 2, 8},
+        Shape{32, 1, 8}, Shape{2, 1, 80}, Shape{4, 2, 12}}) {
     const int64_t hd = sh.hd, qw = sh.heads * hd, kw = sh.kvHeads * hd;
     std::string ir = cachedAttentionIr(sh.heads, sh.kvHeads, hd);
     // The kernel takes whole vectors of the head dimension only.
