@@ -199,19 +199,20 @@ struct RankConfig {
 /// is chosen, flushed. A decoding error is kept for the end.
 struct StreamPrinter {
   std::optional<ckpt::TextStream> text;
-  bool printed = false;
+  /// Everything printed, for finish()'s check.
+  std::string printed;
   ckpt::Status error = ckpt::Status::success();
 
   void write(const std::string &piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
-    printed = true;
+    printed += piece;
   }
   void onId(int64_t id) {
     if (!error.ok())
       return;
     if (!text) {
-      write((printed ? "," : "") + std::to_string(id));
+      write((printed.empty() ? "" : ",") + std::to_string(id));
       return;
     }
     auto piece = text->push(id);
@@ -220,8 +221,9 @@ struct StreamPrinter {
     else if (!piece->empty())
       write(*piece);
   }
-  /// The rest of the text and the end of the line.
-  ckpt::Status finish() {
+  /// The rest of the text and the end of the line; fails unless all that
+  /// was printed is `line`, what the run prints without --stream.
+  ckpt::Status finish(const std::string &line) {
     JAMBA_CKPT_RETURN_IF_ERROR(error);
     if (text) {
       auto rest = text->finish();
@@ -230,11 +232,15 @@ struct StreamPrinter {
       write(*rest);
     }
     write("\n");
+    if (printed != line + "\n")
+      return ckpt::makeError("printed ", printed.size(),
+                             " bytes that are not the generated line of ",
+                             line.size() + 1, " bytes");
     return ckpt::Status::success();
   }
   /// After a failed generation: ends a line begun.
   void abandon() {
-    if (printed)
+    if (!printed.empty())
       write("\n");
   }
 };
@@ -686,8 +692,7 @@ int main(int argc, char **argv) {
       line = ckpt::formatTokenIds(out.ids);
     }
     if (streamer) {
-      // What was printed, and the rest, is `line`.
-      if (ckpt::Status st = streamer->finish(); !st.ok())
+      if (ckpt::Status st = streamer->finish(line); !st.ok())
         return fail("--stream: " + st.message());
       continue;
     }
