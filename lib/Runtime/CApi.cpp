@@ -21,8 +21,9 @@ using namespace jamba::rt;
 struct jamba_artifact {
   std::shared_ptr<Artifact> artifact;
   /// The artifact's tokenizer, when it has one (loaded with it; encoding
-  /// and decoding are const, so threads may share it).
-  std::optional<ckpt::Tokenizer> tokenizer;
+  /// and decoding are const, so threads may share it). Shared with the
+  /// text streams made from it, which may outlive this handle.
+  std::shared_ptr<const ckpt::Tokenizer> tokenizer;
 };
 
 struct jamba_session {
@@ -36,6 +37,16 @@ struct jamba_session {
 
 struct jamba_rank {
   std::shared_ptr<Communicator> communicator;
+};
+
+struct jamba_text_stream {
+  /// Keeps the tokenizer alive; declared before the stream that uses it.
+  std::shared_ptr<const ckpt::Tokenizer> tokenizer;
+  ckpt::TextStream stream;
+  /// The text the last call returned (its pointer stays valid until the
+  /// next call).
+  std::string text;
+  bool finished;
 };
 
 namespace {
@@ -72,8 +83,11 @@ jamba_status jamba_artifact_open(const char *dir, jamba_artifact **out) {
       (*opened)->loadTokenizer();
   if (!tokenizer.ok())
     return fail(JAMBA_ERROR, tokenizer.status().message());
+  std::shared_ptr<const ckpt::Tokenizer> shared;
+  if (*tokenizer)
+    shared = std::make_shared<const ckpt::Tokenizer>(std::move(**tokenizer));
   *out = new jamba_artifact{std::shared_ptr<Artifact>(std::move(*opened)),
-                            std::move(*tokenizer)};
+                            std::move(shared)};
   lastError.clear();
   return JAMBA_OK;
 }
@@ -85,7 +99,7 @@ int64_t jamba_artifact_vocab_size(const jamba_artifact *artifact) {
 }
 
 int jamba_artifact_has_tokenizer(const jamba_artifact *artifact) {
-  return artifact ? artifact->tokenizer.has_value() : -1;
+  return artifact ? artifact->tokenizer != nullptr : -1;
 }
 
 jamba_status jamba_tokenize(const jamba_artifact *artifact, const char *text,
@@ -146,6 +160,63 @@ jamba_status jamba_detokenize(const jamba_artifact *artifact,
   lastError.clear();
   return JAMBA_OK;
 }
+
+jamba_status jamba_text_stream_create(const jamba_artifact *artifact,
+                                      jamba_text_stream **out) {
+  if (!artifact || !out)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_text_stream_create: null artifact or output pointer");
+  *out = nullptr;
+  if (!artifact->tokenizer)
+    return noTokenizer("jamba_text_stream_create");
+  *out = new jamba_text_stream{
+      artifact->tokenizer, ckpt::TextStream(*artifact->tokenizer), {}, false};
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+jamba_status jamba_text_stream_push(jamba_text_stream *stream, int32_t id,
+                                    const char **text, int64_t *length) {
+  if (!stream || !text)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_text_stream_push: null stream or text pointer");
+  if (stream->finished)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_text_stream_push: the stream is finished");
+  ckpt::StatusOr<std::string> piece = stream->stream.push(id);
+  if (!piece.ok())
+    return fail(JAMBA_ERROR, ckpt::concat("jamba_text_stream_push: ",
+                                          piece.status().message()));
+  stream->text = std::move(*piece);
+  *text = stream->text.c_str();
+  if (length)
+    *length = int64_t(stream->text.size());
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+jamba_status jamba_text_stream_finish(jamba_text_stream *stream,
+                                      const char **text, int64_t *length) {
+  if (!stream || !text)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_text_stream_finish: null stream or text pointer");
+  if (stream->finished)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                "jamba_text_stream_finish: the stream is finished");
+  ckpt::StatusOr<std::string> rest = stream->stream.finish();
+  if (!rest.ok())
+    return fail(JAMBA_ERROR, ckpt::concat("jamba_text_stream_finish: ",
+                                          rest.status().message()));
+  stream->finished = true;
+  stream->text = std::move(*rest);
+  *text = stream->text.c_str();
+  if (length)
+    *length = int64_t(stream->text.size());
+  lastError.clear();
+  return JAMBA_OK;
+}
+
+void jamba_text_stream_free(jamba_text_stream *stream) { delete stream; }
 
 } // extern "C"
 

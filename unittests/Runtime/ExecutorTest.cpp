@@ -24,6 +24,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -819,7 +820,37 @@ TEST_F(ExecutorTest, CApiTokenizer) {
             JAMBA_INVALID_ARGUMENT);
   EXPECT_EQ(jamba_detokenize(art, nullptr, 1, text, 6, &length),
             JAMBA_INVALID_ARGUMENT);
+
+  // The same ids through a text stream, which outlives the artifact handle:
+  // <s> gives nothing, "▁" nothing yet (the decoder strips a leading
+  // space), then "he" gives "he" and so on; the pieces are "hello".
+  jamba_text_stream *stream = nullptr;
+  ASSERT_EQ(jamba_text_stream_create(art, &stream), JAMBA_OK)
+      << jamba_last_error();
   jamba_artifact_free(art);
+  std::vector<std::string> pieces;
+  for (int32_t id : ids) {
+    const char *piece = nullptr;
+    int64_t bytes = -1;
+    ASSERT_EQ(jamba_text_stream_push(stream, id, &piece, &bytes), JAMBA_OK)
+        << jamba_last_error();
+    EXPECT_EQ(bytes, int64_t(std::strlen(piece)));
+    pieces.push_back(piece);
+  }
+  EXPECT_EQ(pieces, (std::vector<std::string>{"", "", "he", "l", "l", "o"}));
+  const char *rest = nullptr;
+  ASSERT_EQ(jamba_text_stream_finish(stream, &rest, nullptr), JAMBA_OK);
+  EXPECT_EQ(std::string(rest), "");
+  EXPECT_EQ(jamba_text_stream_push(stream, 4, &rest, nullptr),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_text_stream_push: the stream is finished");
+  EXPECT_EQ(jamba_text_stream_finish(stream, &rest, nullptr),
+            JAMBA_INVALID_ARGUMENT);
+  EXPECT_EQ(jamba_text_stream_push(nullptr, 4, &rest, nullptr),
+            JAMBA_INVALID_ARGUMENT);
+  jamba_text_stream_free(stream);
+  jamba_text_stream_free(nullptr);
 
   // Without a tokenizer both are errors that say so.
   std::string bare = root + "/bare";
@@ -830,6 +861,11 @@ TEST_F(ExecutorTest, CApiTokenizer) {
   EXPECT_EQ(std::string(jamba_last_error()),
             "jamba_tokenize: the artifact has no tokenizer (its checkpoint "
             "had no tokenizer.json)");
+  EXPECT_EQ(jamba_text_stream_create(art, &stream), JAMBA_ERROR);
+  EXPECT_EQ(stream, nullptr);
+  EXPECT_EQ(std::string(jamba_last_error()),
+            "jamba_text_stream_create: the artifact has no tokenizer (its "
+            "checkpoint had no tokenizer.json)");
   jamba_artifact_free(art);
 
   // A tokenizer with ids past the model's vocabulary is refused at open.

@@ -68,6 +68,27 @@ jamba_status jamba_detokenize(const jamba_artifact *artifact,
                               const int32_t *ids, int64_t count, char *text,
                               int64_t capacity, int64_t *length);
 
+/** A sequence's ids to text as they come (generated ids shown while they
+ * are generated, e.g. from jamba_generate_options.on_id), with the
+ * artifact's tokenizer, special tokens left out. Each push returns the text
+ * that the ids so far certainly begin with and that was not returned
+ * before: a run of byte-fallback tokens (a character's bytes) waits for a
+ * token that is not one. Finish returns the rest; all the returned pieces
+ * together are jamba_detokenize of all the ids. The text a call returns is
+ * NUL-terminated, *length (when not null) its bytes without the NUL, and it
+ * stays valid until the next call on the stream. The stream keeps the
+ * tokenizer: the artifact may be freed first. An artifact without a
+ * tokenizer is JAMBA_ERROR; a push or finish after finish is
+ * JAMBA_INVALID_ARGUMENT. */
+typedef struct jamba_text_stream jamba_text_stream;
+jamba_status jamba_text_stream_create(const jamba_artifact *artifact,
+                                      jamba_text_stream **out);
+jamba_status jamba_text_stream_push(jamba_text_stream *stream, int32_t id,
+                                    const char **text, int64_t *length);
+jamba_status jamba_text_stream_finish(jamba_text_stream *stream,
+                                      const char **text, int64_t *length);
+void jamba_text_stream_free(jamba_text_stream *stream);
+
 /** Binds `artifact` for `batch` sequences at once and `context` tokens per
  * sequence (0: min(4096, the artifact's largest)); loads the kernels and
  * allocates every buffer. Values above the artifact's maxima are refused.
