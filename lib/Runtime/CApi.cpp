@@ -65,6 +65,31 @@ jamba_status noTokenizer(const char *call) {
                                               "no tokenizer.json)"));
 }
 
+/// jamba_text_stream_push (`id`) and jamba_text_stream_finish (none): the
+/// text the call gives, kept in the stream until its next call.
+jamba_status textStreamStep(const char *call, jamba_text_stream *stream,
+                            std::optional<int32_t> id, const char **text,
+                            int64_t *length) {
+  if (!stream || !text)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                ckpt::concat(call, ": null stream or text pointer"));
+  if (stream->finished)
+    return fail(JAMBA_INVALID_ARGUMENT,
+                ckpt::concat(call, ": the stream is finished"));
+  ckpt::StatusOr<std::string> piece =
+      id ? stream->stream.push(*id) : stream->stream.finish();
+  if (!piece.ok())
+    return fail(JAMBA_ERROR,
+                ckpt::concat(call, ": ", piece.status().message()));
+  stream->finished = !id;
+  stream->text = std::move(*piece);
+  *text = stream->text.c_str();
+  if (length)
+    *length = int64_t(stream->text.size());
+  lastError.clear();
+  return JAMBA_OK;
+}
+
 } // namespace
 
 extern "C" {
@@ -177,43 +202,13 @@ jamba_status jamba_text_stream_create(const jamba_artifact *artifact,
 
 jamba_status jamba_text_stream_push(jamba_text_stream *stream, int32_t id,
                                     const char **text, int64_t *length) {
-  if (!stream || !text)
-    return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_text_stream_push: null stream or text pointer");
-  if (stream->finished)
-    return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_text_stream_push: the stream is finished");
-  ckpt::StatusOr<std::string> piece = stream->stream.push(id);
-  if (!piece.ok())
-    return fail(JAMBA_ERROR, ckpt::concat("jamba_text_stream_push: ",
-                                          piece.status().message()));
-  stream->text = std::move(*piece);
-  *text = stream->text.c_str();
-  if (length)
-    *length = int64_t(stream->text.size());
-  lastError.clear();
-  return JAMBA_OK;
+  return textStreamStep("jamba_text_stream_push", stream, id, text, length);
 }
 
 jamba_status jamba_text_stream_finish(jamba_text_stream *stream,
                                       const char **text, int64_t *length) {
-  if (!stream || !text)
-    return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_text_stream_finish: null stream or text pointer");
-  if (stream->finished)
-    return fail(JAMBA_INVALID_ARGUMENT,
-                "jamba_text_stream_finish: the stream is finished");
-  ckpt::StatusOr<std::string> rest = stream->stream.finish();
-  if (!rest.ok())
-    return fail(JAMBA_ERROR, ckpt::concat("jamba_text_stream_finish: ",
-                                          rest.status().message()));
-  stream->finished = true;
-  stream->text = std::move(*rest);
-  *text = stream->text.c_str();
-  if (length)
-    *length = int64_t(stream->text.size());
-  lastError.clear();
-  return JAMBA_OK;
+  return textStreamStep("jamba_text_stream_finish", stream, std::nullopt, text,
+                        length);
 }
 
 void jamba_text_stream_free(jamba_text_stream *stream) { delete stream; }
