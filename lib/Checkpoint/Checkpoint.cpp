@@ -573,6 +573,41 @@ Checkpoint::loadExpertWeightF32(const std::string &pattern, int64_t expert,
 
 WeightReader::~WeightReader() = default;
 
+StatusOr<bool> WeightReader::copyStoredBytes(const std::string &, int64_t,
+                                             const std::vector<int64_t> &,
+                                             DType, uint8_t *, size_t) const {
+  return false;
+}
+
+StatusOr<bool>
+Checkpoint::copyStoredBytes(const std::string &name, int64_t expert,
+                            const std::vector<int64_t> &expectedShape,
+                            DType dtype, uint8_t *dst, size_t nbytes) const {
+  // A whole stack of experts may be stored as several tensors: the
+  // caller converts it (the writers take stacks expert by expert).
+  if (expert < 0 && name.find("{e}") != std::string::npos)
+    return false;
+  WeightSlice slice;
+  JAMBA_CKPT_RETURN_IF_ERROR(locateWeight(name, expectedShape, slice, expert));
+  const TensorInfo &t = *slice.tensor;
+  if (t.dtype != dtype)
+    return false;
+  size_t esize = dtypeSize(dtype);
+  size_t numel = t.nbytes / esize;
+  if (slice.first > numel || slice.count > numel - slice.first)
+    return makeError("checkpoint ", dir, ": tensor '", t.name,
+                     "': element range [", slice.first, ", ",
+                     slice.first + slice.count, ") is outside its ", numel,
+                     " elements");
+  if (slice.count * esize != nbytes)
+    return makeError(
+        "checkpoint ", dir, ": tensor '", name, "'",
+        expert >= 0 ? concat(" (expert ", expert, ")") : std::string(), ": ",
+        slice.count * esize, " bytes of ", dtypeName(dtype), ", not ", nbytes);
+  std::memcpy(dst, t.data + slice.first * esize, nbytes);
+  return true;
+}
+
 Status Checkpoint::loadWeightF32(const std::string &name,
                                  const std::vector<int64_t> &expectedShape,
                                  std::vector<float> &out) const {

@@ -682,6 +682,18 @@ ExpertsInt8Reader::loadWeightF32(const std::string &name,
   return Status::success();
 }
 
+StatusOr<bool>
+ExpertsInt8Reader::copyStoredBytes(const std::string &name, int64_t expert,
+                                   const std::vector<int64_t> &expectedShape,
+                                   DType dtype, uint8_t *dst,
+                                   size_t nbytes) const {
+  std::string weight;
+  bool isScale = false;
+  if (isQuantized(name, weight, isScale))
+    return false;
+  return in.copyStoredBytes(name, expert, expectedShape, dtype, dst, nbytes);
+}
+
 Status ExpertsInt8Reader::loadExpertWeightF32(
     const std::string &pattern, int64_t expert,
     const std::vector<int64_t> &requested, std::vector<float> &out) const {

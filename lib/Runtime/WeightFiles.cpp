@@ -241,12 +241,39 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
             }
             std::vector<int64_t> expertShape = w.checkpointShape();
             expertShape.erase(expertShape.begin());
+            // Whether each target took the expert's stored bytes as they are
+            // (it takes the whole expert in the checkpoint's dtype).
+            std::vector<bool> copied(targets.size());
             for (size_t i = 0; i < experts.size(); ++i) {
-              Status st = source.loadExpertWeightF32(w.name, experts[i],
-                                                     expertShape, expert);
-              for (auto [target, bytes] : targets) {
+              Status st = Status::success();
+              bool allCopied = true;
+              for (size_t k = 0; k < targets.size() && st.ok(); ++k) {
+                auto [target, bytes] = targets[k];
+                copied[k] = false;
+                if (expertCuts[target]->ofEach) {
+                  allCopied = false;
+                  continue;
+                }
+                const WeightDesc &t = manifest.weights[target];
+                const size_t perExpert = cutBytes[target] / experts.size();
+                ckpt::StatusOr<bool> raw = source.copyStoredBytes(
+                    w.name, experts[i], expertShape, t.dtype,
+                    bytes + i * perExpert, perExpert);
+                if (!raw.ok())
+                  st = raw.status();
+                else
+                  copied[k] = *raw;
+                allCopied = allCopied && copied[k];
+              }
+              if (st.ok() && !allCopied)
+                st = source.loadExpertWeightF32(w.name, experts[i], expertShape,
+                                                expert);
+              for (size_t k = 0; k < targets.size() && !allCopied; ++k) {
+                auto [target, bytes] = targets[k];
                 if (!st.ok())
                   break;
+                if (copied[k])
+                  continue;
                 const WeightDesc &t = manifest.weights[target];
                 const std::optional<WeightOrigin> &ofEach =
                     expertCuts[target]->ofEach;
@@ -279,6 +306,19 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         w.name, w.dtype, w.shape,
         [&source, &w, &loaded, &cut, &noteError](uint8_t *dst, size_t nbytes) {
+          if (w.from.kind == WeightOrigin::Kind::Whole) {
+            // Stored in the weight's dtype: its bytes as they are.
+            ckpt::StatusOr<bool> raw = source.copyStoredBytes(
+                w.name, /*expert=*/-1, w.checkpointShape(), w.dtype, dst,
+                nbytes);
+            if (!raw.ok()) {
+              noteError(raw.status());
+              std::memset(dst, 0, nbytes);
+              return;
+            }
+            if (*raw)
+              return;
+          }
           if (loaded.name != w.name) {
             loaded.name.clear();
             // Checked above, but the file may still fail to read: remember

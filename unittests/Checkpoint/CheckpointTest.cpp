@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -459,16 +460,23 @@ TEST(CheckpointTest, FusedV5ExpertsMatchPerExpert) {
   }
 }
 
+/// `model`'s experts in layout 0 (per-expert tensors), 1 (fused ones) or 2
+/// (fused ones under `.moe.`).
+std::vector<Tensor> expertLayout(const std::vector<Tensor> &model, int layout) {
+  std::vector<Tensor> tensors =
+      layout == 0 ? model : fuseExperts(model, layout == 1 ? "" : ".weight");
+  if (layout == 2)
+    for (Tensor &t : tensors)
+      if (t.name.find(".experts.") != std::string::npos)
+        t.name.replace(t.name.find(".feed_forward."), 14, ".moe.");
+  return tensors;
+}
+
 TEST(CheckpointTest, LoadsOneExpertAtATime) {
   std::vector<Tensor> model = fullModel(testConfig());
   // Per-expert tensors, fused ones, and fused ones under `.moe.`.
   for (int layout = 0; layout < 3; ++layout) {
-    std::vector<Tensor> tensors =
-        layout == 0 ? model : fuseExperts(model, layout == 1 ? "" : ".weight");
-    if (layout == 2)
-      for (Tensor &t : tensors)
-        if (t.name.find(".experts.") != std::string::npos)
-          t.name.replace(t.name.find(".feed_forward."), 14, ".moe.");
+    std::vector<Tensor> tensors = expertLayout(model, layout);
     TempDir dir;
     writeCheckpoint(dir, tensors);
     std::unique_ptr<Checkpoint> ckpt = openOk(dir);
@@ -654,6 +662,112 @@ TEST(CheckpointTest, Bf16Checkpoint) {
   const Tensor &t = get(model, "model.layers.1.self_attn.q_proj.weight");
   ASSERT_TRUE(ckpt->loadWeightF64(t.name, t.shape, out).ok());
   EXPECT_EQ(out, std::vector<double>(t.values.begin(), t.values.end()));
+}
+
+/// `values` as bf16 bytes (little-endian), as a bf16 checkpoint stores them.
+std::vector<uint8_t> bf16Bytes(const std::vector<float> &values) {
+  std::vector<uint8_t> out;
+  for (float v : values) {
+    uint16_t h = f32ToBf16(v);
+    out.push_back(static_cast<uint8_t>(h));
+    out.push_back(static_cast<uint8_t>(h >> 8));
+  }
+  return out;
+}
+
+// copyStoredBytes gives a weight's stored bytes when it is stored in the
+// dtype asked for: a plain tensor, a `.moe.` variant, one expert of
+// per-expert or fused tensors (the expert's own rows), and false for
+// another dtype or a whole `{e}` stack, writing nothing then.
+TEST(CheckpointTest, CopiesStoredBytesInTheirDtype) {
+  std::vector<Tensor> model = fullModel(testConfig());
+  for (int layout = 0; layout < 3; ++layout) {
+    std::vector<Tensor> tensors = expertLayout(model, layout);
+    TempDir dir;
+    writeCheckpoint(dir, tensors, kConfig, DType::BF16);
+    std::unique_ptr<Checkpoint> ckpt = openOk(dir);
+    ASSERT_TRUE(ckpt);
+    for (const Tensor &t : model) {
+      std::vector<uint8_t> bytes(2 * t.values.size(), 0);
+      size_t at = t.name.find(".experts.");
+      StatusOr<bool> copied = false;
+      if (at == std::string::npos) {
+        copied = ckpt->copyStoredBytes(t.name, -1, t.shape, DType::BF16,
+                                       bytes.data(), bytes.size());
+      } else {
+        // experts.<e>.<proj>: expert e of the stack.
+        std::string pattern = t.name;
+        size_t digit = at + 9;
+        int64_t expert = pattern[digit] - '0';
+        pattern.replace(digit, 1, "{e}");
+        copied = ckpt->copyStoredBytes(pattern, expert, t.shape, DType::BF16,
+                                       bytes.data(), bytes.size());
+      }
+      ASSERT_TRUE(copied.ok()) << t.name << ": " << copied.status().message();
+      EXPECT_TRUE(*copied) << t.name << " layout " << layout;
+      EXPECT_EQ(bytes, bf16Bytes(t.values)) << t.name << " layout " << layout;
+    }
+    // Another dtype, or a whole stack: false, nothing written.
+    const Tensor &d = get(model, "model.layers.0.mamba.D");
+    std::vector<uint8_t> untouched(4 * d.values.size(), 0xA5);
+    std::vector<uint8_t> bytes = untouched;
+    StatusOr<bool> copied = ckpt->copyStoredBytes(
+        d.name, -1, d.shape, DType::F32, bytes.data(), bytes.size());
+    ASSERT_TRUE(copied.ok()) << copied.status().message();
+    EXPECT_FALSE(*copied);
+    EXPECT_EQ(bytes, untouched);
+    copied = ckpt->copyStoredBytes(
+        "model.layers.1.feed_forward.experts.{e}.up_proj.weight", -1, {2, 4, 8},
+        DType::BF16, bytes.data(), 2 * 64);
+    ASSERT_TRUE(copied.ok()) << copied.status().message();
+    EXPECT_FALSE(*copied);
+    EXPECT_EQ(bytes, untouched);
+    // Errors: a size that is not the weight's, a missing weight, a shape.
+    EXPECT_CONTAINS(
+        ckpt->copyStoredBytes(d.name, -1, d.shape, DType::BF16, bytes.data(), 2)
+            .status()
+            .message(),
+        "tensor 'model.layers.0.mamba.D': 32 bytes of BF16, not 2");
+    EXPECT_CONTAINS(ckpt->copyStoredBytes("model.layers.0.mamba.E", -1, d.shape,
+                                          DType::BF16, bytes.data(), 32)
+                        .status()
+                        .message(),
+                    "'model.layers.0.mamba.E' not found");
+    EXPECT_CONTAINS(
+        ckpt->copyStoredBytes(d.name, -1, {8}, DType::BF16, bytes.data(), 16)
+            .status()
+            .message(),
+        "expected shape [8], got [16]");
+  }
+  // The bytes as stored: a signalling NaN stays signalling (a conversion
+  // through f32 would quiet it: 0x7F81 -> 0x7FC1).
+  TempDir dir;
+  std::vector<Tensor> tensors = model;
+  writeCheckpoint(dir, tensors, kConfig, DType::BF16);
+  {
+    // Rewrite D with a signalling NaN in element 3.
+    const Tensor &d = get(model, "model.layers.0.mamba.D");
+    std::vector<uint8_t> raw = bf16Bytes(d.values);
+    raw[6] = 0x81;
+    raw[7] = 0x7F;
+    SafeTensorsWriter w;
+    for (const Tensor &t : tensors) {
+      Status st = t.name == d.name
+                      ? w.add(t.name, DType::BF16, t.shape, raw)
+                      : w.addFloats(t.name, DType::BF16, t.shape, t.values);
+      ASSERT_TRUE(st.ok()) << st.message();
+    }
+    Status st = w.write(dir.file("model.safetensors"));
+    ASSERT_TRUE(st.ok()) << st.message();
+    std::unique_ptr<Checkpoint> ckpt = openOk(dir);
+    ASSERT_TRUE(ckpt);
+    std::vector<uint8_t> bytes(raw.size());
+    StatusOr<bool> copied = ckpt->copyStoredBytes(
+        d.name, -1, d.shape, DType::BF16, bytes.data(), bytes.size());
+    ASSERT_TRUE(copied.ok()) << copied.status().message();
+    EXPECT_TRUE(*copied);
+    EXPECT_EQ(bytes, raw);
+  }
 }
 
 TEST(CheckpointTest, NonFloatTensorIsAnError) {

@@ -479,6 +479,25 @@ void expectReaderReadsTheCopy(const Checkpoint &in, const Checkpoint &copy,
     }
   }
   EXPECT_GT(patterns, 0);
+  // The tensors the copy keeps come as stored (the input's bytes are the
+  // copy's); the int8 weights and their scales are made, not copied.
+  const std::string scaleSuffix = int8ScaleName("");
+  for (const std::string &name : names) {
+    const TensorInfo *t = copy.find(name);
+    std::vector<uint8_t> bytes(t->nbytes, 0xA5);
+    StatusOr<bool> copied = reader.copyStoredBytes(
+        name, /*expert=*/-1, t->shape, t->dtype, bytes.data(), bytes.size());
+    ASSERT_TRUE(copied.ok()) << name << ": " << copied.status().message();
+    bool made = t->dtype == DType::I8 ||
+                (name.size() > scaleSuffix.size() &&
+                 name.compare(name.size() - scaleSuffix.size(),
+                              scaleSuffix.size(), scaleSuffix) == 0);
+    EXPECT_EQ(*copied, !made) << name;
+    if (*copied)
+      EXPECT_EQ(std::memcmp(bytes.data(), t->data, t->nbytes), 0) << name;
+    else
+      EXPECT_EQ(bytes, std::vector<uint8_t>(t->nbytes, 0xA5)) << name;
+  }
   // Whether the kept tensors are all BF16 is the copy's answer.
   bool keptBF16 = true;
   for (const std::string &name : names) {

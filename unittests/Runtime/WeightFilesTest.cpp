@@ -71,6 +71,12 @@ public:
     loadOrder.push_back(pattern + "[" + std::to_string(expert) + "]");
     if (pattern == failingLoad)
       return ckpt::makeError("fake: cannot read '", pattern, "'");
+    return loadExpert(pattern, expert, expectedShape, out);
+  }
+  /// Expert `expert` of the stack `pattern`, not counted.
+  ckpt::Status loadExpert(const std::string &pattern, int64_t expert,
+                          const std::vector<int64_t> &expectedShape,
+                          std::vector<float> &out) const {
     auto it = tensors.find(pattern);
     if (it == tensors.end() || it->second.shape.empty() ||
         std::vector<int64_t>(it->second.shape.begin() + 1,
@@ -82,6 +88,30 @@ public:
     out.assign(it->second.values.begin() + expert * size,
                it->second.values.begin() + (expert + 1) * size);
     return ckpt::Status::success();
+  }
+  /// The tensors named here are stored in that dtype: copyStoredBytes
+  /// gives their bytes (encoded from `values`) when asked for it, counted
+  /// in `copies` (experts as "name[e]").
+  std::map<std::string, ckpt::DType> stored;
+  mutable std::map<std::string, int> copies;
+  ckpt::StatusOr<bool>
+  copyStoredBytes(const std::string &name, int64_t expert,
+                  const std::vector<int64_t> &expectedShape, ckpt::DType dtype,
+                  uint8_t *dst, size_t nbytes) const override {
+    auto it = stored.find(name);
+    if (it == stored.end() || it->second != dtype)
+      return false;
+    std::vector<float> values;
+    JAMBA_CKPT_RETURN_IF_ERROR(
+        expert < 0 ? checkWeight(name, expectedShape)
+                   : loadExpert(name, expert, expectedShape, values));
+    if (expert < 0)
+      values = tensors.at(name).values;
+    if (values.size() * ckpt::dtypeSize(dtype) != nbytes)
+      return ckpt::makeError("fake: ", nbytes, " bytes for '", name, "'");
+    ++copies[expert < 0 ? name : name + "[" + std::to_string(expert) + "]"];
+    encodeWeightValues(values, dtype, dst);
+    return true;
   }
   ckpt::Status
   checkWeight(const std::string &name,
@@ -390,6 +420,104 @@ TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
   files = writeWeightFiles(ckpt, m, failing.path());
   ASSERT_FALSE(files.ok());
   EXPECT_EQ(files.status().message(), "fake: cannot read '" + up + "'");
+}
+
+// A weight or an expert taken whole in the dtype the checkpoint stores it in
+// is copied as stored, not loaded as f32 and converted back; any other
+// weight, expert cut or dtype is loaded. Both give the same bytes.
+TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
+  FakeCheckpoint ckpt;
+  const std::string a = "a", b = "b", up = "layer.experts.{e}.up",
+                    down = "layer.experts.{e}.down";
+  ckpt.tensors[a] = {{3, 4}, randomValues(12, 1, false)};
+  ckpt.tensors[b] = {{4, 2}, randomValues(8, 2, false)};
+  ckpt.tensors[up] = {{4, 3, 4}, randomValues(48, 3, false)};
+  ckpt.tensors[down] = {{4, 4, 3}, randomValues(48, 4, true)};
+  for (const std::string &name : {a, b, up, down})
+    ckpt.stored[name] = ckpt::DType::BF16;
+  auto experts = [](const std::string &pattern, int count) {
+    std::map<std::string, int> n;
+    for (int e = 0; e < 4; ++e)
+      n[pattern + "[" + std::to_string(e) + "]"] = count;
+    return n;
+  };
+
+  // One rank: `a` and `up` BF16 as stored, `b` F32 and `down` I8 converted.
+  ArtifactManifest m;
+  m.weights = {weight(a, 0, ckpt::DType::BF16, {3, 4}),
+               weight(b, 0, ckpt::DType::F32, {4, 2}),
+               weight(up, 0, ckpt::DType::BF16, {4, 3, 4}),
+               weight(down, 0, ckpt::DType::I8, {4, 4, 3})};
+  TempDir one;
+  ckpt::StatusOr<std::vector<FileDesc>> files =
+      writeWeightFiles(ckpt, m, one.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  std::map<std::string, int> copies = experts(up, 1), loads = experts(down, 1);
+  copies[a] = 1;
+  loads[b] = 1;
+  EXPECT_EQ(ckpt.copies, copies);
+  EXPECT_EQ(ckpt.loads, loads);
+  std::string path = one.path() + "/" + (*files)[0].path;
+  for (const std::string &name : {a, b, up, down})
+    EXPECT_EQ(readTensor(path, name), ckpt.tensors[name].values) << name;
+
+  // The same files from a checkpoint that gives no stored bytes.
+  FakeCheckpoint converted = ckpt;
+  converted.stored.clear();
+  converted.loads.clear();
+  converted.copies.clear();
+  TempDir same;
+  ckpt::StatusOr<std::vector<FileDesc>> sameFiles =
+      writeWeightFiles(converted, m, same.path());
+  ASSERT_TRUE(sameFiles.ok()) << sameFiles.status().message();
+  EXPECT_TRUE(converted.copies.empty());
+  EXPECT_EQ((*sameFiles)[0].sha256, (*files)[0].sha256);
+
+  // 2 x 2 ranks: rank 2p + t takes experts 2p, 2p + 1 of `up` whole (its
+  // two ranks copy each expert) and column t of each of `down`'s (loaded
+  // once for both), and rows t of `a` (loaded once).
+  ckpt.copies.clear();
+  ckpt.loads.clear();
+  m.ranks = 4;
+  m.weights.clear();
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t p = r / 2, t = r % 2;
+    m.weights.push_back(
+        weight(a, r, ckpt::DType::BF16, {1, 4},
+               WeightOrigin::slice({3, 4}, {{{t, 1}}, {{0, 4}}})));
+    m.weights.push_back(weight(
+        up, r, ckpt::DType::BF16, {2, 3, 4},
+        WeightOrigin::slice({4, 3, 4}, {{{2 * p, 2}}, {{0, 3}}, {{0, 4}}})));
+    m.weights.push_back(weight(
+        down, r, ckpt::DType::BF16, {2, 4, 1},
+        WeightOrigin::slice({4, 4, 3}, {{{2 * p, 2}}, {{0, 4}}, {{t, 1}}})));
+  }
+  TempDir four;
+  files = writeWeightFiles(ckpt, m, four.path());
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  copies = experts(up, 2);
+  loads = experts(down, 1);
+  loads[a] = 1;
+  EXPECT_EQ(ckpt.copies, copies);
+  EXPECT_EQ(ckpt.loads, loads);
+  const std::vector<float> &aValues = ckpt.tensors[a].values,
+                           &upValues = ckpt.tensors[up].values,
+                           &downValues = ckpt.tensors[down].values;
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t p = r / 2, t = r % 2;
+    path = four.path() + "/weights/rank-" + std::to_string(r) + ".safetensors";
+    EXPECT_EQ(readTensor(path, a),
+              std::vector<float>(aValues.begin() + 4 * t,
+                                 aValues.begin() + 4 * (t + 1)));
+    EXPECT_EQ(readTensor(path, up),
+              std::vector<float>(upValues.begin() + 24 * p,
+                                 upValues.begin() + 24 * (p + 1)))
+        << "rank " << r;
+    std::vector<float> column;
+    for (int64_t row = 8 * p; row < 8 * (p + 1); ++row)
+      column.push_back(downValues[3 * row + t]);
+    EXPECT_EQ(readTensor(path, down), column) << "rank " << r;
+  }
 }
 
 // Each rank's weights in two parts (jamba-compile --weights-file-size): the

@@ -69,6 +69,21 @@ public:
   virtual Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
                                      const std::vector<int64_t> &expectedShape,
                                      std::vector<float> &out) const = 0;
+  /// Copies the stored bytes of weight `name` into `dst` (`nbytes`) when
+  /// the reader holds them as `dtype`, and returns true; returns false,
+  /// writing nothing, when the values must be loaded and converted instead
+  /// (stored in another dtype, or made by the reader). `expert` < 0: `name`
+  /// and `expectedShape` as for loadWeightF32 (a `{e}` stack gives false);
+  /// otherwise one expert, as for loadExpertWeightF32. The bytes are those
+  /// that converting the loaded values back to `dtype` gives (exact for F32,
+  /// BF16 and I8), except that a signalling NaN stays signalling. The
+  /// artifact writers copy a weight this way instead of widening it to f32
+  /// and narrowing it again. Errors as loadWeightF32's, and an `nbytes`
+  /// that is not the weight's size. The default: false.
+  virtual StatusOr<bool>
+  copyStoredBytes(const std::string &name, int64_t expert,
+                  const std::vector<int64_t> &expectedShape, DType dtype,
+                  uint8_t *dst, size_t nbytes) const;
 };
 
 /// An open checkpoint directory: the validated config and the memory-mapped
@@ -147,6 +162,12 @@ public:
   Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
                              const std::vector<int64_t> &expectedShape,
                              std::vector<float> &out) const override;
+  /// The weight's bytes where locateWeight finds it, when its tensor's
+  /// dtype is `dtype` (a fused expert tensor's rows of that expert too).
+  StatusOr<bool> copyStoredBytes(const std::string &name, int64_t expert,
+                                 const std::vector<int64_t> &expectedShape,
+                                 DType dtype, uint8_t *dst,
+                                 size_t nbytes) const override;
 
 private:
   Checkpoint() = default;

@@ -201,6 +201,12 @@ public:
   Status loadExpertWeightF32(const std::string &pattern, int64_t expert,
                              const std::vector<int64_t> &expectedShape,
                              std::vector<float> &out) const override;
+  /// The input's bytes for a tensor the copy keeps as it is; false for the
+  /// quantized weights and their scales, which are made when loaded.
+  StatusOr<bool> copyStoredBytes(const std::string &name, int64_t expert,
+                                 const std::vector<int64_t> &expectedShape,
+                                 DType dtype, uint8_t *dst,
+                                 size_t nbytes) const override;
 
   /// Whether every tensor of the copy that is not quantized (all but the
   /// int8 weights and their scales) is BF16, at least one.

@@ -58,9 +58,12 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// read expert by expert (WeightReader::loadExpertWeightF32), one expert in
 /// memory at a time; each expert is read once for every rank's cut over the
 /// same experts, the cuts of the ranks whose turn has not come yet kept in
-/// their dtype until then. Returns the files (artifact paths, in the order
-/// of their first weight) with their sizes and SHA-256, taken as they were
-/// written. Precondition: validateManifest(manifest).
+/// their dtype until then. A weight or expert taken whole in the dtype the
+/// checkpoint stores it in (a bf16 checkpoint's bf16 weights, a quantized
+/// one's int8 experts) is copied as stored (WeightReader::copyStoredBytes),
+/// not widened to f32 and narrowed again. Returns the files (artifact paths, in
+/// the order of their first weight) with their sizes and SHA-256, taken as they
+/// were written. Precondition: validateManifest(manifest).
 ckpt::StatusOr<std::vector<FileDesc>>
 writeWeightFiles(const ckpt::WeightReader &source,
                  const ArtifactManifest &manifest, const std::string &dir);
