@@ -123,9 +123,12 @@ std::string opOf(const std::string &name) {
   return name.substr(0, name.find("__")) + " " + name.substr(last + 2);
 }
 
-void appendTable(std::string &out, const char *title,
-                 const std::vector<KernelProfile::Entry> &entries,
-                 size_t limit) {
+} // namespace
+
+void cuda::appendProfileTable(std::string &out, const char *title,
+                              const char *clock,
+                              const std::vector<KernelProfile::Entry> &entries,
+                              size_t limit) {
   double total = 0;
   int64_t launches = 0;
   for (const KernelProfile::Entry &e : entries) {
@@ -134,10 +137,10 @@ void appendTable(std::string &out, const char *title,
   }
   char line[512];
   std::snprintf(line, sizeof(line),
-                "%s: %.3f ms of GPU time in %" PRId64 " launches\n"
-                "  %10s %6s %9s %10s  %s\n",
-                title, total, launches, "GPU ms", "%", "launches", "mean us",
-                "name");
+                "%s: %.3f ms of %s time in %" PRId64 " launches\n"
+                "  %7s ms %6s %9s %10s  %s\n",
+                title, total, clock, launches, clock, "%", "launches",
+                "mean us", "name");
   out += line;
   size_t shown = 0;
   for (const KernelProfile::Entry &e : entries) {
@@ -155,8 +158,6 @@ void appendTable(std::string &out, const char *title,
     out += line;
   }
 }
-
-} // namespace
 
 std::string
 cuda::formatKernelProfile(const std::vector<KernelProfile::Entry> &entries,
@@ -177,7 +178,7 @@ cuda::formatKernelProfile(const std::vector<KernelProfile::Entry> &entries,
         return a.milliseconds > b.milliseconds;
       });
   std::string out;
-  appendTable(out, "kernel profile by op", ops, limit);
-  appendTable(out, "kernel profile by kernel", entries, limit);
+  appendProfileTable(out, "kernel profile by op", "GPU", ops, limit);
+  appendProfileTable(out, "kernel profile by kernel", "GPU", entries, limit);
   return out;
 }

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstdlib>
 #include <cstring>
@@ -555,6 +556,62 @@ std::vector<cuda::KernelProfile::Entry> Executor::cudaKernelProfile() const {
   return cudaSession->profile()->entries();
 }
 
+std::vector<cuda::KernelProfile::Entry> Executor::stepProfile() const {
+  std::vector<cuda::KernelProfile::Entry> out;
+  for (const auto &kv : stepTimes)
+    out.push_back(kv.second);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const cuda::KernelProfile::Entry &a,
+                      const cuda::KernelProfile::Entry &b) {
+                     return a.milliseconds > b.milliseconds;
+                   });
+  return out;
+}
+
+std::string
+rt::formatStepProfile(const std::vector<cuda::KernelProfile::Entry> &entries,
+                      const ckpt::JambaConfig &config, size_t limit) {
+  // "decode__layer3" -> "decode Mamba + MoE layer"; "prefill__embed" ->
+  // "prefill embed"; another name as it is.
+  auto kindOf = [&config](const std::string &name) {
+    size_t sep = name.find("__");
+    if (sep == std::string::npos)
+      return name;
+    std::string entry = name.substr(0, sep), part = name.substr(sep + 2);
+    const std::string layer = "layer";
+    if (part.compare(0, layer.size(), layer) == 0 &&
+        part.size() > layer.size() && part.size() <= layer.size() + 9 &&
+        std::all_of(part.begin() + layer.size(), part.end(),
+                    [](char c) { return c >= '0' && c <= '9'; })) {
+      int64_t index = std::stoll(part.substr(layer.size()));
+      if (index < config.numHiddenLayers)
+        return entry + " " +
+               (config.isAttentionLayer(index) ? "attention" : "Mamba") +
+               (config.isMoELayer(index) ? " + MoE" : " + MLP") + " layer";
+    }
+    return entry + " " + part;
+  };
+  std::map<std::string, cuda::KernelProfile::Entry> byKind;
+  for (const cuda::KernelProfile::Entry &e : entries) {
+    cuda::KernelProfile::Entry &kind = byKind[kindOf(e.name)];
+    kind.name = kindOf(e.name);
+    kind.launches += e.launches;
+    kind.milliseconds += e.milliseconds;
+  }
+  std::vector<cuda::KernelProfile::Entry> kinds;
+  for (const auto &kv : byKind)
+    kinds.push_back(kv.second);
+  std::stable_sort(kinds.begin(), kinds.end(),
+                   [](const cuda::KernelProfile::Entry &a,
+                      const cuda::KernelProfile::Entry &b) {
+                     return a.milliseconds > b.milliseconds;
+                   });
+  std::string out;
+  cuda::appendProfileTable(out, "step profile by kind", "wall", kinds, limit);
+  cuda::appendProfileTable(out, "step profile by step", "wall", entries, limit);
+  return out;
+}
+
 size_t Executor::cudaGraphCount() const {
   return cudaSession ? cudaSession->graphCount() : 0;
 }
@@ -739,6 +796,7 @@ Status Executor::prepare(const SessionOptions &options) {
     JAMBA_CKPT_RETURN_IF_ERROR(checkCpuTarget(m.target, noteList));
   boundRank = options.rank;
   comm = options.communicator;
+  profileSteps = options.profileKernels && dev == Device::Cpu;
 
   // Ranks, dims and the plan, checked before anything is allocated.
   StatusOr<MemoryPlan> plan = planSession(art, options);
@@ -1173,7 +1231,18 @@ Status Executor::run(std::string_view name, const CallDims &dims) {
 Status Executor::runSteps(PreparedEntry &entry, std::string_view name) {
   for (size_t i = 0; i < entry.steps.size(); ++i) {
     PreparedStep &ps = entry.steps[i];
-    ps.fn(ps.args.data());
+    if (profileSteps) {
+      auto start = std::chrono::steady_clock::now();
+      ps.fn(ps.args.data());
+      std::chrono::duration<double, std::milli> took =
+          std::chrono::steady_clock::now() - start;
+      cuda::KernelProfile::Entry &times = stepTimes[ps.kernel];
+      times.name = ps.kernel;
+      times.launches += 1;
+      times.milliseconds += took.count();
+    } else {
+      ps.fn(ps.args.data());
+    }
     Status error = comm ? comm->takeError() : Status::success();
     if (error.ok() && cudaSession)
       error = cuda::takeCudaError();

@@ -116,7 +116,9 @@ options (a value follows as the next argument, or as --name=value):
   --profile-kernels  CUDA: time every kernel, cuBLAS GEMM and NCCL
                      all-reduce with CUDA events and print the GPU time per
                      op and per kernel at the end (decode then runs without
-                     CUDA graphs)
+                     CUDA graphs); CPU: time every step (a layer, the
+                     embedding, the head) and print the wall time per kind
+                     of layer and per step at the end
   --help             print this message
 )";
 
@@ -318,11 +320,15 @@ runRank(const Artifact &artifact, Communicator *communicator,
   if (!result.ok())
     return result.status();
   outcome.result = std::move(*result);
-  if (lead && config.profileKernels)
-    std::fprintf(stderr, "jamba-run: %s",
-                 rt::cuda::formatKernelProfile((*executor)->cudaKernelProfile(),
-                                               /*limit=*/40)
-                     .c_str());
+  if (lead && config.profileKernels) {
+    std::string profile =
+        config.device == Device::Cuda
+            ? rt::cuda::formatKernelProfile((*executor)->cudaKernelProfile(),
+                                            /*limit=*/40)
+            : rt::formatStepProfile((*executor)->stepProfile(),
+                                    artifact.manifest().config, /*limit=*/40);
+    std::fprintf(stderr, "jamba-run: %s", profile.c_str());
+  }
   return outcome;
 }
 
@@ -583,9 +589,6 @@ int main(int argc, char **argv) {
                       ? Device::Cuda
                       : Device::Cpu;
   config.cudaDevice = cudaDevice;
-  if (profileKernels && config.device != Device::Cuda)
-    return fail("--profile-kernels times CUDA kernels; this run is on the "
-                "CPU");
   config.profileKernels = profileKernels;
   // Refused before the weights load: a prefill whose logits are [batch, 1,
   // vocab] keeps only the last position's (generate() refuses it too).

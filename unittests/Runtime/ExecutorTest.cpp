@@ -27,6 +27,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -261,6 +262,88 @@ TEST_F(ExecutorTest, ChunkedPrefillEqualsOneShot) {
   ASSERT_TRUE(w.ok()) << w.status().message();
   EXPECT_EQ(w->prefillCalls, 1);
   EXPECT_EQ(w->sequences[0].logits, r->sequences[0].logits);
+}
+
+// With profileKernels on the CPU every call of each step kernel is timed:
+// as many launches as the generation made calls, most time first; nothing
+// without it.
+TEST_F(ExecutorTest, ProfilesTheStepsOnTheCpu) {
+  auto a = open();
+  ASSERT_TRUE(a);
+  SessionOptions o = opts(1, 32, 2);
+  o.profileKernels = true;
+  auto ex = session(*a, o);
+  ASSERT_TRUE(ex);
+  auto r = generate(*ex, {{5, 9, 100, 3, 77}}, greedy(4));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->prefillCalls, 3); // 2 + 2 + 1
+  std::vector<cuda::KernelProfile::Entry> steps = ex->stepProfile();
+  ASSERT_EQ(steps.size(), 2u);
+  std::map<std::string, int64_t> launches;
+  for (const cuda::KernelProfile::Entry &e : steps) {
+    launches[e.name] = e.launches;
+    EXPECT_GE(e.milliseconds, 0.0) << e.name;
+  }
+  EXPECT_EQ(launches,
+            (std::map<std::string, int64_t>{{"prefill_model", r->prefillCalls},
+                                            {"decode_model", r->decodeCalls}}));
+  EXPECT_GE(steps[0].milliseconds, steps[1].milliseconds);
+  EXPECT_TRUE(ex->cudaKernelProfile().empty());
+  // A second generation adds to the totals.
+  ASSERT_TRUE(generate(*ex, {{5, 9}}, greedy(1)).ok());
+  int64_t total = 0;
+  for (const cuda::KernelProfile::Entry &e : ex->stepProfile())
+    total += e.launches;
+  EXPECT_EQ(total, r->prefillCalls + r->decodeCalls + 2);
+
+  auto plain = session(*a, opts(1, 32, 2));
+  ASSERT_TRUE(plain);
+  ASSERT_TRUE(generate(*plain, {{5, 9}}, greedy(2)).ok());
+  EXPECT_TRUE(plain->stepProfile().empty());
+}
+
+// Hand-computed: layer 0 is Mamba + MLP, layer 1 attention + MoE (period 2,
+// offset 1 for both); the kinds sum their steps (decode layers 0 and 2:
+// 3 + 1 ms in 4 calls, 1000 us each), sorted by time; other names stay.
+TEST(StepProfileTest, SumsTheStepsByKindOfLayer) {
+  ckpt::StatusOr<ckpt::JambaConfig> config = ckpt::parseConfig(
+      R"({"model_type": "jamba", "vocab_size": 10, "hidden_size": 8,
+          "intermediate_size": 4, "num_hidden_layers": 3,
+          "num_attention_heads": 2, "num_key_value_heads": 1,
+          "num_experts": 2, "num_experts_per_tok": 1,
+          "attn_layer_period": 2, "attn_layer_offset": 1,
+          "expert_layer_period": 2, "expert_layer_offset": 1,
+          "mamba_d_state": 2, "mamba_d_conv": 3, "mamba_expand": 2,
+          "mamba_dt_rank": 2})",
+      "config.json");
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  std::vector<cuda::KernelProfile::Entry> steps = {
+      {"decode__layer0", 2, 3.0},  {"decode__layer1", 2, 2.0},
+      {"decode__layer2", 2, 1.0},  {"prefill__embed", 1, 1.5},
+      {"decode__layer9", 1, 0.25}, {"other", 1, 0.25}};
+  EXPECT_EQ(formatStepProfile(steps, *config),
+            "step profile by kind: 8.000 ms of wall time in 9 launches\n"
+            "     wall ms      %  launches    mean us  name\n"
+            "       4.000   50.0         4    1000.00  decode Mamba + MLP "
+            "layer\n"
+            "       2.000   25.0         2    1000.00  decode attention + MoE "
+            "layer\n"
+            "       1.500   18.8         1    1500.00  prefill embed\n"
+            "       0.250    3.1         1     250.00  decode layer9\n"
+            "       0.250    3.1         1     250.00  other\n"
+            "step profile by step: 8.000 ms of wall time in 9 launches\n"
+            "     wall ms      %  launches    mean us  name\n"
+            "       3.000   37.5         2    1500.00  decode__layer0\n"
+            "       2.000   25.0         2    1000.00  decode__layer1\n"
+            "       1.000   12.5         2     500.00  decode__layer2\n"
+            "       1.500   18.8         1    1500.00  prefill__embed\n"
+            "       0.250    3.1         1     250.00  decode__layer9\n"
+            "       0.250    3.1         1     250.00  other\n");
+  // At most `limit` rows per table.
+  std::string limited = formatStepProfile(steps, *config, 1);
+  EXPECT_NE(limited.find("decode Mamba + MLP layer\n  ... 4 more\n"),
+            std::string::npos)
+      << limited;
 }
 
 TEST_F(ExecutorTest, SequencesOfDifferentLengthsAtOnce) {

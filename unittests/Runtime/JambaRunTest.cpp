@@ -162,10 +162,20 @@ TEST_F(JambaRunTest, Refusals) {
                        "artifact supports (1..4)"),
             std::string::npos)
       << o.err;
-  o = run("--prompt-ids 1,2 --profile-kernels");
-  EXPECT_EQ(o.code, 1);
-  EXPECT_EQ(o.err, "jamba-run: error: --profile-kernels times CUDA kernels; "
-                   "this run is on the CPU\n");
+  // On the CPU --profile-kernels times the steps: the test artifact's one
+  // step per entry point, prefill once and decode three times (as
+  // ExecutorTest.GreedyBatchOneMatchesTheRule counts a generation's calls:
+  // one decode call per id).
+  o = run("--prompt-ids 1,2 -n 3 --profile-kernels");
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.err.find("jamba-run: step profile by kind: "), std::string::npos)
+      << o.err;
+  EXPECT_NE(o.err.find("step profile by step: "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find(" in 4 launches\n"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("         1 "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("         3 "), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("  prefill_model\n"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("  decode_model\n"), std::string::npos) << o.err;
   o = run("--prompt-ids 1,500");
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("prompt 0: id 500 at position 1 is outside the "

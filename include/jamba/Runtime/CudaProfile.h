@@ -83,6 +83,14 @@ private:
   std::unordered_map<CUfunction, std::string> names;
 };
 
+/// Appends `entries` to `out` as a table in their order: a title line
+/// ("TITLE: X ms of CLOCK time in N launches"), then per entry its
+/// milliseconds, share of the total, launches, mean microseconds per launch
+/// and name. `limit` rows at most (0: all), then "... K more".
+void appendProfileTable(std::string &out, const char *title, const char *clock,
+                        const std::vector<KernelProfile::Entry> &entries,
+                        size_t limit);
+
 /// The entries as a table, most time first: GPU ms, share of the total,
 /// launches, mean microseconds per launch, name; then the same summed by
 /// op, the part of each kernel's name after its last "__" with the entry

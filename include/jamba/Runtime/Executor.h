@@ -82,9 +82,20 @@ struct SessionOptions {
   Communicator *communicator = nullptr;
   /// With Device::Cuda: time every kernel launch, cuBLAS GEMM and NCCL
   /// all-reduce with CUDA events (CudaProfile.h; cudaKernelProfile() reads
-  /// the totals). Decode then runs without CUDA graphs.
+  /// the totals). Decode then runs without CUDA graphs. With Device::Cpu:
+  /// time every step of every run by the wall clock (stepProfile()).
   bool profileKernels = false;
 };
+
+/// A CPU step profile (Executor::stepProfile) as two tables of wall ms,
+/// share of the total, calls, mean microseconds per call and name: the
+/// steps summed by entry point and kind (`decode Mamba + MoE layer`, a
+/// layer's kind from `config`; `prefill embed`, `decode head`), most time
+/// first; then the steps in their order. `limit` rows per table at most
+/// (0: all).
+std::string
+formatStepProfile(const std::vector<cuda::KernelProfile::Entry> &entries,
+                  const ckpt::JambaConfig &config, size_t limit = 0);
 
 /// The row range and length of one entry-point call.
 struct CallDims {
@@ -245,6 +256,11 @@ public:
   /// over every run so far, most first (KernelProfile::entries); empty
   /// otherwise.
   std::vector<cuda::KernelProfile::Entry> cudaKernelProfile() const;
+  /// CPU with SessionOptions::profileKernels: wall-clock time per step
+  /// kernel (`decode__layer3`: a whole layer's stage, its all-reduces
+  /// included) over every run so far, most first, a call of the kernel
+  /// counted as a launch; empty otherwise.
+  std::vector<cuda::KernelProfile::Entry> stepProfile() const;
 
   /// Notes worth telling a user (a weight copied for alignment, ...).
   const std::vector<std::string> &notes() const { return noteList; }
@@ -305,6 +321,9 @@ private:
   /// destructors unload their GPU modules) before it resets this.
   std::unique_ptr<cuda::CudaSession> cudaSession;
   bool cudaGraphs = false;
+  /// CPU with SessionOptions::profileKernels: the steps' times by kernel.
+  bool profileSteps = false;
+  std::map<std::string, cuda::KernelProfile::Entry> stepTimes;
   MemoryPlan memPlan;
   int64_t boundBatch = 1, boundSeq = 1, boundCapacity = 1, vocabSize = 0;
   int64_t boundRank = 0;
