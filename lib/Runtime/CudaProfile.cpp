@@ -103,12 +103,19 @@ Status KernelProfile::collect() {
 }
 
 std::vector<KernelProfile::Entry> KernelProfile::entries() const {
-  std::vector<Entry> out;
+  return mostTimeFirst(totals);
+}
+
+std::vector<KernelProfile::Entry>
+cuda::mostTimeFirst(const std::map<std::string, KernelProfile::Entry> &totals) {
+  std::vector<KernelProfile::Entry> out;
   for (const auto &kv : totals)
     out.push_back(kv.second);
-  std::stable_sort(out.begin(), out.end(), [](const Entry &a, const Entry &b) {
-    return a.milliseconds > b.milliseconds;
-  });
+  std::stable_sort(
+      out.begin(), out.end(),
+      [](const KernelProfile::Entry &a, const KernelProfile::Entry &b) {
+        return a.milliseconds > b.milliseconds;
+      });
   return out;
 }
 
@@ -169,14 +176,7 @@ cuda::formatKernelProfile(const std::vector<KernelProfile::Entry> &entries,
     op.launches += e.launches;
     op.milliseconds += e.milliseconds;
   }
-  std::vector<KernelProfile::Entry> ops;
-  for (const auto &kv : byOp)
-    ops.push_back(kv.second);
-  std::stable_sort(
-      ops.begin(), ops.end(),
-      [](const KernelProfile::Entry &a, const KernelProfile::Entry &b) {
-        return a.milliseconds > b.milliseconds;
-      });
+  std::vector<KernelProfile::Entry> ops = mostTimeFirst(byOp);
   std::string out;
   appendProfileTable(out, "kernel profile by op", "GPU", ops, limit);
   appendProfileTable(out, "kernel profile by kernel", "GPU", entries, limit);

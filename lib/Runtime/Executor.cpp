@@ -557,15 +557,7 @@ std::vector<cuda::KernelProfile::Entry> Executor::cudaKernelProfile() const {
 }
 
 std::vector<cuda::KernelProfile::Entry> Executor::stepProfile() const {
-  std::vector<cuda::KernelProfile::Entry> out;
-  for (const auto &kv : stepTimes)
-    out.push_back(kv.second);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const cuda::KernelProfile::Entry &a,
-                      const cuda::KernelProfile::Entry &b) {
-                     return a.milliseconds > b.milliseconds;
-                   });
-  return out;
+  return cuda::mostTimeFirst(stepTimes);
 }
 
 std::string
@@ -598,14 +590,7 @@ rt::formatStepProfile(const std::vector<cuda::KernelProfile::Entry> &entries,
     kind.launches += e.launches;
     kind.milliseconds += e.milliseconds;
   }
-  std::vector<cuda::KernelProfile::Entry> kinds;
-  for (const auto &kv : byKind)
-    kinds.push_back(kv.second);
-  std::stable_sort(kinds.begin(), kinds.end(),
-                   [](const cuda::KernelProfile::Entry &a,
-                      const cuda::KernelProfile::Entry &b) {
-                     return a.milliseconds > b.milliseconds;
-                   });
+  std::vector<cuda::KernelProfile::Entry> kinds = cuda::mostTimeFirst(byKind);
   std::string out;
   cuda::appendProfileTable(out, "step profile by kind", "wall", kinds, limit);
   cuda::appendProfileTable(out, "step profile by step", "wall", entries, limit);

@@ -83,6 +83,11 @@ private:
   std::unordered_map<CUfunction, std::string> names;
 };
 
+/// The entries of `totals` (by name), most time first; equal times in the
+/// order of their names.
+std::vector<KernelProfile::Entry>
+mostTimeFirst(const std::map<std::string, KernelProfile::Entry> &totals);
+
 /// Appends `entries` to `out` as a table in their order: a title line
 /// ("TITLE: X ms of CLOCK time in N launches"), then per entry its
 /// milliseconds, share of the total, launches, mean microseconds per launch
