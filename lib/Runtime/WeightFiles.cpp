@@ -37,15 +37,24 @@ void jamba::rt::encodeWeightValues(const std::vector<float> &values,
   }
 }
 
-void jamba::rt::sliceWeightValues(const std::vector<float> &full,
-                                  const WeightOrigin &from,
-                                  std::vector<float> &out) {
+size_t jamba::rt::sliceElements(const WeightOrigin &from) {
+  size_t n = 1;
+  for (const std::vector<IndexRun> &runs : from.take) {
+    size_t taken = 0;
+    for (const IndexRun &run : runs)
+      taken += static_cast<size_t>(run.count);
+    n *= taken;
+  }
+  return n;
+}
+
+void jamba::rt::sliceWeightBytes(const uint8_t *full, size_t elementBytes,
+                                 const WeightOrigin &from, uint8_t *out) {
   assert(from.kind == WeightOrigin::Kind::Slice &&
          from.take.size() == from.shape.size());
-  out.clear();
   const size_t dims = from.shape.size();
   if (dims == 0) {
-    out = full;
+    std::memcpy(out, full, elementBytes);
     return;
   }
   std::vector<int64_t> strides(dims, 1);
@@ -61,20 +70,18 @@ void jamba::rt::sliceWeightValues(const std::vector<float> &full,
         lead[d].push_back(run.begin + i);
     rows *= lead[d].size();
   }
-  if (rows == 0)
-    return;
-  size_t rowLength = 0;
-  for (const IndexRun &run : from.take.back())
-    rowLength += run.count;
-  out.reserve(rows * rowLength);
   std::vector<size_t> at(dims - 1, 0);
   for (size_t n = 0; n < rows; ++n) {
     int64_t offset = 0;
     for (size_t d = 0; d + 1 < dims; ++d)
       offset += lead[d][at[d]] * strides[d];
-    for (const IndexRun &run : from.take.back())
-      out.insert(out.end(), full.begin() + offset + run.begin,
-                 full.begin() + offset + run.begin + run.count);
+    for (const IndexRun &run : from.take.back()) {
+      size_t bytes = static_cast<size_t>(run.count) * elementBytes;
+      std::memcpy(out,
+                  full + static_cast<size_t>(offset + run.begin) * elementBytes,
+                  bytes);
+      out += bytes;
+    }
     // The next index of the leading dimensions, row-major.
     for (size_t d = dims - 1; d-- > 0;) {
       if (++at[d] < lead[d].size())
@@ -84,6 +91,16 @@ void jamba::rt::sliceWeightValues(const std::vector<float> &full,
   }
 }
 
+void jamba::rt::sliceWeightValues(const std::vector<float> &full,
+                                  const WeightOrigin &from,
+                                  std::vector<float> &out) {
+  out.resize(sliceElements(from));
+  if (!out.empty())
+    sliceWeightBytes(reinterpret_cast<const uint8_t *>(full.data()),
+                     sizeof(float), from,
+                     reinterpret_cast<uint8_t *>(out.data()));
+}
+
 namespace {
 
 /// The checkpoint tensor the producers loaded last, whole: the files are
@@ -91,7 +108,11 @@ namespace {
 /// another from one read (and, with ExpertsInt8, one quantization).
 struct LoadedTensor {
   std::string name;
+  /// The values as f32, or (`stored`) the checkpoint's bytes of `dtype`.
   std::vector<float> values;
+  std::vector<uint8_t> bytes;
+  bool stored = false;
+  ckpt::DType dtype = ckpt::DType::F32;
 };
 
 /// How a stack of experts (`{e}` in its name, E experts along its first
@@ -188,6 +209,7 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
   // stacks' cuts made ahead for the ranks whose turn is still to come.
   LoadedTensor loaded;
   std::vector<float> expert, cut;
+  std::vector<uint8_t> expertBytes;
   std::vector<bool> produced(numWeights, false);
   std::map<size_t, std::vector<uint8_t>> madeAhead;
   Status loadError = Status::success();
@@ -241,28 +263,51 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
             }
             std::vector<int64_t> expertShape = w.checkpointShape();
             expertShape.erase(expertShape.begin());
-            // Whether each target took the expert's stored bytes as they are
-            // (it takes the whole expert in the checkpoint's dtype).
+            // Whether each target took its cut of the expert from the
+            // expert's stored bytes (it is stored in the target's dtype):
+            // copied whole, or cut from one copy of the expert.
             std::vector<bool> copied(targets.size());
+            uint64_t expertElements = 1;
+            for (int64_t d : expertShape)
+              expertElements *= static_cast<uint64_t>(d);
             for (size_t i = 0; i < experts.size(); ++i) {
               Status st = Status::success();
               bool allCopied = true;
+              std::optional<ckpt::DType> storedIn;
               for (size_t k = 0; k < targets.size() && st.ok(); ++k) {
                 auto [target, bytes] = targets[k];
                 copied[k] = false;
-                if (expertCuts[target]->ofEach) {
-                  allCopied = false;
-                  continue;
-                }
                 const WeightDesc &t = manifest.weights[target];
                 const size_t perExpert = cutBytes[target] / experts.size();
-                ckpt::StatusOr<bool> raw = source.copyStoredBytes(
-                    w.name, experts[i], expertShape, t.dtype,
-                    bytes + i * perExpert, perExpert);
-                if (!raw.ok())
-                  st = raw.status();
-                else
-                  copied[k] = *raw;
+                const size_t esize = ckpt::dtypeSize(t.dtype);
+                const std::optional<WeightOrigin> &ofEach =
+                    expertCuts[target]->ofEach;
+                if (!ofEach) {
+                  ckpt::StatusOr<bool> raw = source.copyStoredBytes(
+                      w.name, experts[i], expertShape, t.dtype,
+                      bytes + i * perExpert, perExpert);
+                  if (!raw.ok())
+                    st = raw.status();
+                  else
+                    copied[k] = *raw;
+                } else if (sliceElements(*ofEach) * esize == perExpert) {
+                  if (storedIn != t.dtype) {
+                    storedIn.reset();
+                    expertBytes.resize(expertElements * esize);
+                    ckpt::StatusOr<bool> raw = source.copyStoredBytes(
+                        w.name, experts[i], expertShape, t.dtype,
+                        expertBytes.data(), expertBytes.size());
+                    if (!raw.ok())
+                      st = raw.status();
+                    else if (*raw)
+                      storedIn = t.dtype;
+                  }
+                  if (st.ok() && storedIn == t.dtype) {
+                    sliceWeightBytes(expertBytes.data(), esize, *ofEach,
+                                     bytes + i * perExpert);
+                    copied[k] = true;
+                  }
+                }
                 allCopied = allCopied && copied[k];
               }
               if (st.ok() && !allCopied)
@@ -306,30 +351,60 @@ jamba::rt::writeWeightFiles(const ckpt::WeightReader &source,
     JAMBA_CKPT_RETURN_IF_ERROR(writer.addLazy(
         w.name, w.dtype, w.shape,
         [&source, &w, &loaded, &cut, &noteError](uint8_t *dst, size_t nbytes) {
+          auto fail = [&](Status st) {
+            noteError(std::move(st));
+            std::memset(dst, 0, nbytes);
+          };
           if (w.from.kind == WeightOrigin::Kind::Whole) {
             // Stored in the weight's dtype: its bytes as they are.
             ckpt::StatusOr<bool> raw = source.copyStoredBytes(
                 w.name, /*expert=*/-1, w.checkpointShape(), w.dtype, dst,
                 nbytes);
-            if (!raw.ok()) {
-              noteError(raw.status());
-              std::memset(dst, 0, nbytes);
-              return;
-            }
+            if (!raw.ok())
+              return fail(raw.status());
             if (*raw)
               return;
+          } else {
+            // A cut of a tensor stored in the weight's dtype: the stored
+            // bytes, loaded once for every rank that cuts the tensor.
+            bool haveBytes = loaded.name == w.name && loaded.stored &&
+                             loaded.dtype == w.dtype;
+            bool haveValues = loaded.name == w.name && !loaded.stored;
+            uint64_t elements = 0, bytes = 0;
+            std::vector<int64_t> shape = w.checkpointShape();
+            if (!haveBytes && !haveValues &&
+                ckpt::computeByteSize(shape, ckpt::dtypeSize(w.dtype), elements,
+                                      bytes)) {
+              loaded = LoadedTensor();
+              loaded.bytes.resize(bytes);
+              ckpt::StatusOr<bool> raw =
+                  source.copyStoredBytes(w.name, /*expert=*/-1, shape, w.dtype,
+                                         loaded.bytes.data(), bytes);
+              if (!raw.ok())
+                return fail(raw.status());
+              if (*raw) {
+                loaded.name = w.name;
+                loaded.stored = true;
+                loaded.dtype = w.dtype;
+                haveBytes = true;
+              } else {
+                loaded.bytes = std::vector<uint8_t>();
+              }
+            }
+            if (haveBytes) {
+              sliceWeightBytes(loaded.bytes.data(), ckpt::dtypeSize(w.dtype),
+                               w.from, dst);
+              return;
+            }
           }
-          if (loaded.name != w.name) {
-            loaded.name.clear();
+          if (loaded.name != w.name || loaded.stored) {
+            loaded = LoadedTensor();
             // Checked above, but the file may still fail to read: remember
             // the first error, and fail once the files are written.
             Status st = source.loadWeightF32(w.name, w.checkpointShape(),
                                              loaded.values);
-            if (!st.ok()) {
-              noteError(st);
-              std::memset(dst, 0, nbytes);
-              return;
-            }
+            if (!st.ok())
+              return fail(st);
             loaded.name = w.name;
           }
           if (w.from.kind == WeightOrigin::Kind::Whole) {

@@ -212,6 +212,17 @@ TEST(WeightFilesTest, SliceTakesTheRunsRowMajor) {
   // Nothing taken along a dimension of size 0.
   sliceWeightValues({}, WeightOrigin::slice({0, 4}, {{}, {{0, 4}}}), out);
   EXPECT_TRUE(out.empty());
+  // The same cut of 2-byte elements (bf16's size), byte for byte.
+  std::vector<uint16_t> narrow(24);
+  for (int i = 0; i < 24; ++i)
+    narrow[i] = static_cast<uint16_t>(0x100 * i + i);
+  WeightOrigin cut =
+      WeightOrigin::slice({2, 3, 4}, {{{0, 2}}, {{1, 1}}, {{3, 1}, {0, 1}}});
+  ASSERT_EQ(sliceElements(cut), 4u);
+  std::vector<uint16_t> narrowOut(4);
+  sliceWeightBytes(reinterpret_cast<const uint8_t *>(narrow.data()), 2, cut,
+                   reinterpret_cast<uint8_t *>(narrowOut.data()));
+  EXPECT_EQ(narrowOut, (std::vector<uint16_t>{0x707, 0x404, 0x1313, 0x1010}));
 }
 
 // Two ranks of a tensor-parallel pair: a weight split by columns, a bias
@@ -422,9 +433,9 @@ TEST(WeightFilesTest, WritesAStackOfExpertsExpertByExpert) {
   EXPECT_EQ(files.status().message(), "fake: cannot read '" + up + "'");
 }
 
-// A weight or an expert taken whole in the dtype the checkpoint stores it in
-// is copied as stored, not loaded as f32 and converted back; any other
-// weight, expert cut or dtype is loaded. Both give the same bytes.
+// A weight or an expert in the dtype the checkpoint stores it in is copied
+// as stored, or cut from its stored bytes, not loaded as f32 and converted
+// back; a weight in another dtype is loaded. Both give the same bytes.
 TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
   FakeCheckpoint ckpt;
   const std::string a = "a", b = "b", up = "layer.experts.{e}.up",
@@ -474,8 +485,10 @@ TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
   EXPECT_EQ((*sameFiles)[0].sha256, (*files)[0].sha256);
 
   // 2 x 2 ranks: rank 2p + t takes experts 2p, 2p + 1 of `up` whole (its
-  // two ranks copy each expert) and column t of each of `down`'s (loaded
-  // once for both), and rows t of `a` (loaded once).
+  // two ranks copy each expert) and column t of each of `down`'s (each
+  // expert copied once and cut for both), row t of `a` (copied once for
+  // all four ranks and cut), and rows 2t, 2t + 1 of `b` as F32 (loaded
+  // once).
   ckpt.copies.clear();
   ckpt.loads.clear();
   m.ranks = 4;
@@ -485,6 +498,9 @@ TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
     m.weights.push_back(
         weight(a, r, ckpt::DType::BF16, {1, 4},
                WeightOrigin::slice({3, 4}, {{{t, 1}}, {{0, 4}}})));
+    m.weights.push_back(
+        weight(b, r, ckpt::DType::F32, {2, 2},
+               WeightOrigin::slice({4, 2}, {{{2 * t, 2}}, {{0, 2}}})));
     m.weights.push_back(weight(
         up, r, ckpt::DType::BF16, {2, 3, 4},
         WeightOrigin::slice({4, 3, 4}, {{{2 * p, 2}}, {{0, 3}}, {{0, 4}}})));
@@ -496,11 +512,13 @@ TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
   files = writeWeightFiles(ckpt, m, four.path());
   ASSERT_TRUE(files.ok()) << files.status().message();
   copies = experts(up, 2);
-  loads = experts(down, 1);
-  loads[a] = 1;
+  for (const auto &kv : experts(down, 1))
+    copies.insert(kv);
+  copies[a] = 1;
   EXPECT_EQ(ckpt.copies, copies);
-  EXPECT_EQ(ckpt.loads, loads);
+  EXPECT_EQ(ckpt.loads, (std::map<std::string, int>{{b, 1}}));
   const std::vector<float> &aValues = ckpt.tensors[a].values,
+                           &bValues = ckpt.tensors[b].values,
                            &upValues = ckpt.tensors[up].values,
                            &downValues = ckpt.tensors[down].values;
   for (int64_t r = 0; r < 4; ++r) {
@@ -508,7 +526,12 @@ TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
     path = four.path() + "/weights/rank-" + std::to_string(r) + ".safetensors";
     EXPECT_EQ(readTensor(path, a),
               std::vector<float>(aValues.begin() + 4 * t,
-                                 aValues.begin() + 4 * (t + 1)));
+                                 aValues.begin() + 4 * (t + 1)))
+        << "rank " << r;
+    EXPECT_EQ(readTensor(path, b),
+              std::vector<float>(bValues.begin() + 4 * t,
+                                 bValues.begin() + 4 * (t + 1)))
+        << "rank " << r;
     EXPECT_EQ(readTensor(path, up),
               std::vector<float>(upValues.begin() + 24 * p,
                                  upValues.begin() + 24 * (p + 1)))
@@ -518,6 +541,16 @@ TEST(WeightFilesTest, CopiesWhatIsStoredInItsDtype) {
       column.push_back(downValues[3 * row + t]);
     EXPECT_EQ(readTensor(path, down), column) << "rank " << r;
   }
+
+  // The same files from a checkpoint that gives no stored bytes.
+  converted.loads.clear();
+  TempDir fourConverted;
+  sameFiles = writeWeightFiles(converted, m, fourConverted.path());
+  ASSERT_TRUE(sameFiles.ok()) << sameFiles.status().message();
+  EXPECT_TRUE(converted.copies.empty());
+  ASSERT_EQ(sameFiles->size(), files->size());
+  for (size_t f = 0; f < files->size(); ++f)
+    EXPECT_EQ((*sameFiles)[f].sha256, (*files)[f].sha256) << "file " << f;
 }
 
 // Each rank's weights in two parts (jamba-compile --weights-file-size): the

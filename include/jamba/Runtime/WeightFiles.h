@@ -42,6 +42,13 @@ void encodeWeightValues(const std::vector<float> &values, ckpt::DType dtype,
 /// (validateManifest checks one).
 void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
                        std::vector<float> &out);
+/// The elements a Slice origin takes (the product of its runs' counts).
+size_t sliceElements(const WeightOrigin &from);
+/// sliceWeightValues over elements of `elementBytes` bytes each: the
+/// elements of `full` (row-major, of shape `from.shape`) that `from` takes,
+/// into `out` (sliceElements(from) elements). Same precondition.
+void sliceWeightBytes(const uint8_t *full, size_t elementBytes,
+                      const WeightOrigin &from, uint8_t *out);
 
 /// Writes every weights file `manifest` names, as `dir`/FILE (the
 /// directories created), each holding its weights in the manifest's order
@@ -58,10 +65,11 @@ void sliceWeightValues(const std::vector<float> &full, const WeightOrigin &from,
 /// read expert by expert (WeightReader::loadExpertWeightF32), one expert in
 /// memory at a time; each expert is read once for every rank's cut over the
 /// same experts, the cuts of the ranks whose turn has not come yet kept in
-/// their dtype until then. A weight or expert taken whole in the dtype the
-/// checkpoint stores it in (a bf16 checkpoint's bf16 weights, a quantized
-/// one's int8 experts) is copied as stored (WeightReader::copyStoredBytes),
-/// not widened to f32 and narrowed again. Returns the files (artifact paths, in
+/// their dtype until then. A weight or expert in the dtype the checkpoint
+/// stores it in (a bf16 checkpoint's bf16 weights, a quantized one's int8
+/// experts) is copied as stored (WeightReader::copyStoredBytes), or cut
+/// from one copy of its stored bytes for all the ranks that cut it, not
+/// widened to f32 and narrowed again. Returns the files (artifact paths, in
 /// the order of their first weight) with their sizes and SHA-256, taken as they
 /// were written. Precondition: validateManifest(manifest).
 ckpt::StatusOr<std::vector<FileDesc>>
